@@ -1,0 +1,54 @@
+# cidash — two commands do all the set-up on a fresh machine:
+#   make demo   the dashboard against the built-in simulated GitLab (no token, no network)
+#   make test   install everything into .venv and run ruff, mypy and pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest venv lock screenshots bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# Re-install only when the lock or pyproject changed.
+$(STAMP): requirements.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cidash demo
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -n 2 -q
+
+test: lint typecheck pytest
+
+# Regenerate the pinned dependency set (the lock file the CI image also installs).
+lock: | $(BIN)/uv
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --extra test --output-file requirements.lock pyproject.toml
+
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
+
+bench: $(STAMP)
+	$(BIN)/python bench/logparse.py
+	$(BIN)/python bench/sync.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

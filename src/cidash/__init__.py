@@ -1,0 +1,3 @@
+"""cidash: a terminal dashboard for GitLab CI health."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from cidash.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""One module per subcommand; see :mod:`cidash.cli` for the protocol they follow."""

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cidash import __version__
+from cidash.cli import COMMANDS, main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cidash {__version__}"
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name, _module in COMMANDS:
+        assert name in out
+
+
+def test_unknown_command_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "frobnicate" in err
+
+
+def test_unknown_option_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "--no-such-flag"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--no-such-flag" in err
+
+
+def test_console_script_runs_as_module() -> None:
+    proc = subprocess.run([sys.executable, "-m", "cidash", "--version"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("cidash ")
