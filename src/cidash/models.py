@@ -1,0 +1,171 @@
+"""cidash's own frozen dataclasses: what the core passes around.
+
+Domain code never sees python-gitlab objects or raw JSON; the remote adapters convert into these, the store
+persists them, metrics read them. Times are timezone-aware UTC ``datetime`` objects; durations are float
+seconds; sizes are bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+# ---------------------------------------------------------------------------------------------------------------
+# Facts parsed from one job log (``cidash trace``; see DESIGN.md for the JSON shape)
+# ---------------------------------------------------------------------------------------------------------------
+
+CacheOp = Literal["restore", "archive"]
+CacheOutcome = Literal["hit", "miss", "failed", "skipped", "created", "up_to_date", "empty", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One ``section_start``/``section_end`` pair. Unix seconds; ``end``/``duration`` None if never closed."""
+
+    name: str
+    start: float
+    end: float | None
+    duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """The job's image as the executor reported it. ``pulled`` None when the log does not say."""
+
+    name: str
+    id: str | None
+    digest: str | None
+    pulled: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEvent:
+    """One cache restore attempt (main or fallback key) or archive attempt, and what came of it.
+
+    ``detail`` carries extra words from the log (e.g. ``"no files to cache"``, ``"too big"``, ``"fallback"``,
+    ``"empty key"``) for humans; it is not part of the stable JSON contract.
+    """
+
+    op: CacheOp
+    key: str
+    outcome: CacheOutcome
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFacts:
+    runner_version: str | None
+    executor: str | None
+    truncated: bool
+    sections: tuple[Section, ...]
+    startup_seconds: float | None
+    image: ImageRef | None
+    cache: tuple[CacheEvent, ...]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GitLab entities, as cidash keeps them
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    path: str  # path_with_namespace, e.g. "platform/app"
+    web_url: str
+    default_branch: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    project_id: int
+    id: int
+    iid: int | None
+    ref: str
+    sha: str
+    status: str
+    source: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration: float | None = None
+    queued_duration: float | None = None
+    web_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    project_id: int
+    id: int
+    pipeline_id: int
+    name: str
+    stage: str
+    status: str
+    ref: str
+    sha: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration: float | None = None
+    queued_duration: float | None = None
+    failure_reason: str | None = None
+    allow_failure: bool = False
+    retried: bool = False  # a later attempt of the same job exists in the pipeline
+    runner: str | None = None  # runner description
+    web_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTag:
+    """A container-registry tag of the CI image."""
+
+    project_id: int
+    repository: str  # registry path, e.g. "platform/app/ci"
+    name: str  # tag
+    digest: str | None
+    total_size: int | None  # bytes, sum of compressed layers; None/0 for some multi-arch indexes
+    created_at: datetime | None
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileChecksum:
+    """A critical file at one commit, from the repository-files HEAD headers."""
+
+    project_id: int
+    sha: str  # the commit
+    path: str
+    blob_id: str | None  # None: the file does not exist at that commit
+    last_commit_id: str | None
+    content_sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceGroup:
+    project_id: int
+    key: str
+    process_mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: float | None = None  # unix time
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One mutating action, as written to the store (never a token)."""
+
+    at: datetime
+    actor: str  # GitLab username if known, else the local user
+    project: str
+    action: str  # "rebuild", "retry", "play", "create_pipeline", "write_cache_key"
+    target: str  # e.g. "ref main", "job 1234"
+    request: str  # "POST /api/v4/projects/42/jobs/1234/retry"
+    result: str  # "ok: job 1240 pending" / "error: 403 ..."
+    dry_run: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
