@@ -1,0 +1,245 @@
+"""Configuration: ``cidash.toml`` files, ``[tool.cidash]`` in ``pyproject.toml``, environment, flags.
+
+Where settings come from, later ones overriding earlier ones key by key:
+
+1. the user's ``cidash.toml`` in the platformdirs config dir (``~/.config/cidash/cidash.toml`` on Linux);
+2. the project's ``./cidash.toml``, or else ``[tool.cidash]`` in ``./pyproject.toml``;
+3. an explicit ``--config FILE`` (replaces 2);
+4. environment (``GITLAB_URL``/``GITLAB_TOKEN``; ``CI_SERVER_URL``/``CI_JOB_TOKEN`` inside CI) and flags,
+   applied by the callers that need them (see :mod:`cidash.connection`).
+
+Unknown keys are errors (a typo must not silently fall back to a default). Tokens are never part of
+:class:`Config`: only where to find one (``token_file``, ``python_gitlab_section``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import platformdirs
+
+from cidash.errors import ConfigError
+
+APP_NAME = "cidash"
+
+DEFAULT_CRITICAL_FILES: tuple[str, ...] = ("go.mod", "go.sum", ".gitlab-ci.yml", "Dockerfile.ci", ".mise/config.toml")
+
+
+@dataclass(frozen=True)
+class GitLabSettings:
+    url: str | None = None
+    #: A file holding the token (first line). The token itself never lives in a config file cidash reads.
+    token_file: str | None = None
+    #: Name of a section in a python-gitlab config file (``~/.python-gitlab.cfg``) to take url and token from.
+    python_gitlab_section: str | None = None
+    projects: tuple[str, ...] = ()
+    group: str | None = None
+    verify_tls: bool = True
+    timeout: float = 30.0
+    #: Ceiling on requests per second across the whole sync (GitLab.com allows ~33/s per user).
+    max_rps: float = 20.0
+    #: Requests in flight at once for logs, file checksums and registry calls.
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    #: SQLite file; default ``<platformdirs data dir>/cidash.db``.
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    #: fnmatch patterns of job names whose logs are fetched and parsed.
+    job_patterns: tuple[str, ...] = ("*",)
+    #: How far back the first sync goes, e.g. "30d", "12h", or an ISO date.
+    since: str = "30d"
+    keep_raw_logs: bool = False
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    #: Registry repository path of the CI image (default: ``<project path>/ci``).
+    repository: str | None = None
+    build_job: str = "build-ci-image"
+    verify_job: str = "verify-ci-image"
+
+
+@dataclass(frozen=True)
+class CacheKeySettings:
+    #: The critical files combined into the checksum file.
+    files: tuple[str, ...] = DEFAULT_CRITICAL_FILES
+    #: The committed combined-checksum file.
+    file: str = ".cache-key"
+    ci_file: str = ".gitlab-ci.yml"
+
+
+@dataclass(frozen=True)
+class CriteriaSettings:
+    image_size_mb: float = 215.0  # MB = 10^6 bytes, as registries and `docker images` print them
+    startup_improvement_pct: float = 30.0
+    image_build_reliability_pct: float = 99.0
+    stale_caches_max: int = 0
+    cache_key_files_max: int = 2
+    cache_writers_max: int = 0
+    #: SPECs for the start-up comparison; empty = split at the most recent CI-image digest change.
+    baseline: str = ""
+    candidate: str = ""
+    window_days: int = 30
+    min_n: int = 10
+    ref: str | None = None  # default: the project's default branch
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    read_only: bool = False
+    rebuild_ref: str | None = None  # default: the project's default branch
+    rebuild_variables: tuple[tuple[str, str], ...] = (("FORCE_CI_IMAGE_REBUILD", "true"),)
+
+
+@dataclass(frozen=True)
+class TuiSettings:
+    refresh_seconds: float = 60.0
+    theme: str = "textual-dark"
+
+
+@dataclass(frozen=True)
+class Config:
+    gitlab: GitLabSettings = field(default_factory=GitLabSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    sync: SyncSettings = field(default_factory=SyncSettings)
+    image: ImageSettings = field(default_factory=ImageSettings)
+    cache_key: CacheKeySettings = field(default_factory=CacheKeySettings)
+    criteria: CriteriaSettings = field(default_factory=CriteriaSettings)
+    actions: ActionSettings = field(default_factory=ActionSettings)
+    tui: TuiSettings = field(default_factory=TuiSettings)
+    #: The files this config was read from, in order (for ``--verbose`` and error messages).
+    sources: tuple[str, ...] = ()
+
+    def store_path(self) -> Path:
+        if self.store.path:
+            return Path(self.store.path).expanduser()
+        return Path(platformdirs.user_data_dir(APP_NAME)) / "cidash.db"
+
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "cidash.toml"
+
+
+def load_config(explicit: str | Path | None = None, *, cwd: Path | None = None) -> Config:
+    """Read and merge the configuration files; raise :class:`ConfigError` naming the file and key on error."""
+    cwd = cwd or Path.cwd()
+    layers: list[tuple[str, dict[str, Any]]] = []
+    user = user_config_path()
+    if user.is_file():
+        layers.append((str(user), _read_toml(user)))
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        layers.append((str(path), _read_toml(path)))
+    elif (cwd / "cidash.toml").is_file():
+        layers.append((str(cwd / "cidash.toml"), _read_toml(cwd / "cidash.toml")))
+    elif (cwd / "pyproject.toml").is_file():
+        tool = _read_toml(cwd / "pyproject.toml").get("tool", {})
+        if isinstance(tool, dict) and isinstance(tool.get("cidash"), dict):
+            layers.append((f"{cwd / 'pyproject.toml'} [tool.cidash]", tool["cidash"]))
+    merged: dict[str, dict[str, Any]] = {}
+    for source, data in layers:
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: '{section}' must be a table like [{section}]")
+            merged.setdefault(section, {}).update(values)
+    return config_from_dict(merged, sources=tuple(s for s, _ in layers))
+
+
+def config_from_dict(data: dict[str, Any], *, sources: tuple[str, ...] = ()) -> Config:
+    where = sources[-1] if sources else "config"
+    sections: dict[str, Any] = {}
+    for f in dataclasses.fields(Config):
+        if f.name == "sources":
+            continue
+        cls = _SECTION_TYPES[f.name]
+        sections[f.name] = _build(cls, data.get(f.name, {}), f.name, where)
+    unknown = set(data) - set(sections)
+    if unknown:
+        raise ConfigError(f"{where}: unknown section [{sorted(unknown)[0]}] (known: {', '.join(sorted(sections))})")
+    return Config(**sections, sources=sources)
+
+
+_T = TypeVar("_T")
+
+_SECTION_TYPES: dict[str, type[Any]] = {
+    "gitlab": GitLabSettings,
+    "store": StoreSettings,
+    "sync": SyncSettings,
+    "image": ImageSettings,
+    "cache_key": CacheKeySettings,
+    "criteria": CriteriaSettings,
+    "actions": ActionSettings,
+    "tui": TuiSettings,
+}
+
+
+def _build(cls: type[_T], values: dict[str, Any], section: str, where: str) -> _T:
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in ("token", "private_token"):
+            raise ConfigError(
+                f"{where}: [{section}] {key} is not read from config files; "
+                "use GITLAB_TOKEN, --token-file or [gitlab] token_file"
+            )
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{key}' in [{section}] (known: {', '.join(sorted(known))})")
+        default = getattr(cls(), key)
+        kwargs[key] = _coerce(value, default, f"[{section}] {key}", where)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: {name} must be true or false")
+    if isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: {name} must be a number")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: {name} must be an integer")
+    if isinstance(default, tuple):
+        if default and isinstance(default[0], tuple):  # a table of string pairs
+            if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+                return tuple((str(k), str(v)) for k, v in value.items())
+            raise ConfigError(f'{where}: {name} must be a table of KEY = "value"')
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: {name} must be a list of strings")
+    # str or optional str
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{where}: {name} must be a string")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cidash.config import DEFAULT_CRITICAL_FILES, load_config, user_config_path
+from cidash.errors import ConfigError
+
+
+def test_defaults_when_no_file(tmp_path: Path) -> None:
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.cache_key.files == DEFAULT_CRITICAL_FILES
+    assert cfg.criteria.image_size_mb == 215.0
+    assert cfg.sources == ()
+    assert str(cfg.store_path()).startswith(str(Path.home()))
+
+
+def test_project_file_overrides_user_file_key_by_key(tmp_path: Path) -> None:
+    user = user_config_path()
+    user.parent.mkdir(parents=True)
+    user.write_text('[gitlab]\nurl = "https://user.example"\nprojects = ["a/b"]\n')
+    (tmp_path / "cidash.toml").write_text('[gitlab]\nurl = "https://local.example"\n[criteria]\nmin_n = 3\n')
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.gitlab.url == "https://local.example"
+    assert cfg.gitlab.projects == ("a/b",)
+    assert cfg.criteria.min_n == 3
+    assert len(cfg.sources) == 2
+
+
+def test_pyproject_tool_section(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.cidash.cache_key]\nfiles = ["a", "b"]\n')
+    assert load_config(cwd=tmp_path).cache_key.files == ("a", "b")
+
+
+def test_rebuild_variables_table(tmp_path: Path) -> None:
+    (tmp_path / "cidash.toml").write_text('[actions]\nrebuild_variables = { FORCE = "1", X = "y" }\n')
+    assert load_config(cwd=tmp_path).actions.rebuild_variables == (("FORCE", "1"), ("X", "y"))
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[gitlab]\nurll = 'x'\n", "unknown key 'urll'"),
+        ("[nope]\na = 1\n", "unknown section [nope]"),
+        ("[criteria]\nmin_n = 'ten'\n", "must be an integer"),
+        ("[gitlab]\ntoken = 'secret-value'\n", "not read from config files"),
+        ("[gitlab\n", "invalid TOML"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, needle: str) -> None:
+    (tmp_path / "cidash.toml").write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(cwd=tmp_path)
+    assert needle in str(exc.value)
+    assert "secret-value" not in str(exc.value)
+
+
+def test_explicit_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", cwd=tmp_path)
