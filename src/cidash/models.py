@@ -169,3 +169,76 @@ class AuditRecord:
     result: str  # "ok: job 1240 pending" / "error: 403 ..."
     dry_run: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What the store adds on top (see cidash.store for the schema)
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The per-phase columns of ``job_facts``: phase name -> the runner sections it sums.
+PHASES: tuple[str, ...] = ("prepare", "sources", "cache", "artifacts", "script", "upload")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJobFacts:
+    """A job's parsed log facts as stored, with per-phase seconds already summed (None: phase not in the log)."""
+
+    job_id: int
+    project_id: int
+    facts: TraceFacts
+    prepare_seconds: float | None = None  # resolve_secrets + prepare_executor + prepare_script
+    sources_seconds: float | None = None  # get_sources + clear_worktree
+    cache_seconds: float | None = None  # restore_cache + archive_cache(_on_failure)
+    artifacts_seconds: float | None = None  # download_artifacts
+    script_seconds: float | None = None  # step_script / build_script / step_* + after_script
+    upload_seconds: float | None = None  # upload_artifacts_on_success/_on_failure
+    log_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCacheEvent:
+    """One row of the ``cache_events`` table: a cache event with the job it came from."""
+
+    project_id: int
+    job_id: int
+    seq: int  # order within the job's log, from 0
+    op: CacheOp
+    key: str
+    outcome: CacheOutcome
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImageTag:
+    """A registry tag at one digest, with when sync first and last saw it (the tag's history)."""
+
+    tag: ImageTag
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CiConfig:
+    """The CI file text at one commit (sync keeps it for the latest pipeline SHA of each ref)."""
+
+    project_id: int
+    sha: str
+    path: str
+    ref: str | None
+    content: str | None  # None: the file does not exist at that commit
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRun:
+    """One ``cidash sync`` of one project, as recorded in the ``sync_runs`` table."""
+
+    project_id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # "running", "ok", "error"
+    requests: int = 0
+    bytes: int = 0
+    pipelines: int = 0
+    jobs: int = 0
+    logs: int = 0
+    error: str | None = None

@@ -1,0 +1,1226 @@
+"""The local SQLite store: every synced project's CI history, kept longer than GitLab keeps it.
+
+One file (default ``<platformdirs data dir>/cidash.db``, ``--db`` overrides) opened in WAL mode with a busy
+timeout, so a ``cidash sync`` can write while the dashboard, ``cidash check`` or a second sync read or wait.
+The schema is versioned (``PRAGMA user_version`` plus the ``schema_migrations`` table) and migrated forward on
+open; a file written by a newer cidash, a corrupt file or a lock held too long raises :class:`StoreError` with
+a one-line reason, never a traceback.
+
+Reading: use the :class:`Store` methods (they return :mod:`cidash.models` dataclasses). Read-only SQL on the
+tables below is also a supported contract (``Store.connection`` or ``sqlite3`` with ``mode=ro``): columns are
+only ever added, never renamed or removed, within a schema version's lifetime.
+
+Conventions: times are TEXT in UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (fixed width, so string comparison is time
+order); durations are REAL seconds; sizes INTEGER bytes; booleans INTEGER 0/1; ids are GitLab's ids.
+
+Tables (schema version 1)
+-------------------------
+
+``schema_migrations(version PK, description, applied_at)``
+    One row per applied migration.
+``projects(id PK, path UNIQUE, web_url, default_branch, added_at)``
+    Every project ever synced into this store (``path`` is ``path_with_namespace``).
+``pipelines(id PK, project_id, iid, ref, sha, status, source, created_at, updated_at, started_at, finished_at,
+duration, queued_duration, web_url, synced_at)``
+    All fields of :class:`cidash.models.Pipeline`. Indexes: ``(project_id, created_at)``,
+    ``(project_id, ref, created_at)``, ``(project_id, sha)``.
+``jobs(id PK, project_id, pipeline_id, name, stage, status, ref, sha, created_at, started_at, finished_at,
+duration, queued_duration, failure_reason, allow_failure, retried, runner, web_url, log_state, synced_at)``
+    All fields of :class:`cidash.models.Job`; ``retried`` = 1 when a later attempt of the same job name exists
+    in the same pipeline. ``log_state`` is sync's bookkeeping: NULL (log not fetched yet), ``parsed`` (a
+    ``job_facts`` row exists), ``skipped`` (name does not match ``[sync] job_patterns``), ``unavailable``
+    (GitLab had no log: erased or expired). Indexes: ``(project_id, pipeline_id)``,
+    ``(project_id, name, created_at)``, ``(project_id, created_at)``.
+``job_facts(job_id PK, project_id, runner_version, executor, truncated, startup_seconds, image_name, image_id,
+image_digest, image_pulled, prepare_seconds, sources_seconds, cache_seconds, artifacts_seconds, script_seconds,
+upload_seconds, log_bytes, parsed_at)``
+    One row per parsed log (:class:`cidash.models.TraceFacts` + :class:`cidash.models.StoredJobFacts`).
+    ``image_pulled`` is NULL when the log does not say. Phase columns sum runner sections:
+    prepare = resolve_secrets + prepare_executor + prepare_script; sources = get_sources + clear_worktree;
+    cache = restore_cache + archive_cache + archive_cache_on_failure; artifacts = download_artifacts;
+    script = step_script / build_script / other ``step_*`` + after_script; upload = upload_artifacts_on_*.
+    NULL = no such section in the log (or never closed).
+``job_sections(job_id, seq, name, start, end, duration; PK (job_id, seq))``
+    The log's sections in order; ``end``/``duration`` NULL when never closed (unix seconds, REAL).
+``cache_events(job_id, seq, project_id, op, key, outcome, detail; PK (job_id, seq))``
+    Cache restore/archive attempts in log order (``op`` restore|archive; ``outcome`` hit|miss|failed|skipped|
+    created|up_to_date|empty|unknown). Index ``(project_id, key)``.
+``image_tags(project_id, repository, tag, digest, total_size, created_at, location, first_seen, last_seen;
+PK (repository, tag, digest))``
+    Tag history: one row per (repository, tag, digest) ever seen; ``digest`` is '' when the registry gave none.
+    The current digest of a tag is its row with the greatest ``last_seen``.
+``file_checksums(project_id, sha, path, blob_id, last_commit_id, content_sha256; PK (project_id, sha, path))``
+    Critical files at each pipeline SHA, from the repository-files HEAD headers. ``blob_id`` NULL: the file
+    does not exist at that commit.
+``ci_configs(project_id, sha, path, ref, content, fetched_at; PK (project_id, sha, path))``
+    The CI file text at the latest pipeline SHA of each ref (``ref``: the ref it was fetched for; ``content``
+    NULL when the file does not exist there).
+``resource_groups(project_id, key, process_mode, seen_at; PK (project_id, key))``
+    The project's resource groups as last synced.
+``sync_state(project_id, kind, cursor, updated_at; PK (project_id, kind))``
+    Sync cursors (e.g. ``pipelines_updated_after``, ``jobs_max_id``, ``last_sync``). A cursor is written in the
+    same transaction as the rows it covers.
+``sync_runs(id PK, project_id, started_at, finished_at, status, requests, bytes, pipelines, jobs, logs, error)``
+    One row per sync of one project (``status`` running|ok|error).
+``audit(id PK, at, actor, project, action, target, request, result, dry_run, extra)``
+    Every mutating action (``extra`` is a JSON object of strings). Never holds a token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from cidash.errors import StoreError
+from cidash.models import (
+    AuditRecord,
+    CacheEvent,
+    CacheOp,
+    CacheOutcome,
+    CiConfig,
+    FileChecksum,
+    ImageRef,
+    ImageTag,
+    Job,
+    Pipeline,
+    Project,
+    ResourceGroup,
+    Section,
+    StoredCacheEvent,
+    StoredImageTag,
+    StoredJobFacts,
+    SyncRun,
+    TraceFacts,
+)
+
+SCHEMA_VERSION = 1
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL
+);
+CREATE TABLE projects (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, web_url TEXT NOT NULL, default_branch TEXT,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE pipelines (
+    id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, iid INTEGER, ref TEXT NOT NULL, sha TEXT NOT NULL,
+    status TEXT NOT NULL, source TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, started_at TEXT,
+    finished_at TEXT, duration REAL, queued_duration REAL, web_url TEXT, synced_at TEXT NOT NULL
+);
+CREATE INDEX pipelines_project_created ON pipelines (project_id, created_at);
+CREATE INDEX pipelines_project_ref ON pipelines (project_id, ref, created_at);
+CREATE INDEX pipelines_project_sha ON pipelines (project_id, sha);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, pipeline_id INTEGER NOT NULL, name TEXT NOT NULL,
+    stage TEXT NOT NULL, status TEXT NOT NULL, ref TEXT NOT NULL, sha TEXT NOT NULL, created_at TEXT NOT NULL,
+    started_at TEXT, finished_at TEXT, duration REAL, queued_duration REAL, failure_reason TEXT,
+    allow_failure INTEGER NOT NULL DEFAULT 0, retried INTEGER NOT NULL DEFAULT 0, runner TEXT, web_url TEXT,
+    log_state TEXT, synced_at TEXT NOT NULL
+);
+CREATE INDEX jobs_project_pipeline ON jobs (project_id, pipeline_id);
+CREATE INDEX jobs_project_name_created ON jobs (project_id, name, created_at);
+CREATE INDEX jobs_project_created ON jobs (project_id, created_at);
+CREATE TABLE job_facts (
+    job_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, runner_version TEXT, executor TEXT,
+    truncated INTEGER NOT NULL DEFAULT 0, startup_seconds REAL, image_name TEXT, image_id TEXT, image_digest TEXT,
+    image_pulled INTEGER, prepare_seconds REAL, sources_seconds REAL, cache_seconds REAL, artifacts_seconds REAL,
+    script_seconds REAL, upload_seconds REAL, log_bytes INTEGER, parsed_at TEXT NOT NULL
+);
+CREATE INDEX job_facts_project ON job_facts (project_id);
+CREATE TABLE job_sections (
+    job_id INTEGER NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, start REAL NOT NULL, "end" REAL,
+    duration REAL, PRIMARY KEY (job_id, seq)
+);
+CREATE TABLE cache_events (
+    job_id INTEGER NOT NULL, seq INTEGER NOT NULL, project_id INTEGER NOT NULL, op TEXT NOT NULL,
+    key TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT, PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX cache_events_project_key ON cache_events (project_id, key);
+CREATE TABLE image_tags (
+    project_id INTEGER NOT NULL, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL DEFAULT '',
+    total_size INTEGER, created_at TEXT, location TEXT, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+    PRIMARY KEY (repository, tag, digest)
+);
+CREATE INDEX image_tags_project ON image_tags (project_id, repository);
+CREATE TABLE file_checksums (
+    project_id INTEGER NOT NULL, sha TEXT NOT NULL, path TEXT NOT NULL, blob_id TEXT, last_commit_id TEXT,
+    content_sha256 TEXT, PRIMARY KEY (project_id, sha, path)
+);
+CREATE TABLE ci_configs (
+    project_id INTEGER NOT NULL, sha TEXT NOT NULL, path TEXT NOT NULL, ref TEXT, content TEXT,
+    fetched_at TEXT NOT NULL, PRIMARY KEY (project_id, sha, path)
+);
+CREATE TABLE resource_groups (
+    project_id INTEGER NOT NULL, key TEXT NOT NULL, process_mode TEXT NOT NULL, seen_at TEXT NOT NULL,
+    PRIMARY KEY (project_id, key)
+);
+CREATE TABLE sync_state (
+    project_id INTEGER NOT NULL, kind TEXT NOT NULL, cursor TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (project_id, kind)
+);
+CREATE TABLE sync_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, project_id INTEGER NOT NULL, started_at TEXT NOT NULL,
+    finished_at TEXT, status TEXT NOT NULL, requests INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+    pipelines INTEGER NOT NULL DEFAULT 0, jobs INTEGER NOT NULL DEFAULT 0, logs INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE INDEX sync_runs_project ON sync_runs (project_id, started_at);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL, project TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT NOT NULL, request TEXT NOT NULL, result TEXT NOT NULL,
+    dry_run INTEGER NOT NULL DEFAULT 0, extra TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_at ON audit (at);
+"""
+
+#: (version, description, SQL). Append new migrations; never edit an applied one.
+MIGRATIONS: list[tuple[int, str, str]] = [(1, "initial schema", _V1)]
+
+# Runner sections summed into each phase column (see the module docstring).
+_PHASE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "prepare": ("resolve_secrets", "prepare_executor", "prepare_script"),
+    "sources": ("get_sources", "clear_worktree"),
+    "cache": ("restore_cache", "archive_cache", "archive_cache_on_failure"),
+    "artifacts": ("download_artifacts",),
+    "script": ("step_script", "build_script", "after_script"),
+    "upload": ("upload_artifacts_on_success", "upload_artifacts_on_failure"),
+}
+_RUNNER_SECTIONS = {name for names in _PHASE_SECTIONS.values() for name in names} | {"cleanup_file_variables"}
+
+
+def phase_seconds(facts: TraceFacts) -> dict[str, float | None]:
+    """Per-phase seconds of a parsed log (None: the phase's sections are absent or never closed)."""
+    totals: dict[str, float | None] = dict.fromkeys(_PHASE_SECTIONS)
+    for section in facts.sections:
+        phase = next((p for p, names in _PHASE_SECTIONS.items() if section.name in names), None)
+        if phase is None and section.name.startswith("step_") and section.name not in _RUNNER_SECTIONS:
+            phase = "script"  # step_release and other named steps
+        if phase is None or section.duration is None:
+            continue
+        totals[phase] = (totals[phase] or 0.0) + section.duration
+    return totals
+
+
+def to_db_time(value: datetime | None) -> str | None:
+    """A datetime as the store writes it (UTC, fixed width; naive datetimes are taken as UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def from_db_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def _req_time(value: str) -> datetime:
+    result = from_db_time(value)
+    assert result is not None
+    return result
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _bool_or_none(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+class Store:
+    """A cidash store. Open with :meth:`open` and use as a context manager.
+
+    Thread-safe: one connection guarded by a lock (sync writes from one thread; readers may call from workers).
+    Write methods commit on their own unless called inside ``with store.transaction():``, which groups them
+    into one atomic ``BEGIN IMMEDIATE`` transaction (what sync uses so a cursor advances with its rows).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool = False) -> None:
+        self._conn = conn
+        self.path = path
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    # -- opening -----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, *, readonly: bool = False, timeout: float = DEFAULT_BUSY_TIMEOUT) -> Store:
+        """Open (creating and migrating if needed) the store at ``path``.
+
+        ``readonly`` opens an existing file without writing (no migration; a missing file is an error).
+        Raises :class:`StoreError` for a corrupt file, a newer schema, or a lock held longer than ``timeout``.
+        """
+        path = Path(path).expanduser()
+        if readonly and not path.is_file():
+            raise StoreError(f"store {path} does not exist", hint="run 'cidash sync' first")
+        if not readonly:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store directory {path.parent}: {exc.strerror}") from None
+        try:
+            if readonly:
+                conn = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    timeout=timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {path}: {exc}") from None
+        store = cls(conn, path, readonly=readonly)
+        try:
+            store._prepare(timeout)
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise _store_error(exc, path) from None
+        return store
+
+    def _prepare(self, timeout: float) -> None:
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]  # reads the header: fails on a corrupt file
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {version}, newer than this cidash understands "
+                f"({SCHEMA_VERSION})",
+                hint="upgrade cidash or use another --db",
+            )
+        if self.readonly:
+            if version < SCHEMA_VERSION:
+                raise StoreError(f"store {self.path} has an old schema (version {version})", hint="run 'cidash sync'")
+            return
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        if version < SCHEMA_VERSION:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the write lock
+            if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
+                raise StoreError(f"{self.path} is an SQLite file but not a cidash store", hint="use another --db")
+            for number, description, sql in MIGRATIONS:
+                if number <= version:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT OR REPLACE INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                    (number, description, to_db_time(_now())),
+                )
+                conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The raw connection, for read-only SQL on the documented schema."""
+        return self._conn
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    # -- plumbing ----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one atomic transaction (nests: only the outermost one commits)."""
+        with self._lock:
+            if self.readonly:
+                raise StoreError(f"store {self.path} is open read-only")
+            if self._depth == 0:
+                self._run(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._run(lambda: self._conn.execute("COMMIT"))
+
+    def _run(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(exc, self.path) from None
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+
+            def go() -> list[Any]:
+                cur = self._conn.execute(sql, params)
+                return cur.fetchall()
+
+            return cast(list[sqlite3.Row], self._run(go))
+
+    def _write(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.transaction():
+            self._run(lambda: self._conn.executemany(sql, rows))
+
+    # -- projects ----------------------------------------------------------------------------------------------
+
+    def upsert_project(self, project: Project) -> None:
+        with self.transaction():
+            self._run(
+                lambda: self._conn.execute(
+                    "INSERT INTO projects (id, path, web_url, default_branch, added_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET path=excluded.path, web_url=excluded.web_url, "
+                    "default_branch=excluded.default_branch",
+                    (project.id, project.path, project.web_url, project.default_branch, to_db_time(_now())),
+                )
+            )
+
+    def projects(self) -> list[Project]:
+        rows = self._query("SELECT id, path, web_url, default_branch FROM projects ORDER BY path")
+        return [Project(id=r[0], path=r[1], web_url=r[2], default_branch=r[3]) for r in rows]
+
+    def project(self, ref: int | str) -> Project | None:
+        """A stored project by id or path (``"42"`` counts as an id)."""
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            rows = self._query("SELECT id, path, web_url, default_branch FROM projects WHERE id = ?", (int(ref),))
+        else:
+            rows = self._query("SELECT id, path, web_url, default_branch FROM projects WHERE path = ?", (ref,))
+        return Project(id=rows[0][0], path=rows[0][1], web_url=rows[0][2], default_branch=rows[0][3]) if rows else None
+
+    # -- pipelines ---------------------------------------------------------------------------------------------
+
+    _PIPELINE_COLS = (
+        "project_id, id, iid, ref, sha, status, source, created_at, updated_at, started_at, finished_at, "
+        "duration, queued_duration, web_url"
+    )
+
+    def upsert_pipelines(self, pipelines: Iterable[Pipeline]) -> int:
+        now = to_db_time(_now())
+        rows = [
+            (
+                p.project_id,
+                p.id,
+                p.iid,
+                p.ref,
+                p.sha,
+                p.status,
+                p.source,
+                to_db_time(p.created_at),
+                to_db_time(p.updated_at),
+                to_db_time(p.started_at),
+                to_db_time(p.finished_at),
+                p.duration,
+                p.queued_duration,
+                p.web_url,
+                now,
+            )
+            for p in pipelines
+        ]
+        cols = self._PIPELINE_COLS.split(", ")
+        updates = ", ".join(f"{c}=excluded.{c}" for c in [*cols, "synced_at"] if c != "id")
+        self._write(
+            f"INSERT INTO pipelines ({self._PIPELINE_COLS}, synced_at) VALUES ({', '.join('?' * 15)}) "
+            f"ON CONFLICT(id) DO UPDATE SET {updates}",
+            rows,
+        )
+        return len(rows)
+
+    def pipelines(
+        self,
+        project_id: int | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        ref: str | None = None,
+        status: str | Sequence[str] | None = None,
+        sha: str | None = None,
+        ids: Iterable[int] | None = None,
+        limit: int | None = None,
+    ) -> list[Pipeline]:
+        """Pipelines by ``created_at`` (since inclusive, until exclusive), oldest first.
+
+        ``limit`` keeps the newest ``limit`` of the matches (still returned oldest first).
+        """
+        where, params = _filters(project_id, since, until, ref, status)
+        if sha is not None:
+            where.append("sha = ?")
+            params.append(sha)
+        if ids is not None:
+            id_list = list(ids)
+            where.append(f"id IN ({','.join('?' * len(id_list))})")
+            params.extend(id_list)
+        sql = f"SELECT {self._PIPELINE_COLS} FROM pipelines"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self._query(sql, params)
+        return [_pipeline(r) for r in reversed(rows)]
+
+    def pipeline(self, pipeline_id: int) -> Pipeline | None:
+        found = self.pipelines(ids=[pipeline_id])
+        return found[0] if found else None
+
+    # -- jobs --------------------------------------------------------------------------------------------------
+
+    _JOB_COLS = (
+        "project_id, id, pipeline_id, name, stage, status, ref, sha, created_at, started_at, finished_at, "
+        "duration, queued_duration, failure_reason, allow_failure, retried, runner, web_url"
+    )
+
+    def upsert_jobs(self, jobs: Iterable[Job]) -> int:
+        """Insert or update jobs. ``log_state`` is kept (a job's log is fetched once)."""
+        now = to_db_time(_now())
+        rows = [
+            (
+                j.project_id,
+                j.id,
+                j.pipeline_id,
+                j.name,
+                j.stage,
+                j.status,
+                j.ref,
+                j.sha,
+                to_db_time(j.created_at),
+                to_db_time(j.started_at),
+                to_db_time(j.finished_at),
+                j.duration,
+                j.queued_duration,
+                j.failure_reason,
+                int(j.allow_failure),
+                int(j.retried),
+                j.runner,
+                j.web_url,
+                now,
+            )
+            for j in jobs
+        ]
+        cols = self._JOB_COLS.split(", ")
+        updates = ", ".join(f"{c}=excluded.{c}" for c in [*cols, "synced_at"] if c != "id")
+        self._write(
+            f"INSERT INTO jobs ({self._JOB_COLS}, synced_at) VALUES ({', '.join('?' * 19)}) "
+            f"ON CONFLICT(id) DO UPDATE SET {updates}",
+            rows,
+        )
+        return len(rows)
+
+    def jobs(
+        self,
+        project_id: int | None = None,
+        *,
+        pipeline_id: int | None = None,
+        pipeline_ids: Iterable[int] | None = None,
+        ids: Iterable[int] | None = None,
+        name: str | None = None,
+        name_glob: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        ref: str | None = None,
+        status: str | Sequence[str] | None = None,
+        include_retried: bool = True,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Jobs by ``created_at`` (since inclusive, until exclusive), oldest first; ``limit`` keeps the newest.
+
+        ``name`` matches exactly; ``name_glob`` is an SQLite GLOB (``*``, ``?``, ``[...]``, case-sensitive).
+        """
+        where, params = _filters(project_id, since, until, ref, status)
+        if pipeline_id is not None:
+            where.append("pipeline_id = ?")
+            params.append(pipeline_id)
+        if pipeline_ids is not None:
+            pids = list(pipeline_ids)
+            where.append(f"pipeline_id IN ({','.join('?' * len(pids))})")
+            params.extend(pids)
+        if ids is not None:
+            id_list = list(ids)
+            where.append(f"id IN ({','.join('?' * len(id_list))})")
+            params.extend(id_list)
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        if name_glob is not None:
+            where.append("name GLOB ?")
+            params.append(name_glob)
+        if not include_retried:
+            where.append("retried = 0")
+        sql = f"SELECT {self._JOB_COLS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_job(r) for r in reversed(self._query(sql, params))]
+
+    def set_log_state(self, job_ids: Iterable[int], state: str | None) -> None:
+        """Sync bookkeeping: ``parsed``, ``skipped``, ``unavailable`` or None (fetch again)."""
+        self._write("UPDATE jobs SET log_state = ? WHERE id = ?", [(state, i) for i in job_ids])
+
+    def jobs_needing_logs(self, project_id: int) -> list[Job]:
+        """Finished jobs (with a ``finished_at``) whose log has not been fetched yet."""
+        rows = self._query(
+            f"SELECT {self._JOB_COLS} FROM jobs WHERE project_id = ? AND log_state IS NULL "
+            "AND finished_at IS NOT NULL ORDER BY id",
+            (project_id,),
+        )
+        return [_job(r) for r in rows]
+
+    # -- job facts ---------------------------------------------------------------------------------------------
+
+    def save_job_facts(
+        self,
+        job_id: int,
+        facts: TraceFacts,
+        *,
+        project_id: int | None = None,
+        log_bytes: int | None = None,
+        parsed_at: datetime | None = None,
+    ) -> None:
+        """Store one job's parsed log (replacing an earlier parse) and mark the job's log ``parsed``."""
+        with self.transaction():
+            if project_id is None:
+                rows = self._query("SELECT project_id FROM jobs WHERE id = ?", (job_id,))
+                if not rows:
+                    raise StoreError(f"job {job_id} is not in the store; upsert it before its facts")
+                project_id = int(rows[0][0])
+            phases = phase_seconds(facts)
+            image = facts.image
+            conn = self._conn
+
+            def go() -> None:
+                conn.execute("DELETE FROM job_sections WHERE job_id = ?", (job_id,))
+                conn.execute("DELETE FROM cache_events WHERE job_id = ?", (job_id,))
+                conn.execute(
+                    "INSERT OR REPLACE INTO job_facts (job_id, project_id, runner_version, executor, truncated, "
+                    "startup_seconds, image_name, image_id, image_digest, image_pulled, prepare_seconds, "
+                    "sources_seconds, cache_seconds, artifacts_seconds, script_seconds, upload_seconds, log_bytes, "
+                    "parsed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job_id,
+                        project_id,
+                        facts.runner_version,
+                        facts.executor,
+                        int(facts.truncated),
+                        facts.startup_seconds,
+                        image.name if image else None,
+                        image.id if image else None,
+                        image.digest if image else None,
+                        None if image is None or image.pulled is None else int(image.pulled),
+                        phases["prepare"],
+                        phases["sources"],
+                        phases["cache"],
+                        phases["artifacts"],
+                        phases["script"],
+                        phases["upload"],
+                        log_bytes,
+                        to_db_time(parsed_at or _now()),
+                    ),
+                )
+                conn.executemany(
+                    'INSERT INTO job_sections (job_id, seq, name, start, "end", duration) VALUES (?, ?, ?, ?, ?, ?)',
+                    [(job_id, i, s.name, s.start, s.end, s.duration) for i, s in enumerate(facts.sections)],
+                )
+                conn.executemany(
+                    "INSERT INTO cache_events (job_id, seq, project_id, op, key, outcome, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(job_id, i, project_id, c.op, c.key, c.outcome, c.detail) for i, c in enumerate(facts.cache)],
+                )
+                conn.execute("UPDATE jobs SET log_state = 'parsed' WHERE id = ?", (job_id,))
+
+            self._run(go)
+
+    def stored_job_facts(self, job_ids: Iterable[int]) -> dict[int, StoredJobFacts]:
+        """Facts with phase columns for the given jobs (jobs without parsed logs are absent)."""
+        ids = sorted(set(job_ids))
+        result: dict[int, StoredJobFacts] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sections: dict[int, list[Section]] = {}
+            for r in self._query(
+                f'SELECT job_id, name, start, "end", duration FROM job_sections WHERE job_id IN ({marks}) '
+                "ORDER BY job_id, seq",
+                chunk,
+            ):
+                sections.setdefault(r[0], []).append(Section(name=r[1], start=r[2], end=r[3], duration=r[4]))
+            cache: dict[int, list[CacheEvent]] = {}
+            for r in self._query(
+                f"SELECT job_id, op, key, outcome, detail FROM cache_events WHERE job_id IN ({marks}) "
+                "ORDER BY job_id, seq",
+                chunk,
+            ):
+                cache.setdefault(r[0], []).append(
+                    CacheEvent(op=cast(CacheOp, r[1]), key=r[2], outcome=cast(CacheOutcome, r[3]), detail=r[4])
+                )
+            for r in self._query(
+                "SELECT job_id, project_id, runner_version, executor, truncated, startup_seconds, image_name, "
+                "image_id, image_digest, image_pulled, prepare_seconds, sources_seconds, cache_seconds, "
+                "artifacts_seconds, script_seconds, upload_seconds, log_bytes FROM job_facts "
+                f"WHERE job_id IN ({marks})",
+                chunk,
+            ):
+                image = (
+                    ImageRef(name=r[6], id=r[7], digest=r[8], pulled=_bool_or_none(r[9])) if r[6] is not None else None
+                )
+                facts = TraceFacts(
+                    runner_version=r[2],
+                    executor=r[3],
+                    truncated=bool(r[4]),
+                    sections=tuple(sections.get(r[0], ())),
+                    startup_seconds=r[5],
+                    image=image,
+                    cache=tuple(cache.get(r[0], ())),
+                )
+                result[r[0]] = StoredJobFacts(
+                    job_id=r[0],
+                    project_id=r[1],
+                    facts=facts,
+                    prepare_seconds=r[10],
+                    sources_seconds=r[11],
+                    cache_seconds=r[12],
+                    artifacts_seconds=r[13],
+                    script_seconds=r[14],
+                    upload_seconds=r[15],
+                    log_bytes=r[16],
+                )
+        return result
+
+    def job_facts(self, job_ids: Iterable[int]) -> dict[int, TraceFacts]:
+        """Parsed log facts of the given jobs (jobs without parsed logs are absent)."""
+        return {k: v.facts for k, v in self.stored_job_facts(job_ids).items()}
+
+    def cache_events(
+        self,
+        project_id: int | None = None,
+        *,
+        key: str | None = None,
+        op: str | None = None,
+        job_ids: Iterable[int] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[StoredCacheEvent]:
+        """Cache events, ordered by job id then log order; ``since``/``until`` filter on the job's created_at."""
+        where: list[str] = []
+        params: list[Any] = []
+        if project_id is not None:
+            where.append("c.project_id = ?")
+            params.append(project_id)
+        if key is not None:
+            where.append("c.key = ?")
+            params.append(key)
+        if op is not None:
+            where.append("c.op = ?")
+            params.append(op)
+        if job_ids is not None:
+            ids = list(job_ids)
+            where.append(f"c.job_id IN ({','.join('?' * len(ids))})")
+            params.extend(ids)
+        if since is not None:
+            where.append("j.created_at >= ?")
+            params.append(to_db_time(since))
+        if until is not None:
+            where.append("j.created_at < ?")
+            params.append(to_db_time(until))
+        sql = (
+            "SELECT c.project_id, c.job_id, c.seq, c.op, c.key, c.outcome, c.detail FROM cache_events c "
+            "LEFT JOIN jobs j ON j.id = c.job_id"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY c.job_id, c.seq"
+        return [
+            StoredCacheEvent(
+                project_id=r[0],
+                job_id=r[1],
+                seq=r[2],
+                op=cast(CacheOp, r[3]),
+                key=r[4],
+                outcome=cast(CacheOutcome, r[5]),
+                detail=r[6],
+            )
+            for r in self._query(sql, params)
+        ]
+
+    # -- registry, files, CI config, resource groups -----------------------------------------------------------
+
+    def upsert_image_tags(self, tags: Iterable[ImageTag], *, seen_at: datetime | None = None) -> int:
+        """Record tags as seen now: a new (repository, tag, digest) gets a row, a known one its last_seen bumped."""
+        seen = to_db_time(seen_at or _now())
+        rows = [
+            (
+                t.project_id,
+                t.repository,
+                t.name,
+                t.digest or "",
+                t.total_size,
+                to_db_time(t.created_at),
+                t.location,
+                seen,
+                seen,
+            )
+            for t in tags
+        ]
+        self._write(
+            "INSERT INTO image_tags (project_id, repository, tag, digest, total_size, created_at, location, "
+            "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(repository, tag, digest) DO "
+            "UPDATE SET total_size=excluded.total_size, created_at=excluded.created_at, location=excluded.location, "
+            "last_seen=excluded.last_seen",
+            rows,
+        )
+        return len(rows)
+
+    def image_tags(
+        self,
+        project_id: int | None = None,
+        *,
+        repository: str | None = None,
+        tag: str | None = None,
+        current_only: bool = False,
+    ) -> list[StoredImageTag]:
+        """Tag history, oldest sighting first. ``current_only``: one row per tag, its latest digest."""
+        where: list[str] = []
+        params: list[Any] = []
+        for col, value in (("project_id", project_id), ("repository", repository), ("tag", tag)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        sql = (
+            "SELECT project_id, repository, tag, digest, total_size, created_at, location, first_seen, last_seen "
+            "FROM image_tags"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY first_seen, repository, tag, digest"
+        out = [
+            StoredImageTag(
+                tag=ImageTag(
+                    project_id=r[0],
+                    repository=r[1],
+                    name=r[2],
+                    digest=r[3] or None,
+                    total_size=r[4],
+                    created_at=from_db_time(r[5]),
+                    location=r[6],
+                ),
+                first_seen=_req_time(r[7]),
+                last_seen=_req_time(r[8]),
+            )
+            for r in self._query(sql, params)
+        ]
+        if current_only:
+            latest: dict[tuple[str, str], StoredImageTag] = {}
+            for item in out:
+                k = (item.tag.repository, item.tag.name)
+                if k not in latest or item.last_seen >= latest[k].last_seen:
+                    latest[k] = item
+            out = sorted(latest.values(), key=lambda s: (s.first_seen, s.tag.repository, s.tag.name))
+        return out
+
+    def save_file_checksums(self, checksums: Iterable[FileChecksum]) -> int:
+        rows = [(c.project_id, c.sha, c.path, c.blob_id, c.last_commit_id, c.content_sha256) for c in checksums]
+        self._write(
+            "INSERT OR REPLACE INTO file_checksums (project_id, sha, path, blob_id, last_commit_id, content_sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return len(rows)
+
+    def file_checksums(
+        self,
+        project_id: int | None = None,
+        *,
+        sha: str | None = None,
+        shas: Iterable[str] | None = None,
+        path: str | None = None,
+    ) -> list[FileChecksum]:
+        where: list[str] = []
+        params: list[Any] = []
+        for col, value in (("project_id", project_id), ("sha", sha), ("path", path)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        if shas is not None:
+            sha_list = list(shas)
+            where.append(f"sha IN ({','.join('?' * len(sha_list))})")
+            params.extend(sha_list)
+        sql = "SELECT project_id, sha, path, blob_id, last_commit_id, content_sha256 FROM file_checksums"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY project_id, sha, path"
+        return [
+            FileChecksum(project_id=r[0], sha=r[1], path=r[2], blob_id=r[3], last_commit_id=r[4], content_sha256=r[5])
+            for r in self._query(sql, params)
+        ]
+
+    def checksummed_shas(self, project_id: int) -> set[str]:
+        return {
+            r[0] for r in self._query("SELECT DISTINCT sha FROM file_checksums WHERE project_id = ?", (project_id,))
+        }
+
+    def save_ci_config(self, config: CiConfig, *, fetched_at: datetime | None = None) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO ci_configs (project_id, sha, path, ref, content, fetched_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    config.project_id,
+                    config.sha,
+                    config.path,
+                    config.ref,
+                    config.content,
+                    to_db_time(fetched_at or _now()),
+                )
+            ],
+        )
+
+    def ci_configs(self, project_id: int | None = None, *, sha: str | None = None) -> list[CiConfig]:
+        where: list[str] = []
+        params: list[Any] = []
+        if project_id is not None:
+            where.append("project_id = ?")
+            params.append(project_id)
+        if sha is not None:
+            where.append("sha = ?")
+            params.append(sha)
+        sql = "SELECT project_id, sha, path, ref, content FROM ci_configs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY fetched_at, sha, path"
+        return [
+            CiConfig(project_id=r[0], sha=r[1], path=r[2], ref=r[3], content=r[4]) for r in self._query(sql, params)
+        ]
+
+    def latest_ci_config(self, project_id: int, ref: str | None = None) -> CiConfig | None:
+        """The CI file at the newest pipeline SHA (of ``ref`` if given) that has one stored."""
+        sql = (
+            "SELECT c.project_id, c.sha, c.path, c.ref, c.content FROM ci_configs c JOIN pipelines p "
+            "ON p.project_id = c.project_id AND p.sha = c.sha WHERE c.project_id = ?"
+        )
+        params: list[Any] = [project_id]
+        if ref is not None:
+            sql += " AND p.ref = ?"
+            params.append(ref)
+        sql += " ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
+        rows = self._query(sql, params)
+        if not rows:
+            return None
+        r = rows[0]
+        return CiConfig(project_id=r[0], sha=r[1], path=r[2], ref=r[3], content=r[4])
+
+    def replace_resource_groups(self, project_id: int, groups: Iterable[ResourceGroup]) -> None:
+        seen = to_db_time(_now())
+        with self.transaction():
+            self._run(lambda: self._conn.execute("DELETE FROM resource_groups WHERE project_id = ?", (project_id,)))
+            self._write(
+                "INSERT OR REPLACE INTO resource_groups (project_id, key, process_mode, seen_at) VALUES (?, ?, ?, ?)",
+                [(project_id, g.key, g.process_mode, seen) for g in groups],
+            )
+
+    def resource_groups(self, project_id: int | None = None) -> list[ResourceGroup]:
+        sql = "SELECT project_id, key, process_mode FROM resource_groups"
+        params: list[Any] = []
+        if project_id is not None:
+            sql += " WHERE project_id = ?"
+            params.append(project_id)
+        return [
+            ResourceGroup(project_id=r[0], key=r[1], process_mode=r[2])
+            for r in self._query(sql + " ORDER BY project_id, key", params)
+        ]
+
+    # -- sync state --------------------------------------------------------------------------------------------
+
+    def cursor(self, project_id: int, kind: str) -> str | None:
+        rows = self._query("SELECT cursor FROM sync_state WHERE project_id = ? AND kind = ?", (project_id, kind))
+        return str(rows[0][0]) if rows else None
+
+    def set_cursor(self, project_id: int, kind: str, value: str) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO sync_state (project_id, kind, cursor, updated_at) VALUES (?, ?, ?, ?)",
+            [(project_id, kind, value, to_db_time(_now()))],
+        )
+
+    def last_sync(self, project_id: int) -> datetime | None:
+        """When a sync of the project last completed (None: never)."""
+        value = self.cursor(project_id, "last_sync")
+        return from_db_time(value) if value else None
+
+    def start_sync_run(self, project_id: int, started_at: datetime) -> int:
+        with self.transaction():
+            cur = self._run(
+                lambda: self._conn.execute(
+                    "INSERT INTO sync_runs (project_id, started_at, status) VALUES (?, ?, 'running')",
+                    (project_id, to_db_time(started_at)),
+                )
+            )
+            return int(cur.lastrowid)
+
+    def finish_sync_run(self, run_id: int, run: SyncRun) -> None:
+        self._write(
+            "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, bytes = ?, pipelines = ?, jobs = ?, "
+            "logs = ?, error = ? WHERE id = ?",
+            [
+                (
+                    to_db_time(run.finished_at),
+                    run.status,
+                    run.requests,
+                    run.bytes,
+                    run.pipelines,
+                    run.jobs,
+                    run.logs,
+                    run.error,
+                    run_id,
+                )
+            ],
+        )
+
+    def sync_runs(self, project_id: int | None = None, *, limit: int = 20) -> list[SyncRun]:
+        """The most recent sync runs, newest first."""
+        sql = (
+            "SELECT project_id, started_at, finished_at, status, requests, bytes, pipelines, jobs, logs, error "
+            "FROM sync_runs"
+        )
+        params: list[Any] = []
+        if project_id is not None:
+            sql += " WHERE project_id = ?"
+            params.append(project_id)
+        sql += f" ORDER BY id DESC LIMIT {int(limit)}"
+        return [
+            SyncRun(
+                project_id=r[0],
+                started_at=_req_time(r[1]),
+                finished_at=from_db_time(r[2]),
+                status=r[3],
+                requests=r[4],
+                bytes=r[5],
+                pipelines=r[6],
+                jobs=r[7],
+                logs=r[8],
+                error=r[9],
+            )
+            for r in self._query(sql, params)
+        ]
+
+    # -- audit -------------------------------------------------------------------------------------------------
+
+    def add_audit(self, record: AuditRecord) -> None:
+        self._write(
+            "INSERT INTO audit (at, actor, project, action, target, request, result, dry_run, extra) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    to_db_time(record.at),
+                    record.actor,
+                    record.project,
+                    record.action,
+                    record.target,
+                    record.request,
+                    record.result,
+                    int(record.dry_run),
+                    json.dumps(record.extra, sort_keys=True),
+                )
+            ],
+        )
+
+    def audit(
+        self, *, project: str | None = None, action: str | None = None, limit: int | None = None
+    ) -> list[AuditRecord]:
+        """Audit records, oldest first (``limit`` keeps the newest)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if project is not None:
+            where.append("project = ?")
+            params.append(project)
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        sql = "SELECT at, actor, project, action, target, request, result, dry_run, extra FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [
+            AuditRecord(
+                at=_req_time(r[0]),
+                actor=r[1],
+                project=r[2],
+                action=r[3],
+                target=r[4],
+                request=r[5],
+                result=r[6],
+                dry_run=bool(r[7]),
+                extra={str(k): str(v) for k, v in json.loads(r[8] or "{}").items()},
+            )
+            for r in reversed(self._query(sql, params))
+        ]
+
+    # -- retention ---------------------------------------------------------------------------------------------
+
+    def prune(self, before: datetime, *, project_id: int | None = None, dry_run: bool = False) -> dict[str, int]:
+        """Delete pipelines created before ``before`` with their jobs, facts, cache events and file checksums.
+
+        Image-tag history, CI configs still referenced, resource groups, cursors and the audit log are kept.
+        Returns the number of rows (to be) deleted per table.
+        """
+        cutoff = to_db_time(before)
+        scope = "created_at < ?"
+        params: list[Any] = [cutoff]
+        if project_id is not None:
+            scope += " AND project_id = ?"
+            params.append(project_id)
+        old_jobs = f"SELECT id FROM jobs WHERE pipeline_id IN (SELECT id FROM pipelines WHERE {scope})"
+        counts: dict[str, int] = {}
+        statements = [
+            ("cache_events", f"job_id IN ({old_jobs})"),
+            ("job_sections", f"job_id IN ({old_jobs})"),
+            ("job_facts", f"job_id IN ({old_jobs})"),
+            ("jobs", f"pipeline_id IN (SELECT id FROM pipelines WHERE {scope})"),
+        ]
+        with self._lock:
+            ctx = contextlib.nullcontext() if dry_run else self.transaction()
+            with ctx:
+                for table, cond in statements:
+                    counts[table] = self._count_or_delete(table, cond, params, dry_run)
+                # Checksums and CI configs of SHAs that no remaining (newer) pipeline uses.
+                keep = "SELECT sha FROM pipelines WHERE NOT (" + scope + ")"
+                sha_cond = f"sha IN (SELECT sha FROM pipelines WHERE {scope}) AND sha NOT IN ({keep})"
+                counts["file_checksums"] = self._count_or_delete("file_checksums", sha_cond, params * 2, dry_run)
+                counts["ci_configs"] = self._count_or_delete("ci_configs", sha_cond, params * 2, dry_run)
+                counts["pipelines"] = self._count_or_delete("pipelines", scope, params, dry_run)
+        return counts
+
+    def _count_or_delete(self, table: str, cond: str, params: Sequence[Any], dry_run: bool) -> int:
+        if dry_run:
+            return int(self._query(f"SELECT count(*) FROM {table} WHERE {cond}", params)[0][0])
+        cur = self._run(lambda: self._conn.execute(f"DELETE FROM {table} WHERE {cond}", params))
+        return int(cur.rowcount)
+
+    def counts(self) -> dict[str, int]:
+        """Row counts of the main tables (for ``--verbose`` and tests)."""
+        tables = ("projects", "pipelines", "jobs", "job_facts", "cache_events", "image_tags", "file_checksums")
+        return {t: int(self._query(f"SELECT count(*) FROM {t}")[0][0]) for t in tables}
+
+
+def _filters(
+    project_id: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    ref: str | None,
+    status: str | Sequence[str] | None,
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if project_id is not None:
+        where.append("project_id = ?")
+        params.append(project_id)
+    if since is not None:
+        where.append("created_at >= ?")
+        params.append(to_db_time(since))
+    if until is not None:
+        where.append("created_at < ?")
+        params.append(to_db_time(until))
+    if ref is not None:
+        where.append("ref = ?")
+        params.append(ref)
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        where.append(f"status IN ({','.join('?' * len(statuses))})")
+        params.extend(statuses)
+    return where, params
+
+
+def _pipeline(r: Sequence[Any]) -> Pipeline:
+    return Pipeline(
+        project_id=r[0],
+        id=r[1],
+        iid=r[2],
+        ref=r[3],
+        sha=r[4],
+        status=r[5],
+        source=r[6],
+        created_at=_req_time(r[7]),
+        updated_at=_req_time(r[8]),
+        started_at=from_db_time(r[9]),
+        finished_at=from_db_time(r[10]),
+        duration=r[11],
+        queued_duration=r[12],
+        web_url=r[13],
+    )
+
+
+def _job(r: Sequence[Any]) -> Job:
+    return Job(
+        project_id=r[0],
+        id=r[1],
+        pipeline_id=r[2],
+        name=r[3],
+        stage=r[4],
+        status=r[5],
+        ref=r[6],
+        sha=r[7],
+        created_at=_req_time(r[8]),
+        started_at=from_db_time(r[9]),
+        finished_at=from_db_time(r[10]),
+        duration=r[11],
+        queued_duration=r[12],
+        failure_reason=r[13],
+        allow_failure=bool(r[14]),
+        retried=bool(r[15]),
+        runner=r[16],
+        web_url=r[17],
+    )
+
+
+def _store_error(exc: sqlite3.DatabaseError, path: Path) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(f"store {path} is locked by another cidash process", hint="try again when it finishes")
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StoreError(
+            f"store {path} is corrupt or not a cidash store ({text})", hint="move it aside; 'cidash sync' rebuilds it"
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"store {path} is read-only ({text})")
+    if "disk" in text and "full" in text:
+        return StoreError(f"store {path}: disk full")
+    return StoreError(f"store {path}: {text}")

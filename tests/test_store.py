@@ -1,0 +1,277 @@
+"""The SQLite store: schema, round trips, migrations, errors, retention."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cidash.errors import StoreError
+from cidash.models import (
+    AuditRecord,
+    CacheEvent,
+    CiConfig,
+    FileChecksum,
+    ImageRef,
+    ImageTag,
+    Job,
+    Pipeline,
+    Project,
+    ResourceGroup,
+    Section,
+    TraceFacts,
+)
+from cidash.store import SCHEMA_VERSION, Store, phase_seconds
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def pipeline(pid: int, *, days: int = 0, status: str = "success", ref: str = "main", sha: str = "a" * 40) -> Pipeline:
+    created = T0 + timedelta(days=days)
+    return Pipeline(
+        project_id=1,
+        id=pid,
+        iid=pid,
+        ref=ref,
+        sha=sha,
+        status=status,
+        source="push",
+        created_at=created,
+        updated_at=created + timedelta(minutes=5),
+        started_at=created + timedelta(seconds=3),
+        finished_at=created + timedelta(minutes=5),
+        duration=297.0,
+        queued_duration=3.0,
+        web_url=f"https://gl/p/-/pipelines/{pid}",
+    )
+
+
+def job(jid: int, pid: int, *, name: str = "build", days: int = 0, retried: bool = False) -> Job:
+    created = T0 + timedelta(days=days)
+    return Job(
+        project_id=1,
+        id=jid,
+        pipeline_id=pid,
+        name=name,
+        stage="build",
+        status="success",
+        ref="main",
+        sha="a" * 40,
+        created_at=created,
+        started_at=created + timedelta(seconds=10),
+        finished_at=created + timedelta(seconds=70),
+        duration=60.0,
+        queued_duration=10.0,
+        failure_reason=None,
+        allow_failure=False,
+        retried=retried,
+        runner="docker-1",
+    )
+
+
+FACTS = TraceFacts(
+    runner_version="19.1.0",
+    executor="docker",
+    truncated=False,
+    sections=(
+        Section("prepare_executor", 100.0, 104.0, 4.0),
+        Section("prepare_script", 104.0, 105.0, 1.0),
+        Section("get_sources", 105.0, 107.0, 2.0),
+        Section("restore_cache", 107.0, 110.0, 3.0),
+        Section("step_script", 110.0, 150.0, 40.0),
+        Section("archive_cache", 150.0, None, None),
+    ),
+    startup_seconds=10.0,
+    image=ImageRef("registry/p/ci:1", "sha256:abc", "registry/p/ci@sha256:def", True),
+    cache=(CacheEvent("restore", "0-abc-protected", "hit"), CacheEvent("archive", "0-abc-protected", "up_to_date")),
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "s.db")
+    s.upsert_project(Project(1, "g/p", "https://gl/g/p", "main"))
+    return s
+
+
+def test_schema_version_wal_and_migrations_table(store: Store) -> None:
+    assert store.schema_version == SCHEMA_VERSION
+    conn = store.connection
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    for t in (
+        "projects",
+        "pipelines",
+        "jobs",
+        "job_facts",
+        "cache_events",
+        "image_tags",
+        "file_checksums",
+        "ci_configs",
+        "resource_groups",
+        "sync_state",
+        "audit",
+        "job_sections",
+        "sync_runs",
+    ):
+        assert t in tables
+
+
+def test_pipeline_and_job_round_trip_and_filters(store: Store) -> None:
+    store.upsert_pipelines([pipeline(10), pipeline(11, days=1, status="failed", ref="dev"), pipeline(12, days=2)])
+    store.upsert_jobs([job(100, 10), job(101, 10, retried=True), job(102, 11, name="test", days=1)])
+    assert store.pipelines(1)[0] == pipeline(10)
+    assert [p.id for p in store.pipelines(1, ref="dev")] == [11]
+    assert [p.id for p in store.pipelines(1, status="success")] == [10, 12]
+    assert [p.id for p in store.pipelines(1, since=T0 + timedelta(days=1))] == [11, 12]
+    assert [p.id for p in store.pipelines(1, until=T0 + timedelta(days=1))] == [10]
+    assert [p.id for p in store.pipelines(1, limit=2)] == [11, 12]
+    assert store.jobs(1, pipeline_id=10)[0] == job(100, 10)
+    assert [j.id for j in store.jobs(1, include_retried=False)] == [100, 102]
+    assert [j.id for j in store.jobs(1, name_glob="te*")] == [102]
+    # update in place
+    store.upsert_pipelines([pipeline(12, days=2, status="canceled")])
+    assert store.pipeline(12) is not None and store.pipeline(12).status == "canceled"  # type: ignore[union-attr]
+    assert len(store.pipelines(1)) == 3
+
+
+def test_job_facts_round_trip_with_phases(store: Store) -> None:
+    store.upsert_pipelines([pipeline(10)])
+    store.upsert_jobs([job(100, 10), job(101, 10)])
+    store.save_job_facts(100, FACTS, log_bytes=1234)
+    assert store.job_facts([100, 101]) == {100: FACTS}
+    stored = store.stored_job_facts([100])[100]
+    assert stored.prepare_seconds == 5.0 and stored.sources_seconds == 2.0 and stored.cache_seconds == 3.0
+    assert stored.script_seconds == 40.0 and stored.upload_seconds is None and stored.log_bytes == 1234
+    assert [j.id for j in store.jobs_needing_logs(1)] == [101]
+    events = store.cache_events(1, key="0-abc-protected")
+    assert [(e.job_id, e.seq, e.op, e.outcome) for e in events] == [
+        (100, 0, "restore", "hit"),
+        (100, 1, "archive", "up_to_date"),
+    ]
+    # re-saving replaces, never duplicates
+    store.save_job_facts(100, FACTS)
+    assert len(store.cache_events(1)) == 2
+
+
+def test_phase_seconds_counts_named_steps() -> None:
+    facts = TraceFacts(
+        None, None, False, (Section("step_release", 0, 5, 5.0), Section("after_script", 5, 6, 1.0)), None, None, ()
+    )
+    assert phase_seconds(facts)["script"] == 6.0
+
+
+def test_image_tag_history(store: Store) -> None:
+    tag = ImageTag(1, "g/p/ci", "latest", "sha256:1", 800_000_000, T0, None)
+    store.upsert_image_tags([tag], seen_at=T0)
+    store.upsert_image_tags([tag], seen_at=T0 + timedelta(days=1))
+    new = ImageTag(1, "g/p/ci", "latest", "sha256:2", 215_000_000, T0 + timedelta(days=2), None)
+    store.upsert_image_tags([new], seen_at=T0 + timedelta(days=2))
+    history = store.image_tags(1)
+    assert [(h.tag.digest, h.first_seen, h.last_seen) for h in history] == [
+        ("sha256:1", T0, T0 + timedelta(days=1)),
+        ("sha256:2", T0 + timedelta(days=2), T0 + timedelta(days=2)),
+    ]
+    assert [h.tag.digest for h in store.image_tags(1, current_only=True)] == ["sha256:2"]
+    store.upsert_image_tags([ImageTag(1, "g/p/ci", "multi", None, None, None)], seen_at=T0)
+    assert store.image_tags(1, tag="multi")[0].tag.digest is None
+
+
+def test_checksums_configs_groups_cursors_audit(store: Store) -> None:
+    store.save_file_checksums(
+        [FileChecksum(1, "s1", "go.mod", "b1", "c1", "h1"), FileChecksum(1, "s1", "x", None, None, None)]
+    )
+    assert store.checksummed_shas(1) == {"s1"}
+    assert store.file_checksums(1, sha="s1", path="x")[0].blob_id is None
+    store.upsert_pipelines([pipeline(10, sha="s1")])
+    store.save_ci_config(CiConfig(1, "s1", ".gitlab-ci.yml", "main", "stages: [build]\n"))
+    latest = store.latest_ci_config(1, "main")
+    assert latest is not None and latest.content == "stages: [build]\n"
+    store.replace_resource_groups(1, [ResourceGroup(1, "cache", "unordered")])
+    store.replace_resource_groups(1, [ResourceGroup(1, "cache2", "oldest_first")])
+    assert [g.key for g in store.resource_groups(1)] == ["cache2"]
+    assert store.last_sync(1) is None
+    store.set_cursor(1, "last_sync", "2026-05-01T12:00:00.000000Z")
+    assert store.last_sync(1) == T0
+    rec = AuditRecord(T0, "me", "g/p", "retry", "job 5", "POST /x", "ok", dry_run=True, extra={"a": "b"})
+    store.add_audit(rec)
+    assert store.audit() == [rec]
+
+
+def test_transaction_rolls_back_everything(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.upsert_pipelines([pipeline(10)])
+        store.set_cursor(1, "pipelines", "x")
+        raise RuntimeError("boom")
+    assert store.pipelines(1) == [] and store.cursor(1, "pipelines") is None
+
+
+def test_prune(store: Store) -> None:
+    store.upsert_pipelines([pipeline(10, sha="old"), pipeline(11, days=10, sha="new")])
+    store.upsert_jobs([job(100, 10), job(110, 11, days=10)])
+    store.save_job_facts(100, FACTS)
+    store.save_file_checksums([FileChecksum(1, "old", "f", "b", "c", "h"), FileChecksum(1, "new", "f", "b", "c", "h")])
+    cutoff = T0 + timedelta(days=5)
+    dry = store.prune(cutoff, dry_run=True)
+    assert dry["pipelines"] == 1 and dry["jobs"] == 1 and dry["cache_events"] == 2
+    assert len(store.pipelines(1)) == 2
+    done = store.prune(cutoff)
+    assert done == dry
+    assert [p.id for p in store.pipelines(1)] == [11]
+    assert store.job_facts([100]) == {} and store.cache_events(1) == []
+    assert store.checksummed_shas(1) == {"new"}
+
+
+def test_corrupt_file_gives_store_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="corrupt"):
+        Store.open(bad)
+
+
+def test_newer_schema_gives_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store.open(path)
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE x (a)")
+    conn.close()
+    with pytest.raises(StoreError, match="not a cidash store"):
+        Store.open(path)
+
+
+def test_locked_too_long_gives_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    Store.open(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Store.open(path, timeout=0.2) as s, pytest.raises(StoreError, match="locked"):
+            s.set_cursor(1, "x", "y")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_readonly_open(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with pytest.raises(StoreError, match="does not exist"):
+        Store.open(path, readonly=True)
+    with Store.open(path) as s:
+        s.upsert_project(Project(1, "g/p", "u"))
+    with Store.open(path, readonly=True) as ro:
+        assert [p.path for p in ro.projects()] == ["g/p"]
+        with pytest.raises(StoreError):
+            ro.set_cursor(1, "a", "b")
