@@ -1,0 +1,702 @@
+"""CI health metrics: pure functions over a :class:`Dataset` of cidash models, each result with its ``n``.
+
+Nothing here reads the clock, the store or the network: :mod:`cidash.dataset` loads a :class:`Dataset` from the
+store, and callers pass ``now`` where time matters. The TUI, ``cidash check``, ``compare`` and ``export`` all
+read these functions.
+
+Conventions shared by every metric:
+
+- **Retried jobs** (a later attempt exists in the same pipeline) are excluded unless ``include_retried=True``;
+  the image-build reliability metric looks at attempts explicitly instead.
+- **Manual waits** are excluded: jobs whose status is ``manual``/``scheduled``/``created``/``skipped``
+  never count, and time to first script only looks at jobs that actually started.
+- Quantiles are type 7 (see :mod:`cidash.stats`). Sizes are bytes; MB in reports means 10^6 bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from cidash.models import FileChecksum, ImageTag, Job, Pipeline, Project, TraceFacts
+from cidash.specs import Spec
+from cidash.stats import Summary, rate, summarize
+
+#: Job statuses that never ran a script (a manual job waiting for a click, a skipped one, ...).
+NOT_RUN_STATUSES = frozenset({"manual", "scheduled", "created", "skipped", "waiting_for_resource", "preparing"})
+FINISHED_STATUSES = frozenset({"success", "failed"})
+
+#: GitLab ``failure_reason`` values caused by the platform rather than the job's own script.
+INFRASTRUCTURE_FAILURES = frozenset(
+    {
+        "runner_system_failure",
+        "stuck_or_timeout_failure",
+        "scheduler_failure",
+        "api_failure",
+        "data_integrity_failure",
+        "runner_unsupported",
+        "stale_schedule",
+        "archived_failure",
+        "unmet_prerequisites",
+        "missing_dependency_failure",
+        "forward_deployment_failure",
+        "job_execution_timeout",
+        "job_execution_server_timeout",
+        "trace_size_exceeded",
+        "builds_disabled",
+        "environment_creation_failure",
+        "deployment_rejected",
+        "no_matching_runner",
+        "ip_restriction_failure",
+    }
+)
+SCRIPT_FAILURES = frozenset({"script_failure"})
+
+#: A cache key GitLab fell back to because none of the ``key:files`` existed at the pipeline's SHA:
+#: ``<prefix>-default``, optionally with the clear-cache counter and the protected/non_protected suffix.
+DEFAULT_KEY = re.compile(r"(?:^|-)default(?:-\d+)?(?:-(?:non_)?protected)?$")
+
+#: Runner sections that make up a job's start-up, grouped into phases (before ``step_script``).
+STARTUP_PHASE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "prepare": ("resolve_secrets", "prepare_executor", "prepare_script"),
+    "sources": ("get_sources", "clear_worktree"),
+    "cache": ("restore_cache",),
+    "artifacts": ("download_artifacts",),
+}
+STARTUP_PHASES: tuple[str, ...] = tuple(STARTUP_PHASE_SECTIONS)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The data metrics read
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobCacheConfig:
+    """One ``cache:`` entry of one job in the CI config (from :mod:`cidash.ciconfig`), as metrics need it."""
+
+    job: str
+    index: int
+    key: str | None  # the literal key, or a template such as "0-{files}" when computed from files
+    key_files: int  # entries in cache:key:files / files_commits (0 = no file-based key)
+    policy: str  # "pull-push" (GitLab's default), "pull" or "push"
+    resource_group: str | None
+    line: int | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.policy in ("pull-push", "push")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Everything the metrics look at for one project: models straight from the store, nothing derived.
+
+    ``facts`` maps job id to the facts parsed from its log (jobs whose log was not fetched have none).
+    ``checksums`` hold the critical files at each pipeline SHA. ``ci_caches`` are the cache entries of the CI
+    config at ``ci_config_sha`` (the latest SHA of ``ci_config_ref``), empty when the config is unknown.
+    """
+
+    project: Project | None
+    pipelines: tuple[Pipeline, ...]
+    jobs: tuple[Job, ...]
+    facts: Mapping[int, TraceFacts] = field(default_factory=dict)
+    image_tags: tuple[ImageTag, ...] = ()
+    checksums: tuple[FileChecksum, ...] = ()
+    ci_caches: tuple[JobCacheConfig, ...] = ()
+    ci_config_ref: str | None = None
+    ci_config_sha: str | None = None
+    ci_config_known: bool = False
+
+    @property
+    def project_path(self) -> str:
+        return self.project.path if self.project else "unknown"
+
+    def default_ref(self, fallback: str = "main") -> str:
+        if self.project and self.project.default_branch:
+            return self.project.default_branch
+        return fallback
+
+    # -- slicing -----------------------------------------------------------------------------------------------
+
+    def restrict(
+        self,
+        pipeline_ok: Callable[[Pipeline], bool] | None = None,
+        job_ok: Callable[[Job], bool] | None = None,
+    ) -> Dataset:
+        """A dataset with only the pipelines (and their jobs) and jobs the predicates accept."""
+        pipelines = tuple(p for p in self.pipelines if pipeline_ok is None or pipeline_ok(p))
+        ids = {p.id for p in pipelines}
+        jobs = tuple(j for j in self.jobs if j.pipeline_id in ids and (job_ok is None or job_ok(j)))
+        if job_ok is not None:
+            keep = {j.pipeline_id for j in jobs}
+            pipelines = tuple(p for p in pipelines if p.id in keep)
+        return Dataset(
+            project=self.project,
+            pipelines=pipelines,
+            jobs=jobs,
+            facts=self.facts,
+            image_tags=self.image_tags,
+            checksums=self.checksums,
+            ci_caches=self.ci_caches,
+            ci_config_ref=self.ci_config_ref,
+            ci_config_sha=self.ci_config_sha,
+            ci_config_known=self.ci_config_known,
+        )
+
+    def on_ref(self, ref: str | None) -> Dataset:
+        return self if ref is None else self.restrict(pipeline_ok=lambda p: p.ref == ref)
+
+    def between(self, start: datetime | None, end: datetime | None) -> Dataset:
+        """Pipelines created in ``[start, end)`` (either bound may be None)."""
+
+        def ok(p: Pipeline) -> bool:
+            return (start is None or p.created_at >= start) and (end is None or p.created_at < end)
+
+        return self.restrict(pipeline_ok=ok)
+
+    def select(self, spec: Spec) -> Dataset:
+        """The slice a SPEC names (see :mod:`cidash.specs`)."""
+        if spec.kind == "dates":
+            return self.between(spec.start, spec.end)
+        if spec.kind == "pipelines":
+            lo, hi = spec.first_id or 0, spec.last_id or 0
+            return self.restrict(pipeline_ok=lambda p: lo <= p.id <= hi)
+        if spec.kind == "ref":
+            return self.on_ref(spec.ref)
+        if spec.kind == "image_digest":
+            wanted = spec.digest or ""
+            return self.restrict(job_ok=lambda j: (job_image_digest(self, j) or "").startswith(wanted))
+        tag = spec.tag or ""
+        digests = {t.digest for t in self.image_tags if t.name == tag and t.digest}
+
+        def uses_tag(j: Job) -> bool:
+            digest = job_image_digest(self, j)
+            if digest is not None and digest in digests:
+                return True
+            facts = self.facts.get(j.id)
+            name = facts.image.name if facts and facts.image else ""
+            return name.endswith(f":{tag}")
+
+        return self.restrict(job_ok=uses_tag)
+
+
+def normalize_digest(value: str | None) -> str | None:
+    """``registry/path@sha256:abc`` or ``sha256:abc`` -> ``sha256:abc``; anything else -> None."""
+    if not value:
+        return None
+    if "@" in value:
+        value = value.rsplit("@", 1)[1]
+    return value if value.startswith("sha256:") else None
+
+
+def job_image_digest(ds: Dataset, job: Job) -> str | None:
+    """The image digest the job's log reported (``sha256:...``), if any."""
+    facts = ds.facts.get(job.id)
+    if facts is None or facts.image is None:
+        return None
+    return normalize_digest(facts.image.digest)
+
+
+def counted_jobs(ds: Dataset, *, include_retried: bool = False) -> list[Job]:
+    """Jobs that ran, without retried attempts unless asked."""
+    return [
+        j
+        for j in ds.jobs
+        if j.status not in NOT_RUN_STATUSES and j.started_at is not None and (include_retried or not j.retried)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Durations
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A named sample of seconds with its summary; ``n`` is its size."""
+
+    name: str
+    values: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    def summary(self) -> Summary:
+        return summarize(self.values)
+
+
+def pipeline_durations(ds: Dataset) -> Sample:
+    """GitLab's ``duration`` (running time, seconds) of finished pipelines."""
+    values = tuple(p.duration for p in ds.pipelines if p.duration is not None and p.status in ("success", "failed"))
+    return Sample("pipeline_duration", values)
+
+
+def pipeline_queue_times(ds: Dataset) -> Sample:
+    """GitLab's ``queued_duration`` (seconds waiting for a runner) of pipelines that report one."""
+    return Sample("pipeline_queue", tuple(p.queued_duration for p in ds.pipelines if p.queued_duration is not None))
+
+
+def job_queue_times(ds: Dataset, *, include_retried: bool = False) -> Sample:
+    """Jobs' ``queued_duration`` (pending -> picked by a runner), manual jobs never counted."""
+    jobs = counted_jobs(ds, include_retried=include_retried)
+    return Sample("job_queue", tuple(j.queued_duration for j in jobs if j.queued_duration is not None))
+
+
+@dataclass(frozen=True, slots=True)
+class JobStartup:
+    """One job's start-up (job start -> first script line) and its phases, seconds."""
+
+    job_id: int
+    pipeline_id: int
+    name: str
+    ref: str
+    started_at: datetime
+    seconds: float
+    phases: Mapping[str, float]
+    image_digest: str | None
+
+
+def startup_phases(facts: TraceFacts) -> dict[str, float]:
+    """Seconds spent in each start-up phase (``prepare``, ``sources``, ``cache``, ``artifacts``).
+
+    A phase is the sum of its closed runner sections (see :data:`STARTUP_PHASE_SECTIONS`); phases whose
+    sections are absent are left out rather than reported as 0.
+    """
+    out: dict[str, float] = {}
+    for phase, names in STARTUP_PHASE_SECTIONS.items():
+        durations = [s.duration for s in facts.sections if s.name in names and s.duration is not None]
+        if durations:
+            out[phase] = float(sum(durations))
+    return out
+
+
+def job_startups(
+    ds: Dataset, *, include_retried: bool = False, job_names: Iterable[str] | None = None
+) -> list[JobStartup]:
+    """Start-up of every counted job whose log gave one, oldest first."""
+    names = set(job_names) if job_names is not None else None
+    out: list[JobStartup] = []
+    for j in counted_jobs(ds, include_retried=include_retried):
+        if names is not None and j.name not in names:
+            continue
+        facts = ds.facts.get(j.id)
+        if facts is None or facts.startup_seconds is None or j.started_at is None:
+            continue
+        out.append(
+            JobStartup(
+                job_id=j.id,
+                pipeline_id=j.pipeline_id,
+                name=j.name,
+                ref=j.ref,
+                started_at=j.started_at,
+                seconds=facts.startup_seconds,
+                phases=startup_phases(facts),
+                image_digest=job_image_digest(ds, j),
+            )
+        )
+    out.sort(key=lambda s: (s.started_at, s.job_id))
+    return out
+
+
+def startup_sample(ds: Dataset, *, include_retried: bool = False, phase: str | None = None) -> Sample:
+    """Start-up seconds (or one phase's seconds) of the counted jobs."""
+    startups = job_startups(ds, include_retried=include_retried)
+    if phase is None:
+        return Sample("startup", tuple(s.seconds for s in startups))
+    return Sample(f"startup_{phase}", tuple(s.phases[phase] for s in startups if phase in s.phases))
+
+
+@dataclass(frozen=True, slots=True)
+class FirstScript:
+    pipeline_id: int
+    ref: str
+    seconds: float  # pipeline created -> the first script line of any of its jobs
+
+
+def time_to_first_script(ds: Dataset, *, include_retried: bool = False) -> list[FirstScript]:
+    """Per pipeline: seconds from its creation to the first script line of its earliest job."""
+    firsts: dict[int, float] = {}
+    for j in counted_jobs(ds, include_retried=include_retried):
+        facts = ds.facts.get(j.id)
+        if facts is None or facts.startup_seconds is None or j.started_at is None:
+            continue
+        at = j.started_at.timestamp() + facts.startup_seconds
+        firsts[j.pipeline_id] = min(at, firsts.get(j.pipeline_id, at))
+    out = []
+    for p in ds.pipelines:
+        if p.id in firsts:
+            out.append(FirstScript(p.id, p.ref, max(0.0, firsts[p.id] - p.created_at.timestamp())))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Caches
+# ---------------------------------------------------------------------------------------------------------------
+
+GroupBy = Literal["key", "job", "ref"]
+RESTORE_OUTCOMES: tuple[str, ...] = ("hit", "miss", "failed", "skipped", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRate:
+    """Restore outcomes of one key, job name or ref. ``n`` counts restore attempts."""
+
+    group: str
+    n: int
+    outcomes: Mapping[str, int]
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Hits as % of attempts whose outcome is known (hit, miss or failed)."""
+        known = sum(self.outcomes.get(k, 0) for k in ("hit", "miss", "failed"))
+        return rate(self.outcomes.get("hit", 0), known)
+
+
+def _is_fallback(detail: str | None) -> bool:
+    return bool(detail) and "fallback" in (detail or "")
+
+
+def cache_restore_rates(ds: Dataset, by: GroupBy = "key", *, include_retried: bool = False) -> list[OutcomeRate]:
+    """Restore outcome counts per cache key, job name or ref; every attempt (main or fallback key) counts once.
+
+    Outcomes other than hit/miss/failed/skipped (e.g. ``empty``) are counted as ``unknown``; a truncated log
+    that never said is ``unknown`` too, never ``miss``. Sorted by attempts, most first.
+    """
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for j in counted_jobs(ds, include_retried=include_retried):
+        facts = ds.facts.get(j.id)
+        if facts is None:
+            continue
+        for ev in facts.cache:
+            if ev.op != "restore":
+                continue
+            group = ev.key if by == "key" else j.name if by == "job" else j.ref
+            outcome = ev.outcome if ev.outcome in RESTORE_OUTCOMES else "unknown"
+            counts[group][outcome] += 1
+    rates = [OutcomeRate(g, sum(c.values()), dict(c)) for g, c in counts.items()]
+    rates.sort(key=lambda r: (-r.n, r.group))
+    return rates
+
+
+def restore_outcome_totals(ds: Dataset, *, include_retried: bool = False) -> dict[str, int]:
+    """All restore attempts by outcome."""
+    total: Counter[str] = Counter()
+    for r in cache_restore_rates(ds, "key", include_retried=include_retried):
+        total.update(r.outcomes)
+    return dict(total)
+
+
+def main_restore_keys(facts: TraceFacts) -> tuple[str, ...]:
+    """The keys a job tried first for each of its caches (fallback attempts left out)."""
+    return tuple(ev.key for ev in facts.cache if ev.op == "restore" and not _is_fallback(ev.detail))
+
+
+@dataclass(frozen=True, slots=True)
+class StaleCacheEvent:
+    """A cache restore that cannot reflect the critical files.
+
+    ``kind`` is ``default_key`` (GitLab found none of the ``key:files`` and used ``...-default``: one event per
+    job) or ``unchanged_key`` (critical files changed between two consecutive pipelines on a ref, but the
+    restore key stayed the same: one event per key and pipeline pair).
+    """
+
+    kind: Literal["default_key", "unchanged_key"]
+    ref: str
+    key: str
+    pipeline_id: int
+    at: datetime
+    job_id: int | None = None
+    previous_pipeline_id: int | None = None
+    changed_files: tuple[str, ...] = ()
+
+
+def _checksums_by_sha(checksums: Iterable[FileChecksum], files: set[str] | None) -> dict[str, dict[str, str | None]]:
+    out: dict[str, dict[str, str | None]] = defaultdict(dict)
+    for c in checksums:
+        if files is None or c.path in files:
+            out[c.sha][c.path] = c.content_sha256 or c.blob_id
+    return out
+
+
+def stale_cache_events(
+    ds: Dataset, critical_files: Iterable[str] | None = None, *, include_retried: bool = False
+) -> list[StaleCacheEvent]:
+    """Stale-cache events in the dataset, oldest first.
+
+    ``critical_files``: the paths whose change must change the key (default: every path with a checksum).
+    Only files with a checksum recorded at both SHAs count as changed.
+    """
+    files = set(critical_files) if critical_files is not None else None
+    by_sha = _checksums_by_sha(ds.checksums, files)
+    jobs_by_pipeline: dict[int, list[Job]] = defaultdict(list)
+    for j in counted_jobs(ds, include_retried=include_retried):
+        jobs_by_pipeline[j.pipeline_id].append(j)
+    events: list[StaleCacheEvent] = []
+    last_by_ref: dict[str, tuple[Pipeline, set[str]]] = {}
+    for p in sorted(ds.pipelines, key=lambda p: (p.created_at, p.id)):
+        keys: set[str] = set()
+        for j in sorted(jobs_by_pipeline.get(p.id, []), key=lambda j: j.id):
+            facts = ds.facts.get(j.id)
+            if facts is None:
+                continue
+            for key in main_restore_keys(facts):
+                if DEFAULT_KEY.search(key):
+                    events.append(StaleCacheEvent("default_key", p.ref, key, p.id, j.started_at or p.created_at, j.id))
+                else:
+                    keys.add(key)
+        if not keys and not jobs_by_pipeline.get(p.id):
+            continue
+        previous = last_by_ref.get(p.ref)
+        if previous is not None and p.sha in by_sha and previous[0].sha in by_sha:
+            before, after = by_sha[previous[0].sha], by_sha[p.sha]
+            changed = tuple(sorted(f for f in before.keys() & after.keys() if before[f] != after[f]))
+            if changed:
+                for key in sorted(keys & previous[1]):
+                    events.append(
+                        StaleCacheEvent("unchanged_key", p.ref, key, p.id, p.created_at, None, previous[0].id, changed)
+                    )
+        if keys:
+            last_by_ref[p.ref] = (p, keys)
+    events.sort(key=lambda e: (e.at, e.pipeline_id))
+    return events
+
+
+@dataclass(frozen=True, slots=True)
+class WriterOverlap:
+    """Two jobs that uploaded the same cache key at overlapping times."""
+
+    key: str
+    first_job_id: int
+    second_job_id: int
+    overlap_seconds: float
+    at: datetime
+
+
+def cache_writers(ds: Dataset) -> dict[str, list[Job]]:
+    """Per cache key, the jobs that tried to upload it (archive created, failed or unknown), retried ones too."""
+    out: dict[str, list[Job]] = defaultdict(list)
+    for j in ds.jobs:
+        facts = ds.facts.get(j.id)
+        if facts is None:
+            continue
+        for key in {ev.key for ev in facts.cache if ev.op == "archive" and ev.outcome in ("created", "failed")}:
+            out[key].append(j)
+    return dict(out)
+
+
+def overlapping_writers(ds: Dataset) -> list[WriterOverlap]:
+    """Pairs of writer jobs of one key whose [started_at, finished_at] intervals overlap."""
+    overlaps: list[WriterOverlap] = []
+    for key, jobs in cache_writers(ds).items():
+        timed = sorted(
+            (j for j in jobs if j.started_at is not None and j.finished_at is not None),
+            key=lambda j: (j.started_at, j.id),
+        )
+        active: list[Job] = []
+        for j in timed:
+            assert j.started_at is not None and j.finished_at is not None
+            start = j.started_at
+            active = [a for a in active if a.finished_at is not None and a.finished_at > start]
+            for a in active:
+                assert a.finished_at is not None
+                overlap = (min(a.finished_at, j.finished_at) - start).total_seconds()
+                overlaps.append(WriterOverlap(key, a.id, j.id, overlap, start))
+            active.append(j)
+    overlaps.sort(key=lambda o: (o.at, o.first_job_id))
+    return overlaps
+
+
+@dataclass(frozen=True, slots=True)
+class UnserialisedWriters:
+    """Jobs of the CI config that write one cache key together without a resource_group."""
+
+    key: str
+    jobs: tuple[str, ...]
+
+
+def unserialised_config_writers(caches: Sequence[JobCacheConfig]) -> list[UnserialisedWriters]:
+    """Cache keys written (policy pull-push/push) by two or more jobs, listing the writers lacking a resource_group.
+
+    Writers that all share one resource group are serialised and not reported.
+    """
+    by_key: dict[str, list[JobCacheConfig]] = defaultdict(list)
+    for c in caches:
+        if c.writes and c.key is not None:
+            by_key[c.key].append(c)
+    out = []
+    for key, writers in sorted(by_key.items()):
+        jobs = {w.job for w in writers}
+        if len(jobs) < 2:
+            continue
+        groups = {w.resource_group for w in writers}
+        if len(groups) == 1 and None not in groups:
+            continue
+        out.append(UnserialisedWriters(key, tuple(sorted(w.job for w in writers if w.resource_group is None))))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The CI image
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSizePoint:
+    tag: str
+    digest: str | None
+    size_bytes: int
+    created_at: datetime | None
+    repository: str
+
+
+def image_size_history(ds: Dataset, repository: str | None = None) -> list[ImageSizePoint]:
+    """Image tags with a known size (``total_size`` > 0), oldest first; optionally one repository only."""
+    points = [
+        ImageSizePoint(t.name, t.digest, t.total_size, t.created_at, t.repository)
+        for t in ds.image_tags
+        if t.total_size and (repository is None or t.repository == repository)
+    ]
+    points.sort(key=lambda p: (p.created_at is None, p.created_at or datetime.min, p.tag))
+    return points
+
+
+@dataclass(frozen=True, slots=True)
+class DigestChange:
+    at: datetime  # start of the first job that ran the new digest
+    job_id: int
+    pipeline_id: int
+    old: str
+    new: str
+
+
+def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job, str]]:
+    """(job, digest) for jobs that ran in the CI image, oldest first.
+
+    The CI image is the one whose name contains ``image_hint`` (the registry repository path) when given, else
+    the image name most jobs ran in.
+    """
+    named: list[tuple[Job, str, str]] = []
+    for j in ds.jobs:
+        facts = ds.facts.get(j.id)
+        if facts is None or facts.image is None or j.started_at is None:
+            continue
+        digest = normalize_digest(facts.image.digest)
+        if digest is None:
+            continue
+        named.append((j, facts.image.name.rsplit(":", 1)[0].split("@", 1)[0], digest))
+    if not named:
+        return []
+    if image_hint:
+        chosen = [(j, d) for j, name, d in named if image_hint in name]
+    else:
+        top = Counter(name for _, name, _ in named).most_common(1)[0][0]
+        chosen = [(j, d) for j, name, d in named if name == top]
+    chosen.sort(key=lambda jd: (jd[0].started_at or datetime.min, jd[0].id))
+    return chosen
+
+
+def image_digest_changes(ds: Dataset, image_hint: str | None = None) -> list[DigestChange]:
+    """Every change of the CI image digest between consecutive jobs (by start time), oldest first."""
+    changes = []
+    previous: str | None = None
+    for j, digest in ci_image_jobs(ds, image_hint):
+        if previous is not None and digest != previous:
+            assert j.started_at is not None
+            changes.append(DigestChange(j.started_at, j.id, j.pipeline_id, previous, digest))
+        previous = digest
+    return changes
+
+
+@dataclass(frozen=True, slots=True)
+class BuildReliability:
+    """Image-build job attempts per pipeline. Rates are % of ``n`` (pipelines with a finished first attempt)."""
+
+    job_name: str
+    n: int
+    first_attempt_successes: int
+    eventual_successes: int
+    attempts: int
+    failures_infrastructure: int
+    failures_script: int
+    failures_other: int
+
+    @property
+    def first_attempt_rate(self) -> float | None:
+        return rate(self.first_attempt_successes, self.n)
+
+    @property
+    def eventual_rate(self) -> float | None:
+        return rate(self.eventual_successes, self.n)
+
+
+def failure_kind(reason: str | None) -> Literal["infrastructure", "script", "other"]:
+    if reason in SCRIPT_FAILURES:
+        return "script"
+    if reason in INFRASTRUCTURE_FAILURES:
+        return "infrastructure"
+    return "other"
+
+
+def image_build_reliability(ds: Dataset, job_name: str) -> BuildReliability:
+    """First-attempt and eventual success of ``job_name`` per pipeline; failed attempts split by reason."""
+    by_pipeline: dict[int, list[Job]] = defaultdict(list)
+    for j in ds.jobs:
+        if j.name == job_name:
+            by_pipeline[j.pipeline_id].append(j)
+    n = first_ok = eventual = attempts = infra = script = other = 0
+    for jobs in by_pipeline.values():
+        jobs.sort(key=lambda j: (j.created_at, j.id))
+        if jobs[0].status not in FINISHED_STATUSES:
+            continue
+        n += 1
+        first_ok += jobs[0].status == "success"
+        eventual += any(j.status == "success" for j in jobs)
+        for j in jobs:
+            if j.status not in FINISHED_STATUSES:
+                continue
+            attempts += 1
+            if j.status == "failed":
+                kind = failure_kind(j.failure_reason)
+                infra += kind == "infrastructure"
+                script += kind == "script"
+                other += kind == "other"
+    return BuildReliability(job_name, n, first_ok, eventual, attempts, infra, script, other)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcomes:
+    job_name: str
+    n: int
+    successes: int
+    latest_status: str | None
+    latest_job_id: int | None
+
+    @property
+    def success_rate(self) -> float | None:
+        return rate(self.successes, self.n)
+
+
+def job_outcomes(ds: Dataset, job_name: str, *, include_retried: bool = False) -> JobOutcomes:
+    """Finished runs (success/failed) of one job name, and the latest one."""
+    runs = sorted(
+        (
+            j
+            for j in ds.jobs
+            if j.name == job_name and j.status in FINISHED_STATUSES and (include_retried or not j.retried)
+        ),
+        key=lambda j: (j.finished_at or j.created_at, j.id),
+    )
+    latest = runs[-1] if runs else None
+    return JobOutcomes(
+        job_name,
+        len(runs),
+        sum(j.status == "success" for j in runs),
+        latest.status if latest else None,
+        latest.id if latest else None,
+    )

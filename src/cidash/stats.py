@@ -1,0 +1,164 @@
+"""Small, dependency-free statistics with the method named.
+
+Quantiles use **linear interpolation between closest ranks**, Hyndman & Fan (1996) *type 7* — the default of R's
+``quantile()``, NumPy's ``percentile(method="linear")`` and Excel's ``PERCENTILE.INC``: for sorted values
+``x[0..n-1]`` and probability ``q``, ``h = (n - 1) * q`` and the result is ``x[floor(h)] + (h - floor(h)) *
+(x[floor(h) + 1] - x[floor(h)])``. The median is the type-7 0.5 quantile (the usual median).
+
+Confidence intervals for the change in median are **percentile bootstrap** intervals: both samples are resampled
+with replacement ``resamples`` times from a ``random.Random(seed)``, the relative change of the medians is
+computed for each pair, and the interval is the type-7 ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
+quantiles of those changes. Same inputs and seed, same interval: reports are reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+#: Named in every report that shows a quantile.
+QUANTILE_METHOD = "linear interpolation (Hyndman-Fan type 7)"
+CI_METHOD = "percentile bootstrap"
+
+
+def quantile(values: Iterable[float], q: float) -> float | None:
+    """The type-7 ``q`` quantile (0 <= q <= 1) of ``values``; None for an empty input."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile probability must be within [0, 1], got {q}")
+    data = sorted(values)
+    if not data:
+        return None
+    return _sorted_quantile(data, q)
+
+
+def _sorted_quantile(data: Sequence[float], q: float) -> float:
+    h = (len(data) - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (h - lo) * (data[hi] - data[lo])
+
+
+def median(values: Iterable[float]) -> float | None:
+    """The median (type-7 0.5 quantile); None for an empty input."""
+    return quantile(values, 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Location and spread of one sample. Quantiles are type 7; all None when ``n`` is 0."""
+
+    n: int
+    median: float | None
+    p90: float | None
+    p95: float | None
+    mean: float | None
+    minimum: float | None
+    maximum: float | None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "n": self.n,
+            "median": self.median,
+            "p90": self.p90,
+            "p95": self.p95,
+            "mean": self.mean,
+            "min": self.minimum,
+            "max": self.maximum,
+        }
+
+
+def summarize(values: Iterable[float]) -> Summary:
+    """n, median, p90, p95, mean, min and max of ``values`` (NaN values are dropped)."""
+    data = sorted(v for v in values if not math.isnan(v))
+    if not data:
+        return Summary(0, None, None, None, None, None, None)
+    return Summary(
+        n=len(data),
+        median=_sorted_quantile(data, 0.5),
+        p90=_sorted_quantile(data, 0.9),
+        p95=_sorted_quantile(data, 0.95),
+        mean=math.fsum(data) / len(data),
+        minimum=data[0],
+        maximum=data[-1],
+    )
+
+
+def pct_change(baseline: float | None, candidate: float | None) -> float | None:
+    """``(candidate - baseline) / baseline * 100``; None when either is missing or the baseline is 0."""
+    if baseline is None or candidate is None or baseline == 0:
+        return None
+    return (candidate - baseline) / baseline * 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeInterval:
+    """Change in median from baseline to candidate, as % of the baseline median, with a bootstrap interval."""
+
+    change_pct: float | None
+    low_pct: float | None
+    high_pct: float | None
+    confidence: float
+    resamples: int
+    seed: int
+    n_baseline: int
+    n_candidate: int
+
+    @property
+    def available(self) -> bool:
+        return self.change_pct is not None and self.low_pct is not None and self.high_pct is not None
+
+
+def bootstrap_median_change(
+    baseline: Sequence[float],
+    candidate: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> ChangeInterval:
+    """Relative change of the median (% of the baseline median) with a seeded percentile-bootstrap interval.
+
+    ``change_pct`` is the point estimate from the full samples. The interval is None when either sample is empty
+    or the baseline median is 0 (a relative change is undefined). Deterministic for a given ``seed``.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be within (0, 1), got {confidence}")
+    if resamples < 1:
+        raise ValueError("resamples must be at least 1")
+    base = [float(v) for v in baseline]
+    cand = [float(v) for v in candidate]
+    empty = ChangeInterval(None, None, None, confidence, resamples, seed, len(base), len(cand))
+    if not base or not cand:
+        return empty
+    point = pct_change(median(base), median(cand))
+    if point is None:
+        return empty
+    rng = random.Random(seed)
+    nb, nc = len(base), len(cand)
+    changes: list[float] = []
+    for _ in range(resamples):
+        mb = _sorted_quantile(sorted(rng.choices(base, k=nb)), 0.5)
+        mc = _sorted_quantile(sorted(rng.choices(cand, k=nc)), 0.5)
+        if mb != 0:
+            changes.append((mc - mb) / mb * 100.0)
+    if not changes:
+        return ChangeInterval(point, None, None, confidence, resamples, seed, nb, nc)
+    changes.sort()
+    alpha = (1.0 - confidence) / 2.0
+    return ChangeInterval(
+        change_pct=point,
+        low_pct=_sorted_quantile(changes, alpha),
+        high_pct=_sorted_quantile(changes, 1.0 - alpha),
+        confidence=confidence,
+        resamples=resamples,
+        seed=seed,
+        n_baseline=nb,
+        n_candidate=nc,
+    )
+
+
+def rate(successes: int, n: int) -> float | None:
+    """``successes / n * 100`` (a percentage), None when n is 0."""
+    return None if n <= 0 else successes / n * 100.0
