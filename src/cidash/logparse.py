@@ -1,0 +1,542 @@
+"""Streaming parser for GitLab job logs (traces): sections, start-up time, the job image and cache events.
+
+Feed it bytes in chunks of any size (:class:`TraceParser`), or use :func:`parse_bytes` / :func:`parse_stream`.
+It never keeps the whole log: only the unfinished last line is buffered, and that buffer is capped (see
+``max_line``), so one pathological multi-megabyte line costs at most ``max_line`` + one chunk of memory.
+
+How it stays fast: it does not look at every line in Python. Complete lines are scanned in C (``bytes.find`` and
+one compiled regex) for the few markers that matter, and only lines containing a marker are decoded and
+interpreted. Inside script sections (``step_script``, ``build_script``, ``after_script``, user sections) the
+only marker that matters is ``section_``; cache and image lines are only read outside them, where the runner
+writes them. A log with no sections at all is read in the slower "every marker" mode throughout.
+
+Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
+
+- Section markers need their terminator (``\\r``, ``\\n`` or ESC) to count; names longer than 256 characters
+  are ignored. ``section_end`` closes the most recent open section of that name; an end without a start is
+  ignored. At most :data:`MAX_SECTIONS` sections and :data:`MAX_CACHE_EVENTS` cache events are kept.
+- Times: the per-line timestamp (sub-second) of the marker's line when the log has them, else the marker's own
+  unix seconds. ``startup_seconds`` = start of ``step_script`` (or ``build_script``) minus the first section's
+  start.
+- ``truncated``: the log ends inside an open section, or the runner's "Job's log exceeded limit" message appears.
+- Cache: every ``Checking cache for K...`` is one restore attempt for K (``detail="fallback"`` when the runner
+  says ``(fallback)``; older runners do not say it, and a second attempt is then indistinguishable from a second
+  cache entry, so it carries no detail). The first result line after an attempt decides its outcome; an attempt
+  whose result never appears stays ``unknown``. ``file does not exist`` + ``Failed to extract cache`` is a miss;
+  ``Failed to extract cache`` alone is ``failed``. Runners before 16.10 printed ``Successfully extracted cache``
+  even for a missing *local* cache: such a restore reads as a hit (the log cannot tell).
+  ``Cache archive size ... is too big`` is ``failed`` with detail ``"too big"``: the archive is not uploaded to
+  the shared cache, so other runners never see it, even if a later ``Created cache`` says it was kept locally.
+- Image: the executor line (``Using Docker executor with image X``) names the job image; ``Pulling docker
+  image X`` means pulled, ``Using locally found image version`` before ``Using docker image ... for X`` means
+  found locally; otherwise ``pulled`` is None (always for kubernetes, whose log does not say).
+- Lines longer than ``max_line`` are cut at their last ``\\r`` (progress bars), so markers in them still
+  count; if a line has no ``\\r`` at all, its middle is dropped (only the runner's limit message is looked for
+  there).
+- Per-line timestamp continuation lines (``00O+``) are read as lines of their own.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, BinaryIO, Final
+
+from cidash.models import CacheEvent, CacheOp, CacheOutcome, ImageRef, Section, TraceFacts
+
+__all__ = [
+    "MAX_CACHE_EVENTS",
+    "MAX_SECTIONS",
+    "PHASES",
+    "STARTUP_PHASES",
+    "TraceParser",
+    "facts_from_dict",
+    "facts_to_dict",
+    "parse_bytes",
+    "parse_stream",
+    "phase_durations",
+    "phase_of",
+]
+
+MAX_SECTIONS: Final = 10_000
+MAX_CACHE_EVENTS: Final = 1_000
+DEFAULT_MAX_LINE: Final = 64 * 1024
+_MIN_MAX_LINE: Final = 4096
+_KEEP: Final = 1024  # bytes kept from a line with no \r that outgrew max_line
+
+#: Phases in the order a job goes through them.
+PHASES: Final = ("prepare", "sources", "cache", "artifacts", "script", "upload")
+
+#: Runner section name -> start-up phase. :func:`phase_of` also maps ``step_*``, ``archive_cache*`` and
+#: ``upload_artifacts_*``; user sections belong to no phase.
+STARTUP_PHASES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "resolve_secrets": "prepare",
+        "prepare_executor": "prepare",
+        "prepare_script": "prepare",
+        "get_sources": "sources",
+        "clear_worktree": "sources",
+        "restore_cache": "cache",
+        "download_artifacts": "artifacts",
+        "step_script": "script",
+        "build_script": "script",
+        "after_script": "upload",
+        "archive_cache": "upload",
+        "archive_cache_on_failure": "upload",
+        "upload_artifacts_on_success": "upload",
+        "upload_artifacts_on_failure": "upload",
+        "cleanup_file_variables": "upload",
+    }
+)
+
+# Sections whose lines are runner lines (cache, image, ...): everything else is script output.
+_RUNNER_SECTIONS: Final = frozenset(
+    {
+        "resolve_secrets",
+        "prepare_executor",
+        "prepare_script",
+        "get_sources",
+        "clear_worktree",
+        "restore_cache",
+        "download_artifacts",
+        "cleanup_file_variables",
+    }
+)
+_RUNNER_PREFIXES: Final = ("archive_cache", "upload_artifacts")
+_SCRIPT_STARTS: Final = ("step_script", "build_script")
+
+_SECTION_RE: Final = re.compile(
+    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n\x1b])"
+)
+_TS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
+_ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b")
+# Every marker a runner line we interpret can contain (outside script sections).
+_HIT_RE: Final = re.compile(
+    rb"section_|Running with|Using |Pulling docker|Checking cache|Successfully extracted|Failed to |does not exist"
+    rb"|Not downloading|Not uploading|Skipping cache|Creating cache|Created cache|up to date|No files to cache"
+    rb"|too big"
+)
+_LIMIT: Final = b"Job's log exceeded limit"
+
+_RUNNING_RE: Final = re.compile(r"Running with gitlab-(?:ci-multi-)?runner (\S+)")
+_EXECUTOR_RE: Final = re.compile(r"Using ([A-Za-z][\w+ ().-]{0,40}?) executor\b(?:.*? with image (\S+))?")
+_DOCKER_IMAGE_RE: Final = re.compile(r"Using docker image (\S+) for (\S+?)(?: with digest (\S+?))?(?: \.\.\.)?$")
+_DOCKER_IMAGE_OLD_RE: Final = re.compile(r"Using docker image (\S+) ID=(\S+) for ")
+_PULLING_RE: Final = re.compile(r"Pulling docker image (\S+?)(?: \.\.\.)?$")
+_TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
+
+
+def _parse_ts(m: re.Match[bytes]) -> float:
+    year, month, day, hour, minute, second, frac = m.groups()
+    t = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0))
+    return t + float(frac) if frac else float(t)
+
+
+def _is_script(name: str) -> bool:
+    return name not in _RUNNER_SECTIONS and not name.startswith(_RUNNER_PREFIXES)
+
+
+def phase_of(section_name: str) -> str | None:
+    """The start-up phase a runner section belongs to, or None for user sections."""
+    phase = STARTUP_PHASES.get(section_name)
+    if phase is not None:
+        return phase
+    if section_name.startswith("step_"):
+        return "script"
+    if section_name.startswith(_RUNNER_PREFIXES):
+        return "upload"
+    return None
+
+
+def phase_durations(facts: TraceFacts) -> dict[str, float]:
+    """Seconds spent per phase (:data:`PHASES` order), summing closed runner sections; user sections and
+    sections never closed are left out, and so are phases with no closed section."""
+    totals: dict[str, float] = {}
+    for section in facts.sections:
+        phase = phase_of(section.name)
+        if phase is None or section.duration is None:
+            continue
+        totals[phase] = totals.get(phase, 0.0) + section.duration
+    return {phase: totals[phase] for phase in PHASES if phase in totals}
+
+
+class _Event:
+    __slots__ = ("detail", "key", "op", "outcome", "saw_missing")
+
+    def __init__(self, op: CacheOp, key: str, outcome: CacheOutcome = "unknown", detail: str | None = None) -> None:
+        self.op: CacheOp = op
+        self.key = key
+        self.outcome: CacheOutcome = outcome
+        self.detail = detail
+        self.saw_missing = False
+
+
+class TraceParser:
+    """Incremental job-log parser: ``feed()`` chunks of any size, then ``finish()`` once."""
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self._max_line = max(max_line, _MIN_MAX_LINE)
+        self._tail = b""
+        self._cont = False  # the first line of the next region continues a line cut by the line cap
+        self._carry_ts: float | None = None  # per-line timestamp of that cut line
+        self._finished = False
+        self._bulk = False  # inside a script section: only section markers matter
+        self._limit_hit = False
+        self._runner_version: str | None = None
+        self._executor: str | None = None
+        self._sections: list[list[Any]] = []  # [name, start, end]
+        self._open: list[int] = []  # indexes into _sections, innermost last
+        self._first_start: float | None = None
+        self._script_start: float | None = None
+        self._image_name: str | None = None
+        self._image_id: str | None = None
+        self._image_digest: str | None = None
+        self._image_pulled: bool | None = None
+        self._local_pending = False
+        self._events: list[_Event] = []
+        self._restore: _Event | None = None
+        self._archive: _Event | None = None
+
+    # -- bytes in ---------------------------------------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> None:
+        """Parse the next piece of the log. Never raises on malformed input."""
+        if self._finished:
+            raise RuntimeError("TraceParser.feed() after finish()")
+        if not chunk:
+            return
+        buf = self._tail + chunk if self._tail else bytes(chunk)
+        nl = buf.rfind(b"\n")
+        if nl >= 0:
+            self._region(buf, 0, nl + 1)
+            self._cont = False
+            self._tail = buf[nl + 1 :]
+        else:
+            self._tail = buf
+        if len(self._tail) > self._max_line:
+            self._overflow()
+
+    def finish(self) -> TraceFacts:
+        """Parse what is left and return the facts. The parser cannot be fed afterwards."""
+        if not self._finished:
+            if self._tail:
+                last = self._tail + b"\n"
+                self._tail = b""
+                self._region(last, 0, len(last))
+            self._finished = True
+        return self._facts()
+
+    def _overflow(self) -> None:
+        tail = self._tail
+        if not self._cont:
+            m = _TS_RE.match(tail)
+            self._carry_ts = _parse_ts(m) if m else None
+        cr = tail.rfind(b"\r")
+        if cr >= 0:
+            self._region(tail, 0, cr + 1)
+            self._cont = True
+            tail = tail[cr + 1 :]
+        if len(tail) > self._max_line:
+            cut = len(tail) - _KEEP
+            if not self._limit_hit and tail.find(_LIMIT, 0, cut + len(_LIMIT) - 1) >= 0:
+                self._limit_hit = True
+            tail = tail[cut:]
+            self._cont = True
+        self._tail = tail
+
+    def _region(self, buf: bytes, start: int, end: int) -> None:
+        """Interpret buf[start:end]: whole lines, except that the last may be a piece cut at a \\r."""
+        if not self._limit_hit and buf.find(_LIMIT, start, end) >= 0:
+            self._limit_hit = True
+        pos = start
+        find = buf.find
+        rfind = buf.rfind
+        search = _HIT_RE.search
+        while pos < end:
+            if self._bulk:
+                hit = find(b"section_", pos, end)
+                if hit < 0:
+                    return
+            else:
+                m = search(buf, pos, end)
+                if m is None:
+                    return
+                hit = m.start()
+            nl = rfind(b"\n", pos, hit)
+            line_start = nl + 1 if nl >= 0 else pos
+            nl = find(b"\n", hit, end)
+            line_end = end if nl < 0 else nl + 1
+            self._line(buf[line_start:line_end], self._cont and line_start == start)
+            pos = line_end
+
+    # -- one interesting line ---------------------------------------------------------------------------------
+
+    def _line(self, line: bytes, continued: bool) -> None:
+        body = 0
+        ts: float | None = None
+        if continued:
+            ts = self._carry_ts
+        else:
+            m = _TS_RE.match(line)
+            if m is not None:
+                body = m.end()
+                ts = _parse_ts(m)
+        last = body
+        if b"section_" in line:
+            for sm in _SECTION_RE.finditer(line, body):
+                if not self._bulk and sm.start() > last:
+                    self._text(line[last : sm.start()])
+                self._section(sm.group(1) == b"start", int(sm.group(2)), sm.group(3).decode("ascii"), ts)
+                last = sm.end()
+        if not self._bulk and last < len(line):
+            self._text(line[last:])
+
+    def _section(self, is_start: bool, unix: int, name: str, ts: float | None) -> None:
+        t = ts if ts is not None else float(unix)
+        if is_start:
+            if len(self._sections) >= MAX_SECTIONS:
+                return
+            self._open.append(len(self._sections))
+            self._sections.append([name, t, None])
+            if self._first_start is None:
+                self._first_start = t
+            if self._script_start is None and name in _SCRIPT_STARTS:
+                self._script_start = t
+        else:
+            for j in range(len(self._open) - 1, -1, -1):
+                entry = self._sections[self._open[j]]
+                if entry[0] == name:
+                    entry[2] = t
+                    del self._open[j]
+                    break
+            else:
+                return
+        self._bulk = bool(self._open) and _is_script(self._sections[self._open[-1]][0])
+
+    def _text(self, raw: bytes) -> None:
+        clean = _ANSI_RE.sub(b"", raw) if b"\x1b" in raw else raw
+        for part in clean.split(b"\r"):
+            text = part.strip()
+            if text:
+                self._runner_line(text.decode("utf-8", "replace"))
+
+    def _runner_line(self, text: str) -> None:
+        body = text
+        for prefix in ("WARNING: ", "ERROR: "):
+            if text.startswith(prefix):
+                body = text[len(prefix) :].strip()
+                break
+        first = body[:1]
+        if first == "C":
+            self._c_line(body)
+        elif first == "U":
+            self._using_line(body)
+        elif body.startswith("Running with gitlab-"):
+            m = _RUNNING_RE.match(body)
+            if m and self._runner_version is None:
+                self._runner_version = m.group(1)
+        elif body.startswith("Pulling docker image "):
+            m = _PULLING_RE.match(body)
+            if m and self._image_name is not None and m.group(1) == self._image_name:
+                self._image_pulled = True
+                self._local_pending = False
+        elif body == "Successfully extracted cache":
+            self._restore_result("hit")
+        elif body == "file does not exist" and self._restore is not None:
+            self._restore.saw_missing = True
+        elif body.startswith("Failed to extract cache"):
+            current = self._restore
+            self._restore_result("miss" if current is not None and current.saw_missing else "failed")
+        elif body.startswith("Failed to create cache"):
+            self._archive_result("failed")
+        elif body.startswith("Not downloading cache ") and body.endswith(" due to policy"):
+            self._add(_Event("restore", body[len("Not downloading cache ") : -len(" due to policy")], "skipped"))
+            self._restore = None
+        elif body.startswith("Not uploading cache ") and body.endswith(" due to policy"):
+            self._add(_Event("archive", body[len("Not uploading cache ") : -len(" due to policy")], "skipped"))
+            self._archive = None
+        elif body.startswith("Skipping cache extraction due to empty cache key"):
+            self._add(_Event("restore", "", "empty", "empty key"))
+            self._restore = None
+        elif body.startswith("Archive is up to date"):
+            self._archive_result("up_to_date")
+        elif body.startswith("No files to cache"):
+            self._archive_result("empty", "no files to cache")
+
+    def _c_line(self, body: str) -> None:
+        if body.startswith("Checking cache for "):
+            key = body[len("Checking cache for ") :]
+            if key.endswith("..."):
+                key = key[:-3]
+            detail = None
+            if key.endswith(" (fallback)"):
+                key = key[: -len(" (fallback)")]
+                detail = "fallback"
+            self._restore = _Event("restore", key, "unknown", detail)
+            self._add(self._restore)
+        elif body.startswith("Creating cache "):
+            key = body[len("Creating cache ") :]
+            if key.endswith("..."):
+                key = key[:-3]
+            self._archive = _Event("archive", key)
+            self._add(self._archive)
+        elif body.startswith("Created cache"):
+            self._archive_result("created")
+        elif body.startswith("Cache archive size") and _TOO_BIG_RE.match(body):
+            self._archive_result("failed", "too big")
+        elif body == "Cache file does not exist" and self._restore is not None:
+            self._restore.saw_missing = True
+
+    def _using_line(self, body: str) -> None:
+        if body.startswith("Using docker image "):
+            m = _DOCKER_IMAGE_RE.match(body)
+            if m is not None:
+                image_id, name, digest = m.group(1), m.group(2), m.group(3)
+            else:
+                old = _DOCKER_IMAGE_OLD_RE.match(body)
+                if old is None:
+                    return
+                name, image_id, digest = old.group(1), old.group(2), None
+            if self._image_name is None or name != self._image_name:
+                return
+            self._image_id = image_id
+            if digest is not None:
+                self._image_digest = digest.rpartition("@")[2]
+            if self._local_pending:
+                self._image_pulled = False
+            self._local_pending = False
+        elif body.startswith("Using locally found image version"):
+            self._local_pending = True
+        elif self._executor is None:
+            m = _EXECUTOR_RE.match(body)
+            if m is None:
+                return
+            kind = re.sub(r"\s*\(.*?\)", "", m.group(1)).strip().lower()
+            self._executor = kind.replace(" ", "-") or None
+            if m.group(2) and self._image_name is None:
+                self._image_name = m.group(2)
+
+    def _add(self, event: _Event) -> None:
+        if len(self._events) < MAX_CACHE_EVENTS:
+            self._events.append(event)
+
+    def _restore_result(self, outcome: CacheOutcome) -> None:
+        event = self._restore
+        if event is not None and event.outcome == "unknown":
+            event.outcome = outcome
+
+    def _archive_result(self, outcome: CacheOutcome, detail: str | None = None) -> None:
+        event = self._archive
+        if event is not None and event.outcome == "unknown":
+            event.outcome = outcome
+            if detail is not None:
+                event.detail = detail
+
+    # -- facts out --------------------------------------------------------------------------------------------
+
+    def _facts(self) -> TraceFacts:
+        sections = tuple(
+            Section(name, start, end, None if end is None else end - start) for name, start, end in self._sections
+        )
+        image = None
+        if self._image_name is not None:
+            image = ImageRef(self._image_name, self._image_id, self._image_digest, self._image_pulled)
+        startup = None
+        if self._first_start is not None and self._script_start is not None:
+            startup = self._script_start - self._first_start
+        return TraceFacts(
+            runner_version=self._runner_version,
+            executor=self._executor,
+            truncated=self._limit_hit or bool(self._open),
+            sections=sections,
+            startup_seconds=startup,
+            image=image,
+            cache=tuple(CacheEvent(e.op, e.key, e.outcome, e.detail) for e in self._events),
+        )
+
+
+def parse_bytes(data: bytes) -> TraceFacts:
+    """Parse a whole log held in memory."""
+    parser = TraceParser()
+    parser.feed(data)
+    return parser.finish()
+
+
+def parse_stream(stream: BinaryIO, chunk_size: int = 1 << 16) -> TraceFacts:
+    """Parse a binary stream chunk by chunk (memory stays bounded whatever the log's size)."""
+    parser = TraceParser()
+    read = stream.read
+    while chunk := read(chunk_size):
+        parser.feed(chunk)
+    return parser.finish()
+
+
+# -- JSON ----------------------------------------------------------------------------------------------------
+
+_OPS: Final = ("restore", "archive")
+_OUTCOMES: Final = ("hit", "miss", "failed", "skipped", "created", "up_to_date", "empty", "unknown")
+
+
+def facts_to_dict(facts: TraceFacts, *, detail: bool = False) -> dict[str, Any]:
+    """The ``cidash trace --json`` object (DESIGN.md). ``detail=True`` adds each cache event's ``detail`` (not
+    part of the stable contract; the store uses it so that :func:`facts_from_dict` gives back equal facts)."""
+    cache: list[dict[str, Any]] = []
+    for event in facts.cache:
+        item: dict[str, Any] = {"op": event.op, "key": event.key, "outcome": event.outcome}
+        if detail:
+            item["detail"] = event.detail
+        cache.append(item)
+    image = facts.image
+    return {
+        "runner_version": facts.runner_version,
+        "executor": facts.executor,
+        "truncated": facts.truncated,
+        "sections": [{"name": s.name, "start": s.start, "end": s.end, "duration": s.duration} for s in facts.sections],
+        "startup_seconds": facts.startup_seconds,
+        "image": None
+        if image is None
+        else {"name": image.name, "id": image.id, "digest": image.digest, "pulled": image.pulled},
+        "cache": cache,
+    }
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def facts_from_dict(d: Mapping[str, Any]) -> TraceFacts:
+    """Inverse of :func:`facts_to_dict`. Raises ``ValueError`` on a malformed object."""
+    try:
+        cache: list[CacheEvent] = []
+        for item in d["cache"]:
+            op, outcome = item["op"], item["outcome"]
+            if op not in _OPS or outcome not in _OUTCOMES:
+                raise ValueError(f"bad cache event {op!r}/{outcome!r}")
+            cache.append(CacheEvent(op, str(item["key"]), outcome, _opt_str(item.get("detail"))))
+        raw_image = d["image"]
+        image = None
+        if raw_image is not None:
+            pulled = raw_image["pulled"]
+            if pulled is not None and not isinstance(pulled, bool):
+                raise ValueError("image.pulled must be true, false or null")
+            image = ImageRef(str(raw_image["name"]), _opt_str(raw_image["id"]), _opt_str(raw_image["digest"]), pulled)
+        return TraceFacts(
+            runner_version=_opt_str(d["runner_version"]),
+            executor=_opt_str(d["executor"]),
+            truncated=bool(d["truncated"]),
+            sections=tuple(
+                Section(str(s["name"]), float(s["start"]), _opt_float(s["end"]), _opt_float(s["duration"]))
+                for s in d["sections"]
+            ),
+            startup_seconds=_opt_float(d["startup_seconds"]),
+            image=image,
+            cache=tuple(cache),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a trace-facts object: {exc}") from exc
