@@ -60,14 +60,10 @@ SCRIPT_FAILURES = frozenset({"script_failure"})
 #: ``<prefix>-default``, optionally with the clear-cache counter and the protected/non_protected suffix.
 DEFAULT_KEY = re.compile(r"(?:^|-)default(?:-\d+)?(?:-(?:non_)?protected)?$")
 
-#: Runner sections that make up a job's start-up, grouped into phases (before ``step_script``).
-STARTUP_PHASE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "prepare": ("resolve_secrets", "prepare_executor", "prepare_script"),
-    "sources": ("get_sources", "clear_worktree"),
-    "cache": ("restore_cache",),
-    "artifacts": ("download_artifacts",),
-}
-STARTUP_PHASES: tuple[str, ...] = tuple(STARTUP_PHASE_SECTIONS)
+#: The phases of a job's start-up (before ``step_script``), as :mod:`cidash.logparse` names them:
+#: prepare = resolve_secrets + prepare_executor + prepare_script (image pull included), sources = get_sources +
+#: clear_worktree, cache = restore_cache, artifacts = download_artifacts.
+STARTUP_PHASES: tuple[str, ...] = ("prepare", "sources", "cache", "artifacts")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -265,15 +261,12 @@ class JobStartup:
 def startup_phases(facts: TraceFacts) -> dict[str, float]:
     """Seconds spent in each start-up phase (``prepare``, ``sources``, ``cache``, ``artifacts``).
 
-    A phase is the sum of its closed runner sections (see :data:`STARTUP_PHASE_SECTIONS`); phases whose
-    sections are absent are left out rather than reported as 0.
+    From :func:`cidash.logparse.phase_durations` (closed runner sections summed), keeping only the phases before
+    the script; phases whose sections are absent are left out rather than reported as 0.
     """
-    out: dict[str, float] = {}
-    for phase, names in STARTUP_PHASE_SECTIONS.items():
-        durations = [s.duration for s in facts.sections if s.name in names and s.duration is not None]
-        if durations:
-            out[phase] = float(sum(durations))
-    return out
+    from cidash.logparse import phase_durations
+
+    return {k: v for k, v in phase_durations(facts).items() if k in STARTUP_PHASES}
 
 
 def job_startups(

@@ -1,0 +1,620 @@
+"""The criteria engine: cidash's success criteria evaluated over a :class:`~cidash.metrics.Dataset`.
+
+The default profile is DESIGN.md's table; every target comes from ``[criteria]`` (and job names / the image
+repository / the critical files from ``[image]`` and ``[cache_key]``) in :class:`cidash.config.Config`.
+
+Each criterion ends PASS, FAIL or NO DATA — never PASS without data — with the measured value, the target, the
+sample size ``n`` and one sentence of evidence with concrete numbers.
+
+**Periods.** The start-up criterion compares a *baseline* with a *candidate*: the configured ``[criteria]
+baseline``/``candidate`` SPECs, or else history on the criteria ref (``[criteria] ref``, default the project's
+default branch) split at the most recent change of the CI-image digest (the migration): baseline = the
+``window_days`` before the change, candidate = from the change on. Without either, there is no baseline and the
+criterion is NO DATA. The criteria about the *current* state (image-build reliability, stale caches, observed
+cache writers, tools verified) look at the candidate period, limited to the last ``window_days``; without a
+split that is simply the last ``window_days`` on the ref. The evidence of ``startup_improvement`` says which
+split was used.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from cidash.config import Config
+from cidash.metrics import (
+    Dataset,
+    image_build_reliability,
+    image_digest_changes,
+    image_size_history,
+    job_outcomes,
+    job_startups,
+    overlapping_writers,
+    stale_cache_events,
+    unserialised_config_writers,
+)
+from cidash.specs import parse_spec, short_digest
+from cidash.stats import bootstrap_median_change, median
+
+Status = Literal["pass", "fail", "no_data"]
+
+CRITERIA_IDS: tuple[str, ...] = (
+    "image_size",
+    "startup_improvement",
+    "image_build_reliability",
+    "stale_caches",
+    "cache_key_files",
+    "cache_writers",
+    "tools_verified",
+)
+
+TITLES: dict[str, str] = {
+    "image_size": "CI image size",
+    "startup_improvement": "Job start-up, candidate vs baseline",
+    "image_build_reliability": "CI-image build reliability",
+    "stale_caches": "Stale caches",
+    "cache_key_files": "cache:key:files entries per cache",
+    "cache_writers": "Unserialised cache writers",
+    "tools_verified": "Tools verified in the CI image",
+}
+
+MB = 1_000_000  # MB = 10^6 bytes, as registries and `docker images` print sizes
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionResult:
+    """One evaluated criterion. ``comparator`` reads "value <comparator> target passes"."""
+
+    id: str
+    title: str
+    status: Status
+    value: float | None
+    target: float
+    unit: str
+    n: int
+    evidence: str
+    comparator: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stable JSON shape (``details`` holds criterion-specific extras)."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "value": None if self.value is None else round(self.value, 3),
+            "target": self.target,
+            "unit": self.unit,
+            "n": self.n,
+            "evidence": self.evidence,
+            "title": self.title,
+            "comparator": self.comparator,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CriteriaReport:
+    project: str
+    generated_at: datetime
+    criteria: tuple[CriterionResult, ...]
+    period: str  # which split / window the current-state criteria looked at
+
+    @property
+    def any_fail(self) -> bool:
+        return any(c.status == "fail" for c in self.criteria)
+
+    @property
+    def any_no_data(self) -> bool:
+        return any(c.status == "no_data" for c in self.criteria)
+
+    def ok(self, *, strict: bool = False) -> bool:
+        """No criterion fails (and, when ``strict``, none lacks data)."""
+        return not self.any_fail and not (strict and self.any_no_data)
+
+    def exit_code(self, *, strict: bool = False) -> int:
+        return 0 if self.ok(strict=strict) else 1
+
+    def as_dict(self, *, strict: bool = False) -> dict[str, Any]:
+        return {
+            "ok": self.ok(strict=strict),
+            "criteria": [c.as_dict() for c in self.criteria],
+            "project": self.project,
+            "generated_at": self.generated_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Periods
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The baseline and candidate slices the criteria read, and how they were chosen."""
+
+    mode: Literal["specs", "digest", "window"]
+    ref: str | None
+    baseline: Dataset | None
+    candidate: Dataset
+    description: str
+    split_at: datetime | None = None
+
+
+def _day(d: datetime) -> str:
+    return d.astimezone(UTC).date().isoformat()
+
+
+def criteria_ref(ds: Dataset, config: Config) -> str:
+    return config.criteria.ref or ds.default_ref()
+
+
+def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
+    """Baseline and candidate as the module docstring describes. Raises UsageError for a malformed SPEC."""
+    c = config.criteria
+    ref = criteria_ref(ds, config)
+    window = timedelta(days=c.window_days)
+    if c.baseline and c.candidate:
+        b, k = parse_spec(c.baseline), parse_spec(c.candidate)
+        return Periods(
+            "specs",
+            None,
+            ds.select(b),
+            ds.select(k),
+            f"configured baseline `{b.text}` vs candidate `{k.text}`",
+        )
+    on_ref = ds.on_ref(ref)
+    changes = image_digest_changes(on_ref, config.image.repository)
+    if changes:
+        last = changes[-1]
+        split = last.at
+        baseline = on_ref.between(split - window, split)
+        candidate = on_ref.between(max(split, now - window), None)
+        # Jobs of a pipeline created just before the split may already run the new image: move by digest.
+        return Periods(
+            "digest",
+            ref,
+            baseline,
+            candidate,
+            f"split at the CI-image digest change on {ref} on {_day(split)} "
+            f"({short_digest(last.old)} -> {short_digest(last.new)}, job {last.job_id})",
+            split,
+        )
+    return Periods(
+        "window",
+        ref,
+        None,
+        on_ref.between(now - window, None),
+        f"no CI-image digest change on {ref}: the last {c.window_days} days",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The criteria
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _result(  # noqa: PLR0917
+    cid: str,
+    status: Status,
+    value: float | None,
+    target: float,
+    unit: str,
+    n: int,
+    evidence: str,
+    comparator: str,
+    **details: Any,
+) -> CriterionResult:
+    return CriterionResult(cid, TITLES[cid], status, value, target, unit, n, evidence, comparator, dict(details))
+
+
+def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionResult:
+    """The size of the image the newest CI-image job ran (by digest), else of the newest tag."""
+    target = config.criteria.image_size_mb
+    points = image_size_history(ds, config.image.repository)
+    if not points:
+        return _result(
+            "image_size",
+            "no_data",
+            None,
+            target,
+            "MB",
+            0,
+            "no CI-image tag with a registry size in the store"
+            + (f" for repository {config.image.repository}" if config.image.repository else ""),
+            "<=",
+        )
+    changes_src = periods.candidate if periods.candidate.jobs else ds
+    from cidash.metrics import ci_image_jobs
+
+    used = ci_image_jobs(changes_src, config.image.repository)
+    chosen = None
+    how = "newest tag"
+    if used:
+        digest = used[-1][1]
+        matching = [p for p in points if p.digest == digest]
+        if matching:
+            chosen = matching[-1]
+            how = "image the newest jobs ran"
+    if chosen is None:
+        chosen = points[-1]
+    mb = chosen.size_bytes / MB
+    status: Status = "pass" if mb <= target else "fail"
+    when = f", created {_day(chosen.created_at)}" if chosen.created_at else ""
+    digest_text = f" ({short_digest(chosen.digest)})" if chosen.digest else ""
+    evidence = (
+        f"{how}: `{chosen.repository}:{chosen.tag}`{digest_text} is {mb:.1f} MB (10^6 bytes){when}, "
+        f"target <= {target:g} MB."
+    )
+    return _result("image_size", status, mb, target, "MB", 1, evidence, "<=", tag=chosen.tag, digest=chosen.digest)
+
+
+def startup_values(ds: Dataset, *, include_retried: bool = False) -> list[float]:
+    return [s.seconds for s in job_startups(ds, include_retried=include_retried)]
+
+
+def eval_startup(config: Config, periods: Periods, *, include_retried: bool = False, seed: int = 0) -> CriterionResult:
+    """Median start-up improvement (% faster) from baseline to candidate, with a 95 % bootstrap interval."""
+    target = config.criteria.startup_improvement_pct
+    min_n = config.criteria.min_n
+    if periods.baseline is None:
+        return _result(
+            "startup_improvement",
+            "no_data",
+            None,
+            target,
+            "%",
+            0,
+            f"no baseline: {periods.description}; set [criteria] baseline and candidate SPECs.",
+            ">=",
+        )
+    base = startup_values(periods.baseline, include_retried=include_retried)
+    cand = startup_values(periods.candidate, include_retried=include_retried)
+    n = len(base) + len(cand)
+    details: dict[str, Any] = {"n_baseline": len(base), "n_candidate": len(cand), "split": periods.description}
+    if len(base) < min_n or len(cand) < min_n:
+        return _result(
+            "startup_improvement",
+            "no_data",
+            None,
+            target,
+            "%",
+            n,
+            f"not enough data: {len(base)} baseline and {len(cand)} candidate job start-ups (minimum {min_n} "
+            f"each); {periods.description}.",
+            ">=",
+            **details,
+        )
+    ci = bootstrap_median_change(base, cand, seed=seed)
+    mb, mc = median(base), median(cand)
+    if ci.change_pct is None or mb is None or mc is None:
+        return _result(
+            "startup_improvement",
+            "no_data",
+            None,
+            target,
+            "%",
+            n,
+            f"baseline median start-up is 0 s; {periods.description}.",
+            ">=",
+            **details,
+        )
+    improvement = -ci.change_pct
+    status: Status = "pass" if improvement >= target else "fail"
+    details.update(
+        baseline_median=mb,
+        candidate_median=mc,
+        change_pct=ci.change_pct,
+        ci_low_pct=ci.low_pct,
+        ci_high_pct=ci.high_pct,
+        confidence=ci.confidence,
+    )
+    interval = f" (95 % CI of the change {ci.low_pct:+.0f} % to {ci.high_pct:+.0f} %)" if ci.available else ""
+    evidence = (
+        f"median job start-up {mb:.1f} s -> {mc:.1f} s, {ci.change_pct:+.1f} %{interval}, "
+        f"n={len(base)}/{len(cand)}; {periods.description}."
+    )
+    return _result("startup_improvement", status, improvement, target, "% faster", n, evidence, ">=", **details)
+
+
+def eval_build_reliability(config: Config, periods: Periods) -> CriterionResult:
+    target = config.criteria.image_build_reliability_pct
+    job = config.image.build_job
+    r = image_build_reliability(periods.candidate, job)
+    if r.n == 0 or r.first_attempt_rate is None:
+        return _result(
+            "image_build_reliability",
+            "no_data",
+            None,
+            target,
+            "%",
+            0,
+            f"no finished `{job}` job in the period ({periods.description}).",
+            ">",
+        )
+    status: Status = "pass" if r.first_attempt_rate > target else "fail"
+    evidence = (
+        f"`{job}` succeeded on the first attempt in {r.first_attempt_successes} of {r.n} pipelines "
+        f"({r.first_attempt_rate:.1f} %), eventually in {r.eventual_successes}; failed attempts: "
+        f"{r.failures_script} script, {r.failures_infrastructure} infrastructure, {r.failures_other} other "
+        f"({periods.description})."
+    )
+    return _result(
+        "image_build_reliability",
+        status,
+        r.first_attempt_rate,
+        target,
+        "%",
+        r.n,
+        evidence,
+        ">",
+        eventual_rate=r.eventual_rate,
+        failures_script=r.failures_script,
+        failures_infrastructure=r.failures_infrastructure,
+        failures_other=r.failures_other,
+    )
+
+
+def eval_stale_caches(config: Config, periods: Periods, *, include_retried: bool = False) -> CriterionResult:
+    target = config.criteria.stale_caches_max
+    ds = periods.candidate
+    restoring = [
+        j for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and any(ev.op == "restore" for ev in f.cache)
+    ]
+    n = len(restoring)
+    if n == 0:
+        return _result(
+            "stale_caches",
+            "no_data",
+            None,
+            target,
+            "events",
+            0,
+            f"no job restored a cache in the period ({periods.description}).",
+            "<=",
+        )
+    events = stale_cache_events(ds, config.cache_key.files, include_retried=include_retried)
+    count = len(events)
+    status: Status = "pass" if count <= target else "fail"
+    if not events:
+        evidence = f"0 stale cache restores among {n} jobs that restored a cache ({periods.description})."
+    else:
+        defaults = Counter(e.key for e in events if e.kind == "default_key")
+        unchanged = [e for e in events if e.kind == "unchanged_key"]
+        parts = []
+        if defaults:
+            key, uses = defaults.most_common(1)[0]
+            first = min(e.at for e in events if e.kind == "default_key" and e.key == key)
+            parts.append(f"key `{key}` used by {uses} jobs since {_day(first)}")
+        if unchanged:
+            e = unchanged[-1]
+            parts.append(
+                f"key `{e.key}` stayed the same while {', '.join(e.changed_files)} changed between pipelines "
+                f"#{e.previous_pipeline_id} and #{e.pipeline_id} ({len(unchanged)} such events)"
+            )
+        evidence = f"{count} stale cache events: " + "; ".join(parts) + "."
+    return _result(
+        "stale_caches",
+        status,
+        float(count),
+        float(target),
+        "events",
+        n,
+        evidence,
+        "<=",
+        default_key_events=sum(e.kind == "default_key" for e in events),
+        unchanged_key_events=sum(e.kind == "unchanged_key" for e in events),
+    )
+
+
+def _config_where(ds: Dataset) -> str:
+    sha = f" @ {ds.ci_config_sha[:8]}" if ds.ci_config_sha else ""
+    return f"the CI config of {ds.ci_config_ref or 'the default branch'}{sha}"
+
+
+def eval_cache_key_files(ds: Dataset, config: Config) -> CriterionResult:
+    target = config.criteria.cache_key_files_max
+    if not ds.ci_config_known:
+        return _result(
+            "cache_key_files", "no_data", None, float(target), "files", 0, "no CI config in the store.", "<="
+        )
+    with_files = [c for c in ds.ci_caches if c.key_files > 0]
+    if not with_files:
+        return _result(
+            "cache_key_files",
+            "pass",
+            0.0,
+            float(target),
+            "files",
+            len(ds.ci_caches),
+            f"{_config_where(ds)} has {len(ds.ci_caches)} cache entries and none uses cache:key:files.",
+            "<=",
+        )
+    worst = max(with_files, key=lambda c: (c.key_files, c.job))
+    status: Status = "pass" if worst.key_files <= target else "fail"
+    line = f" (line {worst.line})" if worst.line else ""
+    evidence = (
+        f"job `{worst.job}` cache {worst.index}{line} lists {worst.key_files} entries in cache:key:files, the most "
+        f"of {len(with_files)} file-keyed caches in {_config_where(ds)}; target <= {target}."
+    )
+    return _result(
+        "cache_key_files", status, float(worst.key_files), float(target), "files", len(with_files), evidence, "<="
+    )
+
+
+def eval_cache_writers(ds: Dataset, config: Config, periods: Periods) -> CriterionResult:
+    target = config.criteria.cache_writers_max
+    unserialised = unserialised_config_writers(ds.ci_caches) if ds.ci_config_known else []
+    config_jobs = sum(len(u.jobs) for u in unserialised)
+    overlaps = overlapping_writers(periods.candidate)
+    from cidash.metrics import cache_writers as observed_writers
+
+    writers = observed_writers(periods.candidate)
+    n_observed = len({j.id for jobs in writers.values() for j in jobs})
+    if not ds.ci_config_known and n_observed == 0:
+        return _result(
+            "cache_writers",
+            "no_data",
+            None,
+            float(target),
+            "writers",
+            0,
+            f"no CI config in the store and no cache upload observed ({periods.description}).",
+            "<=",
+        )
+    value = config_jobs + len(overlaps)
+    status: Status = "pass" if value <= target else "fail"
+    parts = []
+    if ds.ci_config_known:
+        if unserialised:
+            u = unserialised[0]
+            parts.append(
+                f"{config_jobs} writer jobs without a resource_group share a key in {_config_where(ds)} "
+                f"(e.g. `{u.key}`: {', '.join(u.jobs)})"
+            )
+        else:
+            parts.append(f"every shared cache key in {_config_where(ds)} is written by serialised jobs")
+    if overlaps:
+        keys = Counter(o.key for o in overlaps)
+        key, count = keys.most_common(1)[0]
+        parts.append(f"{len(overlaps)} overlapping uploads observed (key `{key}`: {count})")
+    else:
+        parts.append(f"no overlapping uploads among {n_observed} writer jobs observed")
+    evidence = "; ".join(parts) + f" ({periods.description})."
+    return _result(
+        "cache_writers",
+        status,
+        float(value),
+        float(target),
+        "writers",
+        n_observed + config_jobs,
+        evidence,
+        "<=",
+        config_writers=config_jobs,
+        observed_overlaps=len(overlaps),
+    )
+
+
+def eval_tools_verified(config: Config, periods: Periods) -> CriterionResult:
+    job = config.image.verify_job
+    out = job_outcomes(periods.candidate, job)
+    if out.n == 0 or out.success_rate is None:
+        return _result(
+            "tools_verified",
+            "no_data",
+            None,
+            100.0,
+            "%",
+            0,
+            f"no finished `{job}` job in the period ({periods.description}).",
+            ">=",
+        )
+    status: Status = "pass" if out.successes == out.n else "fail"
+    evidence = (
+        f"`{job}` passed {out.successes} of {out.n} runs, latest job {out.latest_job_id} {out.latest_status} "
+        f"({periods.description})."
+    )
+    return _result("tools_verified", status, out.success_rate, 100.0, "%", out.n, evidence, ">=")
+
+
+def evaluate(
+    ds: Dataset,
+    config: Config,
+    now: datetime,
+    *,
+    include_retried: bool = False,
+    only: tuple[str, ...] | None = None,
+    seed: int = 0,
+) -> CriteriaReport:
+    """Evaluate every criterion (or those in ``only``) over ``ds``, in :data:`CRITERIA_IDS` order."""
+    periods = choose_periods(ds, config, now)
+    evaluators: dict[str, Callable[[], CriterionResult]] = {
+        "image_size": lambda: eval_image_size(ds, config, periods),
+        "startup_improvement": lambda: eval_startup(config, periods, include_retried=include_retried, seed=seed),
+        "image_build_reliability": lambda: eval_build_reliability(config, periods),
+        "stale_caches": lambda: eval_stale_caches(config, periods, include_retried=include_retried),
+        "cache_key_files": lambda: eval_cache_key_files(ds, config),
+        "cache_writers": lambda: eval_cache_writers(ds, config, periods),
+        "tools_verified": lambda: eval_tools_verified(config, periods),
+    }
+    wanted = only or CRITERIA_IDS
+    results = tuple(evaluators[cid]() for cid in CRITERIA_IDS if cid in wanted)
+    return CriteriaReport(ds.project_path, now, results, periods.description)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Daily series (TUI sparklines)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DailyPoint:
+    day: date
+    value: float | None  # None: nothing measured that day
+    n: int
+
+
+SERIES_UNITS: dict[str, str] = {
+    "image_size": "MB",
+    "startup_improvement": "s (median start-up)",
+    "image_build_reliability": "% first-attempt success",
+    "stale_caches": "events",
+    "cache_key_files": "files",
+    "cache_writers": "overlapping uploads",
+    "tools_verified": "% runs passed",
+}
+
+
+def criterion_daily_series(
+    ds: Dataset, config: Config, criterion_id: str, *, days: int = 30, now: datetime
+) -> list[DailyPoint]:
+    """One point per UTC day for the last ``days`` days (oldest first) of the measure behind a criterion.
+
+    The measures (units in :data:`SERIES_UNITS`): ``image_size`` the size of the newest sized tag created up to
+    that day; ``startup_improvement`` the day's median job start-up in seconds (the improvement itself needs two
+    periods); ``image_build_reliability`` first-attempt success %; ``stale_caches`` stale events;
+    ``cache_writers`` overlapping uploads; ``tools_verified`` % of verify runs passed; ``cache_key_files`` is a
+    property of the current CI config only, so every day carries today's value. All on the criteria ref.
+    """
+    if criterion_id not in CRITERIA_IDS:
+        raise ValueError(f"unknown criterion {criterion_id!r}")
+    ref = criteria_ref(ds, config)
+    on_ref = ds.on_ref(ref)
+    today = now.astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    out: list[DailyPoint] = []
+    sizes = image_size_history(ds, config.image.repository)
+    key_files_value: float | None = None
+    if criterion_id == "cache_key_files" and ds.ci_config_known:
+        key_files_value = float(max((c.key_files for c in ds.ci_caches), default=0))
+    for i in range(days):
+        d = first + timedelta(days=i)
+        start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+        day_ds = on_ref.between(start, start + timedelta(days=1))
+        value: float | None = None
+        n = 0
+        if criterion_id == "image_size":
+            upto = [p for p in sizes if p.created_at is not None and p.created_at < start + timedelta(days=1)]
+            if upto:
+                value, n = upto[-1].size_bytes / MB, 1
+        elif criterion_id == "startup_improvement":
+            vals = startup_values(day_ds)
+            value, n = median(vals), len(vals)
+        elif criterion_id == "image_build_reliability":
+            r = image_build_reliability(day_ds, config.image.build_job)
+            value, n = r.first_attempt_rate, r.n
+        elif criterion_id == "stale_caches":
+            n = len(day_ds.jobs)
+            value = float(len(stale_cache_events(day_ds, config.cache_key.files))) if n else None
+        elif criterion_id == "cache_writers":
+            n = len(day_ds.jobs)
+            value = float(len(overlapping_writers(day_ds))) if n else None
+        elif criterion_id == "tools_verified":
+            o = job_outcomes(day_ds, config.image.verify_job)
+            value, n = o.success_rate, o.n
+        else:
+            value, n = key_files_value, len(ds.ci_caches)
+        out.append(DailyPoint(d, value, n))
+    return out

@@ -1,0 +1,115 @@
+"""Loading a :class:`~cidash.metrics.Dataset` from the store (kept apart from the pure metrics).
+
+``load_dataset(store, project, since=...)`` reads pipelines, jobs (retried ones too; metrics decide), parsed
+log facts, the image-tag history, critical-file checksums and the latest stored CI config of the criteria ref,
+whose cache entries are resolved with :mod:`cidash.ciconfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from cidash.errors import CidashError, UsageError
+from cidash.metrics import Dataset, JobCacheConfig
+from cidash.models import Project, TraceFacts
+from cidash.store import Store
+
+_CHUNK = 500
+
+
+def cache_configs_from_text(text: str, name: str) -> tuple[JobCacheConfig, ...]:
+    """The cache entries of a CI file's jobs, as metrics need them. Raises InputError for broken YAML."""
+    from cidash.ciconfig import load_ci_text
+
+    ci = load_ci_text(text, name)
+    out = []
+    for job, cache in ci.cache_entries():
+        if cache.key_files:
+            prefix = cache.prefix if cache.prefix is not None else str(cache.index)
+            kind = "files_commits" if cache.files_commits else "files"
+            key = f"{prefix}-{{{kind}: {', '.join(sorted(cache.key_files))}}}"
+        else:
+            key = cache.key if cache.key is not None else "default"
+        out.append(
+            JobCacheConfig(
+                job=job.name,
+                index=cache.index,
+                key=key,
+                key_files=len(cache.key_files),
+                policy=cache.policy,
+                resource_group=job.resource_group,
+                line=cache.line or None,
+            )
+        )
+    return tuple(out)
+
+
+def _facts(store: Store, job_ids: Sequence[int]) -> dict[int, TraceFacts]:
+    out: dict[int, TraceFacts] = {}
+    for i in range(0, len(job_ids), _CHUNK):
+        out.update(store.job_facts(job_ids[i : i + _CHUNK]))
+    return out
+
+
+def resolve_project(store: Store, wanted: str | None, configured: Iterable[str] = ()) -> Project:
+    """The project to report on: ``wanted`` (path or id), else the only configured one, else the only stored one."""
+    if wanted:
+        project = store.project(wanted)
+        if project is None:
+            raise UsageError(f"project {wanted} is not in the store {store.path}", hint="run 'cidash sync' first")
+        return project
+    configured = tuple(configured)
+    if len(configured) == 1:
+        project = store.project(configured[0])
+        if project is None:
+            raise UsageError(
+                f"project {configured[0]} is not in the store {store.path}", hint="run 'cidash sync' first"
+            )
+        return project
+    projects = store.projects()
+    if not projects:
+        raise UsageError(f"the store {store.path} holds no project yet", hint="run 'cidash sync' first")
+    if len(projects) > 1:
+        names = ", ".join(p.path for p in projects[:5])
+        raise UsageError(f"the store holds several projects ({names}); choose one with --project")
+    return projects[0]
+
+
+def load_dataset(
+    store: Store, project: Project, *, since: datetime | None = None, config_ref: str | None = None
+) -> Dataset:
+    """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
+
+    ``config_ref``: whose CI config to resolve (default: the project's default branch, else any ref).
+    """
+    pipelines = tuple(store.pipelines(project.id, since=since))
+    ids = {p.id for p in pipelines}
+    jobs = tuple(j for j in store.jobs(project.id, since=since) if j.pipeline_id in ids)
+    facts = _facts(store, [j.id for j in jobs])
+    tags = tuple(s.tag for s in store.image_tags(project.id))
+    checksums = tuple(store.file_checksums(project.id))
+    ref = config_ref or project.default_branch
+    stored = store.latest_ci_config(project.id, ref) if ref else None
+    if stored is None:
+        stored = store.latest_ci_config(project.id)
+    caches: tuple[JobCacheConfig, ...] = ()
+    known = False
+    if stored is not None and stored.content is not None:
+        try:
+            caches = cache_configs_from_text(stored.content, stored.path)
+            known = True
+        except CidashError:
+            known = False
+    return Dataset(
+        project=project,
+        pipelines=pipelines,
+        jobs=jobs,
+        facts=facts,
+        image_tags=tags,
+        checksums=checksums,
+        ci_caches=caches,
+        ci_config_ref=(stored.ref if stored else None) or ref,
+        ci_config_sha=stored.sha if stored else None,
+        ci_config_known=known,
+    )
