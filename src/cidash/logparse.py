@@ -18,7 +18,9 @@ Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 - Times: the per-line timestamp (sub-second) of the marker's line when the log has them, else the marker's own
   unix seconds. ``startup_seconds`` = start of ``step_script`` (or ``build_script``) minus the first section's
   start.
-- ``truncated``: the log ends inside an open section, or the runner's "Job's log exceeded limit" message appears.
+- ``truncated``: the log ends inside an open section, or the runner's "Job's log exceeded limit" message appears
+  in its last 4 KiB (the runner stores nothing after it; looking only there keeps a script that merely prints
+  the sentence from counting, and saves a pass over the whole log).
 - Cache: every ``Checking cache for K...`` is one restore attempt for K (``detail="fallback"`` when the runner
   says ``(fallback)``; older runners do not say it, and a second attempt is then indistinguishable from a second
   cache entry, so it carries no detail). The first result line after an attempt decides its outcome; an attempt
@@ -31,8 +33,7 @@ Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
   image X`` means pulled, ``Using locally found image version`` before ``Using docker image ... for X`` means
   found locally; otherwise ``pulled`` is None (always for kubernetes, whose log does not say).
 - Lines longer than ``max_line`` are cut at their last ``\\r`` (progress bars), so markers in them still
-  count; if a line has no ``\\r`` at all, its middle is dropped (only the runner's limit message is looked for
-  there).
+  count; if a line has no ``\\r`` at all, its middle is dropped.
 - Per-line timestamp continuation lines (``00O+``) are read as lines of their own.
 """
 
@@ -119,6 +120,7 @@ _HIT_RE: Final = re.compile(
     rb"|too big"
 )
 _LIMIT: Final = b"Job's log exceeded limit"
+_LAST_BYTES: Final = 4096
 
 _RUNNING_RE: Final = re.compile(r"Running with gitlab-(?:ci-multi-)?runner (\S+)")
 _EXECUTOR_RE: Final = re.compile(r"Using ([A-Za-z][\w+ ().-]{0,40}?) executor\b(?:.*? with image (\S+))?")
@@ -184,6 +186,7 @@ class TraceParser:
         self._finished = False
         self._bulk = False  # inside a script section: only section markers matter
         self._limit_hit = False
+        self._last = b""  # the last _LAST_BYTES bytes fed, where the runner's limit message would be
         self._runner_version: str | None = None
         self._executor: str | None = None
         self._sections: list[list[Any]] = []  # [name, start, end]
@@ -207,6 +210,10 @@ class TraceParser:
             raise RuntimeError("TraceParser.feed() after finish()")
         if not chunk:
             return
+        if len(chunk) >= _LAST_BYTES:
+            self._last = chunk[-_LAST_BYTES:]
+        else:
+            self._last = (self._last + chunk)[-_LAST_BYTES:]
         buf = self._tail + chunk if self._tail else bytes(chunk)
         nl = buf.rfind(b"\n")
         if nl >= 0:
@@ -221,6 +228,8 @@ class TraceParser:
     def finish(self) -> TraceFacts:
         """Parse what is left and return the facts. The parser cannot be fed afterwards."""
         if not self._finished:
+            if _LIMIT in self._last:
+                self._limit_hit = True
             if self._tail:
                 last = self._tail + b"\n"
                 self._tail = b""
@@ -240,58 +249,71 @@ class TraceParser:
             tail = tail[cr + 1 :]
         if len(tail) > self._max_line:
             cut = len(tail) - _KEEP
-            if not self._limit_hit and tail.find(_LIMIT, 0, cut + len(_LIMIT) - 1) >= 0:
-                self._limit_hit = True
             tail = tail[cut:]
             self._cont = True
         self._tail = tail
 
     def _region(self, buf: bytes, start: int, end: int) -> None:
         """Interpret buf[start:end]: whole lines, except that the last may be a piece cut at a \\r."""
-        if not self._limit_hit and buf.find(_LIMIT, start, end) >= 0:
-            self._limit_hit = True
         pos = start
         find = buf.find
-        rfind = buf.rfind
         search = _HIT_RE.search
+        section_match = _SECTION_RE.match
         while pos < end:
-            if self._bulk:
+            if self._bulk:  # script output: only section markers matter, and they are handled right here
                 hit = find(b"section_", pos, end)
                 if hit < 0:
                     return
+                sm = section_match(buf, hit, end)
+                if sm is None:  # "my_section_name" in script output
+                    pos = hit + 8
+                    continue
+                ts = self._line_ts(buf, start, hit)
+                self._section(sm.group(1) == b"start", int(sm.group(2)), sm.group(3).decode("ascii"), ts)
+                pos = sm.end()
             else:
                 m = search(buf, pos, end)
                 if m is None:
                     return
                 hit = m.start()
-            nl = rfind(b"\n", pos, hit)
-            line_start = nl + 1 if nl >= 0 else pos
-            nl = find(b"\n", hit, end)
-            line_end = end if nl < 0 else nl + 1
-            self._line(buf[line_start:line_end], self._cont and line_start == start)
-            pos = line_end
+                nl = buf.rfind(b"\n", pos, hit)
+                line_start = nl + 1 if nl >= 0 else pos
+                nl = find(b"\n", hit, end)
+                line_end = end if nl < 0 else nl + 1
+                self._line(buf, start, line_start, line_end)
+                pos = line_end
+
+    def _line_ts(self, buf: bytes, start: int, pos: int) -> float | None:
+        """The per-line timestamp of the line holding buf[pos] (None if the log has none)."""
+        nl = buf.rfind(b"\n", start, pos)
+        if nl < 0 and self._cont:
+            return self._carry_ts
+        m = _TS_RE.match(buf, nl + 1 if nl >= 0 else start)
+        return _parse_ts(m) if m is not None else None
 
     # -- one interesting line ---------------------------------------------------------------------------------
 
-    def _line(self, line: bytes, continued: bool) -> None:
-        body = 0
+    def _line(self, buf: bytes, start: int, pos: int, end: int) -> None:
+        """Interpret buf[pos:end], the rest of a line that begins at or before pos (and not before start)."""
+        nl = buf.rfind(b"\n", start, pos)
+        line_start = nl + 1 if nl >= 0 else start
         ts: float | None = None
-        if continued:
-            ts = self._carry_ts
+        if line_start < pos or (nl < 0 and self._cont):
+            ts = self._line_ts(buf, start, pos)
         else:
-            m = _TS_RE.match(line)
+            m = _TS_RE.match(buf, pos, end)
             if m is not None:
-                body = m.end()
+                pos = m.end()
                 ts = _parse_ts(m)
-        last = body
-        if b"section_" in line:
-            for sm in _SECTION_RE.finditer(line, body):
+        last = pos
+        if buf.find(b"section_", pos, end) >= 0:
+            for sm in _SECTION_RE.finditer(buf, pos, end):
                 if not self._bulk and sm.start() > last:
-                    self._text(line[last : sm.start()])
+                    self._text(buf[last : sm.start()])
                 self._section(sm.group(1) == b"start", int(sm.group(2)), sm.group(3).decode("ascii"), ts)
                 last = sm.end()
-        if not self._bulk and last < len(line):
-            self._text(line[last:])
+        if not self._bulk and last < end:
+            self._text(buf[last:end])
 
     def _section(self, is_start: bool, unix: int, name: str, ts: float | None) -> None:
         t = ts if ts is not None else float(unix)

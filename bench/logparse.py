@@ -1,0 +1,258 @@
+"""Benchmark the job-log parser: throughput against `grep -c section_`, and peak memory on one huge log.
+
+    .venv/bin/python bench/logparse.py                 # 200 MB corpus + a 1 GB single log
+    .venv/bin/python bench/logparse.py --size-mb 20 --big-gb 0   # quick run
+
+The corpus is generated deterministically (fixed seed) under bench/.corpus/ (gitignored) and reused while its
+parameters match. Files are read once before timing so both tools read from the page cache; each timing is the
+best of --repeat runs. grep runs with LC_ALL=C (its fastest mode) on the same files in one process.
+Peak memory: a child process parses the big log with parse_stream() and reports VmHWM (peak RSS); another child
+only imports cidash.logparse; the delta is what parsing costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE / ".corpus"
+GENERATOR_VERSION = 1
+BLOCK = 64 * 1024
+
+_SCRIPT_LINES = [
+    "$ npm ci --prefer-offline",
+    "added 1432 packages, and audited 1433 packages in 21s",
+    "npm WARN deprecated inflight@1.0.6: This module is not supported, and leaks memory.",
+    "gcc -O2 -Wall -Iinclude -c src/{w}.c -o build/{w}.o",
+    "tests/test_{w}.py::test_{w}_roundtrip PASSED                                  [ {n}%]",
+    "tests/test_{w}.py::test_{w}_edge_cases FAILED                                 [ {n}%]",
+    "\x1b[32;1m$ make -j4 all\x1b[0;m",
+    "\x1b[0;33mwarning:\x1b[0m unused variable '{w}' [-Wunused-variable]",
+    "   Compiling {w} v0.{n}.3",
+    "Step {n}/27 : RUN apk add --no-cache {w} git curl",
+    " ---> Using cache",
+    " ---> 3f2a9c{n}b7e1d",
+    "Downloading https://files.pythonhosted.org/packages/{n}/{w}-1.{n}.0-py3-none-any.whl (1.{n} MB)",
+    "INFO [{w}] processed {n} records in 0.{n}s",
+    "ok   gitlab.example.com/platform/{w}\t0.{n}s\tcoverage: {n}.4% of statements",
+    "Uploading artifacts for successful job, 3 files, {n} KiB",
+    "{w}: {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w} {w}",
+    "",
+]
+_WORDS = ["parser", "cache", "alpine", "runner", "section", "image", "store", "metrics", "criteria", "widget"]
+
+
+def _script_block(rng: random.Random, style: str, t0: int) -> bytes:
+    """About BLOCK bytes of script output in one runner generation's style."""
+    out: list[str] = []
+    size = 0
+    usec = 0
+    step = 0
+    while size < BLOCK:
+        line = rng.choice(_SCRIPT_LINES).format(w=rng.choice(_WORDS), n=rng.randrange(100))
+        if rng.random() < 0.002:  # a user section inside the script
+            step += 1
+            line = f"\x1b[0Ksection_start:{t0}:section_script_step_{step}[collapsed=true]\r\x1b[0K{line}"
+        elif rng.random() < 0.002:
+            line = f"Downloading {rng.randrange(100)}%\rDownloading 100%\r{line}"
+        if style == "timestamped":
+            usec += rng.randrange(1, 5000)
+            sec, frac = divmod(usec, 1_000_000)
+            stream = "E" if rng.random() < 0.1 else "O"
+            line = f"2026-09-30T19:{(sec // 60) % 60:02d}:{sec % 60:02d}.{frac:06d}Z 00{stream} {line}"
+        out.append(line)
+        size += len(line) + 1
+    return ("\n".join(out) + "\n").encode()
+
+
+def _header(style: str, t0: int, key: str) -> bytes:
+    ts = style == "timestamped"
+
+    def ln(text: str, sec: int = 0) -> str:
+        return f"2026-09-30T19:38:{sec:02d}.213893Z 00O {text}\n" if ts else text + "\n"
+
+    version = {"old": "10.8.0 (079aad9e)", "ansi": "13.12.0 (7a6612da)", "timestamped": "19.1.0 (5eb085ab)"}[style]
+    script = "build_script" if style == "old" else "step_script"
+    parts = [
+        ln(f"\x1b[0KRunning with gitlab-runner {version}\x1b[0;m"),
+        ln(f"section_start:{t0}:prepare_executor\r\x1b[0K\x1b[0K\x1b[36;1mPreparing the docker executor\x1b[0;m"),
+        ln("\x1b[0KUsing Docker executor with image registry.example.com/platform/ci:alpine ...\x1b[0;m"),
+        ln("\x1b[0KPulling docker image registry.example.com/platform/ci:alpine ...\x1b[0;m", 1),
+        ln(
+            "\x1b[0KUsing docker image sha256:9b1f for registry.example.com/platform/ci:alpine with digest "
+            "registry.example.com/platform/ci@sha256:77aa ...\x1b[0;m",
+            2,
+        ),
+        ln(f"section_end:{t0 + 3}:prepare_executor\r\x1b[0K", 3),
+        ln(f"section_start:{t0 + 3}:get_sources\r\x1b[0K\x1b[0K\x1b[36;1mGetting source from Git\x1b[0;m", 3),
+        ln("\x1b[32;1mFetching changes with git depth set to 20...\x1b[0;m", 4),
+        ln(f"section_end:{t0 + 5}:get_sources\r\x1b[0K", 5),
+        ln(f"section_start:{t0 + 5}:restore_cache\r\x1b[0K\x1b[0K\x1b[36;1mRestoring cache\x1b[0;m", 5),
+        ln(f"\x1b[32;1mChecking cache for {key}...\x1b[0;m", 5),
+        ln("\x1b[0;33mWARNING: file does not exist                      \x1b[0;m", 6),
+        ln("\x1b[31;1mFailed to extract cache\x1b[0;m", 6),
+        ln(f"section_end:{t0 + 7}:restore_cache\r\x1b[0K", 7),
+        ln(f"section_start:{t0 + 7}:{script}\r\x1b[0K\x1b[0K\x1b[36;1mExecuting the job script\x1b[0;m", 7),
+    ]
+    return "".join(parts).encode()
+
+
+def _footer(style: str, t1: int, key: str) -> bytes:
+    ts = style == "timestamped"
+
+    def ln(text: str) -> str:
+        return f"2026-09-30T19:59:59.000001Z 00O {text}\n" if ts else text + "\n"
+
+    script = "build_script" if style == "old" else "step_script"
+    parts = [
+        ln(f"section_end:{t1}:{script}\r\x1b[0K"),
+        ln(f"section_start:{t1}:archive_cache\r\x1b[0K\x1b[0K\x1b[36;1mSaving cache\x1b[0;m"),
+        ln(f"\x1b[32;1mCreating cache {key}...\x1b[0;m"),
+        ln("node_modules/: found 41234 matching artifact files and directories"),
+        ln("\x1b[32;1mCreated cache\x1b[0;m"),
+        ln(f"section_end:{t1 + 2}:archive_cache\r\x1b[0K"),
+        ln("\x1b[32;1mJob succeeded\x1b[0;m"),
+    ]
+    return "".join(parts).encode()
+
+
+def _write_log(path: Path, rng: random.Random, blocks: dict[str, list[bytes]], size: int) -> int:
+    style = rng.choice(list(blocks))
+    t0 = 1_790_000_000 + rng.randrange(10_000_000)
+    key = f"0-{rng.getrandbits(64):016x}-protected"
+    written = 0
+    with path.open("wb") as fh:
+        for part in (_header(style, t0, key),):
+            fh.write(part)
+            written += len(part)
+        while written < size:
+            block = rng.choice(blocks[style])
+            fh.write(block)
+            written += len(block)
+        tail = _footer(style, t0 + 60 + rng.randrange(600), key)
+        fh.write(tail)
+        written += len(tail)
+    return written
+
+
+def build_corpus(size_mb: int, big_gb: float) -> tuple[list[Path], Path | None]:
+    CORPUS.mkdir(parents=True, exist_ok=True)
+    manifest = CORPUS / "manifest.json"
+    params = {"version": GENERATOR_VERSION, "size_mb": size_mb, "big_gb": big_gb}
+    small_dir = CORPUS / "logs"
+    big = CORPUS / "big.log"
+    if manifest.exists() and json.loads(manifest.read_text()) == params:
+        files = sorted(small_dir.glob("*.log"))
+        return files, (big if big_gb > 0 else None)
+    rng = random.Random(20260930)
+    blocks = {style: [_script_block(rng, style, 1_790_000_000) for _ in range(24)] for style in
+              ("old", "ansi", "timestamped")}  # fmt: skip
+    small_dir.mkdir(exist_ok=True)
+    for old in small_dir.glob("*.log"):
+        old.unlink()
+    total, target, i = 0, size_mb * 1_000_000, 0
+    files: list[Path] = []
+    while total < target:
+        path = small_dir / f"job-{i:05d}.log"
+        size = min(int(rng.lognormvariate(13.3, 1.0)), 8_000_000, max(target - total, BLOCK))
+        total += _write_log(path, rng, blocks, size)
+        files.append(path)
+        i += 1
+    if big_gb > 0:
+        _write_log(big, rng, {"timestamped": blocks["timestamped"]}, int(big_gb * 1_000_000_000))
+    elif big.exists():
+        big.unlink()
+    manifest.write_text(json.dumps(params))
+    return files, (big if big_gb > 0 else None)
+
+
+def _best(fn: object, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()  # type: ignore[operator]
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _peak_rss_kib(code: str) -> int:
+    """Run code in a fresh interpreter; return its peak RSS (VmHWM) in KiB."""
+    probe = code + (
+        "\nimport resource\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+        "print(hwm[0].split()[1] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mb", type=int, default=200, help="corpus size in MB (default 200)")
+    ap.add_argument("--big-gb", type=float, default=1.0, help="size of the single big log in GB, 0 to skip")
+    ap.add_argument(
+        "--chunk-kib", type=int, default=64, help="parse_stream chunk size in KiB (default 64, the API default)"
+    )
+    ap.add_argument("--repeat", type=int, default=3, help="timing runs, best kept (default 3)")
+    args = ap.parse_args()
+
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from cidash.logparse import parse_stream
+
+    t = time.perf_counter()
+    files, big = build_corpus(args.size_mb, args.big_gb)
+    print(f"corpus: {len(files)} logs under {CORPUS} ({time.perf_counter() - t:.1f} s to build or check)")
+    total = sum(f.stat().st_size for f in files)
+    for f in files:  # warm the page cache for both tools
+        with f.open("rb") as fh:
+            while fh.read(1 << 22):
+                pass
+    chunk = args.chunk_kib * 1024
+
+    def run_cidash() -> None:
+        for f in files:
+            with f.open("rb") as fh:
+                parse_stream(fh, chunk)
+
+    def run_grep() -> None:
+        subprocess.run(
+            ["grep", "-c", "section_", *map(str, files)],
+            stdout=subprocess.PIPE,  # not DEVNULL: GNU grep stops at the first match when output is /dev/null
+            env={**os.environ, "LC_ALL": "C"},
+            check=False,
+        )
+
+    t_cidash = _best(run_cidash, args.repeat)
+    t_grep = _best(run_grep, args.repeat)
+    mb = total / 1e6
+    print(f"corpus size:          {mb:.1f} MB in {len(files)} files")
+    print(f"cidash logparse:      {mb / t_cidash:8.1f} MB/s  ({t_cidash:.2f} s, chunk {args.chunk_kib} KiB)")
+    print(f"grep -c section_:     {mb / t_grep:8.1f} MB/s  ({t_grep:.2f} s, LC_ALL=C)")
+    print(f"ratio cidash/grep:    {t_grep / t_cidash * 100:8.1f} %  (target >= 25 %)")
+
+    if big is not None:
+        size = big.stat().st_size
+        src = str(HERE.parent / "src")
+        base = _peak_rss_kib(f"import sys; sys.path.insert(0, {src!r}); import cidash.logparse")
+        t = time.perf_counter()
+        peak = _peak_rss_kib(
+            f"import sys; sys.path.insert(0, {src!r}); import cidash.logparse as lp\n"
+            f"with open({str(big)!r}, 'rb') as fh:\n    facts = lp.parse_stream(fh, {chunk})\n"
+            "assert facts.sections, 'big log parsed to nothing'"
+        )
+        elapsed = time.perf_counter() - t
+        print(f"big log:              {size / 1e9:.2f} GB parsed in {elapsed:.1f} s ({size / 1e6 / elapsed:.0f} MB/s)")
+        print(f"peak RSS import only: {base / 1024:8.1f} MiB")
+        print(f"peak RSS parsing:     {peak / 1024:8.1f} MiB  (delta {(peak - base) / 1024:.1f} MiB, target < 64 MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
