@@ -1,0 +1,111 @@
+"""Options and helpers shared by the commands that read config, open the store or talk to GitLab.
+
+Use in a command module::
+
+    def configure(parser):
+        add_store_args(parser)        # --db, --config
+        add_connection_args(parser)   # --url, --project, --token-file, --group, --python-gitlab-section
+
+    def run(args):
+        config = load_config_from_args(args)
+        with open_store_from_args(args, config, readonly=True) as store:
+            ...
+        client = client_from_args(args, config)   # a cidash.remote.GitLabClient; close() it (or use `with`)
+
+Heavy modules (python-gitlab, httpx, sqlite) are imported inside the helpers, so ``cidash --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cidash.config import Config
+    from cidash.connection import Connection
+    from cidash.remote import GitLabClient
+    from cidash.store import Store
+
+
+CONNECTION_HELP = """\
+connection (first found wins):
+  URL     --url, GITLAB_URL, CI_SERVER_URL (when CI=true), [gitlab] url, python-gitlab section
+  token   --token-file, GITLAB_TOKEN, CI_JOB_TOKEN (when CI=true), [gitlab] token_file, python-gitlab section
+  project --project (repeatable), [gitlab] projects, CI_PROJECT_PATH (when CI=true); or --group
+"""
+
+
+def add_store_args(parser: argparse.ArgumentParser) -> None:
+    """``--db FILE`` and ``--config FILE``."""
+    parser.add_argument(
+        "--db", metavar="FILE", help="the SQLite store (default: [store] path, else <user data dir>/cidash.db)"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="read this cidash.toml instead of ./cidash.toml / pyproject [tool.cidash]"
+    )
+
+
+def add_connection_args(parser: argparse.ArgumentParser, *, projects: bool = True) -> None:
+    """``--url``, ``--token-file``, ``--python-gitlab-section`` and (unless ``projects=False``) ``--project``,
+    ``--group``."""
+    parser.add_argument("--url", metavar="URL", help="GitLab URL, e.g. https://gitlab.example.com")
+    parser.add_argument("--token-file", metavar="FILE", help="read the API token from the first line of FILE")
+    parser.add_argument(
+        "--python-gitlab-section", metavar="NAME", help="take URL and token from this python-gitlab config section"
+    )
+    if projects:
+        parser.add_argument(
+            "--project",
+            metavar="PATH",
+            action="append",
+            default=None,
+            help="project path (group/name) or numeric id; repeat for several",
+        )
+        parser.add_argument("--group", metavar="PATH", help="every project of this group (and its subgroups)")
+
+
+def load_config_from_args(args: argparse.Namespace) -> Config:
+    from cidash.config import load_config
+
+    return load_config(getattr(args, "config", None))
+
+
+def store_path_from_args(args: argparse.Namespace, config: Config) -> str:
+    db = getattr(args, "db", None)
+    return str(db) if db else str(config.store_path())
+
+
+def open_store_from_args(args: argparse.Namespace, config: Config | None = None, *, readonly: bool = False) -> Store:
+    """Open the store named by ``--db`` / ``[store] path`` (``readonly``: must exist, never written)."""
+    from cidash.store import Store
+
+    config = config or load_config_from_args(args)
+    return Store.open(store_path_from_args(args, config), readonly=readonly)
+
+
+def connection_from_args(
+    args: argparse.Namespace, config: Config | None = None, *, require_project: bool = True
+) -> Connection:
+    from cidash.connection import resolve_connection
+
+    config = config or load_config_from_args(args)
+    return resolve_connection(
+        config,
+        url=getattr(args, "url", None),
+        projects=getattr(args, "project", None) or (),
+        token_file=getattr(args, "token_file", None),
+        group=getattr(args, "group", None),
+        python_gitlab_section=getattr(args, "python_gitlab_section", None),
+        max_rps=getattr(args, "max_rps", None),
+        concurrency=getattr(args, "concurrency", None),
+        require_project=require_project,
+    )
+
+
+def client_from_args(
+    args: argparse.Namespace, config: Config | None = None, *, require_project: bool = True
+) -> GitLabClient:
+    """A connected :class:`cidash.remote.GitLabClient` (no request is made until it is used)."""
+    from cidash.remote import GitLabClient
+
+    return GitLabClient(connection_from_args(args, config, require_project=require_project))

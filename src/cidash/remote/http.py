@@ -1,0 +1,265 @@
+"""Job logs, repository-file checksums, the container registry and resource groups, over httpx.
+
+These are the many small (or streamed) requests of a sync; they run in the sync's bounded worker pool, so the
+client is an ``httpx.Client`` (thread-safe, one connection pool). Every request passes the shared
+:class:`~cidash.remote.policy.RateLimiter`, is retried a bounded number of times on 429/5xx/connection errors,
+counted in :class:`~cidash.remote.policy.RequestStats`, and mapped to :mod:`cidash.errors` (never with the token).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from cidash.connection import Connection
+from cidash.errors import ConnectError, RateLimited, RemoteError, TLSError
+from cidash.models import ImageTag, ResourceGroup
+from cidash.remote.policy import (
+    RETRYABLE_STATUSES,
+    Missing,
+    RateLimiter,
+    RequestStats,
+    RetryPolicy,
+    error_for_status,
+    parse_retry_after,
+)
+from cidash.remote.rest import parse_time
+
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FileHead:
+    """The repository-files HEAD headers of one file at one ref."""
+
+    blob_id: str | None
+    last_commit_id: str | None
+    content_sha256: str | None
+
+
+@dataclass(frozen=True)
+class RegistryRepository:
+    id: int
+    path: str
+    location: str | None
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    text = repr(exc).lower()
+    return "ssl" in text or "certificate" in text or "tls" in text
+
+
+class HttpClient:
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        limiter: RateLimiter,
+        stats: RequestStats,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.connection = connection
+        self.limiter = limiter
+        self.stats = stats
+        self.retry = retry or RetryPolicy()
+        pool = connection.concurrency + 2
+        self.client = httpx.Client(
+            base_url=connection.api_url,
+            headers={**connection.auth_headers(), "User-Agent": "cidash"},
+            verify=connection.verify_tls,
+            timeout=connection.timeout,
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            follow_redirects=True,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- plumbing ----------------------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        missing: Missing | None = "endpoint",
+        sink_factory: Callable[[], Callable[[bytes], None]] | None = None,
+    ) -> httpx.Response | None:
+        """Send with rate limiting and bounded retries. ``None`` for 404 when ``missing`` is None.
+
+        With ``sink_factory`` the body is streamed in chunks into a fresh sink per attempt (so a retried
+        download never feeds a parser twice) and the returned response has no body.
+        """
+        what = f"{method} {path}"
+        attempt = 0
+        while True:
+            attempt += 1
+            self.limiter.acquire()
+            try:
+                request = self.client.build_request(method, path, params=params)
+                response = self.client.send(request, stream=True)
+                try:
+                    status = response.status_code
+                    self.limiter.observe(response.headers, status)
+                    if status == 200 and sink_factory is not None:
+                        sink = sink_factory()
+                        nbytes = 0
+                        for chunk in response.iter_bytes(CHUNK):
+                            nbytes += len(chunk)
+                            sink(chunk)
+                        self.stats.record(method, path, status, nbytes)
+                    else:
+                        response.read()
+                        self.stats.record(method, path, status, len(response.content))
+                finally:
+                    response.close()
+            except httpx.TransportError as exc:
+                if isinstance(exc, httpx.ConnectError) and _is_tls_error(exc):
+                    raise TLSError(
+                        f"TLS handshake with {self.connection.url} failed",
+                        hint="check the URL, or set [gitlab] verify_tls = false / a CA bundle",
+                    ) from None
+                self.stats.record(method, path, 599, 0)
+                if attempt < self.retry.attempts:
+                    self.stats.retried()
+                    time.sleep(self.retry.delay(attempt))
+                    continue
+                raise ConnectError(
+                    f"cannot reach GitLab at {self.connection.url} ({type(exc).__name__} on {what})"
+                ) from None
+            if status in RETRYABLE_STATUSES:
+                after = parse_retry_after(response.headers.get("Retry-After"))
+                if attempt < self.retry.attempts:
+                    self.stats.retried()
+                    if status != 429:
+                        time.sleep(self.retry.delay(attempt, after))
+                    continue
+                if status == 429:
+                    raise RateLimited(f"rate limited (429) on {what}", retry_after=after, hint="lower [gitlab] max_rps")
+            if status == 404 and missing is None:
+                return None
+            if status >= 400:
+                raise error_for_status(status, what, missing=missing or "resource", message=_message(response))
+            return response
+
+    def get_json(self, path: str, *, params: dict[str, Any] | None = None, missing: Missing = "endpoint") -> Any:
+        response = self._request("GET", path, params=params, missing=missing)
+        assert response is not None
+        try:
+            return response.json()
+        except ValueError:
+            raise RemoteError(f"GET {path} returned something that is not JSON") from None
+
+    def get_pages(
+        self, path: str, *, params: dict[str, Any] | None = None, missing: Missing = "endpoint"
+    ) -> Iterator[Any]:
+        """Items of an offset-paginated listing (``x-next-page``), 100 per request."""
+        page = 1
+        while True:
+            response = self._request(
+                "GET", path, params={**(params or {}), "per_page": 100, "page": page}, missing=missing
+            )
+            assert response is not None
+            items = response.json()
+            if not isinstance(items, list):
+                raise RemoteError(f"GET {path} did not return a list")
+            yield from items
+            nxt = response.headers.get("x-next-page", "")
+            if not nxt.strip() or not items:
+                return
+            page = int(nxt)
+
+    # -- logs --------------------------------------------------------------------------------------------------
+
+    def stream_trace(self, project_id: int, job_id: int, sink_factory: Callable[[], Callable[[bytes], None]]) -> bool:
+        """Stream a job log into ``sink_factory()``'s sink, chunk by chunk. False: GitLab has no log (404)."""
+        response = self._request(
+            "GET", f"/projects/{project_id}/jobs/{job_id}/trace", missing=None, sink_factory=sink_factory
+        )
+        return response is not None
+
+    # -- repository files --------------------------------------------------------------------------------------
+
+    def file_head(self, project_id: int, path: str, ref: str) -> FileHead | None:
+        """The blob id, last commit and content SHA-256 of a file at ``ref`` (None: no such file there)."""
+        response = self._request(
+            "HEAD", f"/projects/{project_id}/repository/files/{quote(path, safe='')}", params={"ref": ref}, missing=None
+        )
+        if response is None:
+            return None
+        h = response.headers
+        return FileHead(
+            blob_id=h.get("X-Gitlab-Blob-Id"),
+            last_commit_id=h.get("X-Gitlab-Last-Commit-Id"),
+            content_sha256=h.get("X-Gitlab-Content-Sha256"),
+        )
+
+    def file_raw(self, project_id: int, path: str, ref: str) -> bytes | None:
+        response = self._request(
+            "GET",
+            f"/projects/{project_id}/repository/files/{quote(path, safe='')}/raw",
+            params={"ref": ref},
+            missing=None,
+        )
+        return None if response is None else response.content
+
+    # -- registry ----------------------------------------------------------------------------------------------
+
+    def registry_repositories(self, project_id: int) -> list[RegistryRepository]:
+        return [
+            RegistryRepository(id=int(r["id"]), path=str(r.get("path") or ""), location=r.get("location"))
+            for r in self.get_pages(f"/projects/{project_id}/registry/repositories")
+        ]
+
+    def registry_tag_names(self, project_id: int, repository_id: int) -> list[str]:
+        return [
+            str(t["name"]) for t in self.get_pages(f"/projects/{project_id}/registry/repositories/{repository_id}/tags")
+        ]
+
+    def registry_tag(self, project_id: int, repository: RegistryRepository, name: str) -> ImageTag | None:
+        response = self._request(
+            "GET",
+            f"/projects/{project_id}/registry/repositories/{repository.id}/tags/{quote(name, safe='')}",
+            missing=None,
+        )
+        if response is None:
+            return None
+        d = response.json()
+        size = d.get("total_size")
+        return ImageTag(
+            project_id=project_id,
+            repository=repository.path,
+            name=str(d.get("name") or name),
+            digest=d.get("digest"),
+            total_size=int(size) if size is not None else None,
+            created_at=parse_time(d.get("created_at")),
+            location=d.get("location"),
+        )
+
+    # -- resource groups ---------------------------------------------------------------------------------------
+
+    def resource_groups(self, project_id: int) -> list[ResourceGroup]:
+        return [
+            ResourceGroup(
+                project_id=project_id, key=str(g["key"]), process_mode=str(g.get("process_mode") or "unordered")
+            )
+            for g in self.get_pages(f"/projects/{project_id}/resource_groups")
+        ]
+
+
+def _message(response: httpx.Response) -> str | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    if isinstance(data, dict):
+        for key in ("message", "error"):
+            if isinstance(data.get(key), str):
+                return str(data[key])[:200]
+    return None

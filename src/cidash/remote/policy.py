@@ -1,0 +1,235 @@
+"""What every request to GitLab shares: the rate limiter, the retry policy, request accounting, error mapping.
+
+One :class:`RateLimiter` and one :class:`RequestStats` are shared by the python-gitlab session
+(:mod:`cidash.remote.rest`) and the httpx client (:mod:`cidash.remote.http`), so the ceiling and GitLab's own
+``RateLimit-*`` headers hold across both and across all worker threads.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+from cidash.errors import AuthError, NotFound, PermissionDenied, RateLimited, RemoteError, Unsupported
+from cidash.models import RateLimitState
+
+#: Statuses worth another attempt (after a pause): rate limited, and the transient server errors.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+Missing = Literal["project", "group", "endpoint", "resource"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4  # total tries per request
+    base_delay: float = 0.2  # first back-off; doubles each time, with jitter
+    max_delay: float = 4.0
+    max_retry_after: float = 60.0  # never sleep longer than this on a Retry-After
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        base = min(self.base_delay * (2 ** (attempt - 1)), self.max_delay)
+        jitter: float = 0.75 + random.random() / 2  # not crypto: spreads retries of parallel workers
+        return float(base * jitter)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+class RateLimiter:
+    """A requests-per-second ceiling plus GitLab's ``RateLimit-Remaining``/``Reset`` and ``Retry-After``.
+
+    ``acquire()`` blocks the calling thread until it may send; ``observe()`` feeds it each response's headers.
+    When ``RateLimit-Remaining`` drops to ``reserve`` or below, every sender waits for ``RateLimit-Reset``;
+    after a 429 they wait ``Retry-After``. ``max_rps <= 0`` means no ceiling.
+    """
+
+    def __init__(
+        self,
+        max_rps: float,
+        *,
+        reserve: int = 2,
+        max_wait: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.max_rps = max_rps
+        self.reserve = reserve
+        self.max_wait = max_wait
+        self._clock = clock
+        self._wall = wall
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+        self._blocked_until = 0.0
+        self._state = RateLimitState()
+        self.waited = 0.0  # total seconds senders spent waiting
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._blocked_until)
+            if self.max_rps > 0:
+                start = max(start, self._next_slot)
+                self._next_slot = start + 1.0 / self.max_rps
+            wait = min(start - now, self.max_wait)
+            if wait > 0:
+                self.waited += wait
+        if wait > 0:
+            self._sleep(wait)
+
+    def observe(self, headers: Mapping[str, str], status: int) -> None:
+        limit = _int_header(headers, "RateLimit-Limit")
+        remaining = _int_header(headers, "RateLimit-Remaining")
+        reset = _int_header(headers, "RateLimit-Reset")
+        with self._lock:
+            if limit is not None or remaining is not None or reset is not None:
+                self._state = RateLimitState(
+                    limit=limit if limit is not None else self._state.limit,
+                    remaining=remaining,
+                    reset_at=float(reset) if reset is not None else self._state.reset_at,
+                )
+            now = self._clock()
+            if status == 429:
+                after = parse_retry_after(headers.get("Retry-After"))
+                if after is None and reset is not None:
+                    after = reset - self._wall()
+                self._blocked_until = max(self._blocked_until, now + min(max(after or 1.0, 0.0), self.max_wait))
+            elif remaining is not None and remaining <= self.reserve and reset is not None:
+                pause = min(max(reset - self._wall(), 0.0), self.max_wait)
+                self._blocked_until = max(self._blocked_until, now + pause)
+
+    @property
+    def state(self) -> RateLimitState:
+        with self._lock:
+            return self._state
+
+
+def endpoint_kind(method: str, path: str) -> str:
+    """A coarse name for a request, for counting: ``GET pipelines``, ``GET trace``, ``HEAD files`` ..."""
+    path = path.split("?", 1)[0]
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v4"]:
+        parts = parts[2:]
+    kind = "other"
+    if parts[:1] == ["projects"]:
+        rest = parts[2:]
+        if not rest:
+            kind = "project"
+        elif rest[-1] == "trace":
+            kind = "trace"
+        elif rest[0] == "repository":
+            kind = "files"
+        elif rest[0] == "registry":
+            kind = "registry"
+        elif rest[0] == "pipelines":
+            kind = "pipelines" if len(rest) == 1 else ("pipeline" if len(rest) == 2 else "pipeline_" + rest[2])
+        else:
+            kind = rest[0]
+    elif parts[:1] == ["groups"]:
+        kind = "group_projects" if parts[-1] == "projects" else "group"
+    elif parts:
+        kind = parts[0]
+    return f"{method.upper()} {kind}"
+
+
+class RequestStats:
+    """Thread-safe request and byte counters, per endpoint kind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_kind: Counter[str] = Counter()
+        self.requests = 0
+        self.bytes = 0
+        self.retries = 0
+        self.errors = 0
+
+    def record(self, method: str, path: str, status: int, nbytes: int) -> None:
+        with self._lock:
+            self.requests += 1
+            self.bytes += nbytes
+            self.by_kind[endpoint_kind(method, path)] += 1
+            if status >= 400:
+                self.errors += 1
+
+    def add_bytes(self, nbytes: int) -> None:
+        with self._lock:
+            self.bytes += nbytes
+
+    def retried(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def snapshot(self) -> tuple[int, int]:
+        with self._lock:
+            return self.requests, self.bytes
+
+
+def error_for_status(
+    status: int,
+    what: str,
+    *,
+    missing: Missing = "endpoint",
+    message: str | None = None,
+    retry_after: float | None = None,
+) -> RemoteError:
+    """The cidash error for an HTTP error status. ``what`` names the request (``GET /projects/42/jobs``)."""
+    detail = f": {message}" if message else ""
+    if status == 401:
+        return AuthError(
+            f"GitLab rejected the token (401) on {what}{detail}",
+            status=status,
+            hint="check the token is valid and has the read_api scope",
+        )
+    if status == 403:
+        return PermissionDenied(
+            f"permission denied (403) on {what}{detail}",
+            status=status,
+            hint="the token needs read_api and at least Reporter access to the project",
+        )
+    if status in (404, 405) and missing in ("project", "group"):
+        return NotFound(f"{missing} not found (404) on {what}", status=status, hint="or the token cannot see it")
+    if status == 404 and missing == "resource":
+        return NotFound(f"not found (404) on {what}", status=status)
+    if status in (404, 405):
+        return Unsupported(
+            f"this GitLab instance does not offer {what} ({status})",
+            status=status,
+            hint="the instance may be too old for this endpoint, or the feature is disabled",
+        )
+    if status == 429:
+        return RateLimited(f"rate limited (429) on {what}", retry_after=retry_after, hint="lower [gitlab] max_rps")
+    if status >= 500:
+        return RemoteError(f"GitLab server error {status} on {what}{detail}", status=status, hint="try again later")
+    return RemoteError(f"GitLab answered {status} on {what}{detail}", status=status)

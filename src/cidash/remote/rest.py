@@ -1,0 +1,293 @@
+"""The GitLab REST API through python-gitlab: the only module that imports it.
+
+Everything it returns is a :mod:`cidash.models` dataclass. python-gitlab is synchronous (built on
+``requests``): call it from worker threads, never from an event loop. All requests go through
+:class:`_AccountedSession`, which applies the shared rate limiter, retries transient failures a bounded number of
+times (python-gitlab's own retry is off: it can sleep for minutes), counts requests and bytes, and turns
+connection/TLS failures into :mod:`cidash.errors` exceptions without the token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import gitlab
+import gitlab.exceptions
+import requests
+import requests.adapters
+
+from cidash.connection import Connection
+from cidash.errors import ConnectError, RateLimited, RemoteError, TLSError
+from cidash.models import Job, Pipeline, Project
+from cidash.remote.policy import (
+    RETRYABLE_STATUSES,
+    Missing,
+    RateLimiter,
+    RequestStats,
+    RetryPolicy,
+    error_for_status,
+    parse_retry_after,
+)
+
+PER_PAGE = 100
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A GitLab timestamp (``2026-05-01T12:00:00.000Z`` / ``+02:00``) as an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    dt = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def _req_time(value: Any) -> datetime:
+    dt = parse_time(value)
+    if dt is None:
+        raise RemoteError("GitLab returned an object without a timestamp")
+    return dt
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def pipeline_from_json(project_id: int, d: dict[str, Any]) -> Pipeline:
+    return Pipeline(
+        project_id=int(d.get("project_id") or project_id),
+        id=int(d["id"]),
+        iid=d.get("iid"),
+        ref=str(d.get("ref") or ""),
+        sha=str(d.get("sha") or ""),
+        status=str(d.get("status") or "unknown"),
+        source=d.get("source"),
+        created_at=_req_time(d.get("created_at")),
+        updated_at=_req_time(d.get("updated_at") or d.get("created_at")),
+        started_at=parse_time(d.get("started_at")),
+        finished_at=parse_time(d.get("finished_at")),
+        duration=_float(d.get("duration")),
+        queued_duration=_float(d.get("queued_duration")),
+        web_url=d.get("web_url"),
+    )
+
+
+def job_from_json(project_id: int, d: dict[str, Any]) -> Job:
+    pipeline = d.get("pipeline") or {}
+    runner = d.get("runner")
+    runner_name = None
+    if isinstance(runner, dict):
+        runner_name = runner.get("description") or runner.get("name") or (str(runner["id"]) if "id" in runner else None)
+    return Job(
+        project_id=project_id,
+        id=int(d["id"]),
+        pipeline_id=int(pipeline.get("id") or d.get("pipeline_id") or 0),
+        name=str(d.get("name") or ""),
+        stage=str(d.get("stage") or ""),
+        status=str(d.get("status") or "unknown"),
+        ref=str(d.get("ref") or pipeline.get("ref") or ""),
+        sha=str(pipeline.get("sha") or (d.get("commit") or {}).get("id") or ""),
+        created_at=_req_time(d.get("created_at")),
+        started_at=parse_time(d.get("started_at")),
+        finished_at=parse_time(d.get("finished_at")),
+        duration=_float(d.get("duration")),
+        queued_duration=_float(d.get("queued_duration")),
+        failure_reason=d.get("failure_reason"),
+        allow_failure=bool(d.get("allow_failure")),
+        retried=bool(d.get("retried")),
+        runner=runner_name,
+        web_url=d.get("web_url"),
+    )
+
+
+def project_from_json(d: dict[str, Any]) -> Project:
+    return Project(
+        id=int(d["id"]),
+        path=str(d.get("path_with_namespace") or d.get("path") or d["id"]),
+        web_url=str(d.get("web_url") or ""),
+        default_branch=d.get("default_branch"),
+    )
+
+
+class _AccountedSession(requests.Session):
+    """A ``requests`` session that rate-limits, retries, counts and maps errors for python-gitlab."""
+
+    def __init__(self, limiter: RateLimiter, stats: RequestStats, retry: RetryPolicy, pool: int) -> None:
+        super().__init__()
+        self.limiter = limiter
+        self.stats = stats
+        self.retry = retry
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(pool, 4))
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        url = request.url or ""
+        parts = urlsplit(url)
+        what = f"{request.method} {parts.path}"
+        attempt = 0
+        while True:
+            attempt += 1
+            self.limiter.acquire()
+            try:
+                response = super().send(request, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise TLSError(
+                    f"TLS handshake with {parts.netloc} failed: {_short(exc)}",
+                    hint="check the URL, or set [gitlab] verify_tls = false / a CA bundle for self-signed certificates",
+                ) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self.stats.record(request.method or "GET", parts.path, 599, 0)
+                if attempt < self.retry.attempts:
+                    self.stats.retried()
+                    time.sleep(self.retry.delay(attempt))
+                    continue
+                raise ConnectError(f"cannot reach GitLab at {parts.scheme}://{parts.netloc}: {_short(exc)}") from None
+            nbytes = 0 if kwargs.get("stream") else len(response.content)
+            self.stats.record(request.method or "GET", parts.path, response.status_code, nbytes)
+            self.limiter.observe(response.headers, response.status_code)
+            if response.status_code in RETRYABLE_STATUSES:
+                after = parse_retry_after(response.headers.get("Retry-After"))
+                if attempt < self.retry.attempts:
+                    self.stats.retried()
+                    if response.status_code != 429:  # a 429 pause is taken by the limiter for every thread
+                        time.sleep(self.retry.delay(attempt, after))
+                    continue
+                if response.status_code == 429:
+                    raise RateLimited(f"rate limited (429) on {what}", retry_after=after, hint="lower [gitlab] max_rps")
+            return response
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    for marker in ("Caused by ", "Errno", "SSLError(", "NewConnectionError("):
+        if marker in text:
+            text = text[text.index(marker) :]
+            break
+    return text[:160]
+
+
+class RestClient:
+    """Listings and lookups through python-gitlab, converted to :mod:`cidash.models`."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        limiter: RateLimiter,
+        stats: RequestStats,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.connection = connection
+        self.session = _AccountedSession(limiter, stats, retry or RetryPolicy(), connection.concurrency + 2)
+        token_kwargs: dict[str, str] = {}
+        if connection.token is not None:
+            key = {"private": "private_token", "job": "job_token", "oauth": "oauth_token"}[connection.token_kind]
+            token_kwargs[key] = connection.token.reveal()
+        self.gl = gitlab.Gitlab(
+            connection.url,
+            ssl_verify=connection.verify_tls,
+            timeout=connection.timeout,
+            per_page=PER_PAGE,
+            retry_transient_errors=False,
+            session=self.session,
+            keep_base_url=True,
+            **token_kwargs,
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    @contextlib.contextmanager
+    def _mapped(self, what: str, missing: Missing = "endpoint") -> Iterator[None]:
+        try:
+            yield
+        except gitlab.exceptions.GitlabError as exc:
+            status = exc.response_code or 0
+            if status == 0:
+                raise RemoteError(f"{what} failed: {exc.error_message}") from None
+            message = exc.error_message if isinstance(exc.error_message, str) and status not in (401,) else None
+            raise error_for_status(status, what, missing=missing, message=message) from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnectError(f"{what} failed: {_short(exc)}") from None
+
+    # -- projects ----------------------------------------------------------------------------------------------
+
+    def project(self, ref: str | int) -> Project:
+        """One project by path (``group/name``) or id."""
+        key: str | int = int(ref) if isinstance(ref, str) and ref.isdigit() else ref
+        with self._mapped(f"GET /projects/{ref}", "project"):
+            obj = self.gl.projects.get(key)
+        return project_from_json(obj.attributes)
+
+    def group_projects(self, group: str) -> list[Project]:
+        """Every non-archived project of a group and its subgroups."""
+        with self._mapped(f"GET /groups/{group}/projects", "group"):
+            grp = self.gl.groups.get(group, lazy=True)
+            items = grp.projects.list(iterator=True, include_subgroups=True, archived=False, per_page=PER_PAGE)
+            return [project_from_json(p.attributes) for p in items]
+
+    # -- pipelines ---------------------------------------------------------------------------------------------
+
+    def pipeline_pages(self, project_id: int, *, updated_after: datetime | None) -> Iterator[list[Pipeline]]:
+        """Pipelines updated after a time, oldest update first, one list per API page (100).
+
+        Ordered by ``updated_at`` ascending so a cursor can advance page by page: when a sync is killed, the next
+        one continues after the last committed page instead of starting over.
+        """
+        what = f"GET /projects/{project_id}/pipelines"
+        params: dict[str, Any] = {"order_by": "updated_at", "sort": "asc", "per_page": PER_PAGE}
+        if updated_after is not None:
+            params["updated_after"] = iso(updated_after)
+        with self._mapped(what, "project"):
+            project = self.gl.projects.get(project_id, lazy=True)
+            listing = project.pipelines.list(iterator=True, **params)
+            yield from _chunks((pipeline_from_json(project_id, p.attributes) for p in listing), PER_PAGE)
+
+    def pipeline(self, project_id: int, pipeline_id: int) -> Pipeline:
+        """One pipeline with the fields the list omits (started_at, finished_at, duration, queued_duration)."""
+        with self._mapped(f"GET /projects/{project_id}/pipelines/{pipeline_id}", "resource"):
+            project = self.gl.projects.get(project_id, lazy=True)
+            obj = project.pipelines.get(pipeline_id)
+        return pipeline_from_json(project_id, obj.attributes)
+
+    # -- jobs --------------------------------------------------------------------------------------------------
+
+    def jobs_newest_first(self, project_id: int) -> Iterator[Job]:
+        """Every job of the project, newest (highest id) first, 100 per request; stop iterating when done.
+
+        Why this endpoint: ``/projects/:id/jobs`` lists the jobs of *all* pipelines in one paginated stream, so
+        a refresh that gained 40 jobs in 5 pipelines costs 1 request instead of 5 (one per pipeline via
+        ``/pipelines/:id/jobs``), a first sync of 200 pipelines x 8 jobs costs 16 instead of 200, and retried
+        jobs are included (the per-pipeline listing hides them unless ``include_retried``). Keyset pagination
+        (``pagination=keyset&order_by=id&sort=desc``) stays cheap and stable however deep it goes, and the
+        newest-first order lets the caller stop at the first page it already knows.
+        """
+        what = f"GET /projects/{project_id}/jobs"
+        with self._mapped(what, "project"):
+            project = self.gl.projects.get(project_id, lazy=True)
+            listing = project.jobs.list(
+                iterator=True, pagination="keyset", order_by="id", sort="desc", per_page=PER_PAGE
+            )
+            for item in listing:
+                yield job_from_json(project_id, item.attributes)
+
+
+def _chunks(items: Iterable[Pipeline], size: int) -> Iterator[list[Pipeline]]:
+    chunk: list[Pipeline] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
