@@ -162,7 +162,8 @@ def test_phase_seconds_counts_named_steps() -> None:
     facts = TraceFacts(
         None, None, False, (Section("step_release", 0, 5, 5.0), Section("after_script", 5, 6, 1.0)), None, None, ()
     )
-    assert phase_seconds(facts)["script"] == 6.0
+    assert phase_seconds(facts)["script"] == 5.0 and phase_seconds(facts)["upload"] == 1.0
+    assert phase_seconds(facts)["prepare"] is None
 
 
 def test_image_tag_history(store: Store) -> None:

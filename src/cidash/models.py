@@ -175,7 +175,7 @@ class AuditRecord:
 # What the store adds on top (see cidash.store for the schema)
 # ---------------------------------------------------------------------------------------------------------------
 
-#: The per-phase columns of ``job_facts``: phase name -> the runner sections it sums.
+#: The per-phase columns of ``job_facts`` (the same phases as :data:`cidash.logparse.PHASES`).
 PHASES: tuple[str, ...] = ("prepare", "sources", "cache", "artifacts", "script", "upload")
 
 
@@ -188,10 +188,10 @@ class StoredJobFacts:
     facts: TraceFacts
     prepare_seconds: float | None = None  # resolve_secrets + prepare_executor + prepare_script
     sources_seconds: float | None = None  # get_sources + clear_worktree
-    cache_seconds: float | None = None  # restore_cache + archive_cache(_on_failure)
+    cache_seconds: float | None = None  # restore_cache
     artifacts_seconds: float | None = None  # download_artifacts
-    script_seconds: float | None = None  # step_script / build_script / step_* + after_script
-    upload_seconds: float | None = None  # upload_artifacts_on_success/_on_failure
+    script_seconds: float | None = None  # step_script / build_script / step_*
+    upload_seconds: float | None = None  # after_script, archive_cache*, upload_artifacts_*, cleanup_file_variables
     log_bytes: int | None = None
 
 

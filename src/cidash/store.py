@@ -35,11 +35,11 @@ duration, queued_duration, failure_reason, allow_failure, retried, runner, web_u
 image_digest, image_pulled, prepare_seconds, sources_seconds, cache_seconds, artifacts_seconds, script_seconds,
 upload_seconds, log_bytes, parsed_at)``
     One row per parsed log (:class:`cidash.models.TraceFacts` + :class:`cidash.models.StoredJobFacts`).
-    ``image_pulled`` is NULL when the log does not say. Phase columns sum runner sections:
-    prepare = resolve_secrets + prepare_executor + prepare_script; sources = get_sources + clear_worktree;
-    cache = restore_cache + archive_cache + archive_cache_on_failure; artifacts = download_artifacts;
-    script = step_script / build_script / other ``step_*`` + after_script; upload = upload_artifacts_on_*.
-    NULL = no such section in the log (or never closed).
+    ``image_pulled`` is NULL when the log does not say. Phase columns are
+    :func:`cidash.logparse.phase_durations` (closed runner sections summed per phase): prepare =
+    resolve_secrets + prepare_executor + prepare_script; sources = get_sources + clear_worktree; cache =
+    restore_cache; artifacts = download_artifacts; script = step_script / build_script / ``step_*``; upload =
+    after_script + archive_cache* + upload_artifacts_* + cleanup_file_variables. NULL = no such closed section.
 ``job_sections(job_id, seq, name, start, end, duration; PK (job_id, seq))``
     The log's sections in order; ``end``/``duration`` NULL when never closed (unix seconds, REAL).
 ``cache_events(job_id, seq, project_id, op, key, outcome, detail; PK (job_id, seq))``
@@ -79,6 +79,7 @@ from typing import Any, cast
 
 from cidash.errors import StoreError
 from cidash.models import (
+    PHASES,
     AuditRecord,
     CacheEvent,
     CacheOp,
@@ -186,29 +187,13 @@ CREATE INDEX audit_at ON audit (at);
 #: (version, description, SQL). Append new migrations; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, str]] = [(1, "initial schema", _V1)]
 
-# Runner sections summed into each phase column (see the module docstring).
-_PHASE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "prepare": ("resolve_secrets", "prepare_executor", "prepare_script"),
-    "sources": ("get_sources", "clear_worktree"),
-    "cache": ("restore_cache", "archive_cache", "archive_cache_on_failure"),
-    "artifacts": ("download_artifacts",),
-    "script": ("step_script", "build_script", "after_script"),
-    "upload": ("upload_artifacts_on_success", "upload_artifacts_on_failure"),
-}
-_RUNNER_SECTIONS = {name for names in _PHASE_SECTIONS.values() for name in names} | {"cleanup_file_variables"}
-
 
 def phase_seconds(facts: TraceFacts) -> dict[str, float | None]:
-    """Per-phase seconds of a parsed log (None: the phase's sections are absent or never closed)."""
-    totals: dict[str, float | None] = dict.fromkeys(_PHASE_SECTIONS)
-    for section in facts.sections:
-        phase = next((p for p, names in _PHASE_SECTIONS.items() if section.name in names), None)
-        if phase is None and section.name.startswith("step_") and section.name not in _RUNNER_SECTIONS:
-            phase = "script"  # step_release and other named steps
-        if phase is None or section.duration is None:
-            continue
-        totals[phase] = (totals[phase] or 0.0) + section.duration
-    return totals
+    """Per-phase seconds of a parsed log, as :func:`cidash.logparse.phase_durations` sums them (None: absent)."""
+    from cidash.logparse import phase_durations
+
+    durations = phase_durations(facts)
+    return {phase: durations.get(phase) for phase in PHASES}
 
 
 def to_db_time(value: datetime | None) -> str | None:
