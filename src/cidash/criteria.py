@@ -169,10 +169,10 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
     changes = image_digest_changes(on_ref, config.image.repository)
     if changes:
         last = changes[-1]
-        split = last.at
+        # Split at the creation of the pipeline whose job first ran the new digest, so that pipeline counts.
+        split = next((p.created_at for p in on_ref.pipelines if p.id == last.pipeline_id), last.at)
         baseline = on_ref.between(split - window, split)
         candidate = on_ref.between(max(split, now - window), None)
-        # Jobs of a pipeline created just before the split may already run the new image: move by digest.
         return Periods(
             "digest",
             ref,

@@ -122,7 +122,7 @@ def parse_spec(text: str) -> Spec:
         value = raw[6:].strip()
         if not value:
             raise UsageError(f"SPEC {raw!r} names no image", hint="use image:sha256:DIGEST or image:TAG")
-        if value.startswith("sha256:"):
+        if value.lower().startswith("sha256:"):
             value = value.lower()
             if not (_DIGEST.match(value) or _SHORT_DIGEST.match(value)):
                 raise UsageError(
