@@ -36,3 +36,28 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     ):
         monkeypatch.delenv(var, raising=False)
     yield
+
+
+# --- simulated GitLab (cidash.sim) -----------------------------------------------------------------------------
+# `sim`: the default 30-day scenario (~360 pipelines), fresh per test (mutations do not leak between tests).
+# `small_sim`: 4 days x 5 pipelines (migration on day 3): quick to sync, same story.
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from cidash.sim import SimulatedGitLab
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatedGitLab]:
+    from cidash.sim import SimulatedGitLab
+
+    with SimulatedGitLab() as server:
+        yield server
+
+
+@pytest.fixture
+def small_sim() -> Iterator[SimulatedGitLab]:
+    from cidash.sim import Scenario, SimulatedGitLab
+
+    with SimulatedGitLab(Scenario(days=4, pipelines_per_day=5, migration_day=3)) as server:
+        yield server

@@ -1,19 +1,109 @@
-"""`cidash simulate` (not built yet)."""
+"""`cidash simulate`: run the simulated GitLab in the foreground for other tools (python-gitlab, curl, glab)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from cidash.errors import UsageError
+HELP = "run the simulated GitLab for other tools (python-gitlab, curl, glab)"
+DESCRIPTION = """\
+Serve the built-in simulated GitLab (the world of 'cidash demo') on 127.0.0.1 until Ctrl-C.
 
-HELP = "(simulate: not available yet)"
-DESCRIPTION = "This command is not available yet."
+It speaks GitLab's REST API v4 over real HTTP: projects, pipelines, jobs, job logs, repository files,
+container registry, resource groups, and the mutations (create pipeline, play, retry, cancel). The world is a
+seeded 30-day story of project platform/app moving its CI image from Debian (807 MB) to Alpine (215 MB).
+
+Tokens: 'demo-token' (Maintainer) and 'demo-readonly-token' (Reporter: mutations get 403). Any other
+token gets 401. These are demo tokens, not secrets.
+
+options:
+  --port P          TCP port on 127.0.0.1 (default 8080; 0 picks a free one)
+  --seed S          scenario seed (default 7): the same seed serves byte-identical data
+  --latency-ms L    add L milliseconds to every response
+  --jitter-ms J     add a random 0..J milliseconds on top (deterministic with the seed)
+  --pipelines N     total pipelines in the 30-day history instead of ~12 a day
+  --days D          length of the history in days (default 30)
+  --time-scale X    simulated seconds per real second for new pipelines (default 1)
+  --rate-limit N    answer 429 + Retry-After past N requests a minute (default: no limit)
+
+Exit codes: 0 stopped with Ctrl-C, 2 the port is in use or an option is invalid.
+
+Example:
+  cidash simulate --port 8080
+  curl -H 'PRIVATE-TOKEN: demo-token' http://127.0.0.1:8080/api/v4/projects/platform%2Fapp/pipelines
+"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    del parser
+    parser.add_argument("--port", type=int, default=8080, help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="extra latency per response")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="random extra latency, 0..J ms")
+    parser.add_argument("--pipelines", type=int, default=None, help="total pipelines in the history")
+    parser.add_argument("--days", type=int, default=30, help="days of history (default 30)")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
+    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute before 429")
+
+
+def banner(url: str, token: str, readonly_token: str | None, project_path: str, project_id: int) -> str:
+    encoded = project_path.replace("/", "%2F")
+    lines = [
+        f"Simulated GitLab serving {project_path} (id {project_id}) at {url}",
+        f"  demo token (Maintainer): {token}",
+    ]
+    if readonly_token:
+        lines.append(f"  read-only token (Reporter): {readonly_token}")
+    lines += [
+        "",
+        "Try it:",
+        f"  curl -H 'PRIVATE-TOKEN: {token}' '{url}/api/v4/projects/{encoded}/pipelines?per_page=5'",
+        "",
+        "  python - <<'EOF'",
+        "  import gitlab",
+        f"  gl = gitlab.Gitlab('{url}', private_token='{token}')",
+        f"  project = gl.projects.get('{project_path}')",
+        "  for p in project.pipelines.list(per_page=5, get_all=False):",
+        "      print(p.id, p.ref, p.status)",
+        "  EOF",
+        "",
+        "  cidash against it: GITLAB_URL=" + url + " GITLAB_TOKEN=" + token + " cidash sync",
+        "",
+        "Request counts: " + url + "/__sim/stats   Stop with Ctrl-C.",
+    ]
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    del args
-    raise UsageError("'cidash simulate' is not available yet")
+    from cidash.errors import UsageError
+    from cidash.sim import Scenario, SimulatedGitLab
+
+    if args.port < 0 or args.port > 65535:
+        raise UsageError(f"--port must be 0..65535, not {args.port}")
+    if args.pipelines is not None and args.pipelines < 1:
+        raise UsageError("--pipelines must be at least 1")
+    if args.days < 1:
+        raise UsageError("--days must be at least 1")
+    if args.time_scale < 0:
+        raise UsageError("--time-scale must not be negative")
+    migration_day = max(1, min(16, args.days // 2 + 1))
+    scenario = Scenario(seed=args.seed, days=args.days, total_pipelines=args.pipelines, migration_day=migration_day)
+    sim = SimulatedGitLab(
+        scenario,
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        rate_limit=args.rate_limit,
+        time_scale=args.time_scale,
+        port=args.port,
+    )
+    try:
+        sim.start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
+    print(banner(sim.url, sim.token, sim.readonly_token, sim.project_path, sim.project_id), flush=True)
+    try:
+        sim.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+    finally:
+        sim.stop()
+    return 0

@@ -1,0 +1,147 @@
+"""Job logs in the current GitLab Runner format, rendered from a job's :class:`~cidash.sim.world.JobFacts`.
+
+Every line carries the Runner 17+ timestamp prefix (``2026-11-02T10:15:03.123000Z 00O ``); sections are framed
+with ``section_start:<unix>:<name>\\r\\x1b[0K`` / ``section_end:<unix>:<name>\\r\\x1b[0K`` markers; the docker
+executor prints the image and digest lines (``Pulling docker image`` or the ``"if-not-present"`` local line);
+cache lines carry the actual key with its ``-protected``/``-non_protected`` suffix. A job that is still running
+at ``now`` gets the lines printed so far, without the final status line.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cidash.sim.world import JobFacts, SimJob
+
+ESC = "\x1b"
+CLEAR = "\r\x1b[0K"
+GREEN = "\x1b[32;1m"
+CYAN = "\x1b[36;1m"
+YELLOW = "\x1b[0;33m"
+RED = "\x1b[31;1m"
+RESET = "\x1b[0;m"
+
+_COLLAPSED = {"prepare_executor", "prepare_script", "get_sources"}
+
+
+def _stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _warning(text: str) -> str:
+    return f"{YELLOW}WARNING: {text:<50}{RESET}"
+
+
+def trace_lines(job: SimJob, project_path: str, project_id: int) -> list[tuple[float, str]]:
+    """(time, text) for every line of the job's complete log."""
+    facts = job.facts
+    if facts is None:
+        return []
+    lines: list[tuple[float, str]] = []
+    first = facts.sections[0].start
+    start = job.started_at if job.started_at is not None else first
+    lines.append((start, f"Running with gitlab-runner {facts.runner_version} ({facts.runner_revision})"))
+    lines.append((start, f"  on {facts.runner_name} {facts.runner_token}, system ID: s_{facts.runner_token[1:]}0a1b2c"))
+    for section in facts.sections:
+        opts = "[collapsed=true]" if section.name in _COLLAPSED else ""
+        lines.append(
+            (
+                section.start,
+                f"{ESC}[0Ksection_start:{int(section.start)}:{section.name}{opts}{CLEAR}{ESC}[0K{CYAN}{section.header}{RESET}",
+            )
+        )
+        lines.extend(_section_body(job, facts, section.name, section.start, section.end, project_path, project_id))
+        lines.append((section.end, f"{ESC}[0Ksection_end:{int(section.end)}:{section.name}{CLEAR}"))
+    end = job.finished_at if job.finished_at is not None else facts.sections[-1].end
+    if facts.success:
+        lines.append((end, f"{GREEN}Job succeeded{RESET}"))
+    else:
+        lines.append((end, f"{RED}ERROR: Job failed: exit code 1{RESET}"))
+    return lines
+
+
+def _section_body(  # noqa: PLR0917
+    job: SimJob, facts: JobFacts, name: str, start: float, end: float, project_path: str, project_id: int
+) -> list[tuple[float, str]]:
+    t = start + 0.001
+    out: list[tuple[float, str]] = []
+
+    def add(text: str) -> None:
+        out.append((min(t, end), text))
+
+    if name == "prepare_executor":
+        add(f"{ESC}[0KUsing Docker executor with image {facts.image} ...{RESET}")
+        if job.kind == "image":
+            add(f"{ESC}[0KStarting service docker:27.3-dind ...{RESET}")
+        if facts.pulled:
+            add(f"{ESC}[0KPulling docker image {facts.image} ...{RESET}")
+        else:
+            add(f'{ESC}[0KUsing locally found image version due to "if-not-present" pull policy{RESET}')
+        t = end - 0.01
+        add(
+            f"{ESC}[0KUsing docker image {facts.image_id} for {facts.image} with digest {facts.image_digest} ...{RESET}"
+        )
+    elif name == "prepare_script":
+        add(f"Running on runner-{facts.runner_token}-project-{project_id}-concurrent-0 via {facts.runner_name}...")
+    elif name == "get_sources":
+        add(f"{GREEN}Fetching changes with git depth set to 20...{RESET}")
+        add(f"Initialized empty Git repository in /builds/{project_path}/.git/")
+        add(f"{GREEN}Created fresh repository.{RESET}")
+        t = end - 0.01
+        add(f"{GREEN}Checking out {facts.checkout_sha[:8]} as detached HEAD (ref is {facts.ref})...{RESET}")
+        add(f"{GREEN}Skipping Git submodules setup{RESET}")
+    elif name == "restore_cache":
+        for event in facts.cache:
+            if event.op != "restore":
+                continue
+            label = f"{event.key} (fallback)" if event.fallback else event.key
+            add(f"{GREEN}Checking cache for {label}...{RESET}")
+            if event.outcome == "hit":
+                add(f"Downloading cache from https://storage.example.com/runner-cache/project/{project_id}/{event.key}")
+                t = end - 0.01
+                add(f"{GREEN}Successfully extracted cache{RESET}")
+            else:
+                add(_warning("file does not exist"))
+                add(f"{RED}Failed to extract cache{RESET}")
+            t += 0.2
+    elif name == "step_script":
+        add(
+            f"{ESC}[0KUsing docker image {facts.image_id} for {facts.image} with digest {facts.image_digest} ...{RESET}"
+        )
+        for at, text in facts.script:
+            line = f"{GREEN}{text}{RESET}" if text.startswith("$ ") else text
+            out.append((min(at, end), line))
+    elif name == "archive_cache":
+        for event in facts.cache:
+            if event.op != "archive":
+                continue
+            if event.outcome == "skipped":
+                add(f"{GREEN}Not uploading cache {event.key} due to policy{RESET}")
+                continue
+            add(f"{GREEN}Creating cache {event.key}...{RESET}")
+            add(f".go/pkg/mod/: found 5321 matching artifact files and directories{RESET}")
+            if event.outcome == "up_to_date":
+                add("Archive is up to date!                            ")
+            else:
+                add(f"Uploading cache.zip to https://storage.example.com/runner-cache/project/{project_id}/{event.key}")
+                t = end - 0.01
+                add(f"{GREEN}Created cache{RESET}")
+    elif name == "upload_artifacts_on_success":
+        add(f"{GREEN}Uploading artifacts...{RESET}")
+        add(f"bin/: found 2 matching artifact files and directories{RESET}")
+        t = end - 0.01
+        add(
+            f'Uploading artifacts as "archive" to coordinator... 201 Created{RESET}'
+            f"  id={job.id} responseStatus=201 Created"
+        )
+    return out
+
+
+def render_trace(job: SimJob, project_path: str, project_id: int, now: float) -> bytes:
+    """The log as GitLab serves it at ``now`` (lines written so far), with per-line timestamp prefixes."""
+    parts = []
+    for at, text in trace_lines(job, project_path, project_id):
+        if at > now:
+            break
+        parts.append(f"{_stamp(at)} 00O {text}\n")
+    return "".join(parts).encode()
