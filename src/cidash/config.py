@@ -60,6 +60,8 @@ class SyncSettings:
     #: How far back the first sync goes, e.g. "30d", "12h", or an ISO date.
     since: str = "30d"
     keep_raw_logs: bool = False
+    #: Re-read registry tags and resource groups at most this often when nothing else changed.
+    registry_refresh_minutes: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ Tables (schema version 1)
 ``projects(id PK, path UNIQUE, web_url, default_branch, added_at)``
     Every project ever synced into this store (``path`` is ``path_with_namespace``).
 ``pipelines(id PK, project_id, iid, ref, sha, status, source, created_at, updated_at, started_at, finished_at,
-duration, queued_duration, web_url, synced_at)``
-    All fields of :class:`cidash.models.Pipeline`. Indexes: ``(project_id, created_at)``,
+duration, queued_duration, web_url, synced_at, jobs_synced_for)``
+    All fields of :class:`cidash.models.Pipeline`. ``jobs_synced_for`` is sync's bookkeeping: the
+    ``updated_at`` for which the pipeline's jobs were last fully listed (NULL or different: jobs still to sync).
+    Indexes: ``(project_id, created_at)``,
     ``(project_id, ref, created_at)``, ``(project_id, sha)``.
 ``jobs(id PK, project_id, pipeline_id, name, stage, status, ref, sha, created_at, started_at, finished_at,
 duration, queued_duration, failure_reason, allow_failure, retried, runner, web_url, log_state, synced_at)``
@@ -116,7 +118,8 @@ CREATE TABLE projects (
 CREATE TABLE pipelines (
     id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, iid INTEGER, ref TEXT NOT NULL, sha TEXT NOT NULL,
     status TEXT NOT NULL, source TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, started_at TEXT,
-    finished_at TEXT, duration REAL, queued_duration REAL, web_url TEXT, synced_at TEXT NOT NULL
+    finished_at TEXT, duration REAL, queued_duration REAL, web_url TEXT, synced_at TEXT NOT NULL,
+    jobs_synced_for TEXT
 );
 CREATE INDEX pipelines_project_created ON pipelines (project_id, created_at);
 CREATE INDEX pipelines_project_ref ON pipelines (project_id, ref, created_at);
@@ -589,6 +592,82 @@ class Store:
             (project_id,),
         )
         return [_job(r) for r in rows]
+
+    # -- sync bookkeeping for jobs ------------------------------------------------------------------------------
+
+    def pipelines_needing_jobs(self, project_id: int) -> list[Pipeline]:
+        """Pipelines whose jobs were not listed since their last change."""
+        rows = self._query(
+            f"SELECT {self._PIPELINE_COLS} FROM pipelines WHERE project_id = ? "
+            "AND (jobs_synced_for IS NULL OR jobs_synced_for != updated_at) ORDER BY id",
+            (project_id,),
+        )
+        return [_pipeline(r) for r in rows]
+
+    def mark_pipeline_jobs_synced(self, pipelines: Iterable[Pipeline]) -> None:
+        self._write(
+            "UPDATE pipelines SET jobs_synced_for = ? WHERE id = ? AND updated_at = ?",
+            [(to_db_time(p.updated_at), p.id, to_db_time(p.updated_at)) for p in pipelines],
+        )
+
+    def min_job_id(
+        self, project_id: int, *, pipeline_ids: Iterable[int] = (), statuses: Iterable[str] = ()
+    ) -> int | None:
+        """The smallest stored job id among the given pipelines' jobs or jobs in the given statuses."""
+        pids, sts = list(pipeline_ids), list(statuses)
+        conds = []
+        params: list[Any] = [project_id]
+        if pids:
+            conds.append(f"pipeline_id IN ({','.join('?' * len(pids))})")
+            params.extend(pids)
+        if sts:
+            conds.append(f"status IN ({','.join('?' * len(sts))})")
+            params.extend(sts)
+        if not conds:
+            return None
+        row = self._query(f"SELECT min(id) FROM jobs WHERE project_id = ? AND ({' OR '.join(conds)})", params)
+        return None if row[0][0] is None else int(row[0][0])
+
+    def max_job_id(self, project_id: int) -> int | None:
+        row = self._query("SELECT max(id) FROM jobs WHERE project_id = ?", (project_id,))
+        return None if row[0][0] is None else int(row[0][0])
+
+    def count_pipelines(self, project_id: int, *, statuses: Iterable[str] = ()) -> int:
+        sts = list(statuses)
+        sql = "SELECT count(*) FROM pipelines WHERE project_id = ?"
+        if sts:
+            sql += f" AND status IN ({','.join('?' * len(sts))})"
+        return int(self._query(sql, [project_id, *sts])[0][0])
+
+    def recompute_retried(self, pipeline_ids: Iterable[int]) -> None:
+        """Flag every job that has a later attempt (same name, higher id) in the same pipeline."""
+        ids = list(pipeline_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            self._write(
+                "UPDATE jobs SET retried = CASE WHEN EXISTS (SELECT 1 FROM jobs j2 WHERE j2.pipeline_id = "
+                "jobs.pipeline_id AND j2.name = jobs.name AND j2.id > jobs.id) THEN 1 ELSE retried END "
+                f"WHERE pipeline_id IN ({','.join('?' * len(chunk))})",
+                [chunk],
+            )
+
+    def pipeline_shas(self, project_id: int) -> set[str]:
+        return {r[0] for r in self._query("SELECT DISTINCT sha FROM pipelines WHERE project_id = ?", (project_id,))}
+
+    def latest_sha_per_ref(self, project_id: int) -> dict[str, str]:
+        """ref -> the SHA of its newest stored pipeline."""
+        rows = self._query(
+            "SELECT ref, sha FROM pipelines p WHERE project_id = ? AND id = (SELECT max(id) FROM pipelines p2 "
+            "WHERE p2.project_id = p.project_id AND p2.ref = p.ref)",
+            (project_id,),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def has_ci_config(self, project_id: int, sha: str, path: str) -> bool:
+        rows = self._query(
+            "SELECT 1 FROM ci_configs WHERE project_id = ? AND sha = ? AND path = ?", (project_id, sha, path)
+        )
+        return bool(rows)
 
     # -- job facts ---------------------------------------------------------------------------------------------
 

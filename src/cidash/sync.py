@@ -1,0 +1,632 @@
+"""The sync engine: pull a project's CI history from GitLab into the store, incrementally and resumably.
+
+One sync of one project, in order (each step commits before the next; every cursor moves in the same
+transaction as the rows it covers, so killing the process at any point and re-running loses and duplicates
+nothing):
+
+1. **Pipelines** changed since the ``pipelines_updated_after`` cursor (first sync: since ``--since``), listed
+   oldest-update-first 100 per request. Pipelines that are new or changed (status or ``updated_at``) are fetched
+   one by one, concurrently, for the fields the listing omits (``started_at``, ``finished_at``, ``duration``).
+   Each page is committed with the cursor advanced to its newest ``updated_at``.
+2. **Jobs** through the project-wide keyset listing (see :meth:`cidash.remote.rest.RestClient.jobs_newest_first`
+   for why), newest first, down to the oldest pipeline whose jobs are due (``pipelines.jobs_synced_for`` differs
+   from its ``updated_at``) or still running, and the oldest job still active. Skipped entirely when nothing
+   changed and nothing is running: an unchanged project costs the one pipelines request.
+   Retried jobs are flagged (a later job of the same name in the same pipeline).
+3. **Logs** of finished jobs whose name matches ``[sync] job_patterns``, each fetched exactly once (``jobs.log_state``),
+   streamed chunk by chunk into :class:`cidash.logparse.TraceParser` in the bounded worker pool.
+4. **File checksums** of the critical files (``[cache_key] files`` + ``file`` + ``ci_file``) at every pipeline SHA
+   not yet seen, one HEAD per file, stored per SHA atomically.
+5. **CI file text** at the newest pipeline SHA of each ref.
+6. **Registry tags** (with sizes) of the CI image repository and **resource groups**: when something changed,
+   on the first sync, or when older than ``[sync] registry_refresh_minutes``.
+
+Logs, checksums, pipeline details and registry calls share one thread pool of ``[gitlab] concurrency``
+workers; every request passes the shared rate limiter (``[gitlab] max_rps`` and GitLab's ``RateLimit-*``).
+python-gitlab is synchronous, so the whole sync is blocking: run it in a worker thread from a UI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
+
+from cidash.errors import (
+    AuthError,
+    CidashError,
+    ConnectError,
+    NotFound,
+    PermissionDenied,
+    RemoteError,
+    Unsupported,
+    UsageError,
+)
+from cidash.models import CiConfig, FileChecksum, Job, Pipeline, Project, RateLimitState, SyncRun, TraceFacts
+from cidash.store import Store, from_db_time, to_db_time
+
+if TYPE_CHECKING:
+    from cidash.config import Config
+    from cidash.logparse import TraceParser
+    from cidash.remote import GitLabClient
+
+#: Pipeline statuses that may still change without the pipeline being listed as updated.
+ACTIVE_PIPELINE_STATUSES: tuple[str, ...] = (
+    "created",
+    "waiting_for_resource",
+    "preparing",
+    "pending",
+    "running",
+    "scheduled",
+)
+#: Job statuses that will change by themselves (manual jobs change only when played, which updates the pipeline).
+ACTIVE_JOB_STATUSES: tuple[str, ...] = ACTIVE_PIPELINE_STATUSES
+#: Job statuses whose log is final.
+FINISHED_JOB_STATUSES: tuple[str, ...] = ("success", "failed", "canceled")
+
+CURSOR_PIPELINES = "pipelines_updated_after"
+CURSOR_LAST_SYNC = "last_sync"
+CURSOR_REGISTRY = "registry_fetched_at"
+CURSOR_RESOURCE_GROUPS = "resource_groups_fetched_at"
+
+_LOG_COMMIT_BATCH = 25
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What to sync. Build from config with :meth:`from_config`."""
+
+    #: Start of the window on the first sync of a project (None: everything GitLab has).
+    since: datetime | None = None
+    job_patterns: tuple[str, ...] = ("*",)
+    critical_files: tuple[str, ...] = ()
+    ci_file: str = ".gitlab-ci.yml"
+    #: Registry repository path of the CI image; None: ``<project path>/ci``.
+    image_repository: str | None = None
+    registry_refresh: timedelta = timedelta(hours=1)
+    concurrency: int = 8
+    fetch_logs: bool = True
+    fetch_checksums: bool = True
+    fetch_registry: bool = True
+
+    @classmethod
+    def from_config(cls, config: Config, *, since: str | datetime | None = None, now: datetime) -> SyncOptions:
+        cache_key = config.cache_key
+        files = list(dict.fromkeys([*cache_key.files, cache_key.file, cache_key.ci_file]))
+        since_value = since if since is not None else config.sync.since
+        return cls(
+            since=since_value if isinstance(since_value, datetime) else parse_since(since_value, now=now),
+            job_patterns=config.sync.job_patterns,
+            critical_files=tuple(f for f in files if f),
+            ci_file=cache_key.ci_file,
+            image_repository=config.image.repository,
+            registry_refresh=timedelta(minutes=config.sync.registry_refresh_minutes),
+            concurrency=config.gitlab.concurrency,
+        )
+
+
+_SINCE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_since(text: str, *, now: datetime) -> datetime | None:
+    """``"30d"``, ``"12h"``, ``"2w"``, an ISO date/time, or ``"all"`` (None)."""
+    value = text.strip().lower()
+    if value in ("", "all", "everything"):
+        return None
+    m = _SINCE_RE.match(value)
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
+        return now - timedelta(**{unit: float(m.group(1))})
+    try:
+        dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"cannot read --since {text!r}", hint="use e.g. 30d, 12h, 2w, 2026-05-01 or all") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """A snapshot for progress displays (called on the syncing thread; keep handlers quick)."""
+
+    project: str
+    phase: str  # "project", "pipelines", "jobs", "logs", "checksums", "ci_config", "registry", "done"
+    pipelines: int = 0
+    jobs: int = 0
+    logs_done: int = 0
+    logs_total: int = 0
+    bytes: int = 0
+    requests: int = 0
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    project: Project
+    first_sync: bool
+    duration: float  # seconds
+    pipelines: int  # pipelines new or changed
+    jobs: int  # job rows written
+    logs: int  # logs parsed
+    logs_skipped: int  # not matching job_patterns, or never started
+    logs_unavailable: int  # GitLab had no log
+    logs_failed: int  # could not be fetched this time (retried next sync)
+    checksums: int  # file checksum rows
+    ci_configs: int
+    image_tags: int
+    resource_groups: int
+    requests: int
+    bytes: int
+    retries: int
+    requests_by_kind: dict[str, int]
+    rate_limit: RateLimitState
+    rate_limit_wait: float
+    warnings: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.project.path}: {self.pipelines} pipelines, {self.jobs} jobs, {self.logs} logs",
+            f"{self.checksums} checksums",
+        ]
+        if self.image_tags:
+            parts.append(f"{self.image_tags} image tags")
+        parts.append(f"{self.requests} requests, {_human_bytes(self.bytes)} in {self.duration:.1f}s")
+        return ", ".join(parts)
+
+
+def _human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass
+class _Ctx:
+    client: GitLabClient
+    store: Store
+    project: Project
+    options: SyncOptions
+    pool: ThreadPoolExecutor
+    progress: Callable[[SyncProgress], None] | None
+    now: datetime
+    pipelines: int = 0
+    jobs: int = 0
+    logs: int = 0
+    logs_skipped: int = 0
+    logs_unavailable: int = 0
+    logs_failed: int = 0
+    logs_total: int = 0
+    checksums: int = 0
+    ci_configs: int = 0
+    image_tags: int = 0
+    resource_groups: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def emit(self, phase: str, message: str | None = None) -> None:
+        if self.progress is None:
+            return
+        requests, nbytes = self.client.stats.snapshot()
+        self.progress(
+            SyncProgress(
+                project=self.project.path,
+                phase=phase,
+                pipelines=self.pipelines,
+                jobs=self.jobs,
+                logs_done=self.logs + self.logs_unavailable + self.logs_failed,
+                logs_total=self.logs_total,
+                bytes=nbytes,
+                requests=requests,
+                message=message,
+            )
+        )
+
+    def bounded(self, fn: Callable[[_T], _R], items: Iterable[_T], window: int | None = None) -> Iterator[Future[_R]]:
+        """Submit ``fn(item)`` to the pool with at most ``window`` in flight; yield futures as they complete."""
+        window = window or max(2, self.options.concurrency * 2)
+        pending: set[Future[_R]] = set()
+        iterator = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < window:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.add(self.pool.submit(fn, item))
+            if not pending:
+                return
+            done = next(as_completed(pending))
+            pending.discard(done)
+            yield done
+
+
+def resolve_project(client: GitLabClient, store: Store, ref: Project | str | int) -> Project:
+    """A project by path or id: from the store when it knows it (no request), else from GitLab (and stored)."""
+    if isinstance(ref, Project):
+        if store.project(ref.id) is None:
+            store.upsert_project(ref)
+        return ref
+    known = store.project(ref)
+    if known is not None:
+        return known
+    project = client.rest.project(ref)
+    store.upsert_project(project)
+    return project
+
+
+def sync_project(
+    client: GitLabClient,
+    store: Store,
+    project: Project | str | int,
+    *,
+    options: SyncOptions,
+    progress: Callable[[SyncProgress], None] | None = None,
+    now: datetime,
+) -> SyncReport:
+    """Sync one project into the store (see the module docstring). Raises :class:`cidash.errors.CidashError`
+    on a failure that stops the sync; what was committed before it stays consistent and is kept."""
+    started = time.monotonic()
+    req0, bytes0 = client.stats.snapshot()
+    retries0 = client.stats.retries
+    kinds0 = dict(client.stats.by_kind)
+    wait0 = client.limiter.waited
+    resolved = resolve_project(client, store, project)
+    first_sync = store.last_sync(resolved.id) is None
+    run_id = store.start_sync_run(resolved.id, now)
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="cidash-sync") as pool:
+        ctx = _Ctx(client, store, resolved, options, pool, progress, now)
+        ctx.emit("project")
+        try:
+            _sync_pipelines(ctx)
+            _sync_jobs(ctx)
+            if options.fetch_logs:
+                _sync_logs(ctx)
+            if options.fetch_checksums:
+                _sync_checksums(ctx)
+                _sync_ci_configs(ctx)
+            if options.fetch_registry:
+                _sync_registry_and_groups(ctx, first_sync=first_sync)
+            store.set_cursor(resolved.id, CURSOR_LAST_SYNC, to_db_time(now) or "")
+        except BaseException as exc:
+            pool.shutdown(wait=True, cancel_futures=True)
+            requests, nbytes = client.stats.snapshot()
+            message = exc.one_line() if isinstance(exc, CidashError) else type(exc).__name__
+            with contextlib.suppress(CidashError):
+                store.finish_sync_run(
+                    run_id,
+                    SyncRun(
+                        project_id=resolved.id,
+                        started_at=now,
+                        finished_at=datetime.now(UTC),
+                        status="error",
+                        requests=requests - req0,
+                        bytes=nbytes - bytes0,
+                        pipelines=ctx.pipelines,
+                        jobs=ctx.jobs,
+                        logs=ctx.logs,
+                        error=message,
+                    ),
+                )
+            raise
+    requests, nbytes = client.stats.snapshot()
+    kinds = {k: v - kinds0.get(k, 0) for k, v in client.stats.by_kind.items() if v - kinds0.get(k, 0)}
+    report = SyncReport(
+        project=resolved,
+        first_sync=first_sync,
+        duration=time.monotonic() - started,
+        pipelines=ctx.pipelines,
+        jobs=ctx.jobs,
+        logs=ctx.logs,
+        logs_skipped=ctx.logs_skipped,
+        logs_unavailable=ctx.logs_unavailable,
+        logs_failed=ctx.logs_failed,
+        checksums=ctx.checksums,
+        ci_configs=ctx.ci_configs,
+        image_tags=ctx.image_tags,
+        resource_groups=ctx.resource_groups,
+        requests=requests - req0,
+        bytes=nbytes - bytes0,
+        retries=client.stats.retries - retries0,
+        requests_by_kind=dict(sorted(kinds.items())),
+        rate_limit=client.limiter.state,
+        rate_limit_wait=client.limiter.waited - wait0,
+        warnings=tuple(ctx.warnings),
+    )
+    store.finish_sync_run(
+        run_id,
+        SyncRun(
+            project_id=resolved.id,
+            started_at=now,
+            finished_at=datetime.now(UTC),
+            status="ok",
+            requests=report.requests,
+            bytes=report.bytes,
+            pipelines=report.pipelines,
+            jobs=report.jobs,
+            logs=report.logs,
+        ),
+    )
+    ctx.emit("done")
+    return report
+
+
+def sync_projects(
+    client: GitLabClient,
+    store: Store,
+    *,
+    projects: Iterable[str | int | Project] = (),
+    group: str | None = None,
+    options: SyncOptions,
+    progress: Callable[[SyncProgress], None] | None = None,
+    now: datetime,
+) -> list[SyncReport]:
+    """Sync the given projects and every project of ``group`` (listed through the API), one after another."""
+    targets: list[str | int | Project] = list(projects)
+    if group:
+        targets.extend(client.rest.group_projects(group))
+    seen: set[str] = set()
+    reports = []
+    for target in targets:
+        key = str(target.id) if isinstance(target, Project) else str(target)
+        if key in seen:
+            continue
+        seen.add(key)
+        reports.append(sync_project(client, store, target, options=options, progress=progress, now=now))
+    return reports
+
+
+# -- steps -----------------------------------------------------------------------------------------------------
+
+
+def _sync_pipelines(ctx: _Ctx) -> None:
+    store, pid = ctx.store, ctx.project.id
+    cursor = store.cursor(pid, CURSOR_PIPELINES)
+    updated_after = from_db_time(cursor) if cursor else ctx.options.since
+    ctx.emit("pipelines")
+    for page in ctx.client.rest.pipeline_pages(pid, updated_after=updated_after):
+        known = {p.id: p for p in store.pipelines(pid, ids=[p.id for p in page])}
+        changed = [
+            p
+            for p in page
+            if p.id not in known or (known[p.id].status, known[p.id].updated_at) != (p.status, p.updated_at)
+        ]
+        detailed: list[Pipeline] = []
+        for future in ctx.bounded(lambda p: ctx.client.rest.pipeline(pid, p.id), changed):
+            detailed.append(future.result())
+        newest = max(p.updated_at for p in page)
+        with store.transaction():
+            store.upsert_pipelines(detailed)
+            store.set_cursor(pid, CURSOR_PIPELINES, to_db_time(newest) or "")
+        ctx.pipelines += len(detailed)
+        ctx.emit("pipelines")
+
+
+def _sync_jobs(ctx: _Ctx) -> None:
+    store, pid = ctx.store, ctx.project.id
+    due = store.pipelines_needing_jobs(pid)
+    active = store.pipelines(pid, status=ACTIVE_PIPELINE_STATUSES)
+    watch = {p.id: p for p in [*due, *active]}
+    floor_time = min((p.created_at for p in watch.values()), default=None)
+    floor_id = store.min_job_id(pid, statuses=ACTIVE_JOB_STATUSES)
+    if floor_time is None and floor_id is None:
+        return  # nothing changed, nothing running: no request
+    known_pipelines = {p.id for p in store.pipelines(pid, since=floor_time)} if floor_time else set()
+    known_pipelines |= set(watch)
+    touched: set[int] = set()
+    batch: list[Job] = []
+
+    def flush() -> None:
+        if batch:
+            store.upsert_jobs(batch)
+            ctx.jobs += len(batch)
+            touched.update(j.pipeline_id for j in batch)
+            batch.clear()
+            ctx.emit("jobs")
+
+    ctx.emit("jobs")
+    for job in ctx.client.rest.jobs_newest_first(pid):
+        below_time = floor_time is None or job.created_at < floor_time
+        below_id = floor_id is None or job.id < floor_id
+        if below_time and below_id:
+            break
+        if job.pipeline_id not in known_pipelines:
+            if store.pipeline(job.pipeline_id) is None:
+                continue  # a pipeline outside the synced window
+            known_pipelines.add(job.pipeline_id)
+        batch.append(job)
+        if len(batch) >= 100:
+            flush()
+    with store.transaction():
+        flush()
+        store.recompute_retried(touched | set(watch))
+        store.mark_pipeline_jobs_synced(due)
+
+
+def _wanted(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+class _LogSink:
+    """Feeds one download attempt into a fresh parser (a retried download never feeds a parser twice)."""
+
+    def __init__(self) -> None:
+        self.parser: TraceParser | None = None
+        self.bytes = 0
+
+    def __call__(self) -> Callable[[bytes], None]:
+        from cidash.logparse import TraceParser
+
+        parser = TraceParser()
+        self.parser, self.bytes = parser, 0
+
+        def sink(chunk: bytes) -> None:
+            self.bytes += len(chunk)
+            parser.feed(chunk)
+
+        return sink
+
+
+def _fetch_log(ctx: _Ctx, job: Job) -> tuple[Job, TraceFacts | None, int]:
+    sink = _LogSink()
+    found = ctx.client.http.stream_trace(ctx.project.id, job.id, sink)
+    if not found or sink.parser is None or sink.bytes == 0:
+        return job, None, sink.bytes
+    return job, sink.parser.finish(), sink.bytes
+
+
+def _sync_logs(ctx: _Ctx) -> None:
+    store, pid = ctx.store, ctx.project.id
+    candidates = [j for j in store.jobs_needing_logs(pid) if j.status in FINISHED_JOB_STATUSES]
+    skip = [j.id for j in candidates if not _wanted(j.name, ctx.options.job_patterns) or j.started_at is None]
+    if skip:
+        store.set_log_state(skip, "skipped")
+        ctx.logs_skipped += len(skip)
+    skip_set = set(skip)
+    todo = [j for j in candidates if j.id not in skip_set]
+    ctx.logs_total = len(todo)
+    ctx.emit("logs")
+    results: list[tuple[Job, TraceFacts | None, int]] = []
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        if not results:
+            return
+        with store.transaction():
+            for job, facts, nbytes in results:
+                if facts is None:
+                    store.set_log_state([job.id], "unavailable")
+                else:
+                    store.save_job_facts(job.id, facts, project_id=pid, log_bytes=nbytes, parsed_at=ctx.now)
+        results.clear()
+
+    for future in ctx.bounded(lambda j: _fetch_log(ctx, j), todo):
+        try:
+            job, facts, nbytes = future.result()
+        except (PermissionDenied, NotFound, Unsupported) as exc:
+            ctx.logs_failed += 1
+            _warn(ctx, f"log not readable: {exc.one_line()}")
+            continue
+        except RemoteError as exc:
+            if isinstance(exc, ConnectError | AuthError):
+                raise
+            ctx.logs_failed += 1
+            _warn(ctx, f"log fetch failed, will retry next sync: {exc.one_line()}")
+            continue
+        results.append((job, facts, nbytes))
+        if facts is None:
+            ctx.logs_unavailable += 1
+        else:
+            ctx.logs += 1
+        if len(results) >= _LOG_COMMIT_BATCH or time.monotonic() - last_commit > 1.0:
+            commit()
+            last_commit = time.monotonic()
+            ctx.emit("logs")
+    commit()
+    ctx.emit("logs")
+
+
+def _warn(ctx: _Ctx, message: str) -> None:
+    if len(ctx.warnings) < 20:
+        ctx.warnings.append(message)
+    elif len(ctx.warnings) == 20:
+        ctx.warnings.append("(more warnings not shown)")
+
+
+def _sync_checksums(ctx: _Ctx) -> None:
+    store, pid = ctx.store, ctx.project.id
+    files = ctx.options.critical_files
+    if not files:
+        return
+    shas = sorted(store.pipeline_shas(pid) - store.checksummed_shas(pid))
+    if not shas:
+        return
+    ctx.emit("checksums", f"{len(shas)} commits x {len(files)} files")
+    per_sha: dict[str, list[FileChecksum]] = {sha: [] for sha in shas}
+    work = [(sha, path) for sha in shas for path in files]
+
+    def head(item: tuple[str, str]) -> FileChecksum:
+        sha, path = item
+        h = ctx.client.http.file_head(pid, path, sha)
+        if h is None:
+            return FileChecksum(pid, sha, path, None, None, None)
+        return FileChecksum(pid, sha, path, h.blob_id, h.last_commit_id, h.content_sha256)
+
+    for future in ctx.bounded(head, work):
+        checksum = future.result()
+        rows = per_sha[checksum.sha]
+        rows.append(checksum)
+        if len(rows) == len(files):  # a SHA is stored whole or not at all
+            store.save_file_checksums(rows)
+            ctx.checksums += len(rows)
+    ctx.emit("checksums")
+
+
+def _sync_ci_configs(ctx: _Ctx) -> None:
+    store, pid, path = ctx.store, ctx.project.id, ctx.options.ci_file
+    todo = [
+        (ref, sha)
+        for ref, sha in sorted(store.latest_sha_per_ref(pid).items())
+        if not store.has_ci_config(pid, sha, path)
+    ]
+    if not todo:
+        return
+    ctx.emit("ci_config")
+
+    def fetch(item: tuple[str, str]) -> CiConfig:
+        ref, sha = item
+        raw = ctx.client.http.file_raw(pid, path, sha)
+        return CiConfig(pid, sha, path, ref, None if raw is None else raw.decode("utf-8", errors="replace"))
+
+    for future in ctx.bounded(fetch, todo):
+        store.save_ci_config(future.result(), fetched_at=ctx.now)
+        ctx.ci_configs += 1
+
+
+def _due(ctx: _Ctx, kind: str, *, first_sync: bool) -> bool:
+    if first_sync or ctx.pipelines > 0:
+        return True
+    last = ctx.store.cursor(ctx.project.id, kind)
+    fetched = from_db_time(last) if last else None
+    return fetched is None or ctx.now - fetched >= ctx.options.registry_refresh
+
+
+def _sync_registry_and_groups(ctx: _Ctx, *, first_sync: bool) -> None:
+    store, pid, http = ctx.store, ctx.project.id, ctx.client.http
+    if _due(ctx, CURSOR_REGISTRY, first_sync=first_sync):
+        ctx.emit("registry")
+        wanted = ctx.options.image_repository or f"{ctx.project.path}/ci"
+        try:
+            repos = http.registry_repositories(pid)
+            repo = next((r for r in repos if r.path == wanted), None)
+            if repo is None:
+                _warn(ctx, f"registry repository {wanted} not found (set [image] repository)")
+            else:
+                names = http.registry_tag_names(pid, repo.id)
+                tags = [t for f in ctx.bounded(lambda n: http.registry_tag(pid, repo, n), names) if (t := f.result())]
+                store.upsert_image_tags(tags, seen_at=ctx.now)
+                ctx.image_tags = len(tags)
+            store.set_cursor(pid, CURSOR_REGISTRY, to_db_time(ctx.now) or "")
+        except (Unsupported, NotFound, PermissionDenied) as exc:
+            _warn(ctx, f"registry skipped: {exc.one_line()}")
+    if _due(ctx, CURSOR_RESOURCE_GROUPS, first_sync=first_sync):
+        try:
+            groups = http.resource_groups(pid)
+            with store.transaction():
+                store.replace_resource_groups(pid, groups)
+                store.set_cursor(pid, CURSOR_RESOURCE_GROUPS, to_db_time(ctx.now) or "")
+            ctx.resource_groups = len(groups)
+        except (Unsupported, NotFound, PermissionDenied) as exc:
+            _warn(ctx, f"resource groups skipped: {exc.one_line()}")
