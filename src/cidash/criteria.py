@@ -251,8 +251,9 @@ def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionR
     return _result("image_size", status, mb, target, "MB", 1, evidence, "<=", tag=chosen.tag, digest=chosen.digest)
 
 
-def startup_values(ds: Dataset, *, include_retried: bool = False) -> list[float]:
-    return [s.seconds for s in job_startups(ds, include_retried=include_retried)]
+def startup_values(ds: Dataset, *, include_retried: bool = False, exclude_jobs: tuple[str, ...] = ()) -> list[float]:
+    """Start-up seconds of the counted jobs, without the ``exclude_jobs`` (the image-build job)."""
+    return [s.seconds for s in job_startups(ds, include_retried=include_retried, exclude_jobs=exclude_jobs)]
 
 
 def eval_startup(config: Config, periods: Periods, *, include_retried: bool = False, seed: int = 0) -> CriterionResult:
@@ -270,8 +271,9 @@ def eval_startup(config: Config, periods: Periods, *, include_retried: bool = Fa
             f"no baseline: {periods.description}; set [criteria] baseline and candidate SPECs.",
             ">=",
         )
-    base = startup_values(periods.baseline, include_retried=include_retried)
-    cand = startup_values(periods.candidate, include_retried=include_retried)
+    skip = (config.image.build_job,)
+    base = startup_values(periods.baseline, include_retried=include_retried, exclude_jobs=skip)
+    cand = startup_values(periods.candidate, include_retried=include_retried, exclude_jobs=skip)
     n = len(base) + len(cand)
     details: dict[str, Any] = {"n_baseline": len(base), "n_candidate": len(cand), "split": periods.description}
     if len(base) < min_n or len(cand) < min_n:
@@ -600,7 +602,7 @@ def criterion_daily_series(
             if upto:
                 value, n = upto[-1].size_bytes / MB, 1
         elif criterion_id == "startup_improvement":
-            vals = startup_values(day_ds)
+            vals = startup_values(day_ds, exclude_jobs=(config.image.build_job,))
             value, n = median(vals), len(vals)
         elif criterion_id == "image_build_reliability":
             r = image_build_reliability(day_ds, config.image.build_job)

@@ -270,13 +270,22 @@ def startup_phases(facts: TraceFacts) -> dict[str, float]:
 
 
 def job_startups(
-    ds: Dataset, *, include_retried: bool = False, job_names: Iterable[str] | None = None
+    ds: Dataset,
+    *,
+    include_retried: bool = False,
+    job_names: Iterable[str] | None = None,
+    exclude_jobs: Iterable[str] = (),
 ) -> list[JobStartup]:
-    """Start-up of every counted job whose log gave one, oldest first."""
+    """Start-up of every counted job whose log gave one, oldest first.
+
+    ``job_names`` keeps only those job names; ``exclude_jobs`` drops some (the criteria drop the image-build
+    job, which runs in the docker image rather than the CI image).
+    """
     names = set(job_names) if job_names is not None else None
+    excluded = set(exclude_jobs)
     out: list[JobStartup] = []
     for j in counted_jobs(ds, include_retried=include_retried):
-        if names is not None and j.name not in names:
+        if (names is not None and j.name not in names) or j.name in excluded:
             continue
         facts = ds.facts.get(j.id)
         if facts is None or facts.startup_seconds is None or j.started_at is None:
@@ -297,9 +306,11 @@ def job_startups(
     return out
 
 
-def startup_sample(ds: Dataset, *, include_retried: bool = False, phase: str | None = None) -> Sample:
+def startup_sample(
+    ds: Dataset, *, include_retried: bool = False, phase: str | None = None, exclude_jobs: Iterable[str] = ()
+) -> Sample:
     """Start-up seconds (or one phase's seconds) of the counted jobs."""
-    startups = job_startups(ds, include_retried=include_retried)
+    startups = job_startups(ds, include_retried=include_retried, exclude_jobs=exclude_jobs)
     if phase is None:
         return Sample("startup", tuple(s.seconds for s in startups))
     return Sample(f"startup_{phase}", tuple(s.phases[phase] for s in startups if phase in s.phases))

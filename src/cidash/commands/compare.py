@@ -1,19 +1,84 @@
-"""`cidash compare` (not built yet)."""
+"""`cidash compare --baseline SPEC --candidate SPEC`: a before/after report."""
 
 from __future__ import annotations
 
 import argparse
 
-from cidash.errors import UsageError
+HELP = "before/after report of two slices of CI history"
+DESCRIPTION = """\
+Compare two slices of the synced CI history, e.g. before and after the CI-image migration. For each metric
+(job start-up and its phases, time to first script, pipeline duration and queue, job queue) it prints the
+baseline and candidate median and p90, n, the change of the median in % of the baseline and a 95 % bootstrap
+confidence interval for that change (seeded: the same data always gives the same report). Value metrics (CI
+image size, image-build first-attempt success, cache hit rate, stale-cache events) compare one number per side.
+Rows tied to a criterion end in a verdict against its target ([criteria] in the config): PASS, FAIL, or
+"not enough data" when either side has fewer than [criteria] min_n samples (default 10).
 
-HELP = "(compare: not available yet)"
-DESCRIPTION = "This command is not available yet."
+SPEC (each of --baseline and --candidate):
+  2026-11-01..2026-11-14   pipelines created on those UTC days, both included (2026-11-01.. or ..2026-11-14
+                           leave an end open; a single date is that day)
+  #100..#200               pipeline ids 100 to 200 included (also pipelines:100..200)
+  ref:main                 pipelines of one branch or tag
+  image:sha256:DIGEST      jobs that ran in the CI image with that digest (a unique prefix is enough)
+  image:TAG                jobs that ran in the image the registry tag points to
+
+options:
+  --format table|json|markdown   output (default: table; markdown is made to paste into a merge request)
+  --include-retried              count retried jobs too (excluded by default)
+  --seed N                       bootstrap seed (default 0)
+  --resamples N                  bootstrap resamples (default 2000)
+
+Quantiles are type-7 linear interpolation; the interval is a percentile bootstrap of the relative change in
+median. MB = 10^6 bytes. The start-up verdict is PASS when the median improves by at least the target.
+
+exit codes:
+  0  no verdict is FAIL    1  a verdict is FAIL    2  bad SPEC, no store or project, bad config
+
+example:
+  cidash compare --baseline 2026-10-28..2026-11-12 --candidate 2026-11-13.. --format markdown
+"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    del parser
+    from cidash.commands.common import add_store_args
+
+    parser.add_argument("--baseline", required=True, metavar="SPEC", help="the 'before' slice")
+    parser.add_argument("--candidate", required=True, metavar="SPEC", help="the 'after' slice")
+    parser.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    parser.add_argument("--include-retried", action="store_true", help="count retried jobs too")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--project", metavar="PATH", help="project path or id (default: the only one in the store)")
+    add_store_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    del args
-    raise UsageError("'cidash compare' is not available yet")
+    import sys
+
+    from cidash.commands.common import load_config_from_args, open_store_from_args
+    from cidash.compare import compare
+    from cidash.dataset import load_dataset, resolve_project
+    from cidash.errors import UsageError
+    from cidash.report import render_comparison
+    from cidash.specs import parse_spec
+
+    baseline = parse_spec(args.baseline)
+    candidate = parse_spec(args.candidate)
+    if not 1 <= args.resamples <= 100_000:
+        raise UsageError("--resamples must be between 1 and 100000")
+    config = load_config_from_args(args)
+    with open_store_from_args(args, config, readonly=True) as store:
+        project = resolve_project(store, args.project, config.gitlab.projects)
+        ds = load_dataset(store, project, config_ref=config.criteria.ref)
+    result = compare(
+        ds,
+        baseline,
+        candidate,
+        config,
+        include_retried=args.include_retried,
+        seed=args.seed,
+        resamples=args.resamples,
+    )
+    color = args.format == "table" and sys.stdout.isatty()
+    sys.stdout.write(render_comparison(result, args.format, color=color))
+    return 1 if result.any_fail else 0

@@ -1,19 +1,120 @@
-"""`cidash export` (not built yet)."""
+"""`cidash export`: the synced metrics for other tools."""
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
-from cidash.errors import UsageError
+HELP = "the synced metrics as json, csv, markdown or openmetrics"
+DESCRIPTION = """\
+Export the metrics cidash computes from the store, so other tools can take over: pipeline duration and queue,
+job start-up and its phases, time to first script, cache restore outcomes per key/job/ref, CI-image sizes per
+tag and digest, image-build reliability, stale-cache events, overlapping cache writers, and the criteria.
 
-HELP = "(export: not available yet)"
-DESCRIPTION = "This command is not available yet."
+formats (--format, default json):
+  json          one object: {"project", "generated_at", "since", "quantile_method", "units", "counts",
+                "metrics": {...each with its n...}, "criteria": [same objects as 'cidash check --format json']}
+  csv           long format, one measurement a row: project,metric,scope,statistic,value,n
+  markdown      tables to paste into an issue or merge request
+  openmetrics   OpenMetrics text for Prometheus (e.g. via node_exporter's textfile collector):
+                  cidash_job_startup_seconds        histogram  {project, ref, job}
+                  cidash_pipeline_duration_seconds  histogram  {project, ref}
+                  cidash_cache_restores_total       counter    {project, ref, job, outcome}
+                  cidash_image_builds_total         counter    {project, ref, job, result}
+                  cidash_image_size_bytes           gauge      {project, repository, tag, digest}
+                  cidash_criterion_pass             gauge      {project, criterion, status}  1 = pass
+                  cidash_criterion_value            gauge      {project, criterion, unit}
+                counters are totals over the exported window.
+
+options:
+  --since DAYS|DATE    only pipelines created since then: "30d" or "2026-11-01" (default: [criteria] window_days)
+  --ref REF            only this ref (default: all refs)
+  --include-retried    count retried jobs too (excluded by default)
+  --output FILE        write to FILE instead of standard output
+  --now ISO            as of this UTC time (default: now)
+
+exit codes:
+  0  exported    2  no store or project, bad option or config
+
+examples:
+  cidash export --format openmetrics --output /var/lib/node_exporter/cidash.prom
+  cidash export --format csv --since 2026-11-01 > metrics.csv
+"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    del parser
+    from cidash.commands.common import add_store_args
+
+    parser.add_argument("--format", choices=("json", "csv", "markdown", "openmetrics"), default="json")
+    parser.add_argument("--since", metavar="DAYS|DATE", help='"30d" or "2026-11-01" (default: [criteria] window_days)')
+    parser.add_argument("--ref", metavar="REF", help="only this ref")
+    parser.add_argument("--include-retried", action="store_true", help="count retried jobs too")
+    parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    parser.add_argument("--now", metavar="ISO", help="as of this UTC time (default: now)")
+    parser.add_argument("--project", metavar="PATH", help="project path or id (default: the only one in the store)")
+    add_store_args(parser)
+
+
+def parse_since(text: str | None, now: datetime, default_days: int) -> datetime:
+    import re
+    from datetime import UTC, date, timedelta
+
+    from cidash.errors import UsageError
+
+    if not text:
+        return now - timedelta(days=default_days)
+    if m := re.fullmatch(r"(\d+)([dh])", text.strip()):
+        amount = int(m[1])
+        return now - (timedelta(days=amount) if m[2] == "d" else timedelta(hours=amount))
+    try:
+        d = date.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since {text!r} is neither DAYS (30d, 12h) nor a date (2026-11-01)") from None
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
 def run(args: argparse.Namespace) -> int:
-    del args
-    raise UsageError("'cidash export' is not available yet")
+    import os
+    import sys
+    from pathlib import Path
+
+    from cidash.commands.check import parse_now
+    from cidash.commands.common import load_config_from_args, open_store_from_args
+    from cidash.criteria import evaluate
+    from cidash.dataset import load_dataset, resolve_project
+    from cidash.errors import InputError
+    from cidash.export import ExportInput, render_export
+
+    now = parse_now(args.now)
+    config = load_config_from_args(args)
+    since = parse_since(args.since, now, config.criteria.window_days)
+    with open_store_from_args(args, config, readonly=True) as store:
+        project = resolve_project(store, args.project, config.gitlab.projects)
+        full = load_dataset(store, project, config_ref=config.criteria.ref)
+    report = evaluate(full, config, now, include_retried=args.include_retried)
+    ds = full.between(since, None).on_ref(args.ref)
+    text = render_export(
+        ExportInput(
+            ds=ds,
+            report=report,
+            generated_at=now,
+            since=since,
+            build_job=config.image.build_job,
+            critical_files=config.cache_key.files,
+            image_repository=config.image.repository,
+            include_retried=args.include_retried,
+        ),
+        args.format,
+    )
+    if args.output:
+        target = Path(args.output)
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(target)  # atomic: a scraper never reads half a file
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise InputError(f"cannot write {target}: {exc.strerror}") from None
+    else:
+        sys.stdout.write(text)
+    return 0
