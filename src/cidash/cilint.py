@@ -159,8 +159,8 @@ def lint(
     settings = settings or Config()
     findings: list[Finding] = []
     add = findings.append
-    tracked = _Tracked(repo_root, rev) if any(c.key_files for _, c in ci.cache_entries()) else _Tracked(None, rev)
-    if tracked.error:
+    tracked = _Tracked(repo_root, rev)
+    if tracked.error and any(c.key_files for _, c in ci.cache_entries()):
         add(Finding("CI002", "info", ci.path, 1, f"committed-file checks skipped: {tracked.error}"))
 
     writers: dict[str, list[tuple[CiJob, str, int, bool]]] = defaultdict(list)
@@ -177,7 +177,7 @@ def lint(
     findings.extend(_writer_findings(ci))
     findings.extend(_image_findings(ci))
     findings.extend(_build_job_findings(ci, settings))
-    findings.extend(_combined_file_findings(ci, repo_root, settings))
+    findings.extend(_combined_file_findings(repo_root, settings, tracked))
     findings.extend(_unresolved_findings(ci))
 
     unique: dict[tuple[str, str, int, str], Finding] = {}
@@ -398,13 +398,13 @@ def _build_job_findings(ci: CiConfig, settings: Config) -> Iterable[Finding]:
         )
 
 
-def _combined_file_findings(ci: CiConfig, repo_root: Path | None, settings: Config) -> Iterable[Finding]:
+def _combined_file_findings(repo_root: Path | None, settings: Config, tracked: _Tracked) -> Iterable[Finding]:
     if repo_root is None:
         return
     name = settings.cache_key.file
     target = repo_root / name
-    if not target.is_file():
-        return
+    if not target.is_file() or tracked.exists(name) is False:
+        return  # not committed: CK003 reports it where it is used as a key
     files = list(settings.cache_key.files)
     if tuple(files) == DEFAULT_CRITICAL_FILES:
         # Not configured: check the file against the files it lists itself.

@@ -1,0 +1,191 @@
+"""cidash.ciconfig: safe loading with line numbers and GitLab's resolution order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cidash.ciconfig import load_ci, load_ci_text, load_yaml
+from cidash.errors import InputError
+
+RESOLVE = """\
+variables:
+  GLOBAL: g
+.cache-tpl: &cache-tpl
+  key:
+    files: [go.mod]
+    prefix: deps
+  paths: [.go/]
+  policy: pull
+default:
+  image: golang:1.22.5
+  retry: {max: 2, when: [runner_system_failure]}
+  cache: *cache-tpl
+cache:
+  key: top-level-ignored
+.base:
+  stage: build
+  resource_group: cache_updates
+  before_script: [echo base]
+.writer:
+  extends: .base
+  cache:
+    <<: *cache-tpl
+    policy: pull-push
+warm:
+  extends: .writer
+  script:
+    - echo warm
+plain:
+  script: echo plain
+no-defaults:
+  inherit:
+    default: [image]
+  script: [true]
+two-caches:
+  cache:
+    - key: one
+    - key:
+        files_commits: [a.lock, b.lock]
+      fallback_keys: [one]
+      policy: push
+  needs: [warm, {job: plain, artifacts: false}]
+  when: manual
+  script: [true]
+"""
+
+
+def test_default_extends_anchors_and_merge_keys() -> None:
+    ci = load_ci_text(RESOLVE, "ci.yml")
+    assert [j.name for j in ci.jobs] == ["warm", "plain", "no-defaults", "two-caches"]
+    assert ci.templates == (".cache-tpl", ".base", ".writer")
+    warm = ci.job("warm")
+    assert warm is not None
+    assert (warm.line, warm.stage, warm.resource_group) == (24, "build", "cache_updates")
+    assert [s.text for s in warm.before_script] == ["echo base"]
+    assert warm.image == "golang:1.22.5" and warm.image_line == 10
+    (cache,) = warm.caches
+    assert (cache.key_files, cache.prefix, cache.policy, cache.index) == (("go.mod",), "deps", "pull-push", 0)
+    assert cache.key_files_lines == (5,)  # the anchor's line
+    assert cache.origin.startswith("extends") and cache.writes
+    plain = ci.job("plain")
+    assert plain is not None
+    assert plain.caches[0].policy == "pull" and plain.caches[0].origin == "default"  # default: beats top-level
+    assert plain.retry_max == 2 and plain.retry_when == ("runner_system_failure",)
+    assert [(s.text, s.line) for s in plain.script] == [("echo plain", 29)]
+    nd = ci.job("no-defaults")
+    assert nd is not None and nd.image == "golang:1.22.5" and nd.caches == () and nd.retry_max == 0
+    two = ci.job("two-caches")
+    assert two is not None and two.manual and two.needs == ("warm", "plain")
+    assert [c.index for c in two.caches] == [0, 1]
+    assert two.caches[0].key == "one" and two.caches[0].key_files == ()
+    assert two.caches[1].files_commits and two.caches[1].key_files == ("a.lock", "b.lock")
+    assert two.caches[1].fallback_keys == ("one",) and two.caches[1].policy == "push"
+    assert ci.variables == (("GLOBAL", "g"),)
+
+
+def test_top_level_globals_apply_without_default() -> None:
+    ci = load_ci_text("image: alpine:3.20\ncache: {key: k, paths: [x]}\njob: {script: [true]}\n", "ci.yml")
+    job = ci.jobs[0]
+    assert job.image == "alpine:3.20" and job.caches[0].key == "k" and job.caches[0].origin == "top-level"
+
+
+def test_multi_level_extends_list_order_and_cycles() -> None:
+    text = """\
+.a: {variables: {X: a, Y: a}, script: [a]}
+.b: {extends: .a, variables: {Y: b}}
+.c: {variables: {Z: c}, script: [c]}
+job:
+  extends: [.b, .c]
+  variables: {W: w}
+loop1: {extends: loop2, script: [x]}
+loop2: {extends: loop1, script: [y]}
+"""
+    ci = load_ci_text(text, "ci.yml")
+    job = ci.job("job")
+    assert job is not None
+    assert dict(job.variables) == {"X": "a", "Y": "b", "Z": "c", "W": "w"}
+    assert [s.text for s in job.script] == ["c"]  # lists are replaced, later parents win
+    assert any(u.kind == "extends" and "circular" in u.reason for u in ci.unresolved)
+
+
+def test_references_resolved_or_reported() -> None:
+    text = """\
+.setup:
+  script: [echo one, echo two]
+job:
+  script:
+    - !reference [.setup, script]
+    - echo three
+    - !reference [.missing, script]
+"""
+    ci = load_ci_text(text, "ci.yml")
+    job = ci.job("job")
+    assert job is not None
+    assert [s.text for s in job.script] == ["echo one", "echo two", "echo three"]
+    (u,) = ci.unresolved
+    assert (u.kind, u.line) == ("reference", 7) and ".missing" in u.reason
+
+
+def test_includes(tmp_path: Path) -> None:
+    (tmp_path / "ci").mkdir()
+    (tmp_path / "ci" / "cache.yml").write_text(
+        ".tpl:\n  cache: {key: {files: [go.mod]}}\nincluded-job:\n  script: [x]\n"
+    )
+    main = tmp_path / ".gitlab-ci.yml"
+    main.write_text(
+        "include:\n"
+        "  - local: /ci/cache.yml\n"
+        "  - remote: https://example.invalid/x.yml\n"
+        "  - project: group/shared\n"
+        "    file: /templates/go.yml\n"
+        "  - template: Jobs/SAST.gitlab-ci.yml\n"
+        "  - local: /ci/absent.yml\n"
+        "job:\n  extends: .tpl\n  script: [y]\n"
+    )
+    ci = load_ci(main)
+    assert ci.included == ("ci/cache.yml",)
+    job = ci.job("job")
+    inc = ci.job("included-job")
+    assert job is not None and inc is not None
+    assert job.caches[0].key_files == ("go.mod",) and job.caches[0].path == "ci/cache.yml"
+    assert (inc.path, inc.line) == ("ci/cache.yml", 3)
+    kinds = sorted((u.what, u.line) for u in ci.unresolved_includes)
+    assert kinds == [
+        ("local: /ci/absent.yml", 7),
+        ("project: group/shared (/templates/go.yml)", 4),
+        ("remote: https://example.invalid/x.yml", 3),
+        ("template: Jobs/SAST.gitlab-ci.yml", 6),
+    ]
+    # From text without a repository directory, a local include is reported, not read.
+    text_only = load_ci_text(main.read_text(), ".gitlab-ci.yml")
+    assert any(u.what == "local: /ci/cache.yml" for u in text_only.unresolved)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("job:\n  script: [a\n", "ci.yml:3:1"),
+        ("job:\n  script: !!python/object:os.system x\n", "ci.yml:2:11"),
+        ("job: {a: 1}\n  bad: indent\n", "ci.yml:2:"),
+        ("- a\n- b\n", "ci.yml:1:1"),
+    ],
+)
+def test_bad_yaml_is_one_line_with_position(text: str, where: str) -> None:
+    with pytest.raises(InputError) as err:
+        load_ci_text(text, "ci.yml")
+    msg = err.value.one_line()
+    assert msg.startswith(where) and "\n" not in msg
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        load_ci(tmp_path / "nope.yml")
+
+
+def test_line_numbers_recorded() -> None:
+    data = load_yaml("a:\n  b: [1, 2]\n  c:\n    - x\n    - y\n", "f")
+    assert data.line_of("a") == 1 and data["a"].line_of("c") == 3
+    assert data["a"]["c"].item_lines == [4, 5]
+    assert load_ci_text("", "empty.yml").jobs == ()

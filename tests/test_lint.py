@@ -1,0 +1,202 @@
+"""cidash lint: fixture CI files with expected findings, git-backed checks, the command's contract."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cidash.cachekey import checksum_lines
+from cidash.ciconfig import load_ci, load_ci_text
+from cidash.cilint import RULES, lint
+from cidash.cli import main
+from cidash.config import config_from_dict
+from test_gitrepo_helpers import commit, init_repo
+
+DATA = Path(__file__).parent / "data" / "ci"
+FIXTURES = sorted(p.stem for p in DATA.glob("*.yml"))
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _expected(name: str) -> list[tuple[int, str, str]]:
+    rows = []
+    for line in (DATA / f"{name}.expected").read_text().splitlines():
+        if line.strip():
+            n, rule, severity = line.split()
+            rows.append((int(n), rule, severity))
+    return sorted(rows)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixture_findings(name: str) -> None:
+    ci = load_ci(DATA / f"{name}.yml")
+    findings = lint(ci, repo_root=None)
+    assert sorted((f.line, f.rule_id, f.severity) for f in findings) == _expected(name)
+    for f in findings:
+        assert f.rule_id in RULES and f.path == str(DATA / f"{name}.yml")
+
+
+def test_fixture_set_is_complete() -> None:
+    assert {"broken_setup_job", "committed_cache_key", "patterns", "three_files", "anchors_extends"} <= set(FIXTURES)
+    assert {"dotenv_runtime"} <= set(FIXTURES)
+
+
+def test_broken_design_message_names_the_real_prefix() -> None:
+    findings = lint(load_ci(DATA / "broken_setup_job.yml"), repo_root=None)
+    ck002 = [f for f in findings if f.rule_id == "CK002"]
+    assert ck002 and all(
+        "GitLab computes this key at pipeline creation; the key will be `deps-default` forever" in f.message
+        for f in ck002
+    )
+    assert "compute-cache-key" in ck002[0].message
+    index_prefixed = lint(load_ci(DATA / "anchors_extends.yml"), repo_root=None)
+    assert any("`0-default` forever" in f.message for f in index_prefixed if f.rule_id == "CK002")
+
+
+def test_partial_key_is_reported_as_ignored() -> None:
+    text = """\
+setup: {script: ["sha256sum a > .cache-key"]}
+job:
+  cache: {key: {files: [.cache-key, go.mod]}, policy: pull}
+  script: [x]
+"""
+    (f,) = [f for f in lint(load_ci_text(text, "ci.yml"), repo_root=None) if f.rule_id == "CK002"]
+    assert "ignores it; the key only follows go.mod" in f.message
+
+
+def _repo_with(tmp_path: Path, fixture: str, files: dict[str, str]) -> Path:
+    repo = init_repo(tmp_path / "repo")
+    shutil.copy(DATA / f"{fixture}.yml", repo / ".gitlab-ci.yml")
+    commit(repo, "init", files)
+    return repo
+
+
+def test_untracked_key_file_is_ck003(tmp_path: Path) -> None:
+    text = "job:\n  cache:\n    key:\n      files: [.cache-key]\n      prefix: deps\n    policy: pull\n  script: [x]\n"
+    repo = _repo_with(tmp_path, "patterns", {".gitlab-ci.yml": text, "go.mod": "m"})
+    (repo / ".cache-key").write_text("on disk, never committed\n")
+    findings = lint(load_ci(repo / ".gitlab-ci.yml"), repo_root=repo)
+    (f,) = [f for f in findings if f.severity == "error"]
+    assert (f.rule_id, f.line) == ("CK003", 4)
+    assert "not committed at HEAD" in f.message and "`deps-default` forever" in f.message
+
+
+def test_patterns_checked_against_head(tmp_path: Path) -> None:
+    repo = _repo_with(tmp_path, "patterns", {"go.mod": "m", "go.sum": "s"})
+    assert [f.rule_id for f in lint(load_ci(repo / ".gitlab-ci.yml"), repo_root=repo)] == ["CK003"]  # no Dockerfile.ci
+    commit(repo, "add", {"build/Dockerfile.ci": "FROM x\n"})
+    assert lint(load_ci(repo / ".gitlab-ci.yml"), repo_root=repo) == []
+
+
+def test_committed_design_is_clean_and_stale_file_is_ck004(tmp_path: Path) -> None:
+    files = {"go.mod": "module x\n", "requirements.lock": "a==1\n"}
+    repo = init_repo(tmp_path / "repo")
+    for name, content in files.items():
+        (repo / name).write_text(content)
+    (repo / ".cache-key").write_text(checksum_lines(list(files), repo))
+    commit(repo, "init", {".gitlab-ci.yml": (DATA / "committed_cache_key.yml").read_text()})
+    settings = config_from_dict({"cache_key": {"files": list(files)}})
+    ci = load_ci(repo / ".gitlab-ci.yml")
+    assert lint(ci, repo_root=repo, settings=settings) == []
+    (repo / "requirements.lock").write_text("a==2\n")
+    (f,) = lint(ci, repo_root=repo, settings=settings)
+    assert (f.rule_id, f.severity, f.path) == ("CK004", "error", ".cache-key")
+    assert "changed: requirements.lock" in f.message
+    (repo / "go.mod").unlink()
+    (f,) = lint(ci, repo_root=repo, settings=settings)
+    assert f.rule_id == "CK004" and "'go.mod' does not exist" in f.message
+
+
+def test_concurrent_writers() -> None:
+    text = """\
+a: {cache: {key: deps, paths: [x]}, script: [x]}
+b: {cache: {key: deps, paths: [x], policy: push}, script: [x]}
+c: {cache: {key: deps, paths: [x], policy: pull}, script: [x]}
+d: {cache: {key: other, paths: [x]}, script: [x]}
+"""
+    findings = [f for f in lint(load_ci_text(text, "ci.yml"), repo_root=None) if f.rule_id == "CK008"]
+    assert sorted(f.line for f in findings) == [1, 2]
+    assert all("concurrent writers; last one wins" in f.message for f in findings)
+    serialised = text.replace("script: [x]}", "script: [x], resource_group: cache_updates}")
+    assert not [f for f in lint(load_ci_text(serialised, "ci.yml"), repo_root=None) if f.rule_id == "CK008"]
+
+
+def test_build_job_name_comes_from_config() -> None:
+    text = "make-image:\n  image: docker:27.3.1\n  script: [docker pull img && exit 0]\n"
+    settings = config_from_dict({"image": {"build_job": "make-image"}})
+    rules = sorted(f.rule_id for f in lint(load_ci_text(text, "ci.yml"), repo_root=None, settings=settings))
+    assert rules == ["IM002", "IM003"]
+
+
+def test_unresolved_extends_is_error_unless_includes_are_open() -> None:
+    closed = lint(load_ci_text("job: {extends: .gone, script: [x]}\n", "ci.yml"), repo_root=None)
+    assert [(f.rule_id, f.severity) for f in closed if f.rule_id == "CI001"] == [("CI001", "error")]
+    text = "include: {remote: 'https://example.invalid/t.yml'}\njob: {extends: .gone, script: [x]}\n"
+    opened = [f for f in lint(load_ci_text(text, "ci.yml"), repo_root=None) if f.rule_id == "CI001"]
+    assert {f.severity for f in opened} == {"info"} and len(opened) == 2
+
+
+# -- the command ------------------------------------------------------------------------------------------------
+
+
+def _copy_fixtures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "plain"  # not a git checkout: the output must not depend on this repository's files
+    shutil.copytree(DATA, work)
+    monkeypatch.chdir(work)
+
+
+def test_cli_text_and_exit_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _copy_fixtures(tmp_path, monkeypatch)
+    assert main(["lint", "broken_setup_job.yml"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "2 error(s), 0 warning(s), 2 info"
+    assert any(line.startswith("broken_setup_job.yml:20: CK002 error ") for line in out)
+    assert main(["lint", "committed_cache_key.yml"]) == 0
+
+
+def test_cli_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _copy_fixtures(tmp_path, monkeypatch)
+    assert main(["lint", "three_files.yml", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"] == {"error": 1, "warning": 0, "info": 1} and data["ok"] is False
+    skipped, f = data["findings"]
+    assert skipped["rule_id"] == "CI002" and "not inside a git checkout" in skipped["message"]
+    assert set(f) == {"rule_id", "severity", "path", "line", "message"} and f["rule_id"] == "CK001"
+
+
+def test_cli_bad_yaml_and_missing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("bad.yml").write_text("job:\n  script: [oops\n")
+    assert main(["lint", "bad.yml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cidash: error: bad.yml:3:1: invalid YAML") and err.count("\n") == 1
+    assert main(["lint", "absent.yml"]) == 2
+    assert "absent.yml does not exist" in capsys.readouterr().err
+
+
+def test_help_names_every_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["lint", "--help"])
+    out = capsys.readouterr().out
+    assert all(rule in out for rule in RULES)
+
+
+def test_readme_documents_every_rule() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    if "<!-- section:lint -->" in readme:
+        pytest.skip("README lint section not written yet")
+    assert all(f"`{rule}`" in readme for rule in RULES)
+
+
+def test_this_repository_ci_file_has_no_errors_or_warnings() -> None:
+    ci_file = REPO_ROOT / ".gitlab-ci.yml"
+    if not ci_file.is_file():
+        pytest.skip("this repository has no .gitlab-ci.yml yet")
+    findings = lint(load_ci(ci_file, repo_root=REPO_ROOT), repo_root=None)
+    assert [f.as_text() for f in findings if f.severity != "info"] == []
