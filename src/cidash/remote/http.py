@@ -25,6 +25,7 @@ from cidash.remote.policy import (
     RateLimiter,
     RequestStats,
     RetryPolicy,
+    describe_network_error,
     error_for_status,
     parse_retry_after,
 )
@@ -122,7 +123,7 @@ class HttpClient:
             except httpx.TransportError as exc:
                 if isinstance(exc, httpx.ConnectError) and _is_tls_error(exc):
                     raise TLSError(
-                        f"TLS handshake with {self.connection.url} failed",
+                        f"TLS handshake with {self.connection.url} failed: {describe_network_error(repr(exc))}",
                         hint="check the URL, or set [gitlab] verify_tls = false / a CA bundle",
                     ) from None
                 self.stats.record(method, path, 599, 0)
@@ -131,7 +132,7 @@ class HttpClient:
                     time.sleep(self.retry.delay(attempt))
                     continue
                 raise ConnectError(
-                    f"cannot reach GitLab at {self.connection.url} ({type(exc).__name__} on {what})"
+                    f"cannot reach GitLab at {self.connection.url}: {describe_network_error(repr(exc))} (on {what})"
                 ) from None
             if status in RETRYABLE_STATUSES:
                 after = parse_retry_after(response.headers.get("Retry-After"))

@@ -233,3 +233,30 @@ def error_for_status(
     if status >= 500:
         return RemoteError(f"GitLab server error {status} on {what}{detail}", status=status, hint="try again later")
     return RemoteError(f"GitLab answered {status} on {what}{detail}", status=status)
+
+
+_NETWORK_REASONS: tuple[tuple[str, str], ...] = (
+    ("certificate verify failed", "certificate verify failed"),
+    ("wrong_version_number", "the server does not speak TLS on this port"),
+    ("wrong version number", "the server does not speak TLS on this port"),
+    ("hostname mismatch", "certificate hostname mismatch"),
+    ("connection refused", "connection refused"),
+    ("name or service not known", "host not found"),
+    ("nodename nor servname", "host not found"),
+    ("temporary failure in name resolution", "host not found"),
+    ("no address associated", "host not found"),
+    ("network is unreachable", "network unreachable"),
+    ("no route to host", "no route to host"),
+    ("timed out", "timed out"),
+    ("connection reset", "connection reset"),
+    ("remote end closed", "connection closed by the server"),
+)
+
+
+def describe_network_error(text: str) -> str:
+    """Boil a requests/httpx/urllib3 exception text down to a few words (and never a token)."""
+    low = text.lower()
+    for needle, reason in _NETWORK_REASONS:
+        if needle in low:
+            return reason
+    return "network error"

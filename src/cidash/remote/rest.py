@@ -25,6 +25,7 @@ from cidash.connection import Connection
 from cidash.errors import ConnectError, RateLimited, RemoteError, TLSError
 from cidash.models import Job, Pipeline, Project
 from cidash.remote.policy import (
+    describe_network_error,
     RETRYABLE_STATUSES,
     Missing,
     RateLimiter,
@@ -168,12 +169,8 @@ class _AccountedSession(requests.Session):
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
-    for marker in ("Caused by ", "Errno", "SSLError(", "NewConnectionError("):
-        if marker in text:
-            text = text[text.index(marker) :]
-            break
-    return text[:160]
+    """A short, token-free reason for a connection or TLS failure."""
+    return describe_network_error(str(exc))
 
 
 class RestClient:

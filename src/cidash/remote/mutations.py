@@ -1,0 +1,195 @@
+"""The GitLab side of :mod:`cidash.actions`: the reads a plan needs and the mutating calls (play, retry, cancel,
+create pipeline), through python-gitlab.
+
+Built on :class:`cidash.remote.GitLabClient`: reads use its python-gitlab client (shared rate limiter, request
+counters, bounded retries of transient errors). Mutating calls use a second python-gitlab client on the same
+connection, limiter and counters but **without** automatic retries of 5xx answers and dropped connections: a
+``POST .../pipeline`` that timed out may have created the pipeline, and sending it again would create a second
+one. Only ``429 Too Many Requests`` (GitLab did not process the request) is retried, at most
+``MUTATION_ATTEMPTS`` times, each after the pause the shared limiter takes from ``Retry-After``.
+
+Implements :class:`cidash.actions.ActionRemote`; returns :mod:`cidash.models` dataclasses only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import gitlab
+import gitlab.exceptions
+import requests
+
+from cidash.actions.base import API_PREFIX, ActionHttpError, HttpCall
+from cidash.errors import ConnectError, RateLimited, RemoteError
+from cidash.models import FileChecksum, Job, Pipeline, Project
+from cidash.remote import GitLabClient
+from cidash.remote.policy import RetryPolicy, error_for_status
+from cidash.remote.rest import RestClient, job_from_json, pipeline_from_json, project_from_json
+
+#: Tries per mutating call when GitLab answers 429 (the pause between them is the limiter's Retry-After wait).
+MUTATION_ATTEMPTS = 3
+#: Longest Retry-After a mutation waits for; beyond it the call is reported as rate limited straight away.
+MAX_MUTATION_WAIT = 60.0
+#: Jobs looked at by the duplicate guard (active jobs are few; one page).
+ACTIVE_SCOPES = ("created", "pending", "running", "waiting_for_resource", "preparing", "scheduled")
+
+
+def _server_message(exc: gitlab.exceptions.GitlabError) -> str:
+    msg = exc.error_message
+    if isinstance(msg, bytes):
+        msg = msg.decode("utf-8", "replace")
+    return str(msg or "")[:300]
+
+
+class ActionsRemote:
+    """:class:`cidash.actions.ActionRemote` over a :class:`GitLabClient`. Call from a worker thread (blocking)."""
+
+    def __init__(self, client: GitLabClient) -> None:
+        self.client = client
+        self._mutator: RestClient | None = None
+
+    @property
+    def gl(self) -> gitlab.Gitlab:
+        return self.client.rest.gl
+
+    @property
+    def mutator(self) -> gitlab.Gitlab:
+        if self._mutator is None:
+            self._mutator = RestClient(
+                self.client.connection,
+                limiter=self.client.limiter,
+                stats=self.client.stats,
+                retry=RetryPolicy(attempts=1),
+            )
+        return self._mutator.gl
+
+    def close(self) -> None:
+        if self._mutator is not None:
+            self._mutator.close()
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    def _get(self, path: str, query: dict[str, Any] | None = None, *, missing: str = "resource") -> Any:
+        what = f"GET {API_PREFIX}{path}"
+        try:
+            return self.gl.http_get(path, query_data=query or {})
+        except gitlab.exceptions.GitlabError as exc:
+            status = exc.response_code or 0
+            if status == 0:
+                raise RemoteError(f"{what} failed: {_server_message(exc)}") from None
+            raise error_for_status(
+                status,
+                what,
+                missing=missing,  # type: ignore[arg-type]
+                message=_server_message(exc) if status != 401 else None,
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnectError(f"{what} failed: {type(exc).__name__}") from None
+
+    def project(self, ident: str | int) -> Project:
+        key = str(ident)
+        path = f"/projects/{key if key.isdigit() else quote(key, safe='')}"
+        data = self._get(path, missing="project")
+        return project_from_json(data)
+
+    def username(self) -> str | None:
+        """The token's GitLab username (``GET /user``); None for a job token or when GitLab will not say."""
+        if self.client.connection.token is None or self.client.connection.token_kind == "job":
+            return None
+        try:
+            data = self._get("/user")
+        except RemoteError:
+            return None
+        name = data.get("username") if isinstance(data, dict) else None
+        return str(name) if name else None
+
+    def latest_pipeline(self, project_id: int, ref: str) -> Pipeline | None:
+        data = self._get(
+            f"/projects/{project_id}/pipelines",
+            {"ref": ref, "order_by": "id", "sort": "desc", "per_page": 1},
+            missing="project",
+        )
+        return pipeline_from_json(project_id, data[0]) if data else None
+
+    def pipeline_jobs(self, project_id: int, pipeline_id: int) -> list[Job]:
+        data = self._get(f"/projects/{project_id}/pipelines/{pipeline_id}/jobs", {"per_page": 100})
+        return [job_from_json(project_id, d) for d in data]
+
+    def active_jobs(self, project_id: int, name: str) -> list[Job]:
+        """Jobs named ``name`` that are created/pending/running/waiting (one page of 100, newest first)."""
+        data = self._get(
+            f"/projects/{project_id}/jobs", {"scope[]": list(ACTIVE_SCOPES), "per_page": 100}, missing="project"
+        )
+        return [job_from_json(project_id, d) for d in data if d.get("name") == name]
+
+    def job(self, project_id: int, job_id: int) -> Job:
+        return job_from_json(project_id, self._get(f"/projects/{project_id}/jobs/{job_id}"))
+
+    def ref_head(self, project_id: int, ref: str) -> str | None:
+        """The commit ``ref`` points at (``GET .../repository/commits/:ref``); None if there is no such ref."""
+        try:
+            data = self._get(f"/projects/{project_id}/repository/commits/{quote(ref, safe='')}")
+        except RemoteError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(data["id"]) if isinstance(data, dict) and data.get("id") else None
+
+    def file_head(self, project_id: int, path: str, ref: str) -> FileChecksum | None:
+        """The repository-files HEAD headers of ``path`` at ``ref`` (None: no such file there)."""
+        head = self.client.http.file_head(project_id, path, ref)
+        if head is None:
+            return None
+        return FileChecksum(
+            project_id=project_id,
+            sha=ref,
+            path=path,
+            blob_id=head.blob_id,
+            last_commit_id=head.last_commit_id,
+            content_sha256=head.content_sha256,
+        )
+
+    def file_raw(self, project_id: int, path: str, ref: str) -> bytes | None:
+        return self.client.http.file_raw(project_id, path, ref)
+
+    # -- the mutating call -------------------------------------------------------------------------------------
+
+    def send(self, call: HttpCall) -> Job | Pipeline:
+        """Send one planned call exactly as planned; a pipeline for ``.../pipeline``, else the job GitLab returns."""
+        if call.method != "POST" or not call.path.startswith(API_PREFIX + "/projects/"):
+            raise RemoteError(f"not a mutation cidash makes: {call.line}")
+        path = call.path[len(API_PREFIX) :]
+        project_id = int(path.split("/")[2])
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                data = self.mutator.http_post(path, post_data=dict(call.body) if call.body else None)
+                break
+            except RateLimited as exc:
+                wait = exc.retry_after or 1.0
+                if attempt >= MUTATION_ATTEMPTS or wait > MAX_MUTATION_WAIT:
+                    raise ActionHttpError(
+                        f"rate limited (429) on {call.line}", status=429, call=call, server_message="429"
+                    ) from None
+                # the shared limiter already holds every sender back until Retry-After has passed
+                continue
+            except gitlab.exceptions.GitlabError as exc:
+                status = exc.response_code or 0
+                message = _server_message(exc)
+                raise ActionHttpError(
+                    f"GitLab answered {status} on {call.line}" + (f": {message}" if message and status != 401 else ""),
+                    status=status,
+                    call=call,
+                    server_message=message if status != 401 else "",
+                ) from None
+            except requests.exceptions.RequestException as exc:
+                raise ConnectError(
+                    f"{call.line} failed ({type(exc).__name__}): it may or may not have taken effect"
+                ) from None
+        if not isinstance(data, dict):
+            raise RemoteError(f"{call.line} returned something that is not a JSON object")
+        if path.endswith("/pipeline"):
+            return pipeline_from_json(project_id, data)
+        return job_from_json(project_id, data)
