@@ -25,12 +25,12 @@ from cidash.connection import Connection
 from cidash.errors import ConnectError, RateLimited, RemoteError, TLSError
 from cidash.models import Job, Pipeline, Project
 from cidash.remote.policy import (
-    describe_network_error,
     RETRYABLE_STATUSES,
     Missing,
     RateLimiter,
     RequestStats,
     RetryPolicy,
+    describe_network_error,
     error_for_status,
     parse_retry_after,
 )
