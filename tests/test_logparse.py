@@ -78,7 +78,7 @@ def test_markers_glued_to_each_other_and_to_ansi() -> None:
 
 
 def test_marker_needs_its_terminator() -> None:
-    facts = parse_bytes(b"echo section_start:1:fake done\nsection_start:2:real\r\x1b[0K\n")
+    facts = parse_bytes(b"echo section_start:1:fake done\nsection_start:1:echoed\nsection_start:2:real\r\x1b[0K\n")
     assert [s.name for s in facts.sections] == ["real"]
 
 

@@ -12,9 +12,10 @@ writes them. A log with no sections at all is read in the slower "every marker" 
 
 Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 
-- Section markers need their terminator (``\\r``, ``\\n`` or ESC) to count; names longer than 256 characters
-  are ignored. ``section_end`` closes the most recent open section of that name; an end without a start is
-  ignored. At most :data:`MAX_SECTIONS` sections and :data:`MAX_CACHE_EVENTS` cache events are kept.
+- Section markers count only when followed by the ``\\r\\x1b[0K`` the runner writes (``\\r`` or ESC is enough),
+  so a script that merely echoes ``section_start:1:x`` opens nothing; names over 256 characters are ignored.
+  ``section_end`` closes the most recent open section of that name; an end without a start is ignored.
+  At most :data:`MAX_SECTIONS` sections and :data:`MAX_CACHE_EVENTS` cache events are kept.
 - Times: the per-line timestamp (sub-second) of the marker's line when the log has them, else the marker's own
   unix seconds. ``startup_seconds`` = start of ``step_script`` (or ``build_script``) minus the first section's
   start.
@@ -109,7 +110,7 @@ _RUNNER_PREFIXES: Final = ("archive_cache", "upload_artifacts")
 _SCRIPT_STARTS: Final = ("step_script", "build_script")
 
 _SECTION_RE: Final = re.compile(
-    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n\x1b])"
+    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\x1b])"
 )
 _TS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
 _ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b")
