@@ -141,6 +141,7 @@ class Periods:
     candidate: Dataset
     description: str
     split_at: datetime | None = None
+    short: str = ""  # the candidate period in a few words, for evidence sentences
 
 
 def _day(d: datetime) -> str:
@@ -164,6 +165,7 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
             ds.select(b),
             ds.select(k),
             f"configured baseline `{b.text}` vs candidate `{k.text}`",
+            short=f"in candidate `{k.text}`",
         )
     on_ref = ds.on_ref(ref)
     changes = image_digest_changes(on_ref, config.image.repository)
@@ -181,6 +183,7 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
             f"split at the CI-image digest change on {ref} on {_day(split)} "
             f"({short_digest(last.old)} -> {short_digest(last.new)}, job {last.job_id})",
             split,
+            short=f"on {ref} since {_day(max(split, now - window))}",
         )
     return Periods(
         "window",
@@ -188,6 +191,7 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
         None,
         on_ref.between(now - window, None),
         f"no CI-image digest change on {ref}: the last {c.window_days} days",
+        short=f"on {ref} in the last {c.window_days} days",
     )
 
 
@@ -333,15 +337,15 @@ def eval_build_reliability(config: Config, periods: Periods) -> CriterionResult:
             target,
             "%",
             0,
-            f"no finished `{job}` job in the period ({periods.description}).",
+            f"no finished `{job}` job {periods.short}.",
             ">",
         )
     status: Status = "pass" if r.first_attempt_rate > target else "fail"
     evidence = (
         f"`{job}` succeeded on the first attempt in {r.first_attempt_successes} of {r.n} pipelines "
         f"({r.first_attempt_rate:.1f} %), eventually in {r.eventual_successes}; failed attempts: "
-        f"{r.failures_script} script, {r.failures_infrastructure} infrastructure, {r.failures_other} other "
-        f"({periods.description})."
+        f"{r.failures_script} script, {r.failures_infrastructure} infrastructure, {r.failures_other} other, "
+        f"{periods.short}."
     )
     return _result(
         "image_build_reliability",
@@ -374,14 +378,14 @@ def eval_stale_caches(config: Config, periods: Periods, *, include_retried: bool
             target,
             "events",
             0,
-            f"no job restored a cache in the period ({periods.description}).",
+            f"no job restored a cache {periods.short}.",
             "<=",
         )
     events = stale_cache_events(ds, config.cache_key.files, include_retried=include_retried)
     count = len(events)
     status: Status = "pass" if count <= target else "fail"
     if not events:
-        evidence = f"0 stale cache restores among {n} jobs that restored a cache ({periods.description})."
+        evidence = f"0 stale cache restores among {n} jobs that restored a cache {periods.short}."
     else:
         defaults = Counter(e.key for e in events if e.kind == "default_key")
         unchanged = [e for e in events if e.kind == "unchanged_key"]
@@ -396,7 +400,7 @@ def eval_stale_caches(config: Config, periods: Periods, *, include_retried: bool
                 f"key `{e.key}` stayed the same while {', '.join(e.changed_files)} changed between pipelines "
                 f"#{e.previous_pipeline_id} and #{e.pipeline_id} ({len(unchanged)} such events)"
             )
-        evidence = f"{count} stale cache events: " + "; ".join(parts) + "."
+        evidence = f"{count} stale cache events {periods.short}: " + "; ".join(parts) + "."
     return _result(
         "stale_caches",
         status,
@@ -437,8 +441,9 @@ def eval_cache_key_files(ds: Dataset, config: Config) -> CriterionResult:
     worst = max(with_files, key=lambda c: (c.key_files, c.job))
     status: Status = "pass" if worst.key_files <= target else "fail"
     line = f" (line {worst.line})" if worst.line else ""
+    entries = "entry" if worst.key_files == 1 else "entries"
     evidence = (
-        f"job `{worst.job}` cache {worst.index}{line} lists {worst.key_files} entries in cache:key:files, the most "
+        f"job `{worst.job}` cache {worst.index}{line} lists {worst.key_files} {entries} in cache:key:files, the most "
         f"of {len(with_files)} file-keyed caches in {_config_where(ds)}; target <= {target}."
     )
     return _result(
@@ -463,7 +468,7 @@ def eval_cache_writers(ds: Dataset, config: Config, periods: Periods) -> Criteri
             float(target),
             "writers",
             0,
-            f"no CI config in the store and no cache upload observed ({periods.description}).",
+            f"no CI config in the store and no cache upload observed {periods.short}.",
             "<=",
         )
     value = config_jobs + len(overlaps)
@@ -484,7 +489,7 @@ def eval_cache_writers(ds: Dataset, config: Config, periods: Periods) -> Criteri
         parts.append(f"{len(overlaps)} overlapping uploads observed (key `{key}`: {count})")
     else:
         parts.append(f"no overlapping uploads among {n_observed} writer jobs observed")
-    evidence = "; ".join(parts) + f" ({periods.description})."
+    evidence = "; ".join(parts) + f", {periods.short}."
     return _result(
         "cache_writers",
         status,
@@ -510,13 +515,13 @@ def eval_tools_verified(config: Config, periods: Periods) -> CriterionResult:
             100.0,
             "%",
             0,
-            f"no finished `{job}` job in the period ({periods.description}).",
+            f"no finished `{job}` job {periods.short}.",
             ">=",
         )
     status: Status = "pass" if out.successes == out.n else "fail"
     evidence = (
-        f"`{job}` passed {out.successes} of {out.n} runs, latest job {out.latest_job_id} {out.latest_status} "
-        f"({periods.description})."
+        f"`{job}` passed {out.successes} of {out.n} runs {periods.short}, latest job {out.latest_job_id} "
+        f"{out.latest_status}."
     )
     return _result("tools_verified", status, out.success_rate, 100.0, "%", out.n, evidence, ">=")
 

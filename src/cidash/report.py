@@ -50,6 +50,8 @@ def _console(width: int, color: bool) -> tuple[io.StringIO, Console]:
         color_system="standard" if color else None,
         no_color=not color,
         highlight=False,
+        emoji=False,
+        markup=False,
         soft_wrap=False,
     )
     return buf, console
