@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -71,6 +72,22 @@ def _repo_with(tmp_path: Path, fixture: str, files: dict[str, str]) -> Path:
     shutil.copy(DATA / f"{fixture}.yml", repo / ".gitlab-ci.yml")
     commit(repo, "init", files)
     return repo
+
+
+def test_committed_file_rewritten_by_a_job_is_a_warning_and_verifiers_are_fine(tmp_path: Path) -> None:
+    text = (
+        "regen:\n  script: ['sha256sum go.mod > .cache-key']\n"
+        "verify:\n  script: ['sha256sum go.mod > .cache-key && git diff --exit-code .cache-key']\n"
+        "job:\n  cache: {key: {files: [.cache-key]}, policy: pull}\n  script: [x]\n"
+    )
+    key = hashlib.sha256(b"m").hexdigest() + "  go.mod\n"
+    repo = _repo_with(tmp_path, "patterns", {".gitlab-ci.yml": text, "go.mod": "m", ".cache-key": key})
+    findings = [f for f in lint(load_ci(repo / ".gitlab-ci.yml"), repo_root=repo) if f.rule_id.startswith("CK")]
+    (f,) = findings
+    assert (f.rule_id, f.severity) == ("CK002", "warning") and "job 'regen'" in f.message
+    verifier_only = text.replace("regen:\n  script: ['sha256sum go.mod > .cache-key']\n", "")
+    ci = load_ci_text(verifier_only, "ci.yml")
+    assert not [f for f in lint(ci, repo_root=repo) if f.rule_id.startswith("CK")]
 
 
 def test_untracked_key_file_is_ck003(tmp_path: Path) -> None:

@@ -500,6 +500,8 @@ def gitlab_key(
             )
             if missing:
                 reason += f"; not found (ignored by GitLab): {', '.join(missing)}"
+        if prefix and "$" in prefix:
+            reason += f"; the prefix {prefix!r} holds CI/CD variables the runner expands per job"
         if algorithm == "commits" and entries:
             deleted = [p for p, _ in ids if provider.blob_id(p) is None and not is_glob(p)]
             if deleted:

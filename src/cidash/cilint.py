@@ -108,6 +108,14 @@ def written_paths(job: CiJob) -> list[tuple[str, str, int]]:
     return out
 
 
+_VERIFY = re.compile(r"\bgit\s+diff\b|\bdiff\b|\bcmp\b|sha256sum\s+(?:-c|--check)\b|cidash\s+key\s+--check\b")
+
+
+def _verifies(job: CiJob, written: str) -> bool:
+    """Whether the job regenerates ``written`` only to compare it with the committed copy (a verifier)."""
+    return any(_VERIFY.search(c.text) and written in c.text for c in job.all_script())
+
+
 def _covers(written: str, entry: str, from_artifacts: bool) -> bool:
     entry = _clean_path(entry)
     if written == entry or (is_glob(entry) and glob_match(entry, written)):
@@ -216,7 +224,7 @@ def _key_files_findings(
     statuses: list[tuple[str, int, str | None, bool | None]] = []
     for entry, line in zip(cache.key_files, lines, strict=False):
         writer = next(
-            ((j, how, wl) for j, w, how, wl, art in produced if _covers(w, entry, art)),
+            ((j, how, wl) for j, w, how, wl, art in produced if _covers(w, entry, art) and not _verifies(j, w)),
             None,
         )
         how_text = f"job '{writer[0].name}' writes it ({writer[1]}, line {writer[2]})" if writer else None
@@ -243,13 +251,16 @@ def _key_files_findings(
         )
         if how is not None:
             if exists:
+                # Committed too: the key follows the committed file; the job's copy is at best redundant.
                 msg = (
-                    f"{entry!r}: {how}, but GitLab computes this key at pipeline creation from the committed "
-                    "file; the job's version never reaches the key"
+                    f"{entry!r} is committed, and {how}: GitLab computes this key at pipeline creation from the "
+                    "committed file, so the job's version never reaches the key; keep the committed file current "
+                    "(cidash key --check) instead of regenerating it in the pipeline"
                 )
+                yield Finding("CK002", "warning", path, line, msg)
             else:
                 msg = f"{entry!r}: {how}; GitLab computes this key at pipeline creation; {consequence}"
-            yield Finding("CK002", "error", path, line, msg)
+                yield Finding("CK002", "error", path, line, msg)
         elif exists is False:
             yield Finding(
                 "CK003",

@@ -19,6 +19,8 @@ Rules:
   CK001 error    more than 2 entries in cache:key:files (GitLab rejects the pipeline)
   CK002 error    a cache:key:files entry written by a job (script redirect, tee, artifacts:paths):
                  GitLab computes the key at pipeline creation, so it is <prefix>-default forever
+                 (warning when the file is also committed: the job's copy never reaches the key;
+                 a job that only regenerates it to diff/cmp/--check is a verifier, not a writer)
   CK003 error    a cache:key:files entry not committed at HEAD (same consequence)
   CK004 error    the committed combined-checksum file ([cache_key] file) is stale or a file is missing
   CK005 error    a CI/CD variable inside cache:key:files (never expanded there)
