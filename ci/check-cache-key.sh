@@ -9,7 +9,7 @@ set -u
 
 KEY_FILE=.cache-key
 FILES="pyproject.toml requirements.lock .gitlab-ci.yml Dockerfile.ci .mise/config.toml"
-FIX="sh ci/update-keys.sh   (or: cidash key --write $KEY_FILE $FILES)"
+FIX="sh ci/update-keys.sh   (or: sh ci/image-tag.sh --write && cidash key --write $KEY_FILE $FILES)"
 
 fail() {
     printf '%s\n' "$@"
