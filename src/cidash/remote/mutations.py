@@ -32,11 +32,11 @@ MUTATION_ATTEMPTS = 3
 #: Longest Retry-After a mutation waits for; beyond it the call is reported as rate limited straight away.
 MAX_MUTATION_WAIT = 60.0
 #: Jobs looked at by the duplicate guard (active jobs are few; one page).
-ACTIVE_SCOPES = ("created", "pending", "running", "waiting_for_resource", "preparing", "scheduled")
+ACTIVE_SCOPES = ("created", "pending", "running", "waiting_for_resource")
 
 
 def _server_message(exc: gitlab.exceptions.GitlabError) -> str:
-    msg = exc.error_message
+    msg: object = exc.error_message
     if isinstance(msg, bytes):
         msg = msg.decode("utf-8", "replace")
     return str(msg or "")[:300]

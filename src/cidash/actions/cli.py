@@ -1,0 +1,212 @@
+"""The command-line flow shared by ``cidash rebuild`` and ``cidash retry``.
+
+plan (read-only calls) -> print it -> read-only / dry-run / confirmation -> execute -> follow the job until it
+starts. Every path writes one audit row in the store. Never waits on stdin without a terminal: no terminal and
+no ``--yes`` is a refusal (exit 2) with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TextIO
+
+from cidash.actions.base import (
+    ActionPlan,
+    ActionRemote,
+    execute,
+    follow,
+    read_only_refusal,
+    record_declined,
+    refuse,
+    resolve_actor,
+)
+from cidash.errors import UsageError
+
+if TYPE_CHECKING:
+    from cidash.config import Config
+    from cidash.models import Project
+
+#: Asks a yes/no question; None: no terminal to ask on.
+Confirm = Callable[[str], "bool | None"]
+PlanFactory = Callable[[ActionRemote, "Project", "Config"], ActionPlan]
+
+EXIT_CODES_HELP = """\
+Exit codes: 0 done (or dry run); 1 you answered no at the prompt (nothing was sent);
+2 refused (read-only mode, a guard, no terminal to confirm and no --yes), GitLab said no, or a
+usage/config/connection error, with a one-line reason."""
+
+
+def add_action_args(parser: argparse.ArgumentParser, *, follow_job: bool = True) -> None:
+    """``--dry-run --yes --read-only`` (+ ``--no-follow --follow-timeout``), the store and connection options."""
+    from cidash.commands.common import add_connection_args, add_store_args
+
+    parser.add_argument("--dry-run", action="store_true", help="print the exact HTTP call and send nothing")
+    parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--read-only", action="store_true", help="refuse every mutating action (also [actions] read_only)"
+    )
+    if follow_job:
+        parser.add_argument("--no-follow", action="store_true", help="do not wait for the job to start")
+        parser.add_argument(
+            "--follow-timeout",
+            type=float,
+            default=120.0,
+            metavar="SECONDS",
+            help="stop waiting for the job to start after this long (default 120)",
+        )
+    add_store_args(parser)
+    add_connection_args(parser)
+
+
+def terminal_confirm(question: str) -> bool | None:
+    """Ask on the terminal; None when stdin is not a terminal (CI has no stdin: never hang)."""
+    try:
+        interactive = sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        interactive = False
+    if not interactive:
+        return None
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _project_ident(args: argparse.Namespace, config: Config) -> str:
+    if getattr(args, "group", None):
+        raise UsageError("actions work on one project: name it with --project, not --group")
+    explicit = getattr(args, "project", None) or []
+    projects = list(explicit) or list(config.gitlab.projects)
+    if not projects:
+        import os
+
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes") and os.environ.get("CI_PROJECT_PATH"):
+            projects = [os.environ["CI_PROJECT_PATH"]]
+    if not projects:
+        raise UsageError("no project: name it with --project PATH (or [gitlab] projects in cidash.toml)")
+    if len(projects) > 1:
+        raise UsageError(f"several projects configured ({', '.join(projects)}): name one with --project")
+    return str(projects[0])
+
+
+def run_action(
+    args: argparse.Namespace,
+    *,
+    action: str,
+    target: str,
+    make_plan: PlanFactory,
+    confirm: Confirm | None = None,
+    out: TextIO | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """The whole CLI flow for one mutating action (see the module docstring)."""
+    from cidash.actions.base import local_actor
+    from cidash.commands.common import client_from_args, load_config_from_args, open_store_from_args
+    from cidash.remote.mutations import ActionsRemote
+
+    stream = out or sys.stdout
+    ask = confirm or terminal_confirm
+    config = load_config_from_args(args)
+    ident = _project_ident(args, config)
+    read_only = bool(args.read_only or config.actions.read_only)
+    ro_source = "--read-only" if args.read_only else f"[actions] read_only in {', '.join(config.sources) or 'config'}"
+    dry_run = bool(args.dry_run)
+
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    with open_store_from_args(args, config) as store:
+        if read_only and not dry_run:
+            # refuse before any request: read-only means nothing is sent, not even the reads of a plan
+            reason, hint = read_only_refusal(action, ident, source=ro_source)
+            raise refuse(
+                store,
+                now=now(),
+                actor=local_actor(),
+                project=ident,
+                action=action,
+                target=target,
+                reason=reason,
+                hint=hint,
+            )
+        with client_from_args(args, config) as client:
+            remote = ActionsRemote(client)
+            try:
+                project = remote.project(ident)
+                actor = resolve_actor(remote)
+                plan = make_plan(remote, project, config)
+                for line in plan.lines():
+                    print(line, file=stream)
+                if dry_run or plan.refused:
+                    result = execute(plan, remote, store, actor=actor, now=now(), dry_run=dry_run)
+                    note = " (read-only mode: it would be refused)" if read_only else ""
+                    print(f"{result.message}{note}", file=stream)
+                    return 0
+                if not args.yes:
+                    answer = ask(plan.question())
+                    if answer is None:
+                        raise refuse(
+                            store,
+                            now=now(),
+                            actor=actor,
+                            project=project.path,
+                            action=action,
+                            target=plan.target,
+                            reason=f"no terminal to confirm the {action} of {project.path}; nothing was sent",
+                            request="; ".join(c.line for c in plan.calls),
+                            hint="pass --yes to confirm in scripts and CI, or --dry-run to only print the call",
+                        )
+                    if not answer:
+                        record_declined(plan, store, actor=actor, now=now())
+                        print("nothing was sent", file=stream)
+                        return 1
+                result = execute(
+                    plan, remote, store, actor=actor, now=now(), read_only=read_only, read_only_source=ro_source
+                )
+                print(result.message, file=stream)
+                job = result.job
+                if job is None:
+                    if result.pipeline is not None and result.pipeline.web_url:
+                        print(f"pipeline: {result.pipeline.web_url}", file=stream)
+                    return 0
+                if getattr(args, "no_follow", False):
+                    print(f"job {job.id}: {job.web_url or ''}".rstrip(), file=stream)
+                    return 0
+                return _follow(
+                    remote, project.id, job.id, timeout=args.follow_timeout, stream=stream, sleep=sleep, clock=clock
+                )
+            finally:
+                remote.close()
+
+
+def _follow(
+    remote: ActionRemote,
+    project_id: int,
+    job_id: int,
+    *,
+    timeout: float,
+    stream: TextIO,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> int:
+    last = None
+    for update in follow(remote, project_id, job_id, timeout=timeout, sleep=sleep, clock=clock):
+        job = update.job
+        if update.started:
+            print(f"job {job.id} {job.status} after {update.elapsed:.0f} s: {job.web_url or ''}".rstrip(), file=stream)
+        elif update.timed_out:
+            print(
+                f"job {job.id} still {job.status} after {update.elapsed:.0f} s (stopped waiting): "
+                f"{job.web_url or ''}".rstrip(),
+                file=stream,
+            )
+        elif job.status != last:
+            print(f"job {job.id} {job.status}...", file=stream)
+        last = job.status
+    return 0
