@@ -497,7 +497,8 @@ class Store:
     )
 
     def upsert_jobs(self, jobs: Iterable[Job]) -> int:
-        """Insert or update jobs. ``log_state`` is kept (a job's log is fetched once)."""
+        """Insert or update jobs. ``log_state`` is kept (a log is fetched once) unless the job's start or finish
+        time changed (it ran again under the same id)."""
         now = to_db_time(_now())
         rows = [
             (
@@ -524,7 +525,11 @@ class Store:
             for j in jobs
         ]
         cols = self._JOB_COLS.split(", ")
-        updates = ", ".join(f"{c}=excluded.{c}" for c in [*cols, "synced_at"] if c != "id")
+        # A job that ran again under the same id (a played manual job, a re-processed one) needs its log again.
+        updates = (
+            "log_state = CASE WHEN jobs.started_at IS excluded.started_at AND jobs.finished_at IS "
+            "excluded.finished_at THEN jobs.log_state ELSE NULL END, "
+        ) + ", ".join(f"{c}=excluded.{c}" for c in [*cols, "synced_at"] if c != "id")
         self._write(
             f"INSERT INTO jobs ({self._JOB_COLS}, synced_at) VALUES ({', '.join('?' * 19)}) "
             f"ON CONFLICT(id) DO UPDATE SET {updates}",

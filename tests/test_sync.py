@@ -1,0 +1,205 @@
+"""The sync engine against the simulated GitLab over real HTTP: first sync, refresh, changes, retries, groups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cidash.config import Config
+from cidash.connection import Connection, Secret
+from cidash.remote import GitLabClient
+from cidash.sim import SimulatedGitLab
+from cidash.sim.world import FINISHED, git_blob_id
+from cidash.store import Store
+from cidash.sync import SyncOptions, SyncProgress, parse_since, sync_project, sync_projects
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def make_client(sim: SimulatedGitLab, **kw: Any) -> GitLabClient:
+    conn = Connection(url=sim.url, token=Secret(sim.token), max_rps=0, concurrency=kw.pop("concurrency", 6), **kw)
+    return GitLabClient(conn)
+
+
+def options(**kw: Any) -> SyncOptions:
+    base = SyncOptions.from_config(Config(), since="all", now=NOW)
+    return SyncOptions(**{**base.__dict__, **kw})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "store.db") as s:
+        yield s
+
+
+def assert_matches_world(sim: SimulatedGitLab, store: Store) -> None:
+    """The store holds exactly the main project's pipelines and jobs as the simulator shows them now."""
+    world, pid = sim.world, sim.project_id
+    now = world.now()
+    sim_pipelines = {p.id: p for p in world.all_pipelines(pid)}
+    stored_pipelines = {p.id: p for p in store.pipelines(pid)}
+    assert set(stored_pipelines) == set(sim_pipelines)
+    project = world.projects[pid]
+    for p in sim_pipelines.values():
+        assert stored_pipelines[p.id].status == world.pipeline_status(project, p, now)
+        assert stored_pipelines[p.id].sha == p.sha
+    sim_jobs = {j.id: j for j in world.all_jobs(pid)}
+    stored_jobs = {j.id: j for j in store.jobs(pid)}
+    assert set(stored_jobs) == set(sim_jobs)
+    for j in sim_jobs.values():
+        got = stored_jobs[j.id]
+        assert (got.name, got.pipeline_id, got.status) == (j.name, j.pipeline_id, j.status_at(now))
+        assert got.retried == j.retried, f"job {j.id} retried flag"
+    for job_id, reason in sim.truth.failed_jobs.items():
+        if job_id in stored_jobs:
+            assert stored_jobs[job_id].failure_reason == reason
+    # Every finished job that ran has its log parsed, with the start-up the simulator planned.
+    facts = store.job_facts(stored_jobs)
+    for j in sim_jobs.values():
+        ran = j.status_at(now) in FINISHED and j.started_at is not None and j.facts is not None
+        if ran and j.status_at(now) != "skipped":
+            assert j.id in facts, f"job {j.id} ({j.name}) has no parsed log"
+            assert j.facts is not None
+            assert facts[j.id].startup_seconds == pytest.approx(j.facts.precise_startup_seconds, abs=0.01), j.id
+    assert store.counts()["cache_events"] == sum(len(f.cache) for f in facts.values())
+
+
+def test_first_sync_matches_ground_truth(small_sim: SimulatedGitLab, store: Store) -> None:
+    seen: list[SyncProgress] = []
+    with make_client(small_sim) as client:
+        report = sync_project(client, store, small_sim.project_path, options=options(), progress=seen.append, now=NOW)
+    assert report.first_sync and report.logs > 0 and report.pipelines == small_sim.truth.pipelines
+    assert_matches_world(small_sim, store)
+    assert {p.phase for p in seen} >= {"pipelines", "jobs", "logs", "done"}
+    assert seen[-1].logs_done == seen[-1].logs_total == report.logs + report.logs_unavailable
+    # Requests: the client's own count agrees with the server's.
+    assert report.requests == small_sim.stats.total_requests
+    # Jobs came from the project-wide listing: one request per 100 jobs, not one per pipeline.
+    assert small_sim.stats.count("/pipelines/:pipeline_id/jobs") == 0
+    assert report.requests_by_kind["GET jobs"] <= small_sim.truth.jobs // 100 + 1
+    # Each finished log fetched exactly once.
+    assert small_sim.stats.count("/trace") == report.logs + report.logs_unavailable
+    # File checksums for every pipeline SHA: blob ids as git computes them, None for absent files.
+    project = small_sim.world.projects[small_sim.project_id]
+    files = options().critical_files
+    for sha in store.pipeline_shas(small_sim.project_id):
+        rows = {c.path: c for c in store.file_checksums(small_sim.project_id, sha=sha)}
+        assert set(rows) == set(files)
+        commit = project.commits[sha]
+        for path in files:
+            content = commit.files.get(path)
+            assert rows[path].blob_id == (git_blob_id(content) if content is not None else None)
+    # Registry tags with sizes, and the CI file of the newest commit of each ref.
+    tags = {t.tag.name: t.tag for t in store.image_tags(small_sim.project_id, current_only=True)}
+    for name, truth in small_sim.truth.image_tags.items():
+        assert tags[name].digest == truth.digest and tags[name].total_size == truth.total_size
+    latest = store.latest_ci_config(small_sim.project_id, "main")
+    assert latest is not None and latest.content and "stages" in latest.content
+    assert [g.key for g in store.resource_groups(small_sim.project_id)] == sorted(project.resource_groups)
+    assert store.last_sync(small_sim.project_id) == NOW
+
+
+def test_unchanged_refresh_costs_at_most_two_requests(small_sim: SimulatedGitLab, store: Store) -> None:
+    with make_client(small_sim) as client:
+        sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+        before = store.counts()
+        small_sim.stats.reset()
+        report = sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+    assert small_sim.stats.total_requests <= 2, small_sim.stats.by_endpoint
+    assert report.requests == small_sim.stats.total_requests
+    assert report.pipelines == 0 and report.logs == 0
+    assert store.counts() == before
+
+
+def _api(sim: SimulatedGitLab) -> httpx.Client:
+    return httpx.Client(base_url=sim.url + "/api/v4", headers={"PRIVATE-TOKEN": sim.token})
+
+
+def test_pipeline_changing_state_between_syncs(small_sim: SimulatedGitLab, store: Store) -> None:
+    pid = small_sim.project_id
+    with make_client(small_sim) as client:
+        sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+        with _api(small_sim) as api:
+            created = api.post(f"/projects/{pid}/pipeline", json={"ref": "main"})
+            assert created.status_code == 201, created.text
+        new_id = created.json()["id"]
+        small_sim.advance(90)  # some jobs running, others waiting
+        sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+        mid = store.pipeline(new_id)
+        assert mid is not None and mid.status in ("running", "pending", "created")
+        assert_matches_world(small_sim, store)
+        small_sim.advance(6 * 3600)  # all finished
+        small_sim.stats.reset()
+        report = sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+    done = store.pipeline(new_id)
+    assert done is not None and done.status in ("success", "failed", "manual") and done.finished_at is not None
+    assert_matches_world(small_sim, store)
+    # Only the logs that were not fetched before; none twice.
+    new_jobs = store.jobs(pid, pipeline_id=new_id)
+    assert report.logs + report.logs_unavailable <= len(new_jobs)
+    assert small_sim.stats.count("/trace") == report.logs + report.logs_unavailable
+
+
+def test_retried_job_is_flagged(small_sim: SimulatedGitLab, store: Store) -> None:
+    pid = small_sim.project_id
+    with make_client(small_sim) as client:
+        sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+        target = next(j for j in store.jobs(pid) if j.status in ("failed", "success") and not j.retried)
+        with _api(small_sim) as api:
+            resp = api.post(f"/projects/{pid}/jobs/{target.id}/retry")
+            assert resp.status_code == 201, resp.text
+        new_id = resp.json()["id"]
+        small_sim.advance(6 * 3600)
+        sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+    jobs = {j.id: j for j in store.jobs(pid, pipeline_id=target.pipeline_id)}
+    assert jobs[target.id].retried and not jobs[new_id].retried
+    assert [j.id for j in store.jobs(pid, pipeline_id=target.pipeline_id, include_retried=False)].count(target.id) == 0
+    assert_matches_world(small_sim, store)
+
+
+def test_group_sync_stores_every_project(small_sim: SimulatedGitLab, store: Store) -> None:
+    with make_client(small_sim) as client:
+        reports = sync_projects(client, store, group="platform", options=options(), now=NOW)
+    paths = sorted(r.project.path for r in reports)
+    assert paths == sorted(p.path for p in small_sim.world.projects.values())
+    assert sorted(p.path for p in store.projects()) == paths
+    assert_matches_world(small_sim, store)
+
+
+def test_since_limits_the_first_sync(small_sim: SimulatedGitLab, store: Store) -> None:
+    pid = small_sim.project_id
+    all_pipelines = small_sim.world.all_pipelines(pid)
+    cut = sorted(p.created_at for p in all_pipelines)[len(all_pipelines) // 2]
+    since = datetime.fromtimestamp(cut, UTC)
+    with make_client(small_sim) as client:
+        sync_project(client, store, small_sim.project_path, options=options(since=since), now=NOW)
+    stored = store.pipelines(pid)
+    assert stored and min(p.updated_at for p in stored) >= since
+    assert len(stored) < len(all_pipelines)
+    # Every job of every stored pipeline is there, and no job of a pipeline that is not.
+    world_jobs = {j.id for j in small_sim.world.all_jobs(pid) if j.pipeline_id in {p.id for p in stored}}
+    assert {j.id for j in store.jobs(pid)} == world_jobs
+
+
+def test_job_patterns_limit_logs(small_sim: SimulatedGitLab, store: Store) -> None:
+    with make_client(small_sim) as client:
+        report = sync_project(
+            client, store, small_sim.project_path, options=options(job_patterns=("build-ci-image",)), now=NOW
+        )
+    names = {j.name for j in store.jobs(small_sim.project_id, ids=store.job_facts(j.id for j in store.jobs()))}
+    assert names == {"build-ci-image"}
+    assert report.logs_skipped > 0
+
+
+def test_parse_since() -> None:
+    assert parse_since("30d", now=NOW) == datetime(2026, 11, 1, tzinfo=UTC)
+    assert parse_since("12h", now=NOW) == datetime(2026, 11, 30, 12, tzinfo=UTC)
+    assert parse_since("all", now=NOW) is None
+    assert parse_since("2026-05-01", now=NOW) == datetime(2026, 5, 1, tzinfo=UTC)
+    with pytest.raises(Exception, match="--since"):
+        parse_since("yesterday-ish", now=NOW)
