@@ -189,3 +189,27 @@ def test_line_numbers_recorded() -> None:
     assert data.line_of("a") == 1 and data["a"].line_of("c") == 3
     assert data["a"]["c"].item_lines == [4, 5]
     assert load_ci_text("", "empty.yml").jobs == ()
+
+
+def test_recursive_alias_is_refused() -> None:
+    with pytest.raises(InputError, match=r"ci\.yml:1: invalid YAML: an alias refers to"):
+        load_ci_text("a: &a {b: *a}\n", "ci.yml")
+
+
+def test_exponential_aliases_stay_cheap() -> None:
+    lines = [".l1: &l1 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(2, 10):
+        lines.append(f".l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]")
+    lines.append("job: {script: *l9, cache: {key: {files: *l9}}}")
+    ci = load_ci_text("\n".join(lines) + "\n", "ci.yml")
+    job = ci.job("job")
+    assert job is not None and 0 < len(job.script) <= 10_000
+
+
+def test_local_include_cannot_leave_the_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (tmp_path / "outside.yml").write_text("stolen: {script: [x]}\n")
+    ci = load_ci_text("include: {local: ../outside.yml}\njob: {script: [y]}\n", "ci.yml", repo_root=repo)
+    assert [j.name for j in ci.jobs] == ["job"]
+    assert ci.unresolved_includes[0].reason == "the path leads outside the repository"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import glob as _glob
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,9 @@ def load_yaml(text: str, name: str) -> Any:
     loader = _LineLoader(text)
     loader.source_name = name
     try:
-        return loader.get_single_data()
+        data = loader.get_single_data()
+        _check_acyclic(data, name)
+        return data
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -149,6 +151,30 @@ def load_yaml(text: str, name: str) -> Any:
         raise InputError(f"{name}: invalid YAML: {' '.join(str(exc).split())}") from None
     finally:
         loader.dispose()
+
+
+def _check_acyclic(data: Any, name: str) -> None:
+    """Refuse a YAML alias that contains itself (GitLab rejects it too); shared aliases are fine."""
+    done: set[int] = set()
+    active: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if leaving:
+            active.discard(id(node))
+            done.add(id(node))
+            continue
+        if id(node) in done:
+            continue
+        if id(node) in active:
+            line = getattr(node, "line", 0)
+            raise InputError(f"{name}:{line}: invalid YAML: an alias refers to a mapping or list that contains it")
+        active.add(id(node))
+        stack.append((node, True))
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, False) for child in children)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -301,6 +327,7 @@ DEFAULT_KEYS = (
 _GLOBAL_DEFAULT_KEYS = ("image", "services", "cache", "before_script", "after_script")
 _MAX_EXTENDS_DEPTH = 11
 _MAX_INCLUDE_DEPTH = 100
+_MAX_SCRIPT_LINES = 10_000
 
 
 def load_ci(path: str | Path, *, repo_root: Path | None = None, name: str | None = None) -> CiConfig:
@@ -369,6 +396,7 @@ class _Resolver:
         self.repo_root = repo_root
         self.unresolved: list[Unresolved] = []
         self.included: list[str] = []
+        self._copies: dict[int, tuple[Any, Any]] = {}
 
     def note(self, kind: str, what: str, where: Any, line: int, reason: str) -> None:
         src = getattr(where, "source", "") if not isinstance(where, str) else where
@@ -422,6 +450,10 @@ class _Resolver:
             self.note("include", f"local: {location}", parent, line, "the path uses CI/CD variables")
             return []
         rel = location.lstrip("/")
+        top = self.repo_root.resolve()
+        if not (top / rel).resolve().is_relative_to(top):
+            self.note("include", f"local: {location}", parent, line, "the path leads outside the repository")
+            return []
         if any(c in rel for c in "*?["):
             matches = sorted(
                 str(Path(m).relative_to(self.repo_root))
@@ -451,6 +483,16 @@ class _Resolver:
     def resolve_references(self, value: Any, root: YMap, depth: int = 0) -> Any:
         if isinstance(value, Reference):
             return self.lookup_reference(value, root, depth)
+        if not isinstance(value, dict | list):
+            return value
+        memo = self._copies.get(id(value))
+        if memo is not None and memo[0] is value:
+            return memo[1]
+        copy = self._copy_resolved(value, root, depth)
+        self._copies[id(value)] = (value, copy)
+        return copy
+
+    def _copy_resolved(self, value: Any, root: YMap, depth: int) -> Any:
         if isinstance(value, YMap):
             out = YMap()
             out.line, out.source, out.key_lines = value.line, value.source, dict(value.key_lines)
@@ -647,7 +689,8 @@ def _script(value: Any, section: str, fallback_line: int) -> tuple[ScriptLine, .
     out: list[ScriptLine] = []
 
     def walk(v: Any, line: int, depth: int) -> None:
-        if depth > 10 or v is None or isinstance(v, Reference):
+        # GitLab flattens nested script lists up to 10 levels; the size cap defuses "billion laughs" aliases.
+        if depth > 10 or v is None or isinstance(v, Reference) or len(out) >= _MAX_SCRIPT_LINES:
             return
         if isinstance(v, list):
             lines = getattr(v, "item_lines", [])
@@ -773,15 +816,3 @@ def _cache_spec(index: int, entry: dict[str, Any], line: int, origin: str, job: 
         path=getattr(entry, "source", "") or job.source,
         origin=origin,
     )
-
-
-def iter_strings(value: Any) -> Iterable[str]:
-    """Every string inside a loaded YAML value (for searches over a whole job)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from iter_strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from iter_strings(v)
