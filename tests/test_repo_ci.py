@@ -299,9 +299,10 @@ def test_lint_test_cidash_lint_and_ci_health_jobs() -> None:
     assert re.search(r"^typecheck:.*\n\t\$\(BIN\)/mypy", makefile, re.MULTILINE)
     test = jobs()["test"]
     assert "pytest" in script_text(test) and test["artifacts"]["reports"]["junit"] == "pytest-report.xml"
-    assert "cidash lint .gitlab-ci.yml" in script_text(jobs()["cidash-lint"])
+    assert "cidash lint --config ci/cidash.toml .gitlab-ci.yml" in script_text(jobs()["cidash-lint"])
+    assert "cidash key --check .cache-key --config ci/cidash.toml" in script_text(jobs()["cidash-lint"])
     health = jobs()["ci-health"]
-    match = re.search(r"cidash check --format junit > (\S+)", script_text(health))
+    match = re.search(r"cidash check --format junit (?:--config \S+ )?> (\S+)", script_text(health))
     assert match, "ci-health must run cidash check --format junit"
     assert health["allow_failure"] is True
     assert health["artifacts"]["reports"]["junit"] == match.group(1)
@@ -422,3 +423,16 @@ def test_readme_documents_the_repository_ci() -> None:
         assert needle in section, needle
     for job in jobs():
         assert f"`{job}`" in section, f"README does not describe job {job}"
+
+
+def test_the_five_files_are_listed_the_same_everywhere() -> None:
+    config = tomllib.loads(read("ci/cidash.toml"))
+    assert tuple(config["cache_key"]["files"]) == KEY_FILES
+    assert config["cache_key"]["file"] == ".cache-key"
+    assert config["image"]["build_job"] in jobs() and config["image"]["verify_job"] in jobs()
+    for script in ("ci/check-cache-key.sh", "ci/update-keys.sh"):
+        listed = re.search(r'^FILES="([^"]+)"', read(script), re.MULTILINE)
+        assert listed and tuple(listed.group(1).split()) == KEY_FILES, script
+    for name, job in jobs().items():
+        for command in re.findall(r"cidash (?:key|lint|sync|check)[^\n]*", script_text(job)):
+            assert "--config ci/cidash.toml" in command, f"{name}: {command}"

@@ -66,15 +66,19 @@ def test_hadolint_has_no_findings_and_no_unjustified_ignores() -> None:
 
 
 def test_cidash_lint_reports_nothing_on_our_ci_file() -> None:
-    result = run([str(BIN / "cidash"), "lint", "--format", "json", ".gitlab-ci.yml"])
-    report = json.loads(result.stdout)
-    problems = [f for f in report["findings"] if f["severity"] in ("error", "warning")]
-    assert result.returncode == 0 and problems == [], json.dumps(report, indent=2)
+    for config in (["--config", "ci/cidash.toml"], []):
+        result = run([str(BIN / "cidash"), "lint", "--format", "json", *config, ".gitlab-ci.yml"])
+        report = json.loads(result.stdout)
+        problems = [f for f in report["findings"] if f["severity"] in ("error", "warning")]
+        assert result.returncode == 0 and problems == [], json.dumps(report, indent=2)
 
 
 def test_cidash_key_check_agrees_with_the_committed_cache_key() -> None:
-    result = run([str(BIN / "cidash"), "key", "--check", ".cache-key", *KEY_FILES])
-    assert result.returncode == 0, f"{result.stdout}{result.stderr}\n.cache-key is stale: run `{FIX}` and commit"
+    for files in ([*KEY_FILES], ["--config", "ci/cidash.toml"]):
+        result = run([str(BIN / "cidash"), "key", "--check", ".cache-key", *files])
+        assert result.returncode == 0, f"{result.stdout}{result.stderr}\n.cache-key is stale: run `{FIX}` and commit"
+    printed = run([str(BIN / "cidash"), "key", "--config", "ci/cidash.toml"])
+    assert printed.stdout == sha256sum_lines(ROOT, KEY_FILES) == run(["sha256sum", *KEY_FILES]).stdout
 
 
 def _lint_repo(root: Path, ci: dict[str, Any]) -> list[dict[str, Any]]:
@@ -84,7 +88,9 @@ def _lint_repo(root: Path, ci: dict[str, Any]) -> list[dict[str, Any]]:
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "init.defaultBranch=main"]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "ci"]):
         assert run([*git, *args], cwd=root).returncode == 0
-    result = run([str(BIN / "cidash"), "lint", "--format", "json", ".gitlab-ci.yml"], cwd=root)
+    result = run(
+        [str(BIN / "cidash"), "lint", "--format", "json", "--config", "ci/cidash.toml", ".gitlab-ci.yml"], cwd=root
+    )
     findings: list[dict[str, Any]] = json.loads(result.stdout)["findings"]
     return [f for f in findings if f["severity"] in ("error", "warning")]
 
