@@ -6,6 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from cidash.metrics import Dataset, JobCacheConfig
 from cidash.models import CacheEvent, FileChecksum, ImageRef, ImageTag, Job, Pipeline, Project, Section, TraceFacts
 
@@ -206,3 +208,47 @@ def migration_story(
     b.caches.append(JobCacheConfig("test", 0, "0-{files: .cache-key}", 1, "pull-push", "cache-writers"))
     b.caches.append(JobCacheConfig("lint", 0, "0-{files: .cache-key}", 1, "pull", None))
     return b
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The simulator, synced into a store once per test session (import the fixture into a test module to use it)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncedWorld:
+    db: str
+    truth: object  # cidash.sim.Truth
+    scenario: object  # cidash.sim.Scenario
+    now: datetime
+    config_file: str
+
+
+@pytest.fixture(scope="session")
+def synced_world(tmp_path_factory: pytest.TempPathFactory) -> SyncedWorld:
+    """A small migration scenario (12 days, 5 pipelines a day, migration on day 6) synced over real HTTP."""
+    from cidash.config import Config
+    from cidash.connection import Connection, Secret
+    from cidash.remote import GitLabClient
+    from cidash.sim import Scenario, SimulatedGitLab
+    from cidash.store import Store
+    from cidash.sync import SyncOptions, sync_project
+
+    base = tmp_path_factory.mktemp("synced-world")
+    db = base / "cidash.db"
+    config_file = base / "cidash.toml"
+    config_file.write_text("[criteria]\nwindow_days = 30\n", encoding="utf-8")
+    scenario = Scenario(days=12, pipelines_per_day=5, migration_day=6)
+    now = scenario.end
+    with SimulatedGitLab(scenario=scenario) as sim:
+        conn = Connection(url=sim.url, token=Secret(sim.token), projects=(sim.project_path,), max_rps=10_000.0)
+        with Store.open(db) as store, GitLabClient(conn) as client:
+            sync_project(
+                client,
+                store,
+                sim.project_path,
+                options=SyncOptions.from_config(Config(), since="all", now=now),
+                now=now,
+            )
+        truth = sim.truth
+    return SyncedWorld(str(db), truth, scenario, now, str(config_file))

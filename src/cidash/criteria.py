@@ -27,6 +27,7 @@ from typing import Any, Literal
 from cidash.config import Config
 from cidash.metrics import (
     Dataset,
+    DigestChange,
     image_build_reliability,
     image_digest_changes,
     image_size_history,
@@ -152,6 +153,25 @@ def criteria_ref(ds: Dataset, config: Config) -> str:
     return config.criteria.ref or ds.default_ref()
 
 
+#: A digest change whose registry size moves by less than this fraction is a rebuild, not a migration.
+REBUILD_SIZE_TOLERANCE = 0.10
+
+
+def migration_change(changes: list[DigestChange], sizes: dict[str, int]) -> tuple[DigestChange, int]:
+    """The most recent digest change that is a migration, and how many later changes were mere rebuilds.
+
+    A change is a rebuild when the registry sizes of both digests are known and differ by less than
+    :data:`REBUILD_SIZE_TOLERANCE`; without sizes every change counts. If all changes are rebuilds the most
+    recent one is used.
+    """
+    for skipped, change in enumerate(reversed(changes)):
+        old, new = sizes.get(change.old), sizes.get(change.new)
+        if old and new and abs(new - old) / old < REBUILD_SIZE_TOLERANCE:
+            continue
+        return change, skipped
+    return changes[-1], 0
+
+
 def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
     """Baseline and candidate as the module docstring describes. Raises UsageError for a malformed SPEC."""
     c = config.criteria
@@ -170,18 +190,22 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
     on_ref = ds.on_ref(ref)
     changes = image_digest_changes(on_ref, config.image.repository)
     if changes:
-        last = changes[-1]
+        sizes = {t.digest: t.total_size for t in ds.image_tags if t.digest and t.total_size}
+        chosen, later = migration_change(changes, sizes)
         # Split at the creation of the pipeline whose job first ran the new digest, so that pipeline counts.
-        split = next((p.created_at for p in on_ref.pipelines if p.id == last.pipeline_id), last.at)
+        split = next((p.created_at for p in on_ref.pipelines if p.id == chosen.pipeline_id), chosen.at)
         baseline = on_ref.between(split - window, split)
         candidate = on_ref.between(max(split, now - window), None)
+        old_size, new_size = sizes.get(chosen.old), sizes.get(chosen.new)
+        size_text = f"{old_size / MB:.1f} MB -> {new_size / MB:.1f} MB, " if old_size and new_size else ""
+        rebuilds = f"; {later} later rebuild(s) of a similar size stay in the candidate" if later else ""
         return Periods(
             "digest",
             ref,
             baseline,
             candidate,
             f"split at the CI-image digest change on {ref} on {_day(split)} "
-            f"({short_digest(last.old)} -> {short_digest(last.new)}, job {last.job_id})",
+            f"({short_digest(chosen.old)} -> {short_digest(chosen.new)}, {size_text}job {chosen.job_id}){rebuilds}",
             split,
             short=f"on {ref} since {_day(max(split, now - window))}",
         )

@@ -136,8 +136,9 @@ def criteria_table(report: CriteriaReport, *, strict: bool = False, width: int =
     missing = sum(c.status == "no_data" for c in report.criteria)
     console.print(
         f"{passed} pass, {failed} fail, {missing} no data — {'OK' if report.ok(strict=strict) else 'FAILING'}. "
-        f"Period: {report.period}. MB = 10^6 bytes."
+        "MB = 10^6 bytes."
     )
+    console.print(f"Period: {report.period}.")
     return buf.getvalue()
 
 
