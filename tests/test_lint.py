@@ -11,7 +11,7 @@ import pytest
 
 from cidash.cachekey import checksum_lines
 from cidash.ciconfig import load_ci, load_ci_text
-from cidash.cilint import RULES, lint
+from cidash.cilint import RULES, lint, written_paths
 from cidash.cli import main
 from cidash.config import config_from_dict
 from test_gitrepo_helpers import commit, init_repo
@@ -217,3 +217,20 @@ def test_this_repository_ci_file_has_no_errors_or_warnings() -> None:
         pytest.skip("this repository has no .gitlab-ci.yml yet")
     findings = lint(load_ci(ci_file, repo_root=REPO_ROOT), repo_root=None)
     assert [f.as_text() for f in findings if f.severity != "info"] == []
+
+
+def test_written_paths_finds_redirects_tee_copies_and_artifacts() -> None:
+    text = """\
+j:
+  script:
+    - cp /tmp/key .cache-key
+    - mv -f a b && echo x > ./out.txt 2>&1
+    - sha256sum a | tee -a "$CI_PROJECT_DIR/k2" >/dev/null
+    - cmd 2>&1 | grep x >> log.txt
+  artifacts: {paths: [dist/]}
+"""
+    found = {(p, line) for p, _, line in written_paths(load_ci_text(text, "ci.yml").jobs[0])}
+    assert found == {(".cache-key", 3), ("b", 4), ("out.txt", 4), ("k2", 5), ("log.txt", 6), ("dist/", 7)}
+    consumer = text + "c:\n  cache: {key: {files: [dist/key.txt]}, policy: pull}\n  script: [x]\n"
+    (f,) = [f for f in lint(load_ci_text(consumer, "ci.yml"), repo_root=None) if f.rule_id == "CK002"]
+    assert "artifacts:paths" in f.message and "`0-default` forever" in f.message

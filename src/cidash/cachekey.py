@@ -500,6 +500,8 @@ def gitlab_key(
             )
             if missing:
                 reason += f"; not found (ignored by GitLab): {', '.join(missing)}"
+        if algorithm == "commits" and not files_commits and any(is_glob(e) for e in entries):
+            reason += "; patterns are a GitLab >= 18.4 feature: older GitLab may match them differently"
         if prefix and "$" in prefix:
             reason += f"; the prefix {prefix!r} holds CI/CD variables the runner expands per job"
         if algorithm == "commits" and entries:

@@ -69,6 +69,7 @@ RULES: dict[str, tuple[Severity, str]] = {
 _PROJECT_DIR_PREFIX = re.compile(r"^(?:\$CI_PROJECT_DIR|\$\{CI_PROJECT_DIR\}|\.)/+")
 _REDIRECT = re.compile(r"(?<![<>=\-])(?:[0-9]|&)?>{1,2}\|?\s*(\"[^\"]+\"|'[^']+'|[^\s;&|<>()`]+)")
 _TEE = re.compile(r"\btee\s+((?:-[a-zA-Z-]+\s+)*)(\"[^\"]+\"|'[^']+'|[^\s;&|<>()`]+)")
+_COPY = re.compile(r"\b(?:cp|mv|install)\s+(?:-[a-zA-Z-]+\s+)*(?:[^\s;&|<>]+\s+)+([^\s;&|<>()`]+)\s*(?:$|[;&|])")
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _HEAD_TOOLS = re.compile(
     r"docker\s+manifest\s+inspect|docker\s+buildx\s+imagetools\s+inspect|\bcrane\s+(?:manifest|digest|ls|head)\b"
@@ -91,8 +92,8 @@ def _clean_path(raw: str) -> str:
 
 
 def written_paths(job: CiJob) -> list[tuple[str, str, int]]:
-    """Files a job creates in the project directory: ``[(path, how, line)]`` from script redirects, ``tee``
-    and ``artifacts:paths`` (an artifacts entry may be a directory or a glob)."""
+    """Files a job creates in the project directory: ``[(path, how, line)]`` from script redirects, ``tee``,
+    the destination of ``cp``/``mv``/``install``, and ``artifacts:paths`` (may be a directory or a glob)."""
     out: list[tuple[str, str, int]] = []
     for cmd in job.all_script():
         for m in _REDIRECT.finditer(cmd.text):
@@ -100,6 +101,8 @@ def written_paths(job: CiJob) -> list[tuple[str, str, int]]:
             if target.startswith("&") or target.startswith("/dev/"):
                 continue
             out.append((_clean_path(target), f"'{cmd.text.strip()}' in {cmd.section}", cmd.line))
+        for m in _COPY.finditer(cmd.text):
+            out.append((_clean_path(m.group(1)), f"'{cmd.text.strip()}' in {cmd.section}", cmd.line))
         for m in _TEE.finditer(cmd.text):
             if not m.group(2).startswith("/dev/"):
                 out.append((_clean_path(m.group(2)), f"'{cmd.text.strip()}' in {cmd.section}", cmd.line))
