@@ -12,7 +12,7 @@ writes them. A log with no sections at all is read in the slower "every marker" 
 
 Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 
-- Section markers count only when followed by the ``\\r\\x1b[0K`` the runner writes (``\\r`` or ESC is enough),
+- Section markers count only when followed by the ``\\r\\x1b[0K`` the runner writes (the ``\\r`` is enough),
   so a script that merely echoes ``section_start:1:x`` opens nothing; names over 256 characters are ignored.
   ``section_end`` closes the most recent open section of that name; an end without a start is ignored.
   At most :data:`MAX_SECTIONS` sections and :data:`MAX_CACHE_EVENTS` cache events are kept.
@@ -110,7 +110,7 @@ _RUNNER_PREFIXES: Final = ("archive_cache", "upload_artifacts")
 _SCRIPT_STARTS: Final = ("step_script", "build_script")
 
 _SECTION_RE: Final = re.compile(
-    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\x1b])"
+    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=\r)"
 )
 _TS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
 _ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b")
@@ -122,6 +122,8 @@ _HIT_RE: Final = re.compile(
 )
 _LIMIT: Final = b"Job's log exceeded limit"
 _LAST_BYTES: Final = 4096
+_MARKER_MAX: Final = 600  # longest marker the regex accepts, "section_start:" to the end of its options
+_CR_MISSES: Final = 32  # \r that end no marker, per region, before scanning script output for "section_"
 
 _RUNNING_RE: Final = re.compile(r"Running with gitlab-(?:ci-multi-)?runner (\S+)")
 _EXECUTOR_RE: Final = re.compile(r"Using ([A-Za-z][\w+ ().-]{0,40}?) executor\b(?:.*? with image (\S+))?")
@@ -192,6 +194,7 @@ class TraceParser:
         self._executor: str | None = None
         self._sections: list[list[Any]] = []  # [name, start, end]
         self._open: list[int] = []  # indexes into _sections, innermost last
+        self._open_by_name: dict[str, list[int]] = {}
         self._first_start: float | None = None
         self._script_start: float | None = None
         self._image_name: str | None = None
@@ -215,14 +218,19 @@ class TraceParser:
             self._last = chunk[-_LAST_BYTES:]
         else:
             self._last = (self._last + chunk)[-_LAST_BYTES:]
-        buf = self._tail + chunk if self._tail else bytes(chunk)
-        nl = buf.rfind(b"\n")
-        if nl >= 0:
-            self._region(buf, 0, nl + 1)
-            self._cont = False
-            self._tail = buf[nl + 1 :]
+        chunk = bytes(chunk)
+        last_nl = chunk.rfind(b"\n")
+        if last_nl < 0:
+            self._tail += chunk
         else:
-            self._tail = buf
+            begin = 0
+            if self._tail or self._cont:  # finish the line left open, without copying the whole chunk
+                begin = chunk.find(b"\n") + 1
+                head = self._tail + chunk[:begin]
+                self._region(head, 0, len(head))
+            self._cont = False
+            self._region(chunk, begin, last_nl + 1)
+            self._tail = chunk[last_nl + 1 :]
         if len(self._tail) > self._max_line:
             self._overflow()
 
@@ -259,19 +267,9 @@ class TraceParser:
         pos = start
         find = buf.find
         search = _HIT_RE.search
-        section_match = _SECTION_RE.match
         while pos < end:
-            if self._bulk:  # script output: only section markers matter, and they are handled right here
-                hit = find(b"section_", pos, end)
-                if hit < 0:
-                    return
-                sm = section_match(buf, hit, end)
-                if sm is None:  # "my_section_name" in script output
-                    pos = hit + 8
-                    continue
-                ts = self._line_ts(buf, start, hit)
-                self._section(sm.group(1) == b"start", int(sm.group(2)), sm.group(3).decode("ascii"), ts)
-                pos = sm.end()
+            if self._bulk:  # script output: only section markers matter
+                pos = self._scan_script(buf, start, pos, end)
             else:
                 m = search(buf, pos, end)
                 if m is None:
@@ -283,6 +281,48 @@ class TraceParser:
                 line_end = end if nl < 0 else nl + 1
                 self._line(buf, start, line_start, line_end)
                 pos = line_end
+
+    def _scan_script(self, buf: bytes, start: int, pos: int, end: int) -> int:
+        """Handle the section markers in buf[pos:end] while in script output; return where the script output
+        ends (a marker switched to runner lines) or ``end``.
+
+        Every marker is followed by ``\\r``, which is rare in script output: jumping from ``\\r`` to ``\\r``
+        (memchr speed) and looking back for the marker is several times faster than searching for
+        ``section_``. Output full of ``\\r`` (CRLF, progress bars) falls back to searching for ``section_``
+        after a few misses. Both find exactly the same markers."""
+        find = buf.find
+        rfind = buf.rfind
+        match = _SECTION_RE.match
+        misses = 0
+        while misses < _CR_MISSES:
+            cr = find(b"\r", pos, end)
+            if cr < 0:
+                return end
+            low = max(pos, cr - _MARKER_MAX)
+            at = rfind(b"section_", low, cr)
+            while at >= 0:
+                sm = match(buf, at, cr + 1)
+                if sm is not None and sm.end() == cr:
+                    self._section(sm, self._line_ts(buf, start, at))
+                    break
+                at = rfind(b"section_", low, at)
+            pos = cr + 1
+            if at < 0:
+                misses += 1
+            elif not self._bulk:
+                return pos
+        while True:
+            at = find(b"section_", pos, end)
+            if at < 0:
+                return end
+            sm = match(buf, at, end)
+            if sm is None:  # "my_section_name" in script output
+                pos = at + 8
+                continue
+            self._section(sm, self._line_ts(buf, start, at))
+            pos = sm.end()
+            if not self._bulk:
+                return pos
 
     def _line_ts(self, buf: bytes, start: int, pos: int) -> float | None:
         """The per-line timestamp of the line holding buf[pos] (None if the log has none)."""
@@ -311,31 +351,36 @@ class TraceParser:
             for sm in _SECTION_RE.finditer(buf, pos, end):
                 if not self._bulk and sm.start() > last:
                     self._text(buf[last : sm.start()])
-                self._section(sm.group(1) == b"start", int(sm.group(2)), sm.group(3).decode("ascii"), ts)
+                self._section(sm, ts)
                 last = sm.end()
         if not self._bulk and last < end:
             self._text(buf[last:end])
 
-    def _section(self, is_start: bool, unix: int, name: str, ts: float | None) -> None:
-        t = ts if ts is not None else float(unix)
+    def _section(self, sm: re.Match[bytes], ts: float | None) -> None:
+        is_start = sm.group(1) == b"start"
+        name = sm.group(3).decode("ascii")
+        t = ts if ts is not None else float(sm.group(2))
         if is_start:
             if len(self._sections) >= MAX_SECTIONS:
                 return
-            self._open.append(len(self._sections))
+            index = len(self._sections)
+            self._open.append(index)
+            self._open_by_name.setdefault(name, []).append(index)
             self._sections.append([name, t, None])
             if self._first_start is None:
                 self._first_start = t
             if self._script_start is None and name in _SCRIPT_STARTS:
                 self._script_start = t
         else:
-            for j in range(len(self._open) - 1, -1, -1):
-                entry = self._sections[self._open[j]]
-                if entry[0] == name:
-                    entry[2] = t
-                    del self._open[j]
-                    break
-            else:
+            same = self._open_by_name.get(name)
+            if not same:
                 return
+            index = same.pop()
+            self._sections[index][2] = t
+            if self._open[-1] == index:
+                self._open.pop()
+            else:  # closed out of order: rare
+                self._open.remove(index)
         self._bulk = bool(self._open) and _is_script(self._sections[self._open[-1]][0])
 
     def _text(self, raw: bytes) -> None:
