@@ -212,3 +212,21 @@ def test_cli_key_gitlab_text_and_errors(
     monkeypatch.chdir(plain)
     assert main(["key", "--gitlab"]) == 2
     assert "not inside a git checkout" in capsys.readouterr().err
+
+
+def test_cli_key_gitlab_reads_the_ci_file_as_committed_at_rev(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = init_repo(tmp_path / "repo")
+    old = "j:\n  cache: {key: {files: [a.lock], prefix: old}}\n  script: [x]\n"
+    first = commit(repo, "one", {".gitlab-ci.yml": old, "a.lock": "1\n"})
+    commit(repo, "two", {".gitlab-ci.yml": old.replace("old", "new")})
+    (repo / ".gitlab-ci.yml").write_text(old.replace("old", "uncommitted"))
+    monkeypatch.chdir(repo)
+    assert main(["key", "--gitlab", "--json", "--rev", first]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["caches"]
+    assert entry["content"]["key"] == _expected(repo, first, ["a.lock"], "old")[0]
+    assert main(["key", "--gitlab", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["caches"][0]["prefix"] == "new"
+    assert main(["key", "--gitlab", "--json", "--ci-file", ".gitlab-ci.yml"]) == 0
+    assert json.loads(capsys.readouterr().out)["caches"][0]["prefix"] == "uncommitted"

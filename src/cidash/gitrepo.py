@@ -131,6 +131,13 @@ class GitRepo:
         text = out.decode().strip()
         return text or None
 
+    def read_file(self, rev: str, path: str) -> str | None:
+        """The text of ``path`` as committed at ``rev`` (``git show REV:path``); None when it is not there."""
+        sha = self.resolve(rev)
+        if self.blob_ids(sha, [path])[path] is None:
+            return None
+        return self.git("show", f"{sha}:{_normalise(path)}").decode("utf-8", "replace")
+
     def is_tracked(self, path: str, rev: str = "HEAD") -> bool:
         """Whether a file exists at ``path`` in the tree at ``rev`` (committed, not just present on disk)."""
         return self.blob_ids(rev, [path])[path] is not None

@@ -35,7 +35,8 @@ tree at REV; when no listed file exists the key is <prefix>-default and the outp
 then appends -<n> after "Clear runner caches" and -protected/-non_protected.
 
   --rev REV      commit to compute at (default HEAD)
-  --ci-file F    CI file (default: [cache_key] ci_file, .gitlab-ci.yml, at the top of the checkout)
+  --ci-file F    CI file to read from the working tree (default: [cache_key] ci_file, .gitlab-ci.yml,
+                 as committed at REV, or from the working tree when it is not committed)
   --json         machine-readable output
 
 Examples:
@@ -111,15 +112,21 @@ def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) ->
 
 def _run_gitlab(args: argparse.Namespace, default_ci_file: str) -> int:
     from cidash.cachekey import gitlab_key
-    from cidash.ciconfig import load_ci
+    from cidash.ciconfig import load_ci, load_ci_text
     from cidash.gitrepo import GitRepo, find_root
 
     repo = GitRepo(find_root(Path(args.ci_file).parent if args.ci_file else None))
     rev = args.rev or "HEAD"
     provider = repo.provider(rev)
-    ci_path = Path(args.ci_file) if args.ci_file else repo.root / default_ci_file
     display = str(args.ci_file) if args.ci_file else default_ci_file
-    ci = load_ci(ci_path, repo_root=repo.root, name=display)
+    committed = None if args.ci_file else repo.read_file(provider.sha, default_ci_file)
+    if committed is not None:
+        # The CI file as committed at REV: that is what GitLab reads when it creates the pipeline.
+        ci = load_ci_text(committed, display, repo_root=repo.root)
+    else:
+        ci = load_ci(
+            Path(args.ci_file) if args.ci_file else repo.root / default_ci_file, repo_root=repo.root, name=display
+        )
     groups: dict[tuple[Any, ...], tuple[CacheSpec, list[CiJob]]] = {}
     for job, cache in ci.cache_entries():
         if cache.key_files:
