@@ -1047,6 +1047,7 @@ def _dumps(data: Json) -> bytes:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server_version = "nginx"
     sys_version = ""
     sim: SimulatedGitLab  # set on the subclass per server
@@ -1092,6 +1093,10 @@ class _Handler(BaseHTTPRequestHandler):
         if base_delay > 0:
             time.sleep(base_delay)
         extra: dict[str, str] = {}
+        if decision.status is not None and decision.status >= 500:
+            # a proxy-level failure (load balancer, Workhorse): no application headers, HTML body for 502/503
+            self._send(method, template, path, self._gateway_error(decision.status), decision)
+            return
         try:
             self._authenticate(req)
             extra.update(sim.rate_limiter.check(req.user))
@@ -1127,6 +1132,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise ApiError(401, {"message": "401 Unauthorized"})
 
+    @staticmethod
+    def _gateway_error(status: int) -> Response:
+        if status == 500:
+            return Response(500, _dumps({"message": "500 Internal Server Error"}), {})
+        reason = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}.get(status, "Error")
+        html = f"<html><head><title>{status} {reason}</title></head><body><h1>{status} {reason}</h1></body></html>\n"
+        return Response(status, html.encode(), {}, content_type="text/html")
+
     def _fault_error(self, decision: FaultDecision) -> ApiError:
         status = decision.status or 500
         if status == 429:
@@ -1145,35 +1158,36 @@ class _Handler(BaseHTTPRequestHandler):
         body = response.body
         if decision.truncate_bytes is not None and response.status == 200:
             body = body[: decision.truncate_bytes]
+        payload = b"" if method == "HEAD" else body
+        if decision.reset:
+            payload = body[: max(1, len(body) // 2)] if body else b""
+        # account before answering, so a client that got its response sees it counted
+        sim.stats.record(method, template, path, response.status, len(payload))
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "max-age=0, private, must-revalidate")
-        self.send_header("X-Request-Id", f"sim-{sim.stats.total_requests + 1:08d}")
+        self.send_header("X-Request-Id", f"sim-{sim.stats.total_requests:08d}")
         for key, value in response.headers.items():
             self.send_header(key, value)
         self.end_headers()
-        sent = 0
-        if method != "HEAD":
-            if decision.reset:
-                half = body[: max(1, len(body) // 2)] if body else b""
-                try:
-                    self.wfile.write(half)
-                    self.wfile.flush()
-                finally:
-                    self._reset()
-                sim.stats.record(method, template, path, response.status, len(half))
-                return
-            if decision.slow_bytes_per_s:
-                chunk = max(1, int(decision.slow_bytes_per_s / 20))
-                for i in range(0, len(body), chunk):
-                    self.wfile.write(body[i : i + chunk])
-                    self.wfile.flush()
-                    time.sleep(chunk / decision.slow_bytes_per_s)
-            else:
-                self.wfile.write(body)
-            sent = len(body)
-        sim.stats.record(method, template, path, response.status, sent)
+        if method == "HEAD":
+            return
+        if decision.reset:
+            try:
+                self.wfile.write(payload)
+                self.wfile.flush()
+            finally:
+                self._reset()
+            return
+        if decision.slow_bytes_per_s:
+            chunk = max(1, int(decision.slow_bytes_per_s / 20))
+            for i in range(0, len(body), chunk):
+                self.wfile.write(body[i : i + chunk])
+                self.wfile.flush()
+                time.sleep(chunk / decision.slow_bytes_per_s)
+        else:
+            self.wfile.write(body)
 
     def _reset(self) -> None:
         with contextlib.suppress(OSError):
@@ -1321,7 +1335,9 @@ class SimulatedGitLab:
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"sim-gitlab-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-gitlab-{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
