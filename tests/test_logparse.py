@@ -646,3 +646,28 @@ def test_fixture_windows_crlf() -> None:
         ),
     )
     assert b"\r\n" in (LOGS / "windows-crlf.log").read_bytes()
+
+
+def test_marker_after_a_cut_long_line_keeps_the_line_timestamp() -> None:
+    stamp = "2026-09-30T19:38:19.250000Z 00O "
+    first = (stamp + "y" * 5000 + "\r").encode()
+    rest = f"x{start(1790797099, 'step_script')}\n".encode()
+    expected = datetime.fromisoformat("2026-09-30T19:38:19.250000+00:00").timestamp()
+    for cuts in ([len(first)], [len(first) - 1], [10, len(first), len(first) + 3]):
+        parser = TraceParser(max_line=4096)
+        data, prev = first + rest, 0
+        for cut in [*cuts, len(data)]:
+            parser.feed(data[prev:cut])
+            prev = cut
+        facts = parser.finish()
+        assert [(s.name, s.start) for s in facts.sections] == [("step_script", expected)], cuts
+
+
+def test_many_unclosed_and_out_of_order_sections_stay_fast() -> None:
+    lines = [start(i, f"user_{i}") for i in range(20_000)]
+    lines += [end(20_000 + i, f"user_{i}") for i in range(0, 20_000, 2)]  # oldest first: out of order
+    facts = parse_bytes(log(*lines))
+    assert len(facts.sections) == 10_000  # MAX_SECTIONS
+    assert facts.sections[0] == Section("user_0", 0.0, 20_000.0, 20_000.0)
+    assert facts.sections[1].end is None
+    assert facts.truncated is True

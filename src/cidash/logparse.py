@@ -193,7 +193,8 @@ class TraceParser:
         self._runner_version: str | None = None
         self._executor: str | None = None
         self._sections: list[list[Any]] = []  # [name, start, end]
-        self._open: list[int] = []  # indexes into _sections, innermost last
+        self._open: list[int] = []  # indexes into _sections, innermost last; closed ones below the top linger
+        self._n_open = 0
         self._open_by_name: dict[str, list[int]] = {}
         self._first_start: float | None = None
         self._script_start: float | None = None
@@ -365,6 +366,7 @@ class TraceParser:
                 return
             index = len(self._sections)
             self._open.append(index)
+            self._n_open += 1
             self._open_by_name.setdefault(name, []).append(index)
             self._sections.append([name, t, None])
             if self._first_start is None:
@@ -377,10 +379,10 @@ class TraceParser:
                 return
             index = same.pop()
             self._sections[index][2] = t
-            if self._open[-1] == index:
-                self._open.pop()
-            else:  # closed out of order: rare
-                self._open.remove(index)
+            self._n_open -= 1
+            stack = self._open
+            while stack and self._sections[stack[-1]][2] is not None:  # closed out of order: dropped lazily
+                stack.pop()
         self._bulk = bool(self._open) and _is_script(self._sections[self._open[-1]][0])
 
     def _text(self, raw: bytes) -> None:
@@ -517,7 +519,7 @@ class TraceParser:
         return TraceFacts(
             runner_version=self._runner_version,
             executor=self._executor,
-            truncated=self._limit_hit or bool(self._open),
+            truncated=self._limit_hit or self._n_open > 0,
             sections=sections,
             startup_seconds=startup,
             image=image,
