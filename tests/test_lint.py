@@ -136,6 +136,8 @@ d: {cache: {key: other, paths: [x]}, script: [x]}
     findings = [f for f in lint(load_ci_text(text, "ci.yml"), repo_root=None) if f.rule_id == "CK008"]
     assert sorted(f.line for f in findings) == [1, 2]
     assert all("concurrent writers; last one wins" in f.message for f in findings)
+    per_job = text.replace("key: deps,", "key: deps-$CI_JOB_NAME_SLUG,")
+    assert not [f for f in lint(load_ci_text(per_job, "ci.yml"), repo_root=None) if f.rule_id == "CK008"]
     serialised = text.replace("script: [x]}", "script: [x], resource_group: cache_updates}")
     assert not [f for f in lint(load_ci_text(serialised, "ci.yml"), repo_root=None) if f.rule_id == "CK008"]
 

@@ -315,7 +315,10 @@ def _writer_findings(ci: CiConfig) -> Iterable[Finding]:
     groups: dict[tuple[Any, ...], list[tuple[CiJob, CacheSpec]]] = defaultdict(list)
     for job, cache in ci.cache_entries():
         if cache.writes:
-            groups[cache.identity()].append((job, cache))
+            identity = cache.identity()
+            if "CI_JOB_NAME" in repr(identity) or "CI_JOB_ID" in repr(identity):
+                identity = (*identity, job.name)  # a per-job key: no other job writes it
+            groups[identity].append((job, cache))
     for members in groups.values():
         jobs = {j.name for j, _ in members}
         if len(jobs) < 2:
