@@ -376,10 +376,11 @@ def test_dockerfile_non_root_labels_and_no_project_source() -> None:
 def test_tool_versions_are_stated_once_in_mise_config() -> None:
     tools = mise_tools()
     assert set(tools) >= {"python", "uv", "ruff", "pipx:mypy"}
-    assert tools["ruff"] == locked_version("ruff")
-    assert tools["pipx:mypy"] == locked_version("mypy")
+    hint = "set it in .mise/config.toml, then run `sh ci/update-keys.sh`"
+    assert tools["ruff"] == locked_version("ruff"), f"requirements.lock has ruff {locked_version('ruff')}: {hint}"
+    assert tools["pipx:mypy"] == locked_version("mypy"), f"requirements.lock has mypy {locked_version('mypy')}: {hint}"
     uv_in_makefile = re.search(r"^UV_VERSION := (\S+)$", read("Makefile"), re.MULTILINE)
-    assert uv_in_makefile and tools["uv"] == uv_in_makefile.group(1)
+    assert uv_in_makefile and tools["uv"] == uv_in_makefile.group(1), f"the Makefile's UV_VERSION differs: {hint}"
     pyproject = tomllib.loads(read("pyproject.toml"))
     assert pyproject["tool"]["mypy"]["python_version"] == tools["python"]
     assert pyproject["project"]["requires-python"] == f">={tools['python']}"
