@@ -93,3 +93,17 @@ def test_select_by_each_kind() -> None:
     assert [p.id for p in ds.select(parse_spec(f"image:{OLD[:20]}")).pipelines] == [101, 102]
     assert [p.id for p in ds.select(parse_spec("image:alpine")).pipelines] == [103]
     assert [j.pipeline_id for j in ds.select(parse_spec("image:latest")).jobs] == [101, 102, 103]
+
+
+def test_combined_specs_intersect() -> None:
+    s = parse_spec("2026-11-02.., ref:main")
+    assert s.kind == "all_of" and [p.kind for p in s.parts] == ["dates", "ref"]
+    assert s.describe() == "from 2026-11-02, ref main"
+    assert parse_spec("..2026-11-01").describe() == "until 2026-11-01"
+    b = Builder()
+    b.add_pipeline(pipeline(101, T0))
+    b.add_pipeline(pipeline(102, T0 + timedelta(days=2), ref="feature"))
+    b.add_pipeline(pipeline(103, T0 + timedelta(days=4)))
+    assert [p.id for p in b.dataset().select(s).pipelines] == [103]
+    with pytest.raises(UsageError):
+        parse_spec("ref:main,")

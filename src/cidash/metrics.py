@@ -157,6 +157,11 @@ class Dataset:
 
     def select(self, spec: Spec) -> Dataset:
         """The slice a SPEC names (see :mod:`cidash.specs`)."""
+        if spec.kind == "all_of":
+            out = self
+            for part in spec.parts:
+                out = out.select(part)
+            return out
         if spec.kind == "dates":
             return self.between(spec.start, spec.end)
         if spec.kind == "pipelines":

@@ -10,6 +10,7 @@ Forms (whitespace around them ignored):
 ``image:sha256:<hex>``           jobs that ran in the CI image with that digest
 ``image:TAG``                    jobs that ran in the image the registry tag ``TAG`` points to
                                  (or whose image name ends in ``:TAG`` when the tag is unknown)
+``2026-11-16..,ref:main``        several of the above joined by commas: history matching all of them
 ===============================  ==================================================================
 
 Parsing is pure; matching happens in :mod:`cidash.metrics` over a :class:`~cidash.metrics.Dataset`.
@@ -24,11 +25,12 @@ from typing import Literal
 
 from cidash.errors import UsageError
 
-SpecKind = Literal["dates", "pipelines", "ref", "image_digest", "image_tag"]
+SpecKind = Literal["dates", "pipelines", "ref", "image_digest", "image_tag", "all_of"]
 
 SPEC_HELP = (
     "SPEC is a date range 2026-11-01..2026-11-14 (UTC days, inclusive; either end may be left open), "
-    "a pipeline-id range #100..#200 (or pipelines:100..200), ref:BRANCH, image:sha256:DIGEST or image:TAG"
+    "a pipeline-id range #100..#200 (or pipelines:100..200), ref:BRANCH, image:sha256:DIGEST or image:TAG; "
+    "join several with commas to intersect them, e.g. 2026-11-16..,ref:main"
 )
 
 _DATE = r"\d{4}-\d{2}-\d{2}"
@@ -52,13 +54,18 @@ class Spec:
     ref: str | None = None
     digest: str | None = None  # image_digest: full or unambiguous prefix "sha256:..."
     tag: str | None = None
+    parts: tuple[Spec, ...] = ()  # all_of: every part must match
 
     def describe(self) -> str:
         """A short human phrase, e.g. ``pipelines #100..#200`` or ``image sha256:1a2b3c4d5e6f``."""
+        if self.kind == "all_of":
+            return ", ".join(p.describe() for p in self.parts)
         if self.kind == "dates":
-            start = self.start.date().isoformat() if self.start else "the beginning"
-            end = (self.end - timedelta(days=1)).date().isoformat() if self.end else "now"
-            return f"{start}..{end}"
+            start = self.start.date().isoformat() if self.start else None
+            end = (self.end - timedelta(days=1)).date().isoformat() if self.end else None
+            if start and end:
+                return f"{start}..{end}" if start != end else start
+            return f"from {start}" if start else f"until {end}"
         if self.kind == "pipelines":
             return f"pipelines #{self.first_id}..#{self.last_id}"
         if self.kind == "ref":
@@ -69,6 +76,8 @@ class Spec:
 
     def contains_time(self, when: datetime) -> bool:
         """For date SPECs: is ``when`` inside the range? (Other kinds: always True.)"""
+        if self.kind == "all_of":
+            return all(p.contains_time(when) for p in self.parts)
         if self.kind != "dates":
             return True
         if self.start is not None and when < self.start:
@@ -93,6 +102,14 @@ def _day(text: str, spec: str) -> datetime:
 
 def parse_spec(text: str) -> Spec:
     """Parse a SPEC; raise :class:`~cidash.errors.UsageError` naming the accepted forms when it is malformed."""
+    raw = text.strip()
+    if "," in raw:
+        parts = tuple(_parse_one(part) for part in raw.split(","))
+        return Spec("all_of", raw, parts=parts)
+    return _parse_one(raw)
+
+
+def _parse_one(text: str) -> Spec:
     raw = text.strip()
     if not raw:
         raise UsageError("empty SPEC", hint=SPEC_HELP)

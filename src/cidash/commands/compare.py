@@ -21,6 +21,7 @@ SPEC (each of --baseline and --candidate):
   ref:main                 pipelines of one branch or tag
   image:sha256:DIGEST      jobs that ran in the CI image with that digest (a unique prefix is enough)
   image:TAG                jobs that ran in the image the registry tag points to
+  A,B                      several joined by commas select what matches all, e.g. 2026-11-13..,ref:main
 
 options:
   --format table|json|markdown   output (default: table; markdown is made to paste into a merge request)
@@ -36,6 +37,8 @@ exit codes:
 
 example:
   cidash compare --baseline 2026-10-28..2026-11-12 --candidate 2026-11-13.. --format markdown
+  cidash compare --baseline ..2026-11-12,ref:main --candidate 2026-11-13..,ref:main
+  cidash compare --baseline image:debian-12 --candidate image:sha256:2c569366c69a
 """
 
 
