@@ -23,7 +23,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / ".corpus"
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
+#: Runner generations in the corpus and their share: 10.x (build_script), 13.x (ANSI), 19.x (per-line timestamps),
+#: and Windows (CRLF line endings, which defeat the parser's fast \r-to-\r scan).
+STYLES = {"old": 0.15, "ansi": 0.35, "timestamped": 0.40, "windows": 0.10}
 BLOCK = 64 * 1024
 
 _SCRIPT_LINES = [
@@ -76,7 +79,8 @@ def _script_block(rng: random.Random, style: str, t0: int) -> bytes:
         size += len(line) + 1
     if close_in > 0:
         out.append(f"\x1b[0Ksection_end:{t0}:section_script_step_{step}\r\x1b[0K")
-    return ("\n".join(out) + "\n").encode()
+    text = "\n".join(out) + "\n"
+    return (text.replace("\n", "\r\n") if style == "windows" else text).encode()
 
 
 def _header(style: str, t0: int, key: str) -> bytes:
@@ -85,7 +89,12 @@ def _header(style: str, t0: int, key: str) -> bytes:
     def ln(text: str, sec: int = 0) -> str:
         return f"2026-09-30T19:38:{sec:02d}.213893Z 00O {text}\n" if ts else text + "\n"
 
-    version = {"old": "10.8.0 (079aad9e)", "ansi": "13.12.0 (7a6612da)", "timestamped": "19.1.0 (5eb085ab)"}[style]
+    version = {
+        "old": "10.8.0 (079aad9e)",
+        "ansi": "13.12.0 (7a6612da)",
+        "timestamped": "19.1.0 (5eb085ab)",
+        "windows": "16.11.1 (535ced5f)",
+    }[style]
     script = "build_script" if style == "old" else "step_script"
     parts = [
         ln(f"\x1b[0KRunning with gitlab-runner {version}\x1b[0;m"),
@@ -108,7 +117,8 @@ def _header(style: str, t0: int, key: str) -> bytes:
         ln(f"section_end:{t0 + 7}:restore_cache\r\x1b[0K", 7),
         ln(f"section_start:{t0 + 7}:{script}\r\x1b[0K\x1b[0K\x1b[36;1mExecuting the job script\x1b[0;m", 7),
     ]
-    return "".join(parts).encode()
+    text = "".join(parts)
+    return (text.replace("\n", "\r\n") if style == "windows" else text).encode()
 
 
 def _footer(style: str, t1: int, key: str) -> bytes:
@@ -127,11 +137,13 @@ def _footer(style: str, t1: int, key: str) -> bytes:
         ln(f"section_end:{t1 + 2}:archive_cache\r\x1b[0K"),
         ln("\x1b[32;1mJob succeeded\x1b[0;m"),
     ]
-    return "".join(parts).encode()
+    text = "".join(parts)
+    return (text.replace("\n", "\r\n") if style == "windows" else text).encode()
 
 
 def _write_log(path: Path, rng: random.Random, blocks: dict[str, list[bytes]], size: int) -> int:
-    style = rng.choice(list(blocks))
+    styles = list(blocks)
+    style = rng.choices(styles, weights=[STYLES[s] for s in styles])[0]
     t0 = 1_790_000_000 + rng.randrange(10_000_000)
     key = f"0-{rng.getrandbits(64):016x}-protected"
     written = 0
@@ -159,8 +171,7 @@ def build_corpus(size_mb: int, big_gb: float) -> tuple[list[Path], Path | None]:
         files = sorted(small_dir.glob("*.log"))
         return files, (big if big_gb > 0 else None)
     rng = random.Random(20260930)
-    blocks = {style: [_script_block(rng, style, 1_790_000_000) for _ in range(24)] for style in
-              ("old", "ansi", "timestamped")}  # fmt: skip
+    blocks = {style: [_script_block(rng, style, 1_790_000_000) for _ in range(24)] for style in STYLES}
     small_dir.mkdir(exist_ok=True)
     for old in small_dir.glob("*.log"):
         old.unlink()
