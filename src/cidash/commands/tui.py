@@ -1,19 +1,82 @@
-"""`cidash tui` (not built yet)."""
+"""`cidash tui` (also plain `cidash`): the dashboard for the configured project(s)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from cidash.errors import UsageError
+from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args
 
-HELP = "(tui: not available yet)"
-DESCRIPTION = "This command is not available yet."
+HELP = "the dashboard for the configured project(s) (the default command)"
+DESCRIPTION = f"""\
+Open the terminal dashboard: Health (the success criteria), Pipelines, Start-up, Caches, Images and Compare
+tabs over the local store, refreshed from GitLab in the background (a sync every [tui] refresh_seconds,
+default 60; re-armed after each refresh, paused while the terminal is hidden or with `s`).
+
+It shows what is in the store at once (the last Health computed is cached), then syncs. When a refresh
+fails, the last good data stays on screen and the header says "stale: last refresh failed (reason)".
+A refused token at start shows a screen with what to set.
+
+Keys: ? help, 1-6 tabs, / filter, Enter open, Esc back, r refresh, p project, k keys, b rebuild, t retry,
+e export, s pause polling, ctrl+t theme, ctrl+p command palette, q quit.
+
+{CONNECTION_HELP}
+options:
+  --refresh SECONDS   poll interval (0: only on `r`; default [tui] refresh_seconds)
+  --offline           do not contact GitLab: show the store only (actions disabled)
+  --read-only         disable rebuild / retry / key writes (same as [actions] read_only = true)
+  --theme NAME        textual-dark (default), textual-light, or any Textual theme
+
+Exit codes: 0 on quit; 2 usage/config/store error (one line on stderr).
+"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    del parser
+    add_store_args(parser)
+    add_connection_args(parser)
+    parser.add_argument("--refresh", type=float, metavar="SECONDS", help="poll interval in seconds (0: manual only)")
+    parser.add_argument("--offline", action="store_true", help="show the store only, never contact GitLab")
+    parser.add_argument("--read-only", action="store_true", help="disable rebuild, retry and key writes")
+    parser.add_argument("--theme", metavar="NAME", help="textual-dark (default) or textual-light")
 
 
 def run(args: argparse.Namespace) -> int:
-    del args
-    raise UsageError("'cidash tui' is not available yet")
+    from cidash.commands.common import connection_from_args, load_config_from_args, open_store_from_args
+    from cidash.errors import CidashError, ConfigError
+    from cidash.remote import GitLabClient
+    from cidash.tui.adapters import core_actions, log_fetcher, sync_refresher, system_clock
+    from cidash.tui.app import CidashApp
+
+    config = load_config_from_args(args)
+    tui = config.tui
+    if args.refresh is not None:
+        tui = dataclasses.replace(tui, refresh_seconds=max(0.0, args.refresh))
+    if args.theme:
+        tui = dataclasses.replace(tui, theme=args.theme)
+    actions_cfg = config.actions
+    if args.read_only:
+        actions_cfg = dataclasses.replace(actions_cfg, read_only=True)
+    config = dataclasses.replace(config, tui=tui, actions=actions_cfg)
+    startup_error: CidashError | None = None
+    client_factory = None
+    if not args.offline:
+        try:
+            connection = connection_from_args(args, config)
+            client_factory = lambda: GitLabClient(connection)  # noqa: E731
+        except ConfigError as exc:
+            startup_error = exc
+    with open_store_from_args(args, config) as store:
+        app = CidashApp(
+            store,
+            config,
+            project=(args.project or [None])[0],
+            clock=system_clock,
+            client_factory=client_factory,
+            refresher=sync_refresher(client_factory, store, config, system_clock) if client_factory else None,
+            actions=core_actions(client_factory, store, config),
+            log_fetcher=log_fetcher(client_factory) if client_factory else None,
+            source="offline" if args.offline else "",
+            startup_error=startup_error,
+        )
+        app.run()
+    return 0

@@ -1,0 +1,552 @@
+"""The cidash dashboard: a Textual App over the store, the criteria and the actions layer.
+
+Everything is injected (harlequin style): the store, the config, a clock, a client factory, a refresher (sync)
+and the actions. ``cidash tui`` wires the real ones; ``cidash demo`` and the tests wire the simulator and a frozen
+clock. Blocking work (store queries, criteria, sync, actions) runs in thread workers that post messages back;
+polling re-arms a one-shot timer after each refresh finishes (never ``set_interval``), and skips while the
+terminal is hidden or polling is paused (``s``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import platformdirs
+from textual import events, work
+from textual.app import App, ComposeResult
+from textual.binding import BindingType
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from cidash.compare import Comparison
+from cidash.config import Config
+from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
+from cidash.models import Project, RateLimitState
+from cidash.store import Store
+from cidash.tui.adapters import (
+    ActionOutcome,
+    ActionPlan,
+    Actions,
+    Clock,
+    Refresher,
+    RefreshResult,
+    UnavailableActions,
+    system_clock,
+)
+from cidash.tui.commands import CommandsProvider, bindings
+from cidash.tui.data import (
+    CachesView,
+    Health,
+    ImagesView,
+    Snapshot,
+    StartupView,
+    caches_view,
+    evidence_for,
+    export_markdown,
+    health_cache_path,
+    images_view,
+    load_health,
+    load_snapshot,
+    local_key_status,
+    migration_presets,
+    run_comparison,
+    save_health,
+    startup_view,
+)
+from cidash.tui.screens.caches import CachesTab
+from cidash.tui.screens.compare import CompareTab
+from cidash.tui.screens.detail import PipelineScreen
+from cidash.tui.screens.health import HealthView
+from cidash.tui.screens.images import ImagesTab
+from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, ExportScreen, HelpScreen, ProjectScreen
+from cidash.tui.screens.pipelines import PipelinesView
+from cidash.tui.screens.startup import StartupTab
+from cidash.tui.widgets.header import StatusHeader
+
+LogFetcher = Callable[[int, int], bytes]
+
+
+class CidashApp(App[None]):
+    """The dashboard. See the module docstring for what is injected."""
+
+    CSS_PATH = "cidash.tcss"
+    TITLE = "cidash"
+    BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]
+    COMMANDS = App.COMMANDS | {CommandsProvider}
+
+    # -- messages posted by workers ---------------------------------------------------------------------------
+
+    class SnapshotReady(Message):
+        def __init__(self, snapshot: Snapshot) -> None:
+            super().__init__()
+            self.snapshot = snapshot
+
+    class ViewsReady(Message):
+        def __init__(self, startup: StartupView, caches: CachesView, images: ImagesView) -> None:
+            super().__init__()
+            self.startup = startup
+            self.caches = caches
+            self.images = images
+
+    class LocalReady(Message):
+        def __init__(self, lines: list[str]) -> None:
+            super().__init__()
+            self.lines = lines
+
+    class RefreshDone(Message):
+        def __init__(self, result: RefreshResult | None, error: CidashError | None) -> None:
+            super().__init__()
+            self.result = result
+            self.error = error
+
+    class Activity(Message):
+        """Progress text from a worker; coalesced (only the newest matters)."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, CidashApp.Activity)
+
+    class CompareReady(Message):
+        def __init__(self, comparison: Comparison) -> None:
+            super().__init__()
+            self.comparison = comparison
+
+    class Failed(Message):
+        def __init__(self, error: CidashError) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        *,
+        project: str | None = None,
+        clock: Clock = system_clock,
+        client_factory: Callable[[], Any] | None = None,
+        refresher: Refresher | None = None,
+        actions: Actions | None = None,
+        log_fetcher: LogFetcher | None = None,
+        poll: bool = True,
+        refresh_on_start: bool = True,
+        source: str = "",
+        cache_dir: Path | None = None,
+        checkout: Path | None = None,
+        startup_error: CidashError | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.client_factory = client_factory
+        self.refresher = refresher
+        self.actions: Actions = actions or UnavailableActions("no GitLab connection")
+        self.log_fetcher = log_fetcher
+        self.poll = poll
+        self.refresh_on_start = refresh_on_start
+        self.source = source
+        self.cache_dir = cache_dir or Path(platformdirs.user_cache_dir("cidash"))
+        self.checkout = checkout or Path.cwd()
+        self.startup_error = startup_error
+        self.wanted_project = project
+        self.project: Project | None = None
+        self.snapshot: Snapshot | None = None
+        self.last_refresh: datetime | None = None
+        self.refreshing = False
+        self.paused = False
+        self.hidden = False
+        self.refresh_count = 0
+        self.failure: CidashError | None = None
+        self._poll_timer: Timer | None = None
+        self._tick_timer: Timer | None = None
+        self.theme = config.tui.theme if config.tui.theme in self.available_themes else "textual-dark"
+
+    # -- layout -----------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status")
+        with TabbedContent(initial="health", id="tabs"):
+            with TabPane("1 Health", id="health"):
+                yield HealthView()
+            with TabPane("2 Pipelines", id="pipelines"):
+                yield PipelinesView()
+            with TabPane("3 Start-up", id="startup"):
+                yield StartupTab()
+            with TabPane("4 Caches", id="caches"):
+                yield CachesTab()
+            with TabPane("5 Images", id="images"):
+                yield ImagesTab()
+            with TabPane("6 Compare", id="compare"):
+                yield CompareTab()
+        yield Footer()
+
+    @property
+    def header(self) -> StatusHeader:
+        return self.query_one("#status", StatusHeader)
+
+    def on_mount(self) -> None:
+        self.header.source = self.source
+        self.header.now = self.clock()
+        if self.actions.disabled_reason:
+            self.header.activity = f"actions disabled: {self.actions.disabled_reason}"
+        self._tick()
+        self.select_project(self.wanted_project, first=True)
+
+    def select_project(self, wanted: str | None, *, first: bool = False) -> None:
+        projects = self.store.projects()
+        chosen = None
+        if wanted:
+            chosen = next((p for p in projects if wanted in (p.path, str(p.id))), None)
+        if chosen is None and self.config.gitlab.projects:
+            chosen = next((p for p in projects if p.path in self.config.gitlab.projects), None)
+        if chosen is None and projects:
+            chosen = projects[0]
+        self.project = chosen
+        self.header.project = chosen.path if chosen else (wanted or "")
+        if first and self.startup_error is not None:
+            self._show_auth(self.startup_error)
+        if chosen is not None:
+            cached = load_health(health_cache_path(self.cache_dir, self.store.path, chosen.id))
+            if cached is not None:
+                self.query_one(HealthView).show_health(cached, cached=True)
+            self.load_data()
+            self.query_one(PipelinesView).reload()
+        if first and self.refresh_on_start and self.refresher is not None and self.startup_error is None:
+            self.action_refresh()
+        elif first:
+            self._arm_poll()
+
+    # -- loading (workers) ------------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load")
+    def load_data(self) -> None:
+        project = self.project
+        if project is None:
+            return
+        now = self.clock()
+        try:
+            snap = load_snapshot(self.store, self.config, project, now)
+            self.post_message(self.SnapshotReady(snap))
+            save_health(health_cache_path(self.cache_dir, self.store.path, project.id), snap.health)
+            self.post_message(
+                self.ViewsReady(
+                    startup_view(snap), caches_view(snap, self.config), images_view(self.store, snap, self.config)
+                )
+            )
+            view = caches_view(snap, self.config)
+            self.post_message(
+                self.LocalReady(local_key_status(self.config, self.checkout, view.last_key_on_ref, view.ref))
+            )
+        except CidashError as exc:
+            self.post_message(self.Failed(exc))
+
+    def on_cidash_app_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.snapshot = message.snapshot
+        self.query_one(HealthView).show_health(message.snapshot.health)
+        if self.last_refresh is None and message.snapshot.last_sync is not None:
+            self.last_refresh = message.snapshot.last_sync
+            self.header.last_refresh = self.last_refresh
+        compare_tab = self.query_one(CompareTab)
+        if not any(compare_tab.specs()):
+            presets = migration_presets(message.snapshot)
+            if presets:
+                compare_tab.set_specs(*presets)
+                self.run_compare(*presets)
+
+    def on_cidash_app_views_ready(self, message: ViewsReady) -> None:
+        self.query_one(StartupTab).show(message.startup)
+        self.query_one(CachesTab).show(message.caches)
+        self.query_one(ImagesTab).show(message.images)
+
+    def on_cidash_app_local_ready(self, message: LocalReady) -> None:
+        self.query_one(CachesTab).show_local(message.lines)
+
+    def on_cidash_app_failed(self, message: Failed) -> None:
+        self.report_error(message.error)
+
+    def on_cidash_app_activity(self, message: Activity) -> None:
+        self.header.activity = message.text
+
+    # -- refresh and polling ----------------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        if self.refreshing:
+            return
+        if self.refresher is None:
+            self.load_data()
+            self.query_one(PipelinesView).reload()
+            self.notify("No GitLab connection: reloaded from the store.", title="Refresh")
+            self._arm_poll()
+            return
+        self.refreshing = True
+        self.header.activity = "refreshing…"
+        self._refresh_worker()
+
+    @work(thread=True, exclusive=True, group="refresh")
+    def _refresh_worker(self) -> None:
+        assert self.refresher is not None
+
+        def progress(text: str) -> None:
+            self.post_message(self.Activity(redact(text)[:60]))
+
+        try:
+            result = self.refresher(self.project, progress)
+            self.post_message(self.RefreshDone(result, None))
+        except CidashError as exc:
+            self.post_message(self.RefreshDone(None, exc))
+        except Exception as exc:  # an unexpected bug must not kill the dashboard
+            self.post_message(self.RefreshDone(None, CidashError(f"{type(exc).__name__}: {exc}")))
+
+    def on_cidash_app_refresh_done(self, message: RefreshDone) -> None:
+        self.refreshing = False
+        self.refresh_count += 1
+        self.header.activity = ""
+        if message.error is not None:
+            self.failure = message.error
+            self.header.stale = message.error.one_line()[:80]
+            if self.refresh_count == 1 and isinstance(message.error, (AuthError, PermissionDenied, ConfigError)):
+                self._show_auth(message.error)
+            else:
+                self.report_error(message.error)
+        else:
+            self.failure = None
+            self.header.stale = None
+            self.last_refresh = self.clock()
+            self.header.last_refresh = self.last_refresh
+            if message.result is not None and message.result.rate_limit is not None:
+                self.header.rate_limit = message.result.rate_limit
+            if self.project is None:
+                self.select_project(self.wanted_project)
+            else:
+                self.load_data()
+                self.query_one(PipelinesView).reload()
+        self._arm_poll()
+
+    def _arm_poll(self) -> None:
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        if self.poll and self.refresher is not None and self.config.tui.refresh_seconds > 0:
+            self._poll_timer = self.set_timer(self.config.tui.refresh_seconds, self._poll)
+
+    def _poll(self) -> None:
+        self._poll_timer = None
+        if self.paused or self.hidden:
+            self._arm_poll()
+            return
+        self.action_refresh()
+
+    def _tick(self) -> None:
+        """Re-render "refreshed N s ago" (a re-armed one-shot timer, like polling)."""
+        self.header.now = self.clock()
+        self._tick_timer = self.set_timer(5, self._tick)
+
+    def on_app_blur(self, event: events.AppBlur) -> None:
+        self.hidden = True
+
+    def on_app_focus(self, event: events.AppFocus) -> None:
+        self.hidden = False
+
+    def action_toggle_polling(self) -> None:
+        self.paused = not self.paused
+        self.header.paused = self.paused
+        self.notify("Polling paused." if self.paused else "Polling resumed.", title="Refresh")
+
+    # -- errors -----------------------------------------------------------------------------------------------
+
+    def report_error(self, error: CidashError) -> None:
+        """One exception type, one titled notification."""
+        self.notify(error.one_line(), title=error.title, severity="error", timeout=8)
+
+    def _show_auth(self, error: CidashError) -> None:
+        has_data = bool(self.store.projects())
+        self.push_screen(AuthScreen(f"{error.title}: cidash cannot use GitLab", error.one_line(), has_data))
+
+    # -- navigation -------------------------------------------------------------------------------------------
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+        self._focus_tab(tab)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            self._focus_tab(event.pane.id)
+
+    def _focus_tab(self, tab: str) -> None:
+        pane = self.query_one(f"#{tab}", TabPane)
+        tables = pane.query("DataTable")
+        if tables:
+            tables.first().focus()
+
+    def _active_view(self) -> Any:
+        tab = self.query_one("#tabs", TabbedContent).active
+        return {
+            "health": HealthView,
+            "pipelines": PipelinesView,
+            "startup": StartupTab,
+            "caches": CachesTab,
+            "images": ImagesTab,
+            "compare": CompareTab,
+        }.get(tab)
+
+    def action_filter(self) -> None:
+        view_type = self._active_view()
+        if view_type is None or not self.query_one(view_type).start_filter():
+            self.action_show_tab("pipelines")
+            self.query_one(PipelinesView).start_filter()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def action_switch_project(self) -> None:
+        projects = [p.path for p in self.store.projects()]
+        if not projects:
+            self.notify("The store holds no project yet.", title="Project", severity="warning")
+            return
+
+        def chosen(path: str | None) -> None:
+            if path and (self.project is None or path != self.project.path):
+                self.snapshot = None
+                self.select_project(path)
+
+        self.push_screen(ProjectScreen(projects, self.project.path if self.project else None), chosen)
+
+    def open_evidence(self, criterion_id: str) -> None:
+        if self.snapshot is None:
+            self.notify("Still computing the criteria…", title="Evidence")
+            return
+        self.push_screen(EvidenceScreen(evidence_for(self.snapshot, criterion_id, self.config)))
+
+    def open_pipeline(self, pipeline_id: int) -> None:
+        self.push_screen(PipelineScreen(pipeline_id))
+
+    # -- compare and export -----------------------------------------------------------------------------------
+
+    def compare_preset(self) -> None:
+        if self.snapshot is None:
+            return
+        presets = migration_presets(self.snapshot)
+        if presets is None:
+            self.notify("No CI-image digest change found: enter SPECs by hand.", title="Compare", severity="warning")
+            return
+        self.query_one(CompareTab).set_specs(*presets)
+        self.run_compare(*presets)
+
+    def run_compare(self, baseline: str, candidate: str) -> None:
+        if self.snapshot is None or not baseline.strip() or not candidate.strip():
+            return
+        self._compare_worker(baseline, candidate)
+
+    @work(thread=True, exclusive=True, group="compare")
+    def _compare_worker(self, baseline: str, candidate: str) -> None:
+        assert self.snapshot is not None
+        try:
+            self.post_message(
+                self.CompareReady(run_comparison(self.snapshot.dataset, self.config, baseline, candidate))
+            )
+        except CidashError as exc:
+            self.post_message(self.Failed(exc))
+
+    def on_cidash_app_compare_ready(self, message: CompareReady) -> None:
+        self.query_one(CompareTab).show(message.comparison)
+
+    def action_export(self) -> None:
+        snap = self.snapshot
+        if snap is None or self.project is None:
+            self.notify("Nothing to export yet: the criteria are still computing.", title="Export", severity="warning")
+            return
+        comp = self.query_one(CompareTab).comparison
+        day = self.clock().astimezone(UTC).strftime("%Y%m%d")
+        default = str(Path.cwd() / f"cidash-{self.project.path.replace('/', '-')}-{day}.md")
+        what = "the criteria and the comparison" if comp is not None else "the criteria"
+
+        def write(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                Path(path).expanduser().write_text(export_markdown(snap, comp), encoding="utf-8")
+            except OSError as exc:
+                self.report_error(CidashError(f"cannot write {path}: {exc.strerror}"))
+                return
+            self.notify(f"Wrote {path}", title="Export")
+
+        self.push_screen(ExportScreen(what, default), write)
+
+    # -- actions (plan -> confirm -> execute -> follow) -------------------------------------------------------
+
+    def action_keys(self) -> None:
+        self._plan_action("keys")
+
+    def action_rebuild(self) -> None:
+        self._plan_action("rebuild")
+
+    def action_retry(self) -> None:
+        self._plan_action("retry")
+
+    def _plan_action(self, kind: str) -> None:
+        if self.actions.disabled_reason:
+            self.notify(f"{kind} is disabled: {self.actions.disabled_reason}", title="Actions", severity="warning")
+            return
+        if self.project is None:
+            return
+        self._plan_worker(kind, self.project)
+
+    @work(thread=True, exclusive=True, group="actions")
+    def _plan_worker(self, kind: str, project: Project) -> None:
+        try:
+            plan = self.actions.plan(kind, project)
+        except CidashError as exc:
+            self.post_message(self.Failed(exc))
+            return
+        self.call_from_thread(self._confirm, plan)
+
+    def _confirm(self, plan: ActionPlan) -> None:
+        def decided(ok: bool | None) -> None:
+            if ok:
+                self._execute_worker(plan)
+            else:
+                self.notify("Cancelled: nothing was sent.", title=plan.title)
+
+        self.push_screen(ConfirmScreen(plan), decided)
+
+    @work(thread=True, exclusive=True, group="actions")
+    def _execute_worker(self, plan: ActionPlan) -> None:
+        try:
+            outcome: ActionOutcome = self.actions.execute(plan)
+        except CidashError as exc:
+            self.post_message(self.Failed(exc))
+            return
+        self.call_from_thread(self.notify, outcome.summary, title=plan.title)
+        try:
+            for line in self.actions.follow(outcome):
+                self.post_message(self.Activity(f"{plan.kind}: {line}"))
+        except CidashError as exc:
+            self.post_message(self.Failed(exc))
+        self.post_message(self.Activity(""))
+        if plan.kind == "keys":
+            self.load_data()
+
+    # -- test and benchmark hooks -----------------------------------------------------------------------------
+
+    @property
+    def health(self) -> Health | None:
+        return self.snapshot.health if self.snapshot else None
+
+    @property
+    def rate_limit(self) -> RateLimitState | None:
+        return self.header.rate_limit
+
+
+def env_theme() -> str | None:
+    return os.environ.get("CIDASH_THEME")

@@ -1,0 +1,1 @@
+"""The dashboard's tabs (views inside the App's TabbedContent) and its pushed screens and modals."""

@@ -1,0 +1,71 @@
+"""Compare: baseline vs candidate SPECs (preset: before/after the migration), table + verdicts, Markdown export."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, DataTable, Input, Static
+
+from cidash.compare import Comparison
+from cidash.specs import SPEC_HELP
+from cidash.tui.data import comparison_cells
+from cidash.tui.screens.base import TabView
+
+VERDICT_STYLES = {"PASS": "bold green", "FAIL": "bold red", "not enough data": "yellow"}
+
+
+class CompareTab(TabView):
+    def __init__(self) -> None:
+        super().__init__(id="compare-view")
+        self.comparison: Comparison | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="compare-form"):
+            yield Input(placeholder="baseline SPEC", id="baseline-spec")
+            yield Input(placeholder="candidate SPEC", id="candidate-spec")
+            yield Button("Compare", id="compare-run", variant="primary")
+            yield Button("Migration", id="compare-preset")
+        yield Static(f"[dim]{SPEC_HELP}[/]", id="compare-help")
+        yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="compare-summary")
+
+    def on_mount(self) -> None:
+        self.query_one("#compare-table", DataTable).add_columns(
+            "Metric", "Baseline (p50 / p90)", "Candidate (p50 / p90)", "n", "Change [95 % CI]", "Verdict"
+        )
+
+    def set_specs(self, baseline: str, candidate: str) -> None:
+        self.query_one("#baseline-spec", Input).value = baseline
+        self.query_one("#candidate-spec", Input).value = candidate
+
+    def specs(self) -> tuple[str, str]:
+        return self.query_one("#baseline-spec", Input).value, self.query_one("#candidate-spec", Input).value
+
+    def show(self, comp: Comparison) -> None:
+        self.comparison = comp
+        table = self.query_one("#compare-table", DataTable)
+        table.clear()
+        for r in comp.rows:
+            *cells, verdict = comparison_cells(r)
+            table.add_row(*(Text(c) for c in cells), Text(verdict, style=VERDICT_STYLES.get(verdict, "")))
+        passed = sum(r.verdict == "PASS" for r in comp.rows)
+        failed = sum(r.verdict == "FAIL" for r in comp.rows)
+        self.query_one("#compare-summary", Static).update(
+            Text.assemble(
+                (comp.baseline.describe(), "bold"),
+                f" ({comp.baseline_pipelines} pipelines) → ",
+                (comp.candidate.describe(), "bold"),
+                f" ({comp.candidate_pipelines} pipelines): {passed} PASS, {failed} FAIL · e exports Markdown\n",
+                (comp.methods(), "dim"),
+            )
+        )
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "compare-preset":
+            self.dash.compare_preset()
+        elif event.button.id == "compare-run":
+            self.dash.run_compare(*self.specs())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dash.run_compare(*self.specs())

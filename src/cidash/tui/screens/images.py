@@ -1,0 +1,44 @@
+"""Images: CI-image tags, size over time against the target, build reliability and recent failures."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Static
+
+from cidash.tui.data import ImagesView
+from cidash.tui.screens.base import TabView, texts
+from cidash.tui.widgets.chart import ChartWidget
+
+
+class ImagesTab(TabView):
+    def __init__(self) -> None:
+        super().__init__(id="images-view")
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="images-top"):
+            yield DataTable(id="image-tags", cursor_type="row", zebra_stripes=True)
+            yield ChartWidget("Image size per tag (MB); ─ = target", id="image-chart")
+        yield Static("", id="image-reliability")
+        yield DataTable(id="image-failures", cursor_type="row")
+
+    def on_mount(self) -> None:
+        self.query_one("#image-tags", DataTable).add_columns("Tag", "Size", "Digest", "Created", "Last seen")
+        self.query_one("#image-failures", DataTable).add_columns("Failed job", "Pipeline", "When", "Reason", "Kind")
+
+    def show(self, view: ImagesView) -> None:
+        tags = self.query_one("#image-tags", DataTable)
+        tags.clear()
+        for row in view.tag_rows:
+            tags.add_row(*texts(row))
+        caption = ""
+        if view.size_labels:
+            caption = f"{view.size_labels[0]} … {view.size_labels[-1]} · target {view.target_mb:g} MB"
+        self.query_one("#image-chart", ChartWidget).set_data(
+            view.sizes, target=view.target_mb, unit="MB", caption=caption
+        )
+        self.query_one("#image-reliability", Static).update(f"[b]Image-build reliability[/b]\n{view.reliability}")
+        failures = self.query_one("#image-failures", DataTable)
+        failures.clear()
+        for row in view.failures:
+            failures.add_row(*texts(row))

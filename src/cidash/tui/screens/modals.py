@@ -1,0 +1,187 @@
+"""Modals: help (from the command registry), evidence, action confirmation, project switch, export path,
+and the full-screen "cannot authenticate" explanation."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Input, OptionList, Static
+
+from cidash.tui.adapters import ActionPlan
+from cidash.tui.commands import COMMANDS
+from cidash.tui.data import Evidence
+from cidash.tui.screens.base import texts
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=True, header_style="bold", expand=True)
+        table.add_column("Key", style="bold cyan", no_wrap=True)
+        table.add_column("Command", no_wrap=True)
+        table.add_column("What it does")
+        group = ""
+        for c in COMMANDS:
+            if c.group != group:
+                group = c.group
+                table.add_row(Text(group, style="bold underline"), "", "")
+            table.add_row(c.keys_text, c.title, c.help)
+        table.add_row("", "", "")
+        table.add_row("Enter", "Open", "Open the selected row (criterion evidence, pipeline, job log).")
+        table.add_row("Esc", "Back", "Close a modal or go back from a pipeline or job log.")
+        table.add_row("ctrl+p", "Palette", "Search every command by name.")
+        with Vertical(id="help-box", classes="modal-box"):
+            yield Static("[b]cidash keys[/b]  (Esc closes)")
+            with VerticalScroll():
+                yield Static(table)
+
+
+class EvidenceScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "dismiss", "Close")]
+
+    def __init__(self, evidence: Evidence) -> None:
+        super().__init__()
+        self.evidence = evidence
+
+    def compose(self) -> ComposeResult:
+        ev = self.evidence
+        with Vertical(id="evidence-box", classes="modal-box"):
+            yield Static(f"[b]{ev.title}[/b]  (Esc closes)")
+            yield Static(Text(ev.sentence), id="evidence-sentence")
+            if ev.details:
+                parts = []
+                for k, v in ev.details.items():
+                    value = f"{v:.2f}" if isinstance(v, float) else str(v)
+                    parts.append(f"{k}={value}")
+                yield Static(Text(" · ".join(parts), style="dim"))
+            table: DataTable[str] = DataTable(id="evidence-table", cursor_type="row", zebra_stripes=True)
+            yield table
+
+    def on_mount(self) -> None:
+        table = self.query_one("#evidence-table", DataTable)
+        if self.evidence.columns:
+            table.add_columns(*self.evidence.columns)
+            for row in self.evidence.rows:
+                table.add_row(*texts(row))
+        table.focus()
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Shows an action plan and its dry-run call. Only the Confirm button (or ``y``) returns True."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "cancel", "Cancel"),
+        Binding("y", "confirm", "Confirm"),
+    ]
+
+    def __init__(self, plan: ActionPlan) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def compose(self) -> ComposeResult:
+        p = self.plan
+        with Vertical(id="confirm-box", classes="modal-box"):
+            yield Static(f"[b]{p.title}[/b]")
+            yield Static(Text("\n".join(p.lines)))
+            if p.diff:
+                yield Static(Text("\n".join(p.diff), style="yellow"))
+            yield Static(Text("dry run: " + p.dry_run, style="cyan"), id="dry-run")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Confirm (y)", id="confirm", variant="error")
+                yield Button("Cancel (Esc)", id="cancel", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class ProjectScreen(ModalScreen[str | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, projects: list[str], current: str | None) -> None:
+        super().__init__()
+        self.projects = projects
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="project-box", classes="modal-box"):
+            yield Static("[b]Switch project[/b] (Enter picks, Esc cancels)")
+            yield OptionList(*[f"{'● ' if p == self.current else '  '}{p}" for p in self.projects], id="project-list")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(self.projects[event.option_index])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ExportScreen(ModalScreen[str | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, what: str, default_path: str) -> None:
+        super().__init__()
+        self.what = what
+        self.default_path = default_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-box", classes="modal-box"):
+            yield Static(f"[b]Export {self.what} as Markdown[/b] — file to write (Enter writes, Esc cancels)")
+            yield Input(value=self.default_path, id="export-path")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class AuthScreen(Screen[None]):
+    """Shown when the first refresh is refused (401/403) or no connection is configured."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q,escape", "app.quit", "Quit"),
+        Binding("c", "dismiss_screen", "Continue offline"),
+    ]
+
+    def __init__(self, title: str, reason: str, has_data: bool) -> None:
+        super().__init__()
+        self.title_text = title
+        self.reason = reason
+        self.has_data = has_data
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        text.append(f"{self.title_text}\n\n", style="bold red")
+        text.append(self.reason + "\n\n")
+        text.append("cidash needs a GitLab URL and an API token with read_api scope:\n\n", style="bold")
+        text.append("  export GITLAB_URL=https://gitlab.example.com\n  export GITLAB_TOKEN=<personal access token>\n\n")
+        text.append("or pass --url and --token-file FILE, or set [gitlab] url / token_file in cidash.toml,\n")
+        text.append("or name a python-gitlab config section with [gitlab] python_gitlab_section.\n")
+        text.append("Actions (rebuild, retry) need the api scope.\n\n")
+        text.append("To try cidash without GitLab: cidash demo\n\n", style="italic")
+        if self.has_data:
+            text.append("c: continue with the data already in the store (read-only)   q: quit", style="bold")
+        else:
+            text.append("q: quit", style="bold")
+        with Vertical(id="auth-box"):
+            yield Static(text)
+        yield Footer()
+
+    def action_dismiss_screen(self) -> None:
+        if self.has_data:
+            self.app.pop_screen()

@@ -1,0 +1,173 @@
+"""Pipelines: the newest pipelines, paged lazily from SQL, filterable with ``/`` (ref:, status:, source:, words)."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.message import Message
+from textual.widgets import DataTable, Input, Static
+
+from cidash.tui.data import (
+    PipelineFilter,
+    PipelineRow,
+    count_pipelines,
+    fmt_seconds,
+    fmt_time,
+    query_pipelines,
+)
+from cidash.tui.screens.base import TabView, status_text, texts
+
+PAGE = 100
+
+
+class PipelinesView(TabView):
+    class Page(Message):
+        """A page of rows arrived (``replace``: a new query, not a continuation)."""
+
+        def __init__(self, rows: list[PipelineRow], total: int, replace: bool, generation: int, started: float) -> None:
+            super().__init__()
+            self.rows = rows
+            self.total = total
+            self.replace = replace
+            self.generation = generation
+            self.started = started
+
+    def __init__(self) -> None:
+        super().__init__(id="pipelines-view")
+        self.filter = PipelineFilter()
+        self.filter_text = ""
+        self.loaded = 0
+        self.total = 0
+        self.generation = 0
+        self.loading = False
+        self.last_filter_ms: float | None = None
+        self.rows: dict[int, PipelineRow] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Input(
+            placeholder="filter: ref:main status:failed source:push, or words; Enter applies, Esc closes",
+            id="pipeline-filter",
+            classes="hidden",
+        )
+        yield Static("", id="pipelines-summary")
+        yield DataTable(id="pipelines-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#pipelines-table", DataTable)
+        for label in (
+            "Pipeline",
+            "Status",
+            "Ref",
+            "Source",
+            "Created",
+            "Duration",
+            "Queue",
+            "Start-up",
+            "Image",
+            "Cache restores",
+            "Jobs",
+        ):
+            table.add_column(label, key=label.lower())
+
+    # -- loading ----------------------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        self.generation += 1
+        self._fetch(self.filter, 0, self.generation, time.perf_counter())
+
+    @work(thread=True, exclusive=True, group="pipelines")
+    def _fetch(self, filt: PipelineFilter, offset: int, generation: int, started: float) -> None:
+        project = self.dash.project
+        if project is None:
+            return
+        store = self.dash.store
+        total = count_pipelines(store, project.id, filt) if offset == 0 else self.total
+        rows = query_pipelines(store, project.id, filt, offset=offset, limit=PAGE)
+        self.post_message(self.Page(rows, total, offset == 0, generation, started))
+
+    def on_pipelines_view_page(self, message: Page) -> None:
+        if message.generation != self.generation:
+            return  # a newer query replaced this one
+        table = self.query_one("#pipelines-table", DataTable)
+        if message.replace:
+            table.clear()
+            self.rows.clear()
+            self.loaded = 0
+        self.total = message.total
+        for r in message.rows:
+            p = r.pipeline
+            if str(p.id) in table.rows:
+                continue
+            table.add_row(
+                *texts(
+                    (
+                        f"#{p.id}",
+                        status_text(p.status),
+                        p.ref,
+                        p.source or "",
+                        fmt_time(p.created_at),
+                        fmt_seconds(p.duration),
+                        fmt_seconds(p.queued_duration),
+                        fmt_seconds(r.startup_median),
+                        r.image,
+                        r.cache_summary,
+                        str(r.jobs),
+                    )
+                ),
+                key=str(p.id),
+            )
+            self.rows[p.id] = r
+        self.loaded += len(message.rows)
+        self.loading = False
+        if message.replace:
+            self.last_filter_ms = (time.perf_counter() - message.started) * 1000
+        shown = f"{self.loaded} of {self.total} pipelines"
+        if self.filter_text:
+            shown += f" matching `{self.filter_text}`"
+        self.query_one("#pipelines-summary", Static).update(
+            Text(shown + " · Enter opens a pipeline · / filters", style="dim")
+        )
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id != "pipelines-table":
+            return
+        if not self.loading and self.loaded < self.total and event.cursor_row >= self.loaded - 20:
+            self.loading = True
+            self._fetch(self.filter, self.loaded, self.generation, time.perf_counter())
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "pipelines-table" and event.row_key.value:
+            self.dash.open_pipeline(int(event.row_key.value))
+
+    # -- filtering --------------------------------------------------------------------------------------------
+
+    def start_filter(self) -> bool:
+        box = self.query_one("#pipeline-filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+        return True
+
+    def apply_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self.filter = PipelineFilter.parse(self.filter_text)
+        self.reload()
+
+    @on(Input.Submitted, "#pipeline-filter")
+    def _submitted(self, event: Input.Submitted) -> None:
+        self.apply_filter(event.value)
+        if not event.value.strip():
+            event.input.add_class("hidden")
+        self.query_one("#pipelines-table", DataTable).focus()
+
+    @on(Input.Changed, "#pipeline-filter")
+    def _changed(self, event: Input.Changed) -> None:
+        self.apply_filter(event.value)
+
+    def key_escape(self) -> None:
+        box = self.query_one("#pipeline-filter", Input)
+        if box.has_focus:
+            box.add_class("hidden")
+            self.query_one("#pipelines-table", DataTable).focus()

@@ -1,0 +1,48 @@
+"""Start-up: p50/p90 per phase (baseline vs candidate) and per image digest, and a daily chart with the migration."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Static
+
+from cidash.tui.data import StartupView
+from cidash.tui.screens.base import TabView, texts
+from cidash.tui.widgets.chart import ChartWidget
+
+
+class StartupTab(TabView):
+    def __init__(self) -> None:
+        super().__init__(id="startup-view")
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="startup-split")
+        with Horizontal(id="startup-tables"):
+            yield DataTable(id="startup-phases", cursor_type="row")
+            yield DataTable(id="startup-digests", cursor_type="row")
+        yield ChartWidget("Median job start-up per day (s); │ = the migration", id="startup-chart")
+
+    def on_mount(self) -> None:
+        phases = self.query_one("#startup-phases", DataTable)
+        phases.add_columns("Phase", "Base p50", "Base p90", "Cand p50", "Cand p90", "Change p50", "n")
+        digests = self.query_one("#startup-digests", DataTable)
+        digests.add_columns("Image digest", "n", "p50", "p90", "First", "Last")
+
+    def show(self, view: StartupView) -> None:
+        self.query_one("#startup-split", Static).update(f"[dim]{view.split}[/]")
+        phases = self.query_one("#startup-phases", DataTable)
+        phases.clear()
+        for row in view.phase_rows:
+            phases.add_row(*texts(row))
+        digests = self.query_one("#startup-digests", DataTable)
+        digests.clear()
+        for row in view.digest_rows:
+            digests.add_row(*texts(row))
+        caption = ""
+        if view.days:
+            caption = f"{view.days[0]} … {view.days[-1]}"
+            if view.marker is not None:
+                caption += f"   migration: {view.days[view.marker]}"
+        self.query_one("#startup-chart", ChartWidget).set_data(
+            view.daily, marker=view.marker, unit="s", caption=caption
+        )

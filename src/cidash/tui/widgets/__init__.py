@@ -1,0 +1,1 @@
+"""Dashboard widgets: the status header and the text charts."""
