@@ -213,3 +213,10 @@ def test_local_include_cannot_leave_the_repository(tmp_path: Path) -> None:
     ci = load_ci_text("include: {local: ../outside.yml}\njob: {script: [y]}\n", "ci.yml", repo_root=repo)
     assert [j.name for j in ci.jobs] == ["job"]
     assert ci.unresolved_includes[0].reason == "the path leads outside the repository"
+
+
+def test_spec_header_document_is_skipped_and_other_multi_documents_refused() -> None:
+    ci = load_ci_text("spec:\n  inputs:\n    stage: {default: test}\n---\njob:\n  script: [x]\n", "ci.yml")
+    assert [(j.name, j.line) for j in ci.jobs] == [("job", 5)]
+    with pytest.raises(InputError, match="expected one document, found 2"):
+        load_ci_text("a: {script: [x]}\n---\nb: {script: [y]}\n", "ci.yml")

@@ -137,7 +137,14 @@ def load_yaml(text: str, name: str) -> Any:
     loader = _LineLoader(text)
     loader.source_name = name
     try:
-        data = loader.get_single_data()
+        docs: list[Any] = []
+        while loader.check_data():  # type: ignore[no-untyped-call]
+            docs.append(loader.get_data())
+        if len(docs) == 2 and isinstance(docs[0], dict) and "spec" in docs[0]:
+            docs = docs[1:]  # a `spec:` header document (CI/CD inputs), then the configuration
+        if len(docs) > 1:
+            raise InputError(f"{name}: invalid YAML: expected one document, found {len(docs)} (separated by ---)")
+        data = docs[0] if docs else None
         _check_acyclic(data, name)
         return data
     except yaml.MarkedYAMLError as exc:
