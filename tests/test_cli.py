@@ -32,7 +32,7 @@ def test_unknown_command_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_unknown_option_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["trace", "--no-such-flag"]) == 2
+    assert main(["trace", "some.log", "--no-such-flag"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--no-such-flag" in err
 
