@@ -56,7 +56,10 @@ def test_check_after_the_migration_matches_the_truth(synced_world: SyncedWorld) 
     ran, ok = truth.image_builds_candidate
     rel = r["image_build_reliability"]
     assert rel.n == ran
-    assert rel.status == ("no_data" if ran == 0 else "pass" if ok / ran * 100 > 99 else "fail")
+    if ran < config.criteria.min_n:  # a handful of manual builds cannot show > 99 %
+        assert rel.status == "no_data" and "not enough data" in rel.evidence
+    else:
+        assert rel.status == ("pass" if ok / ran * 100 > 99 else "fail")
 
     after = main_job_ids_after(ds, synced_world, after=True)
     stale_after = after & (truth.stale_cache_jobs | truth.default_key_jobs)

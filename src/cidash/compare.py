@@ -204,7 +204,7 @@ def _value_row(
     *,
     criterion: str,
     passes: Callable[[float], bool],
-    min_n: int = 1,
+    min_n: int,
     note: str = "",
 ) -> ComparisonRow:
     verdict: Verdict = NOT_ENOUGH
@@ -295,6 +295,7 @@ def compare(
             size_b[:2],
             size_c[:2],
             criterion="image_size",
+            min_n=min_n,
             passes=lambda mb: mb <= crit.image_size_mb,
             note="n = jobs that ran the image",
         )
@@ -309,6 +310,7 @@ def compare(
             (rel_b.first_attempt_rate, rel_b.n),
             (rel_c.first_attempt_rate, rel_c.n),
             criterion="image_build_reliability",
+            min_n=min_n,
             passes=lambda pct: pct > crit.image_build_reliability_pct,
             note="n = pipelines with the build job",
         )
@@ -351,6 +353,7 @@ def compare(
             stale(b),
             stale(c),
             criterion="stale_caches",
+            min_n=min_n,
             passes=lambda v: v <= crit.stale_caches_max,
             note="n = jobs that restored a cache",
         )

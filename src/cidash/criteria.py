@@ -364,6 +364,19 @@ def eval_build_reliability(config: Config, periods: Periods) -> CriterionResult:
             f"no finished `{job}` job {periods.short}.",
             ">",
         )
+    if r.n < config.criteria.min_n:
+        return _result(
+            "image_build_reliability",
+            "no_data",
+            None,
+            target,
+            "%",
+            r.n,
+            f"not enough data: only {r.n} pipelines ran `{job}` {periods.short} ({r.first_attempt_successes} "
+            f"succeeded on the first attempt), fewer than [criteria] min_n = {config.criteria.min_n}.",
+            ">",
+            first_attempt_successes=r.first_attempt_successes,
+        )
     status: Status = "pass" if r.first_attempt_rate > target else "fail"
     evidence = (
         f"`{job}` succeeded on the first attempt in {r.first_attempt_successes} of {r.n} pipelines "
