@@ -133,9 +133,18 @@ _PULLING_RE: Final = re.compile(r"Pulling docker image (\S+?)(?: \.\.\.)?$")
 _TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
 
 
+_DAYS: dict[bytes, int] = {}  # "YYYYMMDD" -> unix time of its midnight (a job log spans a day or two)
+
+
 def _parse_ts(m: re.Match[bytes]) -> float:
     year, month, day, hour, minute, second, frac = m.groups()
-    t = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0))
+    key = year + month + day
+    midnight = _DAYS.get(key)
+    if midnight is None:
+        midnight = calendar.timegm((int(year), int(month), int(day), 0, 0, 0, 0, 0, 0))
+        if len(_DAYS) < 4096:
+            _DAYS[key] = midnight
+    t = midnight + int(hour) * 3600 + int(minute) * 60 + int(second)
     return t + float(frac) if frac else float(t)
 
 
@@ -299,7 +308,7 @@ class TraceParser:
             cr = find(b"\r", pos, end)
             if cr < 0:
                 return end
-            low = max(pos, cr - _MARKER_MAX)
+            low = cr - _MARKER_MAX if cr - _MARKER_MAX > pos else pos
             at = rfind(b"section_", low, cr)
             while at >= 0:
                 sm = match(buf, at, cr + 1)
