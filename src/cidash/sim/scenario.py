@@ -70,7 +70,7 @@ class Scenario:
     # -- model parameters (see README.md) --
     debian_size: int = 807 * MB
     alpine_size: int = 214 * MB + 600_000
-    pull_bandwidth_mb_s: float = 80.0
+    pull_bandwidth_mb_s: float = 60.0
     pull_overhead_s: float = 4.0
     local_image_s: float = 1.2
     pull_probability: float = 0.7
@@ -81,6 +81,7 @@ class Scenario:
     legacy_build_failure_rate: float = 0.05
     migrated_build_failure_rate: float = 0.004
     test_failure_rate: float = 0.02
+    manual_play_rate: float = 0.12  # main pipelines (after the migration) whose manual image build someone plays
     runners: int = 6
     with_docs_project: bool = True
 
@@ -113,8 +114,8 @@ class TagTruth:
 class Truth:
     """Ground truth of a built scenario, for tests (all about the main project unless said otherwise).
 
-    Start-up seconds are per job, from the first section marker to the ``step_script`` marker (whole seconds as
-    the markers carry them); medians are over ``main`` jobs that run in the CI image (all but
+    Start-up seconds are per job, from the first section's start to ``step_script``'s start (per-line timestamps,
+    millisecond precision); medians are over ``main`` jobs that run in the CI image (all but
     ``build-ci-image``), baseline = created before ``migration_at``, candidate = at or after.
     """
 
@@ -262,6 +263,10 @@ class Planner:
                     job.manual = True
                     job.allow_failure = True
                     job.final_status = "manual"
+                    if history and pipeline.ref == project.default_branch and rng.random() < self.scenario.manual_play_rate:
+                        # someone pressed play on the manual image build (it runs beside the later stages)
+                        job.played = True
+                        self.run_job(world, project, pipeline, job, commit, ready + rng.uniform(60.0, 1800.0), rng)
                     continue
                 final = self.run_job(world, project, pipeline, job, commit, ready, rng, history=history)
                 end = max(end, final.finished_at or ready)

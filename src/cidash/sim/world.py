@@ -88,15 +88,16 @@ class JobFacts:
 
     @property
     def startup_seconds(self) -> float:
-        """First section start -> step_script start, from the section markers' whole seconds."""
+        """First section start -> ``step_script`` start, as the per-line timestamps give it (ms precision)."""
+        step = next(s for s in self.sections if s.name == "step_script")
+        return round(step.start - self.sections[0].start, 3)
+
+    @property
+    def marker_startup_seconds(self) -> float:
+        """The same from the section markers alone (whole unix seconds, as logs without timestamps give it)."""
         first = int(self.sections[0].start)
         step = next(s for s in self.sections if s.name == "step_script")
         return float(int(step.start) - first)
-
-    @property
-    def precise_startup_seconds(self) -> float:
-        step = next(s for s in self.sections if s.name == "step_script")
-        return step.start - self.sections[0].start
 
 
 @dataclass
