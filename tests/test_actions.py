@@ -40,6 +40,9 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def sim() -> Iterator[SimulatedGitLab]:
     with SimulatedGitLab(SCENARIO) as server:
+        # a pipeline on main whose image-build job waits to be played (migrated design, Dockerfile unchanged)
+        pipeline = server.world.create_pipeline(server.world.main, "main", [], "demo")
+        assert latest_build_job(server).pipeline_id == pipeline.id
         yield server
 
 
@@ -533,3 +536,17 @@ def test_explain_error_maps_403_to_words() -> None:
     err = explain_error(ActionHttpError("x", status=403, call=call, server_message="403 Forbidden"), plan)
     assert isinstance(err, PermissionDenied)
     assert err.message == "your token lacks the api scope or the Developer role on platform/app"
+
+
+def test_duplicate_guard_looks_past_the_first_page_and_filters_by_ref(sim: SimulatedGitLab) -> None:
+    build = latest_build_job(sim)
+    sim.world.play_job(sim.world.main, build, "someone")  # the oldest active job: last in newest-first order
+    for _ in range(15):  # > 100 newer active jobs, image builds among them, on another ref
+        sim.world.create_pipeline(sim.world.main, SCENARIO.legacy_branch, [], "someone")
+    remote = remote_for(sim)
+    project = remote.project(sim.project_path)
+    plan = plan_rebuild(remote, project)
+    assert plan.refused and plan.blocking is not None and plan.blocking.id == build.id
+    assert sim.stats.by_endpoint["GET /projects/:id/jobs"] >= 2
+    other = plan_rebuild(remote, project, ref=SCENARIO.legacy_branch)
+    assert other.refused and other.blocking is not None and other.blocking.ref == SCENARIO.legacy_branch

@@ -33,6 +33,8 @@ MUTATION_ATTEMPTS = 3
 MAX_MUTATION_WAIT = 60.0
 #: Jobs looked at by the duplicate guard (active jobs are few; one page).
 ACTIVE_SCOPES = ("created", "pending", "running", "waiting_for_resource")
+#: Pages of active jobs the duplicate guard reads at most (100 each).
+MAX_ACTIVE_PAGES = 5
 
 
 def _server_message(exc: gitlab.exceptions.GitlabError) -> str:
@@ -117,11 +119,27 @@ class ActionsRemote:
         return [job_from_json(project_id, d) for d in data]
 
     def active_jobs(self, project_id: int, name: str) -> list[Job]:
-        """Jobs named ``name`` that are created/pending/running/waiting (one page of 100, newest first)."""
-        data = self._get(
-            f"/projects/{project_id}/jobs", {"scope[]": list(ACTIVE_SCOPES), "per_page": 100}, missing="project"
-        )
-        return [job_from_json(project_id, d) for d in data if d.get("name") == name]
+        """Jobs named ``name`` that are created/pending/running/waiting, newest first.
+
+        One request for most projects: GitLab filters by status (``scope[]``), so only jobs on their way come
+        back, 100 per page; at most ``MAX_ACTIVE_PAGES`` pages are read.
+        """
+        path = f"/projects/{project_id}/jobs"
+        what = f"GET {API_PREFIX}{path}"
+        out: list[Job] = []
+        try:
+            listing = self.gl.http_list(path, query_data={"scope[]": list(ACTIVE_SCOPES)}, iterator=True, per_page=100)
+            for n, item in enumerate(listing):
+                if n >= MAX_ACTIVE_PAGES * 100:
+                    break
+                if isinstance(item, dict) and item.get("name") == name:
+                    out.append(job_from_json(project_id, item))
+        except gitlab.exceptions.GitlabError as exc:
+            status = exc.response_code or 0
+            raise error_for_status(status, what, missing="project", message=_server_message(exc)) from None
+        except requests.exceptions.RequestException as exc:
+            raise ConnectError(f"{what} failed: {type(exc).__name__}") from None
+        return out
 
     def job(self, project_id: int, job_id: int) -> Job:
         return job_from_json(project_id, self._get(f"/projects/{project_id}/jobs/{job_id}"))
