@@ -16,6 +16,7 @@ the python-gitlab implementation. Errors come back in words (:func:`explain_erro
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -401,10 +402,8 @@ def execute(
     except RemoteError as exc:
         if exc.status in (400, 403) and plan.job is not None:
             # the job moved on since the plan (played or retried by someone else): name its status now
-            try:
+            with contextlib.suppress(CidashError):
                 plan = replace(plan, job=remote.job(plan.project.id, plan.job.id))
-            except CidashError:
-                pass
         error = explain_error(exc, plan)
         _audit(audit, **common, request=request, result=f"error: {error.one_line()}", extra=extra)
         raise error from None
