@@ -13,7 +13,7 @@ from cidash.cli import main
 from cidash.config import Config, CriteriaSettings
 from cidash.criteria import CRITERIA_IDS, evaluate
 from cidash.dataset import load_dataset
-from cidash.metrics import Dataset, image_build_reliability
+from cidash.metrics import Dataset, image_build_reliability, overlapping_writers
 from cidash.store import Store
 from metrics_factories import SyncedWorld, synced_world
 
@@ -96,6 +96,8 @@ def test_before_the_migration_the_problems_show(synced_world: SyncedWorld) -> No
     assert stale.status == "fail" and stale.value is not None and stale.value >= len(defaults_before)
     assert "0-default-protected" in stale.evidence
     assert r["startup_improvement"].status != "pass"  # same data on both sides: no improvement
+    assert len(overlapping_writers(main_only)) == truth.overlapping_writers_baseline
+    assert r["cache_writers"].details["observed_overlaps"] == truth.overlapping_writers_baseline
     assert not report.ok()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,7 @@ from cidash.metrics import (
     time_to_first_script,
     unserialised_config_writers,
 )
+from cidash.models import Section
 from metrics_factories import NEW, OLD, T0, Builder, archive, checksums, facts, pipeline, restore, tag
 
 
@@ -139,6 +141,20 @@ def test_overlapping_writers() -> None:
     b.add_job(p2, "other", facts(cache=[archive("j")]), start=0.0, duration=100.0)
     out = overlapping_writers(b.dataset())
     assert len(out) == 1 and out[0].key == "k" and out[0].overlap_seconds == 30.0
+
+
+def test_overlap_uses_the_archive_sections_when_the_log_has_them() -> None:
+    b = Builder()
+    p1 = b.add_pipeline(pipeline(1, T0))
+    # Both jobs run 0..100 s, but their uploads (archive_cache sections) do not overlap.
+    for i, (start, secs) in enumerate(((1_000.0, 5.0), (1_010.0, 5.0))):
+        f = facts(cache=[archive("k")])
+        section = Section("archive_cache", start, start + secs, secs)
+        b.add_job(p1, f"w{i}", replace(f, sections=(section,)), start=0.0, duration=100.0)
+    assert overlapping_writers(b.dataset()) == []
+    b.facts[b.jobs[1].id] = replace(b.facts[b.jobs[1].id], sections=(Section("archive_cache", 1_003.0, 1_009.0, 6.0),))
+    (o,) = overlapping_writers(b.dataset())
+    assert o.overlap_seconds == 2.0 and (o.first_job_id, o.second_job_id) == (b.jobs[0].id, b.jobs[1].id)
 
 
 def test_unserialised_config_writers() -> None:

@@ -263,8 +263,9 @@ def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionR
     if used:
         digest = used[-1][1]
         matching = [p for p in points if p.digest == digest]
+        named = [p for p in matching if p.tag != "latest"]  # a versioned tag says more than "latest"
         if matching:
-            chosen = matching[-1]
+            chosen = (named or matching)[-1]
             how = "image the newest jobs ran"
     if chosen is None:
         chosen = points[-1]

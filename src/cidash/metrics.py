@@ -499,24 +499,39 @@ def cache_writers(ds: Dataset) -> dict[str, list[Job]]:
     return dict(out)
 
 
+#: The runner sections that upload a cache.
+ARCHIVE_SECTIONS = frozenset({"archive_cache", "archive_cache_on_failure"})
+
+
+def write_window(ds: Dataset, job: Job) -> tuple[float, float] | None:
+    """When the job uploaded its cache (unix seconds): its closed ``archive_cache`` section(s) if the log has
+    them, else the whole job (``started_at`` -> ``finished_at``); None when neither is known."""
+    facts = ds.facts.get(job.id)
+    if facts is not None:
+        spans = [(s.start, s.end) for s in facts.sections if s.name in ARCHIVE_SECTIONS and s.end is not None]
+        if spans:
+            return min(a for a, _ in spans), max(b for _, b in spans)
+    if job.started_at is None or job.finished_at is None:
+        return None
+    return job.started_at.timestamp(), job.finished_at.timestamp()
+
+
 def overlapping_writers(ds: Dataset) -> list[WriterOverlap]:
-    """Pairs of writer jobs of one key whose [started_at, finished_at] intervals overlap."""
+    """Pairs of jobs uploading one cache key at overlapping times (see :func:`write_window`), oldest first."""
+    from datetime import UTC
+
     overlaps: list[WriterOverlap] = []
     for key, jobs in cache_writers(ds).items():
         timed = sorted(
-            (j for j in jobs if j.started_at is not None and j.finished_at is not None),
-            key=lambda j: (j.started_at, j.id),
+            ((w, j) for j in jobs if (w := write_window(ds, j)) is not None), key=lambda wj: (wj[0][0], wj[1].id)
         )
-        active: list[Job] = []
-        for j in timed:
-            assert j.started_at is not None and j.finished_at is not None
-            start = j.started_at
-            active = [a for a in active if a.finished_at is not None and a.finished_at > start]
-            for a in active:
-                assert a.finished_at is not None
-                overlap = (min(a.finished_at, j.finished_at) - start).total_seconds()
-                overlaps.append(WriterOverlap(key, a.id, j.id, overlap, start))
-            active.append(j)
+        active: list[tuple[tuple[float, float], Job]] = []
+        for (start, end), j in timed:
+            active = [(w, a) for w, a in active if w[1] > start]
+            for (_, a_end), a in active:
+                overlap = min(a_end, end) - start
+                overlaps.append(WriterOverlap(key, a.id, j.id, overlap, datetime.fromtimestamp(start, UTC)))
+            active.append(((start, end), j))
     overlaps.sort(key=lambda o: (o.at, o.first_job_id))
     return overlaps
 
