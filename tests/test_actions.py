@@ -550,3 +550,20 @@ def test_duplicate_guard_looks_past_the_first_page_and_filters_by_ref(sim: Simul
     assert sim.stats.by_endpoint["GET /projects/:id/jobs"] >= 2
     other = plan_rebuild(remote, project, ref=SCENARIO.legacy_branch)
     assert other.refused and other.blocking is not None and other.blocking.ref == SCENARIO.legacy_branch
+
+
+def test_cancel_plan_for_the_dashboard(sim: SimulatedGitLab) -> None:
+    from cidash.actions import plan_cancel
+
+    remote = remote_for(sim)
+    project = remote.project(sim.project_path)
+    build = latest_build_job(sim)
+    assert plan_cancel(remote, project, build.id).refused  # manual: nothing to cancel
+    sim.world.play_job(sim.world.main, build, "someone")
+    plan = plan_cancel(remote, project, build.id)
+    assert (
+        plan.refusal is None and plan.calls[0].line == f"POST /api/v4/projects/{sim.project_id}/jobs/{build.id}/cancel"
+    )
+    result = execute(plan, remote, None, actor="t", now=NOW)
+    assert result.job is not None and result.job.status == "canceled"
+    assert build.status_at(sim.world.now()) == "canceled"

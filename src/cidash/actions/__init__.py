@@ -22,6 +22,7 @@ from cidash.actions.base import (
     ActionRemote,
     ActionResult,
     AuditSink,
+    CancelPlan,
     FollowUpdate,
     HttpCall,
     RebuildPlan,
@@ -47,7 +48,13 @@ from cidash.actions.keys import (
     remote_key_status,
     write_key,
 )
-from cidash.actions.rebuild import DEFAULT_BUILD_JOB, DEFAULT_REBUILD_VARIABLES, plan_rebuild, plan_retry
+from cidash.actions.rebuild import (
+    DEFAULT_BUILD_JOB,
+    DEFAULT_REBUILD_VARIABLES,
+    plan_cancel,
+    plan_rebuild,
+    plan_retry,
+)
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -58,6 +65,7 @@ __all__ = [
     "ActionRemote",
     "ActionResult",
     "AuditSink",
+    "CancelPlan",
     "FollowUpdate",
     "HttpCall",
     "KeyPlan",
@@ -73,6 +81,7 @@ __all__ = [
     "local_actor",
     "merge_variables",
     "parse_variable",
+    "plan_cancel",
     "plan_key_recompute_local",
     "plan_rebuild",
     "plan_retry",

@@ -49,7 +49,7 @@ STARTED_STATUSES = frozenset({"running", "success", "failed", "canceled", "skipp
 #: Statuses GitLab lets you retry.
 RETRYABLE_STATUSES = frozenset({"failed", "canceled", "success"})
 
-ActionKind = Literal["play", "create_pipeline", "retry"]
+ActionKind = Literal["play", "create_pipeline", "retry", "cancel"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -128,6 +128,11 @@ class RebuildPlan(ActionPlan):
 @dataclass(frozen=True)
 class RetryPlan(ActionPlan):
     """``plan_retry``'s plan: a new attempt of one job."""
+
+
+@dataclass(frozen=True)
+class CancelPlan(ActionPlan):
+    """``plan_cancel``'s plan: cancel one job that is on its way (for the dashboard)."""
 
 
 @dataclass(frozen=True)
@@ -428,6 +433,8 @@ def _success_message(plan: ActionPlan, job: Job | None, pipeline: Pipeline | Non
         return text
     if plan.kind == "play":
         return f"job {job.id if job else '?'} ({job.name if job else ''}) played: {job.status if job else '?'}"
+    if plan.kind == "cancel":
+        return f"job {job.id if job else '?'} canceled: {job.status if job else '?'}"
     return (
         f"job {plan.job.id if plan.job else '?'} retried: new job {job.id if job else '?'} {job.status if job else ''}"
     )

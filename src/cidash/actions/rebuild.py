@@ -8,6 +8,7 @@ from cidash.actions.base import (
     ACTIVE_STATUSES,
     RETRYABLE_STATUSES,
     ActionRemote,
+    CancelPlan,
     HttpCall,
     RebuildPlan,
     RetryPlan,
@@ -152,6 +153,26 @@ def plan_retry(remote: ActionRemote, project: Project, job_id: int) -> RetryPlan
         calls=(call,),
         target=f"job {job.id}",
         warnings=tuple(warnings),
+        refusal=refusal,
+        job=job,
+    )
+
+
+def plan_cancel(remote: ActionRemote, project: Project, job_id: int) -> CancelPlan:
+    """Plan ``POST /projects/:id/jobs/:job_id/cancel`` (for the dashboard; refused unless the job is on its way)."""
+    job = remote.job(project.id, job_id)
+    call = HttpCall("POST", api_path(f"/projects/{project.id}/jobs/{job.id}/cancel"))
+    refusal = None
+    if job.status not in ACTIVE_STATUSES:
+        refusal = f"job {job.id} ({job.name}) is {job.status}: nothing to cancel"
+    return CancelPlan(
+        action="cancel",
+        kind="cancel",
+        project=project,
+        ref=job.ref or None,
+        effect=f"cancel job {job.id} ({job.name}, {job.status}) of pipeline #{job.pipeline_id}",
+        calls=(call,),
+        target=f"job {job.id}",
         refusal=refusal,
         job=job,
     )
