@@ -671,3 +671,11 @@ def test_many_unclosed_and_out_of_order_sections_stay_fast() -> None:
     assert facts.sections[0] == Section("user_0", 0.0, 20_000.0, 20_000.0)
     assert facts.sections[1].end is None
     assert facts.truncated is True
+
+
+def test_byte_at_a_time_feeding_of_a_long_line_is_linear() -> None:
+    data = log(start(1, "step_script"), "z" * 60_000 + end(2, "step_script"))
+    parser = TraceParser()
+    for i in range(len(data)):
+        parser.feed(data[i : i + 1])
+    assert parser.finish() == parse_bytes(data)

@@ -192,7 +192,7 @@ class TraceParser:
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE) -> None:
         self._max_line = max(max_line, _MIN_MAX_LINE)
-        self._tail = b""
+        self._tail = bytearray()  # the unfinished last line (a bytearray: tiny chunks append in O(1))
         self._cont = False  # the first line of the next region continues a line cut by the line cap
         self._carry_ts: float | None = None  # per-line timestamp of that cut line
         self._finished = False
@@ -236,11 +236,11 @@ class TraceParser:
             begin = 0
             if self._tail or self._cont:  # finish the line left open, without copying the whole chunk
                 begin = chunk.find(b"\n") + 1
-                head = self._tail + chunk[:begin]
+                head = bytes(self._tail) + chunk[:begin]
                 self._region(head, 0, len(head))
             self._cont = False
             self._region(chunk, begin, last_nl + 1)
-            self._tail = chunk[last_nl + 1 :]
+            self._tail = bytearray(chunk[last_nl + 1 :])
         if len(self._tail) > self._max_line:
             self._overflow()
 
@@ -250,14 +250,14 @@ class TraceParser:
             if _LIMIT in self._last:
                 self._limit_hit = True
             if self._tail:
-                last = self._tail + b"\n"
-                self._tail = b""
+                last = bytes(self._tail) + b"\n"
+                self._tail = bytearray()
                 self._region(last, 0, len(last))
             self._finished = True
         return self._facts()
 
     def _overflow(self) -> None:
-        tail = self._tail
+        tail = bytes(self._tail)
         if not self._cont:
             m = _TS_RE.match(tail)
             self._carry_ts = _parse_ts(m) if m else None
@@ -270,7 +270,7 @@ class TraceParser:
             cut = len(tail) - _KEEP
             tail = tail[cut:]
             self._cont = True
-        self._tail = tail
+        self._tail = bytearray(tail)
 
     def _region(self, buf: bytes, start: int, end: int) -> None:
         """Interpret buf[start:end]: whole lines, except that the last may be a piece cut at a \\r."""
