@@ -170,3 +170,27 @@ def test_strict_turns_no_data_into_exit_1(synced_world: SyncedWorld, capsys: pyt
     report = evaluate(early, Config(), synced_world.now)
     assert {c.status for c in report.criteria} == {"no_data"}
     assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
+
+
+def test_check_sync_refreshes_the_store_first(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from cidash.sim import Scenario, SimulatedGitLab
+
+    scenario = Scenario(days=4, pipelines_per_day=3, migration_day=3, with_docs_project=False)
+    config = tmp_path / "cidash.toml"
+    config.write_text('[gitlab]\nmax_rps = 10000.0\n\n[sync]\nsince = "all"\n', encoding="utf-8")
+    token = tmp_path / "token"
+    db = tmp_path / "store.db"
+    with SimulatedGitLab(scenario=scenario) as sim:
+        token.write_text(sim.token + "\n", encoding="utf-8")
+        argv = ["check", "--sync", "--db", str(db), "--config", str(config), "--url", sim.url]
+        argv += ["--token-file", str(token), "--project", sim.project_path, "--format", "json"]
+        argv += ["--now", scenario.end.isoformat()]
+        code = main(argv)
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert f"synced {sim.project_path}" in err and sim.token not in err + out
+    assert code == (1 if any(c["status"] == "fail" for c in doc["criteria"]) else 0)
+    with Store.open(db, readonly=True) as store:
+        assert len(store.pipelines()) == sim.truth.pipelines  # type: ignore[attr-defined]
+    size = {c["id"]: c for c in doc["criteria"]}["image_size"]
+    assert size["status"] != "no_data"
