@@ -163,34 +163,36 @@ def _write_log(path: Path, rng: random.Random, blocks: dict[str, list[bytes]], s
     return written
 
 
+def _fresh(manifest: Path, params: dict[str, object]) -> bool:
+    return manifest.exists() and json.loads(manifest.read_text()) == params
+
+
 def build_corpus(size_mb: int, big_gb: float) -> tuple[list[Path], Path | None]:
+    """The corpus files and the big log, (re)generated only when missing or built with other parameters."""
     CORPUS.mkdir(parents=True, exist_ok=True)
-    manifest = CORPUS / "manifest.json"
-    params = {"version": GENERATOR_VERSION, "size_mb": size_mb, "big_gb": big_gb}
-    small_dir = CORPUS / "logs"
-    big = CORPUS / "big.log"
-    if manifest.exists() and json.loads(manifest.read_text()) == params:
-        files = sorted(small_dir.glob("*.log"))
-        return files, (big if big_gb > 0 else None)
-    rng = random.Random(20260930)
-    blocks = {style: [_script_block(rng, style, 1_790_000_000) for _ in range(24)] for style in STYLES}
-    small_dir.mkdir(exist_ok=True)
-    for old in small_dir.glob("*.log"):
-        old.unlink()
-    total, target, i = 0, size_mb * 1_000_000, 0
-    files: list[Path] = []
-    while total < target:
-        path = small_dir / f"job-{i:05d}.log"
-        size = min(int(rng.lognormvariate(13.3, 1.0)), 8_000_000, max(target - total, BLOCK))
-        total += _write_log(path, rng, blocks, size)
-        files.append(path)
-        i += 1
-    if big_gb > 0:
-        _write_log(big, rng, {"timestamped": blocks["timestamped"]}, int(big_gb * 1_000_000_000))
-    elif big.exists():
-        big.unlink()
-    manifest.write_text(json.dumps(params))
-    return files, (big if big_gb > 0 else None)
+    small_dir, big = CORPUS / "logs", CORPUS / "big.log"
+    small_manifest, big_manifest = CORPUS / "logs.json", CORPUS / "big.json"
+    small_params = {"version": GENERATOR_VERSION, "size_mb": size_mb}
+    big_params = {"version": GENERATOR_VERSION, "big_gb": big_gb}
+    blocks: dict[str, list[bytes]] = {}
+    if not _fresh(small_manifest, small_params):
+        rng = random.Random(20260930)
+        blocks = {style: [_script_block(rng, style, 1_790_000_000) for _ in range(24)] for style in STYLES}
+        small_dir.mkdir(exist_ok=True)
+        for old in small_dir.glob("*.log"):
+            old.unlink()
+        total, target, i = 0, size_mb * 1_000_000, 0
+        while total < target:
+            size = min(int(rng.lognormvariate(13.3, 1.0)), 8_000_000, max(target - total, BLOCK))
+            total += _write_log(small_dir / f"job-{i:05d}.log", rng, blocks, size)
+            i += 1
+        small_manifest.write_text(json.dumps(small_params))
+    if big_gb > 0 and not _fresh(big_manifest, big_params):
+        rng = random.Random(19)
+        stamped = [_script_block(rng, "timestamped", 1_790_000_000) for _ in range(24)]
+        _write_log(big, rng, {"timestamped": stamped}, int(big_gb * 1_000_000_000))
+        big_manifest.write_text(json.dumps(big_params))
+    return sorted(small_dir.glob("*.log")), (big if big_gb > 0 else None)
 
 
 def _timed(fn: Callable[[], None]) -> tuple[float, float]:
