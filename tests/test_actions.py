@@ -567,3 +567,30 @@ def test_cancel_plan_for_the_dashboard(sim: SimulatedGitLab) -> None:
     result = execute(plan, remote, None, actor="t", now=NOW)
     assert result.job is not None and result.job.status == "canceled"
     assert build.status_at(sim.world.now()) == "canceled"
+
+
+def test_rebuild_on_a_ref_that_does_not_exist(
+    sim: SimulatedGitLab, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(cli(sim, db, "rebuild", "--ref", "no/such-branch", "--yes")) == 2
+    assert "ref 'no/such-branch' does not exist in platform/app" in capsys.readouterr().err
+    assert sim.stats.mutating_requests == 0
+
+
+def test_a_new_branch_without_pipelines_gets_one(sim: SimulatedGitLab) -> None:
+    project = sim.world.main
+    project.heads["fresh"] = project.heads["main"]
+    remote = remote_for(sim)
+    plan = plan_rebuild(remote, remote.project(sim.project_path), ref="fresh")
+    assert plan.kind == "create_pipeline" and plan.warnings == ("no pipeline on fresh yet",)
+    result = execute(plan, remote, None, actor="t", now=NOW)
+    assert result.pipeline is not None and sim.world.main.pipelines[result.pipeline.id].ref == "fresh"
+
+
+def test_gitlab_refusing_a_pipeline_is_said_in_words(sim: SimulatedGitLab) -> None:
+    remote = remote_for(sim)
+    project = remote.project(sim.project_path)
+    plan = plan_rebuild(remote, project, ref=SCENARIO.legacy_branch)
+    del sim.world.main.heads[SCENARIO.legacy_branch]  # deleted between plan and execution
+    with pytest.raises(RemoteError, match=r"refused to create a pipeline on feature/legacy-ci .*: Reference not found"):
+        execute(plan, remote, None, actor="t", now=NOW)

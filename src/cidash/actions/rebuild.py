@@ -54,6 +54,8 @@ def plan_rebuild(
         key=lambda j: j.id,
     )
     latest = remote.latest_pipeline(project.id, ref)
+    if latest is None and remote.ref_head(project.id, ref) is None:
+        raise UsageError(f"ref {ref!r} does not exist in {project.path}", hint="name a branch or tag with --ref")
     build: Job | None = None
     if latest is not None:
         candidates = [j for j in remote.pipeline_jobs(project.id, latest.id) if j.name == build_job and not j.retried]

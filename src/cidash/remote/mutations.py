@@ -41,14 +41,21 @@ def _server_message(exc: gitlab.exceptions.GitlabError) -> str:
     msg: object = exc.error_message
     if isinstance(msg, bytes):
         msg = msg.decode("utf-8", "replace")
+    if isinstance(msg, dict):  # {"base": ["Reference not found"]} -> "Reference not found"
+        parts: list[str] = []
+        for key, value in msg.items():
+            values = value if isinstance(value, list) else [value]
+            parts.extend(str(v) if key == "base" else f"{key} {v}" for v in values)
+        msg = "; ".join(parts)
     return str(msg or "")[:300]
 
 
 class ActionsRemote:
     """:class:`cidash.actions.ActionRemote` over a :class:`GitLabClient`. Call from a worker thread (blocking)."""
 
-    def __init__(self, client: GitLabClient) -> None:
+    def __init__(self, client: GitLabClient, *, owns_client: bool = False) -> None:
         self.client = client
+        self.owns_client = owns_client  # close() also closes the client
         self._mutator: RestClient | None = None
 
     @property
@@ -69,6 +76,9 @@ class ActionsRemote:
     def close(self) -> None:
         if self._mutator is not None:
             self._mutator.close()
+            self._mutator = None
+        if self.owns_client:
+            self.client.close()
 
     # -- reads -------------------------------------------------------------------------------------------------
 
