@@ -290,6 +290,15 @@ def main() -> int:
         print(f"big log:              {size / 1e9:.2f} GB parsed in {elapsed:.1f} s ({size / 1e6 / elapsed:.0f} MB/s)")
         print(f"peak RSS import only: {base / 1024:8.1f} MiB")
         print(f"peak RSS parsing:     {peak / 1024:8.1f} MiB  (delta {(peak - base) / 1024:.1f} MiB, target < 64 MiB)")
+        long_line = CORPUS / "long-line.log"  # one pathological 50 MB line: no \n, no \r
+        if not long_line.exists() or long_line.stat().st_size != 50 * 2**20 + 35:
+            long_line.write_bytes(b"section_start:1:step_script\r\x1b[0K" + b"x" * (50 * 2**20) + b"\n\n\n")
+        peak = _peak_rss_kib(
+            f"import sys; sys.path.insert(0, {src!r}); import cidash.logparse as lp\n"
+            f"with open({str(long_line)!r}, 'rb') as fh:\n    facts = lp.parse_stream(fh, {chunk})\n"
+            "assert facts.sections, 'long line parsed to nothing'"
+        )
+        print(f"peak RSS, 50 MB line: {peak / 1024:8.1f} MiB  (delta {(peak - base) / 1024:.1f} MiB)")
     return 0
 
 
