@@ -40,28 +40,6 @@ Exit codes: 0 done (or dry run); 1 you answered no at the prompt (nothing was se
 usage/config/connection error, with a one-line reason."""
 
 
-def add_action_args(parser: argparse.ArgumentParser, *, follow_job: bool = True) -> None:
-    """``--dry-run --yes --read-only`` (+ ``--no-follow --follow-timeout``), the store and connection options."""
-    from cidash.commands.common import add_connection_args, add_store_args
-
-    parser.add_argument("--dry-run", action="store_true", help="print the exact HTTP call and send nothing")
-    parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    parser.add_argument(
-        "--read-only", action="store_true", help="refuse every mutating action (also [actions] read_only)"
-    )
-    if follow_job:
-        parser.add_argument("--no-follow", action="store_true", help="do not wait for the job to start")
-        parser.add_argument(
-            "--follow-timeout",
-            type=float,
-            default=120.0,
-            metavar="SECONDS",
-            help="stop waiting for the job to start after this long (default 120)",
-        )
-    add_store_args(parser)
-    add_connection_args(parser)
-
-
 def terminal_confirm(question: str) -> bool | None:
     """Ask on the terminal; None when stdin is not a terminal (CI has no stdin: never hang)."""
     try:

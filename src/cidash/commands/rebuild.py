@@ -53,8 +53,6 @@ or a usage/config/connection error, with a one-line reason.
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from cidash.actions.cli import add_action_args
-
     parser.add_argument("--ref", metavar="REF", help="the ref (default: [actions] rebuild_ref, else default branch)")
     parser.add_argument(
         "--var",
@@ -65,6 +63,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="trigger even if an image build is already on its way")
     add_action_args(parser)
+
+
+def add_action_args(parser: argparse.ArgumentParser, *, follow_job: bool = True) -> None:
+    """``--dry-run --yes --read-only`` (+ ``--no-follow --follow-timeout``), the store and connection options.
+
+    Shared by rebuild and retry; kept here, not in :mod:`cidash.actions`, so ``cidash --help`` imports nothing
+    heavy."""
+    from cidash.commands.common import add_connection_args, add_store_args
+
+    parser.add_argument("--dry-run", action="store_true", help="print the exact HTTP call and send nothing")
+    parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--read-only", action="store_true", help="refuse every mutating action (also [actions] read_only)"
+    )
+    if follow_job:
+        parser.add_argument("--no-follow", action="store_true", help="do not wait for the job to start")
+        parser.add_argument(
+            "--follow-timeout",
+            type=float,
+            default=120.0,
+            metavar="SECONDS",
+            help="stop waiting for the job to start after this long (default 120)",
+        )
+    add_store_args(parser)
+    add_connection_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -47,7 +47,7 @@ def _job_id(text: str) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from cidash.actions.cli import add_action_args
+    from cidash.commands.rebuild import add_action_args
 
     parser.add_argument("job_id", type=_job_id, metavar="JOB_ID", help="the job to retry")
     add_action_args(parser)
