@@ -107,3 +107,16 @@ def test_combined_specs_intersect() -> None:
     assert [p.id for p in b.dataset().select(s).pipelines] == [103]
     with pytest.raises(UsageError):
         parse_spec("ref:main,")
+
+
+def test_commit_ranges() -> None:
+    s = parse_spec("ABC1234..def5678")
+    assert (s.kind, s.first_sha, s.last_sha) == ("commits", "abc1234", "def5678")
+    assert parse_spec("commits:abc1234..def5678").kind == "commits"
+    assert s.describe() == "commits abc1234..def5678"
+    b = Builder()
+    ps = [b.add_pipeline(pipeline(100 + i, T0 + timedelta(hours=i), sha=f"{i:x}" * 40)) for i in range(1, 6)]
+    ds = b.dataset()
+    picked = ds.select(parse_spec(f"{ps[1].sha[:7]}..{ps[3].sha[:9]}"))
+    assert [p.id for p in picked.pipelines] == [102, 103, 104]
+    assert ds.select(parse_spec("0000000..1111111")).pipelines == ()

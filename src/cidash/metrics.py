@@ -167,6 +167,13 @@ class Dataset:
         if spec.kind == "pipelines":
             lo, hi = spec.first_id or 0, spec.last_id or 0
             return self.restrict(pipeline_ok=lambda p: lo <= p.id <= hi)
+        if spec.kind == "commits":
+            first = [p.created_at for p in self.pipelines if p.sha.startswith(spec.first_sha or "-")]
+            last = [p.created_at for p in self.pipelines if p.sha.startswith(spec.last_sha or "-")]
+            if not first or not last:
+                return self.restrict(pipeline_ok=lambda p: False)
+            since, until = min(first), max(last)
+            return self.restrict(pipeline_ok=lambda p: since <= p.created_at <= until)
         if spec.kind == "ref":
             return self.on_ref(spec.ref)
         if spec.kind == "image_digest":

@@ -6,6 +6,8 @@ Forms (whitespace around them ignored):
 ``2026-11-01..2026-11-14``       pipelines created on those UTC days, both ends included
 ``2026-11-01..``/``..2026-11-14``  open-ended date range; ``2026-11-01`` alone is that one day
 ``#100..#200``                   pipeline ids 100 to 200 included (``pipelines:100..200`` too)
+``abc1234..def5678``             pipelines created from the first pipeline of commit ``abc1234`` to the last
+                                 of ``def5678`` (SHA prefixes of 7+ hex digits; ``commits:`` prefix optional)
 ``ref:main``                     pipelines on one branch or tag
 ``image:sha256:<hex>``           jobs that ran in the CI image with that digest
 ``image:TAG``                    jobs that ran in the image the registry tag ``TAG`` points to
@@ -25,11 +27,12 @@ from typing import Literal
 
 from cidash.errors import UsageError
 
-SpecKind = Literal["dates", "pipelines", "ref", "image_digest", "image_tag", "all_of"]
+SpecKind = Literal["dates", "pipelines", "commits", "ref", "image_digest", "image_tag", "all_of"]
 
 SPEC_HELP = (
     "SPEC is a date range 2026-11-01..2026-11-14 (UTC days, inclusive; either end may be left open), "
-    "a pipeline-id range #100..#200 (or pipelines:100..200), ref:BRANCH, image:sha256:DIGEST or image:TAG; "
+    "a pipeline-id range #100..#200 (or pipelines:100..200), a commit range abc1234..def5678, ref:BRANCH, "
+    "image:sha256:DIGEST or image:TAG; "
     "join several with commas to intersect them, e.g. 2026-11-16..,ref:main"
 )
 
@@ -37,6 +40,7 @@ _DATE = r"\d{4}-\d{2}-\d{2}"
 _DATE_RANGE = re.compile(rf"^(?P<start>{_DATE})?\.\.(?P<end>{_DATE})?$")
 _ONE_DATE = re.compile(rf"^(?P<day>{_DATE})$")
 _PIPELINES = re.compile(r"^(?:#(?P<a>\d+)\.\.#?(?P<b>\d+)|pipelines:(?P<c>\d+)\.\.(?P<d>\d+))$")
+_COMMITS = re.compile(r"^(?:commits:)?(?P<a>[0-9a-fA-F]{7,40})\.\.(?P<b>[0-9a-fA-F]{7,40})$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SHORT_DIGEST = re.compile(r"^sha256:[0-9a-f]{6,63}$")
 
@@ -51,6 +55,8 @@ class Spec:
     end: datetime | None = None  # dates: exclusive, UTC
     first_id: int | None = None  # pipelines: inclusive
     last_id: int | None = None  # pipelines: inclusive
+    first_sha: str | None = None  # commits: SHA prefix, lower case
+    last_sha: str | None = None
     ref: str | None = None
     digest: str | None = None  # image_digest: full or unambiguous prefix "sha256:..."
     tag: str | None = None
@@ -68,6 +74,8 @@ class Spec:
             return f"from {start}" if start else f"until {end}"
         if self.kind == "pipelines":
             return f"pipelines #{self.first_id}..#{self.last_id}"
+        if self.kind == "commits":
+            return f"commits {self.first_sha}..{self.last_sha}"
         if self.kind == "ref":
             return f"ref {self.ref}"
         if self.kind == "image_digest":
@@ -130,6 +138,8 @@ def _parse_one(text: str) -> Spec:
         if last < first:
             raise UsageError(f"SPEC {raw!r}: the last pipeline id is smaller than the first")
         return Spec("pipelines", raw, first_id=first, last_id=last)
+    if m := _COMMITS.match(raw):
+        return Spec("commits", raw, first_sha=m["a"].lower(), last_sha=m["b"].lower())
     if raw.startswith("ref:"):
         ref = raw[4:].strip()
         if not ref:

@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sync:
         sync_first(args, config, now)
     projects = tuple(args.project or ()) or config.gitlab.projects
+    if args.project and len(args.project) > 1:
+        raise UsageError("cidash check evaluates one project at a time", hint="give --project once")
     with open_store_from_args(args, config, readonly=True) as store:
         project = resolve_project(store, projects[0] if len(projects) == 1 else None, projects)
         ds = load_dataset(store, project, config_ref=config.criteria.ref)

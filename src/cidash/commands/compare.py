@@ -18,6 +18,8 @@ SPEC (each of --baseline and --candidate):
   2026-11-01..2026-11-14   pipelines created on those UTC days, both included (2026-11-01.. or ..2026-11-14
                            leave an end open; a single date is that day)
   #100..#200               pipeline ids 100 to 200 included (also pipelines:100..200)
+  abc1234..def5678         pipelines created from the first pipeline of commit abc1234 to the last one of
+                           def5678 (SHA prefixes, 7+ hex digits; also commits:abc1234..def5678)
   ref:main                 pipelines of one branch or tag
   image:sha256:DIGEST      jobs that ran in the CI image with that digest (a unique prefix is enough)
   image:TAG                jobs that ran in the image the registry tag points to

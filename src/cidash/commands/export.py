@@ -27,7 +27,8 @@ formats (--format, default json):
                 counters are totals over the exported window.
 
 options:
-  --since DAYS|DATE    only pipelines created since then: "30d" or "2026-11-01" (default: [criteria] window_days)
+  --since DAYS|DATE    only pipelines created since then: "30d", "12h", "2026-11-01" or "all"
+                       (default: [criteria] window_days)
   --ref REF            only this ref (default: all refs)
   --include-retried    count retried jobs too (excluded by default)
   --output FILE        write to FILE instead of standard output
@@ -46,7 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from cidash.commands.common import add_store_args
 
     parser.add_argument("--format", choices=("json", "csv", "markdown", "openmetrics"), default="json")
-    parser.add_argument("--since", metavar="DAYS|DATE", help='"30d" or "2026-11-01" (default: [criteria] window_days)')
+    parser.add_argument(
+        "--since", metavar="DAYS|DATE", help='"30d", "12h", "2026-11-01" or "all" (default: [criteria] window_days)'
+    )
     parser.add_argument("--ref", metavar="REF", help="only this ref")
     parser.add_argument("--include-retried", action="store_true", help="count retried jobs too")
     parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
@@ -55,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_store_args(parser)
 
 
-def parse_since(text: str | None, now: datetime, default_days: int) -> datetime:
+def parse_since(text: str | None, now: datetime, default_days: int) -> datetime | None:
     import re
     from datetime import UTC, date, timedelta
 
@@ -63,13 +66,15 @@ def parse_since(text: str | None, now: datetime, default_days: int) -> datetime:
 
     if not text:
         return now - timedelta(days=default_days)
+    if text.strip().lower() == "all":
+        return None
     if m := re.fullmatch(r"(\d+)([dh])", text.strip()):
         amount = int(m[1])
         return now - (timedelta(days=amount) if m[2] == "d" else timedelta(hours=amount))
     try:
         d = date.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(f"--since {text!r} is neither DAYS (30d, 12h) nor a date (2026-11-01)") from None
+        raise UsageError(f"--since {text!r} is neither DAYS (30d, 12h), a date (2026-11-01) nor all") from None
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
