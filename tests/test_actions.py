@@ -336,7 +336,8 @@ def test_answering_no_through_stdin(
 
     monkeypatch.setattr("sys.stdin", Tty("n\n"))
     assert main(cli(sim, db, "retry", str(_finished_job(sim).id))) == 1
-    assert "Proceed? [y/N]" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "Proceed? [y/N]" in captured.err and "nothing was sent" in captured.out
     assert sim.stats.mutating_requests == 0
 
 
@@ -594,3 +595,21 @@ def test_gitlab_refusing_a_pipeline_is_said_in_words(sim: SimulatedGitLab) -> No
     del sim.world.main.heads[SCENARIO.legacy_branch]  # deleted between plan and execution
     with pytest.raises(RemoteError, match=r"refused to create a pipeline on feature/legacy-ci .*: Reference not found"):
         execute(plan, remote, None, actor="t", now=NOW)
+
+
+def test_losing_sight_of_the_job_while_following_is_not_a_failure(
+    sim: SimulatedGitLab, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.set_faults(FaultPlan(rules=(FaultRule(endpoint="GET /projects/:id/jobs/:job_id", status=404),)))
+    args = build_parser().parse_args(cli(sim, db, "rebuild", "--yes"))
+    rc = action_cli.run_action(
+        args,
+        action="rebuild",
+        target="ref main",
+        make_plan=lambda remote, project, config: plan_rebuild(remote, project),
+        sleep=lambda s: None,
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "played" in out and "stopped following job" in out
+    assert latest_build_job(sim).played

@@ -24,7 +24,7 @@ from cidash.actions.base import (
     refuse,
     resolve_actor,
 )
-from cidash.errors import UsageError
+from cidash.errors import CidashError, UsageError
 
 if TYPE_CHECKING:
     from cidash.config import Config
@@ -48,9 +48,11 @@ def terminal_confirm(question: str) -> bool | None:
         interactive = False
     if not interactive:
         return None
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:
+    # the question goes to stderr so `cidash rebuild | tee log` still shows it
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:  # end of input
         return False
     return answer.strip().lower() in ("y", "yes")
 
@@ -174,7 +176,16 @@ def _follow(
     clock: Callable[[], float],
 ) -> int:
     last = None
-    for update in follow(remote, project_id, job_id, timeout=timeout, sleep=sleep, clock=clock):
+    updates = follow(remote, project_id, job_id, timeout=timeout, sleep=sleep, clock=clock)
+    while True:
+        try:
+            update = next(updates)
+        except StopIteration:
+            break
+        except CidashError as exc:
+            # the action itself succeeded: losing sight of the job is not a failure of the command
+            print(f"stopped following job {job_id}: {exc.one_line()}", file=stream)
+            break
         job = update.job
         if update.started:
             print(f"job {job.id} {job.status} after {update.elapsed:.0f} s: {job.web_url or ''}".rstrip(), file=stream)
