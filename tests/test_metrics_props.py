@@ -1,0 +1,77 @@
+"""Property tests for the metrics: invariants against brute-force recounts on random data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cidash.metrics import (
+    DEFAULT_KEY,
+    cache_restore_rates,
+    job_startups,
+    overlapping_writers,
+    restore_outcome_totals,
+    stale_cache_events,
+)
+from metrics_factories import T0, Builder, archive, facts, pipeline, restore
+
+KEYS = st.sampled_from(["0-abc-protected", "0-default-protected", "deps-default", "1-def-non_protected"])
+OUTCOMES = st.sampled_from(["hit", "miss", "failed", "skipped", "unknown", "empty"])
+JOB = st.tuples(
+    st.floats(min_value=0, max_value=500),  # start offset
+    st.floats(min_value=1, max_value=300),  # duration
+    st.booleans(),  # retried
+    st.lists(st.tuples(KEYS, OUTCOMES), max_size=3),  # restores
+    st.lists(KEYS, max_size=2),  # archives (created)
+    st.one_of(st.none(), st.floats(min_value=0, max_value=120)),  # start-up
+)
+
+
+def build(jobs: list[tuple[float, float, bool, list[tuple[str, str]], list[str], float | None]]) -> Builder:
+    b = Builder()
+    p = b.add_pipeline(pipeline(1, T0))
+    p2 = b.add_pipeline(pipeline(2, T0 + timedelta(minutes=1), ref="feature"))
+    for i, (start, duration, retried, restores, archives, startup) in enumerate(jobs):
+        cache = [restore(k, o) for k, o in restores] + [archive(k) for k in archives]
+        b.add_job(
+            p if i % 2 else p2,
+            f"j{i % 3}",
+            facts(startup, cache=cache),
+            start=start,
+            duration=duration,
+            retried=retried,
+        )
+    return b
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(JOB, max_size=12))
+def test_counts_match_brute_force(
+    jobs: list[tuple[float, float, bool, list[tuple[str, str]], list[str], float | None]],
+) -> None:
+    b = build(jobs)
+    ds = b.dataset()
+    kept = [j for j in jobs if not j[2]]
+    # Restore attempts: every non-retried attempt lands in exactly one group, whatever the grouping.
+    total = sum(len(j[3]) for j in kept)
+    for by in ("key", "job", "ref"):
+        assert sum(r.n for r in cache_restore_rates(ds, by)) == total  # type: ignore[arg-type]
+    assert sum(restore_outcome_totals(ds).values()) == total
+    # Start-ups: one per non-retried job whose log had one.
+    assert len(job_startups(ds)) == sum(1 for j in kept if j[5] is not None)
+    assert len(job_startups(ds, include_retried=True)) == sum(1 for j in jobs if j[5] is not None)
+    # Default-key events: one per restore attempt on a default key (all are main attempts here).
+    defaults = [e for e in stale_cache_events(ds) if e.kind == "default_key"]
+    assert len(defaults) == sum(1 for j in kept for k, _ in j[3] if DEFAULT_KEY.search(k))
+    # Overlapping writers: every pair of uploads of one key whose job intervals intersect, retried jobs too.
+    expected = 0
+    for a in range(len(jobs)):
+        for c in range(a + 1, len(jobs)):
+            ja, jc = b.jobs[a], b.jobs[c]
+            assert ja.started_at and ja.finished_at and jc.started_at and jc.finished_at
+            shared = set(jobs[a][4]) & set(jobs[c][4])
+            if ja.started_at < jc.finished_at and jc.started_at < ja.finished_at:
+                expected += len(shared)
+    assert len(overlapping_writers(ds)) == expected
