@@ -41,6 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from cidash.commands.common import connection_from_args, load_config_from_args, open_store_from_args
     from cidash.errors import CidashError, ConfigError
     from cidash.remote import GitLabClient
@@ -73,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
             clock=system_clock,
             client_factory=client_factory,
             refresher=sync_refresher(client_factory, store, config, system_clock) if client_factory else None,
-            actions=core_actions(client_factory, store, config),
+            actions=core_actions(client_factory, store, config, checkout=Path.cwd()),
+            checkout=Path.cwd(),
             log_fetcher=log_fetcher(client_factory) if client_factory else None,
             source="offline" if args.offline else "",
             startup_error=startup_error,

@@ -13,14 +13,14 @@ notification (``notify(title=exc.title, severity="error")``).
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from cidash.config import Config
-from cidash.errors import ActionRefused, CidashError, NotFound
+from cidash.errors import ActionRefused, NotFound
 from cidash.models import Project, RateLimitState
 from cidash.store import Store
 
@@ -147,7 +147,9 @@ class Actions(Protocol):
 
     def execute(self, plan: ActionPlan) -> ActionOutcome: ...
 
-    def follow(self, outcome: ActionOutcome) -> Sequence[str]: ...
+    def follow(self, outcome: ActionOutcome) -> Iterator[str] | Sequence[str]: ...
+
+    def decline(self, plan: ActionPlan) -> None: ...
 
 
 class UnavailableActions:
@@ -165,22 +167,169 @@ class UnavailableActions:
     def follow(self, outcome: ActionOutcome) -> Sequence[str]:
         return ()
 
+    def decline(self, plan: ActionPlan) -> None:
+        return None
 
-def core_actions(client_factory: Callable[[], Any] | None, store: Store, config: Config) -> Actions:
-    """The actions layer (``cidash.actions``) behind the :class:`Actions` protocol, or :class:`UnavailableActions`."""
+
+def core_actions(
+    client_factory: Callable[[], Any] | None,
+    store: Store,
+    config: Config,
+    *,
+    clock: Clock = system_clock,
+    checkout: Path | None = None,
+) -> Actions:
+    """The actions layer (:mod:`cidash.actions`) behind the :class:`Actions` protocol, or :class:`UnavailableActions`
+    with the reason (read-only mode, no connection)."""
     if config.actions.read_only:
-        return UnavailableActions("read-only mode ([actions] read_only = true)")
+        return UnavailableActions("read-only mode ([actions] read_only = true or --read-only)")
     if client_factory is None:
         return UnavailableActions("no GitLab connection")
-    try:
-        mod = importlib.import_module("cidash.actions")
-    except ImportError:
-        return UnavailableActions("this build has no actions layer")
-    factory = getattr(mod, "tui_actions", None)
-    if factory is None:
-        return UnavailableActions("the actions layer offers no dashboard adapter yet")
-    try:
-        actions: Actions = factory(client_factory, store, config)
-    except CidashError as exc:
-        return UnavailableActions(exc.one_line())
-    return actions
+    return CoreActions(client_factory, store, config, clock=clock, checkout=checkout)
+
+
+@dataclass
+class _Payload:
+    core: Any
+    actor: str
+    project: Project
+
+
+class CoreActions:
+    """Plan -> execute -> follow through :mod:`cidash.actions` (the same functions ``cidash rebuild``/``retry``
+    and ``cidash key --write`` use). Each call opens its own client (they run in worker threads)."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        store: Store,
+        config: Config,
+        *,
+        clock: Clock = system_clock,
+        checkout: Path | None = None,
+        follow_timeout: float = 120.0,
+    ) -> None:
+        self.client_factory = client_factory
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.checkout = checkout
+        self.follow_timeout = follow_timeout
+        self.disabled_reason: str | None = None
+
+    def _remote(self) -> Any:
+        from cidash.remote.mutations import ActionsRemote
+
+        return ActionsRemote(self.client_factory())
+
+    def latest_failed_build(self, project: Project) -> int | None:
+        jobs = self.store.jobs(project.id, name=self.config.image.build_job, status="failed", include_retried=False)
+        return jobs[-1].id if jobs else None
+
+    def plan(self, kind: str, project: Project, *, job_id: int | None = None) -> ActionPlan:
+        from cidash.actions import plan_key_recompute_local, plan_rebuild, plan_retry, remote_key_status, resolve_actor
+
+        if kind == "keys":
+            if self.checkout is None:
+                raise ActionRefused("no local checkout to write the cache-key file in")
+            kp = plan_key_recompute_local(self.checkout, self.config)
+            lines = list(kp.lines())
+            remote = self._remote()
+            try:
+                ref = project.default_branch or "main"
+                status = remote_key_status(remote, project, ref, self.config, self.store)
+                lines.append(f"GitLab on {ref} @ {(status.sha or '?')[:8]}: {status.verdict}")
+                lines.extend(f"  {line}" for line in status.explanation)
+                lines.append(f"  key last seen in logs: {status.seen_key or 'none'}")
+                actor = resolve_actor(remote)
+            finally:
+                remote.close()
+            if kp.up_to_date:
+                raise ActionRefused(f"{kp.relpath} is up to date: nothing to write", hint="; ".join(lines[1:3]))
+            return ActionPlan(
+                "keys",
+                f"Recompute {kp.relpath}",
+                tuple(lines),
+                f"write {kp.target} ({len(kp.content.splitlines())} lines); nothing is sent to GitLab",
+                _Payload(kp, actor, project),
+                tuple(kp.diff().splitlines()),
+            )
+        remote = self._remote()
+        try:
+            core: Any
+            if kind == "rebuild":
+                core = plan_rebuild(
+                    remote,
+                    project,
+                    ref=self.config.actions.rebuild_ref,
+                    variables=self.config.actions.rebuild_variables,
+                    build_job=self.config.image.build_job,
+                )
+                title = f"Rebuild the CI image of {project.path}"
+            elif kind == "retry":
+                target = job_id or self.latest_failed_build(project)
+                if target is None:
+                    raise ActionRefused(f"no failed `{self.config.image.build_job}` job in the store to retry")
+                core = plan_retry(remote, project, target)
+                title = f"Retry job {target} of {project.path}"
+            else:
+                raise ActionRefused(f"unknown action {kind}")
+            actor = resolve_actor(remote)
+        finally:
+            remote.close()
+        if core.refused:
+            raise ActionRefused(f"{kind}: {core.refusal}")
+        return ActionPlan(
+            kind,
+            title,
+            tuple(line for line in core.lines() if not line.startswith("request")),
+            "; ".join(str(c) for c in core.calls),
+            _Payload(core, actor, project),
+        )
+
+    def execute(self, plan: ActionPlan) -> ActionOutcome:
+        from cidash.actions import execute, write_key
+
+        payload: _Payload = plan.payload
+        if plan.kind == "keys":
+            result = write_key(
+                payload.core, self.store, actor=payload.actor, now=self.clock(), project=payload.project.path
+            )
+            return ActionOutcome(result.message)
+        remote = self._remote()
+        try:
+            done = execute(payload.core, remote, self.store, actor=payload.actor, now=self.clock())
+        finally:
+            remote.close()
+        return ActionOutcome(
+            done.message,
+            job_id=done.job.id if done.job else None,
+            pipeline_id=done.pipeline.id if done.pipeline else None,
+            extra={"project_id": str(payload.project.id)},
+        )
+
+    def decline(self, plan: ActionPlan) -> None:
+        """Record in the audit that the user cancelled (nothing is sent)."""
+        from cidash.actions import record_declined
+
+        payload: _Payload = plan.payload
+        if plan.kind != "keys":
+            record_declined(
+                payload.core, self.store, actor=payload.actor, now=self.clock(), reason="cancelled in the dashboard"
+            )
+
+    def follow(self, outcome: ActionOutcome) -> Iterator[str]:
+        from cidash.actions import follow
+
+        if outcome.job_id is None:
+            return
+        remote = self._remote()
+        try:
+            for update in follow(remote, int(outcome.extra["project_id"]), outcome.job_id, timeout=self.follow_timeout):
+                job = update.job
+                if update.timed_out:
+                    yield f"job {job.id} still {job.status} after {update.elapsed:.0f} s"
+                else:
+                    yield f"job {job.id} {job.status} ({update.elapsed:.0f} s)"
+        finally:
+            remote.close()

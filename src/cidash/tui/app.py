@@ -154,7 +154,7 @@ class CidashApp(App[None]):
         self.refresh_on_start = refresh_on_start
         self.source = source
         self.cache_dir = cache_dir or Path(platformdirs.user_cache_dir("cidash"))
-        self.checkout = checkout or Path.cwd()
+        self.checkout = checkout  # None: no local-checkout panel (the tests' and the demo's case)
         self.startup_error = startup_error
         self.wanted_project = project
         self.project: Project | None = None
@@ -236,15 +236,14 @@ class CidashApp(App[None]):
             snap = load_snapshot(self.store, self.config, project, now)
             self.post_message(self.SnapshotReady(snap))
             save_health(health_cache_path(self.cache_dir, self.store.path, project.id), snap.health)
-            self.post_message(
-                self.ViewsReady(
-                    startup_view(snap), caches_view(snap, self.config), images_view(self.store, snap, self.config)
-                )
-            )
-            view = caches_view(snap, self.config)
-            self.post_message(
-                self.LocalReady(local_key_status(self.config, self.checkout, view.last_key_on_ref, view.ref))
-            )
+            caches = caches_view(snap, self.config)
+            self.post_message(self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap, self.config)))
+            if self.checkout is not None:
+                view = caches
+                lines = local_key_status(self.config, self.checkout, view.last_key_on_ref, view.ref)
+            else:
+                lines = ["[dim]no local checkout (run cidash inside your repository to see .cache-key here)[/]"]
+            self.post_message(self.LocalReady(lines))
         except CidashError as exc:
             self.post_message(self.Failed(exc))
 
@@ -516,9 +515,17 @@ class CidashApp(App[None]):
             if ok:
                 self._execute_worker(plan)
             else:
+                self._decline_worker(plan)
                 self.notify("Cancelled: nothing was sent.", title=plan.title)
 
         self.push_screen(ConfirmScreen(plan), decided)
+
+    @work(thread=True, exclusive=True, group="actions")
+    def _decline_worker(self, plan: ActionPlan) -> None:
+        try:
+            self.actions.decline(plan)
+        except CidashError as exc:
+            self.post_message(self.Failed(exc))
 
     @work(thread=True, exclusive=True, group="actions")
     def _execute_worker(self, plan: ActionPlan) -> None:

@@ -180,8 +180,11 @@ def dataset_since(config: Config, now: datetime) -> datetime:
     return now - timedelta(days=2 * config.criteria.window_days + 7)
 
 
+_COMPARATORS = {"<=": "≤", ">=": "≥"}
+
+
 def _target_text(r: CriterionResult) -> str:
-    return f"{r.comparator} {fmt_value(r.target, r.unit)}"
+    return f"{_COMPARATORS.get(r.comparator, r.comparator)} {fmt_value(r.target, r.unit)}"
 
 
 def _baseline_periods(periods: Periods) -> Periods | None:
@@ -220,15 +223,14 @@ def health_rows(ds: Dataset, config: Config, report: CriteriaReport, periods: Pe
             baseline = fmt_seconds(base)
             cand = r.details.get("candidate_median")
             value = f"{fmt_pct(r.value)} faster" if r.value is not None else "—"
-            change = f"{fmt_seconds(base)} → {fmt_seconds(cand)}" if base is not None and cand is not None else "—"
+            change = f"{cand - base:+.1f} s" if base is not None and cand is not None else "—"
         else:
             baseline = fmt_value(base, r.unit)
             value = fmt_value(r.value, r.unit)
+            change = "—"
             if base is not None and r.value is not None:
                 delta = r.value - base
-                change = f"{delta:+.1f} {r.unit}".strip()
-            else:
-                change = "—"
+                change = fmt_value(delta, r.unit) if delta <= 0 else "+" + fmt_value(delta, r.unit)
         rows.append(
             HealthRow(
                 id=r.id,
@@ -248,8 +250,9 @@ def health_rows(ds: Dataset, config: Config, report: CriteriaReport, periods: Pe
 
 
 def load_snapshot(store: Store, config: Config, project: Project, now: datetime) -> Snapshot:
-    """Load the dataset and evaluate the criteria (the work behind the Health screen)."""
-    ds = load_dataset(store, project, since=dataset_since(config, now))
+    """Load the dataset and evaluate the criteria (the work behind the Health screen): the same dataset and
+    evaluation as ``cidash check``, so both always agree."""
+    ds = load_dataset(store, project, config_ref=config.criteria.ref)
     periods = choose_periods(ds, config, now)
     report = evaluate(ds, config, now)
     health = health_rows(ds, config, report, periods, now)

@@ -32,9 +32,8 @@ class HealthView(TabView):
             ("Baseline", "baseline"),
             ("Change", "change"),
             ("Last 30 days", "spark"),
-            ("n", "n"),
         ):
-            table.add_column(label, key=key, width=20 if key == "spark" else None)
+            table.add_column(label, key=key, width=16 if key == "spark" else None)
 
     def show_health(self, health: Health, *, cached: bool = False) -> None:
         self.health = health
@@ -52,8 +51,7 @@ class HealthView(TabView):
         for r in health.rows:
             table.add_row(
                 *texts((r.title, status_text(r.status), r.value, r.target, r.baseline, r.change)),
-                Text(sparkline(resample(r.series, 20)), style="cyan"),
-                Text(str(r.n)),
+                Text(sparkline(resample(r.series, 16)), style="cyan"),
                 key=r.id,
             )
         if health.rows:
@@ -67,6 +65,7 @@ class HealthView(TabView):
         text = Text()
         text.append(f"{r.title}: ", style="bold")
         text.append(r.evidence)
+        text.append(f" (n={r.n})", style="dim")
         text.append("  (Enter: the pipelines, jobs and keys behind it)", style="dim")
         self.query_one("#health-evidence", Static).update(text)
 
