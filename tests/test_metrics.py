@@ -14,6 +14,7 @@ from cidash.metrics import (
     failure_kind,
     image_build_reliability,
     image_digest_changes,
+    image_repository_of,
     image_size_history,
     job_outcomes,
     job_startups,
@@ -210,3 +211,31 @@ def test_job_outcomes() -> None:
     o = job_outcomes(b.dataset(), "verify-ci-image")
     assert (o.n, o.successes, o.latest_status, o.success_rate) == (2, 1, "failed", 50.0)
     assert job_outcomes(b.dataset(), "nope").n == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "repo"),
+    [
+        ("registry.example.com/platform/app/ci:latest", "registry.example.com/platform/app/ci"),
+        ("registry.example.com:5000/platform/app/ci", "registry.example.com:5000/platform/app/ci"),
+        ("registry.example.com:5000/platform/app/ci:1.2@sha256:ab", "registry.example.com:5000/platform/app/ci"),
+        ("alpine:3.20", "alpine"),
+    ],
+)
+def test_image_repository_of(name: str, repo: str) -> None:
+    assert image_repository_of(name) == repo
+
+
+def test_ci_image_follows_a_renamed_repository() -> None:
+    b = Builder()
+    for i, (image, digest) in enumerate(
+        [("registry.example.com/platform/app/ci", OLD)] * 2 + [("registry.example.com/platform/app/ci-alpine", NEW)]
+    ):
+        p = b.add_pipeline(pipeline(10 + i, T0 + timedelta(hours=i)))
+        b.add_job(p, "test", facts(digest=digest, image=image))
+        b.add_job(p, "docker", facts(digest="sha256:" + "9" * 64, image="docker"))
+        b.add_job(p, "docker2", facts(digest="sha256:" + "9" * 64, image="docker"))
+    ds = b.dataset()
+    assert [(c.old, c.new) for c in image_digest_changes(ds, "platform/app/ci")] == [(OLD, NEW)]
+    assert image_digest_changes(ds) == []  # by popularity the docker image wins, and it never changed
+    assert image_digest_changes(ds, "no/such/repo") == []  # falls back to the most used image

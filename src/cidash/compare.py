@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cidash.config import Config
-from cidash.criteria import MB
+from cidash.criteria import MB, ci_image_hint
 from cidash.metrics import (
     STARTUP_PHASES,
     Dataset,
@@ -183,9 +183,9 @@ def _distribution(
     )
 
 
-def _image_size(ds: Dataset, repository: str | None) -> tuple[float | None, int, str]:
+def _image_size(ds: Dataset, hint: str | None, repository: str | None) -> tuple[float | None, int, str]:
     """Size (MB) of the CI image most of the slice's jobs ran, with how many jobs ran it."""
-    used = Counter(d for _, d in ci_image_jobs(ds, repository))
+    used = Counter(d for _, d in ci_image_jobs(ds, hint))
     if not used:
         return None, 0, ""
     digest, count = used.most_common(1)[0]
@@ -286,7 +286,8 @@ def compare(
             **kw,
         )
     )
-    size_b, size_c = _image_size(b, config.image.repository), _image_size(c, config.image.repository)
+    hint = ci_image_hint(ds, config)
+    size_b, size_c = _image_size(b, hint, config.image.repository), _image_size(c, hint, config.image.repository)
     rows.append(
         _value_row(
             "image_size",

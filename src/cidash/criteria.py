@@ -149,6 +149,13 @@ def _day(d: datetime) -> str:
     return d.astimezone(UTC).date().isoformat()
 
 
+def ci_image_hint(ds: Dataset, config: Config) -> str | None:
+    """The CI image's registry path: ``[image] repository``, else ``<project path>/ci`` (sync's default)."""
+    if config.image.repository:
+        return config.image.repository
+    return f"{ds.project.path}/ci" if ds.project else None
+
+
 def criteria_ref(ds: Dataset, config: Config) -> str:
     return config.criteria.ref or ds.default_ref()
 
@@ -188,7 +195,7 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
             short=f"in candidate `{k.text}`",
         )
     on_ref = ds.on_ref(ref)
-    changes = image_digest_changes(on_ref, config.image.repository)
+    changes = image_digest_changes(on_ref, ci_image_hint(ds, config))
     if changes:
         sizes = {t.digest: t.total_size for t in ds.image_tags if t.digest and t.total_size}
         chosen, later = migration_change(changes, sizes)
@@ -257,7 +264,7 @@ def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionR
     changes_src = periods.candidate if periods.candidate.jobs else ds
     from cidash.metrics import ci_image_jobs
 
-    used = ci_image_jobs(changes_src, config.image.repository)
+    used = ci_image_jobs(changes_src, ci_image_hint(ds, config))
     chosen = None
     how = "newest tag"
     if used:

@@ -606,11 +606,19 @@ class DigestChange:
     new: str
 
 
+def image_repository_of(name: str) -> str:
+    """``registry:5000/group/app/ci:tag@sha256:...`` -> ``registry:5000/group/app/ci`` (tag and digest removed)."""
+    name = name.split("@", 1)[0]
+    head, sep, tail = name.rpartition(":")
+    return head if sep and "/" not in tail else name
+
+
 def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job, str]]:
     """(job, digest) for jobs that ran in the CI image, oldest first.
 
-    The CI image is the one whose name contains ``image_hint`` (the registry repository path) when given, else
-    the image name most jobs ran in.
+    The CI image is the one whose name contains ``image_hint`` (the registry repository path, e.g.
+    ``platform/app/ci``; a renamed ``platform/app/ci-alpine`` still matches) when any job ran it, else the image
+    most jobs ran in.
     """
     named: list[tuple[Job, str, str]] = []
     for j in ds.jobs:
@@ -620,12 +628,11 @@ def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job,
         digest = normalize_digest(facts.image.digest)
         if digest is None:
             continue
-        named.append((j, facts.image.name.rsplit(":", 1)[0].split("@", 1)[0], digest))
+        named.append((j, image_repository_of(facts.image.name), digest))
     if not named:
         return []
-    if image_hint:
-        chosen = [(j, d) for j, name, d in named if image_hint in name]
-    else:
+    chosen = [(j, d) for j, name, d in named if image_hint and image_hint in name]
+    if not chosen:
         top = Counter(name for _, name, _ in named).most_common(1)[0][0]
         chosen = [(j, d) for j, name, d in named if name == top]
     chosen.sort(key=lambda jd: (jd[0].started_at or datetime.min, jd[0].id))
