@@ -679,3 +679,14 @@ def test_byte_at_a_time_feeding_of_a_long_line_is_linear() -> None:
     for i in range(len(data)):
         parser.feed(data[i : i + 1])
     assert parser.finish() == parse_bytes(data)
+
+
+def test_indented_or_mid_line_keywords_are_not_runner_lines() -> None:
+    data = restore(
+        "  Checking cache for indented...",
+        " ---> Using cache",
+        "echo Checking cache for inline...",
+        "\x1b[32;1mChecking cache for real...\x1b[0;m",
+        "Successfully extracted cache",
+    )
+    assert parse_bytes(data).cache == (CacheEvent("restore", "real", "hit"),)

@@ -35,6 +35,8 @@ Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
   found locally; otherwise ``pulled`` is None (always for kubernetes, whose log does not say).
 - Lines longer than ``max_line`` are cut at their last ``\\r`` (progress bars), so markers in them still
   count; if a line has no ``\\r`` at all, its middle is dropped.
+- Runner lines (cache, image, version) count where the runner writes them: at the start of a line, after a
+  ``\\r``, an ANSI code or the per-line timestamp; indented or mid-line look-alikes do not.
 - Per-line timestamp continuation lines (``00O+``) are read as lines of their own.
 """
 
@@ -115,11 +117,17 @@ _SECTION_RE: Final = re.compile(
 _TS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
 _ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b")
 # Every marker a runner line we interpret can contain (outside script sections).
+# Every marker a runner line we interpret can start with, and section markers (outside script sections).
 _HIT_RE: Final = re.compile(
-    rb"section_|Running with|Using |Pulling docker|Checking cache|Successfully extracted|Failed to |does not exist"
-    rb"|Not downloading|Not uploading|Skipping cache|Creating cache|Created cache|up to date|No files to cache"
-    rb"|too big"
+    rb"section_|Running with|Using |Pulling docker|Checking cache|Successfully extracted|Failed to |WARNING: |ERROR: "
+    rb"|Not downloading|Not uploading|Skipping cache|Creating cache|Created cache|Archive is up to date"
+    rb"|Cache archive size"
 )
+# A runner line starts a line, or follows a \r, an ANSI code (whose last byte is a digit or in @..~) or a per-line
+# timestamp prefix. Hits elsewhere (" ---> Using cache") are skipped before any Python work on their line; _text()
+# applies the same rule (no leading blanks), so skipping them never changes the facts.
+_LINE_START_BYTES: Final = frozenset(b"\n\r\x1b0123456789" + bytes(range(0x40, 0x7F)))
+_TS_TAIL_RE: Final = re.compile(rb"[0-9a-f][OE][ +]")
 _LIMIT: Final = b"Job's log exceeded limit"
 _LAST_BYTES: Final = 4096
 _MARKER_MAX: Final = 600  # longest marker the regex accepts, "section_start:" to the end of its options
@@ -274,23 +282,31 @@ class TraceParser:
 
     def _region(self, buf: bytes, start: int, end: int) -> None:
         """Interpret buf[start:end]: whole lines, except that the last may be a piece cut at a \\r."""
-        pos = start
+        pos = floor = start  # floor: where the not-yet-interpreted part of the current line begins
         find = buf.find
         search = _HIT_RE.search
         while pos < end:
             if self._bulk:  # script output: only section markers matter
-                pos = self._scan_script(buf, start, pos, end)
+                pos = floor = self._scan_script(buf, start, pos, end)
             else:
                 m = search(buf, pos, end)
                 if m is None:
                     return
                 hit = m.start()
-                nl = buf.rfind(b"\n", pos, hit)
-                line_start = nl + 1 if nl >= 0 else pos
+                if (
+                    hit > 0
+                    and buf[hit - 1] not in _LINE_START_BYTES
+                    and buf[hit] != 115  # "s" of section_: markers may sit anywhere
+                    and not (hit >= 3 and _TS_TAIL_RE.match(buf, hit - 3, hit))
+                ):
+                    pos = hit + 1
+                    continue
+                nl = buf.rfind(b"\n", floor, hit)
+                line_start = nl + 1 if nl >= 0 else floor
                 nl = find(b"\n", hit, end)
                 line_end = end if nl < 0 else nl + 1
                 self._line(buf, start, line_start, line_end)
-                pos = line_end
+                pos = floor = line_end
 
     def _scan_script(self, buf: bytes, start: int, pos: int, end: int) -> int:
         """Handle the section markers in buf[pos:end] while in script output; return where the script output
@@ -397,8 +413,8 @@ class TraceParser:
     def _text(self, raw: bytes) -> None:
         clean = _ANSI_RE.sub(b"", raw) if b"\x1b" in raw else raw
         for part in clean.split(b"\r"):
-            text = part.strip()
-            if text:
+            text = part.rstrip()
+            if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line (see _LINE_START_BYTES)
                 self._runner_line(text.decode("utf-8", "replace"))
 
     def _runner_line(self, text: str) -> None:
