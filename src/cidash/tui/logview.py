@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
-_MARK = re.compile(r"(?:\x1b\[0K)?section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(\[[^\]]*\])?\r?(?:\x1b\[0K)?")
+_MARK = re.compile(r"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(\[[^\]]*\])?\r?")
 
 
 @dataclass
@@ -34,8 +34,11 @@ def split_sections(text: str, *, max_lines: int = 20_000) -> list[LogSection]:
     current = LogSection("")
     depth = 0
     count = 0
-    for raw in text.splitlines():
-        line = _TS.sub("", raw)
+    raw_lines = text.split("\n")
+    if raw_lines and raw_lines[-1] == "":
+        raw_lines.pop()
+    for raw in raw_lines:
+        line = _TS.sub("", raw.rstrip("\r")).replace("\x1b[0K", "")
         pos = 0
         rest = ""
         for m in _MARK.finditer(line):
@@ -65,6 +68,6 @@ def split_sections(text: str, *, max_lines: int = 20_000) -> list[LogSection]:
         if count < max_lines:
             current.lines.append(rest)
             count += 1
-    if current.lines or current.name:
+    if current.name or any(line.strip() for line in current.lines):
         out.append(current)
     return out
