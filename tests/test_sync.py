@@ -22,8 +22,9 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def make_client(sim: SimulatedGitLab, **kw: Any) -> GitLabClient:
+    retry = kw.pop("retry", None)
     conn = Connection(url=sim.url, token=Secret(sim.token), max_rps=0, concurrency=kw.pop("concurrency", 6), **kw)
-    return GitLabClient(conn)
+    return GitLabClient(conn, retry=retry)
 
 
 def options(**kw: Any) -> SyncOptions:
@@ -65,7 +66,7 @@ def assert_matches_world(sim: SimulatedGitLab, store: Store) -> None:
         if ran and j.status_at(now) != "skipped":
             assert j.id in facts, f"job {j.id} ({j.name}) has no parsed log"
             assert j.facts is not None
-            assert facts[j.id].startup_seconds == pytest.approx(j.facts.precise_startup_seconds, abs=0.01), j.id
+            assert facts[j.id].startup_seconds == pytest.approx(j.facts.startup_seconds, abs=0.01), j.id
     assert store.counts()["cache_events"] == sum(len(f.cache) for f in facts.values())
 
 

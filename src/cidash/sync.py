@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -44,6 +45,7 @@ from cidash.errors import (
     ConnectError,
     NotFound,
     PermissionDenied,
+    RateLimited,
     RemoteError,
     Unsupported,
     UsageError,
@@ -512,9 +514,29 @@ def _sync_logs(ctx: _Ctx) -> None:
                     store.save_job_facts(job.id, facts, project_id=pid, log_bytes=nbytes, parsed_at=ctx.now)
         results.clear()
 
-    for future in ctx.bounded(lambda j: _fetch_log(ctx, j), todo):
+    stop = threading.Event()  # set when GitLab keeps rate-limiting: the rest waits for the next sync
+    started = 0
+
+    def remaining() -> Iterator[Job]:
+        nonlocal started
+        for job in todo:
+            if stop.is_set():
+                return
+            started += 1
+            yield job
+
+    for future in ctx.bounded(lambda j: _fetch_log(ctx, j), remaining()):
         try:
             job, facts, nbytes = future.result()
+        except RateLimited as exc:
+            ctx.logs_failed += 1
+            if not stop.is_set():
+                stop.set()
+                _warn(
+                    ctx,
+                    f"GitLab keeps rate-limiting log downloads ({exc.one_line()}); the rest waits for the next sync",
+                )
+            continue
         except (PermissionDenied, NotFound, Unsupported) as exc:
             ctx.logs_failed += 1
             _warn(ctx, f"log not readable: {exc.one_line()}")
@@ -535,6 +557,7 @@ def _sync_logs(ctx: _Ctx) -> None:
             last_commit = time.monotonic()
             ctx.emit("logs")
     commit()
+    ctx.logs_failed += len(todo) - started
     ctx.emit("logs")
 
 

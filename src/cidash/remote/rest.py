@@ -141,19 +141,19 @@ class _AccountedSession(requests.Session):
             self.limiter.acquire()
             try:
                 response = super().send(request, **kwargs)
+                nbytes = 0 if kwargs.get("stream") else len(response.content)  # reads the body: may fail too
             except requests.exceptions.SSLError as exc:
                 raise TLSError(
                     f"TLS handshake with {parts.netloc} failed: {_short(exc)}",
                     hint="check the URL, or set [gitlab] verify_tls = false / a CA bundle for self-signed certificates",
                 ) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 self.stats.record(request.method or "GET", parts.path, 599, 0)
                 if attempt < self.retry.attempts:
                     self.stats.retried()
                     time.sleep(self.retry.delay(attempt))
                     continue
                 raise ConnectError(f"cannot reach GitLab at {parts.scheme}://{parts.netloc}: {_short(exc)}") from None
-            nbytes = 0 if kwargs.get("stream") else len(response.content)
             self.stats.record(request.method or "GET", parts.path, response.status_code, nbytes)
             self.limiter.observe(response.headers, response.status_code)
             if response.status_code in RETRYABLE_STATUSES:
