@@ -1,0 +1,91 @@
+"""Connection resolution: flags, environment, CI variables, config, python-gitlab sections; tokens kept secret."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from cidash.config import Config, GitLabSettings
+from cidash.connection import Connection, Secret, resolve_connection
+from cidash.errors import CidashError, ConfigError
+
+
+def cfg(**gitlab: object) -> Config:
+    return Config(gitlab=GitLabSettings(**gitlab), sources=("cidash.toml",))  # type: ignore[arg-type]
+
+
+def test_flags_beat_env_beat_config(tmp_path: Path) -> None:
+    token_file = tmp_path / "tok"
+    token_file.write_text("\n  glpat-fromfile-0123456789  \n")
+    env = {"GITLAB_URL": "https://env.example", "GITLAB_TOKEN": "glpat-fromenv-0123456789"}
+    c = resolve_connection(cfg(url="https://cfg.example", projects=("a/b",)), env=env)
+    assert c.url == "https://env.example" and c.token == Secret("glpat-fromenv-0123456789")
+    assert c.projects == ("a/b",) and c.sources["url"] == "GITLAB_URL"
+    c = resolve_connection(
+        cfg(url="https://cfg.example"),
+        url="https://flag.example/",
+        projects=["x/y"],
+        token_file=str(token_file),
+        env=env,
+    )
+    assert c.url == "https://flag.example" and c.token is not None
+    assert c.token.reveal() == "glpat-fromfile-0123456789" and c.projects == ("x/y",)
+    assert c.auth_headers() == {"PRIVATE-TOKEN": "glpat-fromfile-0123456789"}
+
+
+def test_ci_job_token_only_inside_ci() -> None:
+    env = {"CI_SERVER_URL": "https://ci.example", "CI_JOB_TOKEN": "jobtok-123456", "CI_PROJECT_PATH": "g/p"}
+    with pytest.raises(ConfigError, match="no GitLab URL"):
+        resolve_connection(cfg(), env=env)
+    c = resolve_connection(cfg(), env={**env, "CI": "true"})
+    assert c.url == "https://ci.example" and c.token_kind == "job" and c.projects == ("g/p",)
+    assert c.auth_headers() == {"JOB-TOKEN": "jobtok-123456"}
+
+
+def test_python_gitlab_section(tmp_path: Path) -> None:
+    ini = tmp_path / "pg.cfg"
+    ini.write_text(
+        "[global]\ndefault = work\n\n[work]\nurl = https://pg.example\nprivate_token = glpat-pg-0123456789\n"
+        "ssl_verify = false\ntimeout = 7\n\n[ci]\nurl = https://pg2.example\njob_token = jt-0123456789\n"
+    )
+    env = {"PYTHON_GITLAB_CFG": str(ini)}
+    c = resolve_connection(cfg(python_gitlab_section="work", projects=("a/b",)), env=env)
+    assert c.url == "https://pg.example" and c.verify_tls is False and c.timeout == 7.0
+    assert c.token is not None and c.token.reveal() == "glpat-pg-0123456789"
+    assert c.sources["token"] == "python-gitlab [work]"
+    c = resolve_connection(cfg(projects=("a/b",)), python_gitlab_section="ci", env=env)
+    assert c.token_kind == "job"
+    with pytest.raises(ConfigError, match="no section"):
+        resolve_connection(cfg(projects=("a/b",)), python_gitlab_section="nope", env=env)
+
+
+def test_errors_are_clear(tmp_path: Path) -> None:
+    env = {"GITLAB_URL": "https://x.example"}
+    with pytest.raises(ConfigError, match="no project"):
+        resolve_connection(cfg(), env=env)
+    assert resolve_connection(cfg(), env=env, require_project=False).projects == ()
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_connection(cfg(projects=("a",)), token_file=str(tmp_path / "missing"), env=env)
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match="empty"):
+        resolve_connection(cfg(projects=("a",)), token_file=str(tmp_path / "empty"), env=env)
+    with pytest.raises(ConfigError, match="http"):
+        resolve_connection(cfg(projects=("a",)), url="gitlab.example.com", env=env)
+
+
+def test_token_never_shows() -> None:
+    token = "glpat-supersecret-0123456789"
+    c = resolve_connection(cfg(projects=("a/b",)), env={"GITLAB_URL": "https://x.example", "GITLAB_TOKEN": token})
+    for text in (repr(c), str(c), c.describe(), repr(c.token), str(c.token), f"{c.token}"):
+        assert token not in text
+    with pytest.raises(TypeError):
+        pickle.dumps(c.token)
+    # Registered: any error message that happens to contain it is redacted.
+    assert token not in CidashError(f"failed with header {token}").one_line()
+
+
+def test_connection_group_only() -> None:
+    c = resolve_connection(cfg(), group="platform", env={"GITLAB_URL": "https://x.example"})
+    assert c.group == "platform" and c.projects == () and isinstance(c, Connection)

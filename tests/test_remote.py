@@ -1,0 +1,147 @@
+"""Remote adapters: rate limiter, retry policy, error mapping, request accounting, conversion to models."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+
+from cidash.connection import Connection, Secret
+from cidash.errors import AuthError, NotFound, PermissionDenied, RateLimited, RemoteError, Unsupported
+from cidash.remote import GitLabClient
+from cidash.remote.policy import (
+    RateLimiter,
+    RetryPolicy,
+    describe_network_error,
+    endpoint_kind,
+    error_for_status,
+    parse_retry_after,
+)
+from cidash.remote.rest import job_from_json, pipeline_from_json
+from cidash.sim import SimulatedGitLab
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.t += s
+
+
+def test_rate_limiter_ceiling_spaces_requests() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        limiter.acquire()
+    assert clock.slept == pytest.approx([0.1] * 4)
+
+
+def test_rate_limiter_honours_remaining_reset_and_retry_after() -> None:
+    clock = FakeClock()
+    wall = [5000.0]
+    limiter = RateLimiter(0, clock=clock, wall=lambda: wall[0], sleep=clock.sleep)
+    limiter.observe({"RateLimit-Limit": "100", "RateLimit-Remaining": "50", "RateLimit-Reset": "5010"}, 200)
+    limiter.acquire()
+    assert clock.slept == []
+    limiter.observe({"RateLimit-Remaining": "1", "RateLimit-Reset": "5010"}, 200)
+    limiter.acquire()
+    assert clock.slept == [pytest.approx(10.0)]
+    assert limiter.state.limit == 100 and limiter.state.remaining == 1
+    limiter.observe({"Retry-After": "3"}, 429)
+    limiter.acquire()
+    assert clock.slept[-1] == pytest.approx(3.0)
+
+
+def test_retry_after_and_backoff() -> None:
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+    assert parse_retry_after("soon") is None
+    policy = RetryPolicy(base_delay=0.2, max_delay=1.0, max_retry_after=5)
+    assert 0.15 <= policy.delay(1) <= 0.25 and policy.delay(10) <= 1.25 and policy.delay(1, 99) == 5
+
+
+@pytest.mark.parametrize(
+    ("status", "missing", "cls"),
+    [
+        (401, "endpoint", AuthError),
+        (403, "project", PermissionDenied),
+        (404, "project", NotFound),
+        (404, "endpoint", Unsupported),
+        (405, "endpoint", Unsupported),
+        (429, "endpoint", RateLimited),
+        (500, "endpoint", RemoteError),
+    ],
+)
+def test_error_mapping(status: int, missing: str, cls: type[RemoteError]) -> None:
+    err = error_for_status(status, "GET /projects/1/x", missing=missing)  # type: ignore[arg-type]
+    assert type(err) is cls and str(status) in err.one_line()
+
+
+def test_endpoint_kinds_and_network_reasons() -> None:
+    assert endpoint_kind("GET", "/api/v4/projects/42/jobs/7/trace") == "GET trace"
+    assert endpoint_kind("GET", "/api/v4/projects/42/pipelines?page=2") == "GET pipelines"
+    assert endpoint_kind("GET", "/api/v4/projects/42/pipelines/9") == "GET pipeline"
+    assert endpoint_kind("HEAD", "/api/v4/projects/42/repository/files/go.mod") == "HEAD files"
+    assert describe_network_error("[Errno 111] Connection refused") == "connection refused"
+    assert describe_network_error("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed") == (
+        "certificate verify failed"
+    )
+
+
+def test_conversions() -> None:
+    p = pipeline_from_json(
+        1, {"id": 5, "iid": 2, "ref": "main", "sha": "s", "status": "success", "created_at": "2026-05-01T10:00:00.000Z"}
+    )
+    assert p.created_at == datetime(2026, 5, 1, 10, tzinfo=UTC) and p.updated_at == p.created_at
+    j = job_from_json(
+        1,
+        {
+            "id": 9,
+            "name": "build",
+            "stage": "b",
+            "status": "failed",
+            "created_at": "2026-05-01T10:00:00+02:00",
+            "pipeline": {"id": 5, "ref": "main", "sha": "s"},
+            "runner": {"id": 3, "description": "docker-1"},
+            "failure_reason": "script_failure",
+            "duration": 12,
+        },
+    )
+    assert j.pipeline_id == 5 and j.runner == "docker-1" and j.duration == 12.0
+    assert j.created_at == datetime(2026, 5, 1, 8, tzinfo=UTC)
+
+
+def test_clients_against_the_simulator(small_sim: SimulatedGitLab) -> None:
+    conn = Connection(url=small_sim.url, token=Secret(small_sim.token), max_rps=0)
+    with GitLabClient(conn) as client:
+        project = client.rest.project(small_sim.project_path)
+        assert project.id == small_sim.project_id
+        assert client.rest.project(str(small_sim.project_id)).path == small_sim.project_path
+        with pytest.raises(NotFound, match="project not found"):
+            client.rest.project("no/such")
+        pages = list(client.rest.pipeline_pages(project.id, updated_after=None))
+        assert sum(len(p) for p in pages) == small_sim.truth.pipelines
+        assert all(a.updated_at <= b.updated_at for page in pages for a, b in itertools.pairwise(page))
+        ids = [j.id for j in client.rest.jobs_newest_first(project.id)]
+        assert ids == sorted(ids, reverse=True) and len(ids) == small_sim.truth.jobs
+        heads = client.http.file_head(project.id, ".gitlab-ci.yml", "main")
+        assert heads is not None and heads.blob_id and heads.content_sha256
+        assert client.http.file_head(project.id, "no-such-file", "main") is None
+        chunks: list[bytes] = []
+        assert client.http.stream_trace(project.id, ids[-1], lambda: chunks.append)
+        assert b"Running with gitlab-runner" in b"".join(chunks)
+        requests, nbytes = client.stats.snapshot()
+        assert requests == small_sim.stats.total_requests and nbytes > 0
+    bad = Connection(url=small_sim.url, token=Secret("glpat-wrong-0123456789"), max_rps=0)
+    with GitLabClient(bad) as client, pytest.raises(AuthError) as info:
+        client.rest.project(small_sim.project_path)
+    assert "glpat-wrong-0123456789" not in info.value.one_line()
+    with GitLabClient(bad) as client, pytest.raises(AuthError):
+        client.http.registry_repositories(small_sim.project_id)
