@@ -263,7 +263,11 @@ class Planner:
                     job.manual = True
                     job.allow_failure = True
                     job.final_status = "manual"
-                    if history and pipeline.ref == project.default_branch and rng.random() < self.scenario.manual_play_rate:
+                    if (
+                        history
+                        and pipeline.ref == project.default_branch
+                        and rng.random() < self.scenario.manual_play_rate
+                    ):
                         # someone pressed play on the manual image build (it runs beside the later stages)
                         job.played = True
                         self.run_job(world, project, pipeline, job, commit, ready + rng.uniform(60.0, 1800.0), rng)
@@ -772,10 +776,16 @@ def _change(rng: random.Random, state: RepoState, *, main: bool) -> tuple[RepoSt
     return state.bump(src=state.src + 1, deps=state.deps + 1), "Add endpoint and its dependency"
 
 
-def build_world(scenario: Scenario | None = None, *, time_scale: float = 0.0) -> World:
-    """Generate the scenario's world (deterministic for a given ``Scenario``)."""
+def build_world(
+    scenario: Scenario | None = None, *, time_scale: float = 0.0, clock_start: datetime | None = None
+) -> World:
+    """Generate the scenario's world (deterministic for a given ``Scenario``).
+
+    The world's clock starts at ``scenario.end`` (all history in the past) unless ``clock_start`` says otherwise
+    (then pipelines planned after it appear as their time comes, e.g. a live demo day).
+    """
     sc = scenario or Scenario()
-    world = World(sc, time_scale=time_scale)
+    world = World(sc, time_scale=time_scale, clock_start=clock_start.timestamp() if clock_start else None)
     rng = random.Random(sc.seed)
     planner = Planner(sc)
     world.planner = planner

@@ -9,7 +9,11 @@ Public API::
 
     SimulatedGitLab(scenario=Scenario(), token="demo-token", readonly_token="demo-readonly-token",
                     latency_ms=0, jitter_ms=0, faults=FaultPlan(), rate_limit=None, rate_limit_window=60.0,
-                    time_scale=0.0, world=None, port=0)
+                    rate_limit_advertised=2000, time_scale=0.0, world=None, port=0, clock_start=None)
+
+Rate limits: every response carries ``RateLimit-Limit/Observed/Remaining/Reset`` for a fixed window of
+``rate_limit_window`` seconds per user; the advertised limit is ``rate_limit`` if set (and then exceeding it
+answers 429 + ``Retry-After``), else ``rate_limit_advertised`` (GitLab.com's 2,000/min) without enforcement.
     .url .token .readonly_token .project_path .project_id .world .truth .stats
     .set_faults(plan) .advance(seconds) .start() .stop()
 
@@ -853,7 +857,10 @@ class Api:
         except ValueError as exc:
             raise ApiError(400, {"error": "since is invalid"}) from exc
         out = []
+        now = self.now
         for c in commits:
+            if c.at > now:
+                continue
             if since_t is not None and c.at < since_t:
                 continue
             if until_t is not None and c.at > until_t:
@@ -882,7 +889,9 @@ class Api:
         project = self.project_of(req)
         items = []
         for name in sorted(project.heads):
-            commit = project.commits[project.heads[name]]
+            commit = self.world.resolve_ref(project, name)
+            if commit is None or commit.at > self.now:
+                continue
             items.append(
                 {
                     "name": name,
@@ -1274,16 +1283,20 @@ class SimulatedGitLab:
         faults: FaultPlan | None = None,
         rate_limit: int | None = None,
         rate_limit_window: float = 60.0,
+        rate_limit_advertised: int = 2000,
         time_scale: float = 0.0,
         world: World | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int | None = None,
+        clock_start: datetime | None = None,
     ) -> None:
         if scenario is None:
             scenario = Scenario() if seed is None else Scenario(seed=seed)
         self.scenario = scenario
-        self.world = world if world is not None else build_world(scenario, time_scale=time_scale)
+        self.world = (
+            world if world is not None else build_world(scenario, time_scale=time_scale, clock_start=clock_start)
+        )
         if world is not None:
             self.world.set_time_scale(time_scale)
         self.token = token
@@ -1293,7 +1306,7 @@ class SimulatedGitLab:
         self.rng = random.Random(scenario.seed)
         self.rng_lock = threading.Lock()
         self.fault_state = FaultState(faults or FaultPlan())
-        self.rate_limiter = RateLimiter(rate_limit, rate_limit_window)
+        self.rate_limiter = RateLimiter(rate_limit, rate_limit_window, rate_limit_advertised)
         self.stats = Stats()
         self.host = host
         self.port = port

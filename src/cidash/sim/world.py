@@ -194,7 +194,7 @@ class SimProject:
 class World:
     """All simulated state. Build it with :func:`cidash.sim.build_world`; read it freely in tests."""
 
-    def __init__(self, scenario: Scenario, *, time_scale: float = 0.0) -> None:
+    def __init__(self, scenario: Scenario, *, time_scale: float = 0.0, clock_start: float | None = None) -> None:
         self.scenario = scenario
         self.lock = threading.RLock()
         self.projects: dict[int, SimProject] = {}
@@ -202,7 +202,7 @@ class World:
         self.group_path = "platform"
         self.next_pipeline_id = 1000
         self.next_job_id = 10000
-        self._sim_base = scenario.end.timestamp()
+        self._sim_base = scenario.end.timestamp() if clock_start is None else clock_start
         self._real_base = time.monotonic()
         self.time_scale = time_scale
         self.planner: Planner | None = None
@@ -253,12 +253,16 @@ class World:
     def resolve_ref(self, project: SimProject, ref: str) -> SimCommit | None:
         if ref in ("HEAD", ""):
             ref = project.default_branch
+        if ref.startswith("refs/heads/"):
+            ref = ref[len("refs/heads/") :]
         sha = project.heads.get(ref)
         if sha is not None:
-            return project.commits[sha]
-        if ref.startswith("refs/heads/"):
-            sha = project.heads.get(ref[len("refs/heads/") :])
-            return project.commits[sha] if sha else None
+            # a branch points at its newest commit that exists yet (history may extend past the clock)
+            commit: SimCommit | None = project.commits[sha]
+            now = self.now()
+            while commit is not None and commit.at > now and commit.parent:
+                commit = project.commits.get(commit.parent)
+            return commit
         if len(ref) >= 7 and all(c in "0123456789abcdef" for c in ref):
             if ref in project.commits:
                 return project.commits[ref]

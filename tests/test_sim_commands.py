@@ -1,0 +1,99 @@
+"""`cidash simulate` and `cidash demo` (headless), and the shared demo environment."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import tomllib
+
+import httpx
+import pytest
+
+from cidash.cli import main
+from cidash.commands import demo as demo_command
+from cidash.sim import Scenario
+from cidash.sim.demo import demo_environment
+
+SMALL = Scenario(days=4, pipelines_per_day=4, migration_day=3)
+
+
+def test_simulate_serves_until_interrupted() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cidash", "simulate", "--port", "0", "--pipelines", "20", "--days", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+)", first)
+        assert match, first
+        url = match.group(1)
+        banner = "".join(proc.stdout.readline() for _ in range(8))
+        assert "demo-token" in banner and "curl" in banner
+        r = httpx.get(url + "/api/v4/projects/platform%2Fapp/pipelines", headers={"PRIVATE-TOKEN": "demo-token"})
+        assert r.status_code == 200 and int(r.headers["x-total"]) >= 20
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_simulate_bad_port_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_demo_environment_writes_config_and_cleans_up() -> None:
+    with demo_environment(SMALL) as env:
+        config = tomllib.loads(env.config_path.read_text())
+        assert config["gitlab"]["url"] == env.sim.url
+        assert config["gitlab"]["projects"] == ["platform/app"]
+        assert env.token_file.read_text().strip() == env.sim.token
+        assert config["store"]["path"] == str(env.store_path)
+        assert env.argv("check")[:3] == ["check", "--config", str(env.config_path)]
+        assert httpx.get(env.sim.url + "/api/v4/version", headers={"PRIVATE-TOKEN": env.sim.token}).status_code == 200
+        directory = env.directory
+    assert not directory.exists()
+
+
+def test_live_demo_environment_ends_today() -> None:
+    with demo_environment(SMALL, live=True, time_scale=0.0) as env:
+        now = env.now
+        assert env.scenario.end.date() > now.date() >= env.scenario.start.date()
+        with httpx.Client(base_url=env.sim.url + "/api/v4", headers={"PRIVATE-TOKEN": env.sim.token}) as client:
+            pipelines = client.get("/projects/42/pipelines", params={"per_page": 100}).json()
+        assert pipelines and all(p["created_at"] <= now.strftime("%Y-%m-%dT%H:%M:%S.999Z") for p in pipelines)
+
+
+def test_headless_demo_runs_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with demo_environment(SMALL) as env:
+        code = demo_command.run_headless(env)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "cidash demo: simulated GitLab at http://127.0.0.1:" in out
+    for command in ("sync", "check", "compare"):
+        if demo_command.available(command):
+            assert f"$ cidash {command} --config <demo config>" in out
+        else:
+            assert f"skipped: 'cidash {command}'" in out
+
+
+def test_headless_demo_skips_missing_commands(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo_command, "available", lambda command: False)
+    with demo_environment(SMALL) as env:
+        assert demo_command.run_headless(env) == 0
+    out = capsys.readouterr().out
+    assert out.count("is not available yet") == 3
+
+
+def test_available_detects_stubs() -> None:
+    assert demo_command.available("simulate")
+    assert not demo_command.available("no_such_command")
