@@ -174,6 +174,7 @@ class Planner:
     rg_free_at: dict[str, float] = field(default_factory=dict)
     writers: list[_Writer] = field(default_factory=list)
     runner_tokens: dict[int, str] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)  # commit sha -> critical checksum
 
     # -- images ---------------------------------------------------------------------------------------------
     def image_ref(self, project: SimProject, tag: str) -> str:
@@ -352,7 +353,9 @@ class Planner:
         migrated = state.migrated
         protected = pipeline.ref in project.protected
         suffix = "protected" if protected else "non_protected"
-        checksum = content.critical_checksum(commit.files)
+        checksum = self.checksums.get(commit.sha)
+        if checksum is None:
+            checksum = self.checksums[commit.sha] = content.critical_checksum(commit.files)
 
         job.pending_at = _ms(ready)
         queue = rng.uniform(1.0, 8.0)
