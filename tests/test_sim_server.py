@@ -406,3 +406,31 @@ def test_determinism_same_seed_same_bytes() -> None:
     with SimulatedGitLab(Scenario(days=3, pipelines_per_day=4, migration_day=2, seed=8)) as c:
         assert snapshot(c) != first
     json.loads(first.split(b"\n")[0])
+
+
+def test_retry_of_a_failed_job_resumes_the_skipped_stages(sim: SimulatedGitLab) -> None:
+    world = sim.world
+    main = world.main
+    pipeline = next(p for p in main.pipelines.values() if world.pipeline_status(main, p, world.now()) == "failed")
+    with _client(sim) as client:
+        jobs = client.get(f"/projects/42/pipelines/{pipeline.id}/jobs").json()
+        assert "skipped" in {j["status"] for j in jobs}
+        failed = next(j for j in jobs if j["status"] == "failed")
+        assert client.post(f"/projects/42/jobs/{failed['id']}/retry").status_code == 201
+        assert client.get(f"/projects/42/pipelines/{pipeline.id}").json()["status"] in ("running", "pending")
+        sim.advance(3600)
+        after = client.get(f"/projects/42/pipelines/{pipeline.id}/jobs").json()
+    assert "skipped" not in {j["status"] for j in after}
+    assert {j["status"] for j in after} <= {"success", "failed", "manual"}
+
+
+def test_cache_writer_waits_for_the_resource_group(small_sim: SimulatedGitLab) -> None:
+    with _client(small_sim) as client:
+        client.post("/projects/42/pipeline", json={"ref": "main"})
+        second = client.post("/projects/42/pipeline", json={"ref": "main"}).json()
+        seen: set[str] = set()
+        for _ in range(80):
+            small_sim.advance(2)
+            jobs = client.get(f"/projects/42/pipelines/{second['id']}/jobs").json()
+            seen.add(next(j["status"] for j in jobs if j["name"] == "setup"))
+    assert {"waiting_for_resource", "running", "success"} <= seen
