@@ -575,8 +575,6 @@ class Api:
     def pipelines(self, req: Request) -> Json:
         project = self.project_of(req)
         now = self.now
-        items = list(project.pipelines.values())
-        out: list[tuple[SimPipeline, dict[str, Any]]] = []
         filters: dict[str, float] = {}
         for name in ("updated_after", "updated_before", "created_after", "created_before"):
             value = req.arg(name)
@@ -585,9 +583,16 @@ class Api:
                     filters[name] = parse_time(value)
                 except ValueError as exc:
                     raise ApiError(400, {"error": f"{name} is invalid"}) from exc
+        order_by = req.arg("order_by", "id") or "id"
+        sort = req.arg("sort", "desc") or "desc"
+        if order_by not in ("id", "status", "ref", "updated_at", "user_id"):
+            raise ApiError(400, {"error": "order_by does not have a valid value"})
+        if sort not in ("asc", "desc"):
+            raise ApiError(400, {"error": "sort does not have a valid value"})
         ref, status, source, sha = req.arg("ref"), req.arg("status"), req.arg("source"), req.arg("sha")
         scope = req.arg("scope")
-        for p in items:
+        selected: list[tuple[SimPipeline, str, float]] = []
+        for p in project.pipelines.values():
             if p.created_at > now:
                 continue
             if ref and p.ref != ref:
@@ -600,36 +605,30 @@ class Api:
                 continue
             if "created_before" in filters and p.created_at >= filters["created_before"]:
                 continue
-            basic = self.pipeline_basic(project, p, now)
-            if status and basic["status"] != status:
+            state, _, _, updated = self.world.pipeline_state(project, p, now)
+            updated = round(updated, 3)
+            if status and state != status:
                 continue
-            if scope == "running" and basic["status"] != "running":
+            if scope in ("running", "pending") and state != scope:
                 continue
-            if scope == "pending" and basic["status"] != "pending":
+            if scope == "finished" and state not in ("success", "failed", "canceled", "skipped"):
                 continue
-            if scope == "finished" and basic["status"] not in ("success", "failed", "canceled", "skipped"):
-                continue
-            updated = parse_time(basic["updated_at"])
             if "updated_after" in filters and updated <= filters["updated_after"]:
                 continue
             if "updated_before" in filters and updated >= filters["updated_before"]:
                 continue
-            out.append((p, basic))
-        order_by = req.arg("order_by", "id") or "id"
-        sort = req.arg("sort", "desc") or "desc"
-        if order_by not in ("id", "status", "ref", "updated_at", "user_id"):
-            raise ApiError(400, {"error": "order_by does not have a valid value"})
-        if sort not in ("asc", "desc"):
-            raise ApiError(400, {"error": "sort does not have a valid value"})
-        keyfn: Callable[[tuple[SimPipeline, dict[str, Any]]], Any] = {
+            selected.append((p, state, updated))
+        keyfn: Callable[[tuple[SimPipeline, str, float]], Any] = {
             "id": lambda x: x[0].id,
-            "status": lambda x: (x[1]["status"], x[0].id),
+            "status": lambda x: (x[1], x[0].id),
             "ref": lambda x: (x[0].ref, x[0].id),
-            "updated_at": lambda x: (x[1]["updated_at"], x[0].id),
+            "updated_at": lambda x: (x[2], x[0].id),
             "user_id": lambda x: (x[0].user, x[0].id),
         }[order_by]
-        out.sort(key=keyfn, reverse=sort == "desc")
-        return self._paged(req, [basic for _, basic in out])
+        selected.sort(key=keyfn, reverse=sort == "desc")
+        chunk, headers = self.paginate(req, selected)
+        body = [self.pipeline_basic(project, p, now) for p, _, _ in chunk]
+        return Response(200, _dumps(body), headers)
 
     def _pipeline(self, req: Request, project: SimProject) -> SimPipeline:
         pid = req.params["pipeline_id"]

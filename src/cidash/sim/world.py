@@ -159,6 +159,8 @@ class SimPipeline:
     job_ids: list[int] = field(default_factory=list)
     variables: list[dict[str, str]] = field(default_factory=list)
     design: str = "legacy"  # legacy | migrated
+    # (settle time, (status, started, finished, updated)): valid while now >= settle time and no mutation
+    settled: tuple[float, tuple[str, float | None, float | None, float]] | None = None
 
 
 @dataclass
@@ -283,7 +285,41 @@ class World:
     def pipeline_jobs(self, project: SimProject, pipeline: SimPipeline) -> list[SimJob]:
         return [project.jobs[j] for j in pipeline.job_ids]
 
+    def pipeline_state(
+        self, project: SimProject, pipeline: SimPipeline, now: float
+    ) -> tuple[str, float | None, float | None, float]:
+        """(status, started_at, finished_at, updated_at) at ``now``; cached once nothing can change any more."""
+        cached = pipeline.settled
+        if cached is not None and now >= cached[0]:
+            return cached[1]
+        status = self._pipeline_status(project, pipeline, now)
+        started, finished, updated = self._pipeline_times(project, pipeline, now, status)
+        state = (status, started, finished, updated)
+        settle = pipeline.created_at
+        for j in self.pipeline_jobs(project, pipeline):
+            for t in (j.created_at, j.pending_at, j.resource_at, j.started_at, j.finished_at, j.canceled_at):
+                if t is not None and t > settle:
+                    settle = t
+        pipeline.settled = (settle, state) if now >= settle else None
+        return state
+
+    def invalidate(self, project: SimProject, pipeline_id: int) -> None:
+        """Forget a pipeline's cached state (a mutation changed its jobs)."""
+        pipeline = project.pipelines.get(pipeline_id)
+        if pipeline is not None:
+            pipeline.settled = None
+
     def pipeline_status(self, project: SimProject, pipeline: SimPipeline, now: float) -> str:
+        return self.pipeline_state(project, pipeline, now)[0]
+
+    def pipeline_times(
+        self, project: SimProject, pipeline: SimPipeline, now: float
+    ) -> tuple[float | None, float | None, float]:
+        """(started_at, finished_at, updated_at) as visible at ``now``."""
+        _, started, finished, updated = self.pipeline_state(project, pipeline, now)
+        return started, finished, updated
+
+    def _pipeline_status(self, project: SimProject, pipeline: SimPipeline, now: float) -> str:
         jobs = [j for j in self.pipeline_jobs(project, pipeline) if not j.retried]
         statuses = [j.status_at(now) for j in jobs]
         if not statuses:
@@ -308,10 +344,9 @@ class World:
             return "manual"
         return "success"
 
-    def pipeline_times(
-        self, project: SimProject, pipeline: SimPipeline, now: float
+    def _pipeline_times(
+        self, project: SimProject, pipeline: SimPipeline, now: float, status: str
     ) -> tuple[float | None, float | None, float]:
-        """(started_at, finished_at, updated_at) as visible at ``now``."""
         jobs = self.pipeline_jobs(project, pipeline)
         starts = [j.started_at for j in jobs if j.started_at is not None and j.started_at <= now]
         started = min(starts) if starts else None
@@ -321,7 +356,6 @@ class World:
                 if t is not None and t <= now:
                     events.append(t)
         updated = max(events)
-        status = self.pipeline_status(project, pipeline, now)
         finished: float | None = None
         if status in FINISHED or status == "manual":
             ends = [
@@ -337,16 +371,20 @@ class World:
     def retry_job(self, project: SimProject, job: SimJob, user: str) -> SimJob:
         with self.lock:
             assert self.planner is not None
+            self.invalidate(project, job.pipeline_id)
             return self.planner.retry(self, project, job, self.now(), user)
 
     def play_job(self, project: SimProject, job: SimJob, user: str) -> SimJob:
         with self.lock:
             assert self.planner is not None
+            self.invalidate(project, job.pipeline_id)
             return self.planner.play(self, project, job, self.now(), user)
 
     def cancel_job(self, job: SimJob) -> SimJob:
         with self.lock:
             now = self.now()
+            project = self.projects[job.project_id]
+            self.invalidate(project, job.pipeline_id)
             status = job.status_at(now)
             if status in ("created", "pending", "running", "waiting_for_resource", "manual"):
                 job.canceled_at = now
