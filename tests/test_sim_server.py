@@ -434,3 +434,25 @@ def test_cache_writer_waits_for_the_resource_group(small_sim: SimulatedGitLab) -
             jobs = client.get(f"/projects/42/pipelines/{second['id']}/jobs").json()
             seen.add(next(j["status"] for j in jobs if j["name"] == "setup"))
     assert {"waiting_for_resource", "running", "success"} <= seen
+
+
+def test_python_gitlab_managers_for_files_registry_commits(small_sim: SimulatedGitLab) -> None:
+    project = _gl(small_sim).projects.get("platform/app")
+    head = project.files.head("go.sum", ref="main")
+    raw = project.files.raw("go.sum", ref="main")
+    assert head["X-Gitlab-Blob-Id"] == hashlib.sha1(b"blob %d\x00" % len(raw) + raw).hexdigest()
+    assert project.files.get(".gitlab-ci.yml", ref="main").decode().startswith(b"# platform/app CI")
+    repo = project.repositories.list(get_all=True)[0]
+    tags = repo.tags.list(get_all=True)
+    assert {t.name for t in tags} >= {small_sim.truth.candidate_image_tag, "latest"}
+    detail = repo.tags.get(small_sim.truth.candidate_image_tag)
+    assert detail.total_size == small_sim.truth.image_tags[detail.name].total_size
+    latest = repo.tags.get("latest")
+    assert latest.digest.startswith("sha256:")
+    commits = project.commits.list(ref_name="main", get_all=True)
+    assert commits[0].id == project.branches.get("main").commit["id"]
+    assert {b.name for b in project.branches.list(get_all=True)} >= {"main", "feature/legacy-ci"}
+    assert project.commits.get(commits[-1].id).parent_ids == []
+    groups = project.resource_groups.list(get_all=True)
+    assert [g.key for g in groups] == ["cache_updates"]
+    assert project.resource_groups.get("cache_updates").upcoming_jobs.list(get_all=True) == []

@@ -236,6 +236,7 @@ class Api:
         r("GET", "/api/v4/projects/:id/repository/commits", Api.commits)
         r("GET", "/api/v4/projects/:id/repository/commits/:sha", Api.commit)
         r("GET", "/api/v4/projects/:id/repository/branches", Api.branches)
+        r("GET", "/api/v4/projects/:id/repository/branches/:branch", Api.branch)
         r("GET", "/api/v4/projects/:id/registry/repositories", Api.registry_repositories)
         r("GET", "/api/v4/projects/:id/registry/repositories/:repository_id/tags", Api.registry_tags)
         r("GET", "/api/v4/projects/:id/registry/repositories/:repository_id/tags/:tag_name", Api.registry_tag)
@@ -884,27 +885,33 @@ class Api:
         out["project_id"] = project.id
         return out
 
+    def _branch_json(self, project: SimProject, name: str) -> dict[str, Any] | None:
+        commit = self.world.resolve_ref(project, name)
+        if name not in project.heads or commit is None or commit.at > self.now:
+            return None
+        return {
+            "name": name,
+            "merged": False,
+            "protected": name in project.protected,
+            "default": name == project.default_branch,
+            "developers_can_push": False,
+            "developers_can_merge": False,
+            "can_push": True,
+            "web_url": self.web(project, f"/-/tree/{quote(name, safe='')}"),
+            "commit": self.commit_json(project, commit),
+        }
+
     def branches(self, req: Request) -> Json:
         project = self.project_of(req)
-        items = []
-        for name in sorted(project.heads):
-            commit = self.world.resolve_ref(project, name)
-            if commit is None or commit.at > self.now:
-                continue
-            items.append(
-                {
-                    "name": name,
-                    "merged": False,
-                    "protected": name in project.protected,
-                    "default": name == project.default_branch,
-                    "developers_can_push": False,
-                    "developers_can_merge": False,
-                    "can_push": True,
-                    "web_url": self.web(project, f"/-/tree/{quote(name, safe='')}"),
-                    "commit": self.commit_json(project, commit),
-                }
-            )
+        items = [b for name in sorted(project.heads) if (b := self._branch_json(project, name)) is not None]
         return self._paged(req, items)
+
+    def branch(self, req: Request) -> Json:
+        project = self.project_of(req)
+        item = self._branch_json(project, req.params["branch"])
+        if item is None:
+            raise _message(404, "404 Branch Not Found")
+        return item
 
     # -- registry -------------------------------------------------------------------------------------------------
     def _repo_json(self, project: SimProject, with_tags: bool, with_count: bool) -> dict[str, Any]:
