@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import httpx
 import pytest
@@ -97,3 +98,21 @@ def test_headless_demo_skips_missing_commands(
 def test_available_detects_stubs() -> None:
     assert demo_command.available("simulate")
     assert not demo_command.available("no_such_command")
+
+
+def test_dashboard_mode_opens_the_tui_against_the_live_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cidash.cli
+
+    calls: list[list[str]] = []
+
+    def fake_main(argv: list[str]) -> int:
+        calls.append(argv)
+        config = tomllib.loads(Path(argv[2]).read_text())
+        r = httpx.get(config["gitlab"]["url"] + "/api/v4/version", headers={"PRIVATE-TOKEN": "demo-token"})
+        assert r.status_code == 200
+        return 0
+
+    monkeypatch.setattr(cidash.cli, "main", fake_main)
+    args = cidash.cli.build_parser().parse_args(["demo", "--dashboard", "--seed", "3"])
+    assert demo_command.run(args) == 0
+    assert calls and calls[0][:2] == ["tui", "--config"]

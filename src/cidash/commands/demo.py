@@ -20,12 +20,17 @@ temporary directory, and show what cidash makes of it.
 
 --headless runs, in order: 'cidash sync' (with its progress bar), 'cidash check' (the criteria, as of the
 simulator's clock) and 'cidash compare' (main before vs after the migration), printing each one's output.
-Commands that are not built yet are skipped with a note. Until the dashboard lands, plain 'cidash demo' does
-the same; afterwards it opens the dashboard and --headless keeps this behaviour.
+Commands that are not built yet are skipped with a note. For now plain 'cidash demo' does the same.
+
+--dashboard opens the dashboard instead, against a live variant of the story: the 30 days end today and the
+simulator's clock runs with the real one (--time-scale X runs it X times faster), so today's remaining
+pipelines appear as their time comes; rebuild and retry really change the simulated world.
 
 options:
-  --headless        print the reports instead of opening the dashboard
+  --headless        print the reports (sync, check, compare)
+  --dashboard       open the dashboard against the live simulator
   --seed S          scenario seed (default 7); the same seed gives the same story
+  --time-scale X    with --dashboard: simulated seconds per real second (default 1)
   --keep            keep the temporary directory (store, config) and print where it is
 
 Exit codes: 0 the demo ran (whatever the criteria say), 2 a step failed to run.
@@ -35,9 +40,16 @@ Example:
 """
 
 
+#: What plain `cidash demo` does: "headless" (the reports) or "dashboard" (the TUI).
+DEFAULT_MODE = "headless"
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--headless", action="store_true", help="print reports instead of opening the dashboard")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--headless", action="store_true", help="print the reports (sync, check, compare)")
+    mode.add_argument("--dashboard", action="store_true", help="open the dashboard against the live simulator")
     parser.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="with --dashboard: simulated s per real s")
     parser.add_argument("--keep", action="store_true", help="keep the temporary store and config")
 
 
@@ -102,13 +114,27 @@ def run_headless(env: DemoEnvironment, *, out: TextIO | None = None) -> int:
     return 2 if failed else 0
 
 
+def run_dashboard(env: DemoEnvironment) -> int:
+    """Open the dashboard (``cidash tui``) against the demo environment."""
+    from cidash.cli import main as cli_main
+    from cidash.errors import UsageError
+
+    if not available("tui"):
+        raise UsageError("the dashboard is not available yet", hint="try 'cidash demo --headless'")
+    return cli_main(env.argv("tui"))
+
+
 def run(args: argparse.Namespace) -> int:
+    from cidash.errors import UsageError
     from cidash.sim import Scenario
     from cidash.sim.demo import demo_environment
 
-    # The dashboard is not wired in yet: plain `cidash demo` runs headless too (see DESCRIPTION).
-    with demo_environment(Scenario(seed=args.seed), keep=args.keep) as env:
-        code = run_headless(env)
+    if args.time_scale < 0:
+        raise UsageError("--time-scale must not be negative")
+    mode = "dashboard" if args.dashboard else "headless" if args.headless else DEFAULT_MODE
+    live = mode == "dashboard"
+    with demo_environment(Scenario(seed=args.seed), live=live, time_scale=args.time_scale, keep=args.keep) as env:
+        code = run_dashboard(env) if live else run_headless(env)
         if args.keep:
             print(f"\nkept: {env.directory} (config {env.config_path}, store {env.store_path})")
         return code

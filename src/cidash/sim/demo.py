@@ -81,7 +81,7 @@ def demo_environment(
         time_scale=time_scale if live else 0.0,
         latency_ms=latency_ms,
         clock_start=clock_start,
-        rate_limit_advertised=1_000_000,  # a local demo: a polite client never has to wait for the window
+        rate_limit_advertised=10_000,  # per minute: a first sync (~5,000 requests) never waits for the window
     )
     try:
         sim.start()
