@@ -10,17 +10,22 @@ It is the world of ``cidash demo`` and the ground for tests and benchmarks. Publ
   serves the world on ``127.0.0.1`` (ephemeral port); ``.url``, ``.token``, ``.project_path``, ``.project_id``,
   ``.stats``, ``.world``, ``.truth``, ``.set_faults()``, ``.advance(seconds)``.
 - :class:`FaultPlan` / :class:`FaultRule`: deterministic fault injection per endpoint.
-- :func:`demo_environment`: a running simulator plus a throwaway store and the settings cidash needs.
+- :func:`demo_environment` ``(scenario=None, *, live=False, time_scale=1.0, latency_ms=0, keep=False)``: a
+  context manager yielding a :class:`DemoEnvironment` (``.sim``, ``.config_path``, ``.store_path``,
+  ``.token_file``, ``.env``, ``.now``, ``.argv(command, *extra)``): a running simulator plus a throwaway store
+  and the ``cidash.toml`` cidash needs; shared by ``cidash demo`` and the dashboard.
 
 The model behind every number is documented in ``src/cidash/sim/README.md``.
 """
 
+from cidash.sim.demo import DemoEnvironment, demo_environment
 from cidash.sim.faults import FaultPlan, FaultRule
 from cidash.sim.scenario import Scenario, TagTruth, Truth, build_world
 from cidash.sim.server import SimulatedGitLab, Stats
 from cidash.sim.world import World
 
 __all__ = [
+    "DemoEnvironment",
     "FaultPlan",
     "FaultRule",
     "Scenario",
@@ -30,4 +35,5 @@ __all__ = [
     "Truth",
     "World",
     "build_world",
+    "demo_environment",
 ]
