@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import platformdirs
 from textual import events, work
@@ -23,7 +23,6 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from cidash.compare import Comparison
 from cidash.config import Config
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
 from cidash.models import Project, RateLimitState
@@ -71,10 +70,14 @@ from cidash.tui.widgets.header import StatusHeader
 LogFetcher = Callable[[int, int], bytes]
 
 
+if TYPE_CHECKING:
+    from cidash.compare import Comparison
+
+
 class CidashApp(App[None]):
     """The dashboard. See the module docstring for what is injected."""
 
-    CSS_PATH = "cidash.tcss"
+    CSS_PATH = Path(__file__).parent / "cidash.tcss"
     TITLE = "cidash"
     BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]
     COMMANDS = App.COMMANDS | {CommandsProvider}
@@ -217,8 +220,9 @@ class CidashApp(App[None]):
             cached = load_health(health_cache_path(self.cache_dir, self.store.path, chosen.id))
             if cached is not None:
                 self.query_one(HealthView).show_health(cached, cached=True)
-            self.load_data()
-            self.query_one(PipelinesView).reload()
+            # after the first paint: the heavy load competes with rendering for the GIL
+            self.call_after_refresh(self.load_data)
+            self.call_after_refresh(self.query_one(PipelinesView).reload)
         if first and self.refresh_on_start and self.refresher is not None and self.startup_error is None:
             self.action_refresh()
         elif first:

@@ -19,43 +19,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cidash.compare import Comparison, ComparisonRow, compare
 from cidash.config import Config
-from cidash.criteria import (
-    CriteriaReport,
-    CriterionResult,
-    Periods,
-    choose_periods,
-    criterion_daily_series,
-    eval_build_reliability,
-    eval_cache_writers,
-    eval_image_size,
-    eval_stale_caches,
-    eval_tools_verified,
-    evaluate,
-)
-from cidash.dataset import load_dataset
-from cidash.metrics import (
-    DEFAULT_KEY,
-    STARTUP_PHASES,
-    Dataset,
-    cache_restore_rates,
-    failure_kind,
-    image_build_reliability,
-    image_size_history,
-    job_startups,
-    overlapping_writers,
-    restore_outcome_totals,
-    stale_cache_events,
-    unserialised_config_writers,
-)
 from cidash.models import PHASES, Job, Pipeline, Project, StoredJobFacts
-from cidash.report import comparison_markdown, criteria_markdown
 from cidash.specs import parse_spec, short_digest
 from cidash.stats import pct_change, quantile
 from cidash.store import Store, from_db_time
+
+if TYPE_CHECKING:
+    from cidash.compare import Comparison, ComparisonRow
+    from cidash.criteria import CriteriaReport, CriterionResult, Periods
+    from cidash.metrics import Dataset
 
 MB = 1_000_000
 
@@ -188,6 +163,8 @@ def _target_text(r: CriterionResult) -> str:
 
 
 def _baseline_periods(periods: Periods) -> Periods | None:
+    from cidash.criteria import Periods
+
     if periods.baseline is None:
         return None
     return Periods(periods.mode, periods.ref, None, periods.baseline, f"baseline: {periods.description}")
@@ -195,6 +172,14 @@ def _baseline_periods(periods: Periods) -> Periods | None:
 
 def _baseline_value(cid: str, ds: Dataset, config: Config, periods: Periods, r: CriterionResult) -> float | None:
     """The criterion's measure over the baseline period (None when there is no baseline)."""
+    from cidash.criteria import (
+        eval_build_reliability,
+        eval_cache_writers,
+        eval_image_size,
+        eval_stale_caches,
+        eval_tools_verified,
+    )
+
     if cid == "startup_improvement":
         value = r.details.get("baseline_median")
         return float(value) if value is not None else None
@@ -215,6 +200,8 @@ def _baseline_value(cid: str, ds: Dataset, config: Config, periods: Periods, r: 
 
 
 def health_rows(ds: Dataset, config: Config, report: CriteriaReport, periods: Periods, now: datetime) -> Health:
+    from cidash.criteria import criterion_daily_series
+
     rows = []
     for r in report.criteria:
         series = criterion_daily_series(ds, config, r.id, days=30, now=now)
@@ -252,6 +239,9 @@ def health_rows(ds: Dataset, config: Config, report: CriteriaReport, periods: Pe
 def load_snapshot(store: Store, config: Config, project: Project, now: datetime) -> Snapshot:
     """Load the dataset and evaluate the criteria (the work behind the Health screen): the same dataset and
     evaluation as ``cidash check``, so both always agree."""
+    from cidash.criteria import choose_periods, evaluate
+    from cidash.dataset import load_dataset
+
     ds = load_dataset(store, project, config_ref=config.criteria.ref)
     periods = choose_periods(ds, config, now)
     report = evaluate(ds, config, now)
@@ -298,6 +288,14 @@ class Evidence:
 
 def evidence_for(snap: Snapshot, criterion_id: str, config: Config) -> Evidence:
     """The pipelines/jobs/keys behind one criterion, as a small table."""
+    from cidash.metrics import (
+        image_size_history,
+        job_startups,
+        overlapping_writers,
+        stale_cache_events,
+        unserialised_config_writers,
+    )
+
     result = next(r for r in snap.report.criteria if r.id == criterion_id)
     cand = snap.periods.candidate
     ds = snap.dataset
@@ -585,6 +583,8 @@ def _daily_medians(
 
 
 def startup_view(snap: Snapshot) -> StartupView:
+    from cidash.metrics import STARTUP_PHASES, job_startups
+
     periods = snap.periods
     cand = job_startups(periods.candidate)
     base = job_startups(periods.baseline) if periods.baseline is not None else []
@@ -654,6 +654,14 @@ class CachesView:
 
 
 def caches_view(snap: Snapshot, config: Config) -> CachesView:
+    from cidash.metrics import (
+        DEFAULT_KEY,
+        cache_restore_rates,
+        overlapping_writers,
+        restore_outcome_totals,
+        stale_cache_events,
+    )
+
     ds = snap.dataset
     rates = cache_restore_rates(ds, "key")
     last_seen: dict[str, datetime] = {}
@@ -708,6 +716,8 @@ class ImagesView:
 
 
 def images_view(store: Store, snap: Snapshot, config: Config) -> ImagesView:
+    from cidash.metrics import failure_kind, image_build_reliability, image_size_history
+
     tags = store.image_tags(snap.project.id)
     tags = sorted(tags, key=lambda t: (t.tag.created_at or t.first_seen, t.tag.name), reverse=True)
     tag_rows = tuple(
@@ -770,6 +780,8 @@ def migration_presets(snap: Snapshot) -> tuple[str, str] | None:
 
 def run_comparison(ds: Dataset, config: Config, baseline: str, candidate: str) -> Comparison:
     """:func:`cidash.compare.compare` over two SPECs (raises UsageError for a malformed one)."""
+    from cidash.compare import compare
+
     return compare(ds, parse_spec(baseline), parse_spec(candidate), config)
 
 
@@ -789,6 +801,8 @@ def comparison_cells(r: ComparisonRow) -> tuple[str, str, str, str, str, str]:
 
 def export_markdown(snap: Snapshot, comparison: Comparison | None) -> str:
     """The Markdown ``e`` writes: the criteria report, and the comparison when there is one."""
+    from cidash.report import comparison_markdown, criteria_markdown
+
     text = criteria_markdown(snap.report)
     if comparison is not None:
         text = text.rstrip("\n") + "\n\n" + comparison_markdown(comparison)

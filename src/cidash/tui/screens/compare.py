@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Static
 
-from cidash.compare import Comparison
 from cidash.specs import SPEC_HELP
 from cidash.tui.data import comparison_cells
 from cidash.tui.screens.base import TabView
 
 VERDICT_STYLES = {"PASS": "bold green", "FAIL": "bold red", "not enough data": "yellow"}
+
+
+if TYPE_CHECKING:
+    from cidash.compare import Comparison
 
 
 class CompareTab(TabView):

@@ -1,0 +1,341 @@
+"""Dashboard benchmark: time to a populated Health screen on a 10,000-pipeline store, next to a bare Textual app.
+
+    .venv/bin/python bench/tui.py                      # 10,000 pipelines x 8 jobs (80,000 jobs), 3 runs each
+    .venv/bin/python bench/tui.py --pipelines 2000 --runs 1   # a quick run
+
+What it measures (see bench/README.md, section "TUI"):
+
+1. **Start-up**: wall time from spawning a process to the Health table showing the criteria, headless, for
+   (a) a bare Textual app (one Static, exits when ready), (b) ``cidash`` with a cold Health cache (the criteria are
+   computed from the store in a worker) and (c) with a warm cache (the last Health is shown at once, then
+   recomputed in the background). Medians of ``--runs``.
+2. **Filter**: on the Pipelines tab, time from applying a filter (``status:failed``, ``ref:main``,
+   ``source:schedule``, a pipeline id, clearing it) to the new first page being on screen, measured inside the App
+   (``PipelinesView.last_filter_ms``).
+
+The store is generated with the Store API directly (no HTTP): pipelines over 120 days, a CI-image migration at day
+60 (807 MB Debian -> 215 MB Alpine, start-up 25 s -> 15 s), parsed log facts for every job. It is cached in
+``bench/.corpus/tui-<pipelines>.db`` while the parameters match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+CORPUS = ROOT / ".corpus"
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+JOBS = (
+    ("build-ci-image", "image"),
+    ("setup", "prepare"),
+    ("verify-ci-image", "verify"),
+    ("lint", "test"),
+    ("test 1/2", "test"),
+    ("test 2/2", "test"),
+    ("build", "build"),
+    ("release", "release"),
+)
+CI_YML = """\
+default:
+  image: registry.example.com/platform/app/ci:latest
+setup:
+  stage: prepare
+  resource_group: cache-writers
+  cache:
+    key:
+      files: [.cache-key]
+    paths: [.go/]
+    policy: pull-push
+  script: [make deps]
+test:
+  stage: test
+  cache:
+    key:
+      files: [.cache-key]
+    paths: [.go/]
+    policy: pull
+  script: [make test]
+"""
+
+
+def build_store(path: Path, pipelines: int, seed: int = 1) -> None:
+    from cidash.models import (
+        CacheEvent,
+        CiConfig,
+        ImageRef,
+        ImageTag,
+        Job,
+        Pipeline,
+        Project,
+        Section,
+        TraceFacts,
+    )
+    from cidash.store import Store
+
+    rng = random.Random(seed)
+    days = 120
+    start = NOW - timedelta(days=days)
+    migration = start + timedelta(days=60)
+    debian = "sha256:" + "d" * 64
+    alpine = "sha256:" + "a" * 64
+    with Store.open(path) as store:
+        project = Project(42, "platform/app", "https://gitlab.example.com/platform/app", "main")
+        store.upsert_project(project)
+        store.upsert_image_tags(
+            [
+                ImageTag(42, "platform/app/ci", "debian-1", debian, 807_000_000, start, None),
+                ImageTag(42, "platform/app/ci", "alpine-1", alpine, 214_600_000, migration, None),
+                ImageTag(42, "platform/app/ci", "latest", alpine, 214_600_000, migration, None),
+            ],
+            seen_at=NOW,
+        )
+        step = timedelta(days=days) / pipelines
+        job_id = 100_000
+        batch_p: list[Pipeline] = []
+        batch_j: list[Job] = []
+        facts: list[tuple[int, TraceFacts]] = []
+
+        def flush() -> None:
+            with store.transaction():
+                store.upsert_pipelines(batch_p)
+                store.upsert_jobs(batch_j)
+                for jid, f in facts:
+                    store.save_job_facts(jid, f, project_id=42, log_bytes=20_000, parsed_at=NOW)
+            batch_p.clear()
+            batch_j.clear()
+            facts.clear()
+
+        for i in range(pipelines):
+            created = start + step * i
+            migrated = created >= migration
+            ref = "main" if rng.random() < 0.6 else f"feature/{rng.randrange(40)}"
+            source = "schedule" if rng.random() < 0.05 else ("web" if rng.random() < 0.05 else "push")
+            failed = rng.random() < 0.04
+            pid = 10_000 + i
+            sha = f"{pid:040x}"
+            dur = rng.uniform(240, 480) * (0.7 if migrated else 1.0)
+            batch_p.append(
+                Pipeline(
+                    42,
+                    pid,
+                    i + 1,
+                    ref,
+                    sha,
+                    "failed" if failed else "success",
+                    source,
+                    created,
+                    created + timedelta(seconds=dur),
+                    created + timedelta(seconds=5),
+                    created + timedelta(seconds=dur),
+                    dur,
+                    rng.uniform(2, 10),
+                )
+            )
+            t = created + timedelta(seconds=5)
+            for k, (name, stage) in enumerate(JOBS):
+                job_failed = failed and k == len(JOBS) - 2
+                startup = rng.gauss(15 if migrated else 25, 2)
+                jdur = startup + rng.uniform(20, 120)
+                job_id += 1
+                batch_j.append(
+                    Job(
+                        42,
+                        job_id,
+                        pid,
+                        name,
+                        stage,
+                        "failed" if job_failed else "success",
+                        ref,
+                        sha,
+                        t,
+                        t,
+                        t + timedelta(seconds=jdur),
+                        jdur,
+                        rng.uniform(1, 8),
+                        "script_failure" if job_failed else None,
+                    )
+                )
+                s0 = t.timestamp()
+                prep = startup * 0.55
+                secs = (
+                    Section("prepare_executor", s0, s0 + prep, prep),
+                    Section("get_sources", s0 + prep, s0 + prep + startup * 0.3, startup * 0.3),
+                    Section("restore_cache", s0 + startup * 0.85, s0 + startup, startup * 0.15),
+                    Section("step_script", s0 + startup, s0 + jdur - 3, jdur - 3 - startup),
+                    Section("archive_cache", s0 + jdur - 3, s0 + jdur, 3.0),
+                )
+                digest = alpine if migrated else debian
+                key = "0-" + ("%040x" % (i // 50)) + ("-protected" if ref == "main" else "-non_protected")
+                cache = (CacheEvent("restore", key, "hit" if rng.random() < 0.9 else "miss"),)
+                if name == "setup":
+                    cache += (CacheEvent("archive", key, "created"),)
+                image = ImageRef(
+                    f"registry.example.com/platform/app/ci:{'alpine-1' if migrated else 'debian-1'}",
+                    None,
+                    f"registry.example.com/platform/app/ci@{digest}",
+                    rng.random() < 0.7,
+                )
+                if name == "build-ci-image":
+                    image = ImageRef("docker:27.3", None, "docker@sha256:" + "b" * 64, False)
+                facts.append((job_id, TraceFacts("19.1.0", "docker", False, secs, startup, image, cache)))
+                t += timedelta(seconds=jdur * 0.3)
+            if len(batch_p) >= 500:
+                flush()
+        flush()
+        head = f"{10_000 + pipelines - 1:040x}"
+        store.save_ci_config(CiConfig(42, head, ".gitlab-ci.yml", "main", CI_YML), fetched_at=NOW)
+        store.set_cursor(42, "last_sync", NOW.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+# -- child processes ---------------------------------------------------------------------------------------------
+
+
+def _done(t0: float) -> None:
+    """Report seconds since the parent spawned us, and leave at once (workers still computing are not waited for)."""
+    print(f"{time.time() - t0:.4f}", flush=True)
+    os._exit(0)
+
+
+def child_bare(t0: float) -> None:
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static("hello")
+
+        def on_ready(self) -> None:
+            self.call_after_refresh(_done, t0)
+
+    Bare().run(headless=True)
+
+
+def child_cidash(db: str, cache: str, t0: float) -> None:
+    from cidash.config import Config
+    from cidash.store import Store
+    from cidash.tui.app import CidashApp
+    from cidash.tui.screens.health import HealthView
+
+    class Bench(CidashApp):
+        def on_ready(self) -> None:
+            self._check()
+
+        def _check(self) -> None:
+            if self.query_one(HealthView).health is not None:
+                self.call_after_refresh(_done, t0)
+            else:
+                self.set_timer(0.002, self._check)
+
+    with Store.open(db, readonly=True) as store:
+        Bench(store, Config(), clock=lambda: NOW, poll=False, cache_dir=Path(cache)).run(headless=True)
+
+
+def spawn(args: list[str]) -> float:
+    """Seconds from spawning the child to the child's populated first screen (the child measures and prints)."""
+    out = subprocess.run(
+        [sys.executable, __file__, *args, repr(time.time())], check=True, capture_output=True, text=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+# -- filter ------------------------------------------------------------------------------------------------------
+
+
+async def filter_times(db: Path) -> dict[str, float]:
+    from textual.worker import WorkerState
+
+    from cidash.config import Config
+    from cidash.store import Store
+    from cidash.tui.app import CidashApp
+    from cidash.tui.screens.pipelines import PipelinesView
+
+    out: dict[str, float] = {}
+    with Store.open(db, readonly=True) as store:
+        app = CidashApp(store, Config(), clock=lambda: NOW, poll=False, cache_dir=CORPUS / "cache-filter")
+        async with app.run_test(size=(120, 36)) as pilot:
+
+            async def settle() -> None:
+                quiet = 0
+                while quiet < 3:
+                    busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in app.workers)
+                    quiet = 0 if busy else quiet + 1
+                    await pilot.pause(0.001)
+
+            await settle()
+            await pilot.press("2")
+            await settle()
+            view = app.query_one(PipelinesView)
+            for text in ("status:failed", "ref:main", "source:schedule", "ref:feature/7 status:success", "15000", ""):
+                samples = []
+                for _ in range(5):
+                    view.apply_filter(text)
+                    await settle()
+                    assert view.last_filter_ms is not None
+                    samples.append(view.last_filter_ms)
+                out[text or "(cleared)"] = statistics.median(samples)
+            out["rows shown for (cleared)"] = float(view.total)
+    return out
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-bare":
+        child_bare(float(sys.argv[2]))
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-cidash":
+        child_cidash(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipelines", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    CORPUS.mkdir(exist_ok=True)
+    db = CORPUS / f"tui-{args.pipelines}.db"
+    if not db.exists():
+        t0 = time.perf_counter()
+        tmp = db.with_suffix(".tmp.db")
+        for leftover in CORPUS.glob(tmp.name + "*"):
+            leftover.unlink()
+        build_store(tmp, args.pipelines)
+        tmp.rename(db)
+        print(f"built {db} in {time.perf_counter() - t0:.1f} s")
+    from cidash.store import Store
+
+    with Store.open(db, readonly=True) as store:
+        counts = store.counts()
+    print(
+        f"store: {counts.get('pipelines')} pipelines, {counts.get('jobs')} jobs, {counts.get('job_facts')} parsed logs"
+    )
+
+    cache = CORPUS / "cache-start"
+    bare, cold, warm = [], [], []
+    for _ in range(args.runs):
+        bare.append(spawn(["--child-bare"]))
+        for f in cache.glob("*"):
+            f.unlink()
+        cold.append(spawn(["--child-cidash", str(db), str(cache)]))
+        warm.append(spawn(["--child-cidash", str(db), str(cache)]))
+    b, c, w = statistics.median(bare), statistics.median(cold), statistics.median(warm)
+    print(f"start-up to a populated screen (median of {args.runs}, headless, process spawn included):")
+    print(f"  bare Textual app           {b:6.2f} s")
+    print(f"  cidash, warm Health cache  {w:6.2f} s  ({w / b:.2f}x bare; target < 2x)")
+    print(f"  cidash, cold (computed)    {c:6.2f} s  ({c / b:.2f}x bare)")
+    print("filter on Pipelines (apply -> first page on screen, median of 5):")
+    for name, ms in asyncio.run(filter_times(db)).items():
+        if name.startswith("rows"):
+            continue
+        print(f"  {name:30s} {ms:7.1f} ms  (target < 100 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
