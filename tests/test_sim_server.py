@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 
 import gitlab
 import httpx
@@ -456,3 +457,14 @@ def test_python_gitlab_managers_for_files_registry_commits(small_sim: SimulatedG
     groups = project.resource_groups.list(get_all=True)
     assert [g.key for g in groups] == ["cache_updates"]
     assert project.resource_groups.get("cache_updates").upcoming_jobs.list(get_all=True) == []
+
+
+def test_chunked_request_body_is_read(small_sim: SimulatedGitLab) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"ref": '
+        yield b'"main"}'
+
+    headers = {"PRIVATE-TOKEN": small_sim.token, "Content-Type": "application/json"}
+    r = httpx.post(small_sim.url + "/api/v4/projects/42/pipeline", content=chunks(), headers=headers)
+    assert r.request.headers["transfer-encoding"] == "chunked"
+    assert r.status_code == 201 and r.json()["ref"] == "main"

@@ -1087,8 +1087,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         sim = self.sim
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        body = self._read_body()
         split = urlsplit(self.path)
         path = split.path
         query = parse_qs(split.query, keep_blank_values=True)
@@ -1130,6 +1129,27 @@ class _Handler(BaseHTTPRequestHandler):
             response = Response(500, _dumps({"message": f"500 Internal Server Error ({type(exc).__name__})"}), {})
         response.headers.update(extra)
         self._send(method, template, path, response, decision)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts: list[bytes] = []
+            while True:
+                size_line = self.rfile.readline(65537)
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                except ValueError:
+                    size = 0
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        return self.rfile.read(length) if length > 0 else b""
 
     def _authenticate(self, req: Request) -> None:
         sim = self.sim
@@ -1242,6 +1262,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+            return  # a client went away (or a reset fault): not worth a traceback
+        super().handle_error(request, client_address)
+
+
 class RateLimiter:
     """Fixed windows of ``window`` seconds per user; past ``budget`` requests: 429 with ``Retry-After``."""
 
@@ -1350,8 +1383,7 @@ class SimulatedGitLab:
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> SimulatedGitLab:
         handler = type("BoundHandler", (_Handler,), {"sim": self})
-        server = ThreadingHTTPServer((self.host, self.port), handler)
-        server.daemon_threads = True
+        server = _Server((self.host, self.port), handler)
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
