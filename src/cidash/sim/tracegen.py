@@ -52,6 +52,8 @@ def trace_lines(job: SimJob, project_path: str, project_id: int) -> list[tuple[f
         )
         lines.extend(_section_body(job, facts, section.name, section.start, section.end, project_path, project_id))
         lines.append((section.end, f"{ESC}[0Ksection_end:{int(section.end)}:{section.name}{CLEAR}"))
+    if facts.output_limit is not None:
+        return _truncate(lines, facts)
     end = job.finished_at if job.finished_at is not None else facts.sections[-1].end
     if facts.success:
         lines.append((end, f"{GREEN}Job succeeded{RESET}"))
@@ -134,6 +136,34 @@ def _section_body(  # noqa: PLR0917
             f'Uploading artifacts as "archive" to coordinator... 201 Created{RESET}'
             f"  id={job.id} responseStatus=201 Created"
         )
+    return out
+
+
+_PREFIX_BYTES = len("2026-11-02T10:15:03.123000Z 00O ") + 1  # + the newline
+
+
+def _truncate(lines: list[tuple[float, str]], facts: JobFacts) -> list[tuple[float, str]]:
+    """The log as the runner stored it past its output limit: verbose test output, then the limit message."""
+    limit = facts.output_limit or 0
+    step = next(s for s in facts.sections if s.name == "step_script")
+    cut = next(i for i, (_, text) in enumerate(lines) if f":{step.name}{CLEAR}" in text and "section_end:" in text)
+    head = lines[:cut]
+    size = sum(len(text.encode()) + _PREFIX_BYTES for _, text in head)
+    verbose: list[str] = []
+    i = 0
+    while size < limit:
+        text = (
+            f"    store_test.go:{100 + i % 900}: compaction mismatch at key k-{i:06d}: "
+            f"got {i * 7919 % 1000003:07d}, want {i * 104729 % 1000003:07d}"
+        )
+        verbose.append(text)
+        size += len(text) + _PREFIX_BYTES
+        i += 1
+    start = head[-1][0]
+    span = max(step.end - start - 0.01, 0.001)
+    out = head + [(start + span * (k + 1) / (len(verbose) + 1), text) for k, text in enumerate(verbose)]
+    out.append((step.end - 0.005, f"{RED}Job's log exceeded limit of {limit} bytes.{RESET}"))
+    out.append((step.end - 0.005, f"{RED}Job execution will continue but no more output will be collected.{RESET}"))
     return out
 
 

@@ -85,6 +85,13 @@ class JobFacts:
     success: bool
     checkout_sha: str
     ref: str
+    #: the runner stopped storing output past this many bytes (a failing test dumped too much): the log ends
+    #: inside ``step_script`` with "Job's log exceeded limit"; None: the whole log is kept.
+    output_limit: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.output_limit is not None
 
     @property
     def startup_seconds(self) -> float:
