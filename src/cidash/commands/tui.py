@@ -26,6 +26,7 @@ options:
   --offline           do not contact GitLab: show the store only (actions disabled)
   --read-only         disable rebuild / retry / key writes (same as [actions] read_only = true)
   --theme NAME        textual-dark (default), textual-light, or any Textual theme
+  --no-checkout       the current directory is not the project's checkout: no local .cache-key panel, no `k`
 
 Exit codes: 0 on quit; 2 usage/config/store error (one line on stderr).
 """
@@ -38,6 +39,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--offline", action="store_true", help="show the store only, never contact GitLab")
     parser.add_argument("--read-only", action="store_true", help="disable rebuild, retry and key writes")
     parser.add_argument("--theme", metavar="NAME", help="textual-dark (default) or textual-light")
+    parser.add_argument(
+        "--no-checkout",
+        action="store_true",
+        help="do not read the current directory as the project's checkout (no local .cache-key panel, no `k`)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             client_factory = lambda: GitLabClient(connection)  # noqa: E731
         except ConfigError as exc:
             startup_error = exc
+    checkout = None if args.no_checkout else Path.cwd()
     with open_store_from_args(args, config) as store:
         app = CidashApp(
             store,
@@ -75,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
             clock=system_clock,
             client_factory=client_factory,
             refresher=sync_refresher(client_factory, store, config, system_clock) if client_factory else None,
-            actions=core_actions(client_factory, store, config, checkout=Path.cwd()),
-            checkout=Path.cwd(),
+            actions=core_actions(client_factory, store, config, checkout=checkout),
+            checkout=checkout,
             log_fetcher=log_fetcher(client_factory) if client_factory else None,
             source="offline" if args.offline else "",
             startup_error=startup_error,

@@ -213,7 +213,14 @@ class CidashApp(App[None]):
         if chosen is None and projects:
             chosen = projects[0]
         self.project = chosen
-        self.header.project = chosen.path if chosen else (wanted or "")
+        configured = self.config.gitlab.projects[0] if self.config.gitlab.projects else ""
+        self.header.project = chosen.path if chosen else (wanted or configured)
+        if chosen is None:
+            self.query_one(HealthView).waiting(
+                "The store holds no project yet: the first sync from GitLab is running (progress in the header)."
+                if self.refresher is not None and self.startup_error is None
+                else "The store holds no project yet: run 'cidash sync' (or start cidash with a GitLab connection)."
+            )
         if first and self.startup_error is not None:
             self._show_auth(self.startup_error)
         if chosen is not None:
@@ -539,14 +546,20 @@ class CidashApp(App[None]):
             self.post_message(self.Failed(exc))
             return
         self.call_from_thread(self.notify, outcome.summary, title=plan.title)
+        last = ""
         try:
             for line in self.actions.follow(outcome):
+                last = line
                 self.post_message(self.Activity(f"{plan.kind}: {line}"))
         except CidashError as exc:
             self.post_message(self.Failed(exc))
         self.post_message(self.Activity(""))
+        if last:
+            self.call_from_thread(self.notify, last, title=plan.title)
         if plan.kind == "keys":
             self.load_data()
+        else:
+            self.call_from_thread(self.action_refresh)  # show the new pipeline / job
 
     # -- test and benchmark hooks -----------------------------------------------------------------------------
 

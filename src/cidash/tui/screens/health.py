@@ -35,6 +35,9 @@ class HealthView(TabView):
         ):
             table.add_column(label, key=key, width=16 if key == "spark" else None)
 
+    def waiting(self, text: str) -> None:
+        self.query_one("#verdict", Static).update(Text(text, style="italic"))
+
     def show_health(self, health: Health, *, cached: bool = False) -> None:
         self.health = health
         verdict = self.query_one("#verdict", Static)
