@@ -20,7 +20,7 @@ temporary directory, and show what cidash makes of it.
 
 --headless runs, in order: 'cidash sync' (with its progress bar), 'cidash check' (the criteria, as of the
 simulator's clock) and 'cidash compare' (main before vs after the migration), printing each one's output.
-Commands that are not built yet are skipped with a note. For now plain 'cidash demo' does the same.
+Commands that are not built yet are skipped with a note. Plain 'cidash demo' opens the dashboard (--dashboard).
 
 --dashboard opens the dashboard instead, against a live variant of the story: the 30 days end today and the
 simulator's clock runs with the real one (--time-scale X runs it X times faster), so today's remaining
@@ -41,7 +41,7 @@ Example:
 
 
 #: What plain `cidash demo` does: "headless" (the reports) or "dashboard" (the TUI).
-DEFAULT_MODE = "headless"
+DEFAULT_MODE = "dashboard"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +121,7 @@ def run_dashboard(env: DemoEnvironment) -> int:
 
     if not available("tui"):
         raise UsageError("the dashboard is not available yet", hint="try 'cidash demo --headless'")
-    return cli_main(env.argv("tui"))
+    return cli_main(env.argv("tui", "--no-checkout"))
 
 
 def run(args: argparse.Namespace) -> int:
