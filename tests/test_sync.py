@@ -204,3 +204,27 @@ def test_parse_since() -> None:
     assert parse_since("2026-05-01", now=NOW) == datetime(2026, 5, 1, tzinfo=UTC)
     with pytest.raises(Exception, match="--since"):
         parse_since("yesterday-ish", now=NOW)
+
+
+def _checksum_rows(store: Store, pid: int) -> list[tuple[object, ...]]:
+    return [(c.sha, c.path, c.blob_id, c.last_commit_id, c.content_sha256) for c in store.file_checksums(pid)]
+
+
+def test_checksums_from_history_equal_one_head_per_file(small_sim: SimulatedGitLab, tmp_path: Path) -> None:
+    from cidash.sim.faults import FaultPlan, FaultRule
+
+    pid = small_sim.project_id
+    with make_client(small_sim) as client, Store.open(tmp_path / "a.db") as fast:
+        sync_project(client, fast, small_sim.project_path, options=options(fetch_logs=False), now=NOW)
+        fast_heads = small_sim.stats.count("HEAD /projects/:id/repository/files")
+        shas = len(fast.pipeline_shas(pid))
+        # Without the commits listing (an instance that lacks it): one HEAD per file per SHA, same rows.
+        small_sim.stats.reset()
+        small_sim.set_faults(FaultPlan(rules=(FaultRule(endpoint="GET /projects/:id/repository/commits", status=404),)))
+        with Store.open(tmp_path / "b.db") as slow:
+            sync_project(client, slow, small_sim.project_path, options=options(fetch_logs=False), now=NOW)
+            assert _checksum_rows(slow, pid) == _checksum_rows(fast, pid)
+        slow_heads = small_sim.stats.count("HEAD /projects/:id/repository/files")
+    files = len(options().critical_files)
+    assert slow_heads == shas * files
+    assert fast_heads < slow_heads / 2

@@ -210,6 +210,15 @@ class HttpClient:
         )
         return None if response is None else response.content
 
+    def commits(self, project_id: int, ref: str, *, path: str | None = None) -> Iterator[tuple[str, tuple[str, ...]]]:
+        """(sha, parent shas) of the history of ``ref`` (newest first, 100 per request); with ``path``, only the
+        commits that changed it. Iterate lazily: stop early and no further page is requested."""
+        params: dict[str, Any] = {"ref_name": ref}
+        if path is not None:
+            params["path"] = path
+        for c in self.get_pages(f"/projects/{project_id}/repository/commits", params=params):
+            yield str(c["id"]), tuple(str(p) for p in c.get("parent_ids") or ())
+
     # -- registry ----------------------------------------------------------------------------------------------
 
     def registry_repositories(self, project_id: int) -> list[RegistryRepository]:
