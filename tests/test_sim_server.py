@@ -468,3 +468,12 @@ def test_chunked_request_body_is_read(small_sim: SimulatedGitLab) -> None:
     r = httpx.post(small_sim.url + "/api/v4/projects/42/pipeline", content=chunks(), headers=headers)
     assert r.request.headers["transfer-encoding"] == "chunked"
     assert r.status_code == 201 and r.json()["ref"] == "main"
+
+
+def test_links_follow_the_host_the_client_used(small_sim: SimulatedGitLab) -> None:
+    url = small_sim.url.replace("127.0.0.1", "localhost")
+    r = httpx.get(
+        url + "/api/v4/projects/42/pipelines", params={"per_page": 2}, headers={"PRIVATE-TOKEN": small_sim.token}
+    )
+    assert r.headers["link"].startswith(f"<{url}/api/v4/projects/42/pipelines?")
+    assert r.json()[0]["web_url"].startswith(url + "/platform/app/-/pipelines/")

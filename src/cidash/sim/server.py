@@ -210,6 +210,7 @@ class Api:
     def __init__(self, sim: SimulatedGitLab) -> None:
         self.sim = sim
         self.world = sim.world
+        self._local = threading.local()
         self.routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         r = self._route
         r("GET", "/api/v4/version", Api.version)
@@ -279,6 +280,10 @@ class Api:
         return self.world.now()
 
     def base(self) -> str:
+        """Where the client reached us (its ``Host`` header), so ``Link`` and ``web_url`` work via any name."""
+        host = getattr(self._local, "host", None)
+        if host and re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", host):
+            return f"http://{host}"
         return self.sim.url
 
     def project_of(self, req: Request) -> SimProject:
@@ -1097,6 +1102,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         template, handler, params, path_unknown = sim.api.match(method, path)
         req = Request(method=method, path=path, query=query, headers=headers, body=body, params=params)
+        sim.api._local.host = headers.get("host")
         decision = sim.fault_state.decide(method, template, path)
         if decision.delay_s > 0:
             time.sleep(decision.delay_s)
