@@ -234,7 +234,7 @@ def child_cidash(db: str, cache: str, t0: float) -> None:
             if self.query_one(HealthView).health is not None:
                 self.call_after_refresh(_done, t0)
             else:
-                self.set_timer(0.002, self._check)
+                self.set_timer(0.02, self._check)
 
     with Store.open(db, readonly=True) as store:
         Bench(store, Config(), clock=lambda: NOW, poll=False, cache_dir=Path(cache)).run(headless=True)

@@ -305,3 +305,22 @@ def test_snapshot_pipeline_detail(snap_compare: Any, store: Store, tmp_path: Pat
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_export_writes_criteria_and_comparison(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    target = tmp_path / "report.md"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("6")
+        await settle(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        box = app.screen.query_one("#export-path", Input)
+        box.value = str(target)
+        await pilot.press("enter")
+        await settle(pilot)
+    text = target.read_text(encoding="utf-8")
+    assert "startup_improvement" in text or "start-up" in text
+    assert "### cidash compare: platform/app" in text
+    assert ",ref:main" in text  # the migration preset compares the criteria ref

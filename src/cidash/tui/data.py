@@ -775,7 +775,8 @@ def migration_presets(snap: Snapshot) -> tuple[str, str] | None:
     window = timedelta(days=30)
     before_start = (day - window).isoformat()
     before_end = (day - timedelta(days=1)).isoformat()
-    return f"{before_start}..{before_end}", f"{day.isoformat()}.."
+    on_ref = f",ref:{snap.periods.ref}" if snap.periods.ref else ""
+    return f"{before_start}..{before_end}{on_ref}", f"{day.isoformat()}..{on_ref}"
 
 
 def run_comparison(ds: Dataset, config: Config, baseline: str, candidate: str) -> Comparison:
