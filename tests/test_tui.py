@@ -31,7 +31,7 @@ from cidash.tui.adapters import CoreActions, UnavailableActions, log_fetcher, sy
 from cidash.tui.app import CidashApp
 from cidash.tui.commands import COMMANDS
 from cidash.tui.screens.detail import JobLogScreen, PipelineScreen
-from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, HelpScreen
+from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, HelpScreen, ProjectScreen
 from cidash.tui.screens.pipelines import PipelinesView
 
 SCENARIO = Scenario(days=8, pipelines_per_day=4, migration_day=5, with_docs_project=False)
@@ -324,3 +324,22 @@ async def test_export_writes_criteria_and_comparison(store: Store, tmp_path: Pat
     assert "startup_improvement" in text or "start-up" in text
     assert "### cidash compare: platform/app" in text
     assert ",ref:main" in text  # the migration preset compares the criteria ref
+
+
+async def test_project_switch_lists_the_store(store: Store, tmp_path: Path) -> None:
+    from cidash.models import Project
+
+    store.upsert_project(Project(99, "platform/docs", "https://gitlab.example.com/platform/docs", "main"))
+    app = make_app(store, tmp_path, project="platform/app")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.header.project == "platform/app"
+        await pilot.press("p")
+        await pilot.pause()
+        assert isinstance(app.screen, ProjectScreen)
+        assert app.screen.projects == ["platform/app", "platform/docs"]
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        assert app.project is not None and app.project.path == "platform/docs"
+        assert app.header.project == "platform/docs"
+        assert app.health is not None and all(r.status == "no_data" for r in app.health.rows)

@@ -49,16 +49,26 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("r", "refresh", "Refresh", "Sync from GitLab now and recompute every screen."),
     Command("p", "switch_project", "Project", "Switch to another project in the store."),
+    Command("s", "toggle_polling", "Pause", "Pause or resume background refreshing.", show=False),
+    Command("ctrl+t", "toggle_dark", "Theme", "Switch between the dark and light theme.", show=False),
     Command(
         "k", "keys", "Keys", "Recompute the cache-key file: show the plan, write only on confirmation.", group="Actions"
     ),
-    Command("b", "rebuild", "Rebuild", "Trigger a CI-image rebuild pipeline (confirm first).", group="Actions"),
+    Command(
+        "b",
+        "rebuild",
+        "Rebuild",
+        "Rebuild the CI image: play its manual build job or create a pipeline (confirm first).",
+        group="Actions",
+    ),
     Command("t", "retry", "Retry", "Retry the latest failed CI-image build job (confirm first).", group="Actions"),
     Command(
-        "e", "export", "Export", "Export the comparison (Compare tab) or the criteria as Markdown.", group="Actions"
+        "e",
+        "export",
+        "Export",
+        "Export the criteria (and the comparison, if any) as Markdown to a file.",
+        group="Actions",
     ),
-    Command("s", "toggle_polling", "Pause", "Pause or resume background refreshing.", show=False),
-    Command("ctrl+t", "toggle_dark", "Theme", "Switch between the dark and light theme.", show=False),
     Command("q", "quit", "Quit", "Leave the dashboard."),
     *(
         Command(str(i), f"show_tab('{tab_id}')", title, f"Show the {title} tab.", show=False, group="Tabs")

@@ -203,8 +203,11 @@ def health_rows(ds: Dataset, config: Config, report: CriteriaReport, periods: Pe
     from cidash.criteria import criterion_daily_series
 
     rows = []
+    # The series only look at pipelines created in the last 30 UTC days: slice once instead of 7 x 30 times.
+    today = now.astimezone(UTC).date() - timedelta(days=29)
+    recent = ds.between(datetime(today.year, today.month, today.day, tzinfo=UTC), None)
     for r in report.criteria:
-        series = criterion_daily_series(ds, config, r.id, days=30, now=now)
+        series = criterion_daily_series(recent, config, r.id, days=30, now=now)
         base = _baseline_value(r.id, ds, config, periods, r)
         if r.id == "startup_improvement":
             baseline = fmt_seconds(base)

@@ -27,12 +27,12 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("Key", style="bold cyan", no_wrap=True)
         table.add_column("Command", no_wrap=True)
         table.add_column("What it does")
-        group = ""
-        for c in COMMANDS:
-            if c.group != group:
-                group = c.group
-                table.add_row(Text(group, style="bold underline"), "", "")
-            table.add_row(c.keys_text, c.title, c.help)
+        groups = list(dict.fromkeys(c.group for c in COMMANDS))
+        for group in groups:
+            table.add_row(Text(group, style="bold underline"), "", "")
+            for c in COMMANDS:
+                if c.group == group:
+                    table.add_row(c.keys_text, c.title, c.help)
         table.add_row("", "", "")
         table.add_row("Enter", "Open", "Open the selected row (criterion evidence, pipeline, job log).")
         table.add_row("Esc", "Back", "Close a modal or go back from a pipeline or job log.")
