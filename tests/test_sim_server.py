@@ -477,3 +477,26 @@ def test_links_follow_the_host_the_client_used(small_sim: SimulatedGitLab) -> No
     )
     assert r.headers["link"].startswith(f"<{url}/api/v4/projects/42/pipelines?")
     assert r.json()[0]["web_url"].startswith(url + "/platform/app/-/pipelines/")
+
+
+def test_forced_rebuild_pushes_a_new_digest_when_it_finishes(small_sim: SimulatedGitLab) -> None:
+    tag = small_sim.truth.candidate_image_tag
+    with _client(small_sim) as client:
+        before = client.get(f"/projects/42/registry/repositories/1/tags/{tag}").json()
+        variables = [{"key": "FORCE_CI_IMAGE_REBUILD", "value": "true"}]
+        pipeline = client.post("/projects/42/pipeline", json={"ref": "main", "variables": variables}).json()
+        small_sim.advance(30)
+        assert client.get(f"/projects/42/registry/repositories/1/tags/{tag}").json()["digest"] == before["digest"]
+        small_sim.advance(600)
+        jobs = client.get(f"/projects/42/pipelines/{pipeline['id']}/jobs").json()
+        build = next(j for j in jobs if j["name"] == "build-ci-image")
+        assert build["status"] == "success"
+        after = client.get(f"/projects/42/registry/repositories/1/tags/{tag}").json()
+        trace = client.get(f"/projects/42/jobs/{build['id']}/trace").text
+        lint = next(j for j in jobs if j["name"] == "lint")
+        lint_trace = client.get(f"/projects/42/jobs/{lint['id']}/trace").text
+    assert "rebuilding" in trace and "anyway" in trace
+    assert after["digest"] != before["digest"] and after["created_at"] > before["created_at"]
+    assert after["digest"] in lint_trace  # later jobs of the pipeline run in the rebuilt image
+    manifest = httpx.head(f"{small_sim.url}/v2/platform/app/ci/manifests/{tag}")
+    assert manifest.headers["docker-content-digest"] == after["digest"]

@@ -252,13 +252,17 @@ class Planner:
         ready = pipeline.created_at + rng.uniform(0.5, 2.0)
         stage_order = list(STAGES)
         blocked = False
+        block_at = 0.0
         for stage in stage_order:
             stage_jobs = [j for j in jobs if j.stage == stage]
             if not stage_jobs:
                 continue
             if blocked:
+                if not block_at:
+                    block_at = max((j.finished_at or 0.0) for j in world.pipeline_jobs(project, pipeline))
                 for j in stage_jobs:
                     j.final_status = "skipped"
+                    j.skipped_at = block_at
                 continue
             end = ready
             for job in stage_jobs:
@@ -373,7 +377,7 @@ class Planner:
         job.runner_id = runner
 
         # image and pull model
-        tag = self.ensure_tag(project, state, commit.at) if job.kind != "image" else None
+        tag = self.ensure_tag(project, state, commit.at).view(start) if job.kind != "image" else None
         if job.kind == "image":
             image, image_size = DOCKER_IMAGE, DOCKER_IMAGE_SIZE
             image_digest = "sha256:" + _sha256("docker-image", DOCKER_IMAGE)
@@ -484,8 +488,19 @@ class Planner:
         job.failure_reason = "script_failure" if fail else None
         job.image_tag = tag.name if tag else None
         if job.kind == "image" and not fail:
-            # a successful build pushes the tag (if it was not there yet)
-            self.ensure_tag(project, state, finished)
+            # a successful build pushes the tag (if it was not there yet); a forced rebuild pushes a new digest
+            existing = project.tags.get(state.image_tag)
+            pushed = self.ensure_tag(project, state, finished)
+            if forced and existing is not None:
+                n = len(existing.rebuilds) + 1
+                pushed.rebuilds.append(
+                    (
+                        _ms(finished),
+                        "sha256:" + _sha256(sc.seed, "manifest", state.image_tag, "rebuild", job.id),
+                        _sha256(sc.seed, "config", state.image_tag, "rebuild", job.id),
+                        existing.total_size + 1000 * n,
+                    )
+                )
         cache_events = tuple(restores) + ((archive,) if archive else ())
         job.facts = JobFacts(
             runner_version=RUNNER_VERSION,
@@ -558,13 +573,16 @@ class Planner:
         elif job.kind == "image":
             if state.migrated:
                 out(0.3, f'$ ./scripts/ci-image-exists.sh "{image}" || ./scripts/ci-image-build.sh "{image}"')
-                exists = state.image_tag in project.tags and not forced
-                code = 200 if exists else 404
+                present = state.image_tag in project.tags
+                exists = present and not forced
+                code = 200 if present else 404
                 out(
                     rng.uniform(0.3, 1.0),
                     f"HEAD https://{self.scenario.registry_host}/v2/{project.path}/ci/manifests/{state.image_tag}"
                     f" -> {code}",
                 )
+                if present and forced:
+                    out(0.05, f"FORCE_CI_IMAGE_REBUILD=true: rebuilding {state.image_tag} anyway")
                 if exists:
                     out(0.1, f"image {state.image_tag} already exists, skipping build")
                 else:
@@ -672,6 +690,7 @@ class Planner:
         ready = (job.finished_at or 0.0) + 1.0
         commit = project.commits[pipeline.sha]
         failed = job.final_status == "failed"
+        block_at = job.finished_at or 0.0
         for stage in order[idx + 1 :]:
             later = [
                 j
@@ -684,6 +703,7 @@ class Planner:
             for j in later:
                 if failed:
                     j.final_status = "skipped"
+                    j.skipped_at = block_at  # created until the failure is known, then skipped
                     j.pending_at = j.started_at = j.finished_at = None
                     j.facts = None
                     continue
@@ -694,8 +714,9 @@ class Planner:
                         world, project, pipeline, j, commit, ready, self._rng("job", j.id, ready), history=False
                     )
                 end = max(end, j.finished_at or ready)
-            if any(j.final_status == "failed" for j in later):
+            if any(j.final_status == "failed" for j in later) and not failed:
                 failed = True
+                block_at = end
             ready = end + 1.0
 
     def retry(self, world: World, project: SimProject, job: SimJob, now: float, user: str) -> SimJob:

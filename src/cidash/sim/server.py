@@ -950,7 +950,7 @@ class Api:
 
     def _latest(self, project: SimProject) -> str | None:
         now = self.now
-        tags = [t for t in project.tags.values() if t.created_at <= now]
+        tags = [t.view(now) for t in project.tags.values() if t.created_at <= now]
         if not tags:
             return None
         return max(tags, key=lambda t: (t.created_at, t.name)).name
@@ -989,6 +989,7 @@ class Api:
         tag = project.tags.get(real or "")
         if tag is None or tag.created_at > self.now:
             raise _message(404, "404 Tag Not Found")
+        tag = tag.view(self.now)
         out: dict[str, Any] = dict(self._tag_basic(project, name))
         out.update(
             {
@@ -1041,6 +1042,7 @@ class Api:
             real = self._latest(project) if reference == "latest" else reference
             tag = project.tags.get(real or "")
             if tag is not None and tag.created_at <= self.now:
+                tag = tag.view(self.now)
                 body = _dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"})
                 return Response(
                     200,

@@ -135,12 +135,15 @@ class SimJob:
     writes_cache: bool = False
     stale_restore: bool = False
     played: bool = False
+    skipped_at: float | None = None  # when an earlier stage's failure turned this job from created to skipped
 
     def status_at(self, now: float) -> str:
         if self.canceled_at is not None and now >= self.canceled_at:
             return "canceled"
         if self.pending_at is None:
-            return "manual" if self.final_status == "manual" else self.final_status
+            if self.final_status == "skipped" and self.skipped_at is not None and now < self.skipped_at:
+                return "created"
+            return self.final_status
         if now < self.pending_at:
             return "created"
         if self.started_at is None or now < self.started_at:
@@ -172,12 +175,23 @@ class SimPipeline:
 
 @dataclass
 class SimTag:
+    """A registry tag as first pushed; ``rebuilds`` are later pushes of the same tag (forced rebuilds)."""
+
     name: str
     digest: str
     revision: str
     total_size: int
     created_at: float
     flavor: str  # debian | alpine
+    rebuilds: list[tuple[float, str, str, int]] = field(default_factory=list)  # (at, digest, revision, size)
+
+    def view(self, t: float) -> SimTag:
+        """The tag as the registry shows it at time ``t`` (the newest push at or before ``t``)."""
+        current = self
+        for at, digest, revision, size in self.rebuilds:
+            if at <= t:
+                current = SimTag(self.name, digest, revision, size, at, self.flavor)
+        return current
 
 
 @dataclass
@@ -304,7 +318,15 @@ class World:
         state = (status, started, finished, updated)
         settle = pipeline.created_at
         for j in self.pipeline_jobs(project, pipeline):
-            for t in (j.created_at, j.pending_at, j.resource_at, j.started_at, j.finished_at, j.canceled_at):
+            for t in (
+                j.created_at,
+                j.pending_at,
+                j.resource_at,
+                j.started_at,
+                j.finished_at,
+                j.canceled_at,
+                j.skipped_at,
+            ):
                 if t is not None and t > settle:
                     settle = t
         pipeline.settled = (settle, state) if now >= settle else None
