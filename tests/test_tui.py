@@ -343,3 +343,38 @@ async def test_project_switch_lists_the_store(store: Store, tmp_path: Path) -> N
         assert app.project is not None and app.project.path == "platform/docs"
         assert app.header.project == "platform/docs"
         assert app.health is not None and all(r.status == "no_data" for r in app.health.rows)
+
+
+async def test_keys_plan_shows_the_diff_and_writes_only_on_confirm(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    from cidash.cachekey import checksum_lines
+    from cidash.config import DEFAULT_CRITICAL_FILES
+
+    checkout = tmp_path / "checkout"
+    for name in DEFAULT_CRITICAL_FILES:
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).write_text(f"content of {name}\n", encoding="utf-8")
+    stale = "0" * 64 + "  go.mod\n"
+    (checkout / ".cache-key").write_text(stale, encoding="utf-8")
+    actions = CoreActions(client_factory(live_sim), store, Config(), clock=lambda: NOW, checkout=checkout)
+    app = make_app(store, tmp_path, actions=actions)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("k")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        plan = app.screen.plan
+        assert any("go.mod" in line for line in plan.diff)
+        assert any(line.startswith("GitLab on main") for line in plan.lines)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert (checkout / ".cache-key").read_text(encoding="utf-8") == stale
+        await pilot.press("k")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+    assert (checkout / ".cache-key").read_text(encoding="utf-8") == checksum_lines(
+        list(DEFAULT_CRITICAL_FILES), checkout
+    )
+    assert live_sim.stats.mutating_requests == 0
