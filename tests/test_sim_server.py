@@ -185,6 +185,8 @@ def test_readonly_token_cannot_mutate(small_sim: SimulatedGitLab) -> None:
     assert small_sim.readonly_token
     with _client(small_sim, small_sim.readonly_token) as client:
         assert client.get("/projects/42/pipelines").status_code == 200
+        assert client.get("/projects/42").json()["permissions"]["group_access"]["access_level"] == 20
+        assert client.get("/user").json()["username"] == "reporter"
         r = client.post(f"/projects/42/jobs/{manual.id}/play")
         assert r.status_code == 403 and r.json() == {"message": "403 Forbidden"}
         r = client.post("/projects/42/pipeline", json={"ref": "main"})

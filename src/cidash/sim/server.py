@@ -351,7 +351,7 @@ class Api:
         return f"{self.base()}{req.path}?{urlencode(sorted(query))}"
 
     # -- entity JSON ---------------------------------------------------------------------------------------------
-    def project_json(self, project: SimProject) -> dict[str, Any]:
+    def project_json(self, project: SimProject, role: str = "maintainer") -> dict[str, Any]:
         return {
             "id": project.id,
             "description": project.description,
@@ -390,7 +390,10 @@ class Api:
             "container_registry_enabled": True,
             "shared_runners_enabled": True,
             "ci_config_path": "",
-            "permissions": {"project_access": None, "group_access": {"access_level": 40, "notification_level": 3}},
+            "permissions": {
+                "project_access": None,
+                "group_access": {"access_level": 40 if role == "maintainer" else 20, "notification_level": 3},
+            },
         }
 
     def pipeline_basic(self, project: SimProject, pipeline: SimPipeline, now: float) -> dict[str, Any]:
@@ -547,11 +550,11 @@ class Api:
         return out
 
     def projects(self, req: Request) -> Json:
-        items = [self.project_json(p) for p in sorted(self.world.projects.values(), key=lambda p: -p.id)]
+        items = [self.project_json(p, req.role) for p in sorted(self.world.projects.values(), key=lambda p: -p.id)]
         return self._paged(req, items)
 
     def project(self, req: Request) -> Json:
-        return self.project_json(self.project_of(req))
+        return self.project_json(self.project_of(req), req.role)
 
     def group(self, req: Request) -> Json:
         gid = req.params["gid"]
@@ -570,7 +573,7 @@ class Api:
 
     def group_projects(self, req: Request) -> Json:
         self.group(req)
-        items = [self.project_json(p) for p in sorted(self.world.projects.values(), key=lambda p: p.id)]
+        items = [self.project_json(p, req.role) for p in sorted(self.world.projects.values(), key=lambda p: p.id)]
         return self._paged(req, items)
 
     def _paged(self, req: Request, items: list[Any]) -> Response:
