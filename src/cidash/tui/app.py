@@ -162,6 +162,7 @@ class CidashApp(App[None]):
         self.wanted_project = project
         self.project: Project | None = None
         self.snapshot: Snapshot | None = None
+        self._compared_for: Snapshot | None = None
         self.last_refresh: datetime | None = None
         self.refreshing = False
         self.paused = False
@@ -269,7 +270,16 @@ class CidashApp(App[None]):
             presets = migration_presets(message.snapshot)
             if presets:
                 compare_tab.set_specs(*presets)
-                self.run_compare(*presets)
+        self._compared_for = None
+        if self.query_one("#tabs", TabbedContent).active == "compare":
+            self._compare_current()
+
+    def _compare_current(self) -> None:
+        """Run the comparison of the specs on screen once per snapshot (it bootstraps: costly on big stores)."""
+        if self.snapshot is None or self._compared_for is self.snapshot:
+            return
+        self._compared_for = self.snapshot
+        self.run_compare(*self.query_one(CompareTab).specs())
 
     def on_cidash_app_views_ready(self, message: ViewsReady) -> None:
         self.query_one(StartupTab).show(message.startup)
@@ -389,6 +399,8 @@ class CidashApp(App[None]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
             self._focus_tab(event.pane.id)
+            if event.pane.id == "compare":
+                self._compare_current()
 
     def _focus_tab(self, tab: str) -> None:
         pane = self.query_one(f"#{tab}", TabPane)
@@ -456,6 +468,7 @@ class CidashApp(App[None]):
     def run_compare(self, baseline: str, candidate: str) -> None:
         if self.snapshot is None or not baseline.strip() or not candidate.strip():
             return
+        self.query_one("#compare-summary").update(f"comparing {baseline} with {candidate}…")  # type: ignore[attr-defined]
         self._compare_worker(baseline, candidate)
 
     @work(thread=True, exclusive=True, group="compare")
