@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -462,10 +464,25 @@ def _pipeline_from_row(r: Sequence[Any]) -> Pipeline:
     )
 
 
+def read_connection(store: Store) -> sqlite3.Connection:
+    """A read-only connection of this thread to the store's file (the documented ``mode=ro`` contract), so paging
+    queries in workers never share the Store's connection with a running sync."""
+    conns: dict[str, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
+    key = str(store.path)
+    conn = conns.get(key)
+    if conn is None:
+        conn = sqlite3.connect(f"{Path(store.path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conns[key] = conn
+    return conn
+
+
+_local = threading.local()
+
+
 def count_pipelines(store: Store, project_id: int, filt: PipelineFilter) -> int:
     where, params = filt.sql()
     sql = "SELECT count(*) FROM pipelines WHERE project_id = ?" + (f" AND {where}" if where else "")
-    return int(store.connection.execute(sql, [project_id, *params]).fetchone()[0])
+    return int(read_connection(store).execute(sql, [project_id, *params]).fetchone()[0])
 
 
 def query_pipelines(
@@ -478,34 +495,33 @@ def query_pipelines(
         + (f" AND {where}" if where else "")
         + " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
     )
-    conn = store.connection
-    with store._lock:  # the Store's own lock: one connection shared with other workers
-        pipelines = [_pipeline_from_row(r) for r in conn.execute(sql, [project_id, *params, limit, offset])]
-        if not pipelines:
-            return []
-        ids = [p.id for p in pipelines]
-        marks = ",".join("?" * len(ids))
-        startups: dict[int, list[float]] = defaultdict(list)
-        images: dict[int, Counter[str]] = defaultdict(Counter)
-        njobs: Counter[int] = Counter()
-        for pid, startup, image_name in conn.execute(
-            "SELECT j.pipeline_id, f.startup_seconds, f.image_name FROM jobs j "
-            f"LEFT JOIN job_facts f ON f.job_id = j.id WHERE j.pipeline_id IN ({marks}) AND j.retried = 0",
-            ids,
-        ):
-            njobs[pid] += 1
-            if startup is not None:
-                startups[pid].append(float(startup))
-            if image_name:
-                label = image_name.rsplit("/", 1)[-1]
-                images[pid][label] += 1
-        cache: dict[int, Counter[str]] = defaultdict(Counter)
-        for pid, outcome, count in conn.execute(
-            "SELECT j.pipeline_id, c.outcome, count(*) FROM cache_events c JOIN jobs j ON j.id = c.job_id "
-            f"WHERE c.op = 'restore' AND j.pipeline_id IN ({marks}) GROUP BY 1, 2",
-            ids,
-        ):
-            cache[pid][outcome] += count
+    conn = read_connection(store)
+    pipelines = [_pipeline_from_row(r) for r in conn.execute(sql, [project_id, *params, limit, offset])]
+    if not pipelines:
+        return []
+    ids = [p.id for p in pipelines]
+    marks = ",".join("?" * len(ids))
+    startups: dict[int, list[float]] = defaultdict(list)
+    images: dict[int, Counter[str]] = defaultdict(Counter)
+    njobs: Counter[int] = Counter()
+    for pid, startup, image_name in conn.execute(
+        "SELECT j.pipeline_id, f.startup_seconds, f.image_name FROM jobs j "
+        f"LEFT JOIN job_facts f ON f.job_id = j.id WHERE j.pipeline_id IN ({marks}) AND j.retried = 0",
+        ids,
+    ):
+        njobs[pid] += 1
+        if startup is not None:
+            startups[pid].append(float(startup))
+        if image_name:
+            label = image_name.rsplit("/", 1)[-1]
+            images[pid][label] += 1
+    cache: dict[int, Counter[str]] = defaultdict(Counter)
+    for pid, outcome, count in conn.execute(
+        "SELECT j.pipeline_id, c.outcome, count(*) FROM cache_events c JOIN jobs j ON j.id = c.job_id "
+        f"WHERE c.op = 'restore' AND j.pipeline_id IN ({marks}) GROUP BY 1, 2",
+        ids,
+    ):
+        cache[pid][outcome] += count
     rows = []
     for p in pipelines:
         c = cache.get(p.id, Counter())

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Collapsible, DataTable, Footer, Static
 
 from cidash.errors import CidashError
+from cidash.models import Pipeline
 from cidash.tui.charts import phase_bar, phase_legend
 from cidash.tui.data import JobRow, fmt_seconds, fmt_time, pipeline_jobs
 from cidash.tui.logview import LogSection, split_sections
@@ -64,9 +65,10 @@ class PipelineScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.pop_screen", "Back")]
 
     class Loaded(Message):
-        def __init__(self, rows: list[JobRow]) -> None:
+        def __init__(self, rows: list[JobRow], pipeline: Pipeline | None) -> None:
             super().__init__()
             self.rows = rows
+            self.pipeline = pipeline
 
     def __init__(self, pipeline_id: int) -> None:
         super().__init__()
@@ -91,11 +93,12 @@ class PipelineScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="pipeline-detail")
     def _load(self) -> None:
-        self.post_message(self.Loaded(pipeline_jobs(self.dash.store, self.pipeline_id)))
+        store = self.dash.store
+        self.post_message(self.Loaded(pipeline_jobs(store, self.pipeline_id), store.pipeline(self.pipeline_id)))
 
     def on_pipeline_screen_loaded(self, message: Loaded) -> None:
         self.rows = message.rows
-        pipeline = self.dash.store.pipeline(self.pipeline_id)
+        pipeline = message.pipeline
         title = f"[b]Pipeline #{self.pipeline_id}[/b]"
         if pipeline is not None:
             title += (
