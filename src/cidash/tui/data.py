@@ -505,9 +505,9 @@ def query_pipelines(
     images: dict[int, Counter[str]] = defaultdict(Counter)
     njobs: Counter[int] = Counter()
     for pid, startup, image_name in conn.execute(
-        "SELECT j.pipeline_id, f.startup_seconds, f.image_name FROM jobs j "
-        f"LEFT JOIN job_facts f ON f.job_id = j.id WHERE j.pipeline_id IN ({marks}) AND j.retried = 0",
-        ids,
+        "SELECT j.pipeline_id, f.startup_seconds, f.image_name FROM jobs j LEFT JOIN job_facts f ON f.job_id = j.id "
+        f"WHERE j.project_id = ? AND j.pipeline_id IN ({marks}) AND j.retried = 0",
+        [project_id, *ids],
     ):
         njobs[pid] += 1
         if startup is not None:
@@ -517,9 +517,9 @@ def query_pipelines(
             images[pid][label] += 1
     cache: dict[int, Counter[str]] = defaultdict(Counter)
     for pid, outcome, count in conn.execute(
-        "SELECT j.pipeline_id, c.outcome, count(*) FROM cache_events c JOIN jobs j ON j.id = c.job_id "
-        f"WHERE c.op = 'restore' AND j.pipeline_id IN ({marks}) GROUP BY 1, 2",
-        ids,
+        "SELECT j.pipeline_id, c.outcome, count(*) FROM jobs j JOIN cache_events c ON c.job_id = j.id "
+        f"WHERE j.project_id = ? AND j.pipeline_id IN ({marks}) AND c.op = 'restore' GROUP BY 1, 2",
+        [project_id, *ids],
     ):
         cache[pid][outcome] += count
     rows = []
