@@ -53,20 +53,24 @@ import json, resource, subprocess, sys
 proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 sys.stdout.write(proc.stdout)
 sys.stderr.write(proc.stderr)
-print(json.dumps({"rc": proc.returncode,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"rc": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024,
+                  "cpu_s": usage.ru_utime + usage.ru_stime}))
 """
 
 
 def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any], str]:
     """Run argv under a small wrapper that reports the child's peak RSS; return (wall s, wrapper json, stdout)."""
     started = time.perf_counter()
+    self_before = resource.getrusage(resource.RUSAGE_SELF)
     proc = subprocess.run(
         [sys.executable, "-c", PEAK, *argv], capture_output=True, text=True, env=env, check=False, timeout=3600
     )
     wall = time.perf_counter() - started
+    self_after = resource.getrusage(resource.RUSAGE_SELF)
     lines = proc.stdout.strip().splitlines()
     info = json.loads(lines[-1])
+    info["server_cpu_s"] = (self_after.ru_utime + self_after.ru_stime) - (self_before.ru_utime + self_before.ru_stime)
     if info["rc"] != 0:
         raise SystemExit(f"child failed ({info['rc']}): {' '.join(argv[:3])} ...\n{proc.stderr[-2000:]}")
     return wall, info, "\n".join(lines[:-1])
@@ -88,6 +92,11 @@ def main() -> int:
     args = ap.parse_args()
 
     from cidash.sim import Scenario, SimulatedGitLab
+    from cidash.sim import server as sim_server
+
+    # socketserver's default listen backlog is 5: a client opening more connections at once than that sees SYNs
+    # dropped and retried after 1 s, 3 s, ... A real GitLab (nginx) accepts hundreds; so does the bench's server.
+    sim_server._Server.request_queue_size = 128
 
     scenario = Scenario(days=10, total_pipelines=args.pipelines, migration_day=6, with_docs_project=False)
     advertised = 2000 if args.gitlab_com_limit else 10**9
@@ -102,18 +111,21 @@ def main() -> int:
             f"({truth.jobs / truth.pipelines:.1f} per pipeline), {args.latency_ms:g} ms latency per request, "
             f"{'2,000 requests/min advertised' if args.gitlab_com_limit else 'no rate limit advertised'}"
         )
-        rows: list[tuple[str, int, int, float, float, str]] = []
+        rows: list[tuple[str, int, int, float, float, float, str]] = []
+        server_cpu: list[float] = []
         naive: dict[str, Any] | None = None
         if not args.skip_naive:
             sim.stats.reset()
             wall, info, out = run_child([sys.executable, "-c", NAIVE, sim.url, sim.token, sim.project_path], env)
             naive = json.loads(out.splitlines()[-1])
+            server_cpu.append(info["server_cpu_s"])
             rows.append(
                 (
                     "(a) python-gitlab script",
                     sim.stats.total_requests,
                     sim.stats.bytes_out,
                     wall,
+                    info["cpu_s"],
                     info["peak_rss_mb"],
                     f"{naive['facts']} logs parsed",
                 )
@@ -139,6 +151,7 @@ def main() -> int:
         ]
         sim.stats.reset()
         wall, info, _ = run_child(cmd, env)
+        server_cpu.append(info["server_cpu_s"])
         import sqlite3
 
         conn = sqlite3.connect(db)
@@ -152,26 +165,34 @@ def main() -> int:
                 sim.stats.total_requests,
                 sim.stats.bytes_out,
                 wall,
+                info["cpu_s"],
                 info["peak_rss_mb"],
                 f"{facts} logs parsed + {checksums} file checksums, {tags} image tags",
             )
         )
         sim.stats.reset()
         wall, info, _ = run_child(cmd, env)
+        server_cpu.append(info["server_cpu_s"])
         rows.append(
             (
                 "(c) cidash sync, idle refresh",
                 sim.stats.total_requests,
                 sim.stats.bytes_out,
                 wall,
+                info["cpu_s"],
                 info["peak_rss_mb"],
                 "",
             )
         )
     print()
-    print(f"{'':32} {'requests':>9} {'bytes':>12} {'wall s':>8} {'peak MB':>8}  facts")
-    for name, req, nbytes, wall, rss, note in rows:
-        print(f"{name:32} {req:>9} {nbytes:>12,} {wall:>8.2f} {rss:>8.1f}  {note}")
+    print(f"{'':32} {'requests':>9} {'bytes':>12} {'wall s':>8} {'CPU s':>7} {'peak MB':>8}  facts")
+    for name, req, nbytes, wall, cpu, rss, note in rows:
+        print(f"{name:32} {req:>9} {nbytes:>12,} {wall:>8.2f} {cpu:>7.2f} {rss:>8.1f}  {note}")
+    print(
+        "(CPU s: the client process; the simulated server's CPU while each ran: "
+        + ", ".join(f"{c:.1f}s" for c in server_cpu)
+        + ")"
+    )
     if naive is not None:
         a, b, c = rows[0], rows[1], rows[2]
         print()
@@ -181,12 +202,14 @@ def main() -> int:
         )
         ok_speed = a[3] / b[3] >= 10
         ok_facts = facts >= naive["facts"]
+        speed, enough = "OK" if ok_speed else "MISSED", "OK" if ok_facts else "MISSED"
         print(
-            f"targets: >= 10x faster {'OK' if ok_speed else 'MISSED'}; no fewer facts {'OK' if ok_facts else 'MISSED'}; "
+            f"targets: >= 10x faster {speed}; no fewer facts {enough}; "
             f"idle refresh {c[1]} requests {'OK' if c[1] <= 2 else 'MISSED'} (<= 2); "
-            f"peak {b[4]:.0f} MB {'OK' if b[4] < 150 else 'MISSED'} (< 150)"
+            f"peak {b[5]:.0f} MB {'OK' if b[5] < 150 else 'MISSED'} (< 150)"
         )
-    print(f"(bench process peak RSS incl. the simulator: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+    load = os.getloadavg()[0]
+    print(f"(load average {load:.1f} on {os.cpu_count()} CPUs: CPU-bound numbers suffer on a busy machine)")
     return 0
 
 
