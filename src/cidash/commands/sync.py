@@ -123,7 +123,8 @@ def _print_requests(client: object) -> None:
         headroom = f"{state.remaining}/{state.limit if state.limit is not None else '?'} left"
     print(
         f"cidash sync: {stats.requests} requests ({kinds or 'none'}); {stats.retries} retried; "
-        f"rate limit {headroom}; waited {client.limiter.waited:.1f}s for the limiter",
+        f"rate limit {headroom}; workers spent {client.limiter.waited:.1f}s in total waiting for the request ceiling "
+        f"or GitLab's limit",
         file=sys.stderr,
     )
 
@@ -162,8 +163,8 @@ class _PlainDisplay:
         self._last, self._last_at = key, now
         detail = {
             "project": "starting",
-            "pipelines": f"{p.pipelines} pipelines",
-            "jobs": f"{p.jobs} jobs",
+            "pipelines": f"pipelines ({p.pipelines} new or changed so far)",
+            "jobs": f"jobs ({p.pipelines} pipelines, {p.jobs} jobs so far)",
             "logs": f"logs {p.logs_done}/{p.logs_total}",
         }.get(p.phase, p.phase)
         if p.message:
