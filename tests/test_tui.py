@@ -378,3 +378,53 @@ async def test_keys_plan_shows_the_diff_and_writes_only_on_confirm(
         list(DEFAULT_CRITICAL_FILES), checkout
     )
     assert live_sim.stats.mutating_requests == 0
+
+
+async def test_polling_rearms_after_each_refresh_and_skips_while_hidden(store: Store, tmp_path: Path) -> None:
+    from cidash.tui.adapters import RefreshResult
+
+    calls: list[str | None] = []
+
+    def refresher(project: Any, progress: Callable[[str], None]) -> RefreshResult:
+        progress("sync pipelines")
+        calls.append(project.path if project else None)
+        return RefreshResult("ok")
+
+    config = config_from_dict({"tui": {"refresh_seconds": 0.2}})
+    app = CidashApp(store, config, clock=lambda: NOW, cache_dir=tmp_path / "cache", refresher=refresher)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.9)
+        assert len(calls) >= 3  # start + re-armed polls
+        assert set(calls) == {"platform/app"}
+        app.hidden = True
+        await pilot.pause(0.1)
+        seen = len(calls)
+        await pilot.pause(0.6)
+        assert len(calls) == seen  # nothing while the terminal is hidden
+        app.hidden = False
+        await pilot.press("s")  # paused on demand
+        await pilot.pause(0.6)
+        assert len(calls) == seen
+        assert "polling paused" in str(app.header.render())
+
+
+async def test_pipelines_load_more_pages_while_scrolling(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cidash.tui.screens.pipelines as pipelines_module
+
+    monkeypatch.setattr(pipelines_module, "PAGE", 10)
+    total = len(store.pipelines(store.projects()[0].id))
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        view = app.query_one(PipelinesView)
+        assert view.loaded < total and view.total == total  # pages of 10, more on demand
+        for _ in range(total):
+            await pilot.press("down")
+        await settle(pilot)
+        assert view.loaded == total
+        ids = [int(r[0].lstrip("#")) for r in table_rows(app, "#pipelines-table")]
+        assert ids == sorted(ids, reverse=True) and len(set(ids)) == total

@@ -9,7 +9,6 @@ terminal is hidden or polling is paused (``s``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -583,7 +582,3 @@ class CidashApp(App[None]):
     @property
     def rate_limit(self) -> RateLimitState | None:
         return self.header.rate_limit
-
-
-def env_theme() -> str | None:
-    return os.environ.get("CIDASH_THEME")
