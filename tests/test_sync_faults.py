@@ -22,6 +22,15 @@ FILES = "HEAD /projects/:id/repository/files/:file_path"
 
 
 @pytest.fixture
+def small_sim() -> Iterator[SimulatedGitLab]:
+    """Smaller than conftest's small_sim: every fault test syncs the whole history at least once."""
+    from cidash.sim import Scenario
+
+    with SimulatedGitLab(Scenario(days=2, pipelines_per_day=4, migration_day=2)) as server:
+        yield server
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store.open(tmp_path / "store.db") as s:
         yield s

@@ -246,16 +246,17 @@ class RestClient:
         if updated_after is not None:
             params["updated_after"] = iso(updated_after)
         with self._mapped(what, "project"):
-            project = self.gl.projects.get(project_id, lazy=True)
-            listing = project.pipelines.list(iterator=True, **params)
-            yield from _chunks((pipeline_from_json(project_id, p.attributes) for p in listing), PER_PAGE)
+            # http_list yields plain dicts: no RESTObject per item (python-gitlab deep-copies each one's attributes)
+            listing = self.gl.http_list(f"/projects/{project_id}/pipelines", query_data=params, iterator=True)
+            yield from _chunks((pipeline_from_json(project_id, p) for p in listing), PER_PAGE)
 
     def pipeline(self, project_id: int, pipeline_id: int) -> Pipeline:
         """One pipeline with the fields the list omits (started_at, finished_at, duration, queued_duration)."""
         with self._mapped(f"GET /projects/{project_id}/pipelines/{pipeline_id}", "resource"):
-            project = self.gl.projects.get(project_id, lazy=True)
-            obj = project.pipelines.get(pipeline_id)
-        return pipeline_from_json(project_id, obj.attributes)
+            data = self.gl.http_get(f"/projects/{project_id}/pipelines/{pipeline_id}")
+        if not isinstance(data, dict):
+            raise RemoteError(f"GET /projects/{project_id}/pipelines/{pipeline_id} did not return an object")
+        return pipeline_from_json(project_id, data)
 
     # -- jobs --------------------------------------------------------------------------------------------------
 
@@ -270,13 +271,10 @@ class RestClient:
         newest-first order lets the caller stop at the first page it already knows.
         """
         what = f"GET /projects/{project_id}/jobs"
+        params = {"pagination": "keyset", "order_by": "id", "sort": "desc", "per_page": PER_PAGE}
         with self._mapped(what, "project"):
-            project = self.gl.projects.get(project_id, lazy=True)
-            listing = project.jobs.list(
-                iterator=True, pagination="keyset", order_by="id", sort="desc", per_page=PER_PAGE
-            )
-            for item in listing:
-                yield job_from_json(project_id, item.attributes)
+            for item in self.gl.http_list(f"/projects/{project_id}/jobs", query_data=params, iterator=True):
+                yield job_from_json(project_id, item)
 
 
 def _chunks(items: Iterable[Pipeline], size: int) -> Iterator[list[Pipeline]]:
