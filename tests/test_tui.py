@@ -428,3 +428,52 @@ async def test_pipelines_load_more_pages_while_scrolling(
         assert view.loaded == total
         ids = [int(r[0].lstrip("#")) for r in table_rows(app, "#pipelines-table")]
         assert ids == sorted(ids, reverse=True) and len(set(ids)) == total
+
+
+async def test_retry_from_a_pipeline_retries_the_highlighted_job(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    project = store.projects()[0]
+    target = store.jobs(project.id, status="success", include_retried=False)[-1]  # GitLab retries any finished job
+    actions = CoreActions(client_factory(live_sim), store, Config(), clock=lambda: NOW, follow_timeout=0.5)
+    app = make_app(store, tmp_path, actions=actions)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open_pipeline(target.pipeline_id)
+        await settle(pilot)
+        assert isinstance(app.screen, PipelineScreen)
+        jobs = [r.job.id for r in app.screen.rows]
+        app.screen.query_one("#jobs-table", DataTable).move_cursor(row=jobs.index(target.id))
+        await pilot.press("t")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.plan.dry_run == f"POST /api/v4/projects/{project.id}/jobs/{target.id}/retry"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert live_sim.stats.mutating_requests == 0
+        await pilot.press("t")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+    assert live_sim.stats.mutating_requests == 1
+    assert live_sim.world.main.jobs[target.id].retried
+
+
+async def test_retry_on_health_targets_the_latest_failed_build(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    project = store.projects()[0]
+    failed = store.jobs(project.id, name="build-ci-image", status="failed", include_retried=False)
+    actions = CoreActions(client_factory(live_sim), store, Config(), clock=lambda: NOW, follow_timeout=0.5)
+    app = make_app(store, tmp_path, actions=actions)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("t")
+        await settle(pilot)
+        if failed:
+            assert isinstance(app.screen, ConfirmScreen)
+            assert app.screen.plan.dry_run.endswith(f"/jobs/{failed[-1].id}/retry")
+        else:  # every failed build was already retried: refused in words, nothing sent
+            assert not isinstance(app.screen, ConfirmScreen)
+            assert any(n.title == "Refused" and "build-ci-image" in n.message for n in app._notifications)
+    assert live_sim.stats.mutating_requests == 0

@@ -522,12 +522,15 @@ class CidashApp(App[None]):
             return
         if self.project is None:
             return
-        self._plan_worker(kind, self.project)
+        job_id = None
+        if kind == "retry" and isinstance(self.screen, PipelineScreen):
+            job_id = self.screen.highlighted_job_id()  # t on a pipeline's job retries that job
+        self._plan_worker(kind, self.project, job_id)
 
     @work(thread=True, exclusive=True, group="actions")
-    def _plan_worker(self, kind: str, project: Project) -> None:
+    def _plan_worker(self, kind: str, project: Project, job_id: int | None = None) -> None:
         try:
-            plan = self.actions.plan(kind, project)
+            plan = self.actions.plan(kind, project, job_id=job_id)
         except CidashError as exc:
             self.post_message(self.Failed(exc))
             return

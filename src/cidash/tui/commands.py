@@ -61,7 +61,13 @@ COMMANDS: tuple[Command, ...] = (
         "Rebuild the CI image: play its manual build job or create a pipeline (confirm first).",
         group="Actions",
     ),
-    Command("t", "retry", "Retry", "Retry the latest failed CI-image build job (confirm first).", group="Actions"),
+    Command(
+        "t",
+        "retry",
+        "Retry",
+        "Retry a job (confirm first): the highlighted one in a pipeline, else the latest failed CI-image build.",
+        group="Actions",
+    ),
     Command(
         "e",
         "export",

@@ -138,6 +138,10 @@ class PipelineScreen(Screen[None]):
         if 0 <= event.cursor_row < len(self.rows):
             self.query_one("#job-facts", Static).update(_facts_text(self.rows[event.cursor_row]))
 
+    def highlighted_job_id(self) -> int | None:
+        row = self.query_one("#jobs-table", DataTable).cursor_row
+        return self.rows[row].job.id if 0 <= row < len(self.rows) else None
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if 0 <= event.cursor_row < len(self.rows):
             row = self.rows[event.cursor_row]
