@@ -477,3 +477,14 @@ async def test_retry_on_health_targets_the_latest_failed_build(
             assert not isinstance(app.screen, ConfirmScreen)
             assert any(n.title == "Refused" and "build-ci-image" in n.message for n in app._notifications)
     assert live_sim.stats.mutating_requests == 0
+
+
+def test_snapshot_light_theme_startup(snap_compare: Any, store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press("ctrl+t", "3")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
