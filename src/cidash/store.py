@@ -211,7 +211,7 @@ def to_db_time(value: datetime | None) -> str | None:
 def from_db_time(value: str | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)  # ~10x faster than strptime; the stored "Z" gives an aware UTC datetime
 
 
 def _req_time(value: str) -> datetime:
