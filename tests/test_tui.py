@@ -393,16 +393,18 @@ async def test_polling_rearms_after_each_refresh_and_skips_while_hidden(store: S
     config = config_from_dict({"tui": {"refresh_seconds": 0.2}})
     app = CidashApp(store, config, clock=lambda: NOW, cache_dir=tmp_path / "cache", refresher=refresher)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.9)
+        deadline = time.monotonic() + 20
+        while len(calls) < 3 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
         assert len(calls) >= 3  # start + re-armed polls
         assert set(calls) == {"platform/app"}
         app.hidden = True
-        await pilot.pause(0.1)
+        await settle(pilot)
         seen = len(calls)
         await pilot.pause(0.6)
         assert len(calls) == seen  # nothing while the terminal is hidden
-        app.hidden = False
         await pilot.press("s")  # paused on demand
+        app.hidden = False
         await pilot.pause(0.6)
         assert len(calls) == seen
         assert "polling paused" in str(app.header.render())

@@ -642,8 +642,8 @@ def startup_view(snap: Snapshot) -> StartupView:
                 str(len(values)),
                 fmt_seconds(quantile(values, 0.5)),
                 fmt_seconds(quantile(values, 0.9)),
-                fmt_time(items[0].started_at),
-                fmt_time(items[-1].started_at),
+                items[0].started_at.astimezone(UTC).strftime("%Y-%m-%d"),
+                items[-1].started_at.astimezone(UTC).strftime("%Y-%m-%d"),
             )
         )
     start = snap.now - timedelta(days=60)
