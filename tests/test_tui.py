@@ -490,3 +490,25 @@ def test_snapshot_light_theme_startup(snap_compare: Any, store: Store, tmp_path:
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_results_arriving_under_a_pushed_screen(store: Store, tmp_path: Path) -> None:
+    from cidash.tui.adapters import RefreshResult
+
+    def refresher(project: Any, progress: Callable[[str], None]) -> RefreshResult:
+        return RefreshResult("ok")
+
+    app = make_app(store, tmp_path, refresher=refresher)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pipeline = store.pipelines(store.projects()[0].id)[-1]
+        app.open_pipeline(pipeline.id)
+        await settle(pilot)
+        await pilot.press("r")  # the refresh finishes and the tabs update while the pipeline is on top
+        await settle(pilot)
+        assert isinstance(app.screen, PipelineScreen)
+        assert app.refresh_count == 2 and app.failure is None
+        await pilot.press("3")  # a tab key goes back to the tabs
+        await pilot.pause()
+        assert not isinstance(app.screen, PipelineScreen)
+        assert app.tabs.active == "startup"

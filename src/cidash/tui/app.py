@@ -168,6 +168,16 @@ class CidashApp(App[None]):
         self.hidden = False
         self.refresh_count = 0
         self.failure: CidashError | None = None
+        # The views are kept (not queried): App.query_one searches the *active* screen, and results may arrive
+        # while a pipeline, a log or a modal is on top.
+        self.header = StatusHeader(id="status")
+        self.tabs = TabbedContent(initial="health", id="tabs")
+        self.health_view = HealthView()
+        self.pipelines_view = PipelinesView()
+        self.startup_tab = StartupTab()
+        self.caches_tab = CachesTab()
+        self.images_tab = ImagesTab()
+        self.compare_tab = CompareTab()
         self._poll_timer: Timer | None = None
         self._tick_timer: Timer | None = None
         self.theme = config.tui.theme if config.tui.theme in self.available_themes else "textual-dark"
@@ -175,25 +185,21 @@ class CidashApp(App[None]):
     # -- layout -----------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield StatusHeader(id="status")
-        with TabbedContent(initial="health", id="tabs"):
+        yield self.header
+        with self.tabs:
             with TabPane("1 Health", id="health"):
-                yield HealthView()
+                yield self.health_view
             with TabPane("2 Pipelines", id="pipelines"):
-                yield PipelinesView()
+                yield self.pipelines_view
             with TabPane("3 Start-up", id="startup"):
-                yield StartupTab()
+                yield self.startup_tab
             with TabPane("4 Caches", id="caches"):
-                yield CachesTab()
+                yield self.caches_tab
             with TabPane("5 Images", id="images"):
-                yield ImagesTab()
+                yield self.images_tab
             with TabPane("6 Compare", id="compare"):
-                yield CompareTab()
+                yield self.compare_tab
         yield Footer()
-
-    @property
-    def header(self) -> StatusHeader:
-        return self.query_one("#status", StatusHeader)
 
     def on_mount(self) -> None:
         self.header.source = self.source
@@ -216,7 +222,7 @@ class CidashApp(App[None]):
         configured = self.config.gitlab.projects[0] if self.config.gitlab.projects else ""
         self.header.project = chosen.path if chosen else (wanted or configured)
         if chosen is None:
-            self.query_one(HealthView).waiting(
+            self.health_view.waiting(
                 "The store holds no project yet: the first sync from GitLab is running (progress in the header)."
                 if self.refresher is not None and self.startup_error is None
                 else "The store holds no project yet: run 'cidash sync' (or start cidash with a GitLab connection)."
@@ -226,10 +232,10 @@ class CidashApp(App[None]):
         if chosen is not None:
             cached = load_health(health_cache_path(self.cache_dir, self.store.path, chosen.id))
             if cached is not None:
-                self.query_one(HealthView).show_health(cached, cached=True)
+                self.health_view.show_health(cached, cached=True)
             # after the first paint: the heavy load competes with rendering for the GIL
             self.call_after_refresh(self.load_data)
-            self.call_after_refresh(self.query_one(PipelinesView).reload)
+            self.call_after_refresh(self.pipelines_view.reload)
         if first and self.refresh_on_start and self.refresher is not None and self.startup_error is None:
             self.action_refresh()
         elif first:
@@ -260,17 +266,17 @@ class CidashApp(App[None]):
 
     def on_cidash_app_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot
-        self.query_one(HealthView).show_health(message.snapshot.health)
+        self.health_view.show_health(message.snapshot.health)
         if self.last_refresh is None and message.snapshot.last_sync is not None:
             self.last_refresh = message.snapshot.last_sync
             self.header.last_refresh = self.last_refresh
-        compare_tab = self.query_one(CompareTab)
+        compare_tab = self.compare_tab
         if not any(compare_tab.specs()):
             presets = migration_presets(message.snapshot)
             if presets:
                 compare_tab.set_specs(*presets)
         self._compared_for = None
-        if self.query_one("#tabs", TabbedContent).active == "compare":
+        if self.tabs.active == "compare":
             self._compare_current()
 
     def _compare_current(self) -> None:
@@ -278,15 +284,15 @@ class CidashApp(App[None]):
         if self.snapshot is None or self._compared_for is self.snapshot:
             return
         self._compared_for = self.snapshot
-        self.run_compare(*self.query_one(CompareTab).specs())
+        self.run_compare(*self.compare_tab.specs())
 
     def on_cidash_app_views_ready(self, message: ViewsReady) -> None:
-        self.query_one(StartupTab).show(message.startup)
-        self.query_one(CachesTab).show(message.caches)
-        self.query_one(ImagesTab).show(message.images)
+        self.startup_tab.show(message.startup)
+        self.caches_tab.show(message.caches)
+        self.images_tab.show(message.images)
 
     def on_cidash_app_local_ready(self, message: LocalReady) -> None:
-        self.query_one(CachesTab).show_local(message.lines)
+        self.caches_tab.show_local(message.lines)
 
     def on_cidash_app_failed(self, message: Failed) -> None:
         self.report_error(message.error)
@@ -301,7 +307,7 @@ class CidashApp(App[None]):
             return
         if self.refresher is None:
             self.load_data()
-            self.query_one(PipelinesView).reload()
+            self.pipelines_view.reload()
             self.notify("No GitLab connection: reloaded from the store.", title="Refresh")
             self._arm_poll()
             return
@@ -346,7 +352,7 @@ class CidashApp(App[None]):
                 self.select_project(self.wanted_project)
             else:
                 self.load_data()
-                self.query_one(PipelinesView).reload()
+                self.pipelines_view.reload()
         self._arm_poll()
 
     def _arm_poll(self) -> None:
@@ -392,7 +398,9 @@ class CidashApp(App[None]):
     # -- navigation -------------------------------------------------------------------------------------------
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = tab
+        while len(self.screen_stack) > 1:  # from a pipeline, a log or a modal: back to the tabs
+            self.pop_screen()
+        self.tabs.active = tab
         self._focus_tab(tab)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
@@ -402,13 +410,13 @@ class CidashApp(App[None]):
                 self._compare_current()
 
     def _focus_tab(self, tab: str) -> None:
-        pane = self.query_one(f"#{tab}", TabPane)
+        pane = self.tabs.query_one(f"#{tab}", TabPane)
         tables = pane.query("DataTable")
         if tables:
             tables.first().focus()
 
     def _active_view(self) -> Any:
-        tab = self.query_one("#tabs", TabbedContent).active
+        tab = self.tabs.active
         return {
             "health": HealthView,
             "pipelines": PipelinesView,
@@ -420,9 +428,11 @@ class CidashApp(App[None]):
 
     def action_filter(self) -> None:
         view_type = self._active_view()
+        if len(self.screen_stack) > 1:
+            return  # "/" belongs to the tabs
         if view_type is None or not self.query_one(view_type).start_filter():
             self.action_show_tab("pipelines")
-            self.query_one(PipelinesView).start_filter()
+            self.pipelines_view.start_filter()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -461,13 +471,13 @@ class CidashApp(App[None]):
         if presets is None:
             self.notify("No CI-image digest change found: enter SPECs by hand.", title="Compare", severity="warning")
             return
-        self.query_one(CompareTab).set_specs(*presets)
+        self.compare_tab.set_specs(*presets)
         self.run_compare(*presets)
 
     def run_compare(self, baseline: str, candidate: str) -> None:
         if self.snapshot is None or not baseline.strip() or not candidate.strip():
             return
-        self.query_one("#compare-summary").update(f"comparing {baseline} with {candidate}…")  # type: ignore[attr-defined]
+        self.compare_tab.query_one("#compare-summary").update(f"comparing {baseline} with {candidate}…")  # type: ignore[attr-defined]
         self._compare_worker(baseline, candidate)
 
     @work(thread=True, exclusive=True, group="compare")
@@ -481,14 +491,14 @@ class CidashApp(App[None]):
             self.post_message(self.Failed(exc))
 
     def on_cidash_app_compare_ready(self, message: CompareReady) -> None:
-        self.query_one(CompareTab).show(message.comparison)
+        self.compare_tab.show(message.comparison)
 
     def action_export(self) -> None:
         snap = self.snapshot
         if snap is None or self.project is None:
             self.notify("Nothing to export yet: the criteria are still computing.", title="Export", severity="warning")
             return
-        comp = self.query_one(CompareTab).comparison
+        comp = self.compare_tab.comparison
         day = self.clock().astimezone(UTC).strftime("%Y%m%d")
         default = str(Path.cwd() / f"cidash-{self.project.path.replace('/', '-')}-{day}.md")
         what = "the criteria and the comparison" if comp is not None else "the criteria"
