@@ -41,7 +41,7 @@ RECOVERABLE = {
     "500 on the pipeline listing": FaultRule(endpoint=PIPELINES, status=500, first=1),
     "502 on the jobs listing": FaultRule(endpoint=JOBS, status=502, first=2),
     "503 on pipeline details": FaultRule(endpoint=PIPELINE, status=503, every=3),
-    "connection reset mid-log": FaultRule(endpoint=TRACE, reset=True, every=4),
+    "connection reset mid-log": FaultRule(endpoint=TRACE, reset=True, first=6),
     "connection reset on listings": FaultRule(endpoint=JOBS, reset=True, first=1),
     "latency and jitter": FaultRule(endpoint="*", latency_ms=5, jitter_ms=10),
     "slow log bodies": FaultRule(endpoint=TRACE, slow_bytes_per_s=2_000_000, first=3),
@@ -56,6 +56,20 @@ def test_transient_faults_are_ridden_out(small_sim: SimulatedGitLab, store: Stor
         report = sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
     assert all(small_sim.fault_state.fired), "the fault never fired"
     assert report.logs_failed == 0, report.warnings
+    assert_matches_world(small_sim, store)
+
+
+def test_repeated_resets_on_logs_defer_them(small_sim: SimulatedGitLab, store: Store) -> None:
+    small_sim.set_faults(FaultPlan(rules=(FaultRule(endpoint=TRACE, reset=True, every=2),)))
+    from cidash.remote import RetryPolicy
+
+    with make_client(small_sim, retry=RetryPolicy(attempts=2, base_delay=0.01)) as client:
+        report = sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+    assert report.logs_failed > 0 and report.logs > 0 and any("reset" in w for w in report.warnings)
+    small_sim.set_faults(None)
+    with make_client(small_sim) as client:
+        again = sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+    assert again.logs == report.logs_failed
     assert_matches_world(small_sim, store)
 
 

@@ -29,6 +29,7 @@ python-gitlab is synchronous, so the whole sync is blocking: run it in a worker 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import re
 import threading
@@ -295,13 +296,16 @@ def sync_project(
         try:
             _sync_pipelines(ctx)
             _sync_jobs(ctx)
-            if options.fetch_logs:
-                _sync_logs(ctx)
-            if options.fetch_checksums:
-                _sync_checksums(ctx)
-                _sync_ci_configs(ctx)
-            if options.fetch_registry:
-                _sync_registry_and_groups(ctx, first_sync=first_sync)
+            # Logs (the bulk) and the independent side steps (checksums, CI files, registry) overlap: both feed the
+            # same bounded pool, so the pool stays full while the log queue drains.
+            side = _SideSteps(ctx, first_sync=first_sync)
+            side.start()
+            try:
+                if options.fetch_logs:
+                    _sync_logs(ctx)
+            finally:
+                side.join()
+            side.raise_error()
             store.set_cursor(resolved.id, CURSOR_LAST_SYNC, to_db_time(now) or "")
         except BaseException as exc:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -364,6 +368,37 @@ def sync_project(
     )
     ctx.emit("done")
     return report
+
+
+class _SideSteps(threading.Thread):
+    """Checksums, CI files, registry tags and resource groups, on their own thread (no progress events)."""
+
+    def __init__(self, ctx: _Ctx, *, first_sync: bool) -> None:
+        super().__init__(name="cidash-sync-side", daemon=True)
+        self.ctx = dataclasses.replace(ctx, progress=None, warnings=[])
+        self.main = ctx
+        self.first_sync = first_sync
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        ctx, options = self.ctx, self.ctx.options
+        try:
+            if options.fetch_checksums:
+                _sync_checksums(ctx)
+                _sync_ci_configs(ctx)
+            if options.fetch_registry:
+                _sync_registry_and_groups(ctx, first_sync=self.first_sync)
+        except BaseException as exc:  # handed to the syncing thread
+            self.error = exc
+        finally:
+            main = self.main
+            main.checksums, main.ci_configs = ctx.checksums, ctx.ci_configs
+            main.image_tags, main.resource_groups = ctx.image_tags, ctx.resource_groups
+            main.warnings.extend(ctx.warnings)
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 def sync_projects(
@@ -516,6 +551,7 @@ def _sync_logs(ctx: _Ctx) -> None:
         results.clear()
 
     stop = threading.Event()  # set when GitLab keeps rate-limiting: the rest waits for the next sync
+    connect_failures = 0
     started = 0
 
     def remaining() -> Iterator[Job]:
@@ -543,11 +579,14 @@ def _sync_logs(ctx: _Ctx) -> None:
             _warn(ctx, f"log not readable: {exc.one_line()}")
             continue
         except RemoteError as exc:
-            if isinstance(exc, ConnectError | AuthError):
+            # A host that went away fails every download in a row: stop then; an odd reset is only deferred.
+            connect_failures = connect_failures + 1 if isinstance(exc, ConnectError) else 0
+            if isinstance(exc, AuthError) or connect_failures > 2 * ctx.options.concurrency:
                 raise
             ctx.logs_failed += 1
             _warn(ctx, f"log fetch failed, will retry next sync: {exc.one_line()}")
             continue
+        connect_failures = 0
         results.append((job, facts, nbytes))
         if facts is None:
             ctx.logs_unavailable += 1
