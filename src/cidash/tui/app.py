@@ -205,7 +205,7 @@ class CidashApp(App[None]):
         self.header.source = self.source
         self.header.now = self.clock()
         if self.actions.disabled_reason:
-            self.header.activity = f"actions disabled: {self.actions.disabled_reason}"
+            self.header.notice = f"actions disabled: {self.actions.disabled_reason}"
         self._tick()
         self.select_project(self.wanted_project, first=True)
 

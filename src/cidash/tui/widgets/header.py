@@ -23,6 +23,7 @@ class StatusHeader(Static):
     activity: reactive[str] = reactive("")
     paused: reactive[bool] = reactive(False)
     source: reactive[str] = reactive("")
+    notice: reactive[str] = reactive("")  # a lasting condition, e.g. "actions disabled: read-only mode"
 
     def render(self) -> Text:
         text = Text()
@@ -44,6 +45,8 @@ class StatusHeader(Static):
             text.append("· polling paused ", style="yellow")
         if self.activity:
             text.append(f"· {self.activity} ", style="italic cyan")
+        if self.notice:
+            text.append(f"· {self.notice} ", style="dim")
         if self.stale:
             text.append(f" stale: last refresh failed ({self.stale}) ", style="bold white on dark_red")
         return text
