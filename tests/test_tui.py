@@ -185,9 +185,11 @@ async def test_refresh_syncs_from_the_simulator(store: Store, tmp_path: Path, li
         await settle(pilot)
         assert app.refresh_count == 1  # the refresh on start
         before = live_sim.stats.total_requests
+        snapshot = app.snapshot
         await pilot.press("r")
         await settle(pilot)
         assert app.refresh_count == 2
+        assert app.snapshot is snapshot  # nothing new in GitLab: nothing recomputed
         assert live_sim.stats.total_requests > before
         assert app.failure is None and app.header.stale is None
         assert app.last_refresh == NOW

@@ -38,6 +38,7 @@ class RefreshResult:
 
     summary: str
     rate_limit: RateLimitState | None = None
+    changed: bool = True  # False: nothing new in the store, the screens need no recomputation
 
 
 class Refresher(Protocol):
@@ -78,7 +79,8 @@ def sync_refresher(client_factory: Callable[[], Any], store: Store, config: Conf
             client.close()
         if not reports:
             return RefreshResult("nothing to sync")
-        return RefreshResult("; ".join(r.summary() for r in reports), reports[-1].rate_limit)
+        changed = any(r.pipelines or r.jobs or r.logs or r.checksums or r.image_tags or r.ci_configs for r in reports)
+        return RefreshResult("; ".join(r.summary() for r in reports), reports[-1].rate_limit, changed)
 
     return refresh
 

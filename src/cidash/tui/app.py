@@ -350,7 +350,7 @@ class CidashApp(App[None]):
                 self.header.rate_limit = message.result.rate_limit
             if self.project is None:
                 self.select_project(self.wanted_project)
-            else:
+            elif self.snapshot is None or message.result is None or message.result.changed:
                 self.load_data()
                 self.pipelines_view.reload()
         self._arm_poll()
