@@ -589,14 +589,17 @@ class Store:
         """Sync bookkeeping: ``parsed``, ``skipped``, ``unavailable`` or None (fetch again)."""
         self._write("UPDATE jobs SET log_state = ? WHERE id = ?", [(state, i) for i in job_ids])
 
-    def jobs_needing_logs(self, project_id: int) -> list[Job]:
-        """Finished jobs (with a ``finished_at``) whose log has not been fetched yet."""
-        rows = self._query(
-            f"SELECT {self._JOB_COLS} FROM jobs WHERE project_id = ? AND log_state IS NULL "
-            "AND finished_at IS NOT NULL ORDER BY id",
-            (project_id,),
+    def jobs_needing_logs(self, project_id: int, *, ids: Iterable[int] | None = None) -> list[Job]:
+        """Finished jobs (with a ``finished_at``) whose log has not been fetched yet (optionally among ``ids``)."""
+        sql = (
+            f"SELECT {self._JOB_COLS} FROM jobs WHERE project_id = ? AND log_state IS NULL AND finished_at IS NOT NULL"
         )
-        return [_job(r) for r in rows]
+        params: list[Any] = [project_id]
+        if ids is not None:
+            id_list = list(ids)
+            sql += f" AND id IN ({','.join('?' * len(id_list))})"
+            params.extend(id_list)
+        return [_job(r) for r in self._query(sql + " ORDER BY id", params)]
 
     # -- sync bookkeeping for jobs ------------------------------------------------------------------------------
 

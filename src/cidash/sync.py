@@ -31,11 +31,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import itertools
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -196,6 +197,10 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
+_LogResult = tuple[Job, TraceFacts | None, int]
+_PREFETCH_PER_WORKER = 20
+
+
 @dataclass
 class _Ctx:
     client: GitLabClient
@@ -217,6 +222,8 @@ class _Ctx:
     image_tags: int = 0
     resource_groups: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: Log downloads started while the jobs listing still runs (job id -> future), consumed by the logs step.
+    prefetched: dict[int, Future[_LogResult]] = field(default_factory=dict)
 
     def emit(self, phase: str, message: str | None = None) -> None:
         if self.progress is None:
@@ -471,6 +478,7 @@ def _sync_jobs(ctx: _Ctx) -> None:
             store.upsert_jobs(batch)
             ctx.jobs += len(batch)
             touched.update(j.pipeline_id for j in batch)
+            _prefetch_logs(ctx, [j.id for j in batch])
             batch.clear()
             ctx.emit("jobs")
 
@@ -525,10 +533,26 @@ def _fetch_log(ctx: _Ctx, job: Job) -> tuple[Job, TraceFacts | None, int]:
     return job, sink.parser.finish(), sink.bytes
 
 
+def _log_wanted(ctx: _Ctx, job: Job) -> bool:
+    return job.started_at is not None and _wanted(job.name, ctx.options.job_patterns)
+
+
+def _prefetch_logs(ctx: _Ctx, job_ids: list[int]) -> None:
+    """Start downloading the logs of just-committed finished jobs while the listing goes on (the pool would idle)."""
+    if not ctx.options.fetch_logs:
+        return
+    cap = _PREFETCH_PER_WORKER * max(1, ctx.options.concurrency)
+    for job in ctx.store.jobs_needing_logs(ctx.project.id, ids=job_ids):
+        if len(ctx.prefetched) >= cap:
+            return
+        if job.status in FINISHED_JOB_STATUSES and _log_wanted(ctx, job) and job.id not in ctx.prefetched:
+            ctx.prefetched[job.id] = ctx.pool.submit(_fetch_log, ctx, job)
+
+
 def _sync_logs(ctx: _Ctx) -> None:
     store, pid = ctx.store, ctx.project.id
     candidates = [j for j in store.jobs_needing_logs(pid) if j.status in FINISHED_JOB_STATUSES]
-    skip = [j.id for j in candidates if not _wanted(j.name, ctx.options.job_patterns) or j.started_at is None]
+    skip = [j.id for j in candidates if not _log_wanted(ctx, j)]
     if skip:
         store.set_log_state(skip, "skipped")
         ctx.logs_skipped += len(skip)
@@ -554,21 +578,37 @@ def _sync_logs(ctx: _Ctx) -> None:
     connect_failures = 0
     started = 0
 
+    todo_ids = {j.id for j in todo}
+    prefetched = {i: f for i, f in ctx.prefetched.items() if i in todo_ids}
+    for i, f in ctx.prefetched.items():
+        if i not in todo_ids:
+            f.cancel()
+    ctx.prefetched = {}
+    started = len(prefetched)
+
     def remaining() -> Iterator[Job]:
         nonlocal started
         for job in todo:
             if stop.is_set():
                 return
+            if job.id in prefetched:
+                continue
             started += 1
             yield job
 
-    for future in ctx.bounded(lambda j: _fetch_log(ctx, j), remaining()):
+    futures = itertools.chain(as_completed(prefetched.values()), ctx.bounded(lambda j: _fetch_log(ctx, j), remaining()))
+    for future in futures:
         try:
             job, facts, nbytes = future.result()
+        except CancelledError:
+            ctx.logs_failed += 1  # a prefetch called off after GitLab kept rate-limiting: next sync
+            continue
         except RateLimited as exc:
             ctx.logs_failed += 1
             if not stop.is_set():
                 stop.set()
+                for pending in prefetched.values():
+                    pending.cancel()
                 _warn(
                     ctx,
                     f"GitLab keeps rate-limiting log downloads ({exc.one_line()}); the rest waits for the next sync",
