@@ -516,3 +516,15 @@ async def test_results_arriving_under_a_pushed_screen(store: Store, tmp_path: Pa
         await pilot.pause()
         assert not isinstance(app.screen, PipelineScreen)
         assert app.tabs.active == "startup"
+
+
+@pytest.mark.parametrize("keys", [("enter",), ("question_mark",)], ids=["evidence", "help"])
+def test_snapshot_modals(snap_compare: Any, store: Store, tmp_path: Path, keys: tuple[str, ...]) -> None:
+    app = make_app(store, tmp_path)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press(*keys)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
