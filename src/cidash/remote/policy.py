@@ -150,7 +150,7 @@ def endpoint_kind(method: str, path: str) -> str:
         elif rest[-1] == "trace":
             kind = "trace"
         elif rest[0] == "repository":
-            kind = "files"
+            kind = rest[1] if len(rest) > 1 else "repository"  # files, commits, ...
         elif rest[0] == "registry":
             kind = "registry"
         elif rest[0] == "pipelines":
