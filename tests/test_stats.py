@@ -103,3 +103,19 @@ def test_bootstrap_interval_covers_the_true_change_at_about_the_nominal_rate(mas
     coverage = covered / trials
     # Binomial sd at p=0.95, n=120 is 0.02; the percentile bootstrap of a median runs a little narrow.
     assert 0.85 <= coverage <= 0.995, coverage
+
+
+def test_resampled_median_matches_brute_force_distribution() -> None:
+    """The O(1) draw has the distribution of the median of a real resample (compared on a small sample)."""
+    from collections import Counter
+
+    from cidash.stats import resampled_median
+
+    for data in ([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [3.0, 3.0, 7.0, 10.0]):
+        trials = 20000
+        fast_rng, slow_rng = random.Random(1), random.Random(2)
+        fast = Counter(resampled_median(data, fast_rng) for _ in range(trials))
+        slow = Counter(median(slow_rng.choices(data, k=len(data))) for _ in range(trials))
+        for value in set(fast) | set(slow):
+            # Each probability within 1.5 points: far tighter than the gap a wrong order statistic would give.
+            assert abs(fast[value] - slow[value]) / trials < 0.015, (data, value, fast[value], slow[value])

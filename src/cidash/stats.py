@@ -9,6 +9,12 @@ Confidence intervals for the change in median are **percentile bootstrap** inter
 with replacement ``resamples`` times from a ``random.Random(seed)``, the relative change of the medians is
 computed for each pair, and the interval is the type-7 ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
 quantiles of those changes. Same inputs and seed, same interval: reports are reproducible.
+
+A resample's median is drawn without building the resample: a resample of ``n`` values is ``x[floor(n * U_i)]``
+for ``n`` iid uniforms ``U_i``, so (with ``x`` sorted) its k-th smallest value is ``x[floor(n * U_(k))]`` where
+the uniform order statistic ``U_(k)`` is Beta(k, n - k + 1) distributed, and the next one is
+``U_(k) + (1 - U_(k)) * Beta(1, n - k)``. That is the same distribution as sorting a real resample, at O(1) per
+resample instead of O(n log n): 2,000 resamples of 40,000 start-ups take milliseconds, not tens of seconds.
 """
 
 from __future__ import annotations
@@ -137,10 +143,12 @@ def bootstrap_median_change(
         return empty
     rng = random.Random(seed)
     nb, nc = len(base), len(cand)
+    base.sort()
+    cand.sort()
     changes: list[float] = []
     for _ in range(resamples):
-        mb = _sorted_quantile(sorted(rng.choices(base, k=nb)), 0.5)
-        mc = _sorted_quantile(sorted(rng.choices(cand, k=nc)), 0.5)
+        mb = resampled_median(base, rng)
+        mc = resampled_median(cand, rng)
         if mb != 0:
             changes.append((mc - mb) / mb * 100.0)
     if not changes:
@@ -157,6 +165,23 @@ def bootstrap_median_change(
         n_baseline=nb,
         n_candidate=nc,
     )
+
+
+def resampled_median(sorted_data: Sequence[float], rng: random.Random) -> float:
+    """The median of one bootstrap resample (with replacement, same size) of ``sorted_data``, drawn in O(1).
+
+    Distributed exactly as ``median(rng.choices(sorted_data, k=len(sorted_data)))``; see the module docstring.
+    """
+    n = len(sorted_data)
+    if n == 1:
+        return sorted_data[0]
+    k = (n + 1) // 2 if n % 2 else n // 2
+    u = rng.betavariate(k, n - k + 1)
+    low = sorted_data[min(int(u * n), n - 1)]
+    if n % 2:
+        return low
+    u_next = u + (1.0 - u) * rng.betavariate(1, n - k)
+    return (low + sorted_data[min(int(u_next * n), n - 1)]) / 2.0
 
 
 def rate(successes: int, n: int) -> float | None:
