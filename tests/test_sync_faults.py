@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +151,20 @@ def test_unreachable_host(store: Store) -> None:
     client = GitLabClient(Connection(url="http://127.0.0.1:9", timeout=2), retry=RetryPolicy(attempts=1))
     with client, pytest.raises(ConnectError, match=r"cannot reach GitLab at http://127\.0\.0\.1:9: connection refused"):
         sync_project(client, store, "platform/app", options=options(), now=NOW)
+
+
+def test_enforced_rate_limit_is_respected_without_429s() -> None:
+    from cidash.sim import Scenario
+
+    with (
+        SimulatedGitLab(
+            Scenario(days=1, pipelines_per_day=4, migration_day=1), rate_limit=40, rate_limit_window=2.0
+        ) as sim,
+        Store.open(Path(tempfile.mkdtemp()) / "s.db") as store,
+        make_client(sim, concurrency=4) as client,
+    ):
+        report = sync_project(client, store, sim.project_path, options=options(), now=NOW)
+        assert report.requests > 40  # more than one window's budget: it had to pace itself
+        assert sim.stats.by_status.get(429, 0) == 0
+        assert report.rate_limit.limit == 40 and report.rate_limit_wait > 0
+        assert_matches_world(sim, store)

@@ -33,7 +33,8 @@ class GitLabClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.connection = connection
-        self.limiter = limiter or RateLimiter(connection.max_rps)
+        # Keep as many requests in reserve as can be in flight, so a burst never runs past GitLab's limit.
+        self.limiter = limiter or RateLimiter(connection.max_rps, reserve=connection.concurrency + 2)
         self.stats = stats or RequestStats()
         self.retry = retry or RetryPolicy()
         self._rest: RestClient | None = None
