@@ -94,11 +94,22 @@ class RateLimiter:
         self._next_slot = 0.0
         self._blocked_until = 0.0
         self._state = RateLimitState()
+        #: Requests we may still send in the current window: the server's last ``RateLimit-Remaining`` minus
+        #: what was sent since (conservative: concurrent senders' responses arrive out of order). None = unknown.
+        self._budget: int | None = None
         self.waited = 0.0  # total seconds senders spent waiting
 
     def acquire(self) -> None:
         with self._lock:
             now = self._clock()
+            if self._budget is not None:
+                if self._budget <= self.reserve and self._state.reset_at is not None:
+                    # Requests already in flight would spend the rest of the window: wait for the next one.
+                    pause = min(max(self._state.reset_at - self._wall(), 0.0), self.max_wait)
+                    self._blocked_until = max(self._blocked_until, now + pause)
+                    self._budget = None
+                else:
+                    self._budget -= 1
             start = max(now, self._blocked_until)
             if self.max_rps > 0:
                 start = max(start, self._next_slot)
@@ -114,6 +125,12 @@ class RateLimiter:
         remaining = _int_header(headers, "RateLimit-Remaining")
         reset = _int_header(headers, "RateLimit-Reset")
         with self._lock:
+            if remaining is not None:
+                new_window = reset is not None and reset != self._state.reset_at
+                if self._budget is None or new_window:
+                    self._budget = remaining
+                else:
+                    self._budget = min(self._budget, remaining)
             if limit is not None or remaining is not None or reset is not None:
                 self._state = RateLimitState(
                     limit=limit if limit is not None else self._state.limit,

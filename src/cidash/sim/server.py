@@ -1276,6 +1276,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Python's default listen backlog is 5: a client opening a pool of 16+ connections at once would see some
+    # refused or stalled. GitLab's front end accepts far more.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
