@@ -92,11 +92,6 @@ def main() -> int:
     args = ap.parse_args()
 
     from cidash.sim import Scenario, SimulatedGitLab
-    from cidash.sim import server as sim_server
-
-    # socketserver's default listen backlog is 5: a client opening more connections at once than that sees SYNs
-    # dropped and retried after 1 s, 3 s, ... A real GitLab (nginx) accepts hundreds; so does the bench's server.
-    sim_server._Server.request_queue_size = 128
 
     scenario = Scenario(days=10, total_pipelines=args.pipelines, migration_day=6, with_docs_project=False)
     advertised = 2000 if args.gitlab_com_limit else 10**9
