@@ -41,3 +41,17 @@ def test_console_script_runs_as_module() -> None:
     proc = subprocess.run([sys.executable, "-m", "cidash", "--version"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("cidash ")
+
+
+def test_dashboard_without_a_terminal_is_a_clear_error(tmp_path: object) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cidash", "tui", "--offline"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "needs a terminal" in proc.stderr
+    assert proc.stdout == ""

@@ -116,3 +116,17 @@ def test_dashboard_mode_opens_the_tui_against_the_live_demo(monkeypatch: pytest.
     args = cidash.cli.build_parser().parse_args(["demo", "--dashboard", "--seed", "3"])
     assert demo_command.run(args) == 0
     assert calls and calls[0][:2] == ["tui", "--config"]
+
+
+def test_plain_demo_without_a_terminal_prints_the_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cidash.commands.common
+    from cidash.cli import build_parser
+
+    modes: list[str] = []
+    monkeypatch.setattr(cidash.commands.common, "has_terminal", lambda: False)
+    monkeypatch.setattr(demo_command, "DEFAULT_MODE", "dashboard")
+    monkeypatch.setattr(demo_command, "run_headless", lambda env: modes.append("headless") or 0)
+    monkeypatch.setattr(demo_command, "run_dashboard", lambda env: modes.append("dashboard") or 0)
+    args = build_parser().parse_args(["demo", "--seed", "3"])
+    assert demo_command.run(args) == 0
+    assert modes == ["headless"]

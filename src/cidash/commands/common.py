@@ -109,3 +109,10 @@ def client_from_args(
     from cidash.remote import GitLabClient
 
     return GitLabClient(connection_from_args(args, config, require_project=require_project))
+
+
+def has_terminal() -> bool:
+    """True when both stdin and stdout are a terminal: the dashboard can run and a prompt can be answered."""
+    import sys
+
+    return bool(sys.stdin and sys.stdin.isatty() and sys.stdout and sys.stdout.isatty())

@@ -131,7 +131,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.time_scale < 0:
         raise UsageError("--time-scale must not be negative")
+    from cidash.commands.common import has_terminal
+
     mode = "dashboard" if args.dashboard else "headless" if args.headless else DEFAULT_MODE
+    if mode == "dashboard" and not args.dashboard and not has_terminal():
+        print("cidash demo: no terminal, so printing the reports instead of opening the dashboard", file=sys.stderr)
+        mode = "headless"
     live = mode == "dashboard"
     with demo_environment(Scenario(seed=args.seed), live=live, time_scale=args.time_scale, keep=args.keep) as env:
         code = run_dashboard(env) if live else run_headless(env)

@@ -47,6 +47,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cidash.commands.common import has_terminal
+    from cidash.errors import UsageError
+
+    if not has_terminal():
+        raise UsageError(
+            "the dashboard needs a terminal (stdin and stdout are not one)",
+            hint="in scripts and CI use 'cidash check', 'cidash export' or 'cidash demo --headless'",
+        )
+
     from pathlib import Path
 
     from cidash.commands.common import connection_from_args, load_config_from_args, open_store_from_args
