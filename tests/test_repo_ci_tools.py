@@ -248,8 +248,7 @@ def test_ci_scripts_parse_as_posix_sh(script: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (apt install shellcheck)")
 def test_ci_scripts_are_shellcheck_clean() -> None:
     scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "ci").glob("*.sh"))
-    result = run(["shellcheck", "--shell=sh", *scripts])
+    result = run([str(BIN / "shellcheck"), "--shell=sh", *scripts])
     assert result.returncode == 0, result.stdout
