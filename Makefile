@@ -49,6 +49,7 @@ screenshots: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/logparse.py
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/tui.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
