@@ -59,7 +59,6 @@ class SyncSettings:
     job_patterns: tuple[str, ...] = ("*",)
     #: How far back the first sync goes, e.g. "30d", "12h", or an ISO date.
     since: str = "30d"
-    keep_raw_logs: bool = False
     #: Re-read registry tags and resource groups at most this often when nothing else changed.
     registry_refresh_minutes: float = 60.0
 
@@ -142,6 +141,8 @@ def load_config(explicit: str | Path | None = None, *, cwd: Path | None = None) 
         layers.append((str(user), _read_toml(user)))
     if explicit is not None:
         path = Path(explicit).expanduser()
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a directory", hint="pass a cidash.toml file")
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         layers.append((str(path), _read_toml(path)))
@@ -188,6 +189,12 @@ _SECTION_TYPES: dict[str, type[Any]] = {
 }
 
 
+#: Keys older versions documented, with what to do instead (an error that says why beats "unknown key").
+_REMOVED_KEYS: dict[tuple[str, str], str] = {
+    ("sync", "keep_raw_logs"): "cidash keeps only the facts parsed from each log; remove the key",
+}
+
+
 def _build(cls: type[_T], values: dict[str, Any], section: str, where: str) -> _T:
     known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
@@ -197,6 +204,8 @@ def _build(cls: type[_T], values: dict[str, Any], section: str, where: str) -> _
                 f"{where}: [{section}] {key} is not read from config files; "
                 "use GITLAB_TOKEN, --token-file or [gitlab] token_file"
             )
+        if (section, key) in _REMOVED_KEYS:
+            raise ConfigError(f"{where}: [{section}] {key} is no longer supported", hint=_REMOVED_KEYS[section, key])
         if key not in known:
             raise ConfigError(f"{where}: unknown key '{key}' in [{section}] (known: {', '.join(sorted(known))})")
         default = getattr(cls(), key)

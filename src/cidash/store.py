@@ -253,6 +253,8 @@ class Store:
         Raises :class:`StoreError` for a corrupt file, a newer schema, or a lock held longer than ``timeout``.
         """
         path = Path(path).expanduser()
+        if path.is_dir():
+            raise StoreError(f"store {path} is a directory", hint="pass the SQLite file, e.g. --db DIR/cidash.db")
         if readonly and not path.is_file():
             raise StoreError(f"store {path} does not exist", hint="run 'cidash sync' first")
         if not readonly:

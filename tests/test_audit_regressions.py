@@ -1,0 +1,51 @@
+"""Regressions found by the end-to-end audit of the README and every command's --help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cidash.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_config_that_is_a_directory_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "check", "--config", str(tmp_path))
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert f"config file {tmp_path} is a directory" in err
+
+
+@pytest.mark.parametrize("command", ["check", "export", "prune"])
+def test_store_that_is_a_directory_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    extra = ["--before", "90d"] if command == "prune" else []
+    code, _, err = _run(capsys, command, "--db", str(tmp_path), *extra)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert f"store {tmp_path} is a directory" in err
+    assert "does not exist" not in err
+
+
+def test_keep_raw_logs_is_refused_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The key used to be accepted and silently ignored: cidash never keeps raw logs.
+    cfg = tmp_path / "cidash.toml"
+    cfg.write_text("[sync]\nkeep_raw_logs = true\n")
+    code, _, err = _run(capsys, "check", "--config", str(cfg), "--db", str(tmp_path / "none.db"))
+    assert code == 2
+    assert "[sync] keep_raw_logs is no longer supported" in err
+    assert err.count("\n") == 1
+
+
+def test_keep_raw_logs_is_not_a_setting() -> None:
+    import dataclasses
+
+    from cidash.config import SyncSettings
+
+    assert "keep_raw_logs" not in {f.name for f in dataclasses.fields(SyncSettings)}
