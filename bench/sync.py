@@ -3,10 +3,15 @@
     .venv/bin/python bench/sync.py                       # 200 pipelines, 30 ms latency (the issue's setting)
     .venv/bin/python bench/sync.py --pipelines 40 --latency-ms 30   # a quick run
 
-Both clients run as child processes (so their peak RSS is their own) against one simulated GitLab in this
-process; requests and bytes are counted by the server. (a) is what a user would write: list pipelines, get each,
-list its jobs, fetch each log and parse it with cidash's own parser (so both end with the same facts). (b) is
-`cidash sync` into a fresh store; (c) is `cidash sync` again with nothing changed (an idle refresh).
+The simulated GitLab and both clients each run in their own process: the server's CPU is not taken from the
+client under one GIL, and each client's peak RSS and CPU time are its own. Requests and bytes are counted by the
+server (``/__sim/stats``). (a) is what a user would write: list pipelines, get each, list its jobs, fetch each log
+and parse it with cidash's own parser (so both end with the same facts). (b) is `cidash sync` into a fresh store;
+(c) is `cidash sync` again with nothing changed (an idle refresh).
+
+Before timing, one untimed `cidash sync` warms the server and Python's bytecode cache (the children write .pyc
+files under a temporary PYTHONPYCACHEPREFIX, as an installed package would have them), so neither client pays
+for compiling its imports or for the simulator's first generation of the logs.
 """
 
 from __future__ import annotations
@@ -14,11 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,23 @@ print(json.dumps({"seconds": time.perf_counter() - started, "jobs": jobs, "facts
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+SERVER = r"""
+import json, sys
+from cidash.sim import Scenario, SimulatedGitLab
+
+pipelines, latency_ms, advertised = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+scenario = Scenario(days=10, total_pipelines=pipelines, migration_day=6, with_docs_project=False)
+sim = SimulatedGitLab(scenario, latency_ms=latency_ms, rate_limit_advertised=advertised)
+sim.start()
+truth = sim.truth
+print(json.dumps({"url": sim.url, "token": sim.token, "project_path": sim.project_path,
+                  "pipelines": truth.pipelines, "jobs": truth.jobs}), flush=True)
+try:
+    sim.serve_forever()
+except KeyboardInterrupt:
+    pass
+"""
+
 PEAK = r"""
 import json, resource, subprocess, sys
 proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
@@ -59,21 +81,163 @@ print(json.dumps({"rc": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024,
 """
 
 
-def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any], str]:
+class Server:
+    """The simulated GitLab in a child process (``SERVER``); stats over HTTP, CPU time from /proc."""
+
+    def __init__(self, pipelines: int, latency_ms: float, advertised: int, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(pipelines), str(latency_ms), str(advertised)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("the simulated GitLab did not start")
+        self.info: dict[str, Any] = json.loads(line)
+        self.url: str = self.info["url"]
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/__sim/stats", timeout=30) as response:
+            result: dict[str, Any] = json.load(response)
+            return result
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/__sim/stats/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server process so far (0 where /proc is missing)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_child(argv: list[str], env: dict[str, str], server: Server) -> tuple[float, dict[str, Any], str]:
     """Run argv under a small wrapper that reports the child's peak RSS; return (wall s, wrapper json, stdout)."""
     started = time.perf_counter()
-    self_before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = server.cpu_seconds()
     proc = subprocess.run(
         [sys.executable, "-c", PEAK, *argv], capture_output=True, text=True, env=env, check=False, timeout=3600
     )
     wall = time.perf_counter() - started
-    self_after = resource.getrusage(resource.RUSAGE_SELF)
     lines = proc.stdout.strip().splitlines()
     info = json.loads(lines[-1])
-    info["server_cpu_s"] = (self_after.ru_utime + self_after.ru_stime) - (self_before.ru_utime + self_before.ru_stime)
+    info["server_cpu_s"] = server.cpu_seconds() - cpu_before
     if info["rc"] != 0:
         raise SystemExit(f"child failed ({info['rc']}): {' '.join(argv[:3])} ...\n{proc.stderr[-2000:]}")
     return wall, info, "\n".join(lines[:-1])
+
+
+def _measure(
+    args: argparse.Namespace, sim: Server, env: dict[str, str], tmp: str
+) -> tuple[list[tuple[str, int, int, float, float, float, str]], list[float], dict[str, Any] | None, int]:
+    """Warm up, then run (a), (b) and (c) against the server; rows for the table."""
+    info0 = sim.info
+    print(
+        f"scenario: {info0['pipelines']} pipelines, {info0['jobs']} jobs "
+        f"({info0['jobs'] / info0['pipelines']:.1f} per pipeline), {args.latency_ms:g} ms latency per request, "
+        f"{'2,000 requests/min advertised' if args.gitlab_com_limit else 'no rate limit advertised'}; "
+        "server and clients in separate processes"
+    )
+    rows: list[tuple[str, int, int, float, float, float, str]] = []
+    server_cpu: list[float] = []
+    naive: dict[str, Any] | None = None
+
+    def cmd(db: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "cidash",
+            "sync",
+            "--url",
+            sim.url,
+            "--project",
+            info0["project_path"],
+            "--db",
+            str(db),
+            "--since",
+            "all",
+            "--concurrency",
+            str(args.concurrency),
+            "--max-rps",
+            str(args.max_rps),
+        ]
+
+    # Warm-up (untimed): the simulator generates every log once, Python caches the bytecode of both clients.
+    warm = [sys.executable, "-c", "import gitlab, cidash.logparse, cidash.sync, cidash.remote.http, cidash.remote.rest"]
+    subprocess.run(warm, env=env, check=True)
+    run_child(cmd(Path(tmp) / "warmup.db"), env, sim)
+    if not args.skip_naive:
+        sim.reset()
+        wall, info, out = run_child(
+            [sys.executable, "-c", NAIVE, sim.url, info0["token"], info0["project_path"]], env, sim
+        )
+        naive = json.loads(out.splitlines()[-1])
+        server_cpu.append(info["server_cpu_s"])
+        stats = sim.stats()
+        rows.append(
+            (
+                "(a) python-gitlab script",
+                stats["total_requests"],
+                stats["bytes_out"],
+                wall,
+                info["cpu_s"],
+                info["peak_rss_mb"],
+                f"{naive['facts']} logs parsed",
+            )
+        )
+    db = Path(tmp) / "bench.db"
+    sim.reset()
+    wall, info, _ = run_child(cmd(db), env, sim)
+    server_cpu.append(info["server_cpu_s"])
+    stats = sim.stats()
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    facts = conn.execute("SELECT count(*) FROM job_facts").fetchone()[0]
+    checksums = conn.execute("SELECT count(*) FROM file_checksums").fetchone()[0]
+    tags = conn.execute("SELECT count(*) FROM image_tags").fetchone()[0]
+    conn.close()
+    rows.append(
+        (
+            "(b) cidash sync",
+            stats["total_requests"],
+            stats["bytes_out"],
+            wall,
+            info["cpu_s"],
+            info["peak_rss_mb"],
+            f"{facts} logs parsed + {checksums} file checksums, {tags} image tags",
+        )
+    )
+    sim.reset()
+    wall, info, _ = run_child(cmd(db), env, sim)
+    server_cpu.append(info["server_cpu_s"])
+    stats = sim.stats()
+    rows.append(
+        (
+            "(c) cidash sync, idle refresh",
+            stats["total_requests"],
+            stats["bytes_out"],
+            wall,
+            info["cpu_s"],
+            info["peak_rss_mb"],
+            "",
+        )
+    )
+    return rows, server_cpu, naive, int(facts)
 
 
 def main() -> int:
@@ -91,94 +255,15 @@ def main() -> int:
     )
     args = ap.parse_args()
 
-    from cidash.sim import Scenario, SimulatedGitLab
-
-    scenario = Scenario(days=10, total_pipelines=args.pipelines, migration_day=6, with_docs_project=False)
     advertised = 2000 if args.gitlab_com_limit else 10**9
-    with (
-        SimulatedGitLab(scenario, latency_ms=args.latency_ms, rate_limit_advertised=advertised) as sim,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        env = {**os.environ, "GITLAB_TOKEN": sim.token, "CI": "true", "HOME": tmp, "XDG_DATA_HOME": tmp}
-        truth = sim.truth
-        print(
-            f"scenario: {truth.pipelines} pipelines, {truth.jobs} jobs "
-            f"({truth.jobs / truth.pipelines:.1f} per pipeline), {args.latency_ms:g} ms latency per request, "
-            f"{'2,000 requests/min advertised' if args.gitlab_com_limit else 'no rate limit advertised'}"
-        )
-        rows: list[tuple[str, int, int, float, float, float, str]] = []
-        server_cpu: list[float] = []
-        naive: dict[str, Any] | None = None
-        if not args.skip_naive:
-            sim.stats.reset()
-            wall, info, out = run_child([sys.executable, "-c", NAIVE, sim.url, sim.token, sim.project_path], env)
-            naive = json.loads(out.splitlines()[-1])
-            server_cpu.append(info["server_cpu_s"])
-            rows.append(
-                (
-                    "(a) python-gitlab script",
-                    sim.stats.total_requests,
-                    sim.stats.bytes_out,
-                    wall,
-                    info["cpu_s"],
-                    info["peak_rss_mb"],
-                    f"{naive['facts']} logs parsed",
-                )
-            )
-        db = Path(tmp) / "bench.db"
-        cmd = [
-            sys.executable,
-            "-m",
-            "cidash",
-            "sync",
-            "--url",
-            sim.url,
-            "--project",
-            sim.project_path,
-            "--db",
-            str(db),
-            "--since",
-            "all",
-            "--concurrency",
-            str(args.concurrency),
-            "--max-rps",
-            str(args.max_rps),
-        ]
-        sim.stats.reset()
-        wall, info, _ = run_child(cmd, env)
-        server_cpu.append(info["server_cpu_s"])
-        import sqlite3
-
-        conn = sqlite3.connect(db)
-        facts = conn.execute("SELECT count(*) FROM job_facts").fetchone()[0]
-        checksums = conn.execute("SELECT count(*) FROM file_checksums").fetchone()[0]
-        tags = conn.execute("SELECT count(*) FROM image_tags").fetchone()[0]
-        conn.close()
-        rows.append(
-            (
-                "(b) cidash sync",
-                sim.stats.total_requests,
-                sim.stats.bytes_out,
-                wall,
-                info["cpu_s"],
-                info["peak_rss_mb"],
-                f"{facts} logs parsed + {checksums} file checksums, {tags} image tags",
-            )
-        )
-        sim.stats.reset()
-        wall, info, _ = run_child(cmd, env)
-        server_cpu.append(info["server_cpu_s"])
-        rows.append(
-            (
-                "(c) cidash sync, idle refresh",
-                sim.stats.total_requests,
-                sim.stats.bytes_out,
-                wall,
-                info["cpu_s"],
-                info["peak_rss_mb"],
-                "",
-            )
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env.update({"CI": "true", "HOME": tmp, "XDG_DATA_HOME": tmp, "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pyc")})
+        server = Server(args.pipelines, args.latency_ms, advertised, env)
+        try:
+            rows, server_cpu, naive, facts = _measure(args, server, {**env, "GITLAB_TOKEN": server.info["token"]}, tmp)
+        finally:
+            server.stop()
     print()
     print(f"{'':32} {'requests':>9} {'bytes':>12} {'wall s':>8} {'CPU s':>7} {'peak MB':>8}  facts")
     for name, req, nbytes, wall, cpu, rss, note in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -145,3 +146,29 @@ def test_clients_against_the_simulator(small_sim: SimulatedGitLab) -> None:
     assert "glpat-wrong-0123456789" not in info.value.one_line()
     with GitLabClient(bad) as client, pytest.raises(AuthError):
         client.http.registry_repositories(small_sim.project_id)
+
+
+def test_http_client_keeps_one_connection_per_thread(small_sim: SimulatedGitLab) -> None:
+    conn = Connection(url=small_sim.url, token=Secret(small_sim.token), max_rps=0)
+    with GitLabClient(conn) as client:
+        http = client.http
+        heads: dict[str, object] = {}
+
+        def work(name: str) -> None:
+            for _ in range(3):  # keep-alive: one client (and connection) per thread, reused
+                assert http.file_head(small_sim.project_id, ".gitlab-ci.yml", "main") is not None
+            heads[name] = http.client
+
+        threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        clients = list(heads.values())
+        assert len({id(c) for c in clients}) == 3
+        assert http.client is not clients[0]  # the main thread gets its own
+        # the finished threads' clients are closed when the next thread opens one, not kept open
+        assert all(c.is_closed for c in clients)  # type: ignore[attr-defined]
+        assert client.stats.requests == 9
+    assert http.client is not None and http.client.is_closed is False  # reopened on use after close
+    http.close()

@@ -158,6 +158,31 @@ def test_job_facts_round_trip_with_phases(store: Store) -> None:
     assert len(store.cache_events(1)) == 2
 
 
+def test_save_many_job_facts_matches_one_by_one(store: Store, tmp_path: Path) -> None:
+    other = Store.open(tmp_path / "one-by-one.db")
+    other.upsert_project(Project(1, "g/p", "https://gl/g/p", "main"))
+    other_facts = TraceFacts("16.0", "docker", True, FACTS.sections[:1], None, None, FACTS.cache[:1])
+    for s in (store, other):
+        s.upsert_pipelines([pipeline(10)])
+        s.upsert_jobs([job(100, 10), job(101, 10), job(102, 10)])
+    store.save_many_job_facts([(100, FACTS, 10), (101, other_facts, 20)], parsed_at=T0)
+    other.save_job_facts(100, FACTS, log_bytes=10, parsed_at=T0)
+    other.save_job_facts(101, other_facts, log_bytes=20, parsed_at=T0)
+    ids = [100, 101, 102]
+    assert store.job_facts(ids) == other.job_facts(ids) == {100: FACTS, 101: other_facts}
+    assert store.stored_job_facts(ids) == other.stored_job_facts(ids)
+    assert store.cache_events(1) == other.cache_events(1)
+    assert [j.id for j in store.jobs_needing_logs(1)] == [102]
+    # a batch that repeats a job keeps its last facts; re-saving replaces, never duplicates
+    store.save_many_job_facts([(100, other_facts, 1), (100, FACTS, 2)], project_id=1)
+    assert store.job_facts([100]) == {100: FACTS} and store.stored_job_facts([100])[100].log_bytes == 2
+    assert len(store.cache_events(1)) == len(FACTS.cache) + len(other_facts.cache)
+    with pytest.raises(StoreError, match="job 999 is not in the store"):
+        store.save_many_job_facts([(102, FACTS, 1), (999, FACTS, 1)])
+    assert [j.id for j in store.jobs_needing_logs(1)] == [102]  # the failed batch wrote nothing
+    other.close()
+
+
 def test_phase_seconds_counts_named_steps() -> None:
     facts = TraceFacts(
         None, None, False, (Section("step_release", 0, 5, 5.0), Section("after_script", 5, 6, 1.0)), None, None, ()

@@ -253,8 +253,6 @@ class Store:
         Raises :class:`StoreError` for a corrupt file, a newer schema, or a lock held longer than ``timeout``.
         """
         path = Path(path).expanduser()
-        if path.is_dir():
-            raise StoreError(f"store {path} is a directory", hint="pass the SQLite file, e.g. --db DIR/cidash.db")
         if readonly and not path.is_file():
             raise StoreError(f"store {path} does not exist", hint="run 'cidash sync' first")
         if not readonly:
@@ -691,27 +689,47 @@ class Store:
         parsed_at: datetime | None = None,
     ) -> None:
         """Store one job's parsed log (replacing an earlier parse) and mark the job's log ``parsed``."""
-        with self.transaction():
-            if project_id is None:
-                rows = self._query("SELECT project_id FROM jobs WHERE id = ?", (job_id,))
-                if not rows:
-                    raise StoreError(f"job {job_id} is not in the store; upsert it before its facts")
-                project_id = int(rows[0][0])
-            phases = phase_seconds(facts)
-            image = facts.image
-            conn = self._conn
+        self.save_many_job_facts([(job_id, facts, log_bytes)], project_id=project_id, parsed_at=parsed_at)
 
-            def go() -> None:
-                conn.execute("DELETE FROM job_sections WHERE job_id = ?", (job_id,))
-                conn.execute("DELETE FROM cache_events WHERE job_id = ?", (job_id,))
-                conn.execute(
-                    "INSERT OR REPLACE INTO job_facts (job_id, project_id, runner_version, executor, truncated, "
-                    "startup_seconds, image_name, image_id, image_digest, image_pulled, prepare_seconds, "
-                    "sources_seconds, cache_seconds, artifacts_seconds, script_seconds, upload_seconds, log_bytes, "
-                    "parsed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    def save_many_job_facts(
+        self,
+        items: Sequence[tuple[int, TraceFacts, int | None]],
+        *,
+        project_id: int | None = None,
+        parsed_at: datetime | None = None,
+    ) -> None:
+        """:meth:`save_job_facts` for many ``(job_id, facts, log_bytes)`` at once, in one transaction.
+
+        A handful of statements per batch instead of six per job: each SQLite call releases and re-takes the GIL,
+        which a sync's busy download threads make expensive.
+        """
+        items = list({item[0]: item for item in items}.values())  # a job given twice: its last facts
+        if not items:
+            return
+        with self.transaction():
+            ids = [job_id for job_id, _, _ in items]
+            projects: dict[int, int] = {}
+            if project_id is None:
+                for chunk_start in range(0, len(ids), 500):
+                    chunk = ids[chunk_start : chunk_start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for row in self._query(f"SELECT id, project_id FROM jobs WHERE id IN ({marks})", chunk):
+                        projects[int(row[0])] = int(row[1])
+                missing = [i for i in ids if i not in projects]
+                if missing:
+                    raise StoreError(f"job {missing[0]} is not in the store; upsert it before its facts")
+            when = to_db_time(parsed_at or _now())
+            fact_rows: list[tuple[Any, ...]] = []
+            section_rows: list[tuple[Any, ...]] = []
+            cache_rows: list[tuple[Any, ...]] = []
+            for job_id, facts, log_bytes in items:
+                pid = project_id if project_id is not None else projects[job_id]
+                phases = phase_seconds(facts)
+                image = facts.image
+                fact_rows.append(
                     (
                         job_id,
-                        project_id,
+                        pid,
                         facts.runner_version,
                         facts.executor,
                         int(facts.truncated),
@@ -727,19 +745,36 @@ class Store:
                         phases["script"],
                         phases["upload"],
                         log_bytes,
-                        to_db_time(parsed_at or _now()),
-                    ),
+                        when,
+                    )
+                )
+                section_rows.extend(
+                    (job_id, i, x.name, x.start, x.end, x.duration) for i, x in enumerate(facts.sections)
+                )
+                cache_rows.extend((job_id, i, pid, c.op, c.key, c.outcome, c.detail) for i, c in enumerate(facts.cache))
+            id_rows = [(job_id,) for job_id in ids]
+            conn = self._conn
+
+            def go() -> None:
+                conn.executemany("DELETE FROM job_sections WHERE job_id = ?", id_rows)
+                conn.executemany("DELETE FROM cache_events WHERE job_id = ?", id_rows)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO job_facts (job_id, project_id, runner_version, executor, truncated, "
+                    "startup_seconds, image_name, image_id, image_digest, image_pulled, prepare_seconds, "
+                    "sources_seconds, cache_seconds, artifacts_seconds, script_seconds, upload_seconds, log_bytes, "
+                    "parsed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    fact_rows,
                 )
                 conn.executemany(
                     'INSERT INTO job_sections (job_id, seq, name, start, "end", duration) VALUES (?, ?, ?, ?, ?, ?)',
-                    [(job_id, i, s.name, s.start, s.end, s.duration) for i, s in enumerate(facts.sections)],
+                    section_rows,
                 )
                 conn.executemany(
                     "INSERT INTO cache_events (job_id, seq, project_id, op, key, outcome, detail) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(job_id, i, project_id, c.op, c.key, c.outcome, c.detail) for i, c in enumerate(facts.cache)],
+                    cache_rows,
                 )
-                conn.execute("UPDATE jobs SET log_state = 'parsed' WHERE id = ?", (job_id,))
+                conn.executemany("UPDATE jobs SET log_state = 'parsed' WHERE id = ?", id_rows)
 
             self._run(go)
 

@@ -80,7 +80,7 @@ CURSOR_LAST_SYNC = "last_sync"
 CURSOR_REGISTRY = "registry_fetched_at"
 CURSOR_RESOURCE_GROUPS = "resource_groups_fetched_at"
 
-_LOG_COMMIT_BATCH = 25
+_LOG_COMMIT_BATCH = 100  # parsed logs per transaction (a few statements per batch, not per log)
 
 
 @dataclass(frozen=True)
@@ -566,12 +566,12 @@ def _sync_logs(ctx: _Ctx) -> None:
     def commit() -> None:
         if not results:
             return
+        parsed = [(job.id, facts, nbytes) for job, facts, nbytes in results if facts is not None]
+        unavailable = [job.id for job, facts, _ in results if facts is None]
         with store.transaction():
-            for job, facts, nbytes in results:
-                if facts is None:
-                    store.set_log_state([job.id], "unavailable")
-                else:
-                    store.save_job_facts(job.id, facts, project_id=pid, log_bytes=nbytes, parsed_at=ctx.now)
+            store.save_many_job_facts(parsed, project_id=pid, parsed_at=ctx.now)
+            if unavailable:
+                store.set_log_state(unavailable, "unavailable")
         results.clear()
 
     stop = threading.Event()  # set when GitLab keeps rate-limiting: the rest waits for the next sync

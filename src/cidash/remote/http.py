@@ -8,6 +8,8 @@ counted in :class:`~cidash.remote.policy.RequestStats`, and mapped to :mod:`cida
 
 from __future__ import annotations
 
+import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,18 +70,52 @@ class HttpClient:
         self.limiter = limiter
         self.stats = stats
         self.retry = retry or RetryPolicy()
-        pool = connection.concurrency + 2
-        self.client = httpx.Client(
-            base_url=connection.api_url,
-            headers={**connection.auth_headers(), "User-Agent": "cidash"},
-            verify=connection.verify_tls,
-            timeout=connection.timeout,
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        self._local = threading.local()
+        #: Every thread's client, so close() reaches them all and a finished thread's connection is not kept open.
+        self._clients: list[tuple[threading.Thread, httpx.Client]] = []
+        self._clients_lock = threading.Lock()
+        self._ssl_context: ssl.SSLContext | None = None
+
+    def _new_client(self) -> httpx.Client:
+        with self._clients_lock:
+            if self._ssl_context is None:  # built once: loading the CA bundle costs ~25 ms of CPU per client
+                self._ssl_context = httpx.create_ssl_context(verify=self.connection.verify_tls)
+            context = self._ssl_context
+        return httpx.Client(
+            base_url=self.connection.api_url,
+            headers={**self.connection.auth_headers(), "User-Agent": "cidash"},
+            verify=context,
+            timeout=self.connection.timeout,
+            limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
             follow_redirects=True,
         )
 
+    @property
+    def client(self) -> httpx.Client:
+        """This thread's ``httpx.Client`` (one keep-alive connection per worker thread).
+
+        One client shared by all workers costs more CPU than the requests themselves: httpcore's pool takes one
+        lock on every request and response close, and re-checks every pooled connection under it (a ``poll()`` per
+        idle socket), so 16 workers queue on it (and on the GIL handed back and forth while they wait). A client
+        per thread keeps the keep-alive reuse without the shared lock; the sync's pool bounds the connections.
+        """
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None or client.is_closed:
+            client = self._new_client()
+            with self._clients_lock:
+                gone = [c for t, c in self._clients if not t.is_alive()]
+                self._clients = [(t, c) for t, c in self._clients if t.is_alive()]
+                self._clients.append((threading.current_thread(), client))
+            for old in gone:
+                old.close()
+            self._local.client = client
+        return client
+
     def close(self) -> None:
-        self.client.close()
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for _, client in clients:
+            client.close()
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
@@ -103,8 +139,9 @@ class HttpClient:
             attempt += 1
             self.limiter.acquire()
             try:
-                request = self.client.build_request(method, path, params=params)
-                response = self.client.send(request, stream=True)
+                client = self.client
+                request = client.build_request(method, path, params=params)
+                response = client.send(request, stream=True)
                 try:
                     status = response.status_code
                     self.limiter.observe(response.headers, status)
