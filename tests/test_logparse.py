@@ -152,6 +152,54 @@ def test_timestamp_prefix_does_not_hide_runner_lines() -> None:
     assert facts.cache == (CacheEvent("restore", "k", "hit"),)
 
 
+def _split_cache_log() -> bytes:
+    t = "2026-09-30T19:38:19.{}Z 00O"
+    return log(
+        f"{t.format('113893')} Running with gitlab-runner 19.1.0 (5eb085ab)",
+        f"{t.format('213893')} {start(1790797099, 'restore_cache')}Restoring cache",
+        f"{t.format('313893')} \x1b[32;1mChecking cache for 0-3f2a9c41e0d2-2-prot",
+        f"{t.format('413893')}+ected...\x1b[0;m",
+        f"{t.format('513893')} WARNING: file does not",
+        f"{t.format('523893')}+ exist",
+        f"{t.format('533893')} Failed to extract cache",
+        f"{t.format('613893')} section_end:1790797099:resto",
+        f"{t.format('713893')}+re_cache{S}",
+        f"{t.format('813893')}+\x1b[0K{start(1790797100, 'step_script')}",
+        f"{t.format('913893')} $ make",
+        f"{t.format('923893')} {end(1790797101, 'step_script')}",
+    )
+
+
+def test_timestamp_continuation_lines_join_the_line_they_continue() -> None:
+    # gitlab-facts.md section 2: "+" continues the previous line; a cache line or marker split that way is whole.
+    facts = parse_bytes(_split_cache_log())
+    assert facts.cache == (CacheEvent("restore", "0-3f2a9c41e0d2-2-protected", "miss"),)
+    assert [s.name for s in facts.sections] == ["restore_cache", "step_script"]
+    base = datetime.fromisoformat("2026-09-30T19:38:19+00:00").timestamp()
+    assert facts.sections[0].end == pytest.approx(base + 0.613893)  # the split marker: where it began
+    assert facts.sections[1].start == pytest.approx(base + 0.813893)  # a marker continuation keeps its own time
+    assert facts.truncated is False
+    assert facts.startup_seconds == pytest.approx(0.6, abs=1e-6)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 17, 33, 47, 48, 49, 64, 100])
+def test_timestamp_continuations_do_not_depend_on_chunking(size: int) -> None:
+    data = _split_cache_log()
+    parser = TraceParser()
+    for i in range(0, len(data), size):
+        parser.feed(data[i : i + size])
+    assert parser.finish() == parse_bytes(data)
+
+
+def test_timestamp_continuation_as_the_last_line() -> None:
+    data = log(
+        f"2026-09-30T19:38:19.1Z 00O {start(1, 'restore_cache')}",
+        "2026-09-30T19:38:19.2Z 00O Checking cache for k",
+        "2026-09-30T19:38:19.3Z 00O+ey...",
+    ).rstrip(b"\n")
+    assert parse_bytes(data).cache == (CacheEvent("restore", "key", "unknown"),)
+
+
 # ---- runner generations -----------------------------------------------------------------------------------------
 
 

@@ -37,7 +37,10 @@ Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
   count; if a line has no ``\\r`` at all, its middle is dropped.
 - Runner lines (cache, image, version) count where the runner writes them: at the start of a line, after a
   ``\\r``, an ANSI code or the per-line timestamp; indented or mid-line look-alikes do not.
-- Per-line timestamp continuation lines (``00O+``) are read as lines of their own.
+- Per-line timestamp continuation lines (``00O+``: the runner flushed part of a line, e.g. a helper
+  container's output read in pieces) are joined to the line they continue, so a cache line or a section marker
+  split that way still reads whole. One that starts with a section marker (the runner writes
+  ``section_end...\n<ts> 00O+section_start...``) stays a line of its own, keeping its own timestamp.
 """
 
 from __future__ import annotations
@@ -115,6 +118,11 @@ _SECTION_RE: Final = re.compile(
     rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=\r)"
 )
 _TS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
+# "\n" + a continuation prefix, unless a section marker follows (that one keeps its own line and timestamp).
+_CONT_RE: Final = re.compile(
+    rb"\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z [0-9a-f]{2}[OE]\+(?!(?:\x1b\[0K)?section_)"
+)
+_CONT_HOLD: Final = 48  # bytes after a chunk's last "\n" that decide whether the next line is a continuation
 _ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b")
 # Every marker a runner line we interpret can contain (outside script sections).
 # Every marker a runner line we interpret can start with, and section markers (outside script sections).
@@ -154,6 +162,30 @@ def _parse_ts(m: re.Match[bytes]) -> float:
             _DAYS[key] = midnight
     t = midnight + int(hour) * 3600 + int(minute) * 60 + int(second)
     return t + float(frac) if frac else float(t)
+
+
+def _join_continuations(buf: bytes) -> bytes:
+    """buf without the "\\n" + prefix of its per-line timestamp continuation lines (see :data:`_CONT_RE`).
+
+    A continuation prefix ends in "+", rare in logs: memchr-speed finds of "+" keep this off the profile."""
+    plus = buf.find(b"+")
+    if plus < 0:
+        return buf
+    pieces: list[bytes] = []
+    last = 0
+    while plus >= 0:
+        # "...Z 00O+": a cheap look at the bytes before the "+" first, the regex only for real candidates
+        if plus >= 5 and buf[plus - 1] in b"OE" and buf[plus - 4] == 32 and buf[plus - 5] == 90:
+            nl = buf.rfind(b"\n", max(last, plus - 40), plus)
+            m = _CONT_RE.match(buf, nl) if nl >= 0 else None
+            if m is not None and m.end() == plus + 1:
+                pieces.append(buf[last:nl])
+                last = plus + 1
+        plus = buf.find(b"+", plus + 1)
+    if not pieces:
+        return buf
+    pieces.append(buf[last:])
+    return b"".join(pieces)
 
 
 def _is_script(name: str) -> bool:
@@ -203,6 +235,7 @@ class TraceParser:
         self._tail = bytearray()  # the unfinished last line (a bytearray: tiny chunks append in O(1))
         self._cont = False  # the first line of the next region continues a line cut by the line cap
         self._carry_ts: float | None = None  # per-line timestamp of that cut line
+        self._held = b""  # the last "\n" fed and what follows it, until the next line is known not to continue
         self._finished = False
         self._bulk = False  # inside a script section: only section markers matter
         self._limit_hit = False
@@ -236,7 +269,20 @@ class TraceParser:
             self._last = chunk[-_LAST_BYTES:]
         else:
             self._last = (self._last + chunk)[-_LAST_BYTES:]
-        chunk = bytes(chunk)
+        chunk = chunk if type(chunk) is bytes else bytes(chunk)
+        if self._held:
+            chunk = self._held + chunk
+        nl = chunk.rfind(b"\n")
+        if nl >= 0 and len(chunk) - nl <= _CONT_HOLD:  # too little seen after it to tell
+            self._held = chunk[nl:]
+            chunk = chunk[:nl]
+        else:
+            self._held = b""
+        self._feed(_join_continuations(chunk))
+
+    def _feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
         last_nl = chunk.rfind(b"\n")
         if last_nl < 0:
             self._tail += chunk
@@ -257,6 +303,9 @@ class TraceParser:
         if not self._finished:
             if _LIMIT in self._last:
                 self._limit_hit = True
+            if self._held:
+                held, self._held = self._held, b""
+                self._feed(_join_continuations(held))
             if self._tail:
                 last = bytes(self._tail) + b"\n"
                 self._tail = bytearray()
