@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 
 from cidash.cli import main
+from cidash.compare import compare
+from cidash.config import Config
+from cidash.specs import parse_spec
+from metrics_factories import migration_story
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -49,3 +53,15 @@ def test_keep_raw_logs_is_not_a_setting() -> None:
     from cidash.config import SyncSettings
 
     assert "keep_raw_logs" not in {f.name for f in dataclasses.fields(SyncSettings)}
+
+
+def test_compare_footnote_matches_the_verdict_rules() -> None:
+    # The footnote said "Verdicts need n >= 10 on both sides", yet value rows judge the candidate alone: an empty
+    # baseline still gives the image-size row a verdict. The footnote must say what the rows do.
+    ds = migration_story().dataset()
+    result = compare(ds, parse_spec("..2020-01-01"), parse_spec("2026-11-11.."), Config(), resamples=100)
+    rows = {r.id: r for r in result.rows}
+    assert rows["image_size"].n_baseline == 0 and rows["image_size"].verdict == "PASS"
+    assert rows["startup"].verdict == "not enough data"
+    assert "on both sides." not in result.methods()
+    assert "on the candidate" in result.methods()

@@ -116,7 +116,8 @@ class Comparison:
         return (
             f"Quantiles: {QUANTILE_METHOD}. Interval: {int(self.confidence * 100)} % {CI_METHOD} of the change in "
             f"median, {self.resamples} resamples, seed {self.seed}. Retried jobs and manual waits excluded. "
-            f"MB = 10^6 bytes. Verdicts need n >= {self.min_n} on both sides."
+            f"MB = 10^6 bytes. Verdicts need n >= {self.min_n}: start-up on both sides, value rows "
+            "(image size, image-build success, stale caches) on the candidate, which they judge alone."
         )
 
     def as_dict(self) -> dict[str, Any]:
