@@ -65,3 +65,10 @@ def test_compare_footnote_matches_the_verdict_rules() -> None:
     assert rows["startup"].verdict == "not enough data"
     assert "on both sides." not in result.methods()
     assert "on the candidate" in result.methods()
+
+
+def test_prune_bad_date_names_its_own_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "prune", "--db", str(tmp_path / "x.db"), "--before", "nope")
+    assert code == 2
+    assert "--before 'nope'" in err
+    assert "--since" not in err

@@ -37,7 +37,13 @@ def run(args: argparse.Namespace) -> int:
     from cidash.sync import parse_since
 
     now = datetime.now(UTC)
-    before = parse_since(args.before, now=now)
+    try:
+        before = parse_since(args.before, now=now)
+    except UsageError:  # its message names --since
+        raise UsageError(
+            f"cannot read --before {args.before!r}",
+            hint="use an ISO date/time such as 2026-05-01 or an age such as 90d",
+        ) from None
     if before is None:
         raise UsageError("--before needs a date or an age, not 'all'")
     config = load_config_from_args(args)
