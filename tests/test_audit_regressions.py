@@ -72,3 +72,9 @@ def test_prune_bad_date_names_its_own_option(tmp_path: Path, capsys: pytest.Capt
     assert code == 2
     assert "--before 'nope'" in err
     assert "--since" not in err
+
+
+def test_config_that_is_not_a_regular_file_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "check", "--config", "/dev/null")
+    assert code == 2
+    assert "config file /dev/null is not a regular file" in err

@@ -143,6 +143,8 @@ def load_config(explicit: str | Path | None = None, *, cwd: Path | None = None) 
         path = Path(explicit).expanduser()
         if path.is_dir():
             raise ConfigError(f"config file {path} is a directory", hint="pass a cidash.toml file")
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"config file {path} is not a regular file", hint="pass a cidash.toml file")
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         layers.append((str(path), _read_toml(path)))
