@@ -1,0 +1,107 @@
+"""The httpx/http.client transport of :mod:`cidash.remote.http`: gzip, stale keep-alive, redirects, proxies."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+
+from cidash.connection import Connection, Secret
+from cidash.remote import GitLabClient
+
+LOG = b"Running with gitlab-runner 17.0\n" * 500
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        Handler.seen.append((self.path, self.headers.get("PRIVATE-TOKEN")))
+        if self.path == "/api/v4/projects/1/jobs/2/trace":
+            self._send(200, gzip.compress(LOG), {"Content-Encoding": "gzip", "RateLimit-Remaining": "500"})
+        elif self.path.startswith("/api/v4/projects/1/resource_groups"):
+            body = gzip.compress(json.dumps([{"key": "prod", "process_mode": "oldest_first"}]).encode())
+            self._send(200, body, {"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        elif self.path == "/api/v4/projects/1/jobs/3/trace":
+            self._send(200, b"plain log\n", {})
+            self.close_connection = True  # an idle keep-alive the server drops (no Connection: close header)
+        elif self.path == "/api/v4/projects/1/jobs/4/trace":
+            self._send(301, b"", {"Location": "/api/v4/projects/1/jobs/3/trace"})
+        else:
+            self._send(404, b'{"message":"404 Not found"}', {"Content-Type": "application/json"})
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    Handler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _client(url: str) -> GitLabClient:
+    return GitLabClient(Connection(url=url, token=Secret("glpat-secret-value-123"), max_rps=0))
+
+
+def test_gzip_bodies_are_decoded_streamed_or_whole(server: str) -> None:
+    with _client(server) as client:
+        chunks: list[bytes] = []
+        assert client.http.stream_trace(1, 2, lambda: chunks.append)
+        assert b"".join(chunks) == LOG
+        groups = client.http.resource_groups(1)
+        assert [(g.key, g.process_mode) for g in groups] == [("prod", "oldest_first")]
+        assert not client.http.stream_trace(1, 99, lambda: chunks.append)  # 404: no log
+        assert client.limiter.state.remaining == 500
+        assert client.stats.requests == 3 and client.stats.bytes >= len(LOG)
+    assert all(token == "glpat-secret-value-123" for _, token in Handler.seen)
+
+
+def test_a_dropped_keep_alive_connection_is_reopened_without_a_retry(server: str) -> None:
+    with _client(server) as client:
+        for _ in range(3):
+            chunks: list[bytes] = []
+            assert client.http.stream_trace(1, 3, lambda: chunks.append)  # noqa: B023 (used at once)
+            assert b"".join(chunks) == b"plain log\n"
+        assert client.stats.retries == 0 and client.stats.requests == 3
+
+
+def test_redirects_are_followed(server: str) -> None:
+    with _client(server) as client:
+        chunks: list[bytes] = []
+        assert client.http.stream_trace(1, 4, lambda: chunks.append)
+        assert b"".join(chunks) == b"plain log\n"
+    assert [p for p, _ in Handler.seen] == ["/api/v4/projects/1/jobs/4/trace"] * 2 + ["/api/v4/projects/1/jobs/3/trace"]
+
+
+def test_a_proxy_in_the_environment_sends_requests_through_httpx(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with _client(server) as client:
+        assert client.http._fast_connection() is None
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with _client(server) as client:
+        assert client.http._fast_connection() is not None
+        chunks: list[bytes] = []
+        assert client.http.stream_trace(1, 2, lambda: chunks.append)
+        assert b"".join(chunks) == LOG
