@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,68 @@ def test_config_that_is_not_a_regular_file_says_so(capsys: pytest.CaptureFixture
     code, _, err = _run(capsys, "check", "--config", "/dev/null")
     assert code == 2
     assert "config file /dev/null is not a regular file" in err
+
+
+def test_headless_demo_stops_at_ctrl_c(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Ctrl-C during the demo's sync used to be swallowed: check and compare ran anyway and the demo exited 0.
+    import cidash.cli
+    from cidash.commands import demo as demo_command
+    from cidash.sim import Scenario
+    from cidash.sim.demo import demo_environment
+
+    calls: list[str] = []
+
+    def interrupted(argv: list[str]) -> int:
+        calls.append(argv[0])
+        return 130
+
+    monkeypatch.setattr(cidash.cli, "main", interrupted)
+    with demo_environment(Scenario(days=2, pipelines_per_day=2, migration_day=1)) as env:
+        code = demo_command.run_headless(env)
+    assert code == 130
+    assert calls == ["sync"]
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    from cidash.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_shared_options_have_one_wording_across_commands() -> None:
+    # --project differs on purpose: repeatable where cidash talks to GitLab, one project of the store elsewhere.
+    seen: dict[str, set[str]] = {}
+    for name, sub in _subparsers().items():
+        for action in sub._actions:
+            for flag in (
+                "--db",
+                "--config",
+                "--url",
+                "--token-file",
+                "--group",
+                "--python-gitlab-section",
+            ):
+                if flag in action.option_strings:
+                    seen.setdefault(flag, set()).add(f"{action.metavar}: {action.help}")
+        assert "Exit codes:" not in (sub.description or ""), name  # one heading style: "exit codes:"
+        assert "exit codes" in (sub.description or ""), name
+    assert seen["--config"] and seen["--db"]
+    for flag, variants in seen.items():
+        assert len(variants) == 1, (flag, variants)
+
+
+def test_every_option_metavar_matches_its_description() -> None:
+    # The descriptions say "--port P", "--seed S", ...: the generated option list must use the same names.
+    for name, sub in _subparsers().items():
+        text = sub.description or ""
+        for action in sub._actions:
+            for flag in action.option_strings:
+                if action.metavar and f"{flag} " in text and flag.startswith("--"):
+                    shown = [
+                        line.split(flag + " ", 1)[1].split()[0] for line in text.splitlines() if f"  {flag} " in line
+                    ]
+                    for word in shown:
+                        if word.isupper() or len(word) == 1:
+                            assert word == action.metavar, (name, flag, word, action.metavar)

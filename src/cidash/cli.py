@@ -73,7 +73,7 @@ def build_parser() -> Parser:
             "image-build reliability, before/after a migration. Without a command it opens the dashboard."
         ),
         epilog=(
-            "Exit codes: 0 ok, 1 the check found problems, 2 usage/config/connection error.\n"
+            "Exit codes: 0 ok, 1 the check found problems, 2 usage/config/connection error, 130 interrupted (Ctrl-C).\n"
             "Try it without a token: cidash demo"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

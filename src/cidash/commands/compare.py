@@ -51,8 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidate", required=True, metavar="SPEC", help="the 'after' slice")
     parser.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     parser.add_argument("--include-retried", action="store_true", help="count retried jobs too")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
+    parser.add_argument("--resamples", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
     parser.add_argument("--project", metavar="PATH", help="project path or id (default: the only one in the store)")
     add_store_args(parser)
 

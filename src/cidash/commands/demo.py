@@ -33,7 +33,7 @@ options:
   --time-scale X    with --dashboard: simulated seconds per real second (default 1)
   --keep            keep the temporary directory (store, config) and print where it is
 
-Exit codes: 0 the demo ran (whatever the criteria say), 2 a step failed to run.
+exit codes: 0 the demo ran (whatever the criteria say), 2 a step failed to run, 130 interrupted (Ctrl-C).
 
 Example:
   cidash demo --headless
@@ -48,8 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", help="print the reports (sync, check, compare)")
     mode.add_argument("--dashboard", action="store_true", help="open the dashboard against the live simulator")
-    parser.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
-    parser.add_argument("--time-scale", type=float, default=1.0, help="with --dashboard: simulated s per real s")
+    parser.add_argument("--seed", type=int, default=7, metavar="S", help="scenario seed (default 7)")
+    parser.add_argument("--time-scale", type=float, default=1.0, metavar="X", help="with --dashboard: simulated s per real s")
     parser.add_argument("--keep", action="store_true", help="keep the temporary store and config")
 
 
@@ -104,6 +104,8 @@ def run_headless(env: DemoEnvironment, *, out: TextIO | None = None) -> int:
         print(_show(argv, env), file=stream, flush=True)
         code = cli_main(argv)
         sys.stdout.flush()
+        if code == 130:  # Ctrl-C inside the step (already reported): stop the demo, do not run the next steps
+            return 130
         if code == 2:
             failed = True
             print(f"-- 'cidash {command}' failed (exit 2)", file=stream)

@@ -45,7 +45,7 @@ Examples:
   cidash key --check .cache-key
   cidash key --gitlab --rev origin/main
 
-Exit codes: 0 ok; 1 --check found a difference, or --gitlab found a key that falls back to default;
+exit codes: 0 ok; 1 --check found a difference, or --gitlab found a key that falls back to default;
 2 a missing file, not a git checkout, unknown REV, bad YAML or bad usage.
 """
 
@@ -59,7 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rev", default=None, metavar="REV", help="with --gitlab: the commit (default HEAD)")
     parser.add_argument("--ci-file", default=None, metavar="F", help="with --gitlab: the CI file")
     parser.add_argument("--json", action="store_true", help="with --gitlab: JSON output")
-    parser.add_argument("--config", default=None, metavar="FILE", help="cidash config file to use")
+    parser.add_argument("--config", default=None, metavar="FILE", help="read this cidash.toml instead of ./cidash.toml / pyproject [tool.cidash]")
 
 
 def run(args: argparse.Namespace) -> int:

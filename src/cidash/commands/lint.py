@@ -37,7 +37,7 @@ Rules:
 CI_FILE defaults to [cache_key] ci_file (.gitlab-ci.yml). Checks that need the repository (CK003, CK004)
 use the git checkout containing CI_FILE, or --repo DIR.
 
-Exit codes: 0 no error-level finding; 1 at least one error; 2 missing file, bad YAML (with line and
+exit codes: 0 no error-level finding; 1 at least one error; 2 missing file, bad YAML (with line and
 column) or bad usage.
 """
 
@@ -46,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ci_file", nargs="?", default=None, metavar="CI_FILE", help="default: .gitlab-ci.yml")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     parser.add_argument("--repo", default=None, metavar="DIR", help="repository directory (default: CI_FILE's)")
-    parser.add_argument("--config", default=None, metavar="FILE", help="cidash config file to use")
+    parser.add_argument("--config", default=None, metavar="FILE", help="read this cidash.toml instead of ./cidash.toml / pyproject [tool.cidash]")
 
 
 def run(args: argparse.Namespace) -> int:

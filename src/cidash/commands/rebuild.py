@@ -36,7 +36,7 @@ username, else the local user; never a token).
   -y, --yes            do not ask (needed without a terminal, e.g. in CI)
   --read-only          refuse (also [actions] read_only = true); nothing is sent
   --no-follow          do not wait for the job to start
-  --follow-timeout S   how long to wait for the job to start (default 120)
+  --follow-timeout SECONDS  how long to wait for the job to start (default 120)
 
 Examples:
   cidash rebuild --dry-run
@@ -46,7 +46,7 @@ Examples:
 Errors in words: a token without the api scope or the Developer role (403), a job that is no longer
 manual (400), a conflict or lock (409/423), rate limiting (429, retried up to 3 times first).
 
-Exit codes: 0 done (or dry run); 1 you answered no at the prompt (nothing was sent);
+exit codes: 0 done (or dry run); 1 you answered no at the prompt (nothing was sent);
 2 refused (read-only mode, the duplicate guard, no terminal to confirm and no --yes), GitLab said no,
 or a usage/config/connection error, with a one-line reason.
 """

@@ -25,7 +25,7 @@ refusal, dry run and answer is recorded in the store's audit table (never a toke
   -y, --yes            do not ask (needed without a terminal, e.g. in CI)
   --read-only          refuse (also [actions] read_only = true); nothing is sent
   --no-follow          do not wait for the new job to start
-  --follow-timeout S   how long to wait for it to start (default 120)
+  --follow-timeout SECONDS  how long to wait for it to start (default 120)
 
 Examples:
   cidash retry 10342 --dry-run
@@ -34,7 +34,7 @@ Examples:
 Errors in words: a token without the api scope or the Developer role (403), a job GitLab will not
 retry, a job that does not exist (404), rate limiting (429, retried up to 3 times first).
 
-Exit codes: 0 done (or dry run); 1 you answered no at the prompt (nothing was sent);
+exit codes: 0 done (or dry run); 1 you answered no at the prompt (nothing was sent);
 2 refused (read-only mode, a job that cannot be retried, no terminal to confirm and no --yes), GitLab
 said no, or a usage/config/connection error, with a one-line reason.
 """

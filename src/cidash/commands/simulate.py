@@ -26,7 +26,7 @@ options:
   --time-scale X    simulated seconds per real second for new pipelines (default 1)
   --rate-limit N    answer 429 + Retry-After past N requests a minute (default: no limit)
 
-Exit codes: 0 stopped with Ctrl-C, 2 the port is in use or an option is invalid.
+exit codes: 0 stopped with Ctrl-C, 2 the port is in use or an option is invalid.
 
 Example:
   cidash simulate --port 8080
@@ -35,14 +35,14 @@ Example:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=8080, help="TCP port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--seed", type=int, default=7, help="scenario seed (default 7)")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="extra latency per response")
-    parser.add_argument("--jitter-ms", type=float, default=0.0, help="random extra latency, 0..J ms")
-    parser.add_argument("--pipelines", type=int, default=None, help="total pipelines in the history")
-    parser.add_argument("--days", type=int, default=30, help="days of history (default 30)")
-    parser.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
-    parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute before 429")
+    parser.add_argument("--port", type=int, metavar="P", default=8080, help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--seed", type=int, default=7, metavar="S", help="scenario seed (default 7)")
+    parser.add_argument("--latency-ms", type=float, metavar="L", default=0.0, help="extra latency per response")
+    parser.add_argument("--jitter-ms", type=float, metavar="J", default=0.0, help="random extra latency, 0..J ms")
+    parser.add_argument("--pipelines", type=int, metavar="N", default=None, help="total pipelines in the history")
+    parser.add_argument("--days", type=int, metavar="D", default=30, help="days of history (default 30)")
+    parser.add_argument("--time-scale", type=float, default=1.0, metavar="X", help="simulated seconds per real second")
+    parser.add_argument("--rate-limit", type=int, metavar="N", default=None, help="requests per minute before 429")
 
 
 def banner(url: str, token: str, readonly_token: str | None, project_path: str, project_id: int) -> str:

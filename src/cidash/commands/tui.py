@@ -28,7 +28,7 @@ options:
   --theme NAME        textual-dark (default), textual-light, or any Textual theme
   --no-checkout       the current directory is not the project's checkout: no local .cache-key panel, no `k`
 
-Exit codes: 0 on quit; 2 usage/config/store error (one line on stderr).
+exit codes: 0 on quit; 2 usage/config/store error (one line on stderr).
 """
 
 
