@@ -59,7 +59,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rev", default=None, metavar="REV", help="with --gitlab: the commit (default HEAD)")
     parser.add_argument("--ci-file", default=None, metavar="F", help="with --gitlab: the CI file")
     parser.add_argument("--json", action="store_true", help="with --gitlab: JSON output")
-    parser.add_argument("--config", default=None, metavar="FILE", help="read this cidash.toml instead of ./cidash.toml / pyproject [tool.cidash]")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="read this cidash.toml instead of ./cidash.toml / pyproject [tool.cidash]",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -46,7 +46,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ci_file", nargs="?", default=None, metavar="CI_FILE", help="default: .gitlab-ci.yml")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     parser.add_argument("--repo", default=None, metavar="DIR", help="repository directory (default: CI_FILE's)")
-    parser.add_argument("--config", default=None, metavar="FILE", help="read this cidash.toml instead of ./cidash.toml / pyproject [tool.cidash]")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="read this cidash.toml instead of ./cidash.toml / pyproject [tool.cidash]",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
