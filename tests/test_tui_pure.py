@@ -9,7 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cidash.tui.charts import TICKS, ColumnChart, phase_bar, resample, sparkline
-from cidash.tui.data import Health, HealthRow, PipelineFilter, health_cache_path, load_health, save_health
+from cidash.tui.data import (
+    Health,
+    HealthRow,
+    PipelineFilter,
+    fmt_cache_key,
+    fmt_change,
+    fmt_digest,
+    fmt_value,
+    health_cache_path,
+    load_health,
+    save_health,
+)
 from cidash.tui.logview import split_sections
 
 values = st.lists(st.one_of(st.none(), st.floats(min_value=0, max_value=1e6)), max_size=80)
@@ -46,6 +57,74 @@ def test_column_chart_size_target_and_marker() -> None:
     assert "│" in text  # the marker above the low columns
     assert "─" not in lines[0].plain  # target is far below the top
     assert "215" in text
+
+
+def test_column_chart_scale_labels_the_max_and_draws_the_target_across() -> None:
+    """807 MB -> 215 MB: the top label is the max, the big columns reach the top row, the small ones stop at the
+    target line, which crosses every column (also the ones it runs through)."""
+    height, width = 10, 7 + 20
+    chart = ColumnChart([807.0] * 10 + [214.6] * 10, target=215.0)
+    lines = [line.plain for line in chart.render(width, height)]
+    assert lines[0].split()[0] == "807"
+    assert lines[-1].split()[0] == "0"
+    plot = [line[7:] for line in lines]
+    assert plot[0][:10] == "█" * 10 and plot[0][10:].strip() == ""  # 807 fills the top row, 215 does not
+    target_rows = [i for i, row in enumerate(plot) if set(row) == {"─"}]
+    assert len(target_rows) == 1 and lines[target_rows[0]].split()[0] == "215"
+    t = target_rows[0]
+    assert t == height - 1 - int(215 / 807 * height * 8) // 8
+    assert all(row[10:].strip() == "" for row in plot[:t])  # nothing of the small columns above the line
+    assert all(row[10:] == "█" * 10 for row in plot[t + 1 :])  # and full below it
+    # and the columns over the target are drawn in the "over" style, the others in the normal one
+    top = chart.render(width, height)[-1]
+    styles = {str(span.style) for span in top.spans}
+    assert chart.over_style in styles and chart.style in styles
+
+
+@given(st.integers(min_value=1, max_value=120), st.integers(min_value=1, max_value=200), st.data())
+def test_marker_column_shows_the_marked_value(n: int, plot_w: int, data: st.DataObject) -> None:
+    marker = data.draw(st.integers(min_value=0, max_value=n - 1))
+    chart = ColumnChart([float(i) for i in range(n)], marker=marker)
+    col = chart.marker_column(plot_w)
+    assert col is not None and 0 <= col < plot_w
+    lo = col * n // plot_w
+    hi = max(lo + 1, (col + 1) * n // plot_w)
+    assert lo <= marker < hi  # the column's bucket holds the marked value
+
+
+def test_axis_line_puts_labels_under_their_columns() -> None:
+    chart = ColumnChart([1.0] * 30, marker=15)
+    line = chart.axis_line(7 + 80, "2026-10-29", "2026-11-27", "migration 2026-11-13").plain
+    assert len(line) == 87
+    assert line[7:].startswith("2026-10-29") and line.endswith("2026-11-27")
+    col = chart.marker_column(80)
+    assert col is not None and line[7 + col :].startswith("└ migration 2026-11-13")
+    # near the right edge the label ends at the marker instead; the last label gives way
+    chart = ColumnChart([1.0] * 30, marker=27)
+    right = chart.axis_line(67, "2026-10-29", "2026-11-27", "migration 2026-11-13").plain
+    col = chart.marker_column(60)
+    assert col is not None and right[: 7 + col + 1].endswith("migration 2026-11-13 ┘")
+    assert right[7:].startswith("2026-10-29") and "2026-11-27" not in right
+    # too narrow for the words: the date alone
+    narrow = ColumnChart([1.0] * 30, marker=15).axis_line(7 + 30, "a", "b", "migration 2026-11-13").plain
+    assert "└ 2026-11-13" in narrow or "2026-11-13 ┘" in narrow
+
+
+def test_formatting_units_points_and_keys() -> None:
+    assert fmt_value(1.0, "files") == "1 file"
+    assert fmt_value(2.0, "files") == "2 files"
+    assert fmt_value(214.6, "MB") == "214.6 MB"
+    assert fmt_change(0.0, "%") == "±0 pts"
+    assert fmt_change(4.3, "%") == "+4.3 pts"  # percentage points, not percent
+    assert fmt_change(-592.2, "MB") == "-592.2 MB"
+    assert fmt_change(-1.0, "writers") == "-1 writer"
+    assert fmt_change(0.04, "events") == "±0 events"
+    assert fmt_change(None, "%") == "—"
+    key = "0-7dda6dd4d24a098acb7956b958177ca6490e3805-protected"
+    assert fmt_cache_key(key) == "0-7dda6dd4…-protected"
+    assert fmt_cache_key("0-default-non_protected") == "0-default-non_protected"
+    assert fmt_digest("sha256:" + "ab" * 32) == "ab" * 6
+    assert fmt_digest(None) == "—"
 
 
 def test_phase_bar_is_proportional() -> None:

@@ -579,9 +579,14 @@ def evaluate(
     include_retried: bool = False,
     only: tuple[str, ...] | None = None,
     seed: int = 0,
+    periods: Periods | None = None,
 ) -> CriteriaReport:
-    """Evaluate every criterion (or those in ``only``) over ``ds``, in :data:`CRITERIA_IDS` order."""
-    periods = choose_periods(ds, config, now)
+    """Evaluate every criterion (or those in ``only``) over ``ds``, in :data:`CRITERIA_IDS` order.
+
+    ``periods``: ``choose_periods(ds, config, now)`` when the caller has it already (computed here otherwise).
+    """
+    if periods is None:
+        periods = choose_periods(ds, config, now)
     evaluators: dict[str, Callable[[], CriterionResult]] = {
         "image_size": lambda: eval_image_size(ds, config, periods),
         "startup_improvement": lambda: eval_startup(config, periods, include_retried=include_retried, seed=seed),
@@ -641,10 +646,12 @@ def criterion_daily_series(
     key_files_value: float | None = None
     if criterion_id == "cache_key_files" and ds.ci_config_known:
         key_files_value = float(max((c.key_files for c in ds.ci_caches), default=0))
+    starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in (first + timedelta(days=i) for i in range(days))]
+    day_slices = on_ref.split([*starts, starts[-1] + timedelta(days=1)]) if days else []
     for i in range(days):
         d = first + timedelta(days=i)
-        start = datetime(d.year, d.month, d.day, tzinfo=UTC)
-        day_ds = on_ref.between(start, start + timedelta(days=1))
+        start = starts[i]
+        day_ds = day_slices[i]
         value: float | None = None
         n = 0
         if criterion_id == "image_size":

@@ -107,6 +107,9 @@ class Dataset:
     ci_config_ref: str | None = None
     ci_config_sha: str | None = None
     ci_config_known: bool = False
+    # Derived per-job values (start-ups) shared by every slice made with restrict(): they only depend on the job
+    # and its facts, which slices share. Not an init field, so dataclasses.replace() starts a fresh one.
+    _memo: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     @property
     def project_path(self) -> str:
@@ -131,7 +134,10 @@ class Dataset:
         if job_ok is not None:
             keep = {j.pipeline_id for j in jobs}
             pipelines = tuple(p for p in pipelines if p.id in keep)
-        return Dataset(
+        return self._slice(pipelines, jobs)
+
+    def _slice(self, pipelines: tuple[Pipeline, ...], jobs: tuple[Job, ...]) -> Dataset:
+        out = Dataset(
             project=self.project,
             pipelines=pipelines,
             jobs=jobs,
@@ -143,6 +149,27 @@ class Dataset:
             ci_config_sha=self.ci_config_sha,
             ci_config_known=self.ci_config_known,
         )
+        object.__setattr__(out, "_memo", self._memo)  # same jobs and facts: the derived values still hold
+        return out
+
+    def split(self, bounds: Sequence[datetime]) -> list[Dataset]:
+        """``[self.between(bounds[i], bounds[i + 1]) for i ...]`` in one pass (``bounds`` ascending)."""
+        from bisect import bisect_right
+
+        n = len(bounds) - 1
+        buckets: list[list[Pipeline]] = [[] for _ in range(n)]
+        where: dict[int, int] = {}
+        for p in self.pipelines:
+            i = bisect_right(bounds, p.created_at) - 1
+            if 0 <= i < n:
+                buckets[i].append(p)
+                where[p.id] = i
+        job_buckets: list[list[Job]] = [[] for _ in range(n)]
+        for j in self.jobs:
+            i = where.get(j.pipeline_id, -1)
+            if i >= 0:
+                job_buckets[i].append(j)
+        return [self._slice(tuple(ps), tuple(js)) for ps, js in zip(buckets, job_buckets, strict=True)]
 
     def on_ref(self, ref: str | None) -> Dataset:
         return self if ref is None else self.restrict(pipeline_ok=lambda p: p.ref == ref)
@@ -296,24 +323,32 @@ def job_startups(
     names = set(job_names) if job_names is not None else None
     excluded = set(exclude_jobs)
     out: list[JobStartup] = []
+    memo = ds._memo
     for j in counted_jobs(ds, include_retried=include_retried):
         if (names is not None and j.name not in names) or j.name in excluded:
             continue
+        key = ("startup", j.id)
+        if key in memo:
+            cached = memo[key]
+            if isinstance(cached, JobStartup):
+                out.append(cached)
+            continue
         facts = ds.facts.get(j.id)
         if facts is None or facts.startup_seconds is None or j.started_at is None:
+            memo[key] = None
             continue
-        out.append(
-            JobStartup(
-                job_id=j.id,
-                pipeline_id=j.pipeline_id,
-                name=j.name,
-                ref=j.ref,
-                started_at=j.started_at,
-                seconds=facts.startup_seconds,
-                phases=startup_phases(facts),
-                image_digest=job_image_digest(ds, j),
-            )
+        startup = JobStartup(
+            job_id=j.id,
+            pipeline_id=j.pipeline_id,
+            name=j.name,
+            ref=j.ref,
+            started_at=j.started_at,
+            seconds=facts.startup_seconds,
+            phases=startup_phases(facts),
+            image_digest=job_image_digest(ds, j),
         )
+        memo[key] = startup
+        out.append(startup)
     out.sort(key=lambda s: (s.started_at, s.job_id))
     return out
 

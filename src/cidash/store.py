@@ -253,6 +253,8 @@ class Store:
         Raises :class:`StoreError` for a corrupt file, a newer schema, or a lock held longer than ``timeout``.
         """
         path = Path(path).expanduser()
+        if path.is_dir():
+            raise StoreError(f"store {path} is a directory", hint="pass the SQLite file, e.g. --db DIR/cidash.db")
         if readonly and not path.is_file():
             raise StoreError(f"store {path} does not exist", hint="run 'cidash sync' first")
         if not readonly:
@@ -780,63 +782,77 @@ class Store:
 
     def stored_job_facts(self, job_ids: Iterable[int]) -> dict[int, StoredJobFacts]:
         """Facts with phase columns for the given jobs (jobs without parsed logs are absent)."""
-        ids = sorted(set(job_ids))
         result: dict[int, StoredJobFacts] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sections: dict[int, list[Section]] = {}
-            for r in self._query(
-                f'SELECT job_id, name, start, "end", duration FROM job_sections WHERE job_id IN ({marks}) '
-                "ORDER BY job_id, seq",
-                chunk,
-            ):
-                sections.setdefault(r[0], []).append(Section(name=r[1], start=r[2], end=r[3], duration=r[4]))
-            cache: dict[int, list[CacheEvent]] = {}
-            for r in self._query(
-                f"SELECT job_id, op, key, outcome, detail FROM cache_events WHERE job_id IN ({marks}) "
-                "ORDER BY job_id, seq",
-                chunk,
-            ):
-                cache.setdefault(r[0], []).append(
-                    CacheEvent(op=cast(CacheOp, r[1]), key=r[2], outcome=cast(CacheOutcome, r[3]), detail=r[4])
-                )
-            for r in self._query(
-                "SELECT job_id, project_id, runner_version, executor, truncated, startup_seconds, image_name, "
-                "image_id, image_digest, image_pulled, prepare_seconds, sources_seconds, cache_seconds, "
-                "artifacts_seconds, script_seconds, upload_seconds, log_bytes FROM job_facts "
-                f"WHERE job_id IN ({marks})",
-                chunk,
-            ):
-                image = (
-                    ImageRef(name=r[6], id=r[7], digest=r[8], pulled=_bool_or_none(r[9])) if r[6] is not None else None
-                )
-                facts = TraceFacts(
-                    runner_version=r[2],
-                    executor=r[3],
-                    truncated=bool(r[4]),
-                    sections=tuple(sections.get(r[0], ())),
-                    startup_seconds=r[5],
-                    image=image,
-                    cache=tuple(cache.get(r[0], ())),
-                )
-                result[r[0]] = StoredJobFacts(
-                    job_id=r[0],
-                    project_id=r[1],
-                    facts=facts,
-                    prepare_seconds=r[10],
-                    sources_seconds=r[11],
-                    cache_seconds=r[12],
-                    artifacts_seconds=r[13],
-                    script_seconds=r[14],
-                    upload_seconds=r[15],
-                    log_bytes=r[16],
-                )
+        for job_id, project_id, facts, r in self._read_facts(job_ids):
+            result[job_id] = StoredJobFacts(
+                job_id=job_id,
+                project_id=project_id,
+                facts=facts,
+                prepare_seconds=r[10],
+                sources_seconds=r[11],
+                cache_seconds=r[12],
+                artifacts_seconds=r[13],
+                script_seconds=r[14],
+                upload_seconds=r[15],
+                log_bytes=r[16],
+            )
         return result
 
     def job_facts(self, job_ids: Iterable[int]) -> dict[int, TraceFacts]:
         """Parsed log facts of the given jobs (jobs without parsed logs are absent)."""
-        return {k: v.facts for k, v in self.stored_job_facts(job_ids).items()}
+        return {job_id: facts for job_id, _, facts, _ in self._read_facts(job_ids)}
+
+    def _read_facts(self, job_ids: Iterable[int]) -> Iterator[tuple[int, int, TraceFacts, Sequence[Any]]]:
+        """(job id, project id, facts, the job_facts row) of the given jobs that have facts, by job id.
+
+        Many ids close together (a whole dataset) are read with one primary-key range scan per table and filtered
+        here, a few times faster than ``IN (...)`` lists of 500; sparse ids still use ``IN`` lists.
+        """
+        ids = sorted(set(job_ids))
+        if not ids:
+            return
+        groups: list[tuple[list[int], str, list[int], set[int] | None]]
+        if len(ids) > 2000 and ids[-1] - ids[0] < 4 * len(ids):
+            groups = [(ids, "job_id BETWEEN ? AND ?", [ids[0], ids[-1]], set(ids))]
+        else:
+            groups = []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                groups.append((chunk, f"job_id IN ({','.join('?' * len(chunk))})", chunk, None))
+        section = Section
+        event = CacheEvent
+        for _, where, params, wanted in groups:
+            sections: dict[int, list[Section]] = {}
+            for r in self._query(
+                f'SELECT job_id, name, start, "end", duration FROM job_sections WHERE {where} ORDER BY job_id, seq',
+                params,
+            ):
+                if wanted is None or r[0] in wanted:
+                    got = sections.get(r[0])
+                    if got is None:
+                        got = sections[r[0]] = []
+                    got.append(section(r[1], r[2], r[3], r[4]))
+            cache: dict[int, list[CacheEvent]] = {}
+            for r in self._query(
+                f"SELECT job_id, op, key, outcome, detail FROM cache_events WHERE {where} ORDER BY job_id, seq",
+                params,
+            ):
+                if wanted is None or r[0] in wanted:
+                    cache.setdefault(r[0], []).append(event(r[1], r[2], r[3], r[4]))
+            for r in self._query(
+                "SELECT job_id, project_id, runner_version, executor, truncated, startup_seconds, image_name, "
+                "image_id, image_digest, image_pulled, prepare_seconds, sources_seconds, cache_seconds, "
+                f"artifacts_seconds, script_seconds, upload_seconds, log_bytes FROM job_facts WHERE {where} "
+                "ORDER BY job_id",
+                params,
+            ):
+                if wanted is not None and r[0] not in wanted:
+                    continue
+                image = ImageRef(r[6], r[7], r[8], _bool_or_none(r[9])) if r[6] is not None else None
+                facts = TraceFacts(
+                    r[2], r[3], bool(r[4]), tuple(sections.get(r[0], ())), r[5], image, tuple(cache.get(r[0], ()))
+                )
+                yield r[0], r[1], facts, r
 
     def cache_events(
         self,

@@ -73,6 +73,10 @@ if TYPE_CHECKING:
     from cidash.compare import Comparison
 
 
+#: Terminal columns under which the two-column layouts (Start-up tables, Images) stack (the "-narrow" class).
+NARROW_WIDTH = 100
+
+
 class CidashApp(App[None]):
     """The dashboard. See the module docstring for what is injected."""
 
@@ -201,7 +205,11 @@ class CidashApp(App[None]):
                 yield self.compare_tab
         yield Footer()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW_WIDTH, "-narrow")  # cidash.tcss stacks wide layouts then
+
     def on_mount(self) -> None:
+        self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
         self.header.source = self.source
         self.header.now = self.clock()
         if self.actions.disabled_reason:

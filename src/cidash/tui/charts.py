@@ -70,52 +70,105 @@ class ColumnChart:
     target_style: str = "#ebcb8b"
     marker_style: str = "#b48ead"
 
+    AXIS = 7  # cells of the left axis (labels), the plot starts after them
+
+    def marker_column(self, plot_w: int) -> int | None:
+        """The plot column showing ``values[marker]`` once resampled to ``plot_w`` columns."""
+        n = len(self.values)
+        if self.marker is None or not n or plot_w <= 0 or not 0 <= self.marker < n:
+            return None
+        for col in range(plot_w):
+            lo = col * n // plot_w
+            hi = max(lo + 1, (col + 1) * n // plot_w)
+            if lo <= self.marker < hi:
+                return col
+        return plot_w - 1
+
     def render(self, width: int, height: int) -> list[Text]:
-        """``height`` lines of ``width`` cells (a left axis of 7 cells included)."""
-        axis = 7
+        """``height`` lines of ``width`` cells (a left axis of :attr:`AXIS` cells included).
+
+        The scale runs from 0 at the bottom to the largest value (or the target, if higher) at the top, labelled
+        with that value; the target is a horizontal line across the plot (drawn over the columns it crosses,
+        labelled on the axis), columns above the target are red, and the marker is a vertical line above its
+        column.
+        """
+        axis = self.AXIS
         plot_w = max(1, width - axis)
         height = max(2, height)
         cols = resample(self.values, plot_w)
-        marker_col = None
-        if self.marker is not None and self.values:
-            marker_col = min(plot_w - 1, self.marker * plot_w // len(self.values))
-        known = [v for v in cols if v is not None]
-        top = max([*known, self.target or 0.0, 1e-9]) * 1.1
+        marker_col = self.marker_column(plot_w)
+        raw = [v for v in self.values if v is not None]
+        top = max([*raw, self.target or 0.0]) or 1.0
         units = height * 8
         target_row = None
         if self.target is not None:
-            target_row = height - 1 - min(height - 1, int(self.target / top * height))
+            # the row whose eighths hold the target level (the top row when the target is the maximum)
+            target_row = height - 1 - min(height - 1, max(0, int(self.target / top * units - 1e-9) // 8))
         lines: list[Text] = []
         for row in range(height):
             level_lo = (height - 1 - row) * 8
             label = ""
-            if row == 0:
+            if row == target_row and self.target is not None:
+                label = _short_number(self.target)
+            elif row == 0:
                 label = _short_number(top)
             elif row == height - 1:
                 label = "0"
-            elif row == target_row and self.target is not None:
-                label = _short_number(self.target)
-            line = Text(f"{label:>{axis - 1}} ", style="dim")
+            line = Text(f"{label:>{axis - 1}} ", style=self.target_style if row == target_row else "dim")
             for c, v in enumerate(cols):
-                if c == marker_col and (v is None or int(v / top * units) - level_lo <= 0):
+                fill = 0 if v is None else round(v / top * units) - level_lo
+                style = self.over_style if self.target is not None and v is not None and v > self.target else self.style
+                if row == target_row:
+                    # the target line stays visible across the columns it crosses
+                    line.append("─", style=f"bold {self.target_style} on {style}" if fill >= 8 else self.target_style)
+                elif c == marker_col and fill <= 0:
                     line.append("│", style=self.marker_style)
-                    continue
-                if v is None:
-                    line.append("─" if row == target_row else " ", style=self.target_style)
-                    continue
-                fill = round(v / top * units) - level_lo
-                style = self.over_style if self.target is not None and v > self.target else self.style
-                if fill <= 0:
-                    line.append("─" if row == target_row else " ", style=self.target_style)
+                elif fill <= 0:
+                    line.append(" ")
                 else:
                     line.append(EIGHTHS[min(8, fill)], style=style)
             lines.append(line)
         return lines
 
+    def axis_line(self, width: int, first: str, last: str, marker_label: str = "") -> Text:
+        """An x-axis caption under :meth:`render`'s plot: ``marker_label`` starting under the marker column
+        (``└`` pointing at it; ending there with ``┘``, or only its last word, when it does not fit), then
+        ``first`` under the first column and ``last`` ending under the last one where they do not collide."""
+        axis = self.AXIS
+        plot_w = max(1, width - axis)
+        cells = [" "] * plot_w
+        styles: list[str] = ["dim"] * plot_w
+
+        def put(at: int, text: str, style: str = "dim") -> bool:
+            if at < 0 or at + len(text) > plot_w or any(ch != " " for ch in cells[at : at + len(text)]):
+                return False
+            for i, ch in enumerate(text):
+                cells[at + i] = ch
+                styles[at + i] = style
+            return True
+
+        col = self.marker_column(plot_w)
+        if col is not None and marker_label:  # the marker's label first: it matters most
+            short = marker_label.rsplit(" ", 1)[-1]
+            for label, at in (
+                (f"└ {marker_label}", col),
+                (f"{marker_label} ┘", col - len(marker_label) - 1),
+                (f"└ {short}", col),
+                (f"{short} ┘", col - len(short) - 1),
+            ):
+                if put(at, label, self.marker_style):
+                    break
+        put(0, first)
+        put(plot_w - len(last), last)
+        text = Text(" " * axis)
+        for ch, style in zip(cells, styles, strict=True):
+            text.append(ch, style=style)
+        return text
+
 
 def _short_number(value: float) -> str:
-    if value >= 1000:
-        return f"{value / 1000:.1f}k"
+    if value >= 10000:
+        return f"{value / 1000:.0f}k"
     if value >= 100:
         return f"{value:.0f}"
     return f"{value:.1f}"

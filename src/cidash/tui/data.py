@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 from collections import Counter, defaultdict
@@ -62,11 +63,51 @@ def fmt_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
+_SINGULAR = {"files": "file", "events": "event", "writers": "writer", "runs": "run", "keys": "key"}
+
+
+def fmt_day(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d") if value else "—"
+
+
 def fmt_value(value: float | None, unit: str) -> str:
+    """``3 files``, ``1 file``, ``214.6 MB``, ``99.5 %``; ``—`` for no value."""
     if value is None:
         return "—"
     number = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    if abs(value) == 1:
+        unit = _SINGULAR.get(unit, unit)
     return f"{number} {unit}".strip()
+
+
+def fmt_change(delta: float | None, unit: str) -> str:
+    """A signed change in the criterion's unit: ``+4.3 pts`` for percentages (percentage points: the
+    difference of two percentages is not a percent), ``-592.2 MB``, ``±0 events`` when nothing changed."""
+    if delta is None:
+        return "—"
+    unit = "pts" if unit == "%" else unit
+    if round(delta, 1) == 0:
+        return f"±0 {unit}".strip()
+    number = f"{delta:+.0f}" if float(delta).is_integer() else f"{delta:+.1f}"
+    if abs(delta) == 1:
+        unit = _SINGULAR.get(unit, unit)
+    return f"{number} {unit}".strip()
+
+
+def fmt_digest(digest: str | None) -> str:
+    """A digest for a table cell: its first 12 hex digits (``sha256:`` dropped; full digests in the details)."""
+    if not digest:
+        return "—"
+    return digest.removeprefix("sha256:")[:12]
+
+
+_LONG_HEX = re.compile(r"[0-9a-f]{16,}")
+
+
+def fmt_cache_key(key: str, keep: int = 8) -> str:
+    """A cache key for a table cell: long hex runs (``key:files`` digests, 40 hex) cut to their first ``keep``
+    digits and ``…``: ``0-7dda6dd4…-protected``. The full key stays in the details."""
+    return _LONG_HEX.sub(lambda m: m.group(0)[:keep] + "…", key)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -215,14 +256,11 @@ def health_rows(ds: Dataset, config: Config, report: CriteriaReport, periods: Pe
             baseline = fmt_seconds(base)
             cand = r.details.get("candidate_median")
             value = f"{fmt_pct(r.value)} faster" if r.value is not None else "—"
-            change = f"{cand - base:+.1f} s" if base is not None and cand is not None else "—"
+            change = fmt_change(cand - base, "s") if base is not None and cand is not None else "—"
         else:
             baseline = fmt_value(base, r.unit)
             value = fmt_value(r.value, r.unit)
-            change = "—"
-            if base is not None and r.value is not None:
-                delta = r.value - base
-                change = fmt_value(delta, r.unit) if delta <= 0 else "+" + fmt_value(delta, r.unit)
+            change = fmt_change(r.value - base, r.unit) if base is not None and r.value is not None else "—"
         rows.append(
             HealthRow(
                 id=r.id,
@@ -249,7 +287,7 @@ def load_snapshot(store: Store, config: Config, project: Project, now: datetime)
 
     ds = load_dataset(store, project, config_ref=config.criteria.ref)
     periods = choose_periods(ds, config, now)
-    report = evaluate(ds, config, now)
+    report = evaluate(ds, config, now, periods=periods)
     health = health_rows(ds, config, report, periods, now)
     return Snapshot(project, now, ds, periods, report, health, store.last_sync(project.id))
 
@@ -576,7 +614,7 @@ assert set(PHASES) >= {"prepare", "script"}
 @dataclass(frozen=True)
 class StartupView:
     phase_rows: tuple[tuple[str, ...], ...]  # phase, base p50, base p90, cand p50, cand p90, change
-    digest_rows: tuple[tuple[str, ...], ...]  # digest, n, p50, p90, first seen, last seen
+    digest_rows: tuple[tuple[str, ...], ...]  # digest, n, p50, p90, first…last day seen (MM-DD)
     daily: tuple[float | None, ...]
     days: tuple[str, ...]
     marker: int | None
@@ -638,12 +676,11 @@ def startup_view(snap: Snapshot) -> StartupView:
         values = [s.seconds for s in items]
         digest_rows.append(
             (
-                short_digest(digest),
+                fmt_digest(digest) if digest != "unknown" else "unknown",
                 str(len(values)),
                 fmt_seconds(quantile(values, 0.5)),
                 fmt_seconds(quantile(values, 0.9)),
-                items[0].started_at.astimezone(UTC).strftime("%Y-%m-%d"),
-                items[-1].started_at.astimezone(UTC).strftime("%Y-%m-%d"),
+                f"{items[0].started_at.astimezone(UTC):%m-%d}…{items[-1].started_at.astimezone(UTC):%m-%d}",
             )
         )
     start = snap.now - timedelta(days=60)
@@ -727,8 +764,8 @@ def caches_view(snap: Snapshot, config: Config) -> CachesView:
 @dataclass(frozen=True)
 class ImagesView:
     tag_rows: tuple[tuple[str, ...], ...]  # tag, size, digest, created, last seen
-    sizes: tuple[float | None, ...]  # MB per tag, oldest first
-    size_labels: tuple[str, ...]
+    sizes: tuple[float | None, ...]  # MB per day: the newest sized tag created by then, oldest first
+    size_days: tuple[str, ...]  # the UTC day of each value in sizes
     target_mb: float
     reliability: str
     failures: tuple[tuple[str, ...], ...]  # job, pipeline, when, reason, kind
@@ -743,15 +780,27 @@ def images_view(store: Store, snap: Snapshot, config: Config) -> ImagesView:
         (
             t.tag.name,
             fmt_value(t.tag.total_size / MB, "MB") if t.tag.total_size else "—",
-            short_digest(t.tag.digest or ""),
-            fmt_time(t.tag.created_at),
-            fmt_time(t.last_seen),
+            fmt_digest(t.tag.digest),
+            fmt_day(t.tag.created_at),
+            fmt_day(t.last_seen),
         )
         for t in tags
     )
-    points = image_size_history(snap.dataset, config.image.repository)
-    sizes = tuple(p.size_bytes / MB for p in points)
-    labels = tuple(p.tag for p in points)
+    points = [p for p in image_size_history(snap.dataset, config.image.repository) if p.created_at is not None]
+    sizes: list[float | None] = []
+    days: list[str] = []
+    if points:
+        assert points[0].created_at is not None
+        day = points[0].created_at.astimezone(UTC).date()
+        end = max(snap.now.astimezone(UTC).date(), day)
+        i, current = 0, None
+        while day <= end:
+            while i < len(points) and (points[i].created_at or snap.now).astimezone(UTC).date() <= day:
+                current = points[i].size_bytes / MB
+                i += 1
+            sizes.append(current)
+            days.append(day.isoformat())
+            day += timedelta(days=1)
     job = config.image.build_job
     parts = []
     for label, ds in (("candidate", snap.periods.candidate), ("baseline", snap.periods.baseline)):
@@ -777,7 +826,7 @@ def images_view(store: Store, snap: Snapshot, config: Config) -> ImagesView:
         )
         for j in failed[:20]
     )
-    return ImagesView(tag_rows, sizes, labels, config.criteria.image_size_mb, reliability, failures)
+    return ImagesView(tag_rows, tuple(sizes), tuple(days), config.criteria.image_size_mb, reliability, failures)
 
 
 # ---------------------------------------------------------------------------------------------------------------

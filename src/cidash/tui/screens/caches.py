@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
-from cidash.tui.data import CachesView
+from cidash.tui.data import CachesView, fmt_cache_key
 from cidash.tui.screens.base import TabView, texts
+
+#: (header, index into a CachesView key row): the most telling columns first, so 80 columns keep them.
+COLUMNS = (
+    ("Key", 0),
+    ("Rate", 5),
+    ("Restores", 1),
+    ("Hit", 2),
+    ("Miss", 3),
+    ("Fail", 4),
+    ("default", 7),
+    ("Stale", 8),
+    ("Overlaps", 9),
+    ("Last seen", 6),
+)
 
 
 class CachesTab(TabView):
@@ -20,13 +35,12 @@ class CachesTab(TabView):
         yield Input(placeholder="filter keys (Enter applies, Esc closes)", id="cache-filter", classes="hidden")
         yield Static("", id="cache-totals")
         yield DataTable(id="cache-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="cache-key")
         yield Static("[dim]local checkout: computing…[/]", id="cache-local")
 
     def on_mount(self) -> None:
         table = self.query_one("#cache-table", DataTable)
-        table.add_columns(
-            "Key", "Restores", "Hit", "Miss", "Failed", "Hit rate", "Last seen", "default", "Stale", "Overlaps"
-        )
+        table.add_columns(*(label for label, _ in COLUMNS))
 
     def show(self, view: CachesView) -> None:
         self.view = view
@@ -52,13 +66,38 @@ class CachesTab(TabView):
             if needle and needle not in row[0].lower():
                 continue
             cells: list[str | Text] = list(row)
+            cells[0] = fmt_cache_key(row[0], keep=6)
             if row[7]:
                 cells[7] = Text("default", style="bold red")
             if row[8]:
                 cells[8] = Text(row[8], style="bold red")
             if row[9]:
                 cells[9] = Text(row[9], style="bold yellow")
-            table.add_row(*texts(cells), key=row[0])
+            table.add_row(*texts([cells[i] for _, i in COLUMNS]), key=row[0])
+        if table.row_count:
+            self._show_key(table.cursor_row)
+        else:
+            self.query_one("#cache-key", Static).update("")
+
+    def _show_key(self, index: int) -> None:
+        if self.view is None:
+            return
+        table = self.query_one("#cache-table", DataTable)
+        if not 0 <= index < table.row_count:
+            return
+        key = table.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value or ""
+        row = next((r for r in self.view.key_rows if r[0] == key), None)
+        text = Text()
+        text.append("key ", style="dim")
+        text.append(key, style="bold")
+        if row is not None:
+            text.append(f"  last restored {row[6]}", style="dim")
+            if row[7]:
+                text.append("  ends in `default`: none of its key:files existed at the commit", style="red")
+        self.query_one("#cache-key", Static).update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_key(event.cursor_row)
 
     def show_local(self, lines: list[str]) -> None:
         self.query_one("#cache-local", Static).update("[b]Local checkout[/b]\n" + "\n".join(lines))

@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from cidash.tui.charts import resample, sparkline
-from cidash.tui.data import Health
-from cidash.tui.screens.base import TabView, status_text, texts
+from cidash.tui.data import Health, HealthRow
+from cidash.tui.screens.base import STATUS_STYLES, TabView, status_text, texts
+
+COLUMNS = (
+    ("Criterion", "title"),
+    ("Status", "status"),
+    ("Value", "value"),
+    ("Target", "target"),
+    ("Baseline", "baseline"),
+    ("Change", "change"),
+    ("Last 30 days", "spark"),
+)
+
+NARROW = 100  # columns: below this the table drops NARROW_HIDDEN
+NARROW_HIDDEN = frozenset({"baseline"})
+
+#: Short names for the table (the full title leads the evidence line under it).
+SHORT_TITLES = {
+    "image_size": "CI image size",
+    "startup_improvement": "Job start-up",
+    "image_build_reliability": "Image builds",
+    "stale_caches": "Stale caches",
+    "cache_key_files": "cache:key:files",
+    "cache_writers": "Cache writers",
+    "tools_verified": "Tools verified",
+}
+
+
+def _cells(r: HealthRow) -> tuple[str, ...]:
+    """The text cells before the sparkline (status as its label)."""
+    label = STATUS_STYLES.get(r.status, (r.status, ""))[0]
+    return (SHORT_TITLES.get(r.id, r.title), label, r.value, r.target, r.baseline, r.change)
 
 
 class HealthView(TabView):
     def __init__(self) -> None:
         super().__init__(id="health-view")
         self.health: Health | None = None
+        self._cached = False
+        self._layout: tuple[int, bool] = (0, False)
 
     def compose(self) -> ComposeResult:
         yield Static("Loading the criteria from the store…", id="verdict")
@@ -23,17 +56,32 @@ class HealthView(TabView):
         yield Static("", id="health-evidence")
 
     def on_mount(self) -> None:
+        self._columns(16, narrow=False)
+
+    def _columns(self, spark_width: int, *, narrow: bool) -> None:
         table = self.query_one("#health-table", DataTable)
-        for label, key in (
-            ("Criterion", "title"),
-            ("Status", "status"),
-            ("Value", "value"),
-            ("Target", "target"),
-            ("Baseline", "baseline"),
-            ("Change", "change"),
-            ("Last 30 days", "spark"),
-        ):
-            table.add_column(label, key=key, width=16 if key == "spark" else None)
+        table.clear(columns=True)
+        for label, key in COLUMNS:
+            if not (narrow and key in NARROW_HIDDEN):
+                table.add_column(label, key=key, width=spark_width if key == "spark" else None)
+        self._layout = (spark_width, narrow)
+
+    def _fit(self) -> tuple[int, bool]:
+        """(sparkline cells, narrow): the sparklines get what the other columns leave of the table's width, 8 to
+        30 (one per day); under 100 columns the baseline column gives way (the change still tells it)."""
+        width = self.query_one("#health-table", DataTable).size.width or self.size.width or self.app.size.width
+        narrow = width < NARROW
+        if self.health is None:
+            return 16, narrow
+        others = 0
+        for i, (label, key) in enumerate(COLUMNS[:-1]):
+            if not (narrow and key in NARROW_HIDDEN):
+                others += max([cell_len(label), *(cell_len(_cells(r)[i]) for r in self.health.rows)]) + 2
+        return max(8, min(30, width - others - 3)), narrow  # 2: the sparkline's padding, 1: a scrollbar's room
+
+    def on_resize(self) -> None:
+        if self.health is not None and self._fit() != self._layout:
+            self.show_health(self.health, cached=self._cached)
 
     def waiting(self, text: str) -> None:
         self.query_one("#verdict", Static).update(Text(text, style="italic"))
@@ -48,15 +96,19 @@ class HealthView(TabView):
         if cached:
             text.append(f"\n(cached from {health.generated_at:%Y-%m-%d %H:%M} UTC; recomputing…)", style="italic dim")
         verdict.update(text)
+        self._cached = cached
         table = self.query_one("#health-table", DataTable)
         row = table.cursor_row
+        layout = self._fit()
+        if layout != self._layout:
+            self._columns(*layout[:1], narrow=layout[1])
+        width, narrow = layout
         table.clear()
         for r in health.rows:
-            table.add_row(
-                *texts((r.title, status_text(r.status), r.value, r.target, r.baseline, r.change)),
-                Text(sparkline(resample(r.series, 16)), style="cyan"),
-                key=r.id,
-            )
+            cells: list[Text] = [*texts(_cells(r)[:1]), status_text(r.status), *texts(_cells(r)[2:])]
+            if narrow:
+                cells = [c for c, (_, key) in zip(cells, COLUMNS, strict=False) if key not in NARROW_HIDDEN]
+            table.add_row(*cells, Text(sparkline(resample(r.series, width)), style="cyan"), key=r.id)
         if health.rows:
             table.move_cursor(row=min(max(row, 0), len(health.rows) - 1))
             self._show_evidence(min(max(row, 0), len(health.rows) - 1))

@@ -18,7 +18,7 @@ class ImagesTab(TabView):
     def compose(self) -> ComposeResult:
         with Horizontal(id="images-top"):
             yield DataTable(id="image-tags", cursor_type="row", zebra_stripes=True)
-            yield ChartWidget("Image size per tag (MB); ─ = target", id="image-chart")
+            yield ChartWidget("CI-image size over time (MB); ─ the target", id="image-chart")
         yield Static("", id="image-reliability")
         yield DataTable(id="image-failures", cursor_type="row")
 
@@ -31,12 +31,8 @@ class ImagesTab(TabView):
         tags.clear()
         for row in view.tag_rows:
             tags.add_row(*texts(row))
-        caption = ""
-        if view.size_labels:
-            caption = f"{view.size_labels[0]} … {view.size_labels[-1]} · target {view.target_mb:g} MB"
-        self.query_one("#image-chart", ChartWidget).set_data(
-            view.sizes, target=view.target_mb, unit="MB", caption=caption
-        )
+        axis = (view.size_days[0], view.size_days[-1], "") if view.size_days else None
+        self.query_one("#image-chart", ChartWidget).set_data(view.sizes, target=view.target_mb, unit="MB", x_axis=axis)
         self.query_one("#image-reliability", Static).update(f"[b]Image-build reliability[/b]\n{view.reliability}")
         failures = self.query_one("#image-failures", DataTable)
         failures.clear()

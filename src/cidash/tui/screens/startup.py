@@ -20,13 +20,13 @@ class StartupTab(TabView):
         with Horizontal(id="startup-tables"):
             yield DataTable(id="startup-phases", cursor_type="row")
             yield DataTable(id="startup-digests", cursor_type="row")
-        yield ChartWidget("Median job start-up per day (s); │ = the migration", id="startup-chart")
+        yield ChartWidget("Median job start-up per day (s); │ marks the migration", id="startup-chart")
 
     def on_mount(self) -> None:
         phases = self.query_one("#startup-phases", DataTable)
-        phases.add_columns("Phase", "Base p50", "Base p90", "Cand p50", "Cand p90", "Change p50", "n")
+        phases.add_columns("Phase", "Base p50", "Base p90", "Cand p50", "Cand p90", "Change", "n")
         digests = self.query_one("#startup-digests", DataTable)
-        digests.add_columns("Image digest", "n", "p50", "p90", "First", "Last")
+        digests.add_columns("Image digest", "n", "p50", "p90", "Seen (UTC)")
 
     def show(self, view: StartupView) -> None:
         self.query_one("#startup-split", Static).update(f"[dim]{view.split}[/]")
@@ -38,11 +38,8 @@ class StartupTab(TabView):
         digests.clear()
         for row in view.digest_rows:
             digests.add_row(*texts(row))
-        caption = ""
+        axis = None
         if view.days:
-            caption = f"{view.days[0]} … {view.days[-1]}"
-            if view.marker is not None:
-                caption += f"   migration: {view.days[view.marker]}"
-        self.query_one("#startup-chart", ChartWidget).set_data(
-            view.daily, marker=view.marker, unit="s", caption=caption
-        )
+            marker = view.days[view.marker] if view.marker is not None else ""
+            axis = (view.days[0], view.days[-1], f"migration {marker}" if marker else "")
+        self.query_one("#startup-chart", ChartWidget).set_data(view.daily, marker=view.marker, unit="s", x_axis=axis)

@@ -23,6 +23,7 @@ class ChartWidget(Widget):
         self._title = title
         self._chart: ColumnChart | None = None
         self._caption = ""
+        self._axis: tuple[str, str, str] | None = None
 
     def set_data(
         self,
@@ -32,17 +33,25 @@ class ChartWidget(Widget):
         marker: int | None = None,
         unit: str = "",
         caption: str = "",
+        x_axis: tuple[str, str, str] | None = None,
     ) -> None:
+        """``x_axis``: (first label, last label, marker label) printed under the columns they belong to."""
         self._chart = ColumnChart(tuple(values), target=target, marker=marker, unit=unit)
         self._caption = caption
+        self._axis = x_axis
         self.refresh()
 
     def render(self) -> Group:
         lines: list[Text] = [Text(self._title, style="bold")]
-        height = max(2, self.size.height - 2)
+        extra = 1 + (self._axis is not None) + bool(self._caption)
+        height = max(2, self.size.height - extra)
         if self._chart is None or not any(v is not None for v in self._chart.values):
             lines.append(Text("no data yet", style="dim"))
         else:
-            lines.extend(self._chart.render(self.size.width, height))
-            lines.append(Text(self._caption, style="dim", overflow="ellipsis", no_wrap=True))
+            width = self.size.width
+            lines.extend(self._chart.render(width, height))
+            if self._axis is not None:
+                lines.append(self._chart.axis_line(width, *self._axis))
+            if self._caption:
+                lines.append(Text(self._caption, style="dim", overflow="ellipsis", no_wrap=True))
         return Group(*lines)
