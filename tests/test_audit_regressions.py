@@ -144,3 +144,38 @@ def test_every_option_metavar_matches_its_description() -> None:
                     for word in shown:
                         if word.isupper() or len(word) == 1:
                             assert word == action.metavar, (name, flag, word, action.metavar)
+
+
+def _readme() -> str:
+    return (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_config_reference_parses_and_names_every_key() -> None:
+    import dataclasses
+    import tomllib
+
+    from cidash.config import Config, config_from_dict
+
+    text = _readme()
+    section = text[text.index("## Configuration and connection") :]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    data = tomllib.loads(block)
+    config_from_dict(data)  # raises on an unknown or mistyped key
+    for field in dataclasses.fields(Config):
+        if field.name == "sources":
+            continue
+        for key in dataclasses.fields(getattr(Config(), field.name)):
+            assert f"{key.name} =" in block, f"[{field.name}] {key.name} is not in the README's config reference"
+
+
+def test_readme_quick_start_config_parses() -> None:
+    import tomllib
+
+    from cidash.config import config_from_dict
+
+    text = _readme()
+    quick = text[text.index("## Quick start") : text.index("## Commands")]
+    block = quick.split("<<'TOML'\n", 1)[1].split("TOML\n", 1)[0]
+    config = config_from_dict(tomllib.loads(block))
+    assert config.gitlab.projects == ("platform/app",)
+    assert "keep_raw_logs" not in text
