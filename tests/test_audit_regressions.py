@@ -179,3 +179,20 @@ def test_readme_quick_start_config_parses() -> None:
     config = config_from_dict(tomllib.loads(block))
     assert config.gitlab.projects == ("platform/app",)
     assert "keep_raw_logs" not in text
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [("--max-rps", "-1", "max_rps must be 0 (no ceiling) or more"), ("--concurrency", "0", "concurrency must be")],
+)
+def test_sync_rejects_nonsense_rates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+) -> None:
+    # Both used to be accepted silently (a negative ceiling meant none; 0 workers meant 1): no request is made.
+    token = tmp_path / "token"
+    token.write_text("glpat-0123456789abcdef\n")
+    argv = ["sync", "--url", "http://127.0.0.1:9", "--project", "p/q", "--token-file", str(token), flag, value]
+    code, out, err = _run(capsys, *argv, "--db", str(tmp_path / "s.db"))
+    assert code == 2
+    assert message in err
+    assert "cannot reach" not in err and "glpat" not in err + out

@@ -254,6 +254,14 @@ def resolve_connection(
         sources["group"] = "--group" if group else "[gitlab] group"
     if require_project and not project_list and not resolved_group:
         raise ConfigError("no project configured", hint="pass --project PATH or --group PATH, or set [gitlab] projects")
+    rps = gl.max_rps if max_rps is None else max_rps
+    if rps < 0:
+        raise ConfigError(f"max_rps must be 0 (no ceiling) or more, not {rps:g}", hint="--max-rps or [gitlab] max_rps")
+    workers = gl.concurrency if concurrency is None else concurrency
+    if workers < 1:
+        raise ConfigError(
+            f"concurrency must be at least 1, not {workers}", hint="--concurrency or [gitlab] concurrency"
+        )
     verify: bool | str = gl.verify_tls
     if section is not None and section.ssl_verify is not True and gl.verify_tls:
         verify = section.ssl_verify
@@ -265,7 +273,7 @@ def resolve_connection(
         group=resolved_group,
         verify_tls=verify,
         timeout=section.timeout if section and section.timeout else gl.timeout,
-        max_rps=gl.max_rps if max_rps is None else max_rps,
-        concurrency=max(1, gl.concurrency if concurrency is None else concurrency),
+        max_rps=rps,
+        concurrency=workers,
         sources=sources,
     )
