@@ -196,3 +196,18 @@ def test_sync_rejects_nonsense_rates(
     assert code == 2
     assert message in err
     assert "cannot reach" not in err and "glpat" not in err + out
+
+
+def test_key_gitlab_ci_file_directory_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "key", "--gitlab", "--ci-file", str(tmp_path))
+    assert code == 2
+    assert f"--ci-file {tmp_path} is a directory" in err
+    assert "git checkout" not in err
+
+
+def test_missing_ci_file_hint_fits_every_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `cidash key --gitlab --ci-file missing.yml` used to suggest running `cidash lint`.
+    code, _, err = _run(capsys, "lint", str(tmp_path / "missing.yml"))
+    assert code == 2
+    assert "does not exist" in err
+    assert "cidash lint" not in err

@@ -345,7 +345,7 @@ def load_ci(path: str | Path, *, repo_root: Path | None = None, name: str | None
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError(f"CI file {p} does not exist", hint="pass the path, e.g. cidash lint .gitlab-ci.yml") from None
+        raise InputError(f"CI file {p} does not exist", hint="pass the CI file's path, e.g. .gitlab-ci.yml") from None
     except IsADirectoryError:
         raise InputError(f"{p} is a directory, not a CI file") from None
     except (OSError, UnicodeDecodeError) as exc:

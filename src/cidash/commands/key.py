@@ -118,8 +118,11 @@ def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) ->
 def _run_gitlab(args: argparse.Namespace, default_ci_file: str) -> int:
     from cidash.cachekey import gitlab_key
     from cidash.ciconfig import load_ci, load_ci_text
+    from cidash.errors import UsageError
     from cidash.gitrepo import GitRepo, find_root
 
+    if args.ci_file and Path(args.ci_file).is_dir():
+        raise UsageError(f"--ci-file {args.ci_file} is a directory, not a CI file")
     repo = GitRepo(find_root(Path(args.ci_file).parent if args.ci_file else None))
     rev = args.rev or "HEAD"
     provider = repo.provider(rev)
