@@ -211,3 +211,21 @@ def test_missing_ci_file_hint_fits_every_command(tmp_path: Path, capsys: pytest.
     assert code == 2
     assert "does not exist" in err
     assert "cidash lint" not in err
+
+
+def test_readers_say_a_foreign_sqlite_file_is_not_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `cidash check` used to say "old schema (version 0), run 'cidash sync'", and sync then refused the file.
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    code, _, err = _run(capsys, "check", "--db", str(other))
+    assert code == 2
+    assert "is an SQLite file but not a cidash store" in err
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    code, _, err = _run(capsys, "export", "--db", str(empty))
+    assert code == 2
+    assert f"store {empty} is empty" in err

@@ -297,6 +297,10 @@ class Store:
                 hint="upgrade cidash or use another --db",
             )
         if self.readonly:
+            if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
+                raise StoreError(f"{self.path} is an SQLite file but not a cidash store", hint="use another --db")
+            if version == 0:
+                raise StoreError(f"store {self.path} is empty", hint="run 'cidash sync' first")
             if version < SCHEMA_VERSION:
                 raise StoreError(f"store {self.path} has an old schema (version {version})", hint="run 'cidash sync'")
             return
