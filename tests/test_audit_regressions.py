@@ -229,3 +229,10 @@ def test_readers_say_a_foreign_sqlite_file_is_not_a_store(tmp_path: Path, capsys
     code, _, err = _run(capsys, "export", "--db", str(empty))
     assert code == 2
     assert f"store {empty} is empty" in err
+
+
+def test_every_option_has_a_help_line() -> None:
+    for name, sub in _subparsers().items():
+        for action in sub._actions:
+            if action.option_strings and action.help is None:
+                raise AssertionError(f"cidash {name} {action.option_strings[0]} has no help text")

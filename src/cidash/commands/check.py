@@ -56,7 +56,12 @@ examples:
 def configure(parser: argparse.ArgumentParser) -> None:
     from cidash.commands.common import add_connection_args, add_store_args
 
-    parser.add_argument("--format", choices=("table", "json", "markdown", "junit"), default="table")
+    parser.add_argument(
+        "--format",
+        choices=("table", "json", "markdown", "junit"),
+        default="table",
+        help="output format (default table)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 also when a criterion has no data")
     parser.add_argument("--include-retried", action="store_true", help="count retried jobs too")
     parser.add_argument("--criterion", action="append", metavar="ID", help="evaluate only this criterion")

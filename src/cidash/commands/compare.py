@@ -49,7 +49,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--baseline", required=True, metavar="SPEC", help="the 'before' slice")
     parser.add_argument("--candidate", required=True, metavar="SPEC", help="the 'after' slice")
-    parser.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    parser.add_argument(
+        "--format", choices=("table", "json", "markdown"), default="table", help="output format (default table)"
+    )
     parser.add_argument("--include-retried", action="store_true", help="count retried jobs too")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
     parser.add_argument("--resamples", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")

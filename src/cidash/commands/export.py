@@ -46,7 +46,12 @@ examples:
 def configure(parser: argparse.ArgumentParser) -> None:
     from cidash.commands.common import add_store_args
 
-    parser.add_argument("--format", choices=("json", "csv", "markdown", "openmetrics"), default="json")
+    parser.add_argument(
+        "--format",
+        choices=("json", "csv", "markdown", "openmetrics"),
+        default="json",
+        help="output format (default json)",
+    )
     parser.add_argument(
         "--since", metavar="DAYS|DATE", help='"30d", "12h", "2026-11-01" or "all" (default: [criteria] window_days)'
     )
