@@ -20,7 +20,8 @@ temporary directory, and show what cidash makes of it.
 
 --headless runs, in order: 'cidash sync' (with its progress bar), 'cidash check' (the criteria, as of the
 simulator's clock) and 'cidash compare' (main before vs after the migration), printing each one's output.
-Commands that are not built yet are skipped with a note. Plain 'cidash demo' opens the dashboard (--dashboard).
+Ctrl-C stops it (exit 130). Plain 'cidash demo' opens the dashboard (--dashboard); without a terminal it
+prints the reports instead.
 
 --dashboard opens the dashboard instead, against a live variant of the story: the 30 days end today and the
 simulator's clock runs with the real one (--time-scale X runs it X times faster), so today's remaining
