@@ -236,3 +236,15 @@ def test_every_option_has_a_help_line() -> None:
         for action in sub._actions:
             if action.option_strings and action.help is None:
                 raise AssertionError(f"cidash {name} {action.option_strings[0]} has no help text")
+
+
+def test_criteria_candidate_without_baseline_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Used to be accepted and silently ignored: the criteria only use the SPECs when both are set.
+    cfg = tmp_path / "cidash.toml"
+    cfg.write_text('[criteria]\ncandidate = "..2026-11-11,ref:main"\n')
+    code, _, err = _run(capsys, "check", "--config", str(cfg), "--db", str(tmp_path / "none.db"))
+    assert code == 2
+    assert "[criteria] candidate is set without baseline" in err
+    cfg.write_text('[criteria]\nbaseline = "..2026-10-31"\ncandidate = "2026-11-01.."\n')
+    code, _, err = _run(capsys, "check", "--config", str(cfg), "--db", str(tmp_path / "none.db"))
+    assert code == 2 and "does not exist" in err  # the config is fine; the store is what is missing

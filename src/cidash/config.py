@@ -174,6 +174,13 @@ def config_from_dict(data: dict[str, Any], *, sources: tuple[str, ...] = ()) -> 
     unknown = set(data) - set(sections)
     if unknown:
         raise ConfigError(f"{where}: unknown section [{sorted(unknown)[0]}] (known: {', '.join(sorted(sections))})")
+    crit = sections["criteria"]
+    if bool(crit.baseline) != bool(crit.candidate):
+        given, missing = ("baseline", "candidate") if crit.baseline else ("candidate", "baseline")
+        raise ConfigError(
+            f"{where}: [criteria] {given} is set without {missing}",
+            hint="set both SPECs, or neither to split at the CI-image migration",
+        )
     return Config(**sections, sources=sources)
 
 
