@@ -299,6 +299,40 @@ def test_snapshot_health_80x24(snap_compare: Any, store: Store, tmp_path: Path) 
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
 
+@pytest.mark.parametrize("tab", ["3", "5"])
+def test_snapshot_narrow_tabs_stack(snap_compare: Any, store: Store, tmp_path: Path, tab: str) -> None:
+    """Start-up and Images at 80x24: their two halves stack (the App's -narrow class) and the tab scrolls."""
+    app = make_app(store, tmp_path)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press(tab)
+        await settle(pilot)
+        assert app.has_class("-narrow")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_health_columns_follow_the_width(store: Store, tmp_path: Path) -> None:
+    """Sparklines get the room the other columns leave (one cell per day at most); under 100 columns the
+    baseline column gives way; the snapshot stays cheap to describe (Textual logs worker arguments)."""
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(160, 36)) as pilot:
+        await settle(pilot)
+        table = app.query_one("#health-table", DataTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert "Baseline" in labels
+        spark = table.columns[table.coordinate_to_cell_key((0, len(labels) - 1)).column_key]
+        assert spark.width == 30
+        assert app.snapshot is not None and len(repr(app.snapshot)) < 200
+        await pilot.resize_terminal(90, 30)
+        await settle(pilot)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert "Baseline" not in labels and app.has_class("-narrow")
+        spark = table.columns[table.coordinate_to_cell_key((0, len(labels) - 1)).column_key]
+        assert 8 <= spark.width < 30
+
+
 def test_snapshot_pipeline_detail(snap_compare: Any, store: Store, tmp_path: Path) -> None:
     app = make_app(store, tmp_path)
 

@@ -259,7 +259,20 @@ class CidashApp(App[None]):
         now = self.clock()
         try:
             snap = load_snapshot(self.store, self.config, project, now)
-            self.post_message(self.SnapshotReady(snap))
+            self.post_message(self.SnapshotReady(snap))  # Health first; the other tabs once it is painted
+        except CidashError as exc:
+            self.post_message(self.Failed(exc))
+
+    @work(thread=True, exclusive=True, group="views")
+    def _views_worker(self) -> None:
+        """The other tabs' views and the Health cache, started once the Health of the snapshot is on screen
+        (computing them in the loading worker kept the GIL from the UI thread that was to paint it). No
+        arguments: Textual describes a worker by the repr of its arguments, which for a snapshot is huge."""
+        snap = self.snapshot
+        if snap is None:
+            return
+        project = snap.project
+        try:
             save_health(health_cache_path(self.cache_dir, self.store.path, project.id), snap.health)
             caches = caches_view(snap, self.config)
             self.post_message(self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap, self.config)))
@@ -275,6 +288,7 @@ class CidashApp(App[None]):
     def on_cidash_app_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot
         self.health_view.show_health(message.snapshot.health)
+        self.call_after_refresh(self._views_worker)
         if self.last_refresh is None and message.snapshot.last_sync is not None:
             self.last_refresh = message.snapshot.last_sync
             self.header.last_refresh = self.last_refresh

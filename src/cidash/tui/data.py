@@ -192,6 +192,9 @@ class Snapshot:
     health: Health
     last_sync: datetime | None
 
+    def __repr__(self) -> str:  # the dataclass repr would print every pipeline and job (Textual logs reprs)
+        return f"Snapshot({self.project.path!r}, now={self.now.isoformat()}, {len(self.dataset.jobs)} jobs)"
+
 
 def dataset_since(config: Config, now: datetime) -> datetime:
     """How far back the dashboard loads: two criteria windows (baseline before the split + candidate) and a week."""

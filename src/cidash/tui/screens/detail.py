@@ -107,6 +107,7 @@ class PipelineScreen(Screen[None]):
             )
         self.query_one("#pipeline-title", Static).update(title + f" · {len(self.rows)} jobs · Enter opens the log")
         scale = max((sum(v or 0 for v in r.phases().values()) for r in self.rows), default=0.0)
+        bar = max(12, min(30, self.app.size.width - 66))  # 30 cells, fewer when the columns before need them
         table = self.query_one("#jobs-table", DataTable)
         table.clear()
         for r in self.rows:
@@ -125,7 +126,7 @@ class PipelineScreen(Screen[None]):
                         status_text(j.status),
                         fmt_seconds(j.duration),
                         fmt_seconds(r.facts.facts.startup_seconds if r.facts else None),
-                        phase_bar(r.phases(), 30, scale),
+                        phase_bar(r.phases(), bar, scale),
                         cache,
                     )
                 ),
