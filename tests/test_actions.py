@@ -241,13 +241,16 @@ def test_retry_creates_a_new_job_and_a_running_job_is_refused(
     assert main(cli(sim, db, "retry", str(new[0].id), "--yes")) == 2
     assert "nothing to retry yet" in capsys.readouterr().err
     assert posts(sim) == before
-    # an attempt that was already retried: GitLab answers 403 "Job is not retryable", said in words
+    # an attempt that was already retried: refused locally (GitLab would answer 403), nothing sent
     assert main(cli(sim, db, "retry", str(old.id), "--yes")) == 2
-    assert f"job {old.id} cannot be retried" in capsys.readouterr().err
+    assert f"already retried: pipeline #{old.pipeline_id} has a newer attempt (job {new[0].id})" in (
+        capsys.readouterr().err
+    )
+    assert posts(sim) == before
     rows = audit_rows(db)
     assert [r[0] for r in rows] == ["retry", "retry", "retry"]
     assert rows[0][2].startswith(f"ok: job {old.id} retried: new job {new[0].id}")
-    assert rows[1][2].startswith("refused:") and rows[2][2].startswith(f"error: job {old.id} cannot be retried")
+    assert rows[1][2].startswith("refused:") and rows[2][2].startswith("refused:")
 
 
 def test_retry_of_a_missing_job_is_one_line(sim: SimulatedGitLab, db: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -139,8 +139,11 @@ def plan_retry(remote: ActionRemote, project: Project, job_id: int) -> RetryPlan
         refusal = f"job {job.id} ({job.name}) is still {job.status}: nothing to retry yet"
     elif job.status == "manual":
         refusal = f"job {job.id} ({job.name}) is manual and has not run: play it instead (cidash rebuild)"
-    elif job.retried:
-        refusal = f"job {job.id} ({job.name}) was already retried: pipeline #{job.pipeline_id} has a newer attempt"
+    elif job.retried or (newer := _newer_attempt(remote, project, job)) is not None:
+        newer_id = "" if job.retried else f" (job {newer})"
+        refusal = (
+            f"job {job.id} ({job.name}) was already retried: pipeline #{job.pipeline_id} has a newer attempt{newer_id}"
+        )
     elif job.status not in RETRYABLE_STATUSES:
         refusal = f"job {job.id} ({job.name}) has status {job.status}: GitLab cannot retry it"
     if job.status == "success" and refusal is None:
@@ -158,6 +161,19 @@ def plan_retry(remote: ActionRemote, project: Project, job_id: int) -> RetryPlan
         refusal=refusal,
         job=job,
     )
+
+
+def _newer_attempt(remote: ActionRemote, project: Project, job: Job) -> int | None:
+    """The id of a later attempt of ``job`` in its pipeline, if any.
+
+    GitLab's single-job JSON does not say whether a job was retried, but the pipeline's job listing (without
+    ``include_retried``) shows only the latest attempt of each name: a same-name job with a higher id there
+    means ``job`` is an old attempt, which GitLab would refuse to retry (403 "Job is not retryable").
+    """
+    if job.status in ACTIVE_STATUSES or job.status == "manual":
+        return None
+    newer = [j.id for j in remote.pipeline_jobs(project.id, job.pipeline_id) if j.name == job.name and j.id > job.id]
+    return max(newer) if newer else None
 
 
 def plan_cancel(remote: ActionRemote, project: Project, job_id: int) -> CancelPlan:
