@@ -1,7 +1,8 @@
-"""Job logs, repository-file checksums, the container registry and resource groups, over httpx.
+"""Job logs, repository-file checksums, the container registry and resource groups, over plain HTTP/1.1.
 
-These are the many small (or streamed) requests of a sync; they run in the sync's bounded worker pool, so the
-client is an ``httpx.Client`` (thread-safe, one connection pool). Every request passes the shared
+These are the many small (or streamed) requests of a sync; they run in the sync's bounded worker pool, each
+worker thread with its own keep-alive ``http.client`` connection (httpx, imported only then, for redirects and
+proxies). Thread-safe. Every request passes the shared
 :class:`~cidash.remote.policy.RateLimiter`, is retried a bounded number of times on 429/5xx/connection errors,
 counted in :class:`~cidash.remote.policy.RequestStats`, and mapped to :mod:`cidash.errors` (never with the token).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import select
 import socket
 import ssl
@@ -19,10 +21,8 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
-
-import httpx
 
 from cidash.connection import Connection
 from cidash.errors import ConnectError, RateLimited, RemoteError, TLSError
@@ -38,6 +38,9 @@ from cidash.remote.policy import (
     parse_retry_after,
 )
 from cidash.remote.rest import parse_time
+
+if TYPE_CHECKING:
+    import httpx
 
 CHUNK = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -111,6 +114,27 @@ class RegistryRepository:
     location: str | None
 
 
+def _ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """What httpx builds for ``verify``: certifi's CA bundle (or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), a CA file or
+    directory, or no verification."""
+    if verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def _proxied(scheme: str, host: str) -> bool:
     """Whether the environment routes requests to ``host`` through a proxy (then httpx, which speaks proxy)."""
     proxies = urllib.request.getproxies()
@@ -154,11 +178,17 @@ class HttpClient:
         self._fast_conns: list[tuple[threading.Thread, http.client.HTTPConnection]] = []
         self._fast = self._scheme in ("http", "https") and bool(self._host) and not _proxied(self._scheme, self._host)
 
-    def _new_client(self) -> httpx.Client:
+    def _context(self) -> ssl.SSLContext:
+        """The TLS context, built once (loading the CA bundle costs ~25 ms of CPU) and shared by all connections."""
         with self._clients_lock:
-            if self._ssl_context is None:  # built once: loading the CA bundle costs ~25 ms of CPU per client
-                self._ssl_context = httpx.create_ssl_context(verify=self.connection.verify_tls)
-            context = self._ssl_context
+            if self._ssl_context is None:
+                self._ssl_context = _ssl_context(self.connection.verify_tls)
+            return self._ssl_context
+
+    def _new_client(self) -> httpx.Client:
+        import httpx  # only for redirects and proxies: the import alone costs ~0.2 s of CPU
+
+        context = self._context()
         return httpx.Client(
             base_url=self.connection.api_url,
             headers={**self.connection.auth_headers(), "User-Agent": "cidash"},
@@ -208,13 +238,9 @@ class HttpClient:
         if conn is not None and conn.sock is not None and _peer_closed(conn.sock):
             conn.close()  # the server closed the idle keep-alive connection: reconnect rather than fail
         if conn is None:
-            with self._clients_lock:
-                if self._ssl_context is None and self._scheme == "https":
-                    self._ssl_context = httpx.create_ssl_context(verify=self.connection.verify_tls)
-                context = self._ssl_context
             timeout = self.connection.timeout
             if self._scheme == "https":
-                conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=context)
+                conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._context())
             else:
                 conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
             with self._clients_lock:
@@ -288,6 +314,8 @@ class HttpClient:
         params: dict[str, Any] | None,
         sink_factory: Callable[[], Callable[[bytes], None]] | None,
     ) -> _Reply:
+        import httpx
+
         try:
             client = self.client
             request = client.build_request(method, path, params=params)
