@@ -181,3 +181,27 @@ def test_health_cache_roundtrip(tmp_path: Path) -> None:
     assert load_health(path) == health
     path.write_text("{broken", encoding="utf-8")
     assert load_health(path) is None
+
+
+def test_cyclic_gc_paused_restores_the_collector() -> None:
+    import gc
+
+    from cidash.tui.data import cyclic_gc_paused
+
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    try:
+        with cyclic_gc_paused():
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

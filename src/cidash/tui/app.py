@@ -44,6 +44,7 @@ from cidash.tui.data import (
     Snapshot,
     StartupView,
     caches_view,
+    cyclic_gc_paused,
     evidence_for,
     export_markdown,
     health_cache_path,
@@ -274,8 +275,10 @@ class CidashApp(App[None]):
         project = snap.project
         try:
             save_health(health_cache_path(self.cache_dir, self.store.path, project.id), snap.health)
-            caches = caches_view(snap, self.config)
-            self.post_message(self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap, self.config)))
+            with cyclic_gc_paused():
+                caches = caches_view(snap, self.config)
+                views = self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap, self.config))
+            self.post_message(views)
             if self.checkout is not None:
                 view = caches
                 lines = local_key_status(self.config, self.checkout, view.last_key_on_ref, view.ref)
