@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -105,3 +105,18 @@ def test_a_proxy_in_the_environment_sends_requests_through_httpx(server: str, mo
         chunks: list[bytes] = []
         assert client.http.stream_trace(1, 2, lambda: chunks.append)
         assert b"".join(chunks) == LOG
+
+
+def test_a_sink_that_raises_does_not_spoil_the_connection(server: str) -> None:
+    def failing() -> Callable[[bytes], None]:
+        def sink(chunk: bytes) -> None:
+            raise ValueError("parser bug")
+
+        return sink
+
+    with _client(server) as client:
+        with pytest.raises(ValueError, match="parser bug"):
+            client.http.stream_trace(1, 2, failing)
+        chunks: list[bytes] = []
+        assert client.http.stream_trace(1, 2, lambda: chunks.append)
+        assert b"".join(chunks) == LOG and client.stats.retries == 0

@@ -306,6 +306,9 @@ class HttpClient:
         except (OSError, http.client.HTTPException, zlib.error) as exc:
             conn.close()
             raise _TransportFailure(repr(exc), tls=False) from None
+        except BaseException:
+            conn.close()  # e.g. the sink raised mid-body: the connection is mid-response, never reuse it
+            raise
 
     def _send_httpx(
         self,
