@@ -264,18 +264,23 @@ class HttpClient:
         target = self._base_path + path
         if params:
             target += "?" + urlencode(params, quote_via=quote)
-        if conn.sock is None:
-            try:
-                conn.connect()
-            except ssl.SSLError as exc:
-                conn.close()
-                raise _TransportFailure(repr(exc), tls=True) from None
-            except OSError as exc:
-                conn.close()
-                raise _TransportFailure(repr(exc), tls=_is_tls_error(exc)) from None
+        reused = conn.sock is not None
+        if not reused:
+            self._connect(conn)
         try:
-            conn.request(method, target, headers=self._headers)
-            response = conn.getresponse()
+            try:
+                conn.request(method, target, headers=self._headers)
+                response = conn.getresponse()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not reused or method not in ("GET", "HEAD"):
+                    raise
+                # The server closed the idle keep-alive connection while this request was on its way (the
+                # check in _fast_connection can lose that race): nothing was answered, so send it again once
+                # on a fresh connection, as urllib3 does. Not a retry of a failed request.
+                conn.close()
+                self._connect(conn)
+                conn.request(method, target, headers=self._headers)
+                response = conn.getresponse()
             status = response.status
             headers = _Headers((k.lower(), v) for k, v in response.getheaders())
             self.limiter.observe(headers, status)
@@ -309,6 +314,17 @@ class HttpClient:
         except BaseException:
             conn.close()  # e.g. the sink raised mid-body: the connection is mid-response, never reuse it
             raise
+
+    @staticmethod
+    def _connect(conn: http.client.HTTPConnection) -> None:
+        try:
+            conn.connect()
+        except ssl.SSLError as exc:
+            conn.close()
+            raise _TransportFailure(repr(exc), tls=True) from None
+        except OSError as exc:
+            conn.close()
+            raise _TransportFailure(repr(exc), tls=_is_tls_error(exc)) from None
 
     def _send_httpx(
         self,
