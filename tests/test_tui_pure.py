@@ -108,6 +108,10 @@ def test_axis_line_puts_labels_under_their_columns() -> None:
     # too narrow for the words: the date alone
     narrow = ColumnChart([1.0] * 30, marker=15).axis_line(7 + 30, "a", "b", "migration 2026-11-13").plain
     assert "└ 2026-11-13" in narrow or "2026-11-13 ┘" in narrow
+    # labels never touch: the first label gives way to a marker label starting right after it
+    tight = ColumnChart([1.0] * 60, marker=10).axis_line(7 + 60, "2026-10-22", "2026-11-17", "migration 2026-11-07")
+    assert "2026-10-22m" not in tight.plain and "2026-10-22└" not in tight.plain
+    assert "migration 2026-11-07" in tight.plain
 
 
 def test_formatting_units_points_and_keys() -> None:

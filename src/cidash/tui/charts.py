@@ -140,7 +140,8 @@ class ColumnChart:
         styles: list[str] = ["dim"] * plot_w
 
         def put(at: int, text: str, style: str = "dim") -> bool:
-            if at < 0 or at + len(text) > plot_w or any(ch != " " for ch in cells[at : at + len(text)]):
+            # a blank cell must stay between two labels
+            if at < 0 or at + len(text) > plot_w or any(ch != " " for ch in cells[max(0, at - 1) : at + len(text) + 1]):
                 return False
             for i, ch in enumerate(text):
                 cells[at + i] = ch

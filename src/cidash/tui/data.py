@@ -793,6 +793,7 @@ class ImagesView:
     target_mb: float
     reliability: str
     failures: tuple[tuple[str, ...], ...]  # job, pipeline, when, reason, kind
+    size_marker: int | None = None  # index into size_days of the migration (the periods' split), if any
 
 
 def images_view(store: Store, snap: Snapshot, config: Config) -> ImagesView:
@@ -850,7 +851,11 @@ def images_view(store: Store, snap: Snapshot, config: Config) -> ImagesView:
         )
         for j in failed[:20]
     )
-    return ImagesView(tag_rows, tuple(sizes), tuple(days), config.criteria.image_size_mb, reliability, failures)
+    marker = None
+    if snap.periods.split_at is not None:
+        split_day = snap.periods.split_at.astimezone(UTC).date().isoformat()
+        marker = days.index(split_day) if split_day in days else None
+    return ImagesView(tag_rows, tuple(sizes), tuple(days), config.criteria.image_size_mb, reliability, failures, marker)
 
 
 # ---------------------------------------------------------------------------------------------------------------

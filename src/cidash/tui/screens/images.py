@@ -18,7 +18,7 @@ class ImagesTab(TabView):
     def compose(self) -> ComposeResult:
         with Horizontal(id="images-top"):
             yield DataTable(id="image-tags", cursor_type="row", zebra_stripes=True)
-            yield ChartWidget("CI-image size over time (MB); ─ the target", id="image-chart")
+            yield ChartWidget("CI-image size (MB) · ─ target · │ migration", id="image-chart")
         yield Static("", id="image-reliability")
         yield DataTable(id="image-failures", cursor_type="row")
 
@@ -31,8 +31,13 @@ class ImagesTab(TabView):
         tags.clear()
         for row in view.tag_rows:
             tags.add_row(*texts(row))
-        axis = (view.size_days[0], view.size_days[-1], "") if view.size_days else None
-        self.query_one("#image-chart", ChartWidget).set_data(view.sizes, target=view.target_mb, unit="MB", x_axis=axis)
+        axis = None
+        if view.size_days:
+            marker = f"migration {view.size_days[view.size_marker]}" if view.size_marker is not None else ""
+            axis = (view.size_days[0], view.size_days[-1], marker)
+        self.query_one("#image-chart", ChartWidget).set_data(
+            view.sizes, target=view.target_mb, marker=view.size_marker, unit="MB", x_axis=axis
+        )
         self.query_one("#image-reliability", Static).update(f"[b]Image-build reliability[/b]\n{view.reliability}")
         failures = self.query_one("#image-failures", DataTable)
         failures.clear()

@@ -42,7 +42,7 @@ class ChartWidget(Widget):
         self.refresh()
 
     def render(self) -> Group:
-        lines: list[Text] = [Text(self._title, style="bold")]
+        lines: list[Text] = [Text(self._title, style="bold", no_wrap=True, overflow="ellipsis")]
         extra = 1 + (self._axis is not None) + bool(self._caption)
         height = max(2, self.size.height - extra)
         if self._chart is None or not any(v is not None for v in self._chart.values):
