@@ -187,24 +187,24 @@ def test_health_cache_roundtrip(tmp_path: Path) -> None:
     assert load_health(path) is None
 
 
-def test_cyclic_gc_paused_restores_the_collector() -> None:
+def test_gc_paused_restores_the_collector() -> None:
     import gc
 
-    from cidash.tui.data import cyclic_gc_paused
+    from cidash.dataset import gc_paused
 
     assert gc.isenabled()
-    with cyclic_gc_paused():
+    with gc_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
     try:
-        with cyclic_gc_paused():
+        with gc_paused():
             raise ValueError("boom")
     except ValueError:
         pass
     assert gc.isenabled()
     gc.disable()
     try:
-        with cyclic_gc_paused():
+        with gc_paused():
             pass
         assert not gc.isenabled()  # left as the caller had it
     finally:

@@ -7,7 +7,9 @@ whose cache entries are resolved with :mod:`cidash.ciconfig`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from cidash.errors import CidashError, UsageError
@@ -69,6 +71,24 @@ def resolve_project(store: Store, wanted: str | None, configured: Iterable[str] 
         names = ", ".join(p.path for p in projects[:5])
         raise UsageError(f"the store holds several projects ({names}); choose one with --project")
     return projects[0]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk load and its evaluation (restored after, also on errors).
+
+    Loading a 10,000-pipeline store allocates about a million small objects (jobs, facts, sections), none of them
+    in reference cycles; each allocation burst triggers collections that rescan everything already loaded, which
+    took 30-50 % of the load. Reference counting still frees everything as usual. ``cidash check``, ``compare``,
+    ``export`` and the dashboard's loads use it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def load_dataset(

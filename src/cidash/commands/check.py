@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cidash.commands.common import load_config_from_args, open_store_from_args
     from cidash.criteria import CRITERIA_IDS, evaluate
-    from cidash.dataset import load_dataset, resolve_project
+    from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import UsageError
     from cidash.report import render_criteria
 
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     projects = tuple(args.project or ()) or config.gitlab.projects
     if args.project and len(args.project) > 1:
         raise UsageError("cidash check evaluates one project at a time", hint="give --project once")
-    with open_store_from_args(args, config, readonly=True) as store:
+    with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
         project = resolve_project(store, projects[0] if len(projects) == 1 else None, projects)
         ds = load_dataset(store, project, config_ref=config.criteria.ref)
     report = evaluate(ds, config, now, include_retried=args.include_retried, only=only or None)

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cidash.commands.common import load_config_from_args, open_store_from_args
     from cidash.compare import compare
-    from cidash.dataset import load_dataset, resolve_project
+    from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import UsageError
     from cidash.report import render_comparison
     from cidash.specs import parse_spec
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.resamples <= 100_000:
         raise UsageError("--resamples must be between 1 and 100000")
     config = load_config_from_args(args)
-    with open_store_from_args(args, config, readonly=True) as store:
+    with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
         project = resolve_project(store, args.project, config.gitlab.projects)
         ds = load_dataset(store, project, config_ref=config.criteria.ref)
     result = compare(

@@ -91,14 +91,14 @@ def run(args: argparse.Namespace) -> int:
     from cidash.commands.check import parse_now
     from cidash.commands.common import load_config_from_args, open_store_from_args
     from cidash.criteria import evaluate
-    from cidash.dataset import load_dataset, resolve_project
+    from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import InputError
     from cidash.export import ExportInput, render_export
 
     now = parse_now(args.now)
     config = load_config_from_args(args)
     since = parse_since(args.since, now, config.criteria.window_days)
-    with open_store_from_args(args, config, readonly=True) as store:
+    with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
         project = resolve_project(store, args.project, config.gitlab.projects)
         full = load_dataset(store, project, config_ref=config.criteria.ref)
     report = evaluate(full, config, now, include_retried=args.include_retried)

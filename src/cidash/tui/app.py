@@ -23,6 +23,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from cidash.config import Config
+from cidash.dataset import gc_paused
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
 from cidash.models import Project, RateLimitState
 from cidash.store import Store
@@ -44,7 +45,6 @@ from cidash.tui.data import (
     Snapshot,
     StartupView,
     caches_view,
-    cyclic_gc_paused,
     evidence_for,
     export_markdown,
     health_cache_path,
@@ -275,7 +275,7 @@ class CidashApp(App[None]):
         project = snap.project
         try:
             save_health(health_cache_path(self.cache_dir, self.store.path, project.id), snap.health)
-            with cyclic_gc_paused():
+            with gc_paused():
                 caches = caches_view(snap, self.config)
                 views = self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap, self.config))
             self.post_message(views)

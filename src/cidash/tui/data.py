@@ -12,21 +12,20 @@ everything.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import re
 import sqlite3
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cidash.config import Config
+from cidash.dataset import gc_paused
 from cidash.models import PHASES, Job, Pipeline, Project, StoredJobFacts
 from cidash.specs import parse_spec, short_digest
 from cidash.stats import pct_change, quantile
@@ -284,31 +283,13 @@ def health_rows(ds: Dataset, config: Config, report: CriteriaReport, periods: Pe
     return Health(report.project, now, report.ok(), report.period, tuple(rows), counts)
 
 
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for a bulk load (restored after, also on errors).
-
-    Loading a 10,000-pipeline store allocates about a million small objects (jobs, facts, sections), none of them
-    in reference cycles; each allocation burst triggers collections that rescan everything already loaded, which
-    took 30-50 % of the load (more inside the App, whose widgets add to every scan). Reference counting still
-    frees everything as usual.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def load_snapshot(store: Store, config: Config, project: Project, now: datetime) -> Snapshot:
     """Load the dataset and evaluate the criteria (the work behind the Health screen): the same dataset and
     evaluation as ``cidash check``, so both always agree."""
     from cidash.criteria import choose_periods, evaluate
     from cidash.dataset import load_dataset
 
-    with cyclic_gc_paused():
+    with gc_paused():
         ds = load_dataset(store, project, config_ref=config.criteria.ref)
         periods = choose_periods(ds, config, now)
         report = evaluate(ds, config, now, periods=periods)
