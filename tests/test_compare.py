@@ -112,3 +112,34 @@ def test_cli_compare(synced_world: SyncedWorld, capsys: pytest.CaptureFixture[st
     assert "### cidash compare" in out
     assert main(["compare", "--db", synced_world.db, "--baseline", "bogus", "--candidate", "ref:main"]) == 2
     assert "cannot understand SPEC" in capsys.readouterr().err
+
+
+def test_rate_rows_change_in_points_other_rows_in_percent() -> None:
+    from cidash.compare import ComparisonRow
+
+    rate_row = ComparisonRow(
+        id="r",
+        title="hit rate",
+        unit="%",
+        kind="value",
+        n_baseline=10,
+        n_candidate=10,
+        baseline_value=95.7,
+        candidate_value=100.0,
+        change_pct=4.49,
+    )
+    assert rate_row.change_pts == pytest.approx(4.3)
+    assert rate_row.change_text() == "+4.3 pts"
+    assert rate_row.as_dict()["change_pts"] == pytest.approx(4.3)
+    size_row = ComparisonRow(
+        id="s",
+        title="size",
+        unit="MB",
+        kind="value",
+        n_baseline=1,
+        n_candidate=1,
+        baseline_value=807.0,
+        candidate_value=215.0,
+        change_pct=-73.36,
+    )
+    assert size_row.change_pts is None and size_row.change_text() == "-73.4 %"

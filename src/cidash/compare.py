@@ -64,11 +64,24 @@ class ComparisonRow:
     verdict: Verdict | None = None
     note: str = ""
 
+    @property
+    def change_pts(self) -> float | None:
+        """For a metric that is itself a percentage (a rate), the change in percentage points."""
+        if self.unit != "%" or self.baseline_value is None or self.candidate_value is None:
+            return None
+        return self.candidate_value - self.baseline_value
+
+    def change_text(self, decimals: int = 1) -> str:
+        """The change as people read it: points for rates (``+4.3 pts``), percent otherwise (``-34.0 %``)."""
+        if self.change_pts is not None:
+            return f"{self.change_pts:+.{decimals}f} pts"
+        return "–" if self.change_pct is None else f"{self.change_pct:+.{decimals}f} %"
+
     def headline(self) -> str:
         """``start-up -34 % [-41 %, -27 %], n=212/198: PASS``."""
         parts = [self.title]
-        if self.change_pct is not None:
-            parts.append(f"{self.change_pct:+.0f} %")
+        if self.change_pct is not None or self.change_pts is not None:
+            parts.append(self.change_text(0))
         if self.ci_low_pct is not None and self.ci_high_pct is not None:
             parts.append(f"[{self.ci_low_pct:+.0f} %, {self.ci_high_pct:+.0f} %]")
         text = " ".join(parts) + f", n={self.n_baseline}/{self.n_candidate}"
@@ -87,6 +100,7 @@ class ComparisonRow:
             "baseline_value": self.baseline_value,
             "candidate_value": self.candidate_value,
             "change_pct": self.change_pct,
+            "change_pts": self.change_pts,
             "ci_low_pct": self.ci_low_pct,
             "ci_high_pct": self.ci_high_pct,
             "criterion": self.criterion,

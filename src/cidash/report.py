@@ -169,7 +169,7 @@ def _cells(r: ComparisonRow) -> tuple[str, str, str, str, str, str, str]:
     else:
         base = fmt_number(r.baseline_value, r.unit)
         cand = fmt_number(r.candidate_value, r.unit)
-    change = "–" if r.change_pct is None else f"{r.change_pct:+.1f} %"
+    change = r.change_text(1)
     ci = "–" if r.ci_low_pct is None or r.ci_high_pct is None else f"[{r.ci_low_pct:+.1f} %, {r.ci_high_pct:+.1f} %]"
     return base, cand, f"{r.n_baseline}/{r.n_candidate}", change, ci, r.verdict or "", r.note
 

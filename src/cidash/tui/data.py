@@ -872,7 +872,7 @@ def comparison_cells(r: ComparisonRow) -> tuple[str, str, str, str, str, str]:
         cand = f"{fmt_seconds(c.median if c else None)} / {fmt_seconds(c.p90 if c else None)}"
     else:
         base, cand = fmt_value(r.baseline_value, r.unit), fmt_value(r.candidate_value, r.unit)
-    change = fmt_pct(r.change_pct, signed=True)
+    change = r.change_text(1) if r.change_pts is not None else fmt_pct(r.change_pct, signed=True)
     if r.ci_low_pct is not None and r.ci_high_pct is not None:
         change += f" [{r.ci_low_pct:+.0f}, {r.ci_high_pct:+.0f}]"
     return r.title, base, cand, f"{r.n_baseline}/{r.n_candidate}", change, r.verdict or ""
