@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cidash.config import Config
-from cidash.criteria import MB, ci_image_hint
+from cidash.criteria import ci_image_hint
 from cidash.metrics import (
     STARTUP_PHASES,
     Dataset,
@@ -31,6 +31,7 @@ from cidash.metrics import (
     startup_sample,
     time_to_first_script,
 )
+from cidash.models import MB
 from cidash.specs import Spec
 from cidash.stats import CI_METHOD, QUANTILE_METHOD, Summary, bootstrap_median_change, pct_change, rate
 

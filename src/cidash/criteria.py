@@ -37,6 +37,7 @@ from cidash.metrics import (
     stale_cache_events,
     unserialised_config_writers,
 )
+from cidash.models import MB
 from cidash.specs import parse_spec, short_digest
 from cidash.stats import bootstrap_median_change, median
 
@@ -61,8 +62,6 @@ TITLES: dict[str, str] = {
     "cache_writers": "Unserialised cache writers",
     "tools_verified": "Tools verified in the CI image",
 }
-
-MB = 1_000_000  # MB = 10^6 bytes, as registries and `docker images` print sizes
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from cidash.metrics import (
     startup_sample,
     time_to_first_script,
 )
+from cidash.models import MB
 from cidash.stats import QUANTILE_METHOD, summarize
 
 EXPORT_FORMATS: tuple[str, ...] = ("json", "csv", "markdown", "openmetrics")
@@ -236,7 +237,7 @@ def to_markdown(inp: ExportInput) -> str:
     if m["image_sizes"]:
         lines += ["", "| image tag | digest | size (MB = 10^6 bytes) |", "|---|---|---|"]
         for p in m["image_sizes"][-10:]:
-            lines.append(f"| `{p['tag']}` | `{(p['digest'] or '')[:19]}` | {p['size_bytes'] / 1e6:.1f} |")
+            lines.append(f"| `{p['tag']}` | `{(p['digest'] or '')[:19]}` | {p['size_bytes'] / MB:.1f} |")
     if doc["criteria"]:
         lines += ["", "| criterion | status | value | n |", "|---|---|---|---|"]
         for c in doc["criteria"]:

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+#: cidash's MB is decimal, 10^6 bytes, as registries and `docker images` print image sizes.
+MB = 1_000_000
+
 # ---------------------------------------------------------------------------------------------------------------
 # Facts parsed from one job log (``cidash trace``; see DESIGN.md for the JSON shape)
 # ---------------------------------------------------------------------------------------------------------------

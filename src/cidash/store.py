@@ -422,11 +422,6 @@ class Store:
 
     # -- pipelines ---------------------------------------------------------------------------------------------
 
-    _PIPELINE_COLS = (
-        "project_id, id, iid, ref, sha, status, source, created_at, updated_at, started_at, finished_at, "
-        "duration, queued_duration, web_url"
-    )
-
     def upsert_pipelines(self, pipelines: Iterable[Pipeline]) -> int:
         now = to_db_time(_now())
         rows = [
@@ -449,10 +444,10 @@ class Store:
             )
             for p in pipelines
         ]
-        cols = self._PIPELINE_COLS.split(", ")
+        cols = PIPELINE_COLUMNS.split(", ")
         updates = ", ".join(f"{c}=excluded.{c}" for c in [*cols, "synced_at"] if c != "id")
         self._write(
-            f"INSERT INTO pipelines ({self._PIPELINE_COLS}, synced_at) VALUES ({', '.join('?' * 15)}) "
+            f"INSERT INTO pipelines ({PIPELINE_COLUMNS}, synced_at) VALUES ({', '.join('?' * 15)}) "
             f"ON CONFLICT(id) DO UPDATE SET {updates}",
             rows,
         )
@@ -482,14 +477,14 @@ class Store:
             id_list = list(ids)
             where.append(f"id IN ({','.join('?' * len(id_list))})")
             params.extend(id_list)
-        sql = f"SELECT {self._PIPELINE_COLS} FROM pipelines"
+        sql = f"SELECT {PIPELINE_COLUMNS} FROM pipelines"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = self._query(sql, params)
-        return [_pipeline(r) for r in reversed(rows)]
+        return [pipeline_from_row(r) for r in reversed(rows)]
 
     def pipeline(self, pipeline_id: int) -> Pipeline | None:
         found = self.pipelines(ids=[pipeline_id])
@@ -612,11 +607,11 @@ class Store:
     def pipelines_needing_jobs(self, project_id: int) -> list[Pipeline]:
         """Pipelines whose jobs were not listed since their last change."""
         rows = self._query(
-            f"SELECT {self._PIPELINE_COLS} FROM pipelines WHERE project_id = ? "
+            f"SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE project_id = ? "
             "AND (jobs_synced_for IS NULL OR jobs_synced_for != updated_at) ORDER BY id",
             (project_id,),
         )
-        return [_pipeline(r) for r in rows]
+        return [pipeline_from_row(r) for r in rows]
 
     def mark_pipeline_jobs_synced(self, pipelines: Iterable[Pipeline]) -> None:
         self._write(
@@ -1298,7 +1293,15 @@ def _filters(
     return where, params
 
 
-def _pipeline(r: Sequence[Any]) -> Pipeline:
+#: The ``pipelines`` columns :func:`pipeline_from_row` reads, in order (for read-only SQL on the schema).
+PIPELINE_COLUMNS = (
+    "project_id, id, iid, ref, sha, status, source, created_at, updated_at, started_at, finished_at, "
+    "duration, queued_duration, web_url"
+)
+
+
+def pipeline_from_row(r: Sequence[Any]) -> Pipeline:
+    """A :class:`Pipeline` from a row of ``SELECT {PIPELINE_COLUMNS} FROM pipelines``."""
     return Pipeline(
         project_id=r[0],
         id=r[1],

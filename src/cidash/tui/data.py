@@ -26,17 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from cidash.config import Config
 from cidash.dataset import gc_paused
-from cidash.models import PHASES, Job, Pipeline, Project, StoredJobFacts
+from cidash.models import MB, PHASES, Job, Pipeline, Project, StoredJobFacts
 from cidash.specs import parse_spec, short_digest
 from cidash.stats import pct_change, quantile
-from cidash.store import Store, from_db_time
+from cidash.store import PIPELINE_COLUMNS, Store, pipeline_from_row
 
 if TYPE_CHECKING:
     from cidash.compare import Comparison, ComparisonRow
     from cidash.criteria import CriteriaReport, CriterionResult, Periods
     from cidash.metrics import Dataset
-
-MB = 1_000_000
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -479,34 +477,6 @@ class PipelineRow:
         return ", ".join(parts)
 
 
-_PIPELINE_COLS = (
-    "project_id, id, iid, ref, sha, status, source, created_at, updated_at, started_at, finished_at, duration, "
-    "queued_duration, web_url"
-)
-
-
-def _pipeline_from_row(r: Sequence[Any]) -> Pipeline:
-    created = from_db_time(r[7])
-    updated = from_db_time(r[8])
-    assert created is not None and updated is not None
-    return Pipeline(
-        project_id=r[0],
-        id=r[1],
-        iid=r[2],
-        ref=r[3],
-        sha=r[4],
-        status=r[5],
-        source=r[6],
-        created_at=created,
-        updated_at=updated,
-        started_at=from_db_time(r[9]),
-        finished_at=from_db_time(r[10]),
-        duration=r[11],
-        queued_duration=r[12],
-        web_url=r[13],
-    )
-
-
 def read_connection(store: Store) -> sqlite3.Connection:
     """A read-only connection of this thread to the store's file (the documented ``mode=ro`` contract), so paging
     queries in workers never share the Store's connection with a running sync."""
@@ -534,12 +504,12 @@ def query_pipelines(
     """One page of pipelines, newest first, with per-pipeline start-up, image and cache summaries."""
     where, params = filt.sql()
     sql = (
-        f"SELECT {_PIPELINE_COLS} FROM pipelines WHERE project_id = ?"
+        f"SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE project_id = ?"
         + (f" AND {where}" if where else "")
         + " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
     )
     conn = read_connection(store)
-    pipelines = [_pipeline_from_row(r) for r in conn.execute(sql, [project_id, *params, limit, offset])]
+    pipelines = [pipeline_from_row(r) for r in conn.execute(sql, [project_id, *params, limit, offset])]
     if not pipelines:
         return []
     ids = [p.id for p in pipelines]
