@@ -12,7 +12,7 @@ import pytest
 
 from cidash.logparse import (
     PHASES,
-    STARTUP_PHASES,
+    SECTION_PHASES,
     TraceParser,
     facts_from_dict,
     facts_to_dict,
@@ -233,16 +233,16 @@ def test_step_release_is_a_script_phase_and_user_sections_count_nowhere() -> Non
 
 
 def test_phase_mapping() -> None:
-    assert STARTUP_PHASES["resolve_secrets"] == "prepare"
-    assert STARTUP_PHASES["clear_worktree"] == "sources"
-    assert STARTUP_PHASES["restore_cache"] == "cache"
-    assert STARTUP_PHASES["download_artifacts"] == "artifacts"
-    assert STARTUP_PHASES["cleanup_file_variables"] == "upload"
+    assert SECTION_PHASES["resolve_secrets"] == "prepare"
+    assert SECTION_PHASES["clear_worktree"] == "sources"
+    assert SECTION_PHASES["restore_cache"] == "cache"
+    assert SECTION_PHASES["download_artifacts"] == "artifacts"
+    assert SECTION_PHASES["cleanup_file_variables"] == "upload"
     assert phase_of("step_deploy") == "script"
     assert phase_of("archive_cache_on_failure") == "upload"
     assert phase_of("upload_artifacts_on_success") == "upload"
     assert phase_of("section_script_step_3") is None
-    assert set(STARTUP_PHASES.values()) == set(PHASES)
+    assert set(SECTION_PHASES.values()) == set(PHASES)
 
 
 # ---- image ------------------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ __all__ = [
     "MAX_CACHE_EVENTS",
     "MAX_SECTIONS",
     "PHASES",
-    "STARTUP_PHASES",
+    "SECTION_PHASES",
     "TraceParser",
     "facts_from_dict",
     "facts_to_dict",
@@ -78,7 +78,7 @@ PHASES: Final = ("prepare", "sources", "cache", "artifacts", "script", "upload")
 
 #: Runner section name -> start-up phase. :func:`phase_of` also maps ``step_*``, ``archive_cache*`` and
 #: ``upload_artifacts_*``; user sections belong to no phase.
-STARTUP_PHASES: Final[Mapping[str, str]] = MappingProxyType(
+SECTION_PHASES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "resolve_secrets": "prepare",
         "prepare_executor": "prepare",
@@ -194,7 +194,7 @@ def _is_script(name: str) -> bool:
 
 def phase_of(section_name: str) -> str | None:
     """The start-up phase a runner section belongs to, or None for user sections."""
-    phase = STARTUP_PHASES.get(section_name)
+    phase = SECTION_PHASES.get(section_name)
     if phase is not None:
         return phase
     if section_name.startswith("step_"):
