@@ -51,7 +51,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
-from cidash.models import CacheEvent, CacheOp, CacheOutcome, ImageRef, Section, TraceFacts
+from cidash.models import PHASES, CacheEvent, CacheOp, CacheOutcome, ImageRef, Section, TraceFacts
 
 __all__ = [
     "MAX_CACHE_EVENTS",
@@ -72,9 +72,6 @@ MAX_CACHE_EVENTS: Final = 1_000
 DEFAULT_MAX_LINE: Final = 64 * 1024
 _MIN_MAX_LINE: Final = 4096
 _KEEP: Final = 1024  # bytes kept from a line with no \r that outgrew max_line
-
-#: Phases in the order a job goes through them.
-PHASES: Final = ("prepare", "sources", "cache", "artifacts", "script", "upload")
 
 #: Runner section name -> start-up phase. :func:`phase_of` also maps ``step_*``, ``archive_cache*`` and
 #: ``upload_artifacts_*``; user sections belong to no phase.
