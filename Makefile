@@ -1,6 +1,6 @@
 # cidash — two commands do all the set-up on a fresh machine:
 #   make demo   the dashboard against the built-in simulated GitLab (no token, no network)
-#   make test   install everything into .venv and run ruff, mypy and pytest
+#   make test   install everything into .venv and run ruff, mypy, import-linter and pytest
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest venv lock screenshots bench clean
+.PHONY: demo test lint typecheck imports pytest venv lock screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Architecture contracts in .importlinter: the core never imports the dashboard, the commands or Textual; the
+# simulator never calls the cidash code it checks.
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 -q
 
-test: lint typecheck pytest
+test: lint typecheck imports pytest
 
 # Regenerate the pinned dependency set (the lock file the CI image also installs).
 lock: | $(BIN)/uv
