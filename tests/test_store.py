@@ -23,7 +23,7 @@ from cidash.models import (
     Section,
     TraceFacts,
 )
-from cidash.store import SCHEMA_VERSION, Store, phase_seconds
+from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store, phase_seconds
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -101,7 +101,9 @@ def test_schema_version_wal_and_migrations_table(store: Store) -> None:
     conn = store.connection
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
-    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [1]
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [
+        number for number, _, _ in MIGRATIONS
+    ]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     for t in (
         "projects",

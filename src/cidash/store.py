@@ -74,7 +74,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -102,7 +102,7 @@ from cidash.models import (
     TraceFacts,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT = 30.0
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -187,8 +187,19 @@ CREATE TABLE audit (
 CREATE INDEX audit_at ON audit (at);
 """
 
+# Indexes for the sync's once-per-refresh questions, so an idle refresh costs what changed, not the history.
+_V2 = """
+CREATE INDEX jobs_logs_due ON jobs (project_id, id) WHERE log_state IS NULL AND finished_at IS NOT NULL;
+CREATE INDEX pipelines_jobs_due ON pipelines (project_id)
+    WHERE jobs_synced_for IS NULL OR jobs_synced_for != updated_at;
+CREATE INDEX pipelines_project_status ON pipelines (project_id, status);
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
-MIGRATIONS: list[tuple[int, str, str]] = [(1, "initial schema", _V1)]
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "initial schema", _V1),
+    (2, "indexes for the sync's due jobs, due pipelines and active pipelines", _V2),
+]
 
 
 def phase_seconds(facts: TraceFacts) -> dict[str, float | None]:
@@ -355,6 +366,13 @@ class Store:
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
+    def trace_statements(self, callback: Callable[[str], None] | None) -> None:
+        """Call ``callback`` with every SQL statement this store runs (parameters bound); ``None`` stops it.
+
+        For diagnostics and for the tests that check the sync's query plans.
+        """
+        self._conn.set_trace_callback(callback)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes into one atomic transaction (nests: only the outermost one commits)."""
@@ -475,12 +493,16 @@ class Store:
             params.append(sha)
         if ids is not None:
             id_list = list(ids)
+            # By primary key: ``+`` keeps SQLite from walking the project's whole (project, created) index instead.
+            where = ["+project_id = ?" if w == "project_id = ?" else w for w in where]
             where.append(f"id IN ({','.join('?' * len(id_list))})")
             params.extend(id_list)
         sql = f"SELECT {PIPELINE_COLUMNS} FROM pipelines"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC"
+        # With a status filter the few matching rows are found by (project, status) and sorted; ``+`` stops SQLite
+        # from walking the whole history in (project, created) order to skip a sort.
+        sql += " ORDER BY +created_at DESC, id DESC" if status is not None else " ORDER BY created_at DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = self._query(sql, params)
@@ -592,15 +614,24 @@ class Store:
 
     def jobs_needing_logs(self, project_id: int, *, ids: Iterable[int] | None = None) -> list[Job]:
         """Finished jobs (with a ``finished_at``) whose log has not been fetched yet (optionally among ``ids``)."""
-        sql = (
-            f"SELECT {self._JOB_COLS} FROM jobs WHERE project_id = ? AND log_state IS NULL AND finished_at IS NOT NULL"
-        )
-        params: list[Any] = [project_id]
-        if ids is not None:
-            id_list = list(ids)
-            sql += f" AND id IN ({','.join('?' * len(id_list))})"
-            params.extend(id_list)
-        return [_job(r) for r in self._query(sql + " ORDER BY id", params)]
+        if ids is None:
+            sql = (
+                f"SELECT {self._JOB_COLS} FROM jobs WHERE project_id = ? AND log_state IS NULL "
+                "AND finished_at IS NOT NULL ORDER BY id"
+            )
+            return [_job(r) for r in self._query(sql, (project_id,))]
+        # Looked up by primary key: the sync asks this once per batch, and a scan of the project's jobs per batch
+        # made a first sync quadratic. (``+project_id`` keeps SQLite from choosing the project index instead.)
+        id_list = sorted(set(ids))
+        found: list[Job] = []
+        for start in range(0, len(id_list), 500):
+            chunk = id_list[start : start + 500]
+            sql = (
+                f"SELECT {self._JOB_COLS} FROM jobs WHERE id IN ({','.join('?' * len(chunk))}) "
+                "AND +project_id = ? AND log_state IS NULL AND finished_at IS NOT NULL ORDER BY id"
+            )
+            found.extend(_job(r) for r in self._query(sql, [*chunk, project_id]))
+        return found
 
     # -- sync bookkeeping for jobs ------------------------------------------------------------------------------
 
@@ -649,15 +680,21 @@ class Store:
         return int(self._query(sql, [project_id, *sts])[0][0])
 
     def recompute_retried(self, pipeline_ids: Iterable[int]) -> None:
-        """Flag every job that has a later attempt (same name, higher id) in the same pipeline."""
-        ids = list(pipeline_ids)
+        """Flag every job that has a later attempt (same name, higher id) in the same pipeline.
+
+        Both the update and its subquery are bounded by (project, pipeline), the jobs table's index, so the cost
+        is the touched pipelines' jobs, not the whole history.
+        """
+        ids = sorted(set(pipeline_ids))
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            owners = self._query(f"SELECT DISTINCT project_id FROM pipelines WHERE id IN ({marks})", chunk)
             self._write(
-                "UPDATE jobs SET retried = CASE WHEN EXISTS (SELECT 1 FROM jobs j2 WHERE j2.pipeline_id = "
-                "jobs.pipeline_id AND j2.name = jobs.name AND j2.id > jobs.id) THEN 1 ELSE retried END "
-                f"WHERE pipeline_id IN ({','.join('?' * len(chunk))})",
-                [chunk],
+                "UPDATE jobs SET retried = 1 WHERE project_id = ? AND pipeline_id IN "
+                f"({marks}) AND retried = 0 AND EXISTS (SELECT 1 FROM jobs j2 WHERE j2.project_id = jobs.project_id "
+                "AND j2.pipeline_id = jobs.pipeline_id AND j2.name = jobs.name AND j2.id > jobs.id)",
+                [(row[0], *chunk) for row in owners],
             )
 
     def pipeline_shas(self, project_id: int) -> set[str]:
@@ -665,12 +702,26 @@ class Store:
 
     def latest_sha_per_ref(self, project_id: int) -> dict[str, str]:
         """ref -> the SHA of its newest stored pipeline."""
+        # SQLite takes a bare column from the row that holds the max(): one pass over the (project, ref) index.
         rows = self._query(
-            "SELECT ref, sha FROM pipelines p WHERE project_id = ? AND id = (SELECT max(id) FROM pipelines p2 "
-            "WHERE p2.project_id = p.project_id AND p2.ref = p.ref)",
+            "SELECT ref, sha, max(id) FROM pipelines WHERE project_id = ? GROUP BY ref",
             (project_id,),
         )
         return {r[0]: r[1] for r in rows}
+
+    def newest_ref_per_sha(self, project_id: int, shas: Iterable[str]) -> dict[str, str]:
+        """sha -> the ref of the newest stored pipeline that ran it (for the given SHAs only)."""
+        wanted = sorted(set(shas))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self._query(
+                "SELECT sha, ref, max(id) FROM pipelines WHERE project_id = ? "
+                f"AND sha IN ({','.join('?' * len(chunk))}) GROUP BY sha",
+                [project_id, *chunk],
+            )
+            found.update({r[0]: r[1] for r in rows})
+        return found
 
     def has_ci_config(self, project_id: int, sha: str, path: str) -> bool:
         rows = self._query(

@@ -702,11 +702,9 @@ def _sync_checksums(ctx: _Ctx) -> None:
 def _shas_by_ref(store: Store, pid: int, todo: set[str]) -> list[tuple[str, str, set[str]]]:
     """(ref, the ref's newest pipeline SHA, the todo SHAs whose newest pipeline ran on that ref)."""
     by_ref: dict[str, set[str]] = {}
-    head: dict[str, str] = {}
-    for p in reversed(store.pipelines(pid)):  # newest first
-        head.setdefault(p.ref, p.sha)
-        if p.sha in todo and not any(p.sha in v for v in by_ref.values()):
-            by_ref.setdefault(p.ref, set()).add(p.sha)
+    for sha, ref in store.newest_ref_per_sha(pid, todo).items():
+        by_ref.setdefault(ref, set()).add(sha)
+    head = store.latest_sha_per_ref(pid)
     return [(ref, head[ref], shas) for ref, shas in sorted(by_ref.items())]
 
 
