@@ -95,8 +95,10 @@ def show(value: Any, limit: int = 40) -> str:
         return ascii(text)
     if isinstance(value, (dict, list)):
         return "an object" if isinstance(value, dict) else "a list"
-    text = repr(value)
-    return ascii(text if len(text) <= limit else text[:limit] + "...")
+    if isinstance(value, (bool, int, float)) or value is None:
+        text = "null" if value is None else repr(value)  # no control characters in a number's repr
+        return text if len(text) <= limit else text[:limit] + "..."
+    return ascii(type(value).__name__)
 
 
 # -- single values ---------------------------------------------------------------------------------------------
@@ -198,9 +200,9 @@ class _Fields:
         self.log = log
         self.now = log.now if log is not None else None
 
-    def _bad(self, key: str, reason: str) -> None:
+    def _bad(self, key: str, reason: str, kept: str = "unknown") -> None:
         if self.log is not None:
-            self.log.issue(f"{self.label}: {key} {reason}; kept as unknown")
+            self.log.issue(f"{self.label}: {key} {reason}; kept as {kept}")
 
     def seconds(self, key: str) -> float | None:
         value, reason = check_seconds(self.d.get(key))
@@ -240,7 +242,7 @@ class _Fields:
         value = self.d.get(key)
         if value is None or isinstance(value, bool):
             return bool(value)
-        self._bad(key, f"{show(value)} is not true or false")
+        self._bad(key, f"{show(value)} is not true or false", "false")
         return False
 
     def obj(self, key: str) -> Mapping[str, Any]:
