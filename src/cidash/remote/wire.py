@@ -95,6 +95,9 @@ def show(value: Any, limit: int = 40) -> str:
         return ascii(text)
     if isinstance(value, (dict, list)):
         return "an object" if isinstance(value, dict) else "a list"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        digits = str(abs(value))  # JSON's parser already refused more than 4,300 digits
+        return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
     if isinstance(value, (bool, int, float)) or value is None:
         text = "null" if value is None else repr(value)  # no control characters in a number's repr
         return text if len(text) <= limit else text[:limit] + "..."
@@ -137,17 +140,18 @@ def check_size(value: Any) -> tuple[int | None, str | None]:
         return None, None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None, f"{show(value)} is not a number"
+    number = value
     if isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
             return None, f"{show(value)} is not a whole number of bytes"
-        value = int(value)
-    if value == 0:
+        number = int(value)
+    if number == 0:
         return None, None
-    if value < 0:
+    if number < 0:
         return None, f"{show(value)} is negative"
-    if value > MAX_IMAGE_BYTES:
+    if number > MAX_IMAGE_BYTES:
         return None, f"{show(value)} is larger than 10 TB"
-    return value, None
+    return int(number), None
 
 
 def check_time(value: Any, now: datetime | None) -> tuple[datetime | None, str | None]:
