@@ -8,7 +8,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -333,3 +332,29 @@ def test_killed_sync_is_marked_interrupted_and_does_not_hold_the_project(tmp_pat
         assert [r.status for r in runs] == ["ok", "interrupted"]
         assert runs[1].error is not None and "without finishing" in runs[1].error
         assert store.sync_lease(runs[0].project_id) is None
+
+
+# -- several projects ---------------------------------------------------------------------------------------------
+
+
+def test_group_sync_goes_on_past_a_project_that_cannot_be_synced(
+    small_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GITLAB_TOKEN", small_sim.token)
+
+    def sync(db: str) -> int:
+        argv = ["sync", "--url", small_sim.url, "--group", "platform", "--db", str(tmp_path / db)]
+        return main([*argv, "--since", "all", "--max-rps", "0", "--progress", "none"])
+
+    small_sim.set_faults(FaultPlan(rules=(FaultRule(endpoint="GET /api/v4/projects/43/pipelines*", status=403),)))
+    assert sync("one-fails.db") == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("platform/app: ") and "platform/docs" not in captured.out
+    assert "cidash sync: warning: platform/docs: not synced: " in captured.err and "403" in captured.err
+    with Store.open(tmp_path / "one-fails.db") as store:
+        assert len(store.pipelines(small_sim.project_id)) == small_sim.truth.pipelines
+    # Nothing useful could be done: exit 2, one line.
+    small_sim.set_faults(FaultPlan(rules=(FaultRule(endpoint="GET /api/v4/projects/*/pipelines*", status=403),)))
+    assert sync("all-fail.db") == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("cidash: error:") and "Traceback" not in err

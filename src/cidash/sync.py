@@ -214,8 +214,12 @@ class SyncReport:
     deferred_total: int = 0
     #: Seconds spent waiting for another sync of the project to finish (its lease).
     lease_wait: float = 0.0
+    #: Set when the project could not be synced at all (only from :func:`sync_projects` with several projects).
+    error: str | None = None
 
     def summary(self) -> str:
+        if self.error is not None:
+            return f"{self.project.path}: not synced: {self.error}"
         parts = [
             f"{self.project.path}: {self.pipelines} pipelines, {self.jobs} jobs, {self.logs} logs",
             f"{self.checksums} checksums",
@@ -547,19 +551,61 @@ def sync_projects(
     progress: Callable[[SyncProgress], None] | None = None,
     now: datetime,
 ) -> list[SyncReport]:
-    """Sync the given projects and every project of ``group`` (listed through the API), one after another."""
+    """Sync the given projects and every project of ``group`` (listed through the API), one after another.
+
+    With several projects, one that fails with a non-fatal error (not found, forbidden, a rejected record; see
+    :func:`_is_fatal`; a connection failure is fatal here) gives a report with ``error`` set and the others are
+    still synced; when every project fails, the first error is raised."""
     targets: list[str | int | Project] = list(projects)
+    failed: list[SyncReport] = []
     if group:
-        targets.extend(client.rest.group_projects(group))
+        listing = WireLog(now=_wire_now(now))
+        targets.extend(client.rest.group_projects(group, log=listing))
+        failed.extend(_failed_report(r.label, r) for r in listing.rejected)
     seen: set[str] = set()
     reports = []
+    first_error: CidashError | None = None
     for target in targets:
         key = str(target.id) if isinstance(target, Project) else str(target)
         if key in seen:
             continue
         seen.add(key)
-        reports.append(sync_project(client, store, target, options=options, progress=progress, now=now))
-    return reports
+        try:
+            reports.append(sync_project(client, store, target, options=options, progress=progress, now=now))
+        except CidashError as exc:
+            if _is_fatal(exc) or isinstance(exc, ConnectError) or len(targets) == 1:
+                raise
+            first_error = first_error or exc
+            failed.append(_failed_report(target.path if isinstance(target, Project) else key, exc))
+    if first_error is not None and not reports:
+        raise first_error
+    return reports + failed
+
+
+def _failed_report(label: str, error: CidashError) -> SyncReport:
+    """The report of a project that could not be synced at all (``error`` says why)."""
+    return SyncReport(
+        project=Project(id=0, path=label, web_url=""),
+        first_sync=False,
+        duration=0.0,
+        pipelines=0,
+        jobs=0,
+        logs=0,
+        logs_skipped=0,
+        logs_unavailable=0,
+        logs_failed=0,
+        checksums=0,
+        ci_configs=0,
+        image_tags=0,
+        resource_groups=0,
+        requests=0,
+        bytes=0,
+        retries=0,
+        requests_by_kind={},
+        rate_limit=RateLimitState(),
+        rate_limit_wait=0.0,
+        error=error.one_line(),
+    )
 
 
 # -- steps -----------------------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ examples:
   cidash sync --verbose          # what it asked for, request counts, rate-limit headroom, every warning
 
 exit codes: 0 synced what could be synced (warnings and deferred items are printed; deferred ones are retried
-next time); 2 configuration, connection, authentication or store error (one line on stderr).
+next time; with several projects, one that cannot be synced, e.g. not found, is a warning); 2 configuration,
+connection, authentication or store error, or no project could be synced (one line on stderr).
 """
 
 
@@ -113,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
             if args.verbose:
                 _print_requests(client)
     for report in reports:
+        if report.error is not None:
+            print(f"cidash sync: warning: {report.project.path}: not synced: {report.error}", file=err)
+            continue
         print(report.summary())
         _print_warnings(report, verbose=args.verbose)
         if args.verbose:

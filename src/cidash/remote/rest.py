@@ -167,12 +167,12 @@ class RestClient:
             obj = self.gl.projects.get(key)
         return project_from_json(obj.attributes)
 
-    def group_projects(self, group: str) -> list[Project]:
-        """Every non-archived project of a group and its subgroups."""
+    def group_projects(self, group: str, *, log: WireLog | None = None) -> list[Project]:
+        """Every non-archived project of a group and its subgroups (``log``: as for :meth:`pipeline_pages`)."""
         with self._mapped(f"GET /groups/{group}/projects", "group"):
             grp = self.gl.groups.get(group, lazy=True)
             items = grp.projects.list(iterator=True, include_subgroups=True, archived=False, per_page=PER_PAGE)
-            return [project_from_json(p.attributes) for p in items]
+            return list(_accepted((p.attributes for p in items), lambda d: project_from_json(d, log), log))
 
     # -- pipelines ---------------------------------------------------------------------------------------------
 
