@@ -358,3 +358,34 @@ def test_group_sync_goes_on_past_a_project_that_cannot_be_synced(
     assert sync("all-fail.db") == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("cidash: error:") and "Traceback" not in err
+
+
+def test_the_dashboards_background_sync_goes_through_the_lease(small_sim: SimulatedGitLab, store: Store) -> None:
+    from cidash.config import Config
+    from cidash.sync import _HOST, LEASE_TTL
+    from cidash.tui.adapters import sync_refresher
+
+    with make_client(small_sim) as client:
+        project = client.rest.project(small_sim.project_path)
+    store.upsert_project(project)
+    # Another live sync (this very process, another owner) holds the project.
+    now = datetime.now(UTC)
+    assert store.acquire_sync_lease(project.id, "cli-sync", pid=os.getpid(), host=_HOST, now=now, ttl=LEASE_TTL) is None
+    refresh = sync_refresher(lambda: make_client(small_sim), store, Config(), small_sim.now)
+    messages: list[str] = []
+    waiting = threading.Event()
+
+    def progress(message: str) -> None:
+        messages.append(message)
+        if message == "sync waiting":
+            waiting.set()
+
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(refresh(project, progress)))
+    thread.start()
+    assert waiting.wait(timeout=60)
+    assert small_sim.stats.count("/trace") == 0  # nothing downloaded while the other sync holds the project
+    store.release_sync_lease(project.id, "cli-sync")
+    thread.join(timeout=120)
+    assert results and messages[0] == "sync waiting"
+    assert small_sim.stats.count("/trace") > 0
