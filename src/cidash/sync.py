@@ -1032,6 +1032,8 @@ class _Lease:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) is no probe on Windows (it would stop the process): rely on the expiry
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
