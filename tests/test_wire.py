@@ -299,3 +299,35 @@ def test_every_export_format_survives_1e308_and_nan_durations(fmt: str) -> None:
     assert "1e+308" not in text and "Infinity" not in text and "NaN" not in text
     if fmt == "json":
         json.loads(text)
+
+
+@given(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**50), max_value=10**50),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=30),
+        st.lists(st.integers(), max_size=2),
+    ),
+    st.sampled_from(["id", "iid", "duration", "queued_duration", "created_at", "updated_at", "ref", "project_id"]),
+)
+def test_any_value_in_any_field_gives_a_sane_pipeline_or_a_rejection(value: Any, key: str) -> None:
+    try:
+        pipeline = pipeline_from_json(1, pipeline_json(**{key: value}), WireLog(now=NOW))
+    except RejectedRecord as exc:
+        assert exc.kind == "pipeline" and key in ("id", "created_at")
+        return
+    for seconds in (pipeline.duration, pipeline.queued_duration):
+        assert seconds is None or (math.isfinite(seconds) and 0 <= seconds <= MAX_DURATION_SECONDS)
+    assert pipeline.iid is None or 1 <= pipeline.iid < 2**63
+    assert 1 <= pipeline.project_id < 2**63 and isinstance(pipeline.ref, str)
+    assert datetime(2000, 1, 1, tzinfo=UTC) <= pipeline.updated_at <= NOW + timedelta(days=1)
+
+
+def test_projects_and_tags_that_cannot_be_used() -> None:
+    with pytest.raises(RejectedRecord, match="project without a usable id"):
+        project_from_json({"id": "42", "path_with_namespace": "platform/app"})
+    assert project_from_json({"id": 42, "path_with_namespace": 7}, WireLog()).path == "42"
+    with pytest.raises(RejectedRecord, match=r"image tag platform/app/ci:'latest' rejected"):
+        image_tag_from_json(42, "platform/app/ci", "latest", ["not", "an", "object"])
