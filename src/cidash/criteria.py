@@ -34,6 +34,7 @@ from cidash.metrics import (
     job_outcomes,
     job_startups,
     overlapping_writers,
+    plausible_size,
     stale_cache_events,
     unserialised_config_writers,
 )
@@ -196,7 +197,11 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
     on_ref = ds.on_ref(ref)
     changes = image_digest_changes(on_ref, ci_image_hint(ds, config))
     if changes:
-        sizes = {t.digest: t.total_size for t in ds.image_tags if t.digest and t.total_size}
+        sizes = {
+            t.digest: t.total_size
+            for t in ds.image_tags
+            if t.digest and t.total_size is not None and plausible_size(t.total_size)
+        }
         chosen, later = migration_change(changes, sizes)
         # Split at the creation of the pipeline whose job first ran the new digest, so that pipeline counts.
         split = next((p.created_at for p in on_ref.pipelines if p.id == chosen.pipeline_id), chosen.at)

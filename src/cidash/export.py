@@ -41,6 +41,7 @@ from cidash.metrics import (
     overlapping_writers,
     pipeline_durations,
     pipeline_queue_times,
+    plausible_seconds,
     stale_cache_events,
     startup_sample,
     time_to_first_script,
@@ -269,6 +270,14 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
+def _sum(values: Sequence[float]) -> float:
+    """``math.fsum``, but +Inf instead of an OverflowError when huge values (1e308) add up past a float."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf
+
+
 def _histogram(
     out: list[str],
     name: str,
@@ -284,7 +293,7 @@ def _histogram(
             count = sum(1 for v in values if v <= le)
             out.append(f"{name}_bucket{_labels({**labels, 'le': _num(float(le))})} {count}")
         out.append(f"{name}_count{_labels(labels)} {len(values)}")
-        out.append(f"{name}_sum{_labels(labels)} {_num(math.fsum(values))}")
+        out.append(f"{name}_sum{_labels(labels)} {_num(_sum(values))}")
 
 
 def to_openmetrics(inp: ExportInput) -> str:
@@ -300,7 +309,7 @@ def to_openmetrics(inp: ExportInput) -> str:
 
     pipeline_groups: dict[tuple[tuple[str, str], ...], list[float]] = defaultdict(list)
     for p in ds.pipelines:
-        if p.duration is not None and p.status in FINISHED_STATUSES:
+        if p.duration is not None and plausible_seconds(p.duration) and p.status in FINISHED_STATUSES:
             pipeline_groups[(("project", project), ("ref", p.ref))].append(p.duration)
     _histogram(out, "cidash_pipeline_duration_seconds", "Pipeline running time.", pipeline_groups, PIPELINE_BUCKETS)
 

@@ -15,6 +15,7 @@ Conventions shared by every metric:
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,7 +23,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from cidash.models import FileChecksum, ImageTag, Job, Pipeline, Project, TraceFacts
+from cidash.models import (
+    MAX_DURATION_SECONDS,
+    MAX_IMAGE_BYTES,
+    FileChecksum,
+    ImageTag,
+    Job,
+    Pipeline,
+    Project,
+    TraceFacts,
+)
 from cidash.specs import Spec
 from cidash.stats import Summary, rate, summarize
 
@@ -266,21 +276,37 @@ class Sample:
         return summarize(self.values)
 
 
+def plausible_seconds(value: float | None) -> bool:
+    """A duration worth counting: known, finite, 0 <= x <= a year. :mod:`cidash.remote.wire` rejects the rest
+    at sync time; this keeps a store written before that (or by hand) from reaching a statistic."""
+    return value is not None and math.isfinite(value) and 0 <= value <= MAX_DURATION_SECONDS
+
+
+def plausible_size(value: int | None) -> bool:
+    """An image size worth counting: known, 0 < bytes <= 10 TB (0 is GitLab's "not known" for multi-arch)."""
+    return value is not None and 0 < value <= MAX_IMAGE_BYTES
+
+
+def _plausible(values: Iterable[float | None]) -> tuple[float, ...]:
+    return tuple(v for v in values if v is not None and plausible_seconds(v))
+
+
 def pipeline_durations(ds: Dataset) -> Sample:
     """GitLab's ``duration`` (running time, seconds) of finished pipelines."""
-    values = tuple(p.duration for p in ds.pipelines if p.duration is not None and p.status in ("success", "failed"))
-    return Sample("pipeline_duration", values)
+    return Sample(
+        "pipeline_duration", _plausible(p.duration for p in ds.pipelines if p.status in ("success", "failed"))
+    )
 
 
 def pipeline_queue_times(ds: Dataset) -> Sample:
     """GitLab's ``queued_duration`` (seconds waiting for a runner) of pipelines that report one."""
-    return Sample("pipeline_queue", tuple(p.queued_duration for p in ds.pipelines if p.queued_duration is not None))
+    return Sample("pipeline_queue", _plausible(p.queued_duration for p in ds.pipelines))
 
 
 def job_queue_times(ds: Dataset, *, include_retried: bool = False) -> Sample:
     """Jobs' ``queued_duration`` (pending -> picked by a runner), manual jobs never counted."""
     jobs = counted_jobs(ds, include_retried=include_retried)
-    return Sample("job_queue", tuple(j.queued_duration for j in jobs if j.queued_duration is not None))
+    return Sample("job_queue", _plausible(j.queued_duration for j in jobs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,11 +648,14 @@ class ImageSizePoint:
 
 
 def image_size_history(ds: Dataset, repository: str | None = None) -> list[ImageSizePoint]:
-    """Image tags with a known size (``total_size`` > 0), oldest first; optionally one repository only."""
+    """Image tags with a known, plausible size (:func:`plausible_size`), oldest first; optionally one repository
+    only. A negative or absurd size never becomes a point (it would pass ``image_size`` at -0.0 MB)."""
     points = [
         ImageSizePoint(t.name, t.digest, t.total_size, t.created_at, t.repository)
         for t in ds.image_tags
-        if t.total_size and (repository is None or t.repository == repository)
+        if t.total_size is not None
+        and plausible_size(t.total_size)
+        and (repository is None or t.repository == repository)
     ]
     points.sort(key=lambda p: (p.created_at is None, p.created_at or datetime.min, p.tag))
     return points

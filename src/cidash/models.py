@@ -14,6 +14,12 @@ from typing import Literal
 #: cidash's MB is decimal, 10^6 bytes, as registries and `docker images` print image sizes.
 MB = 1_000_000
 
+#: The largest duration (seconds) cidash believes from GitLab: a year. Longer is a broken number, not a slow job
+#: (GitLab's longest job timeout is a month). :mod:`cidash.remote.wire` rejects more; metrics never count more.
+MAX_DURATION_SECONDS = 366 * 24 * 3600.0
+#: The largest image ``total_size`` (bytes) cidash believes: 10 TB. Sizes must also be > 0 to be counted.
+MAX_IMAGE_BYTES = 10**13
+
 # ---------------------------------------------------------------------------------------------------------------
 # Facts parsed from one job log (``cidash trace``; see DESIGN.md for the JSON shape)
 # ---------------------------------------------------------------------------------------------------------------
@@ -238,10 +244,12 @@ class SyncRun:
     project_id: int
     started_at: datetime
     finished_at: datetime | None
-    status: str  # "running", "ok", "error"
+    status: str  # "running", "ok", "error", "interrupted" (the process died; found by the next sync)
     requests: int = 0
     bytes: int = 0
     pipelines: int = 0
     jobs: int = 0
     logs: int = 0
     error: str | None = None
+    warnings: int = 0
+    deferred: int = 0  # items left for the next sync (logs that failed, rejected records)

@@ -13,7 +13,7 @@ only ever added, never renamed or removed, within a schema version's lifetime.
 Conventions: times are TEXT in UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (fixed width, so string comparison is time
 order); durations are REAL seconds; sizes INTEGER bytes; booleans INTEGER 0/1; ids are GitLab's ids.
 
-Tables (schema version 1)
+Tables (schema version 2)
 -------------------------
 
 ``schema_migrations(version PK, description, applied_at)``
@@ -62,8 +62,18 @@ PK (repository, tag, digest))``
 ``sync_state(project_id, kind, cursor, updated_at; PK (project_id, kind))``
     Sync cursors (e.g. ``pipelines_updated_after``, ``jobs_max_id``, ``last_sync``). A cursor is written in the
     same transaction as the rows it covers.
-``sync_runs(id PK, project_id, started_at, finished_at, status, requests, bytes, pipelines, jobs, logs, error)``
-    One row per sync of one project (``status`` running|ok|error).
+``sync_runs(id PK, project_id, started_at, finished_at, status, requests, bytes, pipelines, jobs, logs, error,
+warnings, deferred)``
+    One row per sync of one project (``status`` running|ok|error|interrupted; a ``running`` row whose process died
+    is marked ``interrupted`` by the next sync of the project). ``warnings``/``deferred``: how many warnings the
+    sync gave and how many items it left for the next sync (schema version 2).
+``sync_leases(project_id PK, owner, pid, host, acquired_at, expires_at)``
+    Who is syncing a project now (schema version 2). A sync takes the lease before its first request, renews it
+    while it runs and deletes it at the end; a lease past ``expires_at``, or held by a process on this host that no
+    longer exists, is free.
+``sync_deferred(project_id, kind, item_id, reason, first_seen, last_seen, attempts; PK (project_id, kind, item_id))``
+    Records a sync could not use this time (``kind`` pipeline|job: rejected at the wire, or their fetch failed),
+    fetched again by id on the next sync until they can be stored (schema version 2).
 ``audit(id PK, at, actor, project, action, target, request, result, dry_run, extra)``
     Every mutating action (``extra`` is a JSON object of strings). Never holds a token.
 """
@@ -75,7 +85,8 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -102,7 +113,7 @@ from cidash.models import (
     TraceFacts,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_BUSY_TIMEOUT = 30.0
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -195,11 +206,51 @@ CREATE INDEX pipelines_jobs_due ON pipelines (project_id)
 CREATE INDEX pipelines_project_status ON pipelines (project_id, status);
 """
 
+_V3 = """
+CREATE TABLE sync_leases (
+    project_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL,
+    acquired_at TEXT NOT NULL, expires_at TEXT NOT NULL
+);
+CREATE TABLE sync_deferred (
+    project_id INTEGER NOT NULL, kind TEXT NOT NULL, item_id INTEGER NOT NULL, reason TEXT NOT NULL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (project_id, kind, item_id)
+);
+ALTER TABLE sync_runs ADD COLUMN warnings INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_runs ADD COLUMN deferred INTEGER NOT NULL DEFAULT 0
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", _V1),
     (2, "indexes for the sync's due jobs, due pipelines and active pipelines", _V2),
+    (3, "sync leases, deferred records, sync_runs warnings/deferred", _V3),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncLease:
+    """A row of ``sync_leases``: which process is syncing a project, until when (unless renewed)."""
+
+    project_id: int
+    owner: str  # a random id per sync
+    pid: int
+    host: str
+    acquired_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredItem:
+    """A row of ``sync_deferred``: a record the next sync fetches again by id."""
+
+    project_id: int
+    kind: str  # "pipeline" | "job"
+    item_id: int
+    reason: str
+    first_seen: datetime
+    last_seen: datetime
+    attempts: int
 
 
 def phase_seconds(facts: TraceFacts) -> dict[str, float | None]:
@@ -1172,7 +1223,7 @@ class Store:
     def finish_sync_run(self, run_id: int, run: SyncRun) -> None:
         self._write(
             "UPDATE sync_runs SET finished_at = ?, status = ?, requests = ?, bytes = ?, pipelines = ?, jobs = ?, "
-            "logs = ?, error = ? WHERE id = ?",
+            "logs = ?, error = ?, warnings = ?, deferred = ? WHERE id = ?",
             [
                 (
                     to_db_time(run.finished_at),
@@ -1183,6 +1234,8 @@ class Store:
                     run.jobs,
                     run.logs,
                     run.error,
+                    run.warnings,
+                    run.deferred,
                     run_id,
                 )
             ],
@@ -1191,8 +1244,8 @@ class Store:
     def sync_runs(self, project_id: int | None = None, *, limit: int = 20) -> list[SyncRun]:
         """The most recent sync runs, newest first."""
         sql = (
-            "SELECT project_id, started_at, finished_at, status, requests, bytes, pipelines, jobs, logs, error "
-            "FROM sync_runs"
+            "SELECT project_id, started_at, finished_at, status, requests, bytes, pipelines, jobs, logs, error, "
+            "warnings, deferred FROM sync_runs"
         )
         params: list[Any] = []
         if project_id is not None:
@@ -1211,9 +1264,116 @@ class Store:
                 jobs=r[7],
                 logs=r[8],
                 error=r[9],
+                warnings=r[10],
+                deferred=r[11],
             )
             for r in self._query(sql, params)
         ]
+
+    def interrupt_running_sync_runs(self, project_id: int, *, now: datetime) -> int:
+        """Mark the project's ``running`` sync runs ``interrupted`` (call while holding its lease: no live sync
+        of the project can own them then). Returns how many."""
+        with self.transaction():
+            cur = self._run(
+                lambda: self._conn.execute(
+                    "UPDATE sync_runs SET status = 'interrupted', error = ? "
+                    "WHERE project_id = ? AND status = 'running'",
+                    (f"the sync ended without finishing (found by the sync at {to_db_time(now)})", project_id),
+                )
+            )
+            return int(cur.rowcount)
+
+    # -- sync leases: one sync per project at a time -----------------------------------------------------------
+
+    def sync_lease(self, project_id: int) -> SyncLease | None:
+        rows = self._query(
+            "SELECT project_id, owner, pid, host, acquired_at, expires_at FROM sync_leases WHERE project_id = ?",
+            (project_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return SyncLease(r[0], r[1], r[2], r[3], _req_time(r[4]), _req_time(r[5]))
+
+    def acquire_sync_lease(
+        self,
+        project_id: int,
+        owner: str,
+        *,
+        pid: int,
+        host: str,
+        now: datetime,
+        ttl: timedelta,
+        is_dead: Callable[[SyncLease], bool] | None = None,
+    ) -> SyncLease | None:
+        """Take the project's lease for ``owner`` until ``now + ttl``, atomically. Returns None when taken, else
+        the live lease of another owner (expired leases, and those ``is_dead`` says are gone, are taken over)."""
+        with self.transaction():
+            current = self.sync_lease(project_id)
+            if (
+                current is not None
+                and current.owner != owner
+                and current.expires_at > now
+                and not (is_dead is not None and is_dead(current))
+            ):
+                return current
+            self._write(
+                "INSERT OR REPLACE INTO sync_leases (project_id, owner, pid, host, acquired_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(project_id, owner, pid, host, to_db_time(now), to_db_time(now + ttl))],
+            )
+        return None
+
+    def renew_sync_lease(self, project_id: int, owner: str, *, now: datetime, ttl: timedelta) -> bool:
+        """Extend ``owner``'s lease; False when it is not (any more) the holder."""
+        with self.transaction():
+            cur = self._run(
+                lambda: self._conn.execute(
+                    "UPDATE sync_leases SET expires_at = ? WHERE project_id = ? AND owner = ?",
+                    (to_db_time(now + ttl), project_id, owner),
+                )
+            )
+            return int(cur.rowcount) > 0
+
+    def release_sync_lease(self, project_id: int, owner: str) -> None:
+        with self.transaction():
+            self._run(
+                lambda: self._conn.execute(
+                    "DELETE FROM sync_leases WHERE project_id = ? AND owner = ?", (project_id, owner)
+                )
+            )
+
+    # -- deferred records --------------------------------------------------------------------------------------
+
+    def defer(self, project_id: int, kind: str, items: Iterable[tuple[int, str]], *, now: datetime) -> None:
+        """Remember ``(item_id, reason)`` records of ``kind`` for the next sync (attempts counted)."""
+        when = to_db_time(now)
+        self._write(
+            "INSERT INTO sync_deferred (project_id, kind, item_id, reason, first_seen, last_seen, attempts) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT(project_id, kind, item_id) DO UPDATE SET "
+            "reason = excluded.reason, last_seen = excluded.last_seen, attempts = sync_deferred.attempts + 1",
+            [(project_id, kind, item_id, reason, when, when) for item_id, reason in items],
+        )
+
+    def deferred(self, project_id: int, kind: str | None = None) -> list[DeferredItem]:
+        sql = (
+            "SELECT project_id, kind, item_id, reason, first_seen, last_seen, attempts FROM sync_deferred "
+            "WHERE project_id = ?"
+        )
+        params: list[Any] = [project_id]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        return [
+            DeferredItem(r[0], r[1], r[2], r[3], _req_time(r[4]), _req_time(r[5]), r[6])
+            for r in self._query(sql + " ORDER BY kind, item_id", params)
+        ]
+
+    def clear_deferred(self, project_id: int, kind: str, item_ids: Iterable[int]) -> None:
+        self._write(
+            "DELETE FROM sync_deferred WHERE project_id = ? AND kind = ? AND item_id = ?",
+            [(project_id, kind, i) for i in item_ids],
+        )
 
     # -- audit -------------------------------------------------------------------------------------------------
 

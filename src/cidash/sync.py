@@ -21,11 +21,28 @@ nothing):
 6. **Registry tags** (with sizes) of the CI image repository and **resource groups**: when something changed,
    on the first sync, or when older than ``[sync] registry_refresh_minutes``.
 
+Before step 1, records deferred by the previous sync (``sync_deferred``: rejected at the wire, or their fetch
+failed) are fetched again by id.
+
 Steps 4-6 run on a side thread from the end of step 1, overlapping steps 2-3. Logs, checksums, pipeline
 details and registry calls share one thread pool of ``[gitlab] concurrency`` workers, each with its own
 keep-alive connection (:mod:`cidash.remote.http`); every request passes the shared rate limiter
 (``[gitlab] max_rps`` and GitLab's ``RateLimit-*``). python-gitlab (listings) is synchronous, so the whole sync is
 blocking: run it in a worker thread from a UI.
+
+**One bad record never blocks the rest.** Every JSON record passes :mod:`cidash.remote.wire` (range checks): a
+rejected field becomes unknown with a warning naming the record, a rejected record is skipped with a warning and
+deferred (``sync_deferred``) when it has an id. A per-item failure (one log, one pipeline's details, one checksum,
+one registry tag) that is not fatal (:func:`_is_fatal`: authentication, the store) defers that item with a warning
+and the sync goes on; what was deferred is never marked done (a log keeps ``log_state`` NULL), so the next sync
+retries it. :class:`SyncReport` lists ``warnings`` and ``deferred``.
+
+**One sync per project at a time.** A sync takes the project's lease in the store (``sync_leases``) before its
+first request and waits while another live sync holds it (reporting phase ``"waiting"``); then it runs as an
+incremental sync of what the other one stored, so two syncs never download the same logs. The lease expires
+:data:`LEASE_TTL` after its last renewal (renewed every :data:`LEASE_RENEW_SECONDS` while syncing), and a lease of a
+process on this host that no longer exists is free at once. On taking the lease, ``running`` rows of
+``sync_runs`` left by a killed sync are marked ``interrupted``.
 
 Where the CPU goes matters: a sync is thousands of small requests on a client that may share a busy machine, so
 the per-request path avoids httpx's shared pool lock and ``requests``' overhead, parsed logs are written
@@ -38,9 +55,12 @@ import contextlib
 import dataclasses
 import fnmatch
 import itertools
+import os
 import re
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -50,16 +70,18 @@ from typing import TYPE_CHECKING, TypeVar
 from cidash.errors import (
     AuthError,
     CidashError,
+    ConfigError,
     ConnectError,
     NotFound,
     PermissionDenied,
     RateLimited,
-    RemoteError,
+    StoreError,
     Unsupported,
     UsageError,
 )
 from cidash.models import CiConfig, FileChecksum, Job, Pipeline, Project, RateLimitState, SyncRun, TraceFacts
-from cidash.store import Store, from_db_time, to_db_time
+from cidash.remote.wire import RejectedRecord, WireLog, job_from_json, pipeline_from_json
+from cidash.store import Store, SyncLease, from_db_time, to_db_time
 
 if TYPE_CHECKING:
     from cidash.config import Config
@@ -87,6 +109,14 @@ CURSOR_REGISTRY = "registry_fetched_at"
 CURSOR_RESOURCE_GROUPS = "resource_groups_fetched_at"
 
 _LOG_COMMIT_BATCH = 100  # parsed logs per transaction (a few statements per batch, not per log)
+
+#: A sync's lease on its project lasts this long past its last renewal (a killed sync frees it by then at most).
+LEASE_TTL = timedelta(seconds=90)
+LEASE_RENEW_SECONDS = 20.0
+_LEASE_POLL_SECONDS = 0.5
+_HOST = socket.gethostname()
+#: Warnings kept in a report (the CLI prints the first few; the rest are counted).
+MAX_WARNINGS = 500
 
 
 @dataclass(frozen=True)
@@ -146,7 +176,7 @@ class SyncProgress:
     """A snapshot for progress displays (called on the syncing thread; keep handlers quick)."""
 
     project: str
-    phase: str  # "project", "pipelines", "jobs", "logs", "checksums", "ci_config", "registry", "done"
+    phase: str  # "waiting", "project", "pipelines", "jobs", "logs", "checksums", "ci_config", "registry", "done"
     pipelines: int = 0
     jobs: int = 0
     logs_done: int = 0
@@ -178,8 +208,18 @@ class SyncReport:
     rate_limit: RateLimitState
     rate_limit_wait: float
     warnings: tuple[str, ...] = ()
+    #: Items left for the next sync, one line each: logs that could not be fetched, deferred records.
+    deferred: tuple[str, ...] = ()
+    warnings_total: int = 0  # warnings given (``warnings`` keeps the first MAX_WARNINGS)
+    deferred_total: int = 0
+    #: Seconds spent waiting for another sync of the project to finish (its lease).
+    lease_wait: float = 0.0
+    #: Set when the project could not be synced at all (only from :func:`sync_projects` with several projects).
+    error: str | None = None
 
     def summary(self) -> str:
+        if self.error is not None:
+            return f"{self.project.path}: not synced: {self.error}"
         parts = [
             f"{self.project.path}: {self.pipelines} pipelines, {self.jobs} jobs, {self.logs} logs",
             f"{self.checksums} checksums",
@@ -230,6 +270,11 @@ class _Ctx:
     warnings: list[str] = field(default_factory=list)
     #: Log downloads started while the jobs listing still runs (job id -> future), consumed by the logs step.
     prefetched: dict[int, Future[_LogResult]] = field(default_factory=dict)
+    #: What the wire rejected while parsing (drained into warnings and ``sync_deferred`` by :func:`_absorb_wire`).
+    wire: WireLog = field(default_factory=WireLog)
+    warnings_total: int = 0
+    seen_warnings: set[str] = field(default_factory=set)
+    deferred: list[str] = field(default_factory=list)
 
     def emit(self, phase: str, message: str | None = None) -> None:
         if self.progress is None:
@@ -294,19 +339,79 @@ def sync_project(
     now: datetime,
 ) -> SyncReport:
     """Sync one project into the store (see the module docstring). Raises :class:`cidash.errors.CidashError`
-    on a failure that stops the sync; what was committed before it stays consistent and is kept."""
+    on a failure that stops the sync; what was committed before it stays consistent and is kept.
+
+    Waits while another sync of the project holds its lease (see the module docstring)."""
     started = time.monotonic()
-    req0, bytes0 = client.stats.snapshot()
-    retries0 = client.stats.retries
-    kinds0 = dict(client.stats.by_kind)
-    wait0 = client.limiter.waited
+    baseline = _Baseline(
+        *client.stats.snapshot(), client.stats.retries, dict(client.stats.by_kind), client.limiter.waited
+    )
     resolved = resolve_project(client, store, project)
+    lease = _Lease(store, resolved)
+    lease_wait = lease.acquire(progress)
+    try:
+        return _sync_leased(
+            client,
+            store,
+            resolved,
+            options=options,
+            progress=progress,
+            now=now,
+            started=started,
+            baseline=baseline,
+            lease=lease,
+            lease_wait=lease_wait,
+        )
+    finally:
+        lease.release()
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """The client's counters when a sync started (a report counts the difference)."""
+
+    requests: int
+    bytes: int
+    retries: int
+    kinds: dict[str, int]
+    wait: float
+
+
+def _sync_leased(
+    client: GitLabClient,
+    store: Store,
+    resolved: Project,
+    *,
+    options: SyncOptions,
+    progress: Callable[[SyncProgress], None] | None,
+    now: datetime,
+    started: float,
+    baseline: _Baseline,
+    lease: _Lease,
+    lease_wait: float,
+) -> SyncReport:
+    req0, bytes0, retries0, kinds0, wait0 = (
+        baseline.requests,
+        baseline.bytes,
+        baseline.retries,
+        baseline.kinds,
+        baseline.wait,
+    )
+    interrupted = store.interrupt_running_sync_runs(resolved.id, now=datetime.now(UTC))
     first_sync = store.last_sync(resolved.id) is None
     run_id = store.start_sync_run(resolved.id, now)
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="cidash-sync") as pool:
-        ctx = _Ctx(client, store, resolved, options, pool, progress, now)
+        ctx = _Ctx(client, store, resolved, options, pool, progress, now, wire=WireLog(now=_wire_now(now)))
+        lease.ctx = ctx
+        if interrupted:
+            _warn(
+                ctx, f"an earlier sync of {resolved.path} was killed before it finished; its run is marked interrupted"
+            )
+        if lease_wait:
+            _warn(ctx, f"waited {lease_wait:.0f}s for another sync of {resolved.path} to finish")
         ctx.emit("project")
         try:
+            _retry_deferred(ctx)
             _sync_pipelines(ctx)
             # The side steps (checksums, CI files, registry) need only the pipelines: they start now and overlap
             # the jobs listing (sequential keyset pages) and the logs (the bulk); all feed the same bounded pool,
@@ -319,7 +424,9 @@ def sync_project(
                     _sync_logs(ctx)
             finally:
                 side.join()
+                side.merge()
             side.raise_error()
+            _absorb_wire(ctx)
             store.set_cursor(resolved.id, CURSOR_LAST_SYNC, to_db_time(now) or "")
         except BaseException as exc:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -339,6 +446,8 @@ def sync_project(
                         jobs=ctx.jobs,
                         logs=ctx.logs,
                         error=message,
+                        warnings=ctx.warnings_total,
+                        deferred=len(ctx.deferred),
                     ),
                 )
             raise
@@ -365,6 +474,10 @@ def sync_project(
         rate_limit=client.limiter.state,
         rate_limit_wait=client.limiter.waited - wait0,
         warnings=tuple(ctx.warnings),
+        deferred=tuple(ctx.deferred),
+        warnings_total=ctx.warnings_total,
+        deferred_total=len(ctx.deferred),
+        lease_wait=lease_wait,
     )
     store.finish_sync_run(
         run_id,
@@ -378,6 +491,8 @@ def sync_project(
             pipelines=report.pipelines,
             jobs=report.jobs,
             logs=report.logs,
+            warnings=report.warnings_total,
+            deferred=report.deferred_total,
         ),
     )
     ctx.emit("done")
@@ -389,7 +504,9 @@ class _SideSteps(threading.Thread):
 
     def __init__(self, ctx: _Ctx, *, first_sync: bool) -> None:
         super().__init__(name="cidash-sync-side", daemon=True)
-        self.ctx = dataclasses.replace(ctx, progress=None, warnings=[])
+        self.ctx = dataclasses.replace(
+            ctx, progress=None, warnings=[], warnings_total=0, seen_warnings=set(), deferred=[]
+        )
         self.main = ctx
         self.first_sync = first_sync
         self.error: BaseException | None = None
@@ -398,17 +515,26 @@ class _SideSteps(threading.Thread):
         ctx, options = self.ctx, self.ctx.options
         try:
             if options.fetch_checksums:
-                _sync_checksums(ctx)
-                _sync_ci_configs(ctx)
+                with _step_deferred_on_failure(ctx, "file checksums"):
+                    _sync_checksums(ctx)
+                with _step_deferred_on_failure(ctx, "CI files"):
+                    _sync_ci_configs(ctx)
             if options.fetch_registry:
-                _sync_registry_and_groups(ctx, first_sync=self.first_sync)
+                with _step_deferred_on_failure(ctx, "registry tags and resource groups"):
+                    _sync_registry_and_groups(ctx, first_sync=self.first_sync)
         except BaseException as exc:  # handed to the syncing thread
             self.error = exc
         finally:
             main = self.main
             main.checksums, main.ci_configs = ctx.checksums, ctx.ci_configs
             main.image_tags, main.resource_groups = ctx.image_tags, ctx.resource_groups
-            main.warnings.extend(ctx.warnings)
+
+    def merge(self) -> None:
+        """Hand the side steps' warnings and deferred items to the syncing thread's context (call after join)."""
+        for warning in self.ctx.warnings:
+            _warn(self.main, warning)
+        self.main.warnings_total += self.ctx.warnings_total - len(self.ctx.warnings)
+        self.main.deferred.extend(self.ctx.deferred)
 
     def raise_error(self) -> None:
         if self.error is not None:
@@ -425,19 +551,61 @@ def sync_projects(
     progress: Callable[[SyncProgress], None] | None = None,
     now: datetime,
 ) -> list[SyncReport]:
-    """Sync the given projects and every project of ``group`` (listed through the API), one after another."""
+    """Sync the given projects and every project of ``group`` (listed through the API), one after another.
+
+    With several projects, one that fails with a non-fatal error (not found, forbidden, a rejected record; see
+    :func:`_is_fatal`; a connection failure is fatal here) gives a report with ``error`` set and the others are
+    still synced; when every project fails, the first error is raised."""
     targets: list[str | int | Project] = list(projects)
+    failed: list[SyncReport] = []
     if group:
-        targets.extend(client.rest.group_projects(group))
+        listing = WireLog(now=_wire_now(now))
+        targets.extend(client.rest.group_projects(group, log=listing))
+        failed.extend(_failed_report(r.label, r) for r in listing.rejected)
     seen: set[str] = set()
     reports = []
+    first_error: CidashError | None = None
     for target in targets:
         key = str(target.id) if isinstance(target, Project) else str(target)
         if key in seen:
             continue
         seen.add(key)
-        reports.append(sync_project(client, store, target, options=options, progress=progress, now=now))
-    return reports
+        try:
+            reports.append(sync_project(client, store, target, options=options, progress=progress, now=now))
+        except CidashError as exc:
+            if _is_fatal(exc) or isinstance(exc, ConnectError) or len(targets) == 1:
+                raise
+            first_error = first_error or exc
+            failed.append(_failed_report(target.path if isinstance(target, Project) else key, exc))
+    if first_error is not None and not reports:
+        raise first_error
+    return reports + failed
+
+
+def _failed_report(label: str, error: CidashError) -> SyncReport:
+    """The report of a project that could not be synced at all (``error`` says why)."""
+    return SyncReport(
+        project=Project(id=0, path=label, web_url=""),
+        first_sync=False,
+        duration=0.0,
+        pipelines=0,
+        jobs=0,
+        logs=0,
+        logs_skipped=0,
+        logs_unavailable=0,
+        logs_failed=0,
+        checksums=0,
+        ci_configs=0,
+        image_tags=0,
+        resource_groups=0,
+        requests=0,
+        bytes=0,
+        retries=0,
+        requests_by_kind={},
+        rate_limit=RateLimitState(),
+        rate_limit_wait=0.0,
+        error=error.one_line(),
+    )
 
 
 # -- steps -----------------------------------------------------------------------------------------------------
@@ -448,7 +616,7 @@ def _sync_pipelines(ctx: _Ctx) -> None:
     cursor = store.cursor(pid, CURSOR_PIPELINES)
     updated_after = from_db_time(cursor) if cursor else ctx.options.since
     ctx.emit("pipelines")
-    for page in ctx.client.rest.pipeline_pages(pid, updated_after=updated_after):
+    for page in ctx.client.rest.pipeline_pages(pid, updated_after=updated_after, log=ctx.wire):
         known = {p.id: p for p in store.pipelines(pid, ids=[p.id for p in page])}
         changed = [
             p
@@ -456,26 +624,41 @@ def _sync_pipelines(ctx: _Ctx) -> None:
             if p.id not in known or (known[p.id].status, known[p.id].updated_at) != (p.status, p.updated_at)
         ]
         detailed: list[Pipeline] = []
-        for future in ctx.bounded(lambda p: _pipeline_detail(ctx, p.id), changed):
-            detailed.append(future.result())
+        deferred: list[tuple[int, str]] = []
+        for future in ctx.bounded(lambda p: _pipeline_detail(ctx, p), changed):
+            pipeline, problem = future.result()
+            detailed.append(pipeline)
+            if problem is not None:
+                # Keep the listing's fields (the pipeline is usable); fetch the details again next sync.
+                deferred.append((pipeline.id, problem))
+                _warn(ctx, f"pipeline {pipeline.id}: details deferred to the next sync: {problem}")
+                ctx.deferred.append(f"pipeline {pipeline.id} details: {problem}")
         newest = max(p.updated_at for p in page)
         with store.transaction():
             store.upsert_pipelines(detailed)
+            if deferred:
+                store.defer(pid, "pipeline", deferred, now=ctx.now)
             store.set_cursor(pid, CURSOR_PIPELINES, to_db_time(newest) or "")
         ctx.pipelines += len(detailed)
+        _absorb_wire(ctx)
         ctx.emit("pipelines")
+    _absorb_wire(ctx)
 
 
-def _pipeline_detail(ctx: _Ctx, pipeline_id: int) -> Pipeline:
+def _pipeline_detail(ctx: _Ctx, listed: Pipeline) -> tuple[Pipeline, str | None]:
     """One pipeline with the fields the listing omits, as plain JSON over the sync's per-thread HTTP connections
-    (the same request python-gitlab would send, for a fraction of its CPU: ``requests`` costs ~1 ms a request)."""
-    from cidash.remote.rest import pipeline_from_json
+    (the same request python-gitlab would send, for a fraction of its CPU: ``requests`` costs ~1 ms a request).
 
-    path = f"/projects/{ctx.project.id}/pipelines/{pipeline_id}"
-    data = ctx.client.http.get_json(path, missing="resource")
-    if not isinstance(data, dict):
-        raise RemoteError(f"GET {path} did not return an object")
-    return pipeline_from_json(ctx.project.id, data)
+    A detail that cannot be had (a transient failure after retries, a rejected record) gives the listed pipeline
+    and the reason, so the caller stores what it has and defers the rest."""
+    path = f"/projects/{ctx.project.id}/pipelines/{listed.id}"
+    try:
+        data = ctx.client.http.get_json(path, missing="resource")
+        return pipeline_from_json(ctx.project.id, data, ctx.wire), None
+    except CidashError as exc:
+        if _is_fatal(exc):
+            raise
+        return listed, exc.one_line()
 
 
 def _sync_jobs(ctx: _Ctx) -> None:
@@ -502,7 +685,7 @@ def _sync_jobs(ctx: _Ctx) -> None:
             ctx.emit("jobs")
 
     ctx.emit("jobs")
-    for job in ctx.client.rest.jobs_newest_first(pid):
+    for job in ctx.client.rest.jobs_newest_first(pid, log=ctx.wire):
         below_time = floor_time is None or job.created_at < floor_time
         below_id = floor_id is None or job.id < floor_id
         if below_time and below_id:
@@ -518,6 +701,7 @@ def _sync_jobs(ctx: _Ctx) -> None:
         flush()
         store.recompute_retried(touched | set(watch))
         store.mark_pipeline_jobs_synced(due)
+    _absorb_wire(ctx)
 
 
 def _wanted(name: str, patterns: tuple[str, ...]) -> bool:
@@ -544,9 +728,23 @@ class _LogSink:
         return sink
 
 
+class _LogFailed(Exception):
+    """One log could not be fetched (a non-fatal :class:`CidashError`, see :func:`_is_fatal`): its job is deferred."""
+
+    def __init__(self, job: Job, error: CidashError) -> None:
+        super().__init__(error.one_line())
+        self.job = job
+        self.error = error
+
+
 def _fetch_log(ctx: _Ctx, job: Job) -> tuple[Job, TraceFacts | None, int]:
     sink = _LogSink()
-    found = ctx.client.http.stream_trace(ctx.project.id, job.id, sink)
+    try:
+        found = ctx.client.http.stream_trace(ctx.project.id, job.id, sink)
+    except CidashError as exc:
+        if _is_fatal(exc):
+            raise
+        raise _LogFailed(job, exc) from None
     if not found or sink.parser is None or sink.bytes == 0:
         return job, None, sink.bytes
     return job, sink.parser.finish(), sink.bytes
@@ -615,6 +813,8 @@ def _sync_logs(ctx: _Ctx) -> None:
             started += 1
             yield job
 
+    failed: dict[int, str] = {}  # job id -> why its log waits for the next sync
+    handled: set[int] = set()  # parsed or unavailable: written by commit()
     futures = itertools.chain(as_completed(prefetched.values()), ctx.bounded(lambda j: _fetch_log(ctx, j), remaining()))
     for future in futures:
         try:
@@ -622,30 +822,32 @@ def _sync_logs(ctx: _Ctx) -> None:
         except CancelledError:
             ctx.logs_failed += 1  # a prefetch called off after GitLab kept rate-limiting: next sync
             continue
-        except RateLimited as exc:
+        except _LogFailed as failure:
+            exc, label = failure.error, _job_label(failure.job)
+            failed[failure.job.id] = exc.one_line()
             ctx.logs_failed += 1
-            if not stop.is_set():
-                stop.set()
-                for pending in prefetched.values():
-                    pending.cancel()
-                _warn(
-                    ctx,
-                    f"GitLab keeps rate-limiting log downloads ({exc.one_line()}); the rest waits for the next sync",
-                )
-            continue
-        except (PermissionDenied, NotFound, Unsupported) as exc:
-            ctx.logs_failed += 1
-            _warn(ctx, f"log not readable: {exc.one_line()}")
-            continue
-        except RemoteError as exc:
+            if isinstance(exc, RateLimited):
+                if not stop.is_set():
+                    stop.set()
+                    for pending in prefetched.values():
+                        pending.cancel()
+                    _warn(
+                        ctx,
+                        f"GitLab keeps rate-limiting log downloads ({exc.one_line()}); "
+                        "the rest waits for the next sync",
+                    )
+                continue
+            if isinstance(exc, (PermissionDenied, NotFound, Unsupported)):
+                _warn(ctx, f"log of {label} not readable, will retry next sync: {exc.one_line()}")
+                continue
             # A host that went away fails every download in a row: stop then; an odd reset is only deferred.
             connect_failures = connect_failures + 1 if isinstance(exc, ConnectError) else 0
-            if isinstance(exc, AuthError) or connect_failures > 2 * ctx.options.concurrency:
-                raise
-            ctx.logs_failed += 1
-            _warn(ctx, f"log fetch failed, will retry next sync: {exc.one_line()}")
+            if connect_failures > 2 * ctx.options.concurrency:
+                raise exc from None
+            _warn(ctx, f"log of {label} could not be fetched, will retry next sync: {exc.one_line()}")
             continue
         connect_failures = 0
+        handled.add(job.id)
         results.append((job, facts, nbytes))
         if facts is None:
             ctx.logs_unavailable += 1
@@ -657,14 +859,208 @@ def _sync_logs(ctx: _Ctx) -> None:
             ctx.emit("logs")
     commit()
     ctx.logs_failed += len(todo) - started
+    # Deferred logs keep log_state NULL (only parsed/unavailable results were written): the next sync fetches them.
+    for job in todo:
+        if job.id not in handled:
+            reason = failed.get(job.id, "not attempted (GitLab kept rate-limiting)")
+            ctx.deferred.append(f"log of {_job_label(job)}: {reason}")
     ctx.emit("logs")
 
 
+def _job_label(job: Job) -> str:
+    from cidash.remote.wire import show
+
+    return f"job {job.id} {show(job.name, 60)}"
+
+
 def _warn(ctx: _Ctx, message: str) -> None:
-    if len(ctx.warnings) < 20:
+    """One warning for the report (the same text twice counts once: a listing and a detail may both say it)."""
+    if message in ctx.seen_warnings:
+        return
+    ctx.seen_warnings.add(message)
+    ctx.warnings_total += 1
+    if len(ctx.warnings) < MAX_WARNINGS:
         ctx.warnings.append(message)
-    elif len(ctx.warnings) == 20:
-        ctx.warnings.append("(more warnings not shown)")
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    """Errors that stop a sync: the token or the store is the problem, so the next item would fail the same way.
+    Anything else that fails for one item (a transport or transient error after retries, a 404, a rejected record)
+    defers that item."""
+    return not isinstance(exc, CidashError) or isinstance(exc, (AuthError, StoreError, UsageError, ConfigError))
+
+
+@contextlib.contextmanager
+def _step_deferred_on_failure(ctx: _Ctx, what: str) -> Iterator[None]:
+    """A side step that fails as a whole (e.g. GitLab went away) is a warning: it runs again on the next sync."""
+    try:
+        yield
+    except CidashError as exc:
+        if _is_fatal(exc):
+            raise
+        _warn(ctx, f"{what} deferred to the next sync: {exc.one_line()}")
+        ctx.deferred.append(f"{what}: {exc.one_line()}")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # A listing whose items are not what GitLab documents (parsed outside cidash.remote.wire): never a crash.
+        reason = f"GitLab sent data cidash cannot use ({type(exc).__name__})"
+        _warn(ctx, f"{what} deferred to the next sync: {reason}")
+        ctx.deferred.append(f"{what}: {reason}")
+
+
+def _wire_now(now: datetime) -> datetime:
+    """The "now" timestamps from GitLab are checked against: the later of the sync's ``now`` and this machine's
+    clock (``check --now`` may look at the past; GitLab's clock is the present)."""
+    return max(now, datetime.now(UTC))
+
+
+def _absorb_wire(ctx: _Ctx) -> None:
+    """Turn what the wire rejected so far into warnings, and defer rejected records that have an id."""
+    issues, rejected = ctx.wire.drain()
+    for issue in issues:
+        _warn(ctx, issue)
+    by_kind: dict[str, list[tuple[int, str]]] = {}
+    for error in rejected:
+        if error.record_id is not None and error.kind in ("pipeline", "job"):
+            by_kind.setdefault(error.kind, []).append((error.record_id, error.reason))
+            _warn(ctx, f"{error.message}; deferred to the next sync")
+            ctx.deferred.append(f"{error.label}: {error.reason}")
+        else:
+            _warn(ctx, f"{error.message}; skipped")
+    for kind, items in by_kind.items():
+        ctx.store.defer(ctx.project.id, kind, items, now=ctx.now)
+
+
+def _refetch(ctx: _Ctx, kind: str, item_id: int) -> Pipeline | Job | None:
+    """A deferred record fetched again by id (None: GitLab no longer has it)."""
+    pid = ctx.project.id
+    path = f"/projects/{pid}/{'pipelines' if kind == 'pipeline' else 'jobs'}/{item_id}"
+    try:
+        data = ctx.client.http.get_json(path, missing="resource")
+    except NotFound:
+        return None
+    if kind == "pipeline":
+        return pipeline_from_json(pid, data, ctx.wire)
+    return job_from_json(pid, data, ctx.wire)
+
+
+def _retry_deferred(ctx: _Ctx) -> None:
+    """Fetch the records the previous syncs deferred; store those that are usable now (pipelines first)."""
+    store, pid = ctx.store, ctx.project.id
+    for kind in ("pipeline", "job"):
+        items = store.deferred(pid, kind)
+        if not items:
+            continue
+        ctx.emit("pipelines", f"{len(items)} deferred {kind}s")
+        ids = [i.item_id for i in items]
+        done: list[int] = []
+        for item_id, future in zip(ids, [ctx.pool.submit(_refetch, ctx, kind, i) for i in ids], strict=True):
+            try:
+                record = future.result()
+            except CidashError as exc:
+                if _is_fatal(exc):
+                    raise
+                if isinstance(exc, RejectedRecord):
+                    ctx.wire.reject(exc)  # deferred again (attempts counted) by _absorb_wire
+                else:
+                    store.defer(pid, kind, [(item_id, exc.one_line())], now=ctx.now)
+                    _warn(ctx, f"{kind} {item_id} deferred again: {exc.one_line()}")
+                    ctx.deferred.append(f"{kind} {item_id}: {exc.one_line()}")
+                continue
+            if isinstance(record, Pipeline):
+                store.upsert_pipelines([record])
+                ctx.pipelines += 1
+            elif isinstance(record, Job) and store.pipeline(record.pipeline_id) is not None:
+                store.upsert_jobs([record])
+                ctx.jobs += 1
+            done.append(item_id)
+        store.clear_deferred(pid, kind, done)
+    _absorb_wire(ctx)
+
+
+class _Lease:
+    """This sync's hold on its project (``sync_leases``): acquired before the first request, renewed on a timer
+    thread, released at the end."""
+
+    def __init__(self, store: Store, project: Project) -> None:
+        self.store = store
+        self.project = project
+        self.owner = uuid.uuid4().hex
+        self.ctx: _Ctx | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, progress: Callable[[SyncProgress], None] | None) -> float:
+        """Take the lease, waiting while another live sync holds it; returns the seconds waited."""
+        started = time.monotonic()
+        told = False
+        while True:
+            holder = self.store.acquire_sync_lease(
+                self.project.id,
+                self.owner,
+                pid=os.getpid(),
+                host=_HOST,
+                now=datetime.now(UTC),
+                ttl=LEASE_TTL,
+                is_dead=_holder_is_dead,
+            )
+            if holder is None:
+                break
+            if not told and progress is not None:
+                progress(SyncProgress(project=self.project.path, phase="waiting", message=_describe_holder(holder)))
+            told = True
+            time.sleep(_LEASE_POLL_SECONDS)
+        self._thread = threading.Thread(target=self._renew, name="cidash-sync-lease", daemon=True)
+        self._thread.start()
+        return time.monotonic() - started if told else 0.0
+
+    def _renew(self) -> None:
+        while not self._stop.wait(LEASE_RENEW_SECONDS):
+            try:
+                held = self.store.renew_sync_lease(self.project.id, self.owner, now=datetime.now(UTC), ttl=LEASE_TTL)
+            except CidashError:
+                continue  # a busy store: try again at the next tick (the lease outlives a few missed renewals)
+            if not held and self.ctx is not None:
+                _warn(self.ctx, "this sync's lease on the project expired; another sync may be running too")
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with contextlib.suppress(CidashError):
+            self.store.release_sync_lease(self.project.id, self.owner)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) is no probe on Windows (it would stop the process): rely on the expiry
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: assume alive, the lease expires anyway
+    return True
+
+
+def _holder_is_dead(lease: SyncLease) -> bool:
+    """A lease held by a process of this host that no longer exists (a sync killed with -9) is free at once."""
+    return lease.host == _HOST and lease.pid != os.getpid() and not _pid_alive(lease.pid)
+
+
+def _describe_holder(lease: SyncLease) -> str:
+    return (
+        f"another sync (pid {lease.pid} on {lease.host}, since {lease.acquired_at:%H:%M:%S} UTC) is syncing this "
+        "project; waiting for it to finish"
+    )
+
+
+def _item_deferred(ctx: _Ctx, what: str, exc: CidashError) -> None:
+    """One item of a side step failed: re-raise if fatal, else a warning (the step retries it next sync)."""
+    if _is_fatal(exc):
+        raise exc
+    _warn(ctx, f"{what} deferred to the next sync: {exc.one_line()}")
+    ctx.deferred.append(f"{what}: {exc.one_line()}")
 
 
 def _sync_checksums(ctx: _Ctx) -> None:
@@ -752,7 +1148,11 @@ def _checksums_from_history(
         return item, http.file_head(pid, item[0], item[1])
 
     for future in ctx.bounded(head_at, list(wanted)):
-        (path, last), h = future.result()
+        try:
+            (path, last), h = future.result()
+        except CidashError as exc:
+            _item_deferred(ctx, "a file checksum", exc)  # its SHAs stay incomplete: not saved, retried next sync
+            continue
         for sha in wanted[(path, last)]:
             if h is None:
                 rows.append(FileChecksum(pid, sha, path, None, None, None))
@@ -784,7 +1184,11 @@ def _checksums_per_sha(ctx: _Ctx, shas: list[str], files: tuple[str, ...]) -> No
         return FileChecksum(pid, sha, path, h.blob_id, h.last_commit_id, h.content_sha256)
 
     for future in ctx.bounded(head, work):
-        checksum = future.result()
+        try:
+            checksum = future.result()
+        except CidashError as exc:
+            _item_deferred(ctx, "a file checksum", exc)  # that SHA stays incomplete: not saved, retried next sync
+            continue
         rows = per_sha[checksum.sha]
         rows.append(checksum)
         if len(rows) == len(files):  # a SHA is stored whole or not at all
@@ -809,7 +1213,12 @@ def _sync_ci_configs(ctx: _Ctx) -> None:
         return CiConfig(pid, sha, path, ref, None if raw is None else raw.decode("utf-8", errors="replace"))
 
     for future in ctx.bounded(fetch, todo):
-        store.save_ci_config(future.result(), fetched_at=ctx.now)
+        try:
+            config = future.result()
+        except CidashError as exc:
+            _item_deferred(ctx, f"the CI file {path}", exc)
+            continue
+        store.save_ci_config(config, fetched_at=ctx.now)
         ctx.ci_configs += 1
 
 
@@ -829,14 +1238,26 @@ def _sync_registry_and_groups(ctx: _Ctx, *, first_sync: bool) -> None:
         try:
             repos = http.registry_repositories(pid)
             repo = next((r for r in repos if r.path == wanted), None)
+            complete = True
             if repo is None:
                 _warn(ctx, f"registry repository {wanted} not found (set [image] repository)")
             else:
                 names = http.registry_tag_names(pid, repo.id)
-                tags = [t for f in ctx.bounded(lambda n: http.registry_tag(pid, repo, n), names) if (t := f.result())]
+                tags = []
+                for future in ctx.bounded(lambda n: http.registry_tag(pid, repo, n, ctx.wire), names):
+                    try:
+                        tag = future.result()
+                    except CidashError as exc:
+                        complete = False  # the registry is read again next sync
+                        _item_deferred(ctx, "a registry tag", exc)
+                        continue
+                    if tag is not None:
+                        tags.append(tag)
                 store.upsert_image_tags(tags, seen_at=ctx.now)
                 ctx.image_tags = len(tags)
-            store.set_cursor(pid, CURSOR_REGISTRY, to_db_time(ctx.now) or "")
+                _absorb_wire(ctx)
+            if complete:  # else the registry is read again next sync
+                store.set_cursor(pid, CURSOR_REGISTRY, to_db_time(ctx.now) or "")
         except (Unsupported, NotFound, PermissionDenied) as exc:
             _warn(ctx, f"registry skipped: {exc.one_line()}")
     if _due(ctx, CURSOR_RESOURCE_GROUPS, first_sync=first_sync):
@@ -846,5 +1267,7 @@ def _sync_registry_and_groups(ctx: _Ctx, *, first_sync: bool) -> None:
                 store.replace_resource_groups(pid, groups)
                 store.set_cursor(pid, CURSOR_RESOURCE_GROUPS, to_db_time(ctx.now) or "")
             ctx.resource_groups = len(groups)
-        except (Unsupported, NotFound, PermissionDenied) as exc:
+        except CidashError as exc:
+            if _is_fatal(exc):
+                raise
             _warn(ctx, f"resource groups skipped: {exc.one_line()}")

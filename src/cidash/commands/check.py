@@ -104,6 +104,9 @@ def sync_first(args: argparse.Namespace, config: Config, now: datetime) -> None:
             now=now,
         )
     for report in reports:
+        if report.error is not None:
+            print(f"cidash: warning: {report.summary()}", file=sys.stderr)
+            continue
         print(
             f"cidash: synced {report.project.path}: {report.pipelines} pipelines, {report.jobs} jobs", file=sys.stderr
         )

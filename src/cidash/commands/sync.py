@@ -28,14 +28,25 @@ duplicated. Several syncs (and readers) may use one store at the same time.
 On a terminal a progress bar shows pipelines, jobs, logs and bytes; otherwise (CI=true, piped) one plain line
 per step.
 
+One bad record never blocks the rest: a value GitLab sent that cidash cannot believe (a negative or huge
+duration or size, NaN, a string for a number, an impossible timestamp) is dropped with a warning naming the record,
+and a record that cannot be used at all is skipped and fetched again next time. Items that failed for now (a log
+whose download failed after retries, a rejected record) are listed as deferred and retried by the next sync;
+nothing deferred is marked done.
+
+One sync per project at a time: a sync waits while another one (another terminal, the dashboard) syncs the same
+project, then only picks up what is still new. A sync killed with -9 holds nothing: the next one starts at once
+and marks the killed run interrupted.
+
 {CONNECTION_HELP}
 examples:
   cidash sync --url https://gitlab.example.com --project platform/app --token-file ~/.gitlab-token
   cidash sync --group platform --since 90d
-  cidash sync --verbose          # what it asked for, request counts, rate-limit headroom
+  cidash sync --verbose          # what it asked for, request counts, rate-limit headroom, every warning
 
-exit codes: 0 synced (warnings, e.g. a log that could not be fetched, are printed and retried next time);
-2 configuration, connection, authentication or store error (one line on stderr).
+exit codes: 0 synced what could be synced (warnings and deferred items are printed; deferred ones are retried
+next time; with several projects, one that cannot be synced, e.g. not found, is a warning); 2 configuration,
+connection, authentication or store error, or no project could be synced (one line on stderr).
 """
 
 
@@ -103,12 +114,37 @@ def run(args: argparse.Namespace) -> int:
             if args.verbose:
                 _print_requests(client)
     for report in reports:
+        if report.error is not None:
+            print(f"cidash sync: warning: {report.project.path}: not synced: {report.error}", file=err)
+            continue
         print(report.summary())
-        for warning in report.warnings:
-            print(f"cidash sync: warning: {warning}", file=err)
+        _print_warnings(report, verbose=args.verbose)
         if args.verbose:
             _print_verbose(report)
     return 0
+
+
+#: Warnings and deferred items printed per project without --verbose (the rest are counted).
+SHOWN = 10
+
+
+def _print_warnings(report: SyncReport, *, verbose: bool) -> None:
+    err = sys.stderr
+    limit = None if verbose else SHOWN
+    for warning in report.warnings[:limit]:
+        print(f"cidash sync: warning: {warning}", file=err)
+    hidden = report.warnings_total - len(report.warnings[:limit])
+    if hidden > 0:
+        print(f"cidash sync: warning: ... and {hidden} more warnings (--verbose shows them)", file=err)
+    if report.deferred_total:
+        print(
+            f"cidash sync: {report.project.path}: {report.deferred_total} item(s) deferred to the next sync:", file=err
+        )
+        for item in report.deferred[:limit]:
+            print(f"  deferred: {item}", file=err)
+        more = report.deferred_total - len(report.deferred[:limit])
+        if more > 0:
+            print(f"  ... and {more} more (--verbose lists them)", file=err)
 
 
 def _print_requests(client: object) -> None:
@@ -162,6 +198,7 @@ class _PlainDisplay:
             return
         self._last, self._last_at = key, now
         detail = {
+            "waiting": "waiting",
             "project": "starting",
             "pipelines": f"pipelines ({p.pipelines} new or changed so far)",
             "jobs": f"jobs ({p.pipelines} pipelines, {p.jobs} jobs so far)",

@@ -37,7 +37,7 @@ from cidash.remote.policy import (
     error_for_status,
     parse_retry_after,
 )
-from cidash.remote.rest import parse_time
+from cidash.remote.wire import WireLog, image_tag_from_json
 
 if TYPE_CHECKING:
     import httpx
@@ -495,7 +495,10 @@ class HttpClient:
             str(t["name"]) for t in self.get_pages(f"/projects/{project_id}/registry/repositories/{repository_id}/tags")
         ]
 
-    def registry_tag(self, project_id: int, repository: RegistryRepository, name: str) -> ImageTag | None:
+    def registry_tag(
+        self, project_id: int, repository: RegistryRepository, name: str, log: WireLog | None = None
+    ) -> ImageTag | None:
+        """One tag with its size (None: gone). Range-checked by :func:`cidash.remote.wire.image_tag_from_json`."""
         response = self._request(
             "GET",
             f"/projects/{project_id}/registry/repositories/{repository.id}/tags/{quote(name, safe='')}",
@@ -503,17 +506,11 @@ class HttpClient:
         )
         if response is None:
             return None
-        d = response.json()
-        size = d.get("total_size")
-        return ImageTag(
-            project_id=project_id,
-            repository=repository.path,
-            name=str(d.get("name") or name),
-            digest=d.get("digest"),
-            total_size=int(size) if size is not None else None,
-            created_at=parse_time(d.get("created_at")),
-            location=d.get("location"),
-        )
+        try:
+            data = response.json()
+        except ValueError:
+            raise RemoteError(f"GET registry tag {quote(name, safe='')} did not return JSON") from None
+        return image_tag_from_json(project_id, repository.path, name, data, log)
 
     # -- resource groups ---------------------------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import gitlab
@@ -35,88 +35,29 @@ from cidash.remote.policy import (
     parse_retry_after,
 )
 
+# JSON -> models lives in cidash.remote.wire (range-checked); re-exported here for existing importers.
+from cidash.remote.wire import (
+    RejectedRecord,
+    WireLog,
+    iso,
+    job_from_json,
+    parse_time,
+    pipeline_from_json,
+    project_from_json,
+)
+
+__all__ = [
+    "PER_PAGE",
+    "RestClient",
+    "iso",
+    "job_from_json",
+    "parse_time",
+    "pipeline_from_json",
+    "project_from_json",
+]
+
 PER_PAGE = 100
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A GitLab timestamp (``2026-05-01T12:00:00.000Z`` / ``+02:00``) as an aware UTC datetime."""
-    if value is None or value == "":
-        return None
-    dt = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
-
-
-def _req_time(value: Any) -> datetime:
-    dt = parse_time(value)
-    if dt is None:
-        raise RemoteError("GitLab returned an object without a timestamp")
-    return dt
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def pipeline_from_json(project_id: int, d: dict[str, Any]) -> Pipeline:
-    return Pipeline(
-        project_id=int(d.get("project_id") or project_id),
-        id=int(d["id"]),
-        iid=d.get("iid"),
-        ref=str(d.get("ref") or ""),
-        sha=str(d.get("sha") or ""),
-        status=str(d.get("status") or "unknown"),
-        source=d.get("source"),
-        created_at=_req_time(d.get("created_at")),
-        updated_at=_req_time(d.get("updated_at") or d.get("created_at")),
-        started_at=parse_time(d.get("started_at")),
-        finished_at=parse_time(d.get("finished_at")),
-        duration=_float(d.get("duration")),
-        queued_duration=_float(d.get("queued_duration")),
-        web_url=d.get("web_url"),
-    )
-
-
-def job_from_json(project_id: int, d: dict[str, Any]) -> Job:
-    pipeline = d.get("pipeline") or {}
-    runner = d.get("runner")
-    runner_name = None
-    if isinstance(runner, dict):
-        runner_name = runner.get("description") or runner.get("name") or (str(runner["id"]) if "id" in runner else None)
-    return Job(
-        project_id=project_id,
-        id=int(d["id"]),
-        pipeline_id=int(pipeline.get("id") or d.get("pipeline_id") or 0),
-        name=str(d.get("name") or ""),
-        stage=str(d.get("stage") or ""),
-        status=str(d.get("status") or "unknown"),
-        ref=str(d.get("ref") or pipeline.get("ref") or ""),
-        sha=str(pipeline.get("sha") or (d.get("commit") or {}).get("id") or ""),
-        created_at=_req_time(d.get("created_at")),
-        started_at=parse_time(d.get("started_at")),
-        finished_at=parse_time(d.get("finished_at")),
-        duration=_float(d.get("duration")),
-        queued_duration=_float(d.get("queued_duration")),
-        failure_reason=d.get("failure_reason"),
-        allow_failure=bool(d.get("allow_failure")),
-        retried=bool(d.get("retried")),
-        runner=runner_name,
-        web_url=d.get("web_url"),
-    )
-
-
-def project_from_json(d: dict[str, Any]) -> Project:
-    return Project(
-        id=int(d["id"]),
-        path=str(d.get("path_with_namespace") or d.get("path") or d["id"]),
-        web_url=str(d.get("web_url") or ""),
-        default_branch=d.get("default_branch"),
-    )
+_M = TypeVar("_M")
 
 
 class _AccountedSession(requests.Session):
@@ -226,20 +167,23 @@ class RestClient:
             obj = self.gl.projects.get(key)
         return project_from_json(obj.attributes)
 
-    def group_projects(self, group: str) -> list[Project]:
-        """Every non-archived project of a group and its subgroups."""
+    def group_projects(self, group: str, *, log: WireLog | None = None) -> list[Project]:
+        """Every non-archived project of a group and its subgroups (``log``: as for :meth:`pipeline_pages`)."""
         with self._mapped(f"GET /groups/{group}/projects", "group"):
             grp = self.gl.groups.get(group, lazy=True)
             items = grp.projects.list(iterator=True, include_subgroups=True, archived=False, per_page=PER_PAGE)
-            return [project_from_json(p.attributes) for p in items]
+            return list(_accepted((p.attributes for p in items), lambda d: project_from_json(d, log), log))
 
     # -- pipelines ---------------------------------------------------------------------------------------------
 
-    def pipeline_pages(self, project_id: int, *, updated_after: datetime | None) -> Iterator[list[Pipeline]]:
+    def pipeline_pages(
+        self, project_id: int, *, updated_after: datetime | None, log: WireLog | None = None
+    ) -> Iterator[list[Pipeline]]:
         """Pipelines updated after a time, oldest update first, one list per API page (100).
 
         Ordered by ``updated_at`` ascending so a cursor can advance page by page: when a sync is killed, the next
-        one continues after the last committed page instead of starting over.
+        one continues after the last committed page instead of starting over. With ``log``, a record
+        :mod:`cidash.remote.wire` rejects is left out and recorded there (without: it raises).
         """
         what = f"GET /projects/{project_id}/pipelines"
         params: dict[str, Any] = {"order_by": "updated_at", "sort": "asc", "per_page": PER_PAGE}
@@ -248,7 +192,7 @@ class RestClient:
         with self._mapped(what, "project"):
             # http_list yields plain dicts: no RESTObject per item (python-gitlab deep-copies each one's attributes)
             listing = self.gl.http_list(f"/projects/{project_id}/pipelines", query_data=params, iterator=True)
-            yield from _chunks((pipeline_from_json(project_id, p) for p in listing), PER_PAGE)
+            yield from _chunks(_accepted(listing, lambda p: pipeline_from_json(project_id, p, log), log), PER_PAGE)
 
     def pipeline(self, project_id: int, pipeline_id: int) -> Pipeline:
         """One pipeline with the fields the list omits (started_at, finished_at, duration, queued_duration)."""
@@ -260,7 +204,7 @@ class RestClient:
 
     # -- jobs --------------------------------------------------------------------------------------------------
 
-    def jobs_newest_first(self, project_id: int) -> Iterator[Job]:
+    def jobs_newest_first(self, project_id: int, *, log: WireLog | None = None) -> Iterator[Job]:
         """Every job of the project, newest (highest id) first, 100 per request; stop iterating when done.
 
         Why this endpoint: ``/projects/:id/jobs`` lists the jobs of *all* pipelines in one paginated stream, so
@@ -268,13 +212,25 @@ class RestClient:
         ``/pipelines/:id/jobs``), a first sync of 200 pipelines x 8 jobs costs 16 instead of 200, and retried
         jobs are included (the per-pipeline listing hides them unless ``include_retried``). Keyset pagination
         (``pagination=keyset&order_by=id&sort=desc``) stays cheap and stable however deep it goes, and the
-        newest-first order lets the caller stop at the first page it already knows.
+        newest-first order lets the caller stop at the first page it already knows. ``log``: as for
+        :meth:`pipeline_pages`.
         """
         what = f"GET /projects/{project_id}/jobs"
         params = {"pagination": "keyset", "order_by": "id", "sort": "desc", "per_page": PER_PAGE}
         with self._mapped(what, "project"):
-            for item in self.gl.http_list(f"/projects/{project_id}/jobs", query_data=params, iterator=True):
-                yield job_from_json(project_id, item)
+            listing = self.gl.http_list(f"/projects/{project_id}/jobs", query_data=params, iterator=True)
+            yield from _accepted(listing, lambda j: job_from_json(project_id, j, log), log)
+
+
+def _accepted(items: Iterable[Any], convert: Callable[[Any], _M], log: WireLog | None) -> Iterator[_M]:
+    """Converted items; a rejected one is recorded in ``log`` and left out (raised when there is no log)."""
+    for item in items:
+        try:
+            yield convert(item)
+        except RejectedRecord as exc:
+            if log is None:
+                raise
+            log.reject(exc)
 
 
 def _chunks(items: Iterable[Pipeline], size: int) -> Iterator[list[Pipeline]]:

@@ -9,7 +9,8 @@ Public API::
 
     SimulatedGitLab(scenario=Scenario(), token="demo-token", readonly_token="demo-readonly-token",
                     latency_ms=0, jitter_ms=0, faults=FaultPlan(), rate_limit=None, rate_limit_window=60.0,
-                    rate_limit_advertised=2000, time_scale=0.0, world=None, port=0, clock_start=None)
+                    rate_limit_advertised=2000, time_scale=0.0, world=None, port=0, clock_start=None,
+                    hostile_numbers=None)
 
 Rate limits: every response carries ``RateLimit-Limit/Observed/Remaining/Reset`` for a fixed window of
 ``rate_limit_window`` seconds per user; the advertised limit is ``rate_limit`` if set (and then exceeding it
@@ -44,6 +45,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from cidash.sim.faults import FaultDecision, FaultPlan, FaultState
+from cidash.sim.hostile_numbers import HostileNumbers
 from cidash.sim.scenario import Scenario, Truth, build_world
 from cidash.sim.tracegen import render_trace
 from cidash.sim.world import JOB_SCOPES, SimCommit, SimJob, SimPipeline, SimProject, World
@@ -396,9 +398,14 @@ class Api:
             },
         }
 
+    def _hostile(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as the hostile-numbers mode serves it (:mod:`cidash.sim.hostile_numbers`), if it is on."""
+        hostile = self.sim.hostile_numbers
+        return record if hostile is None else hostile.apply(kind, record)
+
     def pipeline_basic(self, project: SimProject, pipeline: SimPipeline, now: float) -> dict[str, Any]:
         _, _, updated = self.world.pipeline_times(project, pipeline, now)
-        return {
+        out = {
             "id": pipeline.id,
             "iid": pipeline.iid,
             "project_id": project.id,
@@ -411,6 +418,7 @@ class Api:
             "web_url": self.web(project, f"/-/pipelines/{pipeline.id}"),
             "name": None,
         }
+        return self._hostile("pipeline", out)
 
     def pipeline_detail(self, project: SimProject, pipeline: SimPipeline, now: float) -> dict[str, Any]:
         started, finished, _updated = self.world.pipeline_times(project, pipeline, now)
@@ -446,7 +454,7 @@ class Api:
                 "archived": False,
             }
         )
-        return out
+        return self._hostile("pipeline", out)
 
     def commit_json(self, project: SimProject, commit: SimCommit) -> dict[str, Any]:
         return {
@@ -538,7 +546,7 @@ class Api:
         }
         if status == "failed":
             out["failure_reason"] = job.failure_reason or "script_failure"
-        return out
+        return self._hostile("job", out)
 
     # -- handlers: instance -------------------------------------------------------------------------------------
     def version(self, req: Request) -> Json:
@@ -1003,7 +1011,7 @@ class Api:
                 "total_size": tag.total_size,
             }
         )
-        return out
+        return self._hostile("tag", out)
 
     def _resource_group_items(self, project: SimProject) -> list[dict[str, Any]]:
         now = self.now
@@ -1343,6 +1351,7 @@ class SimulatedGitLab:
         port: int = 0,
         seed: int | None = None,
         clock_start: datetime | None = None,
+        hostile_numbers: HostileNumbers | None = None,
     ) -> None:
         if scenario is None:
             scenario = Scenario() if seed is None else Scenario(seed=seed)
@@ -1359,6 +1368,7 @@ class SimulatedGitLab:
         self.rng = random.Random(scenario.seed)
         self.rng_lock = threading.Lock()
         self.fault_state = FaultState(faults or FaultPlan())
+        self.hostile_numbers = hostile_numbers
         self.rate_limiter = RateLimiter(rate_limit, rate_limit_window, rate_limit_advertised)
         self.stats = Stats()
         self.host = host
