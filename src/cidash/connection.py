@@ -238,7 +238,7 @@ def run_token_helper(command: Sequence[str], what: str, env: Mapping[str, str]) 
     """
     name = Path(command[0]).name if command else "?"
     if not command:
-        raise ConfigError(f"{what}: 'helper:' names no command")
+        raise ConfigError(f"{what} 'helper:' names no command")
     try:
         done = subprocess.run(
             list(command),
@@ -249,18 +249,18 @@ def run_token_helper(command: Sequence[str], what: str, env: Mapping[str, str]) 
             env=dict(env) if env is not os.environ else None,
         )
     except FileNotFoundError:
-        raise ConfigError(f"{what}: helper {command[0]} not found") from None
+        raise ConfigError(f"{what} helper {command[0]} not found") from None
     except PermissionError:
-        raise ConfigError(f"{what}: helper {command[0]} is not executable") from None
+        raise ConfigError(f"{what} helper {command[0]} is not executable") from None
     except subprocess.TimeoutExpired:
-        raise ConfigError(f"{what}: helper {name} did not finish within {_HELPER_TIMEOUT:g} s") from None
+        raise ConfigError(f"{what} helper {name} did not finish within {_HELPER_TIMEOUT:g} s") from None
     except OSError as exc:
-        raise ConfigError(f"{what}: helper {name} cannot run: {exc.strerror or type(exc).__name__}") from None
+        raise ConfigError(f"{what} helper {name} cannot run: {exc.strerror or type(exc).__name__}") from None
     if done.returncode != 0:
-        raise ConfigError(f"{what}: helper {name} failed (exit status {done.returncode})")
+        raise ConfigError(f"{what} helper {name} failed (exit status {done.returncode})")
     value = done.stdout.decode("utf-8", "replace").strip()
     if not value:
-        raise ConfigError(f"{what}: helper {name} printed no token")
+        raise ConfigError(f"{what} helper {name} printed no token")
     register_secret(value)
     return value
 
