@@ -243,7 +243,7 @@ def test_cidash_config_and_cidash_db(tmp_path: Path, monkeypatch: pytest.MonkeyP
     own = write(tmp_path / "elsewhere.toml", '[gitlab]\nurl = "https://from-env-config.example"\n')
     config = load_config(cwd=tmp_path, env={"CIDASH_CONFIG": str(own)})
     assert config.gitlab.url == "https://from-env-config.example" and config.sources[-1] == str(own)
-    with pytest.raises(ConfigError, match=r"CIDASH_CONFIG names .*nope\.toml, which does not exist"):
+    with pytest.raises(ConfigError, match=r"CIDASH_CONFIG file .*nope\.toml does not exist"):
         load_config(cwd=tmp_path, env={"CIDASH_CONFIG": str(tmp_path / "nope.toml")})
     # --config beats CIDASH_CONFIG.
     flag = write(tmp_path / "flag.toml", '[gitlab]\nurl = "https://flag.example"\n')

@@ -175,15 +175,15 @@ def load_config(
         layers.append((str(user), _read_toml(user)))
     named_by = "config file"
     if explicit is None and env.get("CIDASH_CONFIG", "").strip():
-        explicit, named_by = env["CIDASH_CONFIG"].strip(), "CIDASH_CONFIG names"
+        explicit, named_by = env["CIDASH_CONFIG"].strip(), "CIDASH_CONFIG file"
     if explicit is not None:
         path = Path(explicit).expanduser()
         if path.is_dir():
-            raise ConfigError(f"{named_by} {path}, which is a directory", hint="name a cidash.toml file")
+            raise ConfigError(f"{named_by} {path} is a directory", hint="pass a cidash.toml file")
         if path.exists() and not path.is_file():
-            raise ConfigError(f"{named_by} {path}, which is not a regular file", hint="name a cidash.toml file")
+            raise ConfigError(f"{named_by} {path} is not a regular file", hint="pass a cidash.toml file")
         if not path.is_file():
-            raise ConfigError(f"{named_by} {path}, which does not exist")
+            raise ConfigError(f"{named_by} {path} does not exist")
         layers.append((str(path), _read_toml(path)))
     elif (cwd / "cidash.toml").is_file():
         layers.append((str(cwd / "cidash.toml"), _read_toml(cwd / "cidash.toml")))

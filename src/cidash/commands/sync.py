@@ -52,6 +52,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-logs", action="store_true", help="do not fetch job logs this time")
     parser.add_argument("--no-registry", action="store_true", help="do not read registry tags or resource groups")
     parser.add_argument("-v", "--verbose", action="store_true", help="explain what was asked of GitLab")
+    from cidash.commands.common import add_format_args
+
+    add_format_args(parser, ("text", "json"), default="text", help_extra="; json: one summary object on stdout")
     parser.add_argument("--progress", choices=("auto", "bar", "plain", "none"), default="auto", help=argparse.SUPPRESS)
 
 
@@ -59,9 +62,16 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from datetime import UTC, datetime
 
-    from cidash.commands.common import client_from_args, load_config_from_args, open_store_from_args
+    from cidash.commands.common import (
+        client_from_args,
+        json_document,
+        load_config_from_args,
+        open_store_from_args,
+        output_format,
+    )
     from cidash.sync import SyncOptions, sync_projects
 
+    fmt = output_format(args)
     now = datetime.now(UTC)
     config = load_config_from_args(args)
     client = client_from_args(args, config)
@@ -102,13 +112,41 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if args.verbose:
                 _print_requests(client)
+    if fmt == "json":
+        sys.stdout.write(json_document({"projects": [report_json(r) for r in reports]}))
     for report in reports:
-        print(report.summary())
+        if fmt != "json":
+            print(report.summary())
         for warning in report.warnings:
             print(f"cidash sync: warning: {warning}", file=err)
         if args.verbose:
             _print_verbose(report)
     return 0
+
+
+def report_json(report: SyncReport) -> dict[str, object]:
+    """One project's sync for ``--format json`` (docs/schemas/sync.schema.json)."""
+    state = report.rate_limit
+    return {
+        "project": {"id": report.project.id, "path": report.project.path},
+        "first_sync": report.first_sync,
+        "duration_seconds": round(report.duration, 3),
+        "pipelines": report.pipelines,
+        "jobs": report.jobs,
+        "logs": report.logs,
+        "logs_skipped": report.logs_skipped,
+        "logs_unavailable": report.logs_unavailable,
+        "logs_failed": report.logs_failed,
+        "checksums": report.checksums,
+        "ci_configs": report.ci_configs,
+        "image_tags": report.image_tags,
+        "resource_groups": report.resource_groups,
+        "requests": report.requests,
+        "bytes": report.bytes,
+        "retries": report.retries,
+        "rate_limit": {"limit": state.limit, "remaining": state.remaining},
+        "warnings": list(report.warnings),
+    }
 
 
 def _print_requests(client: object) -> None:

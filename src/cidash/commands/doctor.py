@@ -1,0 +1,12 @@
+"""`cidash doctor`: placeholder."""
+
+HELP = "x"
+DESCRIPTION = "x"
+
+
+def configure(parser):
+    pass
+
+
+def run(args):
+    return 0
