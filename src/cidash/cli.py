@@ -146,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
+        if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions (see `cidash completion`)
+            _complete(parser)
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
             argv = ["tui", *argv]
         args = parser.parse_args(argv)
@@ -176,6 +178,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Answer the shell's completion request and exit (argcomplete talks to the shell over fd 8)."""
+    import argcomplete
+
+    argcomplete.autocomplete(parser)  # exits when _ARGCOMPLETE is set
 
 
 def _prog(argv: Sequence[str]) -> str:
