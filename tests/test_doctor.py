@@ -146,3 +146,18 @@ def test_no_color_and_dumb_terminals_get_plain_text(
     assert not color_enabled(Tty())
     code, out, _ = run(capsys, "--project", env.project_path)
     assert code == 0 and "\x1b[" not in out
+
+
+@pytest.mark.parametrize(("variable", "value"), [("NO_COLOR", "1"), ("TERM", "dumb")])
+def test_printed_output_on_a_terminal_is_coloured_unless_told_not_to(
+    variable: str, value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sys
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    argv = ("--db", str(tmp_path / "none.db"))  # no URL: a problem, found without any request
+    assert run(capsys, *argv)[1].count("\x1b[31mFAIL") == 1
+    monkeypatch.setenv(variable, value)
+    code, out, _ = run(capsys, *argv)
+    assert code == 1 and "FAIL  connection" in out and "\x1b[" not in out

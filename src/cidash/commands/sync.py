@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     mode = args.progress
     if mode == "auto":
         ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        mode = "bar" if err.isatty() and not ci else "plain"
+        dumb = os.environ.get("TERM", "").strip().lower() == "dumb"  # no cursor movement: plain lines
+        mode = "bar" if err.isatty() and not ci and not dumb else "plain"
     display = _BarDisplay() if mode == "bar" else _PlainDisplay(enabled=mode == "plain")
     with open_store_from_args(args, config) as store, client:
         try:
