@@ -284,3 +284,21 @@ def test_macos_dot_config_file_is_loaded(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr("cidash.config.sys.platform", "darwin")
     write(home() / ".config" / "cidash" / "cidash.toml", '[gitlab]\nurl = "https://mac.example"\n')
     assert load_config(cwd=tmp_path).gitlab.url == "https://mac.example"
+
+
+def test_sync_verbose_says_where_url_and_token_came_from(
+    small_sim: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cidash.cli import main
+    from cidash.sim import SimulatedGitLab
+
+    assert isinstance(small_sim, SimulatedGitLab)
+    host = small_sim.url.removeprefix("http://")
+    path = write(home() / ".config" / "glab-cli" / "config.yml", f"hosts:\n  {host}:\n    token: {small_sim.token}\n")
+    monkeypatch.setenv("GITLAB_HOST", small_sim.url)
+    argv = ["sync", "--verbose", "--project", small_sim.project_path, "--db", str(tmp_path / "s.db"), "--no-logs"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"url {small_sim.url} (from GITLAB_HOST)" in err
+    assert f"private token (from glab config {path} (host {host}))" in err
+    assert small_sim.token not in err
