@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 
 
 CONNECTION_HELP = """\
-connection (first found wins):
-  URL     --url, GITLAB_URL, CI_SERVER_URL (when CI=true), [gitlab] url, python-gitlab section
-  token   --token-file, GITLAB_TOKEN, CI_JOB_TOKEN (when CI=true), [gitlab] token_file, python-gitlab section
+connection (first found wins; 'cidash doctor' shows which):
+  URL     --url, GITLAB_URL, GITLAB_HOST/GL_HOST, CI_SERVER_URL (when CI=true), [gitlab] url, python-gitlab section
+  token   --token-file, GITLAB_TOKEN, CI_JOB_TOKEN (when CI=true), [gitlab] token_file, python-gitlab section,
+          glab's token for the host
   project --project (repeatable), [gitlab] projects, CI_PROJECT_PATH (when CI=true); or --group
 """
 
