@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck imports pytest venv lock screenshots bench clean
+.PHONY: demo test lint typecheck imports pytest venv lock screenshots bench clean package package-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,18 @@ imports: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -n 2 -q
 
+# pytest includes tests/test_packaging.py: uv build (sdist + wheel) into a temporary directory, the metadata, and
+# the wheel installed as a uv tool, offline, running `cidash --version` and `cidash demo --headless` from there.
 test: lint typecheck imports pytest
+
+# Build the sdist and wheel into DIST (default: a new temporary directory, never the checkout's dist/).
+package: $(STAMP)
+	@out="$${DIST:-$$(mktemp -d)}"; \
+	$(BIN)/uv build --quiet --out-dir "$$out" --build-constraint requirements.lock && ls -l "$$out"
+
+# The packaging check on its own (make test runs it as part of pytest).
+package-check: $(STAMP)
+	$(BIN)/pytest -q -n 0 tests/test_packaging.py
 
 # Regenerate the pinned dependency set (the lock file the CI image also installs).
 lock: | $(BIN)/uv

@@ -33,8 +33,17 @@ def _isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         "CI_JOB_TOKEN",
         "PYTHON_GITLAB_CFG",
         "CIDASH_DEBUG",
+        "GITLAB_HOST",
+        "GL_HOST",
+        "GLAB_CONFIG_DIR",
+        "CIDASH_CONFIG",
+        "CIDASH_DB",
+        "NO_COLOR",
     ):
         monkeypatch.delenv(var, raising=False)
+    # System-wide files and the checkout's own glab config are never read by tests.
+    monkeypatch.setattr("cidash.connection.SYSTEM_PYTHON_GITLAB_CFG", tmp_path / "etc" / "python-gitlab.cfg")
+    monkeypatch.setattr("cidash.connection.GLAB_REPOSITORY", tmp_path / "repository")
     yield
 
 

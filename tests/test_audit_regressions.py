@@ -124,8 +124,9 @@ def test_shared_options_have_one_wording_across_commands() -> None:
             ):
                 if flag in action.option_strings:
                     seen.setdefault(flag, set()).add(f"{action.metavar}: {action.help}")
-        assert "Exit codes:" not in (sub.description or ""), name  # one heading style: "exit codes:"
-        assert "exit codes" in (sub.description or ""), name
+        help_text = (sub.description or "") + (sub.epilog or "")  # exit codes and examples follow the options
+        assert "Exit codes:" not in help_text, name  # one heading style: "exit codes:"
+        assert "exit codes" in help_text, name
     assert seen["--config"] and seen["--db"]
     for flag, variants in seen.items():
         assert len(variants) == 1, (flag, variants)

@@ -113,7 +113,7 @@ def test_cli_check_json_contract(synced_world: SyncedWorld, capsys: pytest.Captu
         capsys, "check", "--db", synced_world.db, "--config", synced_world.config_file, "--format", "json", "--now", now
     )
     doc = json.loads(out)
-    assert set(doc) == {"ok", "criteria", "project", "generated_at"}
+    assert set(doc) == {"schema_version", "ok", "criteria", "project", "generated_at"}
     assert [c["id"] for c in doc["criteria"]] == list(CRITERIA_IDS)
     for c in doc["criteria"]:
         assert {"id", "status", "value", "target", "unit", "n", "evidence"} <= set(c)

@@ -20,6 +20,7 @@ def test_json_output_is_the_facts(name: str, capsys: pytest.CaptureFixture[str])
     path = LOGS / name
     assert main(["trace", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out.pop("schema_version") == 1
     assert out == json.loads(json.dumps(facts_to_dict(parse_bytes(path.read_bytes()))))
     assert set(out) == {"runner_version", "executor", "truncated", "sections", "startup_seconds", "image", "cache"}
 
@@ -67,7 +68,9 @@ def test_stdin_dash() -> None:
         [sys.executable, "-m", "cidash", "trace", "-", "--json"], input=data, capture_output=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == json.loads(json.dumps(facts_to_dict(parse_bytes(data))))
+    doc = json.loads(proc.stdout)
+    assert doc.pop("schema_version") == 1
+    assert doc == json.loads(json.dumps(facts_to_dict(parse_bytes(data))))
 
 
 def test_missing_file_is_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

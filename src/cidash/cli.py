@@ -14,12 +14,12 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import NoReturn, Protocol, cast
 
 from cidash import __version__
-from cidash.errors import CidashError, redact
+from cidash.errors import CidashError, UsageError, redact
 
 #: (command, module) in the order ``--help`` lists them. The command-line contract: keep these stable.
 COMMANDS: list[tuple[str, str]] = [
@@ -36,6 +36,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("rebuild", "cidash.commands.rebuild"),
     ("retry", "cidash.commands.retry"),
     ("simulate", "cidash.commands.simulate"),
+    ("doctor", "cidash.commands.doctor"),
+    ("completion", "cidash.commands.completion"),
 ]
 
 
@@ -53,11 +55,56 @@ class UsageExit(Exception):
         super().__init__(message)
 
 
+def usage_line(prog: str, message: str) -> str:
+    """The one line a usage error prints: ``cidash check: error: ... (see 'cidash check --help')``."""
+    return f"{prog}: error: {' '.join(message.split())} (see '{prog} --help')"
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error (exit 2) instead of the usage block."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageExit(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise UsageExit(usage_line(self.prog, message))
+
+
+#: Headings of the description blocks shown after the options list (what a reader looks for last).
+_EPILOG_HEADINGS = ("exit codes", "example", "examples")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """One options section, argparse's: choices read ``a|b|c``, lines up to 120 columns, help text aligned."""
+
+    def __init__(self, prog: str) -> None:
+        import shutil
+
+        width = min(shutil.get_terminal_size((100, 24)).columns, 120) - 2
+        super().__init__(prog, max_help_position=32, width=max(width, 60))
+
+    def _metavar_formatter(self, action: argparse.Action, default_metavar: str) -> Callable[[int], tuple[str, ...]]:
+        if action.metavar is None and action.choices is not None:
+            text = "|".join(str(c) for c in action.choices)
+            return lambda size: (text,) * size
+        return super()._metavar_formatter(action, default_metavar)
+
+
+def split_description(text: str) -> tuple[str, str]:
+    """A command's ``DESCRIPTION`` as (what argparse prints before the options, what it prints after).
+
+    Blocks headed ``exit codes:``/``examples:`` go after the options, so ``--help`` reads: what it does, the
+    options, then exit codes and examples.
+    """
+    before: list[str] = []
+    after: list[str] = []
+    target = before
+    previous = ""
+    for line in text.rstrip("\n").split("\n"):
+        starts_block = not previous.strip() or line.rstrip().endswith(":")
+        if line and not line[0].isspace() and starts_block:
+            heading = line.split(":", 1)[0].strip().lower()
+            target = after if ":" in line and heading in _EPILOG_HEADINGS else before
+        target.append(line)
+        previous = line
+    return "\n".join(before).rstrip() + "\n", "\n".join(after).strip("\n")
 
 
 def _load(module: str) -> CommandModule:
@@ -76,17 +123,19 @@ def build_parser() -> Parser:
             "Exit codes: 0 ok, 1 the check found problems, 2 usage/config/connection error, 130 interrupted (Ctrl-C).\n"
             "Try it without a token: cidash demo"
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"cidash {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, module_name in COMMANDS:
         module = _load(module_name)
+        description, epilog = split_description(module.DESCRIPTION)
         cmd = sub.add_parser(
             name,
             help=module.HELP,
-            description=module.DESCRIPTION,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=description,
+            epilog=epilog or None,
+            formatter_class=HelpFormatter,
         )
         module.configure(cmd)
         cmd.set_defaults(_module=module_name)
@@ -97,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
+        if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions (see `cidash completion`)
+            _complete(parser)
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
             argv = ["tui", *argv]
         args = parser.parse_args(argv)
@@ -105,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageExit as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except UsageError as exc:
+        print(usage_line(_prog(argv), exc.one_line()), file=sys.stderr)
+        return exc.exit_code
     except CidashError as exc:
         print(f"cidash: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
@@ -124,6 +178,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Answer the shell's completion request and exit (argcomplete talks to the shell over fd 8)."""
+    import argcomplete
+
+    argcomplete.autocomplete(parser)  # exits when _ARGCOMPLETE is set
+
+
+def _prog(argv: Sequence[str]) -> str:
+    """``cidash <command>`` for the command being run (for usage errors raised after parsing)."""
+    names = {name for name, _ in COMMANDS}
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return f"cidash {command}" if command in names else "cidash"
 
 
 if __name__ == "__main__":

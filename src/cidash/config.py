@@ -2,9 +2,11 @@
 
 Where settings come from, later ones overriding earlier ones key by key:
 
-1. the user's ``cidash.toml`` in the platformdirs config dir (``~/.config/cidash/cidash.toml`` on Linux);
+1. the user's ``cidash.toml``: ``$XDG_CONFIG_HOME/cidash/cidash.toml`` (default ``~/.config/cidash``) on Linux;
+   on macOS ``~/Library/Application Support/cidash/cidash.toml``, else ``~/.config/cidash/cidash.toml`` (the
+   first that exists);
 2. the project's ``./cidash.toml``, or else ``[tool.cidash]`` in ``./pyproject.toml``;
-3. an explicit ``--config FILE`` (replaces 2);
+3. an explicit ``--config FILE``, else the file ``CIDASH_CONFIG`` names (replaces 2);
 4. environment (``GITLAB_URL``/``GITLAB_TOKEN``; ``CI_SERVER_URL``/``CI_JOB_TOKEN`` inside CI) and flags,
    applied by the callers that need them (see :mod:`cidash.connection`).
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -122,31 +126,64 @@ class Config:
     #: The files this config was read from, in order (for ``--verbose`` and error messages).
     sources: tuple[str, ...] = ()
 
-    def store_path(self) -> Path:
-        if self.store.path:
-            return Path(self.store.path).expanduser()
-        return Path(platformdirs.user_data_dir(APP_NAME)) / "cidash.db"
+    def store_path(self, env: Mapping[str, str] | None = None) -> Path:
+        """The store: ``CIDASH_DB``, else ``[store] path``, else ``<platformdirs data dir>/cidash.db``
+        (``--db`` beats all three; the commands apply it)."""
+        return store_path_source(self, env)[0]
 
 
-def user_config_path() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "cidash.toml"
+def store_path_source(config: Config, env: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """The store path and where it came from (``CIDASH_DB``, ``[store] path`` or ``default``)."""
+    env = os.environ if env is None else env
+    if env.get("CIDASH_DB", "").strip():
+        return Path(env["CIDASH_DB"].strip()).expanduser(), "CIDASH_DB"
+    if config.store.path:
+        return Path(config.store.path).expanduser(), "[store] path"
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "cidash.db", "default"
 
 
-def load_config(explicit: str | Path | None = None, *, cwd: Path | None = None) -> Config:
+def user_config_paths(env: Mapping[str, str] | None = None, *, platform: str | None = None) -> list[Path]:
+    """The user-level ``cidash.toml`` candidates in search order (the first that exists is read)."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if platform != "darwin":
+        return [Path(platformdirs.user_config_dir(APP_NAME)) / "cidash.toml"]
+    # macOS: the native place first, then the XDG-style one many command-line users keep their dotfiles in.
+    home = Path(env.get("HOME") or Path.home())
+    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    return [
+        home / "Library" / "Application Support" / APP_NAME / "cidash.toml",
+        xdg / APP_NAME / "cidash.toml",
+    ]
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """The user-level ``cidash.toml`` in use: the first candidate that exists, else where to create one."""
+    candidates = user_config_paths(env)
+    return next((p for p in candidates if p.is_file()), candidates[0])
+
+
+def load_config(
+    explicit: str | Path | None = None, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> Config:
     """Read and merge the configuration files; raise :class:`ConfigError` naming the file and key on error."""
+    env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
     layers: list[tuple[str, dict[str, Any]]] = []
-    user = user_config_path()
+    user = user_config_path(env)
     if user.is_file():
         layers.append((str(user), _read_toml(user)))
+    named_by = "config file"
+    if explicit is None and env.get("CIDASH_CONFIG", "").strip():
+        explicit, named_by = env["CIDASH_CONFIG"].strip(), "CIDASH_CONFIG file"
     if explicit is not None:
         path = Path(explicit).expanduser()
         if path.is_dir():
-            raise ConfigError(f"config file {path} is a directory", hint="pass a cidash.toml file")
+            raise ConfigError(f"{named_by} {path} is a directory", hint="pass a cidash.toml file")
         if path.exists() and not path.is_file():
-            raise ConfigError(f"config file {path} is not a regular file", hint="pass a cidash.toml file")
+            raise ConfigError(f"{named_by} {path} is not a regular file", hint="pass a cidash.toml file")
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+            raise ConfigError(f"{named_by} {path} does not exist")
         layers.append((str(path), _read_toml(path)))
     elif (cwd / "cidash.toml").is_file():
         layers.append((str(cwd / "cidash.toml"), _read_toml(cwd / "cidash.toml")))

@@ -27,14 +27,6 @@ criteria (ids, default targets; configure them in [criteria], job names in [imag
   cache_writers            writer jobs sharing a key without a resource_group + overlapping uploads seen: 0
   tools_verified           every run of the image-verification job passed
 
-options:
-  --format table|json|markdown|junit   output (default: table)
-  --strict             also exit 1 when a criterion has no data
-  --include-retried    count retried jobs too (excluded by default)
-  --criterion ID       evaluate only this criterion (repeatable)
-  --now ISO            evaluate as of this UTC time (default: now), for reproducible reports
-  --sync               refresh the store from GitLab first (needs a connection, see 'cidash sync --help')
-
 JSON (--format json), a stable contract:
   {"ok": bool, "project": str, "generated_at": str,
    "criteria": [{"id", "status": "pass"|"fail"|"no_data", "value", "target", "unit", "n", "evidence",
@@ -54,19 +46,20 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from cidash.commands.common import add_connection_args, add_store_args
+    from cidash.commands.common import add_connection_args, add_format_args, add_store_args
 
-    parser.add_argument(
-        "--format",
-        choices=("table", "json", "markdown", "junit"),
-        default="table",
-        help="output format (default table)",
-    )
+    add_format_args(parser, ("table", "json", "markdown", "junit"), default="table")
     parser.add_argument("--strict", action="store_true", help="exit 1 also when a criterion has no data")
-    parser.add_argument("--include-retried", action="store_true", help="count retried jobs too")
-    parser.add_argument("--criterion", action="append", metavar="ID", help="evaluate only this criterion")
-    parser.add_argument("--now", metavar="ISO", help="evaluate as of this UTC time (default: now)")
-    parser.add_argument("--sync", action="store_true", help="refresh the store from GitLab first")
+    parser.add_argument("--include-retried", action="store_true", help="count retried jobs too (excluded by default)")
+    parser.add_argument("--criterion", action="append", metavar="ID", help="evaluate only this criterion (repeatable)")
+    parser.add_argument(
+        "--now", metavar="ISO", help="evaluate as of this UTC time (default: now), for reproducible reports"
+    )
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="refresh the store from GitLab first (needs a connection, see 'cidash sync --help')",
+    )
     add_store_args(parser)
     add_connection_args(parser)
 
@@ -115,12 +108,19 @@ def sync_first(args: argparse.Namespace, config: Config, now: datetime) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from cidash.commands.common import load_config_from_args, open_store_from_args
+    from cidash.commands.common import (
+        color_enabled,
+        json_document,
+        load_config_from_args,
+        open_store_from_args,
+        output_format,
+    )
     from cidash.criteria import CRITERIA_IDS, evaluate
     from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import UsageError
     from cidash.report import render_criteria
 
+    fmt = output_format(args)
     only = tuple(args.criterion or ())
     unknown = [c for c in only if c not in CRITERIA_IDS]
     if unknown:
@@ -136,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
         project = resolve_project(store, projects[0] if len(projects) == 1 else None, projects)
         ds = load_dataset(store, project, config_ref=config.criteria.ref)
     report = evaluate(ds, config, now, include_retried=args.include_retried, only=only or None)
-    color = args.format == "table" and sys.stdout.isatty()
-    sys.stdout.write(render_criteria(report, args.format, strict=args.strict, color=color))
+    if fmt == "json":
+        sys.stdout.write(json_document(report.as_dict(strict=args.strict)))
+    else:
+        color = fmt == "table" and color_enabled(sys.stdout)
+        sys.stdout.write(render_criteria(report, fmt, strict=args.strict, color=color))
     return report.exit_code(strict=args.strict)

@@ -18,7 +18,8 @@ Heavy modules (python-gitlab, httpx, sqlite) are imported inside the helpers, so
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cidash.config import Config
@@ -28,9 +29,10 @@ if TYPE_CHECKING:
 
 
 CONNECTION_HELP = """\
-connection (first found wins):
-  URL     --url, GITLAB_URL, CI_SERVER_URL (when CI=true), [gitlab] url, python-gitlab section
-  token   --token-file, GITLAB_TOKEN, CI_JOB_TOKEN (when CI=true), [gitlab] token_file, python-gitlab section
+connection (first found wins; 'cidash doctor' shows which):
+  URL     --url, GITLAB_URL, GITLAB_HOST/GL_HOST, CI_SERVER_URL (when CI=true), [gitlab] url, python-gitlab section
+  token   --token-file, GITLAB_TOKEN, CI_JOB_TOKEN (when CI=true), [gitlab] token_file, python-gitlab section,
+          glab's token for the host
   project --project (repeatable), [gitlab] projects, CI_PROJECT_PATH (when CI=true); or --group
 """
 
@@ -116,3 +118,54 @@ def has_terminal() -> bool:
     import sys
 
     return bool(sys.stdin and sys.stdin.isatty() and sys.stdout and sys.stdout.isatty())
+
+
+# -- output: --format, JSON documents, colour ----------------------------------------------------------------
+
+#: Every JSON document a command prints carries ``"schema_version": JSON_SCHEMA_VERSION`` (docs/schemas/).
+JSON_SCHEMA_VERSION = 1
+
+
+def add_format_args(
+    parser: argparse.ArgumentParser, formats: tuple[str, ...], *, default: str, help_extra: str = ""
+) -> None:
+    """``--format a|b|json`` and ``--json`` (an alias of ``--format json``)."""
+    parser.add_argument(
+        "--format", choices=formats, default=None, help=f"output format (default {default}){help_extra}"
+    )
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
+    parser.set_defaults(_format_default=default)
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """The format asked for: ``--json`` is ``--format json``; both with another format is a usage error."""
+    from cidash.errors import UsageError
+
+    chosen: str | None = getattr(args, "format", None)
+    if getattr(args, "json", False):
+        if chosen not in (None, "json"):
+            raise UsageError(f"--json and --format {chosen} contradict each other", hint="give one of them")
+        return "json"
+    return chosen or str(getattr(args, "_format_default", "text"))
+
+
+def json_document(doc: Mapping[str, Any]) -> str:
+    """A JSON document as cidash prints it: ``schema_version`` first, indented, one trailing newline."""
+    import json
+
+    body = {k: v for k, v in doc.items() if k != "schema_version"}
+    return json.dumps({"schema_version": JSON_SCHEMA_VERSION, **body}, indent=2) + "\n"
+
+
+def color_enabled(stream: object = None) -> bool:
+    """Colour only on a terminal, and never with ``NO_COLOR`` set (https://no-color.org) or ``TERM=dumb``."""
+    import os
+    import sys
+
+    stream = sys.stdout if stream is None else stream
+    if "NO_COLOR" in os.environ and os.environ["NO_COLOR"] != "":
+        return False
+    if os.environ.get("TERM", "").strip().lower() == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())

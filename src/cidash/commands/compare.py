@@ -25,12 +25,6 @@ SPEC (each of --baseline and --candidate):
   image:TAG                jobs that ran in the image the registry tag points to
   A,B                      several joined by commas select what matches all, e.g. 2026-11-13..,ref:main
 
-options:
-  --format table|json|markdown   output (default: table; markdown is made to paste into a merge request)
-  --include-retried              count retried jobs too (excluded by default)
-  --seed N                       bootstrap seed (default 0)
-  --resamples N                  bootstrap resamples (default 2000)
-
 Quantiles are type-7 linear interpolation; the interval is a percentile bootstrap of the relative change in
 median. MB = 10^6 bytes. The start-up verdict is PASS when the median improves by at least the target.
 
@@ -49,10 +43,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--baseline", required=True, metavar="SPEC", help="the 'before' slice")
     parser.add_argument("--candidate", required=True, metavar="SPEC", help="the 'after' slice")
-    parser.add_argument(
-        "--format", choices=("table", "json", "markdown"), default="table", help="output format (default table)"
+    from cidash.commands.common import add_format_args
+
+    add_format_args(
+        parser,
+        ("table", "json", "markdown"),
+        default="table",
+        help_extra="; markdown is made to paste into a merge request",
     )
-    parser.add_argument("--include-retried", action="store_true", help="count retried jobs too")
+    parser.add_argument("--include-retried", action="store_true", help="count retried jobs too (excluded by default)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
     parser.add_argument("--resamples", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
     parser.add_argument("--project", metavar="PATH", help="project path or id (default: the only one in the store)")
@@ -62,13 +61,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from cidash.commands.common import load_config_from_args, open_store_from_args
+    from cidash.commands.common import (
+        color_enabled,
+        json_document,
+        load_config_from_args,
+        open_store_from_args,
+        output_format,
+    )
     from cidash.compare import compare
     from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import UsageError
     from cidash.report import render_comparison
     from cidash.specs import parse_spec
 
+    fmt = output_format(args)
     baseline = parse_spec(args.baseline)
     candidate = parse_spec(args.candidate)
     if not 1 <= args.resamples <= 100_000:
@@ -86,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         resamples=args.resamples,
     )
-    color = args.format == "table" and sys.stdout.isatty()
-    sys.stdout.write(render_comparison(result, args.format, color=color))
+    if fmt == "json":
+        sys.stdout.write(json_document(result.as_dict()))
+    else:
+        color = fmt == "table" and color_enabled(sys.stdout)
+        sys.stdout.write(render_comparison(result, fmt, color=color))
     return 1 if result.any_fail else 0

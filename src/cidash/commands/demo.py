@@ -27,13 +27,6 @@ prints the reports instead.
 simulator's clock runs with the real one (--time-scale X runs it X times faster), so today's remaining
 pipelines appear as their time comes; rebuild and retry really change the simulated world.
 
-options:
-  --headless        print the reports (sync, check, compare)
-  --dashboard       open the dashboard against the live simulator
-  --seed S          scenario seed (default 7); the same seed gives the same story
-  --time-scale X    with --dashboard: simulated seconds per real second (default 1)
-  --keep            keep the temporary directory (store, config) and print where it is
-
 exit codes: 0 the demo ran (whatever the criteria say), 2 a step failed to run, 130 interrupted (Ctrl-C).
 
 Example:
@@ -49,11 +42,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", help="print the reports (sync, check, compare)")
     mode.add_argument("--dashboard", action="store_true", help="open the dashboard against the live simulator")
-    parser.add_argument("--seed", type=int, default=7, metavar="S", help="scenario seed (default 7)")
     parser.add_argument(
-        "--time-scale", type=float, default=1.0, metavar="X", help="with --dashboard: simulated s per real s"
+        "--seed", type=int, default=7, metavar="S", help="scenario seed (default 7); the same seed gives the same story"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary store and config")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="with --dashboard: simulated seconds per real second (default 1)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (store, config) and print where it is"
+    )
 
 
 def available(command: str) -> bool:

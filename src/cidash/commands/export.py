@@ -26,14 +26,6 @@ formats (--format, default json):
                   cidash_criterion_value            gauge      {project, criterion, unit}
                 counters are totals over the exported window.
 
-options:
-  --since DAYS|DATE    only pipelines created since then: "30d", "12h", "2026-11-01" or "all"
-                       (default: [criteria] window_days)
-  --ref REF            only this ref (default: all refs)
-  --include-retried    count retried jobs too (excluded by default)
-  --output FILE        write to FILE instead of standard output
-  --now ISO            as of this UTC time (default: now)
-
 exit codes:
   0  exported    2  no store or project, bad option or config
 
@@ -44,19 +36,16 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from cidash.commands.common import add_store_args
+    from cidash.commands.common import add_format_args, add_store_args
 
+    add_format_args(parser, ("json", "csv", "markdown", "openmetrics"), default="json")
     parser.add_argument(
-        "--format",
-        choices=("json", "csv", "markdown", "openmetrics"),
-        default="json",
-        help="output format (default json)",
+        "--since",
+        metavar="DAYS|DATE",
+        help='only pipelines created since then: "30d", "12h", "2026-11-01" or "all" (default: [criteria] window_days)',
     )
-    parser.add_argument(
-        "--since", metavar="DAYS|DATE", help='"30d", "12h", "2026-11-01" or "all" (default: [criteria] window_days)'
-    )
-    parser.add_argument("--ref", metavar="REF", help="only this ref")
-    parser.add_argument("--include-retried", action="store_true", help="count retried jobs too")
+    parser.add_argument("--ref", metavar="REF", help="only this ref (default: all refs)")
+    parser.add_argument("--include-retried", action="store_true", help="count retried jobs too (excluded by default)")
     parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     parser.add_argument("--now", metavar="ISO", help="as of this UTC time (default: now)")
     parser.add_argument("--project", metavar="PATH", help="project path or id (default: the only one in the store)")
@@ -89,12 +78,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cidash.commands.check import parse_now
-    from cidash.commands.common import load_config_from_args, open_store_from_args
+    from cidash.commands.common import json_document, load_config_from_args, open_store_from_args, output_format
     from cidash.criteria import evaluate
     from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import InputError
-    from cidash.export import ExportInput, render_export
+    from cidash.export import ExportInput, export_document, render_export
 
+    fmt = output_format(args)
     now = parse_now(args.now)
     config = load_config_from_args(args)
     since = parse_since(args.since, now, config.criteria.window_days)
@@ -103,19 +93,17 @@ def run(args: argparse.Namespace) -> int:
         full = load_dataset(store, project, config_ref=config.criteria.ref)
     report = evaluate(full, config, now, include_retried=args.include_retried)
     ds = full.between(since, None).on_ref(args.ref)
-    text = render_export(
-        ExportInput(
-            ds=ds,
-            report=report,
-            generated_at=now,
-            since=since,
-            build_job=config.image.build_job,
-            critical_files=config.cache_key.files,
-            image_repository=config.image.repository,
-            include_retried=args.include_retried,
-        ),
-        args.format,
+    inp = ExportInput(
+        ds=ds,
+        report=report,
+        generated_at=now,
+        since=since,
+        build_job=config.image.build_job,
+        critical_files=config.cache_key.files,
+        image_repository=config.image.repository,
+        include_retried=args.include_retried,
     )
+    text = json_document(export_document(inp)) if fmt == "json" else render_export(inp, fmt)
     if args.output:
         target = Path(args.output)
         tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,23 +20,17 @@ that design works on every GitLab version.
 
 With no FILES the configured list is used ([cache_key] files; default: go.mod go.sum .gitlab-ci.yml
 Dockerfile.ci .mise/config.toml). A missing file is an error naming it, never a shorter key.
-
-  --write F   write that content to F atomically (temp file + rename); prints whether F changed
-  --check F   compare F with what would be written: exit 0 if identical, 1 otherwise with the files that
-              changed since F was written. With no FILES and the built-in default list, F is checked
-              against the files it lists itself.
+--write F writes it atomically; --check F compares F with it (with no FILES and the built-in default
+list, F is checked against the files it lists itself).
 
 With --gitlab, print for every cache: entry with key: files: or key: files_commits: in the CI file the
 key GitLab assigns at --rev of the local git checkout, for both algorithms: content (GitLab >= 18.4,
 blob ids) and commits (older GitLab and files_commits: last-commit ids). The prefix is prefix:, or the
 entry's index when there is none; globs (* without a slash, ** at any depth) are expanded against the
 tree at REV; when no listed file exists the key is <prefix>-default and the output says why. GitLab
-then appends -<n> after "Clear runner caches" and -protected/-non_protected.
-
-  --rev REV      commit to compute at (default HEAD)
-  --ci-file F    CI file to read from the working tree (default: [cache_key] ci_file, .gitlab-ci.yml,
-                 as committed at REV, or from the working tree when it is not committed)
-  --json         machine-readable output
+then appends -<n> after "Clear runner caches" and -protected/-non_protected. Without --ci-file the CI
+file ([cache_key] ci_file, .gitlab-ci.yml) is read as committed at REV, or from the working tree when it
+is not committed. --format json prints one object (schema: docs/schemas/key-gitlab.schema.json).
 
 Examples:
   cidash key > .cache-key
@@ -53,12 +46,22 @@ exit codes: 0 ok; 1 --check found a difference, or --gitlab found a key that fal
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", metavar="FILES", help="critical files (default: [cache_key] files)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", metavar="F", help="write the checksum lines to F atomically")
-    mode.add_argument("--check", metavar="F", help="exit 1 if F differs from what would be written")
+    mode.add_argument(
+        "--write",
+        metavar="F",
+        help="write the checksum lines to F atomically (temp file + rename); prints whether F changed",
+    )
+    mode.add_argument(
+        "--check", metavar="F", help="exit 1 if F differs from what would be written, naming the files that changed"
+    )
     mode.add_argument("--gitlab", action="store_true", help="the key GitLab computes for each cache:key:files")
     parser.add_argument("--rev", default=None, metavar="REV", help="with --gitlab: the commit (default HEAD)")
-    parser.add_argument("--ci-file", default=None, metavar="F", help="with --gitlab: the CI file")
-    parser.add_argument("--json", action="store_true", help="with --gitlab: JSON output")
+    parser.add_argument(
+        "--ci-file", default=None, metavar="F", help="with --gitlab: read this CI file from the working tree"
+    )
+    from cidash.commands.common import add_format_args
+
+    add_format_args(parser, ("text", "json"), default="text", help_extra="; json: not with --write/--check")
     parser.add_argument(
         "--config",
         default=None,
@@ -68,16 +71,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cidash.commands.common import output_format
     from cidash.config import load_config
     from cidash.errors import UsageError
 
+    fmt = output_format(args)
+    args.json = fmt == "json"
     config = load_config(args.config)
     if args.gitlab:
         if args.files:
             raise UsageError("--gitlab takes no FILES: it reads cache:key:files from the CI file")
         return _run_gitlab(args, config.cache_key.ci_file)
-    if args.rev or args.ci_file or args.json:
-        raise UsageError("--rev, --ci-file and --json go with --gitlab")
+    if args.rev or args.ci_file:
+        raise UsageError("--rev and --ci-file go with --gitlab")
+    if args.json and (args.write or args.check):
+        raise UsageError("--format json goes with plain 'cidash key' or --gitlab, not --write/--check")
     return _run_checksum(args, list(args.files) or list(config.cache_key.files), bool(args.files))
 
 
@@ -107,6 +115,14 @@ def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) ->
         print(f"run: cidash key --write {args.check}{'' if not explicit else ' ' + ' '.join(files)}")
         return 1
     content = checksum_lines(files, root)
+    if args.json:
+        from cidash.cachekey import parse_checksum_lines
+        from cidash.commands.common import json_document
+
+        lines = parse_checksum_lines(content)
+        doc = {"files": [{"path": path, "sha256": digest} for path, digest in lines.items()], "content": content}
+        _out(json_document(doc))
+        return 0
     if args.write:
         changed = write_atomic(Path(args.write), content)
         print(f"{'wrote' if changed else 'unchanged:'} {args.write} ({len(files)} files)")
@@ -152,7 +168,9 @@ def _run_gitlab(args: argparse.Namespace, default_ci_file: str) -> int:
         results.append((cache, jobs, key))
     any_default = any((k.commits if k.files_commits else k.content).is_default for _, _, k in results)
     if args.json:
-        print(json.dumps(_as_json(display, rev, provider.sha, ci, results), indent=2))
+        from cidash.commands.common import json_document
+
+        sys.stdout.write(json_document(_as_json(display, rev, provider.sha, ci, results)))
     else:
         _print_text(display, rev, provider.sha, ci, results)
     return 1 if any_default else 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 HELP = "cache-key and image-build findings for a .gitlab-ci.yml, with stable rule ids"
@@ -44,7 +44,9 @@ column) or bad usage.
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ci_file", nargs="?", default=None, metavar="CI_FILE", help="default: .gitlab-ci.yml")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    from cidash.commands.common import add_format_args
+
+    add_format_args(parser, ("text", "json"), default="text")
     parser.add_argument("--repo", default=None, metavar="DIR", help="repository directory (default: CI_FILE's)")
     parser.add_argument(
         "--config",
@@ -57,15 +59,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cidash.ciconfig import load_ci
     from cidash.cilint import format_text, lint, summary, to_json
+    from cidash.commands.common import json_document, output_format
     from cidash.config import load_config
 
+    fmt = output_format(args)
     config = load_config(args.config)
     ci_file = Path(args.ci_file or config.cache_key.ci_file)
     repo_root = Path(args.repo) if args.repo else _repo_root(ci_file)
     ci = load_ci(ci_file, repo_root=repo_root)
     findings = lint(ci, repo_root=repo_root, settings=config)
-    if args.format == "json":
-        print(json.dumps(to_json(findings, path=str(ci_file)), indent=2))
+    if fmt == "json":
+        sys.stdout.write(json_document(to_json(findings, path=str(ci_file))))
     else:
         print(format_text(findings), end="")
     return 1 if summary(findings)["error"] else 0

@@ -27,15 +27,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--before", required=True, metavar="DATE", help="ISO date/time or age (e.g. 90d)")
     parser.add_argument("--project", metavar="PATH", help="only this project (path or id); default all")
     parser.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    from cidash.commands.common import add_format_args
+
+    add_format_args(parser, ("text", "json"), default="text")
 
 
 def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from cidash.commands.common import load_config_from_args, open_store_from_args
+    from cidash.commands.common import json_document, load_config_from_args, open_store_from_args, output_format
     from cidash.errors import UsageError
     from cidash.sync import parse_since
 
+    fmt = output_format(args)
     now = datetime.now(UTC)
     try:
         before = parse_since(args.before, now=now)
@@ -55,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(f"project {args.project} is not in the store {store.path}")
             project_id = project.id
         counts = store.prune(before, project_id=project_id, dry_run=args.dry_run)
+    if fmt == "json":
+        import sys
+
+        doc = {"dry_run": args.dry_run, "before": before.isoformat(), "deleted": dict(counts)}
+        sys.stdout.write(json_document(doc))
+        return 0
     verb = "would delete" if args.dry_run else "deleted"
     detail = ", ".join(f"{n} {table}" for table, n in counts.items() if n)
     print(f"{verb} {detail or 'nothing'} (before {before.strftime('%Y-%m-%d %H:%M UTC')})")

@@ -29,15 +29,6 @@ it, and waits (polling with back-off, at most --follow-timeout seconds) until th
 URL. Every attempt, refusal, dry run and answer is recorded in the store's audit table (who: your GitLab
 username, else the local user; never a token).
 
-  --ref REF            the ref to rebuild on
-  --var KEY=VALUE      a pipeline variable (repeatable; keys: letters, digits, _)
-  --force              trigger even when an image build is already on its way for the ref
-  --dry-run            print the plan and the exact HTTP call; send nothing (allowed in read-only mode)
-  -y, --yes            do not ask (needed without a terminal, e.g. in CI)
-  --read-only          refuse (also [actions] read_only = true); nothing is sent
-  --no-follow          do not wait for the job to start
-  --follow-timeout SECONDS  how long to wait for the job to start (default 120)
-
 Examples:
   cidash rebuild --dry-run
   cidash rebuild --ref main --var FORCE_CI_IMAGE_REBUILD=true --yes
@@ -59,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         action="append",
         default=[],
-        help="pipeline variable (repeatable); adds to/overrides [actions] rebuild_variables",
+        help="a pipeline variable (repeatable; keys: letters, digits, _); overrides [actions] rebuild_variables",
     )
     parser.add_argument("--force", action="store_true", help="trigger even if an image build is already on its way")
     add_action_args(parser)
@@ -72,8 +63,12 @@ def add_action_args(parser: argparse.ArgumentParser, *, follow_job: bool = True)
     heavy."""
     from cidash.commands.common import add_connection_args, add_store_args
 
-    parser.add_argument("--dry-run", action="store_true", help="print the exact HTTP call and send nothing")
-    parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and the exact HTTP call; send nothing (allowed in read-only mode)",
+    )
+    parser.add_argument("-y", "--yes", action="store_true", help="do not ask (needed without a terminal, e.g. in CI)")
     parser.add_argument(
         "--read-only", action="store_true", help="refuse every mutating action (also [actions] read_only)"
     )

@@ -21,12 +21,6 @@ pending or running, is a manual job that never ran (play it: cidash rebuild), or
 It shows the plan (project, ref, effect, the exact HTTP call) and asks for confirmation. Every attempt,
 refusal, dry run and answer is recorded in the store's audit table (never a token).
 
-  --dry-run            print the plan and the exact HTTP call; send nothing (allowed in read-only mode)
-  -y, --yes            do not ask (needed without a terminal, e.g. in CI)
-  --read-only          refuse (also [actions] read_only = true); nothing is sent
-  --no-follow          do not wait for the new job to start
-  --follow-timeout SECONDS  how long to wait for it to start (default 120)
-
 Examples:
   cidash retry 10342 --dry-run
   cidash retry 10342 --project platform/app --yes

@@ -16,16 +16,6 @@ seeded 30-day story of project platform/app moving its CI image from Debian (807
 Tokens: 'demo-token' (Maintainer) and 'demo-readonly-token' (Reporter: mutations get 403). Any other
 token gets 401. These are demo tokens, not secrets.
 
-options:
-  --port P          TCP port on 127.0.0.1 (default 8080; 0 picks a free one)
-  --seed S          scenario seed (default 7): the same seed serves byte-identical data
-  --latency-ms L    add L milliseconds to every response
-  --jitter-ms J     add a random 0..J milliseconds on top (deterministic with the seed)
-  --pipelines N     total pipelines in the 30-day history instead of ~12 a day
-  --days D          length of the history in days (default 30)
-  --time-scale X    simulated seconds per real second for new pipelines (default 1)
-  --rate-limit N    answer 429 + Retry-After past N requests a minute (default: no limit)
-
 exit codes: 0 stopped with Ctrl-C, 2 the port is in use or an option is invalid.
 
 Example:
@@ -35,14 +25,44 @@ Example:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, metavar="P", default=8080, help="TCP port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--seed", type=int, default=7, metavar="S", help="scenario seed (default 7)")
-    parser.add_argument("--latency-ms", type=float, metavar="L", default=0.0, help="extra latency per response")
-    parser.add_argument("--jitter-ms", type=float, metavar="J", default=0.0, help="random extra latency, 0..J ms")
-    parser.add_argument("--pipelines", type=int, metavar="N", default=None, help="total pipelines in the history")
+    parser.add_argument(
+        "--port", type=int, metavar="P", default=8080, help="TCP port on 127.0.0.1 (default 8080; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=7,
+        metavar="S",
+        help="scenario seed (default 7): the same seed serves byte-identical data",
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, metavar="L", default=0.0, help="add L milliseconds to every response"
+    )
+    parser.add_argument(
+        "--jitter-ms",
+        type=float,
+        metavar="J",
+        default=0.0,
+        help="add a random 0..J milliseconds on top (deterministic with the seed)",
+    )
+    parser.add_argument(
+        "--pipelines", type=int, metavar="N", default=None, help="total pipelines in the history instead of ~12 a day"
+    )
     parser.add_argument("--days", type=int, metavar="D", default=30, help="days of history (default 30)")
-    parser.add_argument("--time-scale", type=float, default=1.0, metavar="X", help="simulated seconds per real second")
-    parser.add_argument("--rate-limit", type=int, metavar="N", default=None, help="requests per minute before 429")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second for new pipelines (default 1)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        default=None,
+        help="answer 429 + Retry-After past N requests a minute (default: no limit)",
+    )
 
 
 def banner(url: str, token: str, readonly_token: str | None, project_path: str, project_id: int) -> str:

@@ -63,6 +63,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-logs", action="store_true", help="do not fetch job logs this time")
     parser.add_argument("--no-registry", action="store_true", help="do not read registry tags or resource groups")
     parser.add_argument("-v", "--verbose", action="store_true", help="explain what was asked of GitLab")
+    from cidash.commands.common import add_format_args
+
+    add_format_args(parser, ("text", "json"), default="text", help_extra="; json: one summary object on stdout")
     parser.add_argument("--progress", choices=("auto", "bar", "plain", "none"), default="auto", help=argparse.SUPPRESS)
 
 
@@ -70,9 +73,16 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from datetime import UTC, datetime
 
-    from cidash.commands.common import client_from_args, load_config_from_args, open_store_from_args
+    from cidash.commands.common import (
+        client_from_args,
+        json_document,
+        load_config_from_args,
+        open_store_from_args,
+        output_format,
+    )
     from cidash.sync import SyncOptions, sync_projects
 
+    fmt = output_format(args)
     now = datetime.now(UTC)
     config = load_config_from_args(args)
     client = client_from_args(args, config)
@@ -96,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     mode = args.progress
     if mode == "auto":
         ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        mode = "bar" if err.isatty() and not ci else "plain"
+        dumb = os.environ.get("TERM", "").strip().lower() == "dumb"  # no cursor movement: plain lines
+        mode = "bar" if err.isatty() and not ci and not dumb else "plain"
     display = _BarDisplay() if mode == "bar" else _PlainDisplay(enabled=mode == "plain")
     with open_store_from_args(args, config) as store, client:
         try:
@@ -113,11 +124,14 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if args.verbose:
                 _print_requests(client)
+    if fmt == "json":
+        sys.stdout.write(json_document({"projects": [report_json(r) for r in reports]}))
     for report in reports:
         if report.error is not None:
             print(f"cidash sync: warning: {report.project.path}: not synced: {report.error}", file=err)
             continue
-        print(report.summary())
+        if fmt != "json":
+            print(report.summary())
         _print_warnings(report, verbose=args.verbose)
         if args.verbose:
             _print_verbose(report)
@@ -145,6 +159,35 @@ def _print_warnings(report: SyncReport, *, verbose: bool) -> None:
         more = report.deferred_total - len(report.deferred[:limit])
         if more > 0:
             print(f"  ... and {more} more (--verbose lists them)", file=err)
+
+
+def report_json(report: SyncReport) -> dict[str, object]:
+    """One project's sync for ``--format json`` (docs/schemas/sync.schema.json)."""
+    state = report.rate_limit
+    return {
+        "project": {"id": report.project.id, "path": report.project.path},
+        "first_sync": report.first_sync,
+        "duration_seconds": round(report.duration, 3),
+        "pipelines": report.pipelines,
+        "jobs": report.jobs,
+        "logs": report.logs,
+        "logs_skipped": report.logs_skipped,
+        "logs_unavailable": report.logs_unavailable,
+        "logs_failed": report.logs_failed,
+        "checksums": report.checksums,
+        "ci_configs": report.ci_configs,
+        "image_tags": report.image_tags,
+        "resource_groups": report.resource_groups,
+        "requests": report.requests,
+        "bytes": report.bytes,
+        "retries": report.retries,
+        "rate_limit": {"limit": state.limit, "remaining": state.remaining},
+        "warnings": list(report.warnings),
+        "warnings_total": report.warnings_total,
+        "deferred": [str(item) for item in report.deferred],
+        "deferred_total": report.deferred_total,
+        "error": report.error,
+    }
 
 
 def _print_requests(client: object) -> None:

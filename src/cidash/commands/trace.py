@@ -18,17 +18,13 @@ The log is read in chunks, never whole: multi-gigabyte logs are fine. Every runn
 endings); logs cut off by the runner's output limit or still running are reported as truncated, and a cache
 attempt whose result never appears is "unknown", never "miss".
 
-arguments:
-  FILE      the log file; "-" reads standard input
-
-options:
-  --json    print one JSON object instead of the summary:
-            {"runner_version", "executor", "truncated",
-             "sections": [{"name", "start", "end", "duration"}],   (unix seconds; end/duration null if open)
-             "startup_seconds",                                     (first section start -> step_script start)
-             "image": {"name", "id", "digest", "pulled"} | null,
-             "cache": [{"op": "restore"|"archive", "key", "outcome"}]}
-            outcome: hit, miss, failed, skipped, created, up_to_date, empty, unknown
+JSON (--format json, or --json), one object (schema: docs/schemas/trace.schema.json):
+  {"schema_version": 1, "runner_version", "executor", "truncated",
+   "sections": [{"name", "start", "end", "duration"}],   (unix seconds; end/duration null if open)
+   "startup_seconds",                                     (first section start -> step_script start)
+   "image": {"name", "id", "digest", "pulled"} | null,
+   "cache": [{"op": "restore"|"archive", "key", "outcome"}]}
+  outcome: hit, miss, failed, skipped, created, up_to_date, empty, unknown
 
 exit codes:
   0  the log was parsed (whatever it says)
@@ -44,18 +40,21 @@ _CHUNK = 1 << 16
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help='job log file, "-" for standard input')
-    parser.add_argument("--json", action="store_true", help="print the facts as one JSON object")
+    parser.add_argument("file", metavar="FILE", help='the log file; "-" reads standard input')
+    from cidash.commands.common import add_format_args
+
+    add_format_args(parser, ("text", "json"), default="text")
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import sys
 
+    from cidash.commands.common import json_document, output_format
     from cidash.errors import InputError
     from cidash.logparse import facts_to_dict, parse_stream
 
     path: str = args.file
+    fmt = output_format(args)
     try:
         if path == "-":
             facts = parse_stream(sys.stdin.buffer, _CHUNK)
@@ -68,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"cannot read {path}: no such file") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if args.json:
-        print(json.dumps(facts_to_dict(facts), indent=2))
+    if fmt == "json":
+        sys.stdout.write(json_document(facts_to_dict(facts)))
     else:
         print(summary(facts))
     return 0

@@ -21,13 +21,6 @@ Keys: ? help, 1-6 tabs, / filter, Enter open, Esc back, r refresh, p project, k 
 e export, s pause polling, ctrl+t theme, ctrl+p command palette, q quit.
 
 {CONNECTION_HELP}
-options:
-  --refresh SECONDS   poll interval (0: only on `r`; default [tui] refresh_seconds)
-  --offline           do not contact GitLab: show the store only (actions disabled)
-  --read-only         disable rebuild / retry / key writes (same as [actions] read_only = true)
-  --theme NAME        textual-dark (default), textual-light, or any Textual theme
-  --no-checkout       the current directory is not the project's checkout: no local .cache-key panel, no `k`
-
 exit codes: 0 on quit; 2 usage/config/store error (one line on stderr).
 """
 
@@ -35,10 +28,18 @@ exit codes: 0 on quit; 2 usage/config/store error (one line on stderr).
 def configure(parser: argparse.ArgumentParser) -> None:
     add_store_args(parser)
     add_connection_args(parser)
-    parser.add_argument("--refresh", type=float, metavar="SECONDS", help="poll interval in seconds (0: manual only)")
-    parser.add_argument("--offline", action="store_true", help="show the store only, never contact GitLab")
-    parser.add_argument("--read-only", action="store_true", help="disable rebuild, retry and key writes")
-    parser.add_argument("--theme", metavar="NAME", help="textual-dark (default) or textual-light")
+    parser.add_argument(
+        "--refresh", type=float, metavar="SECONDS", help="poll interval (0: only on `r`; default [tui] refresh_seconds)"
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="do not contact GitLab: show the store only (actions disabled)"
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="disable rebuild, retry and key writes (same as [actions] read_only = true)",
+    )
+    parser.add_argument("--theme", metavar="NAME", help="textual-dark (default), textual-light, or any Textual theme")
     parser.add_argument(
         "--no-checkout",
         action="store_true",

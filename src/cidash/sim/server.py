@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -218,6 +218,7 @@ class Api:
         r("GET", "/api/v4/version", Api.version)
         r("GET", "/api/v4/metadata", Api.version)
         r("GET", "/api/v4/user", Api.user)
+        r("GET", "/api/v4/personal_access_tokens/self", Api.token_self)
         r("GET", "/api/v4/projects", Api.projects)
         r("GET", "/api/v4/projects/:id", Api.project)
         r("GET", "/api/v4/groups/:gid", Api.group)
@@ -556,6 +557,29 @@ class Api:
         out = self.user_json(req.user)
         out.update({"created_at": iso(self.world.scenario.start.timestamp() - 500 * 86400), "bot": False})
         return out
+
+    def token_self(self, req: Request) -> Json:
+        """``GET /personal_access_tokens/self`` (GitLab >= 15.5): the calling personal access token, never its value.
+
+        Job and OAuth tokens are not personal access tokens: GitLab answers 401 for them. Scopes and expiry come
+        from ``sim.personal_tokens`` (tests change them to see ``cidash doctor`` react)."""
+        token = req.headers.get("private-token") or req.arg("private_token") or ""
+        info = self.sim.personal_tokens.get(token)
+        if info is None:
+            raise ApiError(401, {"message": "401 Unauthorized"})
+        created = self.world.scenario.start.timestamp() - 200 * 86400
+        return {
+            "id": info.get("id", 1),
+            "name": info.get("name", "cidash"),
+            "revoked": bool(info.get("revoked", False)),
+            "created_at": iso(created),
+            "description": "",
+            "scopes": list(info.get("scopes", ["api"])),
+            "user_id": 1,
+            "last_used_at": iso(self.now),
+            "active": bool(info.get("active", True)),
+            "expires_at": info.get("expires_at"),
+        }
 
     def projects(self, req: Request) -> Json:
         items = [self.project_json(p, req.role) for p in sorted(self.world.projects.values(), key=lambda p: -p.id)]
@@ -1363,6 +1387,11 @@ class SimulatedGitLab:
             self.world.set_time_scale(time_scale)
         self.token = token
         self.readonly_token = readonly_token
+        # What GET /personal_access_tokens/self says about each token (expires_at: an ISO date or None).
+        expires = (scenario.end + timedelta(days=90)).date().isoformat()
+        self.personal_tokens: dict[str, dict[str, Any]] = {token: {"id": 1, "scopes": ["api"], "expires_at": expires}}
+        if readonly_token:
+            self.personal_tokens[readonly_token] = {"id": 2, "scopes": ["read_api"], "expires_at": expires}
         self.latency_ms = latency_ms
         self.jitter_ms = jitter_ms
         self.rng = random.Random(scenario.seed)
