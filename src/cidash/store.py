@@ -102,7 +102,7 @@ from cidash.models import (
     TraceFacts,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT = 30.0
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -187,8 +187,18 @@ CREATE TABLE audit (
 CREATE INDEX audit_at ON audit (at);
 """
 
+#: The GitLab version each project's instance reported (``GET /version``; NULL: the token may not read it).
+_V2_INSTANCE_VERSION = """
+CREATE TABLE instance_versions (
+    project_id INTEGER PRIMARY KEY, version TEXT, revision TEXT, checked_at TEXT NOT NULL
+);
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
-MIGRATIONS: list[tuple[int, str, str]] = [(1, "initial schema", _V1)]
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "initial schema", _V1),
+    (2, "instance version per project (GET /version)", _V2_INSTANCE_VERSION),
+]
 
 
 def phase_seconds(facts: TraceFacts) -> dict[str, float | None]:
@@ -1102,6 +1112,24 @@ class Store:
             "INSERT OR REPLACE INTO sync_state (project_id, kind, cursor, updated_at) VALUES (?, ?, ?, ?)",
             [(project_id, kind, value, to_db_time(_now()))],
         )
+
+    def set_instance_version(
+        self, project_id: int, version: str | None, revision: str | None, checked_at: datetime
+    ) -> None:
+        """Record the version of the GitLab instance a project lives on (None: unknown, e.g. a 403)."""
+        self._write(
+            "INSERT OR REPLACE INTO instance_versions (project_id, version, revision, checked_at) VALUES (?, ?, ?, ?)",
+            [(project_id, version, revision, to_db_time(checked_at))],
+        )
+
+    def instance_version(self, project_id: int | None = None) -> str | None:
+        """The recorded GitLab version for a project; with no project, the one version every recorded project
+        agrees on (None when unknown or when they differ)."""
+        if project_id is not None:
+            rows = self._query("SELECT version FROM instance_versions WHERE project_id = ?", (project_id,))
+            return str(rows[0][0]) if rows and rows[0][0] else None
+        rows = self._query("SELECT DISTINCT version FROM instance_versions WHERE version IS NOT NULL")
+        return str(rows[0][0]) if len(rows) == 1 else None
 
     def last_sync(self, project_id: int) -> datetime | None:
         """When a sync of the project last completed (None: never)."""
