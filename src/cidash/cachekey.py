@@ -224,6 +224,7 @@ def write_atomic(path: Path | str, content: str | bytes) -> bool:
         raise InputError(f"cannot write {path}: {exc.strerror}") from None
     return True
 
+
 # ---------------------------------------------------------------------------------------------------------------
 # GitLab's cache:key:files key (gitlab-facts.md section 1)
 # ---------------------------------------------------------------------------------------------------------------
@@ -410,9 +411,7 @@ def prefix_error(prefix: str) -> str | None:
     return None
 
 
-def default_prefix(
-    files: Sequence[str], index: int, *, files_commits: bool, version: GitLabVersion
-) -> tuple[str, str]:
+def default_prefix(files: Sequence[str], index: int, *, files_commits: bool, version: GitLabVersion) -> tuple[str, str]:
     """GitLab's prefix when ``prefix:`` is absent, and in words: ``<index>_<stems>`` for ``files:`` on
     GitLab >= 16.0, the bare index for ``files_commits:`` and on 15.7-15.11, nothing before 15.7."""
     if version < INDEX_PREFIX_SINCE:
@@ -647,9 +646,7 @@ class GitLabKey:
     def for_version(self, version: GitLabVersion, label: str | None = None) -> KeyVariant:
         """The key a GitLab of that version computes."""
         algo = self.algorithm(version)
-        used, words = key_prefix(
-            self.prefix, self.files, self.index, files_commits=self.files_commits, version=version
-        )
+        used, words = key_prefix(self.prefix, self.files, self.index, files_commits=self.files_commits, version=version)
         key = join_key(used, algo.digest)
         where = f" at {_short(self.rev)}" if self.rev else ""
         entries = lookup_entries(self.files)

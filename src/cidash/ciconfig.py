@@ -801,7 +801,7 @@ def _cache_spec(index: int, entry: dict[str, Any], line: int, origin: str, job: 
             item_lines = getattr(raw, "item_lines", [])
             files_line = key.line_of(source_key) if isinstance(key, YMap) else line
             files_lines = [item_lines[i] if i < len(item_lines) else files_line for i in range(len(files))]
-        if "prefix" in key:
+        if key.get("prefix") is not None:  # absent or null: GitLab's default prefix
             prefix = _as_str(key.get("prefix"))
     elif key is not None:
         key_str = _as_str(key)

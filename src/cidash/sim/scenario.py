@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cidash.sim import content, gitlab_keys
-from cidash.sim.content import CACHE_KEY_FILE, CRITICAL_FILES, TOOLS, RepoState
+from cidash.sim.content import CRITICAL_FILES, TOOLS, RepoState
 from cidash.sim.world import (
     CachePlan,
     JobFacts,
