@@ -304,6 +304,45 @@ ERAS: tuple[Era, ...] = (
 )
 
 
+_ERA_BOUNDS = {
+    "GitLab >= 18.4": ("18.4", None),
+    "GitLab 16.0-18.3": ("16.0", "18.3"),
+    "GitLab 15.7-15.11": ("15.7", "15.11"),
+    "GitLab < 15.7": (None, "15.6"),
+}
+
+
+def merge_era_labels(labels: Sequence[str]) -> str:
+    """Era labels in words, adjacent eras merged: ``["GitLab >= 18.4", "GitLab 16.0-18.3"]`` -> ``GitLab >= 16.0``.
+    Labels that are not era labels (an exact version) are kept as they are."""
+    order = [e.label for e in ERAS]
+    if not labels or any(label not in _ERA_BOUNDS for label in labels):
+        return ", ".join(labels)
+    positions = sorted(order.index(label) for label in labels)
+    runs: list[list[int]] = []
+    for pos in positions:
+        if runs and pos == runs[-1][-1] + 1:
+            runs[-1].append(pos)
+        else:
+            runs.append([pos])
+    words = []
+    for run in runs:
+        if len(run) == 1:
+            words.append(order[run[0]])
+            continue
+        low = _ERA_BOUNDS[order[run[-1]]][0]
+        high = _ERA_BOUNDS[order[run[0]]][1]
+        if low is None and high is None:
+            words.append("every GitLab version")
+        elif high is None:
+            words.append(f"GitLab >= {low}")
+        elif low is None:
+            words.append(f"GitLab <= {high}")
+        else:
+            words.append(f"GitLab {low}-{high}")
+    return ", ".join(words)
+
+
 def era_of(version: GitLabVersion) -> Era:
     return next(e for e in ERAS if e.contains(version))
 
@@ -616,7 +655,8 @@ class KeyVariant:
 
     @property
     def when(self) -> str:
-        return ", ".join(self.versions)
+        """The versions in words, adjacent ranges merged (``GitLab >= 16.0``)."""
+        return merge_era_labels(self.versions)
 
 
 def _short(rev: str) -> str:

@@ -27,6 +27,7 @@ from cidash.cachekey import (
     is_pattern,
     join_key,
     key_prefix,
+    merge_era_labels,
     parse_checksum_lines,
     pattern_matches,
     prefix_error,
@@ -335,12 +336,12 @@ def _default_key(cache: CacheSpec, version: GitLabVersion | None) -> str:
     eras = ERAS[:1] if cache.files_commits else ERAS
     keys: dict[str, list[str]] = {}
     for era in eras:
-        keys.setdefault(one(era.sample), []).append(era.label.removeprefix("GitLab "))
+        keys.setdefault(one(era.sample), []).append(era.label)
     if len(keys) == 1:
         return f"`{next(iter(keys))}`"
     first, *rest = keys.items()
-    older = "; ".join(f"`{k}` on {', '.join(labels)}" for k, labels in rest)
-    return f"`{first[0]}` (GitLab {', '.join(first[1])}; {older})"
+    older = "; ".join(f"`{k}` on {merge_era_labels(labels)}" for k, labels in rest)
+    return f"`{first[0]}` ({merge_era_labels(first[1])}; {older})"
 
 
 def _prefix_findings(ci: CiConfig, cache: CacheSpec) -> Iterable[Finding]:
