@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from cidash.cachekey import AlgorithmKey, GitLabKey, GitLabVersion, KeyVariant
     from cidash.ciconfig import CacheSpec, CiJob
 
+GITLAB_VERSION_HELP = "the GitLab version whose cache-key rules to use (e.g. 18.6 or 18.6.1)"
 HELP = "combined checksum of the critical files (sha256sum-identical), or the key GitLab computes"
 DESCRIPTION = """\
 Print the combined checksum of the critical files, one line per file, byte-identical to
@@ -68,13 +69,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rev", default=None, metavar="REV", help="with --gitlab: the commit (default HEAD)")
     parser.add_argument("--ci-file", default=None, metavar="F", help="with --gitlab: the CI file")
     parser.add_argument("--json", action="store_true", help="with --gitlab: JSON output")
+    parser.add_argument("--gitlab-version", default=None, metavar="V", help=GITLAB_VERSION_HELP)
     parser.add_argument(
-        "--gitlab-version",
-        default=None,
-        metavar="V",
-        help="with --gitlab: compute for this GitLab version (default: the one 'cidash sync' recorded)",
+        "--db", metavar="FILE", help="the SQLite store (default: [store] path, else <user data dir>/cidash.db)"
     )
-    parser.add_argument("--db", default=None, metavar="FILE", help="with --gitlab: the store to read the version from")
     parser.add_argument(
         "--config",
         default=None,

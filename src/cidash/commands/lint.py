@@ -54,7 +54,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     parser.add_argument("--repo", default=None, metavar="DIR", help="repository directory (default: CI_FILE's)")
     parser.add_argument(
-        "--gitlab-version", default=None, metavar="V", help="the GitLab version whose key rules to use (e.g. 18.6)"
+        "--gitlab-version",
+        default=None,
+        metavar="V",
+        help="the GitLab version whose cache-key rules to use (e.g. 18.6 or 18.6.1)",
     )
     parser.add_argument(
         "--config",
