@@ -5,9 +5,12 @@ shows up here as a difference, for the same committed files and the same GitLab 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cidash.cachekey import GitLabVersion, MappingProvider, gitlab_key, match_seen_key
 from cidash.gitrepo import GitRepo
@@ -121,3 +124,64 @@ def test_every_simulated_job_key_is_the_key_cidash_computes(version: str) -> Non
         assert match is not None and match.base == expected, (job.cache_key, expected)
         checked += 1
     assert checked > 20
+
+
+TREE = {
+    p: p.encode() * 2
+    for p in (
+        "go.mod",
+        "go.sum",
+        "package.json",
+        "web/package.json",
+        "web/app/package.json",
+        "a/b",
+        "a/x/b",
+        ".cache-key",
+        "x?.txt",
+        "x[a].txt",
+        "xa.txt",
+    )
+}
+_PIECES = ["go", ".", "mod", "*", "**", "/", "a", "b", "x", "web", "package", "json", "?", "[a]", ".txt", "./", "-"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    entries=st.lists(st.lists(st.sampled_from(_PIECES), max_size=5).map("".join), min_size=1, max_size=3),
+    prefix=st.one_of(st.none(), st.sampled_from(["", " ", "deps", "a.b"])),
+    index=st.integers(0, 3),
+    version=st.sampled_from(VERSIONS),
+)
+def test_simulator_and_cidash_agree_on_generated_entries(
+    entries: list[str], prefix: str | None, index: int, version: str
+) -> None:
+    """Content keys (>= 18.4) and every version's prefix rule, for arbitrary entries over a fixed tree; commit
+    ids stand in as one fake id per matching git pathspec (the same answer for both)."""
+
+    def last_commit(spec: str) -> str | None:
+        hits = sorted(p for p in TREE if gitlab_keys.pathspec_matches(spec, p))
+        return hashlib.sha1("|".join(hits).encode()).hexdigest() if hits else None
+
+    provider = MappingProvider({p: _blob(c) for p, c in TREE.items()}, {}, files=sorted(TREE))
+    fake = _PathspecProvider(provider, last_commit)
+    ours = gitlab_key(entries, fake, prefix=prefix, index=index).for_version(GitLabVersion.parse(version)).key
+    spec = gitlab_keys.KeyInput(tuple(entries), index=index, prefix=prefix)
+    theirs = gitlab_keys.cache_key(spec, TREE, gitlab_keys.parse_version(version), last_commit=last_commit)
+    assert ours == theirs
+
+
+class _PathspecProvider:
+    """Blob ids and the file list from a mapping; last commits from a callable (commits mode)."""
+
+    def __init__(self, inner: MappingProvider, last_commit: Callable[[str], str | None]) -> None:
+        self.inner = inner
+        self.last = last_commit
+
+    def blob_id(self, path: str) -> str | None:
+        return self.inner.blob_id(path)
+
+    def last_commit_id(self, path: str) -> str | None:
+        return self.last(path)
+
+    def list_files(self) -> Sequence[str] | None:
+        return self.inner.list_files()

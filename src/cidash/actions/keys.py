@@ -426,6 +426,8 @@ def _judge(
         return "default_key", notes
     if seen_key is None:
         notes.append(f"no parsed job log on {ref} in the store with a cache restore: run 'cidash sync'")
+        # A key with '/' is refused by runner 18.2.0 before any restore line: say so, it explains missing logs.
+        notes.extend(n for k in expected if "/" in k and (n := runner_rewrite_note(k)))
         return "no_logs", notes
     if "-default" in seen_key or seen_key == "default" or seen_key.startswith("default-"):
         notes.append(f"job {seen_job} restored '{seen_key}': the key fell back to default (a stale cache)")
