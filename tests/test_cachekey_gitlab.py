@@ -17,9 +17,7 @@ from cidash.gitrepo import GitRepo
 from test_gitrepo_helpers import commit, git, init_repo
 
 
-def _expected(
-    repo: Path, rev: str, paths: list[str], prefix: str, entries: list[str] | None = None
-) -> tuple[str, str]:
+def _expected(repo: Path, rev: str, paths: list[str], prefix: str, entries: list[str] | None = None) -> tuple[str, str]:
     """Both keys computed straight from git, without cidash: (content key: the blob ids of ``paths``, commits
     key: one ``git log -1 -- ENTRY`` per entry, a plain git pathspec; ``entries`` default to ``paths``)."""
     blobs = []
