@@ -185,3 +185,15 @@ class _PathspecProvider:
 
     def list_files(self) -> Sequence[str] | None:
         return self.inner.list_files()
+
+
+def test_the_simulator_never_imports_cidash_key_code() -> None:
+    """Independence is the point of the cross-check: no simulator module may use cidash.cachekey."""
+    import ast
+
+    sim_dir = Path(gitlab_keys.__file__).parent
+    for module in sim_dir.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not any(name.startswith(("cidash.cachekey", "cidash.gitrepo")) for name in imported), module.name

@@ -11,6 +11,7 @@ version and expects the same key; a wrong belief in either shows up as a differe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 Version = tuple[int, int, int]
 
 
+@functools.cache
 def parse_version(text: str) -> Version:
     """``"18.6.0-ee"`` -> ``(18, 6, 0)``; a missing patch level is 0."""
     numbers = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", text.strip())
