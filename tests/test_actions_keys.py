@@ -285,3 +285,21 @@ def test_sync_records_unknown_when_version_is_forbidden(
             store.set_instance_version(SCENARIO.project_id, "17.0.0", None, NOW)
             sync_project(client, store, sim.project_path, options=options, now=NOW)
             assert store.instance_version(SCENARIO.project_id) is None
+
+
+def test_a_failing_version_endpoint_keeps_the_recorded_version(sim: SimulatedGitLab, tmp_path: Path) -> None:
+    from cidash.remote import RetryPolicy
+    from cidash.sim import FaultPlan, FaultRule
+    from cidash.sync import SyncOptions, sync_project
+
+    sim.set_faults(FaultPlan(rules=(FaultRule(endpoint="GET /version", status=503),)))
+    options = SyncOptions(fetch_logs=False, fetch_registry=False, fetch_checksums=False)
+    connection = Connection(url=sim.url, token=Secret(sim.token), max_rps=0)
+    with (
+        GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0.01)) as client,
+        Store.open(tmp_path / "s.db") as store,
+    ):
+        store.set_instance_version(SCENARIO.project_id, "18.3.1", None, NOW)
+        report = sync_project(client, store, sim.project_path, options=options, now=NOW)
+        assert store.instance_version(SCENARIO.project_id) == "18.3.1"  # kept: checked again next time
+        assert any("GitLab version not checked" in w for w in report.warnings)

@@ -867,7 +867,12 @@ def _sync_instance_version(ctx: _Ctx, *, first_sync: bool) -> None:
     try:
         data = ctx.client.http.get_json("/version", missing="resource")
     except (Unsupported, NotFound, PermissionDenied):
-        data = None
+        data = None  # the token may not read it: the version is unknown
+    except (AuthError, ConnectError):
+        raise
+    except RemoteError as exc:  # a server error after the retries: keep what was recorded, try again next sync
+        _warn(ctx, f"GitLab version not checked: {exc.one_line()}")
+        return
     if isinstance(data, dict):
         raw, rev = data.get("version"), data.get("revision")
         # Untrusted: keep only what parses as a version, and a revision that looks like one.
