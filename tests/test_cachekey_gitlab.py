@@ -281,3 +281,19 @@ def test_cli_key_gitlab_reads_the_ci_file_as_committed_at_rev(
     assert json.loads(capsys.readouterr().out)["caches"][0]["prefix"] == "new"
     assert main(["key", "--gitlab", "--json", "--ci-file", ".gitlab-ci.yml"]) == 0
     assert json.loads(capsys.readouterr().out)["caches"][0]["prefix"] == "uncommitted"
+
+
+def test_caches_tab_local_panel_uses_the_recorded_version(tmp_path: Path) -> None:
+    from cidash.config import Config
+    from cidash.tui.data import local_key_status
+
+    repo = init_repo(tmp_path / "repo")
+    ci = "test:\n  script: [x]\n  cache:\n    key:\n      files: [package.json, yarn.lock]\n"
+    commit(repo, "one", {".gitlab-ci.yml": ci, "package.json": "{}\n", "yarn.lock": "y\n"})
+    known = local_key_status(Config(), repo, "0_package_yarn-abc-protected", "main", "18.6.0")
+    (line,) = [ln for ln in known if "GitLab key for HEAD" in ln]
+    content, _ = _expected(repo, "HEAD", ["package.json", "yarn.lock"], "0_package_yarn")
+    assert f"[bold]{content}[/]" in line and "version unknown" not in line
+    unknown = local_key_status(Config(), repo, None, "main")
+    assert any("GitLab version unknown" in ln for ln in unknown)
+    assert any(ln.strip().startswith("[bold]0-") and "(GitLab 15.7-15.11)" in ln for ln in unknown)
