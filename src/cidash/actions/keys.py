@@ -334,11 +334,10 @@ def remote_key_status(
 
     seen_key, seen_job, seen_sha = _latest_seen_key(store, project.id, ref)
     unprotect = any(spec.unprotect for spec in specs)
-    match = (
-        match_seen_key(seen_key, [k for key in keys for k in key.keys], version=version, unprotect=unprotect)
-        if seen_key
-        else None
-    )
+    match = None
+    for spec, key in zip(specs, keys, strict=True):  # each entry with its own cache:unprotect
+        if seen_key and match is None:
+            match = match_seen_key(seen_key, key.keys, version=version, unprotect=spec.unprotect)
     verdict, explanation = _judge(
         version=version,
         unprotect=unprotect,
