@@ -11,7 +11,7 @@ import pytest
 
 from cidash.actions import plan_key_recompute_local, remote_key_status, write_key
 from cidash.actions.keys import key_matches, key_specs_from_ci
-from cidash.cachekey import checksum_lines
+from cidash.cachekey import GitLabVersion, checksum_lines
 from cidash.config import CacheKeySettings, Config
 from cidash.connection import Connection, Secret
 from cidash.errors import ActionRefused
@@ -23,6 +23,7 @@ from cidash.sim.server import SimulatedGitLab
 from cidash.store import Store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+V18_6 = GitLabVersion(18, 6)
 SCENARIO = Scenario(days=20, pipelines_per_day=2, migration_day=3, with_docs_project=False)
 
 
@@ -180,9 +181,14 @@ def test_remote_status_finds_a_stale_committed_file(sim: SimulatedGitLab) -> Non
 
 def test_remote_status_on_the_legacy_branch_falls_back_to_default(sim: SimulatedGitLab) -> None:
     remote = remote_for(sim)
-    status = remote_key_status(remote, remote.project(sim.project_path), SCENARIO.legacy_branch, Config(), None)
+    project = remote.project(sim.project_path)
+    status = remote_key_status(remote, project, SCENARIO.legacy_branch, Config(), None, gitlab_version=V18_6)
     assert status.committed is None and status.verdict == "default_key"
-    assert status.expected_keys == ("0-default",)
+    assert status.expected_keys == ("0_-default",)  # GitLab >= 16.0: '0_' + the stem of '.cache-key'
+    unknown = remote_key_status(remote, project, SCENARIO.legacy_branch, Config(), None)
+    assert unknown.verdict == "default_key" and unknown.version is None
+    assert unknown.expected_keys == ("0_-default", "0-default", "default")
+    assert any("GitLab version unknown" in e for e in unknown.explanation)
 
 
 def test_remote_status_behind_and_mismatch(sim: SimulatedGitLab, tmp_path: Path) -> None:
@@ -208,6 +214,92 @@ def test_key_specs_from_a_stored_ci_file() -> None:
 
 
 def test_key_matches_suffixes() -> None:
-    assert key_matches("0-abc-2-protected", "0-abc")
-    assert key_matches("0-abc", "0-abc")
-    assert not key_matches("0-abcd-protected", "0-abc")
+    assert key_matches("0_-abc-2-protected", "0_-abc")
+    assert key_matches("0_-abc", "0_-abc")
+    assert key_matches("0_-abc-non_protected", "0_-abc")
+    assert not key_matches("0_-abcd-protected", "0_-abc")
+    assert not key_matches("0_-abc-protected-x", "0_-abc")
+
+
+def test_the_key_check_uses_the_recorded_version_and_explains_the_suffixes(
+    sim: SimulatedGitLab, tmp_path: Path
+) -> None:
+    key, head = _main_job_key(sim)
+    base = key.removesuffix("-protected")
+    remote = remote_for(sim)
+    project = remote.project(sim.project_path)
+    with store_with_restore(tmp_path, ref="main", sha=head, key=base + "-3-protected") as store:
+        store.set_instance_version(SCENARIO.project_id, "18.6.0", None, NOW)
+        status = remote_key_status(remote, project, "main", Config(), store)
+    assert status.version == "18.6.0" and status.expected_keys == (base,)
+    assert status.verdict == "ok" and status.match is not None and status.match.clear_index == 3
+    assert any("Clear runner caches" in e and "-protected" in e for e in status.explanation)
+    # GitLab 15.9 would compute '0-<per-entry commit digest>': the same log is then a mismatch, and the
+    # explanation names the suffixes GitLab could have added.
+    with store_with_restore(tmp_path / "old", ref="main", sha=head, key=base + "-protected") as store:
+        store.set_instance_version(SCENARIO.project_id, "15.9.1", None, NOW)
+        old = remote_key_status(remote, project, "main", Config(), store)
+    assert old.verdict == "mismatch" and old.expected_keys[0].startswith("0-")
+    assert "-non_protected: an unprotected ref" in old.explanation[-1]
+    # A separated-caches project that turned the setting off: no suffix at all is accepted, and said why.
+    with store_with_restore(tmp_path / "off", ref="main", sha=head, key=base) as store:
+        off = remote_key_status(remote, project, "main", Config(), store, gitlab_version=V18_6)
+    assert off.verdict == "ok" and any("separate caches for protected branches" in e for e in off.explanation)
+
+
+def test_sync_records_the_instance_version(sim: SimulatedGitLab, tmp_path: Path) -> None:
+    from cidash.sync import SyncOptions, sync_project
+
+    options = SyncOptions(fetch_logs=False, fetch_registry=False, fetch_checksums=False)
+    with (
+        GitLabClient(Connection(url=sim.url, token=Secret(sim.token), max_rps=0)) as client,
+        Store.open(tmp_path / "s.db") as store,
+    ):
+        sync_project(client, store, sim.project_path, options=options, now=NOW)
+        assert store.instance_version(SCENARIO.project_id) == "18.6.0" == store.instance_version()
+        assert sim.stats.by_endpoint["GET /version"] == 1
+
+
+def test_sync_records_unknown_when_version_is_forbidden(
+    sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cidash.errors import NotFound, PermissionDenied
+    from cidash.remote.http import HttpClient
+    from cidash.sync import SyncOptions, sync_project
+
+    options = SyncOptions(fetch_logs=False, fetch_registry=False, fetch_checksums=False)
+    real = HttpClient.get_json
+    for error in (PermissionDenied("GET /version: 403 Forbidden"), NotFound("GET /version: 404 Not Found")):
+
+        def refuse(self: HttpClient, path: str, *a: object, _e: Exception = error, **k: object) -> object:
+            if path == "/version":
+                raise _e
+            return real(self, path, *a, **k)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(HttpClient, "get_json", refuse)
+        db = tmp_path / f"{type(error).__name__}.db"
+        with (
+            GitLabClient(Connection(url=sim.url, token=Secret(sim.token), max_rps=0)) as client,
+            Store.open(db) as store,
+        ):
+            store.set_instance_version(SCENARIO.project_id, "17.0.0", None, NOW)
+            sync_project(client, store, sim.project_path, options=options, now=NOW)
+            assert store.instance_version(SCENARIO.project_id) is None
+
+
+def test_a_failing_version_endpoint_keeps_the_recorded_version(sim: SimulatedGitLab, tmp_path: Path) -> None:
+    from cidash.remote import RetryPolicy
+    from cidash.sim import FaultPlan, FaultRule
+    from cidash.sync import SyncOptions, sync_project
+
+    sim.set_faults(FaultPlan(rules=(FaultRule(endpoint="GET /version", status=503),)))
+    options = SyncOptions(fetch_logs=False, fetch_registry=False, fetch_checksums=False)
+    connection = Connection(url=sim.url, token=Secret(sim.token), max_rps=0)
+    with (
+        GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0.01)) as client,
+        Store.open(tmp_path / "s.db") as store,
+    ):
+        store.set_instance_version(SCENARIO.project_id, "18.3.1", None, NOW)
+        report = sync_project(client, store, sim.project_path, options=options, now=NOW)
+        assert store.instance_version(SCENARIO.project_id) == "18.3.1"  # kept: checked again next time
+        assert any("GitLab version not checked" in w for w in report.warnings)

@@ -1,4 +1,5 @@
-"""The combined checksum (against the real sha256sum binary) and the pure parts of GitLab's key rule."""
+"""The combined checksum (against the real sha256sum binary) and GitLab's digest join (the key rules themselves:
+test_cachekey_facts.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cidash.cachekey import (
-    MappingProvider,
     check_file,
     checksum_lines,
     digest_of,
     escape_name,
-    expand_patterns,
-    gitlab_key,
-    glob_match,
     parse_checksum_lines,
     unescape_name,
     write_atomic,
@@ -125,67 +122,3 @@ def _sha1(s: str) -> str:
 def test_digest_sorts_deduplicates_and_joins() -> None:
     assert digest_of(["bb", "aa", "bb"]) == _sha1("aa-bb")
     assert digest_of([]) == "default"
-
-
-def test_gitlab_key_prefix_and_index_rule() -> None:
-    p = MappingProvider({"go.mod": "b1", "go.sum": "a2"}, {"go.mod": "c1", "go.sum": "c1"})
-    k = gitlab_key(["go.mod", "go.sum"], p, prefix=None, index=1)
-    assert k.content.key == f"1-{_sha1('a2-b1')}"
-    assert k.commits.key == f"1-{_sha1('c1')}"  # both files last changed in one commit
-    assert gitlab_key(["go.mod"], p, prefix="deps", index=1).content.key == f"deps-{_sha1('b1')}"
-    assert gitlab_key(["go.mod"], p, prefix="", index=3).content.key == _sha1("b1")
-    assert "index 1" in k.content.reason
-
-
-def test_gitlab_key_default_with_reason() -> None:
-    p = MappingProvider({"go.mod": "b1"})
-    k = gitlab_key([".cache-key"], p, prefix="deps", index=0, rev="0123456789abcdef0123456789abcdef01234567")
-    assert k.content.key == "deps-default" and k.content.is_default
-    assert "no listed file exists at 0123456789ab" in k.content.reason
-    assert "falls back to 'deps-default'" in k.content.reason
-    partial = gitlab_key([".cache-key", "go.mod"], p, prefix=None, index=0)
-    assert partial.content.key == f"0-{_sha1('b1')}"
-    assert partial.content.missing == (".cache-key",)
-
-
-def test_gitlab_key_for_version() -> None:
-    p = MappingProvider({"a": "b"}, {"a": "c"})
-    k = gitlab_key(["a"], p, prefix=None)
-    assert k.for_version(18, 4) is k.content and k.for_version(18, 3) is k.commits
-    kc = gitlab_key(["a"], p, prefix=None, files_commits=True)
-    assert kc.for_version(19, 0) is kc.commits
-
-
-@pytest.mark.parametrize(
-    ("pattern", "path", "expected"),
-    [
-        ("go.*", "go.mod", True),
-        ("go.*", "sub/go.mod", False),
-        ("*.lock", "a/b.lock", False),
-        ("**/*.lock", "b.lock", True),
-        ("**/*.lock", "a/b/c.lock", True),
-        ("a/**", "a/b/c", True),
-        ("a/**/c", "a/c", True),
-        ("a/**/c", "a/x/y/c", True),
-        ("?.txt", "ab.txt", False),
-        ("[ab].txt", "b.txt", True),
-        ("[!ab].txt", "b.txt", False),
-        ("./go.mod", "go.mod", True),
-    ],
-)
-def test_glob_match(pattern: str, path: str, expected: bool) -> None:
-    assert glob_match(pattern, path) is expected
-
-
-def test_expand_patterns_and_remote_provider() -> None:
-    files = ["go.mod", "go.sum", "x/go.mod", "Dockerfile.ci"]
-    assert expand_patterns(["go.*", "Dockerfile.ci", "nope"], files) == {
-        "go.*": ["go.mod", "go.sum"],
-        "Dockerfile.ci": ["Dockerfile.ci"],
-        "nope": [],
-    }
-    # Remote data: only the files the store knows, globbed against their own paths.
-    p = MappingProvider({"go.mod": "m", "go.sum": "s", "gone": None})
-    k = gitlab_key(["go.*"], p, prefix="deps")
-    assert k.content.key == f"deps-{_sha1('m-s')}"
-    assert [path for path, _ in k.content.ids] == ["go.mod", "go.sum"]

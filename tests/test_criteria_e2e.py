@@ -94,7 +94,7 @@ def test_before_the_migration_the_problems_show(synced_world: SyncedWorld) -> No
     assert defaults_before, "the scenario puts default keys on main before the migration"
     stale = r["stale_caches"]
     assert stale.status == "fail" and stale.value is not None and stale.value >= len(defaults_before)
-    assert "0-default-protected" in stale.evidence
+    assert "0_-default-protected" in stale.evidence  # GitLab 18.6, no prefix: "0_" + stem of .cache-key
     assert r["startup_improvement"].status != "pass"  # same data on both sides: no improvement
     assert len(overlapping_writers(main_only)) == truth.overlapping_writers_baseline
     assert r["cache_writers"].details["observed_overlaps"] == truth.overlapping_writers_baseline

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cidash.cachekey import checksum_lines
+from cidash.cachekey import GitLabVersion, checksum_lines
 from cidash.ciconfig import load_ci, load_ci_text
 from cidash.cilint import RULES, lint, written_paths
 from cidash.cli import main
@@ -53,7 +53,11 @@ def test_broken_design_message_names_the_real_prefix() -> None:
     )
     assert "compute-cache-key" in ck002[0].message
     index_prefixed = lint(load_ci(DATA / "anchors_extends.yml"), repo_root=None)
-    assert any("`0-default` forever" in f.message for f in index_prefixed if f.rule_id == "CK002")
+    # No prefix: on GitLab >= 16.0 the key is '0_' + the stem of '.cache-key' (empty) + '-default'.
+    (ck002,) = [f for f in index_prefixed if f.rule_id == "CK002"]
+    assert "the key will be `0_-default` (GitLab >= 16.0; `0-default` on GitLab 15.7-15.11; " in ck002.message
+    pinned = lint(load_ci(DATA / "anchors_extends.yml"), repo_root=None, gitlab_version=GitLabVersion(15, 9))
+    assert any("the key will be `0-default` forever" in f.message for f in pinned if f.rule_id == "CK002")
 
 
 def test_partial_key_is_reported_as_ignored() -> None:
@@ -233,4 +237,45 @@ j:
     assert found == {(".cache-key", 3), ("b", 4), ("out.txt", 4), ("k2", 5), ("log.txt", 6), ("dist/", 7)}
     consumer = text + "c:\n  cache: {key: {files: [dist/key.txt]}, policy: pull}\n  script: [x]\n"
     (f,) = [f for f in lint(load_ci_text(consumer, "ci.yml"), repo_root=None) if f.rule_id == "CK002"]
-    assert "artifacts:paths" in f.message and "`0-default` forever" in f.message
+    assert "artifacts:paths" in f.message and "`0_dist/key-default` (GitLab >= 16.0;" in f.message
+
+
+def test_prefixes_gitlab_rejects_or_drops() -> None:
+    text = """\
+a:
+  cache: {key: {files: [go.mod], prefix: "deps/x"}}
+  script: [x]
+b:
+  cache: {key: {files: [go.mod], prefix: "deps%2Fx"}}
+  script: [x]
+c:
+  cache: {key: {files: [go.mod], prefix: ".."}}
+  script: [x]
+d:
+  cache: {key: {files: [go.mod], prefix: "  "}}
+  script: [x]
+e:
+  cache: {key: "a/b"}
+  script: [x]
+f:
+  cache: {key: {files: [go.mod], prefix: "deps.v2"}}
+  script: [x]
+"""
+    found = [(f.line, f.severity) for f in lint(load_ci_text(text, "ci.yml"), repo_root=None) if f.rule_id == "CK009"]
+    assert found == [(2, "error"), (5, "error"), (8, "error"), (11, "warning"), (14, "error")]
+
+
+def test_relative_entries_are_never_found() -> None:
+    text = "j:\n  cache: {key: {files: [./go.mod, /go.sum]}}\n  script: [x]\n"
+    (f,) = [f for f in lint(load_ci_text(text, "ci.yml"), repo_root=None) if f.rule_id == "CK010"]
+    assert "'./go.mod'" in f.message and "write 'go.mod'" in f.message and "only leading '/'" in f.message
+    assert "the key only follows /go.sum" in f.message  # a leading '/' is fine: GitLab strips it
+
+
+def test_too_many_entries_names_the_raised_limit() -> None:
+    three = "j:\n  cache: {key: {files: [a, b, c]}}\n  script: [x]\n"
+    (f,) = [f for f in lint(load_ci_text(three, "ci.yml"), repo_root=None) if f.rule_id == "CK001"]
+    assert "unless the instance raised the limit to 10" in f.message
+    commits = "j:\n  cache: {key: {files_commits: [a, b, c]}}\n  script: [x]\n"
+    (g,) = [f for f in lint(load_ci_text(commits, "ci.yml"), repo_root=None) if f.rule_id == "CK001"]
+    assert "unless" not in g.message and "at most 2)" in g.message

@@ -155,7 +155,7 @@ def test_trace_is_runner_format(small_sim: SimulatedGitLab) -> None:
     lines = trace.decode().split("\n")
     assert lines[0].endswith("00O Running with gitlab-runner 18.6.0 (5a6e1f2b)")
     assert any("section_start:" in ln and ":step_script\r\x1b[0K" in ln for ln in lines)
-    assert any("Checking cache for 0-" in ln for ln in lines)
+    assert any("Checking cache for 0_-" in ln for ln in lines)  # GitLab 18.6: "0_" + stem of .cache-key
     assert any("with digest registry.example.com/platform/app/ci@sha256:" in ln for ln in lines)
 
 
@@ -312,7 +312,7 @@ def test_cache_key_in_trace_matches_gitlab_formula(small_sim: SimulatedGitLab) -
         head = client.head("/projects/42/repository/files/.cache-key", params={"ref": sha})
         digest = hashlib.sha1(head.headers["x-gitlab-blob-id"].encode()).hexdigest()
         trace = client.get(f"/projects/42/jobs/{job.id}/trace").text
-    assert f"Checking cache for 0-{digest}-protected..." in trace
+    assert f"Checking cache for 0_-{digest}-protected..." in trace
 
 
 def test_registry_and_resource_groups(sim: SimulatedGitLab) -> None:

@@ -303,3 +303,25 @@ def test_readonly_open(tmp_path: Path) -> None:
         assert [p.path for p in ro.projects()] == ["g/p"]
         with pytest.raises(StoreError):
             ro.set_cursor(1, "a", "b")
+
+
+def test_instance_version_migration_and_reads(tmp_path: Path) -> None:
+    """A version-1 store gains the instance_versions table; the version is per project, and the store-wide
+    answer exists only while every recorded project agrees."""
+    from cidash.store import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0][2])
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION and store.instance_version() is None
+        store.set_instance_version(1, "18.6.0", "2b1c0f3a9e1", at)
+        store.set_instance_version(2, None, None, at)  # a 403: unknown
+        assert store.instance_version(1) == "18.6.0" and store.instance_version(2) is None
+        assert store.instance_version() == "18.6.0"
+        store.set_instance_version(3, "17.11.2", None, at)
+        assert store.instance_version() is None  # two instances disagree: no single answer

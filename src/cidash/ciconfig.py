@@ -204,7 +204,8 @@ class CacheSpec:
 
     ``key`` is the literal key string when ``key:`` is a string (None when it is a ``files`` mapping or absent);
     ``key_files`` holds the ``files:`` (or ``files_commits:``) entries, ``files_commits`` says which; ``prefix``
-    is None when not given (GitLab then uses ``index``). ``line`` is the line of the cache entry,
+    is None when not given (GitLab then derives one from ``index`` and, on >= 16.0, the file stems: see
+    :func:`cidash.cachekey.default_prefix`). ``line`` is the line of the cache entry,
     ``key_files_lines`` the line of each ``key_files`` entry. ``origin`` names where it came from: ``job``,
     ``default``, ``top-level`` or ``extends <template>``.
     """
@@ -237,7 +238,8 @@ class CacheSpec:
     def identity(self) -> tuple[Any, ...]:
         """Two entries with equal identity get the same key in the same pipeline."""
         if self.key_files:
-            return ("files", self.files_commits, tuple(sorted(self.key_files)), self.prefix, self.index)
+            # The order matters: the default prefix joins the stems in the listed order (GitLab >= 16.0).
+            return ("files", self.files_commits, tuple(self.key_files), self.prefix, self.index)
         return ("key", self.key if self.key is not None else "default")
 
 
@@ -801,7 +803,7 @@ def _cache_spec(index: int, entry: dict[str, Any], line: int, origin: str, job: 
             item_lines = getattr(raw, "item_lines", [])
             files_line = key.line_of(source_key) if isinstance(key, YMap) else line
             files_lines = [item_lines[i] if i < len(item_lines) else files_line for i in range(len(files))]
-        if "prefix" in key:
+        if key.get("prefix") is not None:  # absent or null: GitLab's default prefix
             prefix = _as_str(key.get("prefix"))
     elif key is not None:
         key_str = _as_str(key)

@@ -18,7 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from cidash.cachekey import MAX_KEY_FILES, check_file, glob_match, is_glob, key_prefix, parse_checksum_lines
+from cidash.cachekey import (
+    ERAS,
+    MAX_KEY_FILES,
+    RAISED_MAX_KEY_FILES,
+    GitLabVersion,
+    check_file,
+    is_pattern,
+    join_key,
+    key_prefix,
+    merge_era_labels,
+    parse_checksum_lines,
+    pattern_matches,
+    prefix_error,
+    verbatim_problem,
+)
 from cidash.ciconfig import CacheSpec, CiConfig, CiJob
 from cidash.config import DEFAULT_CRITICAL_FILES, Config
 from cidash.errors import CidashError, GitError
@@ -51,7 +65,7 @@ class Finding:
 
 #: rule id -> (severity, what it catches). Stable: scripts filter on these ids.
 RULES: dict[str, tuple[Severity, str]] = {
-    "CK001": ("error", "more than 2 entries in cache:key:files (GitLab rejects the pipeline)"),
+    "CK001": ("error", "more than 2 entries in cache:key:files (rejected unless the instance raised the limit to 10)"),
     "CK002": ("error", "a cache:key:files entry is written by a job of the pipeline (the key is <prefix>-default)"),
     "CK003": ("error", "a cache:key:files entry is not committed at HEAD (the key is <prefix>-default)"),
     "CK004": ("error", "the committed combined-checksum file is stale, or a critical file is missing"),
@@ -62,6 +76,8 @@ RULES: dict[str, tuple[Severity, str]] = {
     "IM001": ("warning", "a job image is not pinned (':latest' or no tag)"),
     "IM002": ("warning", "the image-build job pulls the image to test whether it exists (use a manifest HEAD)"),
     "IM003": ("warning", "the image-build job does not retry runner_system_failure/stuck_or_timeout_failure"),
+    "CK009": ("error", "a cache key prefix GitLab rejects ('/', '.' or '..'), or a whitespace-only one it drops"),
+    "CK010": ("error", "a cache:key:files entry GitLab never finds as written ('./path', '..', '//')"),
     "CI001": ("info", "an include, extends or !reference that cidash could not resolve"),
     "CI002": ("info", "a check was skipped (no image-build job, no git checkout)"),
 }
@@ -121,11 +137,11 @@ def _verifies(job: CiJob, written: str) -> bool:
 
 def _covers(written: str, entry: str, from_artifacts: bool) -> bool:
     entry = _clean_path(entry)
-    if written == entry or (is_glob(entry) and glob_match(entry, written)):
+    if written == entry or (is_pattern(entry) and pattern_matches(entry, written)):
         return True
     if from_artifacts:
         base = written.rstrip("/")
-        if entry.startswith(base + "/") or (is_glob(written) and glob_match(written, entry)):
+        if entry.startswith(base + "/") or (is_pattern(written) and pattern_matches(written, entry)):
             return True
     return False
 
@@ -147,11 +163,15 @@ class _Tracked:
             self.error = exc.one_line()
 
     def exists(self, entry: str) -> bool | None:
+        """Whether GitLab finds the entry at that commit: verbatim (only leading '/' stripped), patterns (with
+        ``*``) expanded GitLab's way. None when the file list is unknown."""
+        entry = entry.lstrip("/")
+        if verbatim_problem(entry):
+            return False
         if self.files is None:
             return None
-        entry = _clean_path(entry)
-        if is_glob(entry):
-            return any(glob_match(entry, f) for f in self.files)
+        if is_pattern(entry):
+            return any(pattern_matches(entry, f) for f in self.files)
         return entry in self.files
 
 
@@ -161,11 +181,13 @@ def lint(
     repo_root: Path | None = None,
     settings: Config | None = None,
     rev: str = "HEAD",
+    gitlab_version: GitLabVersion | None = None,
 ) -> list[Finding]:
     """All findings for ``ci``, sorted by path and line, without duplicates.
 
     ``repo_root`` (the checkout's directory) enables the checks that need git and the working tree (CK003,
-    CK004); ``settings`` supplies the image-build job name and the combined-checksum file (defaults otherwise).
+    CK004); ``settings`` supplies the image-build job name and the combined-checksum file (defaults otherwise);
+    ``gitlab_version`` picks the key GitLab falls back to (unknown: the current rule, older ones named too).
     """
     settings = settings or Config()
     findings: list[Finding] = []
@@ -182,8 +204,9 @@ def lint(
             writers[path].append((job, how, line, how == "artifacts:paths"))
 
     for job, cache in ci.cache_entries():
-        findings.extend(_key_files_findings(ci, job, cache, produced, tracked))
+        findings.extend(_key_files_findings(ci, job, cache, produced, tracked, version=gitlab_version))
         findings.extend(_runtime_key_findings(ci, job, cache))
+        findings.extend(_prefix_findings(ci, cache))
 
     findings.extend(_writer_findings(ci))
     findings.extend(_image_findings(ci))
@@ -203,6 +226,8 @@ def _key_files_findings(
     cache: CacheSpec,
     produced: Sequence[tuple[CiJob, str, str, int, bool]],
     tracked: _Tracked,
+    *,
+    version: GitLabVersion | None = None,
 ) -> Iterable[Finding]:
     if not cache.key_files:
         return
@@ -214,16 +239,28 @@ def _key_files_findings(
             "CK006", "error", path, cache.line, "cache:key uses both 'files' and 'files_commits'; GitLab rejects it"
         )
     if len(cache.key_files) > MAX_KEY_FILES:
+        raised = not cache.files_commits and len(cache.key_files) <= RAISED_MAX_KEY_FILES
+        limit = (
+            f"GitLab rejects it ('{kind} config has too many items (maximum is {MAX_KEY_FILES})') unless the "
+            f"instance raised the limit to {RAISED_MAX_KEY_FILES} (flag increase_ci_cache_key_files_limit, off by "
+            "default)"
+            if raised
+            else f"GitLab rejects it ('{kind} config has too many items'; at most {MAX_KEY_FILES}"
+            + (
+                f", {RAISED_MAX_KEY_FILES} with the instance flag increase_ci_cache_key_files_limit)"
+                if not cache.files_commits
+                else ")"
+            )
+        )
         yield Finding(
             "CK001",
             "error",
             path,
             lines[MAX_KEY_FILES],
-            f"cache:key:{kind} has {len(cache.key_files)} entries; GitLab allows at most {MAX_KEY_FILES} "
-            f"('files config has too many items'): combine them into one committed checksum file "
-            f"(cidash key --write .cache-key FILES...) or use patterns",
+            f"cache:key:{kind} has {len(cache.key_files)} entries; {limit}: combine them into one committed "
+            f"checksum file (cidash key --write .cache-key FILES...) or use patterns",
         )
-    default_key = f"`{_join(key_prefix(cache.prefix, cache.index), 'default')}`"
+    default_key = _default_key(cache, version)
     statuses: list[tuple[str, int, str | None, bool | None]] = []
     for entry, line in zip(cache.key_files, lines, strict=False):
         writer = next(
@@ -252,6 +289,18 @@ def _key_files_findings(
             if not usable
             else f"GitLab ignores it; the key only follows {', '.join(usable)}"
         )
+        problem = verbatim_problem(entry.lstrip("/"))
+        if problem:
+            fixed = _clean_path(entry)
+            yield Finding(
+                "CK010",
+                "error",
+                path,
+                line,
+                f"cache:key:{kind} entry {entry!r}: GitLab strips only leading '/'; {problem}; {consequence}"
+                + (f"; write {fixed!r}" if fixed and fixed != entry else ""),
+            )
+            continue
         if how is not None:
             if exists:
                 # Committed too: the key follows the committed file; the job's copy is at best redundant.
@@ -274,8 +323,55 @@ def _key_files_findings(
             )
 
 
-def _join(prefix: str, digest: str) -> str:
-    return f"{prefix}-{digest}" if prefix else digest
+def _default_key(cache: CacheSpec, version: GitLabVersion | None) -> str:
+    """The key GitLab falls back to, in backticks; with no version, the current rule first and the older keys
+    with the versions that give them."""
+
+    def one(v: GitLabVersion) -> str:
+        used, _ = key_prefix(cache.prefix, cache.key_files, cache.index, files_commits=cache.files_commits, version=v)
+        return join_key(used, "default")
+
+    if version is not None:
+        return f"`{one(version)}`"
+    eras = ERAS[:1] if cache.files_commits else ERAS
+    keys: dict[str, list[str]] = {}
+    for era in eras:
+        keys.setdefault(one(era.sample), []).append(era.label)
+    if len(keys) == 1:
+        return f"`{next(iter(keys))}`"
+    first, *rest = keys.items()
+    older = "; ".join(f"`{k}` on {merge_era_labels(labels)}" for k, labels in rest)
+    return f"`{first[0]}` ({merge_era_labels(first[1])}; {older})"
+
+
+def _prefix_findings(ci: CiConfig, cache: CacheSpec) -> Iterable[Finding]:
+    """``prefix:`` (and a plain string ``key:``) as GitLab validates them: no '/' (also URL-escaped), not '.'
+    or '..'; a whitespace-only prefix is dropped."""
+    path = cache.path or ci.path
+    if cache.key_files and cache.prefix is not None:
+        error = prefix_error(cache.prefix)
+        if error:
+            yield Finding(
+                "CK009",
+                "error",
+                path,
+                cache.line,
+                f"cache:key:prefix {cache.prefix!r} {error}: GitLab rejects the pipeline",
+            )
+        elif cache.prefix and not cache.prefix.strip():
+            yield Finding(
+                "CK009",
+                "warning",
+                path,
+                cache.line,
+                f"cache:key:prefix {cache.prefix!r} is only whitespace: GitLab drops it, the key is the digest alone",
+            )
+    elif cache.key is not None:
+        error = prefix_error(cache.key)
+        if error:
+            yield Finding(
+                "CK009", "error", path, cache.line, f"cache:key {cache.key!r} {error}: GitLab rejects the pipeline"
+            )
 
 
 def _runtime_key_findings(ci: CiConfig, job: CiJob, cache: CacheSpec) -> Iterable[Finding]:
@@ -350,7 +446,9 @@ def _writer_findings(ci: CiConfig) -> Iterable[Finding]:
 def _describe_key(cache: CacheSpec) -> str:
     if cache.key_files:
         kind = "files_commits" if cache.files_commits else "files"
-        return f"'{key_prefix(cache.prefix, cache.index)}-<{kind}: {', '.join(cache.key_files)}>'"
+        used, _ = key_prefix(cache.prefix, cache.key_files, cache.index, files_commits=cache.files_commits)
+        listed = ", ".join(cache.key_files)
+        return f"'{join_key(used, f'<{kind}: {listed}>')}'"
     return repr(cache.key if cache.key is not None else "default")
 
 

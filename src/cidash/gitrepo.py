@@ -127,7 +127,10 @@ class GitRepo:
         None when the path never existed in the history of ``rev``.
         """
         sha = self.resolve(rev)
-        out = self.git("log", "-1", "--format=%H", sha, "--", f":(literal){_normalise(path)}")
+        # GitLab passes a cache:key:files entry to git as a plain pathspec: '*', '?' and '[...]' are wildcards
+        # there and '*' crosses '/'. Anything else is looked up literally.
+        spec = path if any(c in path for c in "*?[") else f":(literal){_normalise(path)}"
+        out = self.git("log", "-1", "--format=%H", sha, "--", spec)
         text = out.decode().strip()
         return text or None
 

@@ -113,7 +113,7 @@ from cidash.models import (
     TraceFacts,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_BUSY_TIMEOUT = 30.0
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -220,11 +220,19 @@ ALTER TABLE sync_runs ADD COLUMN warnings INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sync_runs ADD COLUMN deferred INTEGER NOT NULL DEFAULT 0
 """
 
+#: The GitLab version each project's instance reported (``GET /version``; NULL: the token may not read it).
+_V4 = """
+CREATE TABLE instance_versions (
+    project_id INTEGER PRIMARY KEY, version TEXT, revision TEXT, checked_at TEXT NOT NULL
+);
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", _V1),
     (2, "indexes for the sync's due jobs, due pipelines and active pipelines", _V2),
     (3, "sync leases, deferred records, sync_runs warnings/deferred", _V3),
+    (4, "instance version per project (GET /version)", _V4),
 ]
 
 
@@ -1204,6 +1212,24 @@ class Store:
             "INSERT OR REPLACE INTO sync_state (project_id, kind, cursor, updated_at) VALUES (?, ?, ?, ?)",
             [(project_id, kind, value, to_db_time(_now()))],
         )
+
+    def set_instance_version(
+        self, project_id: int, version: str | None, revision: str | None, checked_at: datetime
+    ) -> None:
+        """Record the version of the GitLab instance a project lives on (None: unknown, e.g. a 403)."""
+        self._write(
+            "INSERT OR REPLACE INTO instance_versions (project_id, version, revision, checked_at) VALUES (?, ?, ?, ?)",
+            [(project_id, version, revision, to_db_time(checked_at))],
+        )
+
+    def instance_version(self, project_id: int | None = None) -> str | None:
+        """The recorded GitLab version for a project; with no project, the one version every recorded project
+        agrees on (None when unknown or when they differ)."""
+        if project_id is not None:
+            rows = self._query("SELECT version FROM instance_versions WHERE project_id = ?", (project_id,))
+            return str(rows[0][0]) if rows and rows[0][0] else None
+        rows = self._query("SELECT DISTINCT version FROM instance_versions WHERE version IS NOT NULL")
+        return str(rows[0][0]) if len(rows) == 1 else None
 
     def last_sync(self, project_id: int) -> datetime | None:
         """When a sync of the project last completed (None: never)."""

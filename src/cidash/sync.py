@@ -75,6 +75,7 @@ from cidash.errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
+    RemoteError,
     StoreError,
     Unsupported,
     UsageError,
@@ -107,6 +108,7 @@ CURSOR_PIPELINES = "pipelines_updated_after"
 CURSOR_LAST_SYNC = "last_sync"
 CURSOR_REGISTRY = "registry_fetched_at"
 CURSOR_RESOURCE_GROUPS = "resource_groups_fetched_at"
+CURSOR_INSTANCE_VERSION = "instance_version_checked_at"
 
 _LOG_COMMIT_BATCH = 100  # parsed logs per transaction (a few statements per batch, not per log)
 
@@ -514,6 +516,7 @@ class _SideSteps(threading.Thread):
     def run(self) -> None:
         ctx, options = self.ctx, self.ctx.options
         try:
+            _sync_instance_version(ctx, first_sync=self.first_sync)
             if options.fetch_checksums:
                 with _step_deferred_on_failure(ctx, "file checksums"):
                     _sync_checksums(ctx)
@@ -1271,3 +1274,34 @@ def _sync_registry_and_groups(ctx: _Ctx, *, first_sync: bool) -> None:
             if _is_fatal(exc):
                 raise
             _warn(ctx, f"resource groups skipped: {exc.one_line()}")
+
+
+def _sync_instance_version(ctx: _Ctx, *, first_sync: bool) -> None:
+    """``GET /version``: which GitLab computes this project's cache keys (gitlab-facts.md §1: the rules depend on
+    the instance's version). A token that may not read it (403/404) records "unknown"; checked when there is
+    something new, and at most once per refresh interval otherwise."""
+    from cidash.cachekey import GitLabVersion
+
+    if not _due(ctx, CURSOR_INSTANCE_VERSION, first_sync=first_sync):
+        return
+    version: str | None = None
+    revision: str | None = None
+    try:
+        data = ctx.client.http.get_json("/version", missing="resource")
+    except (Unsupported, NotFound, PermissionDenied):
+        data = None  # the token may not read it: the version is unknown
+    except (AuthError, ConnectError):
+        raise
+    except RemoteError as exc:  # a server error after the retries: keep what was recorded, try again next sync
+        _warn(ctx, f"GitLab version not checked: {exc.one_line()}")
+        return
+    if isinstance(data, dict):
+        raw, rev = data.get("version"), data.get("revision")
+        # Untrusted: keep only what parses as a version, and a revision that looks like one.
+        parsed = GitLabVersion.maybe(raw) if isinstance(raw, str) and len(raw) <= 40 else None
+        version = str(parsed) if parsed is not None else None
+        if isinstance(rev, str) and re.fullmatch(r"[0-9a-f]{6,40}", rev):
+            revision = rev
+    with ctx.store.transaction():
+        ctx.store.set_instance_version(ctx.project.id, version, revision, ctx.now)
+        ctx.store.set_cursor(ctx.project.id, CURSOR_INSTANCE_VERSION, to_db_time(ctx.now) or "")

@@ -22,12 +22,17 @@ from cidash.actions.base import ActionRemote, AuditSink, _audit, read_only_refus
 from cidash.cachekey import (
     FileChange,
     GitLabKey,
+    GitLabVersion,
     MappingProvider,
+    SeenKeyMatch,
     check_file,
     checksum_lines,
     format_line,
     gitlab_key,
-    is_glob,
+    is_pattern,
+    match_seen_key,
+    possible_suffixes,
+    runner_rewrite_note,
     write_atomic,
 )
 from cidash.config import Config
@@ -177,6 +182,8 @@ class KeyStore(Protocol):
 
     def latest_ci_config(self, project_id: int, ref: str | None = None) -> CiConfig | None: ...
 
+    def instance_version(self, project_id: int | None = None) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class KeySpec:
@@ -187,6 +194,7 @@ class KeySpec:
     index: int
     files_commits: bool = False
     source: str = "default"
+    unprotect: bool = False
 
 
 Verdict = Literal["ok", "stale_file", "default_key", "behind", "mismatch", "no_logs", "unknown"]
@@ -210,20 +218,25 @@ class RemoteKeyStatus:
     seen_sha: str | None
     verdict: Verdict
     explanation: tuple[str, ...]
+    version: str | None = None  # the instance's GitLab version the keys were computed for (None: unknown)
+    match: SeenKeyMatch | None = None  # how the seen key relates to the computed one, when it does
 
     @property
     def expected_keys(self) -> tuple[str, ...]:
+        """Every key GitLab may compute at the head: one per entry when the version is known, else each
+        version's (see :meth:`cidash.cachekey.GitLabKey.variants`)."""
         out: list[str] = []
         for key in self.keys:
-            for alg in (key.content, key.commits):
-                if alg.key not in out:
-                    out.append(alg.key)
+            for k in key.keys:
+                if k not in out:
+                    out.append(k)
         return tuple(out)
 
 
 def key_matches(seen: str, expected: str) -> bool:
-    """Whether a runner-printed key is ``expected`` plus GitLab's suffixes (``-<n>``, ``-protected``...)."""
-    return seen == expected or seen.startswith(expected + "-")
+    """Whether a runner-printed key is ``expected`` plus suffixes GitLab may append (``-<n>``, ``-protected``,
+    ``-non_protected``), or the runner's sanitised form of it."""
+    return match_seen_key(seen, [expected]) is not None
 
 
 def key_specs_from_ci(config: CiConfig | None, default_file: str) -> tuple[KeySpec, ...]:
@@ -245,6 +258,7 @@ def key_specs_from_ci(config: CiConfig | None, default_file: str) -> tuple[KeySp
                         index=cache.index,
                         files_commits=cache.files_commits,
                         source=f"{config.path} at {config.sha[:12]}",
+                        unprotect=cache.unprotect,
                     )
             if seen:
                 return tuple(seen.values())
@@ -257,12 +271,20 @@ def remote_key_status(
     ref: str,
     config: Config,
     store: KeyStore | None = None,
+    *,
+    gitlab_version: GitLabVersion | None = None,
 ) -> RemoteKeyStatus:
     """Compare GitLab's view of ``ref``'s head with the committed checksum file and the latest logs.
 
+    The keys follow the rules of ``gitlab_version``, else of the version ``cidash sync`` recorded for the
+    project; when neither is known every version's key is accepted (and the explanation says which gave it).
     Requests: ``GET .../repository/commits/:ref``, one ``HEAD .../repository/files/:path`` per critical file and
     key file, and ``GET .../files/<checksum file>/raw``. No mutation.
     """
+    version = gitlab_version
+    if version is None and store is not None:
+        recorded = getattr(store, "instance_version", None)
+        version = GitLabVersion.maybe(recorded(project.id)) if callable(recorded) else None
     sha = remote.ref_head(project.id, ref)
     at = sha or ref
     heads: dict[str, FileChecksum | None] = {}
@@ -287,24 +309,39 @@ def remote_key_status(
     keys: list[GitLabKey] = []
     notes: list[str] = []
     for spec in specs:
-        literal = [f for f in spec.files if not is_glob(f)]
-        if len(literal) != len(spec.files):
-            notes.append(f"glob entries in {list(spec.files)} are not expanded remotely: only literal paths count")
+        # Only plain file paths can be asked for one by one; './x' is never found by GitLab either.
+        literal = [f.lstrip("/") for f in spec.files if not is_pattern(f) and f.strip() and not f.startswith("./")]
+        if any(is_pattern(f) for f in spec.files):
+            notes.append(f"pattern entries in {list(spec.files)} are not expanded remotely: only plain paths count")
         blob_ids = {p: (fc.blob_id if (fc := head(p)) else None) for p in literal}
         commit_ids = {p: (fc.last_commit_id if (fc := head(p)) else None) for p in literal}
         keys.append(
             gitlab_key(
-                literal,
-                MappingProvider(blob_ids, commit_ids, files=[p for p, b in blob_ids.items() if b]),
+                spec.files,
+                MappingProvider(blob_ids, commit_ids, files=[]),
                 prefix=spec.prefix,
                 index=spec.index,
                 files_commits=spec.files_commits,
                 rev=at,
+                version=version,
             )
+        )
+    if version is None:
+        notes.append(
+            "GitLab version unknown (run 'cidash sync' to record it): every version's key is accepted: "
+            + "; ".join(f"{v.key} ({v.when})" for k in keys for v in k.variants())
         )
 
     seen_key, seen_job, seen_sha = _latest_seen_key(store, project.id, ref)
+    unprotect = any(spec.unprotect for spec in specs)
+    match = None
+    for spec, key in zip(specs, keys, strict=True):  # each entry with its own cache:unprotect
+        if seen_key and match is None:
+            match = match_seen_key(seen_key, key.keys, version=version, unprotect=spec.unprotect)
     verdict, explanation = _judge(
+        version=version,
+        unprotect=unprotect,
+        match=match,
         ref=ref,
         sha=sha,
         relpath=config.cache_key.file,
@@ -331,6 +368,8 @@ def remote_key_status(
         seen_sha=seen_sha,
         verdict=verdict,
         explanation=tuple(notes + explanation),
+        version=str(version) if version else None,
+        match=match,
     )
 
 
@@ -364,12 +403,15 @@ def _judge(
     seen_key: str | None,
     seen_job: int | None,
     seen_sha: str | None,
+    version: GitLabVersion | None = None,
+    unprotect: bool = False,
+    match: SeenKeyMatch | None = None,
 ) -> tuple[Verdict, list[str]]:
     notes: list[str] = []
     head = (sha or ref)[:12]
     if missing:
         notes.append(f"critical files missing at {head}: {', '.join(missing)}")
-    expected = [alg.key for k in keys for alg in (k.content, k.commits)]
+    expected = list(dict.fromkeys(k for key in keys for k in key.keys))
     if committed is None:
         notes.append(f"{relpath} is not committed at {head}: cache:key:files cannot see it")
     elif committed_ok is False:
@@ -377,27 +419,37 @@ def _judge(
             f"{relpath} at {head} does not match the critical files: run 'cidash key --write {relpath}' and commit it"
         )
         return "stale_file", notes
-    if any(k.content.is_default for k in keys):
-        notes.append(f"GitLab's key at {head} falls back to 'default': no listed file exists there")
+    defaults = [v for key in keys for v in key.variants() if v.is_default]
+    if defaults and (version is not None or all(v.is_default for key in keys for v in key.variants())):
+        notes.append(f"GitLab's key at {head} falls back to '{defaults[0].key}': no listed file exists there")
         return "default_key", notes
     if seen_key is None:
         notes.append(f"no parsed job log on {ref} in the store with a cache restore: run 'cidash sync'")
+        # A key with '/' is refused by runner 18.2.0 before any restore line: say so, it explains missing logs.
+        notes.extend(n for k in expected if "/" in k and (n := runner_rewrite_note(k)))
         return "no_logs", notes
-    if "-default" in seen_key or seen_key == "default":
+    if "-default" in seen_key or seen_key == "default" or seen_key.startswith("default-"):
         notes.append(f"job {seen_job} restored '{seen_key}': the key fell back to default (a stale cache)")
         return "default_key", notes
-    if any(key_matches(seen_key, e) for e in expected):
-        notes.append(f"job {seen_job} restored '{seen_key}', the key GitLab computes for {head}")
+    if match is not None:
+        gave = next((v.when for key in keys for v in key.variants() if v.key == match.base), "")
+        which = f" ({gave})" if version is None and gave else ""
+        notes.append(f"job {seen_job} restored '{seen_key}': GitLab's key for {head} is '{match.base}'{which}")
+        notes.append(f"suffixes: {match.reason}")
         return "ok", notes
+    suffixes = "; ".join(f"{s or '(none)'}: {why}" for s, why in possible_suffixes(version, unprotect=unprotect))
+    rewriting = [n for k in expected if (n := runner_rewrite_note(k))]
     if sha is not None and seen_sha is not None and seen_sha != sha:
         notes.append(
             f"the latest parsed log (job {seen_job}) is from {seen_sha[:12]}, not the head {head}: "
-            f"the next pipeline will use {' or '.join(sorted(set(expected)))}"
+            f"the next pipeline will use {' or '.join(expected)}"
         )
         return "behind", notes
     notes.append(
-        f"job {seen_job} restored '{seen_key}', but GitLab computes {' or '.join(sorted(set(expected)))} for {head}"
+        f"job {seen_job} restored '{seen_key}', but GitLab computes {' or '.join(expected)} for {head} "
+        f"(then '-<n>' after 'Clear runner caches' and one of {suffixes})"
     )
+    notes.extend(rewriting)
     return "mismatch", notes
 
 

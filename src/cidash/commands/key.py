@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cidash.cachekey import AlgorithmKey, GitLabKey
+    from cidash.cachekey import AlgorithmKey, GitLabKey, GitLabVersion, KeyVariant
     from cidash.ciconfig import CacheSpec, CiJob
 
+GITLAB_VERSION_HELP = "the GitLab version whose cache-key rules to use (e.g. 18.6 or 18.6.1)"
 HELP = "combined checksum of the critical files (sha256sum-identical), or the key GitLab computes"
 DESCRIPTION = """\
 Print the combined checksum of the critical files, one line per file, byte-identical to
@@ -24,19 +25,27 @@ Dockerfile.ci .mise/config.toml). A missing file is an error naming it, never a 
 list, F is checked against the files it lists itself).
 
 With --gitlab, print for every cache: entry with key: files: or key: files_commits: in the CI file the
-key GitLab assigns at --rev of the local git checkout, for both algorithms: content (GitLab >= 18.4,
-blob ids) and commits (older GitLab and files_commits: last-commit ids). The prefix is prefix:, or the
-entry's index when there is none; globs (* without a slash, ** at any depth) are expanded against the
-tree at REV; when no listed file exists the key is <prefix>-default and the output says why. GitLab
-then appends -<n> after "Clear runner caches" and -protected/-non_protected. Without --ci-file the CI
-file ([cache_key] ci_file, .gitlab-ci.yml) is read as committed at REV, or from the working tree when it
-is not committed. --format json prints one object (schema: docs/schemas/key-gitlab.schema.json).
+key GitLab assigns at --rev of the local git checkout. The rules depend on the GitLab version
+(--gitlab-version, else the one 'cidash sync' recorded from GET /version; unknown: every key that
+applies, with the versions that give it):
+  digest   files: on >= 18.4: SHA-1 of the sorted blob ids of the matched files; before 18.4 and for
+           files_commits: one last-commit id per entry (a git pathspec, patterns not expanded)
+  prefix   prefix: if given; else <index>_<stems> for files: on >= 16.0 ([package.json, yarn.lock] ->
+           0_package_yarn), the bare index for files_commits: and on 15.7-15.11, none before 15.7
+  paths    only leading / are stripped: ./x is never found; only entries with * are patterns
+           (* stays in one directory, ** crosses them, **/x needs a /; ? and [...] are literal)
+When no listed file is found the key is <prefix>-default and the output says why. GitLab then appends
+-<n> after "Clear runner caches" and -protected/-non_protected (the output says which are possible).
+Without --ci-file the CI file ([cache_key] ci_file, .gitlab-ci.yml) is read as committed at REV, or from
+the working tree when it is not committed. --format json prints one object (schema:
+docs/schemas/key-gitlab.schema.json).
 
 Examples:
   cidash key > .cache-key
   cidash key --write .cache-key go.mod go.sum .gitlab-ci.yml Dockerfile.ci .mise/config.toml
   cidash key --check .cache-key
   cidash key --gitlab --rev origin/main
+  cidash key --gitlab --gitlab-version 18.6
 
 exit codes: 0 ok; 1 --check found a difference, or --gitlab found a key that falls back to default;
 2 a missing file, not a git checkout, unknown REV, bad YAML or bad usage.
@@ -62,6 +71,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from cidash.commands.common import add_format_args
 
     add_format_args(parser, ("text", "json"), default="text", help_extra="; json: not with --write/--check")
+    parser.add_argument("--gitlab-version", default=None, metavar="V", help=GITLAB_VERSION_HELP)
+    parser.add_argument(
+        "--db",
+        metavar="FILE",
+        help="with --gitlab: the store whose recorded GitLab version to use (default: [store] path)",
+    )
     parser.add_argument(
         "--config",
         default=None,
@@ -82,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
         if args.files:
             raise UsageError("--gitlab takes no FILES: it reads cache:key:files from the CI file")
         return _run_gitlab(args, config.cache_key.ci_file)
-    if args.rev or args.ci_file:
-        raise UsageError("--rev and --ci-file go with --gitlab")
+    if args.rev or args.ci_file or args.gitlab_version or args.db:
+        raise UsageError("--rev, --ci-file, --gitlab-version and --db go with --gitlab")
     if args.json and (args.write or args.check):
         raise UsageError("--format json goes with plain 'cidash key' or --gitlab, not --write/--check")
     return _run_checksum(args, list(args.files) or list(config.cache_key.files), bool(args.files))
@@ -131,6 +146,34 @@ def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) ->
     return 0
 
 
+def _gitlab_version(args: argparse.Namespace) -> tuple[GitLabVersion | None, str]:
+    """The GitLab version to compute for, and where it came from: --gitlab-version, else the version 'cidash
+    sync' recorded in the store (when the store exists and its projects agree on one), else unknown."""
+    from cidash.cachekey import GitLabVersion
+    from cidash.config import load_config
+    from cidash.errors import CidashError, UsageError
+
+    if args.gitlab_version:
+        try:
+            return GitLabVersion.parse(args.gitlab_version), "--gitlab-version"
+        except CidashError:
+            raise UsageError(
+                f"--gitlab-version {args.gitlab_version!r} is not a version (e.g. 18.6 or 18.6.1)"
+            ) from None
+    try:
+        from cidash.store import Store
+
+        path = Path(args.db) if args.db else load_config(args.config).store_path()
+        if not path.is_file():
+            return None, "unknown"
+        with Store.open(str(path), readonly=True) as store:
+            recorded = store.instance_version()
+    except CidashError:
+        return None, "unknown"
+    version = GitLabVersion.maybe(recorded)
+    return version, ("recorded by cidash sync" if version else "unknown")
+
+
 def _run_gitlab(args: argparse.Namespace, default_ci_file: str) -> int:
     from cidash.cachekey import gitlab_key
     from cidash.ciconfig import load_ci, load_ci_text
@@ -139,6 +182,7 @@ def _run_gitlab(args: argparse.Namespace, default_ci_file: str) -> int:
 
     if args.ci_file and Path(args.ci_file).is_dir():
         raise UsageError(f"--ci-file {args.ci_file} is a directory, not a CI file")
+    version, version_source = _gitlab_version(args)
     repo = GitRepo(find_root(Path(args.ci_file).parent if args.ci_file else None))
     rev = args.rev or "HEAD"
     provider = repo.provider(rev)
@@ -164,37 +208,65 @@ def _run_gitlab(args: argparse.Namespace, default_ci_file: str) -> int:
             index=cache.index,
             files_commits=cache.files_commits,
             rev=provider.sha,
+            version=version,
         )
         results.append((cache, jobs, key))
-    any_default = any((k.commits if k.files_commits else k.content).is_default for _, _, k in results)
+    any_default = any(k.is_default for _, _, k in results)
     if args.json:
         from cidash.commands.common import json_document
 
-        sys.stdout.write(json_document(_as_json(display, rev, provider.sha, ci, results)))
+        sys.stdout.write(
+            json_document(_as_json(display, rev, provider.sha, ci, results, version_source=version_source))
+        )
     else:
-        _print_text(display, rev, provider.sha, ci, results)
+        _print_text(display, rev, provider.sha, ci, results, version_source=version_source)
     return 1 if any_default else 0
 
 
 def _algo_json(a: AlgorithmKey) -> dict[str, Any]:
     return {
-        "key": a.key,
         "digest": a.digest,
         "ids": [{"path": p, "id": i} for p, i in a.ids],
         "missing": list(a.missing),
-        "reason": a.reason,
+        "notes": list(a.notes),
     }
 
 
-def _as_json(
-    display: str, rev: str, sha: str, ci: Any, results: list[tuple[CacheSpec, list[CiJob], GitLabKey]]
-) -> dict[str, Any]:
-    from cidash.cachekey import SUFFIX_EXPLANATION
+def _variant_json(v: KeyVariant) -> dict[str, Any]:
+    return {
+        "key": v.key,
+        "digest": v.digest,
+        "algorithm": v.algorithm,
+        "prefix": v.prefix_used,
+        "versions": list(v.versions),
+        "reason": v.reason,
+    }
 
+
+def _suffixes(cache: CacheSpec, key: GitLabKey) -> list[tuple[str, str]]:
+    from cidash.cachekey import possible_suffixes
+
+    return [(s or "(none)", why) for s, why in possible_suffixes(key.version, unprotect=cache.unprotect)]
+
+
+def _as_json(
+    display: str,
+    rev: str,
+    sha: str,
+    ci: Any,
+    results: list[tuple[CacheSpec, list[CiJob], GitLabKey]],
+    *,
+    version_source: str,
+) -> dict[str, Any]:
+    from cidash.cachekey import SUFFIX_EXPLANATION, runner_rewrite_note
+
+    version = next((str(k.version) for _, _, k in results if k.version), None)
     return {
         "ci_file": display,
         "rev": rev,
         "sha": sha,
+        "gitlab_version": version,
+        "gitlab_version_source": version_source if version else "unknown",
         "caches": [
             {
                 "path": cache.path,
@@ -204,10 +276,12 @@ def _as_json(
                 "files": list(cache.key_files),
                 "files_commits": cache.files_commits,
                 "prefix": cache.prefix,
-                "key_prefix": key.key_prefix,
-                "gitlab_uses": "commits" if cache.files_commits else "content (>= 18.4) / commits (< 18.4)",
+                "key": chosen.key if (chosen := key.chosen) else None,
+                "variants": [_variant_json(v) for v in key.variants()],
                 "content": _algo_json(key.content),
                 "commits": _algo_json(key.commits),
+                "suffixes": [{"suffix": s, "why": why} for s, why in _suffixes(cache, key)],
+                "runner_rewriting": [n for v in key.variants() if (n := runner_rewrite_note(v.key))],
             }
             for cache, jobs, key in results
         ],
@@ -219,11 +293,25 @@ def _as_json(
 
 
 def _print_text(
-    display: str, rev: str, sha: str, ci: Any, results: list[tuple[CacheSpec, list[CiJob], GitLabKey]]
+    display: str,
+    rev: str,
+    sha: str,
+    ci: Any,
+    results: list[tuple[CacheSpec, list[CiJob], GitLabKey]],
+    *,
+    version_source: str,
 ) -> None:
-    from cidash.cachekey import SUFFIX_EXPLANATION
+    from cidash.cachekey import SUFFIX_EXPLANATION, runner_rewrite_note
 
     print(f"{display} at {rev} ({sha[:12]})")
+    version = next((k.version for _, _, k in results if k.version), None)
+    if version is not None:
+        print(f"GitLab {version} ({version_source})")
+    elif results:
+        print(
+            "GitLab version unknown (no --gitlab-version, none recorded by 'cidash sync'): "
+            "each key that applies, with the versions that give it"
+        )
     if not results:
         print("no cache: entry uses key: files: or key: files_commits:")
     for cache, jobs, key in results:
@@ -232,21 +320,18 @@ def _print_text(
         print()
         print(f"{cache.path}:{cache.line}: cache {cache.index} of {names}")
         print(f"  {kind}: {', '.join(cache.key_files)}")
-        prefix = (
-            f"prefix {cache.prefix!r}"
-            if cache.prefix
-            else ("prefix '' (none)" if cache.prefix == "" else f"no prefix: index {cache.index}")
-        )
-        print(f"  {prefix}")
-        algos = [("commits", key.commits, "files_commits, every version")] if cache.files_commits else [
-            ("content", key.content, "GitLab >= 18.4"),
-            ("commits", key.commits, "GitLab < 18.4"),
-        ]  # fmt: skip
-        for label, algo, when in algos:
-            print(f"  {label:<8} {algo.key}   ({when})")
+        for variant in key.variants():
+            algo = key.content if variant.algorithm == "content" else key.commits
+            what = "blob ids" if variant.algorithm == "content" else "last-commit ids"
+            print(f"  key      {variant.key}   ({variant.when}; {what})")
             for path, oid in algo.ids:
                 print(f"           {oid}  {path}")
-            print(f"           {algo.reason}")
+            print(f"           {variant.reason}")
+            note = runner_rewrite_note(variant.key)
+            if note:
+                print(f"           the printed key can differ: {note}")
+        suffixes = "; ".join(f"{s} ({why})" for s, why in _suffixes(cache, key))
+        print(f"  suffixes {suffixes}")
     for u in ci.unresolved:
         print(f"note: {u.kind} {u.what} not resolved ({u.reason})")
     if results:

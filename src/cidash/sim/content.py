@@ -12,8 +12,14 @@ import functools
 import hashlib
 from dataclasses import dataclass, replace
 
+from cidash.sim.gitlab_keys import KeyInput
+
 CRITICAL_FILES: tuple[str, ...] = ("go.mod", "go.sum", ".gitlab-ci.yml", "Dockerfile.ci", ".mise/config.toml")
 CACHE_KEY_FILE = ".cache-key"
+#: The dependency cache's ``key:`` in both CI designs: ``files: [.cache-key]``, no ``prefix:``, the first (index
+#: 0) ``cache:`` entry of every job that has one. GitLab's key for it: :func:`cidash.sim.gitlab_keys.cache_key`.
+CI_CACHE_KEY = KeyInput(entries=(CACHE_KEY_FILE,), index=0, prefix=None)
+_CI_KEY_FILES = "[" + ", ".join(CI_CACHE_KEY.entries) + "]"
 MODULE = "gitlab.example.com/platform/app"
 
 _DEPS: tuple[tuple[str, int, int], ...] = (
@@ -123,7 +129,7 @@ default:
   image: $CI_IMAGE
   cache:
     key:
-      files: [.cache-key]
+      files: {_CI_KEY_FILES}
     fallback_keys: [go-mod-main]
     paths: [.go/pkg/mod/]
     policy: pull
@@ -133,7 +139,7 @@ setup:
   resource_group: cache_updates
   cache:
     key:
-      files: [.cache-key]
+      files: {_CI_KEY_FILES}
     paths: [.go/pkg/mod/]
     policy: pull-push
   script:
@@ -193,7 +199,7 @@ default:
   image: $CI_IMAGE
   cache:
     key:
-      files: [.cache-key]
+      files: {_CI_KEY_FILES}
     paths: [.go/pkg/mod/]
 
 setup:

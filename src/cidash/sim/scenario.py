@@ -19,11 +19,12 @@ from __future__ import annotations
 import hashlib
 import random
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from cidash.sim import content
-from cidash.sim.content import CACHE_KEY_FILE, CRITICAL_FILES, TOOLS, RepoState
+from cidash.sim import content, gitlab_keys
+from cidash.sim.content import CRITICAL_FILES, TOOLS, RepoState
 from cidash.sim.world import (
     CachePlan,
     JobFacts,
@@ -36,6 +37,7 @@ from cidash.sim.world import (
     World,
 )
 
+MAINTAINER_USER = "demo"  # the demo token's user (Maintainer); schedules run as "ci-bot" (a Developer)
 MB = 1_000_000  # the simulator's "MB" is decimal: 10**6 bytes (as registries and `docker images` print sizes)
 
 RUNNER_VERSION = "18.6.0"
@@ -85,6 +87,8 @@ class Scenario:
     manual_play_rate: float = 0.12  # main pipelines (after the migration) whose manual image build someone plays
     runners: int = 6
     with_docs_project: bool = True
+    #: the simulated instance's version (``GET /version``): its cache keys follow that version's rules
+    gitlab_version: str = "18.6.0"
 
     @property
     def end(self) -> datetime:
@@ -164,6 +168,17 @@ class _Writer:
     job_id: int
     migrated: bool
     ref: str
+
+
+def _last_commit_finder(project: SimProject, commit: SimCommit) -> Callable[[str], str | None]:
+    """Git's last commit touching a pathspec at ``commit`` (from each file's last change; the story never
+    deletes a file)."""
+
+    def last_commit(spec: str) -> str | None:
+        shas = [sha for path, sha in commit.last_change.items() if gitlab_keys.pathspec_matches(spec, path)]
+        return max(shas, key=lambda sha: project.commits[sha].at) if shas else None
+
+    return last_commit
 
 
 @dataclass
@@ -358,7 +373,6 @@ class Planner:
         state = self.states[commit.sha]
         migrated = state.migrated
         protected = pipeline.ref in project.protected
-        suffix = "protected" if protected else "non_protected"
         checksum = self.checksums.get(commit.sha)
         if checksum is None:
             checksum = self.checksums[commit.sha] = content.critical_checksum(commit.files)
@@ -402,14 +416,18 @@ class Planner:
         stale = False
         if uses_cache:
             if migrated:
-                blob_id, _ = world.blob(commit.files[CACHE_KEY_FILE])
-                digest = hashlib.sha1(blob_id.encode()).hexdigest()
                 cache_mb = sc.migrated_cache_mb
             else:
-                digest = "default"
                 day = (pipeline.created_at - sc.start.timestamp()) / 86400.0
                 cache_mb = sc.legacy_cache_mb + 6.0 * max(0.0, day)
-            key = f"0-{digest}-{suffix}"
+            # GitLab computes the key at pipeline creation from the files committed at the pipeline's SHA (both CI
+            # designs list `.cache-key`; only the migrated one commits it), with the rules of its version.
+            version = gitlab_keys.parse_version(sc.gitlab_version)
+            base = gitlab_keys.cache_key(
+                content.CI_CACHE_KEY, commit.files, version, last_commit=_last_commit_finder(project, commit)
+            )
+            maintainer = job.user == MAINTAINER_USER
+            key = gitlab_keys.job_cache_key(base, version, protected_ref=protected, maintainer=maintainer)
             job.cache_key = key
             job.writes_cache = writer
             if key in self.cache:
@@ -418,7 +436,8 @@ class Planner:
             else:
                 restores.append(CachePlan("restore", key, "miss"))
                 if migrated and not protected:
-                    fb = f"go-mod-main-{suffix}"
+                    # cache:fallback_keys get the same protection suffix (CACHE_FALLBACK_KEY would not)
+                    fb = gitlab_keys.job_cache_key("go-mod-main", version, protected_ref=False, maintainer=maintainer)
                     restores.append(CachePlan("restore", fb, "hit" if fb in self.cache else "miss", fallback=True))
             job.stale_restore = stale
 
@@ -975,7 +994,7 @@ def _truth(  # noqa: PLR0917
                 failed[job.id] = job.failure_reason
             if job.stale_restore:
                 stale.add(job.id)
-            if job.cache_key and job.cache_key.startswith("0-default-"):
+            if job.cache_key and "-default-" in f"-{job.cache_key}-":
                 default.add(job.id)
             if pipeline.ref != project.default_branch or job.facts is None:
                 continue

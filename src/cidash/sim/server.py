@@ -50,7 +50,7 @@ from cidash.sim.scenario import Scenario, Truth, build_world
 from cidash.sim.tracegen import render_trace
 from cidash.sim.world import JOB_SCOPES, SimCommit, SimJob, SimPipeline, SimProject, World
 
-GITLAB_VERSION = "18.6.0-ee"
+GITLAB_VERSION = "18.6.0-ee"  # the default Scenario.gitlab_version, as /version prints it
 GITLAB_REVISION = "2b1c0f3a9e1"
 MAX_PER_PAGE = 100
 COUNT_LIMIT = 10_000
@@ -551,7 +551,9 @@ class Api:
 
     # -- handlers: instance -------------------------------------------------------------------------------------
     def version(self, req: Request) -> Json:
-        return {"version": GITLAB_VERSION, "revision": GITLAB_REVISION, "kas": {"enabled": False}, "enterprise": True}
+        # The scenario's GitLab version: its cache keys follow that version's rules (sim/gitlab_keys.py).
+        version = f"{self.world.scenario.gitlab_version}-ee"
+        return {"version": version, "revision": GITLAB_REVISION, "kas": {"enabled": False}, "enterprise": True}
 
     def user(self, req: Request) -> Json:
         out = self.user_json(req.user)

@@ -281,7 +281,8 @@ class CidashApp(App[None]):
             self.post_message(views)
             if self.checkout is not None:
                 view = caches
-                lines = local_key_status(self.config, self.checkout, view.last_key_on_ref, view.ref)
+                version = self.store.instance_version(project.id)
+                lines = local_key_status(self.config, self.checkout, view.last_key_on_ref, view.ref, version)
             else:
                 lines = ["[dim]no local checkout (run cidash inside your repository to see .cache-key here)[/]"]
             self.post_message(self.LocalReady(lines))

@@ -863,10 +863,13 @@ def export_markdown(snap: Snapshot, comparison: Comparison | None) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def local_key_status(config: Config, root: Path, last_seen_key: str | None, ref: str | None) -> list[str]:
+def local_key_status(
+    config: Config, root: Path, last_seen_key: str | None, ref: str | None, gitlab_version: str | None = None
+) -> list[str]:
     """Lines for the local panel: ``.cache-key`` up to date or which file changed, and the key GitLab will
-    compute for HEAD (per ``cache:key:files`` entry of the local CI file) next to the key last seen in logs."""
-    from cidash.cachekey import check_file, gitlab_key
+    compute for HEAD (per ``cache:key:files`` entry of the local CI file, with the rules of the instance's
+    ``gitlab_version``; unknown: each version's key) next to the key last seen in logs."""
+    from cidash.cachekey import GitLabVersion, check_file, gitlab_key
     from cidash.errors import CidashError
 
     lines: list[str] = []
@@ -899,8 +902,15 @@ def local_key_status(config: Config, root: Path, last_seen_key: str | None, ref:
                 index=cache.index,
                 files_commits=cache.files_commits,
                 rev=head,
+                version=GitLabVersion.maybe(gitlab_version),
             )
-            lines.append(f"GitLab key for HEAD ({head[:8]}), job {job.name}: [bold]{key.content.key}[/]")
+            variants = key.variants()
+            if len(variants) == 1:
+                when = f" ({variants[0].when})" if key.version is None else ""
+                lines.append(f"GitLab key for HEAD ({head[:8]}), job {job.name}: [bold]{variants[0].key}[/]{when}")
+            else:
+                lines.append(f"GitLab key for HEAD ({head[:8]}), job {job.name} (GitLab version unknown):")
+                lines.extend(f"  [bold]{v.key}[/] ({v.when})" for v in variants)
             shown += 1
             if shown >= 3:
                 break
