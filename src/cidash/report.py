@@ -77,8 +77,8 @@ def criteria_markdown(report: CriteriaReport, *, strict: bool = False) -> str:
     ]
     for c in report.criteria:
         lines.append(
-            f"| {md_cell(c.title)} (`{c.id}`) | **{STATUS_LABEL[c.status]}** | {md_cell(fmt_number(c.value, c.unit))} | "
-            f"{md_cell(_target(c))} | {c.n} | {md_cell(c.evidence)} |"
+            f"| {md_cell(c.title)} (`{c.id}`) | **{STATUS_LABEL[c.status]}** | "
+            f"{md_cell(fmt_number(c.value, c.unit))} | {md_cell(_target(c))} | {c.n} | {md_cell(c.evidence)} |"
         )
     lines += ["", f"_Period: {md_cell(report.period)}. MB = 10^6 bytes._", ""]
     return "\n".join(lines)

@@ -42,6 +42,13 @@ _UNSAFE = re.compile(f"[{_UNSAFE_RANGES}]")
 _UNSAFE_TAB = re.compile(f"[{_UNSAFE_RANGES}\t]")
 _UNSAFE_NL = re.compile(f"[{_UNSAFE_RANGES}\n]")
 _UNSAFE_TAB_NL = re.compile(f"[{_UNSAFE_RANGES}\t\n]")
+#: (keep_newlines, keep_tabs) -> what :func:`clean` escapes
+_PATTERNS = {
+    (True, True): _UNSAFE,
+    (True, False): _UNSAFE_TAB,
+    (False, True): _UNSAFE_NL,
+    (False, False): _UNSAFE_TAB_NL,
+}
 
 #: An escape sequence as a terminal parses it (7-bit and 8-bit introducers): CSI, OSC (ended by BEL or ST, or
 #: unterminated to the end of the text), DCS/SOS/PM/APC strings, and the two-character ESC forms. A lone ESC at
@@ -78,10 +85,7 @@ def clean(text: str, *, keep_newlines: bool = False, keep_tabs: bool = False) ->
     ``keep_newlines`` / ``keep_tabs`` let ``\\n`` / ``\\t`` through where a caller shows several lines or
     columns. ``\\r`` is always escaped (it moves the cursor back over what was written).
     """
-    if keep_newlines:
-        pattern = _UNSAFE if keep_tabs else _UNSAFE_TAB
-    else:
-        pattern = _UNSAFE_NL if keep_tabs else _UNSAFE_TAB_NL
+    pattern = _PATTERNS[keep_newlines, keep_tabs]
     if pattern.search(text) is None:
         return text
     return pattern.sub(_visible, text)

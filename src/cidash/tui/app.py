@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import platformdirs
+from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.timer import Timer
 from textual.widgets import Footer, TabbedContent, TabPane
 
@@ -27,6 +29,7 @@ from cidash.dataset import gc_paused
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
 from cidash.models import Project, RateLimitState
 from cidash.store import Store
+from cidash.textsafe import clean
 from cidash.tui.adapters import (
     ActionOutcome,
     ActionPlan,
@@ -412,6 +415,21 @@ class CidashApp(App[None]):
 
     # -- errors -----------------------------------------------------------------------------------------------
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification's text is cleaned (:func:`cidash.textsafe.clean`) and never read as markup: job
+        names, refs and error texts carry GitLab's strings."""
+        super().notify(
+            clean(message, keep_newlines=True), title=clean(title), severity=severity, timeout=timeout, markup=False
+        )
+
     def report_error(self, error: CidashError) -> None:
         """One exception type, one titled notification."""
         self.notify(error.one_line(), title=error.title, severity="error", timeout=8)
@@ -502,7 +520,9 @@ class CidashApp(App[None]):
     def run_compare(self, baseline: str, candidate: str) -> None:
         if self.snapshot is None or not baseline.strip() or not candidate.strip():
             return
-        self.compare_tab.query_one("#compare-summary").update(f"comparing {baseline} with {candidate}…")  # type: ignore[attr-defined]
+        self.compare_tab.query_one("#compare-summary").update(  # type: ignore[attr-defined]
+            Text(clean(f"comparing {baseline} with {candidate}…"))
+        )
         self._compare_worker(baseline, candidate)
 
     @work(thread=True, exclusive=True, group="compare")
