@@ -31,7 +31,8 @@ options:
                        (default: [criteria] window_days)
   --ref REF            only this ref (default: all refs)
   --include-retried    count retried jobs too (excluded by default)
-  --output FILE        write to FILE instead of standard output
+  --output FILE        write to FILE instead of standard output: a regular file or a new path, replaced
+                       atomically; a device, FIFO, socket or directory is refused; - is standard output
   --now ISO            as of this UTC time (default: now)
 
 exit codes:
@@ -84,16 +85,12 @@ def parse_since(text: str | None, now: datetime, default_days: int) -> datetime 
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    import sys
-    from pathlib import Path
-
     from cidash.commands.check import parse_now
     from cidash.commands.common import load_config_from_args, open_store_from_args
     from cidash.criteria import evaluate
     from cidash.dataset import gc_paused, load_dataset, resolve_project
-    from cidash.errors import InputError
     from cidash.export import ExportInput, render_export
+    from cidash.outfile import write_text
 
     now = parse_now(args.now)
     config = load_config_from_args(args)
@@ -116,15 +113,6 @@ def run(args: argparse.Namespace) -> int:
         ),
         args.format,
     )
-    if args.output:
-        target = Path(args.output)
-        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(target)  # atomic: a scraper never reads half a file
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise InputError(f"cannot write {target}: {exc.strerror}") from None
-    else:
-        sys.stdout.write(text)
+    # a regular file or a new path, replaced atomically (a scraper never reads half a file); "-": stdout
+    write_text(args.output or "-", text, option="--output")
     return 0

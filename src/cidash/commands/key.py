@@ -22,7 +22,8 @@ that design works on every GitLab version.
 With no FILES the configured list is used ([cache_key] files; default: go.mod go.sum .gitlab-ci.yml
 Dockerfile.ci .mise/config.toml). A missing file is an error naming it, never a shorter key.
 
-  --write F   write that content to F atomically (temp file + rename); prints whether F changed
+  --write F   write that content to F atomically (temp file + rename); prints whether F changed. F is a
+              regular file or a new path (a device, FIFO, socket or directory is refused); - is stdout
   --check F   compare F with what would be written: exit 0 if identical, 1 otherwise with the files that
               changed since F was written. With no FILES and the built-in default list, F is checked
               against the files it lists itself.
@@ -90,6 +91,7 @@ def _out(text: str) -> None:
 def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) -> int:
     from cidash.cachekey import check_file, checksum_lines, parse_checksum_lines, write_atomic
     from cidash.config import DEFAULT_CRITICAL_FILES
+    from cidash.outfile import check_target
 
     root = Path(".")
     if args.check:
@@ -107,8 +109,11 @@ def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) ->
         print(f"run: cidash key --write {args.check}{'' if not explicit else ' ' + ' '.join(files)}")
         return 1
     content = checksum_lines(files, root)
+    if args.write == "-":
+        _out(content)
+        return 0
     if args.write:
-        changed = write_atomic(Path(args.write), content)
+        changed = write_atomic(check_target(args.write, option="--write"), content)
         print(f"{'wrote' if changed else 'unchanged:'} {args.write} ({len(files)} files)")
         return 0
     _out(content)

@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from cidash.ciconfig import load_ci
     from cidash.cilint import format_text, lint, summary, to_json
     from cidash.config import load_config
+    from cidash.textsafe import clean
 
     config = load_config(args.config)
     ci_file = Path(args.ci_file or config.cache_key.ci_file)
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(to_json(findings, path=str(ci_file)), indent=2))
     else:
-        print(format_text(findings), end="")
+        print(clean(format_text(findings), keep_newlines=True), end="")  # job names and keys from the CI file
     return 1 if summary(findings)["error"] else 0
 
 

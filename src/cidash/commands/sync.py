@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args
+from cidash.textsafe import clean, markup_escape
 
 if TYPE_CHECKING:
     from cidash.sync import SyncProgress, SyncReport
@@ -103,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
             if args.verbose:
                 _print_requests(client)
     for report in reports:
-        print(report.summary())
+        print(clean(report.summary(), keep_newlines=True))
         for warning in report.warnings:
-            print(f"cidash sync: warning: {warning}", file=err)
+            print(f"cidash sync: warning: {clean(warning)}", file=err)
         if args.verbose:
             _print_verbose(report)
     return 0
@@ -131,7 +132,7 @@ def _print_requests(client: object) -> None:
 
 def _print_verbose(report: SyncReport) -> None:
     print(
-        f"  {report.project.path} (id {report.project.id}): {'first sync' if report.first_sync else 'refresh'}; "
+        f"  {clean(report.project.path)} (id {report.project.id}): {'first sync' if report.first_sync else 'refresh'}; "
         f"logs parsed {report.logs}, skipped {report.logs_skipped}, unavailable {report.logs_unavailable}, "
         f"failed {report.logs_failed}; CI configs {report.ci_configs}; resource groups {report.resource_groups}; "
         f"{report.retries} retries",
@@ -169,7 +170,8 @@ class _PlainDisplay:
         }.get(p.phase, p.phase)
         if p.message:
             detail += f" ({p.message})"
-        print(f"sync {p.project}: {detail}; {p.requests} requests, {_kb(p.bytes)}", file=sys.stderr, flush=True)
+        line = f"sync {p.project}: {detail}; {p.requests} requests, {_kb(p.bytes)}"
+        print(clean(line), file=sys.stderr, flush=True)
 
 
 def _kb(n: int) -> str:
@@ -203,11 +205,15 @@ class _BarDisplay:
         from rich.progress import TaskID
 
         if self._task is None:
-            self._task = self.progress.add_task(p.project, total=None, extra="")
+            self._task = self.progress.add_task(markup_escape(p.project), total=None, extra="")
         task = self._task
         assert isinstance(task, int)
         extra = f"{p.pipelines} pipelines, {p.jobs} jobs, {_kb(p.bytes)}, {p.requests} req"
         total = p.logs_total if p.logs_total else None
         self.progress.update(
-            TaskID(task), description=f"{p.project} [{p.phase}]", total=total, completed=p.logs_done, extra=extra
+            TaskID(task),
+            description=markup_escape(f"{p.project} [{p.phase}]"),
+            total=total,
+            completed=p.logs_done,
+            extra=extra,
         )

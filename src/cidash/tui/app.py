@@ -28,6 +28,7 @@ from cidash.config import Config
 from cidash.dataset import gc_paused
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
 from cidash.models import Project, RateLimitState
+from cidash.outfile import STDOUT, write_text
 from cidash.store import Store
 from cidash.textsafe import clean
 from cidash.tui.adapters import (
@@ -545,16 +546,19 @@ class CidashApp(App[None]):
             return
         comp = self.compare_tab.comparison
         day = self.clock().astimezone(UTC).strftime("%Y%m%d")
-        default = str(Path.cwd() / f"cidash-{self.project.path.replace('/', '-')}-{day}.md")
+        safe_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._") else "-" for ch in self.project.path)
+        default = str(Path.cwd() / f"cidash-{safe_name}-{day}.md")
         what = "the criteria and the comparison" if comp is not None else "the criteria"
 
         def write(path: str | None) -> None:
             if not path:
                 return
             try:
-                Path(path).expanduser().write_text(export_markdown(snap, comp), encoding="utf-8")
-            except OSError as exc:
-                self.report_error(CidashError(f"cannot write {path}: {exc.strerror}"))
+                if path == STDOUT:  # standard output is the dashboard itself
+                    raise CidashError("export: name a file (- would write into the dashboard)")
+                write_text(path, export_markdown(snap, comp), option="export")
+            except CidashError as exc:
+                self.report_error(exc)
                 return
             self.notify(f"Wrote {path}", title="Export")
 
