@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cidash.config import Config
+from cidash.config import Config, check_url
 from cidash.errors import ConfigError, register_secret
 
 TokenKind = Literal["private", "job", "oauth"]
@@ -228,6 +228,7 @@ def resolve_connection(
         raise ConfigError("no GitLab URL configured", hint="pass --url, set GITLAB_URL, or [gitlab] url in cidash.toml")
     if not resolved_url.startswith(("http://", "https://")):
         raise ConfigError(f"GitLab URL must start with http:// or https:// (got {resolved_url!r})")
+    check_url(resolved_url, sources["url"])
 
     token: str | None = None
     kind: TokenKind = "private"

@@ -46,12 +46,18 @@ DEFAULT_MODE = "dashboard"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from cidash.commands.common import bounded
+
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", help="print the reports (sync, check, compare)")
     mode.add_argument("--dashboard", action="store_true", help="open the dashboard against the live simulator")
     parser.add_argument("--seed", type=int, default=7, metavar="S", help="scenario seed (default 7)")
     parser.add_argument(
-        "--time-scale", type=float, default=1.0, metavar="X", help="with --dashboard: simulated s per real s"
+        "--time-scale",
+        type=bounded(0, 100_000, low_ok=False),
+        default=1.0,
+        metavar="X",
+        help="with --dashboard: simulated s per real s",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary store and config")
 

@@ -76,7 +76,12 @@ def parse_since(text: str | None, now: datetime, default_days: int) -> datetime 
         return None
     if m := re.fullmatch(r"(\d+)([dh])", text.strip()):
         amount = int(m[1])
-        return now - (timedelta(days=amount) if m[2] == "d" else timedelta(hours=amount))
+        try:
+            return now - (timedelta(days=amount) if m[2] == "d" else timedelta(hours=amount))
+        except OverflowError:  # 99999999d: before year 1
+            raise UsageError(
+                f"--since {text.strip()!r} reaches back before year 1", hint="use e.g. 30d or all"
+            ) from None
     try:
         d = date.fromisoformat(text.strip())
     except ValueError:

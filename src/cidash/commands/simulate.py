@@ -35,14 +35,46 @@ Example:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, metavar="P", default=8080, help="TCP port on 127.0.0.1 (0: any free port)")
+    from cidash.commands.common import bounded
+
+    parser.add_argument(
+        "--port",
+        type=bounded(0, 65_535, integer=True),
+        metavar="P",
+        default=8080,
+        help="TCP port on 127.0.0.1 (0: any free port)",
+    )
     parser.add_argument("--seed", type=int, default=7, metavar="S", help="scenario seed (default 7)")
-    parser.add_argument("--latency-ms", type=float, metavar="L", default=0.0, help="extra latency per response")
-    parser.add_argument("--jitter-ms", type=float, metavar="J", default=0.0, help="random extra latency, 0..J ms")
-    parser.add_argument("--pipelines", type=int, metavar="N", default=None, help="total pipelines in the history")
-    parser.add_argument("--days", type=int, metavar="D", default=30, help="days of history (default 30)")
-    parser.add_argument("--time-scale", type=float, default=1.0, metavar="X", help="simulated seconds per real second")
-    parser.add_argument("--rate-limit", type=int, metavar="N", default=None, help="requests per minute before 429")
+    parser.add_argument(
+        "--latency-ms", type=bounded(0, 60_000), metavar="L", default=0.0, help="extra latency per response"
+    )
+    parser.add_argument(
+        "--jitter-ms", type=bounded(0, 60_000), metavar="J", default=0.0, help="random extra latency, 0..J ms"
+    )
+    parser.add_argument(
+        "--pipelines",
+        type=bounded(1, 1_000_000, integer=True),
+        metavar="N",
+        default=None,
+        help="total pipelines in the history",
+    )
+    parser.add_argument(
+        "--days", type=bounded(1, 3_650, integer=True), metavar="D", default=30, help="days of history (default 30)"
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=bounded(0, 100_000, low_ok=False),
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=bounded(1, 1_000_000, integer=True),
+        metavar="N",
+        default=None,
+        help="requests per minute before 429",
+    )
 
 
 def banner(url: str, token: str, readonly_token: str | None, project_path: str, project_id: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args
+from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args, bounded
 
 HELP = "the dashboard for the configured project(s) (the default command)"
 DESCRIPTION = f"""\
@@ -35,7 +35,9 @@ exit codes: 0 on quit; 2 usage/config/store error (one line on stderr).
 def configure(parser: argparse.ArgumentParser) -> None:
     add_store_args(parser)
     add_connection_args(parser)
-    parser.add_argument("--refresh", type=float, metavar="SECONDS", help="poll interval in seconds (0: manual only)")
+    parser.add_argument(
+        "--refresh", type=bounded(0, 86_400), metavar="SECONDS", help="poll interval in seconds (0: manual only)"
+    )
     parser.add_argument("--offline", action="store_true", help="show the store only, never contact GitLab")
     parser.add_argument("--read-only", action="store_true", help="disable rebuild, retry and key writes")
     parser.add_argument("--theme", metavar="NAME", help="textual-dark (default) or textual-light")
