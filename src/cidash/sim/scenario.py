@@ -85,6 +85,9 @@ class Scenario:
     manual_play_rate: float = 0.12  # main pipelines (after the migration) whose manual image build someone plays
     runners: int = 6
     with_docs_project: bool = True
+    #: Put terminal escapes, markup, formulas, Markdown breakers and non-UTF-8 log bytes into every string GitLab
+    #: lets a user choose (see :mod:`cidash.sim.hostile_strings`); the history's shape stays the same.
+    hostile_strings: bool = False
 
     @property
     def end(self) -> datetime:
@@ -918,6 +921,10 @@ def build_world(
     if sc.with_docs_project:
         _build_docs_project(world, rng)
     world.truth = _truth(world, project, planner, repo, migration_sha, baseline_tag, states["main"].image_tag)
+    if sc.hostile_strings:
+        from cidash.sim import hostile_strings
+
+        hostile_strings.apply(world)
     return world
 
 
