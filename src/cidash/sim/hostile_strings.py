@@ -76,7 +76,15 @@ LOG_LINES: tuple[bytes, ...] = (
     b"\x1b[31mred is fine\x1b[0m and \x1b[1;32mbold green\x1b[0m",
     b"bell\x07 backspace\x08 vt\x0b ff\x0c nul\x00 del\x7f",
     b"\x1bP1$qm\x1b\\ a DCS request, \x1b[6n a cursor report request, \x1b[?1049h alternate screen",
-    f"Checking cache for =1+1|`k`{OSC_TITLE}...".encode(),  # a cache key is log text too
+)
+
+#: A cache key is user text too (``cache:key`` can be any string): one more restore attempt, a miss, at the start
+#: of every ``restore_cache`` section.
+CACHE_KEY = f"=1+1|`k`{OSC_TITLE}[bold]"
+CACHE_LINES: tuple[bytes, ...] = (
+    f"Checking cache for {CACHE_KEY}...".encode(),
+    b"WARNING: file does not exist                       ",
+    b"Failed to extract cache",
 )
 
 
@@ -116,9 +124,13 @@ def apply(world: World) -> None:
 
 
 def hostile_trace(body: bytes) -> bytes:
-    """``body`` (a log as ``/trace`` serves it) with :data:`LOG_LINES` after the ``step_script`` section start,
-    each with that line's timestamp prefix (when the log has one)."""
-    marker = body.find(b":step_script")
+    """``body`` (a log as ``/trace`` serves it) with :data:`CACHE_LINES` after the ``restore_cache`` section
+    start and :data:`LOG_LINES` after the ``step_script`` one, each with that line's timestamp prefix."""
+    return _insert(_insert(body, b":restore_cache", CACHE_LINES), b":step_script", LOG_LINES)
+
+
+def _insert(body: bytes, section: bytes, lines: tuple[bytes, ...]) -> bytes:
+    marker = body.find(section)
     if marker < 0:
         return body
     start = body.rfind(b"\n", 0, marker) + 1
@@ -127,5 +139,5 @@ def hostile_trace(body: bytes) -> bytes:
         return body
     line = body[start:end]
     prefix = line[: line.find(b" 00O ") + 5] if b" 00O " in line[:40] else b""
-    extra = b"".join(prefix + text + b"\n" for text in LOG_LINES)
+    extra = b"".join(prefix + text + b"\n" for text in lines)
     return body[: end + 1] + extra + body[end + 1 :]
