@@ -159,6 +159,8 @@ def load_yaml(text: str, name: str) -> Any:
         raise InputError(f"{where}: invalid YAML: {' '.join(problem.split())}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{name}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise InputError(f"{name}: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
 
