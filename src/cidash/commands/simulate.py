@@ -25,6 +25,8 @@ options:
   --days D          length of the history in days (default 30)
   --time-scale X    simulated seconds per real second for new pipelines (default 1)
   --rate-limit N    answer 429 + Retry-After past N requests a minute (default: no limit)
+  --hostile-strings  put terminal escapes, markup, formulas and non-UTF-8 log bytes into names, refs, tags
+                    and logs (see docs/security.md)
 
 exit codes: 0 stopped with Ctrl-C, 2 the port is in use or an option is invalid.
 
@@ -75,6 +77,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="requests per minute before 429",
     )
+    parser.add_argument(
+        "--hostile-strings",
+        action="store_true",
+        help="terminal escapes, markup, formulas and non-UTF-8 bytes in names, refs, tags and logs (for testing)",
+    )
 
 
 def banner(url: str, token: str, readonly_token: str | None, project_path: str, project_id: int) -> str:
@@ -118,7 +125,13 @@ def run(args: argparse.Namespace) -> int:
     if args.time_scale < 0:
         raise UsageError("--time-scale must not be negative")
     migration_day = max(1, min(16, args.days // 2 + 1))
-    scenario = Scenario(seed=args.seed, days=args.days, total_pipelines=args.pipelines, migration_day=migration_day)
+    scenario = Scenario(
+        seed=args.seed,
+        days=args.days,
+        total_pipelines=args.pipelines,
+        migration_day=migration_day,
+        hostile_strings=args.hostile_strings,
+    )
     sim = SimulatedGitLab(
         scenario,
         latency_ms=args.latency_ms,
