@@ -315,3 +315,31 @@ async def test_dashboard_shows_hostile_strings_escaped(hostile_store: Store, tmp
     assert "[bold]x[/]" in shown  # markup shown literally, not rendered
     assert "\\x1b]0;pwned\\x07" in shown  # the escape is visible
     assert "red is fine" in shown and "\\xff" not in shown.replace("\\\\xff", "")  # log text decoded, shown
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Secrets in pipeline variables
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_rebuild_variables_are_redacted_in_output_and_audit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = Scenario(days=2, pipelines_per_day=3, migration_day=2, with_docs_project=False)
+    db = tmp_path / "audit.db"
+    with SimulatedGitLab(small) as sim:
+        monkeypatch.setenv("GITLAB_TOKEN", sim.token)
+        base = ["--url", sim.url, "--project", sim.project_path, "--db", str(db), "--var", "DEPLOY_KEY=hunter2"]
+        code, out, err = run_cli(capsys, "rebuild", *base, "--yes", "--no-follow", "--force")
+        assert code == 0 and sim.stats.mutating_requests == 1
+        assert "hunter2" not in out + err and "DEPLOY_KEY=***" in out
+        code, out, err = run_cli(capsys, "rebuild", *base, "--dry-run", "--force", "--show-values")
+        assert code == 0 and "DEPLOY_KEY=hunter2" in out and '"value": "hunter2"' in out
+        sent = [v for p in sim.world.main.pipelines.values() for v in p.variables]
+    with Store.open(db, readonly=True) as store:
+        rows = store.audit()
+    assert len(rows) == 2
+    for row in rows:
+        assert "hunter2" not in repr(row)
+    assert any(row.extra.get("variables", "").find("DEPLOY_KEY") >= 0 for row in rows)
+    assert not sent or any(v.get("value") == "hunter2" for v in sent)  # GitLab itself got the value
