@@ -176,7 +176,7 @@ def bad_options(root: Path) -> list[tuple[list[str], tuple[str, ...]]]:
         (["sync", *url, "--max-rps", "nan", *db], ("--max-rps",)),
         (["sync", *url, "--max-rps", "-1", *db], ("--max-rps",)),
         (["sync", *url, "--concurrency", "0", *db], ("--concurrency",)),
-        (["sync", *url, "--concurrency", "100000", *db], ("--concurrency",)),
+        (["sync", *url, "--max-rps", "inf", *db], ("--max-rps",)),
         (["export", "--since", "99999999d", *db], ("--since",)),
         (["export", "--since", "99999999h", *db], ("--since",)),
         (["export", "--now", "not-a-date", *db], ("--now",)),

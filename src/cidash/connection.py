@@ -256,7 +256,7 @@ def resolve_connection(
     if require_project and not project_list and not resolved_group:
         raise ConfigError("no project configured", hint="pass --project PATH or --group PATH, or set [gitlab] projects")
     rps = gl.max_rps if max_rps is None else max_rps
-    if rps < 0:
+    if not rps >= 0 or rps == float("inf"):  # also nan
         raise ConfigError(f"max_rps must be 0 (no ceiling) or more, not {rps:g}", hint="--max-rps or [gitlab] max_rps")
     workers = gl.concurrency if concurrency is None else concurrency
     if workers < 1:
