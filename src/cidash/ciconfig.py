@@ -134,7 +134,10 @@ _LineLoader.add_constructor("!reference", _construct_reference)
 
 def load_yaml(text: str, name: str) -> Any:
     """Parse one YAML document safely; :class:`InputError` ``name:line:col: problem`` on bad YAML."""
-    loader = _LineLoader(text)
+    try:
+        loader = _LineLoader(text)  # the reader refuses control characters here, before any parsing
+    except yaml.YAMLError as exc:
+        raise InputError(f"{name}: invalid YAML: {' '.join(str(exc).split())}") from None
     loader.source_name = name
     try:
         docs: list[Any] = []
@@ -156,6 +159,8 @@ def load_yaml(text: str, name: str) -> Any:
         raise InputError(f"{where}: invalid YAML: {' '.join(problem.split())}") from None
     except yaml.YAMLError as exc:
         raise InputError(f"{name}: invalid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise InputError(f"{name}: invalid YAML: nested too deeply") from None
     finally:
         loader.dispose()
 

@@ -20,6 +20,7 @@ from typing import NoReturn, Protocol, cast
 
 from cidash import __version__
 from cidash.errors import CidashError, UsageError, redact
+from cidash.textsafe import clean
 
 #: (command, module) in the order ``--help`` lists them. The command-line contract: keep these stable.
 COMMANDS: list[tuple[str, str]] = [
@@ -154,13 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = _load(args._module)
         return module.run(args)
     except UsageExit as exc:
-        print(str(exc), file=sys.stderr)
+        print(clean(str(exc)), file=sys.stderr)
         return 2
     except UsageError as exc:
         print(usage_line(_prog(argv), exc.one_line()), file=sys.stderr)
         return exc.exit_code
     except CidashError as exc:
-        print(f"cidash: error: {exc.one_line()}", file=sys.stderr)
+        # messages can quote GitLab (names, server error texts) or a bad config file: one clean line
+        print(f"cidash: error: {clean(exc.one_line())}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("cidash: interrupted", file=sys.stderr)
@@ -174,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("CIDASH_DEBUG"):
             raise
         print(
-            f"cidash: internal error: {type(exc).__name__}: {redact(str(exc))} (set CIDASH_DEBUG=1 for a traceback)",
+            f"cidash: internal error: {type(exc).__name__}: {clean(redact(str(exc)))} "
+            "(set CIDASH_DEBUG=1 for a traceback)",
             file=sys.stderr,
         )
         return 2

@@ -256,7 +256,51 @@ def _build(cls: type[_T], values: dict[str, Any], section: str, where: str) -> _
             raise ConfigError(f"{where}: unknown key '{key}' in [{section}] (known: {', '.join(sorted(known))})")
         default = getattr(cls(), key)
         kwargs[key] = _coerce(value, default, f"[{section}] {key}", where)
+        _check_value(kwargs[key], section, key, where)
     return cls(**kwargs)
+
+
+#: (section, key) -> (lowest, highest, lowest allowed itself): numbers outside are a ConfigError naming the key.
+#: Every float must also be finite (``nan``, ``inf`` are refused).
+_LIMITS: dict[tuple[str, str], tuple[float, float, bool]] = {
+    ("gitlab", "timeout"): (0.0, 3600.0, False),
+    ("gitlab", "max_rps"): (0.0, 10_000.0, True),  # 0: no ceiling
+    ("gitlab", "concurrency"): (1, 64, True),
+    ("sync", "registry_refresh_minutes"): (0.0, 366 * 24 * 60.0, True),
+    ("criteria", "image_size_mb"): (0.0, 1e7, False),
+    ("criteria", "startup_improvement_pct"): (-1000.0, 100.0, True),
+    ("criteria", "image_build_reliability_pct"): (0.0, 100.0, True),
+    ("criteria", "stale_caches_max"): (0, 1_000_000_000, True),
+    ("criteria", "cache_key_files_max"): (0, 1_000_000, True),
+    ("criteria", "cache_writers_max"): (0, 1_000_000_000, True),
+    ("criteria", "window_days"): (1, 36_500, True),
+    ("criteria", "min_n"): (1, 1_000_000, True),
+    ("tui", "refresh_seconds"): (0.0, 86_400.0, True),  # 0: no polling
+}
+
+
+def _check_value(value: Any, section: str, key: str, where: str) -> None:
+    """Refuse values no code path can use: non-finite floats, numbers out of range, control characters in a
+    string (one line on stderr naming the file and key, exit 2)."""
+    import math
+
+    name = f"[{section}] {key}"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {name} must be a finite number (got {value})")
+    limits = _LIMITS.get((section, key))
+    if limits is not None and isinstance(value, int | float) and not isinstance(value, bool):
+        low, high, low_ok = limits
+        if value > high or value < low or (value == low and not low_ok):
+            low_text = f">= {low:g}" if low_ok else f"> {low:g}"
+            raise ConfigError(f"{where}: {name} must be {low_text} and <= {high:g} (got {value!r})")
+    texts: list[str] = []
+    if isinstance(value, str):
+        texts = [value]
+    elif isinstance(value, tuple):
+        texts = [t for item in value for t in (item if isinstance(item, tuple) else (item,)) if isinstance(t, str)]
+    for text in texts:
+        if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text):
+            raise ConfigError(f"{where}: {name} holds a control character ({text!r})")
 
 
 def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
@@ -292,11 +336,36 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib reads UTF-8 only
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})"
+        ) from None
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
+        raise ConfigError(
+            f"{path}: invalid TOML: {type(exc).__name__ if isinstance(exc, RecursionError) else exc}"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_url(url: str, origin: str) -> None:
+    """A GitLab URL cidash can connect to, or :class:`ConfigError` naming where it came from (``--url``,
+    ``GITLAB_URL``, ``[gitlab] url in FILE``): ``http://[::1`` and ``http://host:99999`` are refused here, not
+    deep in the HTTP client."""
+    from urllib.parse import urlsplit
+
+    if any(ord(ch) < 0x21 or 0x7F <= ord(ch) < 0xA0 for ch in url):
+        raise ConfigError(f"{origin}: GitLab URL {url!r} holds a space or control character")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError when out of range or not a number
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: GitLab URL {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{origin}: GitLab URL {url!r} needs http:// or https:// and a host")
+    if port == 0:
+        raise ConfigError(f"{origin}: GitLab URL {url!r} has port 0")

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cidash.config import Config
+from cidash.config import Config, check_url
 from cidash.errors import ConfigError, register_secret
 
 TokenKind = Literal["private", "job", "oauth"]
@@ -540,6 +540,7 @@ def resolve_connection(
         )
     if not resolved_url.startswith(("http://", "https://")):
         raise ConfigError(f"GitLab URL must start with http:// or https:// (got {resolved_url!r})")
+    check_url(resolved_url, sources["url"])
 
     token: str | None = None
     kind: TokenKind = "private"
@@ -584,7 +585,7 @@ def resolve_connection(
     if require_project and not project_list and not resolved_group:
         raise ConfigError("no project configured", hint="pass --project PATH or --group PATH, or set [gitlab] projects")
     rps = gl.max_rps if max_rps is None else max_rps
-    if rps < 0:
+    if not rps >= 0 or rps == float("inf"):  # also nan
         raise ConfigError(f"max_rps must be 0 (no ceiling) or more, not {rps:g}", hint="--max-rps or [gitlab] max_rps")
     workers = gl.concurrency if concurrency is None else concurrency
     if workers < 1:

@@ -48,6 +48,7 @@ from cidash.metrics import (
 )
 from cidash.models import MB
 from cidash.stats import QUANTILE_METHOD, summarize
+from cidash.textsafe import csv_cell, md_cell, md_code, openmetrics_label
 
 EXPORT_FORMATS: tuple[str, ...] = ("json", "csv", "markdown", "openmetrics")
 STARTUP_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
@@ -191,7 +192,7 @@ def to_csv(inp: ExportInput) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["project", "metric", "scope", "statistic", "value", "n"])
     for metric, scope, stat, value, n in _rows(doc):
-        w.writerow([doc["project"], metric, scope, stat, "" if value is None else value, "" if n is None else n])
+        w.writerow([csv_cell(c) for c in (doc["project"], metric, scope, stat, value, n)])
     return buf.getvalue()
 
 
@@ -207,7 +208,7 @@ def to_markdown(inp: ExportInput) -> str:
     doc = export_document(inp)
     m = doc["metrics"]
     lines = [
-        f"### cidash metrics: {doc['project']}",
+        f"### cidash metrics: {md_cell(doc['project'])}",
         "",
         f"{doc['counts']['pipelines']} pipelines, {doc['counts']['jobs']} jobs since {doc['since'] or 'the start'}; "
         f"quantiles: {doc['quantile_method']}; seconds unless stated.",
@@ -224,11 +225,11 @@ def to_markdown(inp: ExportInput) -> str:
         )
     lines += ["", "| cache key | restores | hit rate |", "|---|---|---|"]
     for r in m["cache_restores_by_key"][:20]:
-        lines.append(f"| `{r['key']}` | {r['n']} | {_md_num(r['hit_rate_pct'])} % |")
+        lines.append(f"| {md_code(r['key'])} | {r['n']} | {_md_num(r['hit_rate_pct'])} % |")
     b = m["image_build"]
     lines += [
         "",
-        f"Image build `{b['job']}`: first-attempt success {_md_num(b['first_attempt_success_pct'])} % "
+        f"Image build {md_code(b['job'])}: first-attempt success {_md_num(b['first_attempt_success_pct'])} % "
         f"(n={b['n']}), eventual {_md_num(b['eventual_success_pct'])} %; failures: "
         f"{b['failures']['script']} script, {b['failures']['infrastructure']} infrastructure, "
         f"{b['failures']['other']} other.",
@@ -238,11 +239,11 @@ def to_markdown(inp: ExportInput) -> str:
     if m["image_sizes"]:
         lines += ["", "| image tag | digest | size (MB = 10^6 bytes) |", "|---|---|---|"]
         for p in m["image_sizes"][-10:]:
-            lines.append(f"| `{p['tag']}` | `{(p['digest'] or '')[:19]}` | {p['size_bytes'] / MB:.1f} |")
+            lines.append(f"| {md_code(p['tag'])} | {md_code((p['digest'] or '')[:19])} | {p['size_bytes'] / MB:.1f} |")
     if doc["criteria"]:
         lines += ["", "| criterion | status | value | n |", "|---|---|---|---|"]
         for c in doc["criteria"]:
-            lines.append(f"| `{c['id']}` | {c['status']} | {_md_num(c['value'])} {c['unit']} | {c['n']} |")
+            lines.append(f"| `{c['id']}` | {c['status']} | {_md_num(c['value'])} {md_cell(c['unit'])} | {c['n']} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -252,14 +253,10 @@ def to_markdown(inp: ExportInput) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 def _labels(labels: dict[str, str]) -> str:
     if not labels:
         return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+    return "{" + ",".join(f'{k}="{openmetrics_label(v)}"' for k, v in labels.items()) + "}"
 
 
 def _num(value: float) -> str:

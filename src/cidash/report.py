@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from cidash.compare import Comparison, ComparisonRow
 from cidash.criteria import CriteriaReport, CriterionResult
+from cidash.textsafe import clean, md_cell, md_code, xml_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,18 +70,17 @@ def criteria_json(report: CriteriaReport, *, strict: bool = False) -> str:
 def criteria_markdown(report: CriteriaReport, *, strict: bool = False) -> str:
     verdict = "all criteria pass" if report.ok(strict=True) else ("OK" if report.ok(strict=strict) else "FAILING")
     lines = [
-        f"### cidash check: {report.project} — {verdict}",
+        f"### cidash check: {md_cell(report.project)} — {verdict}",
         "",
         "| criterion | status | value | target | n | evidence |",
         "|---|---|---|---|---|---|",
     ]
     for c in report.criteria:
-        evidence = c.evidence.replace("|", "\\|")
         lines.append(
-            f"| {c.title} (`{c.id}`) | **{STATUS_LABEL[c.status]}** | {fmt_number(c.value, c.unit)} | "
-            f"{_target(c)} | {c.n} | {evidence} |"
+            f"| {md_cell(c.title)} (`{c.id}`) | **{STATUS_LABEL[c.status]}** | "
+            f"{md_cell(fmt_number(c.value, c.unit))} | {md_cell(_target(c))} | {c.n} | {md_cell(c.evidence)} |"
         )
-    lines += ["", f"_Period: {report.period}. MB = 10^6 bytes._", ""]
+    lines += ["", f"_Period: {md_cell(report.period)}. MB = 10^6 bytes._", ""]
     return "\n".join(lines)
 
 
@@ -88,7 +88,7 @@ def criteria_junit(report: CriteriaReport) -> str:
     """JUnit XML: one testcase per criterion; FAIL is a ``<failure>``, NO DATA a ``<skipped>``."""
     suite = ET.Element(
         "testsuite",
-        name=f"cidash criteria: {report.project}",
+        name=xml_text(f"cidash criteria: {report.project}"),
         tests=str(len(report.criteria)),
         failures=str(sum(c.status == "fail" for c in report.criteria)),
         skipped=str(sum(c.status == "no_data" for c in report.criteria)),
@@ -97,11 +97,11 @@ def criteria_junit(report: CriteriaReport) -> str:
     )
     for c in report.criteria:
         case = ET.SubElement(suite, "testcase", classname="cidash.criteria", name=c.id)
-        text = f"{c.title}: value {fmt_number(c.value, c.unit)}, target {_target(c)}, n={c.n}. {c.evidence}"
+        text = xml_text(f"{c.title}: value {fmt_number(c.value, c.unit)}, target {_target(c)}, n={c.n}. {c.evidence}")
         if c.status == "fail":
-            ET.SubElement(case, "failure", message=c.evidence, type="criterion_failed").text = text
+            ET.SubElement(case, "failure", message=xml_text(c.evidence), type="criterion_failed").text = text
         elif c.status == "no_data":
-            ET.SubElement(case, "skipped", message=f"no data: {c.evidence}")
+            ET.SubElement(case, "skipped", message=xml_text(f"no data: {c.evidence}"))
         ET.SubElement(case, "system-out").text = text
     root = ET.Element("testsuites", name="cidash")
     root.append(suite)
@@ -114,7 +114,9 @@ def criteria_table(report: CriteriaReport, *, strict: bool = False, width: int =
     from rich.text import Text
 
     buf, console = _console(width, color)
-    table = Table(title=f"cidash check: {report.project}", title_justify="left", expand=False, show_lines=False)
+    table = Table(
+        title=Text(clean(f"cidash check: {report.project}")), title_justify="left", expand=False, show_lines=False
+    )
     table.add_column("criterion", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)
@@ -128,7 +130,7 @@ def criteria_table(report: CriteriaReport, *, strict: bool = False, width: int =
             fmt_number(c.value, c.unit),
             _target(c),
             str(c.n),
-            c.evidence,
+            Text(clean(c.evidence)),
         )
     console.print(table)
     passed = sum(c.status == "pass" for c in report.criteria)
@@ -138,7 +140,7 @@ def criteria_table(report: CriteriaReport, *, strict: bool = False, width: int =
         f"{passed} pass, {failed} fail, {missing} no data — {'OK' if report.ok(strict=strict) else 'FAILING'}. "
         "MB = 10^6 bytes."
     )
-    console.print(f"Period: {report.period}.")
+    console.print(Text(clean(f"Period: {report.period}.")))
     return buf.getvalue()
 
 
@@ -180,24 +182,25 @@ def comparison_json(cmp: Comparison) -> str:
 
 def comparison_markdown(cmp: Comparison) -> str:
     lines = [
-        f"### cidash compare: {cmp.project}",
+        f"### cidash compare: {md_cell(cmp.project)}",
         "",
-        f"Baseline `{cmp.baseline.text}` ({cmp.baseline.describe()}, {cmp.baseline_pipelines} pipelines) vs "
-        f"candidate `{cmp.candidate.text}` ({cmp.candidate.describe()}, {cmp.candidate_pipelines} pipelines).",
+        f"Baseline {md_code(cmp.baseline.text)} ({md_cell(cmp.baseline.describe())}, {cmp.baseline_pipelines} "
+        f"pipelines) vs candidate {md_code(cmp.candidate.text)} ({md_cell(cmp.candidate.describe())}, "
+        f"{cmp.candidate_pipelines} pipelines).",
         "",
     ]
     verdicts = [r for r in cmp.rows if r.verdict]
     for r in verdicts:
-        lines.append(f"- **{r.headline()}**")
+        lines.append(f"- **{md_cell(r.headline())}**")
     lines += [
         "",
         "| metric | baseline (median / p90) | candidate (median / p90) | n | change | 95 % CI | verdict |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in cmp.rows:
-        base, cand, n, change, ci, verdict, _ = _cells(r)
-        lines.append(f"| {r.title} | {base} | {cand} | {n} | {change} | {ci} | {verdict} |")
-    lines += ["", f"<sub>{cmp.methods()}</sub>", ""]
+        cells = (r.title, *_cells(r)[:6])
+        lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
+    lines += ["", f"<sub>{md_cell(cmp.methods())}</sub>", ""]
     return "\n".join(lines)
 
 
@@ -207,8 +210,12 @@ def comparison_table(cmp: Comparison, *, width: int = 120, color: bool = False) 
 
     buf, console = _console(width, color)
     table = Table(
-        title=f"cidash compare: {cmp.project}: {cmp.baseline.text} ({cmp.baseline_pipelines} pipelines) -> "
-        f"{cmp.candidate.text} ({cmp.candidate_pipelines} pipelines)",
+        title=Text(
+            clean(
+                f"cidash compare: {cmp.project}: {cmp.baseline.text} ({cmp.baseline_pipelines} pipelines) -> "
+                f"{cmp.candidate.text} ({cmp.candidate_pipelines} pipelines)"
+            )
+        ),
         title_justify="left",
     )
     for name, justify in (
@@ -223,12 +230,14 @@ def comparison_table(cmp: Comparison, *, width: int = 120, color: bool = False) 
         table.add_column(name, justify=justify, no_wrap=name != "metric")  # type: ignore[arg-type]
     for r in cmp.rows:
         base, cand, n, change, ci, verdict, _ = _cells(r)
-        table.add_row(r.title, base, cand, n, change, ci, Text(verdict, style=_VERDICT_STYLE.get(verdict, "")))
+        table.add_row(
+            Text(clean(r.title)), base, cand, n, change, ci, Text(verdict, style=_VERDICT_STYLE.get(verdict, ""))
+        )
     console.print(table)
     for r in cmp.rows:
         if r.verdict:
-            console.print(r.headline())
-    console.print(cmp.methods())
+            console.print(Text(clean(r.headline())))
+    console.print(Text(clean(cmp.methods())))
     return buf.getvalue()
 
 

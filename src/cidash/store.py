@@ -374,12 +374,26 @@ class Store:
             if version < SCHEMA_VERSION:
                 raise StoreError(f"store {self.path} has an old schema (version {version})", hint="run 'cidash sync'")
             return
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        self._switch_to_wal(timeout)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = OFF")
         if version < SCHEMA_VERSION:
             self._migrate()
+
+    def _switch_to_wal(self, timeout: float) -> None:
+        """WAL mode, once per file. Switching needs the file to itself and SQLite does not wait for that (no busy
+        handler), so two processes creating one store at the same moment retry here instead of failing."""
+        import time
+
+        conn = self._conn
+        deadline = time.monotonic() + timeout
+        while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def _migrate(self) -> None:
         conn = self._conn

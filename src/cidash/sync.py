@@ -165,7 +165,12 @@ def parse_since(text: str, *, now: datetime) -> datetime | None:
     m = _SINCE_RE.match(value)
     if m:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-        return now - timedelta(**{unit: float(m.group(1))})
+        try:
+            return now - timedelta(**{unit: float(m.group(1))})
+        except OverflowError:  # 99999999d: before year 1
+            raise UsageError(
+                f"--since {text.strip()!r} reaches back before year 1", hint="use e.g. 30d or all"
+            ) from None
     try:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

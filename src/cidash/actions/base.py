@@ -76,6 +76,32 @@ class HttpCall:
         """``METHOD path`` without the body (what the audit keeps)."""
         return f"{self.method} {self.path}"
 
+    def redacted(self) -> HttpCall:
+        """This call with the value of every pipeline/job variable in its body shown as ``***`` (keys stay):
+        what is printed unless the user asks to see the values (``--show-values``)."""
+        if not self.body:
+            return self
+        body = dict(self.body)
+        for field in VARIABLE_FIELDS:
+            items = body.get(field)
+            if isinstance(items, list):
+                body[field] = [
+                    {**item, "value": REDACTED} if isinstance(item, dict) and "value" in item else item
+                    for item in items
+                ]
+        return HttpCall(self.method, self.path, body)
+
+
+#: Body fields of mutating calls that carry variables (``POST .../pipeline``, ``POST .../jobs/:id/play``).
+VARIABLE_FIELDS = ("variables", "job_variables_attributes")
+#: What a redacted variable value reads as.
+REDACTED = "***"
+
+
+def shown_variables(variables: Sequence[tuple[str, str]], *, show_values: bool = False) -> str:
+    """``K1=***, K2=***`` (``K1=v1, K2=v2`` with ``show_values``): variables as plans print them."""
+    return ", ".join(f"{k}={v if show_values else REDACTED}" for k, v in variables)
+
 
 @dataclass(frozen=True)
 class ActionPlan:
@@ -93,6 +119,7 @@ class ActionPlan:
     job: Job | None = None  # the job played / retried
     pipeline: Pipeline | None = None  # the latest pipeline considered
     variables: tuple[tuple[str, str], ...] = ()
+    show_values: bool = False  # print variable values (``--show-values``); redacted otherwise
 
     @property
     def refused(self) -> bool:
@@ -103,13 +130,17 @@ class ActionPlan:
         where = f" on ref {self.ref}" if self.ref else ""
         return f"{self.action} in {self.project.path}{where}: {self.effect}. Proceed?"
 
+    def shown_calls(self) -> list[str]:
+        """The calls as printed: variable values redacted unless ``show_values``."""
+        return [str(call if self.show_values else call.redacted()) for call in self.calls]
+
     def lines(self) -> list[str]:
         """Human-readable description, one fact per line (the CLI prints these; the TUI modal can too)."""
         out = [f"project  {self.project.path} (id {self.project.id})"]
         if self.ref:
             out.append(f"ref      {self.ref}")
         out.append(f"effect   {self.effect}")
-        out.extend(f"request  {call}" for call in self.calls)
+        out.extend(f"request  {call}" for call in self.shown_calls())
         out.extend(f"warning  {w}" for w in self.warnings)
         if self.refusal:
             out.append(f"refused  {self.refusal}")

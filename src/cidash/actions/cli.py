@@ -25,6 +25,7 @@ from cidash.actions.base import (
     resolve_actor,
 )
 from cidash.errors import CidashError, UsageError
+from cidash.textsafe import clean
 
 if TYPE_CHECKING:
     from cidash.config import Config
@@ -38,6 +39,11 @@ EXIT_CODES_HELP = """\
 Exit codes: 0 done (or dry run); 1 you answered no at the prompt (nothing was sent);
 2 refused (read-only mode, a guard, no terminal to confirm and no --yes), GitLab said no, or a
 usage/config/connection error, with a one-line reason."""
+
+
+def _say(text: str, *, file: TextIO) -> None:
+    """Print one line of a plan or result: job names, refs and GitLab's messages cleaned for the terminal."""
+    print(clean(text), file=file)
 
 
 def terminal_confirm(question: str) -> bool | None:
@@ -122,14 +128,14 @@ def run_action(
                 actor = resolve_actor(remote)
                 plan = make_plan(remote, project, config)
                 for line in plan.lines():
-                    print(line, file=stream)
+                    _say(line, file=stream)
                 if dry_run or plan.refused:
                     result = execute(plan, remote, store, actor=actor, now=now(), dry_run=dry_run)
                     note = " (read-only mode: it would be refused)" if read_only else ""
-                    print(f"{result.message}{note}", file=stream)
+                    _say(f"{result.message}{note}", file=stream)
                     return 0
                 if not args.yes:
-                    answer = ask(plan.question())
+                    answer = ask(clean(plan.question()))
                     if answer is None:
                         raise refuse(
                             store,
@@ -144,19 +150,19 @@ def run_action(
                         )
                     if not answer:
                         record_declined(plan, store, actor=actor, now=now())
-                        print("nothing was sent", file=stream)
+                        _say("nothing was sent", file=stream)
                         return 1
                 result = execute(
                     plan, remote, store, actor=actor, now=now(), read_only=read_only, read_only_source=ro_source
                 )
-                print(result.message, file=stream)
+                _say(result.message, file=stream)
                 job = result.job
                 if job is None:
                     if result.pipeline is not None and result.pipeline.web_url:
-                        print(f"pipeline: {result.pipeline.web_url}", file=stream)
+                        _say(f"pipeline: {result.pipeline.web_url}", file=stream)
                     return 0
                 if getattr(args, "no_follow", False):
-                    print(f"job {job.id}: {job.web_url or ''}".rstrip(), file=stream)
+                    _say(f"job {job.id}: {job.web_url or ''}".rstrip(), file=stream)
                     return 0
                 return _follow(
                     remote, project.id, job.id, timeout=args.follow_timeout, stream=stream, sleep=sleep, clock=clock
@@ -184,18 +190,18 @@ def _follow(
             break
         except CidashError as exc:
             # the action itself succeeded: losing sight of the job is not a failure of the command
-            print(f"stopped following job {job_id}: {exc.one_line()}", file=stream)
+            _say(f"stopped following job {job_id}: {exc.one_line()}", file=stream)
             break
         job = update.job
         if update.started:
-            print(f"job {job.id} {job.status} after {update.elapsed:.0f} s: {job.web_url or ''}".rstrip(), file=stream)
+            _say(f"job {job.id} {job.status} after {update.elapsed:.0f} s: {job.web_url or ''}".rstrip(), file=stream)
         elif update.timed_out:
-            print(
+            _say(
                 f"job {job.id} still {job.status} after {update.elapsed:.0f} s (stopped waiting): "
                 f"{job.web_url or ''}".rstrip(),
                 file=stream,
             )
         elif job.status != last:
-            print(f"job {job.id} {job.status}...", file=stream)
+            _say(f"job {job.id} {job.status}...", file=stream)
         last = job.status
     return 0

@@ -13,6 +13,7 @@ from cidash.actions.base import (
     RebuildPlan,
     RetryPlan,
     api_path,
+    shown_variables,
 )
 from cidash.errors import UsageError
 from cidash.models import Job, Project
@@ -34,12 +35,15 @@ def plan_rebuild(
     play_variables: Sequence[tuple[str, str]] = (),
     build_job: str = DEFAULT_BUILD_JOB,
     force: bool = False,
+    show_values: bool = False,
 ) -> RebuildPlan:
     """Plan a CI-image rebuild on ``ref`` (default: the project's default branch).
 
     - If the latest pipeline on the ref has a **manual** ``build_job``, play it (``POST .../jobs/:id/play``, with
       ``play_variables`` as job variables when given: the user's explicit ``--var`` values).
     - Otherwise create a pipeline on the ref with ``variables`` (``POST .../pipeline``).
+    - Variable values are redacted (``K=***``) in the plan's effect and printed calls unless ``show_values``;
+      the audit keeps variable names only, whatever ``show_values`` says.
     - Duplicate/race guard: when a ``build_job`` for that ref is already created/pending/running/waiting for its
       resource group, the plan is refused (naming that job's URL) unless ``force``.
 
@@ -73,7 +77,7 @@ def plan_rebuild(
         assert latest is not None
         effect = f"play the manual job {build_job} #{build.id} of pipeline #{latest.id} (the latest on {ref})"
         if play_variables:
-            effect += " with " + ", ".join(f"{k}={v}" for k, v in play_variables)
+            effect += " with " + shown_variables(play_variables, show_values=show_values)
         kind = "play"
         used_vars = tuple(play_variables)
         target_job: Job | None = build
@@ -81,7 +85,7 @@ def plan_rebuild(
         body_vars = [{"key": k, "value": v, "variable_type": "env_var"} for k, v in variables]
         call = HttpCall("POST", api_path(f"{base}/pipeline"), {"ref": ref, "variables": body_vars})
         effect = f"create a new pipeline on {ref}"
-        effect += " with " + ", ".join(f"{k}={v}" for k, v in variables) if variables else " (no variables)"
+        effect += " with " + shown_variables(variables, show_values=show_values) if variables else " (no variables)"
         kind = "create_pipeline"
         used_vars = tuple(variables)
         target_job = None
@@ -123,6 +127,7 @@ def plan_rebuild(
         build_job=build_job,
         blocking=blocking,
         forced=force and blocking is not None,
+        show_values=show_values,
     )
 
 

@@ -18,7 +18,7 @@ Heavy modules (python-gitlab, httpx, sqlite) are imported inside the helpers, so
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -169,3 +169,24 @@ def color_enabled(stream: object = None) -> bool:
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def bounded(low: float, high: float, *, integer: bool = False, low_ok: bool = True) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number in ``[low, high]`` (``(low, high]`` without ``low_ok``):
+    ``nan``, ``inf``, ``-1`` or ``1e9`` become a one-line usage error naming the option, never a crash later."""
+    import math
+
+    kind = "an integer" if integer else "a number"
+    low_text = f">= {low:g}" if low_ok else f"> {low:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value: float = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not math.isfinite(value) or value > high or value < low or (value == low and not low_ok):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {kind} {low_text} and <= {high:g}")
+        return value
+
+    parse.__name__ = "integer" if integer else "number"  # argparse names the type in its messages
+    return parse

@@ -39,7 +39,7 @@ example:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from cidash.commands.common import add_store_args
+    from cidash.commands.common import add_store_args, bounded
 
     parser.add_argument("--baseline", required=True, metavar="SPEC", help="the 'before' slice")
     parser.add_argument("--candidate", required=True, metavar="SPEC", help="the 'after' slice")
@@ -53,7 +53,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--include-retried", action="store_true", help="count retried jobs too (excluded by default)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (default 0)")
-    parser.add_argument("--resamples", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
+    parser.add_argument(
+        "--resamples",
+        type=bounded(1, 1_000_000, integer=True),
+        default=2000,
+        metavar="N",
+        help="bootstrap resamples (default 2000)",
+    )
     parser.add_argument("--project", metavar="PATH", help="project path or id (default: the only one in the store)")
     add_store_args(parser)
 

@@ -39,6 +39,8 @@ DEFAULT_MODE = "dashboard"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from cidash.commands.common import bounded
+
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", help="print the reports (sync, check, compare)")
     mode.add_argument("--dashboard", action="store_true", help="open the dashboard against the live simulator")
@@ -47,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--time-scale",
-        type=float,
+        type=bounded(0, 100_000, low_ok=False),
         default=1.0,
         metavar="X",
         help="with --dashboard: simulated seconds per real second (default 1)",

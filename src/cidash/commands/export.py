@@ -46,7 +46,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ref", metavar="REF", help="only this ref (default: all refs)")
     parser.add_argument("--include-retried", action="store_true", help="count retried jobs too (excluded by default)")
-    parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write to FILE instead of standard output: a regular file or a new path, replaced atomically; "
+        "a device, FIFO, socket or directory is refused; - is standard output",
+    )
     parser.add_argument("--now", metavar="ISO", help="as of this UTC time (default: now)")
     parser.add_argument("--project", metavar="PATH", help="project path or id (default: the only one in the store)")
     add_store_args(parser)
@@ -64,7 +69,12 @@ def parse_since(text: str | None, now: datetime, default_days: int) -> datetime 
         return None
     if m := re.fullmatch(r"(\d+)([dh])", text.strip()):
         amount = int(m[1])
-        return now - (timedelta(days=amount) if m[2] == "d" else timedelta(hours=amount))
+        try:
+            return now - (timedelta(days=amount) if m[2] == "d" else timedelta(hours=amount))
+        except OverflowError:  # 99999999d: before year 1
+            raise UsageError(
+                f"--since {text.strip()!r} reaches back before year 1", hint="use e.g. 30d or all"
+            ) from None
     try:
         d = date.fromisoformat(text.strip())
     except ValueError:
@@ -73,16 +83,12 @@ def parse_since(text: str | None, now: datetime, default_days: int) -> datetime 
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    import sys
-    from pathlib import Path
-
     from cidash.commands.check import parse_now
     from cidash.commands.common import json_document, load_config_from_args, open_store_from_args, output_format
     from cidash.criteria import evaluate
     from cidash.dataset import gc_paused, load_dataset, resolve_project
-    from cidash.errors import InputError
     from cidash.export import ExportInput, export_document, render_export
+    from cidash.outfile import write_text
 
     fmt = output_format(args)
     now = parse_now(args.now)
@@ -104,15 +110,6 @@ def run(args: argparse.Namespace) -> int:
         include_retried=args.include_retried,
     )
     text = json_document(export_document(inp)) if fmt == "json" else render_export(inp, fmt)
-    if args.output:
-        target = Path(args.output)
-        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(target)  # atomic: a scraper never reads half a file
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise InputError(f"cannot write {target}: {exc.strerror}") from None
-    else:
-        sys.stdout.write(text)
+    # a regular file or a new path, replaced atomically (a scraper never reads half a file); "-": stdout
+    write_text(args.output or "-", text, option="--output")
     return 0

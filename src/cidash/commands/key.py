@@ -21,8 +21,8 @@ that design works on every GitLab version.
 
 With no FILES the configured list is used ([cache_key] files; default: go.mod go.sum .gitlab-ci.yml
 Dockerfile.ci .mise/config.toml). A missing file is an error naming it, never a shorter key.
---write F writes it atomically; --check F compares F with it (with no FILES and the built-in default
-list, F is checked against the files it lists itself).
+--write F writes it atomically (a regular file or a new path; - is stdout); --check F compares F with it
+(with no FILES and the built-in default list, F is checked against the files it lists itself).
 
 With --gitlab, print for every cache: entry with key: files: or key: files_commits: in the CI file the
 key GitLab assigns at --rev of the local git checkout. The rules depend on the GitLab version
@@ -58,7 +58,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode.add_argument(
         "--write",
         metavar="F",
-        help="write the checksum lines to F atomically (temp file + rename); prints whether F changed",
+        help="write the checksum lines to F atomically (temp file + rename; a regular file or a new path, "
+        "- is stdout); prints whether F changed",
     )
     mode.add_argument(
         "--check", metavar="F", help="exit 1 if F differs from what would be written, naming the files that changed"
@@ -75,7 +76,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         metavar="FILE",
-        help="with --gitlab: the store whose recorded GitLab version to use (default: [store] path)",
+        help="the SQLite store (default: [store] path, else <user data dir>/cidash.db)",
     )
     parser.add_argument(
         "--config",
@@ -113,6 +114,7 @@ def _out(text: str) -> None:
 def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) -> int:
     from cidash.cachekey import check_file, checksum_lines, parse_checksum_lines, write_atomic
     from cidash.config import DEFAULT_CRITICAL_FILES
+    from cidash.outfile import check_target
 
     root = Path(".")
     if args.check:
@@ -138,8 +140,11 @@ def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) ->
         doc = {"files": [{"path": path, "sha256": digest} for path, digest in lines.items()], "content": content}
         _out(json_document(doc))
         return 0
+    if args.write == "-":
+        _out(content)
+        return 0
     if args.write:
-        changed = write_atomic(Path(args.write), content)
+        changed = write_atomic(check_target(args.write, option="--write"), content)
         print(f"{'wrote' if changed else 'unchanged:'} {args.write} ({len(files)} files)")
         return 0
     _out(content)

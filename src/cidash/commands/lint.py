@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from cidash.commands.common import json_document, output_format
     from cidash.config import load_config
     from cidash.errors import UsageError
+    from cidash.textsafe import clean
 
     fmt = output_format(args)
     version = GitLabVersion.maybe(args.gitlab_version)
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "json":
         sys.stdout.write(json_document(to_json(findings, path=str(ci_file))))
     else:
-        print(format_text(findings), end="")
+        print(clean(format_text(findings), keep_newlines=True), end="")  # job names and keys from the CI file
     return 1 if summary(findings)["error"] else 0
 
 

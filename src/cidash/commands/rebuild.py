@@ -52,8 +52,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="a pipeline variable (repeatable; keys: letters, digits, _); overrides [actions] rebuild_variables",
     )
+    parser.add_argument(
+        "--show-values",
+        action="store_true",
+        help="print variable values in the plan (default: KEY=***; values may be secrets, the audit keeps names only)",
+    )
     parser.add_argument("--force", action="store_true", help="trigger even if an image build is already on its way")
     add_action_args(parser)
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds > 0 (``0``, ``-1``, ``nan``, ``inf`` are usage errors)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0 or value > 86_400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and 86400")
+    return value
 
 
 def add_action_args(parser: argparse.ArgumentParser, *, follow_job: bool = True) -> None:
@@ -76,7 +94,7 @@ def add_action_args(parser: argparse.ArgumentParser, *, follow_job: bool = True)
         parser.add_argument("--no-follow", action="store_true", help="do not wait for the job to start")
         parser.add_argument(
             "--follow-timeout",
-            type=float,
+            type=positive_seconds,
             default=120.0,
             metavar="SECONDS",
             help="stop waiting for the job to start after this long (default 120)",
@@ -100,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
             play_variables=tuple(extra),
             build_job=config.image.build_job,
             force=args.force,
+            show_values=args.show_values,
         )
 
     return run_action(args, action="rebuild", target=f"ref {args.ref or '(default)'}", make_plan=make_plan)

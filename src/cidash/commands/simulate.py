@@ -25,8 +25,14 @@ Example:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from cidash.commands.common import bounded
+
     parser.add_argument(
-        "--port", type=int, metavar="P", default=8080, help="TCP port on 127.0.0.1 (default 8080; 0 picks a free one)"
+        "--port",
+        type=bounded(0, 65_535, integer=True),
+        metavar="P",
+        default=8080,
+        help="TCP port on 127.0.0.1 (default 8080; 0 picks a free one)",
     )
     parser.add_argument(
         "--seed",
@@ -36,32 +42,44 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="scenario seed (default 7): the same seed serves byte-identical data",
     )
     parser.add_argument(
-        "--latency-ms", type=float, metavar="L", default=0.0, help="add L milliseconds to every response"
+        "--latency-ms", type=bounded(0, 60_000), metavar="L", default=0.0, help="add L milliseconds to every response"
     )
     parser.add_argument(
         "--jitter-ms",
-        type=float,
+        type=bounded(0, 60_000),
         metavar="J",
         default=0.0,
         help="add a random 0..J milliseconds on top (deterministic with the seed)",
     )
     parser.add_argument(
-        "--pipelines", type=int, metavar="N", default=None, help="total pipelines in the history instead of ~12 a day"
+        "--pipelines",
+        type=bounded(1, 1_000_000, integer=True),
+        metavar="N",
+        default=None,
+        help="total pipelines in the history instead of ~12 a day",
     )
-    parser.add_argument("--days", type=int, metavar="D", default=30, help="days of history (default 30)")
+    parser.add_argument(
+        "--days", type=bounded(1, 3_650, integer=True), metavar="D", default=30, help="days of history (default 30)"
+    )
     parser.add_argument(
         "--time-scale",
-        type=float,
+        type=bounded(0, 100_000, low_ok=False),
         default=1.0,
         metavar="X",
         help="simulated seconds per real second for new pipelines (default 1)",
     )
     parser.add_argument(
         "--rate-limit",
-        type=int,
+        type=bounded(1, 1_000_000, integer=True),
         metavar="N",
         default=None,
         help="answer 429 + Retry-After past N requests a minute (default: no limit)",
+    )
+    parser.add_argument(
+        "--hostile-strings",
+        action="store_true",
+        help="terminal escapes, markup, formulas and non-UTF-8 bytes in names, refs, tags and logs "
+        "(see docs/security.md)",
     )
 
 
@@ -106,7 +124,13 @@ def run(args: argparse.Namespace) -> int:
     if args.time_scale < 0:
         raise UsageError("--time-scale must not be negative")
     migration_day = max(1, min(16, args.days // 2 + 1))
-    scenario = Scenario(seed=args.seed, days=args.days, total_pipelines=args.pipelines, migration_day=migration_day)
+    scenario = Scenario(
+        seed=args.seed,
+        days=args.days,
+        total_pipelines=args.pipelines,
+        migration_day=migration_day,
+        hostile_strings=args.hostile_strings,
+    )
     sim = SimulatedGitLab(
         scenario,
         latency_ms=args.latency_ms,

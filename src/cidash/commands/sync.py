@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args
+from cidash.textsafe import clean, markup_escape
 
 if TYPE_CHECKING:
     from cidash.sync import SyncProgress, SyncReport
@@ -58,7 +59,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-rps", type=float, metavar="N", help="request-rate ceiling (default [gitlab] max_rps)")
     parser.add_argument(
-        "--concurrency", type=int, metavar="N", help="requests in flight at once (default [gitlab] concurrency)"
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="requests in flight at once (default [gitlab] concurrency)",
     )
     parser.add_argument("--no-logs", action="store_true", help="do not fetch job logs this time")
     parser.add_argument("--no-registry", action="store_true", help="do not read registry tags or resource groups")
@@ -128,10 +132,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json_document({"projects": [report_json(r) for r in reports]}))
     for report in reports:
         if report.error is not None:
-            print(f"cidash sync: warning: {report.project.path}: not synced: {report.error}", file=err)
+            print(f"cidash sync: warning: {clean(report.project.path)}: not synced: {clean(report.error)}", file=err)
             continue
         if fmt != "json":
-            print(report.summary())
+            print(clean(report.summary(), keep_newlines=True))
         _print_warnings(report, verbose=args.verbose)
         if args.verbose:
             _print_verbose(report)
@@ -146,7 +150,7 @@ def _print_warnings(report: SyncReport, *, verbose: bool) -> None:
     err = sys.stderr
     limit = None if verbose else SHOWN
     for warning in report.warnings[:limit]:
-        print(f"cidash sync: warning: {warning}", file=err)
+        print(f"cidash sync: warning: {clean(warning)}", file=err)
     hidden = report.warnings_total - len(report.warnings[:limit])
     if hidden > 0:
         print(f"cidash sync: warning: ... and {hidden} more warnings (--verbose shows them)", file=err)
@@ -155,7 +159,7 @@ def _print_warnings(report: SyncReport, *, verbose: bool) -> None:
             f"cidash sync: {report.project.path}: {report.deferred_total} item(s) deferred to the next sync:", file=err
         )
         for item in report.deferred[:limit]:
-            print(f"  deferred: {item}", file=err)
+            print(f"  deferred: {clean(item)}", file=err)
         more = report.deferred_total - len(report.deferred[:limit])
         if more > 0:
             print(f"  ... and {more} more (--verbose lists them)", file=err)
@@ -210,7 +214,7 @@ def _print_requests(client: object) -> None:
 
 def _print_verbose(report: SyncReport) -> None:
     print(
-        f"  {report.project.path} (id {report.project.id}): {'first sync' if report.first_sync else 'refresh'}; "
+        f"  {clean(report.project.path)} (id {report.project.id}): {'first sync' if report.first_sync else 'refresh'}; "
         f"logs parsed {report.logs}, skipped {report.logs_skipped}, unavailable {report.logs_unavailable}, "
         f"failed {report.logs_failed}; CI configs {report.ci_configs}; resource groups {report.resource_groups}; "
         f"{report.retries} retries",
@@ -249,7 +253,8 @@ class _PlainDisplay:
         }.get(p.phase, p.phase)
         if p.message:
             detail += f" ({p.message})"
-        print(f"sync {p.project}: {detail}; {p.requests} requests, {_kb(p.bytes)}", file=sys.stderr, flush=True)
+        line = f"sync {p.project}: {detail}; {p.requests} requests, {_kb(p.bytes)}"
+        print(clean(line), file=sys.stderr, flush=True)
 
 
 def _kb(n: int) -> str:
@@ -283,11 +288,15 @@ class _BarDisplay:
         from rich.progress import TaskID
 
         if self._task is None:
-            self._task = self.progress.add_task(p.project, total=None, extra="")
+            self._task = self.progress.add_task(markup_escape(p.project), total=None, extra="")
         task = self._task
         assert isinstance(task, int)
         extra = f"{p.pipelines} pipelines, {p.jobs} jobs, {_kb(p.bytes)}, {p.requests} req"
         total = p.logs_total if p.logs_total else None
         self.progress.update(
-            TaskID(task), description=f"{p.project} [{p.phase}]", total=total, completed=p.logs_done, extra=extra
+            TaskID(task),
+            description=markup_escape(f"{p.project} [{p.phase}]"),
+            total=total,
+            completed=p.logs_done,
+            extra=extra,
         )

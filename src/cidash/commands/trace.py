@@ -86,6 +86,7 @@ def _seconds(value: float) -> str:
 def summary(facts: TraceFacts) -> str:
     """The human summary ``cidash trace`` prints without ``--json``."""
     from cidash.logparse import phase_durations
+    from cidash.textsafe import clean
 
     lines: list[str] = []
     runner = f"gitlab-runner {facts.runner_version}" if facts.runner_version else "unknown runner"
@@ -118,4 +119,5 @@ def summary(facts: TraceFacts) -> str:
     if facts.truncated:
         where = f" (open: {', '.join(open_sections)})" if open_sections else ""
         lines.append(f"truncated: the log was cut off or is still running{where}")
-    return "\n".join(lines)
+    # names, keys and image references come from the log: nothing a terminal would act on gets through
+    return "\n".join(clean(line, keep_tabs=True) for line in lines)

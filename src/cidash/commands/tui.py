@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args
+from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args, bounded
 
 HELP = "the dashboard for the configured project(s) (the default command)"
 DESCRIPTION = f"""\
@@ -29,7 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_store_args(parser)
     add_connection_args(parser)
     parser.add_argument(
-        "--refresh", type=float, metavar="SECONDS", help="poll interval (0: only on `r`; default [tui] refresh_seconds)"
+        "--refresh",
+        type=bounded(0, 86_400),
+        metavar="SECONDS",
+        help="poll interval (0: only on `r`; default [tui] refresh_seconds)",
     )
     parser.add_argument(
         "--offline", action="store_true", help="do not contact GitLab: show the store only (actions disabled)"

@@ -89,6 +89,9 @@ class Scenario:
     with_docs_project: bool = True
     #: the simulated instance's version (``GET /version``): its cache keys follow that version's rules
     gitlab_version: str = "18.6.0"
+    #: Put terminal escapes, markup, formulas, Markdown breakers and non-UTF-8 log bytes into every string GitLab
+    #: lets a user choose (see :mod:`cidash.sim.hostile_strings`); the history's shape stays the same.
+    hostile_strings: bool = False
 
     @property
     def end(self) -> datetime:
@@ -937,6 +940,10 @@ def build_world(
     if sc.with_docs_project:
         _build_docs_project(world, rng)
     world.truth = _truth(world, project, planner, repo, migration_sha, baseline_tag, states["main"].image_tag)
+    if sc.hostile_strings:
+        from cidash.sim import hostile_strings
+
+        hostile_strings.apply(world)
     return world
 
 

@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from cidash.sim import hostile_strings
 from cidash.sim.faults import FaultDecision, FaultPlan, FaultState
 from cidash.sim.hostile_numbers import HostileNumbers
 from cidash.sim.scenario import Scenario, Truth, build_world
@@ -496,7 +497,11 @@ class Api:
         if job.runner_id is not None and started is not None:
             runner = {
                 "id": job.runner_id,
-                "description": f"sim-runner-{job.runner_id}",
+                "description": (
+                    hostile_strings.runner_description(job.runner_id)
+                    if self.world.scenario.hostile_strings
+                    else f"sim-runner-{job.runner_id}"
+                ),
                 "ip_address": None,
                 "active": True,
                 "paused": False,
@@ -800,6 +805,8 @@ class Api:
         project = self.project_of(req)
         job = self._job(req, project)
         body = render_trace(job, project.path, project.id, self.now)
+        if self.world.scenario.hostile_strings:
+            body = hostile_strings.hostile_trace(body)
         return Response(200, body, {}, content_type="text/plain; charset=utf-8")
 
     def retry(self, req: Request) -> Json:

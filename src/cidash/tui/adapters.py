@@ -285,7 +285,7 @@ class CoreActions:
             kind,
             title,
             tuple(line for line in core.lines() if not line.startswith("request")),
-            "; ".join(str(c) for c in core.calls),
+            "; ".join(core.shown_calls()),
             _Payload(core, actor, project),
         )
 

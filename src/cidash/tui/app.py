@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import platformdirs
+from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.timer import Timer
 from textual.widgets import Footer, TabbedContent, TabPane
 
@@ -26,7 +28,9 @@ from cidash.config import Config
 from cidash.dataset import gc_paused
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
 from cidash.models import Project, RateLimitState
+from cidash.outfile import STDOUT, write_text
 from cidash.store import Store
+from cidash.textsafe import clean
 from cidash.tui.adapters import (
     ActionOutcome,
     ActionPlan,
@@ -413,6 +417,21 @@ class CidashApp(App[None]):
 
     # -- errors -----------------------------------------------------------------------------------------------
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification's text is cleaned (:func:`cidash.textsafe.clean`) and never read as markup: job
+        names, refs and error texts carry GitLab's strings."""
+        super().notify(
+            clean(message, keep_newlines=True), title=clean(title), severity=severity, timeout=timeout, markup=False
+        )
+
     def report_error(self, error: CidashError) -> None:
         """One exception type, one titled notification."""
         self.notify(error.one_line(), title=error.title, severity="error", timeout=8)
@@ -503,7 +522,9 @@ class CidashApp(App[None]):
     def run_compare(self, baseline: str, candidate: str) -> None:
         if self.snapshot is None or not baseline.strip() or not candidate.strip():
             return
-        self.compare_tab.query_one("#compare-summary").update(f"comparing {baseline} with {candidate}…")  # type: ignore[attr-defined]
+        self.compare_tab.query_one("#compare-summary").update(  # type: ignore[attr-defined]
+            Text(clean(f"comparing {baseline} with {candidate}…"))
+        )
         self._compare_worker(baseline, candidate)
 
     @work(thread=True, exclusive=True, group="compare")
@@ -526,16 +547,19 @@ class CidashApp(App[None]):
             return
         comp = self.compare_tab.comparison
         day = self.clock().astimezone(UTC).strftime("%Y%m%d")
-        default = str(Path.cwd() / f"cidash-{self.project.path.replace('/', '-')}-{day}.md")
+        safe_name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._") else "-" for ch in self.project.path)
+        default = str(Path.cwd() / f"cidash-{safe_name}-{day}.md")
         what = "the criteria and the comparison" if comp is not None else "the criteria"
 
         def write(path: str | None) -> None:
             if not path:
                 return
             try:
-                Path(path).expanduser().write_text(export_markdown(snap, comp), encoding="utf-8")
-            except OSError as exc:
-                self.report_error(CidashError(f"cannot write {path}: {exc.strerror}"))
+                if path == STDOUT:  # standard output is the dashboard itself
+                    raise CidashError("export: name a file (- would write into the dashboard)")
+                write_text(path, export_markdown(snap, comp), option="export")
+            except CidashError as exc:
+                self.report_error(exc)
                 return
             self.notify(f"Wrote {path}", title="Export")
 

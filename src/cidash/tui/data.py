@@ -868,21 +868,24 @@ def local_key_status(
 ) -> list[str]:
     """Lines for the local panel: ``.cache-key`` up to date or which file changed, and the key GitLab will
     compute for HEAD (per ``cache:key:files`` entry of the local CI file, with the rules of the instance's
-    ``gitlab_version``; unknown: each version's key) next to the key last seen in logs."""
+    ``gitlab_version``; unknown: each version's key) next to the key last seen in logs.
+
+    The lines are console markup; every value in them is escaped (:func:`cidash.textsafe.markup_escape`)."""
     from cidash.cachekey import GitLabVersion, check_file, gitlab_key
     from cidash.errors import CidashError
+    from cidash.textsafe import markup_escape as e
 
     lines: list[str] = []
     files = list(config.cache_key.files)
     try:
         result = check_file(root / config.cache_key.file, files, root)
         if result.ok:
-            lines.append(f"[green]{config.cache_key.file} is up to date[/] with {len(files)} critical files")
+            lines.append(f"[green]{e(config.cache_key.file)} is up to date[/] with {len(files)} critical files")
         else:
-            lines.append(f"[red]{config.cache_key.file} is stale[/]:")
-            lines.extend(f"  {line}" for line in result.describe())
+            lines.append(f"[red]{e(config.cache_key.file)} is stale[/]:")
+            lines.extend(f"  {e(line)}" for line in result.describe())
     except CidashError as exc:
-        lines.append(f"[yellow]{config.cache_key.file}: cannot check[/] ({exc.one_line()})")
+        lines.append(f"[yellow]{e(config.cache_key.file)}: cannot check[/] ({e(exc.one_line())})")
     try:
         from cidash.ciconfig import load_ci
         from cidash.gitrepo import GitRepo
@@ -906,20 +909,22 @@ def local_key_status(
             )
             variants = key.variants()
             if len(variants) == 1:
-                when = f" ({variants[0].when})" if key.version is None else ""
-                lines.append(f"GitLab key for HEAD ({head[:8]}), job {job.name}: [bold]{variants[0].key}[/]{when}")
+                when = f" ({e(variants[0].when)})" if key.version is None else ""
+                lines.append(
+                    f"GitLab key for HEAD ({e(head[:8])}), job {e(job.name)}: [bold]{e(variants[0].key)}[/]{when}"
+                )
             else:
-                lines.append(f"GitLab key for HEAD ({head[:8]}), job {job.name} (GitLab version unknown):")
-                lines.extend(f"  [bold]{v.key}[/] ({v.when})" for v in variants)
+                lines.append(f"GitLab key for HEAD ({e(head[:8])}), job {e(job.name)} (GitLab version unknown):")
+                lines.extend(f"  [bold]{e(v.key)}[/] ({e(v.when)})" for v in variants)
             shown += 1
             if shown >= 3:
                 break
         if not shown:
-            lines.append(f"no cache:key:files entry in {config.cache_key.ci_file}")
+            lines.append(f"no cache:key:files entry in {e(config.cache_key.ci_file)}")
     except CidashError as exc:
-        lines.append(f"[dim]GitLab key for HEAD: unavailable ({exc.one_line()})[/]")
+        lines.append(f"[dim]GitLab key for HEAD: unavailable ({e(exc.one_line())})[/]")
     except OSError as exc:
-        lines.append(f"[dim]GitLab key for HEAD: unavailable ({exc.strerror})[/]")
+        lines.append(f"[dim]GitLab key for HEAD: unavailable ({e(str(exc.strerror))})[/]")
     seen = last_seen_key or "none seen"
-    lines.append(f"key last seen in logs on {ref or 'the default branch'}: [bold]{seen}[/]")
+    lines.append(f"key last seen in logs on {e(ref or 'the default branch')}: [bold]{e(seen)}[/]")
     return lines

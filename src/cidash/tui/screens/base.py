@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, cast
 from rich.text import Text
 from textual.containers import Vertical
 
+from cidash.textsafe import clean, has_unsafe
+
 if TYPE_CHECKING:
     from cidash.tui.app import CidashApp
 
@@ -26,7 +28,7 @@ STATUS_STYLES = {
 
 
 def status_text(status: str) -> Text:
-    label, style = STATUS_STYLES.get(status, (status, ""))
+    label, style = STATUS_STYLES.get(status, (clean(status), ""))
     return Text(label, style=style)
 
 
@@ -42,7 +44,18 @@ class TabView(Vertical):
         return False
 
 
+def safe_cell(cell: object) -> Text:
+    """One cell as :class:`Text` that is safe to display: never read as markup or emoji codes (``[bold]``,
+    ``:key:`` show literally), control characters and bidi overrides escaped (:func:`cidash.textsafe.clean`).
+    A :class:`Text` that holds something unsafe is rebuilt from its cleaned plain text (in its base style)."""
+    if isinstance(cell, Text):
+        if not has_unsafe(cell.plain, allow=""):
+            return cell
+        return Text(clean(cell.plain), style=cell.style, justify=cell.justify, no_wrap=cell.no_wrap)
+    return Text(clean(str(cell)))
+
+
 def texts(cells: object) -> list[Text]:
-    """DataTable cells as :class:`Text` (plain strings would be read as markup and emoji codes, e.g. ``:key:``)."""
+    """DataTable cells through :func:`safe_cell`: everything a table shows goes through here."""
     assert isinstance(cells, (list, tuple))
-    return [c if isinstance(c, Text) else Text(str(c)) for c in cells]
+    return [safe_cell(c) for c in cells]

@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
+from cidash.textsafe import clean
 from cidash.tui.data import CachesView, fmt_cache_key
 from cidash.tui.screens.base import TabView, texts
 
@@ -70,9 +71,9 @@ class CachesTab(TabView):
             if row[7]:
                 cells[7] = Text("default", style="bold red")
             if row[8]:
-                cells[8] = Text(row[8], style="bold red")
+                cells[8] = Text(clean(row[8]), style="bold red")
             if row[9]:
-                cells[9] = Text(row[9], style="bold yellow")
+                cells[9] = Text(clean(row[9]), style="bold yellow")
             table.add_row(*texts([cells[i] for _, i in COLUMNS]), key=row[0])
         if table.row_count:
             self._show_key(table.cursor_row)
@@ -89,9 +90,9 @@ class CachesTab(TabView):
         row = next((r for r in self.view.key_rows if r[0] == key), None)
         text = Text()
         text.append("key ", style="dim")
-        text.append(key, style="bold")
+        text.append(clean(key), style="bold")
         if row is not None:
-            text.append(f"  last restored {row[6]}", style="dim")
+            text.append(clean(f"  last restored {row[6]}"), style="dim")
             if row[7]:
                 text.append("  ends in `default`: none of its key:files existed at the commit", style="red")
         self.query_one("#cache-key", Static).update(text)
@@ -100,6 +101,7 @@ class CachesTab(TabView):
         self._show_key(event.cursor_row)
 
     def show_local(self, lines: list[str]) -> None:
+        # console markup whose values local_key_status() escaped (cleaned, brackets escaped)
         self.query_one("#cache-local", Static).update("[b]Local checkout[/b]\n" + "\n".join(lines))
 
     def start_filter(self) -> bool:

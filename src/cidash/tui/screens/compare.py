@@ -10,8 +10,9 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Static
 
 from cidash.specs import SPEC_HELP
+from cidash.textsafe import clean
 from cidash.tui.data import comparison_cells
-from cidash.tui.screens.base import TabView
+from cidash.tui.screens.base import TabView, texts
 
 VERDICT_STYLES = {"PASS": "bold green", "FAIL": "bold red", "not enough data": "yellow"}
 
@@ -53,16 +54,16 @@ class CompareTab(TabView):
         table.clear()
         for r in comp.rows:
             *cells, verdict = comparison_cells(r)
-            table.add_row(*(Text(c) for c in cells), Text(verdict, style=VERDICT_STYLES.get(verdict, "")))
+            table.add_row(*texts(cells), Text(clean(verdict), style=VERDICT_STYLES.get(verdict, "")))
         passed = sum(r.verdict == "PASS" for r in comp.rows)
         failed = sum(r.verdict == "FAIL" for r in comp.rows)
         self.query_one("#compare-summary", Static).update(
             Text.assemble(
-                (comp.baseline.describe(), "bold"),
+                (clean(comp.baseline.describe()), "bold"),
                 f" ({comp.baseline_pipelines} pipelines) → ",
-                (comp.candidate.describe(), "bold"),
+                (clean(comp.candidate.describe()), "bold"),
                 f" ({comp.candidate_pipelines} pipelines): {passed} PASS, {failed} FAIL · e exports Markdown\n",
-                (comp.methods(), "dim"),
+                (clean(comp.methods()), "dim"),
             )
         )
 

@@ -14,7 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Collapsible, DataTable, Footer, Static
 
 from cidash.errors import CidashError
-from cidash.models import Pipeline
+from cidash.models import Job, Pipeline
+from cidash.textsafe import clean, markup_escape, safe_log_text
 from cidash.tui.charts import phase_bar, phase_legend
 from cidash.tui.data import JobRow, fmt_seconds, fmt_time, pipeline_jobs
 from cidash.tui.logview import LogSection, split_sections
@@ -24,14 +25,19 @@ if TYPE_CHECKING:
     from cidash.tui.app import CidashApp
 
 
+def _job_title(j: Job, rest: str) -> Text:
+    """``Job 123 name · status · rest``: the GitLab strings cleaned, never read as markup."""
+    return Text.assemble((clean(f"Job {j.id} {j.name}"), "bold"), clean(f" · {j.status} · ") + rest)
+
+
 def _facts_text(row: JobRow) -> Text:
     j = row.job
     text = Text()
-    text.append(f"job {j.id} {j.name}", style="bold")
-    text.append(f"  stage {j.stage} · {j.status}")
+    text.append(clean(f"job {j.id} {j.name}"), style="bold")
+    text.append(clean(f"  stage {j.stage} · {j.status}"))
     if j.failure_reason:
-        text.append(f" ({j.failure_reason})", style="red")
-    text.append(f" · runner {j.runner or '?'} · queued {fmt_seconds(j.queued_duration)}\n")
+        text.append(clean(f" ({j.failure_reason})"), style="red")
+    text.append(clean(f" · runner {j.runner or '?'} · queued {fmt_seconds(j.queued_duration)}") + "\n")
     f = row.facts
     if f is None:
         text.append("log not parsed (not fetched yet, skipped, or unavailable)", style="dim")
@@ -39,9 +45,9 @@ def _facts_text(row: JobRow) -> Text:
     facts = f.facts
     if facts.image is not None:
         pulled = {True: "pulled", False: "found locally", None: "pull unknown"}[facts.image.pulled]
-        text.append(f"image {facts.image.name} ({pulled}) {facts.image.digest or ''}\n")
+        text.append(clean(f"image {facts.image.name} ({pulled}) {facts.image.digest or ''}") + "\n")
     text.append(f"start-up {fmt_seconds(facts.startup_seconds)}")
-    text.append(f" · runner {facts.runner_version or '?'} {facts.executor or ''}")
+    text.append(clean(f" · runner {facts.runner_version or '?'} {facts.executor or ''}"))
     if facts.truncated:
         text.append(" · log truncated", style="yellow")
     text.append("\n")
@@ -53,10 +59,10 @@ def _facts_text(row: JobRow) -> Text:
             if ev.outcome in ("miss", "failed")
             else "dim"
         )
-        text.append(f"cache {ev.op} {ev.key}: ", style="")
-        text.append(ev.outcome, style=style)
+        text.append(clean(f"cache {ev.op} {ev.key}: "), style="")
+        text.append(clean(ev.outcome), style=style)
         if ev.detail:
-            text.append(f" ({ev.detail})", style="dim")
+            text.append(clean(f" ({ev.detail})"), style="dim")
         text.append("\n")
     return text
 
@@ -99,13 +105,16 @@ class PipelineScreen(Screen[None]):
     def on_pipeline_screen_loaded(self, message: Loaded) -> None:
         self.rows = message.rows
         pipeline = message.pipeline
-        title = f"[b]Pipeline #{self.pipeline_id}[/b]"
+        title = Text(f"Pipeline #{self.pipeline_id}", style="bold")
         if pipeline is not None:
-            title += (
-                f" · {pipeline.ref} @ {pipeline.sha[:8]} · {pipeline.status} · {pipeline.source or ''} · "
-                f"created {fmt_time(pipeline.created_at)} · duration {fmt_seconds(pipeline.duration)}"
+            title.append(
+                clean(
+                    f" · {pipeline.ref} @ {pipeline.sha[:8]} · {pipeline.status} · {pipeline.source or ''} · "
+                    f"created {fmt_time(pipeline.created_at)} · duration {fmt_seconds(pipeline.duration)}"
+                )
             )
-        self.query_one("#pipeline-title", Static).update(title + f" · {len(self.rows)} jobs · Enter opens the log")
+        title.append(f" · {len(self.rows)} jobs · Enter opens the log")
+        self.query_one("#pipeline-title", Static).update(title)
         scale = max((sum(v or 0 for v in r.phases().values()) for r in self.rows), default=0.0)
         bar = max(12, min(30, self.app.size.width - 66))  # 30 cells, fewer when the columns before need them
         table = self.query_one("#jobs-table", DataTable)
@@ -174,7 +183,7 @@ class JobLogScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         j = self.row.job
-        yield Static(f"[b]Job {j.id} {j.name}[/b] · {j.status} · loading the log…", id="log-title")
+        yield Static(_job_title(j, "loading the log…"), id="log-title")
         yield VerticalScroll(id="log-sections")
         yield Footer()
 
@@ -209,16 +218,16 @@ class JobLogScreen(Screen[None]):
     async def on_job_log_screen_loaded(self, message: Loaded) -> None:
         j = self.row.job
         self.query_one("#log-title", Static).update(
-            f"[b]Job {j.id} {j.name}[/b] · {j.status} · {len(message.sections)} sections ({message.note}) · "
-            "Enter/click folds · + / - all"
+            _job_title(j, f"{len(message.sections)} sections ({message.note}) · Enter/click folds · + / - all")
         )
         box = self.query_one("#log-sections", VerticalScroll)
         await box.remove_children()
         widgets = []
         for s in message.sections:
             dur = f" ({s.duration} s)" if s.duration is not None else ""
-            title = f"{s.name or 'output'}{dur}  {Text.from_ansi(s.header).plain[:80]}"
-            body = Text.from_ansi("\n".join(s.lines)) if s.lines else Text("(empty)", style="dim")
+            header = safe_log_text(s.header).plain[:80]
+            title = markup_escape(f"{s.name or 'output'}{dur}  {header}")
+            body = safe_log_text("\n".join(s.lines)) if s.lines else Text("(empty)", style="dim")
             collapsed = s.collapsed or s.name not in ("step_script", "build_script", "")
             widgets.append(Collapsible(Static(body, markup=False), title=title, collapsed=collapsed))
         await box.mount_all(widgets)

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
+from cidash.textsafe import clean
 from cidash.tui.charts import resample, sparkline
 from cidash.tui.data import Health, HealthRow
 from cidash.tui.screens.base import STATUS_STYLES, TabView, status_text, texts
@@ -91,8 +92,8 @@ class HealthView(TabView):
         verdict = self.query_one("#verdict", Static)
         style = "bold red" if not health.ok else ("bold yellow" if health.counts.get("no_data") else "bold green")
         text = Text()
-        text.append(health.verdict, style=style)
-        text.append(f"\nperiod: {health.period}", style="dim")
+        text.append(clean(health.verdict), style=style)
+        text.append("\n" + clean(f"period: {health.period}"), style="dim")
         if cached:
             text.append(f"\n(cached from {health.generated_at:%Y-%m-%d %H:%M} UTC; recomputing…)", style="italic dim")
         verdict.update(text)
@@ -118,8 +119,8 @@ class HealthView(TabView):
             return
         r = self.health.rows[index]
         text = Text()
-        text.append(f"{r.title}: ", style="bold")
-        text.append(r.evidence)
+        text.append(clean(f"{r.title}: "), style="bold")
+        text.append(clean(r.evidence))
         text.append(f" (n={r.n})", style="dim")
         text.append("  (Enter: the pipelines, jobs and keys behind it)", style="dim")
         self.query_one("#health-evidence", Static).update(text)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
+from cidash.textsafe import clean
 from cidash.tui.data import ImagesView
 from cidash.tui.screens.base import TabView, texts
 from cidash.tui.widgets.chart import ChartWidget
@@ -38,7 +40,9 @@ class ImagesTab(TabView):
         self.query_one("#image-chart", ChartWidget).set_data(
             view.sizes, target=view.target_mb, marker=view.size_marker, unit="MB", x_axis=axis
         )
-        self.query_one("#image-reliability", Static).update(f"[b]Image-build reliability[/b]\n{view.reliability}")
+        self.query_one("#image-reliability", Static).update(
+            Text.assemble(("Image-build reliability", "bold"), "\n", clean(view.reliability, keep_newlines=True))
+        )
         failures = self.query_one("#image-failures", DataTable)
         failures.clear()
         for row in view.failures:

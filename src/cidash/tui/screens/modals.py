@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, OptionList, Static
 
+from cidash.textsafe import clean
 from cidash.tui.adapters import ActionPlan
 from cidash.tui.commands import COMMANDS
 from cidash.tui.data import Evidence
@@ -53,14 +54,14 @@ class EvidenceScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         ev = self.evidence
         with Vertical(id="evidence-box", classes="modal-box"):
-            yield Static(f"[b]{ev.title}[/b]  (Esc closes)")
-            yield Static(Text(ev.sentence), id="evidence-sentence")
+            yield Static(Text.assemble((clean(ev.title), "bold"), "  (Esc closes)"))
+            yield Static(Text(clean(ev.sentence, keep_newlines=True)), id="evidence-sentence")
             if ev.details:
                 parts = []
                 for k, v in ev.details.items():
                     value = f"{v:.2f}" if isinstance(v, float) else str(v)
                     parts.append(f"{k}={value}")
-                yield Static(Text(" · ".join(parts), style="dim"))
+                yield Static(Text(clean(" · ".join(parts)), style="dim"))
             table: DataTable[str] = DataTable(id="evidence-table", cursor_type="row", zebra_stripes=True)
             yield table
 
@@ -88,11 +89,11 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         p = self.plan
         with Vertical(id="confirm-box", classes="modal-box"):
-            yield Static(f"[b]{p.title}[/b]")
-            yield Static(Text("\n".join(p.lines)))
+            yield Static(Text(clean(p.title), style="bold"))
+            yield Static(Text("\n".join(clean(line) for line in p.lines)))
             if p.diff:
-                yield Static(Text("\n".join(p.diff), style="yellow"))
-            yield Static(Text("dry run: " + p.dry_run, style="cyan"), id="dry-run")
+                yield Static(Text("\n".join(clean(line) for line in p.diff), style="yellow"))
+            yield Static(Text("dry run: " + clean(p.dry_run), style="cyan"), id="dry-run")
             with Horizontal(id="confirm-buttons"):
                 yield Button("Confirm (y)", id="confirm", variant="error")
                 yield Button("Cancel (Esc)", id="cancel", variant="primary")
@@ -121,7 +122,9 @@ class ProjectScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="project-box", classes="modal-box"):
             yield Static("[b]Switch project[/b] (Enter picks, Esc cancels)")
-            yield OptionList(*[f"{'● ' if p == self.current else '  '}{p}" for p in self.projects], id="project-list")
+            yield OptionList(
+                *[Text(f"{'● ' if p == self.current else '  '}{clean(p)}") for p in self.projects], id="project-list"
+            )
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.projects[event.option_index])
@@ -166,8 +169,8 @@ class AuthScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         text = Text()
-        text.append(f"{self.title_text}\n\n", style="bold red")
-        text.append(self.reason + "\n\n")
+        text.append(f"{clean(self.title_text)}\n\n", style="bold red")
+        text.append(clean(self.reason) + "\n\n")
         text.append("cidash needs a GitLab URL and an API token with read_api scope:\n\n", style="bold")
         text.append("  export GITLAB_URL=https://gitlab.example.com\n  export GITLAB_TOKEN=<personal access token>\n\n")
         text.append("or pass --url and --token-file FILE, or set [gitlab] url / token_file in cidash.toml,\n")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
+from cidash.textsafe import clean
 from cidash.tui.data import StartupView
 from cidash.tui.screens.base import TabView, texts
 from cidash.tui.widgets.chart import ChartWidget
@@ -29,7 +31,7 @@ class StartupTab(TabView):
         digests.add_columns("Image digest", "n", "p50", "p90", "Seen (UTC)")
 
     def show(self, view: StartupView) -> None:
-        self.query_one("#startup-split", Static).update(f"[dim]{view.split}[/]")
+        self.query_one("#startup-split", Static).update(Text(clean(view.split, keep_newlines=True), style="dim"))
         phases = self.query_one("#startup-phases", DataTable)
         phases.clear()
         for row in view.phase_rows:

@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from cidash.models import RateLimitState
+from cidash.textsafe import clean
 
 
 class StatusHeader(Static):
@@ -28,9 +29,9 @@ class StatusHeader(Static):
     def render(self) -> Text:
         text = Text()
         text.append(" cidash ", style="bold reverse")
-        text.append(f" {self.project or 'no project'} ", style="bold")
+        text.append(f" {clean(self.project or 'no project')} ", style="bold")
         if self.source:
-            text.append(f"({self.source}) ", style="dim")
+            text.append(f"({clean(self.source)}) ", style="dim")
         if self.last_refresh is not None and self.now is not None:
             ago = humanize.naturaldelta(max(self.now - self.last_refresh, self.now - self.now))
             text.append(f"· refreshed {ago} ago ")
@@ -44,9 +45,9 @@ class StatusHeader(Static):
         if self.paused:
             text.append("· polling paused ", style="yellow")
         if self.activity:
-            text.append(f"· {self.activity} ", style="italic cyan")
+            text.append(f"· {clean(self.activity)} ", style="italic cyan")
         if self.notice:
-            text.append(f"· {self.notice} ", style="dim")
+            text.append(f"· {clean(self.notice)} ", style="dim")
         if self.stale:
-            text.append(f" stale: last refresh failed ({self.stale}) ", style="bold white on dark_red")
+            text.append(f" stale: last refresh failed ({clean(self.stale)}) ", style="bold white on dark_red")
         return text
