@@ -78,8 +78,12 @@ def test_markers_glued_to_each_other_and_to_ansi() -> None:
 
 
 def test_marker_needs_its_terminator() -> None:
-    facts = parse_bytes(b"echo section_start:1:fake done\nsection_start:1:echoed\nsection_start:2:real\r\x1b[0K\n")
-    assert [s.name for s in facts.sections] == ["real"]
+    # in a log whose runner markers end in \r, a line that merely prints a marker is script output
+    data = b"section_start:2:real\r\x1b[0K\necho section_start:1:fake done\nsection_start:1:echoed\n"
+    assert [s.name for s in parse_bytes(data).sections] == ["real"]
+    # and mid-line look-alikes never count, whatever the log
+    data = b"echo section_start:1:fake done\n$ echo x section_start:1:fake\nsection_start:2:real\n"
+    assert [s.name for s in parse_bytes(data).sections] == ["real"]
 
 
 def test_nested_and_repeated_sections() -> None:
@@ -596,7 +600,7 @@ def test_fixture_runner_19_timestamps_with_fallback_key() -> None:
         assert section.end == pytest.approx(ends[name], abs=1e-6)
         assert section.start != int(section.start)  # sub-second, not the marker's unix seconds
     assert facts.startup_seconds == pytest.approx(dict(starts)["step_script"] - starts[0][1], abs=1e-6)
-    assert (facts.runner_version, facts.executor, facts.truncated) == ("19.1.0", "docker", False)
+    assert (facts.runner_version, facts.executor, facts.truncated) == ("19.1.0", "docker+machine", False)
     assert facts.image == ImageRef(
         "registry.gitlab.com/platform/app/ci:alpine", "sha256:c0ffee1234ab", "sha256:d1ce5eed9876", True
     )

@@ -54,6 +54,7 @@ from typing import Any, BinaryIO, Final
 from cidash.models import PHASES, CacheEvent, CacheOp, CacheOutcome, ImageRef, Section, TraceFacts
 
 __all__ = [
+    "FALLBACK",
     "MAX_CACHE_EVENTS",
     "MAX_SECTIONS",
     "PHASES",
@@ -69,6 +70,8 @@ __all__ = [
 
 MAX_SECTIONS: Final = 10_000
 MAX_CACHE_EVENTS: Final = 1_000
+#: ``CacheEvent.detail`` of a restore attempt on a fallback key (``cache:fallback_keys`` or ``CACHE_FALLBACK_KEY``).
+FALLBACK: Final = "fallback"
 DEFAULT_MAX_LINE: Final = 64 * 1024
 _MIN_MAX_LINE: Final = 4096
 _KEEP: Final = 1024  # bytes kept from a line with no \r that outgrew max_line
@@ -89,6 +92,7 @@ SECTION_PHASES: Final[Mapping[str, str]] = MappingProxyType(
         "after_script": "upload",
         "archive_cache": "upload",
         "archive_cache_on_failure": "upload",
+        "upload_artifacts": "upload",  # runners 10.x-11.x
         "upload_artifacts_on_success": "upload",
         "upload_artifacts_on_failure": "upload",
         "cleanup_file_variables": "upload",
@@ -111,9 +115,12 @@ _RUNNER_SECTIONS: Final = frozenset(
 _RUNNER_PREFIXES: Final = ("archive_cache", "upload_artifacts")
 _SCRIPT_STARTS: Final = ("step_script", "build_script")
 
+# A marker ends at the \r the runner writes after it, or (in a saved copy whose \r became newlines) at the end of
+# its line; the second form needs checking (see TraceParser._eol_marker).
 _SECTION_RE: Final = re.compile(
-    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=\r)"
+    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n])"
 )
+_ANSI_ONLY_RE: Final = re.compile(rb"(?:\x1b\[[0-9;?]*[ -/]*[@-~])*")
 _TS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
 # "\n" + a continuation prefix, unless a section marker follows (that one keeps its own line and timestamp).
 _CONT_RE: Final = re.compile(
@@ -124,7 +131,8 @@ _ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x
 # Every marker a runner line we interpret can contain (outside script sections).
 # Every marker a runner line we interpret can start with, and section markers (outside script sections).
 _HIT_RE: Final = re.compile(
-    rb"section_|Running with|Using |Pulling docker|Checking cache|Successfully extracted|Failed to |WARNING: |ERROR: "
+    rb"section_|Running with|Using |Pulling docker|Preparing the |Checking cache|Successfully extracted|Failed to |WARNING: "
+    rb"|ERROR: |FATAL: "
     rb"|Not downloading|Not uploading|Skipping cache|Creating cache|Created cache|Archive is up to date"
     rb"|Cache archive size"
 )
@@ -141,23 +149,40 @@ _CR_MISSES: Final = 32  # \r that end no marker, per region, before scanning scr
 _RUNNING_RE: Final = re.compile(r"Running with gitlab-(?:ci-multi-)?runner (\S+)")
 _EXECUTOR_RE: Final = re.compile(r"Using ([A-Za-z][\w+ ().-]{0,40}?) executor\b(?:.*? with image (\S+))?")
 _DOCKER_IMAGE_RE: Final = re.compile(r"Using docker image (\S+) for (\S+?)(?: with digest (\S+?))?(?: \.\.\.)?$")
-_DOCKER_IMAGE_OLD_RE: Final = re.compile(r"Using docker image (\S+) ID=(\S+) for ")
-_PULLING_RE: Final = re.compile(r"Pulling docker image (\S+?)(?: \.\.\.)?$")
+# Runner 10.x: "Using docker image ruby:2.5 ID=sha256:... for build container..." (or without the ID); the
+# helper's "for predefined container" and services' "for service container" lines are not the job image.
+_DOCKER_IMAGE_OLD_RE: Final = re.compile(r"Using docker image (\S+) (?:ID=(\S+) )?for build container")
+_PULLING_RE: Final = re.compile(r"Pulling docker image (\S+?)(?: for platform \S+)?(?: \.\.\.)?$")
+_PREPARING_RE: Final = re.compile(r'Preparing the "([A-Za-z0-9][A-Za-z0-9+_.-]{0,63})" executor')
 _TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
 
 
-_DAYS: dict[bytes, int] = {}  # "YYYYMMDD" -> unix time of its midnight (a job log spans a day or two)
+_DAYS: dict[bytes, int | None] = {}  # "YYYYMMDD" -> unix time of its midnight, None if no such day
+_MIN_YEAR: Final = 1970  # earlier per-line timestamps are not a runner's (and unix time cannot hold them usefully)
 
 
-def _parse_ts(m: re.Match[bytes]) -> float:
+def _midnight(year: int, month: int, day: int) -> int | None:
+    """Unix time of the day's midnight (UTC), or None if there is no such day."""
+    if year < _MIN_YEAR or not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1]:
+        return None
+    return calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
+
+
+def _parse_ts(m: re.Match[bytes]) -> float | None:
+    """The per-line timestamp's unix time, or None if it names no real instant (month 13, year 0, 25:00, ...):
+    such a line then has no usable timestamp, like a log without them."""
     year, month, day, hour, minute, second, frac = m.groups()
     key = year + month + day
-    midnight = _DAYS.get(key)
-    if midnight is None:
-        midnight = calendar.timegm((int(year), int(month), int(day), 0, 0, 0, 0, 0, 0))
+    if key in _DAYS:
+        midnight = _DAYS[key]
+    else:
+        midnight = _midnight(int(year), int(month), int(day))
         if len(_DAYS) < 4096:
             _DAYS[key] = midnight
-    t = midnight + int(hour) * 3600 + int(minute) * 60 + int(second)
+    h, mi, sec = int(hour), int(minute), int(second)
+    if midnight is None or h > 23 or mi > 59 or sec > 60:  # 60: a leap second
+        return None
+    t = midnight + h * 3600 + mi * 60 + sec
     return t + float(frac) if frac else float(t)
 
 
@@ -214,7 +239,7 @@ def phase_durations(facts: TraceFacts) -> dict[str, float]:
 
 
 class _Event:
-    __slots__ = ("detail", "key", "op", "outcome", "saw_missing")
+    __slots__ = ("detail", "inferred", "key", "op", "outcome", "saw_missing")
 
     def __init__(self, op: CacheOp, key: str, outcome: CacheOutcome = "unknown", detail: str | None = None) -> None:
         self.op: CacheOp = op
@@ -222,6 +247,7 @@ class _Event:
         self.outcome: CacheOutcome = outcome
         self.detail = detail
         self.saw_missing = False
+        self.inferred = False  # a fallback attempt told by its place, not by "(fallback)"
 
 
 class TraceParser:
@@ -235,6 +261,9 @@ class TraceParser:
         self._held = b""  # the last "\n" fed and what follows it, until the next line is known not to continue
         self._finished = False
         self._bulk = False  # inside a script section: only section markers matter
+        # the log is a saved copy whose \r became newlines: None until the first marker says (see _eol_marker)
+        self._stripped: bool | None = None
+        self._executor_named = False  # the executor came from 'Preparing the "X" executor' (it outranks "Using")
         self._limit_hit = False
         self._last = b""  # the last _LAST_BYTES bytes fed, where the runner's limit message would be
         self._runner_version: str | None = None
@@ -365,7 +394,7 @@ class TraceParser:
         find = buf.find
         rfind = buf.rfind
         match = _SECTION_RE.match
-        misses = 0
+        misses = _CR_MISSES if self._stripped else 0  # a saved copy has no \r: search for "section_" at once
         while misses < _CR_MISSES:
             cr = find(b"\r", pos, end)
             if cr < 0:
@@ -388,7 +417,8 @@ class TraceParser:
             if at < 0:
                 return end
             sm = match(buf, at, end)
-            if sm is None:  # "my_section_name" in script output
+            # "my_section_name" in script output, or an unterminated look-alike
+            if sm is None or not self._accept(buf, start, sm):
                 pos = at + 8
                 continue
             self._section(sm, self._line_ts(buf, start, at))
@@ -421,12 +451,45 @@ class TraceParser:
         last = pos
         if buf.find(b"section_", pos, end) >= 0:
             for sm in _SECTION_RE.finditer(buf, pos, end):
+                if not self._accept(buf, start, sm):
+                    continue
                 if not self._bulk and sm.start() > last:
                     self._text(buf[last : sm.start()])
                 self._section(sm, ts)
                 last = sm.end()
         if not self._bulk and last < end:
             self._text(buf[last:end])
+
+    def _accept(self, buf: bytes, start: int, sm: re.Match[bytes]) -> bool:
+        """Whether a marker match counts: one the runner terminated with \r always does (and tells that the log
+        is an original); one that ends its line counts only by :meth:`_eol_marker`'s rule."""
+        end = sm.end()
+        if end < len(buf) and buf[end] == 13:  # \r
+            if self._stripped is None:
+                self._stripped = False
+            return True
+        return self._eol_marker(buf, start, sm.start())
+
+    def _eol_marker(self, buf: bytes, start: int, at: int) -> bool:
+        """A marker at buf[at] that ends its line (a saved copy turned the runner's \r into a newline) counts when
+        nothing but a per-line timestamp and ANSI codes precede it on its line (a script's echoed look-alike sits
+        mid-line), and only in a log whose first marker was of this kind: in an original log every runner marker
+        ends in \r, so a line that merely prints ``section_start:...`` there stays script output."""
+        if self._stripped is False:
+            return False
+        nl = buf.rfind(b"\n", start, at)
+        if nl < 0 and self._cont:  # the line began in an earlier piece (cut at a \r): not at its start
+            return False
+        line_start = nl + 1 if nl >= 0 else start
+        if line_start < at:
+            ts = _TS_RE.match(buf, line_start, at)
+            if ts is not None:
+                line_start = ts.end()
+            codes = _ANSI_ONLY_RE.match(buf, line_start, at)
+            if codes is None or codes.end() != at:
+                return False
+        self._stripped = True
+        return True
 
     def _section(self, sm: re.Match[bytes], ts: float | None) -> None:
         is_start = sm.group(1) == b"start"
@@ -444,6 +507,8 @@ class TraceParser:
                 self._first_start = t
             if self._script_start is None and name in _SCRIPT_STARTS:
                 self._script_start = t
+            if name == "restore_cache":  # a new restore stage: its first attempt is no fallback
+                self._restore = None
         else:
             same = self._open_by_name.get(name)
             if not same:
@@ -465,7 +530,7 @@ class TraceParser:
 
     def _runner_line(self, text: str) -> None:
         body = text
-        for prefix in ("WARNING: ", "ERROR: "):
+        for prefix in ("WARNING: ", "ERROR: ", "FATAL: "):
             if text.startswith(prefix):
                 body = text[len(prefix) :].strip()
                 break
@@ -478,6 +543,11 @@ class TraceParser:
             m = _RUNNING_RE.match(body)
             if m and self._runner_version is None:
                 self._runner_version = m.group(1)
+        elif body.startswith("Preparing the "):
+            m = _PREPARING_RE.match(body)
+            if m is not None and not self._executor_named:  # the runner's own name outranks a "Using" line
+                self._executor = m.group(1)
+                self._executor_named = True
         elif body.startswith("Pulling docker image "):
             m = _PULLING_RE.match(body)
             if m and self._image_name is not None and m.group(1) == self._image_name:
@@ -501,6 +571,9 @@ class TraceParser:
         elif body.startswith("Skipping cache extraction due to empty cache key"):
             self._add(_Event("restore", "", "empty", "empty key"))
             self._restore = None
+        elif body.startswith("Skipping cache archiving due to empty cache key"):
+            self._add(_Event("archive", "", "empty", "empty key"))
+            self._archive = None
         elif body.startswith("Archive is up to date"):
             self._archive_result("up_to_date")
         elif body.startswith("No files to cache"):
@@ -512,10 +585,17 @@ class TraceParser:
             if key.endswith("..."):
                 key = key[:-3]
             detail = None
-            if key.endswith(" (fallback)"):
+            inferred = False
+            if key.endswith(" (fallback)"):  # only the step-runner path (FF_CONCRETE) says so
                 key = key[: -len(" (fallback)")]
-                detail = "fallback"
+                detail = FALLBACK
+            elif self._restore is not None and self._restore.outcome in ("miss", "failed"):
+                # ordinary runners print a fallback key's attempt exactly like the main key's: it is the next
+                # attempt of the same restore after one that did not hit
+                detail = FALLBACK
+                inferred = True
             self._restore = _Event("restore", key, "unknown", detail)
+            self._restore.inferred = inferred
             self._add(self._restore)
         elif body.startswith("Creating cache "):
             key = body[len("Creating cache ") :]
@@ -533,6 +613,7 @@ class TraceParser:
     def _using_line(self, body: str) -> None:
         if body.startswith("Using docker image "):
             m = _DOCKER_IMAGE_RE.match(body)
+            image_id: str | None
             if m is not None:
                 image_id, name, digest = m.group(1), m.group(2), m.group(3)
             else:
@@ -540,6 +621,10 @@ class TraceParser:
                 if old is None:
                     return
                 name, image_id, digest = old.group(1), old.group(2), None
+                if name.startswith("sha256:") and image_id is None:  # "Using docker image sha256:... for build"
+                    return
+                if image_id is None:
+                    image_id = self._image_id
             if self._image_name is None or name != self._image_name:
                 return
             self._image_id = image_id
@@ -550,12 +635,13 @@ class TraceParser:
             self._local_pending = False
         elif body.startswith("Using locally found image version"):
             self._local_pending = True
-        elif self._executor is None:
+        elif self._executor is None or self._image_name is None:
             m = _EXECUTOR_RE.match(body)
             if m is None:
                 return
-            kind = re.sub(r"\s*\(.*?\)", "", m.group(1)).strip().lower()
-            self._executor = kind.replace(" ", "-") or None
+            if self._executor is None:  # "Using Shell (pwsh) executor...": the executor is "shell"
+                kind = re.sub(r"\s*\(.*?\)", "", m.group(1)).strip().lower()
+                self._executor = kind.replace(" ", "-") or None
             if m.group(2) and self._image_name is None:
                 self._image_name = m.group(2)
 
@@ -587,6 +673,15 @@ class TraceParser:
         startup = None
         if self._first_start is not None and self._script_start is not None:
             startup = self._script_start - self._first_start
+        events = self._events
+        if any(e.inferred for e in events):
+            # A job archives each of its caches under its main key and never under a fallback key: an attempt that
+            # follows a miss but whose key the job archives is the next cache entry's main key, not a fallback.
+            archived = {e.key for e in events if e.op == "archive"}
+            for e in events:
+                if e.inferred and e.key in archived:
+                    e.detail = None
+                    e.inferred = False
         return TraceFacts(
             runner_version=self._runner_version,
             executor=self._executor,
