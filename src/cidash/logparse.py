@@ -128,11 +128,10 @@ _CONT_RE: Final = re.compile(
 )
 _CONT_HOLD: Final = 48  # bytes after a chunk's last "\n" that decide whether the next line is a continuation
 _ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b")
-# Every marker a runner line we interpret can contain (outside script sections).
 # Every marker a runner line we interpret can start with, and section markers (outside script sections).
 _HIT_RE: Final = re.compile(
-    rb"section_|Running with|Using |Pulling docker|Preparing the |Checking cache|Successfully extracted|Failed to |WARNING: "
-    rb"|ERROR: |FATAL: "
+    rb"section_|Running with|Using |Pulling docker|Preparing the |Checking cache|Successfully extracted|Failed to "
+    rb"|WARNING: |ERROR: |FATAL: "
     rb"|Not downloading|Not uploading|Skipping cache|Creating cache|Created cache|Archive is up to date"
     rb"|Cache archive size"
 )
