@@ -486,10 +486,29 @@ def test_feed_after_finish_is_an_error_and_finish_is_idempotent() -> None:
 def test_facts_to_dict_shape() -> None:
     facts = parse_bytes((LOGS / "runner-19-timestamps.log").read_bytes())
     d = facts_to_dict(facts)
-    assert list(d) == ["runner_version", "executor", "truncated", "sections", "startup_seconds", "image", "cache"]
+    assert list(d) == [
+        "runner_version",
+        "executor",
+        "truncated",
+        "sections",
+        "startup_seconds",
+        "image",
+        "cache",
+        "restores",
+    ]
     assert set(d["sections"][0]) == {"name", "start", "end", "duration"}
     assert set(d["image"]) == {"name", "id", "digest", "pulled"}
-    assert [set(c) for c in d["cache"]] == [{"op", "key", "outcome"}] * 3
+    assert [set(c) for c in d["cache"]] == [{"op", "key", "outcome", "fallback"}] * 3
+    assert [c["fallback"] for c in d["cache"]] == [False, True, False]
+    # a miss on the main key, then a hit on a fallback key: one restore that hit
+    assert d["restores"] == [
+        {
+            "key": "0-3f2a9c41e0d2b7a8-2-protected",
+            "outcome": "hit",
+            "keys": ["0-3f2a9c41e0d2b7a8-2-protected", "0-default-2-protected"],
+            "via_fallback_key": "0-default-2-protected",
+        }
+    ]
     assert json.loads(json.dumps(d)) == d
 
 
@@ -497,8 +516,11 @@ def test_facts_round_trip_through_dict() -> None:
     for path in sorted(LOGS.glob("*.log")):
         facts = parse_bytes(path.read_bytes())
         assert facts_from_dict(json.loads(json.dumps(facts_to_dict(facts, detail=True)))) == facts
-        plain = facts_from_dict(facts_to_dict(facts))
-        assert plain.cache == tuple(CacheEvent(e.op, e.key, e.outcome) for e in facts.cache)
+        plain = facts_from_dict(facts_to_dict(facts))  # without details, only "fallback" survives
+        fallback = "fallback"
+        assert plain.cache == tuple(
+            CacheEvent(e.op, e.key, e.outcome, fallback if e.detail == fallback else None) for e in facts.cache
+        )
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,16 @@ def test_json_output_is_the_facts(name: str, capsys: pytest.CaptureFixture[str])
     assert main(["trace", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out == json.loads(json.dumps(facts_to_dict(parse_bytes(path.read_bytes()))))
-    assert set(out) == {"runner_version", "executor", "truncated", "sections", "startup_seconds", "image", "cache"}
+    assert set(out) == {
+        "runner_version",
+        "executor",
+        "truncated",
+        "sections",
+        "startup_seconds",
+        "image",
+        "cache",
+        "restores",
+    }
 
 
 def test_json_for_a_truncated_log(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,7 +38,10 @@ def test_json_for_a_truncated_log(capsys: pytest.CaptureFixture[str]) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["truncated"] is True
     assert out["sections"][-1] == {"name": "restore_cache", "start": 1750000032.0, "end": None, "duration": None}
-    assert out["cache"] == [{"op": "restore", "key": "0-cargo-protected", "outcome": "unknown"}]
+    assert out["cache"] == [{"op": "restore", "key": "0-cargo-protected", "outcome": "unknown", "fallback": False}]
+    assert out["restores"] == [
+        {"key": "0-cargo-protected", "outcome": "unknown", "keys": ["0-cargo-protected"], "via_fallback_key": None}
+    ]
     assert out["startup_seconds"] is None
 
 

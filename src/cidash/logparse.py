@@ -48,6 +48,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
@@ -59,6 +60,7 @@ __all__ = [
     "MAX_SECTIONS",
     "PHASES",
     "SECTION_PHASES",
+    "Restore",
     "TraceParser",
     "facts_from_dict",
     "facts_to_dict",
@@ -66,6 +68,7 @@ __all__ = [
     "parse_stream",
     "phase_durations",
     "phase_of",
+    "restores",
 ]
 
 MAX_SECTIONS: Final = 10_000
@@ -692,6 +695,38 @@ class TraceParser:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """One restore of one of the job's caches: the attempt on its main key and the fallback attempts after it.
+
+    ``outcome`` is ``hit`` if an attempt hit, else the last attempt's (a miss followed by a fallback hit is one
+    restore that hit, with ``via_fallback_key`` naming the key that hit). ``keys`` are the keys tried, in order."""
+
+    key: str
+    outcome: CacheOutcome
+    keys: tuple[str, ...]
+    via_fallback_key: str | None = None
+
+
+def restores(facts: TraceFacts) -> tuple[Restore, ...]:
+    """The job's cache restores (see :class:`Restore`), from its restore attempts in log order."""
+    groups: list[list[CacheEvent]] = []
+    for event in facts.cache:
+        if event.op != "restore":
+            continue
+        if event.detail == FALLBACK and groups and groups[-1][-1].detail != "empty key":
+            groups[-1].append(event)
+        else:
+            groups.append([event])
+    out: list[Restore] = []
+    for group in groups:
+        hit = next((e for e in group if e.outcome == "hit"), None)
+        outcome: CacheOutcome = "hit" if hit is not None else group[-1].outcome
+        via = hit.key if hit is not None and hit is not group[0] else None
+        out.append(Restore(group[0].key, outcome, tuple(e.key for e in group), via))
+    return tuple(out)
+
+
 def parse_bytes(data: bytes) -> TraceFacts:
     """Parse a whole log held in memory."""
     parser = TraceParser()
@@ -715,11 +750,17 @@ _OUTCOMES: Final = ("hit", "miss", "failed", "skipped", "created", "up_to_date",
 
 
 def facts_to_dict(facts: TraceFacts, *, detail: bool = False) -> dict[str, Any]:
-    """The ``cidash trace --json`` object (DESIGN.md). ``detail=True`` adds each cache event's ``detail`` (not
-    part of the stable contract; the store uses it so that :func:`facts_from_dict` gives back equal facts)."""
+    """The ``cidash trace --json`` object (DESIGN.md, docs/commands.md; ``fallback`` and ``restores`` were added
+    later). ``detail=True`` adds each cache event's ``detail`` (not part of the stable contract; with it,
+    :func:`facts_from_dict` gives back equal facts)."""
     cache: list[dict[str, Any]] = []
     for event in facts.cache:
-        item: dict[str, Any] = {"op": event.op, "key": event.key, "outcome": event.outcome}
+        item: dict[str, Any] = {
+            "op": event.op,
+            "key": event.key,
+            "outcome": event.outcome,
+            "fallback": event.detail == FALLBACK,
+        }
         if detail:
             item["detail"] = event.detail
         cache.append(item)
@@ -734,6 +775,10 @@ def facts_to_dict(facts: TraceFacts, *, detail: bool = False) -> dict[str, Any]:
         if image is None
         else {"name": image.name, "id": image.id, "digest": image.digest, "pulled": image.pulled},
         "cache": cache,
+        "restores": [
+            {"key": r.key, "outcome": r.outcome, "keys": list(r.keys), "via_fallback_key": r.via_fallback_key}
+            for r in restores(facts)
+        ],
     }
 
 
@@ -753,7 +798,10 @@ def facts_from_dict(d: Mapping[str, Any]) -> TraceFacts:
             op, outcome = item["op"], item["outcome"]
             if op not in _OPS or outcome not in _OUTCOMES:
                 raise ValueError(f"bad cache event {op!r}/{outcome!r}")
-            cache.append(CacheEvent(op, str(item["key"]), outcome, _opt_str(item.get("detail"))))
+            event_detail = _opt_str(item.get("detail"))
+            if event_detail is None and item.get("fallback") is True:
+                event_detail = FALLBACK
+            cache.append(CacheEvent(op, str(item["key"]), outcome, event_detail))
         raw_image = d["image"]
         image = None
         if raw_image is not None:
