@@ -93,7 +93,7 @@ TOKENS: tuple[bytes, ...] = (
 
 def seed_logs() -> list[bytes]:
     """The logs mutations start from: every *.log under tests/data/logs and its CR-stripped copy."""
-    logs = [p.read_bytes() for p in sorted(LOGS.glob("*.log"))]
+    logs = [p.read_bytes() for p in sorted(LOGS.rglob("*.log"))]
     return logs + [data.replace(b"\r", b"\n") for data in logs]
 
 

@@ -13,7 +13,8 @@ from cidash.logparse import TraceParser, parse_bytes
 from cidash.models import CacheEvent, CacheOutcome, ImageRef, Section, TraceFacts
 
 LOGS = Path(__file__).parent / "data" / "logs"
-FIXTURES = {p.name: p.read_bytes() for p in sorted(LOGS.glob("*.log"))}
+FIXTURES = {str(p.relative_to(LOGS)): p.read_bytes() for p in sorted(LOGS.rglob("*.log"))}
+FIXTURES.update({f"{name} (CR stripped)": data.replace(b"\r", b"\n") for name, data in list(FIXTURES.items())})
 S = "\r\x1b[0K"
 
 
