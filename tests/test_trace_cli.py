@@ -116,3 +116,34 @@ def test_help_documents_options_and_exit_codes(capsys: pytest.CaptureFixture[str
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--json" in out and "exit codes" in out and '"-" reads standard input' in out
+
+
+def test_summary_of_a_fallback_restore_and_the_runners_executor(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", str(LOGS / "conformance" / "runner-16-autoscaler.log")]) == 0
+    out = capsys.readouterr().out
+    assert "gitlab-runner 16.11.1, docker-autoscaler executor" in out
+    assert "restore  hit        go-mod-main-non_protected (fallback)" in out
+    assert "= restore of go-mod-feature-x-non_protected: hit via fallback key go-mod-main-non_protected" in out
+    assert 'archive  empty      "" (empty key)' in out
+
+
+def test_saved_copy_on_stdin_parses_like_the_original() -> None:
+    original = (LOGS / "conformance" / "runner-13-docker-machine.log").read_bytes()
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "cidash", "trace", "-", "--json"], input=data, capture_output=True, check=True
+        )
+        for data in (original, original.replace(b"\r", b"\n"))
+    ]
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert first == second
+    assert first["executor"] == "docker+machine"
+    assert [s["name"] for s in first["sections"]][:2] == ["prepare_executor", "prepare_script"]
+
+
+def test_a_log_of_garbage_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "garbage.log"
+    path.write_bytes(b"2026-13-45T99:99:99.9Z 00O section_start:1:x\r\x1b[0K\n\xff\x00\x1b[")
+    assert main(["trace", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sections"] == [{"name": "x", "start": 1.0, "end": None, "duration": None}]
