@@ -463,7 +463,7 @@ class TraceParser:
             self._text(buf[last:end])
 
     def _accept(self, buf: bytes, start: int, sm: re.Match[bytes]) -> bool:
-        """Whether a marker match counts: one the runner terminated with \r always does (and tells that the log
+        """Whether a marker match counts: one the runner terminated with \\r always does (and tells that the log
         is an original); one that ends its line counts only by :meth:`_eol_marker`'s rule."""
         end = sm.end()
         if end < len(buf) and buf[end] == 13:  # \r
@@ -473,14 +473,21 @@ class TraceParser:
         return self._eol_marker(buf, start, sm.start())
 
     def _eol_marker(self, buf: bytes, start: int, at: int) -> bool:
-        """A marker at buf[at] that ends its line (a saved copy turned the runner's \r into a newline) counts when
+        """A marker at buf[at] that ends its line (a saved copy turned the runner's \\r into a newline) counts when
         nothing but a per-line timestamp and ANSI codes precede it on its line (a script's echoed look-alike sits
         mid-line), and only in a log whose first marker was of this kind: in an original log every runner marker
-        ends in \r, so a line that merely prints ``section_start:...`` there stays script output."""
+        ends in \\r, so a line that merely prints ``section_start:...`` there stays script output."""
         if self._stripped is False:
             return False
+        # the usual places first: the line's start, or right after the runner's "\x1b[0K" at its start
+        if at > start and buf[at - 1] == 10:
+            self._stripped = True
+            return True
+        if at - 5 >= start and buf[at - 5] == 10 and buf.startswith(b"\x1b[0K", at - 4):
+            self._stripped = True
+            return True
         nl = buf.rfind(b"\n", start, at)
-        if nl < 0 and self._cont:  # the line began in an earlier piece (cut at a \r): not at its start
+        if nl < 0 and self._cont:  # the line began in an earlier piece (cut at a \\r): not at its start
             return False
         line_start = nl + 1 if nl >= 0 else start
         if line_start < at:
