@@ -418,7 +418,7 @@ class TraceParser:
             at = find(b"section_", pos, end)
             if at < 0:
                 return end
-            sm = match(buf, at, end)
+            sm = match(buf, at, at + _MARKER_MAX if at + _MARKER_MAX < end else end)  # bounded: faster
             # "my_section_name" in script output, or an unterminated look-alike
             if sm is None or not self._accept(buf, start, sm):
                 pos = at + 8
