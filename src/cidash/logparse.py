@@ -123,6 +123,7 @@ _SCRIPT_STARTS: Final = ("step_script", "build_script")
 _SECTION_RE: Final = re.compile(
     rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n])"
 )
+_MARKER_HEADS: Final = (b"section_start:", b"section_end:")
 _ANSI_ONLY_RE: Final = re.compile(rb"(?:\x1b\[[0-9;?]*[ -/]*[@-~])*")
 _TS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
 # "\n" + a continuation prefix, unless a section marker follows (that one keeps its own line and timestamp).
@@ -418,8 +419,12 @@ class TraceParser:
             at = find(b"section_", pos, end)
             if at < 0:
                 return end
-            sm = match(buf, at, at + _MARKER_MAX if at + _MARKER_MAX < end else end)  # bounded: faster
-            # "my_section_name" in script output, or an unterminated look-alike
+            # "my_section_name" in script output (rejected before the regex), or an unterminated look-alike
+            sm = (
+                match(buf, at, at + _MARKER_MAX if at + _MARKER_MAX < end else end)  # bounded: faster
+                if buf.startswith(_MARKER_HEADS, at)
+                else None
+            )
             if sm is None or not self._accept(buf, start, sm):
                 pos = at + 8
                 continue
