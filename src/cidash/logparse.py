@@ -12,8 +12,13 @@ writes them. A log with no sections at all is read in the slower "every marker" 
 
 Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 
+- It never raises on any byte sequence (``bench/fuzz_logparse.py``): a value it cannot use is unknown. A per-line
+  timestamp that names no real instant (month 13, year 0, 25:00, before 1970) leaves its line without a time.
 - Section markers count only when followed by the ``\\r\\x1b[0K`` the runner writes (the ``\\r`` is enough),
   so a script that merely echoes ``section_start:1:x`` opens nothing; names over 256 characters are ignored.
+  In a saved copy whose ``\\r`` became newlines (browser saves, copy-paste) a marker ends its line instead: such a
+  marker counts when only a per-line timestamp and ANSI codes precede it on its line, and only in a log whose
+  first marker is of that kind (see ``TraceParser._eol_marker``); such a copy parses exactly like the original.
   ``section_end`` closes the most recent open section of that name; an end without a start is ignored.
   At most :data:`MAX_SECTIONS` sections and :data:`MAX_CACHE_EVENTS` cache events are kept.
 - Times: the per-line timestamp (sub-second) of the marker's line when the log has them, else the marker's own
@@ -22,14 +27,21 @@ Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 - ``truncated``: the log ends inside an open section, or the runner's "Job's log exceeded limit" message appears
   in its last 4 KiB (the runner stores nothing after it; looking only there keeps a script that merely prints
   the sentence from counting, and saves a pass over the whole log).
-- Cache: every ``Checking cache for K...`` is one restore attempt for K (``detail="fallback"`` when the runner
-  says ``(fallback)``; older runners do not say it, and a second attempt is then indistinguishable from a second
-  cache entry, so it carries no detail). The first result line after an attempt decides its outcome; an attempt
-  whose result never appears stays ``unknown``. ``file does not exist`` + ``Failed to extract cache`` is a miss;
-  ``Failed to extract cache`` alone is ``failed``. Runners before 16.10 printed ``Successfully extracted cache``
-  even for a missing *local* cache: such a restore reads as a hit (the log cannot tell).
+- Cache: every ``Checking cache for K...`` is one restore attempt for K. A fallback key's attempt has
+  ``detail="fallback"`` (:data:`FALLBACK`): the step-runner path says ``(fallback)``; ordinary runners print it
+  like the main key, so an attempt right after one that missed or failed in the same ``restore_cache`` is read
+  as a fallback, unless the job archives that key (a job archives its caches under their main keys: it is then
+  the next cache's main key). :func:`restores` groups attempts into one restore per cache. The first result line
+  after an attempt decides its outcome; an attempt whose result never appears stays ``unknown``. ``file does not
+  exist`` (a ``WARNING:``, or a ``FATAL:`` on runners up to 14.9 with a distributed cache) + ``Failed to extract
+  cache`` is a miss; ``Failed to extract cache`` alone, or after another ``FATAL:``, is ``failed``. Runners
+  before 16.10 printed ``Successfully extracted cache`` even for a missing *local* cache: such a restore reads as
+  a hit (the log cannot tell).
   ``Cache archive size ... is too big`` is ``failed`` with detail ``"too big"``: the archive is not uploaded to
   the shared cache, so other runners never see it, even if a later ``Created cache`` says it was kept locally.
+- Executor: the runner's own name from ``Preparing the "<name>" executor`` (``docker+machine``,
+  ``docker-autoscaler``, ``kubernetes``, ``shell``, ...); without that line (runners 10.x-11.x), the lower-cased
+  word of ``Using <X> executor`` (``Using Shell (pwsh) executor`` is ``shell``).
 - Image: the executor line (``Using Docker executor with image X``) names the job image; ``Pulling docker
   image X`` means pulled, ``Using locally found image version`` before ``Using docker image ... for X`` means
   found locally; otherwise ``pulled`` is None (always for kubernetes, whose log does not say).
