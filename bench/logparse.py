@@ -16,12 +16,18 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cidash.models import TraceFacts
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / ".corpus"
@@ -54,19 +60,20 @@ _SCRIPT_LINES = [
 _WORDS = ["parser", "cache", "alpine", "runner", "section", "image", "store", "metrics", "criteria", "widget"]
 
 
-def _script_block(rng: random.Random, style: str, t0: int) -> bytes:
-    """About BLOCK bytes of script output in one runner generation's style."""
+def _script_block(rng: random.Random, style: str, t0: int, block: int = BLOCK, *, markers: bool = True) -> bytes:
+    """About ``block`` bytes of script output in one runner generation's style (user sections unless not
+    ``markers``)."""
     out: list[str] = []
     size = 0
     usec = 0
     step = 0
     close_in = -1
-    while size < BLOCK:
+    while size < block:
         line = rng.choice(_SCRIPT_LINES).format(w=rng.choice(_WORDS), n=rng.randrange(100))
         close_in -= 1
         if close_in == 0:
             line = f"\x1b[0Ksection_end:{t0}:section_script_step_{step}\r\x1b[0K{line}"
-        elif close_in < 0 and rng.random() < 0.002:  # a user section inside the script, closed a bit later
+        elif markers and close_in < 0 and rng.random() < 0.002:  # a user section inside, closed a bit later
             step += 1
             close_in = rng.randrange(1, 200)
             line = f"\x1b[0Ksection_start:{t0}:section_script_step_{step}[collapsed=true]\r\x1b[0K{line}"
@@ -163,6 +170,75 @@ def _write_log(path: Path, rng: random.Random, blocks: dict[str, list[bytes]], s
     return written
 
 
+def _log_bytes(rng: random.Random, style: str, blocks: list[bytes], size: int) -> bytes:
+    """One whole job log of about ``size`` bytes in memory (the shapes' logs are small enough)."""
+    t0 = 1_790_000_000 + rng.randrange(10_000_000)
+    key = f"0-{rng.getrandbits(64):016x}-protected"
+    parts = [_header(style, t0, key)]
+    written = len(parts[0])
+    while written < size:
+        parts.append(rng.choice(blocks))
+        written += len(parts[-1])
+    parts.append(_footer(style, t0 + 60 + rng.randrange(600), key))
+    return b"".join(parts)
+
+
+_MARKER_RE = re.compile(rb"section_(?:start|end):\d+:[A-Za-z0-9_.-]+(?:\[[^\]]*\])?\r\x1b\[0K")
+
+#: Real-shaped corpora besides the mixed one (issue 15): what cidash meets in practice.
+SHAPES = {
+    "many-small": "2-16 KB logs, every generation (most jobs: per-log overhead dominates)",
+    "concatenated": "25 MB files, each many whole job logs one after another",
+    "timestamped": "every line with a per-line timestamp (runner 18.7+ default)",
+    "no-markers": "no section markers at all (every runner-line marker searched throughout)",
+    "cr-stripped": "saved copies whose \\r became newlines",
+}
+
+
+def build_shapes(shape_mb: int) -> dict[str, list[Path]]:
+    """Each shape's files (about ``shape_mb`` MB each), regenerated only when missing or of other parameters."""
+    root = CORPUS / "shapes"
+    manifest = CORPUS / "shapes.json"
+    params = {"version": GENERATOR_VERSION, "shape_mb": shape_mb}
+    if not _fresh(manifest, params):
+        shutil.rmtree(root, ignore_errors=True)
+        rng = random.Random(15)
+        styles = list(STYLES)
+        weights = [STYLES[st] for st in styles]
+        small = {st: [_script_block(rng, st, 1_790_000_000, 2048) for _ in range(24)] for st in styles}
+        large = {st: [_script_block(rng, st, 1_790_000_000) for _ in range(24)] for st in styles}
+        plain = [_script_block(rng, "ansi", 1_790_000_000, markers=False) for _ in range(24)]
+        target = shape_mb * 1_000_000
+
+        def lognormal() -> int:
+            return min(int(rng.lognormvariate(12.5, 1.0)), 4_000_000)
+
+        makers: dict[str, Callable[[], bytes]] = {
+            "many-small": lambda: _log_bytes(
+                rng, st := rng.choices(styles, weights)[0], small[st], rng.randrange(2_000, 16_000)
+            ),
+            "concatenated": lambda: b"".join(
+                _log_bytes(rng, st := rng.choices(styles, weights)[0], large[st], lognormal()) for _ in range(64)
+            )[:25_000_000],
+            "timestamped": lambda: _log_bytes(rng, "timestamped", large["timestamped"], lognormal()),
+            "no-markers": lambda: _MARKER_RE.sub(b"", _log_bytes(rng, "ansi", plain, lognormal())),
+            "cr-stripped": lambda: _log_bytes(
+                rng, st := rng.choices(styles, weights)[0], large[st], lognormal()
+            ).replace(b"\r", b"\n"),
+        }
+        for name, make in makers.items():
+            folder = root / name
+            folder.mkdir(parents=True)
+            total = i = 0
+            while total < target:
+                data = make()
+                (folder / f"log-{i:05d}.log").write_bytes(data)
+                total += len(data)
+                i += 1
+        manifest.write_text(json.dumps(params))
+    return {name: sorted((root / name).glob("*.log")) for name in SHAPES}
+
+
 def _fresh(manifest: Path, params: dict[str, object]) -> bool:
     return manifest.exists() and json.loads(manifest.read_text()) == params
 
@@ -195,6 +271,37 @@ def build_corpus(size_mb: int, big_gb: float) -> tuple[list[Path], Path | None]:
     return sorted(small_dir.glob("*.log")), (big if big_gb > 0 else None)
 
 
+def _compare(files: list[Path], chunk: int, repeat: int, results: list[TraceFacts]) -> dict[str, list[float]]:
+    """Best [wall, CPU] seconds of cidash and of ``grep -c section_`` over ``files``, ``repeat`` runs each."""
+    from cidash.logparse import parse_stream
+
+    def run_cidash() -> None:
+        results.clear()
+        for f in files:
+            with f.open("rb") as fh:
+                results.append(parse_stream(fh, chunk))
+
+    def run_grep() -> None:
+        for i in range(0, len(files), 2000):  # many small files: stay under the argument-list limit
+            subprocess.run(
+                ["grep", "-c", "section_", *map(str, files[i : i + 2000])],
+                stdout=subprocess.PIPE,  # not DEVNULL: GNU grep stops at the first match when output is /dev/null
+                env={**os.environ, "LC_ALL": "C"},
+                check=False,
+            )
+
+    for f in files:  # warm the page cache for both tools
+        with f.open("rb") as fh:
+            while fh.read(1 << 22):
+                pass
+    best = {"cidash": [float("inf")] * 2, "grep": [float("inf")] * 2}  # [wall, cpu]
+    for _ in range(repeat):  # interleaved, so a busy machine slows both alike
+        for name, fn in (("cidash", run_cidash), ("grep", run_grep)):
+            wall, cpu = _timed(fn)
+            best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
+    return best
+
+
 def _timed(fn: Callable[[], None]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process and its children) for one call."""
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -224,43 +331,21 @@ def main() -> int:
         "--chunk-kib", type=int, default=64, help="parse_stream chunk size in KiB (default 64, the API default)"
     )
     ap.add_argument("--repeat", type=int, default=5, help="timing runs, best kept (default 5)")
+    ap.add_argument(
+        "--shapes-mb", type=int, default=50, help="size of each real-shaped corpus in MB (default 50, 0 to skip)"
+    )
     args = ap.parse_args()
 
     sys.path.insert(0, str(HERE.parent / "src"))
-    from cidash.logparse import parse_stream
-    from cidash.models import TraceFacts
 
     t = time.perf_counter()
     files, big = build_corpus(args.size_mb, args.big_gb)
     print(f"corpus: {len(files)} logs under {CORPUS} ({time.perf_counter() - t:.1f} s to build or check)")
     total = sum(f.stat().st_size for f in files)
-    for f in files:  # warm the page cache for both tools
-        with f.open("rb") as fh:
-            while fh.read(1 << 22):
-                pass
     chunk = args.chunk_kib * 1024
 
     results: list[TraceFacts] = []
-
-    def run_cidash() -> None:
-        results.clear()
-        for f in files:
-            with f.open("rb") as fh:
-                results.append(parse_stream(fh, chunk))
-
-    def run_grep() -> None:
-        subprocess.run(
-            ["grep", "-c", "section_", *map(str, files)],
-            stdout=subprocess.PIPE,  # not DEVNULL: GNU grep stops at the first match when output is /dev/null
-            env={**os.environ, "LC_ALL": "C"},
-            check=False,
-        )
-
-    best = {"cidash": [float("inf")] * 2, "grep": [float("inf")] * 2}  # [wall, cpu]
-    for _ in range(args.repeat):  # interleaved, so a busy machine slows both alike
-        for name, fn in (("cidash", run_cidash), ("grep", run_grep)):
-            wall, cpu = _timed(fn)
-            best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
+    best = _compare(files, chunk, args.repeat, results)
     sane = sum(1 for r in results if not r.truncated and r.startup_seconds is not None and len(r.cache) == 2)
     if sane != len(files):
         print(f"WARNING: only {sane} of {len(files)} logs parsed to complete facts", file=sys.stderr)
@@ -275,6 +360,18 @@ def main() -> int:
         f"ratio cidash/grep:    {g_wall / c_wall * 100:8.1f} %          "
         f"{g_cpu / c_cpu * 100:8.1f} %      (target >= 25 %)"
     )
+
+    if args.shapes_mb > 0:
+        print(f"\nreal-shaped corpora ({args.shapes_mb} MB each), CPU time, best of {args.repeat}:")
+        print(f"{'shape':<14} {'files':>6} {'cidash MB/s':>12} {'grep MB/s':>10} {'ratio':>7}   what")
+        for name, shape_files in build_shapes(args.shapes_mb).items():
+            shape_mb = sum(f.stat().st_size for f in shape_files) / 1e6
+            b = _compare(shape_files, chunk, args.repeat, results)
+            c_cpu, g_cpu = b["cidash"][1], b["grep"][1]
+            print(
+                f"{name:<14} {len(shape_files):>6} {shape_mb / c_cpu:>12.1f} {shape_mb / g_cpu:>10.1f} "
+                f"{g_cpu / c_cpu * 100:>6.1f} %   {SHAPES[name]}"
+            )
 
     if big is not None:
         size = big.stat().st_size

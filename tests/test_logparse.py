@@ -13,6 +13,7 @@ import pytest
 from cidash.logparse import (
     PHASES,
     SECTION_PHASES,
+    Restore,
     TraceParser,
     facts_from_dict,
     facts_to_dict,
@@ -20,6 +21,7 @@ from cidash.logparse import (
     parse_stream,
     phase_durations,
     phase_of,
+    restores,
 )
 from cidash.models import CacheEvent, ImageRef, Section, TraceFacts
 
@@ -78,8 +80,12 @@ def test_markers_glued_to_each_other_and_to_ansi() -> None:
 
 
 def test_marker_needs_its_terminator() -> None:
-    facts = parse_bytes(b"echo section_start:1:fake done\nsection_start:1:echoed\nsection_start:2:real\r\x1b[0K\n")
-    assert [s.name for s in facts.sections] == ["real"]
+    # in a log whose runner markers end in \r, a line that merely prints a marker is script output
+    data = b"section_start:2:real\r\x1b[0K\necho section_start:1:fake done\nsection_start:1:echoed\n"
+    assert [s.name for s in parse_bytes(data).sections] == ["real"]
+    # and mid-line look-alikes never count, whatever the log
+    data = b"echo section_start:1:fake done\n$ echo x section_start:1:fake\nsection_start:2:real\n"
+    assert [s.name for s in parse_bytes(data).sections] == ["real"]
 
 
 def test_nested_and_repeated_sections() -> None:
@@ -482,10 +488,29 @@ def test_feed_after_finish_is_an_error_and_finish_is_idempotent() -> None:
 def test_facts_to_dict_shape() -> None:
     facts = parse_bytes((LOGS / "runner-19-timestamps.log").read_bytes())
     d = facts_to_dict(facts)
-    assert list(d) == ["runner_version", "executor", "truncated", "sections", "startup_seconds", "image", "cache"]
+    assert list(d) == [
+        "runner_version",
+        "executor",
+        "truncated",
+        "sections",
+        "startup_seconds",
+        "image",
+        "cache",
+        "restores",
+    ]
     assert set(d["sections"][0]) == {"name", "start", "end", "duration"}
     assert set(d["image"]) == {"name", "id", "digest", "pulled"}
-    assert [set(c) for c in d["cache"]] == [{"op", "key", "outcome"}] * 3
+    assert [set(c) for c in d["cache"]] == [{"op", "key", "outcome", "fallback"}] * 3
+    assert [c["fallback"] for c in d["cache"]] == [False, True, False]
+    # a miss on the main key, then a hit on a fallback key: one restore that hit
+    assert d["restores"] == [
+        {
+            "key": "0-3f2a9c41e0d2b7a8-2-protected",
+            "outcome": "hit",
+            "keys": ["0-3f2a9c41e0d2b7a8-2-protected", "0-default-2-protected"],
+            "via_fallback_key": "0-default-2-protected",
+        }
+    ]
     assert json.loads(json.dumps(d)) == d
 
 
@@ -493,8 +518,11 @@ def test_facts_round_trip_through_dict() -> None:
     for path in sorted(LOGS.glob("*.log")):
         facts = parse_bytes(path.read_bytes())
         assert facts_from_dict(json.loads(json.dumps(facts_to_dict(facts, detail=True)))) == facts
-        plain = facts_from_dict(facts_to_dict(facts))
-        assert plain.cache == tuple(CacheEvent(e.op, e.key, e.outcome) for e in facts.cache)
+        plain = facts_from_dict(facts_to_dict(facts))  # without details, only "fallback" survives
+        fallback = "fallback"
+        assert plain.cache == tuple(
+            CacheEvent(e.op, e.key, e.outcome, fallback if e.detail == fallback else None) for e in facts.cache
+        )
 
 
 @pytest.mark.parametrize(
@@ -596,7 +624,7 @@ def test_fixture_runner_19_timestamps_with_fallback_key() -> None:
         assert section.end == pytest.approx(ends[name], abs=1e-6)
         assert section.start != int(section.start)  # sub-second, not the marker's unix seconds
     assert facts.startup_seconds == pytest.approx(dict(starts)["step_script"] - starts[0][1], abs=1e-6)
-    assert (facts.runner_version, facts.executor, facts.truncated) == ("19.1.0", "docker", False)
+    assert (facts.runner_version, facts.executor, facts.truncated) == ("19.1.0", "docker+machine", False)
     assert facts.image == ImageRef(
         "registry.gitlab.com/platform/app/ci:alpine", "sha256:c0ffee1234ab", "sha256:d1ce5eed9876", True
     )
@@ -738,3 +766,289 @@ def test_indented_or_mid_line_keywords_are_not_runner_lines() -> None:
         "Successfully extracted cache",
     )
     assert parse_bytes(data).cache == (CacheEvent("restore", "real", "hit"),)
+
+
+# ---- issue 12: no byte sequence raises; an impossible timestamp is unknown ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-13-01T10:00:00.000000Z",  # month 13
+        "0000-01-01T10:00:00.000000Z",  # year 0
+        "2026-00-10T10:00:00.000000Z",  # month 0
+        "2026-02-30T10:00:00.000000Z",  # no such day
+        "2026-01-01T24:00:00.000000Z",  # hour 24
+        "2026-01-01T10:60:00.000000Z",  # minute 60
+        "2026-01-01T10:00:61.000000Z",  # second 61
+        "1969-12-31T23:59:59.000000Z",  # before unix time
+    ],
+)
+def test_impossible_timestamp_is_unknown_not_an_exception(stamp: str) -> None:
+    good = "2026-01-01T10:00:05.500000Z"
+    data = log(
+        f"{stamp} 00O " + start(1767261600, "get_sources"),  # this line's time is unknown: the marker's own seconds
+        f"{good} 00O " + end(1767261605, "get_sources"),
+    )
+    facts = parse_bytes(data)
+    assert facts.sections == (Section("get_sources", 1767261600.0, 1767261605.5, 5.5),)
+
+
+def test_leap_second_and_last_valid_instant_parse() -> None:
+    data = log(
+        "2016-12-31T23:59:60.250000Z 00O " + start(1, "a"),
+        "9999-12-31T23:59:59.000000Z 00O " + end(2, "a"),
+    )
+    facts = parse_bytes(data)
+    assert facts.sections[0].start == 1483228800.25
+    assert facts.sections[0].end == 253402300799.0
+
+
+def test_bad_timestamps_in_every_later_sync_do_not_stop_the_parser() -> None:
+    # the failure issue 12 describes: one bad line used to raise for every later parse of that log
+    data = log("2026-13-45T99:99:99.999999Z 00O " + start(5, "step_script"), "x", end(9, "step_script"))
+    for _ in range(3):
+        assert parse_bytes(data).sections == (Section("step_script", 5.0, 9.0, 4.0),)
+
+
+# ---- issue 13: saved copies whose \r became newlines --------------------------------------------------------------
+
+
+def strip_cr(data: bytes) -> bytes:
+    """What a browser save or a copy-paste makes of a raw log: every \\r a newline."""
+    return data.replace(b"\r", b"\n")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in LOGS.glob("*.log")))
+def test_cr_stripped_copy_parses_like_the_original(name: str) -> None:
+    original = (LOGS / name).read_bytes()
+    assert parse_bytes(strip_cr(original)) == parse_bytes(original)
+
+
+def test_cr_stripped_markers_need_their_own_line() -> None:
+    data = strip_cr(
+        log(
+            "\x1b[0K" + start(1, "get_sources") + "\x1b[0K\x1b[36;1mGetting source\x1b[0;m",
+            end(3, "get_sources") + "\x1b[0K" + start(3, "step_script"),
+            "$ echo section_start:5:fake",
+            "echo section_end:6:step_script done",
+            end(9, "step_script"),
+        )
+    )
+    facts = parse_bytes(data)
+    assert facts.sections == (Section("get_sources", 1.0, 3.0, 2.0), Section("step_script", 3.0, 9.0, 6.0))
+    assert facts.startup_seconds == 2.0
+
+
+def test_cr_stripped_timestamped_copy_keeps_sub_second_times() -> None:
+    data = strip_cr(
+        log(
+            "2026-01-01T10:00:00.250000Z 00O " + start(1767261600, "prepare_executor"),
+            "2026-01-01T10:00:02.000000Z 00O " + end(1767261602, "prepare_executor"),
+            "2026-01-01T10:00:02.125000Z 00O+\x1b[0K" + start(1767261602, "step_script"),
+            "2026-01-01T10:00:04.000000Z 00O " + end(1767261604, "step_script"),
+        )
+    )
+    facts = parse_bytes(data)
+    assert [(s.name, s.start, s.end) for s in facts.sections] == [
+        ("prepare_executor", 1767261600.25, 1767261602.0),
+        ("step_script", 1767261602.125, 1767261604.0),
+    ]
+    assert facts.startup_seconds == 1.875
+
+
+def test_cr_stripped_copy_chunked_anyhow() -> None:
+    data = strip_cr((LOGS / "runner-13-ansi.log").read_bytes())
+    whole = parse_bytes(data)
+    parser = TraceParser()
+    for i in range(0, len(data), 7):
+        parser.feed(data[i : i + 7])
+    assert parser.finish() == whole
+    assert len(whole.sections) == 8
+
+
+# ---- issue 13: cache lines of older runners, fallbacks ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (  # runners <= 14.9 with a distributed cache
+            [
+                "Checking cache for k1...",
+                "\x1b[31;1mFATAL: file does not exist                        \x1b[0;m ",
+                "Failed to extract cache",
+            ],
+            [("k1", "miss", None)],
+        ),
+        (
+            ["Checking cache for k1...", "FATAL: zip: checksum error", "WARNING: Failed to extract cache"],
+            [("k1", "failed", None)],
+        ),
+        (
+            [
+                "Checking cache for k1...",
+                "FATAL: open ../cache/k1/cache.zip: permission denied",
+                "Failed to extract cache",
+            ],
+            [("k1", "failed", None)],
+        ),
+        (  # an ordinary runner prints a fallback attempt like the main key's
+            [
+                "Checking cache for main-key...",
+                "WARNING: file does not exist",
+                "Failed to extract cache",
+                "Checking cache for fallback-key...",
+                "Successfully extracted cache",
+            ],
+            [("main-key", "miss", None), ("fallback-key", "hit", "fallback")],
+        ),
+        (  # a chain: cache:fallback_keys, then CACHE_FALLBACK_KEY
+            [
+                "Checking cache for a...",
+                "FATAL: file does not exist",
+                "Failed to extract cache",
+                "Checking cache for b...",
+                "Failed to extract cache",
+                "Checking cache for c...",
+                "Successfully extracted cache",
+            ],
+            [("a", "miss", None), ("b", "failed", "fallback"), ("c", "hit", "fallback")],
+        ),
+        (  # after a hit, the next attempt is another cache's main key
+            [
+                "Checking cache for a...",
+                "Successfully extracted cache",
+                "Checking cache for b...",
+                "Failed to extract cache",
+            ],
+            [("a", "hit", None), ("b", "failed", None)],
+        ),
+        (  # after a result that never came, too
+            ["Checking cache for a...", "Checking cache for b...", "Successfully extracted cache"],
+            [("a", "unknown", None), ("b", "hit", None)],
+        ),
+        (  # a policy skip ends a restore
+            [
+                "Checking cache for a...",
+                "Failed to extract cache",
+                "Not downloading cache b due to policy",
+                "Checking cache for c...",
+            ],
+            [("a", "failed", None), ("b", "skipped", None), ("c", "unknown", None)],
+        ),
+    ],
+)
+def test_restore_lines_of_every_generation(lines: list[str], expected: list[tuple[str, str, str | None]]) -> None:
+    facts = parse_bytes(restore(*lines))
+    assert [(e.key, e.outcome, e.detail) for e in facts.cache] == expected
+
+
+def test_a_key_the_job_archives_is_a_cache_of_its_own_not_a_fallback() -> None:
+    data = restore(
+        "Checking cache for 0_package-protected...",
+        "WARNING: file does not exist",
+        "Failed to extract cache",
+        "Checking cache for 1_tools-protected...",
+        "Successfully extracted cache",
+    ) + archive(
+        "Creating cache 0_package-protected...",
+        "Created cache",
+        "Not uploading cache 1_tools-protected due to policy",
+    )
+    facts = parse_bytes(data)
+    assert [(e.key, e.detail) for e in facts.cache if e.op == "restore"] == [
+        ("0_package-protected", None),
+        ("1_tools-protected", None),
+    ]
+    assert [r.key for r in restores(facts)] == ["0_package-protected", "1_tools-protected"]
+
+
+def test_a_new_restore_cache_section_starts_a_new_restore() -> None:
+    data = restore("Checking cache for a...", "Failed to extract cache") + restore("Checking cache for b...")
+    assert [e.detail for e in parse_bytes(data).cache] == [None, None]
+
+
+def test_restores_group_fallback_attempts() -> None:
+    facts = parse_bytes(
+        restore(
+            "Checking cache for a...",
+            "WARNING: file does not exist",
+            "Failed to extract cache",
+            "Checking cache for a-fallback...",
+            "Successfully extracted cache",
+            "Checking cache for b...",
+            "WARNING: file does not exist",
+            "Failed to extract cache",
+            "Checking cache for b-fallback...",
+            "WARNING: file does not exist",
+            "Failed to extract cache",
+            "Not downloading cache c due to policy",
+        )
+    )
+    assert restores(facts) == (
+        Restore("a", "hit", ("a", "a-fallback"), "a-fallback"),
+        Restore("b", "miss", ("b", "b-fallback"), None),
+        Restore("c", "skipped", ("c",), None),
+    )
+
+
+def test_step_runner_fallback_label_still_reads() -> None:
+    facts = parse_bytes(
+        restore("Checking cache for a...", "Failed to extract cache", "Checking cache for z (fallback)...")
+    )
+    assert [(e.key, e.detail) for e in facts.cache] == [("a", None), ("z", "fallback")]
+
+
+def test_empty_key_archive_is_misconfigured() -> None:
+    facts = parse_bytes(archive("\x1b[0;33mWARNING: Skipping cache archiving due to empty cache key\x1b[0;m"))
+    assert facts.cache == (CacheEvent("archive", "", "empty", "empty key"),)
+
+
+# ---- issue 13: executor, image and section names of every generation --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["docker+machine", "docker-autoscaler", "docker-windows", "kubernetes", "shell", "instance", "custom"]
+)
+def test_executor_is_the_runners_own_name(name: str) -> None:
+    data = log(
+        start(1, "prepare_executor") + f'\x1b[0K\x1b[0K\x1b[36;1mPreparing the "{name}" executor\x1b[0;m',
+        "\x1b[0KUsing Docker executor with image ruby:3.3 ...\x1b[0;m",
+        end(3, "prepare_executor"),
+    )
+    facts = parse_bytes(data)
+    assert facts.executor == name
+    assert facts.image is not None and facts.image.name == "ruby:3.3"
+
+
+def test_executor_from_the_using_line_when_not_prepared() -> None:
+    assert parse_bytes(_prep("Using Shell (pwsh) executor...")).executor == "shell"
+    assert parse_bytes(log("Using Docker executor with image ruby:2.5 ...")).executor == "docker"
+
+
+def test_pull_for_a_platform() -> None:
+    facts = parse_bytes(_prep(_EXEC, "Pulling docker image ruby:3.3 for platform linux/arm64 ...", _USING))
+    assert facts.image == ImageRef("ruby:3.3", "sha256:aa11", "sha256:bb22", True)
+
+
+def test_runner_10_build_container_line() -> None:
+    data = log(
+        "Using Docker executor with image ruby:2.3 ...",
+        "Using docker image sha256:0f1e ID=sha256:0f1e for predefined container...",
+        "Using locally found image version due to if-not-present pull policy",
+        "Using docker image ruby:2.3 ID=sha256:7a8b for build container...",
+    )
+    assert parse_bytes(data).image == ImageRef("ruby:2.3", "sha256:7a8b", None, False)
+    data = log(
+        "Using Docker executor with image ruby:2.3 ...",
+        "Pulling docker image ruby:2.3 ...",
+        "Using docker image ruby:2.3 for build container...",
+    )
+    assert parse_bytes(data).image == ImageRef("ruby:2.3", None, None, True)
+
+
+def test_upload_artifacts_of_runner_10_is_an_upload_phase() -> None:
+    facts = parse_bytes(log(start(1, "upload_artifacts"), "Uploading artifacts...", end(4, "upload_artifacts")))
+    assert phase_durations(facts) == {"upload": 3.0}
+    assert SECTION_PHASES["upload_artifacts"] == "upload"

@@ -13,7 +13,8 @@ from cidash.logparse import TraceParser, parse_bytes
 from cidash.models import CacheEvent, CacheOutcome, ImageRef, Section, TraceFacts
 
 LOGS = Path(__file__).parent / "data" / "logs"
-FIXTURES = {p.name: p.read_bytes() for p in sorted(LOGS.glob("*.log"))}
+FIXTURES = {str(p.relative_to(LOGS)): p.read_bytes() for p in sorted(LOGS.rglob("*.log"))}
+FIXTURES.update({f"{name} (CR stripped)": data.replace(b"\r", b"\n") for name, data in list(FIXTURES.items())})
 S = "\r\x1b[0K"
 
 
@@ -198,6 +199,7 @@ def generated_logs(draw: st.DrawFn) -> Generated:
     lines: list[tuple[int, str]] = []  # (time in microseconds, text)
     sections: list[Section] = []
     cache: list[CacheEvent] = []
+    restores: list[tuple[int, str]] = []  # (index into cache, kind)
 
     def at(us: int) -> float:
         return us // 1_000_000 + (us % 1_000_000) / 1e6 if stamped else float(us // 1_000_000)
@@ -232,6 +234,8 @@ def generated_logs(draw: st.DrawFn) -> Generated:
                 key = "" if kind == "empty" and op == "restore" else draw(_keys)
                 body.extend(t.format(k=key) for t in template)
                 cache.append(CacheEvent(op, key, outcome, detail))  # type: ignore[arg-type]
+                if op == "restore":
+                    restores.append((len(cache) - 1, kind))
         elif name in ("step_script", "after_script"):  # script output: nothing in it may count
             body.extend(draw(st.lists(_output, max_size=5)))
             if name == "step_script" and draw(st.booleans()):
@@ -261,6 +265,15 @@ def generated_logs(draw: st.DrawFn) -> Generated:
             text = f"{stamp}.{us % 1_000_000:06d}Z 00O {text}"
         out.append(text)
     data = ("\n".join(out) + "\n").encode()
+    # An attempt printed like a main key right after one that missed or failed is a fallback attempt, unless the
+    # job archives that key (then it is the main key of its next cache).
+    archived = {e.key for e in cache if e.op == "archive"}
+    previous: str | None = None
+    for i, kind in restores:
+        e = cache[i]
+        if kind in ("hit", "miss", "failed") and previous in ("miss", "failed") and e.key not in archived:
+            cache[i] = CacheEvent(e.op, e.key, e.outcome, "fallback")
+        previous = None if kind in ("skipped", "empty") else e.outcome
     starts = [s.start for s in sections]
     script = next(s.start for s in sections if s.name == "step_script")
     facts = TraceFacts(

@@ -122,27 +122,35 @@ def test_every_log_parses_back_to_the_facts_the_world_put_in(world: World) -> No
     main = world.main
     now = world.now()
     checked = 0
+    kinds: set[tuple[str, str, bool]] = set()
     for job in main.jobs.values():
         facts = job.facts
         if facts is None:
             continue
         parsed = parse_bytes(render_trace(job, main.path, main.id, now))
         assert parsed.runner_version == facts.runner_version
-        assert parsed.executor == "docker"
+        assert parsed.executor == facts.executor
         assert parsed.truncated == facts.truncated == (job.id in world.truth.truncated_jobs)  # type: ignore[union-attr]
         names = [s.name for s in facts.sections]
         if facts.truncated:  # the log ends inside step_script, which never closes
             names = names[: names.index("step_script") + 1]
             assert parsed.sections[-1].end is None
         assert [s.name for s in parsed.sections] == names
-        assert parsed.startup_seconds == pytest.approx(facts.startup_seconds, abs=2e-3)
+        startup = facts.startup_seconds if facts.timestamps else facts.marker_startup_seconds
+        assert parsed.startup_seconds == pytest.approx(startup, abs=2e-3)
         assert parsed.image is not None
         assert parsed.image.name == facts.image
         assert parsed.image.pulled == facts.pulled
         assert parsed.image.digest is not None and facts.image_digest.endswith(parsed.image.digest)
         assert [(e.op, e.key, e.outcome) for e in parsed.cache] == [(e.op, e.key, e.outcome) for e in facts.cache]
+        assert [e.detail == "fallback" for e in parsed.cache] == [e.fallback for e in facts.cache]
+        kinds.add((facts.runner_version, facts.executor, facts.timestamps))
         checked += 1
     assert checked > 2000
+    # the fleet is a mix, as real ones are: old runners without timestamps, docker+machine, docker-autoscaler
+    assert {v.split(".")[0] for v, _, _ in kinds} >= {"14", "16", "17", "18"}
+    assert {e for _, e, _ in kinds} >= {"docker", "docker+machine", "docker-autoscaler"}
+    assert {t for _, _, t in kinds} == {True, False}
     assert world.truth is not None and world.truth.truncated_jobs
 
 
@@ -189,3 +197,27 @@ def test_total_pipelines_override_and_speed() -> None:
     assert world.truth is not None
     assert 200 <= world.truth.pipelines <= 201  # + the migration commit's own pipeline
     assert elapsed < 5.0  # generous for a loaded CI machine; typically ~0.15 s
+
+
+def test_logs_print_what_their_runner_prints(world: World) -> None:
+    main = world.main
+    seen = {"fatal": 0, "warning": 0, "labelled": 0, "unlabelled": 0}
+    for job in main.jobs.values():
+        facts = job.facts
+        if facts is None:
+            continue
+        log = render_trace(job, main.path, main.id, world.now())
+        major = int(facts.runner_version.split(".")[0])
+        assert log.startswith(b"20") == facts.timestamps  # a per-line timestamp prefix, or none
+        assert f'Preparing the "{facts.executor}" executor'.encode() in log
+        if b"file does not exist" in log:
+            fatal = b"FATAL: file does not exist" in log
+            assert fatal == (major <= 14)
+            seen["fatal" if fatal else "warning"] += 1
+        if any(e.fallback for e in facts.cache):
+            labelled = b" (fallback)..." in log
+            assert labelled == facts.step_runner
+            seen["labelled" if labelled else "unlabelled"] += 1
+        else:
+            assert b"(fallback)" not in log
+    assert all(seen.values()), seen

@@ -22,7 +22,16 @@ def test_json_output_is_the_facts(name: str, capsys: pytest.CaptureFixture[str])
     out = json.loads(capsys.readouterr().out)
     assert out.pop("schema_version") == 1
     assert out == json.loads(json.dumps(facts_to_dict(parse_bytes(path.read_bytes()))))
-    assert set(out) == {"runner_version", "executor", "truncated", "sections", "startup_seconds", "image", "cache"}
+    assert set(out) == {
+        "runner_version",
+        "executor",
+        "truncated",
+        "sections",
+        "startup_seconds",
+        "image",
+        "cache",
+        "restores",
+    }
 
 
 def test_json_for_a_truncated_log(capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,7 +39,10 @@ def test_json_for_a_truncated_log(capsys: pytest.CaptureFixture[str]) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["truncated"] is True
     assert out["sections"][-1] == {"name": "restore_cache", "start": 1750000032.0, "end": None, "duration": None}
-    assert out["cache"] == [{"op": "restore", "key": "0-cargo-protected", "outcome": "unknown"}]
+    assert out["cache"] == [{"op": "restore", "key": "0-cargo-protected", "outcome": "unknown", "fallback": False}]
+    assert out["restores"] == [
+        {"key": "0-cargo-protected", "outcome": "unknown", "keys": ["0-cargo-protected"], "via_fallback_key": None}
+    ]
     assert out["startup_seconds"] is None
 
 
@@ -107,3 +119,34 @@ def test_help_documents_options_and_exit_codes(capsys: pytest.CaptureFixture[str
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--json" in out and "exit codes" in out and '"-" reads standard input' in out
+
+
+def test_summary_of_a_fallback_restore_and_the_runners_executor(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", str(LOGS / "conformance" / "runner-16-autoscaler.log")]) == 0
+    out = capsys.readouterr().out
+    assert "gitlab-runner 16.11.1, docker-autoscaler executor" in out
+    assert "restore  hit        go-mod-main-non_protected (fallback)" in out
+    assert "= restore of go-mod-feature-x-non_protected: hit via fallback key go-mod-main-non_protected" in out
+    assert 'archive  empty      "" (empty key)' in out
+
+
+def test_saved_copy_on_stdin_parses_like_the_original() -> None:
+    original = (LOGS / "conformance" / "runner-13-docker-machine.log").read_bytes()
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "cidash", "trace", "-", "--json"], input=data, capture_output=True, check=True
+        )
+        for data in (original, original.replace(b"\r", b"\n"))
+    ]
+    first, second = (json.loads(r.stdout) for r in runs)
+    assert first == second
+    assert first["executor"] == "docker+machine"
+    assert [s["name"] for s in first["sections"]][:2] == ["prepare_executor", "prepare_script"]
+
+
+def test_a_log_of_garbage_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "garbage.log"
+    path.write_bytes(b"2026-13-45T99:99:99.9Z 00O section_start:1:x\r\x1b[0K\n\xff\x00\x1b[")
+    assert main(["trace", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sections"] == [{"name": "x", "start": 1.0, "end": None, "duration": None}]

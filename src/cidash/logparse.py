@@ -12,8 +12,13 @@ writes them. A log with no sections at all is read in the slower "every marker" 
 
 Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 
+- It never raises on any byte sequence (``bench/fuzz_logparse.py``): a value it cannot use is unknown. A per-line
+  timestamp that names no real instant (month 13, year 0, 25:00, before 1970) leaves its line without a time.
 - Section markers count only when followed by the ``\\r\\x1b[0K`` the runner writes (the ``\\r`` is enough),
   so a script that merely echoes ``section_start:1:x`` opens nothing; names over 256 characters are ignored.
+  In a saved copy whose ``\\r`` became newlines (browser saves, copy-paste) a marker ends its line instead: such a
+  marker counts when only a per-line timestamp and ANSI codes precede it on its line, and only in a log whose
+  first marker is of that kind (see ``TraceParser._eol_marker``); such a copy parses exactly like the original.
   ``section_end`` closes the most recent open section of that name; an end without a start is ignored.
   At most :data:`MAX_SECTIONS` sections and :data:`MAX_CACHE_EVENTS` cache events are kept.
 - Times: the per-line timestamp (sub-second) of the marker's line when the log has them, else the marker's own
@@ -22,14 +27,21 @@ Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 - ``truncated``: the log ends inside an open section, or the runner's "Job's log exceeded limit" message appears
   in its last 4 KiB (the runner stores nothing after it; looking only there keeps a script that merely prints
   the sentence from counting, and saves a pass over the whole log).
-- Cache: every ``Checking cache for K...`` is one restore attempt for K (``detail="fallback"`` when the runner
-  says ``(fallback)``; older runners do not say it, and a second attempt is then indistinguishable from a second
-  cache entry, so it carries no detail). The first result line after an attempt decides its outcome; an attempt
-  whose result never appears stays ``unknown``. ``file does not exist`` + ``Failed to extract cache`` is a miss;
-  ``Failed to extract cache`` alone is ``failed``. Runners before 16.10 printed ``Successfully extracted cache``
-  even for a missing *local* cache: such a restore reads as a hit (the log cannot tell).
+- Cache: every ``Checking cache for K...`` is one restore attempt for K. A fallback key's attempt has
+  ``detail="fallback"`` (:data:`FALLBACK`): the step-runner path says ``(fallback)``; ordinary runners print it
+  like the main key, so an attempt right after one that missed or failed in the same ``restore_cache`` is read
+  as a fallback, unless the job archives that key (a job archives its caches under their main keys: it is then
+  the next cache's main key). :func:`restores` groups attempts into one restore per cache. The first result line
+  after an attempt decides its outcome; an attempt whose result never appears stays ``unknown``. ``file does not
+  exist`` (a ``WARNING:``, or a ``FATAL:`` on runners up to 14.9 with a distributed cache) + ``Failed to extract
+  cache`` is a miss; ``Failed to extract cache`` alone, or after another ``FATAL:``, is ``failed``. Runners
+  before 16.10 printed ``Successfully extracted cache`` even for a missing *local* cache: such a restore reads as
+  a hit (the log cannot tell).
   ``Cache archive size ... is too big`` is ``failed`` with detail ``"too big"``: the archive is not uploaded to
   the shared cache, so other runners never see it, even if a later ``Created cache`` says it was kept locally.
+- Executor: the runner's own name from ``Preparing the "<name>" executor`` (``docker+machine``,
+  ``docker-autoscaler``, ``kubernetes``, ``shell``, ...); without that line (runners 10.x-11.x), the lower-cased
+  word of ``Using <X> executor`` (``Using Shell (pwsh) executor`` is ``shell``).
 - Image: the executor line (``Using Docker executor with image X``) names the job image; ``Pulling docker
   image X`` means pulled, ``Using locally found image version`` before ``Using docker image ... for X`` means
   found locally; otherwise ``pulled`` is None (always for kubernetes, whose log does not say).
@@ -48,16 +60,19 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
 from cidash.models import PHASES, CacheEvent, CacheOp, CacheOutcome, ImageRef, Section, TraceFacts
 
 __all__ = [
+    "FALLBACK",
     "MAX_CACHE_EVENTS",
     "MAX_SECTIONS",
     "PHASES",
     "SECTION_PHASES",
+    "Restore",
     "TraceParser",
     "facts_from_dict",
     "facts_to_dict",
@@ -65,10 +80,13 @@ __all__ = [
     "parse_stream",
     "phase_durations",
     "phase_of",
+    "restores",
 ]
 
 MAX_SECTIONS: Final = 10_000
 MAX_CACHE_EVENTS: Final = 1_000
+#: ``CacheEvent.detail`` of a restore attempt on a fallback key (``cache:fallback_keys`` or ``CACHE_FALLBACK_KEY``).
+FALLBACK: Final = "fallback"
 DEFAULT_MAX_LINE: Final = 64 * 1024
 _MIN_MAX_LINE: Final = 4096
 _KEEP: Final = 1024  # bytes kept from a line with no \r that outgrew max_line
@@ -89,6 +107,7 @@ SECTION_PHASES: Final[Mapping[str, str]] = MappingProxyType(
         "after_script": "upload",
         "archive_cache": "upload",
         "archive_cache_on_failure": "upload",
+        "upload_artifacts": "upload",  # runners 10.x-11.x
         "upload_artifacts_on_success": "upload",
         "upload_artifacts_on_failure": "upload",
         "cleanup_file_variables": "upload",
@@ -111,9 +130,13 @@ _RUNNER_SECTIONS: Final = frozenset(
 _RUNNER_PREFIXES: Final = ("archive_cache", "upload_artifacts")
 _SCRIPT_STARTS: Final = ("step_script", "build_script")
 
+# A marker ends at the \r the runner writes after it, or (in a saved copy whose \r became newlines) at the end of
+# its line; the second form needs checking (see TraceParser._eol_marker).
 _SECTION_RE: Final = re.compile(
-    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=\r)"
+    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n])"
 )
+_MARKER_HEADS: Final = (b"section_start:", b"section_end:")
+_ANSI_ONLY_RE: Final = re.compile(rb"(?:\x1b\[[0-9;?]*[ -/]*[@-~])*")
 _TS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
 # "\n" + a continuation prefix, unless a section marker follows (that one keeps its own line and timestamp).
 _CONT_RE: Final = re.compile(
@@ -121,10 +144,10 @@ _CONT_RE: Final = re.compile(
 )
 _CONT_HOLD: Final = 48  # bytes after a chunk's last "\n" that decide whether the next line is a continuation
 _ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b")
-# Every marker a runner line we interpret can contain (outside script sections).
 # Every marker a runner line we interpret can start with, and section markers (outside script sections).
 _HIT_RE: Final = re.compile(
-    rb"section_|Running with|Using |Pulling docker|Checking cache|Successfully extracted|Failed to |WARNING: |ERROR: "
+    rb"section_|Running with|Using |Pulling docker|Preparing the |Checking cache|Successfully extracted|Failed to "
+    rb"|WARNING: |ERROR: |FATAL: "
     rb"|Not downloading|Not uploading|Skipping cache|Creating cache|Created cache|Archive is up to date"
     rb"|Cache archive size"
 )
@@ -141,23 +164,40 @@ _CR_MISSES: Final = 32  # \r that end no marker, per region, before scanning scr
 _RUNNING_RE: Final = re.compile(r"Running with gitlab-(?:ci-multi-)?runner (\S+)")
 _EXECUTOR_RE: Final = re.compile(r"Using ([A-Za-z][\w+ ().-]{0,40}?) executor\b(?:.*? with image (\S+))?")
 _DOCKER_IMAGE_RE: Final = re.compile(r"Using docker image (\S+) for (\S+?)(?: with digest (\S+?))?(?: \.\.\.)?$")
-_DOCKER_IMAGE_OLD_RE: Final = re.compile(r"Using docker image (\S+) ID=(\S+) for ")
-_PULLING_RE: Final = re.compile(r"Pulling docker image (\S+?)(?: \.\.\.)?$")
+# Runner 10.x: "Using docker image ruby:2.5 ID=sha256:... for build container..." (or without the ID); the
+# helper's "for predefined container" and services' "for service container" lines are not the job image.
+_DOCKER_IMAGE_OLD_RE: Final = re.compile(r"Using docker image (\S+) (?:ID=(\S+) )?for build container")
+_PULLING_RE: Final = re.compile(r"Pulling docker image (\S+?)(?: for platform \S+)?(?: \.\.\.)?$")
+_PREPARING_RE: Final = re.compile(r'Preparing the "([A-Za-z0-9][A-Za-z0-9+_.-]{0,63})" executor')
 _TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
 
 
-_DAYS: dict[bytes, int] = {}  # "YYYYMMDD" -> unix time of its midnight (a job log spans a day or two)
+_DAYS: dict[bytes, int | None] = {}  # "YYYYMMDD" -> unix time of its midnight, None if no such day
+_MIN_YEAR: Final = 1970  # earlier per-line timestamps are not a runner's (and unix time cannot hold them usefully)
 
 
-def _parse_ts(m: re.Match[bytes]) -> float:
+def _midnight(year: int, month: int, day: int) -> int | None:
+    """Unix time of the day's midnight (UTC), or None if there is no such day."""
+    if year < _MIN_YEAR or not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1]:
+        return None
+    return calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
+
+
+def _parse_ts(m: re.Match[bytes]) -> float | None:
+    """The per-line timestamp's unix time, or None if it names no real instant (month 13, year 0, 25:00, ...):
+    such a line then has no usable timestamp, like a log without them."""
     year, month, day, hour, minute, second, frac = m.groups()
     key = year + month + day
-    midnight = _DAYS.get(key)
-    if midnight is None:
-        midnight = calendar.timegm((int(year), int(month), int(day), 0, 0, 0, 0, 0, 0))
+    if key in _DAYS:
+        midnight = _DAYS[key]
+    else:
+        midnight = _midnight(int(year), int(month), int(day))
         if len(_DAYS) < 4096:
             _DAYS[key] = midnight
-    t = midnight + int(hour) * 3600 + int(minute) * 60 + int(second)
+    h, mi, sec = int(hour), int(minute), int(second)
+    if midnight is None or h > 23 or mi > 59 or sec > 60:  # 60: a leap second
+        return None
+    t = midnight + h * 3600 + mi * 60 + sec
     return t + float(frac) if frac else float(t)
 
 
@@ -214,7 +254,7 @@ def phase_durations(facts: TraceFacts) -> dict[str, float]:
 
 
 class _Event:
-    __slots__ = ("detail", "key", "op", "outcome", "saw_missing")
+    __slots__ = ("detail", "inferred", "key", "op", "outcome", "saw_missing")
 
     def __init__(self, op: CacheOp, key: str, outcome: CacheOutcome = "unknown", detail: str | None = None) -> None:
         self.op: CacheOp = op
@@ -222,6 +262,7 @@ class _Event:
         self.outcome: CacheOutcome = outcome
         self.detail = detail
         self.saw_missing = False
+        self.inferred = False  # a fallback attempt told by its place, not by "(fallback)"
 
 
 class TraceParser:
@@ -235,6 +276,9 @@ class TraceParser:
         self._held = b""  # the last "\n" fed and what follows it, until the next line is known not to continue
         self._finished = False
         self._bulk = False  # inside a script section: only section markers matter
+        # the log is a saved copy whose \r became newlines: None until the first marker says (see _eol_marker)
+        self._stripped: bool | None = None
+        self._executor_named = False  # the executor came from 'Preparing the "X" executor' (it outranks "Using")
         self._limit_hit = False
         self._last = b""  # the last _LAST_BYTES bytes fed, where the runner's limit message would be
         self._runner_version: str | None = None
@@ -365,7 +409,7 @@ class TraceParser:
         find = buf.find
         rfind = buf.rfind
         match = _SECTION_RE.match
-        misses = 0
+        misses = _CR_MISSES if self._stripped else 0  # a saved copy has no \r: search for "section_" at once
         while misses < _CR_MISSES:
             cr = find(b"\r", pos, end)
             if cr < 0:
@@ -387,8 +431,13 @@ class TraceParser:
             at = find(b"section_", pos, end)
             if at < 0:
                 return end
-            sm = match(buf, at, end)
-            if sm is None:  # "my_section_name" in script output
+            # "my_section_name" in script output (rejected before the regex), or an unterminated look-alike
+            sm = (
+                match(buf, at, at + _MARKER_MAX if at + _MARKER_MAX < end else end)  # bounded: faster
+                if buf.startswith(_MARKER_HEADS, at)
+                else None
+            )
+            if sm is None or not self._accept(buf, start, sm):
                 pos = at + 8
                 continue
             self._section(sm, self._line_ts(buf, start, at))
@@ -421,12 +470,52 @@ class TraceParser:
         last = pos
         if buf.find(b"section_", pos, end) >= 0:
             for sm in _SECTION_RE.finditer(buf, pos, end):
+                if not self._accept(buf, start, sm):
+                    continue
                 if not self._bulk and sm.start() > last:
                     self._text(buf[last : sm.start()])
                 self._section(sm, ts)
                 last = sm.end()
         if not self._bulk and last < end:
             self._text(buf[last:end])
+
+    def _accept(self, buf: bytes, start: int, sm: re.Match[bytes]) -> bool:
+        """Whether a marker match counts: one the runner terminated with \\r always does (and tells that the log
+        is an original); one that ends its line counts only by :meth:`_eol_marker`'s rule."""
+        end = sm.end()
+        if end < len(buf) and buf[end] == 13:  # \r
+            if self._stripped is None:
+                self._stripped = False
+            return True
+        return self._eol_marker(buf, start, sm.start())
+
+    def _eol_marker(self, buf: bytes, start: int, at: int) -> bool:
+        """A marker at buf[at] that ends its line (a saved copy turned the runner's \\r into a newline) counts when
+        nothing but a per-line timestamp and ANSI codes precede it on its line (a script's echoed look-alike sits
+        mid-line), and only in a log whose first marker was of this kind: in an original log every runner marker
+        ends in \\r, so a line that merely prints ``section_start:...`` there stays script output."""
+        if self._stripped is False:
+            return False
+        # the usual places first: the line's start, or right after the runner's "\x1b[0K" at its start
+        if at > start and buf[at - 1] == 10:
+            self._stripped = True
+            return True
+        if at - 5 >= start and buf[at - 5] == 10 and buf.startswith(b"\x1b[0K", at - 4):
+            self._stripped = True
+            return True
+        nl = buf.rfind(b"\n", start, at)
+        if nl < 0 and self._cont:  # the line began in an earlier piece (cut at a \\r): not at its start
+            return False
+        line_start = nl + 1 if nl >= 0 else start
+        if line_start < at:
+            ts = _TS_RE.match(buf, line_start, at)
+            if ts is not None:
+                line_start = ts.end()
+            codes = _ANSI_ONLY_RE.match(buf, line_start, at)
+            if codes is None or codes.end() != at:
+                return False
+        self._stripped = True
+        return True
 
     def _section(self, sm: re.Match[bytes], ts: float | None) -> None:
         is_start = sm.group(1) == b"start"
@@ -444,6 +533,8 @@ class TraceParser:
                 self._first_start = t
             if self._script_start is None and name in _SCRIPT_STARTS:
                 self._script_start = t
+            if name == "restore_cache":  # a new restore stage: its first attempt is no fallback
+                self._restore = None
         else:
             same = self._open_by_name.get(name)
             if not same:
@@ -465,7 +556,7 @@ class TraceParser:
 
     def _runner_line(self, text: str) -> None:
         body = text
-        for prefix in ("WARNING: ", "ERROR: "):
+        for prefix in ("WARNING: ", "ERROR: ", "FATAL: "):
             if text.startswith(prefix):
                 body = text[len(prefix) :].strip()
                 break
@@ -478,6 +569,11 @@ class TraceParser:
             m = _RUNNING_RE.match(body)
             if m and self._runner_version is None:
                 self._runner_version = m.group(1)
+        elif body.startswith("Preparing the "):
+            m = _PREPARING_RE.match(body)
+            if m is not None and not self._executor_named:  # the runner's own name outranks a "Using" line
+                self._executor = m.group(1)
+                self._executor_named = True
         elif body.startswith("Pulling docker image "):
             m = _PULLING_RE.match(body)
             if m and self._image_name is not None and m.group(1) == self._image_name:
@@ -501,6 +597,9 @@ class TraceParser:
         elif body.startswith("Skipping cache extraction due to empty cache key"):
             self._add(_Event("restore", "", "empty", "empty key"))
             self._restore = None
+        elif body.startswith("Skipping cache archiving due to empty cache key"):
+            self._add(_Event("archive", "", "empty", "empty key"))
+            self._archive = None
         elif body.startswith("Archive is up to date"):
             self._archive_result("up_to_date")
         elif body.startswith("No files to cache"):
@@ -512,10 +611,17 @@ class TraceParser:
             if key.endswith("..."):
                 key = key[:-3]
             detail = None
-            if key.endswith(" (fallback)"):
+            inferred = False
+            if key.endswith(" (fallback)"):  # only the step-runner path (FF_CONCRETE) says so
                 key = key[: -len(" (fallback)")]
-                detail = "fallback"
+                detail = FALLBACK
+            elif self._restore is not None and self._restore.outcome in ("miss", "failed"):
+                # ordinary runners print a fallback key's attempt exactly like the main key's: it is the next
+                # attempt of the same restore after one that did not hit
+                detail = FALLBACK
+                inferred = True
             self._restore = _Event("restore", key, "unknown", detail)
+            self._restore.inferred = inferred
             self._add(self._restore)
         elif body.startswith("Creating cache "):
             key = body[len("Creating cache ") :]
@@ -533,6 +639,7 @@ class TraceParser:
     def _using_line(self, body: str) -> None:
         if body.startswith("Using docker image "):
             m = _DOCKER_IMAGE_RE.match(body)
+            image_id: str | None
             if m is not None:
                 image_id, name, digest = m.group(1), m.group(2), m.group(3)
             else:
@@ -540,6 +647,10 @@ class TraceParser:
                 if old is None:
                     return
                 name, image_id, digest = old.group(1), old.group(2), None
+                if name.startswith("sha256:") and image_id is None:  # "Using docker image sha256:... for build"
+                    return
+                if image_id is None:
+                    image_id = self._image_id
             if self._image_name is None or name != self._image_name:
                 return
             self._image_id = image_id
@@ -550,12 +661,13 @@ class TraceParser:
             self._local_pending = False
         elif body.startswith("Using locally found image version"):
             self._local_pending = True
-        elif self._executor is None:
+        elif self._executor is None or self._image_name is None:
             m = _EXECUTOR_RE.match(body)
             if m is None:
                 return
-            kind = re.sub(r"\s*\(.*?\)", "", m.group(1)).strip().lower()
-            self._executor = kind.replace(" ", "-") or None
+            if self._executor is None:  # "Using Shell (pwsh) executor...": the executor is "shell"
+                kind = re.sub(r"\s*\(.*?\)", "", m.group(1)).strip().lower()
+                self._executor = kind.replace(" ", "-") or None
             if m.group(2) and self._image_name is None:
                 self._image_name = m.group(2)
 
@@ -587,6 +699,15 @@ class TraceParser:
         startup = None
         if self._first_start is not None and self._script_start is not None:
             startup = self._script_start - self._first_start
+        events = self._events
+        if any(e.inferred for e in events):
+            # A job archives each of its caches under its main key and never under a fallback key: an attempt that
+            # follows a miss but whose key the job archives is the next cache entry's main key, not a fallback.
+            archived = {e.key for e in events if e.op == "archive"}
+            for e in events:
+                if e.inferred and e.key in archived:
+                    e.detail = None
+                    e.inferred = False
         return TraceFacts(
             runner_version=self._runner_version,
             executor=self._executor,
@@ -596,6 +717,38 @@ class TraceParser:
             image=image,
             cache=tuple(CacheEvent(e.op, e.key, e.outcome, e.detail) for e in self._events),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """One restore of one of the job's caches: the attempt on its main key and the fallback attempts after it.
+
+    ``outcome`` is ``hit`` if an attempt hit, else the last attempt's (a miss followed by a fallback hit is one
+    restore that hit, with ``via_fallback_key`` naming the key that hit). ``keys`` are the keys tried, in order."""
+
+    key: str
+    outcome: CacheOutcome
+    keys: tuple[str, ...]
+    via_fallback_key: str | None = None
+
+
+def restores(facts: TraceFacts) -> tuple[Restore, ...]:
+    """The job's cache restores (see :class:`Restore`), from its restore attempts in log order."""
+    groups: list[list[CacheEvent]] = []
+    for event in facts.cache:
+        if event.op != "restore":
+            continue
+        if event.detail == FALLBACK and groups and groups[-1][-1].detail != "empty key":
+            groups[-1].append(event)
+        else:
+            groups.append([event])
+    out: list[Restore] = []
+    for group in groups:
+        hit = next((e for e in group if e.outcome == "hit"), None)
+        outcome: CacheOutcome = "hit" if hit is not None else group[-1].outcome
+        via = hit.key if hit is not None and hit is not group[0] else None
+        out.append(Restore(group[0].key, outcome, tuple(e.key for e in group), via))
+    return tuple(out)
 
 
 def parse_bytes(data: bytes) -> TraceFacts:
@@ -621,11 +774,17 @@ _OUTCOMES: Final = ("hit", "miss", "failed", "skipped", "created", "up_to_date",
 
 
 def facts_to_dict(facts: TraceFacts, *, detail: bool = False) -> dict[str, Any]:
-    """The ``cidash trace --json`` object (DESIGN.md). ``detail=True`` adds each cache event's ``detail`` (not
-    part of the stable contract; the store uses it so that :func:`facts_from_dict` gives back equal facts)."""
+    """The ``cidash trace --json`` object (DESIGN.md, docs/commands.md; ``fallback`` and ``restores`` were added
+    later). ``detail=True`` adds each cache event's ``detail`` (not part of the stable contract; with it,
+    :func:`facts_from_dict` gives back equal facts)."""
     cache: list[dict[str, Any]] = []
     for event in facts.cache:
-        item: dict[str, Any] = {"op": event.op, "key": event.key, "outcome": event.outcome}
+        item: dict[str, Any] = {
+            "op": event.op,
+            "key": event.key,
+            "outcome": event.outcome,
+            "fallback": event.detail == FALLBACK,
+        }
         if detail:
             item["detail"] = event.detail
         cache.append(item)
@@ -640,6 +799,10 @@ def facts_to_dict(facts: TraceFacts, *, detail: bool = False) -> dict[str, Any]:
         if image is None
         else {"name": image.name, "id": image.id, "digest": image.digest, "pulled": image.pulled},
         "cache": cache,
+        "restores": [
+            {"key": r.key, "outcome": r.outcome, "keys": list(r.keys), "via_fallback_key": r.via_fallback_key}
+            for r in restores(facts)
+        ],
     }
 
 
@@ -659,7 +822,10 @@ def facts_from_dict(d: Mapping[str, Any]) -> TraceFacts:
             op, outcome = item["op"], item["outcome"]
             if op not in _OPS or outcome not in _OUTCOMES:
                 raise ValueError(f"bad cache event {op!r}/{outcome!r}")
-            cache.append(CacheEvent(op, str(item["key"]), outcome, _opt_str(item.get("detail"))))
+            event_detail = _opt_str(item.get("detail"))
+            if event_detail is None and item.get("fallback") is True:
+                event_detail = FALLBACK
+            cache.append(CacheEvent(op, str(item["key"]), outcome, event_detail))
         raw_image = d["image"]
         image = None
         if raw_image is not None:

@@ -14,17 +14,23 @@ Parse one GitLab job log (the raw trace, as `GET /projects/:id/jobs/:id/trace` o
 "raw" button returns it) and print what it says about start-up, the job image and the cache.
 
 The log is read in chunks, never whole: multi-gigabyte logs are fine. Every runner generation is understood
-(old `build_script` logs, ANSI colours, per-line timestamps, docker and kubernetes executors, Windows line
-endings); logs cut off by the runner's output limit or still running are reported as truncated, and a cache
-attempt whose result never appears is "unknown", never "miss".
+(old `build_script` logs, ANSI colours, per-line timestamps, docker, kubernetes and shell executors, Windows
+line endings), and so are saved copies whose \r became newlines (browser saves, copy-paste). No input makes it
+fail: a value it cannot use (a timestamp of month 13, ...) is unknown. Logs cut off by the runner's output limit
+or still running are reported as truncated, and a cache attempt whose result never appears is "unknown", never
+"miss".
 
 JSON (--format json, or --json), one object (schema: docs/schemas/trace.schema.json):
   {"schema_version": 1, "runner_version", "executor", "truncated",
    "sections": [{"name", "start", "end", "duration"}],   (unix seconds; end/duration null if open)
    "startup_seconds",                                     (first section start -> step_script start)
    "image": {"name", "id", "digest", "pulled"} | null,
-   "cache": [{"op": "restore"|"archive", "key", "outcome"}]}
+   "cache": [{"op": "restore"|"archive", "key", "outcome", "fallback"}],
+   "restores": [{"key", "outcome", "keys", "via_fallback_key"}]}
   outcome: hit, miss, failed, skipped, created, up_to_date, empty, unknown
+  executor: the runner's own name (docker, docker+machine, docker-autoscaler, kubernetes, shell, ...)
+  fallback: a restore attempt on a fallback key; restores: one per cache the job restored (a miss then a
+  fallback hit is one restore that hit via_fallback_key)
 
 exit codes:
   0  the log was parsed (whatever it says)
@@ -85,7 +91,7 @@ def _seconds(value: float) -> str:
 
 def summary(facts: TraceFacts) -> str:
     """The human summary ``cidash trace`` prints without ``--json``."""
-    from cidash.logparse import phase_durations
+    from cidash.logparse import phase_durations, restores
     from cidash.textsafe import clean
 
     lines: list[str] = []
@@ -114,6 +120,11 @@ def summary(facts: TraceFacts) -> str:
             key = event.key if event.key else '""'
             detail = f" ({event.detail})" if event.detail else ""
             lines.append(f"  {event.op:<8} {event.outcome:<10} {key}{detail}")
+        for restore in restores(facts):
+            if len(restore.keys) > 1:
+                how = f"via fallback key {restore.via_fallback_key}" if restore.via_fallback_key else "no fallback hit"
+                key = restore.key if restore.key else '""'
+                lines.append(f"  = restore of {key}: {restore.outcome} {how}")
     else:
         lines.append("cache:    no cache lines")
     if facts.truncated:

@@ -42,6 +42,46 @@ MB = 1_000_000  # the simulator's "MB" is decimal: 10**6 bytes (as registries an
 
 RUNNER_VERSION = "18.6.0"
 RUNNER_REVISION = "5a6e1f2b"
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerKind:
+    """What one simulated runner is, as far as its logs show it (see gitlab-facts.md section 2)."""
+
+    version: str
+    revision: str
+    executor: str  # the name in 'Preparing the "<executor>" executor'
+    timestamps: bool  # per-line timestamps (FF_TIMESTAMPS: opt-in from 16.11, on by default since 18.7)
+    step_runner: bool = False  # the experimental step-runner path (FF_CONCRETE, 18.11+) labels "(fallback)" attempts
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def fallback_keys(self) -> bool:
+        """Whether it knows ``cache:fallback_keys`` (runner 16.0+)."""
+        return self.major >= 16
+
+
+#: The fleet, by runner id (1-based, cycling when a scenario has more runners): a mix as real instances have one.
+#: An old static runner (14.x: no timestamps, a miss on the distributed cache prints FATAL), a docker+machine
+#: autoscaled fleet on 17.x/18.x with timestamps, a 16.x static runner without them, and one docker-autoscaler
+#: runner on the step-runner path, the only one that prints "(fallback)".
+FLEET: tuple[RunnerKind, ...] = (
+    RunnerKind("14.8.2", "c6e7e194", "docker", timestamps=False),
+    RunnerKind("17.11.1", "5a1b2c3d", "docker+machine", timestamps=True),
+    RunnerKind(RUNNER_VERSION, RUNNER_REVISION, "docker+machine", timestamps=True),
+    RunnerKind("18.9.0", "e1f2a3b4", "docker+machine", timestamps=True),
+    RunnerKind("16.11.1", "535ced5f", "docker", timestamps=False),
+    RunnerKind("18.11.0", "9c8d7e6f", "docker-autoscaler", timestamps=True, step_runner=True),
+)
+
+
+def runner_kind(runner: int) -> RunnerKind:
+    return FLEET[(runner - 1) % len(FLEET)]
+
+
 DOCKER_IMAGE = "docker:27.3"
 DOCKER_IMAGE_SIZE = 148 * MB
 OUTPUT_LIMIT = 1024 * 1024  # the simulated runners' output_limit (1 MiB; GitLab Runner's default is 4 MiB)
@@ -438,7 +478,7 @@ class Planner:
                 stale = self.cache[key] != checksum
             else:
                 restores.append(CachePlan("restore", key, "miss"))
-                if migrated and not protected:
+                if migrated and not protected and runner_kind(runner).fallback_keys:
                     # cache:fallback_keys get the same protection suffix (CACHE_FALLBACK_KEY would not)
                     fb = gitlab_keys.job_cache_key("go-mod-main", version, protected_ref=False, maintainer=maintainer)
                     restores.append(CachePlan("restore", fb, "hit" if fb in self.cache else "miss", fallback=True))
@@ -470,7 +510,7 @@ class Planner:
             pe = sc.local_image_s * rng.uniform(0.7, 1.4)
         if job.kind == "image":
             pe += rng.uniform(2.5, 4.0)  # docker:dind service start
-        section("prepare_executor", pe, 'Preparing the "docker" executor')
+        section("prepare_executor", pe, f'Preparing the "{runner_kind(runner).executor}" executor')
         section("prepare_script", rng.uniform(0.6, 1.4), "Preparing environment")
         section("get_sources", rng.uniform(4.0, 8.0), "Getting source from Git repository")
         if restores:
@@ -524,12 +564,15 @@ class Planner:
                     )
                 )
         cache_events = tuple(restores) + ((archive,) if archive else ())
+        kind = runner_kind(runner)
         job.facts = JobFacts(
-            runner_version=RUNNER_VERSION,
-            runner_revision=RUNNER_REVISION,
+            runner_version=kind.version,
+            runner_revision=kind.revision,
             runner_name=f"sim-runner-{runner}",
             runner_token=self.runner_token(runner),
-            executor="docker",
+            executor=kind.executor,
+            timestamps=kind.timestamps,
+            step_runner=kind.step_runner,
             image=image,
             image_id="sha256:" + image_id,
             image_digest=digest_ref,

@@ -1,8 +1,13 @@
-"""Job logs in the current GitLab Runner format, rendered from a job's :class:`~cidash.sim.world.JobFacts`.
+"""Job logs as the job's runner prints them, rendered from a job's :class:`~cidash.sim.world.JobFacts`.
 
-Every line carries the Runner 17+ timestamp prefix (``2026-11-02T10:15:03.123000Z 00O ``); sections are framed
-with ``section_start:<unix>:<name>\\r\\x1b[0K`` / ``section_end:<unix>:<name>\\r\\x1b[0K`` markers; the docker
-executor prints the image and digest lines (``Pulling docker image`` or the ``"if-not-present"`` local line);
+What the runner's version and settings decide (gitlab-facts.md section 2): runners with per-line timestamps
+(``JobFacts.timestamps``) prefix every line with ``2026-11-02T10:15:03.123000Z 00O ``, older ones print none;
+``prepare_executor`` names the runner's executor (``Preparing the "docker+machine" executor``); a missing cache on
+runners up to 14.9 (distributed cache) reads ``FATAL: file does not exist``, later ones ``WARNING: file does not
+exist``; a fallback key's attempt is printed exactly like the main key's, except on the step-runner path
+(``JobFacts.step_runner``), which adds `` (fallback)``. Sections are framed with
+``section_start:<unix>:<name>\\r\\x1b[0K`` / ``section_end:<unix>:<name>\\r\\x1b[0K`` markers; the docker
+executors print the image and digest lines (``Pulling docker image`` or the ``"if-not-present"`` local line);
 cache lines carry the actual key with its ``-protected``/``-non_protected`` suffix. A job that is still running
 at ``now`` gets the lines printed so far, without the final status line.
 """
@@ -28,6 +33,10 @@ def _stamp(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _major(facts: JobFacts) -> int:
+    return int(facts.runner_version.split(".")[0])
+
+
 def _warning(text: str) -> str:
     return f"{YELLOW}WARNING: {text:<50}{RESET}"
 
@@ -41,7 +50,8 @@ def trace_lines(job: SimJob, project_path: str, project_id: int) -> list[tuple[f
     first = facts.sections[0].start
     start = job.started_at if job.started_at is not None else first
     lines.append((start, f"Running with gitlab-runner {facts.runner_version} ({facts.runner_revision})"))
-    lines.append((start, f"  on {facts.runner_name} {facts.runner_token}, system ID: s_{facts.runner_token[1:]}0a1b2c"))
+    system_id = f", system ID: s_{facts.runner_token[1:]}0a1b2c" if _major(facts) >= 15 else ""
+    lines.append((start, f"  on {facts.runner_name} {facts.runner_token}{system_id}"))
     for section in facts.sections:
         opts = "[collapsed=true]" if section.name in _COLLAPSED else ""
         lines.append(
@@ -96,15 +106,21 @@ def _section_body(  # noqa: PLR0917
         for event in facts.cache:
             if event.op != "restore":
                 continue
-            label = f"{event.key} (fallback)" if event.fallback else event.key
+            label = f"{event.key} (fallback)" if event.fallback and facts.step_runner else event.key
             add(f"{GREEN}Checking cache for {label}...{RESET}")
+            old = _major(facts) <= 14
             if event.outcome == "hit":
-                add(f"Downloading cache from https://storage.example.com/runner-cache/project/{project_id}/{event.key}")
+                cache_url = f"https://storage.example.com/runner-cache/project/{project_id}/{event.key}"
+                add(f"Downloading cache.zip from {cache_url}" if old else f"Downloading cache from {cache_url}")
                 t = end - 0.01
                 add(f"{GREEN}Successfully extracted cache{RESET}")
             else:
-                add(_warning("file does not exist"))
-                add(f"{RED}Failed to extract cache{RESET}")
+                add(f"{RED}FATAL: {'file does not exist':<50}{RESET}" if old else _warning("file does not exist"))
+                add(
+                    f"{YELLOW}WARNING: Failed to extract cache{RESET}"
+                    if old
+                    else f"{RED}Failed to extract cache{RESET}"
+                )
             t += 0.2
     elif name == "step_script":
         add(
@@ -139,7 +155,7 @@ def _section_body(  # noqa: PLR0917
     return out
 
 
-_PREFIX_BYTES = len("2026-11-02T10:15:03.123000Z 00O ") + 1  # + the newline
+_PREFIX_BYTES = len("2026-11-02T10:15:03.123000Z 00O ")
 
 
 def _truncate(lines: list[tuple[float, str]], facts: JobFacts) -> list[tuple[float, str]]:
@@ -148,7 +164,8 @@ def _truncate(lines: list[tuple[float, str]], facts: JobFacts) -> list[tuple[flo
     step = next(s for s in facts.sections if s.name == "step_script")
     cut = next(i for i, (_, text) in enumerate(lines) if f":{step.name}{CLEAR}" in text and "section_end:" in text)
     head = lines[:cut]
-    size = sum(len(text.encode()) + _PREFIX_BYTES for _, text in head)
+    per_line = (_PREFIX_BYTES if facts.timestamps else 0) + 1  # + the newline
+    size = sum(len(text.encode()) + per_line for _, text in head)
     verbose: list[str] = []
     i = 0
     while size < limit:
@@ -157,7 +174,7 @@ def _truncate(lines: list[tuple[float, str]], facts: JobFacts) -> list[tuple[flo
             f"got {i * 7919 % 1000003:07d}, want {i * 104729 % 1000003:07d}"
         )
         verbose.append(text)
-        size += len(text) + _PREFIX_BYTES
+        size += len(text) + per_line
         i += 1
     start = head[-1][0]
     span = max(step.end - start - 0.01, 0.001)
@@ -168,10 +185,12 @@ def _truncate(lines: list[tuple[float, str]], facts: JobFacts) -> list[tuple[flo
 
 
 def render_trace(job: SimJob, project_path: str, project_id: int, now: float) -> bytes:
-    """The log as GitLab serves it at ``now`` (lines written so far), with per-line timestamp prefixes."""
+    """The log as GitLab serves it at ``now`` (lines written so far), with per-line timestamp prefixes if the
+    job's runner writes them."""
+    stamped = job.facts is not None and job.facts.timestamps
     parts = []
     for at, text in trace_lines(job, project_path, project_id):
         if at > now:
             break
-        parts.append(f"{_stamp(at)} 00O {text}\n")
+        parts.append(f"{_stamp(at)} 00O {text}\n" if stamped else f"{text}\n")
     return "".join(parts).encode()

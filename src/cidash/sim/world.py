@@ -85,6 +85,10 @@ class JobFacts:
     success: bool
     checkout_sha: str
     ref: str
+    #: the log has per-line timestamps (runner 16.11+ with FF_TIMESTAMPS, 18.7+ by default)
+    timestamps: bool = True
+    #: the runner takes the step-runner path (FF_CONCRETE), the only one that labels fallback attempts "(fallback)"
+    step_runner: bool = False
     #: the runner stopped storing output past this many bytes (a failing test dumped too much): the log ends
     #: inside ``step_script`` with "Job's log exceeded limit"; None: the whole log is kept.
     output_limit: int | None = None
