@@ -98,6 +98,9 @@ class CriteriaSettings:
     window_days: int = 30
     min_n: int = 10
     ref: str | None = None  # default: the project's default branch
+    #: The CI-image migration, when the digest history cannot tell it: a UTC date or time (2026-11-11,
+    #: 2026-11-11T09:30:00Z) or an image digest (sha256:..., 6+ hex digits): the first job on it is the split.
+    migration: str = ""
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,14 @@ def config_from_dict(data: dict[str, Any], *, sources: tuple[str, ...] = ()) -> 
             f"{where}: [criteria] {given} is set without {missing}",
             hint="set both SPECs, or neither to split at the CI-image migration",
         )
+    if crit.migration:
+        from cidash.errors import UsageError
+        from cidash.specs import parse_migration
+
+        try:
+            parse_migration(crit.migration)
+        except UsageError as exc:
+            raise ConfigError(f"{where}: [criteria] migration: {exc}") from None
     return Config(**sections, sources=sources)
 
 

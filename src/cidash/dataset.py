@@ -92,11 +92,18 @@ def gc_paused() -> Iterator[None]:
 
 
 def load_dataset(
-    store: Store, project: Project, *, since: datetime | None = None, config_ref: str | None = None
+    store: Store,
+    project: Project,
+    *,
+    since: datetime | None = None,
+    config_ref: str | None = None,
+    as_of: datetime | None = None,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
 
     ``config_ref``: whose CI config to resolve (default: the project's default branch, else any ref).
+    ``as_of``: the history as it stood then (``--now``): see :meth:`Dataset.as_of`; the CI config is the one of the
+    newest pipeline created by then.
     """
     pipelines = tuple(store.pipelines(project.id, since=since))
     ids = {p.id for p in pipelines}
@@ -105,9 +112,9 @@ def load_dataset(
     tags = tuple(s.tag for s in store.image_tags(project.id))
     checksums = tuple(store.file_checksums(project.id))
     ref = config_ref or project.default_branch
-    stored = store.latest_ci_config(project.id, ref) if ref else None
+    stored = store.latest_ci_config(project.id, ref, created_by=as_of) if ref else None
     if stored is None:
-        stored = store.latest_ci_config(project.id)
+        stored = store.latest_ci_config(project.id, created_by=as_of)
     caches: tuple[JobCacheConfig, ...] = ()
     known = False
     if stored is not None and stored.content is not None:
@@ -116,7 +123,7 @@ def load_dataset(
             known = True
         except CidashError:
             known = False
-    return Dataset(
+    ds = Dataset(
         project=project,
         pipelines=pipelines,
         jobs=jobs,
@@ -128,3 +135,4 @@ def load_dataset(
         ci_config_sha=stored.sha if stored else None,
         ci_config_known=known,
     )
+    return ds.as_of(as_of)

@@ -19,7 +19,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -120,6 +120,8 @@ class Dataset:
     # Derived per-job values (start-ups) shared by every slice made with restrict(): they only depend on the job
     # and its facts, which slices share. Not an init field, so dataclasses.replace() starts a fresh one.
     _memo: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    # Set by as_of(t): nothing in this dataset happened after it, so as_of(t2 >= t) has nothing to drop.
+    _as_of: datetime | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     @property
     def project_path(self) -> str:
@@ -160,6 +162,69 @@ class Dataset:
             ci_config_known=self.ci_config_known,
         )
         object.__setattr__(out, "_memo", self._memo)  # same jobs and facts: the derived values still hold
+        object.__setattr__(out, "_as_of", self._as_of)
+        return out
+
+    def as_of(self, t: datetime | None) -> Dataset:
+        """The history as it stood at ``t`` (``cidash check/compare/export --now``): pipelines and jobs created by
+        then, image tags created by then; a job that finished later is shown as it was at ``t`` (``running`` if
+        it had started, else ``pending``, without its log facts), and a job retried only after ``t`` was not
+        retried yet. ``None``: everything. The CI config is chosen as of ``t`` by :func:`cidash.dataset.load_dataset`.
+        """
+        if t is None or (self._as_of is not None and t >= self._as_of):
+            return self
+        pipelines: list[Pipeline] = []
+        for p in self.pipelines:
+            if p.created_at > t:
+                continue
+            if p.finished_at is not None and p.finished_at > t:
+                started = p.started_at is not None and p.started_at <= t
+                p = replace(
+                    p,
+                    status="running" if started else "pending",
+                    started_at=p.started_at if started else None,
+                    finished_at=None,
+                    duration=None,
+                )
+            pipelines.append(p)
+        ids = {p.id for p in pipelines}
+        kept = [j for j in self.jobs if j.pipeline_id in ids and j.created_at <= t]
+        newest: dict[tuple[int, str], int] = {}
+        for j in kept:
+            k = (j.pipeline_id, j.name)
+            newest[k] = max(newest.get(k, j.id), j.id)
+        jobs: list[Job] = []
+        facts: dict[int, TraceFacts] = {}
+        for j in kept:
+            if j.finished_at is not None and j.finished_at > t:
+                started = j.started_at is not None and j.started_at <= t
+                j = replace(
+                    j,
+                    status="running" if started else "pending",
+                    started_at=j.started_at if started else None,
+                    finished_at=None,
+                    duration=None,
+                    failure_reason=None,
+                )
+            elif (f := self.facts.get(j.id)) is not None:
+                facts[j.id] = f
+            if j.retried and newest[(j.pipeline_id, j.name)] == j.id:
+                j = replace(j, retried=False)  # its later attempt came after t
+            jobs.append(j)
+        tags = tuple(tg for tg in self.image_tags if tg.created_at is None or tg.created_at <= t)
+        out = Dataset(
+            project=self.project,
+            pipelines=tuple(pipelines),
+            jobs=tuple(jobs),
+            facts=facts,
+            image_tags=tags,
+            checksums=self.checksums,
+            ci_caches=self.ci_caches,
+            ci_config_ref=self.ci_config_ref,
+            ci_config_sha=self.ci_config_sha,
+            ci_config_known=self.ci_config_known,
+        )
+        object.__setattr__(out, "_as_of", t)
         return out
 
     def split(self, bounds: Sequence[datetime]) -> list[Dataset]:
@@ -668,6 +733,64 @@ class DigestChange:
     pipeline_id: int
     old: str
     new: str
+    old_tag: str | None = None  # the registry tag the jobs' image name used on each side (None: not in the name)
+    new_tag: str | None = None
+
+    @property
+    def same_tag(self) -> bool:
+        """Both sides ran the same registry tag: a new push of one tag (a rebuild), not a new image."""
+        return self.old_tag is not None and self.old_tag == self.new_tag
+
+
+def image_tag_of(name: str) -> str | None:
+    """``registry:5000/group/app/ci:alpine-2@sha256:...`` -> ``alpine-2``; None when the name has no tag."""
+    name = name.split("@", 1)[0]
+    _, sep, tail = name.rpartition(":")
+    return tail if sep and "/" not in tail and tail else None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSize:
+    """What cidash knows of one image digest's size: ``exact`` when the tag history recorded this digest with a
+    size, else estimated from the newest sized push of the tag its jobs ran (``via_tag``)."""
+
+    size_bytes: int
+    exact: bool
+    via_tag: str | None = None
+
+
+def digest_sizes(ds: Dataset) -> dict[str, int]:
+    """Every plausible size the tag history ever recorded per digest (a tag overwritten or deleted since keeps
+    its row in the store, so the sizes of images the registry no longer lists stay known)."""
+    out: dict[str, int] = {}
+    for t in ds.image_tags:
+        if t.digest and t.total_size is not None and plausible_size(t.total_size):
+            out[t.digest] = t.total_size
+    return out
+
+
+def tag_sizes(ds: Dataset, repository_hint: str | None = None) -> dict[str, int]:
+    """Per tag name, the size of its newest sized push (tags of repositories containing ``repository_hint``)."""
+    rows = [
+        t
+        for t in ds.image_tags
+        if t.total_size is not None
+        and plausible_size(t.total_size)
+        and (not repository_hint or repository_hint in t.repository)
+    ]
+    rows.sort(key=lambda t: (t.created_at is not None, t.created_at or datetime.min, t.digest or ""))
+    return {t.name: t.total_size for t in rows if t.total_size is not None}
+
+
+def size_of_digest(
+    digest: str, tag: str | None, exact: Mapping[str, int], by_tag: Mapping[str, int]
+) -> DigestSize | None:
+    """``digest``'s size from the tag history, else the size of the tag its jobs ran (job facts), else None."""
+    if digest in exact:
+        return DigestSize(exact[digest], True)
+    if tag is not None and tag in by_tag:
+        return DigestSize(by_tag[tag], False, tag)
+    return None
 
 
 def image_repository_of(name: str) -> str:
@@ -704,15 +827,32 @@ def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job,
 
 
 def image_digest_changes(ds: Dataset, image_hint: str | None = None) -> list[DigestChange]:
-    """Every change of the CI image digest between consecutive jobs (by start time), oldest first."""
+    """Every change of the CI image digest between consecutive jobs (by start time), oldest first, with the tag
+    each side's jobs named (from their logs)."""
     changes = []
     previous: str | None = None
+    previous_tag: str | None = None
     for j, digest in ci_image_jobs(ds, image_hint):
+        facts = ds.facts.get(j.id)
+        tag = image_tag_of(facts.image.name) if facts is not None and facts.image is not None else None
         if previous is not None and digest != previous:
             assert j.started_at is not None
-            changes.append(DigestChange(j.started_at, j.id, j.pipeline_id, previous, digest))
-        previous = digest
+            changes.append(DigestChange(j.started_at, j.id, j.pipeline_id, previous, digest, previous_tag, tag))
+        previous, previous_tag = digest, tag
     return changes
+
+
+def image_last_used(ds: Dataset) -> dict[str, datetime]:
+    """Per image digest, when a job last started in it (from the jobs' logs): what "last seen" means for an
+    image, rather than the last registry sync that listed its tag."""
+    out: dict[str, datetime] = {}
+    for j in ds.jobs:
+        digest = job_image_digest(ds, j)
+        if digest is None or j.started_at is None:
+            continue
+        if digest not in out or j.started_at > out[digest]:
+            out[digest] = j.started_at
+    return out
 
 
 @dataclass(frozen=True, slots=True)

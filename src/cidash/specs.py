@@ -160,3 +160,45 @@ def _parse_one(text: str) -> Spec:
             raise UsageError(f"SPEC {raw!r}: {value!r} is not a valid image tag")
         return Spec("image_tag", raw, tag=value)
     raise UsageError(f"cannot understand SPEC {raw!r}", hint=SPEC_HELP)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationSpec:
+    """``[criteria] migration``: the CI-image migration named by hand, a UTC time or an image digest (prefix)."""
+
+    text: str
+    at: datetime | None = None
+    digest: str | None = None
+
+    def describe(self) -> str:
+        if self.digest is not None:
+            return f"the first job on image {short_digest(self.digest)}"
+        assert self.at is not None
+        return self.at.strftime("%Y-%m-%d %H:%M UTC") if self.at.hour or self.at.minute else _iso_day(self.at)
+
+
+def _iso_day(at: datetime) -> str:
+    return at.date().isoformat()
+
+
+def parse_migration(text: str) -> MigrationSpec:
+    """``2026-11-11``, ``2026-11-11T09:30:00Z`` (UTC when no offset) or ``sha256:<6-64 hex>``; else UsageError."""
+    raw = text.strip()
+    if raw.lower().startswith("sha256:"):
+        value = raw.lower()
+        if not (_DIGEST.match(value) or _SHORT_DIGEST.match(value)):
+            raise UsageError(f"{raw!r} is not a sha256 digest", hint="sha256: followed by 6 to 64 hexadecimal digits")
+        return MigrationSpec(raw, digest=value)
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00")) if "T" in raw else None
+        if at is None:
+            d = date.fromisoformat(raw)
+            at = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    except ValueError:
+        raise UsageError(
+            f"{raw!r} is neither a date, a time nor an image digest",
+            hint="e.g. 2026-11-11, 2026-11-11T09:30:00Z or sha256:1a2b3c4d",
+        ) from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return MigrationSpec(raw, at=at.astimezone(UTC))

@@ -1051,7 +1051,8 @@ class Store:
         self._write(
             "INSERT INTO image_tags (project_id, repository, tag, digest, total_size, created_at, location, "
             "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(repository, tag, digest) DO "
-            "UPDATE SET total_size=excluded.total_size, created_at=excluded.created_at, location=excluded.location, "
+            "UPDATE SET total_size=COALESCE(excluded.total_size, image_tags.total_size), "
+            "created_at=excluded.created_at, location=excluded.location, "
             "last_seen=excluded.last_seen",
             rows,
         )
@@ -1178,8 +1179,11 @@ class Store:
             CiConfig(project_id=r[0], sha=r[1], path=r[2], ref=r[3], content=r[4]) for r in self._query(sql, params)
         ]
 
-    def latest_ci_config(self, project_id: int, ref: str | None = None) -> CiConfig | None:
-        """The CI file at the newest pipeline SHA (of ``ref`` if given) that has one stored."""
+    def latest_ci_config(
+        self, project_id: int, ref: str | None = None, *, created_by: datetime | None = None
+    ) -> CiConfig | None:
+        """The CI file at the newest pipeline SHA (of ``ref`` if given) that has one stored; ``created_by``: among
+        pipelines created at or before that time (``--now``)."""
         sql = (
             "SELECT c.project_id, c.sha, c.path, c.ref, c.content FROM ci_configs c JOIN pipelines p "
             "ON p.project_id = c.project_id AND p.sha = c.sha WHERE c.project_id = ?"
@@ -1188,6 +1192,9 @@ class Store:
         if ref is not None:
             sql += " AND p.ref = ?"
             params.append(ref)
+        if created_by is not None:
+            sql += " AND p.created_at <= ?"
+            params.append(to_db_time(created_by))
         sql += " ORDER BY p.created_at DESC, p.id DESC LIMIT 1"
         rows = self._query(sql, params)
         if not rows:
