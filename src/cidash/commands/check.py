@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("cidash check evaluates one project at a time", hint="give --project once")
     with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
         project = resolve_project(store, projects[0] if len(projects) == 1 else None, projects)
-        ds = load_dataset(store, project, config_ref=config.criteria.ref)
+        ds = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now)
     report = evaluate(ds, config, now, include_retried=args.include_retried, only=only or None)
     if fmt == "json":
         sys.stdout.write(json_document(report.as_dict(strict=args.strict)))

@@ -61,6 +61,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="bootstrap resamples (default 2000)",
     )
     parser.add_argument("--project", metavar="PATH", help="project path or id (default: the only one in the store)")
+    parser.add_argument(
+        "--now", metavar="ISO", help="compare the history as it stood at this UTC time (default: everything stored)"
+    )
     add_store_args(parser)
 
 
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         open_store_from_args,
         output_format,
     )
+    from cidash.commands.check import parse_now
     from cidash.compare import compare
     from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import UsageError
@@ -86,9 +90,10 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.resamples <= 100_000:
         raise UsageError("--resamples must be between 1 and 100000")
     config = load_config_from_args(args)
+    now = parse_now(args.now) if args.now else None
     with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
         project = resolve_project(store, args.project, config.gitlab.projects)
-        ds = load_dataset(store, project, config_ref=config.criteria.ref)
+        ds = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now)
     result = compare(
         ds,
         baseline,

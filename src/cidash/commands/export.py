@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     since = parse_since(args.since, now, config.criteria.window_days)
     with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
         project = resolve_project(store, args.project, config.gitlab.projects)
-        full = load_dataset(store, project, config_ref=config.criteria.ref)
+        full = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now)
     report = evaluate(full, config, now, include_retried=args.include_retried)
     ds = full.between(since, None).on_ref(args.ref)
     inp = ExportInput(
