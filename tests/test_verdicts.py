@@ -247,3 +247,30 @@ def test_two_stores_synced_before_and_after_a_registry_cleanup_agree(tmp_path: P
     split_day = truth.migration_at.date().isoformat()
     assert f"on {split_day}" in old_report.period and f"on {split_day}" in fresh_report.period
     assert "later changes stay in the candidate" in fresh_report.period
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cache keys that never hit
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_key_restored_ten_times_without_a_hit_is_a_warning() -> None:
+    from metrics_factories import Builder, facts, pipeline, restore
+
+    from cidash.metrics import cache_restore_rates, never_hit_keys
+
+    b = Builder()
+    for i in range(12):
+        p = b.add_pipeline(pipeline(100 + i, T0 + timedelta(hours=i)))
+        b.add_job(p, "never", facts(cache=[restore(f"sha-{i % 1}", "miss")]))
+        b.add_job(p, "nine", facts(cache=[restore("few", "miss" if i < 9 else "unknown")]))
+        b.add_job(p, "fallback", facts(cache=[restore("main-key", "miss"), restore("fb", "hit", "fallback")]))
+    ds = b.dataset()
+    rates = {r.group: r for r in cache_restore_rates(ds)}
+    assert rates["main-key"].hit_rate == 100.0 and rates["main-key"].fallback_hits == 12
+    assert [r.group for r in never_hit_keys(ds)] == ["sha-0"]
+    report = evaluate(ds, Config(), T0 + timedelta(days=1))
+    (warning,) = report.warnings
+    assert warning.startswith("cache key `sha-0` was restored 12 times") and "12 misses" in warning
+    assert "0 % hit rate" in warning
+    assert {c.status for c in report.criteria} <= {"pass", "fail", "no_data"}  # a warning is not a criterion

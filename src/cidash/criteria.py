@@ -36,6 +36,7 @@ from cidash.metrics import (
     image_size_history,
     job_outcomes,
     job_startups,
+    never_hit_keys,
     overlapping_writers,
     size_of_digest,
     stale_cache_events,
@@ -106,6 +107,8 @@ class CriteriaReport:
     generated_at: datetime
     criteria: tuple[CriterionResult, ...]
     period: str  # which split / window the current-state criteria looked at
+    #: Findings that are not criteria, one sentence each (``cidash check`` prints them on stderr).
+    warnings: tuple[str, ...] = ()
 
     @property
     def any_fail(self) -> bool:
@@ -703,7 +706,24 @@ def evaluate(
     }
     wanted = only or CRITERIA_IDS
     results = tuple(evaluators[cid]() for cid in CRITERIA_IDS if cid in wanted)
-    return CriteriaReport(ds.project_path, now, results, periods.description)
+    return CriteriaReport(
+        ds.project_path, now, results, periods.description, cache_warnings(periods, include_retried=include_retried)
+    )
+
+
+def cache_warnings(periods: Periods, *, include_retried: bool = False) -> tuple[str, ...]:
+    """A warning per cache key restored at least :data:`~cidash.metrics.NEVER_HIT_MIN_RESTORES` times in the
+    candidate period without a single hit (a fallback hit counts as a hit)."""
+    out = []
+    for r in never_hit_keys(periods.candidate, include_retried=include_retried):
+        misses = r.outcomes.get("miss", 0)
+        failed = r.outcomes.get("failed", 0)
+        failed_text = f" and {failed} failed" if failed else ""
+        out.append(
+            f"cache key `{r.group}` was restored {r.known} times {periods.short} and never hit "
+            f"({misses} misses{failed_text}, 0 % hit rate): its key changes every pipeline, or nothing uploads it."
+        )
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -487,17 +487,24 @@ RESTORE_OUTCOMES: tuple[str, ...] = ("hit", "miss", "failed", "skipped", "unknow
 
 @dataclass(frozen=True, slots=True)
 class OutcomeRate:
-    """Restore outcomes of one key, job name or ref. ``n`` counts restore attempts."""
+    """Restore outcomes of one key, job name or ref. ``n`` counts restores: a restore is the attempt on a cache's
+    main key plus the fallback keys tried after it (:func:`cidash.logparse.restores`), so a miss followed by a
+    fallback hit is ONE restore that hit; ``fallback_hits`` counts those."""
 
     group: str
     n: int
     outcomes: Mapping[str, int]
+    fallback_hits: int = 0
 
     @property
     def hit_rate(self) -> float | None:
-        """Hits as % of attempts whose outcome is known (hit, miss or failed)."""
-        known = sum(self.outcomes.get(k, 0) for k in ("hit", "miss", "failed"))
-        return rate(self.outcomes.get("hit", 0), known)
+        """Hits (through a fallback key too) as % of restores whose outcome is known (hit, miss or failed)."""
+        return rate(self.outcomes.get("hit", 0), self.known)
+
+    @property
+    def known(self) -> int:
+        """Restores with a known outcome (hit, miss or failed)."""
+        return sum(self.outcomes.get(k, 0) for k in ("hit", "miss", "failed"))
 
 
 def _is_fallback(detail: str | None) -> bool:
@@ -505,29 +512,49 @@ def _is_fallback(detail: str | None) -> bool:
 
 
 def cache_restore_rates(ds: Dataset, by: GroupBy = "key", *, include_retried: bool = False) -> list[OutcomeRate]:
-    """Restore outcome counts per cache key, job name or ref; every attempt (main or fallback key) counts once.
+    """Restore outcome counts per cache key (the main key a job tried first), job name or ref.
 
-    Outcomes other than hit/miss/failed/skipped (e.g. ``empty``) are counted as ``unknown``; a truncated log
-    that never said is ``unknown`` too, never ``miss``. Sorted by attempts, most first.
+    Each restore counts once, fallback attempts included in it (see :class:`OutcomeRate`). Outcomes other than
+    hit/miss/failed/skipped (e.g. ``empty``) are counted as ``unknown``; a truncated log that never said is
+    ``unknown`` too, never ``miss``. Sorted by restores, most first.
     """
+    from cidash.logparse import restores
+
     counts: dict[str, Counter[str]] = defaultdict(Counter)
+    via_fallback: Counter[str] = Counter()
     for j in counted_jobs(ds, include_retried=include_retried):
         facts = ds.facts.get(j.id)
-        if facts is None:
+        if facts is None or not facts.cache:
             continue
-        for ev in facts.cache:
-            if ev.op != "restore":
-                continue
-            group = ev.key if by == "key" else j.name if by == "job" else j.ref
-            outcome = ev.outcome if ev.outcome in RESTORE_OUTCOMES else "unknown"
+        for r in restores(facts):
+            group = r.key if by == "key" else j.name if by == "job" else j.ref
+            outcome = r.outcome if r.outcome in RESTORE_OUTCOMES else "unknown"
             counts[group][outcome] += 1
-    rates = [OutcomeRate(g, sum(c.values()), dict(c)) for g, c in counts.items()]
+            if outcome == "hit" and r.via_fallback_key is not None:
+                via_fallback[group] += 1
+    rates = [OutcomeRate(g, sum(c.values()), dict(c), via_fallback[g]) for g, c in counts.items()]
     rates.sort(key=lambda r: (-r.n, r.group))
     return rates
 
 
+#: A cache key restored at least this often without one hit is flagged (``cidash check`` warns).
+NEVER_HIT_MIN_RESTORES = 10
+
+
+def never_hit_keys(
+    ds: Dataset, *, min_restores: int = NEVER_HIT_MIN_RESTORES, include_retried: bool = False
+) -> list[OutcomeRate]:
+    """Cache keys with a 0 % hit rate over at least ``min_restores`` restores of known outcome (a fallback hit
+    counts as a hit): a key that changes every pipeline, or a cache nothing ever uploads."""
+    return [
+        r
+        for r in cache_restore_rates(ds, "key", include_retried=include_retried)
+        if r.known >= min_restores and r.outcomes.get("hit", 0) == 0
+    ]
+
+
 def restore_outcome_totals(ds: Dataset, *, include_retried: bool = False) -> dict[str, int]:
-    """All restore attempts by outcome."""
+    """All restores by outcome (a miss then a fallback hit is one hit)."""
     total: Counter[str] = Counter()
     for r in cache_restore_rates(ds, "key", include_retried=include_retried):
         total.update(r.outcomes)

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import UsageError
     from cidash.report import render_criteria
+    from cidash.textsafe import clean
 
     fmt = output_format(args)
     only = tuple(args.criterion or ())
@@ -136,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         project = resolve_project(store, projects[0] if len(projects) == 1 else None, projects)
         ds = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now)
     report = evaluate(ds, config, now, include_retried=args.include_retried, only=only or None)
+    for warning in report.warnings:
+        print(f"cidash: warning: {clean(warning)}", file=sys.stderr)
     if fmt == "json":
         sys.stdout.write(json_document(report.as_dict(strict=args.strict)))
     else:
