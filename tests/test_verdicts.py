@@ -274,3 +274,45 @@ def test_a_key_restored_ten_times_without_a_hit_is_a_warning() -> None:
     assert warning.startswith("cache key `sha-0` was restored 12 times") and "12 misses" in warning
     assert "0 % hit rate" in warning
     assert {c.status for c in report.criteria} <= {"pass", "fail", "no_data"}  # a warning is not a criterion
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evidence in words
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_details_read_as_labelled_words() -> None:
+    from cidash.criteria import detail_rows
+
+    ds = migration_story().dataset()
+    (s,) = evaluate(ds, Config(), NOW, only=("startup_improvement",)).criteria
+    rows = dict(detail_rows(s.details))
+    assert rows["Baseline median start-up"] == "60.0 s" and rows["Candidate median start-up"] == "30.0 s"
+    assert rows["Change of the median"] == "-50.0 %"
+    assert rows["95 % interval of the change"].endswith(" %") and " to " in rows["95 % interval of the change"]
+    assert not any("=" in label or "_" in label for label in rows)
+    (size,) = evaluate(ds, Config(), NOW, only=("image_size",)).criteria
+    assert dict(detail_rows(size.details))["Image digest"] == "sha256:" + "b" * 12
+
+
+def test_evidence_lists_only_the_runs_the_sentence_counts() -> None:
+    from metrics_factories import pipeline
+
+    from cidash.tui.data import evidence_jobs
+
+    b = migration_story(days_before=0, days_after=3)
+    for i in range(5):  # manual builds nobody played: not runs
+        b.add_job(b.add_pipeline(pipeline(900 + i, T0 + timedelta(days=2))), "build-ci-image", status="manual")
+    ds = b.dataset()
+    (rel,) = evaluate(ds, Config(), T0 + timedelta(days=3), only=("image_build_reliability",)).criteria
+    jobs = evidence_jobs(ds, "build-ci-image", "image_build_reliability")
+    assert rel.n == 3 and "only 3 pipelines ran" in rel.evidence
+    assert len(jobs) == rel.n and all(j.status != "manual" for j in jobs)
+
+
+def test_images_last_seen_is_the_last_job_that_ran_the_image() -> None:
+    from cidash.metrics import image_last_used
+
+    ds = story_with_a_rebuild(forget_old_sizes=False)
+    used = image_last_used(ds)
+    assert used[OLD] < T0 + timedelta(days=10) <= used[NEW] < T0 + timedelta(days=15) <= used[REBUILT]

@@ -332,6 +332,15 @@ class Evidence:
     rows: tuple[tuple[str, ...], ...]
 
 
+def evidence_jobs(ds: Dataset, name: str, criterion_id: str) -> list[Job]:
+    """The ``name`` jobs behind ``image_build_reliability`` (every finished attempt) or ``tools_verified``
+    (finished runs that were not retried), as the criteria count them."""
+    from cidash.metrics import FINISHED_STATUSES
+
+    keep_retried = criterion_id == "image_build_reliability"
+    return [j for j in ds.jobs if j.name == name and j.status in FINISHED_STATUSES and (keep_retried or not j.retried)]
+
+
 def evidence_for(snap: Snapshot, criterion_id: str, config: Config) -> Evidence:
     """The pipelines/jobs/keys behind one criterion, as a small table."""
     from cidash.metrics import (
@@ -369,7 +378,9 @@ def evidence_for(snap: Snapshot, criterion_id: str, config: Config) -> Evidence:
     elif criterion_id in ("image_build_reliability", "tools_verified"):
         name = config.image.build_job if criterion_id == "image_build_reliability" else config.image.verify_job
         cols = ("job", "pipeline", "status", "reason", "created", "retried")
-        for j in sorted((j for j in cand.jobs if j.name == name), key=lambda j: (j.created_at, j.id), reverse=True):
+        # the jobs the sentence counts: finished runs (never-played manual jobs are not runs)
+        counted = evidence_jobs(cand, name, criterion_id)
+        for j in sorted(counted, key=lambda j: (j.created_at, j.id), reverse=True):
             rows.append(
                 (
                     str(j.id),
@@ -750,15 +761,18 @@ class ImagesView:
 def images_view(store: Store, snap: Snapshot, config: Config) -> ImagesView:
     from cidash.metrics import failure_kind, image_build_reliability, image_size_history
 
+    from cidash.metrics import image_last_used
+
     tags = store.image_tags(snap.project.id)
     tags = sorted(tags, key=lambda t: (t.tag.created_at or t.first_seen, t.tag.name), reverse=True)
+    used = image_last_used(snap.dataset)  # "last seen": when a job last ran the image, not the last registry sync
     tag_rows = tuple(
         (
             t.tag.name,
             fmt_value(t.tag.total_size / MB, "MB") if t.tag.total_size else "—",
             fmt_digest(t.tag.digest),
             fmt_day(t.tag.created_at),
-            fmt_day(t.last_seen),
+            fmt_day(used.get(t.tag.digest or "")),
         )
         for t in tags
     )

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, OptionList, Static
 
+from cidash.criteria import detail_rows
 from cidash.textsafe import clean
 from cidash.tui.adapters import ActionPlan
 from cidash.tui.commands import COMMANDS
@@ -56,12 +57,14 @@ class EvidenceScreen(ModalScreen[None]):
         with Vertical(id="evidence-box", classes="modal-box"):
             yield Static(Text.assemble((clean(ev.title), "bold"), "  (Esc closes)"))
             yield Static(Text(clean(ev.sentence, keep_newlines=True)), id="evidence-sentence")
-            if ev.details:
-                parts = []
-                for k, v in ev.details.items():
-                    value = f"{v:.2f}" if isinstance(v, float) else str(v)
-                    parts.append(f"{k}={value}")
-                yield Static(Text(clean(" · ".join(parts)), style="dim"))
+            rows = detail_rows(ev.details) if ev.details else []
+            if rows:
+                grid = Table.grid(padding=(0, 2))
+                grid.add_column(style="dim")
+                grid.add_column()
+                for label, value in rows:
+                    grid.add_row(Text(clean(label)), Text(clean(value)))
+                yield Static(grid, id="evidence-details")
             table: DataTable[str] = DataTable(id="evidence-table", cursor_type="row", zebra_stripes=True)
             yield table
 
