@@ -455,10 +455,10 @@ def eval_startup(config: Config, periods: Periods, *, include_retried: bool = Fa
         ci_high_pct=ci.high_pct,
         confidence=ci.confidence,
     )
-    interval = f" (95 % CI of the change {ci.low_pct:+.0f} % to {ci.high_pct:+.0f} %)" if ci.available else ""
+    interval = f", 95 % interval {ci.low_pct:+.0f} % to {ci.high_pct:+.0f} %" if ci.available else ""
     evidence = (
-        f"median job start-up {mb:.1f} s -> {mc:.1f} s, {ci.change_pct:+.1f} %{interval}, "
-        f"n={len(base)}/{len(cand)}; {periods.description}."
+        f"median job start-up {mb:.1f} s -> {mc:.1f} s ({ci.change_pct:+.1f} %{interval}) over {len(base)} "
+        f"baseline and {len(cand)} candidate job start-ups; {periods.description}."
     )
     return _result("startup_improvement", status, improvement, target, "% faster", n, evidence, ">=", **details)
 
