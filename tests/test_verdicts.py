@@ -12,9 +12,9 @@ from cidash.config import Config, CriteriaSettings, config_from_dict
 from cidash.criteria import CriteriaReport, choose_periods, classify_change, evaluate, migration_change
 from cidash.dataset import load_dataset
 from cidash.errors import ConfigError
-from cidash.metrics import DigestChange, Dataset
+from cidash.metrics import Dataset, DigestChange
 from cidash.store import Store
-from metrics_factories import NEW, OLD, T0, migration_story, tag
+from metrics_factories import IMAGE, NEW, OLD, T0, migration_story, tag
 
 NOW = T0 + timedelta(days=20, hours=12)
 REBUILT = "sha256:" + "c" * 64
@@ -76,17 +76,14 @@ def test_all_rebuilds_take_the_most_recent() -> None:
 def story_with_a_rebuild(*, forget_old_sizes: bool) -> Dataset:
     """The migration story, then a forced rebuild of the Alpine image on day 15 (a new digest, same tag)."""
     b = migration_story()
-    from metrics_factories import IMAGE, facts
-
-    for i, j in enumerate(b.jobs):
+    for j in b.jobs:
         f = b.facts.get(j.id)
-        if f is None or f.image is None:
+        if f is None or f.image is None or f.image.digest is None:
             continue
         rebuilt = j.started_at is not None and j.started_at >= T0 + timedelta(days=15)
-        digest = REBUILT if rebuilt else f.image.digest.rsplit("@", 1)[1] if f.image.digest else None
+        digest = REBUILT if rebuilt else f.image.digest.rsplit("@", 1)[1]
         name = "alpine-2" if digest in (NEW, REBUILT) else "debian-1"
         b.facts[j.id] = replace(f, image=replace(f.image, name=f"{IMAGE}:{name}", digest=f"{IMAGE}@{digest}"))
-        del i
     b.tags = [
         tag("debian-1", OLD, 807 * MB, T0 - timedelta(days=1)),
         tag("alpine-2", NEW, 215 * MB, T0 + timedelta(days=10) - timedelta(hours=2)),
@@ -94,7 +91,6 @@ def story_with_a_rebuild(*, forget_old_sizes: bool) -> Dataset:
     ]
     if forget_old_sizes:  # a store synced after the overwrite and a cleanup never saw the first two
         b.tags = b.tags[2:]
-    del facts
     return b.dataset()
 
 
@@ -255,9 +251,8 @@ def test_two_stores_synced_before_and_after_a_registry_cleanup_agree(tmp_path: P
 
 
 def test_a_key_restored_ten_times_without_a_hit_is_a_warning() -> None:
-    from metrics_factories import Builder, facts, pipeline, restore
-
     from cidash.metrics import cache_restore_rates, never_hit_keys
+    from metrics_factories import Builder, facts, pipeline, restore
 
     b = Builder()
     for i in range(12):
@@ -296,9 +291,8 @@ def test_details_read_as_labelled_words() -> None:
 
 
 def test_evidence_lists_only_the_runs_the_sentence_counts() -> None:
-    from metrics_factories import pipeline
-
     from cidash.tui.data import evidence_jobs
+    from metrics_factories import pipeline
 
     b = migration_story(days_before=0, days_after=3)
     for i in range(5):  # manual builds nobody played: not runs
@@ -316,3 +310,43 @@ def test_images_last_seen_is_the_last_job_that_ran_the_image() -> None:
     ds = story_with_a_rebuild(forget_old_sizes=False)
     used = image_last_used(ds)
     assert used[OLD] < T0 + timedelta(days=10) <= used[NEW] < T0 + timedelta(days=15) <= used[REBUILT]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --now through the CLI
+# ---------------------------------------------------------------------------------------------------------------
+
+from metrics_factories import SyncedWorld, synced_world  # noqa: E402
+
+__all__ = ["synced_world"]
+
+
+def test_export_and_check_at_now_use_only_what_existed(
+    synced_world: SyncedWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from cidash.cli import main
+
+    truth = synced_world.truth
+    mid = truth.migration_at - timedelta(days=1)  # type: ignore[attr-defined]
+    with Store.open(synced_world.db, readonly=True) as store:
+        project = store.project(truth.project_path)  # type: ignore[attr-defined]
+        assert project is not None
+        every = store.pipelines(project.id)
+    existed = sum(p.created_at <= mid for p in every)
+    assert 0 < existed < len(every)
+    out = tmp_path / "export.json"
+    common = ["--db", synced_world.db, "--config", synced_world.config_file, "--format", "json"]
+    assert main(["export", *common, "--now", mid.isoformat(), "--since", "all", "--output", str(out)]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["counts"]["pipelines"] == existed
+    capsys.readouterr()
+    assert main(["check", *common, "--now", mid.isoformat()]) == 1
+    check = {c["id"]: c for c in json.loads(capsys.readouterr().out)["criteria"]}
+    old_size = truth.image_tags[truth.baseline_image_tag].total_size / MB  # type: ignore[attr-defined]
+    assert check["image_size"]["status"] == "fail" and check["image_size"]["value"] == pytest.approx(old_size, abs=0.05)
+    compare = ["compare", *common, "--now", mid.isoformat(), "--baseline", "ref:main", "--candidate", "ref:main"]
+    assert main(compare) in (0, 1)
+    on_main = sum(1 for p in every if p.created_at <= mid and p.ref == "main")
+    assert json.loads(capsys.readouterr().out)["candidate"]["pipelines"] == on_main

@@ -70,6 +70,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from cidash.commands.check import parse_now
     from cidash.commands.common import (
         color_enabled,
         json_document,
@@ -77,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
         open_store_from_args,
         output_format,
     )
-    from cidash.commands.check import parse_now
     from cidash.compare import compare
     from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import UsageError

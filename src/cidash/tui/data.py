@@ -759,9 +759,7 @@ class ImagesView:
 
 
 def images_view(store: Store, snap: Snapshot, config: Config) -> ImagesView:
-    from cidash.metrics import failure_kind, image_build_reliability, image_size_history
-
-    from cidash.metrics import image_last_used
+    from cidash.metrics import failure_kind, image_build_reliability, image_last_used, image_size_history
 
     tags = store.image_tags(snap.project.id)
     tags = sorted(tags, key=lambda t: (t.tag.created_at or t.first_seen, t.tag.name), reverse=True)
