@@ -152,6 +152,7 @@ def test_as_of_drops_what_came_later() -> None:
     assert all(j.created_at <= t for j in past.jobs)
     assert {tg.name for tg in past.image_tags} == {"debian-1"}
     assert past.as_of(t + timedelta(days=1)) is past  # nothing left to drop
+    assert ds.as_of(NOW + timedelta(days=30)) is ds  # nothing happened after: the same dataset, its memo kept
     # a job retried only after t was not retried at t; one that finished after t was still running
     first = next(j for j in ds.jobs if j.retried)
     retry = next(j for j in ds.jobs if j.pipeline_id == first.pipeline_id and j.name == first.name and j.id > first.id)

@@ -8,9 +8,13 @@ sample size ``n`` and one sentence of evidence with concrete numbers.
 
 **Periods.** The start-up criterion compares a *baseline* with a *candidate*: the configured ``[criteria]
 baseline``/``candidate`` SPECs, or else history on the criteria ref (``[criteria] ref``, default the project's
-default branch) split at the most recent change of the CI-image digest (the migration): baseline = the
-``window_days`` before the change, candidate = from the change on. Without either, there is no baseline and the
-criterion is NO DATA. The criteria about the *current* state (image-build reliability, stale caches, observed
+default branch) split at the migration: baseline = the ``window_days`` before it, candidate = from it on. The
+migration is ``[criteria] migration`` (a UTC time or an image digest) when set, else the CI-image digest change
+:func:`migration_change` picks: the most recent change whose size moved by >= 10 %, else the most recent of
+unknown size to another tag, else the most recent new push of one tag, else the most recent change (sizes from
+every tag and digest the store has seen, else from the tag the jobs ran; see :func:`classify_change`). Without
+a migration there is no baseline and the criterion is NO DATA. Everything is judged as of ``now``
+(:meth:`~cidash.metrics.Dataset.as_of`). The criteria about the *current* state (image-build reliability, stale caches, observed
 cache writers, tools verified) look at the candidate period, limited to the last ``window_days``; without a
 split that is simply the last ``window_days`` on the ref. The evidence of ``startup_improvement`` says which
 split was used.

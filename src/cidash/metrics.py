@@ -165,6 +165,14 @@ class Dataset:
         object.__setattr__(out, "_as_of", self._as_of)
         return out
 
+    def _nothing_after(self, t: datetime) -> bool:
+        """True when no pipeline, job or tag of the dataset was created or finished after ``t``."""
+        return (
+            all(p.created_at <= t and (p.finished_at is None or p.finished_at <= t) for p in self.pipelines)
+            and all(j.created_at <= t and (j.finished_at is None or j.finished_at <= t) for j in self.jobs)
+            and all(tg.created_at is None or tg.created_at <= t for tg in self.image_tags)
+        )
+
     def as_of(self, t: datetime | None) -> Dataset:
         """The history as it stood at ``t`` (``cidash check/compare/export --now``): pipelines and jobs created by
         then, image tags created by then; a job that finished later is shown as it was at ``t`` (``running`` if
@@ -172,6 +180,9 @@ class Dataset:
         retried yet. ``None``: everything. The CI config is chosen as of ``t`` by :func:`cidash.dataset.load_dataset`.
         """
         if t is None or (self._as_of is not None and t >= self._as_of):
+            return self
+        if self._nothing_after(t):
+            object.__setattr__(self, "_as_of", t)  # a cache, like _memo: the next as_of(t2 >= t) returns at once
             return self
         pipelines: list[Pipeline] = []
         for p in self.pipelines:
