@@ -85,12 +85,15 @@ def test_a_dropped_keep_alive_connection_is_reopened_without_a_retry(server: str
         assert client.stats.retries == 0 and client.stats.requests == 3
 
 
-def test_redirects_are_followed(server: str) -> None:
+def test_same_origin_redirects_are_followed_with_the_token(server: str) -> None:
     with _client(server) as client:
         chunks: list[bytes] = []
         assert client.http.stream_trace(1, 4, lambda: chunks.append)
         assert b"".join(chunks) == b"plain log\n"
-    assert [p for p, _ in Handler.seen] == ["/api/v4/projects/1/jobs/4/trace"] * 2 + ["/api/v4/projects/1/jobs/3/trace"]
+    assert Handler.seen == [
+        ("/api/v4/projects/1/jobs/4/trace", "glpat-secret-value-123"),
+        ("/api/v4/projects/1/jobs/3/trace", "glpat-secret-value-123"),
+    ]
 
 
 def test_a_proxy_in_the_environment_sends_requests_through_httpx(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
