@@ -419,7 +419,13 @@ def test_ci_scripts_are_posix_sh(script: str) -> None:
 
 def test_readme_documents_the_repository_ci() -> None:
     section = read("docs/repository-ci.md")
-    for needle in ("](cache-keys.md)", "215 MB", "sh ci/update-keys.sh", "### Rolling back the CI image", "--committed"):
+    for needle in (
+        "](cache-keys.md)",
+        "215 MB",
+        "sh ci/update-keys.sh",
+        "### Rolling back the CI image",
+        "--committed",
+    ):
         assert needle in section, needle
     for job in jobs():
         assert f"`{job}`" in section, f"README does not describe job {job}"

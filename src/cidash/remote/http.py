@@ -474,6 +474,7 @@ class HttpClient:
         missing: Missing | None = "endpoint",
         sink_factory: Callable[[], Callable[[bytes], None]] | None = None,
         expect: Literal["json", "text", "bytes"] = "bytes",
+        download: bool = False,
     ) -> _Reply | None:
         """Send with rate limiting and bounded retries. ``None`` for 404 when ``missing`` is None.
 
@@ -481,16 +482,16 @@ class HttpClient:
         download never feeds a parser twice) and the returned response has no body. A body cut short, a
         connection failure, a 429/5xx, and a 2xx body that is not what ``expect`` says (``json``: parseable JSON;
         ``text``: not an HTML page) are retried; after the last try they raise :class:`TruncatedBody`,
-        :class:`ConnectError`, :class:`RateLimited`/:class:`RemoteError` or :class:`BadPayload`.
+        :class:`ConnectError`, :class:`RateLimited`/:class:`RemoteError` or :class:`BadPayload`. ``download``
+        (a log, a raw file): a redirect to another origin is followed, without credentials; else refused.
         """
         what = f"{method} {path}"
-        cross_origin = expect != "json"
         attempt = 0
         while True:
             attempt += 1
             self.limiter.acquire()
             try:
-                response = self._exchange(method, path, params, sink_factory, cross_origin=cross_origin)
+                response = self._exchange(method, path, params, sink_factory, cross_origin=download)
                 if 200 <= response.status_code < 300 and method != "HEAD":
                     response = self._checked(response, expect)
             except _TransportFailure as exc:
@@ -596,6 +597,7 @@ class HttpClient:
             missing=None,
             sink_factory=sink_factory,
             expect="text",
+            download=True,
         )
         return response is not None
 
@@ -621,6 +623,7 @@ class HttpClient:
             f"/projects/{project_id}/repository/files/{quote(path, safe='')}/raw",
             params={"ref": ref},
             missing=None,
+            download=True,
         )
         return None if response is None else response.content
 

@@ -102,6 +102,7 @@ class PageGuard:
         if self.pages > MAX_PAGES:
             raise PaginationError(f"{self.what}: more than {MAX_PAGES} pages; listing stopped")
 
+
 Missing = Literal["project", "group", "endpoint", "resource"]
 
 

@@ -227,8 +227,7 @@ class _AccountedSession(requests.Session):
                         time.sleep(self.retry.delay(attempt))
                         continue
                     raise BadPayload(
-                        f"GitLab at {parts.scheme}://{parts.netloc} answered {what} with {problem} "
-                        f"({attempt} tries)"
+                        f"GitLab at {parts.scheme}://{parts.netloc} answered {what} with {problem} ({attempt} tries)"
                     )
             return response
 
