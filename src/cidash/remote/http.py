@@ -498,7 +498,7 @@ class HttpClient:
                 if exc.tls:
                     raise TLSError(
                         f"TLS handshake with {self.connection.url} failed: {describe_network_error(exc.text)}",
-                        hint="check the URL, or set [gitlab] ca_file to your CA bundle (verify_tls = false: no check)",
+                        hint="check the URL, or set [gitlab] ca_file to your CA bundle, or verify_tls = false",
                     ) from None
                 self.stats.record(method, path, 599, 0)
                 if attempt < self.retry.attempts:

@@ -191,7 +191,7 @@ class _AccountedSession(requests.Session):
             except requests.exceptions.SSLError as exc:
                 raise TLSError(
                     f"TLS handshake with {parts.netloc} failed: {_short(exc)}",
-                    hint="check the URL, or set [gitlab] ca_file to your CA bundle (verify_tls = false: no check)",
+                    hint="check the URL, or set [gitlab] ca_file to your CA bundle, or verify_tls = false",
                 ) from None
             except requests.TooManyRedirects:
                 raise RedirectRefused(f"{what}: more than {MAX_REDIRECTS} redirects; not followed") from None
