@@ -123,3 +123,37 @@ def test_a_sink_that_raises_does_not_spoil_the_connection(server: str) -> None:
         chunks: list[bytes] = []
         assert client.http.stream_trace(1, 2, lambda: chunks.append)
         assert b"".join(chunks) == LOG and client.stats.retries == 0
+
+
+class GzipCutHandler(Handler):
+    def do_GET(self) -> None:
+        Handler.seen.append((self.path, self.headers.get("PRIVATE-TOKEN")))
+        body = gzip.compress(LOG)
+        if self.path.endswith("/jobs/5/trace"):  # a gzip stream cut short, framed as complete
+            self._send(200, body[: len(body) // 2], {"Content-Encoding": "gzip"})
+        else:  # framed twice, differently: which length is the body's?
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.send_header("Content-Length", "12")
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+
+
+@pytest.mark.parametrize("job", [5, 6], ids=["gzip-cut", "two-lengths"])
+def test_a_body_whose_framing_does_not_hold_is_never_complete(job: int) -> None:
+    from cidash.errors import TruncatedBody
+    from cidash.remote import RetryPolicy
+
+    Handler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), GzipCutHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        connection = Connection(url=f"http://127.0.0.1:{httpd.server_address[1]}", token=Secret("x" * 8), max_rps=0)
+        with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
+            with pytest.raises(TruncatedBody):
+                client.http.stream_trace(1, job, lambda: lambda chunk: None)
+            assert client.stats.retries == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(Handler.seen) == 2
