@@ -332,8 +332,9 @@ class HttpClient:
             decoder = _decoder(encoding)
             if status == 200 and sink_factory is not None and not is_html(headers.get("content-type")):
                 sink = sink_factory()
-                nbytes = 0
+                nbytes = raw = 0
                 while chunk := response.read(CHUNK):
+                    raw += len(chunk)
                     if decoder is not None:
                         chunk = decoder.decompress(chunk)
                     nbytes += len(chunk)
@@ -341,7 +342,7 @@ class HttpClient:
                         sink(chunk)
                 if response.length:  # a clean close before Content-Length bytes: a short read, not the end
                     raise _TransportFailure(f"body ended {response.length} bytes short", incomplete=True)
-                if decoder is not None:
+                if decoder is not None and raw:
                     if tail := decoder.flush():
                         nbytes += len(tail)
                         sink(tail)
