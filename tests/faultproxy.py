@@ -281,7 +281,7 @@ class _RecorderHandler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         self.recorder.record(Seen(method, self.path, {k.lower(): v for k, v in self.headers.items()}))
         body = self.recorder.body
-        self.send_response(200)
+        self.send_response(self.recorder.status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -299,11 +299,14 @@ class _RecorderHandler(BaseHTTPRequestHandler):
 
 
 class Recorder:
-    """The other host: records every request (method, target, headers) and answers 200 with ``body``."""
+    """The other host: records every request (method, target, headers) and answers ``status`` with ``body``."""
 
-    def __init__(self, host: str = "127.0.0.2", body: bytes = b"object storage says hello\n") -> None:
+    def __init__(
+        self, host: str = "127.0.0.2", body: bytes = b"object storage says hello\n", status: int = 200
+    ) -> None:
         self.host = host
         self.body = body
+        self.status = status
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None

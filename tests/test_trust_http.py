@@ -23,11 +23,13 @@ from cidash.actions.base import API_PREFIX, HttpCall
 from cidash.config import Config, GitLabSettings
 from cidash.connection import Connection, Secret, resolve_connection
 from cidash.errors import (
+    AuthError,
     BadPayload,
     CidashError,
     ConfigError,
     PaginationError,
     RedirectRefused,
+    RemoteError,
     TLSError,
     TruncatedBody,
 )
@@ -188,6 +190,20 @@ def test_the_tui_log_fetch_and_actions_keep_the_token_home(world: SimulatedGitLa
     _no_credentials(other, world.token)
 
 
+def test_a_refusal_from_the_redirect_target_is_not_blamed_on_the_token(world: SimulatedGitLab) -> None:
+    job = next(j for j in world.world.all_jobs(world.project_id) if j.status_at(world.world.now()) == "success")
+    with Recorder(status=401, body=b"<Error>AccessDenied</Error>") as other:
+        world.set_faults(FaultPlan(rules=(FaultRule(endpoint=TRACE, redirect_to=other.url + "{path}"),)))
+        try:
+            with _client(world.url, world.token) as client, pytest.raises(RemoteError) as info:
+                client.http.stream_trace(world.project_id, job.id, lambda: lambda chunk: None)
+        finally:
+            world.set_faults(None)
+    assert not isinstance(info.value, AuthError)
+    assert f"was redirected to http://127.0.0.2:{other.port}, which answered 401" in info.value.message
+    _no_credentials(other, world.token)
+
+
 def test_a_pagination_link_to_another_host_is_read_from_gitlab(world: SimulatedGitLab) -> None:
     """python-gitlab would send the token wherever a Link header points; cidash takes only its path."""
     with Recorder() as other, _client(world.url, world.token) as client:
@@ -219,6 +235,9 @@ RIDDEN_OUT = {
     "HTML 200 on a listing": ProxyFault("html200", "GET /api/v4/projects/*/jobs", first=1),
     "truncated JSON listing": ProxyFault("truncated_json", "GET /api/v4/projects/*/pipelines", first=1),
     "listing cut mid-body": ProxyFault("close_mid_body", "GET /api/v4/projects/*/jobs", first=1),
+    "listing chunks cut": ProxyFault("chunk_cut", "GET /api/v4/projects/*/pipelines", first=1),
+    "listing framed twice": ProxyFault("conflicting_len", "GET /api/v4/projects/*/jobs", first=1),
+    "garbage on a listing": ProxyFault("garbage", "GET /api/v4/projects/*/jobs", first=1),
     "truncated JSON registry": ProxyFault("truncated_json", "*/registry/repositories/*/tags/*", first=1),
     "hang": ProxyFault("hang", "HEAD /api/v4/projects/*/repository/files/*", first=1),
 }

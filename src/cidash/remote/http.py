@@ -37,6 +37,7 @@ from cidash.errors import (
     PaginationError,
     RateLimited,
     RedirectRefused,
+    RemoteError,
     TLSError,
     TruncatedBody,
 )
@@ -88,6 +89,7 @@ class _Reply:
     headers: Mapping[str, str]
     content: bytes
     data: Any = None  # the parsed JSON when the request expected JSON
+    foreign: str | None = None  # the origin that answered, when a redirect led away from GitLab's
 
     def json(self) -> Any:
         return json.loads(self.content)
@@ -453,7 +455,7 @@ class HttpClient:
                 reply = self._send_httpx(method, url, record_as, sink_factory, own=own)
             location = reply.headers.get("location")
             if reply.status_code not in REDIRECT_STATUSES or not location:
-                return reply
+                return reply if own else dataclasses.replace(reply, foreign=show_origin(url))
             nxt = urljoin(url, location.strip())
             if urlsplit(nxt).scheme.lower() not in ("http", "https"):
                 raise RedirectRefused(f"{what} was redirected to a non-HTTP location; not followed")
@@ -532,6 +534,12 @@ class HttpClient:
                     continue
                 if status == 429:
                     raise RateLimited(f"rate limited (429) on {what}", retry_after=after, hint="lower [gitlab] max_rps")
+            if status >= 400 and response.foreign is not None:  # not GitLab's answer: no token went there
+                raise RemoteError(
+                    f"{what} was redirected to {response.foreign}, which answered {status}",
+                    status=status,
+                    hint="if GitLab moved there, set [gitlab] url to its new address",
+                )
             if status == 404 and missing is None:
                 return None
             if status >= 400:
