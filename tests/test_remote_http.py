@@ -140,9 +140,15 @@ class GzipCutHandler(Handler):
 
 
 @pytest.mark.parametrize("job", [5, 6], ids=["gzip-cut", "two-lengths"])
-def test_a_body_whose_framing_does_not_hold_is_never_complete(job: int) -> None:
+@pytest.mark.parametrize("proxied", [False, True], ids=["http.client", "httpx"])
+def test_a_body_whose_framing_does_not_hold_is_never_complete(
+    job: int, proxied: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cidash.errors import TruncatedBody
     from cidash.remote import RetryPolicy
+
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
 
     Handler.seen = []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), GzipCutHandler)
@@ -150,6 +156,8 @@ def test_a_body_whose_framing_does_not_hold_is_never_complete(job: int) -> None:
     try:
         connection = Connection(url=f"http://127.0.0.1:{httpd.server_address[1]}", token=Secret("x" * 8), max_rps=0)
         with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
+            if proxied:  # httpx through no proxy at all: the same code path a proxy selects
+                client.http._fast = False
             with pytest.raises(TruncatedBody):
                 client.http.stream_trace(1, job, lambda: lambda chunk: None)
             assert client.stats.retries == 1

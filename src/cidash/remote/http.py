@@ -397,27 +397,41 @@ class HttpClient:
 
         try:
             client = self.client
-            headers = dict(self._auth) if own else {}
+            headers = {**self._auth, "Accept-Encoding": "gzip"} if own else {"Accept-Encoding": "gzip"}
             request = client.build_request(method, url, headers=headers)
             response = client.send(request, stream=True)
         except httpx.TransportError as exc:
+            if isinstance(exc, httpx.RemoteProtocolError) and "content-length" in str(exc).lower():
+                raise _TransportFailure("conflicting Content-Length headers", incomplete=True) from None
             raise _TransportFailure(repr(exc), tls=isinstance(exc, httpx.ConnectError) and _is_tls_error(exc)) from None
         try:
             status = response.status_code
             if own:
                 self.limiter.observe(response.headers, status)
-            if status == 200 and sink_factory is not None and not is_html(response.headers.get("content-type")):
-                sink = sink_factory()
-                nbytes = 0
-                for chunk in response.iter_bytes(CHUNK):
-                    nbytes += len(chunk)
-                    sink(chunk)
-                self.stats.record(method, record_as, status, nbytes)
-                return _Reply(status, response.headers, b"")
-            response.read()
-            self.stats.record(method, record_as, status, len(response.content))
-            return _Reply(status, response.headers, response.content)
-        except (httpx.TransportError, httpx.DecodingError) as exc:
+            # Raw bytes, decoded here as on the http.client path: httpx's own gzip decoder accepts a stream that
+            # ends early without complaint.
+            decoder = _decoder((response.headers.get("content-encoding") or "").strip().lower())
+            stream = status == 200 and sink_factory is not None and not is_html(response.headers.get("content-type"))
+            sink = sink_factory() if stream and sink_factory is not None else None
+            parts: list[bytes] = []
+            out = sink if sink is not None else parts.append
+            nbytes = raw = 0
+            for chunk in response.iter_raw(CHUNK):
+                raw += len(chunk)
+                if decoder is not None:
+                    chunk = decoder.decompress(chunk)
+                nbytes += len(chunk)
+                if chunk:
+                    out(chunk)
+            if decoder is not None and raw:
+                if tail := decoder.flush():
+                    nbytes += len(tail)
+                    out(tail)
+                if not decoder.eof:
+                    raise _TransportFailure("gzip body ended early", incomplete=True)
+            self.stats.record(method, record_as, status, nbytes)
+            return _Reply(status, response.headers, b"" if sink is not None else b"".join(parts))
+        except (httpx.TransportError, httpx.DecodingError, zlib.error) as exc:
             raise _TransportFailure(f"body ended early: {describe_network_error(repr(exc))}", incomplete=True) from None
         finally:
             response.close()
