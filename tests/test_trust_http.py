@@ -190,6 +190,18 @@ def test_the_tui_log_fetch_and_actions_keep_the_token_home(world: SimulatedGitLa
     _no_credentials(other, world.token)
 
 
+def test_a_raw_file_from_object_storage_is_fetched_without_the_token(
+    world: SimulatedGitLab, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Recorder(body=b"stages: [build]\n") as other, FaultProxy(world.url) as proxy:
+        proxy.set_faults([ProxyFault("redirect", "*/raw", first=1, location=other.url + "{path}")])
+        url = _via(proxy, transport, monkeypatch, world.url)
+        with _client(url, world.token) as client:
+            assert client.http.file_raw(world.project_id, ".gitlab-ci.yml", "main") == b"stages: [build]\n"
+    assert proxy.fired["redirect"] == 1 and len(other.seen) == 1
+    _no_credentials(other, world.token)
+
+
 def test_a_refusal_from_the_redirect_target_is_not_blamed_on_the_token(world: SimulatedGitLab) -> None:
     job = next(j for j in world.world.all_jobs(world.project_id) if j.status_at(world.world.now()) == "success")
     with Recorder(status=401, body=b"<Error>AccessDenied</Error>") as other:
