@@ -202,6 +202,17 @@ def test_a_raw_file_from_object_storage_is_fetched_without_the_token(
     _no_credentials(other, world.token)
 
 
+def test_a_redirect_loop_on_gitlab_itself_stops_after_five_hops(world: SimulatedGitLab) -> None:
+    with FaultProxy(world.url) as proxy:
+        proxy.set_faults([ProxyFault("redirect", "*", location=proxy.url + "{path}")])
+        with _client(proxy.url, world.token, retry=RetryPolicy(attempts=1)) as client:
+            with pytest.raises(RedirectRefused, match="more than 5 redirects"):
+                client.http.stream_trace(world.project_id, 1, lambda: lambda chunk: None)
+            with pytest.raises(RedirectRefused, match="more than 5 redirects"):
+                client.rest.project(world.project_id)
+    assert proxy.fired["redirect"] == 6 + 6
+
+
 def test_a_refusal_from_the_redirect_target_is_not_blamed_on_the_token(world: SimulatedGitLab) -> None:
     job = next(j for j in world.world.all_jobs(world.project_id) if j.status_at(world.world.now()) == "success")
     with Recorder(status=401, body=b"<Error>AccessDenied</Error>") as other:
