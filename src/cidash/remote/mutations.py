@@ -50,6 +50,10 @@ def _server_message(exc: gitlab.exceptions.GitlabError) -> str:
     return str(msg or "")[:300]
 
 
+def _named(item: object, name: str) -> bool:
+    return isinstance(item, dict) and item.get("name") == name
+
+
 class ActionsRemote:
     """:class:`cidash.actions.ActionRemote` over a :class:`GitLabClient`. Call from a worker thread (blocking)."""
 
@@ -138,7 +142,7 @@ class ActionsRemote:
         out: list[Job] = []
         pages = self.client.rest.pages(path, {"scope[]": list(ACTIVE_SCOPES), "per_page": 100}, missing="project")
         for n, page in enumerate(pages):
-            out.extend(job_from_json(project_id, item) for item in page if item.get("name") == name)
+            out.extend(job_from_json(project_id, item) for item in page if _named(item, name))
             if n + 1 >= MAX_ACTIVE_PAGES:
                 break
         return out
