@@ -100,17 +100,23 @@ class _Handler(socketserver.StreamRequestHandler):
             proxy.record(Seen(method, target, lower))
             host, port, path = proxy.route(target)
             fault = proxy.decide(method, urlsplit(path).path)
-            if fault is not None and fault.kind in ("rst", "garbage", "hang", "redirect"):
-                self._early(fault, path)
+            if fault is not None and fault.kind == "redirect":  # a whole answer: the connection stays open
+                self._answer(302, "Found", [("Location", fault.location.replace("{path}", path))], b"")
+                continue
+            if fault is not None and fault.kind in ("rst", "garbage", "hang"):
+                self._early(fault)
                 return
             status, reason, out_headers, content = _forward(host, port, method, path, headers, body)
             if fault is None:
                 self._answer(status, reason, out_headers, content)
                 continue
+            if fault.kind in ("html200", "empty200", "truncated_json"):  # whole answers too
+                self._replace(fault, out_headers, content)
+                continue
             self._late(fault, status, reason, out_headers, content)
             return
 
-    def _early(self, fault: ProxyFault, path: str) -> None:
+    def _early(self, fault: ProxyFault) -> None:
         if fault.kind == "rst":
             _reset(self.connection)
         elif fault.kind == "garbage":
@@ -118,11 +124,20 @@ class _Handler(socketserver.StreamRequestHandler):
             self.wfile.flush()
         elif fault.kind == "hang":
             self.server.proxy.stopping.wait(30)
-        elif fault.kind == "redirect":
-            location = fault.location.replace("{path}", path)
-            self._answer(302, "Found", [("Location", location)], b"")
+
+    def _replace(self, fault: ProxyFault, headers: list[tuple[str, str]], body: bytes) -> None:
+        """A well-framed 200 whose body is not what the endpoint returns."""
+        if fault.kind == "html200":
+            page = b"<html><head><title>Sign in</title></head><body>Corporate proxy</body></html>\n"
+            self._answer(200, "OK", [("Content-Type", "text/html")], page)
+        elif fault.kind == "empty200":
+            self._answer(200, "OK", [("Content-Type", "application/json")], b"")
+        else:  # truncated_json
+            kept = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
+            self._answer(200, "OK", kept, body[: len(body) // 2])
 
     def _late(self, fault: ProxyFault, status: int, reason: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        """An answer whose framing does not hold, then a clean close (FIN)."""
         head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
         if fault.kind == "close_mid_body":
             self.wfile.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode("latin-1") + body[: len(body) // 2])
@@ -134,17 +149,9 @@ class _Handler(socketserver.StreamRequestHandler):
         elif fault.kind == "conflicting_len":
             framing = f"Content-Length: {len(body)}\r\nContent-Length: {len(body) + 7}\r\n\r\n"
             self.wfile.write((head + framing).encode("latin-1") + body)
-        elif fault.kind == "html200":
-            page = b"<html><head><title>Sign in</title></head><body>Corporate proxy</body></html>\n"
-            self._answer(200, "OK", [("Content-Type", "text/html")], page)
-        elif fault.kind == "empty200":
-            self._answer(200, "OK", [("Content-Type", "application/json")], b"")
-        elif fault.kind == "truncated_json":
-            kept = [(k, v) for k, v in headers if k.lower() != "content-encoding"]
-            self._answer(200, "OK", kept, body[: len(body) // 2])
         self.wfile.flush()
         with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_WR)  # a clean close (FIN), not a reset
+            self.connection.shutdown(socket.SHUT_WR)
 
     def _answer(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes) -> None:
         head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
