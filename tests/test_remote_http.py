@@ -85,12 +85,15 @@ def test_a_dropped_keep_alive_connection_is_reopened_without_a_retry(server: str
         assert client.stats.retries == 0 and client.stats.requests == 3
 
 
-def test_redirects_are_followed(server: str) -> None:
+def test_same_origin_redirects_are_followed_with_the_token(server: str) -> None:
     with _client(server) as client:
         chunks: list[bytes] = []
         assert client.http.stream_trace(1, 4, lambda: chunks.append)
         assert b"".join(chunks) == b"plain log\n"
-    assert [p for p, _ in Handler.seen] == ["/api/v4/projects/1/jobs/4/trace"] * 2 + ["/api/v4/projects/1/jobs/3/trace"]
+    assert Handler.seen == [
+        ("/api/v4/projects/1/jobs/4/trace", "glpat-secret-value-123"),
+        ("/api/v4/projects/1/jobs/3/trace", "glpat-secret-value-123"),
+    ]
 
 
 def test_a_proxy_in_the_environment_sends_requests_through_httpx(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,3 +123,45 @@ def test_a_sink_that_raises_does_not_spoil_the_connection(server: str) -> None:
         chunks: list[bytes] = []
         assert client.http.stream_trace(1, 2, lambda: chunks.append)
         assert b"".join(chunks) == LOG and client.stats.retries == 0
+
+
+class GzipCutHandler(Handler):
+    def do_GET(self) -> None:
+        Handler.seen.append((self.path, self.headers.get("PRIVATE-TOKEN")))
+        body = gzip.compress(LOG)
+        if self.path.endswith("/jobs/5/trace"):  # a gzip stream cut short, framed as complete
+            self._send(200, body[: len(body) // 2], {"Content-Encoding": "gzip"})
+        else:  # framed twice, differently: which length is the body's?
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.send_header("Content-Length", "12")
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+
+
+@pytest.mark.parametrize("job", [5, 6], ids=["gzip-cut", "two-lengths"])
+@pytest.mark.parametrize("proxied", [False, True], ids=["http.client", "httpx"])
+def test_a_body_whose_framing_does_not_hold_is_never_complete(
+    job: int, proxied: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cidash.errors import TruncatedBody
+    from cidash.remote import RetryPolicy
+
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    Handler.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), GzipCutHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        connection = Connection(url=f"http://127.0.0.1:{httpd.server_address[1]}", token=Secret("x" * 8), max_rps=0)
+        with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
+            if proxied:  # httpx through no proxy at all: the same code path a proxy selects
+                client.http._fast = False
+            with pytest.raises(TruncatedBody):
+                client.http.stream_trace(1, job, lambda: lambda chunk: None)
+            assert client.stats.retries == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(Handler.seen) == 2

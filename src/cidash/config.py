@@ -44,6 +44,8 @@ class GitLabSettings:
     projects: tuple[str, ...] = ()
     group: str | None = None
     verify_tls: bool = True
+    #: A CA bundle (PEM file or c_rehash directory) to verify GitLab's certificate with, for a private CA.
+    ca_file: str | None = None
     timeout: float = 30.0
     #: Ceiling on requests per second across the whole sync (GitLab.com allows ~33/s per user).
     max_rps: float = 20.0

@@ -12,6 +12,11 @@ Resolution order, first found wins (each value resolved on its own):
 - **Projects**: ``--project`` (repeatable); ``[gitlab] projects``; ``CI_PROJECT_PATH`` when ``CI=true``.
 - **Group**: ``--group``; ``[gitlab] group``. Its projects are listed through the API by the sync.
 
+- **TLS**: ``[gitlab] verify_tls = false`` turns verification off (one warning line per run); else the CA bundle is
+  ``[gitlab] ca_file``, the python-gitlab section's ``ssl_verify`` path, ``SSL_CERT_FILE``, ``SSL_CERT_DIR``,
+  ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, else certifi's bundle; every HTTP path uses the same one
+  (:func:`tls_verify`).
+
 The python-gitlab section is ``[gitlab] python_gitlab_section`` (or ``--python-gitlab-section``), else the one
 python-gitlab itself would use, ``[global] default``. Files are read with python-gitlab's own rules:
 ``PYTHON_GITLAB_CFG`` alone when set, else ``/etc/python-gitlab.cfg`` then ``~/.python-gitlab.cfg`` (the user's
@@ -31,6 +36,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +106,10 @@ class Connection:
             return {"Authorization": f"Bearer {value}"}
         return {"PRIVATE-TOKEN": value}
 
+    def tls_verify(self, env: Mapping[str, str] | None = None) -> Literal[False] | str:
+        """What every HTTP path verifies the server with (see :func:`tls_verify`)."""
+        return tls_verify(self.verify_tls, env)
+
     def describe(self) -> str:
         """One line for ``--verbose``: where each setting came from, never the token."""
         parts = [f"url {self.url} (from {self.sources.get('url', '?')})"]
@@ -113,6 +123,53 @@ class Connection:
         if self.group:
             parts.append(f"group {self.group} (from {self.sources.get('group', '?')})")
         return "; ".join(parts)
+
+
+#: Environment variables naming a CA bundle (file or directory), in the order they are looked at.
+CA_ENV_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def tls_verify(verify: bool | str, env: Mapping[str, str] | None = None) -> Literal[False] | str:
+    """False (no verification) or the CA file/directory to verify GitLab's certificate with.
+
+    One answer for the python-gitlab (requests), http.client and httpx paths alike: ``verify`` as a path wins,
+    then the first of :data:`CA_ENV_VARS` that is set, then certifi's bundle.
+    """
+    if verify is False:
+        return False
+    if isinstance(verify, str):
+        return os.path.expanduser(verify)
+    env = os.environ if env is None else env
+    for name in CA_ENV_VARS:
+        if env.get(name):
+            return env[name]
+    import certifi
+
+    return str(certifi.where())
+
+
+_warned_insecure: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_if_insecure(connection: Connection) -> None:
+    """One line on stderr, once per process and URL, when TLS verification is off for an https URL (urllib3's
+    own per-request warnings are silenced instead)."""
+    if connection.verify_tls is not False or not connection.url.lower().startswith("https://"):
+        return
+    import warnings
+
+    import urllib3.exceptions
+
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+    with _warned_lock:
+        if connection.url in _warned_insecure:
+            return
+        _warned_insecure.add(connection.url)
+    print(
+        f"cidash: warning: TLS certificate verification is off for {connection.url} ([gitlab] verify_tls = false)",
+        file=sys.stderr,
+    )
 
 
 def _is_ci(env: Mapping[str, str]) -> bool:
@@ -601,6 +658,16 @@ def resolve_connection(
     timeout = gl.timeout
     if section is not None and same_server and section.timeout:
         timeout = section.timeout
+    if gl.ca_file:
+        if not gl.verify_tls:
+            raise ConfigError(
+                "[gitlab] ca_file and verify_tls = false contradict each other", hint="remove one of the two"
+            )
+        ca = Path(gl.ca_file).expanduser()
+        if not ca.exists():
+            raise ConfigError(f"[gitlab] ca_file {ca} does not exist")
+        verify = str(ca)
+        sources["ca_file"] = "[gitlab] ca_file"
     return Connection(
         url=resolved_url.rstrip("/"),
         token=Secret(token) if token else None,

@@ -65,7 +65,40 @@ class RemoteError(CidashError):
 
 
 class ConnectError(RemoteError):
+    """No usable answer from GitLab: unreachable, reset, timed out, or (subclasses) an answer cut short or garbled.
+
+    Transient: the request was retried a few times before this was raised; the same request may work later.
+    """
+
     title = "Connection"
+
+
+class TruncatedBody(ConnectError):
+    """The body ended before its framing (``Content-Length``, chunked end, gzip end) said it would, or the framing
+    contradicted itself. Never stored as complete."""
+
+    title = "Incomplete answer"
+
+
+class BadPayload(ConnectError):
+    """A 2xx answer whose body is not what the endpoint returns (a proxy's HTML page, an empty or truncated JSON
+    body)."""
+
+    title = "Unexpected answer"
+
+
+class PaginationError(RemoteError):
+    """A listing whose next-page link points back to a page already read, whose keyset cursor does not advance,
+    or that runs past the page cap."""
+
+    title = "Pagination"
+
+
+class RedirectRefused(RemoteError):
+    """GitLab redirected a request somewhere cidash will not follow (another origin for an API call, too many
+    hops)."""
+
+    title = "Redirect"
 
 
 class TLSError(ConnectError):

@@ -1,14 +1,20 @@
 """Job logs, repository-file checksums, the container registry and resource groups, over plain HTTP/1.1.
 
 These are the many small (or streamed) requests of a sync; they run in the sync's bounded worker pool, each
-worker thread with its own keep-alive ``http.client`` connection (httpx, imported only then, for redirects and
-proxies). Thread-safe. Every request passes the shared
-:class:`~cidash.remote.policy.RateLimiter`, is retried a bounded number of times on 429/5xx/connection errors,
-counted in :class:`~cidash.remote.policy.RequestStats`, and mapped to :mod:`cidash.errors` (never with the token).
+worker thread with its own keep-alive ``http.client`` connection to the configured origin (httpx, imported only
+then, for proxies and for redirects to other origins). Thread-safe. Every request passes the shared
+:class:`~cidash.remote.policy.RateLimiter`, is retried a bounded number of times on 429/5xx, connection errors,
+bodies cut short and 2xx bodies that are not what the endpoint returns, counted in
+:class:`~cidash.remote.policy.RequestStats`, and mapped to :mod:`cidash.errors` (never with the token).
+
+Trust boundary (see docs/security.md): the token goes only to the configured origin (scheme, host, port);
+redirects to another origin are followed without it for downloads (logs, raw files) and refused for API calls;
+a body is complete only when its Content-Length, chunked end or gzip end says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -21,21 +27,38 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-from cidash.connection import Connection
-from cidash.errors import ConnectError, RateLimited, RemoteError, TLSError
+from cidash.connection import Connection, warn_if_insecure
+from cidash.errors import (
+    BadPayload,
+    ConnectError,
+    PaginationError,
+    RateLimited,
+    RedirectRefused,
+    RemoteError,
+    TLSError,
+    TruncatedBody,
+)
 from cidash.models import ImageTag, ResourceGroup
 from cidash.remote.policy import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
     RETRYABLE_STATUSES,
     Missing,
+    PageGuard,
     RateLimiter,
     RequestStats,
     RetryPolicy,
     describe_network_error,
     error_for_status,
+    is_html,
+    json_problem,
+    origin_of,
     parse_retry_after,
+    same_origin,
+    show_origin,
 )
 from cidash.remote.wire import WireLog, image_tag_from_json
 
@@ -43,7 +66,6 @@ if TYPE_CHECKING:
     import httpx
 
 CHUNK = 64 * 1024
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class _Headers(dict[str, str]):
@@ -66,18 +88,30 @@ class _Reply:
     status_code: int
     headers: Mapping[str, str]
     content: bytes
+    data: Any = None  # the parsed JSON when the request expected JSON
+    foreign: str | None = None  # the origin that answered, when a redirect led away from GitLab's
 
     def json(self) -> Any:
         return json.loads(self.content)
 
 
 class _TransportFailure(Exception):
-    """No HTTP answer (connection refused/reset, timeout, TLS): ``text`` describes it without the token."""
+    """No complete HTTP answer (connection refused/reset, timeout, TLS, a body cut short or badly framed): ``text``
+    describes it without the token; ``incomplete``: an answer started but its body did not end as framed."""
 
-    def __init__(self, text: str, *, tls: bool) -> None:
+    def __init__(self, text: str, *, tls: bool = False, incomplete: bool = False) -> None:
         super().__init__(text)
         self.text = text
         self.tls = tls
+        self.incomplete = incomplete
+
+
+class _BadPayload(Exception):
+    """A 2xx whose body is not what the endpoint returns (``text`` says what it was)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
 
 
 def _decoder(encoding: str) -> Any:
@@ -114,25 +148,17 @@ class RegistryRepository:
     location: str | None
 
 
-def _ssl_context(verify: bool | str) -> ssl.SSLContext:
-    """What httpx builds for ``verify``: certifi's CA bundle (or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), a CA file or
-    directory, or no verification."""
+def _ssl_context(verify: Literal[False] | str) -> ssl.SSLContext:
+    """The one TLS context of every connection: no verification, or a CA file or directory (see
+    :func:`cidash.connection.tls_verify`, which the python-gitlab path uses too)."""
     if verify is False:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    if isinstance(verify, str):
-        if os.path.isdir(verify):
-            return ssl.create_default_context(capath=verify)
-        return ssl.create_default_context(cafile=verify)
-    if os.environ.get("SSL_CERT_FILE"):
-        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
-    if os.environ.get("SSL_CERT_DIR"):
-        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
 
 
 def _proxied(scheme: str, host: str) -> bool:
@@ -146,6 +172,18 @@ def _proxied(scheme: str, host: str) -> bool:
 def _is_tls_error(exc: BaseException) -> bool:
     text = repr(exc).lower()
     return "ssl" in text or "certificate" in text or "tls" in text
+
+
+def _framing_problem(headers: http.client.HTTPMessage) -> str | None:
+    """What is wrong with a response's body framing (None: nothing): conflicting or unreadable Content-Length."""
+    if "chunked" in (headers.get("transfer-encoding") or "").lower():
+        return None
+    values = {v.strip() for raw in headers.get_all("content-length") or () for v in raw.split(",")}
+    if len(values) > 1:
+        return "conflicting Content-Length headers"
+    if values and not next(iter(values)).isdigit():
+        return "an unreadable Content-Length header"
+    return None
 
 
 class HttpClient:
@@ -167,35 +205,38 @@ class HttpClient:
         self._clients_lock = threading.Lock()
         self._ssl_context: ssl.SSLContext | None = None
         # The many small requests of a sync go over one plain http.client connection per thread (httpx costs ~3x
-        # the CPU per request, which a sync of thousands of requests on a busy machine feels); httpx still serves
-        # redirects and proxied setups (HTTP(S)_PROXY / ALL_PROXY apply to the GitLab host).
+        # the CPU per request, which a sync of thousands of requests on a busy machine feels); httpx serves
+        # proxied setups (HTTP(S)_PROXY / ALL_PROXY apply to the GitLab host) and redirects to other origins.
         api = urlsplit(connection.api_url)
+        self._origin = origin_of(connection.url)
         self._scheme = api.scheme.lower()
         self._host = api.hostname or ""
         self._port = api.port
         self._base_path = api.path.rstrip("/")
-        self._headers = {**connection.auth_headers(), "User-Agent": "cidash", "Accept-Encoding": "gzip"}
+        self._auth = connection.auth_headers()
+        self._headers = {**self._auth, "User-Agent": "cidash", "Accept-Encoding": "gzip"}
         self._fast_conns: list[tuple[threading.Thread, http.client.HTTPConnection]] = []
         self._fast = self._scheme in ("http", "https") and bool(self._host) and not _proxied(self._scheme, self._host)
+        warn_if_insecure(connection)
 
     def _context(self) -> ssl.SSLContext:
         """The TLS context, built once (loading the CA bundle costs ~25 ms of CPU) and shared by all connections."""
         with self._clients_lock:
             if self._ssl_context is None:
-                self._ssl_context = _ssl_context(self.connection.verify_tls)
+                self._ssl_context = _ssl_context(self.connection.tls_verify())
             return self._ssl_context
 
     def _new_client(self) -> httpx.Client:
-        import httpx  # only for redirects and proxies: the import alone costs ~0.2 s of CPU
+        import httpx  # only for proxies and other origins: the import alone costs ~0.2 s of CPU
 
-        context = self._context()
+        # No credential in the client's own headers and no automatic redirects: each request carries the token
+        # only when it goes to the configured origin (see _exchange).
         return httpx.Client(
-            base_url=self.connection.api_url,
-            headers={**self.connection.auth_headers(), "User-Agent": "cidash"},
-            verify=context,
+            headers={"User-Agent": "cidash"},
+            verify=self._context(),
             timeout=self.connection.timeout,
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
-            follow_redirects=True,
+            follow_redirects=False,
         )
 
     @property
@@ -256,14 +297,16 @@ class HttpClient:
         self,
         conn: http.client.HTTPConnection,
         method: str,
-        path: str,
-        params: dict[str, Any] | None,
+        target: str,
+        record_as: str,
         sink_factory: Callable[[], Callable[[bytes], None]] | None,
-    ) -> _Reply | None:
-        """One request over ``http.client`` (a third of httpx's CPU per request); None: a redirect, use httpx."""
-        target = self._base_path + path
-        if params:
-            target += "?" + urlencode(params, quote_via=quote)
+    ) -> _Reply:
+        """One request over ``http.client`` (a third of httpx's CPU per request) to the configured origin.
+
+        A body counts only when its framing says it is complete: ``Content-Length`` bytes (``http.client``'s
+        ``read(n)`` returns a short body on a clean close without complaint, so the remainder is checked here),
+        the chunked end (``http.client`` raises), and the gzip end.
+        """
         reused = conn.sock is not None
         if not reused:
             self._connect(conn)
@@ -284,33 +327,47 @@ class HttpClient:
             status = response.status
             headers = _Headers((k.lower(), v) for k, v in response.getheaders())
             self.limiter.observe(headers, status)
-            if status in _REDIRECTS:
-                response.read()
-                return None
+            problem = _framing_problem(response.msg)
+            if problem is not None:
+                raise _TransportFailure(problem, incomplete=True)
             encoding = (headers.get("content-encoding") or "").strip().lower()
             decoder = _decoder(encoding)
-            if status == 200 and sink_factory is not None:
+            if status == 200 and sink_factory is not None and not is_html(headers.get("content-type")):
                 sink = sink_factory()
-                nbytes = 0
+                nbytes = raw = 0
                 while chunk := response.read(CHUNK):
+                    raw += len(chunk)
                     if decoder is not None:
                         chunk = decoder.decompress(chunk)
                     nbytes += len(chunk)
                     if chunk:
                         sink(chunk)
-                if decoder is not None and (tail := decoder.flush()):
-                    nbytes += len(tail)
-                    sink(tail)
-                self.stats.record(method, path, status, nbytes)
+                if response.length:  # a clean close before Content-Length bytes: a short read, not the end
+                    raise _TransportFailure(f"body ended {response.length} bytes short", incomplete=True)
+                if decoder is not None and raw:
+                    if tail := decoder.flush():
+                        nbytes += len(tail)
+                        sink(tail)
+                    if not decoder.eof:
+                        raise _TransportFailure("gzip body ended early", incomplete=True)
+                self.stats.record(method, record_as, status, nbytes)
                 return _Reply(status, headers, b"")
             content = response.read()
-            if decoder is not None:
+            if decoder is not None and content:
                 content = decoder.decompress(content) + decoder.flush()
-            self.stats.record(method, path, status, len(content))
+                if not decoder.eof:
+                    raise _TransportFailure("gzip body ended early", incomplete=True)
+            self.stats.record(method, record_as, status, len(content))
             return _Reply(status, headers, content)
+        except _TransportFailure:
+            conn.close()
+            raise
+        except http.client.IncompleteRead as exc:
+            conn.close()
+            raise _TransportFailure(f"body ended early ({len(exc.partial)} bytes read)", incomplete=True) from None
         except (OSError, http.client.HTTPException, zlib.error) as exc:
             conn.close()
-            raise _TransportFailure(repr(exc), tls=False) from None
+            raise _TransportFailure(repr(exc)) from None
         except BaseException:
             conn.close()  # e.g. the sink raised mid-body: the connection is mid-response, never reuse it
             raise
@@ -329,34 +386,101 @@ class HttpClient:
     def _send_httpx(
         self,
         method: str,
-        path: str,
-        params: dict[str, Any] | None,
+        url: str,
+        record_as: str,
         sink_factory: Callable[[], Callable[[bytes], None]] | None,
+        *,
+        own: bool,
     ) -> _Reply:
+        """One request through httpx (proxies, other origins): credentials only when ``own`` (configured origin)."""
         import httpx
 
         try:
             client = self.client
-            request = client.build_request(method, path, params=params)
+            headers = {**self._auth, "Accept-Encoding": "gzip"} if own else {"Accept-Encoding": "gzip"}
+            request = client.build_request(method, url, headers=headers)
             response = client.send(request, stream=True)
-            try:
-                status = response.status_code
-                self.limiter.observe(response.headers, status)
-                if status == 200 and sink_factory is not None:
-                    sink = sink_factory()
-                    nbytes = 0
-                    for chunk in response.iter_bytes(CHUNK):
-                        nbytes += len(chunk)
-                        sink(chunk)
-                    self.stats.record(method, path, status, nbytes)
-                    return _Reply(status, response.headers, b"")
-                response.read()
-                self.stats.record(method, path, status, len(response.content))
-                return _Reply(status, response.headers, response.content)
-            finally:
-                response.close()
         except httpx.TransportError as exc:
+            if isinstance(exc, httpx.RemoteProtocolError) and "content-length" in str(exc).lower():
+                raise _TransportFailure("conflicting Content-Length headers", incomplete=True) from None
             raise _TransportFailure(repr(exc), tls=isinstance(exc, httpx.ConnectError) and _is_tls_error(exc)) from None
+        try:
+            status = response.status_code
+            if own:
+                self.limiter.observe(response.headers, status)
+            # Raw bytes, decoded here as on the http.client path: httpx's own gzip decoder accepts a stream that
+            # ends early without complaint.
+            decoder = _decoder((response.headers.get("content-encoding") or "").strip().lower())
+            stream = status == 200 and sink_factory is not None and not is_html(response.headers.get("content-type"))
+            sink = sink_factory() if stream and sink_factory is not None else None
+            parts: list[bytes] = []
+            out = sink if sink is not None else parts.append
+            nbytes = raw = 0
+            for chunk in response.iter_raw(CHUNK):
+                raw += len(chunk)
+                if decoder is not None:
+                    chunk = decoder.decompress(chunk)
+                nbytes += len(chunk)
+                if chunk:
+                    out(chunk)
+            if decoder is not None and raw:
+                if tail := decoder.flush():
+                    nbytes += len(tail)
+                    out(tail)
+                if not decoder.eof:
+                    raise _TransportFailure("gzip body ended early", incomplete=True)
+            self.stats.record(method, record_as, status, nbytes)
+            return _Reply(status, response.headers, b"" if sink is not None else b"".join(parts))
+        except (httpx.TransportError, httpx.DecodingError, zlib.error) as exc:
+            raise _TransportFailure(f"body ended early: {describe_network_error(repr(exc))}", incomplete=True) from None
+        finally:
+            response.close()
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        sink_factory: Callable[[], Callable[[bytes], None]] | None,
+        *,
+        cross_origin: bool,
+    ) -> _Reply:
+        """Send one request, following at most MAX_REDIRECTS redirects.
+
+        The credential goes only to the configured origin (scheme, host, port). A redirect to another origin is
+        followed without any credential when ``cross_origin`` (downloads such as logs and raw files, which an
+        instance may serve from object storage), else refused: an API answer from another host is not GitLab's.
+        """
+        what = f"{method} {path}"
+        url = self.connection.api_url + path
+        if params:
+            url += "?" + urlencode(params, quote_via=quote)
+        for hop in range(MAX_REDIRECTS + 1):
+            own = same_origin(url, self._origin)
+            if hop and own:
+                self.limiter.acquire()  # the first hop's slot was taken by _request
+            parts = urlsplit(url)
+            record_as = path if hop == 0 else parts.path
+            conn = self._fast_connection() if own else None
+            if conn is not None:
+                target = parts.path + (f"?{parts.query}" if parts.query else "")
+                reply = self._send_fast(conn, method, target, record_as, sink_factory)
+            else:
+                reply = self._send_httpx(method, url, record_as, sink_factory, own=own)
+            location = reply.headers.get("location")
+            if reply.status_code not in REDIRECT_STATUSES or not location:
+                return reply if own else dataclasses.replace(reply, foreign=show_origin(url))
+            nxt = urljoin(url, location.strip())
+            if urlsplit(nxt).scheme.lower() not in ("http", "https"):
+                raise RedirectRefused(f"{what} was redirected to a non-HTTP location; not followed")
+            if not same_origin(nxt, self._origin) and not cross_origin:
+                raise RedirectRefused(
+                    f"{what} was redirected to another origin ({show_origin(nxt)}); not followed: cidash sends "
+                    f"its credentials only to {show_origin(self.connection.url)}",
+                    hint="if GitLab moved, set [gitlab] url to its new address",
+                )
+            url = nxt
+        raise RedirectRefused(f"{what}: more than {MAX_REDIRECTS} redirects; not followed")
 
     def _request(
         self,
@@ -366,11 +490,17 @@ class HttpClient:
         params: dict[str, Any] | None = None,
         missing: Missing | None = "endpoint",
         sink_factory: Callable[[], Callable[[bytes], None]] | None = None,
+        expect: Literal["json", "text", "bytes"] = "bytes",
+        download: bool = False,
     ) -> _Reply | None:
         """Send with rate limiting and bounded retries. ``None`` for 404 when ``missing`` is None.
 
         With ``sink_factory`` the body is streamed in chunks into a fresh sink per attempt (so a retried
-        download never feeds a parser twice) and the returned response has no body.
+        download never feeds a parser twice) and the returned response has no body. A body cut short, a
+        connection failure, a 429/5xx, and a 2xx body that is not what ``expect`` says (``json``: parseable JSON;
+        ``text``: not an HTML page) are retried; after the last try they raise :class:`TruncatedBody`,
+        :class:`ConnectError`, :class:`RateLimited`/:class:`RemoteError` or :class:`BadPayload`. ``download``
+        (a log, a raw file): a redirect to another origin is followed, without credentials; else refused.
         """
         what = f"{method} {path}"
         attempt = 0
@@ -378,23 +508,35 @@ class HttpClient:
             attempt += 1
             self.limiter.acquire()
             try:
-                conn = self._fast_connection()
-                response = None if conn is None else self._send_fast(conn, method, path, params, sink_factory)
-                if response is None:
-                    response = self._send_httpx(method, path, params, sink_factory)
+                response = self._exchange(method, path, params, sink_factory, cross_origin=download)
+                if 200 <= response.status_code < 300 and method != "HEAD":
+                    response = self._checked(response, expect)
             except _TransportFailure as exc:
                 if exc.tls:
                     raise TLSError(
                         f"TLS handshake with {self.connection.url} failed: {describe_network_error(exc.text)}",
-                        hint="check the URL, or set [gitlab] verify_tls = false / a CA bundle",
+                        hint="check the URL, or set [gitlab] ca_file to your CA bundle, or verify_tls = false",
                     ) from None
                 self.stats.record(method, path, 599, 0)
                 if attempt < self.retry.attempts:
                     self.stats.retried()
                     time.sleep(self.retry.delay(attempt))
                     continue
+                if exc.incomplete:
+                    raise TruncatedBody(
+                        f"incomplete answer from GitLab at {self.connection.url} on {what}: {exc.text} "
+                        f"({attempt} tries)"
+                    ) from None
                 raise ConnectError(
                     f"cannot reach GitLab at {self.connection.url}: {describe_network_error(exc.text)} (on {what})"
+                ) from None
+            except _BadPayload as exc:
+                if attempt < self.retry.attempts:
+                    self.stats.retried()
+                    time.sleep(self.retry.delay(attempt))
+                    continue
+                raise BadPayload(
+                    f"GitLab at {self.connection.url} answered {what} with {exc.text} ({attempt} tries)"
                 ) from None
             status = response.status_code
             if status in RETRYABLE_STATUSES:
@@ -406,45 +548,79 @@ class HttpClient:
                     continue
                 if status == 429:
                     raise RateLimited(f"rate limited (429) on {what}", retry_after=after, hint="lower [gitlab] max_rps")
+            if status >= 400 and response.foreign is not None:  # not GitLab's answer: no token went there
+                raise RemoteError(
+                    f"{what} was redirected to {response.foreign}, which answered {status}",
+                    status=status,
+                    hint="if GitLab moved there, set [gitlab] url to its new address",
+                )
             if status == 404 and missing is None:
                 return None
             if status >= 400:
                 raise error_for_status(status, what, missing=missing or "resource", message=_message(response))
             return response
 
+    @staticmethod
+    def _checked(response: _Reply, expect: str) -> _Reply:
+        """The response with its JSON parsed (``expect="json"``), or :class:`_BadPayload`."""
+        content_type = response.headers.get("content-type")
+        if expect == "json":
+            data, problem = json_problem(response.content, content_type)
+            if problem is not None:
+                raise _BadPayload(problem)
+            return dataclasses.replace(response, data=data)
+        if expect == "text" and is_html(content_type):
+            raise _BadPayload(f"an HTML page ({len(response.content)} bytes) instead of text")
+        return response
+
     def get_json(self, path: str, *, params: dict[str, Any] | None = None, missing: Missing = "endpoint") -> Any:
-        response = self._request("GET", path, params=params, missing=missing)
+        response = self._request("GET", path, params=params, missing=missing, expect="json")
         assert response is not None
-        try:
-            return response.json()
-        except ValueError:
-            raise RemoteError(f"GET {path} returned something that is not JSON") from None
+        return response.data
 
     def get_pages(
         self, path: str, *, params: dict[str, Any] | None = None, missing: Missing = "endpoint"
     ) -> Iterator[Any]:
-        """Items of an offset-paginated listing (``x-next-page``), 100 per request."""
+        """Items of an offset-paginated listing (``x-next-page``), 100 per request.
+
+        A next page already read ends the listing with :class:`PaginationError`, as does running past
+        :data:`~cidash.remote.policy.MAX_PAGES`.
+        """
+        what = f"GET {path}"
+        guard = PageGuard(what)
         page = 1
         while True:
+            guard.visit(str(page), describe=f"X-Next-Page ({page})")
             response = self._request(
-                "GET", path, params={**(params or {}), "per_page": 100, "page": page}, missing=missing
+                "GET", path, params={**(params or {}), "per_page": 100, "page": page}, missing=missing, expect="json"
             )
             assert response is not None
-            items = response.json()
+            items = response.data
             if not isinstance(items, list):
-                raise RemoteError(f"GET {path} did not return a list")
+                raise BadPayload(f"{what} did not return a list")
             yield from items
-            nxt = response.headers.get("x-next-page", "")
-            if not nxt.strip() or not items:
+            nxt = (response.headers.get("x-next-page") or "").strip()
+            if not nxt or not items:
                 return
-            page = int(nxt)
+            try:
+                page = int(nxt)
+            except ValueError:
+                raise PaginationError(f"{what}: X-Next-Page {nxt[:20]!r} is not a page number") from None
 
     # -- logs --------------------------------------------------------------------------------------------------
 
     def stream_trace(self, project_id: int, job_id: int, sink_factory: Callable[[], Callable[[bytes], None]]) -> bool:
-        """Stream a job log into ``sink_factory()``'s sink, chunk by chunk. False: GitLab has no log (404)."""
+        """Stream a job log into ``sink_factory()``'s sink, chunk by chunk. False: GitLab has no log (404).
+
+        Raises :class:`TruncatedBody` when every try ended before the body's framing said it was complete (the
+        sink then holds a partial log: the caller must not store it), :class:`BadPayload` for an HTML page."""
         response = self._request(
-            "GET", f"/projects/{project_id}/jobs/{job_id}/trace", missing=None, sink_factory=sink_factory
+            "GET",
+            f"/projects/{project_id}/jobs/{job_id}/trace",
+            missing=None,
+            sink_factory=sink_factory,
+            expect="text",
+            download=True,
         )
         return response is not None
 
@@ -470,6 +646,7 @@ class HttpClient:
             f"/projects/{project_id}/repository/files/{quote(path, safe='')}/raw",
             params={"ref": ref},
             missing=None,
+            download=True,
         )
         return None if response is None else response.content
 
@@ -503,14 +680,14 @@ class HttpClient:
             "GET",
             f"/projects/{project_id}/registry/repositories/{repository.id}/tags/{quote(name, safe='')}",
             missing=None,
+            expect="json",
         )
         if response is None:
             return None
-        try:
-            data = response.json()
-        except ValueError:
-            raise RemoteError(f"GET registry tag {quote(name, safe='')} did not return JSON") from None
-        return image_tag_from_json(project_id, repository.path, name, data, log)
+        d = response.data
+        if not isinstance(d, dict):
+            raise BadPayload(f"GET registry tag {name} did not return an object")
+        return image_tag_from_json(project_id, repository.path, name, d, log)
 
     # -- resource groups ---------------------------------------------------------------------------------------
 

@@ -50,6 +50,10 @@ def _server_message(exc: gitlab.exceptions.GitlabError) -> str:
     return str(msg or "")[:300]
 
 
+def _named(item: object, name: str) -> bool:
+    return isinstance(item, dict) and item.get("name") == name
+
+
 class ActionsRemote:
     """:class:`cidash.actions.ActionRemote` over a :class:`GitLabClient`. Call from a worker thread (blocking)."""
 
@@ -135,20 +139,12 @@ class ActionsRemote:
         back, 100 per page; at most ``MAX_ACTIVE_PAGES`` pages are read.
         """
         path = f"/projects/{project_id}/jobs"
-        what = f"GET {API_PREFIX}{path}"
         out: list[Job] = []
-        try:
-            listing = self.gl.http_list(path, query_data={"scope[]": list(ACTIVE_SCOPES)}, iterator=True, per_page=100)
-            for n, item in enumerate(listing):
-                if n >= MAX_ACTIVE_PAGES * 100:
-                    break
-                if isinstance(item, dict) and item.get("name") == name:
-                    out.append(job_from_json(project_id, item))
-        except gitlab.exceptions.GitlabError as exc:
-            status = exc.response_code or 0
-            raise error_for_status(status, what, missing="project", message=_server_message(exc)) from None
-        except requests.exceptions.RequestException as exc:
-            raise ConnectError(f"{what} failed: {type(exc).__name__}") from None
+        pages = self.client.rest.pages(path, {"scope[]": list(ACTIVE_SCOPES), "per_page": 100}, missing="project")
+        for n, page in enumerate(pages):
+            out.extend(job_from_json(project_id, item) for item in page if _named(item, name))
+            if n + 1 >= MAX_ACTIVE_PAGES:
+                break
         return out
 
     def job(self, project_id: int, job_id: int) -> Job:
@@ -216,6 +212,8 @@ class ActionsRemote:
                 raise ConnectError(
                     f"{call.line} failed ({type(exc).__name__}): it may or may not have taken effect"
                 ) from None
+            except ConnectError as exc:  # no complete answer (incl. a cut or garbled body): never sent again
+                raise type(exc)(f"{call.line}: {exc.message}: it may or may not have taken effect") from None
         if not isinstance(data, dict):
             raise RemoteError(f"{call.line} returned something that is not a JSON object")
         if path.endswith("/pipeline"):

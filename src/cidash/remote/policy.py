@@ -7,6 +7,7 @@ One :class:`RateLimiter` and one :class:`RequestStats` are shared by the python-
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -14,13 +15,93 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from cidash.errors import AuthError, NotFound, PermissionDenied, RateLimited, RemoteError, Unsupported
+from cidash.errors import (
+    AuthError,
+    NotFound,
+    PaginationError,
+    PermissionDenied,
+    RateLimited,
+    RemoteError,
+    Unsupported,
+)
 from cidash.models import RateLimitState
 
 #: Statuses worth another attempt (after a pause): rate limited, and the transient server errors.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Redirect statuses; at most MAX_REDIRECTS hops are followed, and only as :func:`same_origin` allows.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+#: Hard cap on the pages of one listing (100 items each): a second guard behind the visited-page check.
+MAX_PAGES = 10_000
+#: Headers that carry a GitLab credential: sent only to the configured origin.
+CREDENTIAL_HEADERS = frozenset({"private-token", "job-token", "authorization"})
+
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: str) -> Origin:
+    """(scheme, host, port) of a URL, lower-cased, with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def same_origin(url: str, other: str | Origin) -> bool:
+    """Whether ``url`` is on the same origin (scheme, host, port) as ``other`` (a URL or an origin)."""
+    return origin_of(url) == (other if isinstance(other, tuple) else origin_of(other))
+
+
+def show_origin(url: str) -> str:
+    """``scheme://host:port`` of a URL, for messages (never a path, query or user info)."""
+    scheme, host, port = origin_of(url)
+    return f"{scheme}://{host}:{port}"
+
+
+def json_problem(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
+    """Parse a 2xx body an endpoint answers with JSON: (data, None), or (None, what is wrong with it)."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if not body.strip():
+        return None, "an empty body"
+    if kind == "text/html" or body.lstrip()[:1] == b"<":
+        return None, f"an HTML page ({len(body)} bytes)"
+    try:
+        return json.loads(body), None
+    except ValueError:
+        return None, f"a body that is not complete JSON ({len(body)} bytes)"
+
+
+def is_html(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == "text/html"
+
+
+class PageGuard:
+    """Ends a listing that would loop: a next page already read, or more than :data:`MAX_PAGES` pages."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.pages = 0
+        self._seen: set[str] = set()
+
+    def visit(self, key: str, *, describe: str = "the next-page link") -> None:
+        if key in self._seen:
+            raise PaginationError(
+                f"{self.what}: {describe} points to a page already read (after {self.pages} pages); listing stopped",
+                hint="GitLab (or a proxy in front of it) answers with a looping pagination link",
+            )
+        self._seen.add(key)
+        self.pages += 1
+        if self.pages > MAX_PAGES:
+            raise PaginationError(f"{self.what}: more than {MAX_PAGES} pages; listing stopped")
+
 
 Missing = Literal["project", "group", "endpoint", "resource"]
 

@@ -14,25 +14,39 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 
 import gitlab
 import gitlab.exceptions
 import requests
 import requests.adapters
 
-from cidash.connection import Connection
-from cidash.errors import ConnectError, RateLimited, RemoteError, TLSError
+from cidash.connection import Connection, warn_if_insecure
+from cidash.errors import (
+    BadPayload,
+    ConnectError,
+    PaginationError,
+    RateLimited,
+    RedirectRefused,
+    RemoteError,
+    TLSError,
+    TruncatedBody,
+)
 from cidash.models import Job, Pipeline, Project
 from cidash.remote.policy import (
+    MAX_REDIRECTS,
     RETRYABLE_STATUSES,
     Missing,
+    PageGuard,
     RateLimiter,
     RequestStats,
     RetryPolicy,
     describe_network_error,
     error_for_status,
+    json_problem,
     parse_retry_after,
+    same_origin,
+    show_origin,
 )
 
 # JSON -> models lives in cidash.remote.wire (range-checked); re-exported here for existing importers.
@@ -61,21 +75,53 @@ _M = TypeVar("_M")
 
 
 class _AccountedSession(requests.Session):
-    """A ``requests`` session that rate-limits, retries, counts and maps errors for python-gitlab."""
+    """A ``requests`` session that rate-limits, retries, counts and maps errors for python-gitlab, and keeps the
+    credential on the configured origin.
 
-    def __init__(self, limiter: RateLimiter, stats: RequestStats, retry: RetryPolicy, pool: int) -> None:
+    ``requests`` keeps custom headers such as ``PRIVATE-TOKEN`` on a redirect to another host (it strips only
+    ``Authorization``), so every request and every redirect hop is checked here: one that would leave the
+    configured origin (scheme, host, port) is refused with :class:`RedirectRefused` before anything is sent.
+    Every answer python-gitlab reads is JSON: a 2xx whose body is not (a proxy's HTML page, an empty or cut
+    JSON body) is retried like a transient error, then raised as :class:`BadPayload`.
+    """
+
+    def __init__(
+        self, limiter: RateLimiter, stats: RequestStats, retry: RetryPolicy, pool: int, *, origin: str = ""
+    ) -> None:
         super().__init__()
         self.limiter = limiter
         self.stats = stats
         self.retry = retry
+        self.origin = origin
+        self.max_redirects = MAX_REDIRECTS
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(pool, 4))
         self.mount("http://", adapter)
         self.mount("https://", adapter)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)
+        if target is not None and self.origin:
+            absolute = urljoin(resp.url or self.origin, target)
+            if not same_origin(absolute, self.origin):
+                method = resp.request.method if resp.request is not None else "GET"
+                raise RedirectRefused(
+                    f"{method} {urlsplit(resp.url or '').path} was redirected to another origin "
+                    f"({show_origin(absolute)}); not followed: cidash sends its credentials only to "
+                    f"{show_origin(self.origin)}",
+                    hint="if GitLab moved, set [gitlab] url to its new address",
+                )
+        return target
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         url = request.url or ""
         parts = urlsplit(url)
         what = f"{request.method} {parts.path}"
+        if self.origin and not same_origin(url, self.origin):
+            raise RedirectRefused(
+                f"refused to send {what} to {show_origin(url)}: cidash sends its credentials only to "
+                f"{show_origin(self.origin)}"
+            )
+        idempotent = request.method in ("GET", "HEAD")
         attempt = 0
         while True:
             attempt += 1
@@ -86,14 +132,21 @@ class _AccountedSession(requests.Session):
             except requests.exceptions.SSLError as exc:
                 raise TLSError(
                     f"TLS handshake with {parts.netloc} failed: {_short(exc)}",
-                    hint="check the URL, or set [gitlab] verify_tls = false / a CA bundle for self-signed certificates",
+                    hint="check the URL, or set [gitlab] ca_file to your CA bundle, or verify_tls = false",
                 ) from None
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            except requests.TooManyRedirects:
+                raise RedirectRefused(f"{what}: more than {MAX_REDIRECTS} redirects; not followed") from None
+            except _TRANSPORT_ERRORS as exc:
                 self.stats.record(request.method or "GET", parts.path, 599, 0)
                 if attempt < self.retry.attempts:
                     self.stats.retried()
                     time.sleep(self.retry.delay(attempt))
                     continue
+                if isinstance(exc, _INCOMPLETE_ERRORS):
+                    raise TruncatedBody(
+                        f"incomplete answer from GitLab at {parts.scheme}://{parts.netloc} on {what}: "
+                        f"{_incomplete(exc)} ({attempt} tries)"
+                    ) from None
                 raise ConnectError(f"cannot reach GitLab at {parts.scheme}://{parts.netloc}: {_short(exc)}") from None
             self.stats.record(request.method or "GET", parts.path, response.status_code, nbytes)
             self.limiter.observe(response.headers, response.status_code)
@@ -106,12 +159,51 @@ class _AccountedSession(requests.Session):
                     continue
                 if response.status_code == 429:
                     raise RateLimited(f"rate limited (429) on {what}", retry_after=after, hint="lower [gitlab] max_rps")
+            if _answers_json(request, response, kwargs):
+                _, problem = json_problem(response.content, response.headers.get("content-type"))
+                if problem is not None:
+                    self.stats.record(request.method or "GET", parts.path, 599, 0)
+                    if idempotent and attempt < self.retry.attempts:
+                        self.stats.retried()
+                        time.sleep(self.retry.delay(attempt))
+                        continue
+                    raise BadPayload(
+                        f"GitLab at {parts.scheme}://{parts.netloc} answered {what} with {problem} ({attempt} tries)"
+                    )
             return response
+
+
+#: Failures with no usable answer: retried, then ConnectError (TruncatedBody for a body cut short / misframed).
+_INCOMPLETE_ERRORS: tuple[type[Exception], ...] = (
+    requests.exceptions.ChunkedEncodingError,  # urllib3 2's enforce_content_length, a cut chunked body
+    requests.exceptions.ContentDecodingError,  # a gzip body cut short
+    requests.exceptions.InvalidHeader,  # conflicting Content-Length headers
+)
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (requests.ConnectionError, requests.Timeout, *_INCOMPLETE_ERRORS)
 
 
 def _short(exc: BaseException) -> str:
     """A short, token-free reason for a connection or TLS failure."""
     return describe_network_error(str(exc))
+
+
+def _incomplete(exc: BaseException) -> str:
+    """A short reason for a body that did not end as framed."""
+    if isinstance(exc, requests.exceptions.InvalidHeader):
+        return "conflicting Content-Length headers"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "gzip body ended early"
+    return "body ended before its Content-Length or chunked end"
+
+
+def _answers_json(request: requests.PreparedRequest, response: requests.Response, kwargs: dict[str, Any]) -> bool:
+    """Whether this answer must be JSON: a 2xx with a body, read whole, of an endpoint that answers JSON."""
+    if not 200 <= response.status_code < 300 or response.status_code == 204 or request.method == "HEAD":
+        return False
+    if kwargs.get("stream"):
+        return False
+    path = urlsplit(request.url or "").path
+    return not path.endswith(("/trace", "/raw", "/artifacts"))
 
 
 class RestClient:
@@ -126,14 +218,17 @@ class RestClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.connection = connection
-        self.session = _AccountedSession(limiter, stats, retry or RetryPolicy(), connection.concurrency + 2)
+        self.session = _AccountedSession(
+            limiter, stats, retry or RetryPolicy(), connection.concurrency + 2, origin=connection.url
+        )
         token_kwargs: dict[str, str] = {}
         if connection.token is not None:
             key = {"private": "private_token", "job": "job_token", "oauth": "oauth_token"}[connection.token_kind]
             token_kwargs[key] = connection.token.reveal()
+        warn_if_insecure(connection)
         self.gl = gitlab.Gitlab(
             connection.url,
-            ssl_verify=connection.verify_tls,
+            ssl_verify=connection.tls_verify(),  # the same CA bundle as the http.client/httpx paths
             timeout=connection.timeout,
             per_page=PER_PAGE,
             retry_transient_errors=False,
@@ -141,6 +236,7 @@ class RestClient:
             keep_base_url=True,
             **token_kwargs,
         )
+        self._api_path = urlsplit(connection.api_url).path.rstrip("/")
 
     def close(self) -> None:
         self.session.close()
@@ -158,6 +254,57 @@ class RestClient:
         except requests.exceptions.RequestException as exc:
             raise ConnectError(f"{what} failed: {_short(exc)}") from None
 
+    def pages(
+        self, path: str, params: dict[str, Any], *, missing: Missing = "endpoint"
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The pages of a listing (offset or keyset), one list of JSON objects per request, following ``Link:
+        rel="next"`` (else ``X-Next-Page``).
+
+        Every next link is taken as a path and query under the API on the **configured** origin (as
+        python-gitlab's ``keep_base_url``): a link naming another host is never followed there. A next page
+        already read (a loop, or a keyset cursor that does not advance) ends the listing with
+        :class:`PaginationError` naming the endpoint, as does running past ``MAX_PAGES``.
+        """
+        what = f"GET {path}"
+        guard = PageGuard(what)
+        url, query = path, dict(params)
+        guard.visit(_page_key(path, urlencode(query, doseq=True)))
+        while True:
+            with self._mapped(what, missing):
+                response = self.gl.http_request("get", url, query_data=query)
+            data = response.json()  # checked by the session: a 2xx here is JSON
+            if not isinstance(data, list):
+                raise BadPayload(f"{what} did not return a list")
+            yield data
+            if not data:
+                return
+            nxt = self._next_page(response, url, query, what)
+            if nxt is None:
+                return
+            guard.visit(_page_key(*nxt), describe='the "next" link')
+            # the query stays in the URL (python-gitlab splits it into lists, so repeated keys like scope[] survive)
+            url, query = f"{nxt[0]}?{nxt[1]}", {}
+
+    def _next_page(
+        self, response: requests.Response, url: str, query: dict[str, Any], what: str
+    ) -> tuple[str, str] | None:
+        """(path under the API, query string) of the next page, or None at the end."""
+        path, _, in_url = url.partition("?")
+        if in_url:
+            query = {**dict(parse_qsl(in_url, keep_blank_values=True)), **query}
+        link = (response.links.get("next") or {}).get("url")
+        if link:
+            parts = urlsplit(link)
+            if not parts.path.startswith(self._api_path + "/"):
+                raise PaginationError(f'{what}: the "next" link leaves the API; listing stopped')
+            return parts.path[len(self._api_path) :], parts.query
+        page = (response.headers.get("x-next-page") or "").strip()
+        if not page:
+            return None
+        if not page.isdigit():
+            raise PaginationError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
+        return path, urlencode({**query, "page": page}, doseq=True)
+
     # -- projects ----------------------------------------------------------------------------------------------
 
     def project(self, ref: str | int) -> Project:
@@ -169,10 +316,10 @@ class RestClient:
 
     def group_projects(self, group: str, *, log: WireLog | None = None) -> list[Project]:
         """Every non-archived project of a group and its subgroups (``log``: as for :meth:`pipeline_pages`)."""
-        with self._mapped(f"GET /groups/{group}/projects", "group"):
-            grp = self.gl.groups.get(group, lazy=True)
-            items = grp.projects.list(iterator=True, include_subgroups=True, archived=False, per_page=PER_PAGE)
-            return list(_accepted((p.attributes for p in items), lambda d: project_from_json(d, log), log))
+        path = f"/groups/{quote(group, safe='')}/projects"
+        params = {"include_subgroups": "true", "archived": "false", "per_page": PER_PAGE}
+        items = (p for page in self.pages(path, params, missing="group") for p in page)
+        return list(_accepted(items, lambda d: project_from_json(d, log), log))
 
     # -- pipelines ---------------------------------------------------------------------------------------------
 
@@ -185,14 +332,15 @@ class RestClient:
         one continues after the last committed page instead of starting over. With ``log``, a record
         :mod:`cidash.remote.wire` rejects is left out and recorded there (without: it raises).
         """
-        what = f"GET /projects/{project_id}/pipelines"
         params: dict[str, Any] = {"order_by": "updated_at", "sort": "asc", "per_page": PER_PAGE}
         if updated_after is not None:
             params["updated_after"] = iso(updated_after)
-        with self._mapped(what, "project"):
-            # http_list yields plain dicts: no RESTObject per item (python-gitlab deep-copies each one's attributes)
-            listing = self.gl.http_list(f"/projects/{project_id}/pipelines", query_data=params, iterator=True)
-            yield from _chunks(_accepted(listing, lambda p: pipeline_from_json(project_id, p, log), log), PER_PAGE)
+        # plain dicts: no RESTObject per item (python-gitlab deep-copies each one's attributes)
+        for page in self.pages(f"/projects/{project_id}/pipelines", params, missing="project"):
+            if page:
+                accepted = list(_accepted(page, lambda p: pipeline_from_json(project_id, p, log), log))
+                if accepted:
+                    yield accepted
 
     def pipeline(self, project_id: int, pipeline_id: int) -> Pipeline:
         """One pipeline with the fields the list omits (started_at, finished_at, duration, queued_duration)."""
@@ -212,14 +360,20 @@ class RestClient:
         ``/pipelines/:id/jobs``), a first sync of 200 pipelines x 8 jobs costs 16 instead of 200, and retried
         jobs are included (the per-pipeline listing hides them unless ``include_retried``). Keyset pagination
         (``pagination=keyset&order_by=id&sort=desc``) stays cheap and stable however deep it goes, and the
-        newest-first order lets the caller stop at the first page it already knows. ``log``: as for
-        :meth:`pipeline_pages`.
+        newest-first order lets the caller stop at the first page it already knows. A page that does not go
+        below the previous page's oldest id (a cursor that does not advance) ends it with PaginationError.
+        ``log``: as for :meth:`pipeline_pages`.
         """
-        what = f"GET /projects/{project_id}/jobs"
+        path = f"/projects/{project_id}/jobs"
         params = {"pagination": "keyset", "order_by": "id", "sort": "desc", "per_page": PER_PAGE}
-        with self._mapped(what, "project"):
-            listing = self.gl.http_list(f"/projects/{project_id}/jobs", query_data=params, iterator=True)
-            yield from _accepted(listing, lambda j: job_from_json(project_id, j, log), log)
+        floor: int | None = None
+        for page in self.pages(path, params, missing="project"):
+            jobs = list(_accepted(page, lambda j: job_from_json(project_id, j, log), log))
+            if jobs and floor is not None and max(j.id for j in jobs) >= floor:
+                raise PaginationError(f"GET {path}: the keyset cursor does not advance; listing stopped")
+            if jobs:
+                floor = min(j.id for j in jobs)
+            yield from jobs
 
 
 def _accepted(items: Iterable[Any], convert: Callable[[Any], _M], log: WireLog | None) -> Iterator[_M]:
@@ -233,12 +387,6 @@ def _accepted(items: Iterable[Any], convert: Callable[[Any], _M], log: WireLog |
             log.reject(exc)
 
 
-def _chunks(items: Iterable[Pipeline], size: int) -> Iterator[list[Pipeline]]:
-    chunk: list[Pipeline] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _page_key(path: str, query: str) -> str:
+    """A page's identity for the loop check: its path and its query parameters in a fixed order."""
+    return path + "?" + urlencode(sorted(parse_qsl(query, keep_blank_values=True)))

@@ -17,7 +17,13 @@ Kinds of fault (fields of a rule; several may be combined):
 - ``reset``: send the headers and half the body, then reset the connection (RST);
 - ``truncate_bytes``: serve only the first N bytes of the body (with a matching ``Content-Length``), as a runner
   that hit its log limit would;
-- ``slow_bytes_per_s``: send the body in small chunks at this rate.
+- ``slow_bytes_per_s``: send the body in small chunks at this rate;
+- ``redirect_to``: answer ``redirect_status`` (302) with ``Location: redirect_to`` instead, before authenticating
+  (as a front-end proxy would); ``{path}`` in it becomes the request's path and query (e.g.
+  ``"http://127.0.0.2:8080{path}"``: a redirect to another host);
+- ``page_loop``: the answer's pagination points back at the same page (``X-Next-Page`` = ``X-Page``, the ``Link``
+  ``rel="next"`` URL = this request's URL): an offset listing that never ends, or a keyset cursor that does not
+  advance.
 
 Example: the first three trace requests get 429, then everything works::
 
@@ -45,6 +51,9 @@ class FaultRule:
     reset: bool = False
     truncate_bytes: int | None = None
     slow_bytes_per_s: float | None = None
+    redirect_to: str | None = None
+    redirect_status: int = 302
+    page_loop: bool = False
     probability: float = 1.0
     first: int | None = None
     every: int | None = None
@@ -72,6 +81,9 @@ class FaultDecision:
     reset: bool = False
     truncate_bytes: int | None = None
     slow_bytes_per_s: float | None = None
+    redirect_to: str | None = None
+    redirect_status: int = 302
+    page_loop: bool = False
     rule_index: int | None = None
 
     @property
@@ -82,6 +94,8 @@ class FaultDecision:
             and not self.reset
             and self.truncate_bytes is None
             and self.slow_bytes_per_s is None
+            and self.redirect_to is None
+            and not self.page_loop
         )
 
 
@@ -144,6 +158,8 @@ class FaultState:
                     and not rule.reset
                     and rule.truncate_bytes is None
                     and rule.slow_bytes_per_s is None
+                    and rule.redirect_to is None
+                    and not rule.page_loop
                 ):
                     continue  # pure latency: later rules may still add a failure
                 return FaultDecision(
@@ -153,6 +169,9 @@ class FaultState:
                     reset=rule.reset,
                     truncate_bytes=rule.truncate_bytes,
                     slow_bytes_per_s=rule.slow_bytes_per_s,
+                    redirect_to=rule.redirect_to,
+                    redirect_status=rule.redirect_status,
+                    page_loop=rule.page_loop,
                     rule_index=index,
                 )
         return FaultDecision(delay_s=delay)

@@ -58,11 +58,18 @@ def _wildcard_to_regex(entry: str) -> str:
 
 def pathspec_matches(spec: str, path: str) -> bool:
     """Git's plain pathspec (what ``LastCommitForPath`` gets): the path itself, anything under it as a directory,
-    or a wildcard match where ``*`` crosses ``/`` (``?`` one character, ``[...]`` a class)."""
-    spec = spec.rstrip("/") or spec
+    or a wildcard match where ``*`` crosses ``/`` (``?`` one character, ``[...]`` a class).
+
+    As git does (checked with ``git log -1 -- SPEC``): repeated slashes count as one (``a//b`` is ``a/b``); a
+    trailing slash asks for a directory (``a/`` matches under ``a``, ``a/b/`` not the file ``a/b``); a wildcard is
+    matched against whole file paths, so a wildcard spec ending in ``/`` (``*/``) matches nothing."""
+    spec = re.sub("/+", "/", spec)
+    wildcard = any(c in spec for c in "*?[")
+    if spec.endswith("/") and spec != "/":
+        return not wildcard and path.startswith(spec)
     if path == spec or path.startswith(spec + "/"):
         return True
-    if not any(c in spec for c in "*?["):
+    if not wildcard:
         return False
     rx = []
     i = 0

@@ -1159,6 +1159,13 @@ class _Handler(BaseHTTPRequestHandler):
         if base_delay > 0:
             time.sleep(base_delay)
         extra: dict[str, str] = {}
+        if decision.redirect_to is not None:  # a front-end redirect: before authentication
+            target = self.path if split.query else path
+            location = decision.redirect_to.replace("{path}", target)
+            self._send(
+                method, template, path, Response(decision.redirect_status, b"", {"Location": location}), decision
+            )
+            return
         if decision.status is not None and decision.status >= 500:
             # a proxy-level failure (load balancer, Workhorse): no application headers, HTML body for 502/503
             self._send(method, template, path, self._gateway_error(decision.status), decision)
@@ -1242,6 +1249,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, method: str, template: str, path: str, response: Response, decision: FaultDecision) -> None:
         sim = self.sim
+        if decision.page_loop and response.status == 200:
+            response = self._looped(response)
         body = response.body
         if decision.truncate_bytes is not None and response.status == 200:
             body = body[: decision.truncate_bytes]
@@ -1275,6 +1284,16 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(chunk / decision.slow_bytes_per_s)
         else:
             self.wfile.write(body)
+
+    def _looped(self, response: Response) -> Response:
+        """The page-loop fault: the pagination headers point back at this very page (even on the last one)."""
+        headers = dict(response.headers)
+        if "x-next-page" in headers:
+            headers["x-next-page"] = headers.get("x-page") or "1"
+        here = f"{self.sim.api.base()}{self.path}"
+        links = [part for part in headers.get("Link", "").split(", ") if part and 'rel="next"' not in part]
+        headers["Link"] = ", ".join([f'<{here}>; rel="next"', *links])
+        return Response(response.status, response.body, headers, content_type=response.content_type)
 
     def _reset(self) -> None:
         with contextlib.suppress(OSError):
