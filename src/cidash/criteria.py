@@ -14,9 +14,9 @@ migration is ``[criteria] migration`` (a UTC time or an image digest) when set, 
 unknown size to another tag, else the most recent new push of one tag, else the most recent change (sizes from
 every tag and digest the store has seen, else from the tag the jobs ran; see :func:`classify_change`). Without
 a migration there is no baseline and the criterion is NO DATA. Everything is judged as of ``now``
-(:meth:`~cidash.metrics.Dataset.as_of`). The criteria about the *current* state (image-build reliability, stale caches, observed
-cache writers, tools verified) look at the candidate period, limited to the last ``window_days``; without a
-split that is simply the last ``window_days`` on the ref. The evidence of ``startup_improvement`` says which
+(:meth:`~cidash.metrics.Dataset.as_of`). The criteria about the *current* state (image-build reliability, stale
+caches, observed cache writers, tools verified) look at the candidate period, limited to the last
+``window_days``; without a split that is simply the last ``window_days`` on the ref. The evidence of ``startup_improvement`` says which
 split was used.
 """
 
