@@ -16,8 +16,8 @@ every tag and digest the store has seen, else from the tag the jobs ran; see :fu
 a migration there is no baseline and the criterion is NO DATA. Everything is judged as of ``now``
 (:meth:`~cidash.metrics.Dataset.as_of`). The criteria about the *current* state (image-build reliability, stale
 caches, observed cache writers, tools verified) look at the candidate period, limited to the last
-``window_days``; without a split that is simply the last ``window_days`` on the ref. The evidence of ``startup_improvement`` says which
-split was used.
+``window_days``; without a split that is simply the last ``window_days`` on the ref. The evidence of
+``startup_improvement`` says which split was used and why.
 """
 
 from __future__ import annotations
