@@ -36,6 +36,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("rebuild", "cidash.commands.rebuild"),
     ("retry", "cidash.commands.retry"),
     ("simulate", "cidash.commands.simulate"),
+    ("serve", "cidash.commands.serve"),
 ]
 
 

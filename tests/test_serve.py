@@ -1,0 +1,209 @@
+"""``cidash serve`` against the simulated GitLab over real HTTP: readiness, /metrics, webhooks, errors, stop."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_families
+from prometheus_client.parser import text_string_to_metric_families as prom_families
+
+from cidash.cli import main
+from cidash.sim import SimulatedGitLab
+from cidash.store import Store
+from serve_support import (
+    SECRET,
+    Running,
+    job_hook,
+    log_lines,
+    pipeline_hook,
+    recent_scenario,
+    request,
+    serving,
+    wait_for,
+    wait_ready,
+)
+
+
+@pytest.fixture
+def group_sim() -> Iterator[SimulatedGitLab]:
+    with SimulatedGitLab(recent_scenario()) as sim:
+        yield sim
+
+
+@pytest.fixture
+def running(group_sim: SimulatedGitLab, tmp_path: Path) -> Iterator[Running]:
+    with serving(group_sim, tmp_path) as r:
+        wait_ready(r.url)
+        yield r
+
+
+def series(text: str, parser: Any = prom_families) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for fam in parser(text):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append(s)
+    return out
+
+
+def test_ready_after_every_project_and_metrics_in_both_formats(running: Running, group_sim: SimulatedGitLab) -> None:
+    code, _, body = request(running.url + "/readyz")
+    assert code == 200 and json.loads(body)["status"] == "ready"
+    assert request(running.url + "/healthz")[0] == 200
+    code, headers, body = request(running.url + "/metrics")
+    assert code == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    prom = series(body.decode())
+    code, headers, body = request(running.url + "/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    text = body.decode()
+    assert text.endswith("# EOF\n")
+    om = series(text, om_families)
+    assert set(prom) == set(om)
+    for name in (
+        "cidash_cache_restores_total",
+        "cidash_image_builds_total",
+        "cidash_job_startup_seconds_bucket",
+        "cidash_pipeline_duration_seconds_count",
+        "cidash_cache_hit_ratio_window",
+        "cidash_image_size_bytes",
+        "cidash_criterion_status",
+        "cidash_build_info",
+        "cidash_last_sync_success_timestamp_seconds",
+        "cidash_gitlab_requests_total",
+        "cidash_syncs_total",
+    ):
+        assert name in prom, name
+    projects = {s.labels["project"] for s in prom["cidash_last_sync_success_timestamp_seconds"]}
+    assert projects == {p.path for p in group_sim.world.projects.values()}
+    labels = {k for samples in prom.values() for s in samples for k in s.labels}
+    assert "job" not in labels and "instance" not in labels and "job_name" in labels
+    builds = sum(s.value for s in prom["cidash_image_builds_total"])
+    world_builds = [j for j in group_sim.world.all_jobs(group_sim.project_id) if j.name == "build-ci-image"]
+    assert 0 < builds <= len(world_builds)
+
+
+def test_webhook_answers(running: Running, group_sim: SimulatedGitLab) -> None:
+    hook = running.url + "/webhook"
+    body = pipeline_hook(group_sim.project_id, group_sim.project_path)
+    ok = {"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": SECRET, "Content-Type": "application/json"}
+    assert request(hook, data=body, headers={**ok, "X-Gitlab-Token": "wrong"})[0] == 401
+    assert request(hook, data=body, headers={"X-Gitlab-Event": "Pipeline Hook"})[0] == 401
+    assert request(hook, data=b"{not json", headers=ok)[0] == 400
+    assert request(hook, data=b"[1, 2]", headers=ok)[0] == 400
+    assert request(hook, data=b'{"object_kind": "pipeline", "project": {"id": "x"}}', headers=ok)[0] == 400
+    code, _, answer = request(hook, data=pipeline_hook(999, "elsewhere/unknown"), headers=ok)
+    assert code == 202 and json.loads(answer)["status"] == "ignored"
+    code, _, answer = request(hook, data=b'{"object_kind": "push"}', headers={**ok, "X-Gitlab-Event": "Push Hook"})
+    assert code == 202 and json.loads(answer)["status"] == "ignored"
+    assert request(running.url + "/webhook")[0] == 405
+    state = running.app.scheduler.find(group_sim.project_id, None)
+    assert state is not None
+    before = state.syncs
+    code, _, answer = request(hook, data=body, headers=ok)
+    assert code == 202 and json.loads(answer)["status"] == "accepted"
+    wait_for(lambda: state.syncs > before, what="the triggered sync")
+    code, _, answer = request(hook, data=job_hook(group_sim.project_id, "platform / app"),
+                              headers={**ok, "X-Gitlab-Event": "Job Hook"})  # fmt: skip
+    assert code == 202 and json.loads(answer)["status"] == "accepted"
+    logs = log_lines(running)
+    results = [line["result"] for line in logs if line["event"] == "webhook"]
+    assert results.count("unauthorized") == 2 and results.count("bad_request") == 3 and "accepted" in results
+    assert all("Traceback" not in line.get("error", "") for line in logs)
+    _, _, metrics = request(running.url + "/metrics")
+    hooks = {(s.labels["hook"] if "hook" in s.labels else s.labels["event"], s.labels["result"]): s.value
+             for s in series(metrics.decode())["cidash_webhooks_total"]}  # fmt: skip
+    assert hooks[("pipeline", "unauthorized")] == 2
+
+
+def test_webhook_secret_and_payload_never_kept(running: Running, group_sim: SimulatedGitLab) -> None:
+    marker = "payload-marker-7f3a9c"
+    data = json.loads(pipeline_hook(group_sim.project_id, group_sim.project_path))
+    data["object_attributes"]["ref"] = marker
+    headers = {"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": SECRET}
+    assert request(running.url + "/webhook", data=json.dumps(data).encode(), headers=headers)[0] == 202
+    bad = {"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": SECRET + "x"}
+    assert request(running.url + "/webhook", data=b"{}", headers=bad)[0] == 401
+    running.app.stop()
+    text = running.log.getvalue()
+    assert SECRET not in text and marker not in text and group_sim.token not in text
+    for path in running.db.parent.glob("serve.db*"):
+        raw = path.read_bytes()
+        assert marker.encode() not in raw and SECRET.encode() not in raw and group_sim.token.encode() not in raw
+
+
+def test_webhooks_debounce_into_one_sync(group_sim: SimulatedGitLab, tmp_path: Path) -> None:
+    with serving(group_sim, tmp_path, interval=600, max_interval=600, debounce=1.0) as r:
+        wait_ready(r.url)
+        state = r.app.scheduler.find(group_sim.project_id, None)
+        assert state is not None
+        before = state.syncs
+        headers = {"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": SECRET}
+        body = pipeline_hook(group_sim.project_id, group_sim.project_path)
+        answers = [json.loads(request(r.url + "/webhook", data=body, headers=headers)[2])["sync"] for _ in range(5)]
+        assert answers[0] == "queued" and set(answers[1:]) == {"already queued"}
+        wait_for(lambda: state.syncs > before, what="the debounced sync")
+        assert state.syncs == before + 1
+
+
+def test_counters_never_fall_across_prune_and_restart(group_sim: SimulatedGitLab, tmp_path: Path) -> None:
+    def totals(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = request(url + "/metrics")[2].decode()
+        out = {}
+        for name, samples in series(text).items():
+            if name.endswith(("_total", "_bucket", "_count", "_sum")):
+                for s in samples:
+                    out[(name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    with serving(group_sim, tmp_path) as r:
+        wait_ready(r.url)
+        first = totals(r.url)
+    assert first
+    code = main(["prune", "--db", str(r.db), "--config", str(tmp_path / "cidash.toml"), "--before", "0d"])
+    assert code == 0
+    with Store.open(r.db) as store:
+        assert store.counts()["pipelines"] == 0
+    with serving(group_sim, tmp_path) as r2:
+        wait_ready(r2.url)
+        second = totals(r2.url)
+    for key, value in first.items():
+        assert second.get(key, -1) >= value, key
+
+
+def test_port_in_use_is_one_line_exit_2(
+    group_sim: SimulatedGitLab, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serve_support import write_config
+
+    config = write_config(tmp_path, group_sim)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code = main(["serve", "--config", str(config), "--group", "platform", "--listen", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "already in use" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--listen", "nonsense:port"], "--listen"),
+        (["--interval", "0"], "--interval"),
+        (["--jitter", "1.5"], "--jitter"),
+        (["--webhook-secret-file", "/nonexistent/secret"], "--webhook-secret-file"),
+    ],
+)
+def test_bad_options_are_one_line(
+    argv: list[str], fragment: str, group_sim: SimulatedGitLab, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serve_support import write_config
+
+    config = write_config(tmp_path, group_sim)
+    assert main(["serve", "--config", str(config), "--group", "platform", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err
