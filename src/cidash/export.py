@@ -319,7 +319,7 @@ FAMILIES: dict[str, FamilySpec] = {
 }
 #: Counter/histogram families whose values are running totals in the store.
 TOTAL_FAMILIES: tuple[str, ...] = tuple(n for n, f in FAMILIES.items() if f.type in ("counter", "histogram"))
-_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
+_SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_info")
 
 
 def labels_key(labels: Labels) -> str:

@@ -50,7 +50,8 @@ class EventLog:
     def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
         ts = self.clock().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         if self.fmt == "json":
-            line = json.dumps({"ts": ts, "level": level, "event": event, **fields}, ensure_ascii=True, default=str)
+            kept = {k: v for k, v in fields.items() if v is not None}
+            line = json.dumps({"ts": ts, "level": level, "event": event, **kept}, ensure_ascii=True, default=str)
         else:
             parts = [ts, level.upper(), _clean(event)]
             parts += [f"{k}={_clean(v)}" for k, v in fields.items() if v is not None]
