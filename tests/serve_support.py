@@ -26,7 +26,12 @@ SECRET = "webhook-s3cret-value"
 def recent_scenario(**kw: Any) -> Scenario:
     """4 days x 5 pipelines ending at today's midnight: inside every default window of the real clock."""
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    base: dict[str, Any] = {"days": 4, "pipelines_per_day": 5, "migration_day": 3, "start": midnight - timedelta(days=4)}
+    base: dict[str, Any] = {
+        "days": 4,
+        "pipelines_per_day": 5,
+        "migration_day": 3,
+        "start": midnight - timedelta(days=4),
+    }
     return Scenario(**{**base, **kw})
 
 

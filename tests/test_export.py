@@ -55,7 +55,9 @@ def test_openmetrics_parses_and_counts() -> None:
         if s.name.endswith("_count"):
             counts[s.labels["job_name"]] = counts.get(s.labels["job_name"], 0) + s.value
     assert counts == {"test": 60, "lint": 60, "verify-ci-image": 20}
-    inf = [s for s in startup if s.name.endswith("_bucket") and s.labels["le"] == "+Inf" and s.labels["job_name"] == "test"]
+    inf = [
+        s for s in startup if s.name.endswith("_bucket") and s.labels["le"] == "+Inf" and s.labels["job_name"] == "test"
+    ]
     assert sum(s.value for s in inf) == 60 and inf[0].labels["project"] == "platform/app"
     builds: dict[tuple[str, str], float] = {}
     for s in fam["cidash_image_builds"].samples:

@@ -121,7 +121,7 @@ def test_prometheus_scrapes_serve_and_counters_survive_prune(
         try:
             wait_for(lambda: _up(prom), 60, "Prometheus to scrape cidash serve")
             wait_for(lambda: _scrapes(prom) >= 3, 60, "three scrapes before the prune")
-            before = prom.query("sum by (__name__) ({__name__=~\"cidash_.+_total\"})")
+            before = prom.query('sum by (__name__) ({__name__=~"cidash_.+_total"})')
             assert before, "no counters scraped"
             # Prune every pipeline while serve keeps syncing and Prometheus keeps scraping.
             config = str(tmp_path / "cidash.toml")
