@@ -43,7 +43,7 @@ def test_sigterm_stops_cleanly_mid_sync(tmp_path: Path) -> None:
                 "json",
                 "--webhook-secret-file",
                 str(secret),
-            ],  # fmt: skip
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,

@@ -99,7 +99,7 @@ def test_idle_project_backs_off_and_change_resets() -> None:
 
 
 def test_nothing_runs_before_it_is_due_and_errors_back_off() -> None:
-    sched, clock, calls = make([ConnectError("GitLab went away"), IDLE])
+    sched, clock, _calls = make([ConnectError("GitLab went away"), IDLE])
     sched.start()
     state = sched.add("a/b")
     assert run_once(sched) == 1
