@@ -372,8 +372,8 @@ def counter_increments(
         if (p_ids is not None and p.id not in p_ids) or p.finished_at is None:
             continue
         if p.status in FINISHED_STATUSES and p.duration is not None and plausible_seconds(p.duration):
-            _observe(out, "cidash_pipeline_duration_seconds", {"project": project, "ref": p.ref}, p.duration,
-                     PIPELINE_BUCKETS)  # fmt: skip
+            labels = {"project": project, "ref": p.ref}
+            _observe(out, "cidash_pipeline_duration_seconds", labels, p.duration, PIPELINE_BUCKETS)
     builds: dict[int, list[Job]] = defaultdict(list)
     for j in ds.jobs:
         if j.name == build_job:
@@ -485,8 +485,8 @@ def window_families(inp: ExportInput) -> dict[str, Family]:
     fams = {n: Family(FAMILIES[n]) for n in FAMILIES if FAMILIES[n].type in ("gauge", "stateset")}
     for r in cache_restore_rates(ds, "key", include_retried=inp.include_retried):
         for outcome, count in sorted(r.outcomes.items()):
-            fams["cidash_cache_restores_window"].add("", {"project": project, "key": r.group, "outcome": outcome},
-                                                     count)  # fmt: skip
+            labels = {"project": project, "key": r.group, "outcome": outcome}
+            fams["cidash_cache_restores_window"].add("", labels, count)
         if r.hit_rate is not None:
             fams["cidash_cache_hit_ratio_window"].add("", {"project": project, "key": r.group}, r.hit_rate / 100)
     per_job: dict[str, list[float]] = defaultdict(list)
