@@ -207,3 +207,33 @@ def test_bad_options_are_one_line(
     assert main(["serve", "--config", str(config), "--group", "platform", *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and fragment in err
+
+
+def test_nothing_below_serve_imports_it() -> None:
+    """The core never imports ``cidash.serve`` (only ``cidash.commands.serve`` does)."""
+    import ast
+
+    import cidash
+
+    root = Path(cidash.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("serve/") or rel == "commands/serve.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{rel}: {n}" for n in names if n == "cidash.serve" or n.startswith("cidash.serve.")]
+    assert offenders == []
+
+
+def test_team_page_documents_every_family() -> None:
+    from cidash.export import FAMILIES
+
+    page = (Path(__file__).parent.parent / "docs" / "team.md").read_text(encoding="utf-8")
+    missing = [name for name in FAMILIES if f"`{name}" not in page]
+    assert missing == []
