@@ -237,3 +237,36 @@ def test_team_page_documents_every_family() -> None:
     page = (Path(__file__).parent.parent / "docs" / "team.md").read_text(encoding="utf-8")
     missing = [name for name in FAMILIES if f"`{name}" not in page]
     assert missing == []
+
+
+def test_export_counters_never_fall_across_prune(group_sim: SimulatedGitLab, tmp_path: Path) -> None:
+    """The textfile-collector path: `cidash sync`, export, prune everything, export again."""
+    from serve_support import write_config
+
+    config = str(write_config(tmp_path, group_sim))
+    db = str(tmp_path / "serve.db")
+    assert main(["sync", "--config", config, "--project", group_sim.project_path]) == 0
+    base = ["export", "--config", config, "--project", group_sim.project_path]
+
+    def counters(fmt: str, parser: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        out = tmp_path / f"export.{fmt}"
+        assert main([*base, "--format", fmt, "--output", str(out)]) == 0
+        found = {}
+        for name, samples in series(out.read_text(encoding="utf-8"), parser).items():
+            if name.endswith(("_total", "_bucket", "_count", "_sum")):
+                for s in samples:
+                    found[(name, tuple(sorted(s.labels.items())))] = s.value
+        return found
+
+    first = counters("openmetrics", om_families)
+    assert any(name == "cidash_cache_restores_total" for name, _ in first)
+    assert counters("prometheus", prom_families) == first  # same series, and exporting twice adds nothing
+    assert main(["prune", "--config", config, "--db", db, "--before", "0d"]) == 0
+    after = counters("openmetrics", om_families)
+    assert after == first
+
+
+def test_export_never_creates_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nowhere.db"
+    assert main(["export", "--db", str(missing), "--format", "openmetrics"]) == 2
+    assert not missing.exists() and "does not exist" in capsys.readouterr().err

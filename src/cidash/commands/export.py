@@ -95,20 +95,32 @@ def run(args: argparse.Namespace) -> int:
     from cidash.commands.check import parse_now
     from cidash.commands.common import load_config_from_args, open_store_from_args
     from cidash.dataset import resolve_project
-    from cidash.errors import InputError
+    from cidash.errors import InputError, StoreError
     from cidash.export import load_export_input, render_export, update_running_totals
 
     now = parse_now(args.now)
     config = load_config_from_args(args)
     since = parse_since(args.since, now, config.criteria.window_days)
-    # Not read-only: the running totals of the counters catch up with the store first (see docs/team.md).
-    with open_store_from_args(args, config) as store:
+    with open_store_from_args(args, config, readonly=True) as store:  # must exist: export never creates one
         project = resolve_project(store, args.project, config.gitlab.projects)
-        if args.format in ("openmetrics", "prometheus"):
-            update_running_totals(store, project, config.image.build_job)
-        inp = load_export_input(
-            store, project, config, now=now, since=since, ref=args.ref, include_retried=args.include_retried
-        )
+        fold = args.format in ("openmetrics", "prometheus")
+        if not fold:
+            inp = load_export_input(
+                store, project, config, now=now, since=since, ref=args.ref, include_retried=args.include_retried
+            )
+    if fold:
+        # The counters' running totals catch up with the store first (see docs/team.md); a store this user may
+        # only read is exported with the totals it already holds.
+        try:
+            writable = open_store_from_args(args, config)
+        except StoreError:
+            writable = open_store_from_args(args, config, readonly=True)
+        with writable as store:
+            if not store.readonly:
+                update_running_totals(store, project, config.image.build_job)
+            inp = load_export_input(
+                store, project, config, now=now, since=since, ref=args.ref, include_retried=args.include_retried
+            )
     text = render_export(inp, args.format)
     if args.output:
         target = Path(args.output)
