@@ -270,3 +270,27 @@ def test_export_never_creates_a_store(tmp_path: Path, capsys: pytest.CaptureFixt
     missing = tmp_path / "nowhere.db"
     assert main(["export", "--db", str(missing), "--format", "openmetrics"]) == 2
     assert not missing.exists() and "does not exist" in capsys.readouterr().err
+
+
+def test_running_totals_fold_in_batches_to_the_same_numbers(
+    group_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import cidash.export as export
+    from serve_support import write_config
+
+    config = str(write_config(tmp_path, group_sim))
+    assert main(["sync", "--config", config, "--project", group_sim.project_path]) == 0
+    copy = tmp_path / "copy.db"
+    shutil.copy(tmp_path / "serve.db", copy)
+    results = []
+    for db, batch in ((tmp_path / "serve.db", export.FOLD_BATCH), (copy, 7)):
+        monkeypatch.setattr(export, "FOLD_BATCH", batch)
+        with Store.open(db) as store:
+            project = store.project(group_sim.project_path)
+            assert project is not None
+            counted = export.update_running_totals(store, project, "build-ci-image")
+            assert export.update_running_totals(store, project, "build-ci-image") == 0  # nothing twice
+            results.append((counted, store.metric_totals()))
+    assert results[0][0] > 7 * 3 and results[0] == results[1]

@@ -400,29 +400,35 @@ def counter_increments(
     return out
 
 
+#: Items folded per transaction (keeps every ``IN (...)`` list far below SQLite's variable limit).
+FOLD_BATCH = 4000
+
+
 def update_running_totals(store: Store, project: Project, build_job: str) -> int:
     """Add what is new in the store (finished pipelines and jobs, parsed logs not counted yet) to the project's
-    running totals, atomically; returns how many items were counted. Call before pruning and before exporting;
-    ``cidash serve`` calls it after every sync."""
+    running totals, atomically per batch; returns how many items were counted. Call before pruning and before
+    exporting; ``cidash serve`` calls it after every sync."""
     from cidash.metrics import Dataset as _Dataset
 
-    with store.transaction():  # BEGIN IMMEDIATE: two processes never count the same item twice
-        p_ids = store.uncounted_ids(project.id, "pipeline")
-        j_ids = store.uncounted_ids(project.id, "job")
-        l_ids = store.uncounted_ids(project.id, "log")
-        if not (p_ids or j_ids or l_ids):
-            return 0
-        jobs_now = store.jobs(project.id, ids=[*j_ids, *l_ids]) if (j_ids or l_ids) else []
-        pipeline_ids = sorted({*p_ids, *(j.pipeline_id for j in jobs_now)})
-        pipelines = tuple(store.pipelines(project.id, ids=pipeline_ids))
-        # Every attempt of the build job in those pipelines, to tell first attempts from retries.
-        siblings = store.jobs(project.id, pipeline_ids=pipeline_ids, name=build_job) if pipeline_ids else []
-        jobs = tuple({j.id: j for j in (*jobs_now, *siblings)}.values())
-        ds = _Dataset(project=project, pipelines=pipelines, jobs=jobs, facts=store.job_facts(l_ids))
-        increments = counter_increments(ds, build_job, pipeline_ids=p_ids, job_ids=j_ids, log_ids=l_ids)
-        counted = [("pipeline", i) for i in p_ids] + [("job", i) for i in j_ids] + [("log", i) for i in l_ids]
-        store.add_metric_totals(project.id, increments, counted)
-    return len(counted)
+    total = 0
+    while True:
+        with store.transaction():  # BEGIN IMMEDIATE: two processes never count the same item twice
+            p_ids = store.uncounted_ids(project.id, "pipeline")[:FOLD_BATCH]
+            j_ids = store.uncounted_ids(project.id, "job")[:FOLD_BATCH]
+            l_ids = store.uncounted_ids(project.id, "log")[:FOLD_BATCH]
+            if not (p_ids or j_ids or l_ids):
+                return total
+            jobs_now = store.jobs(project.id, ids=sorted({*j_ids, *l_ids})) if (j_ids or l_ids) else []
+            pipeline_ids = sorted({*p_ids, *(j.pipeline_id for j in jobs_now)})
+            pipelines = tuple(store.pipelines(project.id, ids=pipeline_ids))
+            # Every attempt of the build job in those pipelines, to tell first attempts from retries.
+            siblings = store.jobs(project.id, pipeline_ids=pipeline_ids, name=build_job) if pipeline_ids else []
+            jobs = tuple({j.id: j for j in (*jobs_now, *siblings)}.values())
+            ds = _Dataset(project=project, pipelines=pipelines, jobs=jobs, facts=store.job_facts(l_ids))
+            increments = counter_increments(ds, build_job, pipeline_ids=p_ids, job_ids=j_ids, log_ids=l_ids)
+            counted = [("pipeline", i) for i in p_ids] + [("job", i) for i in j_ids] + [("log", i) for i in l_ids]
+            store.add_metric_totals(project.id, increments, counted)
+        total += len(counted)
 
 
 def totals_from_store(store: Store, project_id: int | None) -> Increments:
