@@ -52,7 +52,9 @@ class VirtualClock:
         return self.t
 
 
-def run_day(mode: str, *, pipelines: int, hours: float, seed: int, debounce: float) -> dict[str, float]:
+def run_day(
+    mode: str, *, pipelines: int, hours: float, seed: int, debounce: float, endpoints: dict[str, int] | None = None
+) -> dict[str, float]:
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     scenario = Scenario(days=4, pipelines_per_day=5, migration_day=3, start=midnight - timedelta(days=4))
     with SimulatedGitLab(scenario) as sim, tempfile.TemporaryDirectory() as tmp:
@@ -124,6 +126,8 @@ def run_day(mode: str, *, pipelines: int, hours: float, seed: int, debounce: flo
             for pid in per_project:
                 if f"/projects/{pid}/" in path or path.endswith(f"/projects/{pid}"):
                     per_project[pid] += 1
+        if endpoints is not None:
+            endpoints.update(sim.stats.by_endpoint)
         result = {
             "requests": float(sim.stats.total_requests),
             "busy": float(per_project[sim.project_id]),
@@ -145,18 +149,28 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--debounce", type=float, default=5.0, help="webhook debounce in seconds (default 5)")
     parser.add_argument("--memory", action="store_true", help="print this process' peak RSS at the end")
+    parser.add_argument("--endpoints", action="store_true", help="print the most requested endpoints per set-up")
+    parser.add_argument(
+        "--modes", default="fixed-60s,adaptive,webhooks", help="comma-separated set-ups to run (default: all three)"
+    )
     args = parser.parse_args()
     print(f"simulated day: group platform (2 projects), {args.pipelines} new pipelines on platform/app")
     print(f"webhook debounce {args.debounce:.0f}s; requests per simulated day (steady state):")
     print(f"{'set-up':<11} {'all':>6} {'busy':>6} {'idle':>6} {'syncs':>6} {'deliveries':>10}  pipelines stored")
-    for mode in ("fixed-60s", "adaptive", "webhooks"):
+    for mode in args.modes.split(","):
         started = time.monotonic()
-        r = run_day(mode, pipelines=args.pipelines, hours=args.hours, seed=args.seed, debounce=args.debounce)
+        counts: dict[str, int] = {}
+        r = run_day(
+            mode, pipelines=args.pipelines, hours=args.hours, seed=args.seed, debounce=args.debounce, endpoints=counts
+        )
         print(
             f"{mode:<11} {r['requests']:>6.0f} {r['busy']:>6.0f} {r['idle']:>6.0f} {r['syncs']:>6.0f} "
             f"{r['deliveries']:>10.0f}  {r['pipelines_stored']:.0f} ({time.monotonic() - started:.0f}s)",
             flush=True,
         )
+        if args.endpoints:
+            for endpoint, n in sorted(counts.items(), key=lambda kv: -kv[1])[:6]:
+                print(f"    {n:>6}  {endpoint}")
     if args.memory:
         print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0

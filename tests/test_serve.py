@@ -294,3 +294,30 @@ def test_running_totals_fold_in_batches_to_the_same_numbers(
             assert export.update_running_totals(store, project, "build-ci-image") == 0  # nothing twice
             results.append((counted, store.metric_totals()))
     assert results[0][0] > 7 * 3 and results[0] == results[1]
+
+
+def test_webhook_body_limits_and_unknown_paths(running: Running) -> None:
+    import http.client
+
+    host, port = "127.0.0.1", running.app.port
+
+    def raw(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> int:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        if body:
+            conn.send(body)
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    token = {"X-Gitlab-Token": SECRET, "X-Gitlab-Event": "Pipeline Hook"}
+    assert raw("POST", "/webhook", {**token, "Transfer-Encoding": "chunked"}, b"0\r\n\r\n") == 411
+    assert raw("POST", "/webhook", token) == 411
+    assert raw("POST", "/webhook", {**token, "Content-Length": str(50 * 1024 * 1024)}) == 413
+    assert raw("POST", "/webhook", {**token, "Content-Length": "-5"}) == 400
+    assert raw("GET", "/nothing-here", {}) == 404
+    assert raw("POST", "/metrics", {"Content-Length": "0"}) == 404
+    assert request(running.url + "/healthz")[0] == 200  # still serving
