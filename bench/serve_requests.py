@@ -36,6 +36,7 @@ from pathlib import Path
 from cidash.config import Config
 from cidash.connection import Connection, Secret
 from cidash.remote import GitLabClient
+from cidash.serve.app import options_for
 from cidash.serve.scheduler import ProjectState, Scheduler
 from cidash.sim import Scenario, SimulatedGitLab
 from cidash.store import Store
@@ -63,7 +64,9 @@ def run_day(
         options = SyncOptions.from_config(Config(), since="all", now=datetime.now(UTC))
 
         def sync(state: ProjectState, progress: Callable[[SyncProgress], None]) -> SyncReport:
-            return sync_project(client, store, state.project or state.target, options=options, now=datetime.now(UTC))
+            now = sim.now()  # the simulated clock: registry refresh and build times follow the simulated day
+            opts = options_for(store, state.project, options, "build-ci-image", now) if state.project else options
+            return sync_project(client, store, state.project or state.target, options=opts, now=now)
 
         clock = VirtualClock()
         settings = {

@@ -51,8 +51,8 @@ from cidash.models import Project
 from cidash.serve.eventlog import EventLog
 from cidash.serve.scheduler import ProjectState, Scheduler, changed
 from cidash.serve.webhook import BadDelivery, event_label, parse_delivery, token_ok
-from cidash.store import Store
-from cidash.sync import SyncOptions, SyncProgress, SyncReport, sync_project
+from cidash.store import Store, from_db_time
+from cidash.sync import CURSOR_REGISTRY, SyncOptions, SyncProgress, SyncReport, sync_project
 
 if TYPE_CHECKING:
     from cidash.config import Config
@@ -93,6 +93,21 @@ def error_kind(exc: BaseException) -> str:
         if isinstance(exc, cls):
             return kind
     return "other"
+
+
+def options_for(store: Store, project: Project, options: SyncOptions, build_job: str, now: datetime) -> SyncOptions:
+    """The sync options of one scheduled sync: the registry (tags and sizes) and resource groups are read only
+    when they may have changed: every ``[sync] registry_refresh_minutes``, or when an image-build job finished
+    since the last read. (A plain sync reads them whenever a pipeline changed, which under webhooks is nearly
+    every sync: most of its requests, measured with bench/serve_requests.py.)"""
+    cursor = store.cursor(project.id, CURSOR_REGISTRY)
+    fetched = from_db_time(cursor) if cursor else None
+    if fetched is None or now - fetched >= options.registry_refresh:
+        return options
+    recent = store.jobs(project.id, name=build_job, since=fetched - timedelta(days=2))
+    if any(j.finished_at is not None and j.finished_at >= fetched for j in recent):
+        return options
+    return dataclasses.replace(options, fetch_registry=False)
 
 
 class ServeApp:
@@ -245,9 +260,11 @@ class ServeApp:
     def _sync(self, state: ProjectState, progress: Callable[[SyncProgress], None]) -> SyncReport:
         assert self.store is not None
         target = state.project or state.target
-        return sync_project(
-            self.client(), self.store, target, options=self.sync_options, progress=progress, now=datetime.now(UTC)
-        )
+        now = datetime.now(UTC)
+        options = self.sync_options
+        if state.project is not None:
+            options = options_for(self.store, state.project, options, self.config.image.build_job, now)
+        return sync_project(self.client(), self.store, target, options=options, progress=progress, now=now)
 
     def _on_done(self, state: ProjectState, report: SyncReport | None, error: CidashError | None) -> None:
         """After each sync, on its worker thread: totals, the exposition cache, one log line."""

@@ -53,8 +53,9 @@ SyncFn = Callable[[ProjectState, Callable[[SyncProgress], None]], SyncReport]
 
 
 def changed(report: SyncReport) -> bool:
-    """Did the sync find anything new (anything that resets the adaptive interval)?"""
-    return bool(report.pipelines or report.jobs or report.logs or report.image_tags or report.ci_configs)
+    """Did the sync find anything new (anything that resets the adaptive interval)? Registry tags are not
+    counted: a registry refresh lists every tag, new or not."""
+    return bool(report.pipelines or report.jobs or report.logs or report.ci_configs)
 
 
 class Scheduler:
