@@ -321,3 +321,48 @@ def test_webhook_body_limits_and_unknown_paths(running: Running) -> None:
     assert raw("GET", "/nothing-here", {}) == 404
     assert raw("POST", "/metrics", {"Content-Length": "0"}) == 404
     assert request(running.url + "/healthz")[0] == 200  # still serving
+
+
+def test_registry_is_read_hourly_or_after_an_image_build(group_sim: SimulatedGitLab, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from cidash.config import load_config
+    from cidash.models import Job
+    from cidash.serve.app import options_for
+    from cidash.store import from_db_time
+    from cidash.sync import CURSOR_REGISTRY, SyncOptions
+    from serve_support import write_config
+
+    config_file = str(write_config(tmp_path, group_sim))
+    assert main(["sync", "--config", config_file, "--project", group_sim.project_path]) == 0
+    config = load_config(config_file)
+    with Store.open(tmp_path / "serve.db") as store:
+        project = store.project(group_sim.project_id)
+        assert project is not None
+        cursor = store.cursor(project.id, CURSOR_REGISTRY)
+        fetched = from_db_time(cursor)
+        assert fetched is not None
+        base = SyncOptions.from_config(config, now=fetched)
+        assert base.fetch_registry
+
+        def due(now: Any) -> bool:
+            return options_for(store, project, base, "build-ci-image", now).fetch_registry
+
+        assert not due(fetched + timedelta(minutes=5))
+        assert due(fetched + base.registry_refresh)
+        build = next(j for j in store.jobs(project.id, name="build-ci-image"))
+        store.upsert_jobs(
+            [
+                Job(
+                    **{
+                        **{f: getattr(build, f) for f in Job.__slots__},
+                        "id": build.id + 10**6,
+                        "created_at": fetched,
+                        "started_at": fetched,
+                        "finished_at": fetched + timedelta(minutes=3),
+                        "status": "success",
+                    }
+                )
+            ]
+        )
+        assert due(fetched + timedelta(minutes=5))
