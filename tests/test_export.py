@@ -50,18 +50,50 @@ def test_openmetrics_parses_and_counts() -> None:
     assert fam["cidash_image_size_bytes"].type == "gauge"
     assert fam["cidash_criterion_pass"].type == "gauge"
     startup = fam["cidash_job_startup_seconds"].samples
-    counts = {s.labels["job"]: s.value for s in startup if s.name.endswith("_count")}
+    counts: dict[str, float] = {}
+    for s in startup:
+        if s.name.endswith("_count"):
+            counts[s.labels["job_name"]] = counts.get(s.labels["job_name"], 0) + s.value
     assert counts == {"test": 60, "lint": 60, "verify-ci-image": 20}
-    inf = [s for s in startup if s.name.endswith("_bucket") and s.labels["le"] == "+Inf" and s.labels["job"] == "test"]
-    assert inf[0].value == 60 and inf[0].labels["project"] == "platform/app" and inf[0].labels["ref"] == "main"
-    builds = {s.labels["result"]: s.value for s in fam["cidash_image_builds"].samples if s.name.endswith("_total")}
-    assert builds == {"success": 20, "failed": 1}
+    inf = [
+        s for s in startup if s.name.endswith("_bucket") and s.labels["le"] == "+Inf" and s.labels["job_name"] == "test"
+    ]
+    assert sum(s.value for s in inf) == 60 and inf[0].labels["project"] == "platform/app"
+    builds: dict[tuple[str, str], float] = {}
+    for s in fam["cidash_image_builds"].samples:
+        if s.name.endswith("_total"):
+            key = (s.labels["attempt"], s.labels["result"])
+            builds[key] = builds.get(key, 0) + s.value
+    assert builds == {("first", "success"): 19, ("first", "failed"): 1, ("retry", "success"): 1}
     restores = sum(s.value for s in fam["cidash_cache_restores"].samples if s.name.endswith("_total"))
     assert restores == 120
+    window = sum(s.value for s in fam["cidash_cache_restores_window"].samples)
+    assert window == 120
     sizes = {s.labels["tag"]: s.value for s in fam["cidash_image_size_bytes"].samples}
     assert sizes == {"debian": 807_000_000, "alpine": 215_000_000}
     passes = {s.labels["criterion"]: s.value for s in fam["cidash_criterion_pass"].samples}
     assert passes["image_size"] == 1 and len(passes) == 7
+    states = fam["cidash_criterion_status"]
+    assert states.type == "stateset"
+    on = {s.labels["criterion"]: s.labels["cidash_criterion_status"] for s in states.samples if s.value == 1}
+    assert on["image_size"] == "pass" and len(on) == 7
+    # No label Prometheus would rename on scrape.
+    assert not any({"job", "instance"} & set(s.labels) for f in fam.values() for s in f.samples)
+
+
+def test_prometheus_text_has_the_same_series() -> None:
+    from prometheus_client.parser import text_string_to_metric_families as prom_families
+
+    ds = migration_story().dataset()
+    inp = export_input(ds, evaluate(ds, Config(), NOW))
+
+    def series(families: Any) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+        return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in families for s in f.samples}
+
+    om = series(text_string_to_metric_families(render_export(inp, "openmetrics")))
+    prom_text = render_export(inp, "prometheus")
+    assert "# EOF" not in prom_text and "# TYPE cidash_cache_restores_total counter" in prom_text
+    assert series(prom_families(prom_text)) == om
 
 
 def test_openmetrics_escapes_labels() -> None:
@@ -69,8 +101,8 @@ def test_openmetrics_escapes_labels() -> None:
     p = b.add_pipeline(pipeline(1, T0, ref='we"ird\\ref'))
     b.add_job(p, "job\nname", facts(12.0, cache=[restore("k")]))
     fam = families(to_openmetrics(export_input(b.dataset())))
-    sample = next(s for s in fam["cidash_job_startup_seconds"].samples if s.name.endswith("_count"))
-    assert sample.labels["ref"] == 'we"ird\\ref' and sample.labels["job"] == "job\nname"
+    sample = next(s for s in fam["cidash_cache_restores"].samples if s.name.endswith("_total"))
+    assert sample.labels["ref"] == 'we"ird\\ref' and sample.labels["job_name"] == "job\nname"
 
 
 def test_json_csv_markdown() -> None:

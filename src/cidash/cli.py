@@ -39,6 +39,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("simulate", "cidash.commands.simulate"),
     ("doctor", "cidash.commands.doctor"),
     ("completion", "cidash.commands.completion"),
+    ("serve", "cidash.commands.serve"),
 ]
 
 

@@ -1,19 +1,15 @@
-"""``cidash export``: the synced metrics as JSON, CSV, Markdown or OpenMetrics text.
+"""``cidash export``: the synced metrics as JSON, CSV, Markdown, OpenMetrics or Prometheus text.
 
-OpenMetrics families (all with a ``project`` label; ``ref``/``job`` where they apply):
+OpenMetrics / Prometheus families (the full reference with labels is ``docs/team.md``; :data:`FAMILIES` lists
+them): counters and histograms (``cidash_job_startup_seconds``, ``cidash_pipeline_duration_seconds``,
+``cidash_cache_restores_total``, ``cidash_image_builds_total``, ``cidash_sync_errors_total``, ...) are running
+totals kept in the store: they never fall, across ``prune`` and restarts. Values over the criteria window are
+gauges named ``..._window``; the criteria are a stateset ``cidash_criterion_status`` plus value/target gauges.
+Labels never use Prometheus' own ``job``/``instance`` (``job_name`` instead). ``cidash serve`` serves the same
+families on ``/metrics`` plus its self-metrics.
 
-=====================================  =========  ==============================================================
-``cidash_job_startup_seconds``         histogram  job start -> first script line, per ``ref`` and ``job``
-``cidash_pipeline_duration_seconds``   histogram  pipeline running time, per ``ref``
-``cidash_cache_restores``              counter    restore attempts per ``ref``, ``job``, ``outcome``
-``cidash_image_builds``                counter    image-build attempts per ``ref``, ``job``, ``result``
-``cidash_image_size_bytes``            gauge      registry ``total_size`` per ``repository``, ``tag``, ``digest``
-``cidash_criterion_pass``              gauge      1 when the criterion passes, else 0 (``status`` label says why)
-``cidash_criterion_value``             gauge      the criterion's measured value (``unit`` label), when measured
-=====================================  =========  ==============================================================
-
-Counters are totals over the exported window, not since process start. Retried jobs are excluded from start-up
-and cache restores (as everywhere in cidash), but every image-build attempt counts.
+Retried jobs are excluded from the window gauges (as everywhere in cidash); the running totals count every
+attempt, since a retried job did restore its cache and did build.
 """
 
 from __future__ import annotations
@@ -22,11 +18,12 @@ import csv
 import io
 import json
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cidash.criteria import CriteriaReport
 from cidash.metrics import (
@@ -46,13 +43,21 @@ from cidash.metrics import (
     startup_sample,
     time_to_first_script,
 )
-from cidash.models import MB
+from cidash.models import MB, Job, Project
 from cidash.stats import QUANTILE_METHOD, summarize
 from cidash.textsafe import csv_cell, md_cell, md_code, openmetrics_label
 
-EXPORT_FORMATS: tuple[str, ...] = ("json", "csv", "markdown", "openmetrics")
+if TYPE_CHECKING:
+    from cidash.config import Config
+    from cidash.store import Store
+
+EXPORT_FORMATS: tuple[str, ...] = ("json", "csv", "markdown", "openmetrics", "prometheus")
 STARTUP_BUCKETS: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 PIPELINE_BUCKETS: tuple[float, ...] = (60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 7200)
+
+Labels = dict[str, str]
+#: {(sample name, labels as canonical JSON): value}
+Increments = dict[tuple[str, str], float]
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,9 @@ class ExportInput:
     critical_files: tuple[str, ...]
     image_repository: str | None = None
     include_retried: bool = False
+    #: Running totals from the store (see :func:`update_running_totals`); None: count the whole dataset.
+    totals: Increments | None = None
+    last_sync: datetime | None = None
 
 
 def _iso(d: datetime | None) -> str | None:
@@ -249,100 +257,258 @@ def to_markdown(inp: ExportInput) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# OpenMetrics
+# OpenMetrics / Prometheus text
 # ---------------------------------------------------------------------------------------------------------------
+#
+# One set of families, two encodings (``exposition(families, fmt)``). Counters and histograms are running totals
+# kept in the store (``update_running_totals``): they only grow, across prune and restarts, so Prometheus' rate()
+# never sees a reset. Everything computed over the criteria window is a gauge whose name ends in ``_window``.
+# No label is called ``job`` or ``instance`` (Prometheus renames those to ``exported_*`` on every scrape).
 
 
-def _labels(labels: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class FamilySpec:
+    """A metric family: name (without ``_total`` for counters), type, help text and unit."""
+
+    name: str
+    type: str  # "counter" | "gauge" | "histogram" | "info" | "stateset"
+    help: str
+    unit: str = ""
+
+
+@dataclass
+class Family:
+    spec: FamilySpec
+    samples: list[tuple[str, Labels, float]] = dc_field(default_factory=list)
+
+    def add(self, suffix: str, labels: Labels, value: float) -> None:
+        self.samples.append((self.spec.name + suffix, labels, value))
+
+
+_F = FamilySpec
+#: Every family cidash exposes (``cidash serve`` adds the self-metrics marked serve-only). The reference table in
+#: docs/team.md and the Grafana test read this.
+FAMILIES: dict[str, FamilySpec] = {
+    f.name: f
+    for f in (
+        # running totals (counters and histograms): monotonic
+        _F("cidash_job_startup_seconds", "histogram", "Job start to first script line, every attempt.", "seconds"),
+        _F("cidash_pipeline_duration_seconds", "histogram", "Running time of finished pipelines.", "seconds"),
+        _F("cidash_cache_restores", "counter", "Cache restore attempts by key and outcome, every job attempt."),
+        _F("cidash_image_builds", "counter", "Image-build job attempts by result (attempt=first|retry)."),
+        _F("cidash_sync_errors", "counter", "Syncs that failed, by error kind."),
+        _F("cidash_syncs", "counter", "Syncs finished, by result."),
+        _F("cidash_gitlab_requests", "counter", "Requests made to GitLab, by endpoint kind (serve-only)."),
+        _F("cidash_webhooks", "counter", "Webhook deliveries received, by event and result (serve-only)."),
+        # gauges over the criteria window
+        _F("cidash_cache_restores_window", "gauge", "Cache restores in the window by key and outcome (no retries)."),
+        _F("cidash_cache_hit_ratio_window", "gauge", "Share of cache restores that hit, in the window, by key."),
+        _F("cidash_job_startup_quantile_window_seconds", "gauge", "Start-up quantiles in the window, by job."),
+        _F("cidash_image_build_first_attempt_ratio_window", "gauge", "First-attempt success of the image build."),
+        _F("cidash_window_seconds", "gauge", "Length of the window the *_window gauges and criteria cover."),
+        # current state
+        _F("cidash_image_size_bytes", "gauge", "Registry total_size of each CI-image tag and digest.", "bytes"),
+        _F("cidash_criterion_status", "stateset", "Status of each success criterion."),
+        _F("cidash_criterion_pass", "gauge", "1 when the criterion passes, 0 when it fails or has no data."),
+        _F("cidash_criterion_value", "gauge", "The measured value of each criterion that has data (unit label)."),
+        _F("cidash_criterion_target", "gauge", "The target of each criterion (unit label)."),
+        _F("cidash_last_sync_success_timestamp_seconds", "gauge", "When the project's last sync completed."),
+        _F("cidash_gitlab_rate_limit_remaining", "gauge", "GitLab's RateLimit-Remaining, last seen (serve-only)."),
+        _F("cidash_up_to_date", "gauge", "1 once the project had a complete sync since serve started (serve-only)."),
+        _F("cidash_build", "info", "The running cidash (serve-only)."),
+    )
+}
+#: Counter/histogram families whose values are running totals in the store.
+TOTAL_FAMILIES: tuple[str, ...] = tuple(n for n, f in FAMILIES.items() if f.type in ("counter", "histogram"))
+_SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_info")
+
+
+def labels_key(labels: Labels) -> str:
+    """The canonical JSON of a label set (how the store keys a running total)."""
+    return json.dumps(sorted(labels.items()), ensure_ascii=False, separators=(",", ":"))
+
+
+def family_of(sample: str) -> str | None:
+    """The family a sample name belongs to (``cidash_syncs_total`` -> ``cidash_syncs``), None when unknown."""
+    if sample in FAMILIES:
+        return sample
+    for suffix in _SUFFIXES:
+        if sample.endswith(suffix) and sample[: -len(suffix)] in FAMILIES:
+            return sample[: -len(suffix)]
+    return None
+
+
+def _observe(out: Increments, name: str, labels: Labels, value: float, buckets: Sequence[float]) -> None:
+    for le in (*buckets, math.inf):
+        if value <= le:
+            key = (f"{name}_bucket", labels_key({**labels, "le": _num(float(le))}))
+            out[key] = out.get(key, 0.0) + 1
+    for sample, amount in ((f"{name}_count", 1.0), (f"{name}_sum", value)):
+        key = (sample, labels_key(labels))
+        out[key] = out.get(key, 0.0) + amount
+
+
+def _bump(out: Increments, sample: str, labels: Labels, amount: float = 1.0) -> None:
+    key = (sample, labels_key(labels))
+    out[key] = out.get(key, 0.0) + amount
+
+
+def counter_increments(
+    ds: Dataset,
+    build_job: str,
+    *,
+    pipeline_ids: Iterable[int] | None = None,
+    job_ids: Iterable[int] | None = None,
+    log_ids: Iterable[int] | None = None,
+) -> Increments:
+    """What the running totals gain from the finished pipelines, finished jobs and parsed logs of ``ds`` (only
+    the given ids of each when given). Every attempt counts (a retried job did restore its cache); the
+    ``*_window`` gauges exclude retried jobs as the rest of cidash does."""
+    project = ds.project_path
+    out: Increments = {}
+    p_ids = None if pipeline_ids is None else set(pipeline_ids)
+    j_ids = None if job_ids is None else set(job_ids)
+    l_ids = None if log_ids is None else set(log_ids)
+    for p in ds.pipelines:
+        if (p_ids is not None and p.id not in p_ids) or p.finished_at is None:
+            continue
+        if p.status in FINISHED_STATUSES and p.duration is not None and plausible_seconds(p.duration):
+            labels = {"project": project, "ref": p.ref}
+            _observe(out, "cidash_pipeline_duration_seconds", labels, p.duration, PIPELINE_BUCKETS)
+    builds: dict[int, list[Job]] = defaultdict(list)
+    for j in ds.jobs:
+        if j.name == build_job:
+            builds[j.pipeline_id].append(j)
+    for attempts in builds.values():
+        attempts.sort(key=lambda j: (j.created_at, j.id))
+        for i, j in enumerate(attempts):
+            if (j_ids is not None and j.id not in j_ids) or j.finished_at is None or j.status not in FINISHED_STATUSES:
+                continue
+            labels = {"project": project, "ref": j.ref, "job_name": j.name, "attempt": "first" if i == 0 else "retry"}
+            _bump(out, "cidash_image_builds_total", {**labels, "result": j.status})
+    logged = ds if l_ids is None else ds.restrict(job_ok=lambda j: j.id in l_ids)
+    for s in job_startups(logged, include_retried=True):
+        facts = ds.facts.get(s.job_id)
+        image = facts.image.name if facts is not None and facts.image is not None and facts.image.name else ""
+        labels = {"project": project, "job_name": s.name, "image": image}
+        _observe(out, "cidash_job_startup_seconds", labels, s.seconds, STARTUP_BUCKETS)
+    for j in counted_jobs(logged, include_retried=True):
+        facts = ds.facts.get(j.id)
+        for ev in facts.cache if facts is not None else ():
+            if ev.op == "restore":
+                labels = {"project": project, "ref": j.ref, "job_name": j.name, "stage": j.stage, "key": ev.key}
+                _bump(out, "cidash_cache_restores_total", {**labels, "outcome": ev.outcome})
+    return out
+
+
+#: Items folded per transaction (keeps every ``IN (...)`` list far below SQLite's variable limit).
+FOLD_BATCH = 4000
+
+
+def update_running_totals(store: Store, project: Project, build_job: str) -> int:
+    """Add what is new in the store (finished pipelines and jobs, parsed logs not counted yet) to the project's
+    running totals, atomically per batch; returns how many items were counted. Call before pruning and before
+    exporting; ``cidash serve`` calls it after every sync."""
+    from cidash.metrics import Dataset as _Dataset
+
+    total = 0
+    while True:
+        with store.transaction():  # BEGIN IMMEDIATE: two processes never count the same item twice
+            p_ids = store.uncounted_ids(project.id, "pipeline")[:FOLD_BATCH]
+            j_ids = store.uncounted_ids(project.id, "job")[:FOLD_BATCH]
+            l_ids = store.uncounted_ids(project.id, "log")[:FOLD_BATCH]
+            if not (p_ids or j_ids or l_ids):
+                return total
+            jobs_now = store.jobs(project.id, ids=sorted({*j_ids, *l_ids})) if (j_ids or l_ids) else []
+            pipeline_ids = sorted({*p_ids, *(j.pipeline_id for j in jobs_now)})
+            pipelines = tuple(store.pipelines(project.id, ids=pipeline_ids))
+            # Every attempt of the build job in those pipelines, to tell first attempts from retries.
+            siblings = store.jobs(project.id, pipeline_ids=pipeline_ids, name=build_job) if pipeline_ids else []
+            jobs = tuple({j.id: j for j in (*jobs_now, *siblings)}.values())
+            ds = _Dataset(project=project, pipelines=pipelines, jobs=jobs, facts=store.job_facts(l_ids))
+            increments = counter_increments(ds, build_job, pipeline_ids=p_ids, job_ids=j_ids, log_ids=l_ids)
+            counted = [("pipeline", i) for i in p_ids] + [("job", i) for i in j_ids] + [("log", i) for i in l_ids]
+            store.add_metric_totals(project.id, increments, counted)
+        total += len(counted)
+
+
+def totals_from_store(store: Store, project_id: int | None) -> Increments:
+    """The stored running totals of one project (``None``: of every project; id 0 holds serve's own)."""
+    return {(name, labels): value for _, name, labels, value in store.metric_totals(project_id)}
+
+
+def _labels(labels: Labels) -> str:
     if not labels:
         return ""
     return "{" + ",".join(f'{k}="{openmetrics_label(v)}"' for k, v in labels.items()) + "}"
 
 
 def _num(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer():
+    if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(float(value))
 
 
-def _sum(values: Sequence[float]) -> float:
-    """``math.fsum``, but +Inf instead of an OverflowError when huge values (1e308) add up past a float."""
-    try:
-        return math.fsum(values)
-    except OverflowError:
-        return math.inf
+def _le_key(labels: Labels) -> float:
+    le = labels.get("le", "")
+    return math.inf if le == "+Inf" else float(le) if le else -1.0
 
 
-def _histogram(
-    out: list[str],
-    name: str,
-    help_text: str,
-    groups: dict[tuple[tuple[str, str], ...], list[float]],
-    buckets: Sequence[float],
-) -> None:
-    out += [f"# TYPE {name} histogram", f"# UNIT {name} seconds", f"# HELP {name} {help_text}"]
-    for key in sorted(groups):
-        values = sorted(groups[key])
-        labels = dict(key)
-        for le in (*buckets, math.inf):
-            count = sum(1 for v in values if v <= le)
-            out.append(f"{name}_bucket{_labels({**labels, 'le': _num(float(le))})} {count}")
-        out.append(f"{name}_count{_labels(labels)} {len(values)}")
-        out.append(f"{name}_sum{_labels(labels)} {_num(_sum(values))}")
+def families_from_totals(totals: Increments) -> dict[str, Family]:
+    """Families for stored running totals, samples in a stable order (histogram buckets ascending by ``le``)."""
+    out: dict[str, Family] = {}
+    rows: list[tuple[str, str, Labels, float]] = []
+    for (sample, key), value in totals.items():
+        name = family_of(sample)
+        if name is None:
+            continue  # a family this version no longer exposes
+        rows.append((name, sample, dict(json.loads(key)), value))
+    for name, sample, labels, value in sorted(
+        rows,
+        key=lambda r: (
+            r[0],
+            sorted((k, v) for k, v in r[2].items() if k != "le"),
+            {"_bucket": 0, "_count": 1, "_sum": 2}.get(r[1][len(r[0]) :], 0),
+            _le_key(r[2]),
+        ),
+    ):
+        fam = out.setdefault(name, Family(FAMILIES[name]))
+        fam.samples.append((sample, labels, value))
+    return out
 
 
-def to_openmetrics(inp: ExportInput) -> str:
-    """OpenMetrics text exposition (``application/openmetrics-text; version=1.0.0``), ending in ``# EOF``."""
+def window_families(inp: ExportInput) -> dict[str, Family]:
+    """The gauges of the current state and of the window, computed by the same metrics as ``check``/``export``."""
     ds = inp.ds
     project = ds.project_path
-    out: list[str] = []
-
-    startup_groups: dict[tuple[tuple[str, str], ...], list[float]] = defaultdict(list)
+    fams = {n: Family(FAMILIES[n]) for n in FAMILIES if FAMILIES[n].type in ("gauge", "stateset")}
+    for r in cache_restore_rates(ds, "key", include_retried=inp.include_retried):
+        for outcome, count in sorted(r.outcomes.items()):
+            labels = {"project": project, "key": r.group, "outcome": outcome}
+            fams["cidash_cache_restores_window"].add("", labels, count)
+        if r.hit_rate is not None:
+            fams["cidash_cache_hit_ratio_window"].add("", {"project": project, "key": r.group}, r.hit_rate / 100)
+    per_job: dict[str, list[float]] = defaultdict(list)
     for s in job_startups(ds, include_retried=inp.include_retried):
-        startup_groups[(("project", project), ("ref", s.ref), ("job", s.name))].append(s.seconds)
-    _histogram(out, "cidash_job_startup_seconds", "Job start to first script line.", startup_groups, STARTUP_BUCKETS)
-
-    pipeline_groups: dict[tuple[tuple[str, str], ...], list[float]] = defaultdict(list)
-    for p in ds.pipelines:
-        if p.duration is not None and plausible_seconds(p.duration) and p.status in FINISHED_STATUSES:
-            pipeline_groups[(("project", project), ("ref", p.ref))].append(p.duration)
-    _histogram(out, "cidash_pipeline_duration_seconds", "Pipeline running time.", pipeline_groups, PIPELINE_BUCKETS)
-
-    restores: Counter[tuple[str, str, str]] = Counter()
-    for j in counted_jobs(ds, include_retried=inp.include_retried):
-        facts = ds.facts.get(j.id)
-        if facts is None:
-            continue
-        for ev in facts.cache:
-            if ev.op == "restore":
-                restores[(j.ref, j.name, ev.outcome)] += 1
-    out += [
-        "# TYPE cidash_cache_restores counter",
-        "# HELP cidash_cache_restores Cache restore attempts by outcome in the exported window.",
-    ]
-    for (ref, job, outcome), count in sorted(restores.items()):
-        labels = {"project": project, "ref": ref, "job": job, "outcome": outcome}
-        out.append(f"cidash_cache_restores_total{_labels(labels)} {count}")
-
-    builds: Counter[tuple[str, str]] = Counter()
-    for j in ds.jobs:
-        if j.name == inp.build_job and j.status in FINISHED_STATUSES:
-            builds[(j.ref, j.status)] += 1
-    out += [
-        "# TYPE cidash_image_builds counter",
-        "# HELP cidash_image_builds Image-build job attempts by result in the exported window.",
-    ]
-    for (ref, result), count in sorted(builds.items()):
-        labels = {"project": project, "ref": ref, "job": inp.build_job, "result": result}
-        out.append(f"cidash_image_builds_total{_labels(labels)} {count}")
-
-    out += [
-        "# TYPE cidash_image_size_bytes gauge",
-        "# UNIT cidash_image_size_bytes bytes",
-        "# HELP cidash_image_size_bytes Registry total_size of each CI-image tag and digest.",
-    ]
+        per_job[s.name].append(s.seconds)
+    for name, values in sorted(per_job.items()):
+        summary = summarize(values)
+        for q, v in (("0.5", summary.median), ("0.9", summary.p90)):
+            if v is not None:
+                fams["cidash_job_startup_quantile_window_seconds"].add(
+                    "", {"project": project, "job_name": name, "quantile": q}, v
+                )
+    build = image_build_reliability(ds, inp.build_job)
+    if build.first_attempt_rate is not None:
+        fams["cidash_image_build_first_attempt_ratio_window"].add(
+            "", {"project": project, "job_name": build.job_name}, build.first_attempt_rate / 100
+        )
+    if inp.since is not None:
+        fams["cidash_window_seconds"].add("", {"project": project}, (inp.generated_at - inp.since).total_seconds())
     seen: set[tuple[str, str, str]] = set()
     for point in reversed(image_size_history(ds, inp.image_repository)):
         key = (point.repository, point.tag, point.digest or "")
@@ -350,26 +516,111 @@ def to_openmetrics(inp: ExportInput) -> str:
             continue
         seen.add(key)
         labels = {"project": project, "repository": point.repository, "tag": point.tag, "digest": point.digest or ""}
-        out.append(f"cidash_image_size_bytes{_labels(labels)} {point.size_bytes}")
-
+        fams["cidash_image_size_bytes"].add("", labels, point.size_bytes)
     if inp.report is not None:
-        out += [
-            "# TYPE cidash_criterion_pass gauge",
-            "# HELP cidash_criterion_pass 1 when the criterion passes, 0 when it fails or has no data.",
-        ]
         for c in inp.report.criteria:
-            labels = {"project": project, "criterion": c.id, "status": c.status}
-            out.append(f"cidash_criterion_pass{_labels(labels)} {1 if c.status == 'pass' else 0}")
-        out += [
-            "# TYPE cidash_criterion_value gauge",
-            "# HELP cidash_criterion_value The measured value of each criterion that has data.",
-        ]
-        for c in inp.report.criteria:
+            base = {"project": project, "criterion": c.id}
+            for state in ("pass", "fail", "no_data"):
+                fams["cidash_criterion_status"].add("", {**base, "cidash_criterion_status": state}, c.status == state)
+            fams["cidash_criterion_pass"].add("", base, 1 if c.status == "pass" else 0)
             if c.value is not None:
-                labels = {"project": project, "criterion": c.id, "unit": c.unit}
-                out.append(f"cidash_criterion_value{_labels(labels)} {_num(c.value)}")
-    out.append("# EOF")
+                fams["cidash_criterion_value"].add("", {**base, "unit": c.unit}, c.value)
+            fams["cidash_criterion_target"].add("", {**base, "unit": c.unit}, c.target)
+    if inp.last_sync is not None:
+        fams["cidash_last_sync_success_timestamp_seconds"].add("", {"project": project}, inp.last_sync.timestamp())
+    return {n: f for n, f in fams.items() if f.samples}
+
+
+def project_families(inp: ExportInput) -> dict[str, Family]:
+    """Every family of one project: running totals (from the store, else counted over the whole dataset) and
+    the window/state gauges."""
+    totals = inp.totals
+    if totals is None:
+        totals = counter_increments(inp.ds, inp.build_job)
+    return merge_families([families_from_totals(totals), window_families(inp)])
+
+
+def merge_families(parts: Iterable[dict[str, Family]]) -> dict[str, Family]:
+    """Families of several sources (projects) merged by name, in :data:`FAMILIES` order."""
+    merged: dict[str, Family] = {}
+    for part in parts:
+        for name, fam in part.items():
+            merged.setdefault(name, Family(fam.spec)).samples.extend(fam.samples)
+    order = {n: i for i, n in enumerate(FAMILIES)}
+    return {n: merged[n] for n in sorted(merged, key=lambda n: order.get(n, len(order)))}
+
+
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def exposition(families: dict[str, Family], fmt: str = "openmetrics") -> str:
+    """The text exposition: ``openmetrics`` (OpenMetrics 1.0, ends in ``# EOF``) or ``prometheus`` (text 0.0.4).
+
+    Both carry the same series names: a counter family ``x`` has samples ``x_total``; the info family
+    ``cidash_build`` has ``cidash_build_info``; a stateset is a gauge per state in Prometheus text."""
+    if fmt not in ("openmetrics", "prometheus"):
+        raise ValueError(f"unknown exposition format {fmt!r}")
+    om = fmt == "openmetrics"
+    out: list[str] = []
+    for fam in families.values():
+        spec = fam.spec
+        if om:
+            out.append(f"# TYPE {spec.name} {spec.type}")
+            if spec.unit:
+                out.append(f"# UNIT {spec.name} {spec.unit}")
+            out.append(f"# HELP {spec.name} {spec.help}")
+        else:
+            kind = {"info": "gauge", "stateset": "gauge"}.get(spec.type, spec.type)
+            name = {"counter": f"{spec.name}_total", "info": f"{spec.name}_info"}.get(spec.type, spec.name)
+            out.append(f"# HELP {name} {spec.help}")
+            out.append(f"# TYPE {name} {kind}")
+        for sample, labels, value in fam.samples:
+            out.append(f"{sample}{_labels(labels)} {_num(float(value))}")
+    if om:
+        out.append("# EOF")
     return "\n".join(out) + "\n"
+
+
+def to_openmetrics(inp: ExportInput) -> str:
+    """OpenMetrics text exposition (``application/openmetrics-text; version=1.0.0``), ending in ``# EOF``."""
+    return exposition(project_families(inp), "openmetrics")
+
+
+def to_prometheus(inp: ExportInput) -> str:
+    """Prometheus text exposition 0.0.4: the same series as :func:`to_openmetrics`."""
+    return exposition(project_families(inp), "prometheus")
+
+
+def load_export_input(
+    store: Store,
+    project: Project,
+    config: Config,
+    *,
+    now: datetime,
+    since: datetime | None,
+    ref: str | None = None,
+    include_retried: bool = False,
+) -> ExportInput:
+    """Load and evaluate one project the way ``check`` does: the one door ``export`` and ``serve`` go through."""
+    from cidash.criteria import evaluate
+    from cidash.dataset import gc_paused, load_dataset
+
+    with gc_paused():
+        full = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now)
+        report = evaluate(full, config, now, include_retried=include_retried)
+    return ExportInput(
+        ds=full.between(since, None).on_ref(ref),
+        report=report,
+        generated_at=now,
+        since=since,
+        build_job=config.image.build_job,
+        critical_files=config.cache_key.files,
+        image_repository=config.image.repository,
+        include_retried=include_retried,
+        totals=totals_from_store(store, project.id),
+        last_sync=store.last_sync(project.id),
+    )
 
 
 def render_export(inp: ExportInput, fmt: str) -> str:
@@ -381,4 +632,6 @@ def render_export(inp: ExportInput, fmt: str) -> str:
         return to_markdown(inp)
     if fmt == "openmetrics":
         return to_openmetrics(inp)
+    if fmt == "prometheus":
+        return to_prometheus(inp)
     raise ValueError(f"unknown export format {fmt!r}")

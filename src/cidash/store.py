@@ -84,7 +84,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,7 +113,7 @@ from cidash.models import (
     TraceFacts,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_BUSY_TIMEOUT = 30.0
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -227,12 +227,26 @@ CREATE TABLE instance_versions (
 );
 """
 
+# Running totals for the exported counters (see cidash.export.update_running_totals): a counter only ever grows,
+# across prune (pruning never touches these tables) and restarts. ``metric_counted`` remembers which pipelines and
+# jobs were already added, so each is counted exactly once.
+_V5 = """
+CREATE TABLE metric_totals (
+    project_id INTEGER NOT NULL, name TEXT NOT NULL, labels TEXT NOT NULL, value REAL NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (project_id, name, labels)
+);
+CREATE TABLE metric_counted (
+    project_id INTEGER NOT NULL, kind TEXT NOT NULL, item_id INTEGER NOT NULL, PRIMARY KEY (kind, item_id)
+)
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", _V1),
     (2, "indexes for the sync's due jobs, due pipelines and active pipelines", _V2),
     (3, "sync leases, deferred records, sync_runs warnings/deferred", _V3),
     (4, "instance version per project (GET /version)", _V4),
+    (5, "running totals of the exported counters", _V5),
 ]
 
 
@@ -1421,6 +1435,57 @@ class Store:
             "DELETE FROM sync_deferred WHERE project_id = ? AND kind = ? AND item_id = ?",
             [(project_id, kind, i) for i in item_ids],
         )
+
+    # -- running totals of the exported counters ---------------------------------------------------------------
+
+    def uncounted_ids(self, project_id: int, kind: str) -> list[int]:
+        """Ids of finished pipelines (``kind="pipeline"``), finished jobs (``"job"``) or jobs with parsed log facts
+        (``"log"``) of the project that :meth:`add_metric_totals` has not counted yet, ascending."""
+        tables = {
+            "pipeline": ("pipelines", "id", " AND finished_at IS NOT NULL"),
+            "job": ("jobs", "id", " AND finished_at IS NOT NULL"),
+            "log": ("job_facts", "job_id", ""),
+        }
+        if kind not in tables:
+            raise ValueError(f"unknown kind {kind!r}")
+        table, column, extra = tables[kind]
+        sql = (
+            f"SELECT {column} FROM {table} t WHERE project_id = ?{extra} AND NOT EXISTS "
+            f"(SELECT 1 FROM metric_counted c WHERE c.kind = ? AND c.item_id = t.{column}) ORDER BY 1"
+        )
+        return [int(r[0]) for r in self._query(sql, (project_id, kind))]
+
+    def add_metric_totals(
+        self,
+        project_id: int,
+        increments: Mapping[tuple[str, str], float],
+        counted: Iterable[tuple[str, int]] = (),
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Add ``increments`` ({(sample name, labels as JSON): amount}) to the project's running totals and mark
+        ``counted`` ((kind, id)) items as counted, in one transaction."""
+        when = to_db_time(now or _now())
+        with self.transaction():
+            self._write(
+                "INSERT INTO metric_totals (project_id, name, labels, value, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(project_id, name, labels) DO UPDATE SET value = metric_totals.value + excluded.value, "
+                "updated_at = excluded.updated_at",
+                [(project_id, name, labels, float(v), when) for (name, labels), v in increments.items()],
+            )
+            self._write(
+                "INSERT OR IGNORE INTO metric_counted (project_id, kind, item_id) VALUES (?, ?, ?)",
+                [(project_id, kind, item_id) for kind, item_id in counted],
+            )
+
+    def metric_totals(self, project_id: int | None = None) -> list[tuple[int, str, str, float]]:
+        """``(project_id, sample name, labels JSON, value)`` of the running totals, sorted."""
+        sql = "SELECT project_id, name, labels, value FROM metric_totals"
+        params: list[Any] = []
+        if project_id is not None:
+            sql += " WHERE project_id = ?"
+            params.append(project_id)
+        return [(int(r[0]), str(r[1]), str(r[2]), float(r[3])) for r in self._query(sql + " ORDER BY 1, 2, 3", params)]
 
     # -- audit -------------------------------------------------------------------------------------------------
 

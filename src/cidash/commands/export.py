@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-HELP = "the synced metrics as json, csv, markdown or openmetrics"
+HELP = "the synced metrics as json, csv, markdown, openmetrics or prometheus text"
 DESCRIPTION = """\
 Export the metrics cidash computes from the store, so other tools can take over: pipeline duration and queue,
 job start-up and its phases, time to first script, cache restore outcomes per key/job/ref, CI-image sizes per
@@ -16,15 +16,19 @@ formats (--format, default json):
                 "metrics": {...each with its n...}, "criteria": [same objects as 'cidash check --format json']}
   csv           long format, one measurement a row: project,metric,scope,statistic,value,n
   markdown      tables to paste into an issue or merge request
-  openmetrics   OpenMetrics text for Prometheus (e.g. via node_exporter's textfile collector):
-                  cidash_job_startup_seconds        histogram  {project, ref, job}
+  openmetrics   OpenMetrics text for Prometheus (e.g. via node_exporter's textfile collector); the same
+                families as 'cidash serve' serves on /metrics (reference: docs/team.md), per project:
+                  cidash_job_startup_seconds        histogram  {project, job_name, image}
                   cidash_pipeline_duration_seconds  histogram  {project, ref}
-                  cidash_cache_restores_total       counter    {project, ref, job, outcome}
-                  cidash_image_builds_total         counter    {project, ref, job, result}
+                  cidash_cache_restores_total       counter    {project, ref, job_name, stage, key, outcome}
+                  cidash_image_builds_total         counter    {project, ref, job_name, attempt, result}
+                  cidash_cache_hit_ratio_window     gauge      {project, key}   (and other *_window gauges)
                   cidash_image_size_bytes           gauge      {project, repository, tag, digest}
-                  cidash_criterion_pass             gauge      {project, criterion, status}  1 = pass
-                  cidash_criterion_value            gauge      {project, criterion, unit}
-                counters are totals over the exported window.
+                  cidash_criterion_status           stateset   {project, criterion}
+                  cidash_criterion_value/_target    gauge      {project, criterion, unit}
+                counters and histograms are running totals kept in the store: they never fall (not after
+                'cidash prune', not after a restart); *_window gauges cover --since.
+  prometheus    the same series in the Prometheus text format 0.0.4
 
 exit codes:
   0  exported    2  no store or project, bad option or config
@@ -38,7 +42,7 @@ examples:
 def configure(parser: argparse.ArgumentParser) -> None:
     from cidash.commands.common import add_format_args, add_store_args
 
-    add_format_args(parser, ("json", "csv", "markdown", "openmetrics"), default="json")
+    add_format_args(parser, ("json", "csv", "markdown", "openmetrics", "prometheus"), default="json")
     parser.add_argument(
         "--since",
         metavar="DAYS|DATE",
@@ -85,30 +89,35 @@ def parse_since(text: str | None, now: datetime, default_days: int) -> datetime 
 def run(args: argparse.Namespace) -> int:
     from cidash.commands.check import parse_now
     from cidash.commands.common import json_document, load_config_from_args, open_store_from_args, output_format
-    from cidash.criteria import evaluate
-    from cidash.dataset import gc_paused, load_dataset, resolve_project
-    from cidash.export import ExportInput, export_document, render_export
+    from cidash.dataset import resolve_project
+    from cidash.errors import StoreError
+    from cidash.export import export_document, load_export_input, render_export, update_running_totals
     from cidash.outfile import write_text
 
     fmt = output_format(args)
     now = parse_now(args.now)
     config = load_config_from_args(args)
     since = parse_since(args.since, now, config.criteria.window_days)
-    with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
+    with open_store_from_args(args, config, readonly=True) as store:  # must exist: export never creates one
         project = resolve_project(store, args.project, config.gitlab.projects)
-        full = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now)
-    report = evaluate(full, config, now, include_retried=args.include_retried)
-    ds = full.between(since, None).on_ref(args.ref)
-    inp = ExportInput(
-        ds=ds,
-        report=report,
-        generated_at=now,
-        since=since,
-        build_job=config.image.build_job,
-        critical_files=config.cache_key.files,
-        image_repository=config.image.repository,
-        include_retried=args.include_retried,
-    )
+        fold = fmt in ("openmetrics", "prometheus")
+        if not fold:
+            inp = load_export_input(
+                store, project, config, now=now, since=since, ref=args.ref, include_retried=args.include_retried
+            )
+    if fold:
+        # The counters' running totals catch up with the store first (see docs/team.md); a store this user may
+        # only read is exported with the totals it already holds.
+        try:
+            writable = open_store_from_args(args, config)
+        except StoreError:
+            writable = open_store_from_args(args, config, readonly=True)
+        with writable as store:
+            if not store.readonly:
+                update_running_totals(store, project, config.image.build_job)
+            inp = load_export_input(
+                store, project, config, now=now, since=since, ref=args.ref, include_retried=args.include_retried
+            )
     text = json_document(export_document(inp)) if fmt == "json" else render_export(inp, fmt)
     # a regular file or a new path, replaced atomically (a scraper never reads half a file); "-": stdout
     write_text(args.output or "-", text, option="--output")

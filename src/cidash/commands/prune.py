@@ -58,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
             if project is None:
                 raise UsageError(f"project {args.project} is not in the store {store.path}")
             project_id = project.id
+        if not args.dry_run:
+            # Fold what is about to go into the running totals first: exported counters never fall on a prune.
+            from cidash.export import update_running_totals
+
+            for p in store.projects():
+                if project_id is None or p.id == project_id:
+                    update_running_totals(store, p, config.image.build_job)
         counts = store.prune(before, project_id=project_id, dry_run=args.dry_run)
     if fmt == "json":
         import sys

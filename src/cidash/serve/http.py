@@ -1,0 +1,170 @@
+"""The HTTP side of ``cidash serve`` (standard library ``ThreadingHTTPServer``, HTTP/1.1, Content-Length bodies).
+
+``GET /metrics`` (OpenMetrics when ``Accept`` asks for ``application/openmetrics-text``, else Prometheus text
+0.0.4), ``GET /healthz``, ``GET /readyz``, ``POST /webhook``. Every answer is produced by :class:`ServeApp`
+methods; this module only speaks HTTP. A failure inside a handler is one log line and a 500, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from cidash.errors import ConfigError, UsageError
+from cidash.serve.webhook import MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from cidash.serve.app import ServeApp
+
+DEFAULT_PORT = 9717
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT``, ``:PORT`` (127.0.0.1) or ``PORT``."""
+    value = text.strip()
+    host = "127.0.0.1"
+    port_text = value
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0 or not value[end + 1 :].startswith(":"):
+            raise UsageError(f"--listen {text!r} is not HOST:PORT", hint="e.g. 127.0.0.1:9717 or [::1]:9717")
+        host, port_text = value[1:end], value[end + 2 :]
+    elif ":" in value:
+        head, port_text = value.rsplit(":", 1)
+        host = head or host
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--listen {text!r} is not HOST:PORT", hint="e.g. 127.0.0.1:9717 or 0.0.0.0:9717")
+    return host, port
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    app: ServeApp
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer, or a bug: one line, never a traceback on stderr.
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        self.app.log("http_error", "error", error=type(exc).__name__)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "cidash"
+    sys_version = ""
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # events are logged by the app, one line each; scrapes are not events
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, doc: dict[str, Any], extra: dict[str, str] | None = None) -> None:
+        self._send(status, (json.dumps(doc) + "\n").encode(), "application/json", extra)
+
+    def _guard(self, fn: Any) -> None:
+        try:
+            fn()
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception as exc:  # never a traceback; the client gets a 500
+            self.server.app.log("http_error", "error", path=self.path.split("?")[0][:200], error=type(exc).__name__)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._json(500, {"status": "error", "error": "internal error (see the cidash serve log)"})
+
+    def do_GET(self) -> None:
+        self._guard(self._get)
+
+    def do_HEAD(self) -> None:
+        self._guard(self._get)
+
+    def do_POST(self) -> None:
+        self._guard(self._post)
+
+    def _get(self) -> None:
+        app = self.server.app
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            body, ctype = app.metrics(self.headers.get("Accept", ""))
+            self._send(200, body, ctype)
+        elif path == "/healthz":
+            ok = app.healthy()
+            self._json(200 if ok else 503, {"status": "ok" if ok else "stopping"})
+        elif path == "/readyz":
+            ready, pending = app.ready()
+            doc: dict[str, Any] = {"status": "ready" if ready else "starting"}
+            if not ready:
+                doc["pending"] = pending
+            self._json(200 if ready else 503, doc)
+        elif path == "/webhook":
+            self._json(405, {"status": "error", "error": "use POST"}, {"Allow": "POST"})
+        else:
+            self._json(404, {"status": "error", "error": "not found"})
+
+    def _post(self) -> None:
+        app = self.server.app
+        path = self.path.split("?", 1)[0]
+        if path != "/webhook":
+            self.close_connection = True
+            self._json(404, {"status": "error", "error": "not found"})
+            return
+        length_text = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding") or length_text is None:
+            self.close_connection = True
+            self._json(411, {"status": "error", "error": "a Content-Length body is required"})
+            return
+        try:
+            length = int(length_text)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY_BYTES:
+            self.close_connection = True
+            app.webhook_refused("too_large" if length > 0 else "bad_request")
+            self._json(413 if length > 0 else 400, {"status": "error", "error": "body too large or invalid length"})
+            return
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self.close_connection = True
+            return  # the client went away mid-body: nothing to answer
+        status, doc = app.webhook(self.headers.get("X-Gitlab-Token"), self.headers.get("X-Gitlab-Event"), body)
+        self._json(status, doc)
+
+
+def bind(app: ServeApp, host: str, port: int) -> _Server:
+    """A server bound to ``host:port`` (not yet serving). A taken port is a one-line :class:`ConfigError`."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server_class = type("BoundServer", (_Server,), {"address_family": family, "app": app})
+    try:
+        server: _Server = server_class((host, port), _Handler)
+        return server
+    except OSError as exc:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"cannot listen on {where}: the port is already in use",
+                hint="stop the other process or choose another --listen HOST:PORT",
+            ) from None
+        raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}", hint="check --listen") from None
