@@ -23,16 +23,6 @@ HTTP (--listen, default 127.0.0.1:9717; give 0.0.0.0:9717 to be reachable from o
                   or ignored (unknown project, other events), 404 when no secret is configured. The body is only
                   read for the project id, never stored or logged.
 
-options:
-  --listen HOST:PORT          where to serve (default 127.0.0.1:9717)
-  --interval SECONDS          sync interval of a changing project (default 60)
-  --max-interval SECONDS      interval of an idle project (default 900)
-  --jitter FRACTION           random spread of every wait (default 0.1)
-  --debounce SECONDS          delay from a webhook to its sync; deliveries in between add nothing (default 5)
-  --workers N                 projects synced at the same time (default 1; [gitlab] max_rps is shared)
-  --webhook-secret-file FILE  the webhook's secret token (first line); or CIDASH_WEBHOOK_SECRET
-  --log-format text|json      one line per event on stderr (default text)
-
 SIGTERM or Ctrl-C stops within seconds: a running sync ends at its last commit (nothing half-written).
 
 exit codes:
@@ -48,14 +38,44 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from cidash.commands.common import add_connection_args, add_store_args
     from cidash.serve.http import DEFAULT_LISTEN
 
-    parser.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN, help="default " + DEFAULT_LISTEN)
-    parser.add_argument("--interval", metavar="SECONDS", type=float, default=60.0, help="default 60")
-    parser.add_argument("--max-interval", metavar="SECONDS", type=float, default=900.0, help="default 900")
-    parser.add_argument("--jitter", metavar="FRACTION", type=float, default=0.1, help="default 0.1")
-    parser.add_argument("--debounce", metavar="SECONDS", type=float, default=5.0, help="default 5")
-    parser.add_argument("--workers", metavar="N", type=int, default=1, help="default 1")
-    parser.add_argument("--webhook-secret-file", metavar="FILE", help="webhook secret token (first line)")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="default text")
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN, help=f"where to serve (default {DEFAULT_LISTEN})"
+    )
+    parser.add_argument(
+        "--interval",
+        metavar="SECONDS",
+        type=float,
+        default=60.0,
+        help="sync interval of a changing project (default 60)",
+    )
+    parser.add_argument(
+        "--max-interval", metavar="SECONDS", type=float, default=900.0, help="interval of an idle project (default 900)"
+    )
+    parser.add_argument(
+        "--jitter", metavar="FRACTION", type=float, default=0.1, help="random spread of every wait (default 0.1)"
+    )
+    parser.add_argument(
+        "--debounce",
+        metavar="SECONDS",
+        type=float,
+        default=5.0,
+        help="delay from a webhook to its sync; deliveries in between add nothing (default 5)",
+    )
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help="projects synced at the same time (default 1; [gitlab] max_rps is shared)",
+    )
+    parser.add_argument(
+        "--webhook-secret-file",
+        metavar="FILE",
+        help="the webhook's secret token (first line); or CIDASH_WEBHOOK_SECRET",
+    )
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="one line per event on stderr (default text)"
+    )
     add_store_args(parser)
     add_connection_args(parser)
 
