@@ -166,12 +166,13 @@ def _gitlab_version(args: argparse.Namespace) -> tuple[GitLabVersion | None, str
                 f"--gitlab-version {args.gitlab_version!r} is not a version (e.g. 18.6 or 18.6.1)"
             ) from None
     try:
+        from cidash.config import is_store_url
         from cidash.store import Store
 
-        path = Path(args.db) if args.db else load_config(args.config).store_path()
-        if not path.is_file():
+        target = str(args.db) if args.db else load_config(args.config).store_target()
+        if not is_store_url(target) and not Path(target).expanduser().is_file():
             return None, "unknown"
-        with Store.open(str(path), readonly=True) as store:
+        with Store.open(target, readonly=True) as store:
             recorded = store.instance_version()
     except CidashError:
         return None, "unknown"

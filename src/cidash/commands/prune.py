@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if args.project:
             project = store.project(args.project)
             if project is None:
-                raise UsageError(f"project {args.project} is not in the store {store.path}")
+                raise UsageError(f"project {args.project} is not in the store {store.location}")
             project_id = project.id
         counts = store.prune(before, project_id=project_id, dry_run=args.dry_run)
     if fmt == "json":
