@@ -433,7 +433,12 @@ class Store:
         """The applied schema version (0: an empty database or file)."""
         if not self._pg:
             return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
-        if self._conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+        # pg_class read with the statement's snapshot, not to_regclass(): that answers from a cache a migration
+        # committed by another process while this one waited for the migration lock may not have refreshed.
+        if not self._conn.execute(
+            "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = 'schema_migrations'"
+        ).fetchone()[0]:
             return 0
         row = self._conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from cidash.errors import StoreError
 
@@ -58,7 +58,7 @@ def redact_url(url: str) -> str:
         if "@" in netloc:
             user, host = netloc.rsplit("@", 1)
             netloc = f"{user.split(':', 1)[0]}@{host}"
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        return f"{parts.scheme}://{netloc}{parts.path}"
     except ValueError:
         return "postgresql://(unparseable URL)"
 
