@@ -27,7 +27,9 @@ T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
 
 def _pipeline(pid: int, *, ref: str = "main", sha: str = "a" * 40, project_id: int = 1) -> Pipeline:
-    return Pipeline(project_id, pid, pid, ref, sha, "success", "push", T0 + timedelta(minutes=pid % 1000), T0, None, None)
+    return Pipeline(
+        project_id, pid, pid, ref, sha, "success", "push", T0 + timedelta(minutes=pid % 1000), T0, None, None
+    )
 
 
 def _job(jid: int, pid: int, name: str) -> Job:
@@ -258,7 +260,8 @@ def test_commands_give_the_same_answers_on_postgresql_and_sqlite(
     monkeypatch.setenv("GITLAB_TOKEN", small_sim.token)
     lite = str(tmp_path / "s.db")
     for db in (pg_url, lite):
-        code = main(["sync", "--db", db, "--url", small_sim.url, "--project", small_sim.project_path, "--since", "all"])
+        argv = ["sync", "--db", db, "--url", small_sim.url, "--project", small_sim.project_path, "--since", "all"]
+        code = main([*argv, "--max-rps", "0"])
         assert code == 0, capsys.readouterr().err
     capsys.readouterr()
     now = small_sim.scenario.end.isoformat()
@@ -292,7 +295,9 @@ def test_dashboard_pipeline_page_reads_postgresql(small_sim: Any, pg_url: str) -
     from cidash.tui.data import PipelineFilter, count_pipelines, query_pipelines
 
     now = small_sim.scenario.end
-    conn = Connection(url=small_sim.url, token=Secret(small_sim.token), projects=(small_sim.project_path,))
+    conn = Connection(
+        url=small_sim.url, token=Secret(small_sim.token), projects=(small_sim.project_path,), max_rps=10_000.0
+    )
     with Store.open(pg_url) as store, GitLabClient(conn) as client:
         sync_project(client, store, small_sim.project_path, options=SyncOptions.from_config(Config(), now=now), now=now)
         filt = PipelineFilter.parse("status:SUCC")  # LIKE ignores ASCII case on both backends
