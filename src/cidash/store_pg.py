@@ -154,7 +154,9 @@ class PgConnection:
             self._trace(sql)
         cur = self.raw.cursor()
         batch = [list(r) for r in rows]
-        if batch:
+        if len(batch) == 1:  # one round trip, not a pipeline's enter/sync/exit
+            cur.execute(pg_sql(sql), batch[0])
+        elif batch:
             cur.executemany(pg_sql(sql), batch)
         return cur
 
