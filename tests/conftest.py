@@ -82,15 +82,9 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    from pgserver import find_bin_dir, start_server
+    from pgserver import require_bin_dir, start_server
 
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        reason = "PostgreSQL server binaries (initdb, postgres) not found: apt-get install postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and {reason}", pytrace=False)
-        pytest.skip(reason)
-    server = start_server(bin_dir)
+    server = start_server(require_bin_dir())
     yield server
     server.stop()
 

@@ -51,6 +51,22 @@ def find_bin_dir() -> Path | None:
     return None
 
 
+MISSING = "PostgreSQL server binaries (initdb, postgres) not found: apt-get install postgresql"
+
+
+def require_bin_dir() -> Path:
+    """The binaries' directory, else skip the test with the reason, or fail it when ``CI`` is set (the project
+    rule: in CI a skipped test hides a broken machine)."""
+    import pytest
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {MISSING}", pytrace=False)
+        pytest.skip(MISSING)
+    return bin_dir
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -86,6 +86,27 @@ def test_config_store_url(tmp_path: Path) -> None:
         config_from_dict({"store": {"url": "postgresql://u@h/db", "path": "x.db"}})
 
 
+def test_missing_server_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pgserver
+
+    monkeypatch.setattr(pgserver, "find_bin_dir", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install postgresql"):
+        pgserver.require_bin_dir()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        pgserver.require_bin_dir()
+
+
+def test_server_binaries_are_found_here() -> None:
+    import pgserver
+
+    found = pgserver.find_bin_dir()
+    if found is None:
+        pgserver.require_bin_dir()  # skips locally, fails with CI set
+    assert found is not None and (found / "initdb").is_file() and (found / "postgres").is_file()
+
+
 # -- on a real server ------------------------------------------------------------------------------------------------
 
 

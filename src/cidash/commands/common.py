@@ -37,14 +37,15 @@ connection (first found wins; 'cidash doctor' shows which):
 """
 
 
+#: ``--db``'s help, the same in every command that takes it.
+DB_HELP = (
+    "the store: an SQLite file or a postgresql:// URL (default: [store] url or path, else <user data dir>/cidash.db)"
+)
+
+
 def add_store_args(parser: argparse.ArgumentParser) -> None:
     """``--db FILE`` and ``--config FILE``."""
-    parser.add_argument(
-        "--db",
-        metavar="FILE|URL",
-        help="the store: an SQLite file or a postgresql:// URL (default: [store] url or path, "
-        "else <user data dir>/cidash.db)",
-    )
+    parser.add_argument("--db", metavar="FILE|URL", help=DB_HELP)
     parser.add_argument(
         "--config", metavar="FILE", help="read this cidash.toml instead of ./cidash.toml / pyproject [tool.cidash]"
     )

@@ -73,11 +73,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     add_format_args(parser, ("text", "json"), default="text", help_extra="; json: not with --write/--check")
     parser.add_argument("--gitlab-version", default=None, metavar="V", help=GITLAB_VERSION_HELP)
-    parser.add_argument(
-        "--db",
-        metavar="FILE",
-        help="the SQLite store (default: [store] path, else <user data dir>/cidash.db)",
-    )
+    from cidash.commands.common import DB_HELP
+
+    parser.add_argument("--db", metavar="FILE|URL", help=DB_HELP)
     parser.add_argument(
         "--config",
         default=None,
