@@ -336,3 +336,68 @@ def _without_generated_at(text: str) -> str:
 def test_json_helper_strips_only_the_timestamp() -> None:
     doc = json.dumps({"generated_at": "2026-01-01T00:00:00Z", "x": 1})
     assert _without_generated_at(doc) == '{"generated_at": "", "x": 1}'
+
+
+# -- `cidash sync` processes sharing one PostgreSQL database -----------------------------------------------------------
+
+
+def _pg_dump(url: str) -> dict[str, list[tuple[object, ...]]]:
+    from test_sync_process import TABLES, VOLATILE
+
+    out = {}
+    with psycopg.connect(url) as conn:
+        for table in TABLES:
+            cols = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND table_name = %s ORDER BY ordinal_position",
+                    (table,),
+                )
+                if r[0] not in VOLATILE
+            ]
+            quoted = ", ".join(f'"{c}"' for c in cols)
+            out[table] = sorted(conn.execute(f"SELECT {quoted} FROM {table}").fetchall(), key=repr)  # type: ignore[call-overload]
+    return out
+
+
+@pytest.fixture
+def process_sim() -> Iterator[Any]:
+    from cidash.sim import Scenario, SimulatedGitLab
+
+    with SimulatedGitLab(Scenario(days=3, pipelines_per_day=4, migration_day=2), latency_ms=4) as server:
+        yield server
+
+
+def test_two_sync_processes_share_one_database_without_duplicated_work(
+    process_sim: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """Two `cidash sync` processes on one PostgreSQL database (what two `serve` processes do): the rows equal a
+    lone sync into SQLite, and no job log is downloaded twice (the second waits for the lease, then finds them)."""
+    import subprocess
+
+    from cidash.sync import sync_project
+    from test_sync import NOW, make_client, options
+    from test_sync_process import dump, env_for, sync_cmd
+
+    reference_db = tmp_path / "reference.db"
+    with make_client(process_sim) as client, Store.open(reference_db) as store:
+        sync_project(client, store, process_sim.project_path, options=options(), now=NOW)
+    logs_once = process_sim.stats.count("/trace")
+    assert logs_once > 0
+    process_sim.stats.reset()
+    procs = [
+        subprocess.Popen(
+            sync_cmd(process_sim, pg_url),  # type: ignore[arg-type]  # a URL where the helper names a file
+            env=env_for(process_sim),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert process_sim.stats.count("/trace") == logs_once
+    assert _pg_dump(pg_url) == dump(reference_db)
