@@ -6,6 +6,10 @@ The schema is versioned (``PRAGMA user_version`` plus the ``schema_migrations`` 
 open; a file written by a newer cidash, a corrupt file or a lock held too long raises :class:`StoreError` with
 a one-line reason, never a traceback.
 
+PostgreSQL: :meth:`Store.open` also takes a ``postgresql://`` URL (``[store] url``, ``--db URL``). The schema, the
+migrations and the queries below are the same; the few dialect differences (types, placeholders, the schema
+version, locking) are listed in :mod:`cidash.store_pg`, and ``Store.backend`` says which one is open.
+
 Reading: use the :class:`Store` methods (they return :mod:`cidash.models` dataclasses). Read-only SQL on the
 tables below is also a supported contract (``Store.connection`` or ``sqlite3`` with ``mode=ro``): columns are
 only ever added, never renamed or removed, within a schema version's lifetime.
