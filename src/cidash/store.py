@@ -351,6 +351,12 @@ class Store:
             self._errors = (sqlite3.DatabaseError,)
 
     @property
+    def identity(self) -> str:
+        """What was opened, whole (the file, or the full URL with its query): a key for caches, never for
+        printing (a URL may hold a password)."""
+        return self._url if self._url is not None else str(self.path)
+
+    @property
     def location(self) -> str:
         """Where the store is, for messages: the SQLite file, or the PostgreSQL URL without its password."""
         if self._url is not None:

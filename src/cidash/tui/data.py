@@ -480,7 +480,7 @@ def read_connection(store: Store) -> Any:
     """A read-only connection of this thread to the store's file (the documented ``mode=ro`` contract), so paging
     queries in workers never share the Store's connection with a running sync."""
     conns: dict[str, Any] = _local.__dict__.setdefault("conns", {})
-    key = str(store.path)
+    key = store.identity
     conn = conns.get(key)
     if conn is None:
         conn = store.open_reader()  # sqlite3 mode=ro, or a read-only PostgreSQL session
