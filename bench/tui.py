@@ -195,7 +195,8 @@ def build_store(path: Path, pipelines: int, seed: int = 1) -> None:
         head = f"{10_000 + pipelines - 1:040x}"
         store.save_ci_config(CiConfig(42, head, ".gitlab-ci.yml", "main", CI_YML), fetched_at=NOW)
         store.set_cursor(42, "last_sync", NOW.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-        store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if store.backend == "sqlite":  # bench/store_backends.py builds a PostgreSQL store with this too
+            store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # -- child processes ---------------------------------------------------------------------------------------------

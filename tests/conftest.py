@@ -70,3 +70,43 @@ def small_sim() -> Iterator[SimulatedGitLab]:
 
     with SimulatedGitLab(Scenario(days=4, pipelines_per_day=5, migration_day=3)) as server:
         yield server
+
+
+# --- PostgreSQL (tests/pgserver.py) ----------------------------------------------------------------------------
+# `pg_server`: one throw-away server per test process (skips without PostgreSQL; fails instead when CI is set).
+# `pg_url`: a fresh, empty schema on it per test, as a store URL. `store_target`: an SQLite file or `pg_url`,
+# for tests parametrised over both backends with `@pytest.mark.parametrize("backend", BACKENDS, indirect=True)`.
+if TYPE_CHECKING:
+    from pgserver import PgServer
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    from pgserver import require_bin_dir, start_server
+
+    server = start_server(require_bin_dir())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    from pgserver import new_schema_name
+
+    schema = new_schema_name()
+    url = pg_server.schema_url(schema)
+    yield url
+    pg_server.drop_schema(schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where a test's store lives: a new SQLite file, or a new PostgreSQL schema (per ``backend``)."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "store.db")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -90,21 +91,27 @@ FACTS = TraceFacts(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "s.db")
+def store(store_target: str) -> Iterator[Store]:
+    """Every test taking ``store`` runs twice: on an SQLite file and on a real PostgreSQL server."""
+    s = Store.open(store_target)
     s.upsert_project(Project(1, "g/p", "https://gl/g/p", "main"))
-    return s
+    yield s
+    s.close()
 
 
 def test_schema_version_wal_and_migrations_table(store: Store) -> None:
     assert store.schema_version == SCHEMA_VERSION
     conn = store.connection
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
-    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations")] == [
+    if store.backend == "sqlite":
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+        table_sql = "SELECT name FROM sqlite_master WHERE type='table'"
+    else:
+        table_sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [
         number for number, _, _ in MIGRATIONS
     ]
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = {r[0] for r in conn.execute(table_sql).fetchall()}
     for t in (
         "projects",
         "pipelines",

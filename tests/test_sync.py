@@ -33,8 +33,9 @@ def options(**kw: Any) -> SyncOptions:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "store.db") as s:
+def store(store_target: str) -> Iterator[Store]:
+    """Each sync test runs on an SQLite file and on a real PostgreSQL server (tests/pgserver.py)."""
+    with Store.open(store_target) as s:
         yield s
 
 

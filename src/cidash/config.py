@@ -57,6 +57,9 @@ class GitLabSettings:
 class StoreSettings:
     #: SQLite file; default ``<platformdirs data dir>/cidash.db``.
     path: str | None = None
+    #: A PostgreSQL store instead of the SQLite file: ``postgresql://user@host:port/dbname`` (libpq URL; keep a
+    #: password out of the file: ``~/.pgpass`` or ``PGPASSWORD``). Mutually exclusive with ``path``.
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,33 @@ class Config:
     #: The files this config was read from, in order (for ``--verbose`` and error messages).
     sources: tuple[str, ...] = ()
 
+    def store_target(self, env: Mapping[str, str] | None = None) -> str:
+        """What to pass to :meth:`cidash.store.Store.open`: ``CIDASH_DB`` (a file or a ``postgresql://`` URL), else
+        ``[store] url``, else the SQLite file of :meth:`store_path` (``--db`` beats all; the commands apply it)."""
+        return store_target_source(self, env)[0]
+
     def store_path(self, env: Mapping[str, str] | None = None) -> Path:
         """The store: ``CIDASH_DB``, else ``[store] path``, else ``<platformdirs data dir>/cidash.db``
         (``--db`` beats all three; the commands apply it)."""
         return store_path_source(self, env)[0]
+
+
+def is_store_url(value: str) -> bool:
+    """True for a PostgreSQL store URL (``postgresql://`` or ``postgres://``)."""
+    return value.strip().lower().startswith(("postgresql://", "postgres://"))
+
+
+def store_target_source(config: Config, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The store (a path or a PostgreSQL URL) and where it came from (``CIDASH_DB``, ``[store] url``,
+    ``[store] path`` or ``default``)."""
+    env = os.environ if env is None else env
+    given = env.get("CIDASH_DB", "").strip()
+    if given and is_store_url(given):
+        return given, "CIDASH_DB"
+    if not given and config.store.url:
+        return config.store.url.strip(), "[store] url"
+    path, origin = store_path_source(config, env)
+    return str(path), origin
 
 
 def store_path_source(config: Config, env: Mapping[str, str] | None = None) -> tuple[Path, str]:
@@ -216,6 +242,14 @@ def config_from_dict(data: dict[str, Any], *, sources: tuple[str, ...] = ()) -> 
     unknown = set(data) - set(sections)
     if unknown:
         raise ConfigError(f"{where}: unknown section [{sorted(unknown)[0]}] (known: {', '.join(sorted(sections))})")
+    store = sections["store"]
+    if store.url is not None and not is_store_url(store.url):
+        raise ConfigError(
+            f"{where}: [store] url must start with postgresql:// (got a {store.url.split(':', 1)[0]!r} URL)",
+            hint="for an SQLite file use [store] path",
+        )
+    if store.url and store.path:
+        raise ConfigError(f"{where}: [store] url and [store] path are both set", hint="keep one of them")
     crit = sections["criteria"]
     if bool(crit.baseline) != bool(crit.candidate):
         given, missing = ("baseline", "candidate") if crit.baseline else ("candidate", "baseline")

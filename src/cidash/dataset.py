@@ -54,19 +54,19 @@ def resolve_project(store: Store, wanted: str | None, configured: Iterable[str] 
     if wanted:
         project = store.project(wanted)
         if project is None:
-            raise UsageError(f"project {wanted} is not in the store {store.path}", hint="run 'cidash sync' first")
+            raise UsageError(f"project {wanted} is not in the store {store.location}", hint="run 'cidash sync' first")
         return project
     configured = tuple(configured)
     if len(configured) == 1:
         project = store.project(configured[0])
         if project is None:
             raise UsageError(
-                f"project {configured[0]} is not in the store {store.path}", hint="run 'cidash sync' first"
+                f"project {configured[0]} is not in the store {store.location}", hint="run 'cidash sync' first"
             )
         return project
     projects = store.projects()
     if not projects:
-        raise UsageError(f"the store {store.path} holds no project yet", hint="run 'cidash sync' first")
+        raise UsageError(f"the store {store.location} holds no project yet", hint="run 'cidash sync' first")
     if len(projects) > 1:
         names = ", ".join(p.path for p in projects[:5])
         raise UsageError(f"the store holds several projects ({names}); choose one with --project")

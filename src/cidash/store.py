@@ -6,6 +6,10 @@ The schema is versioned (``PRAGMA user_version`` plus the ``schema_migrations`` 
 open; a file written by a newer cidash, a corrupt file or a lock held too long raises :class:`StoreError` with
 a one-line reason, never a traceback.
 
+PostgreSQL: :meth:`Store.open` also takes a ``postgresql://`` URL (``[store] url``, ``--db URL``). The schema, the
+migrations and the queries below are the same; the few dialect differences (types, placeholders, the schema
+version, locking) are listed in :mod:`cidash.store_pg`, and ``Store.backend`` says which one is open.
+
 Reading: use the :class:`Store` methods (they return :mod:`cidash.models` dataclasses). Read-only SQL on the
 tables below is also a supported contract (``Store.connection`` or ``sqlite3`` with ``mode=ro``): columns are
 only ever added, never renamed or removed, within a schema version's lifetime.
@@ -250,6 +254,27 @@ MIGRATIONS: list[tuple[int, str, str]] = [
 ]
 
 
+def upsert_sql(table: str, columns: str, key_columns: int) -> str:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` of every other column: SQLite's ``INSERT OR REPLACE`` in the
+    form both SQLite and PostgreSQL run (the first ``key_columns`` of ``columns`` are the primary key)."""
+    cols = [c.strip() for c in columns.split(",")]
+    key, rest = cols[:key_columns], cols[key_columns:]
+    sets = ", ".join(f"{c}=excluded.{c}" for c in rest)
+    return (
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+        f"ON CONFLICT({', '.join(key)}) DO UPDATE SET {sets}"
+    )
+
+
+_FACTS_UPSERT = upsert_sql(
+    "job_facts",
+    "job_id, project_id, runner_version, executor, truncated, startup_seconds, image_name, image_id, image_digest, "
+    "image_pulled, prepare_seconds, sources_seconds, cache_seconds, artifacts_seconds, script_seconds, "
+    "upload_seconds, log_bytes, parsed_at",
+    1,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SyncLease:
     """A row of ``sync_leases``: which process is syncing a project, until when (unless renewed)."""
@@ -320,22 +345,54 @@ class Store:
     into one atomic ``BEGIN IMMEDIATE`` transaction (what sync uses so a cursor advances with its rows).
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, conn: Any, path: Path, *, readonly: bool = False, backend: str = "sqlite", url: str | None = None
+    ) -> None:
         self._conn = conn
         self.path = path
         self.readonly = readonly
+        #: "sqlite" or "postgresql" (:mod:`cidash.store_pg` lists what differs).
+        self.backend = backend
+        self._url = url  # the PostgreSQL URL as given (may hold a password: never shown; see ``location``)
+        self._pg = backend == "postgresql"
         self._lock = threading.RLock()
         self._depth = 0
+        if self._pg:
+            import psycopg
+
+            self._errors: tuple[type[Exception], ...] = (psycopg.Error,)
+        else:
+            self._errors = (sqlite3.DatabaseError,)
+
+    @property
+    def identity(self) -> str:
+        """What was opened, whole (the file, or the full URL with its query): a key for caches, never for
+        printing (a URL may hold a password)."""
+        return self._url if self._url is not None else str(self.path)
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages: the SQLite file, or the PostgreSQL URL without its password."""
+        if self._url is not None:
+            from cidash.store_pg import redact_url
+
+            return redact_url(self._url)
+        return str(self.path)
 
     # -- opening -----------------------------------------------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False, timeout: float = DEFAULT_BUSY_TIMEOUT) -> Store:
-        """Open (creating and migrating if needed) the store at ``path``.
+        """Open (creating and migrating if needed) the store at ``path``: an SQLite file, or a
+        ``postgresql://`` URL (:mod:`cidash.store_pg`).
 
         ``readonly`` opens an existing file without writing (no migration; a missing file is an error).
         Raises :class:`StoreError` for a corrupt file, a newer schema, or a lock held longer than ``timeout``.
         """
+        from cidash.store_pg import is_postgres_url
+
+        if is_postgres_url(path):
+            return cls._open_postgres(str(path), readonly=readonly, timeout=timeout)
         path = Path(path).expanduser()
         if path.is_dir():
             raise StoreError(f"store {path} is a directory", hint="pass the SQLite file, e.g. --db DIR/cidash.db")
@@ -370,6 +427,62 @@ class Store:
             raise _store_error(exc, path) from None
         return store
 
+    @classmethod
+    def _open_postgres(cls, url: str, *, readonly: bool, timeout: float) -> Store:
+        from cidash import store_pg
+
+        conn = store_pg.connect(url, readonly=readonly, timeout=timeout)
+        store = cls(conn, Path(store_pg.redact_url(url)), readonly=readonly, backend="postgresql", url=url)
+        try:
+            version = store._stored_version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {store.location} has schema version {version}, newer than this cidash understands "
+                    f"({SCHEMA_VERSION})",
+                    hint="upgrade cidash or use another --db",
+                )
+            if readonly:
+                store._check_readable(version)
+            elif version < SCHEMA_VERSION:
+                store._migrate()
+        except StoreError:
+            conn.close()
+            raise
+        except store._errors as exc:
+            conn.close()
+            raise store_pg.store_error(exc, url) from None
+        return store
+
+    def _stored_version(self) -> int:
+        """The applied schema version (0: an empty database or file)."""
+        if not self._pg:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        # pg_class read with the statement's snapshot, not to_regclass(): that answers from a cache a migration
+        # committed by another process while this one waited for the migration lock may not have refreshed.
+        if not self._conn.execute(
+            "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = 'schema_migrations'"
+        ).fetchone()[0]:
+            return 0
+        row = self._conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def _has_foreign_tables(self) -> bool:
+        if self._pg:
+            sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+        else:
+            sql = "SELECT count(*) FROM sqlite_master WHERE type='table'"
+        return bool(self._conn.execute(sql).fetchone()[0])
+
+    def _check_readable(self, version: int) -> None:
+        kind = "a PostgreSQL database" if self._pg else "an SQLite file"
+        if version == 0 and self._has_foreign_tables():
+            raise StoreError(f"{self.location} is {kind} but not a cidash store", hint="use another --db")
+        if version == 0:
+            raise StoreError(f"store {self.location} is empty", hint="run 'cidash sync' first")
+        if version < SCHEMA_VERSION:
+            raise StoreError(f"store {self.location} has an old schema (version {version})", hint="run 'cidash sync'")
+
     def _prepare(self, timeout: float) -> None:
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
@@ -381,12 +494,7 @@ class Store:
                 hint="upgrade cidash or use another --db",
             )
         if self.readonly:
-            if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
-                raise StoreError(f"{self.path} is an SQLite file but not a cidash store", hint="use another --db")
-            if version == 0:
-                raise StoreError(f"store {self.path} is empty", hint="run 'cidash sync' first")
-            if version < SCHEMA_VERSION:
-                raise StoreError(f"store {self.path} has an old schema (version {version})", hint="run 'cidash sync'")
+            self._check_readable(version)
             return
         self._switch_to_wal(timeout)
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -411,22 +519,30 @@ class Store:
 
     def _migrate(self) -> None:
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(self._begin)
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the write lock
-            if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]:
-                raise StoreError(f"{self.path} is an SQLite file but not a cidash store", hint="use another --db")
+            if self._pg:  # one migrating process at a time; DDL is transactional, so the others see it all or none
+                from cidash.store_pg import MIGRATION_LOCK, pg_ddl
+
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            version = self._stored_version()  # re-read under the write lock
+            if version == 0 and self._has_foreign_tables():
+                kind = "a PostgreSQL database" if self._pg else "an SQLite file"
+                raise StoreError(f"{self.location} is {kind} but not a cidash store", hint="use another --db")
             for number, description, sql in MIGRATIONS:
                 if number <= version:
                     continue
                 for statement in sql.split(";"):
                     if statement.strip():
-                        conn.execute(statement)
+                        conn.execute(pg_ddl(statement) if self._pg else statement)
                 conn.execute(
-                    "INSERT OR REPLACE INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(version) DO UPDATE SET description=excluded.description, "
+                    "applied_at=excluded.applied_at",
                     (number, description, to_db_time(_now())),
                 )
-                conn.execute(f"PRAGMA user_version = {number}")
+                if not self._pg:
+                    conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -443,13 +559,38 @@ class Store:
         self.close()
 
     @property
-    def connection(self) -> sqlite3.Connection:
-        """The raw connection, for read-only SQL on the documented schema."""
+    def connection(self) -> Any:
+        """The raw connection, for read-only SQL on the documented schema: an ``sqlite3.Connection``, or on
+        PostgreSQL a :class:`cidash.store_pg.PgConnection` (same ``execute``; ``.raw`` is the psycopg one)."""
         return self._conn
 
     @property
     def schema_version(self) -> int:
-        return int(self._query("PRAGMA user_version")[0][0])
+        with self._lock:
+            return self._run(self._stored_version)  # type: ignore[no-any-return]
+
+    @property
+    def _begin(self) -> str:
+        return "BEGIN" if self._pg else "BEGIN IMMEDIATE"
+
+    def _noindex(self, column: str) -> str:
+        """``column`` written so SQLite will not drive the query from an index on it (PostgreSQL costs plans)."""
+        return column if self._pg else f"+{column}"
+
+    def open_reader(self) -> Any:
+        """A new read-only connection to the same store (for worker threads that page through rows while a sync
+        writes): ``sqlite3`` in ``mode=ro``, or a read-only PostgreSQL session. The caller closes it."""
+        if self._pg:
+            from cidash import store_pg
+
+            assert self._url is not None
+            return store_pg.connect(self._url, readonly=True, timeout=DEFAULT_BUSY_TIMEOUT)
+        return sqlite3.connect(
+            f"{Path(self.path).resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=DEFAULT_BUSY_TIMEOUT,
+            check_same_thread=False,
+        )
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
@@ -467,14 +608,14 @@ class Store:
             if self.readonly:
                 raise StoreError(f"store {self.path} is open read-only")
             if self._depth == 0:
-                self._run(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+                self._run(lambda: self._conn.execute(self._begin))
             self._depth += 1
             try:
                 yield
             except BaseException:
                 self._depth -= 1
                 if self._depth == 0:
-                    with contextlib.suppress(sqlite3.Error):
+                    with contextlib.suppress(*self._errors):
                         self._conn.execute("ROLLBACK")
                 raise
             self._depth -= 1
@@ -484,17 +625,22 @@ class Store:
     def _run(self, fn: Any) -> Any:
         try:
             return fn()
-        except sqlite3.DatabaseError as exc:
-            raise _store_error(exc, self.path) from None
+        except self._errors as exc:
+            if self._pg:
+                from cidash.store_pg import store_error
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+                raise store_error(exc, self._url or "") from None
+            raise _store_error(cast(sqlite3.DatabaseError, exc), self.path) from None
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
 
             def go() -> list[Any]:
-                cur = self._conn.execute(sql, params)
-                return cur.fetchall()
+                rows: list[Any] = self._conn.execute(sql, params).fetchall()
+                return rows
 
-            return cast(list[sqlite3.Row], self._run(go))
+            result: list[Any] = self._run(go)
+            return result
 
     def _write(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.transaction():
@@ -581,7 +727,7 @@ class Store:
         if ids is not None:
             id_list = list(ids)
             # By primary key: ``+`` keeps SQLite from walking the project's whole (project, created) index instead.
-            where = ["+project_id = ?" if w == "project_id = ?" else w for w in where]
+            where = [f"{self._noindex('project_id')} = ?" if w == "project_id = ?" else w for w in where]
             where.append(f"id IN ({','.join('?' * len(id_list))})")
             params.extend(id_list)
         sql = f"SELECT {PIPELINE_COLUMNS} FROM pipelines"
@@ -589,7 +735,8 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         # With a status filter the few matching rows are found by (project, status) and sorted; ``+`` stops SQLite
         # from walking the whole history in (project, created) order to skip a sort.
-        sql += " ORDER BY +created_at DESC, id DESC" if status is not None else " ORDER BY created_at DESC, id DESC"
+        order = self._noindex("created_at") if status is not None else "created_at"
+        sql += f" ORDER BY {order} DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = self._query(sql, params)
@@ -636,8 +783,9 @@ class Store:
         ]
         cols = self._JOB_COLS.split(", ")
         # A job that ran again under the same id (a played manual job, a re-processed one) needs its log again.
+        same = "IS NOT DISTINCT FROM" if self._pg else "IS"
         updates = (
-            "log_state = CASE WHEN jobs.started_at IS excluded.started_at AND jobs.finished_at IS "
+            f"log_state = CASE WHEN jobs.started_at {same} excluded.started_at AND jobs.finished_at {same} "
             "excluded.finished_at THEN jobs.log_state ELSE NULL END, "
         ) + ", ".join(f"{c}=excluded.{c}" for c in [*cols, "synced_at"] if c != "id")
         self._write(
@@ -683,8 +831,14 @@ class Store:
             where.append("name = ?")
             params.append(name)
         if name_glob is not None:
-            where.append("name GLOB ?")
-            params.append(name_glob)
+            if self._pg:
+                from cidash.store_pg import glob_to_regex
+
+                where.append("name ~ ?")
+                params.append(glob_to_regex(name_glob))
+            else:
+                where.append("name GLOB ?")
+                params.append(name_glob)
         if not include_retried:
             where.append("retried = 0")
         sql = f"SELECT {self._JOB_COLS} FROM jobs"
@@ -715,7 +869,7 @@ class Store:
             chunk = id_list[start : start + 500]
             sql = (
                 f"SELECT {self._JOB_COLS} FROM jobs WHERE id IN ({','.join('?' * len(chunk))}) "
-                "AND +project_id = ? AND log_state IS NULL AND finished_at IS NOT NULL ORDER BY id"
+                f"AND {self._noindex('project_id')} = ? AND log_state IS NULL AND finished_at IS NOT NULL ORDER BY id"
             )
             found.extend(_job(r) for r in self._query(sql, [*chunk, project_id]))
         return found
@@ -790,10 +944,12 @@ class Store:
     def latest_sha_per_ref(self, project_id: int) -> dict[str, str]:
         """ref -> the SHA of its newest stored pipeline."""
         # SQLite takes a bare column from the row that holds the max(): one pass over the (project, ref) index.
-        rows = self._query(
-            "SELECT ref, sha, max(id) FROM pipelines WHERE project_id = ? GROUP BY ref",
-            (project_id,),
+        sql = (
+            "SELECT DISTINCT ON (ref) ref, sha FROM pipelines WHERE project_id = ? ORDER BY ref, id DESC"
+            if self._pg
+            else "SELECT ref, sha, max(id) FROM pipelines WHERE project_id = ? GROUP BY ref"
         )
+        rows = self._query(sql, (project_id,))
         return {r[0]: r[1] for r in rows}
 
     def newest_ref_per_sha(self, project_id: int, shas: Iterable[str]) -> dict[str, str]:
@@ -802,11 +958,14 @@ class Store:
         found: dict[str, str] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows = self._query(
-                "SELECT sha, ref, max(id) FROM pipelines WHERE project_id = ? "
-                f"AND sha IN ({','.join('?' * len(chunk))}) GROUP BY sha",
-                [project_id, *chunk],
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                f"SELECT DISTINCT ON (sha) sha, ref FROM pipelines WHERE project_id = ? AND sha IN ({marks}) "
+                "ORDER BY sha, id DESC"
+                if self._pg
+                else f"SELECT sha, ref, max(id) FROM pipelines WHERE project_id = ? AND sha IN ({marks}) GROUP BY sha"
             )
+            rows = self._query(sql, [project_id, *chunk])
             found.update({r[0]: r[1] for r in rows})
         return found
 
@@ -897,13 +1056,7 @@ class Store:
             def go() -> None:
                 conn.executemany("DELETE FROM job_sections WHERE job_id = ?", id_rows)
                 conn.executemany("DELETE FROM cache_events WHERE job_id = ?", id_rows)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO job_facts (job_id, project_id, runner_version, executor, truncated, "
-                    "startup_seconds, image_name, image_id, image_digest, image_pulled, prepare_seconds, "
-                    "sources_seconds, cache_seconds, artifacts_seconds, script_seconds, upload_seconds, log_bytes, "
-                    "parsed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    fact_rows,
-                )
+                conn.executemany(_FACTS_UPSERT, fact_rows)
                 conn.executemany(
                     'INSERT INTO job_sections (job_id, seq, name, start, "end", duration) VALUES (?, ?, ?, ?, ?, ?)',
                     section_rows,
@@ -1122,8 +1275,7 @@ class Store:
     def save_file_checksums(self, checksums: Iterable[FileChecksum]) -> int:
         rows = [(c.project_id, c.sha, c.path, c.blob_id, c.last_commit_id, c.content_sha256) for c in checksums]
         self._write(
-            "INSERT OR REPLACE INTO file_checksums (project_id, sha, path, blob_id, last_commit_id, content_sha256) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            upsert_sql("file_checksums", "project_id, sha, path, blob_id, last_commit_id, content_sha256", 3),
             rows,
         )
         return len(rows)
@@ -1162,8 +1314,7 @@ class Store:
 
     def save_ci_config(self, config: CiConfig, *, fetched_at: datetime | None = None) -> None:
         self._write(
-            "INSERT OR REPLACE INTO ci_configs (project_id, sha, path, ref, content, fetched_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            upsert_sql("ci_configs", "project_id, sha, path, ref, content, fetched_at", 3),
             [
                 (
                     config.project_id,
@@ -1221,7 +1372,7 @@ class Store:
         with self.transaction():
             self._run(lambda: self._conn.execute("DELETE FROM resource_groups WHERE project_id = ?", (project_id,)))
             self._write(
-                "INSERT OR REPLACE INTO resource_groups (project_id, key, process_mode, seen_at) VALUES (?, ?, ?, ?)",
+                upsert_sql("resource_groups", "project_id, key, process_mode, seen_at", 2),
                 [(project_id, g.key, g.process_mode, seen) for g in groups],
             )
 
@@ -1244,7 +1395,7 @@ class Store:
 
     def set_cursor(self, project_id: int, kind: str, value: str) -> None:
         self._write(
-            "INSERT OR REPLACE INTO sync_state (project_id, kind, cursor, updated_at) VALUES (?, ?, ?, ?)",
+            upsert_sql("sync_state", "project_id, kind, cursor, updated_at", 2),
             [(project_id, kind, value, to_db_time(_now()))],
         )
 
@@ -1253,7 +1404,7 @@ class Store:
     ) -> None:
         """Record the version of the GitLab instance a project lives on (None: unknown, e.g. a 403)."""
         self._write(
-            "INSERT OR REPLACE INTO instance_versions (project_id, version, revision, checked_at) VALUES (?, ?, ?, ?)",
+            upsert_sql("instance_versions", "project_id, version, revision, checked_at", 1),
             [(project_id, version, revision, to_db_time(checked_at))],
         )
 
@@ -1272,13 +1423,12 @@ class Store:
         return from_db_time(value) if value else None
 
     def start_sync_run(self, project_id: int, started_at: datetime) -> int:
+        sql = "INSERT INTO sync_runs (project_id, started_at, status) VALUES (?, ?, 'running')"
         with self.transaction():
-            cur = self._run(
-                lambda: self._conn.execute(
-                    "INSERT INTO sync_runs (project_id, started_at, status) VALUES (?, ?, 'running')",
-                    (project_id, to_db_time(started_at)),
-                )
-            )
+            if self._pg:
+                rows = self._query(sql + " RETURNING id", (project_id, to_db_time(started_at)))
+                return int(rows[0][0])
+            cur = self._run(lambda: self._conn.execute(sql, (project_id, to_db_time(started_at))))
             return int(cur.lastrowid)
 
     def finish_sync_run(self, run_id: int, run: SyncRun) -> None:
@@ -1370,6 +1520,10 @@ class Store:
         """Take the project's lease for ``owner`` until ``now + ttl``, atomically. Returns None when taken, else
         the live lease of another owner (expired leases, and those ``is_dead`` says are gone, are taken over)."""
         with self.transaction():
+            if self._pg:  # BEGIN does not serialise writers there: two takers of a free lease would both win
+                from cidash.store_pg import lease_lock_key
+
+                self._query("SELECT pg_advisory_xact_lock(?)", (lease_lock_key(project_id),))
             current = self.sync_lease(project_id)
             if (
                 current is not None
@@ -1379,8 +1533,7 @@ class Store:
             ):
                 return current
             self._write(
-                "INSERT OR REPLACE INTO sync_leases (project_id, owner, pid, host, acquired_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                upsert_sql("sync_leases", "project_id, owner, pid, host, acquired_at, expires_at", 1),
                 [(project_id, owner, pid, host, to_db_time(now), to_db_time(now + ttl))],
             )
         return None
@@ -1474,7 +1627,7 @@ class Store:
                 [(project_id, name, labels, float(v), when) for (name, labels), v in increments.items()],
             )
             self._write(
-                "INSERT OR IGNORE INTO metric_counted (project_id, kind, item_id) VALUES (?, ?, ?)",
+                "INSERT INTO metric_counted (project_id, kind, item_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [(project_id, kind, item_id) for kind, item_id in counted],
             )
 

@@ -37,11 +37,15 @@ connection (first found wins; 'cidash doctor' shows which):
 """
 
 
+#: ``--db``'s help, the same in every command that takes it.
+DB_HELP = (
+    "the store: an SQLite file or a postgresql:// URL (default: [store] url or path, else <user data dir>/cidash.db)"
+)
+
+
 def add_store_args(parser: argparse.ArgumentParser) -> None:
     """``--db FILE`` and ``--config FILE``."""
-    parser.add_argument(
-        "--db", metavar="FILE", help="the SQLite store (default: [store] path, else <user data dir>/cidash.db)"
-    )
+    parser.add_argument("--db", metavar="FILE|URL", help=DB_HELP)
     parser.add_argument(
         "--config", metavar="FILE", help="read this cidash.toml instead of ./cidash.toml / pyproject [tool.cidash]"
     )
@@ -73,12 +77,26 @@ def load_config_from_args(args: argparse.Namespace) -> Config:
 
 
 def store_path_from_args(args: argparse.Namespace, config: Config) -> str:
+    """The store to open: ``--db`` (an SQLite file or a ``postgresql://`` URL), else the config's
+    (:meth:`cidash.config.Config.store_target`)."""
     db = getattr(args, "db", None)
-    return str(db) if db else str(config.store_path())
+    return str(db) if db else config.store_target()
+
+
+def store_label(target: str) -> str:
+    """A store for messages: the path, or the PostgreSQL URL without its password."""
+    from cidash.config import is_store_url
+
+    if is_store_url(target):
+        from cidash.store_pg import redact_url
+
+        return redact_url(target)
+    return target
 
 
 def open_store_from_args(args: argparse.Namespace, config: Config | None = None, *, readonly: bool = False) -> Store:
-    """Open the store named by ``--db`` / ``[store] path`` (``readonly``: must exist, never written)."""
+    """Open the store named by ``--db`` / ``[store] url`` / ``[store] path`` (``readonly``: must exist, never
+    written)."""
     from cidash.store import Store
 
     config = config or load_config_from_args(args)

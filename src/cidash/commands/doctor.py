@@ -333,6 +333,8 @@ def _check_store(d: Diagnosis, args: argparse.Namespace, config: Config, env: Ma
     from cidash.store import SCHEMA_VERSION, Store
 
     db = getattr(args, "db", None)
+    if _check_pg_store(d, db, config, env):
+        return
     path, origin = (Path(db).expanduser(), "--db") if db else store_path_source(config, env)
     facts: dict[str, Any] = {
         "path": str(path),
@@ -356,3 +358,35 @@ def _check_store(d: Diagnosis, args: argparse.Namespace, config: Config, env: Ma
     size = sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.is_file())
     facts.update(schema_version=version, size_bytes=size)
     d.add("store", "ok", f"{path} (from {origin}): sqlite, schema version {version}, {size / 1e6:.1f} MB")
+
+
+def _check_pg_store(d: Diagnosis, db: str | None, config: Config, env: Mapping[str, str]) -> bool:
+    """The store check for a PostgreSQL store (False: the store is an SQLite file, checked by the caller)."""
+    from cidash.config import is_store_url, store_target_source
+    from cidash.errors import CidashError
+    from cidash.store import SCHEMA_VERSION, Store
+    from cidash.store_pg import redact_url
+
+    target, origin = (db, "--db") if db else store_target_source(config, env)
+    if not is_store_url(target):
+        return False
+    shown = redact_url(target)
+    facts: dict[str, Any] = {
+        "path": shown,
+        "source": origin,
+        "backend": "postgresql",
+        "exists": False,
+        "schema_version": None,
+        "supported_schema_version": SCHEMA_VERSION,
+        "size_bytes": None,
+    }
+    d.facts["store"] = facts
+    try:
+        with Store.open(target, readonly=True) as store:
+            version = store.schema_version
+    except CidashError as exc:
+        d.add("store", "fail", f"{exc.message} (from {origin})", exc.hint or "check [store] url / --db")
+        return True
+    facts.update(exists=True, schema_version=version)
+    d.add("store", "ok", f"{shown} (from {origin}): postgresql, schema version {version}")
+    return True

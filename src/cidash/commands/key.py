@@ -73,11 +73,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     add_format_args(parser, ("text", "json"), default="text", help_extra="; json: not with --write/--check")
     parser.add_argument("--gitlab-version", default=None, metavar="V", help=GITLAB_VERSION_HELP)
-    parser.add_argument(
-        "--db",
-        metavar="FILE",
-        help="the SQLite store (default: [store] path, else <user data dir>/cidash.db)",
-    )
+    from cidash.commands.common import DB_HELP
+
+    parser.add_argument("--db", metavar="FILE|URL", help=DB_HELP)
     parser.add_argument(
         "--config",
         default=None,
@@ -166,12 +164,13 @@ def _gitlab_version(args: argparse.Namespace) -> tuple[GitLabVersion | None, str
                 f"--gitlab-version {args.gitlab_version!r} is not a version (e.g. 18.6 or 18.6.1)"
             ) from None
     try:
+        from cidash.config import is_store_url
         from cidash.store import Store
 
-        path = Path(args.db) if args.db else load_config(args.config).store_path()
-        if not path.is_file():
+        target = str(args.db) if args.db else load_config(args.config).store_target()
+        if not is_store_url(target) and not Path(target).expanduser().is_file():
             return None, "unknown"
-        with Store.open(str(path), readonly=True) as store:
+        with Store.open(target, readonly=True) as store:
             recorded = store.instance_version()
     except CidashError:
         return None, "unknown"

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if args.project:
             project = store.project(args.project)
             if project is None:
-                raise UsageError(f"project {args.project} is not in the store {store.path}")
+                raise UsageError(f"project {args.project} is not in the store {store.location}")
             project_id = project.id
         if not args.dry_run:
             # Fold what is about to go into the running totals first: exported counters never fall on a prune.

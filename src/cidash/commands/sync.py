@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         load_config_from_args,
         open_store_from_args,
         output_format,
+        store_label,
+        store_path_from_args,
     )
     from cidash.sync import SyncOptions, sync_projects
 
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         print(f"cidash sync: {connection.describe()}", file=err)
         print(
-            f"cidash sync: store {args.db or config.store_path()}; ceiling {connection.max_rps:g} req/s, "
+            f"cidash sync: store {store_label(store_path_from_args(args, config))}; "
+            f"ceiling {connection.max_rps:g} req/s, "
             f"{connection.concurrency} in flight; first-sync window "
             f"{'everything' if options.since is None else 'since ' + options.since.strftime('%Y-%m-%d %H:%M UTC')}",
             file=err,

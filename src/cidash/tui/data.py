@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -488,14 +487,14 @@ class PipelineRow:
         return ", ".join(parts)
 
 
-def read_connection(store: Store) -> sqlite3.Connection:
+def read_connection(store: Store) -> Any:
     """A read-only connection of this thread to the store's file (the documented ``mode=ro`` contract), so paging
     queries in workers never share the Store's connection with a running sync."""
-    conns: dict[str, sqlite3.Connection] = _local.__dict__.setdefault("conns", {})
-    key = str(store.path)
+    conns: dict[str, Any] = _local.__dict__.setdefault("conns", {})
+    key = store.identity
     conn = conns.get(key)
     if conn is None:
-        conn = sqlite3.connect(f"{Path(store.path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        conn = store.open_reader()  # sqlite3 mode=ro, or a read-only PostgreSQL session
         conns[key] = conn
     return conn
 
