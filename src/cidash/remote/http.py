@@ -52,6 +52,7 @@ from cidash.remote.policy import (
     RequestStats,
     RetryPolicy,
     describe_network_error,
+    endpoint_kind,
     error_for_status,
     is_html,
     json_problem,
@@ -503,14 +504,20 @@ class HttpClient:
         (a log, a raw file): a redirect to another origin is followed, without credentials; else refused.
         """
         what = f"{method} {path}"
+        kind = endpoint_kind(method, path)
         attempt = 0
         while True:
             attempt += 1
-            self.limiter.acquire()
+            ticket = self.limiter.enter(kind)
+            answered: int | None = None
             try:
-                response = self._exchange(method, path, params, sink_factory, cross_origin=download)
-                if 200 <= response.status_code < 300 and method != "HEAD":
-                    response = self._checked(response, expect)
+                try:
+                    response = self._exchange(method, path, params, sink_factory, cross_origin=download)
+                    answered = response.status_code
+                    if 200 <= response.status_code < 300 and method != "HEAD":
+                        response = self._checked(response, expect)
+                finally:
+                    self.limiter.leave(ticket, answered)  # the slot is free before any retry pause
             except _TransportFailure as exc:
                 if exc.tls:
                     raise TLSError(
