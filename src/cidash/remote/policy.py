@@ -217,6 +217,7 @@ class RateLimiter:
         #: what was sent since (conservative: concurrent senders' responses arrive out of order). None = unknown.
         self._budget: int | None = None
         self.waited = 0.0  # total seconds senders spent waiting
+        self.rate_limit_waits = 0  # pauses for RateLimit-Reset or Retry-After
         # The adaptive in-flight window.
         self.window = float(max(1, min(initial_concurrency, self.max_concurrency)))
         self._threshold: float | None = None  # slow start until the first congestion signal
@@ -225,6 +226,7 @@ class RateLimiter:
         self.advertised = False  # the server has sent RateLimit-* headers
         self.cuts = 0  # times the window was halved
         self.peak_window = self.window
+        self.low_window = self.window  # the smallest the window was cut to
         self.peak_in_flight = 0
         self._endpoint_sent: dict[str, list[float]] = {}
 
@@ -263,6 +265,7 @@ class RateLimiter:
                     self._threshold = self.window
                     self._epoch += 1
                     self.cuts += 1
+                    self.low_window = min(self.low_window, self.window)
             elif status is not None and status < 500:
                 cap = float(self.max_concurrency)
                 if self._threshold is None or self.window < self._threshold:
@@ -294,6 +297,7 @@ class RateLimiter:
                     pause = min(max(self._state.reset_at - self._wall(), 0.0), self.max_wait)
                     self._blocked_until = max(self._blocked_until, now + pause)
                     self._budget = None
+                    self.rate_limit_waits += 1
                 else:
                     self._budget -= 1
             start = max(now, self._blocked_until)
@@ -337,8 +341,11 @@ class RateLimiter:
                 if after is None and reset is not None:
                     after = reset - self._wall()
                 self._blocked_until = max(self._blocked_until, now + min(max(after or 1.0, 0.0), self.max_wait))
+                self.rate_limit_waits += 1
             elif remaining is not None and remaining <= self.reserve and reset is not None:
                 pause = min(max(reset - self._wall(), 0.0), self.max_wait)
+                if now + pause > self._blocked_until:
+                    self.rate_limit_waits += 1
                 self._blocked_until = max(self._blocked_until, now + pause)
 
     @property

@@ -14,7 +14,9 @@ Public API::
 
 Rate limits: every response carries ``RateLimit-Limit/Observed/Remaining/Reset`` for a fixed window of
 ``rate_limit_window`` seconds per user; the advertised limit is ``rate_limit`` if set (and then exceeding it
-answers 429 + ``Retry-After``), else ``rate_limit_advertised`` (GitLab.com's 2,000/min) without enforcement.
+answers 429 + ``Retry-After``), else ``rate_limit_advertised`` (GitLab.com's 2,000/min) without enforcement;
+``rate_limit_advertised=None`` (and no ``rate_limit``) sends no ``RateLimit-*`` header, as a self-managed GitLab
+with its throttles off (the default) does.
     .url .token .readonly_token .project_path .project_id .world .truth .stats
     .set_faults(plan) .advance(seconds) .start() .stop()
 
@@ -1352,9 +1354,10 @@ class _Server(ThreadingHTTPServer):
 class RateLimiter:
     """Fixed windows of ``window`` seconds per user; past ``budget`` requests: 429 with ``Retry-After``."""
 
-    def __init__(self, budget: int | None, window: float = 60.0, advertised: int = 2000) -> None:
+    def __init__(self, budget: int | None, window: float = 60.0, advertised: int | None = 2000) -> None:
         self.budget = budget
         self.window = window
+        #: None: no RateLimit-* headers at all (a self-managed GitLab with its throttles off, its default).
         self.limit = budget if budget is not None else advertised
         self._counts: dict[str, int] = {}
         self._window_start = time.time()
@@ -1369,6 +1372,8 @@ class RateLimiter:
             count = self._counts.get(user, 0) + 1
             self._counts[user] = count
             reset = self._window_start + self.window
+            if self.limit is None:
+                return {}
             headers = {
                 "RateLimit-Limit": str(self.limit),
                 "RateLimit-Observed": str(count),
@@ -1396,7 +1401,7 @@ class SimulatedGitLab:
         faults: FaultPlan | None = None,
         rate_limit: int | None = None,
         rate_limit_window: float = 60.0,
-        rate_limit_advertised: int = 2000,
+        rate_limit_advertised: int | None = 2000,
         time_scale: float = 0.0,
         world: World | None = None,
         host: str = "127.0.0.1",
