@@ -1090,24 +1090,30 @@ def _sync_checksums(ctx: _Ctx) -> None:
     ctx.emit("checksums", f"{len(todo)} commits x {len(files)} files")
     fallback: set[str] = set()
     known = store.checksummed_shas(pid)
-    for ref, head, shas in _shas_by_ref(store, pid, todo):
-        rows: list[FileChecksum] | None = None
+
+    def one_ref(group: tuple[str, str, set[str]]) -> tuple[set[str], list[FileChecksum] | None]:
+        ref, head, shas = group
         if known and len(shas) <= len(files) + 1:  # a few new SHAs: a compare each beats 1 + len(files) listings
             try:
                 rows = _checksums_from_compare(ctx, ref, shas, known, files)
             except (Unsupported, NotFound):
                 rows = None
-        if rows is not None:
-            _save_whole_shas(ctx, rows, len(files))
-            continue
+            if rows is not None:
+                return shas, rows
         try:
-            rows = _checksums_from_history(ctx, ref, head, shas, files)
+            return shas, _checksums_from_history(ctx, ref, head, shas, files)
         except Unsupported:
-            rows = None
-        if rows is None:
-            fallback |= shas
-            continue
-        _save_whole_shas(ctx, rows, len(files))
+            return shas, None
+
+    # Refs in parallel: each is a short chain of dependent listings (a round trip each), which in a row would be
+    # the longest path of a first sync; their HEADs go to the shared pool.
+    groups = _shas_by_ref(store, pid, todo)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(groups))), thread_name_prefix="cidash-sync-refs") as refs:
+        for shas, rows in refs.map(one_ref, groups):
+            if rows is None:
+                fallback |= shas
+            else:
+                _save_whole_shas(ctx, rows, len(files))
     if fallback:
         _checksums_per_sha(ctx, sorted(fallback), files)
     ctx.emit("checksums")
@@ -1139,8 +1145,7 @@ def _checksums_from_history(
         return None
     oldest = max(order[s] for s in shas)
     # For each file: the commits in the window that changed it (by position), then the first one before it.
-    changes: dict[str, list[tuple[int, str]]] = {}
-    for path in files:
+    def changes_of(path: str) -> list[tuple[int, str]] | None:
         found: list[tuple[int, str]] = []
         for sha, parents in http.commits(pid, head, path=path):
             if len(parents) > 1:
@@ -1150,7 +1155,16 @@ def _checksums_from_history(
                 found.append((oldest + 1, sha))  # the version every older SHA in the window inherits
                 break
             found.append((position, sha))
-        changes[path] = found
+        return found
+
+    # One listing per file, all at once (each is a round trip or two; the shared limiter bounds them).
+    with ThreadPoolExecutor(max_workers=len(files), thread_name_prefix="cidash-sync-paths") as paths:
+        listed = dict(zip(files, paths.map(changes_of, files), strict=True))
+    changes: dict[str, list[tuple[int, str]]] = {}
+    for path, found_or_none in listed.items():
+        if found_or_none is None:
+            return None
+        changes[path] = found_or_none
     # The last change at or before each SHA (positions grow towards the past).
     wanted: dict[tuple[str, str], list[str]] = {}
     rows: list[FileChecksum] = []
