@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -285,7 +286,7 @@ def test_compare_cut_short_falls_back_to_heads(small_sim: SimulatedGitLab, store
         sync_project(client, store, small_sim.project_path, options=options(fetch_logs=False), now=NOW)
         pid = small_sim.project_id
         main = [p.sha for p in store.pipelines(pid, ref="main")]
-        prev, last = next((a, b) for a, b in zip(main, main[1:], strict=False) if a != b)
+        prev, last = next((a, b) for a, b in itertools.pairwise(main) if a != b)
         rows = {(c.path, c.blob_id, c.last_commit_id, c.content_sha256) for c in store.file_checksums(pid, sha=last)}
         original = client.http.compare
         calls: list[tuple[str, str]] = []

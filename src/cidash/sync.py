@@ -624,7 +624,8 @@ def _sync_pipelines(ctx: _Ctx) -> None:
     cursor = store.cursor(pid, CURSOR_PIPELINES)
     updated_after = from_db_time(cursor) if cursor else ctx.options.since
     ctx.emit("pipelines")
-    for page in ctx.client.rest.pipeline_pages(pid, updated_after=updated_after, log=ctx.wire):
+    pages = _read_ahead(ctx.client.rest.pipeline_pages(pid, updated_after=updated_after, log=ctx.wire))
+    for page in pages:
         known = {p.id: p for p in store.pipelines(pid, ids=[p.id for p in page])}
         changed = [
             p
@@ -651,6 +652,44 @@ def _sync_pipelines(ctx: _Ctx) -> None:
         _absorb_wire(ctx)
         ctx.emit("pipelines")
     _absorb_wire(ctx)
+
+
+def _read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """``items``, produced on a helper thread up to ``depth`` ahead: the next page of a listing is requested while
+    the caller still works on this one (a listing's pages are a chain of round trips). Exceptions arrive in order;
+    a consumer that stops early stops the producer at its next item."""
+    import queue
+
+    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put((False, None))
+        except BaseException as exc:  # handed to the consumer
+            box.put((False, exc))
+
+    thread = threading.Thread(target=produce, name="cidash-sync-pages", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, value = box.get()
+            if not ok:
+                if isinstance(value, BaseException):
+                    raise value
+                return
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
 
 
 def _pipeline_detail(ctx: _Ctx, listed: Pipeline) -> tuple[Pipeline, str | None]:
@@ -1144,6 +1183,7 @@ def _checksums_from_history(
     if missing:
         return None
     oldest = max(order[s] for s in shas)
+
     # For each file: the commits in the window that changed it (by position), then the first one before it.
     def changes_of(path: str) -> list[tuple[int, str]] | None:
         found: list[tuple[int, str]] = []
