@@ -209,3 +209,12 @@ def test_window_shrinks_on_congestion_and_grows_back(store: Store, status: int) 
         assert rl.cuts >= 1
         assert rl.low_window <= 8  # halved at least once from 16
         assert rl.limit() > rl.low_window  # and grew back after
+
+
+def test_a_thread_holding_a_slot_is_not_held_back_by_its_own_redirect() -> None:
+    rl = limiter(FakeTime(), initial_concurrency=1, max_concurrency=1)
+    outer = rl.enter()
+    inner = rl.enter()  # same thread (requests follows a redirect from inside send): no deadlock
+    rl.leave(inner, 200)
+    rl.leave(outer, 200)
+    assert rl.peak_in_flight == 2 and rl.limit() == 1

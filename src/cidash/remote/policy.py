@@ -229,6 +229,7 @@ class RateLimiter:
         self.low_window = self.window  # the smallest the window was cut to
         self.peak_in_flight = 0
         self._endpoint_sent: dict[str, list[float]] = {}
+        self._held = threading.local()  # slots the current thread holds
 
     # -- the in-flight window ----------------------------------------------------------------------------------
 
@@ -239,12 +240,16 @@ class RateLimiter:
 
     def enter(self, kind: str | None = None) -> Ticket:
         """Wait for a slot in the in-flight window, then for the rate (:meth:`acquire`). Pair with :meth:`leave`."""
+        held = getattr(self._held, "n", 0)
         with self._slots:
-            while self._in_flight >= self.limit():
+            # A thread that already holds a slot (a redirect hop sent from inside its request) is not held back:
+            # it would wait for itself.
+            while held == 0 and self._in_flight >= self.limit():
                 self._slots.wait()
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             ticket = Ticket(self._epoch)
+        self._held.n = held + 1
         try:
             self.acquire(kind)
         except BaseException:
@@ -259,6 +264,7 @@ class RateLimiter:
                 return
             ticket.left = True
             self._in_flight -= 1
+            self._held.n = max(0, getattr(self._held, "n", 1) - 1)
             if status in CONGESTION_STATUSES:
                 if ticket.epoch == self._epoch:  # the first signal of this round trip
                     self.window = max(1.0, self.window / 2)
