@@ -304,3 +304,37 @@ def test_compare_cut_short_falls_back_to_heads(small_sim: SimulatedGitLab, store
     assert got is not None
     assert {(c.path, c.blob_id, c.last_commit_id, c.content_sha256) for c in got} == rows
     assert small_sim.stats.count("HEAD /projects/:id/repository/files") == len(options().critical_files)
+
+
+def test_compare_overflow_on_the_wire_falls_back_to_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator cuts a compare's diff list as GitLab does (``compare_timeout`` true): every new SHA then costs a
+    HEAD per critical file, with the same rows."""
+    from datetime import timedelta
+
+    import cidash.sim.server as sim_server
+    from cidash.sim import Scenario
+
+    monkeypatch.setattr(sim_server, "COMPARE_MAX_FILES", 0)
+    scenario = Scenario(days=6, pipelines_per_day=5, migration_day=3, with_docs_project=False)
+    with SimulatedGitLab(scenario, clock_start=scenario.end - timedelta(days=2)) as sim:
+        pid = sim.project_id
+        with make_client(sim) as client, Store.open(tmp_path / "s.db") as store:
+            sync_project(client, store, sim.project_path, options=options(fetch_logs=False), now=NOW)
+            before = store.pipeline_shas(pid)
+            sim.advance(14 * 3600)
+            sim.stats.reset()
+            sync_project(client, store, sim.project_path, options=options(fetch_logs=False), now=NOW)
+            new = store.pipeline_shas(pid) - before
+            with _api(sim) as api:
+                shas = sorted(new)
+                answer = api.get(f"/projects/{pid}/repository/compare", params={"from": shas[0], "to": shas[-1]})
+            assert answer.status_code == 200 and answer.json()["compare_timeout"] is True
+            files = options().critical_files
+            assert sim.stats.count("GET /projects/:id/repository/compare") >= 1
+            assert sim.stats.count("HEAD /projects/:id/repository/files") == len(new) * len(files)
+            project = sim.world.projects[pid]
+            for sha in new:
+                rows = {c.path: c for c in store.file_checksums(pid, sha=sha)}
+                for path in files:
+                    content = project.commits[sha].files.get(path)
+                    assert rows[path].blob_id == (git_blob_id(content) if content is not None else None)

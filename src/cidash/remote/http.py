@@ -146,7 +146,8 @@ class FileHead:
 class Comparison:
     """``GET /projects/:id/repository/compare`` of two commits: the paths that differ (old and new names), the
     commits of the range (sha, parent shas; oldest first), and whether GitLab cut the answer short (``complete``
-    False: ``compare_timeout`` or ``overflow``, the paths are then not the whole story)."""
+    False: ``compare_timeout``, which GitLab sets when the diff overflowed its limits, or an ``overflow`` key;
+    the paths are then not the whole story)."""
 
     paths: frozenset[str]
     commits: tuple[tuple[str, tuple[str, ...]], ...]

@@ -57,7 +57,7 @@ GITLAB_VERSION = "18.6.0-ee"  # the default Scenario.gitlab_version, as /version
 GITLAB_REVISION = "2b1c0f3a9e1"
 MAX_PER_PAGE = 100
 COUNT_LIMIT = 10_000
-#: Changed files a compare lists before it sets ``overflow`` (GitLab cuts big diffs the same way).
+#: Changed files a compare lists before it sets ``compare_timeout`` (GitLab cuts big diffs the same way).
 COMPARE_MAX_FILES = 1000
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -951,7 +951,8 @@ class Api:
         (the newest of the range), ``commits`` (reachable from ``to`` and not from ``from``, oldest first),
         ``diffs`` (one per changed path: ``old_path``, ``new_path``, ``new_file``, ``renamed_file``,
         ``deleted_file``, modes, ``diff``), ``compare_timeout``, ``compare_same_ref``, ``web_url``; past
-        :data:`COMPARE_MAX_FILES` changed files the list is cut and ``overflow`` is true. ``straight=false`` (the
+        :data:`COMPARE_MAX_FILES` changed files the list is cut and ``compare_timeout`` is true (GitLab sets it
+        from the diff collection's ``overflow?``). ``straight=false`` (the
         default) diffs the merge base against ``to`` (``from...to``); ``true`` diffs ``from`` against ``to``."""
         project = self.project_of(req)
         from_ref, to_ref = req.arg("from"), req.arg("to")
@@ -991,9 +992,8 @@ class Api:
             "commit": self.commit_json(project, commits[0]) if commits else None,
             "commits": [self.commit_json(project, c) for c in reversed(commits)],
             "diffs": diffs[:COMPARE_MAX_FILES],
-            "compare_timeout": False,
+            "compare_timeout": overflow,  # GitLab: ``compare.diffs.diffs.overflow?`` (lib/api/entities/compare.rb)
             "compare_same_ref": a.sha == b.sha,
-            "overflow": overflow,
             "web_url": self.web(project, f"/-/compare/{a.sha}...{b.sha}"),
         }
 
