@@ -303,22 +303,28 @@ class _Ctx:
 
     def bounded(self, fn: Callable[[_T], _R], items: Iterable[_T], window: int | None = None) -> Iterator[Future[_R]]:
         """Submit ``fn(item)`` to the pool with at most ``window`` in flight; yield futures as they complete."""
+        import queue
+
         window = window or max(2, self.options.concurrency * 2)
-        pending: set[Future[_R]] = set()
+        # Completed futures arrive through a queue (one callback each): ``as_completed(pending)`` per item would
+        # install and remove a waiter on every pending future for every result, O(window) CPU per request.
+        finished: queue.SimpleQueue[Future[_R]] = queue.SimpleQueue()
+        in_flight = 0
         iterator = iter(items)
         exhausted = False
         while True:
-            while not exhausted and len(pending) < window:
+            while not exhausted and in_flight < window:
                 try:
                     item = next(iterator)
                 except StopIteration:
                     exhausted = True
                     break
-                pending.add(self.pool.submit(fn, item))
-            if not pending:
+                self.pool.submit(fn, item).add_done_callback(finished.put)
+                in_flight += 1
+            if not in_flight:
                 return
-            done = next(as_completed(pending))
-            pending.discard(done)
+            done = finished.get()
+            in_flight -= 1
             yield done
 
 
