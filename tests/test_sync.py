@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,15 @@ from cidash.remote import GitLabClient
 from cidash.sim import SimulatedGitLab
 from cidash.sim.world import FINISHED, git_blob_id
 from cidash.store import Store
-from cidash.sync import SyncOptions, SyncProgress, parse_since, sync_project, sync_projects
+from cidash.sync import (
+    SyncOptions,
+    SyncProgress,
+    _checksums_from_compare,
+    _Ctx,
+    parse_since,
+    sync_project,
+    sync_projects,
+)
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -231,3 +241,101 @@ def test_checksums_from_history_equal_one_head_per_file(small_sim: SimulatedGitL
     files = len(options().critical_files)
     assert slow_heads == shas * files
     assert fast_heads < slow_heads / 2
+
+
+def test_incremental_checksums_come_from_compare(tmp_path: Path) -> None:
+    """New pipelines after a first sync: one compare per new SHA from the previous SHA of its ref, and a HEAD only
+    for critical files that changed; the rows are exactly GitLab's (blob ids as git computes them, last commits)."""
+    from datetime import timedelta
+
+    from cidash.sim import Scenario
+
+    scenario = Scenario(days=6, pipelines_per_day=5, migration_day=3, with_docs_project=False)
+    with SimulatedGitLab(scenario, clock_start=scenario.end - timedelta(days=2)) as sim:
+        pid = sim.project_id
+        with make_client(sim) as client, Store.open(tmp_path / "s.db") as store:
+            sync_project(client, store, sim.project_path, options=options(fetch_logs=False), now=NOW)
+            before = store.pipeline_shas(pid)
+            sim.advance(14 * 3600)  # 00:00 -> 14:00: half a day of pipelines
+            sim.stats.reset()
+            sync_project(client, store, sim.project_path, options=options(fetch_logs=False), now=NOW)
+            new = store.pipeline_shas(pid) - before
+            assert new, "the clock moved past new commits"
+            compares = sim.stats.count("GET /projects/:id/repository/compare")
+            heads = sim.stats.count("HEAD /projects/:id/repository/files")
+            assert 0 < compares <= len(new)
+            assert sim.stats.count("GET /projects/:id/repository/commits") == 0
+            files = options().critical_files
+            assert heads < len(new) * len(files)
+            project = sim.world.projects[pid]
+            for sha in store.pipeline_shas(pid):
+                rows = {c.path: c for c in store.file_checksums(pid, sha=sha)}
+                assert set(rows) == set(files), sha
+                commit = project.commits[sha]
+                for path in files:
+                    content = commit.files.get(path)
+                    assert rows[path].blob_id == (git_blob_id(content) if content is not None else None)
+                    if content is not None:
+                        assert rows[path].last_commit_id == commit.last_change.get(path, commit.sha)
+
+
+def test_compare_cut_short_falls_back_to_heads(small_sim: SimulatedGitLab, store: Store) -> None:
+    """A compare GitLab could not finish (``compare_timeout``) or that is not one commit: a HEAD per file."""
+    from cidash.remote.http import Comparison
+
+    with make_client(small_sim) as client:
+        sync_project(client, store, small_sim.project_path, options=options(fetch_logs=False), now=NOW)
+        pid = small_sim.project_id
+        main = [p.sha for p in store.pipelines(pid, ref="main")]
+        prev, last = next((a, b) for a, b in itertools.pairwise(main) if a != b)
+        rows = {(c.path, c.blob_id, c.last_commit_id, c.content_sha256) for c in store.file_checksums(pid, sha=last)}
+        original = client.http.compare
+        calls: list[tuple[str, str]] = []
+
+        def cut_short(project_id: int, a: str, b: str) -> Comparison:
+            calls.append((a, b))
+            return Comparison(original(project_id, a, b).paths, (), False)
+
+        client.http.compare = cut_short  # type: ignore[method-assign]
+        small_sim.stats.reset()
+        with ThreadPoolExecutor(2) as pool:
+            ctx = _Ctx(client, store, store.project(pid), options(), pool, None, NOW)  # type: ignore[arg-type]
+            got = _checksums_from_compare(ctx, "main", {last}, {prev}, options().critical_files)
+    assert calls == [(prev, last)]
+    assert got is not None
+    assert {(c.path, c.blob_id, c.last_commit_id, c.content_sha256) for c in got} == rows
+    assert small_sim.stats.count("HEAD /projects/:id/repository/files") == len(options().critical_files)
+
+
+def test_compare_overflow_on_the_wire_falls_back_to_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator cuts a compare's diff list as GitLab does (``compare_timeout`` true): every new SHA then costs a
+    HEAD per critical file, with the same rows."""
+    from datetime import timedelta
+
+    import cidash.sim.server as sim_server
+    from cidash.sim import Scenario
+
+    monkeypatch.setattr(sim_server, "COMPARE_MAX_FILES", 0)
+    scenario = Scenario(days=6, pipelines_per_day=5, migration_day=3, with_docs_project=False)
+    with SimulatedGitLab(scenario, clock_start=scenario.end - timedelta(days=2)) as sim:
+        pid = sim.project_id
+        with make_client(sim) as client, Store.open(tmp_path / "s.db") as store:
+            sync_project(client, store, sim.project_path, options=options(fetch_logs=False), now=NOW)
+            before = store.pipeline_shas(pid)
+            sim.advance(14 * 3600)
+            sim.stats.reset()
+            sync_project(client, store, sim.project_path, options=options(fetch_logs=False), now=NOW)
+            new = store.pipeline_shas(pid) - before
+            with _api(sim) as api:
+                shas = sorted(new)
+                answer = api.get(f"/projects/{pid}/repository/compare", params={"from": shas[0], "to": shas[-1]})
+            assert answer.status_code == 200 and answer.json()["compare_timeout"] is True
+            files = options().critical_files
+            assert sim.stats.count("GET /projects/:id/repository/compare") >= 1
+            assert sim.stats.count("HEAD /projects/:id/repository/files") == len(new) * len(files)
+            project = sim.world.projects[pid]
+            for sha in new:
+                rows = {c.path: c for c in store.file_checksums(pid, sha=sha)}
+                for path in files:
+                    content = project.commits[sha].files.get(path)
+                    assert rows[path].blob_id == (git_blob_id(content) if content is not None else None)

@@ -47,10 +47,12 @@ class GitLabSettings:
     #: A CA bundle (PEM file or c_rehash directory) to verify GitLab's certificate with, for a private CA.
     ca_file: str | None = None
     timeout: float = 30.0
-    #: Ceiling on requests per second across the whole sync (GitLab.com allows ~33/s per user).
-    max_rps: float = 20.0
-    #: Requests in flight at once for logs, file checksums and registry calls.
-    concurrency: int = 8
+    #: Hard ceiling on requests per second across the whole sync; 0 (the default): none, the adaptive policy of
+    #: :class:`cidash.remote.policy.RateLimiter` alone (GitLab's ``RateLimit-*`` headers, 429/503 back-off).
+    max_rps: float = 0.0
+    #: Most requests in flight at once (the adaptive window's ceiling); at most 16 while the server sends no
+    #: ``RateLimit-*`` headers (see docs/commands.md, "Rate policy").
+    concurrency: int = 32
 
 
 @dataclass(frozen=True)

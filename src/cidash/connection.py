@@ -87,8 +87,8 @@ class Connection:
     group: str | None = None
     verify_tls: bool | str = True
     timeout: float = 30.0
-    max_rps: float = 20.0
-    concurrency: int = 8
+    max_rps: float = 0.0
+    concurrency: int = 32
     #: Human-readable origins, for ``--verbose``: e.g. {"url": "GITLAB_URL", "token": "--token-file /x"}.
     sources: dict[str, str] = field(default_factory=dict)
 

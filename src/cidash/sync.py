@@ -303,22 +303,28 @@ class _Ctx:
 
     def bounded(self, fn: Callable[[_T], _R], items: Iterable[_T], window: int | None = None) -> Iterator[Future[_R]]:
         """Submit ``fn(item)`` to the pool with at most ``window`` in flight; yield futures as they complete."""
+        import queue
+
         window = window or max(2, self.options.concurrency * 2)
-        pending: set[Future[_R]] = set()
+        # Completed futures arrive through a queue (one callback each): ``as_completed(pending)`` per item would
+        # install and remove a waiter on every pending future for every result, O(window) CPU per request.
+        finished: queue.SimpleQueue[Future[_R]] = queue.SimpleQueue()
+        in_flight = 0
         iterator = iter(items)
         exhausted = False
         while True:
-            while not exhausted and len(pending) < window:
+            while not exhausted and in_flight < window:
                 try:
                     item = next(iterator)
                 except StopIteration:
                     exhausted = True
                     break
-                pending.add(self.pool.submit(fn, item))
-            if not pending:
+                self.pool.submit(fn, item).add_done_callback(finished.put)
+                in_flight += 1
+            if not in_flight:
                 return
-            done = next(as_completed(pending))
-            pending.discard(done)
+            done = finished.get()
+            in_flight -= 1
             yield done
 
 
@@ -624,7 +630,8 @@ def _sync_pipelines(ctx: _Ctx) -> None:
     cursor = store.cursor(pid, CURSOR_PIPELINES)
     updated_after = from_db_time(cursor) if cursor else ctx.options.since
     ctx.emit("pipelines")
-    for page in ctx.client.rest.pipeline_pages(pid, updated_after=updated_after, log=ctx.wire):
+    pages = _read_ahead(ctx.client.rest.pipeline_pages(pid, updated_after=updated_after, log=ctx.wire))
+    for page in pages:
         known = {p.id: p for p in store.pipelines(pid, ids=[p.id for p in page])}
         changed = [
             p
@@ -651,6 +658,44 @@ def _sync_pipelines(ctx: _Ctx) -> None:
         _absorb_wire(ctx)
         ctx.emit("pipelines")
     _absorb_wire(ctx)
+
+
+def _read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
+    """``items``, produced on a helper thread up to ``depth`` ahead: the next page of a listing is requested while
+    the caller still works on this one (a listing's pages are a chain of round trips). Exceptions arrive in order;
+    a consumer that stops early stops the producer at its next item."""
+    import queue
+
+    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put((False, None))
+        except BaseException as exc:  # handed to the consumer
+            box.put((False, exc))
+
+    thread = threading.Thread(target=produce, name="cidash-sync-pages", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, value = box.get()
+            if not ok:
+                if isinstance(value, BaseException):
+                    raise value
+                return
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()
 
 
 def _pipeline_detail(ctx: _Ctx, listed: Pipeline) -> tuple[Pipeline, str | None]:
@@ -1089,15 +1134,31 @@ def _sync_checksums(ctx: _Ctx) -> None:
         return
     ctx.emit("checksums", f"{len(todo)} commits x {len(files)} files")
     fallback: set[str] = set()
-    for ref, head, shas in _shas_by_ref(store, pid, todo):
+    known = store.checksummed_shas(pid)
+
+    def one_ref(group: tuple[str, str, set[str]]) -> tuple[set[str], list[FileChecksum] | None]:
+        ref, head, shas = group
+        if known and len(shas) <= len(files) + 1:  # a few new SHAs: a compare each beats 1 + len(files) listings
+            try:
+                rows = _checksums_from_compare(ctx, ref, shas, known, files)
+            except (Unsupported, NotFound):
+                rows = None
+            if rows is not None:
+                return shas, rows
         try:
-            rows = _checksums_from_history(ctx, ref, head, shas, files)
+            return shas, _checksums_from_history(ctx, ref, head, shas, files)
         except Unsupported:
-            rows = None
-        if rows is None:
-            fallback |= shas
-            continue
-        _save_whole_shas(ctx, rows, len(files))
+            return shas, None
+
+    # Refs in parallel: each is a short chain of dependent listings (a round trip each), which in a row would be
+    # the longest path of a first sync; their HEADs go to the shared pool.
+    groups = _shas_by_ref(store, pid, todo)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(groups))), thread_name_prefix="cidash-sync-refs") as refs:
+        for shas, rows in refs.map(one_ref, groups):
+            if rows is None:
+                fallback |= shas
+            else:
+                _save_whole_shas(ctx, rows, len(files))
     if fallback:
         _checksums_per_sha(ctx, sorted(fallback), files)
     ctx.emit("checksums")
@@ -1128,9 +1189,9 @@ def _checksums_from_history(
     if missing:
         return None
     oldest = max(order[s] for s in shas)
+
     # For each file: the commits in the window that changed it (by position), then the first one before it.
-    changes: dict[str, list[tuple[int, str]]] = {}
-    for path in files:
+    def changes_of(path: str) -> list[tuple[int, str]] | None:
         found: list[tuple[int, str]] = []
         for sha, parents in http.commits(pid, head, path=path):
             if len(parents) > 1:
@@ -1140,7 +1201,16 @@ def _checksums_from_history(
                 found.append((oldest + 1, sha))  # the version every older SHA in the window inherits
                 break
             found.append((position, sha))
-        changes[path] = found
+        return found
+
+    # One listing per file, all at once (each is a round trip or two; the shared limiter bounds them).
+    with ThreadPoolExecutor(max_workers=len(files), thread_name_prefix="cidash-sync-paths") as paths:
+        listed = dict(zip(files, paths.map(changes_of, files), strict=True))
+    changes: dict[str, list[tuple[int, str]]] = {}
+    for path, found_or_none in listed.items():
+        if found_or_none is None:
+            return None
+        changes[path] = found_or_none
     # The last change at or before each SHA (positions grow towards the past).
     wanted: dict[tuple[str, str], list[str]] = {}
     rows: list[FileChecksum] = []
@@ -1167,6 +1237,54 @@ def _checksums_from_history(
             else:
                 rows.append(FileChecksum(pid, sha, path, h.blob_id, h.last_commit_id, h.content_sha256))
     return rows
+
+
+def _checksums_from_compare(
+    ctx: _Ctx, ref: str, shas: set[str], known: set[str], files: tuple[str, ...]
+) -> list[FileChecksum] | None:
+    """Checksums of a few new SHAs of ``ref`` from the one before each: ``GET .../repository/compare`` (one request)
+    names the paths that changed, and only changed critical files need a HEAD; the others are the previous SHA's
+    rows. Exact when the step is one commit whose only parent is the previous SHA (that commit did not touch an
+    unchanged path, so its blob and last commit carry over); any other step (several commits, a merge, a force
+    push) or a compare GitLab cut short (``compare_timeout``/``overflow``) costs a HEAD per file for that SHA.
+    None: no earlier checksummed SHA on the ref to start from (the history approach then)."""
+    store, http, pid = ctx.store, ctx.client.http, ctx.project.id
+    sequence: list[str] = []
+    for p in store.pipelines(pid, ref=ref):
+        if not sequence or sequence[-1] != p.sha:
+            sequence.append(p.sha)
+    first = min((sequence.index(s) for s in shas if s in sequence), default=None)
+    if first is None:
+        return None
+    prev = next((s for s in reversed(sequence[:first]) if s in known), None)
+    if prev is None:
+        return None
+    previous = {r.path: r for r in store.file_checksums(pid, sha=prev)}
+    out: list[FileChecksum] = []
+    done: set[str] = set()
+    for sha in sequence[first:]:
+        if sha not in shas or sha in done:
+            continue
+        done.add(sha)
+        comparison = http.compare(pid, prev, sha)
+        one_step = comparison.complete and comparison.commits == ((sha, (prev,)),)
+        look = [f for f in files if not one_step or f in comparison.paths or f not in previous]
+        rows = [dataclasses.replace(previous[f], sha=sha) for f in files if f not in look]
+        for path in look:
+            try:
+                h = http.file_head(pid, path, sha)
+            except CidashError as exc:
+                _item_deferred(ctx, "a file checksum", exc)  # this SHA stays incomplete: retried next sync
+                return out or None
+            rows.append(
+                FileChecksum(pid, sha, path, None, None, None)
+                if h is None
+                else FileChecksum(pid, sha, path, h.blob_id, h.last_commit_id, h.content_sha256)
+            )
+        out.extend(rows)
+        previous = {r.path: r for r in rows}
+        prev = sha
+    return out if done == shas else None
 
 
 def _save_whole_shas(ctx: _Ctx, rows: list[FileChecksum], nfiles: int) -> None:

@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         print(f"cidash sync: {connection.describe()}", file=err)
         print(
-            f"cidash sync: store {store_label(store_path_from_args(args, config))}; "
-            f"ceiling {connection.max_rps:g} req/s, "
-            f"{connection.concurrency} in flight; first-sync window "
+            f"cidash sync: store {store_label(store_path_from_args(args, config))}; ceiling "
+            f"{f'{connection.max_rps:g} req/s' if connection.max_rps > 0 else 'none'}, "
+            f"up to {connection.concurrency} in flight; first-sync window "
             f"{'everything' if options.since is None else 'since ' + options.since.strftime('%Y-%m-%d %H:%M UTC')}",
             file=err,
         )
@@ -210,7 +210,8 @@ def _print_requests(client: object) -> None:
     print(
         f"cidash sync: {stats.requests} requests ({kinds or 'none'}); {stats.retries} retried; "
         f"rate limit {headroom}; workers spent {client.limiter.waited:.1f}s in total waiting for the request ceiling "
-        f"or GitLab's limit",
+        f"or GitLab's limit; in flight peak {client.limiter.peak_in_flight}, window now {client.limiter.limit()} "
+        f"(halved {client.limiter.cuts} times)",
         file=sys.stderr,
     )
 

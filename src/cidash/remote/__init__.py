@@ -34,7 +34,9 @@ class GitLabClient:
     ) -> None:
         self.connection = connection
         # Keep as many requests in reserve as can be in flight, so a burst never runs past GitLab's limit.
-        self.limiter = limiter or RateLimiter(connection.max_rps, reserve=connection.concurrency + 2)
+        self.limiter = limiter or RateLimiter(
+            connection.max_rps, reserve=connection.concurrency + 2, max_concurrency=connection.concurrency
+        )
         self.stats = stats or RequestStats()
         self.retry = retry or RetryPolicy()
         self._rest: RestClient | None = None

@@ -52,6 +52,7 @@ from cidash.remote.policy import (
     RequestStats,
     RetryPolicy,
     describe_network_error,
+    endpoint_kind,
     error_for_status,
     is_html,
     json_problem,
@@ -139,6 +140,18 @@ class FileHead:
     blob_id: str | None
     last_commit_id: str | None
     content_sha256: str | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``GET /projects/:id/repository/compare`` of two commits: the paths that differ (old and new names), the
+    commits of the range (sha, parent shas; oldest first), and whether GitLab cut the answer short (``complete``
+    False: ``compare_timeout``, which GitLab sets when the diff overflowed its limits, or an ``overflow`` key;
+    the paths are then not the whole story)."""
+
+    paths: frozenset[str]
+    commits: tuple[tuple[str, tuple[str, ...]], ...]
+    complete: bool
 
 
 @dataclass(frozen=True)
@@ -503,14 +516,20 @@ class HttpClient:
         (a log, a raw file): a redirect to another origin is followed, without credentials; else refused.
         """
         what = f"{method} {path}"
+        kind = endpoint_kind(method, path)
         attempt = 0
         while True:
             attempt += 1
-            self.limiter.acquire()
+            ticket = self.limiter.enter(kind)
+            answered: int | None = None
             try:
-                response = self._exchange(method, path, params, sink_factory, cross_origin=download)
-                if 200 <= response.status_code < 300 and method != "HEAD":
-                    response = self._checked(response, expect)
+                try:
+                    response = self._exchange(method, path, params, sink_factory, cross_origin=download)
+                    answered = response.status_code
+                    if 200 <= response.status_code < 300 and method != "HEAD":
+                        response = self._checked(response, expect)
+                finally:
+                    self.limiter.leave(ticket, answered)  # the slot is free before any retry pause
             except _TransportFailure as exc:
                 if exc.tls:
                     raise TLSError(
@@ -658,6 +677,37 @@ class HttpClient:
             params["path"] = path
         for c in self.get_pages(f"/projects/{project_id}/repository/commits", params=params):
             yield str(c["id"]), tuple(str(p) for p in c.get("parent_ids") or ())
+
+    def compare(self, project_id: int, from_sha: str, to_sha: str) -> Comparison:
+        """What changed from ``from_sha`` to ``to_sha`` (``straight=true``: the two trees directly, not the merge
+        base). Anything GitLab sends that is not the documented shape counts as an incomplete comparison."""
+        data = self.get_json(
+            f"/projects/{project_id}/repository/compare",
+            params={"from": from_sha, "to": to_sha, "straight": "true"},
+            missing="resource",
+        )
+        if not isinstance(data, dict):
+            raise BadPayload("GET repository/compare did not return an object")
+        paths: set[str] = set()
+        complete = not data.get("compare_timeout") and not data.get("overflow")
+        diffs, commits = data.get("diffs"), data.get("commits")
+        if not isinstance(diffs, list) or not isinstance(commits, list):
+            return Comparison(frozenset(), (), False)
+        for d in diffs:
+            if not isinstance(d, dict):
+                complete = False
+                continue
+            for key in ("old_path", "new_path"):
+                if isinstance(d.get(key), str):
+                    paths.add(d[key])
+        shas: list[tuple[str, tuple[str, ...]]] = []
+        for c in commits:
+            parents = c.get("parent_ids") if isinstance(c, dict) else None
+            if not isinstance(c, dict) or not isinstance(c.get("id"), str) or not isinstance(parents, list):
+                complete = False
+                continue
+            shas.append((c["id"], tuple(str(p) for p in parents)))
+        return Comparison(frozenset(paths), tuple(shas), complete)
 
     # -- registry ----------------------------------------------------------------------------------------------
 

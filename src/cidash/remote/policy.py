@@ -7,12 +7,13 @@ One :class:`RateLimiter` and one :class:`RequestStats` are shared by the python-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -147,12 +148,43 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-class RateLimiter:
-    """A requests-per-second ceiling plus GitLab's ``RateLimit-Remaining``/``Reset`` and ``Retry-After``.
+#: In-flight requests while the server has sent no ``RateLimit-*`` header (a self-managed GitLab with its
+#: throttles off, the default): as many as a 16-thread script would hold, which a platform engineer already
+#: accepts; more only once the server publishes a limit it enforces (then its headers govern, see below).
+UNADVERTISED_CONCURRENCY = 16
+#: Per-endpoint budgets GitLab.com enforces on top of the per-user one (gitlab-facts.md §3): kind -> (requests,
+#: per seconds). Kept on every instance: a sync never comes near them, so they cost nothing elsewhere.
+ENDPOINT_BUDGETS: dict[str, tuple[int, float]] = {"GET jobs": (600, 60.0)}
+#: Statuses that say "too much": the in-flight window halves (at most once per round trip).
+CONGESTION_STATUSES = frozenset({429, 503})
 
-    ``acquire()`` blocks the calling thread until it may send; ``observe()`` feeds it each response's headers.
-    When ``RateLimit-Remaining`` drops to ``reserve`` or below, every sender waits for ``RateLimit-Reset``;
-    after a 429 they wait ``Retry-After``. ``max_rps <= 0`` means no ceiling.
+
+class Ticket:
+    """One request's hold on a slot of the in-flight window (see :meth:`RateLimiter.enter`)."""
+
+    __slots__ = ("epoch", "left")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.left = False
+
+
+class RateLimiter:
+    """The request policy every sender shares: an adaptive in-flight window, GitLab's ``RateLimit-*`` budget,
+    ``Retry-After`` pauses, per-endpoint budgets, and an optional hard ``max_rps`` ceiling.
+
+    - **In flight** (:meth:`enter` / :meth:`leave`): at most ``window`` requests at once. The window starts at
+      ``initial_concurrency``, doubles per round of successes up to the first congestion signal (slow start), then
+      grows by one per window of successes (additive increase); a 429 or 503 halves it (multiplicative decrease,
+      at most once per round trip: answers to requests sent before the last cut do not cut again). It never
+      exceeds ``max_concurrency``, nor :data:`UNADVERTISED_CONCURRENCY` until the server has sent ``RateLimit-*``
+      headers.
+    - **Budget**: ``RateLimit-Remaining`` minus what was sent since; at ``reserve`` or below every sender waits for
+      ``RateLimit-Reset``, so the server's limit is never run past (the reserve covers requests in flight).
+    - **429**: every sender waits ``Retry-After`` (else until ``RateLimit-Reset``, else 1 s).
+    - **max_rps** > 0: a hard ceiling on the request rate, whatever the server says; 0: none.
+
+    ``acquire()`` alone paces without taking a slot (a redirect hop of a request that holds one).
     """
 
     def __init__(
@@ -161,6 +193,9 @@ class RateLimiter:
         *,
         reserve: int = 2,
         max_wait: float = 60.0,
+        max_concurrency: int = 64,
+        initial_concurrency: int = 8,
+        unadvertised_concurrency: int = UNADVERTISED_CONCURRENCY,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -168,10 +203,13 @@ class RateLimiter:
         self.max_rps = max_rps
         self.reserve = reserve
         self.max_wait = max_wait
+        self.max_concurrency = max(1, max_concurrency)
+        self.unadvertised_concurrency = max(1, unadvertised_concurrency)
         self._clock = clock
         self._wall = wall
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._slots = threading.Condition(self._lock)
         self._next_slot = 0.0
         self._blocked_until = 0.0
         self._state = RateLimitState()
@@ -179,8 +217,84 @@ class RateLimiter:
         #: what was sent since (conservative: concurrent senders' responses arrive out of order). None = unknown.
         self._budget: int | None = None
         self.waited = 0.0  # total seconds senders spent waiting
+        self.rate_limit_waits = 0  # pauses for RateLimit-Reset or Retry-After
+        # The adaptive in-flight window.
+        self.window = float(max(1, min(initial_concurrency, self.max_concurrency)))
+        self._threshold: float | None = None  # slow start until the first congestion signal
+        self._in_flight = 0
+        self._epoch = 0  # bumped on every cut: answers to older requests do not cut again
+        self.advertised = False  # the server has sent RateLimit-* headers
+        self.cuts = 0  # times the window was halved
+        self.peak_window = self.window
+        self.low_window = self.window  # the smallest the window was cut to
+        self.peak_in_flight = 0
+        self._endpoint_sent: dict[str, list[float]] = {}
+        self._held = threading.local()  # slots the current thread holds
 
-    def acquire(self) -> None:
+    # -- the in-flight window ----------------------------------------------------------------------------------
+
+    def limit(self) -> int:
+        """How many requests may be in flight now."""
+        cap = self.max_concurrency if self.advertised else min(self.max_concurrency, self.unadvertised_concurrency)
+        return max(1, min(int(self.window), cap))
+
+    def enter(self, kind: str | None = None) -> Ticket:
+        """Wait for a slot in the in-flight window, then for the rate (:meth:`acquire`). Pair with :meth:`leave`."""
+        held = getattr(self._held, "n", 0)
+        with self._slots:
+            # A thread that already holds a slot (a redirect hop sent from inside its request) is not held back:
+            # it would wait for itself.
+            while held == 0 and self._in_flight >= self.limit():
+                self._slots.wait()
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            ticket = Ticket(self._epoch)
+        self._held.n = held + 1
+        try:
+            self.acquire(kind)
+        except BaseException:
+            self.leave(ticket, None)
+            raise
+        return ticket
+
+    def leave(self, ticket: Ticket, status: int | None) -> None:
+        """Give the slot back; ``status`` (None: no answer) grows or shrinks the window."""
+        with self._slots:
+            if ticket.left:
+                return
+            ticket.left = True
+            self._in_flight -= 1
+            self._held.n = max(0, getattr(self._held, "n", 1) - 1)
+            if status in CONGESTION_STATUSES:
+                if ticket.epoch == self._epoch:  # the first signal of this round trip
+                    self.window = max(1.0, self.window / 2)
+                    self._threshold = self.window
+                    self._epoch += 1
+                    self.cuts += 1
+                    self.low_window = min(self.low_window, self.window)
+            elif status is not None and status < 500:
+                cap = float(self.max_concurrency)
+                if self._threshold is None or self.window < self._threshold:
+                    self.window = min(cap, self.window + 1.0)  # slow start: +1 per answer, x2 per round
+                else:
+                    self.window = min(cap, self.window + 1.0 / self.window)  # +1 per round
+                self.peak_window = max(self.peak_window, self.window)
+            self._slots.notify_all()
+
+    @contextlib.contextmanager
+    def slot(self, kind: str | None = None) -> Iterator[list[int]]:
+        """``with limiter.slot() as status: ...; status.append(code)``: :meth:`enter`, then :meth:`leave` with the
+        last status appended (none: the request got no answer)."""
+        ticket = self.enter(kind)
+        status: list[int] = []
+        try:
+            yield status
+        finally:
+            self.leave(ticket, status[-1] if status else None)
+
+    # -- pacing ------------------------------------------------------------------------------------------------
+
+    def acquire(self, kind: str | None = None) -> None:
         with self._lock:
             now = self._clock()
             if self._budget is not None:
@@ -189,9 +303,17 @@ class RateLimiter:
                     pause = min(max(self._state.reset_at - self._wall(), 0.0), self.max_wait)
                     self._blocked_until = max(self._blocked_until, now + pause)
                     self._budget = None
+                    self.rate_limit_waits += 1
                 else:
                     self._budget -= 1
             start = max(now, self._blocked_until)
+            if kind is not None and kind in ENDPOINT_BUDGETS:
+                budget, period = ENDPOINT_BUDGETS[kind]
+                sent = self._endpoint_sent.setdefault(kind, [])
+                sent[:] = [t for t in sent if t > start - period]
+                if len(sent) >= budget:
+                    start = max(start, sent[-budget] + period)
+                sent.append(start)
             if self.max_rps > 0:
                 start = max(start, self._next_slot)
                 self._next_slot = start + 1.0 / self.max_rps
@@ -213,6 +335,7 @@ class RateLimiter:
                 else:
                     self._budget = min(self._budget, remaining)
             if limit is not None or remaining is not None or reset is not None:
+                self.advertised = True
                 self._state = RateLimitState(
                     limit=limit if limit is not None else self._state.limit,
                     remaining=remaining,
@@ -224,8 +347,11 @@ class RateLimiter:
                 if after is None and reset is not None:
                     after = reset - self._wall()
                 self._blocked_until = max(self._blocked_until, now + min(max(after or 1.0, 0.0), self.max_wait))
+                self.rate_limit_waits += 1
             elif remaining is not None and remaining <= self.reserve and reset is not None:
                 pause = min(max(reset - self._wall(), 0.0), self.max_wait)
+                if now + pause > self._blocked_until:
+                    self.rate_limit_waits += 1
                 self._blocked_until = max(self._blocked_until, now + pause)
 
     @property

@@ -42,6 +42,7 @@ from cidash.remote.policy import (
     RequestStats,
     RetryPolicy,
     describe_network_error,
+    endpoint_kind,
     error_for_status,
     json_problem,
     parse_retry_after,
@@ -125,10 +126,15 @@ class _AccountedSession(requests.Session):
         attempt = 0
         while True:
             attempt += 1
-            self.limiter.acquire()
+            ticket = self.limiter.enter(endpoint_kind(request.method or "GET", parts.path))
+            answered: int | None = None
             try:
-                response = super().send(request, **kwargs)
-                nbytes = 0 if kwargs.get("stream") else len(response.content)  # reads the body: may fail too
+                try:
+                    response = super().send(request, **kwargs)
+                    answered = response.status_code
+                    nbytes = 0 if kwargs.get("stream") else len(response.content)  # reads the body: may fail too
+                finally:
+                    self.limiter.leave(ticket, answered)  # the slot is free before any retry pause
             except requests.exceptions.SSLError as exc:
                 raise TLSError(
                     f"TLS handshake with {parts.netloc} failed: {_short(exc)}",

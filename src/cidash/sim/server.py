@@ -14,7 +14,9 @@ Public API::
 
 Rate limits: every response carries ``RateLimit-Limit/Observed/Remaining/Reset`` for a fixed window of
 ``rate_limit_window`` seconds per user; the advertised limit is ``rate_limit`` if set (and then exceeding it
-answers 429 + ``Retry-After``), else ``rate_limit_advertised`` (GitLab.com's 2,000/min) without enforcement.
+answers 429 + ``Retry-After``), else ``rate_limit_advertised`` (GitLab.com's 2,000/min) without enforcement;
+``rate_limit_advertised=None`` (and no ``rate_limit``) sends no ``RateLimit-*`` header, as a self-managed GitLab
+with its throttles off (the default) does.
     .url .token .readonly_token .project_path .project_id .world .truth .stats
     .set_faults(plan) .advance(seconds) .start() .stop()
 
@@ -55,6 +57,8 @@ GITLAB_VERSION = "18.6.0-ee"  # the default Scenario.gitlab_version, as /version
 GITLAB_REVISION = "2b1c0f3a9e1"
 MAX_PER_PAGE = 100
 COUNT_LIMIT = 10_000
+#: Changed files a compare lists before it sets ``compare_timeout`` (GitLab cuts big diffs the same way).
+COMPARE_MAX_FILES = 1000
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Json = Any
@@ -240,6 +244,7 @@ class Api:
         r("GET", "/api/v4/projects/:id/repository/files/:file_path/raw", Api.file_raw)
         r("GET", "/api/v4/projects/:id/repository/commits", Api.commits)
         r("GET", "/api/v4/projects/:id/repository/commits/:sha", Api.commit)
+        r("GET", "/api/v4/projects/:id/repository/compare", Api.compare)
         r("GET", "/api/v4/projects/:id/repository/branches", Api.branches)
         r("GET", "/api/v4/projects/:id/repository/branches/:branch", Api.branch)
         r("GET", "/api/v4/projects/:id/registry/repositories", Api.registry_repositories)
@@ -934,6 +939,64 @@ class Api:
         out["project_id"] = project.id
         return out
 
+    def _ancestors(self, project: SimProject, commit: SimCommit | None) -> list[SimCommit]:
+        out: list[SimCommit] = []
+        while commit is not None:
+            out.append(commit)
+            commit = project.commits.get(commit.parent) if commit.parent else None
+        return out
+
+    def compare(self, req: Request) -> Json:
+        """``GET /projects/:id/repository/compare?from=A&to=B[&straight=true]`` as GitLab answers it: ``commit``
+        (the newest of the range), ``commits`` (reachable from ``to`` and not from ``from``, oldest first),
+        ``diffs`` (one per changed path: ``old_path``, ``new_path``, ``new_file``, ``renamed_file``,
+        ``deleted_file``, modes, ``diff``), ``compare_timeout``, ``compare_same_ref``, ``web_url``; past
+        :data:`COMPARE_MAX_FILES` changed files the list is cut and ``compare_timeout`` is true (GitLab sets it
+        from the diff collection's ``overflow?``). ``straight=false`` (the
+        default) diffs the merge base against ``to`` (``from...to``); ``true`` diffs ``from`` against ``to``."""
+        project = self.project_of(req)
+        from_ref, to_ref = req.arg("from"), req.arg("to")
+        if not from_ref or not to_ref:
+            raise ApiError(400, {"error": "from is missing, to is missing"})
+        a = self.world.resolve_ref(project, from_ref)
+        b = self.world.resolve_ref(project, to_ref)
+        if a is None or b is None:
+            raise _message(404, "404 Ref Not Found")
+        straight = (req.arg("straight") or "").lower() == "true"
+        a_line = self._ancestors(project, a)
+        a_shas = {c.sha for c in a_line}
+        commits = [c for c in self._ancestors(project, b) if c.sha not in a_shas]
+        base: SimCommit | None = a
+        if not straight:
+            base = next((c for c in self._ancestors(project, b) if c.sha in a_shas), None)
+        old_files = base.files if base is not None else {}
+        diffs = []
+        for path in sorted(set(old_files) | set(b.files)):
+            before, after = old_files.get(path), b.files.get(path)
+            if before == after:
+                continue
+            diffs.append(
+                {
+                    "old_path": path,
+                    "new_path": path,
+                    "a_mode": "0" if before is None else "100644",
+                    "b_mode": "0" if after is None else "100644",
+                    "new_file": before is None,
+                    "renamed_file": False,
+                    "deleted_file": after is None,
+                    "diff": f"@@ -1 +1 @@\n-{len(before or b'')} bytes\n+{len(after or b'')} bytes\n",
+                }
+            )
+        overflow = len(diffs) > COMPARE_MAX_FILES
+        return {
+            "commit": self.commit_json(project, commits[0]) if commits else None,
+            "commits": [self.commit_json(project, c) for c in reversed(commits)],
+            "diffs": diffs[:COMPARE_MAX_FILES],
+            "compare_timeout": overflow,  # GitLab: ``compare.diffs.diffs.overflow?`` (lib/api/entities/compare.rb)
+            "compare_same_ref": a.sha == b.sha,
+            "web_url": self.web(project, f"/-/compare/{a.sha}...{b.sha}"),
+        }
+
     def _branch_json(self, project: SimProject, name: str) -> dict[str, Any] | None:
         commit = self.world.resolve_ref(project, name)
         if name not in project.heads or commit is None or commit.at > self.now:
@@ -1352,9 +1415,10 @@ class _Server(ThreadingHTTPServer):
 class RateLimiter:
     """Fixed windows of ``window`` seconds per user; past ``budget`` requests: 429 with ``Retry-After``."""
 
-    def __init__(self, budget: int | None, window: float = 60.0, advertised: int = 2000) -> None:
+    def __init__(self, budget: int | None, window: float = 60.0, advertised: int | None = 2000) -> None:
         self.budget = budget
         self.window = window
+        #: None: no RateLimit-* headers at all (a self-managed GitLab with its throttles off, its default).
         self.limit = budget if budget is not None else advertised
         self._counts: dict[str, int] = {}
         self._window_start = time.time()
@@ -1369,6 +1433,8 @@ class RateLimiter:
             count = self._counts.get(user, 0) + 1
             self._counts[user] = count
             reset = self._window_start + self.window
+            if self.limit is None:
+                return {}
             headers = {
                 "RateLimit-Limit": str(self.limit),
                 "RateLimit-Observed": str(count),
@@ -1396,7 +1462,7 @@ class SimulatedGitLab:
         faults: FaultPlan | None = None,
         rate_limit: int | None = None,
         rate_limit_window: float = 60.0,
-        rate_limit_advertised: int = 2000,
+        rate_limit_advertised: int | None = 2000,
         time_scale: float = 0.0,
         world: World | None = None,
         host: str = "127.0.0.1",

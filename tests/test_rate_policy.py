@@ -1,0 +1,220 @@
+"""The request policy (:class:`cidash.remote.policy.RateLimiter`): the adaptive in-flight window, GitLab's
+``RateLimit-*`` budget, ``Retry-After``, the per-endpoint budget and the ``max_rps`` ceiling.
+
+Unit tests drive it with a fake clock (no sleeping); the sync tests run it against the simulated GitLab that sends
+``RateLimit-*`` headers and answers 429 past its budget, or 429/503 by fault injection. No wall-clock asserts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cidash.config import Config
+from cidash.connection import Connection, Secret
+from cidash.remote import GitLabClient
+from cidash.remote.policy import UNADVERTISED_CONCURRENCY, RateLimiter
+from cidash.sim import FaultPlan, FaultRule, Scenario, SimulatedGitLab
+from cidash.store import Store
+from cidash.sync import SyncOptions, sync_project
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def limiter(t: FakeTime, **kw: object) -> RateLimiter:
+    return RateLimiter(kw.pop("max_rps", 0.0), clock=t.clock, wall=t.wall, sleep=t.sleep, **kw)  # type: ignore[arg-type]
+
+
+HEADERS = {"RateLimit-Limit": "2000", "RateLimit-Remaining": "1900", "RateLimit-Reset": "1060"}
+
+
+def round_trip(rl: RateLimiter, status: int, n: int | None = None, headers: dict[str, str] | None = None) -> None:
+    """Send ``n`` (default: a full window) requests at once, then answer them all with ``status``."""
+    tickets = [rl.enter() for _ in range(n if n is not None else rl.limit())]
+    for ticket in tickets:
+        rl.observe(headers or {}, status)
+        rl.leave(ticket, status)
+
+
+def test_window_grows_by_slow_start_then_is_capped_without_headers() -> None:
+    rl = limiter(FakeTime(), max_concurrency=64, initial_concurrency=4)
+    assert rl.limit() == 4
+    round_trip(rl, 200)
+    assert rl.limit() == 8  # doubled in one round of successes
+    for _ in range(5):
+        round_trip(rl, 200)
+    # No RateLimit-* header seen: never more than the unadvertised cap, however much it grew.
+    assert rl.limit() == UNADVERTISED_CONCURRENCY
+    round_trip(rl, 200, headers=HEADERS)
+    assert rl.advertised
+    for _ in range(3):
+        round_trip(rl, 200, headers=HEADERS)
+    assert rl.limit() == 64  # the server publishes its limit: the configured ceiling applies
+
+
+def test_congestion_halves_once_per_round_trip_and_grows_back() -> None:
+    rl = limiter(FakeTime(), max_concurrency=32, initial_concurrency=32)
+    rl.advertised = True
+    before = rl.limit()
+    tickets = [rl.enter() for _ in range(before)]
+    for ticket in tickets:  # a whole window of 429s: one cut, not 32
+        rl.leave(ticket, 429)
+    assert rl.cuts == 1 and rl.limit() == before // 2
+    round_trip(rl, 503)  # requests sent after the cut: the next cut
+    assert rl.cuts == 2 and rl.limit() == before // 4
+    low = rl.limit()
+    round_trip(rl, 200)
+    round_trip(rl, 200)
+    assert rl.limit() == low + 1  # additive increase after a cut: about +1 per round, not x2
+    for _ in range(40):
+        round_trip(rl, 200)
+    assert rl.limit() == 32 and rl.low_window == low
+
+
+def test_failures_without_answer_do_not_grow_the_window_and_window_never_below_one() -> None:
+    rl = limiter(FakeTime(), initial_concurrency=2)
+    round_trip(rl, 500)  # a 500 is not congestion, and not a success either
+    assert rl.limit() == 2
+    ticket = rl.enter()
+    rl.leave(ticket, None)
+    rl.leave(ticket, 200)  # leaving twice is a no-op
+    assert rl.limit() == 2
+    for _ in range(10):
+        round_trip(rl, 429)
+    assert rl.limit() == 1
+
+
+def test_enter_blocks_at_the_window_until_a_slot_is_left() -> None:
+    rl = limiter(FakeTime(), initial_concurrency=1, max_concurrency=1)
+    first = rl.enter()
+    entered = threading.Event()
+
+    def second() -> None:
+        ticket = rl.enter()
+        entered.set()
+        rl.leave(ticket, 200)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not entered.wait(0.2)  # held back while the only slot is taken
+    rl.leave(first, 200)
+    assert entered.wait(5)
+    thread.join()
+    assert rl.peak_in_flight == 1
+
+
+def test_max_rps_stays_a_hard_ceiling_whatever_the_server_says() -> None:
+    t = FakeTime()
+    rl = limiter(t, max_rps=10.0, max_concurrency=64)
+    for _ in range(21):
+        with rl.slot() as status:
+            rl.observe(HEADERS, 200)
+            status.append(200)
+    assert t.now - 1000.0 == pytest.approx(2.0)  # 21 requests at 10/s: 2 s of pacing
+
+
+def test_budget_runs_out_then_waits_for_reset() -> None:
+    t = FakeTime()
+    rl = limiter(t, reserve=3)
+    rl.observe({"RateLimit-Limit": "10", "RateLimit-Remaining": "8", "RateLimit-Reset": "1030"}, 200)
+    for _ in range(5):
+        rl.acquire()
+    assert t.slept == []
+    rl.acquire()  # budget at the reserve: wait for the window's reset
+    assert t.now == pytest.approx(1030.0)
+
+
+def test_429_waits_retry_after_for_every_sender() -> None:
+    t = FakeTime()
+    rl = limiter(t)
+    rl.observe({"Retry-After": "7"}, 429)
+    rl.acquire()
+    assert t.now == pytest.approx(1007.0)
+    rl.acquire()
+    assert t.now == pytest.approx(1007.0)  # the pause is over
+
+
+def test_project_jobs_listing_keeps_gitlab_coms_600_per_minute() -> None:
+    t = FakeTime()
+    rl = limiter(t)
+    for _ in range(600):
+        rl.acquire("GET jobs")
+    rl.acquire("GET trace")  # other endpoints are not held back
+    assert t.slept == []
+    rl.acquire("GET jobs")
+    assert t.now == pytest.approx(1060.0)
+
+
+# -- against the simulated GitLab ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "store.db") as s:
+        yield s
+
+
+def _options(concurrency: int) -> SyncOptions:
+    base = SyncOptions.from_config(Config(), since="all", now=NOW)
+    return SyncOptions(**{**base.__dict__, "concurrency": concurrency})
+
+
+def test_sync_under_an_enforced_limit_collects_no_429_storm(store: Store) -> None:
+    """The server allows 60 requests per 1-second window and answers 429 past it: the sync paces itself on
+    ``RateLimit-Remaining``/``Reset`` and finishes complete, with (almost) no 429."""
+    scenario = Scenario(days=3, pipelines_per_day=4, migration_day=2, with_docs_project=False)
+    with SimulatedGitLab(scenario, rate_limit=60, rate_limit_window=1.0) as sim:
+        conn = Connection(url=sim.url, token=Secret(sim.token), concurrency=8)
+        with GitLabClient(conn) as client:
+            report = sync_project(client, store, sim.project_path, options=_options(8), now=NOW)
+        assert report.requests > 120  # more than two windows' worth: the budget really ran out
+        assert report.pipelines == sim.truth.pipelines
+        assert not report.deferred
+        assert sim.stats.by_status.get(429, 0) <= 1, sim.stats.by_status
+        assert client.limiter.advertised and client.limiter.rate_limit_waits > 0
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_window_shrinks_on_congestion_and_grows_back(store: Store, status: int) -> None:
+    """A server without RateLimit headers answers ``status`` to a burst of log downloads: the window is cut,
+    every log still arrives (retried), and the window grows back while the rest of the sync succeeds."""
+    rule = FaultRule(endpoint="*/trace", status=status, retry_after=0, skip=20, first=6)
+    scenario = Scenario(days=3, pipelines_per_day=4, migration_day=2, with_docs_project=False)
+    with SimulatedGitLab(scenario, faults=FaultPlan(rules=(rule,)), rate_limit_advertised=None) as sim:
+        conn = Connection(url=sim.url, token=Secret(sim.token), concurrency=16)
+        rl = RateLimiter(0.0, max_concurrency=16, initial_concurrency=16)
+        with GitLabClient(conn, limiter=rl) as client:
+            report = sync_project(client, store, sim.project_path, options=_options(16), now=NOW)
+        assert sim.stats.by_status.get(status, 0) == 6
+        assert report.logs_failed == 0 and report.retries >= 6
+        assert rl.cuts >= 1
+        assert rl.low_window <= 8  # halved at least once from 16
+        assert rl.limit() > rl.low_window  # and grew back after
+
+
+def test_a_thread_holding_a_slot_is_not_held_back_by_its_own_redirect() -> None:
+    rl = limiter(FakeTime(), initial_concurrency=1, max_concurrency=1)
+    outer = rl.enter()
+    inner = rl.enter()  # same thread (requests follows a redirect from inside send): no deadlock
+    rl.leave(inner, 200)
+    rl.leave(outer, 200)
+    assert rl.peak_in_flight == 2 and rl.limit() == 1
