@@ -400,7 +400,7 @@ async def test_keys_plan_shows_the_diff_and_writes_only_on_confirm(
     app = make_app(store, tmp_path, actions=actions)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("k")
+        await pilot.press("K")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmScreen)
         plan = app.screen.plan
@@ -409,7 +409,7 @@ async def test_keys_plan_shows_the_diff_and_writes_only_on_confirm(
         await pilot.press("escape")
         await settle(pilot)
         assert (checkout / ".cache-key").read_text(encoding="utf-8") == stale
-        await pilot.press("k")
+        await pilot.press("K")
         await settle(pilot)
         await pilot.press("y")
         await settle(pilot)
@@ -563,3 +563,98 @@ def test_snapshot_modals(snap_compare: Any, store: Store, tmp_path: Path, keys: 
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keys people already have (issue 16)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_vim_keys_move_in_every_table(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for tab, selector in (("1", "#health-table"), ("2", "#pipelines-table"), ("4", "#cache-table")):
+            await pilot.press(tab)
+            await settle(pilot)
+            table = app.query_one(selector, DataTable)
+            assert app.focused is table and table.row_count > 2, selector
+            await pilot.press("j", "j")
+            assert table.cursor_row == 2, selector
+            await pilot.press("k")
+            assert table.cursor_row == 1, selector
+            await pilot.press("G")
+            assert table.cursor_row == table.row_count - 1, selector
+            await pilot.press("g")
+            assert table.cursor_row == 0, selector
+        assert not any(isinstance(s, ConfirmScreen) for s in app.screen_stack)  # k moved, it did not plan keys
+
+
+async def test_escape_leaves_every_input(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("6")
+        await settle(pilot)
+        box = app.query_one("#baseline-spec", Input)
+        box.focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        assert app.focused is app.query_one("#compare-table", DataTable)
+        await pilot.press("1")  # a tab key again, not typed into the box
+        assert app.query_one("#tabs").active == "health"  # type: ignore[attr-defined]
+        await pilot.press("4", "slash")
+        assert app.focused is app.query_one("#cache-filter", Input)
+        await pilot.press("escape")
+        assert app.focused is app.query_one("#cache-table", DataTable)
+        assert app.query_one("#cache-filter", Input).has_class("hidden")
+
+
+async def test_ctrl_c_quits_even_from_an_input_and_help_lists_quit(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        entries = {title: keys for keys, title, _ in app.screen.entries}
+        assert "ctrl+c" in entries["Quit"] and entries["First / last"] == "g / G" and "First error" in entries
+        await pilot.press("escape", "2", "slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code is not None or not app.is_running
+
+
+async def test_slash_is_offered_only_where_it_works(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.check_action("filter", ()) is True
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PipelineScreen)
+        assert app.check_action("filter", ()) is False
+        footer_keys = {b.key for (_, b, enabled, _) in app.active_bindings.values() if b.show and enabled}
+        assert "slash" not in footer_keys
+
+
+async def test_open_and_copy_build_links_from_the_configured_origin(store: Store, tmp_path: Path) -> None:
+    opened: list[str] = []
+    app = make_app(store, tmp_path, gitlab_url="https://gitlab.example.com/", opener=lambda u: bool(opened.append(u)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        project = store.projects()[0]
+        await pilot.press("2")
+        await settle(pilot)
+        newest = app.query_one(PipelinesView).highlighted_pipeline_id()
+        await pilot.press("o")
+        assert opened == [f"https://gitlab.example.com/{project.path}/-/pipelines/{newest}"]
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PipelineScreen)
+        await pilot.press("y")
+        job = app.screen.highlighted_job_id()
+        assert app.clipboard == f"https://gitlab.example.com/{project.path}/-/jobs/{job}"

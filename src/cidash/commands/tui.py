@@ -80,10 +80,12 @@ def run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, tui=tui, actions=actions_cfg)
     startup_error: CidashError | None = None
     client_factory = None
+    gitlab_url = config.gitlab.url
     if not args.offline:
         try:
             connection = connection_from_args(args, config)
             client_factory = lambda: GitLabClient(connection)  # noqa: E731
+            gitlab_url = connection.url
         except ConfigError as exc:
             startup_error = exc
     checkout = None if args.no_checkout else Path.cwd()
@@ -100,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             log_fetcher=log_fetcher(client_factory) if client_factory else None,
             source="offline" if args.offline else "",
             startup_error=startup_error,
+            gitlab_url=gitlab_url,
         )
         app.run()
     return 0

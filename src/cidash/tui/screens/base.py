@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
+from textual import events
 from textual.containers import Vertical
+from textual.widgets import DataTable, Input
 
 from cidash.textsafe import clean, has_unsafe
 
@@ -42,6 +44,21 @@ class TabView(Vertical):
     def start_filter(self) -> bool:
         """Open this tab's filter; False when the tab has none."""
         return False
+
+    def key_escape(self, event: events.Key) -> None:
+        """Esc always leaves an input box (a filter or a Compare SPEC) for the tab's first table; a filter box
+        hides again (its filter stays applied)."""
+        focused = self.screen.focused
+        if not isinstance(focused, Input) or focused not in self.query(Input):
+            return
+        event.stop()
+        if focused.id and focused.id.endswith("-filter"):
+            focused.add_class("hidden")
+        tables = self.query(DataTable)
+        if tables:
+            tables.first().focus()
+        else:
+            self.screen.set_focus(None)
 
 
 def safe_cell(cell: object) -> Text:

@@ -13,6 +13,7 @@ from cidash.specs import SPEC_HELP
 from cidash.textsafe import clean
 from cidash.tui.data import comparison_cells
 from cidash.tui.screens.base import TabView, texts
+from cidash.tui.widgets.table import NavTable
 
 VERDICT_STYLES = {"PASS": "bold green", "FAIL": "bold red", "not enough data": "yellow"}
 
@@ -33,7 +34,7 @@ class CompareTab(TabView):
             yield Button("Compare", id="compare-run", variant="primary")
             yield Button("Migration", id="compare-preset")
         yield Static(f"[dim]{SPEC_HELP}[/]", id="compare-help")
-        yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+        yield NavTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="compare-summary")
 
     def on_mount(self) -> None:

@@ -20,6 +20,7 @@ from cidash.tui.charts import phase_bar, phase_legend
 from cidash.tui.data import JobRow, fmt_seconds, fmt_time, pipeline_jobs
 from cidash.tui.logview import LogSection, split_sections
 from cidash.tui.screens.base import status_text, texts
+from cidash.tui.widgets.table import NavTable
 
 if TYPE_CHECKING:
     from cidash.tui.app import CidashApp
@@ -88,7 +89,7 @@ class PipelineScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(f"[b]Pipeline #{self.pipeline_id}[/b] · loading…", id="pipeline-title")
         yield Static(phase_legend(), id="phase-legend")
-        yield DataTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
+        yield NavTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="job-facts")
         yield Footer()
 
@@ -147,6 +148,10 @@ class PipelineScreen(Screen[None]):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if 0 <= event.cursor_row < len(self.rows):
             self.query_one("#job-facts", Static).update(_facts_text(self.rows[event.cursor_row]))
+
+    def selected_link(self) -> tuple[str, int | None]:
+        job = self.highlighted_job_id()
+        return ("job", job) if job is not None else ("pipeline", self.pipeline_id)
 
     def highlighted_job_id(self) -> int | None:
         row = self.query_one("#jobs-table", DataTable).cursor_row

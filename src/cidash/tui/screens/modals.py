@@ -15,29 +15,37 @@ from textual.widgets import Button, DataTable, Footer, Input, OptionList, Static
 
 from cidash.textsafe import clean
 from cidash.tui.adapters import ActionPlan
-from cidash.tui.commands import COMMANDS
+from cidash.tui.commands import LISTED, SCREEN_KEYS
 from cidash.tui.data import Evidence
 from cidash.tui.screens.base import texts
+from cidash.tui.widgets.table import NavTable
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[tuple[str, str, str]] = []  # (keys, title, what), as listed
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=True, header_style="bold", expand=True)
         table.add_column("Key", style="bold cyan", no_wrap=True)
         table.add_column("Command", no_wrap=True)
         table.add_column("What it does")
-        groups = list(dict.fromkeys(c.group for c in COMMANDS))
+        groups = list(dict.fromkeys(c.group for c in LISTED))
         for group in groups:
             table.add_row(Text(group, style="bold underline"), "", "")
-            for c in COMMANDS:
+            for c in LISTED:
                 if c.group == group:
                     table.add_row(c.keys_text, c.title, c.help)
-        table.add_row("", "", "")
-        table.add_row("Enter", "Open", "Open the selected row (criterion evidence, pipeline, job log).")
-        table.add_row("Esc", "Back", "Close a modal or go back from a pipeline or job log.")
-        table.add_row("ctrl+p", "Palette", "Search every command by name.")
+                    self.entries.append((c.keys_text, c.title, c.help))
+        for group in dict.fromkeys(g for g, *_ in SCREEN_KEYS):
+            table.add_row(Text(group, style="bold underline"), "", "")
+            for g, key, title, what in SCREEN_KEYS:
+                if g == group:
+                    table.add_row(key, title, what)
+                    self.entries.append((key, title, what))
         with Vertical(id="help-box", classes="modal-box"):
             yield Static("[b]cidash keys[/b]  (Esc closes)")
             with VerticalScroll():
@@ -62,8 +70,20 @@ class EvidenceScreen(ModalScreen[None]):
                     value = f"{v:.2f}" if isinstance(v, float) else str(v)
                     parts.append(f"{k}={value}")
                 yield Static(Text(clean(" · ".join(parts)), style="dim"))
-            table: DataTable[str] = DataTable(id="evidence-table", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str] = NavTable(id="evidence-table", cursor_type="row", zebra_stripes=True)
             yield table
+
+    def selected_link(self) -> tuple[str, int | None]:
+        """The job (else the pipeline) of the highlighted evidence row."""
+        ev = self.evidence
+        row = self.query_one("#evidence-table", DataTable).cursor_row
+        if 0 <= row < len(ev.rows):
+            for kind in ("job", "pipeline"):
+                if kind in ev.columns:
+                    value = ev.rows[row][ev.columns.index(kind)].lstrip("#")
+                    if value.isdigit():
+                        return kind, int(value)
+        return ("registry", None) if "digest" in ev.columns else ("pipelines", None)
 
     def on_mount(self) -> None:
         table = self.query_one("#evidence-table", DataTable)

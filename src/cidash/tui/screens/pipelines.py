@@ -7,6 +7,7 @@ import time
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
@@ -19,6 +20,7 @@ from cidash.tui.data import (
     query_pipelines,
 )
 from cidash.tui.screens.base import TabView, status_text, texts
+from cidash.tui.widgets.table import NavTable
 
 PAGE = 100
 
@@ -53,7 +55,7 @@ class PipelinesView(TabView):
             classes="hidden",
         )
         yield Static("", id="pipelines-summary")
-        yield DataTable(id="pipelines-table", cursor_type="row", zebra_stripes=True)
+        yield NavTable(id="pipelines-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#pipelines-table", DataTable)
@@ -131,6 +133,13 @@ class PipelinesView(TabView):
             Text(shown + " · Enter opens a pipeline · / filters", style="dim")
         )
 
+    def highlighted_pipeline_id(self) -> int | None:
+        table = self.query_one("#pipelines-table", DataTable)
+        if not 0 <= table.cursor_row < table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        return int(key) if key and key.isdigit() else None
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "pipelines-table":
             return
@@ -165,9 +174,3 @@ class PipelinesView(TabView):
     @on(Input.Changed, "#pipeline-filter")
     def _changed(self, event: Input.Changed) -> None:
         self.apply_filter(event.value)
-
-    def key_escape(self) -> None:
-        box = self.query_one("#pipeline-filter", Input)
-        if box.has_focus:
-            box.add_class("hidden")
-            self.query_one("#pipelines-table", DataTable).focus()
