@@ -164,7 +164,8 @@ async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live
         assert app.screen.pipeline_id == on_main[-1].id
         jobs = store.jobs(pipeline_id=on_main[-1].id)
         assert len(table_rows(app, "#jobs-table")) == len(jobs)
-        await pilot.press("enter")
+        started = next(i for i, r in enumerate(app.screen.rows) if r.job.started_at is not None)
+        await pilot.press(*["j"] * started, "enter")  # a job that ran (a manual one has no log to fetch)
         await settle(pilot)
         assert isinstance(app.screen, JobLogScreen)
         assert live_sim.stats.count("/trace") >= 1
@@ -658,3 +659,131 @@ async def test_open_and_copy_build_links_from_the_configured_origin(store: Store
         await pilot.press("y")
         job = app.screen.highlighted_job_id()
         assert app.clipboard == f"https://gitlab.example.com/{project.path}/-/jobs/{job}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The job log (issue 16)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def open_log(app: CidashApp, pilot: Pilot[None], status: str = "success") -> JobLogScreen:
+    await settle(pilot)
+    await pilot.press("2")
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    screen = app.screen
+    assert isinstance(screen, PipelineScreen)
+    index = next(i for i, r in enumerate(screen.rows) if r.job.status == status)
+    screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
+    await pilot.press("enter")
+    await settle(pilot)
+    assert isinstance(app.screen, JobLogScreen)
+    return app.screen
+
+
+async def test_job_log_is_dense_searchable_and_keeps_its_place(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    from cidash.tui.widgets.loglines import LogLines
+
+    app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_log(app, pilot)
+        view = screen.query_one(LogLines)
+        named = [i for i, s in enumerate(screen.sections) if s.name]
+        headers = [r for r in view.rows if r[1] == -1]
+        assert len(headers) == len(named) >= 5  # one row per section
+        assert len(view.rows) < 34  # folded: the whole log fits 120x36
+        # + keeps the viewport: the row at the top stays at the top
+        await pilot.press("j", "j", "j")
+        top = view.rows[view.scroll_offset.y]
+        cursor = view.rows[view.cursor]
+        await pilot.press("plus")
+        await pilot.pause()
+        assert view.rows[view.scroll_offset.y] == top and view.rows[view.cursor] == cursor
+        assert len(view.rows) > len(headers) + 5
+        await pilot.press("minus")
+        # search: / opens the box, Enter finds and unfolds, n/N cycle, Esc leaves the box not the screen
+        await pilot.press("slash", *"cache", "enter")
+        await pilot.pause()
+        assert screen.matches and view.needle == "cache"
+        first = screen.match
+        await pilot.press("n")
+        assert screen.match == (first + 1) % len(screen.matches)
+        await pilot.press("N")
+        assert screen.match == first
+        assert view.rows[view.cursor] == screen.matches[first]
+        await pilot.press("slash", "escape")
+        assert isinstance(app.screen, JobLogScreen) and app.focused is view
+        await pilot.press("escape")
+        assert isinstance(app.screen, PipelineScreen)
+
+
+async def test_failed_job_log_jumps_to_the_first_error(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
+    from cidash.tui.logview import first_error
+    from cidash.tui.widgets.loglines import LogLines
+
+    app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        failed = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "failed")
+        app.open_pipeline(failed.pipeline_id)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelineScreen)
+        index = next(i for i, r in enumerate(screen.rows) if r.job.id == failed.id)
+        screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await settle(pilot)
+        log = app.screen
+        assert isinstance(log, JobLogScreen)
+        error = first_error(log.sections)
+        assert error is not None
+        await pilot.press("E")
+        view = log.query_one(LogLines)
+        assert view.rows[view.cursor] == error
+
+
+async def test_manual_job_that_never_ran_says_so(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
+    from cidash.tui.widgets.loglines import LogLines
+
+    app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        manual = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "manual")
+        app.open_pipeline(manual.pipeline_id)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelineScreen)
+        index = next(i for i, r in enumerate(screen.rows) if r.job.id == manual.id)
+        screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await settle(pilot)
+        view = app.screen.query_one(LogLines)
+        assert "manual job has never run" in view.empty_text
+        assert live_sim.stats.count(f"/jobs/{manual.id}/trace") == 0
+
+
+@pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=["120x36", "80x24"])
+def test_snapshot_dense_job_log(
+    snap_compare: Any, store: Store, tmp_path: Path, live_sim: SimulatedGitLab, size: tuple[int, int]
+) -> None:
+    """A failed job's log, folded (one row per section), the cursor on its first error."""
+    app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        failed = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "failed")
+        app.open_pipeline(failed.pipeline_id)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelineScreen)
+        index = next(i for i, r in enumerate(screen.rows) if r.job.id == failed.id)
+        screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("E")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
