@@ -300,9 +300,10 @@ def test_snapshot_health_80x24(snap_compare: Any, store: Store, tmp_path: Path) 
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
 
-@pytest.mark.parametrize("tab", ["3", "5"])
+@pytest.mark.parametrize("tab", ["2", "3", "4", "5", "6"])
 def test_snapshot_narrow_tabs_stack(snap_compare: Any, store: Store, tmp_path: Path, tab: str) -> None:
-    """Start-up and Images at 80x24: their two halves stack (the App's -narrow class) and the tab scrolls."""
+    """Every tab at 80x24: Start-up and Images stack their two halves (the App's -narrow class) and scroll;
+    Pipelines, Caches and Compare keep their most telling columns first; the footer keeps quit and export."""
     app = make_app(store, tmp_path)
 
     async def run_before(pilot: Pilot[None]) -> None:
@@ -787,3 +788,23 @@ def test_snapshot_dense_job_log(
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+async def test_80x24_tables_keep_their_telling_columns_first(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        table = app.query_one("#pipelines-table", DataTable)
+        labels = [str(c.label) for c in table.ordered_columns]
+        assert labels[:6] == ["Pipeline", "Status", "Ref", "Start-up", "Cache", "Image"]
+        assert sum(c.get_render_width(table) for c in table.ordered_columns[:6]) <= 80
+        assert table.fixed_columns == 1
+        await pilot.press("6")
+        await settle(pilot)
+        compare = app.query_one("#compare-table", DataTable)
+        assert [str(c.label) for c in compare.ordered_columns][:3] == ["Metric", "Change [95 % CI]", "Verdict"]
+        assert sum(c.get_render_width(compare) for c in compare.ordered_columns[:3]) <= 80
+        box = app.query_one("#baseline-spec", Input)
+        assert box.region.width >= len(box.value)  # the SPEC box fits its preset

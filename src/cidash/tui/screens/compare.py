@@ -29,17 +29,24 @@ class CompareTab(TabView):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="compare-form"):
-            yield Input(placeholder="baseline SPEC", id="baseline-spec")
-            yield Input(placeholder="candidate SPEC", id="candidate-spec")
-            yield Button("Compare", id="compare-run", variant="primary")
-            yield Button("Migration", id="compare-preset")
+            with Horizontal(classes="spec-row"):
+                yield Static("Baseline ", classes="spec-label")
+                yield Input(placeholder="baseline SPEC", id="baseline-spec", compact=True)
+            with Horizontal(classes="spec-row"):
+                yield Static("Candidate ", classes="spec-label")
+                yield Input(placeholder="candidate SPEC", id="candidate-spec", compact=True)
+        with Horizontal(id="compare-buttons"):
+            yield Button("Compare", id="compare-run", variant="primary", compact=True)
+            yield Button("Migration", id="compare-preset", compact=True)
+            yield Static(" Enter in a box compares · Esc leaves it", id="compare-hint")
         yield Static(f"[dim]{SPEC_HELP}[/]", id="compare-help")
         yield NavTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="compare-summary")
 
     def on_mount(self) -> None:
+        # the telling columns first: at 80 columns metric, change and verdict stay in view (Metric frozen)
         self.query_one("#compare-table", DataTable).add_columns(
-            "Metric", "Baseline (p50 / p90)", "Candidate (p50 / p90)", "n", "Change [95 % CI]", "Verdict"
+            "Metric", "Change [95 % CI]", "Verdict", "Baseline (p50 / p90)", "Candidate (p50 / p90)", "n"
         )
 
     def set_specs(self, baseline: str, candidate: str) -> None:
@@ -54,8 +61,10 @@ class CompareTab(TabView):
         table = self.query_one("#compare-table", DataTable)
         table.clear()
         for r in comp.rows:
-            *cells, verdict = comparison_cells(r)
-            table.add_row(*texts(cells), Text(clean(verdict), style=VERDICT_STYLES.get(verdict, "")))
+            metric, base, cand, n, change, verdict = comparison_cells(r)
+            verdict_cell = Text(clean(verdict), style=VERDICT_STYLES.get(verdict, ""))
+            table.add_row(*texts((metric, change)), verdict_cell, *texts((base, cand, n)))
+        table.refresh(layout=True)  # the header and first row kept their pre-fill widths at 80 columns
         passed = sum(r.verdict == "PASS" for r in comp.rows)
         failed = sum(r.verdict == "FAIL" for r in comp.rows)
         self.query_one("#compare-summary", Static).update(

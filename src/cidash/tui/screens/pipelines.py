@@ -24,6 +24,10 @@ from cidash.tui.widgets.table import NavTable
 
 PAGE = 100
 
+#: The most telling columns first: at 80 columns id, status, ref, start-up, cache and image stay in view (the
+#: id column is frozen when the table scrolls sideways).
+COLUMNS = ("Pipeline", "Status", "Ref", "Start-up", "Cache", "Image", "Created", "Duration", "Queue", "Source", "Jobs")
+
 
 class PipelinesView(TabView):
     class Page(Message):
@@ -59,19 +63,7 @@ class PipelinesView(TabView):
 
     def on_mount(self) -> None:
         table = self.query_one("#pipelines-table", DataTable)
-        for label in (
-            "Pipeline",
-            "Status",
-            "Ref",
-            "Source",
-            "Created",
-            "Duration",
-            "Queue",
-            "Start-up",
-            "Image",
-            "Cache restores",
-            "Jobs",
-        ):
+        for label in COLUMNS:
             table.add_column(label, key=label.lower())
 
     # -- loading ----------------------------------------------------------------------------------------------
@@ -109,13 +101,13 @@ class PipelinesView(TabView):
                         f"#{p.id}",
                         status_text(p.status),
                         p.ref,
-                        p.source or "",
+                        fmt_seconds(r.startup_median),
+                        r.cache_summary,
+                        r.image,
                         fmt_time(p.created_at),
                         fmt_seconds(p.duration),
                         fmt_seconds(p.queued_duration),
-                        fmt_seconds(r.startup_median),
-                        r.image,
-                        r.cache_summary,
+                        p.source or "",
                         str(r.jobs),
                     )
                 ),
