@@ -808,3 +808,72 @@ async def test_80x24_tables_keep_their_telling_columns_first(store: Store, tmp_p
         assert sum(c.get_render_width(compare) for c in compare.ordered_columns[:3]) <= 80
         box = app.query_one("#baseline-spec", Input)
         assert box.region.width >= len(box.value)  # the SPEC box fits its preset
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Live screens (issue 16)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_pipeline_screen_shows_a_retry_it_started(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    """After a retry from a pipeline screen, that screen (not only the tabs under it) shows the new attempt and
+    the follow's progress: pushed screens reload with every refresh."""
+    project = store.projects()[0]
+    target = store.jobs(project.id, status="success", include_retried=False)[-1]
+    factory = client_factory(live_sim)
+    actions = CoreActions(factory, store, Config(), clock=lambda: NOW, follow_timeout=0.5)
+    refresher = sync_refresher(factory, store, Config(), lambda: NOW)
+    app = make_app(store, tmp_path, actions=actions, refresher=refresher)
+    progress: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open_pipeline(target.pipeline_id)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelineScreen)
+        original = screen.show_activity
+        screen.show_activity = lambda text: (progress.append(text), original(text))  # type: ignore[method-assign]
+        loads_before = screen.loads
+        jobs = [r.job.id for r in screen.rows]
+        screen.query_one("#jobs-table", DataTable).move_cursor(row=jobs.index(target.id))
+        await pilot.press("t")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        await settle(pilot)
+        assert app.screen is screen
+        assert screen.loads > loads_before, "the screen reloaded after the refresh that followed the retry"
+        assert screen.highlighted_job_id() == target.id  # the cursor stayed on its job
+        loads_before = screen.loads
+        await pilot.press("r")  # every refresh reloads the pushed screens too
+        await settle(pilot)
+        assert screen.loads > loads_before
+    assert any(text.startswith("retry: job ") for text in progress)
+
+
+async def test_running_job_log_tails(store: Store, tmp_path: Path) -> None:
+    import dataclasses
+
+    from cidash.tui.data import JobRow
+    from cidash.tui.widgets.loglines import LogLines
+
+    chunks = ["section_start:1:step_script\r\x1b[0KExecuting\n$ make\n"]
+    app = make_app(store, tmp_path, log_fetcher=lambda project, job: "".join(chunks).encode())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        job = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "success")
+        running = dataclasses.replace(job, status="running", finished_at=None)
+        await app.push_screen(JobLogScreen(JobRow(running, None)))
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, JobLogScreen)
+        view = screen.query_one(LogLines)
+        await pilot.press("G")
+        assert view.cursor == len(view.rows) - 1 == 1
+        chunks.append("building 1\nbuilding 2\n")
+        app.refresh_screens()  # what each poll does
+        await settle(pilot)
+        assert [view.sections[si].lines[li] for si, li in view.rows[-2:]] == ["building 1", "building 2"]
+        assert view.cursor == len(view.rows) - 1  # the cursor on the last line follows the tail

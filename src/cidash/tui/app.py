@@ -334,6 +334,17 @@ class CidashApp(App[None]):
 
     def on_cidash_app_activity(self, message: Activity) -> None:
         self.header.activity = message.text
+        for screen in self.screen_stack[1:]:  # a followed action shows on the screen it was started from
+            show = getattr(screen, "show_activity", None)
+            if callable(show):
+                show(message.text)
+
+    def refresh_screens(self) -> None:
+        """Pushed screens (a pipeline, a job's log) are live: each reloads what it shows after a refresh."""
+        for screen in self.screen_stack[1:]:
+            reload = getattr(screen, "refresh_data", None)
+            if callable(reload):
+                reload()
 
     # -- refresh and polling ----------------------------------------------------------------------------------
 
@@ -343,6 +354,7 @@ class CidashApp(App[None]):
         if self.refresher is None:
             self.load_data()
             self.pipelines_view.reload()
+            self.refresh_screens()
             self.notify("No GitLab connection: reloaded from the store.", title="Refresh")
             self._arm_poll()
             return
@@ -388,6 +400,7 @@ class CidashApp(App[None]):
             elif self.snapshot is None or message.result is None or message.result.changed:
                 self.load_data()
                 self.pipelines_view.reload()
+            self.refresh_screens()
         self._arm_poll()
 
     def _arm_poll(self) -> None:
@@ -694,6 +707,8 @@ class CidashApp(App[None]):
             for line in self.actions.follow(outcome):
                 last = line
                 self.post_message(self.Activity(f"{plan.kind}: {line}"))
+                if self.refresher is not None:  # the screens follow the job as it runs (a refresh in flight skips)
+                    self.call_from_thread(self.action_refresh)
         except CidashError as exc:
             self.post_message(self.Failed(exc))
         self.post_message(self.Activity(""))

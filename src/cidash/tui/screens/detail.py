@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from cidash.errors import CidashError
@@ -81,6 +82,7 @@ class PipelineScreen(Screen[None]):
         super().__init__()
         self.pipeline_id = pipeline_id
         self.rows: list[JobRow] = []
+        self.loads = 0  # how many times the jobs were (re)loaded: the screen is live
 
     @property
     def dash(self) -> CidashApp:
@@ -89,6 +91,7 @@ class PipelineScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(f"[b]Pipeline #{self.pipeline_id}[/b] · loading…", id="pipeline-title")
         yield Static(phase_legend(), id="phase-legend")
+        yield Static("", id="pipeline-activity", classes="hidden")
         yield NavTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="job-facts")
         yield Footer()
@@ -98,12 +101,23 @@ class PipelineScreen(Screen[None]):
         table.add_columns("Job", "Name", "Stage", "Status", "Duration", "Start-up", "Phases", "Cache")
         self._load()
 
+    def refresh_data(self) -> None:
+        """Called by the App after each refresh (poll, r, a followed action): the jobs reload from the store."""
+        self._load()
+
+    def show_activity(self, text: str) -> None:
+        """A followed rebuild or retry's progress, on this screen (the header is under it)."""
+        box = self.query_one("#pipeline-activity", Static)
+        box.update(Text(clean(text), style="bold cyan"))
+        box.set_class(not text, "hidden")
+
     @work(thread=True, exclusive=True, group="pipeline-detail")
     def _load(self) -> None:
         store = self.dash.store
         self.post_message(self.Loaded(pipeline_jobs(store, self.pipeline_id), store.pipeline(self.pipeline_id)))
 
     def on_pipeline_screen_loaded(self, message: Loaded) -> None:
+        self.loads += 1
         self.rows = message.rows
         pipeline = message.pipeline
         title = Text(f"Pipeline #{self.pipeline_id}", style="bold")
@@ -119,6 +133,8 @@ class PipelineScreen(Screen[None]):
         scale = max((sum(v or 0 for v in r.phases().values()) for r in self.rows), default=0.0)
         bar = max(12, min(30, self.app.size.width - 66))  # 30 cells, fewer when the columns before need them
         table = self.query_one("#jobs-table", DataTable)
+        keep = self.highlighted_job_id() if table.row_count else None
+        cursor = table.cursor_row
         table.clear()
         for r in self.rows:
             j = r.job
@@ -143,7 +159,10 @@ class PipelineScreen(Screen[None]):
                 key=str(j.id),
             )
         if self.rows:
-            self.query_one("#job-facts", Static).update(_facts_text(self.rows[0]))
+            ids = [r.job.id for r in self.rows]
+            row = ids.index(keep) if keep in ids else min(max(cursor, 0), len(ids) - 1)
+            table.move_cursor(row=row, animate=False)
+            self.query_one("#job-facts", Static).update(_facts_text(self.rows[row]))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if 0 <= event.cursor_row < len(self.rows):
@@ -173,6 +192,9 @@ NEVER_RAN = {
     "skipped": "This job was skipped (an earlier stage failed or a rule excluded it): it has no log.",
     "canceled": "This job was canceled before it started: it has no log.",
 }
+
+#: How often a running job's log is re-fetched while its screen is open.
+TAIL_SECONDS = 5.0
 
 #: Statuses whose log still grows: the screen re-fetches it with each poll (tailing).
 LIVE = ("running", "pending", "created", "waiting_for_resource", "preparing")
@@ -208,6 +230,7 @@ class JobLogScreen(Screen[None]):
         self.note = ""
         self.matches: list[Row] = []
         self.match = -1
+        self._tail: Timer | None = None
 
     @property
     def dash(self) -> CidashApp:
@@ -275,6 +298,10 @@ class JobLogScreen(Screen[None]):
         if self.matches:
             self._search(view.needle, jump=False)
         self._title()
+        if self.job.status in LIVE and self.job.started_at is not None and self.dash.poll:
+            if self._tail is not None:
+                self._tail.stop()
+            self._tail = self.set_timer(TAIL_SECONDS, self.refresh_data)  # re-armed after each load: it tails
 
     def _title(self) -> None:
         view = self.query_one(LogLines)
