@@ -44,6 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--theme", metavar="NAME", help="textual-dark (default), textual-light, or any Textual theme")
     parser.add_argument(
+        "--checkout",
+        metavar="DIR",
+        default=None,
+        help="read DIR as the project's checkout instead of the current directory (cidash demo passes its own)",
+    )
+    parser.add_argument(
         "--no-checkout",
         action="store_true",
         help="do not read the current directory as the project's checkout (no local .cache-key panel, no `k`)",
@@ -88,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
             gitlab_url = connection.url
         except ConfigError as exc:
             startup_error = exc
-    checkout = None if args.no_checkout else Path.cwd()
+    checkout = None if args.no_checkout else Path(args.checkout) if args.checkout else Path.cwd()
+    if checkout is not None and not checkout.is_dir():
+        raise ConfigError(f"--checkout: {checkout} is not a directory")
     with open_store_from_args(args, config) as store:
         app = CidashApp(
             store,
