@@ -24,11 +24,15 @@ def test_demo_checkout_replays_the_default_branch(monkeypatch: pytest.MonkeyPatc
         assert repo is not None and (repo / ".git").is_dir()
         project = env.sim.world.main
         history = env.sim.world.history(project, project.default_branch)
-        count = subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True)
+        count = subprocess.run(
+            ["git", "rev-list", "--count", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        )
         assert int(count.stdout) == len(history)
         for path, data in history[0].files.items():
             assert (repo / path).read_bytes() == data
-        title = subprocess.run(["git", "log", "-1", "--format=%s"], cwd=repo, capture_output=True, text=True)
+        title = subprocess.run(
+            ["git", "log", "-1", "--format=%s"], cwd=repo, capture_output=True, text=True, check=True
+        )
         assert title.stdout.strip() == history[0].title
         monkeypatch.chdir(repo)
         assert main(["key", "--check", ".cache-key"]) == 0
