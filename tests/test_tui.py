@@ -227,6 +227,32 @@ async def test_wrong_token_at_start_shows_what_to_set(store: Store, tmp_path: Pa
         assert not isinstance(app.screen, AuthScreen)
 
 
+async def test_no_token_says_so_not_rejected(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
+    conn = Connection(url=live_sim.url, token=None, max_rps=0, concurrency=4, projects=(live_sim.project_path,))
+    factory = lambda: GitLabClient(conn)  # noqa: E731
+    app = make_app(store, tmp_path, refresher=sync_refresher(factory, store, Config(), lambda: NOW), has_token=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, AuthScreen)
+        assert "no GitLab token is configured" in app.screen.reason
+        assert "rejected" not in app.screen.reason
+
+
+async def test_setup_screen_offers_continue_only_with_data(tmp_path: Path) -> None:
+    from cidash.errors import ConfigError
+
+    with Store.open(tmp_path / "empty.db") as empty:
+        app = make_app(empty, tmp_path, startup_error=ConfigError("no GitLab URL configured"))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, AuthScreen) and not screen.has_data
+            shown = {b.description for (_, b, enabled, _) in app.active_bindings.values() if b.show and enabled}
+            assert "Continue offline" not in shown and "Quit" in shown
+            await pilot.press("c")
+            assert app.screen is screen
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Actions
 # ---------------------------------------------------------------------------------------------------------------
@@ -519,6 +545,8 @@ async def test_retry_on_health_targets_the_latest_failed_build(
         else:  # every failed build was already retried: refused in words, nothing sent
             assert not isinstance(app.screen, ConfirmScreen)
             assert any(n.title == "Refused" and "build-ci-image" in n.message for n in app._notifications)
+            if store.jobs(project.id, name="build-ci-image", status="failed", include_retried=True):
+                assert any("already retried" in n.message for n in app._notifications)
     assert live_sim.stats.mutating_requests == 0
 
 
@@ -877,3 +905,16 @@ async def test_running_job_log_tails(store: Store, tmp_path: Path) -> None:
         await settle(pilot)
         assert [view.sections[si].lines[li] for si, li in view.rows[-2:]] == ["building 1", "building 2"]
         assert view.cursor == len(view.rows) - 1  # the cursor on the last line follows the tail
+
+
+async def test_unknown_status_filter_is_reported(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2", "slash", *"status:bogus")
+        await settle(pilot)
+        summary = str(app.query_one("#pipelines-summary").render())
+        assert "0 of 0 pipelines" in summary and "unknown status `bogus`" in summary
+        await pilot.press("ctrl+u", *"status:success")
+        await settle(pilot)
+        assert "unknown status" not in str(app.query_one("#pipelines-summary").render())

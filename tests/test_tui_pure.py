@@ -260,3 +260,14 @@ def test_links_come_from_the_configured_origin_only() -> None:
     assert gitlab_origin("https://h/?x=1") is None and gitlab_origin("https://h/\x1b]52;c;x\x07") is None
     assert web_url("https://h", "g/\x1b[2Japp") is None
     assert web_url("https://h", "g/app", "job", -1) is None
+
+
+def test_cosmetics_plural_units_and_key_templates() -> None:
+    from cidash.tui.screens.base import key_display, plural, seconds_in
+
+    assert plural(1, "pipeline") == "1 pipeline" and plural(2, "pipeline") == "2 pipelines"
+    assert plural(0, "file") == "0 files"
+    assert seconds_in(528, "s") == "528.0 s" and seconds_in(586.2, "s") == "586.2 s"
+    assert seconds_in(45, "min") == "0.8 min" and seconds_in(None, "s") == "—"
+    assert key_display("0-{files: .cache-key}") == "files: .cache-key"
+    assert key_display("deps-main") == "deps-main"

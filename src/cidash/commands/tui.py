@@ -87,11 +87,13 @@ def run(args: argparse.Namespace) -> int:
     startup_error: CidashError | None = None
     client_factory = None
     gitlab_url = config.gitlab.url
+    has_token = True
     if not args.offline:
         try:
             connection = connection_from_args(args, config)
             client_factory = lambda: GitLabClient(connection)  # noqa: E731
             gitlab_url = connection.url
+            has_token = connection.token is not None
         except ConfigError as exc:
             startup_error = exc
     checkout = None if args.no_checkout else Path(args.checkout) if args.checkout else Path.cwd()
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             source="offline" if args.offline else "",
             startup_error=startup_error,
             gitlab_url=gitlab_url,
+            has_token=has_token,
         )
         app.run()
     return 0

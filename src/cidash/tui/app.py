@@ -154,6 +154,7 @@ class CidashApp(App[None]):
         checkout: Path | None = None,
         startup_error: CidashError | None = None,
         gitlab_url: str | None = None,
+        has_token: bool = True,
         opener: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
@@ -171,6 +172,7 @@ class CidashApp(App[None]):
         self.checkout = checkout  # None: no local-checkout panel (the tests' and the demo's case)
         self.startup_error = startup_error
         self.gitlab_url = gitlab_url or config.gitlab.url
+        self.has_token = has_token  # False: requests go out without a token, so a 401 means "none configured"
         self.opener = opener  # None: the terminal's browser hand-off (webbrowser locally, a link over SSH)
         self.wanted_project = project
         self.project: Project | None = None
@@ -377,7 +379,18 @@ class CidashApp(App[None]):
         except Exception as exc:  # an unexpected bug must not kill the dashboard
             self.post_message(self.RefreshDone(None, CidashError(f"{type(exc).__name__}: {exc}")))
 
+    def _honest(self, error: CidashError) -> CidashError:
+        """A 401 to a request that carried no token is "no token configured", not "GitLab rejected the token"."""
+        if isinstance(error, AuthError) and not self.has_token:
+            return ConfigError(
+                "no GitLab token is configured (GitLab answered 401 to a request sent without one)",
+                hint="set GITLAB_TOKEN, --token-file FILE or [gitlab] token_file",
+            )
+        return error
+
     def on_cidash_app_refresh_done(self, message: RefreshDone) -> None:
+        if message.error is not None:
+            message.error = self._honest(message.error)
         self.refreshing = False
         self.refresh_count += 1
         self.header.activity = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
@@ -27,6 +28,47 @@ STATUS_STYLES = {
     "manual": ("manual", "dim"),
     "created": ("created", "dim"),
 }
+
+
+#: Pipeline and job statuses GitLab reports (a ``status:`` filter naming another one matches nothing).
+KNOWN_STATUSES = frozenset(
+    (
+        "created",
+        "waiting_for_resource",
+        "preparing",
+        "pending",
+        "running",
+        "success",
+        "failed",
+        "canceled",
+        "canceling",
+        "skipped",
+        "manual",
+        "scheduled",
+    )
+)
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``1 of 1 pipeline``'s tail."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def seconds_in(value: float | None, unit: str) -> str:
+    """A duration in one fixed unit (``s`` or ``min``), so a column never mixes units; ``—`` for none."""
+    if value is None:
+        return "—"
+    return f"{value / 60:.1f} min" if unit == "min" else f"{value:.1f} s"
+
+
+_KEY_TEMPLATE = re.compile(r"^(\d+)-\{files: (.*)\}$")
+
+
+def key_display(key: str) -> str:
+    """A cache key as configured: ``0-{files: .cache-key}`` (a template the CI-config reader builds) reads as
+    ``files: .cache-key`` (GitLab computes the digest; the index is the cache's position)."""
+    m = _KEY_TEMPLATE.match(key)
+    return f"files: {m.group(2)}" if m else key
 
 
 def status_text(status: str) -> Text:

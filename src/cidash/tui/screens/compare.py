@@ -12,7 +12,7 @@ from textual.widgets import Button, DataTable, Input, Static
 from cidash.specs import SPEC_HELP
 from cidash.textsafe import clean
 from cidash.tui.data import comparison_cells
-from cidash.tui.screens.base import TabView, texts
+from cidash.tui.screens.base import TabView, plural, texts
 from cidash.tui.widgets.table import NavTable
 
 VERDICT_STYLES = {"PASS": "bold green", "FAIL": "bold red", "not enough data": "yellow"}
@@ -70,9 +70,10 @@ class CompareTab(TabView):
         self.query_one("#compare-summary", Static).update(
             Text.assemble(
                 (clean(comp.baseline.describe()), "bold"),
-                f" ({comp.baseline_pipelines} pipelines) → ",
+                f" ({plural(comp.baseline_pipelines, 'pipeline')}) → ",
                 (clean(comp.candidate.describe()), "bold"),
-                f" ({comp.candidate_pipelines} pipelines): {passed} PASS, {failed} FAIL · e exports Markdown\n",
+                f" ({plural(comp.candidate_pipelines, 'pipeline')}): {passed} PASS, {failed} FAIL",
+                " · e exports Markdown\n",
                 (clean(comp.methods()), "dim"),
             )
         )

@@ -19,7 +19,7 @@ from cidash.textsafe import clean
 from cidash.tui.charts import phase_bar, phase_legend
 from cidash.tui.data import JobRow, fmt_seconds, fmt_time, pipeline_jobs
 from cidash.tui.logview import LogSection, Row, find, first_error, split_sections
-from cidash.tui.screens.base import status_text, texts
+from cidash.tui.screens.base import seconds_in, status_text, texts
 from cidash.tui.widgets.loglines import LogLines
 from cidash.tui.widgets.table import NavTable
 
@@ -150,8 +150,8 @@ class PipelineScreen(Screen[None]):
                         name,
                         j.stage,
                         status_text(j.status),
-                        fmt_seconds(j.duration),
-                        fmt_seconds(r.facts.facts.startup_seconds if r.facts else None),
+                        seconds_in(j.duration, "s"),
+                        seconds_in(r.facts.facts.startup_seconds if r.facts else None, "s"),
                         phase_bar(r.phases(), bar, scale),
                         cache,
                     )

@@ -17,7 +17,7 @@ from cidash.textsafe import clean
 from cidash.tui.adapters import ActionPlan
 from cidash.tui.commands import LISTED, SCREEN_KEYS
 from cidash.tui.data import Evidence
-from cidash.tui.screens.base import texts
+from cidash.tui.screens.base import key_display, texts
 from cidash.tui.widgets.table import NavTable
 
 
@@ -89,8 +89,10 @@ class EvidenceScreen(ModalScreen[None]):
         table = self.query_one("#evidence-table", DataTable)
         if self.evidence.columns:
             table.add_columns(*self.evidence.columns)
+            keys = [i for i, c in enumerate(self.evidence.columns) if c == "key"]
             for row in self.evidence.rows:
-                table.add_row(*texts(row))
+                cells = [key_display(c) if i in keys else c for i, c in enumerate(row)]
+                table.add_row(*texts(cells))
         table.focus()
 
 
@@ -204,6 +206,10 @@ class AuthScreen(Screen[None]):
         with Vertical(id="auth-box"):
             yield Static(text)
         yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """ "c Continue offline" is offered only when the store has data to continue with."""
+        return self.has_data if action == "dismiss_screen" else True
 
     def action_dismiss_screen(self) -> None:
         if self.has_data:

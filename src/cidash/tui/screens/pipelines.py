@@ -11,22 +11,34 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
+from cidash.textsafe import clean
 from cidash.tui.data import (
     PipelineFilter,
     PipelineRow,
     count_pipelines,
-    fmt_seconds,
     fmt_time,
     query_pipelines,
 )
-from cidash.tui.screens.base import TabView, status_text, texts
+from cidash.tui.screens.base import KNOWN_STATUSES, TabView, plural, seconds_in, status_text, texts
 from cidash.tui.widgets.table import NavTable
 
 PAGE = 100
 
 #: The most telling columns first: at 80 columns id, status, ref, start-up, cache and image stay in view (the
 #: id column is frozen when the table scrolls sideways).
-COLUMNS = ("Pipeline", "Status", "Ref", "Start-up", "Cache", "Image", "Created", "Duration", "Queue", "Source", "Jobs")
+COLUMNS = (
+    "Pipeline",
+    "Status",
+    "Ref",
+    "Start-up",
+    "Cache",
+    "Image",
+    "Created",
+    "Duration",
+    "Queue",
+    "Source",
+    "Jobs",
+)
 
 
 class PipelinesView(TabView):
@@ -101,12 +113,12 @@ class PipelinesView(TabView):
                         f"#{p.id}",
                         status_text(p.status),
                         p.ref,
-                        fmt_seconds(r.startup_median),
+                        seconds_in(r.startup_median, "s"),
                         r.cache_summary,
                         r.image,
                         fmt_time(p.created_at),
-                        fmt_seconds(p.duration),
-                        fmt_seconds(p.queued_duration),
+                        seconds_in(p.duration, "min"),
+                        seconds_in(p.queued_duration, "s"),
                         p.source or "",
                         str(r.jobs),
                     )
@@ -118,12 +130,15 @@ class PipelinesView(TabView):
         self.loading = False
         if message.replace:
             self.last_filter_ms = (time.perf_counter() - message.started) * 1000
-        shown = f"{self.loaded} of {self.total} pipelines"
+        shown = f"{self.loaded} of {plural(self.total, 'pipeline')}"
         if self.filter_text:
             shown += f" matching `{self.filter_text}`"
-        self.query_one("#pipelines-summary", Static).update(
-            Text(shown + " · Enter opens a pipeline · / filters", style="dim")
-        )
+        summary = Text(clean(shown) + " · Enter opens a pipeline · / filters", style="dim")
+        status = self.filter.status
+        if status is not None and status not in KNOWN_STATUSES:
+            known = ", ".join(sorted(KNOWN_STATUSES))
+            summary.append(clean(f"\nunknown status `{status}` (GitLab's are: {known})"), style="bold yellow")
+        self.query_one("#pipelines-summary", Static).update(summary)
 
     def highlighted_pipeline_id(self) -> int | None:
         table = self.query_one("#pipelines-table", DataTable)
