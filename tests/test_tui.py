@@ -918,3 +918,53 @@ async def test_unknown_status_filter_is_reported(store: Store, tmp_path: Path) -
         await pilot.press("ctrl+u", *"status:success")
         await settle(pilot)
         assert "unknown status" not in str(app.query_one("#pipelines-summary").render())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A failing project (issue 16: not every picture is green)
+# ---------------------------------------------------------------------------------------------------------------
+
+FAILING = Scenario(
+    days=8,
+    pipelines_per_day=4,
+    migration_day=5,
+    with_docs_project=False,
+    alpine_size=420 * 1_000_000,
+    migrated_build_failure_rate=0.3,
+    pull_probability=0.95,
+)
+
+
+@pytest.fixture(scope="session")
+def failing_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tui-failing") / "store.db"
+    with SimulatedGitLab(FAILING) as sim, Store.open(path) as store:
+        with client_factory(sim)() as client:
+            options = SyncOptions.from_config(Config(), since="all", now=FAILING.end)
+            sync_project(client, store, sim.project_path, options=options, now=FAILING.end)
+        store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("tab", "size"),
+    [("1", SIZE), ("1", (80, 24)), ("4", SIZE), ("4", (80, 24))],
+    ids=["health-120x36", "health-80x24", "caches-120x36", "caches-80x24"],
+)
+def test_snapshot_failing_project(
+    snap_compare: Any, failing_db: Path, tmp_path: Path, tab: str, size: tuple[int, int]
+) -> None:
+    """A failing project's Health (FAIL rows, red verdict) and its Caches tab on a stale key (fell back to
+    `default`), at both sizes."""
+    copy = tmp_path / "store.db"
+    shutil.copy(failing_db, copy)
+    with Store.open(copy) as failing_store:
+        app = CidashApp(failing_store, Config(), clock=lambda: FAILING.end, cache_dir=tmp_path / "cache", poll=False)
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            await settle(pilot)
+            assert app.health is not None and not app.health.ok
+            await pilot.press(tab)
+            await settle(pilot)
+
+        assert snap_compare(app, terminal_size=size, run_before=run_before)
