@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import datetime
-import time
 from pathlib import Path
 
 from textual.pilot import Pilot
