@@ -103,6 +103,7 @@ class PipelinesView(TabView):
             self.rows.clear()
             self.loaded = 0
         self.total = message.total
+        ref_width = 16 if self.app.size.width < 100 else 32  # at 80 columns the image column stays in view
         for r in message.rows:
             p = r.pipeline
             if str(p.id) in table.rows:
@@ -112,7 +113,7 @@ class PipelinesView(TabView):
                     (
                         f"#{p.id}",
                         status_text(p.status),
-                        p.ref,
+                        p.ref if len(p.ref) <= ref_width else p.ref[: ref_width - 1] + "…",
                         seconds_in(r.startup_median, "s"),
                         r.cache_summary,
                         r.image,
