@@ -15,6 +15,17 @@ from cidash.tui.data import comparison_cells
 from cidash.tui.screens.base import TabView, plural, texts
 from cidash.tui.widgets.table import NavTable
 
+#: (label, width): the longest metric title is 33 cells, a change with its interval 18, a verdict 15; all six fit
+#: 120 columns, the first three 80.
+COLUMNS = (
+    ("Metric", 33),
+    ("Change [95 % CI]", 18),
+    ("Verdict", 15),
+    ("Baseline p50/p90", 17),
+    ("Candidate p50/p90", 18),
+    ("n", 7),
+)
+
 VERDICT_STYLES = {"PASS": "bold green", "FAIL": "bold red", "not enough data": "yellow"}
 
 
@@ -45,9 +56,11 @@ class CompareTab(TabView):
 
     def on_mount(self) -> None:
         # the telling columns first: at 80 columns metric, change and verdict stay in view (Metric frozen)
-        self.query_one("#compare-table", DataTable).add_columns(
-            "Metric", "Change [95 % CI]", "Verdict", "Baseline (p50 / p90)", "Candidate (p50 / p90)", "n"
-        )
+        # fixed widths: auto-sized columns re-measured after the rows arrive left the header and the first row
+        # drawn at their old widths (at 80 columns, with the first column frozen)
+        table = self.query_one("#compare-table", DataTable)
+        for label, width in COLUMNS:
+            table.add_column(label, width=width)
 
     def set_specs(self, baseline: str, candidate: str) -> None:
         self.query_one("#baseline-spec", Input).value = baseline
@@ -64,7 +77,6 @@ class CompareTab(TabView):
             metric, base, cand, n, change, verdict = comparison_cells(r)
             verdict_cell = Text(clean(verdict), style=VERDICT_STYLES.get(verdict, ""))
             table.add_row(*texts((metric, change)), verdict_cell, *texts((base, cand, n)))
-        table.refresh(layout=True)  # the header and first row kept their pre-fill widths at 80 columns
         passed = sum(r.verdict == "PASS" for r in comp.rows)
         failed = sum(r.verdict == "FAIL" for r in comp.rows)
         self.query_one("#compare-summary", Static).update(
