@@ -393,7 +393,7 @@ class CidashApp(App[None]):
             message.error = self._honest(message.error)
         self.refreshing = False
         self.refresh_count += 1
-        self.header.activity = ""
+        self.post_message(self.Activity(""))  # the header and the pushed screens' progress lines
         if message.error is not None:
             self.failure = message.error
             self.header.stale = message.error.one_line()[:80]
