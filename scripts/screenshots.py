@@ -4,6 +4,11 @@
 
 Starts the simulator on a seeded scenario, syncs it into a throwaway store with the real sync engine, opens the
 App with the clock frozen at the scenario's end and saves one SVG per screen (same input, same pictures).
+
+Then the same for a failing project (:data:`FAILING`: the Alpine image grew to 420 MB, its build fails 30 % of
+the time, nearly every job pulls the image): its Health (three FAILs), its Caches tab on a stale key (one that
+fell back to ``default``) and the dense log of a failed image build on its first error, at 120x36 and 80x24
+(``failing-*.svg`` and ``failing-*-80x24.svg``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import argparse
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -27,6 +34,22 @@ from cidash.tui.adapters import CoreActions, log_fetcher
 from cidash.tui.app import CidashApp
 
 SIZE = (120, 36)
+NARROW = (80, 24)
+
+
+def failing_scenario(days: int, per_day: int) -> Scenario:
+    """The knobs of :class:`Scenario` that make the migration fail three criteria."""
+    from cidash.sim.scenario import MB
+
+    return Scenario(
+        days=days,
+        pipelines_per_day=per_day,
+        migration_day=days // 2 + 1,
+        alpine_size=420 * MB,
+        migrated_build_failure_rate=0.3,
+        pull_probability=0.95,
+        with_docs_project=False,
+    )
 
 
 async def settle(pilot: Pilot[None], timeout: float = 60.0) -> None:
@@ -77,6 +100,68 @@ async def shoot(app: CidashApp, out: Path) -> list[Path]:
     return written
 
 
+async def shoot_failing(app: CidashApp, store: Store, out: Path, size: tuple[int, int], suffix: str) -> list[Path]:
+    """The failing project's Health, a stale cache on the Caches tab, a failed build's dense log."""
+    written: list[Path] = []
+
+    def save(name: str) -> None:
+        path = out / f"failing-{name}{suffix}.svg"
+        path.write_text(app.export_screenshot(title=f"cidash — failing {name}"), encoding="utf-8")
+        written.append(path)
+
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        save("health")
+        await pilot.press("4")
+        await settle(pilot)
+        save("caches")  # the first rows are the keys that fell back to `default`: stale, in red
+        project = store.projects()[0]
+        failed = store.jobs(project.id, name="build-ci-image", status="failed")[-1]
+        app.open_pipeline(failed.pipeline_id)
+        await settle(pilot)
+        screen = app.screen
+        index = next(i for i, r in enumerate(screen.rows) if r.job.id == failed.id)  # type: ignore[attr-defined]
+        screen.query_one("#jobs-table").move_cursor(row=index)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("E")  # the first error line
+        await settle(pilot)
+        save("joblog")
+    return written
+
+
+def synced_app(factory: Callable[[], GitLabClient], store: Store, now: datetime, tmp: str) -> CidashApp:
+    return CidashApp(
+        store,
+        Config(),
+        clock=lambda: now,
+        actions=CoreActions(factory, store, Config(), clock=lambda: now),
+        log_fetcher=log_fetcher(factory),
+        poll=False,
+        source="demo",
+        cache_dir=Path(tmp) / "cache",
+    )
+
+
+def failing(out: Path, days: int, per_day: int) -> None:
+    scenario = failing_scenario(days, per_day)
+    now = scenario.end
+    with tempfile.TemporaryDirectory() as tmp, SimulatedGitLab(scenario) as sim:
+        conn = Connection(url=sim.url, token=Secret(sim.token), max_rps=0, concurrency=6, projects=(sim.project_path,))
+
+        def factory() -> GitLabClient:
+            return GitLabClient(conn)
+
+        with Store.open(Path(tmp) / "store.db") as store:
+            with factory() as client:
+                options = SyncOptions.from_config(Config(), since="all", now=now)
+                print(sync_project(client, store, sim.project_path, options=options, now=now).summary())
+            for size, suffix in ((SIZE, ""), (NARROW, "-80x24")):
+                app = synced_app(factory, store, now, tmp)
+                for path in asyncio.run(shoot_failing(app, store, out, size, suffix)):
+                    print(f"wrote {path}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="screenshots")
@@ -109,6 +194,7 @@ def main() -> int:
             )
             for path in asyncio.run(shoot(app, out)):
                 print(f"wrote {path}")
+    failing(out, args.days, args.per_day)
     return 0
 
 

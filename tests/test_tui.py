@@ -164,7 +164,8 @@ async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live
         assert app.screen.pipeline_id == on_main[-1].id
         jobs = store.jobs(pipeline_id=on_main[-1].id)
         assert len(table_rows(app, "#jobs-table")) == len(jobs)
-        await pilot.press("enter")
+        started = next(i for i, r in enumerate(app.screen.rows) if r.job.started_at is not None)
+        await pilot.press(*["j"] * started, "enter")  # a job that ran (a manual one has no log to fetch)
         await settle(pilot)
         assert isinstance(app.screen, JobLogScreen)
         assert live_sim.stats.count("/trace") >= 1
@@ -224,6 +225,32 @@ async def test_wrong_token_at_start_shows_what_to_set(store: Store, tmp_path: Pa
         assert "GITLAB_TOKEN" in text and "not-the-token" not in text
         await pilot.press("c")  # the store has data: continue with it
         assert not isinstance(app.screen, AuthScreen)
+
+
+async def test_no_token_says_so_not_rejected(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
+    conn = Connection(url=live_sim.url, token=None, max_rps=0, concurrency=4, projects=(live_sim.project_path,))
+    factory = lambda: GitLabClient(conn)  # noqa: E731
+    app = make_app(store, tmp_path, refresher=sync_refresher(factory, store, Config(), lambda: NOW), has_token=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, AuthScreen)
+        assert "no GitLab token is configured" in app.screen.reason
+        assert "rejected" not in app.screen.reason
+
+
+async def test_setup_screen_offers_continue_only_with_data(tmp_path: Path) -> None:
+    from cidash.errors import ConfigError
+
+    with Store.open(tmp_path / "empty.db") as empty:
+        app = make_app(empty, tmp_path, startup_error=ConfigError("no GitLab URL configured"))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, AuthScreen) and not screen.has_data
+            shown = {b.description for (_, b, enabled, _) in app.active_bindings.values() if b.show and enabled}
+            assert "Continue offline" not in shown and "Quit" in shown
+            await pilot.press("c")
+            assert app.screen is screen
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -299,9 +326,10 @@ def test_snapshot_health_80x24(snap_compare: Any, store: Store, tmp_path: Path) 
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
 
-@pytest.mark.parametrize("tab", ["3", "5"])
+@pytest.mark.parametrize("tab", ["2", "3", "4", "5", "6"])
 def test_snapshot_narrow_tabs_stack(snap_compare: Any, store: Store, tmp_path: Path, tab: str) -> None:
-    """Start-up and Images at 80x24: their two halves stack (the App's -narrow class) and the tab scrolls."""
+    """Every tab at 80x24: Start-up and Images stack their two halves (the App's -narrow class) and scroll;
+    Pipelines, Caches and Compare keep their most telling columns first; the footer keeps quit and export."""
     app = make_app(store, tmp_path)
 
     async def run_before(pilot: Pilot[None]) -> None:
@@ -400,7 +428,7 @@ async def test_keys_plan_shows_the_diff_and_writes_only_on_confirm(
     app = make_app(store, tmp_path, actions=actions)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("k")
+        await pilot.press("K")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmScreen)
         plan = app.screen.plan
@@ -409,7 +437,7 @@ async def test_keys_plan_shows_the_diff_and_writes_only_on_confirm(
         await pilot.press("escape")
         await settle(pilot)
         assert (checkout / ".cache-key").read_text(encoding="utf-8") == stale
-        await pilot.press("k")
+        await pilot.press("K")
         await settle(pilot)
         await pilot.press("y")
         await settle(pilot)
@@ -517,6 +545,8 @@ async def test_retry_on_health_targets_the_latest_failed_build(
         else:  # every failed build was already retried: refused in words, nothing sent
             assert not isinstance(app.screen, ConfirmScreen)
             assert any(n.title == "Refused" and "build-ci-image" in n.message for n in app._notifications)
+            if store.jobs(project.id, name="build-ci-image", status="failed", include_retried=True):
+                assert any("already retried" in n.message for n in app._notifications)
     assert live_sim.stats.mutating_requests == 0
 
 
@@ -563,3 +593,378 @@ def test_snapshot_modals(snap_compare: Any, store: Store, tmp_path: Path, keys: 
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Keys people already have (issue 16)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_vim_keys_move_in_every_table(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for tab, selector in (("1", "#health-table"), ("2", "#pipelines-table"), ("4", "#cache-table")):
+            await pilot.press(tab)
+            await settle(pilot)
+            table = app.query_one(selector, DataTable)
+            assert app.focused is table and table.row_count > 2, selector
+            await pilot.press("j", "j")
+            assert table.cursor_row == 2, selector
+            await pilot.press("k")
+            assert table.cursor_row == 1, selector
+            await pilot.press("G")
+            assert table.cursor_row == table.row_count - 1, selector
+            await pilot.press("g")
+            assert table.cursor_row == 0, selector
+        assert not any(isinstance(s, ConfirmScreen) for s in app.screen_stack)  # k moved, it did not plan keys
+
+
+async def test_escape_leaves_every_input(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("6")
+        await settle(pilot)
+        box = app.query_one("#baseline-spec", Input)
+        box.focus()
+        await pilot.pause()
+        await pilot.press("escape")
+        assert app.focused is app.query_one("#compare-table", DataTable)
+        await pilot.press("1")  # a tab key again, not typed into the box
+        assert app.query_one("#tabs").active == "health"  # type: ignore[attr-defined]
+        await pilot.press("4", "slash")
+        assert app.focused is app.query_one("#cache-filter", Input)
+        await pilot.press("escape")
+        assert app.focused is app.query_one("#cache-table", DataTable)
+        assert app.query_one("#cache-filter", Input).has_class("hidden")
+
+
+async def test_ctrl_c_quits_even_from_an_input_and_help_lists_quit(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        entries = {title: keys for keys, title, _ in app.screen.entries}
+        assert "ctrl+c" in entries["Quit"] and entries["First / last"] == "g / G" and "First error" in entries
+        await pilot.press("escape", "2", "slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert app.return_code is not None or not app.is_running
+
+
+async def test_slash_is_offered_only_where_it_works(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.check_action("filter", ()) is True
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PipelineScreen)
+        assert app.check_action("filter", ()) is False
+        footer_keys = {b.key for (_, b, enabled, _) in app.active_bindings.values() if b.show and enabled}
+        assert "slash" not in footer_keys
+
+
+async def test_open_and_copy_build_links_from_the_configured_origin(store: Store, tmp_path: Path) -> None:
+    opened: list[str] = []
+    app = make_app(store, tmp_path, gitlab_url="https://gitlab.example.com/", opener=lambda u: bool(opened.append(u)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        project = store.projects()[0]
+        await pilot.press("2")
+        await settle(pilot)
+        newest = app.query_one(PipelinesView).highlighted_pipeline_id()
+        await pilot.press("o")
+        assert opened == [f"https://gitlab.example.com/{project.path}/-/pipelines/{newest}"]
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PipelineScreen)
+        await pilot.press("y")
+        job = app.screen.highlighted_job_id()
+        assert app.clipboard == f"https://gitlab.example.com/{project.path}/-/jobs/{job}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The job log (issue 16)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def open_log(app: CidashApp, pilot: Pilot[None], status: str = "success") -> JobLogScreen:
+    await settle(pilot)
+    await pilot.press("2")
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    screen = app.screen
+    assert isinstance(screen, PipelineScreen)
+    index = next(i for i, r in enumerate(screen.rows) if r.job.status == status)
+    screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
+    await pilot.press("enter")
+    await settle(pilot)
+    assert isinstance(app.screen, JobLogScreen)
+    return app.screen
+
+
+async def test_job_log_is_dense_searchable_and_keeps_its_place(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    from cidash.tui.widgets.loglines import LogLines
+
+    app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_log(app, pilot)
+        view = screen.query_one(LogLines)
+        named = [i for i, s in enumerate(screen.sections) if s.name]
+        headers = [r for r in view.rows if r[1] == -1]
+        assert len(headers) == len(named) >= 5  # one row per section
+        assert len(view.rows) < 34  # folded: the whole log fits 120x36
+        # + keeps the viewport: the row at the top stays at the top
+        await pilot.press("j", "j", "j")
+        top = view.rows[view.scroll_offset.y]
+        cursor = view.rows[view.cursor]
+        await pilot.press("plus")
+        await pilot.pause()
+        assert view.rows[view.scroll_offset.y] == top and view.rows[view.cursor] == cursor
+        assert len(view.rows) > len(headers) + 5
+        await pilot.press("minus")
+        # search: / opens the box, Enter finds and unfolds, n/N cycle, Esc leaves the box not the screen
+        await pilot.press("slash", *"cache", "enter")
+        await pilot.pause()
+        assert screen.matches and view.needle == "cache"
+        first = screen.match
+        await pilot.press("n")
+        assert screen.match == (first + 1) % len(screen.matches)
+        await pilot.press("N")
+        assert screen.match == first
+        assert view.rows[view.cursor] == screen.matches[first]
+        await pilot.press("slash", "escape")
+        assert isinstance(app.screen, JobLogScreen) and app.focused is view
+        await pilot.press("escape")
+        assert isinstance(app.screen, PipelineScreen)
+
+
+async def test_failed_job_log_jumps_to_the_first_error(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
+    from cidash.tui.logview import first_error
+    from cidash.tui.widgets.loglines import LogLines
+
+    app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        failed = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "failed")
+        app.open_pipeline(failed.pipeline_id)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelineScreen)
+        index = next(i for i, r in enumerate(screen.rows) if r.job.id == failed.id)
+        screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await settle(pilot)
+        log = app.screen
+        assert isinstance(log, JobLogScreen)
+        error = first_error(log.sections)
+        assert error is not None
+        await pilot.press("E")
+        view = log.query_one(LogLines)
+        assert view.rows[view.cursor] == error
+
+
+async def test_manual_job_that_never_ran_says_so(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
+    from cidash.tui.widgets.loglines import LogLines
+
+    app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        manual = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "manual")
+        app.open_pipeline(manual.pipeline_id)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelineScreen)
+        index = next(i for i, r in enumerate(screen.rows) if r.job.id == manual.id)
+        screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await settle(pilot)
+        view = app.screen.query_one(LogLines)
+        assert "manual job has never run" in view.empty_text
+        assert live_sim.stats.count(f"/jobs/{manual.id}/trace") == 0
+
+
+@pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=["120x36", "80x24"])
+def test_snapshot_dense_job_log(
+    snap_compare: Any, store: Store, tmp_path: Path, live_sim: SimulatedGitLab, size: tuple[int, int]
+) -> None:
+    """A failed job's log, folded (one row per section), the cursor on its first error."""
+    app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        failed = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "failed")
+        app.open_pipeline(failed.pipeline_id)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelineScreen)
+        index = next(i for i, r in enumerate(screen.rows) if r.job.id == failed.id)
+        screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("E")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+async def test_80x24_tables_keep_their_telling_columns_first(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        table = app.query_one("#pipelines-table", DataTable)
+        labels = [str(c.label) for c in table.ordered_columns]
+        assert labels[:6] == ["Pipeline", "Status", "Ref", "Start-up", "Cache", "Image"]
+        assert sum(c.get_render_width(table) for c in table.ordered_columns[:6]) <= 80
+        assert table.fixed_columns == 1
+        await pilot.press("6")
+        await settle(pilot)
+        compare = app.query_one("#compare-table", DataTable)
+        assert [str(c.label) for c in compare.ordered_columns][:3] == ["Metric", "Change [95 % CI]", "Verdict"]
+        assert sum(c.get_render_width(compare) for c in compare.ordered_columns[:3]) <= 80
+        box = app.query_one("#baseline-spec", Input)
+        assert box.region.width >= len(box.value)  # the SPEC box fits its preset
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Live screens (issue 16)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+async def test_pipeline_screen_shows_a_retry_it_started(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    """After a retry from a pipeline screen, that screen (not only the tabs under it) shows the new attempt and
+    the follow's progress: pushed screens reload with every refresh."""
+    project = store.projects()[0]
+    target = store.jobs(project.id, status="success", include_retried=False)[-1]
+    factory = client_factory(live_sim)
+    actions = CoreActions(factory, store, Config(), clock=lambda: NOW, follow_timeout=0.5)
+    refresher = sync_refresher(factory, store, Config(), lambda: NOW)
+    app = make_app(store, tmp_path, actions=actions, refresher=refresher)
+    progress: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open_pipeline(target.pipeline_id)
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelineScreen)
+        original = screen.show_activity
+        screen.show_activity = lambda text: (progress.append(text), original(text))  # type: ignore[method-assign]
+        loads_before = screen.loads
+        jobs = [r.job.id for r in screen.rows]
+        screen.query_one("#jobs-table", DataTable).move_cursor(row=jobs.index(target.id))
+        await pilot.press("t")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        await settle(pilot)
+        assert app.screen is screen
+        assert screen.loads > loads_before, "the screen reloaded after the refresh that followed the retry"
+        assert screen.highlighted_job_id() == target.id  # the cursor stayed on its job
+        loads_before = screen.loads
+        await pilot.press("r")  # every refresh reloads the pushed screens too
+        await settle(pilot)
+        assert screen.loads > loads_before
+    assert any(text.startswith("retry: job ") for text in progress)
+
+
+async def test_running_job_log_tails(store: Store, tmp_path: Path) -> None:
+    import dataclasses
+
+    from cidash.tui.data import JobRow
+    from cidash.tui.widgets.loglines import LogLines
+
+    chunks = ["section_start:1:step_script\r\x1b[0KExecuting\n$ make\n"]
+    app = make_app(store, tmp_path, log_fetcher=lambda project, job: "".join(chunks).encode())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        job = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "success")
+        running = dataclasses.replace(job, status="running", finished_at=None)
+        await app.push_screen(JobLogScreen(JobRow(running, None)))
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, JobLogScreen)
+        view = screen.query_one(LogLines)
+        await pilot.press("G")
+        assert view.cursor == len(view.rows) - 1 == 1
+        chunks.append("building 1\nbuilding 2\n")
+        app.refresh_screens()  # what each poll does
+        await settle(pilot)
+        assert [view.sections[si].lines[li] for si, li in view.rows[-2:]] == ["building 1", "building 2"]
+        assert view.cursor == len(view.rows) - 1  # the cursor on the last line follows the tail
+
+
+async def test_unknown_status_filter_is_reported(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2", "slash", *"status:bogus")
+        await settle(pilot)
+        summary = str(app.query_one("#pipelines-summary").render())
+        assert "0 of 0 pipelines" in summary and "unknown status `bogus`" in summary
+        await pilot.press("ctrl+u", *"status:success")
+        await settle(pilot)
+        assert "unknown status" not in str(app.query_one("#pipelines-summary").render())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A failing project (issue 16: not every picture is green)
+# ---------------------------------------------------------------------------------------------------------------
+
+FAILING = Scenario(
+    days=8,
+    pipelines_per_day=4,
+    migration_day=5,
+    with_docs_project=False,
+    alpine_size=420 * 1_000_000,
+    migrated_build_failure_rate=0.3,
+    pull_probability=0.95,
+)
+
+
+@pytest.fixture(scope="session")
+def failing_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tui-failing") / "store.db"
+    with SimulatedGitLab(FAILING) as sim, Store.open(path) as store:
+        with client_factory(sim)() as client:
+            options = SyncOptions.from_config(Config(), since="all", now=FAILING.end)
+            sync_project(client, store, sim.project_path, options=options, now=FAILING.end)
+        store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("tab", "size"),
+    [("1", SIZE), ("1", (80, 24)), ("4", SIZE), ("4", (80, 24))],
+    ids=["health-120x36", "health-80x24", "caches-120x36", "caches-80x24"],
+)
+def test_snapshot_failing_project(
+    snap_compare: Any, failing_db: Path, tmp_path: Path, tab: str, size: tuple[int, int]
+) -> None:
+    """A failing project's Health (FAIL rows, red verdict) and its Caches tab on a stale key (fell back to
+    `default`), at both sizes."""
+    copy = tmp_path / "store.db"
+    shutil.copy(failing_db, copy)
+    with Store.open(copy) as failing_store:
+        app = CidashApp(failing_store, Config(), clock=lambda: FAILING.end, cache_dir=tmp_path / "cache", poll=False)
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            await settle(pilot)
+            assert app.health is not None and not app.health.ok
+            await pilot.press(tab)
+            await settle(pilot)
+
+        assert snap_compare(app, terminal_size=size, run_before=run_before)

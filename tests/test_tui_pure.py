@@ -209,3 +209,65 @@ def test_gc_paused_restores_the_collector() -> None:
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+def test_log_rows_are_dense_numbered_and_timestamped() -> None:
+    from cidash.tui.logview import find, first_error, has_stamps, initially_folded, visible_rows
+
+    ts = "2026-01-02T03:04:05.123456Z 00O "
+    log = (
+        f"{ts}Running with gitlab-runner 17.0.0\n"
+        + "".join(
+            f"{ts}section_start:{100 + i}:step_{i}[collapsed=true]\r\x1b[0KStep {i}\n{ts}line {i}\n"
+            f"{ts}section_end:{101 + i}:step_{i}\r\x1b[0K\n"
+            for i in range(10)
+        )
+        + f"{ts}section_start:200:step_script\r\x1b[0KExecuting\n{ts}$ make\n"
+        + "2026-01-02T03:05:06Z 00E ERROR: Job failed: exit code 1\n"
+        + f"{ts}section_end:230:step_script\r\x1b[0K\n"
+    )
+    sections = split_sections(log)
+    assert has_stamps(sections)
+    folded = initially_folded(sections)
+    rows = visible_rows(sections, folded)
+    # 1 unnamed line + 10 folded sections (one row each) + step_script header and its 2 lines: fits 36 rows
+    assert len(rows) == 1 + 10 + 3
+    script = next(i for i, s in enumerate(sections) if s.name == "step_script")
+    assert sections[script].duration == 30
+    assert sections[script].numbers == [33, 34] and sections[script].stamps == ["03:04:05", "03:05:06"]
+    assert sections[1].header == "Step 0" and sections[1].header_number == 2
+    assert first_error(sections) == (script, 1)
+    assert find(sections, "LINE 3") == [(4, 0)]
+    assert visible_rows(sections, set())[:3] == [(0, 0), (1, -1), (1, 0)]
+
+
+def test_first_error_ignores_words_that_only_contain_error() -> None:
+    from cidash.tui.logview import first_error
+
+    assert first_error(split_sections("0 errors found\nno_error_here\nall fine\n")) is None
+    assert first_error(split_sections("ok\n\x1b[31;1mFATAL: no space left\x1b[0m\n")) == (0, 1)
+    assert first_error(split_sections("ok\nmain.go:3: error: undefined x\n")) == (0, 1)
+
+
+def test_links_come_from_the_configured_origin_only() -> None:
+    from cidash.tui.links import gitlab_origin, web_url
+
+    assert web_url("https://gitlab.example.com/", "g/app", "job", 7) == "https://gitlab.example.com/g/app/-/jobs/7"
+    assert web_url("http://127.0.0.1:8080/gl", "g/app", "pipeline", 3) == "http://127.0.0.1:8080/gl/g/app/-/pipelines/3"
+    assert web_url("https://h/", "g/a b", "registry") == "https://h/g/a%20b/container_registry"
+    assert web_url(None, "g/app") is None
+    assert gitlab_origin("https://user:pw@h/") is None and gitlab_origin("ftp://h/") is None
+    assert gitlab_origin("https://h/?x=1") is None and gitlab_origin("https://h/\x1b]52;c;x\x07") is None
+    assert web_url("https://h", "g/\x1b[2Japp") is None
+    assert web_url("https://h", "g/app", "job", -1) is None
+
+
+def test_cosmetics_plural_units_and_key_templates() -> None:
+    from cidash.tui.screens.base import key_display, plural, seconds_in
+
+    assert plural(1, "pipeline") == "1 pipeline" and plural(2, "pipeline") == "2 pipelines"
+    assert plural(0, "file") == "0 files"
+    assert seconds_in(528, "s") == "528.0 s" and seconds_in(586.2, "s") == "586.2 s"
+    assert seconds_in(45, "min") == "0.8 min" and seconds_in(None, "s") == "—"
+    assert key_display("0-{files: .cache-key}") == "files: .cache-key"
+    assert key_display("deps-main") == "deps-main"

@@ -32,7 +32,7 @@ SpecKind = Literal["dates", "pipelines", "commits", "ref", "image_digest", "imag
 SPEC_HELP = (
     "SPEC is a date range 2026-11-01..2026-11-14 (UTC days, inclusive; either end may be left open), "
     "a pipeline-id range #100..#200 (or pipelines:100..200), a commit range abc1234..def5678, ref:BRANCH, "
-    "image:sha256:DIGEST or image:TAG; "
+    "image:sha256:DIGEST (6+ hex digits) or image:TAG; "
     "join several with commas to intersect them, e.g. 2026-11-16..,ref:main"
 )
 

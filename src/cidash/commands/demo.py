@@ -129,7 +129,9 @@ def run_dashboard(env: DemoEnvironment) -> int:
 
     if not available("tui"):
         raise UsageError("the dashboard is not available yet", hint="try 'cidash demo --headless'")
-    return cli_main(env.argv("tui", "--no-checkout"))
+    if env.checkout is None:  # no git on this machine: no checkout, so no K and no local .cache-key panel
+        return cli_main(env.argv("tui", "--no-checkout"))
+    return cli_main(env.argv("tui", "--checkout", str(env.checkout)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,8 +148,13 @@ def run(args: argparse.Namespace) -> int:
         print("cidash demo: no terminal, so printing the reports instead of opening the dashboard", file=sys.stderr)
         mode = "headless"
     live = mode == "dashboard"
-    with demo_environment(Scenario(seed=args.seed), live=live, time_scale=args.time_scale, keep=args.keep) as env:
+    with demo_environment(
+        Scenario(seed=args.seed), live=live, time_scale=args.time_scale, keep=args.keep, checkout=live
+    ) as env:
         code = run_dashboard(env) if live else run_headless(env)
         if args.keep:
-            print(f"\nkept: {env.directory} (config {env.config_path}, store {env.store_path})")
+            where = f"config {env.config_path}, store {env.store_path}"
+            if env.checkout is not None:
+                where += f", git checkout {env.checkout}"
+            print(f"\nkept: {env.directory} ({where})")
         return code

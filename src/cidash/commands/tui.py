@@ -44,6 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--theme", metavar="NAME", help="textual-dark (default), textual-light, or any Textual theme")
     parser.add_argument(
+        "--checkout",
+        metavar="DIR",
+        default=None,
+        help="read DIR as the project's checkout instead of the current directory (cidash demo passes its own)",
+    )
+    parser.add_argument(
         "--no-checkout",
         action="store_true",
         help="do not read the current directory as the project's checkout (no local .cache-key panel, no `k`)",
@@ -80,13 +86,19 @@ def run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, tui=tui, actions=actions_cfg)
     startup_error: CidashError | None = None
     client_factory = None
+    gitlab_url = config.gitlab.url
+    has_token = True
     if not args.offline:
         try:
             connection = connection_from_args(args, config)
             client_factory = lambda: GitLabClient(connection)  # noqa: E731
+            gitlab_url = connection.url
+            has_token = connection.token is not None
         except ConfigError as exc:
             startup_error = exc
-    checkout = None if args.no_checkout else Path.cwd()
+    checkout = None if args.no_checkout else Path(args.checkout) if args.checkout else Path.cwd()
+    if checkout is not None and not checkout.is_dir():
+        raise ConfigError(f"--checkout: {checkout} is not a directory")
     with open_store_from_args(args, config) as store:
         app = CidashApp(
             store,
@@ -100,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
             log_fetcher=log_fetcher(client_factory) if client_factory else None,
             source="offline" if args.offline else "",
             startup_error=startup_error,
+            gitlab_url=gitlab_url,
+            has_token=has_token,
         )
         app.run()
     return 0

@@ -9,6 +9,7 @@ Usage::
         env.store_path   # the throwaway SQLite store (inside env.directory, deleted on exit)
         env.env          # {"GITLAB_URL": ..., "GITLAB_TOKEN": ...} for subprocesses
         env.now          # the simulator's clock, for `check --now`
+        env.checkout     # a git checkout of the project's default branch (None without git)
         env.argv("check", "--format", "json")  # ["check", "--config", <path>, "--format", "json"]
 
 ``live=True`` anchors the story to today: the 30 days end today, the clock starts at the real current time
@@ -18,6 +19,7 @@ The default (``live=False``) is the fixed, reproducible scenario (2026-10-28 .. 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -38,6 +40,7 @@ class DemoEnvironment:
     config_path: Path
     token_file: Path
     env: dict[str, str]
+    checkout: Path | None = None
 
     @property
     def now(self) -> datetime:
@@ -50,6 +53,44 @@ class DemoEnvironment:
     def argv(self, command: str, *extra: str) -> list[str]:
         """Arguments for ``cidash.cli.main`` running ``command`` against the demo."""
         return [command, "--config", str(self.config_path), *extra]
+
+
+def _git_name(text: str) -> str:
+    """A name fast-import accepts in ``committer NAME <EMAIL>``: no angle brackets, no control characters."""
+    return "".join(ch for ch in text if ch.isprintable() and ch not in "<>\n") or "cidash demo"
+
+
+def make_checkout(sim: SimulatedGitLab, directory: Path) -> Path | None:
+    """A git repository at ``directory`` holding the simulated project's default-branch history as of the
+    simulator's clock: one commit per simulated commit (same files, time, title and author; git computes its own
+    SHAs), the branch checked out. So ``K`` (key recompute), the dashboard's local ``.cache-key`` panel and
+    ``cidash key --gitlab`` have a checkout to read in the demo. None when git is not installed."""
+    import subprocess
+
+    git = shutil.which("git")
+    if git is None:
+        return None
+    project = sim.world.main
+    branch = project.default_branch
+    commits = list(reversed(sim.world.history(project, branch)))
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "PATH": os.environ.get("PATH", "")}
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run([git, "init", "-q", str(directory)], check=True, env=env)
+    stream = bytearray()
+    for mark, c in enumerate(commits, start=1):
+        message = (c.title or "commit").encode("utf-8", "replace") + b"\n"
+        who = f"{_git_name(c.author_name)} <{_git_name(c.author_email)}> {int(c.at)} +0000"
+        stream += f"commit refs/heads/{branch}\nmark :{mark}\nauthor {who}\ncommitter {who}\n".encode()
+        stream += b"data %d\n%s" % (len(message), message)
+        if mark > 1:
+            stream += f"from :{mark - 1}\n".encode()
+        stream += b"deleteall\n"
+        for path, data in sorted(c.files.items()):
+            stream += f"M 100644 inline {path}\n".encode() + b"data %d\n" % len(data) + data + b"\n"
+    subprocess.run([git, "fast-import", "--quiet"], input=bytes(stream), cwd=directory, check=True, env=env)
+    subprocess.run([git, "symbolic-ref", "HEAD", f"refs/heads/{branch}"], cwd=directory, check=True, env=env)
+    subprocess.run([git, "reset", "-q", "--hard"], cwd=directory, check=True, env=env)
+    return directory
 
 
 def _toml_string(value: str) -> str:
@@ -65,8 +106,10 @@ def demo_environment(
     latency_ms: float = 0.0,
     keep: bool = False,
     directory: Path | None = None,
+    checkout: bool = False,
 ) -> Iterator[DemoEnvironment]:
-    """Start the simulator and prepare a throwaway store and config; clean up on exit (unless ``keep``)."""
+    """Start the simulator and prepare a throwaway store and config (and with ``checkout`` a git checkout of the
+    simulated project, :func:`make_checkout`); clean up on exit (unless ``keep``)."""
     scenario = scenario or Scenario()
     clock_start: datetime | None = None
     if live:
@@ -104,6 +147,7 @@ def demo_environment(
             f"since = {_toml_string(since)}\n",
             encoding="utf-8",
         )
+        repo = make_checkout(sim, workdir / "checkout") if checkout else None
         yield DemoEnvironment(
             sim=sim,
             directory=workdir,
@@ -111,6 +155,7 @@ def demo_environment(
             config_path=config_path,
             token_file=token_file,
             env={"GITLAB_URL": sim.url, "GITLAB_TOKEN": sim.token},
+            checkout=repo,
         )
     finally:
         sim.stop()

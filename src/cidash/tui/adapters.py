@@ -228,6 +228,18 @@ class CoreActions:
         jobs = self.store.jobs(project.id, name=self.config.image.build_job, status="failed", include_retried=False)
         return jobs[-1].id if jobs else None
 
+    def _nothing_to_retry(self, project: Project) -> str:
+        """Why ``t`` outside a pipeline has nothing to retry: no failed build at all, or each one was retried."""
+        name = self.config.image.build_job
+        failed = self.store.jobs(project.id, name=name, status="failed", include_retried=True)
+        if failed:
+            n = len(failed)
+            return (
+                f"every failed `{name}` job was already retried ({n} failed attempt{'s' if n != 1 else ''}, "
+                f"the latest job {failed[-1].id}): nothing to retry"
+            )
+        return f"no failed `{name}` job in the store to retry"
+
     def plan(self, kind: str, project: Project, *, job_id: int | None = None) -> ActionPlan:
         from cidash.actions import plan_key_recompute_local, plan_rebuild, plan_retry, remote_key_status, resolve_actor
 
@@ -271,7 +283,7 @@ class CoreActions:
             elif kind == "retry":
                 target = job_id or self.latest_failed_build(project)
                 if target is None:
-                    raise ActionRefused(f"no failed `{self.config.image.build_job}` job in the store to retry")
+                    raise ActionRefused(self._nothing_to_retry(project))
                 core = plan_retry(remote, project, target)
                 title = f"Retry job {target} of {project.path}"
             else:

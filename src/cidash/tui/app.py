@@ -61,6 +61,7 @@ from cidash.tui.data import (
     save_health,
     startup_view,
 )
+from cidash.tui.links import web_url
 from cidash.tui.screens.caches import CachesTab
 from cidash.tui.screens.compare import CompareTab
 from cidash.tui.screens.detail import PipelineScreen
@@ -152,6 +153,9 @@ class CidashApp(App[None]):
         cache_dir: Path | None = None,
         checkout: Path | None = None,
         startup_error: CidashError | None = None,
+        gitlab_url: str | None = None,
+        has_token: bool = True,
+        opener: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -167,6 +171,9 @@ class CidashApp(App[None]):
         self.cache_dir = cache_dir or Path(platformdirs.user_cache_dir("cidash"))
         self.checkout = checkout  # None: no local-checkout panel (the tests' and the demo's case)
         self.startup_error = startup_error
+        self.gitlab_url = gitlab_url or config.gitlab.url
+        self.has_token = has_token  # False: requests go out without a token, so a 401 means "none configured"
+        self.opener = opener  # None: the terminal's browser hand-off (webbrowser locally, a link over SSH)
         self.wanted_project = project
         self.project: Project | None = None
         self.snapshot: Snapshot | None = None
@@ -329,6 +336,17 @@ class CidashApp(App[None]):
 
     def on_cidash_app_activity(self, message: Activity) -> None:
         self.header.activity = message.text
+        for screen in self.screen_stack[1:]:  # a followed action shows on the screen it was started from
+            show = getattr(screen, "show_activity", None)
+            if callable(show):
+                show(message.text)
+
+    def refresh_screens(self) -> None:
+        """Pushed screens (a pipeline, a job's log) are live: each reloads what it shows after a refresh."""
+        for screen in self.screen_stack[1:]:
+            reload = getattr(screen, "refresh_data", None)
+            if callable(reload):
+                reload()
 
     # -- refresh and polling ----------------------------------------------------------------------------------
 
@@ -338,6 +356,7 @@ class CidashApp(App[None]):
         if self.refresher is None:
             self.load_data()
             self.pipelines_view.reload()
+            self.refresh_screens()
             self.notify("No GitLab connection: reloaded from the store.", title="Refresh")
             self._arm_poll()
             return
@@ -360,10 +379,21 @@ class CidashApp(App[None]):
         except Exception as exc:  # an unexpected bug must not kill the dashboard
             self.post_message(self.RefreshDone(None, CidashError(f"{type(exc).__name__}: {exc}")))
 
+    def _honest(self, error: CidashError) -> CidashError:
+        """A 401 to a request that carried no token is "no token configured", not "GitLab rejected the token"."""
+        if isinstance(error, AuthError) and not self.has_token:
+            return ConfigError(
+                "no GitLab token is configured (GitLab answered 401 to a request sent without one)",
+                hint="set GITLAB_TOKEN, --token-file FILE or [gitlab] token_file",
+            )
+        return error
+
     def on_cidash_app_refresh_done(self, message: RefreshDone) -> None:
+        if message.error is not None:
+            message.error = self._honest(message.error)
         self.refreshing = False
         self.refresh_count += 1
-        self.header.activity = ""
+        self.post_message(self.Activity(""))  # the header and the pushed screens' progress lines
         if message.error is not None:
             self.failure = message.error
             self.header.stale = message.error.one_line()[:80]
@@ -383,6 +413,7 @@ class CidashApp(App[None]):
             elif self.snapshot is None or message.result is None or message.result.changed:
                 self.load_data()
                 self.pipelines_view.reload()
+            self.refresh_screens()
         self._arm_poll()
 
     def _arm_poll(self) -> None:
@@ -478,6 +509,69 @@ class CidashApp(App[None]):
         if view_type is None or not self.query_one(view_type).start_filter():
             self.action_show_tab("pipelines")
             self.pipelines_view.start_filter()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``/`` is offered (footer, key) only where it does something: the tabs, and screens with their own."""
+        return not (action == "filter" and len(self.screen_stack) > 1)
+
+    # -- links (o opens, y copies) ----------------------------------------------------------------------------
+
+    def selected_url(self) -> str | None:
+        """The GitLab page of what is selected: a pipeline, a job, an image or a criterion's evidence row,
+        built from the configured origin and numeric ids (:mod:`cidash.tui.links`)."""
+        project = self.project
+        if project is None:
+            return None
+        kind, ident = "pipelines", None
+        screen = self.screen
+        pick = getattr(screen, "selected_link", None)
+        if callable(pick):
+            kind, ident = pick()
+        else:
+            tab = self.tabs.active
+            if tab == "pipelines":
+                pid = self.pipelines_view.highlighted_pipeline_id()
+                kind, ident = ("pipeline", pid) if pid is not None else ("pipelines", None)
+            elif tab == "images":
+                kind = "registry"
+            elif tab == "health":
+                cid = self.health_view.highlighted_criterion()
+                kind = "registry" if cid == "image_size" else "pipelines"
+        return web_url(self.gitlab_url, project.path, kind, ident)
+
+    def action_open_url(self) -> None:
+        url = self.selected_url()
+        if url is None:
+            self.notify("No GitLab URL is configured for a link.", title="Open", severity="warning")
+            return
+        opened = False
+        try:
+            opened = self.opener(url) if self.opener is not None else self._open_in_browser(url)
+        except Exception:  # a browser that fails to start must not kill the dashboard
+            opened = False
+        self.notify(f"Opened {url}" if opened else f"No browser here: {url}", title="Open", timeout=10)
+
+    def _open_in_browser(self, url: str) -> bool:
+        import os
+        import sys
+        import webbrowser
+
+        if sys.platform not in ("darwin", "win32") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        ):
+            return False  # no graphical browser: a text one would take over this terminal
+        try:
+            return webbrowser.get() is not None and webbrowser.open(url, new=2)
+        except webbrowser.Error:
+            return False
+
+    def action_copy_url(self) -> None:
+        url = self.selected_url()
+        if url is None:
+            self.notify("No GitLab URL is configured for a link.", title="Copy", severity="warning")
+            return
+        self.copy_to_clipboard(url)  # an OSC 52 sequence Textual builds from our URL (base64): no GitLab bytes
+        self.notify(f"Copied {url}", title="Copy")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -626,6 +720,8 @@ class CidashApp(App[None]):
             for line in self.actions.follow(outcome):
                 last = line
                 self.post_message(self.Activity(f"{plan.kind}: {line}"))
+                if self.refresher is not None:  # the screens follow the job as it runs (a refresh in flight skips)
+                    self.call_from_thread(self.action_refresh)
         except CidashError as exc:
             self.post_message(self.Failed(exc))
         self.post_message(self.Activity(""))

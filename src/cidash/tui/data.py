@@ -891,7 +891,8 @@ def local_key_status(
     try:
         result = check_file(root / config.cache_key.file, files, root)
         if result.ok:
-            lines.append(f"[green]{e(config.cache_key.file)} is up to date[/] with {len(files)} critical files")
+            n = len(files)
+            lines.append(f"[green]{e(config.cache_key.file)} is up to date[/] with {n} critical file{'s' * (n != 1)}")
         else:
             lines.append(f"[red]{e(config.cache_key.file)} is stale[/]:")
             lines.extend(f"  {e(line)}" for line in result.describe())

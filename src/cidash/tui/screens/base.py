@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
+from textual import events
 from textual.containers import Vertical
+from textual.widgets import DataTable, Input
 
 from cidash.textsafe import clean, has_unsafe
 
@@ -27,6 +30,47 @@ STATUS_STYLES = {
 }
 
 
+#: Pipeline and job statuses GitLab reports (a ``status:`` filter naming another one matches nothing).
+KNOWN_STATUSES = frozenset(
+    (
+        "created",
+        "waiting_for_resource",
+        "preparing",
+        "pending",
+        "running",
+        "success",
+        "failed",
+        "canceled",
+        "canceling",
+        "skipped",
+        "manual",
+        "scheduled",
+    )
+)
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``1 of 1 pipeline``'s tail."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def seconds_in(value: float | None, unit: str) -> str:
+    """A duration in one fixed unit (``s`` or ``min``), so a column never mixes units; ``—`` for none."""
+    if value is None:
+        return "—"
+    return f"{value / 60:.1f} min" if unit == "min" else f"{value:.1f} s"
+
+
+_KEY_TEMPLATE = re.compile(r"^(\d+)-\{files: (.*)\}$")
+
+
+def key_display(key: str) -> str:
+    """A cache key as configured: ``0-{files: .cache-key}`` (a template the CI-config reader builds) reads as
+    ``files: .cache-key`` (GitLab computes the digest; the index is the cache's position)."""
+    m = _KEY_TEMPLATE.match(key)
+    return f"files: {m.group(2)}" if m else key
+
+
 def status_text(status: str) -> Text:
     label, style = STATUS_STYLES.get(status, (clean(status), ""))
     return Text(label, style=style)
@@ -42,6 +86,21 @@ class TabView(Vertical):
     def start_filter(self) -> bool:
         """Open this tab's filter; False when the tab has none."""
         return False
+
+    def key_escape(self, event: events.Key) -> None:
+        """Esc always leaves an input box (a filter or a Compare SPEC) for the tab's first table; a filter box
+        hides again (its filter stays applied)."""
+        focused = self.screen.focused
+        if not isinstance(focused, Input) or focused not in self.query(Input):
+            return
+        event.stop()
+        if focused.id and focused.id.endswith("-filter"):
+            focused.add_class("hidden")
+        tables = self.query(DataTable)
+        if tables:
+            tables.first().focus()
+        else:
+            self.screen.set_focus(None)
 
 
 def safe_cell(cell: object) -> Text:

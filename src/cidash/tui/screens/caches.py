@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Input, Static
 from cidash.textsafe import clean
 from cidash.tui.data import CachesView, fmt_cache_key
 from cidash.tui.screens.base import TabView, texts
+from cidash.tui.widgets.table import NavTable
 
 #: (header, index into a CachesView key row): the most telling columns first, so 80 columns keep them.
 COLUMNS = (
@@ -35,7 +36,7 @@ class CachesTab(TabView):
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter keys (Enter applies, Esc closes)", id="cache-filter", classes="hidden")
         yield Static("", id="cache-totals")
-        yield DataTable(id="cache-table", cursor_type="row", zebra_stripes=True)
+        yield NavTable(id="cache-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="cache-key")
         yield Static("[dim]local checkout: computing…[/]", id="cache-local")
 

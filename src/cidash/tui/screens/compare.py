@@ -12,7 +12,19 @@ from textual.widgets import Button, DataTable, Input, Static
 from cidash.specs import SPEC_HELP
 from cidash.textsafe import clean
 from cidash.tui.data import comparison_cells
-from cidash.tui.screens.base import TabView, texts
+from cidash.tui.screens.base import TabView, plural, texts
+from cidash.tui.widgets.table import NavTable
+
+#: (label, width): the longest metric title is 33 cells, a change with its interval 18, a verdict 15; all six fit
+#: 120 columns, the first three 80.
+COLUMNS = (
+    ("Metric", 33),
+    ("Change [95 % CI]", 18),
+    ("Verdict", 15),
+    ("Baseline p50/p90", 17),
+    ("Candidate p50/p90", 18),
+    ("n", 7),
+)
 
 VERDICT_STYLES = {"PASS": "bold green", "FAIL": "bold red", "not enough data": "yellow"}
 
@@ -28,18 +40,27 @@ class CompareTab(TabView):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="compare-form"):
-            yield Input(placeholder="baseline SPEC", id="baseline-spec")
-            yield Input(placeholder="candidate SPEC", id="candidate-spec")
-            yield Button("Compare", id="compare-run", variant="primary")
-            yield Button("Migration", id="compare-preset")
+            with Horizontal(classes="spec-row"):
+                yield Static("Baseline ", classes="spec-label")
+                yield Input(placeholder="baseline SPEC", id="baseline-spec", compact=True)
+            with Horizontal(classes="spec-row"):
+                yield Static("Candidate ", classes="spec-label")
+                yield Input(placeholder="candidate SPEC", id="candidate-spec", compact=True)
+        with Horizontal(id="compare-buttons"):
+            yield Button("Compare", id="compare-run", variant="primary", compact=True)
+            yield Button("Migration", id="compare-preset", compact=True)
+            yield Static(" Enter in a box compares · Esc leaves it", id="compare-hint")
         yield Static(f"[dim]{SPEC_HELP}[/]", id="compare-help")
-        yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
+        yield NavTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="compare-summary")
 
     def on_mount(self) -> None:
-        self.query_one("#compare-table", DataTable).add_columns(
-            "Metric", "Baseline (p50 / p90)", "Candidate (p50 / p90)", "n", "Change [95 % CI]", "Verdict"
-        )
+        # the telling columns first: at 80 columns metric, change and verdict stay in view (Metric frozen)
+        # fixed widths: auto-sized columns re-measured after the rows arrive left the header and the first row
+        # drawn at their old widths (at 80 columns, with the first column frozen)
+        table = self.query_one("#compare-table", DataTable)
+        for label, width in COLUMNS:
+            table.add_column(label, width=width)
 
     def set_specs(self, baseline: str, candidate: str) -> None:
         self.query_one("#baseline-spec", Input).value = baseline
@@ -53,16 +74,18 @@ class CompareTab(TabView):
         table = self.query_one("#compare-table", DataTable)
         table.clear()
         for r in comp.rows:
-            *cells, verdict = comparison_cells(r)
-            table.add_row(*texts(cells), Text(clean(verdict), style=VERDICT_STYLES.get(verdict, "")))
+            metric, base, cand, n, change, verdict = comparison_cells(r)
+            verdict_cell = Text(clean(verdict), style=VERDICT_STYLES.get(verdict, ""))
+            table.add_row(*texts((metric, change)), verdict_cell, *texts((base, cand, n)))
         passed = sum(r.verdict == "PASS" for r in comp.rows)
         failed = sum(r.verdict == "FAIL" for r in comp.rows)
         self.query_one("#compare-summary", Static).update(
             Text.assemble(
                 (clean(comp.baseline.describe()), "bold"),
-                f" ({comp.baseline_pipelines} pipelines) → ",
+                f" ({plural(comp.baseline_pipelines, 'pipeline')}) → ",
                 (clean(comp.candidate.describe()), "bold"),
-                f" ({comp.candidate_pipelines} pipelines): {passed} PASS, {failed} FAIL · e exports Markdown\n",
+                f" ({plural(comp.candidate_pipelines, 'pipeline')}): {passed} PASS, {failed} FAIL",
+                " · e exports Markdown\n",
                 (clean(comp.methods()), "dim"),
             )
         )

@@ -11,6 +11,7 @@ from cidash.textsafe import clean
 from cidash.tui.charts import resample, sparkline
 from cidash.tui.data import Health, HealthRow
 from cidash.tui.screens.base import STATUS_STYLES, TabView, status_text, texts
+from cidash.tui.widgets.table import NavTable
 
 COLUMNS = (
     ("Criterion", "title"),
@@ -52,7 +53,7 @@ class HealthView(TabView):
 
     def compose(self) -> ComposeResult:
         yield Static("Loading the criteria from the store…", id="verdict")
-        table: DataTable[str | Text] = DataTable(id="health-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str | Text] = NavTable(id="health-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("", id="health-evidence")
 
@@ -124,6 +125,10 @@ class HealthView(TabView):
         text.append(f" (n={r.n})", style="dim")
         text.append("  (Enter: the pipelines, jobs and keys behind it)", style="dim")
         self.query_one("#health-evidence", Static).update(text)
+
+    def highlighted_criterion(self) -> str | None:
+        row = self.query_one("#health-table", DataTable).cursor_row
+        return self.health.rows[row].id if self.health is not None and 0 <= row < len(self.health.rows) else None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_evidence(event.cursor_row)

@@ -11,6 +11,7 @@ from cidash.textsafe import clean
 from cidash.tui.data import ImagesView
 from cidash.tui.screens.base import TabView, texts
 from cidash.tui.widgets.chart import ChartWidget
+from cidash.tui.widgets.table import NavTable
 
 
 class ImagesTab(TabView):
@@ -19,10 +20,10 @@ class ImagesTab(TabView):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="images-top"):
-            yield DataTable(id="image-tags", cursor_type="row", zebra_stripes=True)
+            yield NavTable(id="image-tags", cursor_type="row", zebra_stripes=True)
             yield ChartWidget("CI-image size (MB) · ─ target · │ migration", id="image-chart")
         yield Static("", id="image-reliability")
-        yield DataTable(id="image-failures", cursor_type="row")
+        yield NavTable(id="image-failures", cursor_type="row")
 
     def on_mount(self) -> None:
         self.query_one("#image-tags", DataTable).add_columns("Tag", "Size", "Digest", "Created", "Last seen")

@@ -16,29 +16,37 @@ from textual.widgets import Button, DataTable, Footer, Input, OptionList, Static
 from cidash.criteria import detail_rows
 from cidash.textsafe import clean
 from cidash.tui.adapters import ActionPlan
-from cidash.tui.commands import COMMANDS
+from cidash.tui.commands import LISTED, SCREEN_KEYS
 from cidash.tui.data import Evidence
-from cidash.tui.screens.base import texts
+from cidash.tui.screens.base import key_display, texts
+from cidash.tui.widgets.table import NavTable
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[tuple[str, str, str]] = []  # (keys, title, what), as listed
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, show_header=True, header_style="bold", expand=True)
         table.add_column("Key", style="bold cyan", no_wrap=True)
         table.add_column("Command", no_wrap=True)
         table.add_column("What it does")
-        groups = list(dict.fromkeys(c.group for c in COMMANDS))
+        groups = list(dict.fromkeys(c.group for c in LISTED))
         for group in groups:
             table.add_row(Text(group, style="bold underline"), "", "")
-            for c in COMMANDS:
+            for c in LISTED:
                 if c.group == group:
                     table.add_row(c.keys_text, c.title, c.help)
-        table.add_row("", "", "")
-        table.add_row("Enter", "Open", "Open the selected row (criterion evidence, pipeline, job log).")
-        table.add_row("Esc", "Back", "Close a modal or go back from a pipeline or job log.")
-        table.add_row("ctrl+p", "Palette", "Search every command by name.")
+                    self.entries.append((c.keys_text, c.title, c.help))
+        for group in dict.fromkeys(g for g, *_ in SCREEN_KEYS):
+            table.add_row(Text(group, style="bold underline"), "", "")
+            for g, key, title, what in SCREEN_KEYS:
+                if g == group:
+                    table.add_row(key, title, what)
+                    self.entries.append((key, title, what))
         with Vertical(id="help-box", classes="modal-box"):
             yield Static("[b]cidash keys[/b]  (Esc closes)")
             with VerticalScroll():
@@ -65,15 +73,29 @@ class EvidenceScreen(ModalScreen[None]):
                 for label, value in rows:
                     grid.add_row(Text(clean(label)), Text(clean(value)))
                 yield Static(grid, id="evidence-details")
-            table: DataTable[str] = DataTable(id="evidence-table", cursor_type="row", zebra_stripes=True)
+            table: DataTable[str] = NavTable(id="evidence-table", cursor_type="row", zebra_stripes=True)
             yield table
+
+    def selected_link(self) -> tuple[str, int | None]:
+        """The job (else the pipeline) of the highlighted evidence row."""
+        ev = self.evidence
+        row = self.query_one("#evidence-table", DataTable).cursor_row
+        if 0 <= row < len(ev.rows):
+            for kind in ("job", "pipeline"):
+                if kind in ev.columns:
+                    value = ev.rows[row][ev.columns.index(kind)].lstrip("#")
+                    if value.isdigit():
+                        return kind, int(value)
+        return ("registry", None) if "digest" in ev.columns else ("pipelines", None)
 
     def on_mount(self) -> None:
         table = self.query_one("#evidence-table", DataTable)
         if self.evidence.columns:
             table.add_columns(*self.evidence.columns)
+            keys = [i for i, c in enumerate(self.evidence.columns) if c == "key"]
             for row in self.evidence.rows:
-                table.add_row(*texts(row))
+                cells = [key_display(c) if i in keys else c for i, c in enumerate(row)]
+                table.add_row(*texts(cells))
         table.focus()
 
 
@@ -187,6 +209,10 @@ class AuthScreen(Screen[None]):
         with Vertical(id="auth-box"):
             yield Static(text)
         yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """ "c Continue offline" is offered only when the store has data to continue with."""
+        return self.has_data if action == "dismiss_screen" else True
 
     def action_dismiss_screen(self) -> None:
         if self.has_data:

@@ -7,20 +7,38 @@ import time
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
+from cidash.textsafe import clean
 from cidash.tui.data import (
     PipelineFilter,
     PipelineRow,
     count_pipelines,
-    fmt_seconds,
     fmt_time,
     query_pipelines,
 )
-from cidash.tui.screens.base import TabView, status_text, texts
+from cidash.tui.screens.base import KNOWN_STATUSES, TabView, plural, seconds_in, status_text, texts
+from cidash.tui.widgets.table import NavTable
 
 PAGE = 100
+
+#: The most telling columns first: at 80 columns id, status, ref, start-up, cache and image stay in view (the
+#: id column is frozen when the table scrolls sideways).
+COLUMNS = (
+    "Pipeline",
+    "Status",
+    "Ref",
+    "Start-up",
+    "Cache",
+    "Image",
+    "Created",
+    "Duration",
+    "Queue",
+    "Source",
+    "Jobs",
+)
 
 
 class PipelinesView(TabView):
@@ -53,23 +71,11 @@ class PipelinesView(TabView):
             classes="hidden",
         )
         yield Static("", id="pipelines-summary")
-        yield DataTable(id="pipelines-table", cursor_type="row", zebra_stripes=True)
+        yield NavTable(id="pipelines-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#pipelines-table", DataTable)
-        for label in (
-            "Pipeline",
-            "Status",
-            "Ref",
-            "Source",
-            "Created",
-            "Duration",
-            "Queue",
-            "Start-up",
-            "Image",
-            "Cache restores",
-            "Jobs",
-        ):
+        for label in COLUMNS:
             table.add_column(label, key=label.lower())
 
     # -- loading ----------------------------------------------------------------------------------------------
@@ -97,6 +103,7 @@ class PipelinesView(TabView):
             self.rows.clear()
             self.loaded = 0
         self.total = message.total
+        ref_width = 16 if self.app.size.width < 100 else 32  # at 80 columns the image column stays in view
         for r in message.rows:
             p = r.pipeline
             if str(p.id) in table.rows:
@@ -106,14 +113,14 @@ class PipelinesView(TabView):
                     (
                         f"#{p.id}",
                         status_text(p.status),
-                        p.ref,
-                        p.source or "",
-                        fmt_time(p.created_at),
-                        fmt_seconds(p.duration),
-                        fmt_seconds(p.queued_duration),
-                        fmt_seconds(r.startup_median),
-                        r.image,
+                        p.ref if len(p.ref) <= ref_width else p.ref[: ref_width - 1] + "…",
+                        seconds_in(r.startup_median, "s"),
                         r.cache_summary,
+                        r.image,
+                        fmt_time(p.created_at),
+                        seconds_in(p.duration, "min"),
+                        seconds_in(p.queued_duration, "s"),
+                        p.source or "",
                         str(r.jobs),
                     )
                 ),
@@ -124,12 +131,22 @@ class PipelinesView(TabView):
         self.loading = False
         if message.replace:
             self.last_filter_ms = (time.perf_counter() - message.started) * 1000
-        shown = f"{self.loaded} of {self.total} pipelines"
+        shown = f"{self.loaded} of {plural(self.total, 'pipeline')}"
         if self.filter_text:
             shown += f" matching `{self.filter_text}`"
-        self.query_one("#pipelines-summary", Static).update(
-            Text(shown + " · Enter opens a pipeline · / filters", style="dim")
-        )
+        summary = Text(clean(shown) + " · Enter opens a pipeline · / filters", style="dim")
+        status = self.filter.status
+        if status is not None and status not in KNOWN_STATUSES:
+            known = ", ".join(sorted(KNOWN_STATUSES))
+            summary.append(clean(f"\nunknown status `{status}` (GitLab's are: {known})"), style="bold yellow")
+        self.query_one("#pipelines-summary", Static).update(summary)
+
+    def highlighted_pipeline_id(self) -> int | None:
+        table = self.query_one("#pipelines-table", DataTable)
+        if not 0 <= table.cursor_row < table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
+        return int(key) if key and key.isdigit() else None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id != "pipelines-table":
@@ -165,9 +182,3 @@ class PipelinesView(TabView):
     @on(Input.Changed, "#pipeline-filter")
     def _changed(self, event: Input.Changed) -> None:
         self.apply_filter(event.value)
-
-    def key_escape(self) -> None:
-        box = self.query_one("#pipeline-filter", Input)
-        if box.has_focus:
-            box.add_class("hidden")
-            self.query_one("#pipelines-table", DataTable).focus()

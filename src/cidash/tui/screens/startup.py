@@ -11,6 +11,7 @@ from cidash.textsafe import clean
 from cidash.tui.data import StartupView
 from cidash.tui.screens.base import TabView, texts
 from cidash.tui.widgets.chart import ChartWidget
+from cidash.tui.widgets.table import NavTable
 
 
 class StartupTab(TabView):
@@ -20,8 +21,8 @@ class StartupTab(TabView):
     def compose(self) -> ComposeResult:
         yield Static("", id="startup-split")
         with Horizontal(id="startup-tables"):
-            yield DataTable(id="startup-phases", cursor_type="row")
-            yield DataTable(id="startup-digests", cursor_type="row")
+            yield NavTable(id="startup-phases", cursor_type="row")
+            yield NavTable(id="startup-digests", cursor_type="row")
         yield ChartWidget("Median job start-up per day (s); │ marks the migration", id="startup-chart")
 
     def on_mount(self) -> None:

@@ -1,0 +1,25 @@
+"""The one table widget of the dashboard: Textual's ``DataTable`` with the keys people already have.
+
+``j``/``k`` move the cursor, ``g``/``G`` jump to the first/last row (vim, less, k9s, lazygit). The first column
+stays frozen when the table scrolls sideways (``fixed_columns``), so a row keeps its name at 80 columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+
+class NavTable(DataTable[Any]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "scroll_top", "First row", show=False),
+        Binding("G", "scroll_bottom", "Last row", show=False),
+    ]
+
+    def __init__(self, *, fixed_columns: int = 1, **kw: Any) -> None:
+        kw.setdefault("cursor_type", "row")
+        super().__init__(fixed_columns=fixed_columns, **kw)
