@@ -115,10 +115,11 @@ def run(args: argparse.Namespace) -> int:
         open_store_from_args,
         output_format,
     )
-    from cidash.criteria import CRITERIA_IDS, evaluate
-    from cidash.dataset import gc_paused, load_dataset, resolve_project
+    from cidash.criteria import CRITERIA_IDS
     from cidash.errors import UsageError
+    from cidash.models import ExitCode
     from cidash.report import render_criteria
+    from cidash.snapshot import load_snapshot
 
     fmt = output_format(args)
     only = tuple(args.criterion or ())
@@ -132,13 +133,20 @@ def run(args: argparse.Namespace) -> int:
     projects = tuple(args.project or ()) or config.gitlab.projects
     if args.project and len(args.project) > 1:
         raise UsageError("cidash check evaluates one project at a time", hint="give --project once")
-    with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
-        project = resolve_project(store, projects[0] if len(projects) == 1 else None, projects)
-        ds = load_dataset(store, project, config_ref=config.criteria.ref)
-    report = evaluate(ds, config, now, include_retried=args.include_retried, only=only or None)
+    with open_store_from_args(args, config, readonly=True) as store:
+        snap = load_snapshot(
+            store,
+            config,
+            now,
+            project=projects[0] if len(projects) == 1 else None,
+            configured=projects,
+            include_retried=args.include_retried,
+            only=only or None,
+        )
+    report = snap.report
     if fmt == "json":
         sys.stdout.write(json_document(report.as_dict(strict=args.strict)))
     else:
         color = fmt == "table" and color_enabled(sys.stdout)
         sys.stdout.write(render_criteria(report, fmt, strict=args.strict, color=color))
-    return report.exit_code(strict=args.strict)
+    return ExitCode.OK if report.ok(strict=args.strict) else ExitCode.PROBLEMS

@@ -85,20 +85,19 @@ def parse_since(text: str | None, now: datetime, default_days: int) -> datetime 
 def run(args: argparse.Namespace) -> int:
     from cidash.commands.check import parse_now
     from cidash.commands.common import json_document, load_config_from_args, open_store_from_args, output_format
-    from cidash.criteria import evaluate
-    from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.export import ExportInput, export_document, render_export
+    from cidash.models import ExitCode
     from cidash.outfile import write_text
+    from cidash.snapshot import load_snapshot
 
     fmt = output_format(args)
     now = parse_now(args.now)
     config = load_config_from_args(args)
     since = parse_since(args.since, now, config.criteria.window_days)
-    with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
-        project = resolve_project(store, args.project, config.gitlab.projects)
-        full = load_dataset(store, project, config_ref=config.criteria.ref)
-    report = evaluate(full, config, now, include_retried=args.include_retried)
-    ds = full.between(since, None).on_ref(args.ref)
+    with open_store_from_args(args, config, readonly=True) as store:
+        snap = load_snapshot(store, config, now, project=args.project, include_retried=args.include_retried)
+    report = snap.report
+    ds = snap.dataset.between(since, None).on_ref(args.ref)
     inp = ExportInput(
         ds=ds,
         report=report,
@@ -112,4 +111,4 @@ def run(args: argparse.Namespace) -> int:
     text = json_document(export_document(inp)) if fmt == "json" else render_export(inp, fmt)
     # a regular file or a new path, replaced atomically (a scraper never reads half a file); "-": stdout
     write_text(args.output or "-", text, option="--output")
-    return 0
+    return ExitCode.OK
