@@ -21,7 +21,7 @@ from textual.worker import WorkerState
 
 from cidash.config import Config, config_from_dict
 from cidash.connection import Connection, Secret
-from cidash.criteria import evaluate
+from cidash.criteria import REGISTRY, evaluate
 from cidash.dataset import load_dataset
 from cidash.remote import GitLabClient
 from cidash.sim import FaultPlan, FaultRule, Scenario, SimulatedGitLab
@@ -31,7 +31,6 @@ from cidash.tui.adapters import CoreActions, UnavailableActions, log_fetcher, sy
 from cidash.tui.app import CidashApp
 from cidash.tui.commands import COMMANDS
 from cidash.tui.screens.detail import JobLogScreen, PipelineScreen
-from cidash.tui.screens.health import SHORT_TITLES
 from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, HelpScreen, ProjectScreen
 from cidash.tui.screens.pipelines import PipelinesView
 
@@ -110,7 +109,7 @@ async def test_health_shows_what_the_criteria_engine_says(store: Store, tmp_path
         project = store.projects()[0]
         report = evaluate(load_dataset(store, project), Config(), NOW)
         rows = table_rows(app, "#health-table")
-        assert [r[0] for r in rows] == [SHORT_TITLES[c.id] for c in report.criteria]
+        assert [r[0] for r in rows] == [REGISTRY[c.id].short_title for c in report.criteria]
         labels = {"pass": "PASS", "fail": "FAIL", "no_data": "NO DATA"}
         assert [r[1] for r in rows] == [labels[c.status] for c in report.criteria]
         assert app.health is not None and app.health.ok == report.ok()

@@ -118,7 +118,7 @@ class HealthRow:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HealthRow:
         row = cls(**{**d, "series": tuple(d.get("series", ()))})
-        if not row.short_title and (crit := REGISTRY.get(row.id)) is not None:  # a cache written before short titles
+        if "short_title" not in d and (crit := REGISTRY.get(row.id)) is not None:  # a cache from before short titles
             row = replace(row, short_title=crit.short_title)
         return row
 
