@@ -213,6 +213,29 @@ async def test_failed_refresh_keeps_data_and_says_stale(
         assert any(n.title == app.failure.title and n.severity == "error" for n in app._notifications)
 
 
+async def test_a_project_not_in_the_store_is_said_never_replaced(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    """`cidash --project platform/ap` (a typo) opened and synced another project without a word; now it says the
+    project is not in the store, syncs only the one asked for, and shows GitLab's not-found like `cidash sync`."""
+    conn = Connection(url=live_sim.url, token=Secret(live_sim.token), max_rps=0, projects=("platform/ap",))
+    factory = lambda: GitLabClient(conn)  # noqa: E731
+    (stored,) = store.projects()
+    synced_before = store.last_sync(stored.id)
+    app = make_app(
+        store, tmp_path, project="platform/ap", refresher=sync_refresher(factory, store, Config(), lambda: NOW)
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.project is None and app.snapshot is None and app.health is None
+        assert app.header.project == "platform/ap"
+        assert "platform/ap is not in the store" in str(app.screen.query_one("#verdict").render())
+        titles = {(n.title, n.severity) for n in app._notifications}
+        assert ("Project not found", "warning") in titles
+        assert app.failure is not None and "platform/ap" in app.failure.one_line()  # GitLab's answer, as sync says
+    assert store.last_sync(stored.id) == synced_before  # the other project was not synced in its place
+
+
 async def test_wrong_token_at_start_shows_what_to_set(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
     factory = client_factory(live_sim, token="not-the-token")
     app = make_app(store, tmp_path, refresher=sync_refresher(factory, store, Config(), lambda: NOW))
