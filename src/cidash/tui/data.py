@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import weakref
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -18,9 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cidash import queries
 from cidash.config import Config
 from cidash.criteria import REGISTRY
 from cidash.dataset import gc_paused
+from cidash.errors import CidashError
 from cidash.formatting import (
     fmt_cache_key,
     fmt_change,
@@ -33,14 +37,7 @@ from cidash.formatting import (
     fmt_value,
 )
 from cidash.models import MB, Project
-from cidash.queries import (
-    JobRow,
-    PipelineFilter,
-    PipelineRow,
-    count_pipelines,
-    pipeline_jobs,
-    query_pipelines,
-)
+from cidash.queries import JobRow, PipelineFilter, PipelineRow
 from cidash.snapshot import Snapshot, build_snapshot
 from cidash.specs import parse_spec
 from cidash.stats import pct_change, quantile
@@ -84,10 +81,50 @@ __all__ = [
     "migration_presets",
     "pipeline_jobs",
     "query_pipelines",
+    "reader",
     "run_comparison",
     "save_health",
     "startup_view",
 ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reads for the paged views: cidash.queries over a read-only companion Store
+# ---------------------------------------------------------------------------------------------------------------
+
+_readers: weakref.WeakKeyDictionary[Store, Store] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def reader(store: Store) -> Store:
+    """A read-only :class:`Store` on ``store``'s file, opened once per store: the views' paging never waits for
+    the snapshot's load or a sync holding ``store``'s lock (SQLite readers run beside them). ``store`` itself when
+    the companion cannot be opened."""
+    with _readers_lock:
+        companion = _readers.get(store)
+        if companion is None:
+            try:
+                companion = Store.open(store.path, readonly=True)
+            except CidashError:
+                return store
+            _readers[store] = companion
+            weakref.finalize(store, companion.close)
+        return companion
+
+
+def count_pipelines(store: Store, project_id: int, filt: PipelineFilter) -> int:
+    return queries.count_pipelines(reader(store), project_id, filt)
+
+
+def query_pipelines(
+    store: Store, project_id: int, filt: PipelineFilter, *, offset: int = 0, limit: int = 100
+) -> list[PipelineRow]:
+    """One page of pipelines (:func:`cidash.queries.query_pipelines`), read beside the snapshot's load."""
+    return queries.query_pipelines(reader(store), project_id, filt, offset=offset, limit=limit)
+
+
+def pipeline_jobs(store: Store, pipeline_id: int) -> list[JobRow]:
+    return queries.pipeline_jobs(reader(store), pipeline_id)
 
 
 # ---------------------------------------------------------------------------------------------------------------
