@@ -63,3 +63,16 @@ def test_reads_use_the_store_connection(tmp_path: Path) -> None:
         store.trace_statements(None)
         assert any("FROM pipelines" in s for s in seen) and any("FROM jobs" in s for s in seen)
         assert [r.job.name for r in rows] == ["test"]
+
+
+def test_the_dashboard_pages_beside_the_main_store(tmp_path: Path) -> None:
+    """The views' paging reads through a read-only companion Store (never waiting on the main store's lock)."""
+    from cidash.tui.data import query_pipelines as view_pipelines
+    from cidash.tui.data import reader
+
+    with _store(tmp_path) as store:
+        companion = reader(store)
+        assert companion is not store and companion.readonly and reader(store) is companion
+        assert [r.pipeline.id for r in view_pipelines(store, PROJECT.id, PipelineFilter())] == [
+            r.pipeline.id for r in query_pipelines(store, PROJECT.id, PipelineFilter())
+        ]
