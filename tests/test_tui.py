@@ -225,13 +225,20 @@ async def test_a_project_not_in_the_store_is_said_never_replaced(
     app = make_app(
         store, tmp_path, project="platform/ap", refresher=sync_refresher(factory, store, Config(), lambda: NOW)
     )
+    said: list[tuple[str, str, str]] = []
+    notify = app.notify
+
+    def record(message: str, **kw: Any) -> None:  # notifications expire (under load, before the asserts)
+        said.append((message, kw.get("title", ""), kw.get("severity", "information")))
+        notify(message, **kw)
+
+    app.notify = record  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert app.project is None and app.snapshot is None and app.health is None
         assert app.header.project == "platform/ap"
         assert "platform/ap is not in the store" in str(app.screen.query_one("#verdict").render())
-        titles = {(n.title, n.severity) for n in app._notifications}
-        assert ("Project not found", "warning") in titles
+        assert any(t == "Project not found" and sev == "warning" and "platform/ap" in m for m, t, sev in said)
         assert app.failure is not None and "platform/ap" in app.failure.one_line()  # GitLab's answer, as sync says
     assert store.last_sync(stored.id) == synced_before  # the other project was not synced in its place
 
