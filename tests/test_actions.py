@@ -20,8 +20,8 @@ from cidash.actions import (
     plan_rebuild,
     plan_retry,
 )
-from cidash.actions import cli as action_cli
 from cidash.cli import build_parser, main
+from cidash.commands import action_flow as action_cli
 from cidash.connection import Connection, Secret
 from cidash.errors import ActionRefused, PermissionDenied, RateLimited, RemoteError, UsageError
 from cidash.models import Job, Project

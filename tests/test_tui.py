@@ -21,7 +21,7 @@ from textual.worker import WorkerState
 
 from cidash.config import Config, config_from_dict
 from cidash.connection import Connection, Secret
-from cidash.criteria import evaluate
+from cidash.criteria import REGISTRY, evaluate
 from cidash.dataset import load_dataset
 from cidash.remote import GitLabClient
 from cidash.sim import FaultPlan, FaultRule, Scenario, SimulatedGitLab
@@ -31,7 +31,6 @@ from cidash.tui.adapters import CoreActions, UnavailableActions, log_fetcher, sy
 from cidash.tui.app import CidashApp
 from cidash.tui.commands import COMMANDS
 from cidash.tui.screens.detail import JobLogScreen, PipelineScreen
-from cidash.tui.screens.health import SHORT_TITLES
 from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, HelpScreen, ProjectScreen
 from cidash.tui.screens.pipelines import PipelinesView
 
@@ -110,7 +109,7 @@ async def test_health_shows_what_the_criteria_engine_says(store: Store, tmp_path
         project = store.projects()[0]
         report = evaluate(load_dataset(store, project), Config(), NOW)
         rows = table_rows(app, "#health-table")
-        assert [r[0] for r in rows] == [SHORT_TITLES[c.id] for c in report.criteria]
+        assert [r[0] for r in rows] == [REGISTRY[c.id].short_title for c in report.criteria]
         labels = {"pass": "PASS", "fail": "FAIL", "no_data": "NO DATA"}
         assert [r[1] for r in rows] == [labels[c.status] for c in report.criteria]
         assert app.health is not None and app.health.ok == report.ok()
@@ -213,6 +212,36 @@ async def test_failed_refresh_keeps_data_and_says_stale(
         assert "stale: last refresh failed" in str(app.header.render())
         assert table_rows(app, "#health-table") == rows  # the last good data stays
         assert any(n.title == app.failure.title and n.severity == "error" for n in app._notifications)
+
+
+async def test_a_project_not_in_the_store_is_said_never_replaced(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    """`cidash --project platform/ap` (a typo) opened and synced another project without a word; now it says the
+    project is not in the store, syncs only the one asked for, and shows GitLab's not-found like `cidash sync`."""
+    conn = Connection(url=live_sim.url, token=Secret(live_sim.token), max_rps=0, projects=("platform/ap",))
+    factory = lambda: GitLabClient(conn)  # noqa: E731
+    (stored,) = store.projects()
+    synced_before = store.last_sync(stored.id)
+    app = make_app(
+        store, tmp_path, project="platform/ap", refresher=sync_refresher(factory, store, Config(), lambda: NOW)
+    )
+    said: list[tuple[str, str, str]] = []
+    notify = app.notify
+
+    def record(message: str, **kw: Any) -> None:  # notifications expire (under load, before the asserts)
+        said.append((message, kw.get("title", ""), kw.get("severity", "information")))
+        notify(message, **kw)
+
+    app.notify = record  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.project is None and app.snapshot is None and app.health is None
+        assert app.header.project == "platform/ap"
+        assert "platform/ap is not in the store" in str(app.screen.query_one("#verdict").render())
+        assert any(t == "Project not found" and sev == "warning" and "platform/ap" in m for m, t, sev in said)
+        assert app.failure is not None and "platform/ap" in app.failure.one_line()  # GitLab's answer, as sync says
+    assert store.last_sync(stored.id) == synced_before  # the other project was not synced in its place
 
 
 async def test_wrong_token_at_start_shows_what_to_set(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:

@@ -20,6 +20,7 @@ from typing import NoReturn, Protocol, cast
 
 from cidash import __version__
 from cidash.errors import CidashError, UsageError, redact
+from cidash.models import ExitCode
 from cidash.textsafe import clean
 
 #: (command, module) in the order ``--help`` lists them. The command-line contract: keep these stable.
@@ -157,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return module.run(args)
     except UsageExit as exc:
         print(clean(str(exc)), file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except UsageError as exc:
         print(usage_line(_prog(argv), exc.one_line()), file=sys.stderr)
         return exc.exit_code
@@ -167,12 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("cidash: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # Output piped into `head` and closed: not an error worth a traceback.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        return ExitCode.OK
     except Exception as exc:  # last line of defence: one line, never a traceback
         if os.environ.get("CIDASH_DEBUG"):
             raise
@@ -181,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(set CIDASH_DEBUG=1 for a traceback)",
             file=sys.stderr,
         )
-        return 2
+        return ExitCode.USAGE
 
 
 def _complete(parser: argparse.ArgumentParser) -> None:

@@ -23,16 +23,19 @@ caches, observed cache writers, tools verified) look at the candidate period, li
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, Protocol
 
 from cidash.config import Config
+from cidash.formatting import fmt_seconds, fmt_time, fmt_value
 from cidash.metrics import (
     Dataset,
     DigestChange,
     DigestSize,
+    ImageSizePoint,
     ci_image_jobs,
     digest_sizes,
     image_build_reliability,
@@ -52,26 +55,6 @@ from cidash.specs import parse_migration, parse_spec, short_digest
 from cidash.stats import bootstrap_median_change, median
 
 Status = Literal["pass", "fail", "no_data"]
-
-CRITERIA_IDS: tuple[str, ...] = (
-    "image_size",
-    "startup_improvement",
-    "image_build_reliability",
-    "stale_caches",
-    "cache_key_files",
-    "cache_writers",
-    "tools_verified",
-)
-
-TITLES: dict[str, str] = {
-    "image_size": "CI image size",
-    "startup_improvement": "Job start-up, candidate vs baseline",
-    "image_build_reliability": "CI-image build reliability",
-    "stale_caches": "Stale caches",
-    "cache_key_files": "cache:key:files entries per cache",
-    "cache_writers": "Unserialised cache writers",
-    "tools_verified": "Tools verified in the CI image",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -691,7 +674,7 @@ def evaluate(
     seed: int = 0,
     periods: Periods | None = None,
 ) -> CriteriaReport:
-    """Evaluate every criterion (or those in ``only``) over ``ds``, in :data:`CRITERIA_IDS` order.
+    """Evaluate every criterion of :data:`REGISTRY` (or those in ``only``) over ``ds``, in registry order.
 
     ``periods``: ``choose_periods(ds, config, now)`` when the caller has it already (computed here otherwise).
     Only the history that existed at ``now`` counts (:meth:`Dataset.as_of`).
@@ -699,17 +682,9 @@ def evaluate(
     ds = ds.as_of(now)
     if periods is None:
         periods = choose_periods(ds, config, now)
-    evaluators: dict[str, Callable[[], CriterionResult]] = {
-        "image_size": lambda: eval_image_size(ds, config, periods),
-        "startup_improvement": lambda: eval_startup(config, periods, include_retried=include_retried, seed=seed),
-        "image_build_reliability": lambda: eval_build_reliability(config, periods),
-        "stale_caches": lambda: eval_stale_caches(config, periods, include_retried=include_retried),
-        "cache_key_files": lambda: eval_cache_key_files(ds, config),
-        "cache_writers": lambda: eval_cache_writers(ds, config, periods),
-        "tools_verified": lambda: eval_tools_verified(config, periods),
-    }
+    ctx = EvalContext(ds, config, periods, include_retried=include_retried, seed=seed)
     wanted = only or CRITERIA_IDS
-    results = tuple(evaluators[cid]() for cid in CRITERIA_IDS if cid in wanted)
+    results = tuple(c.evaluate(ctx) for c in REGISTRY.values() if c.id in wanted)
     return CriteriaReport(
         ds.project_path, now, results, periods.description, cache_warnings(periods, include_retried=include_retried)
     )
@@ -799,29 +774,20 @@ class DailyPoint:
     n: int
 
 
-SERIES_UNITS: dict[str, str] = {
-    "image_size": "MB",
-    "startup_improvement": "s (median start-up)",
-    "image_build_reliability": "% first-attempt success",
-    "stale_caches": "events",
-    "cache_key_files": "files",
-    "cache_writers": "overlapping uploads",
-    "tools_verified": "% runs passed",
-}
-
-
 def criterion_daily_series(
     ds: Dataset, config: Config, criterion_id: str, *, days: int = 30, now: datetime
 ) -> list[DailyPoint]:
     """One point per UTC day for the last ``days`` days (oldest first) of the measure behind a criterion.
 
-    The measures (units in :data:`SERIES_UNITS`): ``image_size`` the size of the newest sized tag created up to
-    that day; ``startup_improvement`` the day's median job start-up in seconds (the improvement itself needs two
-    periods); ``image_build_reliability`` first-attempt success %; ``stale_caches`` stale events;
-    ``cache_writers`` overlapping uploads; ``tools_verified`` % of verify runs passed; ``cache_key_files`` is a
-    property of the current CI config only, so every day carries today's value. All on the criteria ref.
+    The measures (each criterion's ``series_unit`` in :data:`REGISTRY`): ``image_size`` the size of the newest
+    sized tag created up to that day; ``startup_improvement`` the day's median job start-up in seconds (the
+    improvement itself needs two periods); ``image_build_reliability`` first-attempt success %; ``stale_caches``
+    stale events; ``cache_writers`` overlapping uploads; ``tools_verified`` % of verify runs passed;
+    ``cache_key_files`` is a property of the current CI config only, so every day carries today's value.
+    All on the criteria ref.
     """
-    if criterion_id not in CRITERIA_IDS:
+    criterion = REGISTRY.get(criterion_id)
+    if criterion is None:
         raise ValueError(f"unknown criterion {criterion_id!r}")
     ref = criteria_ref(ds, config)
     on_ref = ds.on_ref(ref)
@@ -829,37 +795,327 @@ def criterion_daily_series(
     first = today - timedelta(days=days - 1)
     out: list[DailyPoint] = []
     sizes = image_size_history(ds, config.image.repository)
-    key_files_value: float | None = None
-    if criterion_id == "cache_key_files" and ds.ci_config_known:
-        key_files_value = float(max((c.key_files for c in ds.ci_caches), default=0))
     starts = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in (first + timedelta(days=i) for i in range(days))]
     day_slices = on_ref.split([*starts, starts[-1] + timedelta(days=1)]) if days else []
     for i in range(days):
-        d = first + timedelta(days=i)
-        start = starts[i]
-        day_ds = day_slices[i]
-        value: float | None = None
-        n = 0
-        if criterion_id == "image_size":
-            upto = [p for p in sizes if p.created_at is not None and p.created_at < start + timedelta(days=1)]
-            if upto:
-                value, n = upto[-1].size_bytes / MB, 1
-        elif criterion_id == "startup_improvement":
-            vals = startup_values(day_ds, exclude_jobs=(config.image.build_job,))
-            value, n = median(vals), len(vals)
-        elif criterion_id == "image_build_reliability":
-            r = image_build_reliability(day_ds, config.image.build_job)
-            value, n = r.first_attempt_rate, r.n
-        elif criterion_id == "stale_caches":
-            n = len(day_ds.jobs)
-            value = float(len(stale_cache_events(day_ds, config.cache_key.files))) if n else None
-        elif criterion_id == "cache_writers":
-            n = len(day_ds.jobs)
-            value = float(len(overlapping_writers(day_ds))) if n else None
-        elif criterion_id == "tools_verified":
-            o = job_outcomes(day_ds, config.image.verify_job)
-            value, n = o.success_rate, o.n
-        else:
-            value, n = key_files_value, len(ds.ci_caches)
-        out.append(DailyPoint(d, value, n))
+        value, n = criterion.day_value(DayContext(ds, day_slices[i], starts[i], config, sizes))
+        out.append(DailyPoint(first + timedelta(days=i), value, n))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The registry: one entry per criterion, feeding evaluation, the Health table, sparklines, evidence and exports
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What a criterion is evaluated over: the whole dataset, the chosen periods and the options."""
+
+    ds: Dataset
+    config: Config
+    periods: Periods
+    include_retried: bool = False
+    seed: int = 0
+
+    def on_baseline(self) -> EvalContext | None:
+        """This context with the baseline period as the candidate (None without a baseline with pipelines)."""
+        p = self.periods
+        if p.baseline is None or not p.baseline.pipelines:
+            return None
+        base = Periods(p.mode, p.ref, None, p.baseline, f"baseline: {p.description}")
+        return EvalContext(self.ds, self.config, base, self.include_retried, self.seed)
+
+
+@dataclass(frozen=True)
+class DayContext:
+    """One UTC day of a daily series: the whole dataset, the day's slice on the criteria ref, the day's start,
+    and the image-size history (computed once per series)."""
+
+    ds: Dataset
+    day: Dataset
+    start: datetime
+    config: Config
+    sizes: list[ImageSizePoint]
+
+
+#: An evidence table: column titles and rows of cells.
+EvidenceTable = tuple[tuple[str, ...], Sequence[tuple[str, ...]]]
+
+
+class Criterion(Protocol):
+    """One success criterion. ``unit`` is the unit of its value; ``series_unit`` that of its daily measure;
+    ``measure_unit`` that of what its baseline and change are told in (the value's unit when empty)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def short_title(self) -> str: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def series_unit(self) -> str: ...
+    @property
+    def measure_unit(self) -> str: ...
+
+    def evaluate(self, ctx: EvalContext) -> CriterionResult: ...
+    def day_value(self, ctx: DayContext) -> tuple[float | None, int]: ...
+    def baseline(self, ctx: EvalContext, result: CriterionResult) -> float | None: ...
+    def measure(self, result: CriterionResult) -> float | None: ...
+    def evidence(self, ctx: EvalContext) -> EvidenceTable: ...
+
+
+def _rerun_on_baseline(crit: Criterion, ctx: EvalContext, result: CriterionResult) -> float | None:
+    """The criterion's value over the baseline period (the current-state criteria)."""
+    base = ctx.on_baseline()
+    return crit.evaluate(base).value if base is not None else None
+
+
+@dataclass(frozen=True)
+class RegisteredCriterion:
+    """A :class:`Criterion` made of functions (what :data:`REGISTRY` holds)."""
+
+    id: str
+    title: str
+    short_title: str
+    unit: str
+    series_unit: str
+    evaluator: Callable[[EvalContext], CriterionResult]
+    day: Callable[[DayContext], tuple[float | None, int]]
+    evidence_table: Callable[[EvalContext], EvidenceTable]
+    baseline_of: Callable[[Criterion, EvalContext, CriterionResult], float | None] | None = _rerun_on_baseline
+    measure_of: Callable[[CriterionResult], float | None] | None = None
+    measure_unit: str = ""
+
+    def evaluate(self, ctx: EvalContext) -> CriterionResult:
+        return self.evaluator(ctx)
+
+    def day_value(self, ctx: DayContext) -> tuple[float | None, int]:
+        return self.day(ctx)
+
+    def baseline(self, ctx: EvalContext, result: CriterionResult) -> float | None:
+        return self.baseline_of(self, ctx, result) if self.baseline_of is not None else None
+
+    def measure(self, result: CriterionResult) -> float | None:
+        return self.measure_of(result) if self.measure_of is not None else result.value
+
+    def evidence(self, ctx: EvalContext) -> EvidenceTable:
+        return self.evidence_table(ctx)
+
+
+# -- daily measures ---------------------------------------------------------------------------------------------
+
+
+def _day_image_size(c: DayContext) -> tuple[float | None, int]:
+    upto = [p for p in c.sizes if p.created_at is not None and p.created_at < c.start + timedelta(days=1)]
+    return (upto[-1].size_bytes / MB, 1) if upto else (None, 0)
+
+
+def _day_startup(c: DayContext) -> tuple[float | None, int]:
+    vals = startup_values(c.day, exclude_jobs=(c.config.image.build_job,))
+    return median(vals), len(vals)
+
+
+def _day_build_reliability(c: DayContext) -> tuple[float | None, int]:
+    r = image_build_reliability(c.day, c.config.image.build_job)
+    return r.first_attempt_rate, r.n
+
+
+def _day_stale_caches(c: DayContext) -> tuple[float | None, int]:
+    n = len(c.day.jobs)
+    return (float(len(stale_cache_events(c.day, c.config.cache_key.files))) if n else None), n
+
+
+def _day_cache_writers(c: DayContext) -> tuple[float | None, int]:
+    n = len(c.day.jobs)
+    return (float(len(overlapping_writers(c.day))) if n else None), n
+
+
+def _day_tools_verified(c: DayContext) -> tuple[float | None, int]:
+    o = job_outcomes(c.day, c.config.image.verify_job)
+    return o.success_rate, o.n
+
+
+def _day_cache_key_files(c: DayContext) -> tuple[float | None, int]:
+    value = float(max((x.key_files for x in c.ds.ci_caches), default=0)) if c.ds.ci_config_known else None
+    return value, len(c.ds.ci_caches)
+
+
+# -- evidence tables ------------------------------------------------------------------------------------------
+
+
+def _evidence_image_size(ctx: EvalContext) -> EvidenceTable:
+    rows = [
+        (p.tag, short_digest(p.digest or ""), fmt_value(p.size_bytes / MB, "MB"), fmt_time(p.created_at))
+        for p in reversed(image_size_history(ctx.ds, ctx.config.image.repository))
+    ]
+    return ("tag", "digest", "size", "created"), rows
+
+
+def _evidence_startup(ctx: EvalContext) -> EvidenceTable:
+    """The candidate's start-ups the criterion counts (the image-build job left out), slowest first."""
+    skip = (ctx.config.image.build_job,)
+    counted = job_startups(ctx.periods.candidate, include_retried=ctx.include_retried, exclude_jobs=skip)
+    rows = [
+        (
+            str(s.job_id),
+            f"#{s.pipeline_id}",
+            s.name,
+            fmt_time(s.started_at),
+            fmt_seconds(s.seconds),
+            short_digest(s.image_digest or ""),
+        )
+        for s in sorted(counted, key=lambda s: -s.seconds)[:200]
+    ]
+    return ("job", "pipeline", "name", "started", "start-up", "digest"), rows
+
+
+def _job_runs(ctx: EvalContext, name: str, *, keep_retried: bool) -> EvidenceTable:
+    """The ``name`` jobs the criterion's sentence counts: finished runs only (a manual job nobody played is not a
+    run); every attempt for the image build, runs that were not retried for the verify job."""
+    from cidash.metrics import FINISHED_STATUSES
+
+    counted = (
+        j
+        for j in ctx.periods.candidate.jobs
+        if j.name == name and j.status in FINISHED_STATUSES and (keep_retried or not j.retried)
+    )
+    jobs = sorted(counted, key=lambda j: (j.created_at, j.id))
+    rows = [
+        (
+            str(j.id),
+            f"#{j.pipeline_id}",
+            j.status,
+            j.failure_reason or "",
+            fmt_time(j.created_at),
+            "yes" if j.retried else "",
+        )
+        for j in reversed(jobs)
+    ]
+    return ("job", "pipeline", "status", "reason", "created", "retried"), rows
+
+
+def _evidence_stale_caches(ctx: EvalContext) -> EvidenceTable:
+    events = stale_cache_events(ctx.periods.candidate, ctx.config.cache_key.files)
+    rows = [(e.kind, e.key, f"#{e.pipeline_id}", fmt_time(e.at), ", ".join(e.changed_files)) for e in reversed(events)]
+    return ("kind", "key", "pipeline", "at", "changed files"), rows
+
+
+def _evidence_cache_key_files(ctx: EvalContext) -> EvidenceTable:
+    rows = [(c.job, str(c.index), c.key or "", str(c.key_files), c.policy, str(c.line or "")) for c in ctx.ds.ci_caches]
+    return ("job", "cache", "key", "key:files entries", "policy", "line"), rows
+
+
+def _evidence_cache_writers(ctx: EvalContext) -> EvidenceTable:
+    ds = ctx.ds
+    rows: list[tuple[str, ...]] = [
+        ("config: no resource_group", u.key, ", ".join(u.jobs), "", "")
+        for u in (unserialised_config_writers(ds.ci_caches) if ds.ci_config_known else [])
+    ]
+    rows.extend(
+        (
+            "observed overlap",
+            o.key,
+            f"{o.first_job_id}, {o.second_job_id}",
+            fmt_seconds(o.overlap_seconds),
+            fmt_time(o.at),
+        )
+        for o in overlapping_writers(ctx.periods.candidate)
+    )
+    return ("kind", "key", "jobs", "overlap", "at"), rows
+
+
+def _baseline_median(crit: Criterion, ctx: EvalContext, result: CriterionResult) -> float | None:
+    value = result.details.get("baseline_median")
+    return float(value) if value is not None else None
+
+
+def _candidate_median(result: CriterionResult) -> float | None:
+    value = result.details.get("candidate_median")
+    return float(value) if value is not None else None
+
+
+_CRITERIA: tuple[RegisteredCriterion, ...] = (
+    RegisteredCriterion(
+        "image_size",
+        "CI image size",
+        "CI image size",
+        "MB",
+        "MB",
+        lambda c: eval_image_size(c.ds, c.config, c.periods),
+        _day_image_size,
+        _evidence_image_size,
+    ),
+    RegisteredCriterion(
+        "startup_improvement",
+        "Job start-up, candidate vs baseline",
+        "Job start-up",
+        "% faster",
+        "s (median start-up)",
+        lambda c: eval_startup(c.config, c.periods, include_retried=c.include_retried, seed=c.seed),
+        _day_startup,
+        _evidence_startup,
+        baseline_of=_baseline_median,
+        measure_of=_candidate_median,
+        measure_unit="s",
+    ),
+    RegisteredCriterion(
+        "image_build_reliability",
+        "CI-image build reliability",
+        "Image builds",
+        "%",
+        "% first-attempt success",
+        lambda c: eval_build_reliability(c.config, c.periods),
+        _day_build_reliability,
+        lambda c: _job_runs(c, c.config.image.build_job, keep_retried=True),
+    ),
+    RegisteredCriterion(
+        "stale_caches",
+        "Stale caches",
+        "Stale caches",
+        "events",
+        "events",
+        lambda c: eval_stale_caches(c.config, c.periods, include_retried=c.include_retried),
+        _day_stale_caches,
+        _evidence_stale_caches,
+    ),
+    RegisteredCriterion(
+        "cache_key_files",
+        "cache:key:files entries per cache",
+        "cache:key:files",
+        "files",
+        "files",
+        lambda c: eval_cache_key_files(c.ds, c.config),
+        _day_cache_key_files,
+        _evidence_cache_key_files,
+        baseline_of=None,  # a property of the current CI config only
+    ),
+    RegisteredCriterion(
+        "cache_writers",
+        "Unserialised cache writers",
+        "Cache writers",
+        "writers",
+        "overlapping uploads",
+        lambda c: eval_cache_writers(c.ds, c.config, c.periods),
+        _day_cache_writers,
+        _evidence_cache_writers,
+    ),
+    RegisteredCriterion(
+        "tools_verified",
+        "Tools verified in the CI image",
+        "Tools verified",
+        "%",
+        "% runs passed",
+        lambda c: eval_tools_verified(c.config, c.periods),
+        _day_tools_verified,
+        lambda c: _job_runs(c, c.config.image.verify_job, keep_retried=False),
+    ),
+)
+
+#: Every criterion by id, in report order: the one place a criterion is named.
+REGISTRY: Mapping[str, Criterion] = MappingProxyType({c.id: c for c in _CRITERIA})
+CRITERIA_IDS: tuple[str, ...] = tuple(REGISTRY)
+TITLES: Mapping[str, str] = MappingProxyType({c.id: c.title for c in REGISTRY.values()})
+SERIES_UNITS: Mapping[str, str] = MappingProxyType({c.id: c.series_unit for c in REGISTRY.values()})

@@ -9,6 +9,10 @@ codes only (see :func:`redact`).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cidash.models import HttpCall
 
 
 class CidashError(Exception):
@@ -129,6 +133,15 @@ class Unsupported(RemoteError):
     """The instance is too old (or too new) for an endpoint cidash needs."""
 
     title = "Unsupported"
+
+
+class ActionHttpError(RemoteError):
+    """A mutating call GitLab answered with an error status: the status, GitLab's own message, and the call."""
+
+    def __init__(self, message: str, *, status: int, call: HttpCall, server_message: str = "") -> None:
+        super().__init__(message, status=status)
+        self.call = call
+        self.server_message = redact(server_message)
 
 
 class ActionRefused(CidashError):

@@ -48,7 +48,6 @@ from cidash.stats import QUANTILE_METHOD, summarize
 from cidash.textsafe import csv_cell, md_cell, md_code, openmetrics_label
 
 if TYPE_CHECKING:
-    from cidash.config import Config
     from cidash.store import Store
 
 EXPORT_FORMATS: tuple[str, ...] = ("json", "csv", "markdown", "openmetrics", "prometheus")
@@ -590,37 +589,6 @@ def to_openmetrics(inp: ExportInput) -> str:
 def to_prometheus(inp: ExportInput) -> str:
     """Prometheus text exposition 0.0.4: the same series as :func:`to_openmetrics`."""
     return exposition(project_families(inp), "prometheus")
-
-
-def load_export_input(
-    store: Store,
-    project: Project,
-    config: Config,
-    *,
-    now: datetime,
-    since: datetime | None,
-    ref: str | None = None,
-    include_retried: bool = False,
-) -> ExportInput:
-    """Load and evaluate one project the way ``check`` does: the one door ``export`` and ``serve`` go through."""
-    from cidash.criteria import evaluate
-    from cidash.dataset import gc_paused, load_dataset
-
-    with gc_paused():
-        full = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now)
-        report = evaluate(full, config, now, include_retried=include_retried)
-    return ExportInput(
-        ds=full.between(since, None).on_ref(ref),
-        report=report,
-        generated_at=now,
-        since=since,
-        build_job=config.image.build_job,
-        critical_files=config.cache_key.files,
-        image_repository=config.image.repository,
-        include_retried=include_retried,
-        totals=totals_from_store(store, project.id),
-        last_sync=store.last_sync(project.id),
-    )
 
 
 def render_export(inp: ExportInput, fmt: str) -> str:

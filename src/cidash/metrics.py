@@ -24,8 +24,10 @@ from datetime import datetime
 from typing import Literal
 
 from cidash.models import (
+    DECIDED_STATUSES,
     MAX_DURATION_SECONDS,
     MAX_IMAGE_BYTES,
+    NOT_RUN_STATUSES,
     FileChecksum,
     ImageTag,
     Job,
@@ -36,9 +38,8 @@ from cidash.models import (
 from cidash.specs import Spec
 from cidash.stats import Summary, rate, summarize
 
-#: Job statuses that never ran a script (a manual job waiting for a click, a skipped one, ...).
-NOT_RUN_STATUSES = frozenset({"manual", "scheduled", "created", "skipped", "waiting_for_resource", "preparing"})
-FINISHED_STATUSES = frozenset({"success", "failed"})
+#: Statuses with a verdict (what rates count) and statuses that never ran a script: :mod:`cidash.models`.
+FINISHED_STATUSES = DECIDED_STATUSES
 
 #: GitLab ``failure_reason`` values caused by the platform rather than the job's own script.
 INFRASTRUCTURE_FAILURES = frozenset(
@@ -369,9 +370,7 @@ def _plausible(values: Iterable[float | None]) -> tuple[float, ...]:
 
 def pipeline_durations(ds: Dataset) -> Sample:
     """GitLab's ``duration`` (running time, seconds) of finished pipelines."""
-    return Sample(
-        "pipeline_duration", _plausible(p.duration for p in ds.pipelines if p.status in ("success", "failed"))
-    )
+    return Sample("pipeline_duration", _plausible(p.duration for p in ds.pipelines if p.status in DECIDED_STATUSES))
 
 
 def pipeline_queue_times(ds: Dataset) -> Sample:

@@ -7,9 +7,12 @@ seconds; sizes are bytes.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from enum import IntEnum
+from typing import Any, Literal
 
 #: cidash's MB is decimal, 10^6 bytes, as registries and `docker images` print image sizes.
 MB = 1_000_000
@@ -19,6 +22,95 @@ MB = 1_000_000
 MAX_DURATION_SECONDS = 366 * 24 * 3600.0
 #: The largest image ``total_size`` (bytes) cidash believes: 10 TB. Sizes must also be > 0 to be counted.
 MAX_IMAGE_BYTES = 10**13
+
+
+class ExitCode(IntEnum):
+    """Every command's exit code (docs/commands.md)."""
+
+    OK = 0
+    PROBLEMS = 1  # the check found problems (a criterion fails, a verdict is FAIL, you answered no)
+    USAGE = 2  # usage, config, store or connection error: one line on stderr
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GitLab's CI statuses: one vocabulary (pipelines and jobs share the names), each set named for what it answers
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Statuses that still change by themselves (a manual job changes only when played, which updates its pipeline).
+ACTIVE_STATUSES: tuple[str, ...] = (
+    "created",
+    "waiting_for_resource",
+    "preparing",
+    "pending",
+    "running",
+    "scheduled",
+)
+#: A job in one of these ran and ended: its log is final (what sync fetches).
+FINISHED_STATUSES: frozenset[str] = frozenset({"success", "failed", "canceled"})
+#: A finished job or pipeline with a verdict: what success rates and durations count (a cancel is no verdict).
+DECIDED_STATUSES: frozenset[str] = frozenset({"success", "failed"})
+#: A job in one of these has started (or never will): where following a triggered job stops.
+STARTED_STATUSES: frozenset[str] = frozenset({"running", "success", "failed", "canceled", "skipped"})
+#: Statuses GitLab lets you retry.
+RETRYABLE_STATUSES: frozenset[str] = frozenset({"failed", "canceled", "success"})
+#: Job statuses that never ran a script (a manual job waiting for a click, a skipped one, ...).
+NOT_RUN_STATUSES: frozenset[str] = frozenset(
+    {"manual", "scheduled", "created", "skipped", "waiting_for_resource", "preparing"}
+)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Mutating requests, as plans show them and the remote sends them
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The REST API's prefix from the instance root.
+API_PREFIX = "/api/v4"
+#: Body fields of mutating calls that carry variables (``POST .../pipeline``, ``POST .../jobs/:id/play``).
+VARIABLE_FIELDS = ("variables", "job_variables_attributes")
+#: What a redacted variable value reads as.
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """One mutating request exactly as it will be sent: ``POST /api/v4/projects/42/jobs/7/play`` + JSON body."""
+
+    method: str
+    path: str  # from the instance root, with the /api/v4 prefix
+    body: Mapping[str, Any] | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.method} {self.path}"
+        if self.body:
+            text += " " + json.dumps(self.body, separators=(", ", ": "))
+        return text
+
+    @property
+    def line(self) -> str:
+        """``METHOD path`` without the body (what the audit keeps)."""
+        return f"{self.method} {self.path}"
+
+    def redacted(self) -> HttpCall:
+        """This call with the value of every pipeline/job variable in its body shown as ``***`` (keys stay):
+        what is printed unless the user asks to see the values (``--show-values``)."""
+        if not self.body:
+            return self
+        body = dict(self.body)
+        for name in VARIABLE_FIELDS:
+            items = body.get(name)
+            if isinstance(items, list):
+                body[name] = [
+                    {**item, "value": REDACTED} if isinstance(item, dict) and "value" in item else item
+                    for item in items
+                ]
+        return HttpCall(self.method, self.path, body)
+
+
+def shown_variables(variables: Sequence[tuple[str, str]], *, show_values: bool = False) -> str:
+    """``K1=***, K2=***`` (``K1=v1, K2=v2`` with ``show_values``): variables as plans print them."""
+    return ", ".join(f"{k}={v if show_values else REDACTED}" for k, v in variables)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Facts parsed from one job log (``cidash trace``; see DESIGN.md for the JSON shape)

@@ -642,6 +642,11 @@ class Store:
             result: list[Any] = self._run(go)
             return result
 
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of one read-only statement on the documented schema, on this store's connection (under its lock):
+        what :mod:`cidash.queries` builds its reads on."""
+        return self._query(sql, params)
+
     def _write(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.transaction():
             self._run(lambda: self._conn.executemany(sql, rows))

@@ -80,7 +80,18 @@ from cidash.errors import (
     Unsupported,
     UsageError,
 )
-from cidash.models import CiConfig, FileChecksum, Job, Pipeline, Project, RateLimitState, SyncRun, TraceFacts
+from cidash.models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    CiConfig,
+    FileChecksum,
+    Job,
+    Pipeline,
+    Project,
+    RateLimitState,
+    SyncRun,
+    TraceFacts,
+)
 from cidash.remote.wire import RejectedRecord, WireLog, job_from_json, pipeline_from_json
 from cidash.store import Store, SyncLease, from_db_time, to_db_time
 
@@ -90,19 +101,11 @@ if TYPE_CHECKING:
     from cidash.remote import GitLabClient
     from cidash.remote.http import FileHead
 
-#: Pipeline statuses that may still change without the pipeline being listed as updated.
-ACTIVE_PIPELINE_STATUSES: tuple[str, ...] = (
-    "created",
-    "waiting_for_resource",
-    "preparing",
-    "pending",
-    "running",
-    "scheduled",
-)
-#: Job statuses that will change by themselves (manual jobs change only when played, which updates the pipeline).
-ACTIVE_JOB_STATUSES: tuple[str, ...] = ACTIVE_PIPELINE_STATUSES
-#: Job statuses whose log is final.
-FINISHED_JOB_STATUSES: tuple[str, ...] = ("success", "failed", "canceled")
+#: The statuses (one vocabulary, :mod:`cidash.models`): pipelines and jobs that may still change by themselves,
+#: and jobs whose log is final.
+ACTIVE_PIPELINE_STATUSES: tuple[str, ...] = ACTIVE_STATUSES
+ACTIVE_JOB_STATUSES: tuple[str, ...] = ACTIVE_STATUSES
+FINISHED_JOB_STATUSES: frozenset[str] = FINISHED_STATUSES
 
 CURSOR_PIPELINES = "pipelines_updated_after"
 CURSOR_LAST_SYNC = "last_sync"

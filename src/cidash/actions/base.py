@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import os
 import re
 import time
@@ -28,6 +27,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from cidash.errors import (
+    ActionHttpError,
     ActionRefused,
     AuthError,
     CidashError,
@@ -38,16 +38,34 @@ from cidash.errors import (
     UsageError,
     redact,
 )
-from cidash.models import AuditRecord, FileChecksum, Job, Pipeline, Project
+from cidash.models import (
+    ACTIVE_STATUSES,
+    API_PREFIX,
+    REDACTED,
+    RETRYABLE_STATUSES,
+    STARTED_STATUSES,
+    VARIABLE_FIELDS,
+    AuditRecord,
+    FileChecksum,
+    HttpCall,
+    Job,
+    Pipeline,
+    Project,
+    shown_variables,
+)
 
-API_PREFIX = "/api/v4"
-
-#: Job statuses of an image build that is already on its way (the duplicate guard refuses a second one).
-ACTIVE_STATUSES: tuple[str, ...] = ("created", "pending", "running", "waiting_for_resource", "preparing", "scheduled")
-#: Statuses at which :func:`follow` stops: the job started (or never will).
-STARTED_STATUSES = frozenset({"running", "success", "failed", "canceled", "skipped"})
-#: Statuses GitLab lets you retry.
-RETRYABLE_STATUSES = frozenset({"failed", "canceled", "success"})
+# The vocabulary (requests, statuses) lives in cidash.models, ActionHttpError in cidash.errors; re-exported here.
+__all__ = [
+    "ACTIVE_STATUSES",
+    "API_PREFIX",
+    "REDACTED",
+    "RETRYABLE_STATUSES",
+    "STARTED_STATUSES",
+    "VARIABLE_FIELDS",
+    "ActionHttpError",
+    "HttpCall",
+    "shown_variables",
+]
 
 ActionKind = Literal["play", "create_pipeline", "retry", "cancel"]
 
@@ -55,52 +73,6 @@ ActionKind = Literal["play", "create_pipeline", "retry", "cancel"]
 # ---------------------------------------------------------------------------------------------------------------
 # Plans and results
 # ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HttpCall:
-    """One mutating request exactly as it will be sent: ``POST /api/v4/projects/42/jobs/7/play`` + JSON body."""
-
-    method: str
-    path: str  # from the instance root, with the /api/v4 prefix
-    body: Mapping[str, Any] | None = None
-
-    def __str__(self) -> str:
-        text = f"{self.method} {self.path}"
-        if self.body:
-            text += " " + json.dumps(self.body, separators=(", ", ": "))
-        return text
-
-    @property
-    def line(self) -> str:
-        """``METHOD path`` without the body (what the audit keeps)."""
-        return f"{self.method} {self.path}"
-
-    def redacted(self) -> HttpCall:
-        """This call with the value of every pipeline/job variable in its body shown as ``***`` (keys stay):
-        what is printed unless the user asks to see the values (``--show-values``)."""
-        if not self.body:
-            return self
-        body = dict(self.body)
-        for field in VARIABLE_FIELDS:
-            items = body.get(field)
-            if isinstance(items, list):
-                body[field] = [
-                    {**item, "value": REDACTED} if isinstance(item, dict) and "value" in item else item
-                    for item in items
-                ]
-        return HttpCall(self.method, self.path, body)
-
-
-#: Body fields of mutating calls that carry variables (``POST .../pipeline``, ``POST .../jobs/:id/play``).
-VARIABLE_FIELDS = ("variables", "job_variables_attributes")
-#: What a redacted variable value reads as.
-REDACTED = "***"
-
-
-def shown_variables(variables: Sequence[tuple[str, str]], *, show_values: bool = False) -> str:
-    """``K1=***, K2=***`` (``K1=v1, K2=v2`` with ``show_values``): variables as plans print them."""
-    return ", ".join(f"{k}={v if show_values else REDACTED}" for k, v in variables)
 
 
 @dataclass(frozen=True)
@@ -226,15 +198,6 @@ class AuditSink(Protocol):
     """Where audit rows go (:class:`cidash.store.Store` is one)."""
 
     def add_audit(self, record: AuditRecord) -> None: ...
-
-
-class ActionHttpError(RemoteError):
-    """A mutating call GitLab answered with an error status: the status, GitLab's own message, and the call."""
-
-    def __init__(self, message: str, *, status: int, call: HttpCall, server_message: str = "") -> None:
-        super().__init__(message, status=status)
-        self.call = call
-        self.server_message = redact(server_message)
 
 
 # ---------------------------------------------------------------------------------------------------------------

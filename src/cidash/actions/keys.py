@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from cidash.actions.base import ActionRemote, AuditSink, _audit, read_only_refusal, refuse
 from cidash.cachekey import (
@@ -38,6 +38,73 @@ from cidash.cachekey import (
 from cidash.config import Config
 from cidash.errors import ActionRefused, InputError
 from cidash.models import CiConfig, FileChecksum, Job, Project, StoredCacheEvent
+
+if TYPE_CHECKING:
+    from cidash.ciconfig import CacheSpec, CiJob
+    from cidash.ciconfig import CiConfig as CiFile
+
+# ---------------------------------------------------------------------------------------------------------------
+# GitLab's key for each cache:key:files entry at a revision of the local checkout
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GitLabKeys:
+    """The key GitLab computes for each ``cache:key:files`` entry (entries shared by several jobs once, with
+    their jobs), from the CI file ``display`` as committed at ``sha`` (``rev`` as given)."""
+
+    display: str
+    rev: str
+    sha: str
+    ci: CiFile
+    results: tuple[tuple[CacheSpec, tuple[CiJob, ...], GitLabKey], ...]
+
+
+def gitlab_keys_at(
+    start: Path | None,
+    default_ci_file: str,
+    *,
+    rev: str = "HEAD",
+    ci_file: Path | None = None,
+    version: GitLabVersion | None = None,
+) -> GitLabKeys:
+    """What ``cidash key --gitlab`` prints, for the checkout containing ``start`` (the current directory when
+    None). Without ``ci_file`` the CI file ``default_ci_file`` is read as committed at ``rev`` (what GitLab reads
+    when it creates the pipeline), from the working tree only when it is not committed; ``ci_file`` reads that
+    file from the working tree. Raises GitError (not a checkout, unknown REV) or InputError (bad YAML)."""
+    from cidash.ciconfig import load_ci, load_ci_text
+    from cidash.gitrepo import GitRepo, find_root
+
+    repo = GitRepo(find_root(ci_file.parent if ci_file else start))
+    provider = repo.provider(rev)
+    display = str(ci_file) if ci_file else default_ci_file
+    committed = None if ci_file else repo.read_file(provider.sha, default_ci_file)
+    if committed is not None:
+        ci = load_ci_text(committed, display, repo_root=repo.root)
+    else:
+        ci = load_ci(ci_file if ci_file else repo.root / default_ci_file, repo_root=repo.root, name=display)
+    groups: dict[tuple[object, ...], tuple[CacheSpec, list[CiJob]]] = {}
+    for job, cache in ci.cache_entries():
+        if cache.key_files:
+            groups.setdefault((*cache.identity(), cache.path, cache.line), (cache, []))[1].append(job)
+    results = tuple(
+        (
+            cache,
+            tuple(jobs),
+            gitlab_key(
+                cache.key_files,
+                provider,
+                prefix=cache.prefix,
+                index=cache.index,
+                files_commits=cache.files_commits,
+                rev=provider.sha,
+                version=version,
+            ),
+        )
+        for cache, jobs in groups.values()
+    )
+    return GitLabKeys(display, rev, provider.sha, ci, results)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Local
@@ -332,7 +399,7 @@ def remote_key_status(
             + "; ".join(f"{v.key} ({v.when})" for k in keys for v in k.variants())
         )
 
-    seen_key, seen_job, seen_sha = _latest_seen_key(store, project.id, ref)
+    seen_key, seen_job, seen_sha = latest_seen_key(store, project.id, ref)
     unprotect = any(spec.unprotect for spec in specs)
     match = None
     for spec, key in zip(specs, keys, strict=True):  # each entry with its own cache:unprotect
@@ -373,7 +440,11 @@ def remote_key_status(
     )
 
 
-def _latest_seen_key(store: KeyStore | None, project_id: int, ref: str) -> tuple[str | None, int | None, str | None]:
+def latest_seen_key(store: KeyStore | None, project_id: int, ref: str) -> tuple[str | None, int | None, str | None]:
+    """The cache key last restored on ``ref`` as the logs say: among the newest 200 jobs on the ref, each job's
+    first restore attempt on a main key (a fallback key's attempt is not the key the job computed); the newest such
+    job (by ``created_at``) wins. Returns (key, job id, the job's sha); Nones when no log shows one. The one rule
+    ``cidash`` uses for "last seen key" (the remote key status and the dashboard's Caches tab)."""
     if store is None:
         return None, None, None
     jobs = store.jobs(project_id, ref=ref, limit=200)
@@ -455,12 +526,15 @@ def _judge(
 
 __all__ = [
     "ActionRefused",
+    "GitLabKeys",
     "KeyPlan",
     "KeySpec",
     "KeyWriteResult",
     "RemoteKeyStatus",
+    "gitlab_keys_at",
     "key_matches",
     "key_specs_from_ci",
+    "latest_seen_key",
     "plan_key_recompute_local",
     "remote_key_status",
     "write_key",

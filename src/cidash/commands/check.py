@@ -115,10 +115,11 @@ def run(args: argparse.Namespace) -> int:
         open_store_from_args,
         output_format,
     )
-    from cidash.criteria import CRITERIA_IDS, evaluate
-    from cidash.dataset import gc_paused, load_dataset, resolve_project
+    from cidash.criteria import CRITERIA_IDS
     from cidash.errors import UsageError
+    from cidash.models import ExitCode
     from cidash.report import render_criteria
+    from cidash.snapshot import load_snapshot
     from cidash.textsafe import clean
 
     fmt = output_format(args)
@@ -133,10 +134,17 @@ def run(args: argparse.Namespace) -> int:
     projects = tuple(args.project or ()) or config.gitlab.projects
     if args.project and len(args.project) > 1:
         raise UsageError("cidash check evaluates one project at a time", hint="give --project once")
-    with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
-        project = resolve_project(store, projects[0] if len(projects) == 1 else None, projects)
-        ds = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now)
-    report = evaluate(ds, config, now, include_retried=args.include_retried, only=only or None)
+    with open_store_from_args(args, config, readonly=True) as store:
+        snap = load_snapshot(
+            store,
+            config,
+            now,
+            project=projects[0] if len(projects) == 1 else None,
+            configured=projects,
+            include_retried=args.include_retried,
+            only=only or None,
+        )
+    report = snap.report
     for warning in report.warnings:
         print(f"cidash: warning: {clean(warning)}", file=sys.stderr)
     if fmt == "json":
@@ -144,4 +152,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         color = fmt == "table" and color_enabled(sys.stdout)
         sys.stdout.write(render_criteria(report, fmt, strict=args.strict, color=color))
-    return report.exit_code(strict=args.strict)
+    return ExitCode.OK if report.ok(strict=args.strict) else ExitCode.PROBLEMS

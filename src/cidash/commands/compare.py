@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 HELP = "before/after report of two slices of CI history"
 DESCRIPTION = """\
@@ -78,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
         open_store_from_args,
         output_format,
     )
-    from cidash.compare import compare
-    from cidash.dataset import gc_paused, load_dataset, resolve_project
     from cidash.errors import UsageError
+    from cidash.models import ExitCode
     from cidash.report import render_comparison
+    from cidash.snapshot import load_snapshot
     from cidash.specs import parse_spec
 
     fmt = output_format(args)
@@ -91,21 +92,23 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--resamples must be between 1 and 100000")
     config = load_config_from_args(args)
     now = parse_now(args.now) if args.now else None
-    with gc_paused(), open_store_from_args(args, config, readonly=True) as store:
-        project = resolve_project(store, args.project, config.gitlab.projects)
-        ds = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now)
-    result = compare(
-        ds,
-        baseline,
-        candidate,
-        config,
-        include_retried=args.include_retried,
-        seed=args.seed,
-        resamples=args.resamples,
-    )
+    with open_store_from_args(args, config, readonly=True) as store:
+        # without --now a comparison of two named slices does not depend on the time (the snapshot's criteria are
+        # evaluated only when asked for, so compare does not pay for them); with --now only what existed then counts
+        snap = load_snapshot(
+            store,
+            config,
+            now or datetime.now(UTC),
+            project=args.project,
+            include_retried=args.include_retried,
+            seed=args.seed,
+            evaluate_now=False,
+            as_of=now is not None,
+        )
+    result = snap.compare(baseline, candidate, resamples=args.resamples)
     if fmt == "json":
         sys.stdout.write(json_document(result.as_dict()))
     else:
         color = fmt == "table" and color_enabled(sys.stdout)
         sys.stdout.write(render_comparison(result, fmt, color=color))
-    return 1 if result.any_fail else 0
+    return ExitCode.PROBLEMS if result.any_fail else ExitCode.OK

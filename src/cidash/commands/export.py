@@ -91,8 +91,10 @@ def run(args: argparse.Namespace) -> int:
     from cidash.commands.common import json_document, load_config_from_args, open_store_from_args, output_format
     from cidash.dataset import resolve_project
     from cidash.errors import StoreError
-    from cidash.export import export_document, load_export_input, render_export, update_running_totals
+    from cidash.export import export_document, render_export, update_running_totals
+    from cidash.models import ExitCode
     from cidash.outfile import write_text
+    from cidash.snapshot import build_snapshot
 
     fmt = output_format(args)
     now = parse_now(args.now)
@@ -102,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
         project = resolve_project(store, args.project, config.gitlab.projects)
         fold = fmt in ("openmetrics", "prometheus")
         if not fold:
-            inp = load_export_input(
-                store, project, config, now=now, since=since, ref=args.ref, include_retried=args.include_retried
+            inp = build_snapshot(store, config, project, now, include_retried=args.include_retried).export_input(
+                store, since=since, ref=args.ref
             )
     if fold:
         # The counters' running totals catch up with the store first (see docs/team.md); a store this user may
@@ -115,10 +117,10 @@ def run(args: argparse.Namespace) -> int:
         with writable as store:
             if not store.readonly:
                 update_running_totals(store, project, config.image.build_job)
-            inp = load_export_input(
-                store, project, config, now=now, since=since, ref=args.ref, include_retried=args.include_retried
+            inp = build_snapshot(store, config, project, now, include_retried=args.include_retried).export_input(
+                store, since=since, ref=args.ref
             )
     text = json_document(export_document(inp)) if fmt == "json" else render_export(inp, fmt)
     # a regular file or a new path, replaced atomically (a scraper never reads half a file); "-": stdout
     write_text(args.output or "-", text, option="--output")
-    return 0
+    return ExitCode.OK

@@ -179,51 +179,28 @@ def _gitlab_version(args: argparse.Namespace) -> tuple[GitLabVersion | None, str
 
 
 def _run_gitlab(args: argparse.Namespace, default_ci_file: str) -> int:
-    from cidash.cachekey import gitlab_key
-    from cidash.ciconfig import load_ci, load_ci_text
+    from cidash.actions.keys import gitlab_keys_at
     from cidash.errors import UsageError
-    from cidash.gitrepo import GitRepo, find_root
 
     if args.ci_file and Path(args.ci_file).is_dir():
         raise UsageError(f"--ci-file {args.ci_file} is a directory, not a CI file")
     version, version_source = _gitlab_version(args)
-    repo = GitRepo(find_root(Path(args.ci_file).parent if args.ci_file else None))
     rev = args.rev or "HEAD"
-    provider = repo.provider(rev)
-    display = str(args.ci_file) if args.ci_file else default_ci_file
-    committed = None if args.ci_file else repo.read_file(provider.sha, default_ci_file)
-    if committed is not None:
-        # The CI file as committed at REV: that is what GitLab reads when it creates the pipeline.
-        ci = load_ci_text(committed, display, repo_root=repo.root)
-    else:
-        ci = load_ci(
-            Path(args.ci_file) if args.ci_file else repo.root / default_ci_file, repo_root=repo.root, name=display
-        )
-    groups: dict[tuple[Any, ...], tuple[CacheSpec, list[CiJob]]] = {}
-    for job, cache in ci.cache_entries():
-        if cache.key_files:
-            groups.setdefault((*cache.identity(), cache.path, cache.line), (cache, []))[1].append(job)
-    results: list[tuple[CacheSpec, list[CiJob], GitLabKey]] = []
-    for cache, jobs in groups.values():
-        key = gitlab_key(
-            cache.key_files,
-            provider,
-            prefix=cache.prefix,
-            index=cache.index,
-            files_commits=cache.files_commits,
-            rev=provider.sha,
-            version=version,
-        )
-        results.append((cache, jobs, key))
+    keys = gitlab_keys_at(
+        None, default_ci_file, rev=rev, ci_file=Path(args.ci_file) if args.ci_file else None, version=version
+    )
+    display, ci = keys.display, keys.ci
+    results = [(cache, list(jobs), key) for cache, jobs, key in keys.results]
+    provider_sha = keys.sha
     any_default = any(k.is_default for _, _, k in results)
     if args.json:
         from cidash.commands.common import json_document
 
         sys.stdout.write(
-            json_document(_as_json(display, rev, provider.sha, ci, results, version_source=version_source))
+            json_document(_as_json(display, rev, provider_sha, ci, results, version_source=version_source))
         )
     else:
-        _print_text(display, rev, provider.sha, ci, results, version_source=version_source)
+        _print_text(display, rev, provider_sha, ci, results, version_source=version_source)
     return 1 if any_default else 0
 
 

@@ -105,7 +105,7 @@ def add_action_args(parser: argparse.ArgumentParser, *, follow_job: bool = True)
 
 def run(args: argparse.Namespace) -> int:
     from cidash.actions import merge_variables, parse_variable, plan_rebuild
-    from cidash.actions.cli import run_action
+    from cidash.commands.action_flow import run_action
 
     extra = [parse_variable(v) for v in args.var]  # validated before any request
 

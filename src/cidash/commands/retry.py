@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cidash.actions import plan_retry
-    from cidash.actions.cli import run_action
+    from cidash.commands.action_flow import run_action
 
     def make_plan(remote: ActionRemote, project: Project, config: Config) -> ActionPlan:
         del config

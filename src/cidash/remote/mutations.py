@@ -20,9 +20,8 @@ import gitlab
 import gitlab.exceptions
 import requests
 
-from cidash.actions.base import API_PREFIX, ActionHttpError, HttpCall
-from cidash.errors import ConnectError, RateLimited, RemoteError
-from cidash.models import FileChecksum, Job, Pipeline, Project
+from cidash.errors import ActionHttpError, ConnectError, RateLimited, RemoteError
+from cidash.models import API_PREFIX, FileChecksum, HttpCall, Job, Pipeline, Project
 from cidash.remote import GitLabClient
 from cidash.remote.policy import RetryPolicy, error_for_status
 from cidash.remote.rest import RestClient, job_from_json, pipeline_from_json, project_from_json

@@ -2,7 +2,7 @@
 
 ``/metrics`` is built from the same pieces as ``cidash export --format openmetrics``: the running totals in the
 store (:func:`cidash.export.update_running_totals` after every sync) and, per project, the window gauges of
-:func:`cidash.export.load_export_input` + :func:`cidash.export.window_families`, recomputed after a sync that
+:meth:`cidash.snapshot.Snapshot.export_input` + :func:`cidash.export.window_families`, recomputed after a sync that
 found something and at least every ``recompute`` seconds (the window moves), never on a scrape. A scrape costs one
 query of the totals plus the cached text pieces.
 """
@@ -41,7 +41,6 @@ from cidash.export import (
     exposition,
     families_from_totals,
     labels_key,
-    load_export_input,
     merge_families,
     totals_from_store,
     update_running_totals,
@@ -51,6 +50,7 @@ from cidash.models import Project
 from cidash.serve.eventlog import EventLog
 from cidash.serve.scheduler import ProjectState, Scheduler, changed
 from cidash.serve.webhook import BadDelivery, event_label, parse_delivery, token_ok
+from cidash.snapshot import build_snapshot
 from cidash.store import Store, from_db_time
 from cidash.sync import CURSOR_REGISTRY, SyncOptions, SyncProgress, SyncReport, sync_project
 
@@ -342,7 +342,7 @@ class ServeApp:
             return
         now = datetime.now(UTC)
         since = now - timedelta(days=self.config.criteria.window_days)
-        inp = load_export_input(self.store, project, self.config, now=now, since=since)
+        inp = build_snapshot(self.store, self.config, project, now).export_input(self.store, since=since)
         fams = window_families(dataclasses.replace(inp, last_sync=None))
         with self._cache_lock:
             self._cache[project.id] = (time.monotonic(), fams)

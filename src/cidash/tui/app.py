@@ -53,8 +53,8 @@ from cidash.tui.data import (
     export_markdown,
     health_cache_path,
     images_view,
+    load_dashboard,
     load_health,
-    load_snapshot,
     local_key_status,
     migration_presets,
     run_comparison,
@@ -94,9 +94,10 @@ class CidashApp(App[None]):
     # -- messages posted by workers ---------------------------------------------------------------------------
 
     class SnapshotReady(Message):
-        def __init__(self, snapshot: Snapshot) -> None:
+        def __init__(self, snapshot: Snapshot, health: Health) -> None:
             super().__init__()
             self.snapshot = snapshot
+            self.health = health
 
     class ViewsReady(Message):
         def __init__(self, startup: StartupView, caches: CachesView, images: ImagesView) -> None:
@@ -176,7 +177,8 @@ class CidashApp(App[None]):
         self.opener = opener  # None: the terminal's browser hand-off (webbrowser locally, a link over SSH)
         self.wanted_project = project
         self.project: Project | None = None
-        self.snapshot: Snapshot | None = None
+        self.snapshot: Snapshot | None = None  # the one core snapshot every tab formats
+        self._health: Health | None = None  # the Health table of self.snapshot
         self._compared_for: Snapshot | None = None
         self.last_refresh: datetime | None = None
         self.refreshing = False
@@ -234,6 +236,9 @@ class CidashApp(App[None]):
         chosen = None
         if wanted:
             chosen = next((p for p in projects if wanted in (p.path, str(p.id))), None)
+            if chosen is None:  # never another project in its place (a typo would show and sync the wrong one)
+                self._project_not_found(wanted, first=first)
+                return
         if chosen is None and self.config.gitlab.projects:
             chosen = next((p for p in projects if p.path in self.config.gitlab.projects), None)
         if chosen is None and projects:
@@ -261,6 +266,28 @@ class CidashApp(App[None]):
         elif first:
             self._arm_poll()
 
+    def _project_not_found(self, wanted: str, *, first: bool) -> None:
+        """``--project X`` (or a chosen X) that the store does not hold: say so, and let the refresh sync X
+        itself (GitLab then says whether X exists, as ``cidash sync`` does)."""
+        self.project = None
+        self.snapshot = None
+        self.header.project = wanted
+        syncing = self.refresher is not None and self.startup_error is None
+        message = f"project {wanted} is not in the store {self.store.path}"
+        self.health_view.waiting(
+            f"The {message}: syncing it from GitLab (progress in the header)."
+            if syncing
+            else f"The {message}: run 'cidash sync --project {wanted}' (or start cidash with a GitLab connection)."
+        )
+        if first:
+            self.notify(message[0].upper() + message[1:] + ".", title="Project not found", severity="warning")
+            if self.startup_error is not None:
+                self._show_auth(self.startup_error)
+            if self.refresh_on_start and syncing:
+                self.action_refresh()
+            else:
+                self._arm_poll()
+
     # -- loading (workers) ------------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="load")
@@ -270,8 +297,8 @@ class CidashApp(App[None]):
             return
         now = self.clock()
         try:
-            snap = load_snapshot(self.store, self.config, project, now)
-            self.post_message(self.SnapshotReady(snap))  # Health first; the other tabs once it is painted
+            snap, health = load_dashboard(self.store, self.config, project, now)
+            self.post_message(self.SnapshotReady(snap, health))  # Health first; the other tabs once it is painted
         except CidashError as exc:
             self.post_message(self.Failed(exc))
 
@@ -280,15 +307,15 @@ class CidashApp(App[None]):
         """The other tabs' views and the Health cache, started once the Health of the snapshot is on screen
         (computing them in the loading worker kept the GIL from the UI thread that was to paint it). No
         arguments: Textual describes a worker by the repr of its arguments, which for a snapshot is huge."""
-        snap = self.snapshot
-        if snap is None:
+        snap, health = self.snapshot, self._health
+        if snap is None or health is None:
             return
         project = snap.project
         try:
-            save_health(health_cache_path(self.cache_dir, self.store.path, project.id), snap.health)
+            save_health(health_cache_path(self.cache_dir, self.store.path, project.id), health)
             with gc_paused():
-                caches = caches_view(snap, self.config)
-                views = self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap, self.config))
+                caches = caches_view(snap, self.store)
+                views = self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap))
             self.post_message(views)
             if self.checkout is not None:
                 view = caches
@@ -302,7 +329,8 @@ class CidashApp(App[None]):
 
     def on_cidash_app_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot
-        self.health_view.show_health(message.snapshot.health)
+        self._health = message.health
+        self.health_view.show_health(message.health)
         self.call_after_refresh(self._views_worker)
         if self.last_refresh is None and message.snapshot.last_sync is not None:
             self.last_refresh = message.snapshot.last_sync
@@ -596,7 +624,7 @@ class CidashApp(App[None]):
         if self.snapshot is None:
             self.notify("Still computing the criteria…", title="Evidence")
             return
-        self.push_screen(EvidenceScreen(evidence_for(self.snapshot, criterion_id, self.config)))
+        self.push_screen(EvidenceScreen(evidence_for(self.snapshot, criterion_id)))
 
     def open_pipeline(self, pipeline_id: int) -> None:
         self.push_screen(PipelineScreen(pipeline_id))
@@ -625,9 +653,7 @@ class CidashApp(App[None]):
     def _compare_worker(self, baseline: str, candidate: str) -> None:
         assert self.snapshot is not None
         try:
-            self.post_message(
-                self.CompareReady(run_comparison(self.snapshot.dataset, self.config, baseline, candidate))
-            )
+            self.post_message(self.CompareReady(run_comparison(self.snapshot, baseline, candidate)))
         except CidashError as exc:
             self.post_message(self.Failed(exc))
 
@@ -736,7 +762,7 @@ class CidashApp(App[None]):
 
     @property
     def health(self) -> Health | None:
-        return self.snapshot.health if self.snapshot else None
+        return self._health if self.snapshot else None
 
     @property
     def rate_limit(self) -> RateLimitState | None:

@@ -26,22 +26,12 @@ COLUMNS = (
 NARROW = 100  # columns: below this the table drops NARROW_HIDDEN
 NARROW_HIDDEN = frozenset({"baseline"})
 
-#: Short names for the table (the full title leads the evidence line under it).
-SHORT_TITLES = {
-    "image_size": "CI image size",
-    "startup_improvement": "Job start-up",
-    "image_build_reliability": "Image builds",
-    "stale_caches": "Stale caches",
-    "cache_key_files": "cache:key:files",
-    "cache_writers": "Cache writers",
-    "tools_verified": "Tools verified",
-}
-
 
 def _cells(r: HealthRow) -> tuple[str, ...]:
     """The text cells before the sparkline (status as its label)."""
     label = STATUS_STYLES.get(r.status, (r.status, ""))[0]
-    return (SHORT_TITLES.get(r.id, r.title), label, r.value, r.target, r.baseline, r.change)
+    # the short name (the registry's) in the table; the full title leads the evidence line under it
+    return (r.short_title or r.title, label, r.value, r.target, r.baseline, r.change)
 
 
 class HealthView(TabView):

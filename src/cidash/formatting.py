@@ -1,0 +1,84 @@
+"""How numbers, times and keys read in a table cell: shared by the dashboard and the criteria's evidence tables.
+
+Pure string formatting (no Textual, no markup); :mod:`cidash.tui.data` re-exports these for the screens.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+
+def fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value >= 3600:
+        return f"{value / 3600:.1f} h"
+    if value >= 120:
+        return f"{value / 60:.1f} min"
+    return f"{value:.1f} s"
+
+
+def fmt_pct(value: float | None, *, signed: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.1f} %" if signed else f"{value:.1f} %"
+
+
+def fmt_time(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
+_SINGULAR = {"files": "file", "events": "event", "writers": "writer", "runs": "run", "keys": "key"}
+
+
+def fmt_day(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d") if value else "—"
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    """``3 files``, ``1 file``, ``214.6 MB``, ``99.5 %``; ``—`` for no value."""
+    if value is None:
+        return "—"
+    number = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    if abs(value) == 1:
+        unit = _SINGULAR.get(unit, unit)
+    return f"{number} {unit}".strip()
+
+
+def fmt_result(value: float | None, unit: str) -> str:
+    """A criterion's value in its unit: :func:`fmt_value`, except that a percentage with words after it
+    (``% faster``) always shows one decimal: ``38.6 % faster``, ``40.0 % faster``."""
+    if unit.startswith("% ") and value is not None:
+        return f"{fmt_pct(value)} {unit[2:]}"
+    return fmt_value(value, unit)
+
+
+def fmt_change(delta: float | None, unit: str) -> str:
+    """A signed change in the criterion's unit: ``+4.3 pts`` for percentages (percentage points: the
+    difference of two percentages is not a percent), ``-592.2 MB``, ``±0 events`` when nothing changed."""
+    if delta is None:
+        return "—"
+    unit = "pts" if unit == "%" else unit
+    if round(delta, 1) == 0:
+        return f"±0 {unit}".strip()
+    number = f"{delta:+.0f}" if float(delta).is_integer() else f"{delta:+.1f}"
+    if abs(delta) == 1:
+        unit = _SINGULAR.get(unit, unit)
+    return f"{number} {unit}".strip()
+
+
+def fmt_digest(digest: str | None) -> str:
+    """A digest for a table cell: its first 12 hex digits (``sha256:`` dropped; full digests in the details)."""
+    if not digest:
+        return "—"
+    return digest.removeprefix("sha256:")[:12]
+
+
+_LONG_HEX = re.compile(r"[0-9a-f]{16,}")
+
+
+def fmt_cache_key(key: str, keep: int = 8) -> str:
+    """A cache key for a table cell: long hex runs (``key:files`` digests, 40 hex) cut to their first ``keep``
+    digits and ``…``: ``0-7dda6dd4…-protected``. The full key stays in the details."""
+    return _LONG_HEX.sub(lambda m: m.group(0)[:keep] + "…", key)
