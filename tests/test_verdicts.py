@@ -292,17 +292,20 @@ def test_details_read_as_labelled_words() -> None:
 
 
 def test_evidence_lists_only_the_runs_the_sentence_counts() -> None:
-    from cidash.tui.data import evidence_jobs
+    from cidash.criteria import REGISTRY, EvalContext, choose_periods
     from metrics_factories import pipeline
 
     b = migration_story(days_before=0, days_after=3)
     for i in range(5):  # manual builds nobody played: not runs
         b.add_job(b.add_pipeline(pipeline(900 + i, T0 + timedelta(days=2))), "build-ci-image", status="manual")
     ds = b.dataset()
-    (rel,) = evaluate(ds, Config(), T0 + timedelta(days=3), only=("image_build_reliability",)).criteria
-    jobs = evidence_jobs(ds, "build-ci-image", "image_build_reliability")
+    now = T0 + timedelta(days=3)
+    (rel,) = evaluate(ds, Config(), now, only=("image_build_reliability",)).criteria
+    ctx = EvalContext(ds.as_of(now), Config(), choose_periods(ds.as_of(now), Config(), now))
+    columns, rows = REGISTRY["image_build_reliability"].evidence(ctx)
+    status = list(columns).index("status")
     assert rel.n == 3 and "only 3 pipelines ran" in rel.evidence
-    assert len(jobs) == rel.n and all(j.status != "manual" for j in jobs)
+    assert len(rows) == rel.n and all(row[status] != "manual" for row in rows)
 
 
 def test_images_last_seen_is_the_last_job_that_ran_the_image() -> None:
