@@ -132,3 +132,25 @@ def test_every_schema_is_checked_against_a_real_output_here() -> None:
 
     checked = set(re.findall(r'validate\("([a-z-]+)"', Path(__file__).read_text(encoding="utf-8")))
     assert checked == {p.name.removesuffix(".schema.json") for p in SCHEMAS.glob("*.schema.json")}
+
+
+def test_rebuild_and_retry(
+    small_sim: SimulatedGitLab, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITLAB_URL", small_sim.url)
+    monkeypatch.setenv("GITLAB_TOKEN", small_sim.token)
+    common = ("--project", small_sim.project_path, "--db", str(tmp_path / "s.db"))
+    doc = run_json(capsys, "rebuild", *common, "--dry-run", "--var", "SECRET_X=hunter2", "--format", "json")
+    validate("action", doc)
+    assert doc["dry_run"] and not doc["sent"] and "hunter2" not in json.dumps(doc)
+    now = small_sim.world.now()
+    failed = [
+        j for j in small_sim.world.all_jobs(small_sim.project_id) if j.status_at(now) == "failed" and not j.retried
+    ]
+    job_id = (failed or list(small_sim.world.all_jobs(small_sim.project_id)))[-1].id
+    doc = run_json(capsys, "retry", str(job_id), *common, "--dry-run", "--json")
+    validate("action", doc)
+    assert doc["action"] == "retry" and doc["target"] == f"job {job_id}" and doc["log"]
+    # --format json never asks: without --yes or --dry-run it is a usage error, and nothing is sent
+    assert main(["retry", str(job_id), *common, "--json"]) == 2
+    assert "--yes" in capsys.readouterr().err

@@ -8,6 +8,7 @@ no ``--yes`` is a refusal (exit 2) with a one-line reason.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, TextIO
 from cidash.actions.base import (
     ActionPlan,
     ActionRemote,
+    ActionResult,
     execute,
     follow,
     read_only_refusal,
@@ -93,10 +95,21 @@ def run_action(
 ) -> int:
     """The whole CLI flow for one mutating action (see the module docstring)."""
     from cidash.actions.base import local_actor
-    from cidash.commands.common import client_from_args, load_config_from_args, open_store_from_args
+    from cidash.commands.common import (
+        client_from_args,
+        load_config_from_args,
+        open_store_from_args,
+        output_format,
+    )
+    from cidash.errors import UsageError
     from cidash.remote.mutations import ActionsRemote
 
-    stream = out or sys.stdout
+    fmt = output_format(args)
+    if fmt == "json" and not (args.yes or args.dry_run):
+        raise UsageError("--format json never asks: give --yes (or --dry-run)", hint=f"cidash {action} --help")
+    final = out or sys.stdout
+    # with --format json the human lines are kept for the document's "log" and one JSON document is printed
+    stream: TextIO = io.StringIO() if fmt == "json" else final
     ask = confirm or terminal_confirm
     config = load_config_from_args(args)
     ident = _project_ident(args, config)
@@ -133,7 +146,7 @@ def run_action(
                     result = execute(plan, remote, store, actor=actor, now=now(), dry_run=dry_run)
                     note = " (read-only mode: it would be refused)" if read_only else ""
                     _say(f"{result.message}{note}", file=stream)
-                    return 0
+                    return _done(fmt, final, stream, plan, result, code=0)
                 if not args.yes:
                     answer = ask(clean(plan.question()))
                     if answer is None:
@@ -160,15 +173,44 @@ def run_action(
                 if job is None:
                     if result.pipeline is not None and result.pipeline.web_url:
                         _say(f"pipeline: {result.pipeline.web_url}", file=stream)
-                    return 0
+                    return _done(fmt, final, stream, plan, result, code=0)
                 if getattr(args, "no_follow", False):
                     _say(f"job {job.id}: {job.web_url or ''}".rstrip(), file=stream)
-                    return 0
-                return _follow(
+                    return _done(fmt, final, stream, plan, result, code=0)
+                code = _follow(
                     remote, project.id, job.id, timeout=args.follow_timeout, stream=stream, sleep=sleep, clock=clock
                 )
+                return _done(fmt, final, stream, plan, result, code=code)
             finally:
                 remote.close()
+
+
+def _done(fmt: str, final: TextIO, log: TextIO, plan: ActionPlan, result: ActionResult, *, code: int) -> int:
+    """With ``--format json``: print the one document (docs/schemas/action.schema.json); the exit code as is."""
+    if fmt != "json":
+        return code
+    from cidash.commands.common import json_document
+
+    lines = log.getvalue().splitlines() if isinstance(log, io.StringIO) else []
+    job, pipeline = result.job, result.pipeline
+    doc = {
+        "action": plan.action,
+        "project": {"id": plan.project.id, "path": clean(plan.project.path)},
+        "ref": clean(plan.ref) if plan.ref else None,
+        "target": clean(plan.target),
+        "effect": clean(plan.effect),
+        "requests": [clean(call) for call in plan.shown_calls()],
+        "warnings": [clean(w) for w in plan.warnings],
+        "refusal": clean(plan.refusal) if plan.refusal else None,
+        "dry_run": result.dry_run,
+        "sent": not result.dry_run and not plan.refused,
+        "message": clean(result.message),
+        "job": None if job is None else {"id": job.id, "status": clean(job.status), "web_url": job.web_url},
+        "pipeline": None if pipeline is None else {"id": pipeline.id, "web_url": pipeline.web_url},
+        "log": [clean(line) for line in lines],
+    }
+    final.write(json_document(doc))
+    return code
 
 
 def _follow(

@@ -79,8 +79,11 @@ def add_action_args(parser: argparse.ArgumentParser, *, follow_job: bool = True)
 
     Shared by rebuild and retry; kept here, not in :mod:`cidash.actions`, so ``cidash --help`` imports nothing
     heavy."""
-    from cidash.commands.common import add_connection_args, add_store_args
+    from cidash.commands.common import add_connection_args, add_format_args, add_store_args
 
+    add_format_args(
+        parser, ("text", "json"), default="text", help_extra="; json: one document at the end, needs --yes or --dry-run"
+    )
     parser.add_argument(
         "--dry-run",
         action="store_true",
