@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from cidash.errors import CidashError, ConnectError
+from cidash.errors import CidashError, ConnectError, ProjectBusy
 from cidash.models import Project, RateLimitState
 from cidash.serve.scheduler import ProjectState, Scheduler, SyncStopped
 from cidash.sync import SyncProgress, SyncReport
@@ -106,6 +106,18 @@ def test_nothing_runs_before_it_is_due_and_errors_back_off() -> None:
     assert state.errors == 1 and not state.synced_once and state.last_error and state.interval == 120
     clock.t = state.next_due - 1
     assert sched.run_due() == 0
+    clock.t = state.next_due
+    assert run_once(sched) == 1 and state.synced_once
+    sched.stop(1)
+
+
+def test_a_project_another_process_is_syncing_is_skipped_without_an_error_or_back_off() -> None:
+    sched, clock, _calls = make([ProjectBusy("platform/app is being synced by another process"), IDLE])
+    sched.start()
+    state = sched.add("platform/app")
+    assert run_once(sched) == 1
+    assert state.errors == 0 and state.last_error is None and state.interval == 60
+    assert state.next_due == clock.t + 60  # looked at again after the normal interval
     clock.t = state.next_due
     assert run_once(sched) == 1 and state.synced_once
     sched.stop(1)

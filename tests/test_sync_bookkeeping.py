@@ -389,3 +389,29 @@ def test_the_dashboards_background_sync_goes_through_the_lease(small_sim: Simula
     thread.join(timeout=120)
     assert results and messages[0] == "sync waiting"
     assert small_sim.stats.count("/trace") > 0
+
+
+def test_a_sync_that_may_not_wait_skips_a_project_another_process_holds(
+    small_sim: SimulatedGitLab, store: Store
+) -> None:
+    """``cidash serve`` processes sharing a store split the projects: the one that finds a project leased skips it
+    (ProjectBusy) before downloading anything, and takes it once the lease is free."""
+    from dataclasses import replace
+
+    from cidash.errors import ProjectBusy
+    from cidash.sync import _HOST, LEASE_TTL
+
+    with make_client(small_sim) as client:
+        project = client.rest.project(small_sim.project_path)
+        store.upsert_project(project)
+        now = datetime.now(UTC)
+        assert (
+            store.acquire_sync_lease(project.id, "serve-1", pid=os.getpid(), host=_HOST, now=now, ttl=LEASE_TTL) is None
+        )
+        skip = replace(options(), wait_for_lease=False)
+        with pytest.raises(ProjectBusy, match="another process"):
+            sync_project(client, store, small_sim.project_path, options=skip, now=NOW)
+        assert small_sim.stats.count("/trace") == 0 and not store.pipelines(project.id)
+        store.release_sync_lease(project.id, "serve-1")
+        report = sync_project(client, store, small_sim.project_path, options=skip, now=NOW)
+    assert report.pipelines == small_sim.truth.pipelines

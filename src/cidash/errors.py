@@ -58,6 +58,11 @@ class StoreError(CidashError):
     title = "Store"
 
 
+class ProjectBusy(CidashError):
+    """Another live process holds the project's sync lease, and the caller asked not to wait (``cidash serve``:
+    several processes on one store split the projects instead of syncing one twice)."""
+
+
 class RemoteError(CidashError):
     """Anything that went wrong talking to GitLab."""
 

@@ -74,6 +74,7 @@ from cidash.errors import (
     ConnectError,
     NotFound,
     PermissionDenied,
+    ProjectBusy,
     RateLimited,
     RemoteError,
     StoreError,
@@ -140,6 +141,9 @@ class SyncOptions:
     fetch_logs: bool = True
     fetch_checksums: bool = True
     fetch_registry: bool = True
+    #: When another live process holds the project's lease: wait for it (``cidash sync``, the dashboard), or
+    #: raise :class:`~cidash.errors.ProjectBusy` at once (``cidash serve``: its other processes take the project).
+    wait_for_lease: bool = True
 
     @classmethod
     def from_config(cls, config: Config, *, since: str | datetime | None = None, now: datetime) -> SyncOptions:
@@ -364,7 +368,7 @@ def sync_project(
     )
     resolved = resolve_project(client, store, project)
     lease = _Lease(store, resolved)
-    lease_wait = lease.acquire(progress)
+    lease_wait = lease.acquire(progress, wait=options.wait_for_lease)
     try:
         return _sync_leased(
             client,
@@ -1045,8 +1049,9 @@ class _Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def acquire(self, progress: Callable[[SyncProgress], None] | None) -> float:
-        """Take the lease, waiting while another live sync holds it; returns the seconds waited."""
+    def acquire(self, progress: Callable[[SyncProgress], None] | None, *, wait: bool = True) -> float:
+        """Take the lease, waiting while another live sync holds it (``wait=False``: raise ProjectBusy instead,
+        before the sync's first request for the project's data); returns the seconds waited."""
         started = time.monotonic()
         told = False
         while True:
@@ -1061,6 +1066,10 @@ class _Lease:
             )
             if holder is None:
                 break
+            if not wait:
+                raise ProjectBusy(
+                    f"{self.project.path} is being synced by another process ({_describe_holder(holder)}); skipped"
+                )
             if not told and progress is not None:
                 progress(SyncProgress(project=self.project.path, phase="waiting", message=_describe_holder(holder)))
             told = True

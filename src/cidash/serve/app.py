@@ -27,6 +27,7 @@ from cidash.errors import (
     ConnectError,
     NotFound,
     PermissionDenied,
+    ProjectBusy,
     RateLimited,
     StoreError,
     UsageError,
@@ -141,7 +142,10 @@ class ServeApp:
         self._requests_lock = threading.Lock()
         self._stop = threading.Event()
         self._group_thread: threading.Thread | None = None
-        self.sync_options = SyncOptions.from_config(config, now=datetime.now(UTC))
+        # several serve processes may share one store: a project another one is syncing is skipped, not waited for
+        self.sync_options = dataclasses.replace(
+            SyncOptions.from_config(config, now=datetime.now(UTC)), wait_for_lease=False
+        )
         self.scheduler = Scheduler(
             self._sync,
             interval=options.interval,
@@ -271,6 +275,9 @@ class ServeApp:
         assert self.store is not None
         try:
             self._persist_requests()
+            if isinstance(error, ProjectBusy):  # another serve process has it: not an error, tried again later
+                self.log("sync_skipped", project=state.label, reason=redact(error.one_line()))
+                return
             if error is not None or report is None:
                 kind = error_kind(error) if error is not None else "other"
                 project = state.project

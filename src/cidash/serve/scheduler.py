@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from cidash.errors import CidashError
+from cidash.errors import CidashError, ProjectBusy
 from cidash.models import Project
 from cidash.sync import SyncProgress, SyncReport
 
@@ -220,6 +220,11 @@ class Scheduler:
         state.running = False
         state.syncs += 1
         now = self.clock()
+        if isinstance(error, ProjectBusy):
+            # another process (sharing the store) is syncing it: that is its job now; look again after the
+            # normal interval, without counting an error or backing off
+            state.next_due = now + self.interval * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
+            return
         if error is not None:
             state.errors += 1
             state.last_error = error.one_line()
