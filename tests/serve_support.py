@@ -62,7 +62,13 @@ class Running:
 
 @contextmanager
 def serving(
-    sim: SimulatedGitLab, tmp_path: Path, *, group: str | None = "platform", projects: tuple[str, ...] = (), **kw: Any
+    sim: SimulatedGitLab,
+    tmp_path: Path,
+    *,
+    group: str | None = "platform",
+    projects: tuple[str, ...] = (),
+    db: str | None = None,
+    **kw: Any,
 ) -> Iterator[Running]:
     config_file = write_config(tmp_path, sim)
     config = load_config(str(config_file))
@@ -77,7 +83,8 @@ def serving(
     }
     opts.update(kw)
     stream = io.StringIO()
-    app = ServeApp(config, connection, str(tmp_path / "serve.db"), ServeOptions(**opts), EventLog("json", stream))
+    store = db or str(tmp_path / "serve.db")
+    app = ServeApp(config, connection, store, ServeOptions(**opts), EventLog("json", stream))
     app.start()
     try:
         yield Running(app, f"http://127.0.0.1:{app.port}", stream, tmp_path / "serve.db")

@@ -366,3 +366,24 @@ def test_registry_is_read_hourly_or_after_an_image_build(group_sim: SimulatedGit
             ]
         )
         assert due(fetched + timedelta(minutes=5))
+
+
+def test_two_serve_processes_on_one_postgresql_store_split_the_work(
+    group_sim: SimulatedGitLab, tmp_path: Path, pg_url: str
+) -> None:
+    """Team mode: two serve processes share one PostgreSQL database; the project lease makes each project's sync
+    happen in one of them at a time, so no job log is downloaded twice."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        serving(group_sim, tmp_path / "a", db=pg_url) as first,
+        serving(group_sim, tmp_path / "b", db=pg_url) as second,
+    ):
+        wait_ready(first.url)
+        wait_ready(second.url)
+        prom = series(request(second.url + "/metrics")[2].decode())
+        events = [e["event"] for r in (first, second) for e in log_lines(r)]
+    assert "sync_failed" not in events and "sync" in events
+    traces = [path for method, path, status in group_sim.stats.log if path.endswith("/trace") and status == 200]
+    assert traces and len(traces) == len(set(traces))  # every log fetched once, across both processes
+    assert prom.get("cidash_syncs_total")
