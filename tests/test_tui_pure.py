@@ -118,6 +118,9 @@ def test_formatting_units_points_and_keys() -> None:
     assert fmt_value(1.0, "files") == "1 file"
     assert fmt_value(2.0, "files") == "2 files"
     assert fmt_value(214.6, "MB") == "214.6 MB"
+    # in a column of values measured units keep one decimal (528.0 s next to 586.2 s); counts and targets stay whole
+    assert [fmt_value(v, "s", column=True) for v in (528.0, 586.2)] == ["528.0 s", "586.2 s"]
+    assert (fmt_value(3.0, "files", column=True), fmt_value(215.0, "MB")) == ("3 files", "215 MB")
     assert fmt_change(0.0, "%") == "±0 pts"
     assert fmt_change(4.3, "%") == "+4.3 pts"  # percentage points, not percent
     assert fmt_change(-592.2, "MB") == "-592.2 MB"

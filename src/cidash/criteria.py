@@ -948,7 +948,7 @@ def _day_cache_key_files(c: DayContext) -> tuple[float | None, int]:
 
 def _evidence_image_size(ctx: EvalContext) -> EvidenceTable:
     rows = [
-        (p.tag, short_digest(p.digest or ""), fmt_value(p.size_bytes / MB, "MB"), fmt_time(p.created_at))
+        (p.tag, short_digest(p.digest or ""), fmt_value(p.size_bytes / MB, "MB", column=True), fmt_time(p.created_at))
         for p in reversed(image_size_history(ctx.ds, ctx.config.image.repository))
     ]
     return ("tag", "digest", "size", "created"), rows

@@ -36,11 +36,17 @@ def fmt_day(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d") if value else "—"
 
 
-def fmt_value(value: float | None, unit: str) -> str:
-    """``3 files``, ``1 file``, ``214.6 MB``, ``99.5 %``; ``—`` for no value."""
+#: Measured units: in a column of values they keep one decimal (``528.0 s`` next to ``586.2 s``).
+_MEASURED = frozenset({"s", "min", "h", "MB"})
+
+
+def fmt_value(value: float | None, unit: str, *, column: bool = False) -> str:
+    """``3 files``, ``1 file``, ``214.6 MB``, ``99.5 %``; ``—`` for no value. ``column``: a value in a column of
+    values, where a measured unit keeps its decimal (``528.0 s``, not ``528 s`` above ``586.2 s``)."""
     if value is None:
         return "—"
-    number = f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    whole = float(value).is_integer() and not (column and unit in _MEASURED)
+    number = f"{value:.0f}" if whole else f"{value:.1f}"
     if abs(value) == 1:
         unit = _SINGULAR.get(unit, unit)
     return f"{number} {unit}".strip()

@@ -475,7 +475,7 @@ def images_view(store: Store, snap: Snapshot) -> ImagesView:
     tag_rows = tuple(
         (
             t.tag.name,
-            fmt_value(t.tag.total_size / MB, "MB") if t.tag.total_size else "—",
+            fmt_value(t.tag.total_size / MB, "MB", column=True) if t.tag.total_size else "—",
             fmt_digest(t.tag.digest),
             fmt_day(t.tag.created_at),
             fmt_day(used.get(t.tag.digest or "")),
@@ -560,7 +560,8 @@ def comparison_cells(r: ComparisonRow) -> tuple[str, str, str, str, str, str]:
         base = f"{fmt_seconds(b.median if b else None)} / {fmt_seconds(b.p90 if b else None)}"
         cand = f"{fmt_seconds(c.median if c else None)} / {fmt_seconds(c.p90 if c else None)}"
     else:
-        base, cand = fmt_value(r.baseline_value, r.unit), fmt_value(r.candidate_value, r.unit)
+        base = fmt_value(r.baseline_value, r.unit, column=True)
+        cand = fmt_value(r.candidate_value, r.unit, column=True)
     change = r.change_text(1) if r.change_pts is not None else fmt_pct(r.change_pct, signed=True)
     if r.ci_low_pct is not None and r.ci_high_pct is not None:
         change += f" [{r.ci_low_pct:+.0f}, {r.ci_high_pct:+.0f}]"

@@ -209,9 +209,10 @@ class JobLogScreen(Screen[None]):
         Binding("slash", "search", "Search", key_display="/"),
         Binding("n", "next_match(1)", "Next", show=False),
         Binding("N", "next_match(-1)", "Previous", show=False),
-        Binding("E", "first_error", "First error", key_display="E"),
-        Binding("plus", "expand_all", "Unfold all", key_display="+"),
-        Binding("minus", "collapse_all", "Fold all", key_display="-"),
+        Binding("E", "first_error", "Error", key_display="E"),
+        # +/- are in the ? help and the log's own hint line; the footer keeps its room for quit and export at 80x24
+        Binding("plus", "expand_all", "Unfold all", key_display="+", show=False),
+        Binding("minus", "collapse_all", "Fold all", key_display="-", show=False),
     ]
 
     class Loaded(Message):
