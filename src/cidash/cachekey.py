@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,36 +191,12 @@ def check_file(path: Path, files: Sequence[str], root: Path) -> CheckResult:
 
 
 def write_atomic(path: Path | str, content: str | bytes) -> bool:
-    """Write ``content`` to ``path`` via a temp file in the same directory and a rename. Returns True if changed."""
-    path = Path(path)
+    """Write ``content`` to ``path`` via a temp file in the same directory and a rename (a regular file or a new
+    path only: :func:`cidash.outfile.write_bytes`). Returns True if changed."""
+    from cidash.outfile import write_bytes
+
     data = content.encode("utf-8", "surrogateescape") if isinstance(content, str) else content
-    try:
-        if path.read_bytes() == data:
-            return False
-    except OSError:
-        pass
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            mode = path.stat().st_mode & 0o777
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {exc.strerror}") from None
-    return True
+    return write_bytes(path, data, option="--write")
 
 
 # ---------------------------------------------------------------------------------------------------------------
