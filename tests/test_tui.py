@@ -740,6 +740,21 @@ async def open_log(app: CidashApp, pilot: Pilot[None], status: str = "success") 
     return app.screen
 
 
+async def open_job(app: CidashApp, pilot: Pilot[None], status: str) -> int:
+    """Open the log of the first stored job in ``status``, from its pipeline's screen; returns the job id."""
+    await settle(pilot)
+    job = next(j for j in app.store.jobs(project_id=app.store.projects()[0].id) if j.status == status)
+    app.open_pipeline(job.pipeline_id)
+    await settle(pilot)
+    screen = app.screen
+    assert isinstance(screen, PipelineScreen)
+    index = next(i for i, r in enumerate(screen.rows) if r.job.id == job.id)
+    screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
+    await pilot.press("enter")
+    await settle(pilot)
+    return job.id
+
+
 async def test_job_log_is_dense_searchable_and_keeps_its_place(
     store: Store, tmp_path: Path, live_sim: SimulatedGitLab
 ) -> None:
@@ -784,16 +799,7 @@ async def test_failed_job_log_jumps_to_the_first_error(store: Store, tmp_path: P
 
     app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        failed = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "failed")
-        app.open_pipeline(failed.pipeline_id)
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, PipelineScreen)
-        index = next(i for i, r in enumerate(screen.rows) if r.job.id == failed.id)
-        screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
-        await pilot.press("enter")
-        await settle(pilot)
+        await open_job(app, pilot, "failed")
         log = app.screen
         assert isinstance(log, JobLogScreen)
         error = first_error(log.sections)
@@ -808,19 +814,10 @@ async def test_manual_job_that_never_ran_says_so(store: Store, tmp_path: Path, l
 
     app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        manual = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "manual")
-        app.open_pipeline(manual.pipeline_id)
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, PipelineScreen)
-        index = next(i for i, r in enumerate(screen.rows) if r.job.id == manual.id)
-        screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
-        await pilot.press("enter")
-        await settle(pilot)
+        manual_id = await open_job(app, pilot, "manual")
         view = app.screen.query_one(LogLines)
         assert "manual job has never run" in view.empty_text
-        assert live_sim.stats.count(f"/jobs/{manual.id}/trace") == 0
+        assert live_sim.stats.count(f"/jobs/{manual_id}/trace") == 0
 
 
 @pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=["120x36", "80x24"])
@@ -831,16 +828,7 @@ def test_snapshot_dense_job_log(
     app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
 
     async def run_before(pilot: Pilot[None]) -> None:
-        await settle(pilot)
-        failed = next(j for j in store.jobs(project_id=store.projects()[0].id) if j.status == "failed")
-        app.open_pipeline(failed.pipeline_id)
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, PipelineScreen)
-        index = next(i for i, r in enumerate(screen.rows) if r.job.id == failed.id)
-        screen.query_one("#jobs-table", DataTable).move_cursor(row=index)
-        await pilot.press("enter")
-        await settle(pilot)
+        await open_job(app, pilot, "failed")
         await pilot.press("E")
         await pilot.pause()
 
