@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from cidash.models import (
     DECIDED_STATUSES,
@@ -97,6 +97,22 @@ class JobCacheConfig:
     @property
     def writes(self) -> bool:
         return self.policy in ("pull-push", "push")
+
+
+_Run = TypeVar("_Run", Pipeline, Job)
+
+
+def _unfinished_at(run: _Run, t: datetime) -> _Run:
+    """A pipeline or job that finished after ``t``, as it stood at ``t``: running if it had started, else
+    pending, with no end and no duration."""
+    started = run.started_at is not None and run.started_at <= t
+    return replace(
+        run,
+        status="running" if started else "pending",
+        started_at=run.started_at if started else None,
+        finished_at=None,
+        duration=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -190,14 +206,7 @@ class Dataset:
             if p.created_at > t:
                 continue
             if p.finished_at is not None and p.finished_at > t:
-                started = p.started_at is not None and p.started_at <= t
-                p = replace(
-                    p,
-                    status="running" if started else "pending",
-                    started_at=p.started_at if started else None,
-                    finished_at=None,
-                    duration=None,
-                )
+                p = _unfinished_at(p, t)
             pipelines.append(p)
         ids = {p.id for p in pipelines}
         kept = [j for j in self.jobs if j.pipeline_id in ids and j.created_at <= t]
@@ -209,15 +218,7 @@ class Dataset:
         facts: dict[int, TraceFacts] = {}
         for j in kept:
             if j.finished_at is not None and j.finished_at > t:
-                started = j.started_at is not None and j.started_at <= t
-                j = replace(
-                    j,
-                    status="running" if started else "pending",
-                    started_at=j.started_at if started else None,
-                    finished_at=None,
-                    duration=None,
-                    failure_reason=None,
-                )
+                j = replace(_unfinished_at(j, t), failure_reason=None)
             elif (f := self.facts.get(j.id)) is not None:
                 facts[j.id] = f
             if j.retried and newest[(j.pipeline_id, j.name)] == j.id:
