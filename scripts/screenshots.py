@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -143,8 +144,9 @@ def synced_app(factory: Callable[[], GitLabClient], store: Store, now: datetime,
     )
 
 
-def failing(out: Path, days: int, per_day: int) -> None:
-    scenario = failing_scenario(days, per_day)
+@contextlib.contextmanager
+def synced(scenario: Scenario) -> Iterator[tuple[Store, Callable[[], GitLabClient], str]]:
+    """The scenario served by the simulator and synced into a temporary store: (store, client factory, tmp dir)."""
     now = scenario.end
     with tempfile.TemporaryDirectory() as tmp, SimulatedGitLab(scenario) as sim:
         conn = Connection(url=sim.url, token=Secret(sim.token), max_rps=0, concurrency=6, projects=(sim.project_path,))
@@ -156,10 +158,17 @@ def failing(out: Path, days: int, per_day: int) -> None:
             with factory() as client:
                 options = SyncOptions.from_config(Config(), since="all", now=now)
                 print(sync_project(client, store, sim.project_path, options=options, now=now).summary())
-            for size, suffix in ((SIZE, ""), (NARROW, "-80x24")):
-                app = synced_app(factory, store, now, tmp)
-                for path in asyncio.run(shoot_failing(app, store, out, size, suffix)):
-                    print(f"wrote {path}")
+            yield store, factory, tmp
+
+
+def failing(out: Path, days: int, per_day: int) -> None:
+    scenario = failing_scenario(days, per_day)
+    now = scenario.end
+    with synced(scenario) as (store, factory, tmp):
+        for size, suffix in ((SIZE, ""), (NARROW, "-80x24")):
+            app = synced_app(factory, store, now, tmp)
+            for path in asyncio.run(shoot_failing(app, store, out, size, suffix)):
+                print(f"wrote {path}")
 
 
 def main() -> int:
@@ -172,28 +181,10 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     scenario = Scenario(days=args.days, pipelines_per_day=args.per_day, migration_day=args.days // 2 + 1)
     now = scenario.end
-    with tempfile.TemporaryDirectory() as tmp, SimulatedGitLab(scenario) as sim:
-        conn = Connection(url=sim.url, token=Secret(sim.token), max_rps=0, concurrency=6, projects=(sim.project_path,))
-
-        def factory() -> GitLabClient:
-            return GitLabClient(conn)
-
-        with Store.open(Path(tmp) / "store.db") as store:
-            with factory() as client:
-                options = SyncOptions.from_config(Config(), since="all", now=now)
-                print(sync_project(client, store, sim.project_path, options=options, now=now).summary())
-            app = CidashApp(
-                store,
-                Config(),
-                clock=lambda: now,
-                actions=CoreActions(factory, store, Config(), clock=lambda: now),
-                log_fetcher=log_fetcher(factory),
-                poll=False,
-                source="demo",
-                cache_dir=Path(tmp) / "cache",
-            )
-            for path in asyncio.run(shoot(app, out)):
-                print(f"wrote {path}")
+    with synced(scenario) as (store, factory, tmp):
+        app = synced_app(factory, store, now, tmp)
+        for path in asyncio.run(shoot(app, out)):
+            print(f"wrote {path}")
     failing(out, args.days, args.per_day)
     return 0
 
