@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cidash.tui.charts import TICKS, ColumnChart, phase_bar, resample, sparkline
+from cidash.tui.charts import FLAT, TICKS, ColumnChart, phase_bar, resample, sparkline
 from cidash.tui.data import (
     Health,
     HealthRow,
@@ -33,9 +33,24 @@ def test_sparkline_one_cell_per_value_and_extremes(vals: list[float | None]) -> 
     for v, ch in zip(vals, line, strict=True):
         assert (ch == " ") == (v is None)
     known = [v for v in vals if v is not None]
-    if known and max(known) > min(known):
+    if known and max(known) - min(known) > 1e-9 * max(*known, 1.0):  # a real change (not float noise)
         assert line[vals.index(max(known))] == TICKS[-1]
         assert line[vals.index(min(known))] == TICKS[0]
+
+
+@given(st.floats(min_value=0, max_value=1e6), st.lists(st.booleans(), min_size=1, max_size=40))
+def test_sparkline_of_a_constant_series_is_a_rule_not_a_level(value: float, known: list[bool]) -> None:
+    """A criterion that did not move over the window (0 stale caches every day, 2 key files) draws a rule, so
+    it cannot be read as a bar at some level; missing days stay blank."""
+    vals = [value if k else None for k in known]
+    line = sparkline(vals)
+    assert line == "".join(FLAT if k else " " for k in known)
+    assert not set(line) & set(TICKS)
+
+
+def test_sparkline_float_noise_is_still_flat_but_a_real_change_is_drawn() -> None:
+    assert sparkline([27.059, 27.059 + 1e-12, 27.059]) == FLAT * 3
+    assert sparkline([27.0, 27.5, 27.0]) == TICKS[0] + TICKS[-1] + TICKS[0]
 
 
 @given(values, st.integers(min_value=1, max_value=60))

@@ -25,18 +25,26 @@ PHASE_STYLES: dict[str, str] = {
 }
 
 
+FLAT = "─"  # a series that did not change: a rule, not a bar at an arbitrary height
+
+
 def sparkline(values: Sequence[float | None]) -> str:
-    """One character per value, scaled between the min and max of the known values; None prints a space."""
+    """One character per value, scaled between the min and max of the known values; None prints a space.
+
+    A series that does not change (every known value equal, up to float noise) has no scale to draw on: bars at
+    any height would suggest a level, so each known day prints :data:`FLAT` instead ("steady").
+    """
     known = [v for v in values if v is not None]
     if not known:
         return " " * len(values)
     lo, hi = min(known), max(known)
+    flat = hi - lo <= 1e-9 * max(abs(hi), abs(lo), 1.0)
     out = []
     for v in values:
         if v is None:
             out.append(" ")
-        elif hi == lo:
-            out.append(TICKS[3])
+        elif flat:
+            out.append(FLAT)
         else:
             out.append(TICKS[round((v - lo) / (hi - lo) * (len(TICKS) - 1))])
     return "".join(out)
