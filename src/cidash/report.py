@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from cidash.compare import Comparison, ComparisonRow
 from cidash.criteria import CriteriaReport, CriterionResult
+from cidash.formatting import fmt_result, fmt_value
 from cidash.textsafe import clean, md_cell, md_code, xml_text
 
 if TYPE_CHECKING:
@@ -36,8 +37,20 @@ def fmt_number(value: float | None, unit: str = "", digits: int = 1) -> str:
     return f"{text} {unit}" if unit not in ("%",) else f"{text} %"
 
 
+def _value(c: CriterionResult) -> str:
+    """A criterion's value as the dashboard shows it (``1 file``, ``41.2 % faster``, ``214.4 MB``): one
+    formatter for every view, so the Health tab and ``check`` print the same words; an en dash for no value."""
+    return "–" if c.value is None else fmt_result(c.value, c.unit)
+
+
 def _target(c: CriterionResult) -> str:
-    return f"{c.comparator} {fmt_number(c.target, c.unit)}"
+    return f"{c.comparator} {fmt_value(c.target, c.unit)}"
+
+
+def _text(buf: io.StringIO) -> str:
+    """What the console wrote, without the padding rich adds to the table width: a piped report has no
+    trailing blanks (its title line was padded to 120 columns)."""
+    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
 
 
 def _console(width: int, color: bool) -> tuple[io.StringIO, Console]:
@@ -78,7 +91,7 @@ def criteria_markdown(report: CriteriaReport, *, strict: bool = False) -> str:
     for c in report.criteria:
         lines.append(
             f"| {md_cell(c.title)} (`{c.id}`) | **{STATUS_LABEL[c.status]}** | "
-            f"{md_cell(fmt_number(c.value, c.unit))} | {md_cell(_target(c))} | {c.n} | {md_cell(c.evidence)} |"
+            f"{md_cell(_value(c))} | {md_cell(_target(c))} | {c.n} | {md_cell(c.evidence)} |"
         )
     lines += ["", f"_Period: {md_cell(report.period)}. MB = 10^6 bytes._", ""]
     return "\n".join(lines)
@@ -97,7 +110,7 @@ def criteria_junit(report: CriteriaReport) -> str:
     )
     for c in report.criteria:
         case = ET.SubElement(suite, "testcase", classname="cidash.criteria", name=c.id)
-        text = xml_text(f"{c.title}: value {fmt_number(c.value, c.unit)}, target {_target(c)}, n={c.n}. {c.evidence}")
+        text = xml_text(f"{c.title}: value {_value(c)}, target {_target(c)}, n={c.n}. {c.evidence}")
         if c.status == "fail":
             ET.SubElement(case, "failure", message=xml_text(c.evidence), type="criterion_failed").text = text
         elif c.status == "no_data":
@@ -127,7 +140,7 @@ def criteria_table(report: CriteriaReport, *, strict: bool = False, width: int =
         table.add_row(
             c.id,
             Text(STATUS_LABEL[c.status], style=_STATUS_STYLE[c.status]),
-            fmt_number(c.value, c.unit),
+            _value(c),
             _target(c),
             str(c.n),
             Text(clean(c.evidence)),
@@ -141,7 +154,7 @@ def criteria_table(report: CriteriaReport, *, strict: bool = False, width: int =
         "MB = 10^6 bytes."
     )
     console.print(Text(clean(f"Period: {report.period}.")))
-    return buf.getvalue()
+    return _text(buf)
 
 
 def render_criteria(
@@ -238,7 +251,7 @@ def comparison_table(cmp: Comparison, *, width: int = 120, color: bool = False) 
         if r.verdict:
             console.print(Text(clean(r.headline())))
     console.print(Text(clean(cmp.methods())))
-    return buf.getvalue()
+    return _text(buf)
 
 
 def render_comparison(cmp: Comparison, fmt: str, *, width: int = 120, color: bool = False) -> str:
