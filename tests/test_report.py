@@ -38,3 +38,11 @@ def test_a_piped_table_has_no_trailing_blanks(report) -> None:  # type: ignore[n
     assert lines[0].startswith("cidash check:")
     assert all(line == line.rstrip() for line in lines), [line for line in lines if line != line.rstrip()][:2]
     assert text.endswith("\n")
+
+
+def test_a_column_of_measured_values_keeps_its_decimal() -> None:
+    from cidash.report import _measured
+
+    assert [_measured(v, "s") for v in (529.0, 608.2)] == ["529.0 s", "608.2 s"]  # not "529 s / 608.2 s"
+    assert [_measured(v, "%") for v in (100.0, 95.7)] == ["100.0 %", "95.7 %"]
+    assert _measured(None, "MB") == "–"

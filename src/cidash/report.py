@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from cidash.compare import Comparison, ComparisonRow
 from cidash.criteria import CriteriaReport, CriterionResult
-from cidash.formatting import fmt_result, fmt_value
+from cidash.formatting import fmt_pct, fmt_result, fmt_value
 from cidash.textsafe import clean, md_cell, md_code, xml_text
 
 if TYPE_CHECKING:
@@ -27,14 +27,12 @@ _STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "no_data": "yellow"}
 _VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "not enough data": "yellow"}
 
 
-def fmt_number(value: float | None, unit: str = "", digits: int = 1) -> str:
-    """``215.0 MB``, ``34.2 %``, ``12 s``; an en dash for None."""
+def _measured(value: float | None, unit: str) -> str:
+    """A measured value in a column of them: one decimal kept for seconds and MB (``529.0 s / 608.2 s``, not
+    ``529 s / 608.2 s``; ``100.0 %`` next to ``95.7 %``), the dashboard's formatters; an en dash for no value."""
     if value is None:
         return "–"
-    text = f"{value:.{digits}f}" if value != int(value) or digits == 0 else f"{int(value)}"
-    if not unit:
-        return text
-    return f"{text} {unit}" if unit not in ("%",) else f"{text} %"
+    return fmt_pct(value) if unit == "%" else fmt_value(value, unit, column=True)
 
 
 def _value(c: CriterionResult) -> str:
@@ -179,11 +177,11 @@ def _cells(r: ComparisonRow) -> tuple[str, str, str, str, str, str, str]:
     if r.kind == "distribution":
         b = r.baseline
         c = r.candidate
-        base = f"{fmt_number(b.median if b else None, 's')} / {fmt_number(b.p90 if b else None, 's')}"
-        cand = f"{fmt_number(c.median if c else None, 's')} / {fmt_number(c.p90 if c else None, 's')}"
+        base = f"{_measured(b.median if b else None, 's')} / {_measured(b.p90 if b else None, 's')}"
+        cand = f"{_measured(c.median if c else None, 's')} / {_measured(c.p90 if c else None, 's')}"
     else:
-        base = fmt_number(r.baseline_value, r.unit)
-        cand = fmt_number(r.candidate_value, r.unit)
+        base = _measured(r.baseline_value, r.unit)
+        cand = _measured(r.candidate_value, r.unit)
     change = r.change_text(1)
     ci = "–" if r.ci_low_pct is None or r.ci_high_pct is None else f"[{r.ci_low_pct:+.1f} %, {r.ci_high_pct:+.1f} %]"
     return base, cand, f"{r.n_baseline}/{r.n_candidate}", change, ci, r.verdict or "", r.note
