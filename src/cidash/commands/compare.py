@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from datetime import UTC, datetime
 
 HELP = "before/after report of two slices of CI history"
@@ -22,7 +23,7 @@ SPEC (each of --baseline and --candidate):
   abc1234..def5678         pipelines created from the first pipeline of commit abc1234 to the last one of
                            def5678 (SHA prefixes, 7+ hex digits; also commits:abc1234..def5678)
   ref:main                 pipelines of one branch or tag
-  image:sha256:DIGEST      jobs that ran in the CI image with that digest (a unique prefix is enough)
+  image:sha256:DIGEST      jobs that ran in the CI image with that digest (a unique prefix of 6+ hex digits)
   image:TAG                jobs that ran in the image the registry tag points to
   A,B                      several joined by commas select what matches all, e.g. 2026-11-13..,ref:main
 
@@ -68,6 +69,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_store_args(parser)
 
 
+_HEXISH = re.compile(r"(?:sha256:)?[0-9a-f]{1,5}", re.IGNORECASE)
+
+
+def empty_spec_hint(side: str, text: str) -> str:
+    """What to say when a SPEC selects nothing: a short hex word after ``image:`` was read as a tag name,
+    since a digest prefix needs ``sha256:`` and 6+ hex digits (shorter ones are ambiguous across images)."""
+    from cidash.textsafe import clean
+
+    msg = f"the {side} SPEC {clean(text)!r} matches no pipeline in the store"
+    for part in text.split(","):
+        value = part.strip()[len("image:") :] if part.strip().startswith("image:") else ""
+        if value and _HEXISH.fullmatch(value):
+            msg += f"; {clean(value)!r} was read as an image tag: a digest prefix is image:sha256: and 6+ hex digits"
+    return msg
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -106,6 +123,12 @@ def run(args: argparse.Namespace) -> int:
             as_of=now is not None,
         )
     result = snap.compare(baseline, candidate, resamples=args.resamples)
+    for side, spec, count in (
+        ("baseline", baseline, result.baseline_pipelines),
+        ("candidate", candidate, result.candidate_pipelines),
+    ):
+        if count == 0:
+            print(f"cidash compare: warning: {empty_spec_hint(side, spec.text)}", file=sys.stderr)
     if fmt == "json":
         sys.stdout.write(json_document(result.as_dict()))
     else:
