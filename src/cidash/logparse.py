@@ -64,6 +64,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
+try:  # google-re2 (a dependency); without it the same searches run in `re`, only slower
+    import re2 as _re2
+except ImportError:  # pragma: no cover - the wheel exists for every platform cidash supports
+    _re2 = None
+
 from cidash.models import PHASES, CacheEvent, CacheOp, CacheOutcome, ImageRef, Section, TraceFacts
 
 __all__ = [
@@ -144,6 +149,14 @@ _CONT_RE: Final = re.compile(
 )
 _CONT_HOLD: Final = 48  # bytes after a chunk's last "\n" that decide whether the next line is a continuation
 _ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b")
+
+
+def _re2_options() -> Any:
+    options = _re2.Options()
+    options.encoding = _re2.Options.Encoding.LATIN1  # bytes, not UTF-8: any byte is one character
+    return options
+
+
 # Where a runner line (cache, image, version) or a section marker can begin: a part of a line (its start, after its
 # per-line timestamp, or after a \r), then ANSI codes (what _text() strips), then a marker the runner writes. Only
 # lines holding one are decoded and interpreted (plus lines holding a marker the runner ended with \r, see
@@ -160,6 +173,10 @@ _LINE_HEAD: Final = _PART_TS + _PART_CODES + rb"(?:" + _PART_TOKENS + rb"|sectio
 #: "\n" + a line that begins like a runner line or a marker (the lookahead rejects most lines on one byte)
 _NL_LINE_RE: Final = re.compile(rb"\n(?=[0-9\x1bCURPSFWENAs])" + _LINE_HEAD)
 _LINE_RE: Final = re.compile(_LINE_HEAD)  # the same at a region's first line
+#: The same search in RE2 (no lookahead there; its DFA needs none), for long spans: see _nl_line_search.
+_NL_LINE_RE2: Final = None if _re2 is None else _re2.compile(b"\n" + _LINE_HEAD, _re2_options())
+_RE2_MIN: Final = 16 * 1024  # shorter spans go to `re` alone: a call into RE2 costs ~3 us, sre's ~0.4 us
+_SRE_WINDOW: Final = 2048
 _CR_PART_RE: Final = re.compile(_PART_CODES + rb"(?:" + _PART_TOKENS + rb")")  # the part after a \r
 _CR_PART_SEARCH_RE: Final = re.compile(rb"\r" + _PART_CODES + rb"(?:" + _PART_TOKENS + rb")")
 _SECTION_CR_RE: Final = re.compile(rb"section_(?:start|end):\d{1,12}:[A-Za-z0-9_.\-]{1,256}(?:\[[^\]\r\n]{0,256}\])?\r")
@@ -177,6 +194,27 @@ _DOCKER_IMAGE_OLD_RE: Final = re.compile(r"Using docker image (\S+) (?:ID=(\S+) 
 _PULLING_RE: Final = re.compile(r"Pulling docker image (\S+?)(?: for platform \S+)?(?: \.\.\.)?$")
 _PREPARING_RE: Final = re.compile(r'Preparing the "([A-Za-z0-9][A-Za-z0-9+_.-]{0,63})" executor')
 _TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
+
+
+def _nl_line_search(buf: bytes, pos: int, end: int) -> int:
+    """Index of the first "\\n" in buf[pos:end] that begins a line looking like a runner line or a marker
+    (:data:`_NL_LINE_RE`), or -1.
+
+    sre stops at every "\\n" to try the pattern; RE2's DFA does not, and is about 4x faster over long spans, but a
+    call costs ~3 us. So the first :data:`_SRE_WINDOW` bytes go to sre (runner lines come in runs: the next is
+    usually near), the rest to RE2 when it is installed. Both find the same matches: the pattern has only
+    literals, byte classes and bounded repeats (RE2 reads bytes as Latin-1), and a match holds no "\\n" but its
+    first byte, so none can straddle the window's end unnoticed."""
+    if _NL_LINE_RE2 is None or end - pos < _RE2_MIN:
+        m = _NL_LINE_RE.search(buf, pos, end)
+        return -1 if m is None else m.start()
+    window = pos + _SRE_WINDOW
+    m = _NL_LINE_RE.search(buf, pos, window)
+    if m is not None:
+        return m.start()
+    nl = buf.rfind(b"\n", pos, window)  # a match cut by the window's end starts at its last "\n"
+    m2 = _NL_LINE_RE2.search(buf, nl if nl >= 0 else window, end)
+    return -1 if m2 is None else int(m2.start())
 
 
 _DAYS: dict[bytes, int | None] = {}  # "YYYYMMDD" -> unix time of its midnight, None if no such day
@@ -285,7 +323,7 @@ class TraceParser:
         self._bulk = False  # inside a script section: only section markers matter
         # the log is a saved copy whose \r became newlines: None until the first marker says (see _eol_marker)
         self._stripped: bool | None = None
-        self._cr_misses = 0  # \r outside script output that began no runner line (see _cr_candidate)
+        self._cr_misses = 0  # \r in this region outside script output that began no runner line (_cr_candidate)
         self._executor_named = False  # the executor came from 'Preparing the "X" executor' (it outranks "Using")
         self._limit_hit = False
         self._last = b""  # the last _LAST_BYTES bytes fed, where the runner's limit message would be
@@ -381,7 +419,8 @@ class TraceParser:
     def _region(self, buf: bytes, start: int, end: int) -> None:
         """Interpret buf[start:end]: whole lines, except that the last may be a piece cut at a \\r."""
         pos = start
-        nl_search = _NL_LINE_RE.search
+        self._cr_misses = 0
+        nl_search = _nl_line_search
         nl_hit = -2  # the next line start that looks like a runner line: -2 not searched yet, -1 none left
         cr_hit, cr_upto = -1, -1  # the first \r candidate found before cr_upto, -1 if none
         while pos < end:
@@ -392,13 +431,16 @@ class TraceParser:
             if (pos == 0 or buf[pos - 1] != 10) and _LINE_RE.match(buf, pos, end) is not None:
                 hit = pos  # a region's first line, or what follows a marker that ended script output
             else:
-                if -1 < nl_hit < pos or nl_hit == -2:
-                    m = nl_search(buf, pos - 1 if pos > 0 else 0, end)
-                    nl_hit = -1 if m is None else m.start() + 1
+                if nl_hit < pos and nl_hit != -1:
+                    nl_hit = nl_search(buf, pos - 1 if pos > 0 else 0, end)
+                    if nl_hit >= 0:
+                        nl_hit += 1
                 # \r candidates matter only before the next line found: the \r in that line are never looked at
                 limit = end if nl_hit < 0 else nl_hit
-                if -1 < cr_hit < pos or (cr_hit == -1 and cr_upto < limit):
-                    cr_hit, cr_upto = self._cr_candidate(buf, pos, limit), limit
+                if cr_hit < pos and (cr_hit >= 0 or cr_upto < limit):  # stale, or not searched far enough
+                    cr = buf.find(b"\r", pos - 1 if pos > 0 else 0, limit)
+                    cr_hit = -1 if cr < 0 else self._cr_candidate(buf, pos, limit, cr)
+                    cr_upto = limit
                 if nl_hit < 0:
                     hit = cr_hit
                 elif cr_hit < 0:
@@ -414,17 +456,16 @@ class TraceParser:
             self._line(buf, start, line_start, line_end)
             pos = line_end
 
-    def _cr_candidate(self, buf: bytes, pos: int, end: int) -> int:
+    def _cr_candidate(self, buf: bytes, pos: int, end: int, cr: int) -> int:
         """Where the first \\r at or after pos (but the one at pos - 1 too) starts a runner part or ends a section
         marker: the \\r's index, or the marker's; -1 if none. \\r is rare outside CRLF logs and progress bars:
         each is looked at (memchr speed); a region full of them is searched with two regexes instead."""
         find = buf.find
-        low = pos - 1 if pos > 0 else 0
+        low = cr
         if self._cr_misses < _CR_MISSES:
             part = _CR_PART_RE.match
             marker = _SECTION_CR_RE.match
             rfind = buf.rfind
-            cr = find(b"\r", low, end)
             while cr >= 0:
                 if part(buf, cr + 1, end) is not None:
                     return cr
