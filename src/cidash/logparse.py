@@ -193,6 +193,7 @@ _DOCKER_IMAGE_RE: Final = re.compile(r"Using docker image (\S+) for (\S+?)(?: wi
 _DOCKER_IMAGE_OLD_RE: Final = re.compile(r"Using docker image (\S+) (?:ID=(\S+) )?for build container")
 _PULLING_RE: Final = re.compile(r"Pulling docker image (\S+?)(?: for platform \S+)?(?: \.\.\.)?$")
 _PREPARING_RE: Final = re.compile(r'Preparing the "([A-Za-z0-9][A-Za-z0-9+_.-]{0,63})" executor')
+_LEVELS: Final = ("WARNING: ", "ERROR: ", "FATAL: ")  # runner-line prefixes, stripped before reading the line
 _TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
 
 
@@ -420,7 +421,7 @@ class TraceParser:
         """Interpret buf[start:end]: whole lines, except that the last may be a piece cut at a \\r."""
         pos = start
         self._cr_misses = 0
-        nl_search = _nl_line_search
+        nl_search = _NL_LINE_RE.search
         nl_hit = -2  # the next line start that looks like a runner line: -2 not searched yet, -1 none left
         cr_hit, cr_upto = -1, -1  # the first \r candidate found before cr_upto, -1 if none
         while pos < end:
@@ -432,9 +433,14 @@ class TraceParser:
                 hit = pos  # a region's first line, or what follows a marker that ended script output
             else:
                 if nl_hit < pos and nl_hit != -1:
-                    nl_hit = nl_search(buf, pos - 1 if pos > 0 else 0, end)
-                    if nl_hit >= 0:
-                        nl_hit += 1
+                    low = pos - 1 if pos > 0 else 0
+                    if end - low < _RE2_MIN:  # inline _nl_line_search's short case: the common one, per line
+                        m = nl_search(buf, low, end)
+                        nl_hit = -1 if m is None else m.start() + 1
+                    else:
+                        nl_hit = _nl_line_search(buf, low, end)
+                        if nl_hit >= 0:
+                            nl_hit += 1
                 # \r candidates matter only before the next line found: the \r in that line are never looked at
                 limit = end if nl_hit < 0 else nl_hit
                 if cr_hit < pos and (cr_hit >= 0 or cr_upto < limit):  # stale, or not searched far enough
@@ -550,21 +556,28 @@ class TraceParser:
         """Interpret buf[pos:end], the rest of a line that begins at or before pos (and not before start)."""
         nl = buf.rfind(b"\n", start, pos)
         line_start = nl + 1 if nl >= 0 else start
-        ts: float | None = None
-        if line_start < pos or (nl < 0 and self._cont):
-            ts = self._line_ts(buf, start, pos)
-        else:
+        at_start = not (line_start < pos or (nl < 0 and self._cont))
+        m = None
+        if at_start:
             m = _TS_RE.match(buf, pos, end)
             if m is not None:
                 pos = m.end()
-                ts = _parse_ts(m)
         last = pos
         if buf.find(b"section_", pos, end) >= 0:
+            # the line's time, worked out at its first marker (most runner lines have none)
+            ts: float | None = None
+            timed = False
             for sm in _SECTION_RE.finditer(buf, pos, end):
                 if not self._accept(buf, start, sm):
                     continue
                 if not self._bulk and sm.start() > last:
                     self._text(buf[last : sm.start()])
+                if not timed:
+                    if not at_start:
+                        ts = self._line_ts(buf, start, pos)
+                    elif m is not None:
+                        ts = _parse_ts(m)
+                    timed = True
                 self._section(sm, ts)
                 last = sm.end()
         if not self._bulk and last < end:
@@ -647,10 +660,8 @@ class TraceParser:
 
     def _runner_line(self, text: str) -> None:
         body = text
-        for prefix in ("WARNING: ", "ERROR: ", "FATAL: "):
-            if text.startswith(prefix):
-                body = text[len(prefix) :].strip()
-                break
+        if text.startswith(_LEVELS):
+            body = text.partition(": ")[2].strip()
         first = body[:1]
         if first == "C":
             self._c_line(body)
