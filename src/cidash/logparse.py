@@ -422,42 +422,39 @@ class TraceParser:
         pos = start
         self._cr_misses = 0
         nl_search = _NL_LINE_RE.search
+        find = buf.find
         nl_hit = -2  # the next line start that looks like a runner line: -2 not searched yet, -1 none left
-        cr_hit, cr_upto = -1, -1  # the first \r candidate found before cr_upto, -1 if none
+        next_cr = -2  # the next \r at or after pos - 1: -2 not searched yet, end if none
         while pos < end:
             if self._bulk:  # script output: only section markers matter
                 pos = self._scan_script(buf, start, pos, end)
                 continue
-            floor = pos  # where the not-yet-interpreted part of the current line begins
-            if (pos == 0 or buf[pos - 1] != 10) and _LINE_RE.match(buf, pos, end) is not None:
-                hit = pos  # a region's first line, or what follows a marker that ended script output
+            low = pos - 1 if pos > 0 else 0
+            if (pos == 0 or buf[low] != 10) and _LINE_RE.match(buf, pos, end) is not None:
+                hit = line_start = pos  # a region's first line, or what follows a marker that ended script output
             else:
                 if nl_hit < pos and nl_hit != -1:
-                    low = pos - 1 if pos > 0 else 0
-                    if end - low < _RE2_MIN:  # inline _nl_line_search's short case: the common one, per line
+                    if end - low < _RE2_MIN:  # _nl_line_search's short case inlined: the common one, per line
                         m = nl_search(buf, low, end)
                         nl_hit = -1 if m is None else m.start() + 1
                     else:
                         nl_hit = _nl_line_search(buf, low, end)
                         if nl_hit >= 0:
                             nl_hit += 1
-                # \r candidates matter only before the next line found: the \r in that line are never looked at
-                limit = end if nl_hit < 0 else nl_hit
-                if cr_hit < pos and (cr_hit >= 0 or cr_upto < limit):  # stale, or not searched far enough
-                    cr = buf.find(b"\r", pos - 1 if pos > 0 else 0, limit)
-                    cr_hit = -1 if cr < 0 else self._cr_candidate(buf, pos, limit, cr)
-                    cr_upto = limit
-                if nl_hit < 0:
-                    hit = cr_hit
-                elif cr_hit < 0:
-                    hit = nl_hit
-                else:
-                    hit = nl_hit if nl_hit < cr_hit else cr_hit
-                if hit < 0:
+                hit = line_start = end if nl_hit < 0 else nl_hit
+                if next_cr < low:
+                    next_cr = find(b"\r", low, end)
+                    if next_cr < 0:
+                        next_cr = end
+                if next_cr < hit:  # a \r before that line (the \r in that line itself never need a look)
+                    cr_hit = self._cr_candidate(buf, pos, hit, next_cr)
+                    if cr_hit >= 0:
+                        hit = cr_hit
+                        nl = buf.rfind(b"\n", pos, hit)
+                        line_start = nl + 1 if nl >= 0 else pos
+                if hit >= end:
                     return
-            nl = buf.rfind(b"\n", floor, hit)
-            line_start = nl + 1 if nl >= 0 else floor
-            nl = buf.find(b"\n", hit, end)
+            nl = find(b"\n", hit, end)
             line_end = end if nl < 0 else nl + 1
             self._line(buf, start, line_start, line_end)
             pos = line_end
