@@ -4,11 +4,15 @@ Feed it bytes in chunks of any size (:class:`TraceParser`), or use :func:`parse_
 It never keeps the whole log: only the unfinished last line is buffered, and that buffer is capped (see
 ``max_line``), so one pathological multi-megabyte line costs at most ``max_line`` + one chunk of memory.
 
-How it stays fast: it does not look at every line in Python. Complete lines are scanned in C (``bytes.find`` and
-one compiled regex) for the few markers that matter, and only lines containing a marker are decoded and
-interpreted. Inside script sections (``step_script``, ``build_script``, ``after_script``, user sections) the
-only marker that matters is ``section_``; cache and image lines are only read outside them, where the runner
-writes them. A log with no sections at all is read in the slower "every marker" mode throughout.
+How it stays fast: it does not look at every line in Python. Complete lines are scanned in C (``bytes.find``
+and compiled regexes) for the few markers that matter, and only lines holding one are decoded and interpreted.
+Inside script sections (``step_script``, ``build_script``, ``after_script``, user sections) the only marker that
+matters is ``section_``, and every marker the runner writes ends in ``\\r``: the parser jumps from ``\\r`` to
+``\\r`` (memchr). Cache and image lines are only read outside script sections, where the runner writes them (a
+log with no sections at all is read that way throughout): there a runner line begins a line (after its per-line
+timestamp and ANSI codes) or follows a ``\\r``, so the parser searches for "newline + a runner line's first
+words" (sre; google-re2's DFA over long spans, :func:`_nl_line_search`), looks at each ``\\r`` (memchr), and
+never runs a many-way alternation over every byte.
 
 Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 
@@ -47,8 +51,9 @@ Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
   found locally; otherwise ``pulled`` is None (always for kubernetes, whose log does not say).
 - Lines longer than ``max_line`` are cut at their last ``\\r`` (progress bars), so markers in them still
   count; if a line has no ``\\r`` at all, its middle is dropped.
-- Runner lines (cache, image, version) count where the runner writes them: at the start of a line, after a
-  ``\\r``, an ANSI code or the per-line timestamp; indented or mid-line look-alikes do not.
+- Runner lines (cache, image, version) count where the runner writes them: at the start of a line (after its
+  per-line timestamp) or after a ``\\r``, behind ANSI codes at most; indented or mid-line look-alikes do not, nor
+  does a runner line's wording cut by an ANSI code (``Runni\\x1b[0mng with``: the runner never writes that).
 - Per-line timestamp continuation lines (``00O+``: the runner flushed part of a line, e.g. a helper
   container's output read in pieces) are joined to the line they continue, so a cache line or a section marker
   split that way still reads whole. One that starts with a section marker (the runner writes
