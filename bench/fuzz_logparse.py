@@ -14,6 +14,10 @@ splices of two logs), feeds it to the parser in random chunks and checks:
 - the facts do not depend on the chunking (compared with one whole parse).
 
 A failing case is written to bench/.fuzz/ (gitignored) with the exception, and the run exits 1.
+
+--against REV also parses every case with src/cidash/logparse.py as it is at git revision REV and counts the
+cases whose facts differ (written to bench/.fuzz/ as diff-*.txt): a report for changes to the parser, not a
+failure.
 `tests/test_logparse_fuzz.py` runs the same cases (a few thousand, fixed seed) in `make test`.
 """
 
@@ -22,10 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
+import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cidash.logparse import (
@@ -177,17 +184,37 @@ def _inconsistency(facts: TraceFacts, whole: TraceFacts) -> str | None:
     return None
 
 
+def _load_revision(rev: str) -> Callable[[bytes], TraceFacts]:
+    """parse_bytes of src/cidash/logparse.py as it is at git revision ``rev`` (imported as its own module)."""
+    source = subprocess.run(
+        ["git", "show", f"{rev}:src/cidash/logparse.py"], cwd=HERE.parent, capture_output=True, check=True
+    ).stdout
+    module = types.ModuleType("cidash_logparse_at_" + re.sub(r"\W", "_", rev))
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{rev}:src/cidash/logparse.py", "exec"), module.__dict__)
+    parse: Callable[[bytes], TraceFacts] = module.parse_bytes
+    return parse
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=100_000, help="number of cases (default 100,000)")
     ap.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    ap.add_argument("--against", metavar="REV", help="count cases the parser of this git revision reads otherwise")
     args = ap.parse_args()
+    other = _load_revision(args.against) if args.against else None
+    differ = 0
     began = time.perf_counter()
     failures = 0
     total_bytes = 0
     for i, data, sizes in cases(args.seed, args.cases):
         total_bytes += len(data)
         problem = check(data, sizes)
+        if other is not None and problem is None and other(data) != (mine := parse_bytes(data)):
+            differ += 1
+            OUT.mkdir(exist_ok=True)
+            (OUT / f"diff-{args.seed}-{i}.log").write_bytes(data)
+            (OUT / f"diff-{args.seed}-{i}.txt").write_text(f"{args.against}: {other(data)}\nnow: {mine}\n")
         if problem is not None:
             failures += 1
             OUT.mkdir(exist_ok=True)
@@ -199,6 +226,8 @@ def main() -> int:
     print(f"cases:     {args.cases:,} (seed {args.seed}), {total_bytes / 1e6:.1f} MB of mutated logs")
     print(f"failures:  {failures:,}" + (f" (written to {OUT})" if failures else ""))
     print(f"time:      {seconds:.1f} s ({args.cases / seconds:,.0f} cases/s)")
+    if other is not None:
+        print(f"differ from {args.against}: {differ:,} cases" + (f" (written to {OUT})" if differ else ""))
     return 1 if failures else 0
 
 

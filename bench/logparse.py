@@ -8,6 +8,11 @@ parameters match. Files are read once before timing so both tools read from the 
 best of --repeat runs. grep runs with LC_ALL=C (its fastest mode) on the same files in one process.
 Peak memory: a child process parses the big log with parse_stream() and reports VmHWM (peak RSS); another child
 only imports cidash.logparse; the delta is what parsing costs.
+
+    .venv/bin/python bench/logparse.py --against main  # also time the parser of a git revision, compare facts
+
+--against REV loads src/cidash/logparse.py as it is at REV (git show), times it in the same alternating runs and
+checks that both parsers give the same facts for every file of every corpus (exit 1 if any differ).
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     from cidash.models import TraceFacts
@@ -271,8 +277,26 @@ def build_corpus(size_mb: int, big_gb: float) -> tuple[list[Path], Path | None]:
     return sorted(small_dir.glob("*.log")), (big if big_gb > 0 else None)
 
 
-def _compare(files: list[Path], chunk: int, repeat: int, results: list[TraceFacts]) -> dict[str, list[float]]:
-    """Best [wall, CPU] seconds of cidash and of ``grep -c section_`` over ``files``, ``repeat`` runs each."""
+ParseStream = Callable[[BinaryIO, int], "TraceFacts"]
+
+
+def _load_revision(rev: str) -> ParseStream:
+    """parse_stream of src/cidash/logparse.py as it is at git revision ``rev`` (imported as its own module)."""
+    source = subprocess.run(
+        ["git", "show", f"{rev}:src/cidash/logparse.py"], cwd=HERE.parent, capture_output=True, check=True
+    ).stdout
+    module = types.ModuleType("cidash_logparse_at_" + re.sub(r"\W", "_", rev))
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{rev}:src/cidash/logparse.py", "exec"), module.__dict__)
+    parse: ParseStream = module.parse_stream
+    return parse
+
+
+def _compare(
+    files: list[Path], chunk: int, repeat: int, results: list[TraceFacts], other: ParseStream | None = None
+) -> dict[str, list[float]]:
+    """Best [wall, CPU] seconds of cidash and of ``grep -c section_`` over ``files``, ``repeat`` runs each (and of
+    ``other``, a parser of another revision, if given: its facts must equal cidash's for every file)."""
     from cidash.logparse import parse_stream
 
     def run_cidash() -> None:
@@ -280,6 +304,14 @@ def _compare(files: list[Path], chunk: int, repeat: int, results: list[TraceFact
         for f in files:
             with f.open("rb") as fh:
                 results.append(parse_stream(fh, chunk))
+
+    def run_other() -> None:
+        assert other is not None
+        for i, f in enumerate(files):
+            with f.open("rb") as fh:
+                facts = other(fh, chunk)
+            if results and facts != results[i]:
+                raise SystemExit(f"{f}: the parser of --against gives other facts:\n{facts}\n!=\n{results[i]}")
 
     def run_grep() -> None:
         for i in range(0, len(files), 2000):  # many small files: stay under the argument-list limit
@@ -294,9 +326,10 @@ def _compare(files: list[Path], chunk: int, repeat: int, results: list[TraceFact
         with f.open("rb") as fh:
             while fh.read(1 << 22):
                 pass
-    best = {"cidash": [float("inf")] * 2, "grep": [float("inf")] * 2}  # [wall, cpu]
-    for _ in range(repeat):  # interleaved, so a busy machine slows both alike
-        for name, fn in (("cidash", run_cidash), ("grep", run_grep)):
+    runs = [("cidash", run_cidash), ("grep", run_grep)] + ([("other", run_other)] if other is not None else [])
+    best = {name: [float("inf")] * 2 for name, _ in runs}  # [wall, cpu]
+    for _ in range(repeat):  # interleaved, so a busy machine slows all alike
+        for name, fn in runs:
             wall, cpu = _timed(fn)
             best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
     return best
@@ -334,9 +367,15 @@ def main() -> int:
     ap.add_argument(
         "--shapes-mb", type=int, default=50, help="size of each real-shaped corpus in MB (default 50, 0 to skip)"
     )
+    ap.add_argument(
+        "--against",
+        metavar="REV",
+        help="also time src/cidash/logparse.py of this git revision and check it gives the same facts on every file",
+    )
     args = ap.parse_args()
 
     sys.path.insert(0, str(HERE.parent / "src"))
+    other = _load_revision(args.against) if args.against else None
 
     t = time.perf_counter()
     files, big = build_corpus(args.size_mb, args.big_gb)
@@ -345,7 +384,7 @@ def main() -> int:
     chunk = args.chunk_kib * 1024
 
     results: list[TraceFacts] = []
-    best = _compare(files, chunk, args.repeat, results)
+    best = _compare(files, chunk, args.repeat, results, other)
     sane = sum(1 for r in results if not r.truncated and r.startup_seconds is not None and len(r.cache) == 2)
     if sane != len(files):
         print(f"WARNING: only {sane} of {len(files)} logs parsed to complete facts", file=sys.stderr)
@@ -360,17 +399,27 @@ def main() -> int:
         f"ratio cidash/grep:    {g_wall / c_wall * 100:8.1f} %          "
         f"{g_cpu / c_cpu * 100:8.1f} %      (target >= 25 %)"
     )
+    if other is not None:
+        o_wall, o_cpu = best["other"]
+        print(
+            f"{args.against + ':':<22}{mb / o_wall:8.1f} MB/s       {mb / o_cpu:8.1f} MB/s   (same facts, every file)"
+        )
 
     if args.shapes_mb > 0:
         print(f"\nreal-shaped corpora ({args.shapes_mb} MB each), CPU time, best of {args.repeat}:")
-        print(f"{'shape':<14} {'files':>6} {'cidash MB/s':>12} {'grep MB/s':>10} {'ratio':>7}   what")
+        against = f"{'MB/s at ' + args.against:>16} {'x':>5}" if other is not None else ""
+        print(f"{'shape':<14} {'files':>6} {'cidash MB/s':>12} {'grep MB/s':>10} {'ratio':>7}{against}   what")
         for name, shape_files in build_shapes(args.shapes_mb).items():
             shape_mb = sum(f.stat().st_size for f in shape_files) / 1e6
-            b = _compare(shape_files, chunk, args.repeat, results)
+            b = _compare(shape_files, chunk, args.repeat, results, other)
             c_cpu, g_cpu = b["cidash"][1], b["grep"][1]
+            versus = ""
+            if other is not None:  # same facts for every file, or _compare exited
+                o_cpu = b["other"][1]
+                versus = f" {shape_mb / o_cpu:>16.1f} {o_cpu / c_cpu:>4.1f}x"
             print(
                 f"{name:<14} {len(shape_files):>6} {shape_mb / c_cpu:>12.1f} {shape_mb / g_cpu:>10.1f} "
-                f"{g_cpu / c_cpu * 100:>6.1f} %   {SHAPES[name]}"
+                f"{g_cpu / c_cpu * 100:>6.1f} %{versus}   {SHAPES[name]}"
             )
 
     if big is not None:

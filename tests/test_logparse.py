@@ -1052,3 +1052,55 @@ def test_upload_artifacts_of_runner_10_is_an_upload_phase() -> None:
     facts = parse_bytes(log(start(1, "upload_artifacts"), "Uploading artifacts...", end(4, "upload_artifacts")))
     assert phase_durations(facts) == {"upload": 3.0}
     assert SECTION_PHASES["upload_artifacts"] == "upload"
+
+
+# ---- finding runner lines outside script output (line starts, \r parts, markers ended by \r) --------------------
+
+
+def test_runner_lines_after_a_cr_and_at_line_starts_are_each_read_once() -> None:
+    data = log(
+        "Running with gitlab-runner 17.0.0 (abc)",
+        "progress 1%\rChecking cache for k1...",  # found at its \r, before the next line that looks like one
+        "plain output",
+        "\x1b[0;33mWARNING: file does not exist                      \x1b[0;m",
+        "Failed to extract cache",
+        "done 100%\r\x1b[32;1mCreating cache k1...\x1b[0;m",
+        "Created cache",
+    )
+    facts = parse_bytes(data)
+    assert facts.runner_version == "17.0.0"
+    assert facts.cache == (CacheEvent("restore", "k1", "miss"), CacheEvent("archive", "k1", "created"))
+
+
+def test_a_marker_ended_by_cr_mid_line_counts_outside_script_output() -> None:
+    # a script that printed no final newline: the runner's marker follows its output on the same line
+    data = log(
+        start(100, "prepare_executor") + "Preparing the docker executor",
+        "some output" + end(103, "prepare_executor") + start(103, "get_sources"),
+        end(105, "get_sources"),
+    )
+    facts = parse_bytes(data)
+    assert [(s.name, s.start, s.end) for s in facts.sections] == [
+        ("prepare_executor", 100.0, 103.0),
+        ("get_sources", 103.0, 105.0),
+    ]
+
+
+def test_runner_lines_of_a_long_log_without_markers_are_all_found() -> None:
+    # long spans are searched by RE2 past the first 2 KiB: lines near the ends of every span and chunk count
+    filler = "".join(f"compiling unit {i} of the project with Using-like words\n" for i in range(3000))
+    data = (
+        "Running with gitlab-runner 16.0.0 (abc)\n"
+        + filler
+        + "\x1b[32;1mChecking cache for k...\x1b[0;m\n"
+        + filler
+        + "Successfully extracted cache\n"
+        + filler
+        + "Creating cache k...\n"
+        + "Archive is up to date!\n"
+    ).encode()
+    expected = (CacheEvent("restore", "k", "hit"), CacheEvent("archive", "k", "up_to_date"))
+    for chunk in (1 << 16, 4096, 997):
+        facts = parse_stream(io.BytesIO(data), chunk)
+        assert facts.runner_version == "16.0.0"
+        assert facts.cache == expected

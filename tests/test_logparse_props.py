@@ -292,3 +292,20 @@ def generated_logs(draw: st.DrawFn) -> Generated:
 @given(gen=generated_logs(), cuts=st.lists(st.integers(min_value=0), max_size=8))
 def test_generated_logs_parse_back_to_their_facts(gen: Generated, cuts: list[int]) -> None:
     assert parse_chunked(gen.data, cuts) == gen.facts
+
+
+# ---- the two engines of the runner-line search agree ----------------------------------------------------------
+
+
+@settings(max_examples=150)
+@given(
+    pieces=st.lists(st.sampled_from([*_FRAGMENTS, "x" * 700, "plain line\n" * 40, "\nUsing ", "\n\x1b["]), max_size=80),
+    pos=st.integers(min_value=0, max_value=40_000),
+)
+def test_re2_and_re_find_the_same_runner_lines(pieces: list[str], pos: int) -> None:
+    from cidash import logparse
+
+    buf = ("".join(pieces) + "y" * 20_000 + "".join(reversed(pieces))).encode()
+    pos = min(pos, len(buf))
+    m = logparse._NL_LINE_RE.search(buf, pos, len(buf))
+    assert logparse._nl_line_search(buf, pos, len(buf)) == (-1 if m is None else m.start())

@@ -4,11 +4,15 @@ Feed it bytes in chunks of any size (:class:`TraceParser`), or use :func:`parse_
 It never keeps the whole log: only the unfinished last line is buffered, and that buffer is capped (see
 ``max_line``), so one pathological multi-megabyte line costs at most ``max_line`` + one chunk of memory.
 
-How it stays fast: it does not look at every line in Python. Complete lines are scanned in C (``bytes.find`` and
-one compiled regex) for the few markers that matter, and only lines containing a marker are decoded and
-interpreted. Inside script sections (``step_script``, ``build_script``, ``after_script``, user sections) the
-only marker that matters is ``section_``; cache and image lines are only read outside them, where the runner
-writes them. A log with no sections at all is read in the slower "every marker" mode throughout.
+How it stays fast: it does not look at every line in Python. Complete lines are scanned in C (``bytes.find``
+and compiled regexes) for the few markers that matter, and only lines holding one are decoded and interpreted.
+Inside script sections (``step_script``, ``build_script``, ``after_script``, user sections) the only marker that
+matters is ``section_``, and every marker the runner writes ends in ``\\r``: the parser jumps from ``\\r`` to
+``\\r`` (memchr). Cache and image lines are only read outside script sections, where the runner writes them (a
+log with no sections at all is read that way throughout): there a runner line begins a line (after its per-line
+timestamp and ANSI codes) or follows a ``\\r``, so the parser searches for "newline + a runner line's first
+words" (sre; google-re2's DFA over long spans, :func:`_nl_line_search`), looks at each ``\\r`` (memchr), and
+never runs a many-way alternation over every byte.
 
 Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 
@@ -47,8 +51,9 @@ Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
   found locally; otherwise ``pulled`` is None (always for kubernetes, whose log does not say).
 - Lines longer than ``max_line`` are cut at their last ``\\r`` (progress bars), so markers in them still
   count; if a line has no ``\\r`` at all, its middle is dropped.
-- Runner lines (cache, image, version) count where the runner writes them: at the start of a line, after a
-  ``\\r``, an ANSI code or the per-line timestamp; indented or mid-line look-alikes do not.
+- Runner lines (cache, image, version) count where the runner writes them: at the start of a line (after its
+  per-line timestamp) or after a ``\\r``, behind ANSI codes at most; indented or mid-line look-alikes do not, nor
+  does a runner line's wording cut by an ANSI code (``Runni\\x1b[0mng with``: the runner never writes that).
 - Per-line timestamp continuation lines (``00O+``: the runner flushed part of a line, e.g. a helper
   container's output read in pieces) are joined to the line they continue, so a cache line or a section marker
   split that way still reads whole. One that starts with a section marker (the runner writes
@@ -63,6 +68,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
+
+try:  # google-re2 (a dependency); without it the same searches run in `re`, only slower
+    import re2 as _re2
+except ImportError:  # pragma: no cover - the wheel exists for every platform cidash supports
+    _re2 = None
 
 from cidash.models import PHASES, CacheEvent, CacheOp, CacheOutcome, ImageRef, Section, TraceFacts
 
@@ -144,18 +154,37 @@ _CONT_RE: Final = re.compile(
 )
 _CONT_HOLD: Final = 48  # bytes after a chunk's last "\n" that decide whether the next line is a continuation
 _ANSI_RE: Final = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b")
-# Every marker a runner line we interpret can start with, and section markers (outside script sections).
-_HIT_RE: Final = re.compile(
-    rb"section_|Running with|Using |Pulling docker|Preparing the |Checking cache|Successfully extracted|Failed to "
-    rb"|WARNING: |ERROR: |FATAL: "
-    rb"|Not downloading|Not uploading|Skipping cache|Creating cache|Created cache|Archive is up to date"
-    rb"|Cache archive size"
+
+
+def _re2_options() -> Any:
+    options = _re2.Options()
+    options.encoding = _re2.Options.Encoding.LATIN1  # bytes, not UTF-8: any byte is one character
+    return options
+
+
+# Where a runner line (cache, image, version) or a section marker can begin: a part of a line (its start, after its
+# per-line timestamp, or after a \r), then ANSI codes (what _text() strips), then a marker the runner writes. Only
+# lines holding one are decoded and interpreted (plus lines holding a marker the runner ended with \r, see
+# _cr_candidate). Searching for the "\n" (a literal: sre skips to it at C speed) and rejecting most lines on their
+# first byte is several times faster than searching every byte for 18 alternatives.
+_PART_CODES: Final = rb"(?:\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b)*"
+_PART_TOKENS: Final = (
+    rb"C(?:hecking cache|reating cache|reated cache|ache archive size)|U(?:sing )|R(?:unning with)"
+    rb"|P(?:ulling docker|reparing the )|S(?:uccessfully extracted|kipping cache)|F(?:ailed to |ATAL: )"
+    rb"|W(?:ARNING: )|E(?:RROR: )|N(?:ot downloading|ot uploading)|A(?:rchive is up to date)"
 )
-# A runner line starts a line, or follows a \r, an ANSI code (whose last byte is a digit or in @..~) or a per-line
-# timestamp prefix. Hits elsewhere (" ---> Using cache") are skipped before any Python work on their line; _text()
-# applies the same rule (no leading blanks), so skipping them never changes the facts.
-_LINE_START_BYTES: Final = frozenset(b"\n\r\x1b0123456789" + bytes(range(0x40, 0x7F)))
-_TS_TAIL_RE: Final = re.compile(rb"[0-9a-f][OE][ +]")
+_PART_TS: Final = rb"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z [0-9a-f]{2}[OE][ +])?"
+_LINE_HEAD: Final = _PART_TS + _PART_CODES + rb"(?:" + _PART_TOKENS + rb"|section_)"
+#: "\n" + a line that begins like a runner line or a marker (the lookahead rejects most lines on one byte)
+_NL_LINE_RE: Final = re.compile(rb"\n(?=[0-9\x1bCURPSFWENAs])" + _LINE_HEAD)
+_LINE_RE: Final = re.compile(_LINE_HEAD)  # the same at a region's first line
+#: The same search in RE2 (no lookahead there; its DFA needs none), for long spans: see _nl_line_search.
+_NL_LINE_RE2: Final = None if _re2 is None else _re2.compile(b"\n" + _LINE_HEAD, _re2_options())
+_RE2_MIN: Final = 16 * 1024  # shorter spans go to `re` alone: a call into RE2 costs ~3 us, sre's ~0.4 us
+_SRE_WINDOW: Final = 2048
+_CR_PART_RE: Final = re.compile(_PART_CODES + rb"(?:" + _PART_TOKENS + rb")")  # the part after a \r
+_CR_PART_SEARCH_RE: Final = re.compile(rb"\r" + _PART_CODES + rb"(?:" + _PART_TOKENS + rb")")
+_SECTION_CR_RE: Final = re.compile(rb"section_(?:start|end):\d{1,12}:[A-Za-z0-9_.\-]{1,256}(?:\[[^\]\r\n]{0,256}\])?\r")
 _LIMIT: Final = b"Job's log exceeded limit"
 _LAST_BYTES: Final = 4096
 _MARKER_MAX: Final = 600  # longest marker the regex accepts, "section_start:" to the end of its options
@@ -169,7 +198,29 @@ _DOCKER_IMAGE_RE: Final = re.compile(r"Using docker image (\S+) for (\S+?)(?: wi
 _DOCKER_IMAGE_OLD_RE: Final = re.compile(r"Using docker image (\S+) (?:ID=(\S+) )?for build container")
 _PULLING_RE: Final = re.compile(r"Pulling docker image (\S+?)(?: for platform \S+)?(?: \.\.\.)?$")
 _PREPARING_RE: Final = re.compile(r'Preparing the "([A-Za-z0-9][A-Za-z0-9+_.-]{0,63})" executor')
+_LEVELS: Final = ("WARNING: ", "ERROR: ", "FATAL: ")  # runner-line prefixes, stripped before reading the line
 _TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
+
+
+def _nl_line_search(buf: bytes, pos: int, end: int) -> int:
+    """Index of the first "\\n" in buf[pos:end] that begins a line looking like a runner line or a marker
+    (:data:`_NL_LINE_RE`), or -1.
+
+    sre stops at every "\\n" to try the pattern; RE2's DFA does not, and is about 4x faster over long spans, but a
+    call costs ~3 us. So the first :data:`_SRE_WINDOW` bytes go to sre (runner lines come in runs: the next is
+    usually near), the rest to RE2 when it is installed. Both find the same matches: the pattern has only
+    literals, byte classes and bounded repeats (RE2 reads bytes as Latin-1), and a match holds no "\\n" but its
+    first byte, so none can straddle the window's end unnoticed."""
+    if _NL_LINE_RE2 is None or end - pos < _RE2_MIN:
+        m = _NL_LINE_RE.search(buf, pos, end)
+        return -1 if m is None else m.start()
+    window = pos + _SRE_WINDOW
+    m = _NL_LINE_RE.search(buf, pos, window)
+    if m is not None:
+        return m.start()
+    nl = buf.rfind(b"\n", pos, window)  # a match cut by the window's end starts at its last "\n"
+    m2 = _NL_LINE_RE2.search(buf, nl if nl >= 0 else window, end)
+    return -1 if m2 is None else int(m2.start())
 
 
 _DAYS: dict[bytes, int | None] = {}  # "YYYYMMDD" -> unix time of its midnight, None if no such day
@@ -278,6 +329,7 @@ class TraceParser:
         self._bulk = False  # inside a script section: only section markers matter
         # the log is a saved copy whose \r became newlines: None until the first marker says (see _eol_marker)
         self._stripped: bool | None = None
+        self._cr_misses = 0  # \r in this region outside script output that began no runner line (_cr_candidate)
         self._executor_named = False  # the executor came from 'Preparing the "X" executor' (it outranks "Using")
         self._limit_hit = False
         self._last = b""  # the last _LAST_BYTES bytes fed, where the runner's limit message would be
@@ -372,31 +424,78 @@ class TraceParser:
 
     def _region(self, buf: bytes, start: int, end: int) -> None:
         """Interpret buf[start:end]: whole lines, except that the last may be a piece cut at a \\r."""
-        pos = floor = start  # floor: where the not-yet-interpreted part of the current line begins
+        pos = start
+        self._cr_misses = 0
+        nl_search = _NL_LINE_RE.search
         find = buf.find
-        search = _HIT_RE.search
+        nl_hit = -2  # the next line start that looks like a runner line: -2 not searched yet, -1 none left
+        next_cr = -2  # the next \r at or after pos - 1: -2 not searched yet, end if none
         while pos < end:
             if self._bulk:  # script output: only section markers matter
-                pos = floor = self._scan_script(buf, start, pos, end)
+                pos = self._scan_script(buf, start, pos, end)
+                continue
+            low = pos - 1 if pos > 0 else 0
+            if (pos == 0 or buf[low] != 10) and _LINE_RE.match(buf, pos, end) is not None:
+                hit = line_start = pos  # a region's first line, or what follows a marker that ended script output
             else:
-                m = search(buf, pos, end)
-                if m is None:
+                if nl_hit < pos and nl_hit != -1:
+                    if end - low < _RE2_MIN:  # _nl_line_search's short case inlined: the common one, per line
+                        m = nl_search(buf, low, end)
+                        nl_hit = -1 if m is None else m.start() + 1
+                    else:
+                        nl_hit = _nl_line_search(buf, low, end)
+                        if nl_hit >= 0:
+                            nl_hit += 1
+                hit = line_start = end if nl_hit < 0 else nl_hit
+                if next_cr < low:
+                    next_cr = find(b"\r", low, end)
+                    if next_cr < 0:
+                        next_cr = end
+                if next_cr < hit:  # a \r before that line (the \r in that line itself never need a look)
+                    cr_hit = self._cr_candidate(buf, pos, hit, next_cr)
+                    if cr_hit >= 0:
+                        hit = cr_hit
+                        nl = buf.rfind(b"\n", pos, hit)
+                        line_start = nl + 1 if nl >= 0 else pos
+                if hit >= end:
                     return
-                hit = m.start()
-                if (
-                    hit > 0
-                    and buf[hit - 1] not in _LINE_START_BYTES
-                    and buf[hit] != 115  # "s" of section_: markers may sit anywhere
-                    and not (hit >= 3 and _TS_TAIL_RE.match(buf, hit - 3, hit))
-                ):
-                    pos = hit + 1
-                    continue
-                nl = buf.rfind(b"\n", floor, hit)
-                line_start = nl + 1 if nl >= 0 else floor
-                nl = find(b"\n", hit, end)
-                line_end = end if nl < 0 else nl + 1
-                self._line(buf, start, line_start, line_end)
-                pos = floor = line_end
+            nl = find(b"\n", hit, end)
+            line_end = end if nl < 0 else nl + 1
+            self._line(buf, start, line_start, line_end)
+            pos = line_end
+
+    def _cr_candidate(self, buf: bytes, pos: int, end: int, cr: int) -> int:
+        """Where the first \\r at or after pos (but the one at pos - 1 too) starts a runner part or ends a section
+        marker: the \\r's index, or the marker's; -1 if none. \\r is rare outside CRLF logs and progress bars:
+        each is looked at (memchr speed); a region full of them is searched with two regexes instead."""
+        find = buf.find
+        low = cr
+        if self._cr_misses < _CR_MISSES:
+            part = _CR_PART_RE.match
+            marker = _SECTION_CR_RE.match
+            rfind = buf.rfind
+            while cr >= 0:
+                if part(buf, cr + 1, end) is not None:
+                    return cr
+                back = cr - _MARKER_MAX if cr - _MARKER_MAX > pos else pos
+                at = rfind(b"section_", back, cr)
+                while at >= 0:
+                    sm = marker(buf, at, cr + 1)
+                    if sm is not None and sm.end() == cr + 1:
+                        return at
+                    at = rfind(b"section_", back, at)
+                self._cr_misses += 1
+                if self._cr_misses >= _CR_MISSES:
+                    break
+                cr = find(b"\r", cr + 1, end)
+            else:
+                return -1
+            low = cr
+        m = _CR_PART_SEARCH_RE.search(buf, low, end)
+        sm = _SECTION_CR_RE.search(buf, pos, end)
+        if m is None:
+            return -1 if sm is None else sm.start()
+        return m.start() if sm is None or m.start() < sm.start() else sm.start()
 
     def _scan_script(self, buf: bytes, start: int, pos: int, end: int) -> int:
         """Handle the section markers in buf[pos:end] while in script output; return where the script output
@@ -459,21 +558,28 @@ class TraceParser:
         """Interpret buf[pos:end], the rest of a line that begins at or before pos (and not before start)."""
         nl = buf.rfind(b"\n", start, pos)
         line_start = nl + 1 if nl >= 0 else start
-        ts: float | None = None
-        if line_start < pos or (nl < 0 and self._cont):
-            ts = self._line_ts(buf, start, pos)
-        else:
+        at_start = not (line_start < pos or (nl < 0 and self._cont))
+        m = None
+        if at_start:
             m = _TS_RE.match(buf, pos, end)
             if m is not None:
                 pos = m.end()
-                ts = _parse_ts(m)
         last = pos
         if buf.find(b"section_", pos, end) >= 0:
+            # the line's time, worked out at its first marker (most runner lines have none)
+            ts: float | None = None
+            timed = False
             for sm in _SECTION_RE.finditer(buf, pos, end):
                 if not self._accept(buf, start, sm):
                     continue
                 if not self._bulk and sm.start() > last:
                     self._text(buf[last : sm.start()])
+                if not timed:
+                    if not at_start:
+                        ts = self._line_ts(buf, start, pos)
+                    elif m is not None:
+                        ts = _parse_ts(m)
+                    timed = True
                 self._section(sm, ts)
                 last = sm.end()
         if not self._bulk and last < end:
@@ -551,15 +657,13 @@ class TraceParser:
         clean = _ANSI_RE.sub(b"", raw) if b"\x1b" in raw else raw
         for part in clean.split(b"\r"):
             text = part.rstrip()
-            if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line (see _LINE_START_BYTES)
+            if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line (see _LINE_HEAD)
                 self._runner_line(text.decode("utf-8", "replace"))
 
     def _runner_line(self, text: str) -> None:
         body = text
-        for prefix in ("WARNING: ", "ERROR: ", "FATAL: "):
-            if text.startswith(prefix):
-                body = text[len(prefix) :].strip()
-                break
+        if text.startswith(_LEVELS):
+            body = text.partition(": ")[2].strip()
         first = body[:1]
         if first == "C":
             self._c_line(body)
