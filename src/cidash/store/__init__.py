@@ -34,7 +34,6 @@ The package, one module per idea:
 from __future__ import annotations
 
 from cidash.store.base import DEFAULT_BUSY_TIMEOUT
-from cidash.store.facts import phase_seconds
 from cidash.store.rows import PIPELINE_COLUMNS, from_db_time, pipeline_from_row, to_db_time, upsert_sql
 from cidash.store.schema import MIGRATIONS, SCHEMA_VERSION
 from cidash.store.store import Store
@@ -49,7 +48,6 @@ __all__ = [
     "Store",
     "SyncLease",
     "from_db_time",
-    "phase_seconds",
     "pipeline_from_row",
     "to_db_time",
     "upsert_sql",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from cidash.errors import StoreError
 from cidash.models import (
-    PHASES,
     CacheEvent,
     CacheOp,
     CacheOutcome,
@@ -30,14 +29,6 @@ _FACTS_UPSERT = upsert_sql(
 )
 
 
-def phase_seconds(facts: TraceFacts) -> dict[str, float | None]:
-    """Per-phase seconds of a parsed log, as :func:`cidash.logparse.phase_durations` sums them (None: absent)."""
-    from cidash.logparse import phase_durations
-
-    durations = phase_durations(facts)
-    return {phase: durations.get(phase) for phase in PHASES}
-
-
 class FactsMixin(StoreBase):
     """Parsed job logs: facts, sections and cache events."""
 
@@ -51,9 +42,19 @@ class FactsMixin(StoreBase):
         project_id: int | None = None,
         log_bytes: int | None = None,
         parsed_at: datetime | None = None,
+        phases: Mapping[str, float] | None = None,
     ) -> None:
-        """Store one job's parsed log (replacing an earlier parse) and mark the job's log ``parsed``."""
-        self.save_many_job_facts([(job_id, facts, log_bytes)], project_id=project_id, parsed_at=parsed_at)
+        """Store one job's parsed log (replacing an earlier parse) and mark the job's log ``parsed``.
+
+        ``phases``: seconds per phase of :data:`cidash.models.PHASES` (what
+        :func:`cidash.logparse.phase_durations` sums); a phase left out is stored NULL. The store does not parse:
+        the caller (the sync) computes what it stores."""
+        self.save_many_job_facts(
+            [(job_id, facts, log_bytes)],
+            project_id=project_id,
+            parsed_at=parsed_at,
+            phases=None if phases is None else {job_id: phases},
+        )
 
     def save_many_job_facts(
         self,
@@ -61,8 +62,10 @@ class FactsMixin(StoreBase):
         *,
         project_id: int | None = None,
         parsed_at: datetime | None = None,
+        phases: Mapping[int, Mapping[str, float]] | None = None,
     ) -> None:
-        """:meth:`save_job_facts` for many ``(job_id, facts, log_bytes)`` at once, in one transaction.
+        """:meth:`save_job_facts` for many ``(job_id, facts, log_bytes)`` at once, in one transaction (``phases``:
+        each job's seconds per phase, by job id; a job left out gets NULL phase columns).
 
         A handful of statements per batch instead of six per job: each SQLite call releases and re-takes the GIL,
         which a sync's busy download threads make expensive.
@@ -86,9 +89,10 @@ class FactsMixin(StoreBase):
             fact_rows: list[tuple[Any, ...]] = []
             section_rows: list[tuple[Any, ...]] = []
             cache_rows: list[tuple[Any, ...]] = []
+            no_phases: Mapping[str, float] = {}
             for job_id, facts, log_bytes in items:
                 pid = project_id if project_id is not None else projects[job_id]
-                phases = phase_seconds(facts)
+                job_phases = no_phases if phases is None else phases.get(job_id, no_phases)
                 image = facts.image
                 fact_rows.append(
                     (
@@ -102,12 +106,12 @@ class FactsMixin(StoreBase):
                         image.id if image else None,
                         image.digest if image else None,
                         None if image is None or image.pulled is None else int(image.pulled),
-                        phases["prepare"],
-                        phases["sources"],
-                        phases["cache"],
-                        phases["artifacts"],
-                        phases["script"],
-                        phases["upload"],
+                        job_phases.get("prepare"),
+                        job_phases.get("sources"),
+                        job_phases.get("cache"),
+                        job_phases.get("artifacts"),
+                        job_phases.get("script"),
+                        job_phases.get("upload"),
                         log_bytes,
                         when,
                     )

@@ -24,7 +24,7 @@ duration, queued_duration, failure_reason, allow_failure, retried, runner, web_u
 image_digest, image_pulled, prepare_seconds, sources_seconds, cache_seconds, artifacts_seconds, script_seconds,
 upload_seconds, log_bytes, parsed_at)``
     One row per parsed log (:class:`cidash.models.TraceFacts` + :class:`cidash.models.StoredJobFacts`).
-    ``image_pulled`` is NULL when the log does not say. Phase columns are
+    ``image_pulled`` is NULL when the log does not say. Phase columns are, as the sync computes them,
     :func:`cidash.logparse.phase_durations` (closed runner sections summed per phase): prepare =
     resolve_secrets + prepare_executor + prepare_script; sources = get_sources + clear_worktree; cache =
     restore_cache; artifacts = download_artifacts; script = step_script / build_script / ``step_*``; upload =
