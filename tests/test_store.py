@@ -293,6 +293,49 @@ def test_prune(store: Store) -> None:
     assert store.checksummed_shas(1) == {"new"}
 
 
+def test_uncounted_ids_count_each_item_once_across_prune_and_resync(store: Store) -> None:
+    """Counted items are flagged and skipped; a pruned item synced again is not counted twice, and the next look
+    no longer reads it (it is flagged the first time it is seen)."""
+    store.upsert_pipelines([pipeline(10), pipeline(11, days=10)])
+    store.upsert_jobs([job(100, 10), job(110, 11, days=10)])
+    store.save_many_job_facts([(100, FACTS, 1), (110, FACTS, 1)])
+    kinds = ("pipeline", "job", "log")
+    assert [store.uncounted_ids(1, k) for k in kinds] == [[10, 11], [100, 110], [100, 110]]
+    store.add_metric_totals(1, {}, [("pipeline", 10), ("job", 100), ("log", 100)])
+    assert [store.uncounted_ids(1, k) for k in kinds] == [[11], [110], [110]]
+    store.prune(T0 + timedelta(days=5))  # pipeline 10 and its job go; metric_counted keeps them
+    store.upsert_pipelines([pipeline(10)])  # ... and a later sync brings them back
+    store.upsert_jobs([job(100, 10)])
+    store.save_many_job_facts([(100, FACTS, 1)])
+    assert [store.uncounted_ids(1, k) for k in kinds] == [[11], [110], [110]]
+    unflagged = "SELECT count(*) FROM {} WHERE counted IS NULL"
+    assert [store.read(unflagged.format(t))[0][0] for t in ("pipelines", "jobs", "job_facts")] == [1, 1, 1]
+    with pytest.raises(ValueError, match="unknown kind"):
+        store.uncounted_ids(1, "artifact")
+
+
+def test_migration_6_flags_what_was_counted(tmp_path: Path) -> None:
+    """A version-5 store with running totals opens with its counted items flagged: none is counted again."""
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path)
+    for _, _, sql in MIGRATIONS[:5]:
+        conn.executescript(sql)
+    conn.execute("PRAGMA user_version = 5")
+    for pid, status in ((10, "success"), (11, "failed")):
+        conn.execute(
+            "INSERT INTO pipelines (id, project_id, ref, sha, status, created_at, updated_at, finished_at, synced_at) "
+            "VALUES (?, 1, 'main', 'a', ?, 't', 't', 't', 't')",
+            (pid, status),
+        )
+    conn.execute("INSERT INTO metric_counted (project_id, kind, item_id) VALUES (1, 'pipeline', 10)")
+    conn.commit()
+    conn.close()
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.read("SELECT id, counted FROM pipelines ORDER BY id") == [(10, 1), (11, None)]
+        assert store.uncounted_ids(1, "pipeline") == [11]
+
+
 def test_corrupt_file_gives_store_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"this is not sqlite at all" * 100)

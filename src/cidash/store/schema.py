@@ -1,6 +1,6 @@
 """The store's schema: every table, and the migrations that build it (append; never edit an applied one).
 
-Tables (schema version 2)
+Tables (schema version 6)
 -------------------------
 
 ``schema_migrations(version PK, description, applied_at)``
@@ -63,11 +63,21 @@ warnings, deferred)``
     fetched again by id on the next sync until they can be stored (schema version 2).
 ``audit(id PK, at, actor, project, action, target, request, result, dry_run, extra)``
     Every mutating action (``extra`` is a JSON object of strings). Never holds a token.
+``instance_versions(project_id PK, version, revision, checked_at)``
+    The GitLab version each project's instance reported (NULL: the token may not read it; schema version 4).
+``metric_totals(project_id, name, labels, value, updated_at; PK (project_id, name, labels))``
+    Running totals of the exported counters (schema version 5): they only grow, across prune and restarts.
+``metric_counted(project_id, kind, item_id; PK (kind, item_id))``
+    The pipelines, jobs and logs (``kind``) already added to ``metric_totals``: each is counted once. Never pruned.
+``counted`` (schema version 6)
+    A column of ``pipelines``, ``jobs`` and ``job_facts``: 1 once the row's item is in ``metric_counted``, else
+    NULL. The partial indexes ``pipelines_uncounted``, ``jobs_uncounted`` (finished rows) and
+    ``job_facts_uncounted`` hold only the NULL rows, so finding what to count costs what changed.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -191,6 +201,21 @@ CREATE TABLE metric_counted (
 )
 """
 
+# Which finished pipelines, finished jobs and parsed logs the running totals have not counted yet, without reading
+# the whole history on every ``serve`` sync: ``counted`` is set when an item is added to ``metric_counted`` (the
+# record that survives prune and re-sync), and the partial indexes hold only the rows still to count.
+_V6 = """
+ALTER TABLE pipelines ADD COLUMN counted INTEGER;
+ALTER TABLE jobs ADD COLUMN counted INTEGER;
+ALTER TABLE job_facts ADD COLUMN counted INTEGER;
+UPDATE pipelines SET counted = 1 WHERE id IN (SELECT item_id FROM metric_counted WHERE kind = 'pipeline');
+UPDATE jobs SET counted = 1 WHERE id IN (SELECT item_id FROM metric_counted WHERE kind = 'job');
+UPDATE job_facts SET counted = 1 WHERE job_id IN (SELECT item_id FROM metric_counted WHERE kind = 'log');
+CREATE INDEX pipelines_uncounted ON pipelines (project_id, id) WHERE counted IS NULL AND finished_at IS NOT NULL;
+CREATE INDEX jobs_uncounted ON jobs (project_id, id) WHERE counted IS NULL AND finished_at IS NOT NULL;
+CREATE INDEX job_facts_uncounted ON job_facts (project_id, job_id) WHERE counted IS NULL
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", _V1),
@@ -198,4 +223,5 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (3, "sync leases, deferred records, sync_runs warnings/deferred", _V3),
     (4, "instance version per project (GET /version)", _V4),
     (5, "running totals of the exported counters", _V5),
+    (6, "counted flags and partial indexes of the items the running totals have not counted", _V6),
 ]
