@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cidash.models import (
-    AuditRecord,
-)
+from cidash.models import AuditRecord
 from cidash.store.base import StoreBase
 from cidash.store.rows import _req_time, to_db_time
 

@@ -17,12 +17,8 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 
 
 class StoreBase:
-    """A cidash store. Open with :meth:`open` and use as a context manager.
-
-    Thread-safe: one connection guarded by a lock (sync writes from one thread; readers may call from workers).
-    Write methods commit on their own unless called inside ``with store.transaction():``, which groups them
-    into one atomic ``BEGIN IMMEDIATE`` transaction (what sync uses so a cursor advances with its rows).
-    """
+    """What every part of :class:`~cidash.store.Store` builds on: the connection (SQLite or PostgreSQL) and its
+    lock, opening and migrating, ``transaction()``, and the ``_query``/``_write``/``_run`` plumbing."""
 
     def __init__(
         self, conn: Any, path: Path, *, readonly: bool = False, backend: str = "sqlite", url: str | None = None

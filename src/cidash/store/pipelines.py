@@ -6,11 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from cidash.models import (
-    Job,
-    Pipeline,
-    Project,
-)
+from cidash.models import Job, Pipeline, Project
 from cidash.store.base import StoreBase
 from cidash.store.rows import PIPELINE_COLUMNS, _filters, _job, _now, pipeline_from_row, to_db_time
 

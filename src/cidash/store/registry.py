@@ -6,10 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from cidash.models import (
-    ImageTag,
-    StoredImageTag,
-)
+from cidash.models import ImageTag, StoredImageTag
 from cidash.store.base import StoreBase
 from cidash.store.rows import _now, _req_time, from_db_time, to_db_time
 

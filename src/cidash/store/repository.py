@@ -6,11 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from cidash.models import (
-    CiConfig,
-    FileChecksum,
-    ResourceGroup,
-)
+from cidash.models import CiConfig, FileChecksum, ResourceGroup
 from cidash.store.base import StoreBase
 from cidash.store.rows import _now, to_db_time, upsert_sql
 

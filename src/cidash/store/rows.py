@@ -6,10 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cidash.models import (
-    Job,
-    Pipeline,
-)
+from cidash.models import Job, Pipeline
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 

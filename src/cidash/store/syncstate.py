@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cidash.models import (
-    SyncRun,
-)
+from cidash.models import SyncRun
 from cidash.store.base import StoreBase
 from cidash.store.rows import _now, _req_time, from_db_time, to_db_time, upsert_sql
 
