@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from cidash.config import Config
+from cidash.connection import Connection, Secret
 from cidash.errors import StoreError
+from cidash.logparse import phase_durations
 from cidash.models import (
     AuditRecord,
     CacheEvent,
@@ -24,9 +27,13 @@ from cidash.models import (
     Section,
     TraceFacts,
 )
-from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store, phase_seconds
+from cidash.remote import GitLabClient
+from cidash.sim import SimulatedGitLab
+from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store
+from cidash.sync import SyncOptions, sync_project
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+T1 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def pipeline(pid: int, *, days: int = 0, status: str = "success", ref: str = "main", sha: str = "a" * 40) -> Pipeline:
@@ -151,7 +158,7 @@ def test_pipeline_and_job_round_trip_and_filters(store: Store) -> None:
 def test_job_facts_round_trip_with_phases(store: Store) -> None:
     store.upsert_pipelines([pipeline(10)])
     store.upsert_jobs([job(100, 10), job(101, 10)])
-    store.save_job_facts(100, FACTS, log_bytes=1234)
+    store.save_job_facts(100, FACTS, log_bytes=1234, phases=phase_durations(FACTS))
     assert store.job_facts([100, 101]) == {100: FACTS}
     stored = store.stored_job_facts([100])[100]
     assert stored.prepare_seconds == 5.0 and stored.sources_seconds == 2.0 and stored.cache_seconds == 3.0
@@ -174,9 +181,10 @@ def test_save_many_job_facts_matches_one_by_one(store: Store, tmp_path: Path) ->
     for s in (store, other):
         s.upsert_pipelines([pipeline(10)])
         s.upsert_jobs([job(100, 10), job(101, 10), job(102, 10)])
-    store.save_many_job_facts([(100, FACTS, 10), (101, other_facts, 20)], parsed_at=T0)
-    other.save_job_facts(100, FACTS, log_bytes=10, parsed_at=T0)
-    other.save_job_facts(101, other_facts, log_bytes=20, parsed_at=T0)
+    phases = {100: phase_durations(FACTS), 101: phase_durations(other_facts)}
+    store.save_many_job_facts([(100, FACTS, 10), (101, other_facts, 20)], parsed_at=T0, phases=phases)
+    other.save_job_facts(100, FACTS, log_bytes=10, parsed_at=T0, phases=phases[100])
+    other.save_job_facts(101, other_facts, log_bytes=20, parsed_at=T0, phases=phases[101])
     ids = [100, 101, 102]
     assert store.job_facts(ids) == other.job_facts(ids) == {100: FACTS, 101: other_facts}
     assert store.stored_job_facts(ids) == other.stored_job_facts(ids)
@@ -192,12 +200,36 @@ def test_save_many_job_facts_matches_one_by_one(store: Store, tmp_path: Path) ->
     other.close()
 
 
-def test_phase_seconds_counts_named_steps() -> None:
-    facts = TraceFacts(
-        None, None, False, (Section("step_release", 0, 5, 5.0), Section("after_script", 5, 6, 1.0)), None, None, ()
-    )
-    assert phase_seconds(facts)["script"] == 5.0 and phase_seconds(facts)["upload"] == 1.0
-    assert phase_seconds(facts)["prepare"] is None
+def test_phase_columns_are_what_the_caller_computed(store: Store) -> None:
+    """The store stores the phases it is given (it never parses a log): a phase left out, or no phases, is NULL."""
+    store.upsert_pipelines([pipeline(10)])
+    store.upsert_jobs([job(100, 10), job(101, 10)])
+    store.save_many_job_facts([(100, FACTS, 1), (101, FACTS, 1)], phases={100: {"script": 5.0, "upload": 1.0}})
+    stored = store.stored_job_facts([100, 101])
+    assert (stored[100].script_seconds, stored[100].upload_seconds, stored[100].prepare_seconds) == (5.0, 1.0, None)
+    assert stored[101].script_seconds is None and stored[101].facts == FACTS
+
+
+def test_sync_stores_the_phases_logparse_sums(tmp_path: Path, small_sim: SimulatedGitLab) -> None:
+    """The sync computes the phase columns with :func:`cidash.logparse.phase_durations` (the store does not)."""
+    conn = Connection(url=small_sim.url, token=Secret(small_sim.token), max_rps=0, concurrency=2)
+    with Store.open(tmp_path / "s.db") as s, GitLabClient(conn) as client:
+        options = SyncOptions.from_config(Config(), since="all", now=T1)
+        sync_project(client, s, small_sim.project_path, options=options, now=T1)
+        ids = [j.id for j in s.jobs()]
+        stored = s.stored_job_facts(ids)
+    assert stored and any(f.script_seconds for f in stored.values())
+    for f in stored.values():
+        sums = phase_durations(f.facts)
+        got = {
+            "prepare": f.prepare_seconds,
+            "sources": f.sources_seconds,
+            "cache": f.cache_seconds,
+            "artifacts": f.artifacts_seconds,
+            "script": f.script_seconds,
+            "upload": f.upload_seconds,
+        }
+        assert {k: v for k, v in got.items() if v is not None} == sums
 
 
 def test_image_tag_history(store: Store) -> None:
@@ -259,6 +291,49 @@ def test_prune(store: Store) -> None:
     assert [p.id for p in store.pipelines(1)] == [11]
     assert store.job_facts([100]) == {} and store.cache_events(1) == []
     assert store.checksummed_shas(1) == {"new"}
+
+
+def test_uncounted_ids_count_each_item_once_across_prune_and_resync(store: Store) -> None:
+    """Counted items are flagged and skipped; a pruned item synced again is not counted twice, and the next look
+    no longer reads it (it is flagged the first time it is seen)."""
+    store.upsert_pipelines([pipeline(10), pipeline(11, days=10)])
+    store.upsert_jobs([job(100, 10), job(110, 11, days=10)])
+    store.save_many_job_facts([(100, FACTS, 1), (110, FACTS, 1)])
+    kinds = ("pipeline", "job", "log")
+    assert [store.uncounted_ids(1, k) for k in kinds] == [[10, 11], [100, 110], [100, 110]]
+    store.add_metric_totals(1, {}, [("pipeline", 10), ("job", 100), ("log", 100)])
+    assert [store.uncounted_ids(1, k) for k in kinds] == [[11], [110], [110]]
+    store.prune(T0 + timedelta(days=5))  # pipeline 10 and its job go; metric_counted keeps them
+    store.upsert_pipelines([pipeline(10)])  # ... and a later sync brings them back
+    store.upsert_jobs([job(100, 10)])
+    store.save_many_job_facts([(100, FACTS, 1)])
+    assert [store.uncounted_ids(1, k) for k in kinds] == [[11], [110], [110]]
+    unflagged = "SELECT count(*) FROM {} WHERE counted IS NULL"
+    assert [store.read(unflagged.format(t))[0][0] for t in ("pipelines", "jobs", "job_facts")] == [1, 1, 1]
+    with pytest.raises(ValueError, match="unknown kind"):
+        store.uncounted_ids(1, "artifact")
+
+
+def test_migration_6_flags_what_was_counted(tmp_path: Path) -> None:
+    """A version-5 store with running totals opens with its counted items flagged: none is counted again."""
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path)
+    for _, _, sql in MIGRATIONS[:5]:
+        conn.executescript(sql)
+    conn.execute("PRAGMA user_version = 5")
+    for pid, status in ((10, "success"), (11, "failed")):
+        conn.execute(
+            "INSERT INTO pipelines (id, project_id, ref, sha, status, created_at, updated_at, finished_at, synced_at) "
+            "VALUES (?, 1, 'main', 'a', ?, 't', 't', 't', 't')",
+            (pid, status),
+        )
+    conn.execute("INSERT INTO metric_counted (project_id, kind, item_id) VALUES (1, 'pipeline', 10)")
+    conn.commit()
+    conn.close()
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.read("SELECT id, counted FROM pipelines ORDER BY id") == [(10, 1), (11, None)]
+        assert store.uncounted_ids(1, "pipeline") == [11]
 
 
 def test_corrupt_file_gives_store_error(tmp_path: Path) -> None:

@@ -843,10 +843,13 @@ def _sync_logs(ctx: _Ctx) -> None:
     def commit() -> None:
         if not results:
             return
+        from cidash.logparse import phase_durations  # the sync computes what it stores: the store never parses
+
         parsed = [(job.id, facts, nbytes) for job, facts, nbytes in results if facts is not None]
         unavailable = [job.id for job, facts, _ in results if facts is None]
+        phases = {job_id: phase_durations(facts) for job_id, facts, _ in parsed}
         with store.transaction():
-            store.save_many_job_facts(parsed, project_id=pid, parsed_at=ctx.now)
+            store.save_many_job_facts(parsed, project_id=pid, parsed_at=ctx.now, phases=phases)
             if unavailable:
                 store.set_log_state(unavailable, "unavailable")
         results.clear()

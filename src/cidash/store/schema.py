@@ -1,0 +1,227 @@
+"""The store's schema: every table, and the migrations that build it (append; never edit an applied one).
+
+Tables (schema version 6)
+-------------------------
+
+``schema_migrations(version PK, description, applied_at)``
+    One row per applied migration.
+``projects(id PK, path UNIQUE, web_url, default_branch, added_at)``
+    Every project ever synced into this store (``path`` is ``path_with_namespace``).
+``pipelines(id PK, project_id, iid, ref, sha, status, source, created_at, updated_at, started_at, finished_at,
+duration, queued_duration, web_url, synced_at, jobs_synced_for)``
+    All fields of :class:`cidash.models.Pipeline`. ``jobs_synced_for`` is sync's bookkeeping: the
+    ``updated_at`` for which the pipeline's jobs were last fully listed (NULL or different: jobs still to sync).
+    Indexes: ``(project_id, created_at)``,
+    ``(project_id, ref, created_at)``, ``(project_id, sha)``.
+``jobs(id PK, project_id, pipeline_id, name, stage, status, ref, sha, created_at, started_at, finished_at,
+duration, queued_duration, failure_reason, allow_failure, retried, runner, web_url, log_state, synced_at)``
+    All fields of :class:`cidash.models.Job`; ``retried`` = 1 when a later attempt of the same job name exists
+    in the same pipeline. ``log_state`` is sync's bookkeeping: NULL (log not fetched yet), ``parsed`` (a
+    ``job_facts`` row exists), ``skipped`` (name does not match ``[sync] job_patterns``), ``unavailable``
+    (GitLab had no log: erased or expired). Indexes: ``(project_id, pipeline_id)``,
+    ``(project_id, name, created_at)``, ``(project_id, created_at)``.
+``job_facts(job_id PK, project_id, runner_version, executor, truncated, startup_seconds, image_name, image_id,
+image_digest, image_pulled, prepare_seconds, sources_seconds, cache_seconds, artifacts_seconds, script_seconds,
+upload_seconds, log_bytes, parsed_at)``
+    One row per parsed log (:class:`cidash.models.TraceFacts` + :class:`cidash.models.StoredJobFacts`).
+    ``image_pulled`` is NULL when the log does not say. Phase columns are, as the sync computes them,
+    :func:`cidash.logparse.phase_durations` (closed runner sections summed per phase): prepare =
+    resolve_secrets + prepare_executor + prepare_script; sources = get_sources + clear_worktree; cache =
+    restore_cache; artifacts = download_artifacts; script = step_script / build_script / ``step_*``; upload =
+    after_script + archive_cache* + upload_artifacts_* + cleanup_file_variables. NULL = no such closed section.
+``job_sections(job_id, seq, name, start, end, duration; PK (job_id, seq))``
+    The log's sections in order; ``end``/``duration`` NULL when never closed (unix seconds, REAL).
+``cache_events(job_id, seq, project_id, op, key, outcome, detail; PK (job_id, seq))``
+    Cache restore/archive attempts in log order (``op`` restore|archive; ``outcome`` hit|miss|failed|skipped|
+    created|up_to_date|empty|unknown). Index ``(project_id, key)``.
+``image_tags(project_id, repository, tag, digest, total_size, created_at, location, first_seen, last_seen;
+PK (repository, tag, digest))``
+    Tag history: one row per (repository, tag, digest) ever seen; ``digest`` is '' when the registry gave none.
+    The current digest of a tag is its row with the greatest ``last_seen``.
+``file_checksums(project_id, sha, path, blob_id, last_commit_id, content_sha256; PK (project_id, sha, path))``
+    Critical files at each pipeline SHA, from the repository-files HEAD headers. ``blob_id`` NULL: the file
+    does not exist at that commit.
+``ci_configs(project_id, sha, path, ref, content, fetched_at; PK (project_id, sha, path))``
+    The CI file text at the latest pipeline SHA of each ref (``ref``: the ref it was fetched for; ``content``
+    NULL when the file does not exist there).
+``resource_groups(project_id, key, process_mode, seen_at; PK (project_id, key))``
+    The project's resource groups as last synced.
+``sync_state(project_id, kind, cursor, updated_at; PK (project_id, kind))``
+    Sync cursors (e.g. ``pipelines_updated_after``, ``jobs_max_id``, ``last_sync``). A cursor is written in the
+    same transaction as the rows it covers.
+``sync_runs(id PK, project_id, started_at, finished_at, status, requests, bytes, pipelines, jobs, logs, error,
+warnings, deferred)``
+    One row per sync of one project (``status`` running|ok|error|interrupted; a ``running`` row whose process died
+    is marked ``interrupted`` by the next sync of the project). ``warnings``/``deferred``: how many warnings the
+    sync gave and how many items it left for the next sync (schema version 2).
+``sync_leases(project_id PK, owner, pid, host, acquired_at, expires_at)``
+    Who is syncing a project now (schema version 2). A sync takes the lease before its first request, renews it
+    while it runs and deletes it at the end; a lease past ``expires_at``, or held by a process on this host that no
+    longer exists, is free.
+``sync_deferred(project_id, kind, item_id, reason, first_seen, last_seen, attempts; PK (project_id, kind, item_id))``
+    Records a sync could not use this time (``kind`` pipeline|job: rejected at the wire, or their fetch failed),
+    fetched again by id on the next sync until they can be stored (schema version 2).
+``audit(id PK, at, actor, project, action, target, request, result, dry_run, extra)``
+    Every mutating action (``extra`` is a JSON object of strings). Never holds a token.
+``instance_versions(project_id PK, version, revision, checked_at)``
+    The GitLab version each project's instance reported (NULL: the token may not read it; schema version 4).
+``metric_totals(project_id, name, labels, value, updated_at; PK (project_id, name, labels))``
+    Running totals of the exported counters (schema version 5): they only grow, across prune and restarts.
+``metric_counted(project_id, kind, item_id; PK (kind, item_id))``
+    The pipelines, jobs and logs (``kind``) already added to ``metric_totals``: each is counted once. Never pruned.
+``counted`` (schema version 6)
+    A column of ``pipelines``, ``jobs`` and ``job_facts``: 1 once the row's item is in ``metric_counted``, else
+    NULL. The partial indexes ``pipelines_uncounted``, ``jobs_uncounted`` (finished rows) and
+    ``job_facts_uncounted`` hold only the NULL rows, so finding what to count costs what changed.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 6
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL
+);
+CREATE TABLE projects (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, web_url TEXT NOT NULL, default_branch TEXT,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE pipelines (
+    id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, iid INTEGER, ref TEXT NOT NULL, sha TEXT NOT NULL,
+    status TEXT NOT NULL, source TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, started_at TEXT,
+    finished_at TEXT, duration REAL, queued_duration REAL, web_url TEXT, synced_at TEXT NOT NULL,
+    jobs_synced_for TEXT
+);
+CREATE INDEX pipelines_project_created ON pipelines (project_id, created_at);
+CREATE INDEX pipelines_project_ref ON pipelines (project_id, ref, created_at);
+CREATE INDEX pipelines_project_sha ON pipelines (project_id, sha);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, pipeline_id INTEGER NOT NULL, name TEXT NOT NULL,
+    stage TEXT NOT NULL, status TEXT NOT NULL, ref TEXT NOT NULL, sha TEXT NOT NULL, created_at TEXT NOT NULL,
+    started_at TEXT, finished_at TEXT, duration REAL, queued_duration REAL, failure_reason TEXT,
+    allow_failure INTEGER NOT NULL DEFAULT 0, retried INTEGER NOT NULL DEFAULT 0, runner TEXT, web_url TEXT,
+    log_state TEXT, synced_at TEXT NOT NULL
+);
+CREATE INDEX jobs_project_pipeline ON jobs (project_id, pipeline_id);
+CREATE INDEX jobs_project_name_created ON jobs (project_id, name, created_at);
+CREATE INDEX jobs_project_created ON jobs (project_id, created_at);
+CREATE TABLE job_facts (
+    job_id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, runner_version TEXT, executor TEXT,
+    truncated INTEGER NOT NULL DEFAULT 0, startup_seconds REAL, image_name TEXT, image_id TEXT, image_digest TEXT,
+    image_pulled INTEGER, prepare_seconds REAL, sources_seconds REAL, cache_seconds REAL, artifacts_seconds REAL,
+    script_seconds REAL, upload_seconds REAL, log_bytes INTEGER, parsed_at TEXT NOT NULL
+);
+CREATE INDEX job_facts_project ON job_facts (project_id);
+CREATE TABLE job_sections (
+    job_id INTEGER NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, start REAL NOT NULL, "end" REAL,
+    duration REAL, PRIMARY KEY (job_id, seq)
+);
+CREATE TABLE cache_events (
+    job_id INTEGER NOT NULL, seq INTEGER NOT NULL, project_id INTEGER NOT NULL, op TEXT NOT NULL,
+    key TEXT NOT NULL, outcome TEXT NOT NULL, detail TEXT, PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX cache_events_project_key ON cache_events (project_id, key);
+CREATE TABLE image_tags (
+    project_id INTEGER NOT NULL, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL DEFAULT '',
+    total_size INTEGER, created_at TEXT, location TEXT, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+    PRIMARY KEY (repository, tag, digest)
+);
+CREATE INDEX image_tags_project ON image_tags (project_id, repository);
+CREATE TABLE file_checksums (
+    project_id INTEGER NOT NULL, sha TEXT NOT NULL, path TEXT NOT NULL, blob_id TEXT, last_commit_id TEXT,
+    content_sha256 TEXT, PRIMARY KEY (project_id, sha, path)
+);
+CREATE TABLE ci_configs (
+    project_id INTEGER NOT NULL, sha TEXT NOT NULL, path TEXT NOT NULL, ref TEXT, content TEXT,
+    fetched_at TEXT NOT NULL, PRIMARY KEY (project_id, sha, path)
+);
+CREATE TABLE resource_groups (
+    project_id INTEGER NOT NULL, key TEXT NOT NULL, process_mode TEXT NOT NULL, seen_at TEXT NOT NULL,
+    PRIMARY KEY (project_id, key)
+);
+CREATE TABLE sync_state (
+    project_id INTEGER NOT NULL, kind TEXT NOT NULL, cursor TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (project_id, kind)
+);
+CREATE TABLE sync_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, project_id INTEGER NOT NULL, started_at TEXT NOT NULL,
+    finished_at TEXT, status TEXT NOT NULL, requests INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+    pipelines INTEGER NOT NULL DEFAULT 0, jobs INTEGER NOT NULL DEFAULT 0, logs INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE INDEX sync_runs_project ON sync_runs (project_id, started_at);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL, project TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT NOT NULL, request TEXT NOT NULL, result TEXT NOT NULL,
+    dry_run INTEGER NOT NULL DEFAULT 0, extra TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_at ON audit (at);
+"""
+
+# Indexes for the sync's once-per-refresh questions, so an idle refresh costs what changed, not the history.
+_V2 = """
+CREATE INDEX jobs_logs_due ON jobs (project_id, id) WHERE log_state IS NULL AND finished_at IS NOT NULL;
+CREATE INDEX pipelines_jobs_due ON pipelines (project_id)
+    WHERE jobs_synced_for IS NULL OR jobs_synced_for != updated_at;
+CREATE INDEX pipelines_project_status ON pipelines (project_id, status);
+"""
+
+_V3 = """
+CREATE TABLE sync_leases (
+    project_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL,
+    acquired_at TEXT NOT NULL, expires_at TEXT NOT NULL
+);
+CREATE TABLE sync_deferred (
+    project_id INTEGER NOT NULL, kind TEXT NOT NULL, item_id INTEGER NOT NULL, reason TEXT NOT NULL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (project_id, kind, item_id)
+);
+ALTER TABLE sync_runs ADD COLUMN warnings INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_runs ADD COLUMN deferred INTEGER NOT NULL DEFAULT 0
+"""
+
+#: The GitLab version each project's instance reported (``GET /version``; NULL: the token may not read it).
+_V4 = """
+CREATE TABLE instance_versions (
+    project_id INTEGER PRIMARY KEY, version TEXT, revision TEXT, checked_at TEXT NOT NULL
+);
+"""
+
+# Running totals for the exported counters (see cidash.export.update_running_totals): a counter only ever grows,
+# across prune (pruning never touches these tables) and restarts. ``metric_counted`` remembers which pipelines and
+# jobs were already added, so each is counted exactly once.
+_V5 = """
+CREATE TABLE metric_totals (
+    project_id INTEGER NOT NULL, name TEXT NOT NULL, labels TEXT NOT NULL, value REAL NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (project_id, name, labels)
+);
+CREATE TABLE metric_counted (
+    project_id INTEGER NOT NULL, kind TEXT NOT NULL, item_id INTEGER NOT NULL, PRIMARY KEY (kind, item_id)
+)
+"""
+
+# Which finished pipelines, finished jobs and parsed logs the running totals have not counted yet, without reading
+# the whole history on every ``serve`` sync: ``counted`` is set when an item is added to ``metric_counted`` (the
+# record that survives prune and re-sync), and the partial indexes hold only the rows still to count.
+_V6 = """
+ALTER TABLE pipelines ADD COLUMN counted INTEGER;
+ALTER TABLE jobs ADD COLUMN counted INTEGER;
+ALTER TABLE job_facts ADD COLUMN counted INTEGER;
+UPDATE pipelines SET counted = 1 WHERE id IN (SELECT item_id FROM metric_counted WHERE kind = 'pipeline');
+UPDATE jobs SET counted = 1 WHERE id IN (SELECT item_id FROM metric_counted WHERE kind = 'job');
+UPDATE job_facts SET counted = 1 WHERE job_id IN (SELECT item_id FROM metric_counted WHERE kind = 'log');
+CREATE INDEX pipelines_uncounted ON pipelines (project_id, id) WHERE counted IS NULL AND finished_at IS NOT NULL;
+CREATE INDEX jobs_uncounted ON jobs (project_id, id) WHERE counted IS NULL AND finished_at IS NOT NULL;
+CREATE INDEX job_facts_uncounted ON job_facts (project_id, job_id) WHERE counted IS NULL
+"""
+
+#: (version, description, SQL). Append new migrations; never edit an applied one.
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "initial schema", _V1),
+    (2, "indexes for the sync's due jobs, due pipelines and active pipelines", _V2),
+    (3, "sync leases, deferred records, sync_runs warnings/deferred", _V3),
+    (4, "instance version per project (GET /version)", _V4),
+    (5, "running totals of the exported counters", _V5),
+    (6, "counted flags and partial indexes of the items the running totals have not counted", _V6),
+]
