@@ -8,7 +8,7 @@ nothing):
    oldest-update-first 100 per request. Pipelines that are new or changed (status or ``updated_at``) are fetched
    one by one, concurrently, for the fields the listing omits (``started_at``, ``finished_at``, ``duration``).
    Each page is committed with the cursor advanced to its newest ``updated_at``.
-2. **Jobs** through the project-wide keyset listing (see :meth:`cidash.remote.rest.RestClient.jobs_newest_first`
+2. **Jobs** through the project-wide keyset listing (see :func:`cidash.remote.jobs.jobs_newest_first`
    for why), newest first, down to the oldest pipeline whose jobs are due (``pipelines.jobs_synced_for`` differs
    from its ``updated_at``) or still running, and the oldest job still active. Skipped entirely when nothing
    changed and nothing is running: an unchanged project costs the one pipelines request.
@@ -27,8 +27,7 @@ failed) are fetched again by id.
 Steps 4-6 run on a side thread from the end of step 1, overlapping steps 2-3. Logs, checksums, pipeline
 details and registry calls share one thread pool of ``[gitlab] concurrency`` workers, each with its own
 keep-alive connection (:mod:`cidash.remote.http`); every request passes the shared rate limiter
-(``[gitlab] max_rps`` and GitLab's ``RateLimit-*``). python-gitlab (listings) is synchronous, so the whole sync is
-blocking: run it in a worker thread from a UI.
+(``[gitlab] max_rps`` and GitLab's ``RateLimit-*``). The sync is blocking: run it in a worker thread from a UI.
 
 **One bad record never blocks the rest.** Every JSON record passes :mod:`cidash.remote.wire` (range checks): a
 rejected field becomes unknown with a warning naming the record, a rejected record is skipped with a warning and
@@ -45,8 +44,11 @@ process on this host that no longer exists is free at once. On taking the lease,
 ``sync_runs`` left by a killed sync are marked ``interrupted``.
 
 Where the CPU goes matters: a sync is thousands of small requests on a client that may share a busy machine, so
-the per-request path avoids httpx's shared pool lock and ``requests``' overhead, parsed logs are written
-100 per transaction with ``executemany``, and no python-gitlab objects are built for listings.
+every request (listings too) goes over the worker's own keep-alive connection (:mod:`cidash.remote.conn`: no
+httpx pool lock, no ``requests``/python-gitlab, which the sync does not import), parsed logs are written 100 per
+transaction with ``executemany``. REST paths and JSON decoding live in :mod:`cidash.remote` (one module per
+resource family: :mod:`~cidash.remote.projects`, :mod:`~cidash.remote.pipelines`, :mod:`~cidash.remote.jobs`,
+:mod:`~cidash.remote.instance`; repository files and the registry on :class:`~cidash.remote.http.HttpClient`).
 """
 
 from __future__ import annotations
@@ -93,7 +95,11 @@ from cidash.models import (
     SyncRun,
     TraceFacts,
 )
-from cidash.remote.wire import RejectedRecord, WireLog, job_from_json, pipeline_from_json
+from cidash.remote import instance as remote_instance
+from cidash.remote import jobs as remote_jobs
+from cidash.remote import pipelines as remote_pipelines
+from cidash.remote import projects as remote_projects
+from cidash.remote.wire import RejectedRecord, WireLog
 from cidash.store import Store, SyncLease, from_db_time, to_db_time
 
 if TYPE_CHECKING:
@@ -344,7 +350,7 @@ def resolve_project(client: GitLabClient, store: Store, ref: Project | str | int
     known = store.project(ref)
     if known is not None:
         return known
-    project = client.rest.project(ref)
+    project = remote_projects.project(client.http, ref)
     store.upsert_project(project)
     return project
 
@@ -581,7 +587,7 @@ def sync_projects(
     failed: list[SyncReport] = []
     if group:
         listing = WireLog(now=_wire_now(now))
-        targets.extend(client.rest.group_projects(group, log=listing))
+        targets.extend(remote_projects.group_projects(client.http, group, log=listing))
         failed.extend(_failed_report(r.label, r) for r in listing.rejected)
     seen: set[str] = set()
     reports = []
@@ -637,7 +643,8 @@ def _sync_pipelines(ctx: _Ctx) -> None:
     cursor = store.cursor(pid, CURSOR_PIPELINES)
     updated_after = from_db_time(cursor) if cursor else ctx.options.since
     ctx.emit("pipelines")
-    pages = _read_ahead(ctx.client.rest.pipeline_pages(pid, updated_after=updated_after, log=ctx.wire))
+    listing = remote_pipelines.pipeline_pages(ctx.client.http, pid, updated_after=updated_after, log=ctx.wire)
+    pages = _read_ahead(listing)
     for page in pages:
         known = {p.id: p for p in store.pipelines(pid, ids=[p.id for p in page])}
         changed = [
@@ -711,10 +718,8 @@ def _pipeline_detail(ctx: _Ctx, listed: Pipeline) -> tuple[Pipeline, str | None]
 
     A detail that cannot be had (a transient failure after retries, a rejected record) gives the listed pipeline
     and the reason, so the caller stores what it has and defers the rest."""
-    path = f"/projects/{ctx.project.id}/pipelines/{listed.id}"
     try:
-        data = ctx.client.http.get_json(path, missing="resource")
-        return pipeline_from_json(ctx.project.id, data, ctx.wire), None
+        return remote_pipelines.pipeline(ctx.client.http, ctx.project.id, listed.id, ctx.wire), None
     except CidashError as exc:
         if _is_fatal(exc):
             raise
@@ -745,7 +750,7 @@ def _sync_jobs(ctx: _Ctx) -> None:
             ctx.emit("jobs")
 
     ctx.emit("jobs")
-    for job in ctx.client.rest.jobs_newest_first(pid, log=ctx.wire):
+    for job in remote_jobs.jobs_newest_first(ctx.client.http, pid, log=ctx.wire):
         below_time = floor_time is None or job.created_at < floor_time
         below_id = floor_id is None or job.id < floor_id
         if below_time and below_id:
@@ -800,7 +805,7 @@ class _LogFailed(Exception):
 def _fetch_log(ctx: _Ctx, job: Job) -> tuple[Job, TraceFacts | None, int]:
     sink = _LogSink()
     try:
-        found = ctx.client.http.stream_trace(ctx.project.id, job.id, sink)
+        found = remote_jobs.stream_log(ctx.client.http, ctx.project.id, job.id, sink)
     except CidashError as exc:
         if _is_fatal(exc):
             raise
@@ -992,15 +997,13 @@ def _absorb_wire(ctx: _Ctx) -> None:
 
 def _refetch(ctx: _Ctx, kind: str, item_id: int) -> Pipeline | Job | None:
     """A deferred record fetched again by id (None: GitLab no longer has it)."""
-    pid = ctx.project.id
-    path = f"/projects/{pid}/{'pipelines' if kind == 'pipeline' else 'jobs'}/{item_id}"
+    pid, http = ctx.project.id, ctx.client.http
     try:
-        data = ctx.client.http.get_json(path, missing="resource")
+        if kind == "pipeline":
+            return remote_pipelines.pipeline(http, pid, item_id, ctx.wire)
+        return remote_jobs.job(http, pid, item_id, ctx.wire)
     except NotFound:
         return None
-    if kind == "pipeline":
-        return pipeline_from_json(pid, data, ctx.wire)
-    return job_from_json(pid, data, ctx.wire)
 
 
 def _retry_deferred(ctx: _Ctx) -> None:
@@ -1415,28 +1418,18 @@ def _sync_instance_version(ctx: _Ctx, *, first_sync: bool) -> None:
     """``GET /version``: which GitLab computes this project's cache keys (gitlab-facts.md §1: the rules depend on
     the instance's version). A token that may not read it (403/404) records "unknown"; checked when there is
     something new, and at most once per refresh interval otherwise."""
-    from cidash.cachekey import GitLabVersion
-
     if not _due(ctx, CURSOR_INSTANCE_VERSION, first_sync=first_sync):
         return
-    version: str | None = None
-    revision: str | None = None
     try:
-        data = ctx.client.http.get_json("/version", missing="resource")
+        found = remote_instance.version(ctx.client.http)
     except (Unsupported, NotFound, PermissionDenied):
-        data = None  # the token may not read it: the version is unknown
+        found = remote_instance.InstanceVersion(None, None)  # the token may not read it: the version is unknown
     except (AuthError, ConnectError):
         raise
     except RemoteError as exc:  # a server error after the retries: keep what was recorded, try again next sync
         _warn(ctx, f"GitLab version not checked: {exc.one_line()}")
         return
-    if isinstance(data, dict):
-        raw, rev = data.get("version"), data.get("revision")
-        # Untrusted: keep only what parses as a version, and a revision that looks like one.
-        parsed = GitLabVersion.maybe(raw) if isinstance(raw, str) and len(raw) <= 40 else None
-        version = str(parsed) if parsed is not None else None
-        if isinstance(rev, str) and re.fullmatch(r"[0-9a-f]{6,40}", rev):
-            revision = rev
+    version, revision = found.version, found.revision
     with ctx.store.transaction():
         ctx.store.set_instance_version(ctx.project.id, version, revision, ctx.now)
         ctx.store.set_cursor(ctx.project.id, CURSOR_INSTANCE_VERSION, to_db_time(ctx.now) or "")

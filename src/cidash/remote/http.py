@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 
 from cidash.connection import Connection, warn_if_insecure
 from cidash.errors import (
@@ -438,7 +438,7 @@ class HttpClient:
         what = f"{method} {path}"
         url = self.connection.api_url + path
         if params:
-            url += "?" + urlencode(params, quote_via=quote)
+            url += "?" + urlencode(params, doseq=True, quote_via=quote)
         for hop in range(MAX_REDIRECTS + 1):
             own = same_origin(url, self._origin)
             if hop and own:
@@ -597,6 +597,52 @@ class HttpClient:
             except ValueError:
                 raise PaginationError(f"{what}: X-Next-Page {nxt[:20]!r} is not a page number") from None
 
+    def get_link_pages(
+        self, path: str, params: dict[str, Any], *, missing: Missing = "endpoint"
+    ) -> Iterator[list[Any]]:
+        """The pages of a listing (offset or keyset), one list of JSON values per request, following ``Link:
+        rel="next"`` (else ``X-Next-Page``).
+
+        Every next link is taken as a path and query under the API on the **configured** origin: a link naming
+        another host is never followed there (the token stays home). A next page already read (a loop, or a
+        keyset cursor that does not advance) ends the listing with :class:`PaginationError` naming the endpoint,
+        as does running past :data:`~cidash.remote.policy.MAX_PAGES`.
+        """
+        what = f"GET {path}"
+        guard = PageGuard(what)
+        query = urlencode(params, doseq=True)
+        guard.visit(_page_key(path, query))
+        current = path
+        while True:
+            response = self._request("GET", current, params=_query_dict(query), missing=missing, expect="json")
+            assert response is not None
+            data = response.data
+            if not isinstance(data, list):
+                raise BadPayload(f"{what} did not return a list")
+            yield data
+            if not data:
+                return
+            nxt = self._next_page(response, current, query, what)
+            if nxt is None:
+                return
+            guard.visit(_page_key(*nxt), describe='the "next" link')
+            current, query = nxt
+
+    def _next_page(self, response: _Reply, path: str, query: str, what: str) -> tuple[str, str] | None:
+        """(path under the API, query string) of the next page, or None at the end."""
+        link = _next_link(response.headers.get("link") or "")
+        if link:
+            parts = urlsplit(link)
+            if not parts.path.startswith(self._base_path + "/"):
+                raise PaginationError(f'{what}: the "next" link leaves the API; listing stopped')
+            return parts.path[len(self._base_path) :], parts.query
+        page = (response.headers.get("x-next-page") or "").strip()
+        if not page:
+            return None
+        if not page.isdigit():
+            raise PaginationError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
+        return path, urlencode({**dict(parse_qsl(query, keep_blank_values=True)), "page": page}, doseq=True)
+
     # -- logs --------------------------------------------------------------------------------------------------
 
     def stream_trace(self, project_id: int, job_id: int, sink_factory: Callable[[], Callable[[bytes], None]]) -> bool:
@@ -731,3 +777,36 @@ def _message(response: _Reply) -> str | None:
             if isinstance(data.get(key), str):
                 return str(data[key])[:200]
     return None
+
+
+def _next_link(header: str) -> str | None:
+    """The URL of ``rel="next"`` in a ``Link`` header (RFC 8288), or None."""
+    for part in header.split(","):
+        target, _, rest = part.partition(";")
+        target = target.strip()
+        if not (target.startswith("<") and target.endswith(">")):
+            continue
+        for param in rest.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "rel" and "next" in value.strip().strip('"').lower().split():
+                return target[1:-1].strip()
+    return None
+
+
+def _query_dict(query: str) -> dict[str, Any] | None:
+    """A query string as request params (repeated keys such as ``scope[]`` kept as lists); None when empty."""
+    if not query:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in out:
+            previous = out[key]
+            out[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            out[key] = value
+    return out
+
+
+def _page_key(path: str, query: str) -> str:
+    """A page's identity for the loop check: its path and its query parameters in a fixed order."""
+    return path + "?" + urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
