@@ -203,6 +203,10 @@ class HttpClient:
         self._host = api.hostname or ""
         self._port = api.port
         self._base_path = api.path.rstrip("/")
+        #: The API URL up to its path: a request URL that starts with it is sent as the rest (its path and query).
+        self._api_root = (
+            connection.api_url[: len(connection.api_url) - len(api.path)] if api.path else connection.api_url
+        )
         self._auth = connection.auth_headers()
         self._headers = {**self._auth, "User-Agent": "cidash", "Accept-Encoding": "gzip"}
         self._raw_headers = "".join(f"{k}: {v}\r\n" for k, v in self._headers.items()).encode("latin-1")
@@ -440,14 +444,17 @@ class HttpClient:
         if params:
             url += "?" + urlencode(params, doseq=True, quote_via=quote)
         for hop in range(MAX_REDIRECTS + 1):
-            own = same_origin(url, self._origin)
-            if hop and own:
-                self.limiter.acquire()  # the first hop's slot was taken by _request
-            parts = urlsplit(url)
-            record_as = path if hop == 0 else parts.path
-            conn = self._fast_connection() if own else None
-            if conn is not None:
-                target = parts.path + (f"?{parts.query}" if parts.query else "")
+            if hop == 0:  # the API URL built above: the configured origin by construction
+                own, record_as = True, path
+                target = url[len(self._api_root) :] if url.startswith(self._api_root) else None
+            else:
+                own = same_origin(url, self._origin)
+                if own:
+                    self.limiter.acquire()  # the first hop's slot was taken by _request
+                parts = urlsplit(url)
+                record_as, target = parts.path, parts.path + (f"?{parts.query}" if parts.query else "")
+            conn = self._fast_connection() if own and target is not None else None
+            if conn is not None and target is not None:
                 reply = self._send_fast(conn, method, target, record_as, sink_factory)
             else:
                 reply = self._send_httpx(method, url, record_as, sink_factory, own=own)
