@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from cidash.errors import AuthError, NotFound, PermissionDenied, Unsupported
 from cidash.models import Project
 from cidash.remote.http import HttpClient
 from cidash.remote.wire import RejectedRecord, WireLog, project_from_json
@@ -14,7 +15,16 @@ PER_PAGE = 100
 def project(http: HttpClient, ref: str | int) -> Project:
     """``GET /projects/:id`` by path (``group/name``) or id. Raises :class:`~cidash.errors.NotFound` (project)."""
     key = str(ref) if isinstance(ref, int) or str(ref).isdigit() else quote(str(ref), safe="")
-    return project_from_json(http.get_json(f"/projects/{key}", missing="project"))
+    try:
+        data = http.get_json(f"/projects/{key}", missing="project")
+    except (NotFound, PermissionDenied, AuthError, Unsupported) as exc:
+        if key == str(ref):
+            raise
+        # Say the path as the user wrote it (GET /projects/platform/app), not as it is sent (platform%2Fapp).
+        raise type(exc)(
+            exc.message.replace(f"/projects/{key}", f"/projects/{ref}"), status=exc.status, hint=exc.hint
+        ) from None
+    return project_from_json(data)
 
 
 def group_projects(http: HttpClient, group: str, *, log: WireLog | None = None) -> list[Project]:
