@@ -60,7 +60,7 @@ class RawResponse:
         return None
 
     def body(self, method: str) -> Iterator[bytes]:
-        """The body in pieces (memoryview-free bytes). The connection is reusable once this is exhausted."""
+        """The body in pieces, as they arrive. The connection is reusable once this is exhausted."""
         conn, status = self.conn, self.status
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             return

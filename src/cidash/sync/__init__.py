@@ -1,5 +1,11 @@
 """The sync engine: pull a project's CI history from GitLab into the store, incrementally and resumably.
 
+The package, one module per idea (every name stays importable from ``cidash.sync``): :mod:`.engine` runs one
+sync (resolve, lease, steps, report) and several projects; the steps :mod:`.pipelines`, :mod:`.jobs`,
+:mod:`.logs`, :mod:`.repository` (checksums, CI files), :mod:`.registry` (image tags, resource groups) and
+:mod:`.instance` (GitLab version); :mod:`.context` holds the options, progress, report and the per-sync context
+they share; :mod:`.lease` keeps one sync per project.
+
 One sync of one project, in order (each step commits before the next; every cursor moves in the same
 transaction as the rows it covers, so killing the process at any point and re-running loses and duplicates
 nothing):
