@@ -256,6 +256,7 @@ def _measure(
         if "/repository/commits" in k or "/repository/compare" in k or k.startswith("HEAD ")
     }
     extra["cidash_requests"] = stats["total_requests"]
+    extra["by_endpoint"] = dict(sorted(by.items(), key=lambda kv: -kv[1]))
     rows.append(
         (
             "(c) cidash sync, defaults",
@@ -346,16 +347,18 @@ def main() -> int:
         )
     if "(a)" in by:
         print(f"cidash vs sequential script: {by['(a)'][3] / cidash[3]:.1f}x")
-    print(
-        f"physical bound {cidash[1]} requests x {args.latency_ms:g} ms / {in_flight} in flight = {bound:.2f} s; "
-        f"cidash {cidash[3]:.2f} s = {cidash[3] / bound:.2f}x the bound (target <= 1.2x)"
-    )
+    if bound > 0:
+        print(
+            f"physical bound {cidash[1]} requests x {args.latency_ms:g} ms / {in_flight} in flight = {bound:.2f} s; "
+            f"cidash {cidash[3]:.2f} s = {cidash[3] / bound:.2f}x the bound (target <= 1.2x)"
+        )
     checks = extra["checksum_requests"]
     print(
         f"file checksums of {info0['shas']} SHAs: {sum(checks.values())} requests ({checks}); minimum "
         f"{info0['min_checksum_requests']} (one HEAD per distinct file version)"
     )
     print(f"idle refresh: {idle[1]} requests (target <= 1 per project)")
+    print("cidash requests by endpoint: " + ", ".join(f"{k} {v}" for k, v in extra["by_endpoint"].items()))
     load = os.getloadavg()[0]
     print(f"(load average {load:.1f} on {os.cpu_count()} CPUs: CPU-bound numbers suffer on a busy machine)")
     return 0

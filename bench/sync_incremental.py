@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import cidash.sync as sync
+import cidash.sync.repository as sync_repository
 from cidash.config import Config
 from cidash.connection import Connection, Secret
 from cidash.remote import GitLabClient
@@ -29,9 +30,9 @@ STEPS_HOURS = (8, 2, 2, 2, 2, 2, 2, 24, 24)
 
 
 def run(use_compare: bool) -> dict[str, int]:
-    original = sync._checksums_from_compare
+    original = sync_repository._checksums_from_compare
     if not use_compare:
-        sync._checksums_from_compare = lambda *a, **k: None  # type: ignore[assignment]
+        sync_repository._checksums_from_compare = lambda *a, **k: None  # type: ignore[assignment]
     try:
         scenario = Scenario(days=30, migration_day=16, with_docs_project=False)
         base = sync.SyncOptions.from_config(Config(), since="all", now=NOW)
@@ -70,7 +71,7 @@ def run(use_compare: bool) -> dict[str, int]:
                 total["minimum"] += len(versions(new) - versions(before))
         return total
     finally:
-        sync._checksums_from_compare = original
+        sync_repository._checksums_from_compare = original
 
 
 def main() -> int:

@@ -165,3 +165,99 @@ def test_a_body_whose_framing_does_not_hold_is_never_complete(
         httpd.shutdown()
         httpd.server_close()
     assert len(Handler.seen) == 2
+
+
+# -- the fast path's own HTTP/1.1 framing (cidash.remote.conn) ------------------------------------------------
+
+
+def _canned(answers: list[bytes]) -> tuple[str, list[bytes], Callable[[], None]]:
+    """A one-connection-at-a-time server that answers each request with the next canned bytes, then closes."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        pending = list(answers)
+        while pending:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                while pending:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        got = conn.recv(65536)
+                        if not got:
+                            break
+                        data += got
+                    if not data:
+                        break
+                    requests.append(data)
+                    answer = pending.pop(0)
+                    conn.sendall(answer)
+                    if b"Connection: close" in answer or b"HTTP/1.0" in answer:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", requests, listener.close
+
+
+RAW_CASES = {
+    "chunked with extensions and trailers": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5;name=x\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        b"hello world",
+    ),
+    "interim 100 then the answer": (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"ok",
+    ),
+    "HTTP/1.0 body to the close": (b"HTTP/1.0 200 OK\r\n\r\nuntil the end", b"until the end"),
+    "folded case, spaces in headers": (b"HTTP/1.1 200 OK\r\ncontent-LENGTH:   4 \r\n\r\nabcd", b"abcd"),
+}
+
+
+@pytest.mark.parametrize("case", list(RAW_CASES), ids=list(RAW_CASES))
+def test_the_fast_path_reads_every_framing_gitlab_may_send(case: str) -> None:
+    answer, body = RAW_CASES[case]
+    url, requests, stop = _canned([answer, answer])
+    try:
+        with _client(url) as client:
+            for _ in range(2):  # the second request reuses the connection, or reconnects after a close
+                chunks: list[bytes] = []
+                assert client.http.stream_trace(1, 2, lambda: chunks.append)  # noqa: B023 (used at once)
+                assert b"".join(chunks) == body
+            assert client.stats.retries == 0
+    finally:
+        stop()
+    assert requests[0].startswith(b"GET /api/v4/projects/1/jobs/2/trace HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nPRIVATE-TOKEN: glpat-secret-value-123\r\n" in requests[0]
+
+
+RAW_BROKEN = {
+    "bad chunk size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    "chunk cut by a close": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n10\r\nhello",
+    "short Content-Length": b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nConnection: close\r\n\r\nhello",
+    "not HTTP": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+    "headers without end": b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\n",
+}
+
+
+@pytest.mark.parametrize("case", list(RAW_BROKEN), ids=list(RAW_BROKEN))
+def test_the_fast_path_never_takes_a_misframed_answer_as_complete(case: str) -> None:
+    from cidash.errors import ConnectError, TruncatedBody
+    from cidash.remote import RetryPolicy
+
+    url, _, stop = _canned([RAW_BROKEN[case]] * 2)
+    try:
+        connection = Connection(url=url, token=Secret("glpat-secret-value-123"), max_rps=0, timeout=5)
+        with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
+            with pytest.raises((TruncatedBody, ConnectError)) as info:
+                client.http.stream_trace(1, 2, lambda: lambda chunk: None)
+            assert client.stats.retries == 1
+    finally:
+        stop()
+    assert "glpat-secret-value-123" not in info.value.one_line()

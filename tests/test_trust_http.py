@@ -34,6 +34,8 @@ from cidash.errors import (
     TruncatedBody,
 )
 from cidash.remote import GitLabClient, RetryPolicy, policy, rest
+from cidash.remote import jobs as remote_jobs
+from cidash.remote import pipelines as remote_pipelines
 from cidash.remote.mutations import ActionsRemote
 from cidash.sim import Scenario, SimulatedGitLab
 from cidash.sim.faults import FaultPlan, FaultRule
@@ -249,6 +251,29 @@ def test_a_pagination_link_to_another_host_is_read_from_gitlab(world: SimulatedG
     assert other.seen == []
 
 
+def test_the_sync_pager_reads_a_next_link_to_another_host_from_gitlab(world: SimulatedGitLab) -> None:
+    """The sync's own pager (remote.http.get_link_pages) takes only the path of a Link header, as python-gitlab's."""
+    from cidash.remote import http as remote_http
+
+    with Recorder() as other, _client(world.url, world.token) as client:
+        original = remote_http.HttpClient._exchange
+
+        def rewritten(self: Any, *args: Any, **kwargs: Any) -> Any:
+            reply = original(self, *args, **kwargs)
+            link = reply.headers.get("link") or ""
+            headers = remote_http._Headers({**reply.headers, "link": link.replace(world.url, other.url)})
+            return remote_http.dataclasses.replace(reply, headers=headers)
+
+        params = {"pagination": "keyset", "order_by": "id", "sort": "desc", "per_page": 10}
+        try:
+            remote_http.HttpClient._exchange = rewritten  # type: ignore[method-assign]
+            pages = list(client.http.get_link_pages(f"/projects/{world.project_id}/jobs", params))
+        finally:
+            remote_http.HttpClient._exchange = original  # type: ignore[method-assign]
+    assert len(pages) > 2 and sum(map(len, pages)) == len(world.world.all_jobs(world.project_id))
+    assert other.seen == []
+
+
 # -- a body is complete only when its framing says so ---------------------------------------------------------
 
 RIDDEN_OUT = {
@@ -348,8 +373,13 @@ def test_truncated_body_is_a_typed_transient_error(world: SimulatedGitLab, trans
         ("GET /projects/:id/pipelines", lambda c, pid: list(c.rest.pipeline_pages(pid, updated_after=None))),
         ("GET /projects/:id/jobs", lambda c, pid: list(c.rest.jobs_newest_first(pid))),
         ("GET /projects/:id/repository/commits", lambda c, pid: list(c.http.commits(pid, "main"))),
+        (
+            "GET /projects/:id/pipelines",
+            lambda c, pid: list(remote_pipelines.pipeline_pages(c.http, pid, updated_after=None)),
+        ),
+        ("GET /projects/:id/jobs", lambda c, pid: list(remote_jobs.jobs_newest_first(c.http, pid))),
     ],
-    ids=["offset-python-gitlab", "keyset", "offset-http"],
+    ids=["offset-python-gitlab", "keyset", "offset-http", "offset-sync", "keyset-sync"],
 )
 def test_a_looping_next_page_ends_the_listing_with_an_error(world: SimulatedGitLab, endpoint: str, call: Any) -> None:
     world.set_faults(FaultPlan(rules=(FaultRule(endpoint=endpoint, page_loop=True),)))

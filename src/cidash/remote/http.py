@@ -1,8 +1,8 @@
 """Job logs, repository-file checksums, the container registry and resource groups, over plain HTTP/1.1.
 
 These are the many small (or streamed) requests of a sync; they run in the sync's bounded worker pool, each
-worker thread with its own keep-alive ``http.client`` connection to the configured origin (httpx, imported only
-then, for proxies and for redirects to other origins). Thread-safe. Every request passes the shared
+worker thread with its own keep-alive connection (:mod:`cidash.remote.conn`) to the configured origin (httpx,
+imported only then, for proxies and for redirects to other origins). Thread-safe. Every request passes the shared
 :class:`~cidash.remote.policy.RateLimiter`, is retried a bounded number of times on 429/5xx, connection errors,
 bodies cut short and 2xx bodies that are not what the endpoint returns, counted in
 :class:`~cidash.remote.policy.RequestStats`, and mapped to :mod:`cidash.errors` (never with the token).
@@ -15,11 +15,8 @@ a body is complete only when its Content-Length, chunked end or gzip end says so
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
 import os
-import select
-import socket
 import ssl
 import threading
 import time
@@ -28,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 
 from cidash.connection import Connection, warn_if_insecure
 from cidash.errors import (
@@ -42,6 +39,7 @@ from cidash.errors import (
     TruncatedBody,
 )
 from cidash.models import ImageTag, ResourceGroup
+from cidash.remote.conn import PeerClosed, ProtocolFailure, RawConnection
 from cidash.remote.policy import (
     MAX_REDIRECTS,
     REDIRECT_STATUSES,
@@ -124,15 +122,6 @@ def _decoder(encoding: str) -> Any:
     return None
 
 
-def _peer_closed(sock: socket.socket) -> bool:
-    """True when an idle keep-alive socket is readable: the server closed it (or sent something unasked)."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
-
-
 @dataclass(frozen=True)
 class FileHead:
     """The repository-files HEAD headers of one file at one ref."""
@@ -187,18 +176,6 @@ def _is_tls_error(exc: BaseException) -> bool:
     return "ssl" in text or "certificate" in text or "tls" in text
 
 
-def _framing_problem(headers: http.client.HTTPMessage) -> str | None:
-    """What is wrong with a response's body framing (None: nothing): conflicting or unreadable Content-Length."""
-    if "chunked" in (headers.get("transfer-encoding") or "").lower():
-        return None
-    values = {v.strip() for raw in headers.get_all("content-length") or () for v in raw.split(",")}
-    if len(values) > 1:
-        return "conflicting Content-Length headers"
-    if values and not next(iter(values)).isdigit():
-        return "an unreadable Content-Length header"
-    return None
-
-
 class HttpClient:
     def __init__(
         self,
@@ -217,7 +194,7 @@ class HttpClient:
         self._clients: list[tuple[threading.Thread, httpx.Client]] = []
         self._clients_lock = threading.Lock()
         self._ssl_context: ssl.SSLContext | None = None
-        # The many small requests of a sync go over one plain http.client connection per thread (httpx costs ~3x
+        # The many small requests of a sync go over one plain keep-alive connection per thread (httpx costs ~3x
         # the CPU per request, which a sync of thousands of requests on a busy machine feels); httpx serves
         # proxied setups (HTTP(S)_PROXY / ALL_PROXY apply to the GitLab host) and redirects to other origins.
         api = urlsplit(connection.api_url)
@@ -226,9 +203,14 @@ class HttpClient:
         self._host = api.hostname or ""
         self._port = api.port
         self._base_path = api.path.rstrip("/")
+        #: The API URL up to its path: a request URL that starts with it is sent as the rest (its path and query).
+        self._api_root = (
+            connection.api_url[: len(connection.api_url) - len(api.path)] if api.path else connection.api_url
+        )
         self._auth = connection.auth_headers()
         self._headers = {**self._auth, "User-Agent": "cidash", "Accept-Encoding": "gzip"}
-        self._fast_conns: list[tuple[threading.Thread, http.client.HTTPConnection]] = []
+        self._raw_headers = "".join(f"{k}: {v}\r\n" for k, v in self._headers.items()).encode("latin-1")
+        self._fast_conns: list[tuple[threading.Thread, RawConnection]] = []
         self._fast = self._scheme in ("http", "https") and bool(self._host) and not _proxied(self._scheme, self._host)
         warn_if_insecure(connection)
 
@@ -284,19 +266,17 @@ class HttpClient:
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
-    def _fast_connection(self) -> http.client.HTTPConnection | None:
-        """This thread's plain ``http.client`` connection (None: requests go through httpx, e.g. via a proxy)."""
+    def _fast_connection(self) -> RawConnection | None:
+        """This thread's keep-alive connection to the configured origin (None: requests go through httpx, e.g.
+        via a proxy)."""
         if not self._fast:
             return None
-        conn: http.client.HTTPConnection | None = getattr(self._local, "fast", None)
-        if conn is not None and conn.sock is not None and _peer_closed(conn.sock):
+        conn: RawConnection | None = getattr(self._local, "fast", None)
+        if conn is not None and conn.stale():
             conn.close()  # the server closed the idle keep-alive connection: reconnect rather than fail
         if conn is None:
-            timeout = self.connection.timeout
-            if self._scheme == "https":
-                conn = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._context())
-            else:
-                conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+            context = self._context if self._scheme == "https" else None
+            conn = RawConnection(self._host, self._port, timeout=self.connection.timeout, context=context)
             with self._clients_lock:
                 gone = [c for t, c in self._fast_conns if not t.is_alive()]
                 self._fast_conns = [(t, c) for t, c in self._fast_conns if t.is_alive()]
@@ -308,26 +288,24 @@ class HttpClient:
 
     def _send_fast(
         self,
-        conn: http.client.HTTPConnection,
+        conn: RawConnection,
         method: str,
         target: str,
         record_as: str,
         sink_factory: Callable[[], Callable[[bytes], None]] | None,
     ) -> _Reply:
-        """One request over ``http.client`` (a third of httpx's CPU per request) to the configured origin.
+        """One request over this thread's :class:`~cidash.remote.conn.RawConnection` to the configured origin.
 
-        A body counts only when its framing says it is complete: ``Content-Length`` bytes (``http.client``'s
-        ``read(n)`` returns a short body on a clean close without complaint, so the remainder is checked here),
-        the chunked end (``http.client`` raises), and the gzip end.
+        A body counts only when its framing says it is complete: ``Content-Length`` bytes, the chunked end, and
+        the gzip end.
         """
         reused = conn.sock is not None
         if not reused:
             self._connect(conn)
         try:
             try:
-                conn.request(method, target, headers=self._headers)
-                response = conn.getresponse()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                response = conn.request(method, target, self._raw_headers)
+            except (PeerClosed, ConnectionResetError, BrokenPipeError):
                 if not reused or method not in ("GET", "HEAD"):
                     raise
                 # The server closed the idle keep-alive connection while this request was on its way (the
@@ -335,50 +313,47 @@ class HttpClient:
                 # on a fresh connection, as urllib3 does. Not a retry of a failed request.
                 conn.close()
                 self._connect(conn)
-                conn.request(method, target, headers=self._headers)
-                response = conn.getresponse()
+                response = conn.request(method, target, self._raw_headers)
             status = response.status
-            headers = _Headers((k.lower(), v) for k, v in response.getheaders())
+            headers = _Headers(response.headers)
             self.limiter.observe(headers, status)
-            problem = _framing_problem(response.msg)
+            problem = response.framing_problem()
             if problem is not None:
                 raise _TransportFailure(problem, incomplete=True)
-            encoding = (headers.get("content-encoding") or "").strip().lower()
-            decoder = _decoder(encoding)
-            if status == 200 and sink_factory is not None and not is_html(headers.get("content-type")):
-                sink = sink_factory()
-                nbytes = raw = 0
-                while chunk := response.read(CHUNK):
-                    raw += len(chunk)
-                    if decoder is not None:
-                        chunk = decoder.decompress(chunk)
-                    nbytes += len(chunk)
-                    if chunk:
-                        sink(chunk)
-                if response.length:  # a clean close before Content-Length bytes: a short read, not the end
-                    raise _TransportFailure(f"body ended {response.length} bytes short", incomplete=True)
-                if decoder is not None and raw:
-                    if tail := decoder.flush():
-                        nbytes += len(tail)
-                        sink(tail)
-                    if not decoder.eof:
-                        raise _TransportFailure("gzip body ended early", incomplete=True)
-                self.stats.record(method, record_as, status, nbytes)
-                return _Reply(status, headers, b"")
-            content = response.read()
-            if decoder is not None and content:
-                content = decoder.decompress(content) + decoder.flush()
+            decoder = _decoder(headers.get("content-encoding", "").strip().lower())
+            streamed = status == 200 and sink_factory is not None and not is_html(headers.get("content-type"))
+            sink = sink_factory() if streamed and sink_factory is not None else None
+            parts: list[bytes] = []
+            out = sink or parts.append
+            nbytes = raw = 0
+            for chunk in response.body(method):
+                raw += len(chunk)
+                if decoder is not None:
+                    chunk = decoder.decompress(chunk)
+                nbytes += len(chunk)
+                if chunk:
+                    out(chunk)
+            if response.remaining:  # a clean close before Content-Length bytes: a short read, not the end
+                raise _TransportFailure(f"body ended {response.remaining} bytes short", incomplete=True)
+            if decoder is not None and raw:
+                if tail := decoder.flush():
+                    nbytes += len(tail)
+                    out(tail)
                 if not decoder.eof:
                     raise _TransportFailure("gzip body ended early", incomplete=True)
-            self.stats.record(method, record_as, status, len(content))
-            return _Reply(status, headers, content)
+            conn.finished()
+            self.stats.record(method, record_as, status, nbytes)
+            return _Reply(status, headers, b"" if sink is not None else b"".join(parts))
         except _TransportFailure:
             conn.close()
             raise
-        except http.client.IncompleteRead as exc:
+        except PeerClosed:
             conn.close()
-            raise _TransportFailure(f"body ended early ({len(exc.partial)} bytes read)", incomplete=True) from None
-        except (OSError, http.client.HTTPException, zlib.error) as exc:
+            raise _TransportFailure("the connection closed before an answer", incomplete=False) from None
+        except ProtocolFailure as exc:
+            conn.close()
+            raise _TransportFailure(exc.text, incomplete=exc.incomplete) from None
+        except (OSError, zlib.error) as exc:
             conn.close()
             raise _TransportFailure(repr(exc)) from None
         except BaseException:
@@ -386,7 +361,7 @@ class HttpClient:
             raise
 
     @staticmethod
-    def _connect(conn: http.client.HTTPConnection) -> None:
+    def _connect(conn: RawConnection) -> None:
         try:
             conn.connect()
         except ssl.SSLError as exc:
@@ -421,7 +396,7 @@ class HttpClient:
             status = response.status_code
             if own:
                 self.limiter.observe(response.headers, status)
-            # Raw bytes, decoded here as on the http.client path: httpx's own gzip decoder accepts a stream that
+            # Raw bytes, decoded here as on the fast path: httpx's own gzip decoder accepts a stream that
             # ends early without complaint.
             decoder = _decoder((response.headers.get("content-encoding") or "").strip().lower())
             stream = status == 200 and sink_factory is not None and not is_html(response.headers.get("content-type"))
@@ -467,16 +442,19 @@ class HttpClient:
         what = f"{method} {path}"
         url = self.connection.api_url + path
         if params:
-            url += "?" + urlencode(params, quote_via=quote)
+            url += "?" + urlencode(params, doseq=True, quote_via=quote)
         for hop in range(MAX_REDIRECTS + 1):
-            own = same_origin(url, self._origin)
-            if hop and own:
-                self.limiter.acquire()  # the first hop's slot was taken by _request
-            parts = urlsplit(url)
-            record_as = path if hop == 0 else parts.path
-            conn = self._fast_connection() if own else None
-            if conn is not None:
-                target = parts.path + (f"?{parts.query}" if parts.query else "")
+            if hop == 0:  # the API URL built above: the configured origin by construction
+                own, record_as = True, path
+                target = url[len(self._api_root) :] if url.startswith(self._api_root) else None
+            else:
+                own = same_origin(url, self._origin)
+                if own:
+                    self.limiter.acquire()  # the first hop's slot was taken by _request
+                parts = urlsplit(url)
+                record_as, target = parts.path, parts.path + (f"?{parts.query}" if parts.query else "")
+            conn = self._fast_connection() if own and target is not None else None
+            if conn is not None and target is not None:
                 reply = self._send_fast(conn, method, target, record_as, sink_factory)
             else:
                 reply = self._send_httpx(method, url, record_as, sink_factory, own=own)
@@ -626,6 +604,52 @@ class HttpClient:
             except ValueError:
                 raise PaginationError(f"{what}: X-Next-Page {nxt[:20]!r} is not a page number") from None
 
+    def get_link_pages(
+        self, path: str, params: dict[str, Any], *, missing: Missing = "endpoint"
+    ) -> Iterator[list[Any]]:
+        """The pages of a listing (offset or keyset), one list of JSON values per request, following ``Link:
+        rel="next"`` (else ``X-Next-Page``).
+
+        Every next link is taken as a path and query under the API on the **configured** origin: a link naming
+        another host is never followed there (the token stays home). A next page already read (a loop, or a
+        keyset cursor that does not advance) ends the listing with :class:`PaginationError` naming the endpoint,
+        as does running past :data:`~cidash.remote.policy.MAX_PAGES`.
+        """
+        what = f"GET {path}"
+        guard = PageGuard(what)
+        query = urlencode(params, doseq=True)
+        guard.visit(_page_key(path, query))
+        current = path
+        while True:
+            response = self._request("GET", current, params=_query_dict(query), missing=missing, expect="json")
+            assert response is not None
+            data = response.data
+            if not isinstance(data, list):
+                raise BadPayload(f"{what} did not return a list")
+            yield data
+            if not data:
+                return
+            nxt = self._next_page(response, current, query, what)
+            if nxt is None:
+                return
+            guard.visit(_page_key(*nxt), describe='the "next" link')
+            current, query = nxt
+
+    def _next_page(self, response: _Reply, path: str, query: str, what: str) -> tuple[str, str] | None:
+        """(path under the API, query string) of the next page, or None at the end."""
+        link = _next_link(response.headers.get("link") or "")
+        if link:
+            parts = urlsplit(link)
+            if not parts.path.startswith(self._base_path + "/"):
+                raise PaginationError(f'{what}: the "next" link leaves the API; listing stopped')
+            return parts.path[len(self._base_path) :], parts.query
+        page = (response.headers.get("x-next-page") or "").strip()
+        if not page:
+            return None
+        if not page.isdigit():
+            raise PaginationError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
+        return path, urlencode({**dict(parse_qsl(query, keep_blank_values=True)), "page": page}, doseq=True)
+
     # -- logs --------------------------------------------------------------------------------------------------
 
     def stream_trace(self, project_id: int, job_id: int, sink_factory: Callable[[], Callable[[bytes], None]]) -> bool:
@@ -760,3 +784,36 @@ def _message(response: _Reply) -> str | None:
             if isinstance(data.get(key), str):
                 return str(data[key])[:200]
     return None
+
+
+def _next_link(header: str) -> str | None:
+    """The URL of ``rel="next"`` in a ``Link`` header (RFC 8288), or None."""
+    for part in header.split(","):
+        target, _, rest = part.partition(";")
+        target = target.strip()
+        if not (target.startswith("<") and target.endswith(">")):
+            continue
+        for param in rest.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "rel" and "next" in value.strip().strip('"').lower().split():
+                return target[1:-1].strip()
+    return None
+
+
+def _query_dict(query: str) -> dict[str, Any] | None:
+    """A query string as request params (repeated keys such as ``scope[]`` kept as lists); None when empty."""
+    if not query:
+        return None
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in out:
+            previous = out[key]
+            out[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            out[key] = value
+    return out
+
+
+def _page_key(path: str, query: str) -> str:
+    """A page's identity for the loop check: its path and its query parameters in a fixed order."""
+    return path + "?" + urlencode(sorted(parse_qsl(query, keep_blank_values=True)))

@@ -1,0 +1,245 @@
+"""One keep-alive HTTP/1.1 connection to the configured GitLab origin, spoken directly over its socket.
+
+A sync sends thousands of small requests (a job log averages a few KB). Over ``http.client`` each costs a
+buffered reader, the ``email`` package's header parser and four or five system calls (each one a hand-over of
+the GIL between the 32 worker threads); here a request is one ``sendall`` and, for a small answer, one ``recv``.
+Only what a GitLab API answer uses is spoken: a status line, headers, and a body framed by ``Content-Length``,
+``Transfer-Encoding: chunked`` or the end of the connection (RFC 9112 §6.3). Anything else (a header block over
+64 KiB, a malformed status line or chunk size, conflicting lengths) is a :class:`ProtocolFailure`.
+
+Redirects, proxies and other origins are not handled here: :mod:`cidash.remote.http` sends those through httpx.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+
+MAX_HEADER_BYTES = 64 * 1024
+RECV = 64 * 1024
+#: A connection idle this long is checked for a close from the server before it is reused (a select() call);
+#: a fresher one is simply used, and a close that races the request is caught by :attr:`RawResponse.nothing_read`.
+IDLE_CHECK_SECONDS = 1.0
+
+
+class ProtocolFailure(Exception):
+    """The answer is not well-framed HTTP/1.1 (``incomplete``: it started, but its body did not end as framed)."""
+
+    def __init__(self, text: str, *, incomplete: bool = True) -> None:
+        super().__init__(text)
+        self.text = text
+        self.incomplete = incomplete
+
+
+class PeerClosed(Exception):
+    """The connection was closed before a single byte of the answer arrived (a stale keep-alive connection)."""
+
+
+class RawResponse:
+    """A response's status and headers; :meth:`body` yields its bytes as they arrive, framed as announced."""
+
+    def __init__(self, conn: RawConnection, status: int, headers: dict[str, str], lengths: list[str]) -> None:
+        self.conn = conn
+        self.status = status
+        self.headers = headers  # lower-case names; a repeated header keeps its last value
+        self.lengths = lengths  # every Content-Length value, for the framing check
+        self.remaining = 0  # Content-Length bytes not received when the body ended early
+
+    def framing_problem(self) -> str | None:
+        """Conflicting or unreadable Content-Length (None: the framing can be trusted)."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return None
+        values = {v.strip() for raw in self.lengths for v in raw.split(",")}
+        if len(values) > 1:
+            return "conflicting Content-Length headers"
+        if values and not next(iter(values)).isdigit():
+            return "an unreadable Content-Length header"
+        return None
+
+    def body(self, method: str) -> Iterator[bytes]:
+        """The body in pieces, as they arrive. The connection is reusable once this is exhausted."""
+        conn, status = self.conn, self.status
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            yield from conn.read_chunked()
+            return
+        if self.lengths:
+            length = int(self.lengths[0].split(",")[0].strip())
+            for piece in conn.read_exactly(length):
+                length -= len(piece)
+                yield piece
+            self.remaining = length
+            return
+        conn.keep = False  # no framing: the body ends where the connection does
+        yield from conn.read_to_close()
+
+
+class RawConnection:
+    """A keep-alive connection to one origin (``context``: TLS). Used by one thread at a time."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None,
+        *,
+        timeout: float,
+        context: Callable[[], ssl.SSLContext] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port or (443 if context is not None else 80)
+        self.timeout = timeout
+        self.context = context
+        default = 443 if context is not None else 80
+        host_header = f"[{host}]" if ":" in host else host
+        self.host_header = host_header if self.port == default else f"{host_header}:{self.port}"
+        self.sock: socket.socket | None = None
+        self.buf = b""
+        self.keep = True
+        self.last_used = 0.0
+
+    # -- connection --------------------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.context is not None:
+                sock = self.context().wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock, self.buf, self.keep = sock, b"", True
+
+    def close(self) -> None:
+        sock, self.sock, self.buf = self.sock, None, b""
+        if sock is not None:
+            sock.close()
+
+    def stale(self) -> bool:
+        """True when an idle connection was closed by the server (checked only after IDLE_CHECK_SECONDS idle)."""
+        if self.sock is None or time.monotonic() - self.last_used < IDLE_CHECK_SECONDS:
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    # -- one exchange ------------------------------------------------------------------------------------------
+
+    def request(self, method: str, target: str, headers: bytes) -> RawResponse:
+        """Send a request (``headers``: ready-made ``Name: value\\r\\n`` lines) and read the status and headers.
+
+        Raises :class:`PeerClosed` when the connection ends before any answer byte, :class:`ProtocolFailure`
+        for a malformed answer, ``OSError`` for the socket's own failures."""
+        assert self.sock is not None
+        self.sock.sendall(
+            f"{method} {target} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode("latin-1") + headers + b"\r\n"
+        )
+        while True:
+            response = self._read_head()
+            if not 100 <= response.status < 200:
+                return response
+            # an interim answer (100 Continue, 103 Early Hints): the real one follows
+
+    def finished(self) -> None:
+        """The body was read to its end: keep the connection for the next request, or close it."""
+        self.last_used = time.monotonic()
+        if not self.keep:
+            self.close()
+
+    def _read_head(self) -> RawResponse:
+        assert self.sock is not None
+        first = not self.buf
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            if len(self.buf) > MAX_HEADER_BYTES:
+                raise ProtocolFailure("a header block over 64 KiB", incomplete=False)
+            data = self.sock.recv(RECV)
+            if not data:
+                if first and not self.buf:
+                    raise PeerClosed()
+                raise ProtocolFailure("the connection closed inside the headers")
+            self.buf += data
+        head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4 :]
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+            raise ProtocolFailure(f"not an HTTP/1.1 status line: {lines[0][:40]!r}", incomplete=False)
+        version, status = parts[0], int(parts[1])
+        headers: dict[str, str] = {}
+        lengths: list[str] = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                continue
+            key = name.strip().lower()
+            value = value.strip()
+            headers[key] = value
+            if key == "content-length":
+                lengths.append(value)
+        token = headers.get("connection", "").lower()
+        self.keep = "close" not in token and (version != "HTTP/1.0" or "keep-alive" in token)
+        return RawResponse(self, status, headers, lengths)
+
+    # -- bodies ------------------------------------------------------------------------------------------------
+
+    def _recv(self) -> bytes:
+        assert self.sock is not None
+        return self.sock.recv(RECV)
+
+    def read_exactly(self, length: int) -> Iterator[bytes]:
+        """Up to ``length`` bytes; fewer when the connection closes first (the caller sees what is missing)."""
+        while length > 0:
+            if not self.buf:
+                data = self._recv()
+                if not data:
+                    self.keep = False
+                    return
+                self.buf = data
+            piece, self.buf = self.buf[:length], self.buf[length:]
+            length -= len(piece)
+            yield piece
+
+    def read_to_close(self) -> Iterator[bytes]:
+        if self.buf:
+            piece, self.buf = self.buf, b""
+            yield piece
+        while data := self._recv():
+            yield data
+
+    def _line(self) -> bytes:
+        while (end := self.buf.find(b"\r\n")) < 0:
+            if len(self.buf) > MAX_HEADER_BYTES:
+                raise ProtocolFailure("a chunk header over 64 KiB")
+            data = self._recv()
+            if not data:
+                raise ProtocolFailure("body ended early (in a chunk header)")
+            self.buf += data
+        line, self.buf = self.buf[:end], self.buf[end + 2 :]
+        return line
+
+    def read_chunked(self) -> Iterator[bytes]:
+        while True:
+            size_text = self._line().split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ProtocolFailure(f"an unreadable chunk size {size_text[:20]!r}") from None
+            if size < 0:
+                raise ProtocolFailure("a negative chunk size")
+            if size == 0:
+                while self._line():  # trailers, up to the empty line
+                    pass
+                return
+            got = 0
+            for piece in self.read_exactly(size):
+                got += len(piece)
+                yield piece
+            if got < size:
+                raise ProtocolFailure(f"body ended early ({size - got} bytes short in a chunk)")
+            if self._line():
+                raise ProtocolFailure("a chunk not followed by CRLF")

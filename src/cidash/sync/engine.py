@@ -1,0 +1,397 @@
+"""The engine: resolve the project, take its lease, run the steps in order (side steps on their own thread),
+and write the report; several projects one after another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from cidash.errors import (
+    CidashError,
+    ConnectError,
+    NotFound,
+)
+from cidash.models import (
+    Job,
+    Pipeline,
+    Project,
+    RateLimitState,
+    SyncRun,
+)
+from cidash.remote import jobs as remote_jobs
+from cidash.remote import pipelines as remote_pipelines
+from cidash.remote import projects as remote_projects
+from cidash.remote.wire import RejectedRecord, WireLog
+from cidash.store import Store, to_db_time
+from cidash.sync.context import (
+    CURSOR_LAST_SYNC,
+    SyncOptions,
+    SyncProgress,
+    SyncReport,
+    _absorb_wire,
+    _Ctx,
+    _is_fatal,
+    _step_deferred_on_failure,
+    _warn,
+    _wire_now,
+)
+from cidash.sync.instance import _sync_instance_version
+from cidash.sync.jobs import _sync_jobs
+from cidash.sync.lease import _Lease
+from cidash.sync.logs import _sync_logs
+from cidash.sync.pipelines import _sync_pipelines
+from cidash.sync.registry import _sync_registry_and_groups
+from cidash.sync.repository import (
+    _sync_checksums,
+    _sync_ci_configs,
+)
+
+if TYPE_CHECKING:
+    from cidash.remote import GitLabClient
+
+
+def resolve_project(client: GitLabClient, store: Store, ref: Project | str | int) -> Project:
+    """A project by path or id: from the store when it knows it (no request), else from GitLab (and stored)."""
+    if isinstance(ref, Project):
+        if store.project(ref.id) is None:
+            store.upsert_project(ref)
+        return ref
+    known = store.project(ref)
+    if known is not None:
+        return known
+    project = remote_projects.project(client.http, ref)
+    store.upsert_project(project)
+    return project
+
+
+def sync_project(
+    client: GitLabClient,
+    store: Store,
+    project: Project | str | int,
+    *,
+    options: SyncOptions,
+    progress: Callable[[SyncProgress], None] | None = None,
+    now: datetime,
+) -> SyncReport:
+    """Sync one project into the store (see the module docstring). Raises :class:`cidash.errors.CidashError`
+    on a failure that stops the sync; what was committed before it stays consistent and is kept.
+
+    Waits while another sync of the project holds its lease (see the module docstring)."""
+    started = time.monotonic()
+    baseline = _Baseline(
+        *client.stats.snapshot(), client.stats.retries, dict(client.stats.by_kind), client.limiter.waited
+    )
+    resolved = resolve_project(client, store, project)
+    lease = _Lease(store, resolved)
+    lease_wait = lease.acquire(progress, wait=options.wait_for_lease)
+    try:
+        return _sync_leased(
+            client,
+            store,
+            resolved,
+            options=options,
+            progress=progress,
+            now=now,
+            started=started,
+            baseline=baseline,
+            lease=lease,
+            lease_wait=lease_wait,
+        )
+    finally:
+        lease.release()
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """The client's counters when a sync started (a report counts the difference)."""
+
+    requests: int
+    bytes: int
+    retries: int
+    kinds: dict[str, int]
+    wait: float
+
+
+def _sync_leased(
+    client: GitLabClient,
+    store: Store,
+    resolved: Project,
+    *,
+    options: SyncOptions,
+    progress: Callable[[SyncProgress], None] | None,
+    now: datetime,
+    started: float,
+    baseline: _Baseline,
+    lease: _Lease,
+    lease_wait: float,
+) -> SyncReport:
+    req0, bytes0, retries0, kinds0, wait0 = (
+        baseline.requests,
+        baseline.bytes,
+        baseline.retries,
+        baseline.kinds,
+        baseline.wait,
+    )
+    interrupted = store.interrupt_running_sync_runs(resolved.id, now=datetime.now(UTC))
+    first_sync = store.last_sync(resolved.id) is None
+    run_id = store.start_sync_run(resolved.id, now)
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="cidash-sync") as pool:
+        ctx = _Ctx(client, store, resolved, options, pool, progress, now, wire=WireLog(now=_wire_now(now)))
+        lease.ctx = ctx
+        if interrupted:
+            _warn(
+                ctx, f"an earlier sync of {resolved.path} was killed before it finished; its run is marked interrupted"
+            )
+        if lease_wait:
+            _warn(ctx, f"waited {lease_wait:.0f}s for another sync of {resolved.path} to finish")
+        ctx.emit("project")
+        try:
+            _retry_deferred(ctx)
+            _sync_pipelines(ctx)
+            # The side steps (checksums, CI files, registry) need only the pipelines: they start now and overlap
+            # the jobs listing (sequential keyset pages) and the logs (the bulk); all feed the same bounded pool,
+            # so the pool stays full from the first pipeline page to the last log.
+            side = _SideSteps(ctx, first_sync=first_sync)
+            side.start()
+            try:
+                _sync_jobs(ctx)
+                if options.fetch_logs:
+                    _sync_logs(ctx)
+            finally:
+                side.join()
+                side.merge()
+            side.raise_error()
+            _absorb_wire(ctx)
+            store.set_cursor(resolved.id, CURSOR_LAST_SYNC, to_db_time(now) or "")
+        except BaseException as exc:
+            pool.shutdown(wait=True, cancel_futures=True)
+            requests, nbytes = client.stats.snapshot()
+            message = exc.one_line() if isinstance(exc, CidashError) else type(exc).__name__
+            with contextlib.suppress(CidashError):
+                store.finish_sync_run(
+                    run_id,
+                    SyncRun(
+                        project_id=resolved.id,
+                        started_at=now,
+                        finished_at=datetime.now(UTC),
+                        status="error",
+                        requests=requests - req0,
+                        bytes=nbytes - bytes0,
+                        pipelines=ctx.pipelines,
+                        jobs=ctx.jobs,
+                        logs=ctx.logs,
+                        error=message,
+                        warnings=ctx.warnings_total,
+                        deferred=len(ctx.deferred),
+                    ),
+                )
+            raise
+    requests, nbytes = client.stats.snapshot()
+    kinds = {k: v - kinds0.get(k, 0) for k, v in client.stats.by_kind.items() if v - kinds0.get(k, 0)}
+    report = SyncReport(
+        project=resolved,
+        first_sync=first_sync,
+        duration=time.monotonic() - started,
+        pipelines=ctx.pipelines,
+        jobs=ctx.jobs,
+        logs=ctx.logs,
+        logs_skipped=ctx.logs_skipped,
+        logs_unavailable=ctx.logs_unavailable,
+        logs_failed=ctx.logs_failed,
+        checksums=ctx.checksums,
+        ci_configs=ctx.ci_configs,
+        image_tags=ctx.image_tags,
+        resource_groups=ctx.resource_groups,
+        requests=requests - req0,
+        bytes=nbytes - bytes0,
+        retries=client.stats.retries - retries0,
+        requests_by_kind=dict(sorted(kinds.items())),
+        rate_limit=client.limiter.state,
+        rate_limit_wait=client.limiter.waited - wait0,
+        warnings=tuple(ctx.warnings),
+        deferred=tuple(ctx.deferred),
+        warnings_total=ctx.warnings_total,
+        deferred_total=len(ctx.deferred),
+        lease_wait=lease_wait,
+    )
+    store.finish_sync_run(
+        run_id,
+        SyncRun(
+            project_id=resolved.id,
+            started_at=now,
+            finished_at=datetime.now(UTC),
+            status="ok",
+            requests=report.requests,
+            bytes=report.bytes,
+            pipelines=report.pipelines,
+            jobs=report.jobs,
+            logs=report.logs,
+            warnings=report.warnings_total,
+            deferred=report.deferred_total,
+        ),
+    )
+    ctx.emit("done")
+    return report
+
+
+class _SideSteps(threading.Thread):
+    """Checksums, CI files, registry tags and resource groups, on their own thread (no progress events)."""
+
+    def __init__(self, ctx: _Ctx, *, first_sync: bool) -> None:
+        super().__init__(name="cidash-sync-side", daemon=True)
+        self.ctx = dataclasses.replace(
+            ctx, progress=None, warnings=[], warnings_total=0, seen_warnings=set(), deferred=[]
+        )
+        self.main = ctx
+        self.first_sync = first_sync
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        ctx, options = self.ctx, self.ctx.options
+        try:
+            _sync_instance_version(ctx, first_sync=self.first_sync)
+            if options.fetch_checksums:
+                with _step_deferred_on_failure(ctx, "file checksums"):
+                    _sync_checksums(ctx)
+                with _step_deferred_on_failure(ctx, "CI files"):
+                    _sync_ci_configs(ctx)
+            if options.fetch_registry:
+                with _step_deferred_on_failure(ctx, "registry tags and resource groups"):
+                    _sync_registry_and_groups(ctx, first_sync=self.first_sync)
+        except BaseException as exc:  # handed to the syncing thread
+            self.error = exc
+        finally:
+            main = self.main
+            main.checksums, main.ci_configs = ctx.checksums, ctx.ci_configs
+            main.image_tags, main.resource_groups = ctx.image_tags, ctx.resource_groups
+
+    def merge(self) -> None:
+        """Hand the side steps' warnings and deferred items to the syncing thread's context (call after join)."""
+        for warning in self.ctx.warnings:
+            _warn(self.main, warning)
+        self.main.warnings_total += self.ctx.warnings_total - len(self.ctx.warnings)
+        self.main.deferred.extend(self.ctx.deferred)
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def sync_projects(
+    client: GitLabClient,
+    store: Store,
+    *,
+    projects: Iterable[str | int | Project] = (),
+    group: str | None = None,
+    options: SyncOptions,
+    progress: Callable[[SyncProgress], None] | None = None,
+    now: datetime,
+) -> list[SyncReport]:
+    """Sync the given projects and every project of ``group`` (listed through the API), one after another.
+
+    With several projects, one that fails with a non-fatal error (not found, forbidden, a rejected record; see
+    :func:`_is_fatal`; a connection failure is fatal here) gives a report with ``error`` set and the others are
+    still synced; when every project fails, the first error is raised."""
+    targets: list[str | int | Project] = list(projects)
+    failed: list[SyncReport] = []
+    if group:
+        listing = WireLog(now=_wire_now(now))
+        targets.extend(remote_projects.group_projects(client.http, group, log=listing))
+        failed.extend(_failed_report(r.label, r) for r in listing.rejected)
+    seen: set[str] = set()
+    reports = []
+    first_error: CidashError | None = None
+    for target in targets:
+        key = str(target.id) if isinstance(target, Project) else str(target)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            reports.append(sync_project(client, store, target, options=options, progress=progress, now=now))
+        except CidashError as exc:
+            if _is_fatal(exc) or isinstance(exc, ConnectError) or len(targets) == 1:
+                raise
+            first_error = first_error or exc
+            failed.append(_failed_report(target.path if isinstance(target, Project) else key, exc))
+    if first_error is not None and not reports:
+        raise first_error
+    return reports + failed
+
+
+def _failed_report(label: str, error: CidashError) -> SyncReport:
+    """The report of a project that could not be synced at all (``error`` says why)."""
+    return SyncReport(
+        project=Project(id=0, path=label, web_url=""),
+        first_sync=False,
+        duration=0.0,
+        pipelines=0,
+        jobs=0,
+        logs=0,
+        logs_skipped=0,
+        logs_unavailable=0,
+        logs_failed=0,
+        checksums=0,
+        ci_configs=0,
+        image_tags=0,
+        resource_groups=0,
+        requests=0,
+        bytes=0,
+        retries=0,
+        requests_by_kind={},
+        rate_limit=RateLimitState(),
+        rate_limit_wait=0.0,
+        error=error.one_line(),
+    )
+
+
+def _refetch(ctx: _Ctx, kind: str, item_id: int) -> Pipeline | Job | None:
+    """A deferred record fetched again by id (None: GitLab no longer has it)."""
+    pid, http = ctx.project.id, ctx.client.http
+    try:
+        if kind == "pipeline":
+            return remote_pipelines.pipeline(http, pid, item_id, ctx.wire)
+        return remote_jobs.job(http, pid, item_id, ctx.wire)
+    except NotFound:
+        return None
+
+
+def _retry_deferred(ctx: _Ctx) -> None:
+    """Fetch the records the previous syncs deferred; store those that are usable now (pipelines first)."""
+    store, pid = ctx.store, ctx.project.id
+    for kind in ("pipeline", "job"):
+        items = store.deferred(pid, kind)
+        if not items:
+            continue
+        ctx.emit("pipelines", f"{len(items)} deferred {kind}s")
+        ids = [i.item_id for i in items]
+        done: list[int] = []
+        for item_id, future in zip(ids, [ctx.pool.submit(_refetch, ctx, kind, i) for i in ids], strict=True):
+            try:
+                record = future.result()
+            except CidashError as exc:
+                if _is_fatal(exc):
+                    raise
+                if isinstance(exc, RejectedRecord):
+                    ctx.wire.reject(exc)  # deferred again (attempts counted) by _absorb_wire
+                else:
+                    store.defer(pid, kind, [(item_id, exc.one_line())], now=ctx.now)
+                    _warn(ctx, f"{kind} {item_id} deferred again: {exc.one_line()}")
+                    ctx.deferred.append(f"{kind} {item_id}: {exc.one_line()}")
+                continue
+            if isinstance(record, Pipeline):
+                store.upsert_pipelines([record])
+                ctx.pipelines += 1
+            elif isinstance(record, Job) and store.pipeline(record.pipeline_id) is not None:
+                store.upsert_jobs([record])
+                ctx.jobs += 1
+            done.append(item_id)
+        store.clear_deferred(pid, kind, done)
+    _absorb_wire(ctx)

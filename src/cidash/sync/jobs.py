@@ -1,0 +1,56 @@
+"""Step 2: jobs through the project-wide keyset listing, newest first, down to what is due or still running."""
+
+from __future__ import annotations
+
+from cidash.models import Job
+from cidash.remote import jobs as remote_jobs
+from cidash.sync.context import (
+    ACTIVE_JOB_STATUSES,
+    ACTIVE_PIPELINE_STATUSES,
+    _absorb_wire,
+    _Ctx,
+)
+from cidash.sync.logs import _prefetch_logs
+
+
+def _sync_jobs(ctx: _Ctx) -> None:
+    store, pid = ctx.store, ctx.project.id
+    due = store.pipelines_needing_jobs(pid)
+    active = store.pipelines(pid, status=ACTIVE_PIPELINE_STATUSES)
+    watch = {p.id: p for p in [*due, *active]}
+    floor_time = min((p.created_at for p in watch.values()), default=None)
+    floor_id = store.min_job_id(pid, statuses=ACTIVE_JOB_STATUSES)
+    if floor_time is None and floor_id is None:
+        return  # nothing changed, nothing running: no request
+    known_pipelines = {p.id for p in store.pipelines(pid, since=floor_time)} if floor_time else set()
+    known_pipelines |= set(watch)
+    touched: set[int] = set()
+    batch: list[Job] = []
+
+    def flush() -> None:
+        if batch:
+            store.upsert_jobs(batch)
+            ctx.jobs += len(batch)
+            touched.update(j.pipeline_id for j in batch)
+            _prefetch_logs(ctx, [j.id for j in batch])
+            batch.clear()
+            ctx.emit("jobs")
+
+    ctx.emit("jobs")
+    for job in remote_jobs.jobs_newest_first(ctx.client.http, pid, log=ctx.wire):
+        below_time = floor_time is None or job.created_at < floor_time
+        below_id = floor_id is None or job.id < floor_id
+        if below_time and below_id:
+            break
+        if job.pipeline_id not in known_pipelines:
+            if store.pipeline(job.pipeline_id) is None:
+                continue  # a pipeline outside the synced window
+            known_pipelines.add(job.pipeline_id)
+        batch.append(job)
+        if len(batch) >= 100:
+            flush()
+    with store.transaction():
+        flush()
+        store.recompute_retried(touched | set(watch))
+        store.mark_pipeline_jobs_synced(due)
+    _absorb_wire(ctx)

@@ -1,0 +1,208 @@
+"""Step 3: the logs of finished jobs, each fetched once and streamed into the parser in the worker pool."""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, as_completed
+from typing import TYPE_CHECKING
+
+from cidash.errors import (
+    CidashError,
+    ConnectError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unsupported,
+)
+from cidash.models import (
+    Job,
+    TraceFacts,
+)
+from cidash.remote import jobs as remote_jobs
+from cidash.sync.context import (
+    _LOG_COMMIT_BATCH,
+    _PREFETCH_PER_WORKER,
+    FINISHED_JOB_STATUSES,
+    _Ctx,
+    _is_fatal,
+    _warn,
+)
+
+if TYPE_CHECKING:
+    from cidash.logparse import TraceParser
+
+
+def _wanted(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+class _LogSink:
+    """Feeds one download attempt into a fresh parser (a retried download never feeds a parser twice)."""
+
+    def __init__(self) -> None:
+        self.parser: TraceParser | None = None
+        self.bytes = 0
+
+    def __call__(self) -> Callable[[bytes], None]:
+        from cidash.logparse import TraceParser
+
+        parser = TraceParser()
+        self.parser, self.bytes = parser, 0
+
+        def sink(chunk: bytes) -> None:
+            self.bytes += len(chunk)
+            parser.feed(chunk)
+
+        return sink
+
+
+class _LogFailed(Exception):
+    """One log could not be fetched (a non-fatal :class:`CidashError`, see :func:`_is_fatal`): its job is deferred."""
+
+    def __init__(self, job: Job, error: CidashError) -> None:
+        super().__init__(error.one_line())
+        self.job = job
+        self.error = error
+
+
+def _fetch_log(ctx: _Ctx, job: Job) -> tuple[Job, TraceFacts | None, int]:
+    sink = _LogSink()
+    try:
+        found = remote_jobs.stream_log(ctx.client.http, ctx.project.id, job.id, sink)
+    except CidashError as exc:
+        if _is_fatal(exc):
+            raise
+        raise _LogFailed(job, exc) from None
+    if not found or sink.parser is None or sink.bytes == 0:
+        return job, None, sink.bytes
+    return job, sink.parser.finish(), sink.bytes
+
+
+def _log_wanted(ctx: _Ctx, job: Job) -> bool:
+    return job.started_at is not None and _wanted(job.name, ctx.options.job_patterns)
+
+
+def _prefetch_logs(ctx: _Ctx, job_ids: list[int]) -> None:
+    """Start downloading the logs of just-committed finished jobs while the listing goes on (the pool would idle)."""
+    if not ctx.options.fetch_logs:
+        return
+    cap = _PREFETCH_PER_WORKER * max(1, ctx.options.concurrency)
+    for job in ctx.store.jobs_needing_logs(ctx.project.id, ids=job_ids):
+        if len(ctx.prefetched) >= cap:
+            return
+        if job.status in FINISHED_JOB_STATUSES and _log_wanted(ctx, job) and job.id not in ctx.prefetched:
+            ctx.prefetched[job.id] = ctx.pool.submit(_fetch_log, ctx, job)
+
+
+def _sync_logs(ctx: _Ctx) -> None:
+    store, pid = ctx.store, ctx.project.id
+    candidates = [j for j in store.jobs_needing_logs(pid) if j.status in FINISHED_JOB_STATUSES]
+    skip = [j.id for j in candidates if not _log_wanted(ctx, j)]
+    if skip:
+        store.set_log_state(skip, "skipped")
+        ctx.logs_skipped += len(skip)
+    skip_set = set(skip)
+    todo = [j for j in candidates if j.id not in skip_set]
+    ctx.logs_total = len(todo)
+    ctx.emit("logs")
+    results: list[tuple[Job, TraceFacts | None, int]] = []
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        if not results:
+            return
+        from cidash.logparse import phase_durations  # the sync computes what it stores: the store never parses
+
+        parsed = [(job.id, facts, nbytes) for job, facts, nbytes in results if facts is not None]
+        unavailable = [job.id for job, facts, _ in results if facts is None]
+        phases = {job_id: phase_durations(facts) for job_id, facts, _ in parsed}
+        with store.transaction():
+            store.save_many_job_facts(parsed, project_id=pid, parsed_at=ctx.now, phases=phases)
+            if unavailable:
+                store.set_log_state(unavailable, "unavailable")
+        results.clear()
+
+    stop = threading.Event()  # set when GitLab keeps rate-limiting: the rest waits for the next sync
+    connect_failures = 0
+    started = 0
+
+    todo_ids = {j.id for j in todo}
+    prefetched = {i: f for i, f in ctx.prefetched.items() if i in todo_ids}
+    for i, f in ctx.prefetched.items():
+        if i not in todo_ids:
+            f.cancel()
+    ctx.prefetched = {}
+    started = len(prefetched)
+
+    def remaining() -> Iterator[Job]:
+        nonlocal started
+        for job in todo:
+            if stop.is_set():
+                return
+            if job.id in prefetched:
+                continue
+            started += 1
+            yield job
+
+    failed: dict[int, str] = {}  # job id -> why its log waits for the next sync
+    handled: set[int] = set()  # parsed or unavailable: written by commit()
+    futures = itertools.chain(as_completed(prefetched.values()), ctx.bounded(lambda j: _fetch_log(ctx, j), remaining()))
+    for future in futures:
+        try:
+            job, facts, nbytes = future.result()
+        except CancelledError:
+            ctx.logs_failed += 1  # a prefetch called off after GitLab kept rate-limiting: next sync
+            continue
+        except _LogFailed as failure:
+            exc, label = failure.error, _job_label(failure.job)
+            failed[failure.job.id] = exc.one_line()
+            ctx.logs_failed += 1
+            if isinstance(exc, RateLimited):
+                if not stop.is_set():
+                    stop.set()
+                    for pending in prefetched.values():
+                        pending.cancel()
+                    _warn(
+                        ctx,
+                        f"GitLab keeps rate-limiting log downloads ({exc.one_line()}); "
+                        "the rest waits for the next sync",
+                    )
+                continue
+            if isinstance(exc, (PermissionDenied, NotFound, Unsupported)):
+                _warn(ctx, f"log of {label} not readable, will retry next sync: {exc.one_line()}")
+                continue
+            # A host that went away fails every download in a row: stop then; an odd reset is only deferred.
+            connect_failures = connect_failures + 1 if isinstance(exc, ConnectError) else 0
+            if connect_failures > 2 * ctx.options.concurrency:
+                raise exc from None
+            _warn(ctx, f"log of {label} could not be fetched, will retry next sync: {exc.one_line()}")
+            continue
+        connect_failures = 0
+        handled.add(job.id)
+        results.append((job, facts, nbytes))
+        if facts is None:
+            ctx.logs_unavailable += 1
+        else:
+            ctx.logs += 1
+        if len(results) >= _LOG_COMMIT_BATCH or time.monotonic() - last_commit > 1.0:
+            commit()
+            last_commit = time.monotonic()
+            ctx.emit("logs")
+    commit()
+    ctx.logs_failed += len(todo) - started
+    # Deferred logs keep log_state NULL (only parsed/unavailable results were written): the next sync fetches them.
+    for job in todo:
+        if job.id not in handled:
+            reason = failed.get(job.id, "not attempted (GitLab kept rate-limiting)")
+            ctx.deferred.append(f"log of {_job_label(job)}: {reason}")
+    ctx.emit("logs")
+
+
+def _job_label(job: Job) -> str:
+    from cidash.remote.wire import show
+
+    return f"job {job.id} {show(job.name, 60)}"
