@@ -18,10 +18,10 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from cidash.sim.scenario import Planner, Scenario, Truth
+    from cidash.sim.model import Scenario, Truth
 
 FINISHED = frozenset({"success", "failed", "canceled", "skipped"})
 JOB_SCOPES = frozenset(
@@ -198,6 +198,25 @@ class SimTag:
         return current
 
 
+class Mutator(Protocol):
+    """What the world's mutations need from :class:`cidash.sim.planner.Planner` (which sits above the world)."""
+
+    def retry(self, world: World, project: SimProject, job: SimJob, now: float, user: str) -> SimJob: ...
+
+    def play(self, world: World, project: SimProject, job: SimJob, now: float, user: str) -> SimJob: ...
+
+    def create_pipeline(  # noqa: PLR0917
+        self,
+        world: World,
+        project: SimProject,
+        ref: str,
+        variables: list[dict[str, str]],
+        now: float,
+        user: str,
+        source: str,
+    ) -> SimPipeline: ...
+
+
 @dataclass
 class SimProject:
     id: int
@@ -232,7 +251,7 @@ class World:
         self._sim_base = scenario.end.timestamp() if clock_start is None else clock_start
         self._real_base = time.monotonic()
         self.time_scale = time_scale
-        self.planner: Planner | None = None
+        self.planner: Mutator | None = None
         self.truth: Truth | None = None
         self._blob_cache: dict[int, tuple[bytes, str, str]] = {}
 
