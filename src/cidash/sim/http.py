@@ -405,6 +405,8 @@ class SimulatedGitLab:
         clock_start: datetime | None = None,
         hostile_numbers: HostileNumbers | None = None,
     ) -> None:
+        if scenario is None and world is not None:
+            scenario = world.scenario
         if scenario is None:
             scenario = Scenario() if seed is None else Scenario(seed=seed)
         self.scenario = scenario

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cidash.sim import content
@@ -86,7 +87,7 @@ class _Repo:
             )
         )
         author = _AUTHORS[self.rng.randrange(len(_AUTHORS))]
-        sha = _sha(self.world.scenario.seed, parent, ref, at, title, changed)
+        sha = _sha(self.planner.scenario.seed, parent, ref, at, title, changed)
         last_change = dict(prev.last_change) if prev else {}
         for path in changed:
             if path in files:
@@ -144,12 +145,41 @@ def build_world(
     rng = random.Random(sc.seed)
     planner = Planner(sc)
     world.planner = planner
+    story = tell_story(world, sc, planner, rng, description="The platform team's Go service (simulated).")
+    if sc.with_docs_project:
+        _build_docs_project(world, rng)
+    world.truth = _truth(
+        world, story.project, planner, story.repo, story.migration_sha, story.baseline_tag, story.candidate_tag
+    )
+    if sc.hostile_strings:
+        from cidash.sim import hostile_strings
+
+        hostile_strings.apply(world)
+    return world
+
+
+@dataclass
+class Story:
+    """What :func:`tell_story` generated: the project, and what the ground truth needs of it."""
+
+    project: SimProject
+    repo: _Repo
+    migration_sha: str
+    baseline_tag: str
+    candidate_tag: str
+
+
+def tell_story(world: World, sc: Scenario, planner: Planner, rng: random.Random, *, description: str) -> Story:
+    """Generate one project's migration story (``sc.project_id``, ``sc.project_path``) into ``world``.
+
+    Pipeline and job ids come from the world's counters; the commits' SHAs from ``sc.seed``.
+    """
     t0 = sc.start.timestamp()
     project = SimProject(
         id=sc.project_id,
         path=sc.project_path,
         name=sc.project_path.rsplit("/", 1)[-1],
-        description="The platform team's Go service (simulated).",
+        description=description,
         created_at=t0 - 400 * 86400,
     )
     project.registry_repo_id = 1
@@ -239,14 +269,7 @@ def build_world(
             for t in (j.finished_at, j.started_at, j.created_at):
                 if t is not None:
                     project.last_activity_at = max(project.last_activity_at, t)
-    if sc.with_docs_project:
-        _build_docs_project(world, rng)
-    world.truth = _truth(world, project, planner, repo, migration_sha, baseline_tag, states["main"].image_tag)
-    if sc.hostile_strings:
-        from cidash.sim import hostile_strings
-
-        hostile_strings.apply(world)
-    return world
+    return Story(project, repo, migration_sha, baseline_tag, states["main"].image_tag)
 
 
 def _build_docs_project(world: World, rng: random.Random) -> None:

@@ -266,16 +266,7 @@ class ApiBase:
             "forks_count": 0,
             "star_count": 3,
             "last_activity_at": iso(project.last_activity_at or project.created_at),
-            "namespace": {
-                "id": self.world.group_id,
-                "name": "Platform",
-                "path": self.world.group_path,
-                "kind": "group",
-                "full_path": self.world.group_path,
-                "parent_id": None,
-                "avatar_url": None,
-                "web_url": f"{self.base()}/groups/{self.world.group_path}",
-            },
+            "namespace": self.namespace_json(project.namespace or self.world.group_path),
             "container_registry_image_prefix": f"{self.world.scenario.registry_host}/{project.path}",
             "archived": False,
             "visibility": "private",
@@ -287,6 +278,21 @@ class ApiBase:
                 "project_access": None,
                 "group_access": {"access_level": 40 if role == "maintainer" else 20, "notification_level": 3},
             },
+        }
+
+    def namespace_json(self, full_path: str) -> dict[str, Any]:
+        """A group as a project's ``namespace`` shows it (the world's group or one of its subgroups)."""
+        top = full_path == self.world.group_path
+        path = full_path.rsplit("/", 1)[-1]
+        return {
+            "id": self.world.group_id if top else self.world.subgroups[full_path],
+            "name": path.capitalize(),
+            "path": path,
+            "kind": "group",
+            "full_path": full_path,
+            "parent_id": None if top else self.world.group_id,
+            "avatar_url": None,
+            "web_url": f"{self.base()}/groups/{full_path}",
         }
 
     def _hostile(self, kind: str, record: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from cidash.sim.api.base import (
     GITLAB_REVISION,
     ApiBase,
@@ -12,6 +15,7 @@ from cidash.sim.api.base import (
     _message,
     iso,
 )
+from cidash.sim.world import SimProject
 
 
 class InstanceApi(ApiBase):
@@ -56,25 +60,60 @@ class InstanceApi(ApiBase):
     def project(self, req: Request) -> Json:
         return self.project_json(self.project_of(req), req.role)
 
-    def group(self, req: Request) -> Json:
+    def _group_path(self, req: Request) -> str:
+        """The full path of the group ``:gid`` names (id or URL-encoded full path); 404 for any other."""
         gid = req.params["gid"]
-        if gid not in (str(self.world.group_id), self.world.group_path):
-            raise _message(404, "404 Group Not Found")
+        if gid in (str(self.world.group_id), self.world.group_path):
+            return self.world.group_path
+        for path, sub_id in self.world.subgroups.items():
+            if gid in (str(sub_id), path):
+                return path
+        raise _message(404, "404 Group Not Found")
+
+    def group(self, req: Request) -> Json:
+        ns = self.namespace_json(self._group_path(req))
+        full_name = " / ".join(part.capitalize() for part in ns["full_path"].split("/"))
         return {
-            "id": self.world.group_id,
-            "name": "Platform",
-            "path": self.world.group_path,
-            "full_path": self.world.group_path,
-            "full_name": "Platform",
-            "parent_id": None,
+            "id": ns["id"],
+            "name": ns["name"],
+            "path": ns["path"],
+            "full_path": ns["full_path"],
+            "full_name": full_name,
+            "parent_id": ns["parent_id"],
             "visibility": "private",
-            "web_url": f"{self.base()}/groups/{self.world.group_path}",
+            "web_url": ns["web_url"],
         }
 
     def group_projects(self, req: Request) -> Json:
-        self.group(req)
-        items = [self.project_json(p, req.role) for p in sorted(self.world.projects.values(), key=lambda p: p.id)]
-        return self._paged(req, items)
+        """``GET /groups/:id/projects``: the group's own projects, with ``include_subgroups=true`` also its
+        subgroups'; ``order_by`` (default ``created_at``) and ``sort`` (default ``desc``) as GitLab's API doc says
+        (docs.gitlab.com/api/groups, "List projects"). The simulator has no archived project."""
+        group = self._group_path(req)
+        subgroups = (req.arg("include_subgroups") or "").lower() in ("true", "1")
+        order_by = req.arg("order_by") or "created_at"
+        sort = req.arg("sort") or "desc"
+        keys: dict[str, Callable[[SimProject], Any]] = {
+            "id": lambda p: p.id,
+            "name": lambda p: p.name,
+            "path": lambda p: p.path.rsplit("/", 1)[-1],
+            "created_at": lambda p: p.created_at,
+            "updated_at": lambda p: p.last_activity_at or p.created_at,
+            "last_activity_at": lambda p: p.last_activity_at or p.created_at,
+        }
+        if order_by not in keys:
+            raise ApiError(400, {"error": "order_by does not have a valid value"})
+        if sort not in ("asc", "desc"):
+            raise ApiError(400, {"error": "sort does not have a valid value"})
+        if (req.arg("archived") or "").lower() in ("true", "1"):
+            return self._paged(req, [])
+        key = keys[order_by]
+        chosen = [
+            p
+            for p in self.world.projects.values()
+            if (ns := p.namespace or self.world.group_path) == group or (subgroups and ns.startswith(group + "/"))
+        ]
+        chosen.sort(key=lambda p: (key(p), p.id), reverse=sort == "desc")
+        return self._paged(req, [self.project_json(p, req.role) for p in chosen])
 
     def jwt_auth(self, req: Request) -> Json:
         return {"token": "sim-registry-token", "expires_in": 900}

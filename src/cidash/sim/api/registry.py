@@ -69,7 +69,7 @@ class RegistryApi(ApiBase):
             if str(project.registry_repo_id) == rid:
                 tags = (req.arg("tags") or "").lower() == "true"
                 count = (req.arg("tags_count") or "").lower() == "true"
-                return self._repo_json(project, tags, count)
+                return self._repo_json(self.world.ensure(project), tags, count)
         raise _message(404, "404 Repository Not Found")
 
     def _registry_project(self, req: Request) -> SimProject:
@@ -107,6 +107,7 @@ class RegistryApi(ApiBase):
         for project in self.world.projects.values():
             if f"{project.path}/ci" != name:
                 continue
+            project = self.world.ensure(project)
             real = self._latest(project) if reference == "latest" else reference
             tag = project.tags.get(real or "")
             if tag is not None and tag.created_at <= self.now:
