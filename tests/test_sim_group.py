@@ -103,3 +103,16 @@ def test_cidash_syncs_the_whole_group(group_sim: SimulatedGitLab, tmp_path: Path
         for project in world.projects.values():
             assert {p.id for p in store.pipelines(project.id)} == set(project.pipelines)
             assert len(store.jobs(project.id)) == len(project.jobs)
+
+
+def test_idle_refresh_of_the_group_lists_each_project_once(group_sim: SimulatedGitLab, tmp_path: Path) -> None:
+    """Issue #15: with nothing changed, a refresh costs the group listing plus at most one request per project."""
+    conn = Connection(url=group_sim.url, token=Secret(group_sim.token), max_rps=0, concurrency=6)
+    base = SyncOptions.from_config(Config(), since="all", now=NOW)
+    with GitLabClient(conn) as client, Store.open(str(tmp_path / "group.db")) as store:
+        sync_projects(client, store, group="platform", options=base, now=NOW)
+        group_sim.stats.reset()
+        sync_projects(client, store, group="platform", options=base, now=NOW)
+    projects = len(group_sim.world.projects)
+    assert group_sim.stats.count("GET /groups/:gid/projects") == 1
+    assert group_sim.stats.total_requests - 1 <= projects
