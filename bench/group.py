@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sync import run_child  # noqa: E402  (bench/sync.py: the child runner that reports peak RSS and CPU)
+from sync import run_child  # bench/sync.py: the child runner that reports peak RSS and CPU
 
 SERVER = r"""
 import json, resource, sys, time
