@@ -51,10 +51,10 @@ def test_group_projects_with_and_without_subgroups_paginated(group_sim: Simulate
     assert pages == 3
     ids = [p["id"] for p in every]
     assert ids == list(range(106, 99, -1))  # default order: created_at desc (svc-006 is the newest)
-    namespaces = {p["path_with_namespace"]: p["namespace"] for p in every}  # type: ignore[misc]
+    namespaces = {p["path_with_namespace"]: p["namespace"] for p in every}
     sub = namespaces["platform/team-1/svc-001"]
     assert sub == {**sub, "id": 8, "full_path": "platform/team-1", "parent_id": 7, "kind": "group"}
-    assert namespaces["platform/svc-000"]["parent_id"] is None  # type: ignore[index]
+    assert namespaces["platform/svc-000"]["parent_id"] is None
     ascending, _ = _all_pages(group_sim, "/groups/7/projects", include_subgroups="true", order_by="id", sort="asc")
     assert [p["id"] for p in ascending] == sorted(ids)
 
