@@ -46,7 +46,11 @@ def served() -> Iterator[dict[str, set[str]]]:
         tempfile.TemporaryDirectory() as tmp,
         serving(sim, Path(tmp), projects=("platform/does-not-exist",)) as running,
     ):
-        wait_for(lambda: all(s.syncs for s in running.app.scheduler.states), 90, "a sync of every project")
+        states = running.app.scheduler.states
+        app = running.app
+        # synced, and the metrics of every synced project computed (serve does that just after each sync)
+        wait_for(lambda: all(s.syncs for s in states), 90, "a sync of every project")
+        wait_for(lambda: all(s.project.id in app._cache for s in states if s.project), 30, "their metrics")
         headers = {"X-Gitlab-Event": "Pipeline Hook", "X-Gitlab-Token": SECRET}
         request(running.url + "/webhook", data=pipeline_hook(sim.project_id, sim.project_path), headers=headers)
         text = request(running.url + "/metrics")[2].decode()

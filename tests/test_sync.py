@@ -312,7 +312,7 @@ def test_compare_overflow_on_the_wire_falls_back_to_heads(tmp_path: Path, monkey
     HEAD per critical file, with the same rows."""
     from datetime import timedelta
 
-    import cidash.sim.server as sim_server
+    import cidash.sim.api.repository as sim_server
     from cidash.sim import Scenario
 
     monkeypatch.setattr(sim_server, "COMPARE_MAX_FILES", 0)

@@ -76,6 +76,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="answer 429 + Retry-After past N requests a minute (default: no limit)",
     )
     parser.add_argument(
+        "--group-projects",
+        type=bounded(1, 5_000, integer=True),
+        metavar="N",
+        default=None,
+        help="serve group 'platform' of N small projects (3 days of 3 pipelines each, in the group and its "
+        "subgroups) instead of the migration story (see docs/demo.md)",
+    )
+    parser.add_argument(
         "--hostile-strings",
         action="store_true",
         help="terminal escapes, markup, formulas and non-UTF-8 bytes in names, refs, tags and logs "
@@ -131,8 +139,14 @@ def run(args: argparse.Namespace) -> int:
         migration_day=migration_day,
         hostile_strings=args.hostile_strings,
     )
+    world = None
+    if args.group_projects is not None:
+        from cidash.sim.group import build_group_world
+
+        world = build_group_world(args.group_projects, seed=args.seed, time_scale=args.time_scale)
     sim = SimulatedGitLab(
-        scenario,
+        None if world is not None else scenario,
+        world=world,
         latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms,
         rate_limit=args.rate_limit,
@@ -144,6 +158,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
     print(banner(sim.url, sim.token, sim.readonly_token, sim.project_path, sim.project_id), flush=True)
+    if world is not None:
+        print(
+            f"Group {world.group_path} (id {world.group_id}): {len(world.projects)} projects, "
+            f"{len(world.subgroups)} subgroups: cidash sync --url {sim.url} --group {world.group_path}",
+            flush=True,
+        )
     try:
         sim.serve_forever()
     except KeyboardInterrupt:

@@ -361,7 +361,10 @@ class ServeApp:
 
     def ready(self) -> tuple[bool, list[str]]:
         states = self.scheduler.snapshot()
-        pending = [s.label for s in states if not s.synced_once]
+        with self._cache_lock:
+            computed = set(self._cache)
+        # ready once every project is synced and its metrics computed (that comes just after its sync)
+        pending = [s.label for s in states if not s.synced_once or (s.project and s.project.id not in computed)]
         return (bool(states) and not pending), pending[:50]
 
     def metrics(self, accept: str) -> tuple[bytes, str]:

@@ -9,6 +9,8 @@ It is the world of ``cidash demo`` and the ground for tests and benchmarks. Publ
   latency_ms=0, jitter_ms=0, faults=FaultPlan(...), rate_limit=None, time_scale=0.0)``: a context manager that
   serves the world on ``127.0.0.1`` (ephemeral port); ``.url``, ``.token``, ``.project_path``, ``.project_id``,
   ``.stats``, ``.world``, ``.truth``, ``.set_faults()``, ``.advance(seconds)``.
+- :func:`build_group_world` ``(projects=500, *, days=3, pipelines_per_day=3, subgroups=4) -> World``: group
+  ``platform`` of N small projects, each generated on first use; serve it with ``SimulatedGitLab(world=...)``.
 - :class:`FaultPlan` / :class:`FaultRule`: deterministic fault injection per endpoint.
 - :func:`demo_environment` ``(scenario=None, *, live=False, time_scale=1.0, latency_ms=0, keep=False)``: a
   context manager yielding a :class:`DemoEnvironment` (``.sim``, ``.config_path``, ``.store_path``,
@@ -20,8 +22,9 @@ The model behind every number is documented in ``src/cidash/sim/README.md``.
 
 from cidash.sim.demo import DemoEnvironment, demo_environment
 from cidash.sim.faults import FaultPlan, FaultRule
+from cidash.sim.group import build_group_world
+from cidash.sim.http import SimulatedGitLab, Stats
 from cidash.sim.scenario import Scenario, TagTruth, Truth, build_world
-from cidash.sim.server import SimulatedGitLab, Stats
 from cidash.sim.world import World
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "TagTruth",
     "Truth",
     "World",
+    "build_group_world",
     "build_world",
     "demo_environment",
 ]

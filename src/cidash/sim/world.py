@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from cidash.sim.scenario import Planner, Scenario, Truth
+    from cidash.sim.model import Scenario, Truth
 
 FINISHED = frozenset({"success", "failed", "canceled", "skipped"})
 JOB_SCOPES = frozenset(
@@ -198,6 +198,25 @@ class SimTag:
         return current
 
 
+class Mutator(Protocol):
+    """What the world's mutations need from :class:`cidash.sim.planner.Planner` (which sits above the world)."""
+
+    def retry(self, world: World, project: SimProject, job: SimJob, now: float, user: str) -> SimJob: ...
+
+    def play(self, world: World, project: SimProject, job: SimJob, now: float, user: str) -> SimJob: ...
+
+    def create_pipeline(  # noqa: PLR0917
+        self,
+        world: World,
+        project: SimProject,
+        ref: str,
+        variables: list[dict[str, str]],
+        now: float,
+        user: str,
+        source: str,
+    ) -> SimPipeline: ...
+
+
 @dataclass
 class SimProject:
     id: int
@@ -216,6 +235,8 @@ class SimProject:
     tags: dict[str, SimTag] = field(default_factory=dict)
     resource_groups: dict[str, float] = field(default_factory=dict)  # key -> created_at
     last_activity_at: float = 0.0
+    namespace: str | None = None  # full path of its group (None: the world's group)
+    pending: bool = False  # a listing-only stub: World.ensure generates its history on first use
 
 
 class World:
@@ -227,12 +248,15 @@ class World:
         self.projects: dict[int, SimProject] = {}
         self.group_id = 7
         self.group_path = "platform"
+        self.subgroups: dict[str, int] = {}  # full path -> id, every one a child of the world's group
+        #: generates a stub project's history on first use (the group world, see cidash.sim.group)
+        self.materialize: Callable[[SimProject], SimProject] | None = None
         self.next_pipeline_id = 1000
         self.next_job_id = 10000
         self._sim_base = scenario.end.timestamp() if clock_start is None else clock_start
         self._real_base = time.monotonic()
         self.time_scale = time_scale
-        self.planner: Planner | None = None
+        self.planner: Mutator | None = None
         self.truth: Truth | None = None
         self._blob_cache: dict[int, tuple[bytes, str, str]] = {}
 
@@ -257,15 +281,28 @@ class World:
     # -- lookups -------------------------------------------------------------------------------------------
     @property
     def main(self) -> SimProject:
-        return self.projects[self.scenario.project_id]
+        return self.ensure(self.projects[self.scenario.project_id])
 
     def project(self, ident: str) -> SimProject | None:
         if ident.isdigit():
-            return self.projects.get(int(ident))
+            found = self.projects.get(int(ident))
+            return None if found is None else self.ensure(found)
         for project in self.projects.values():
             if project.path == ident:
-                return project
+                return self.ensure(project)
         return None
+
+    def ensure(self, project: SimProject) -> SimProject:
+        """The project with its history (a stub's is generated now, once)."""
+        if not project.pending:
+            return project
+        with self.lock:
+            current = self.projects[project.id]
+            if current.pending:
+                assert self.materialize is not None
+                current = self.materialize(current)
+                self.projects[current.id] = current
+            return current
 
     def blob(self, content: bytes) -> tuple[str, str]:
         """(git blob id, sha256 hex) of content, cached by identity."""
@@ -437,11 +474,11 @@ class World:
 
     # -- inspection helpers for tests ------------------------------------------------------------------------
     def all_jobs(self, project_id: int | None = None) -> list[SimJob]:
-        project = self.projects[project_id or self.scenario.project_id]
+        project = self.ensure(self.projects[project_id or self.scenario.project_id])
         return list(project.jobs.values())
 
     def all_pipelines(self, project_id: int | None = None) -> list[SimPipeline]:
-        project = self.projects[project_id or self.scenario.project_id]
+        project = self.ensure(self.projects[project_id or self.scenario.project_id])
         return list(project.pipelines.values())
 
     def summary(self) -> dict[str, Any]:

@@ -1,0 +1,163 @@
+"""Benchmark: the first `cidash sync` of a group of 500 projects, and its idle refresh (issues #15/#17).
+
+    .venv/bin/python bench/group.py                          # 500 projects, 30 ms latency
+    .venv/bin/python bench/group.py --projects 20            # a quick run
+
+The simulated GitLab (``cidash.sim.group``: group ``platform`` with 4 subgroups, each project 3 days of 3
+pipelines) runs in its own process with ``--latency-ms`` added to every answer, as in bench/sync.py. It generates
+every project before the clock starts (reported apart), so the timed sync pays only for serving. Then, one after
+another against the same server: (1) ``cidash sync --group platform --since all`` at cidash's defaults (the way a
+user syncs a group), (2) the same again with nothing changed (the idle refresh: target <= 1 request per
+project). The physical bound of (1) is its requests x the latency / the requests cidash may hold in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sync import run_child  # bench/sync.py: the child runner that reports peak RSS and CPU
+
+SERVER = r"""
+import json, resource, sys, time
+from cidash.sim import SimulatedGitLab
+from cidash.sim.group import build_group_world
+
+projects, latency_ms, days, per_day = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+started = time.perf_counter()
+world = build_group_world(projects, days=days, pipelines_per_day=per_day)
+listed = time.perf_counter() - started
+for project in list(world.projects.values()):
+    world.ensure(project)
+generated = time.perf_counter() - started
+sim = SimulatedGitLab(world=world, latency_ms=latency_ms, rate_limit_advertised=10**9)
+sim.start()
+print(json.dumps({"url": sim.url, "token": sim.token, "group": world.group_path, "projects": len(world.projects),
+                  "pipelines": sum(len(p.pipelines) for p in world.projects.values()),
+                  "jobs": sum(len(p.jobs) for p in world.projects.values()),
+                  "stub_s": listed, "generate_s": generated,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+try:
+    sim.serve_forever()
+except KeyboardInterrupt:
+    pass
+"""
+
+
+class GroupServer:
+    """The group simulator in a child process; stats over HTTP, CPU time from /proc (as bench/sync.py's)."""
+
+    def __init__(self, args: argparse.Namespace, env: dict[str, str]) -> None:
+        argv = [str(args.projects), str(args.latency_ms), str(args.days), str(args.pipelines_per_day)]
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, *argv], stdout=subprocess.PIPE, text=True, env=env)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit("the simulated GitLab did not start")
+        self.info: dict[str, Any] = json.loads(line)
+        self.url: str = self.info["url"]
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/__sim/stats", timeout=30) as response:
+            result: dict[str, Any] = json.load(response)
+            return result
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/__sim/stats/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def cpu_seconds(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--projects", type=int, default=500, help="projects in the group (default 500)")
+    ap.add_argument("--days", type=int, default=3, help="days of history per project (default 3)")
+    ap.add_argument("--pipelines-per-day", type=int, default=3, help="pipelines a day per project (default 3)")
+    ap.add_argument("--latency-ms", type=float, default=30.0, help="server latency per request (default 30)")
+    args = ap.parse_args()
+
+    rows: list[tuple[str, int, float, float, float, float, dict[str, int]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env.update({"CI": "true", "HOME": tmp, "XDG_DATA_HOME": tmp, "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pyc")})
+        server = GroupServer(args, env)
+        info0 = server.info
+        env["GITLAB_TOKEN"] = info0["token"]
+        print(
+            f"group {info0['group']}: {info0['projects']} projects, {info0['pipelines']} pipelines, {info0['jobs']} "
+            f"jobs; {args.latency_ms:g} ms latency per request; simulator: stubs {info0['stub_s']:.2f} s, every "
+            f"project generated {info0['generate_s']:.1f} s, {info0['rss_mb']:.0f} MB"
+        )
+        db = Path(tmp) / "group.db"
+        argv = [sys.executable, "-m", "cidash", "sync", "--url", server.url, "--group", info0["group"]]
+        argv += ["--db", str(db), "--since", "all"]
+        warm = [sys.executable, "-c", "import gitlab, cidash.logparse, cidash.sync, cidash.remote.http, cidash.cli"]
+        try:
+            subprocess.run(warm, env=env, check=True)
+            for name in ("(1) first sync of the group", "(2) idle refresh"):
+                server.reset()
+                wall, info, _ = run_child(argv, env, server)  # type: ignore[arg-type]
+                stats = server.stats()
+                by: dict[str, int] = {}
+                for key, n in stats["by_endpoint"].items():
+                    short = key.split(" ", 1)[0] + " " + key.rsplit("/", 1)[-1]
+                    by[short] = by.get(short, 0) + n
+                rows.append(
+                    (name, stats["total_requests"], wall, info["cpu_s"], info["peak_rss_mb"], info["server_cpu_s"], by)
+                )
+            conn = sqlite3.connect(db)
+            stored = conn.execute("SELECT count(*) FROM pipelines").fetchone()[0]
+            conn.close()
+        finally:
+            server.stop()
+
+    from cidash.config import GitLabSettings
+
+    in_flight = GitLabSettings().concurrency
+    print(f"{'':30} {'requests':>9} {'wall s':>8} {'CPU s':>7} {'peak MB':>8} {'server CPU s':>13}")
+    for name, req, wall, cpu, rss, server_cpu, _ in rows:
+        print(f"{name:30} {req:>9} {wall:>8.2f} {cpu:>7.2f} {rss:>8.1f} {server_cpu:>13.1f}")
+    first, idle = rows
+    bound = first[1] * args.latency_ms / 1000 / in_flight
+    print(f"stored {stored} of {info0['pipelines']} pipelines")
+    print(
+        f"physical bound {first[1]} requests x {args.latency_ms:g} ms / {in_flight} in flight = {bound:.1f} s; "
+        f"first sync {first[2]:.1f} s = {first[2] / bound:.2f}x the bound"
+    )
+    per_project = idle[1] / info0["projects"]
+    print(f"idle refresh: {idle[1]} requests = {per_project:.2f} per project (target <= 1)")
+    for name, *_, by in rows:
+        top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in top))
+    load = os.getloadavg()[0]
+    print(f"(load average {load:.1f} on {os.cpu_count()} CPUs at the end; started {time.strftime('%H:%M')})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
