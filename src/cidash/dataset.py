@@ -10,11 +10,11 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from cidash.errors import CidashError, UsageError
-from cidash.metrics import Dataset, JobCacheConfig
-from cidash.models import Project, TraceFacts
+from cidash.metrics import Dataset, ImageHistory, JobCacheConfig
+from cidash.models import Job, Pipeline, Project, TraceFacts
 from cidash.store import Store
 
 
@@ -91,6 +91,41 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+#: A span of pipeline creation times ``[start, end)`` (None: unbounded on that side).
+Span = tuple[datetime | None, datetime | None]
+
+
+def merge_spans(spans: Iterable[Span]) -> list[Span]:
+    """``spans`` as disjoint spans, oldest first (overlapping or touching spans joined)."""
+    lo = datetime.min.replace(tzinfo=UTC)
+    ordered = sorted(spans, key=lambda s: s[0] or lo)
+    out: list[Span] = []
+    for start, end in ordered:
+        if out:
+            p_start, p_end = out[-1]
+            if p_end is None or (start is not None and start <= p_end) or start is None:
+                out[-1] = (p_start, None if p_end is None or end is None else max(p_end, end))
+                continue
+        out.append((start, end))
+    return out
+
+
+def _load_span(
+    store: Store, project: Project, start: datetime | None, end: datetime | None
+) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts]]:
+    """The pipelines created in ``[start, end)``, all their jobs (looked up by pipeline, so a retry made after
+    ``end`` still comes) and the jobs' log facts."""
+    pipelines = store.pipelines(project.id, since=start, until=end)
+    jobs: list[Job] = []
+    ids = [p.id for p in pipelines]
+    for i in range(0, len(ids), _CHUNK):
+        jobs.extend(store.jobs(project.id, pipeline_ids=ids[i : i + _CHUNK]))
+    return pipelines, jobs, _facts(store, [j.id for j in jobs])
+
+
+_CHUNK = 500
+
+
 def load_dataset(
     store: Store,
     project: Project,
@@ -98,17 +133,34 @@ def load_dataset(
     since: datetime | None = None,
     config_ref: str | None = None,
     as_of: datetime | None = None,
+    spans: Sequence[Span] | None = None,
+    image_history: ImageHistory | None = None,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
 
     ``config_ref``: whose CI config to resolve (default: the project's default branch, else any ref).
     ``as_of``: the history as it stood then (``--now``): see :meth:`Dataset.as_of`; the CI config is the one of the
     newest pipeline created by then.
+    ``spans``: only the pipelines created in these spans (and all their jobs), instead of ``since``: what
+    :func:`cidash.snapshot.build_snapshot` loads (the periods the criteria judge), with ``image_history`` (the
+    whole history's CI-image changes, from the database) that chooses them.
     """
-    pipelines = tuple(store.pipelines(project.id, since=since))
-    ids = {p.id for p in pipelines}
-    jobs = tuple(j for j in store.jobs(project.id, since=since) if j.pipeline_id in ids)
-    facts = _facts(store, [j.id for j in jobs])
+    if spans is None:
+        pipelines = tuple(store.pipelines(project.id, since=since))
+        ids = {p.id for p in pipelines}
+        jobs = tuple(j for j in store.jobs(project.id, since=since) if j.pipeline_id in ids)
+        facts = _facts(store, [j.id for j in jobs])
+    else:
+        all_pipelines: list[Pipeline] = []
+        all_jobs: list[Job] = []
+        facts = {}
+        for start, end in merge_spans(spans):
+            ps, js, fs = _load_span(store, project, start, end)
+            all_pipelines.extend(ps)
+            all_jobs.extend(js)
+            facts.update(fs)
+        all_jobs.sort(key=lambda j: (j.created_at, j.id))  # the order of the whole-history load
+        pipelines, jobs = tuple(all_pipelines), tuple(all_jobs)
     tags = tuple(s.tag for s in store.image_tags(project.id))
     checksums = tuple(store.file_checksums(project.id))
     ref = config_ref or project.default_branch
@@ -134,5 +186,6 @@ def load_dataset(
         ci_config_ref=(stored.ref if stored else None) or ref,
         ci_config_sha=stored.sha if stored else None,
         ci_config_known=known,
+        image_history=image_history,
     )
     return ds.as_of(as_of)
