@@ -184,7 +184,7 @@ def build_snapshot(
     only: tuple[str, ...] | None = None,
     evaluate_now: bool = True,
     as_of: bool = True,
-    since: datetime | None | Literal["window"] = None,
+    since: datetime | Literal["window"] | None = None,
     specs: Sequence[Spec] = (),
 ) -> Snapshot:
     """Load ``project``'s dataset from ``store`` and (unless ``evaluate_now`` is false) evaluate the criteria.
@@ -264,7 +264,7 @@ def judged_spans(
     now: datetime,
     *,
     as_of: bool = True,
-    since: datetime | None | Literal["window"] = "window",
+    since: datetime | Literal["window"] | None = "window",
     specs: Sequence[Spec] = (),
 ) -> tuple[list[Span], ImageHistory | None] | None:
     """The pipeline creation spans :func:`build_snapshot` loads, and the whole history's CI-image changes that
@@ -324,7 +324,7 @@ def load_snapshot(
     only: tuple[str, ...] | None = None,
     evaluate_now: bool = True,
     as_of: bool = True,
-    since: datetime | None | Literal["window"] = None,
+    since: datetime | Literal["window"] | None = None,
     specs: Sequence[Spec] = (),
 ) -> Snapshot:
     """Resolve the project (``project``, else the only one of ``configured`` — default ``[gitlab] projects`` —
