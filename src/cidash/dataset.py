@@ -11,11 +11,12 @@ import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from cidash.errors import CidashError, UsageError
-from cidash.metrics import Dataset, ImageHistory, JobCacheConfig
-from cidash.models import Job, Pipeline, Project, TraceFacts
-from cidash.store import Store
+from cidash.metrics import ARCHIVE_SECTIONS, STARTUP_PHASES, Dataset, ImageHistory, JobCacheConfig
+from cidash.models import CacheEvent, ImageRef, Job, Pipeline, Project, Section, TraceFacts
+from cidash.store import Store, from_db_time, to_db_time
 
 
 def cache_configs_from_text(text: str, name: str) -> tuple[JobCacheConfig, ...]:
@@ -110,20 +111,137 @@ def merge_spans(spans: Iterable[Span]) -> list[Span]:
     return out
 
 
+#: The runner sections a windowed dataset keeps: those of the start-up phases (:func:`cidash.metrics.startup_phases`)
+#: and the cache uploads (:func:`cidash.metrics.write_window`); no metric reads the others (script, artifacts
+#: upload, user sections), which are most of a log's sections.
+def _kept_sections() -> tuple[str, ...]:
+    from cidash.logparse import SECTION_PHASES
+
+    startup = [name for name, phase in SECTION_PHASES.items() if phase in STARTUP_PHASES]
+    return tuple(sorted({*startup, *ARCHIVE_SECTIONS}))
+
+
+_JOB_COLUMNS = (
+    "j.project_id, j.id, j.pipeline_id, j.name, j.stage, j.status, j.ref, j.sha, j.created_at, j.started_at, "
+    "j.finished_at, j.duration, j.queued_duration, j.failure_reason, j.allow_failure, j.retried, j.runner, j.web_url"
+)
+
+
+def _span_where(project: Project, start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
+    """The pipelines of ``project`` created in ``[start, end)``, as an SQL condition on ``pipelines``."""
+    where, params = ["project_id = ?"], [project.id]
+    if start is not None:
+        where.append("created_at >= ?")
+        params.append(to_db_time(start))
+    if end is not None:
+        where.append("created_at < ?")
+        params.append(to_db_time(end))
+    return " AND ".join(where), params
+
+
 def _load_span(
     store: Store, project: Project, start: datetime | None, end: datetime | None
 ) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts]]:
-    """The pipelines created in ``[start, end)``, all their jobs (looked up by pipeline, so a retry made after
-    ``end`` still comes) and the jobs' log facts."""
+    """The pipelines created in ``[start, end)``, all their jobs (by pipeline, so a retry made after ``end`` still
+    comes) and the jobs' log facts, read with a few statements; repeated strings (names, refs, SHAs, cache keys)
+    and identical cache events and image references are shared rather than copied per job."""
     pipelines = store.pipelines(project.id, since=start, until=end)
+    if not pipelines:
+        return [], [], {}
+    cond, params = _span_where(project, start, end)
+    strings: dict[Any, Any] = {}
+    intern = strings.setdefault
+    when = from_db_time
     jobs: list[Job] = []
-    ids = [p.id for p in pipelines]
-    for i in range(0, len(ids), _CHUNK):
-        jobs.extend(store.jobs(project.id, pipeline_ids=ids[i : i + _CHUNK]))
-    return pipelines, jobs, _facts(store, [j.id for j in jobs])
+    for r in store.read(
+        f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.project_id = ? AND j.pipeline_id IN "
+        f"(SELECT id FROM pipelines WHERE {cond})",
+        [project.id, *params],
+    ):
+        created = when(r[8])
+        assert created is not None
+        jobs.append(
+            Job(
+                r[0],
+                r[1],
+                r[2],
+                intern(r[3], r[3]),
+                intern(r[4], r[4]),
+                intern(r[5], r[5]),
+                intern(r[6], r[6]),
+                intern(r[7], r[7]),
+                created,
+                when(r[9]),
+                when(r[10]),
+                r[11],
+                r[12],
+                intern(r[13], r[13]),
+                bool(r[14]),
+                bool(r[15]),
+                intern(r[16], r[16]),
+                r[17],
+            )
+        )
+    jobs.sort(key=lambda j: (j.created_at, j.id))
+    return pipelines, jobs, _span_facts(store, [j.id for j in jobs], strings)
 
 
-_CHUNK = 500
+def _span_facts(store: Store, job_ids: list[int], strings: dict[Any, Any]) -> dict[int, TraceFacts]:
+    """The log facts of ``job_ids`` (one span's jobs, ids close together: primary-key range scans filtered here)."""
+    if not job_ids:
+        return {}
+    intern = strings.setdefault
+    wanted = set(job_ids)
+    lo, hi = min(job_ids), max(job_ids)
+    names = _kept_sections()
+    sections: dict[int, list[Section]] = {}
+    for job_id, name, start, end, duration in store.read(
+        'SELECT job_id, name, start, "end", duration FROM job_sections WHERE job_id BETWEEN ? AND ? '
+        f"AND name IN ({','.join('?' * len(names))}) ORDER BY job_id, seq",
+        [lo, hi, *names],
+    ):
+        if job_id in wanted:
+            got = sections.get(job_id)
+            if got is None:
+                got = sections[job_id] = []
+            got.append(Section(intern(name, name), start, end, duration))
+    cache: dict[int, list[CacheEvent]] = {}
+    for job_id, op, key, outcome, detail in store.read(
+        "SELECT job_id, op, key, outcome, detail FROM cache_events WHERE job_id BETWEEN ? AND ? ORDER BY job_id, seq",
+        [lo, hi],
+    ):
+        if job_id in wanted:
+            row = ("cache", op, key, outcome, detail)
+            event = strings.get(row)
+            if event is None:
+                event = strings[row] = CacheEvent(op, intern(key, key), outcome, detail)
+            cache.setdefault(job_id, []).append(event)
+    out: dict[int, TraceFacts] = {}
+    for r in store.read(
+        "SELECT job_id, runner_version, executor, truncated, startup_seconds, image_name, image_id, image_digest, "
+        "image_pulled FROM job_facts WHERE job_id BETWEEN ? AND ? ORDER BY job_id",
+        [lo, hi],
+    ):
+        job_id = r[0]
+        if job_id not in wanted:
+            continue
+        image = None
+        if r[5] is not None:
+            pulled = None if r[8] is None else bool(r[8])
+            key = ("image", r[5], r[6], r[7], pulled)
+            image = strings.get(key)
+            if image is None:
+                image = strings[key] = ImageRef(r[5], r[6], r[7], pulled)
+        out[job_id] = TraceFacts(
+            intern(r[1], r[1]),
+            intern(r[2], r[2]),
+            bool(r[3]),
+            tuple(sections.get(job_id, ())),
+            r[4],
+            image,
+            tuple(cache.get(job_id, ())),
+        )
+    return out
 
 
 def load_dataset(
