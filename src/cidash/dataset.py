@@ -139,8 +139,14 @@ def _span_where(project: Project, start: datetime | None, end: datetime | None) 
     return " AND ".join(where), params
 
 
+def _overlap(a: Span, b: Span) -> bool:
+    lo = datetime.min.replace(tzinfo=UTC)
+    hi = datetime.max.replace(tzinfo=UTC)
+    return (a[0] or lo) < (b[1] or hi) and (b[0] or lo) < (a[1] or hi)
+
+
 def _load_span(
-    store: Store, project: Project, start: datetime | None, end: datetime | None
+    store: Store, project: Project, start: datetime | None, end: datetime | None, *, startup_only: bool = False
 ) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts]]:
     """The pipelines created in ``[start, end)``, all their jobs (by pipeline, so a retry made after ``end`` still
     comes) and the jobs' log facts, read with a few statements; repeated strings (names, refs, SHAs, cache keys)
@@ -183,11 +189,14 @@ def _load_span(
             )
         )
     jobs.sort(key=lambda j: (j.created_at, j.id))
-    return pipelines, jobs, _span_facts(store, [j.id for j in jobs], strings)
+    return pipelines, jobs, _span_facts(store, [j.id for j in jobs], strings, startup_only=startup_only)
 
 
-def _span_facts(store: Store, job_ids: list[int], strings: dict[Any, Any]) -> dict[int, TraceFacts]:
-    """The log facts of ``job_ids`` (one span's jobs, ids close together: primary-key range scans filtered here)."""
+def _span_facts(
+    store: Store, job_ids: list[int], strings: dict[Any, Any], *, startup_only: bool = False
+) -> dict[int, TraceFacts]:
+    """The log facts of ``job_ids`` (one span's jobs, ids close together: primary-key range scans filtered here);
+    ``startup_only``: without runner sections and cache events."""
     if not job_ids:
         return {}
     intern = strings.setdefault
@@ -195,10 +204,14 @@ def _span_facts(store: Store, job_ids: list[int], strings: dict[Any, Any]) -> di
     lo, hi = min(job_ids), max(job_ids)
     names = _kept_sections()
     sections: dict[int, list[Section]] = {}
-    for job_id, name, start, end, duration in store.read(
-        'SELECT job_id, name, start, "end", duration FROM job_sections WHERE job_id BETWEEN ? AND ? '
-        f"AND name IN ({','.join('?' * len(names))}) ORDER BY job_id, seq",
-        [lo, hi, *names],
+    for job_id, name, start, end, duration in (
+        ()
+        if startup_only
+        else store.read(
+            'SELECT job_id, name, start, "end", duration FROM job_sections WHERE job_id BETWEEN ? AND ? '
+            f"AND name IN ({','.join('?' * len(names))}) ORDER BY job_id, seq",
+            [lo, hi, *names],
+        )
     ):
         if job_id in wanted:
             got = sections.get(job_id)
@@ -206,9 +219,14 @@ def _span_facts(store: Store, job_ids: list[int], strings: dict[Any, Any]) -> di
                 got = sections[job_id] = []
             got.append(Section(intern(name, name), start, end, duration))
     cache: dict[int, list[CacheEvent]] = {}
-    for job_id, op, key, outcome, detail in store.read(
-        "SELECT job_id, op, key, outcome, detail FROM cache_events WHERE job_id BETWEEN ? AND ? ORDER BY job_id, seq",
-        [lo, hi],
+    for job_id, op, key, outcome, detail in (
+        ()
+        if startup_only
+        else store.read(
+            "SELECT job_id, op, key, outcome, detail FROM cache_events WHERE job_id BETWEEN ? AND ? "
+            "ORDER BY job_id, seq",
+            [lo, hi],
+        )
     ):
         if job_id in wanted:
             row = ("cache", op, key, outcome, detail)
@@ -252,6 +270,7 @@ def load_dataset(
     config_ref: str | None = None,
     as_of: datetime | None = None,
     spans: Sequence[Span] | None = None,
+    startup_only: Sequence[Span] = (),
     image_history: ImageHistory | None = None,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
@@ -261,7 +280,9 @@ def load_dataset(
     newest pipeline created by then.
     ``spans``: only the pipelines created in these spans (and all their jobs), instead of ``since``: what
     :func:`cidash.snapshot.build_snapshot` loads (the periods the criteria judge), with ``image_history`` (the
-    whole history's CI-image changes, from the database) that chooses them.
+    whole history's CI-image changes, from the database) that chooses them; ``startup_only``: spans whose jobs'
+    facts are read for their start-ups only (no runner sections, no cache events: the baseline, which only the
+    start-up criterion reads), unless they overlap ``spans``.
     """
     if spans is None:
         pipelines = tuple(store.pipelines(project.id, since=since))
@@ -272,8 +293,18 @@ def load_dataset(
         all_pipelines: list[Pipeline] = []
         all_jobs: list[Job] = []
         facts = {}
-        for start, end in merge_spans(spans):
-            ps, js, fs = _load_span(store, project, start, end)
+        full = merge_spans(spans)
+        light: list[Span] = []
+        for span in merge_spans(startup_only):
+            if any(_overlap(span, other) for other in full):
+                full = merge_spans([*full, span])  # a span read in full anyway
+            else:
+                light.append(span)
+        for start, end, startups in sorted(
+            [(a, b, False) for a, b in full] + [(a, b, True) for a, b in light],
+            key=lambda s: s[0] or datetime.min.replace(tzinfo=UTC),
+        ):
+            ps, js, fs = _load_span(store, project, start, end, startup_only=startups)
             all_pipelines.extend(ps)
             all_jobs.extend(js)
             facts.update(fs)

@@ -92,7 +92,10 @@ class Snapshot:
         return EvalContext(self.dataset, self.config, self.periods, self.include_retried, self.seed)
 
     def baseline(self, criterion_id: str) -> float | None:
-        """A criterion's measure over the baseline period (None without one)."""
+        """A criterion's measure over the baseline period (None without one). Needs the whole history
+        (``build_snapshot(since=None)``, the dashboard's): a window holds only the baseline's start-ups."""
+        if self.spans is not None:
+            raise RuntimeError("Snapshot.baseline needs build_snapshot(since=None)")
         result = next(r for r in self.report.criteria if r.id == criterion_id)
         return REGISTRY[criterion_id].baseline(self.context, result)
 
@@ -209,8 +212,9 @@ def build_snapshot(
                 project,
                 config_ref=config.criteria.ref,
                 as_of=now if as_of else None,
-                spans=spans[0],
-                image_history=spans[1],
+                spans=spans.spans,
+                startup_only=spans.startup_only,
+                image_history=spans.history,
             )
         snap = Snapshot(
             project,
@@ -221,13 +225,23 @@ def build_snapshot(
             include_retried=include_retried,
             seed=seed,
             only=only,
-            spans=None if spans is None else tuple(merge_spans(spans[0])),
+            spans=None if spans is None else tuple(merge_spans(spans.spans)),
             as_of=as_of,
             store=store,
         )
         if evaluate_now:
             _ = snap.report
     return snap
+
+
+@dataclass(frozen=True)
+class Window:
+    """What :func:`build_snapshot` loads of the history: every fact of the pipelines created in ``spans``, the
+    start-ups only of those in ``startup_only`` (the baseline), and the whole history's CI-image changes."""
+
+    spans: tuple[Span, ...]
+    startup_only: tuple[Span, ...]
+    history: ImageHistory | None
 
 
 def _covers(spans: Sequence[Span], since: datetime | None) -> bool:
@@ -266,7 +280,7 @@ def judged_spans(
     as_of: bool = True,
     since: datetime | Literal["window"] | None = "window",
     specs: Sequence[Spec] = (),
-) -> tuple[list[Span], ImageHistory | None] | None:
+) -> Window | None:
     """The pipeline creation spans :func:`build_snapshot` loads, and the whole history's CI-image changes that
     chose them; None when the whole history is needed."""
     if since is None:
@@ -279,7 +293,7 @@ def judged_spans(
                 return None
             extra.extend(got)
     if not as_of:
-        return (extra, None) if specs else None
+        return Window(tuple(extra), (), None) if specs else None
     c = config.criteria
     if c.baseline and c.candidate:
         return None  # configured SPECs may name any slice of the history
@@ -304,12 +318,14 @@ def judged_spans(
     periods = choose_periods(probe, config, now)
     window = timedelta(days=c.window_days)
     spans: list[Span] = [(now - window, None)]
+    startup_only: list[Span] = []
     if periods.split_at is not None:
-        spans.append((periods.split_at - window, periods.split_at))
+        # the baseline is only read for its start-ups (every other criterion judges the candidate)
+        startup_only.append((periods.split_at - window, periods.split_at))
         spans.append((max(periods.split_at, now - window), None))
     first = now.astimezone(UTC).date() - timedelta(days=29)  # Snapshot.recent (the daily series)
     spans.append((datetime(first.year, first.month, first.day, tzinfo=UTC), None))
-    return [*spans, *extra], history
+    return Window((*spans, *extra), tuple(startup_only), history)
 
 
 def load_snapshot(
