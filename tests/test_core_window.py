@@ -214,3 +214,37 @@ def test_the_commands_give_the_whole_history_answers(
         assert snap.spans is None
         expected = snap.compare(parse_spec(base), parse_spec(cand)).as_dict()
     assert windowed == json.loads(json.dumps(expected))
+
+
+@pytest.mark.parametrize("days_back", [0, 45, 100])
+def test_the_dashboard_paints_the_whole_history_health_from_the_window(
+    bench_store: tuple[Path, datetime], days_back: int
+) -> None:
+    """The dashboard's first screen is made from the window (with the baseline in full, for the baseline
+    column); its other tabs read the whole history, loaded once the Health is painted."""
+    from cidash.tui.data import health_rows, images_view, load_dashboard, startup_view
+
+    db, end = bench_store
+    now = end - timedelta(days=days_back)
+    with Store.open(db, readonly=True) as store:
+        project = store.projects()[0]
+        snap, health = load_dashboard(store, Config(), project, now)
+        whole = build_snapshot(store, Config(), project, now)
+        assert snap.spans is not None and not snap.startup_only
+        assert health == health_rows(whole)
+        wide = snap.widened()
+        assert wide.spans is None and wide.report is snap.report
+        assert wide.dataset.pipelines == whole.dataset.pipelines and wide.dataset.jobs == whole.dataset.jobs
+        assert startup_view(wide) == startup_view(whole)
+        assert images_view(store, wide) == images_view(store, whole)
+
+
+def test_a_check_window_refuses_the_baseline_column(bench_store: tuple[Path, datetime]) -> None:
+    """check's window holds only the baseline's start-ups: a current-state criterion's baseline value would be
+    wrong there, so asking for one is a programming error, not a silent 0."""
+    db, end = bench_store
+    with Store.open(db, readonly=True) as store:
+        snap = build_snapshot(store, Config(), store.projects()[0], end, since="window")
+        assert snap.startup_only
+        with pytest.raises(RuntimeError):
+            snap.baseline("stale_caches")

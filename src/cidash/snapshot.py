@@ -13,7 +13,7 @@ the TUI; nothing it imports imports it (``.importlinter``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
@@ -61,6 +61,8 @@ class Snapshot:
     only: tuple[str, ...] | None = None
     #: The pipeline creation spans ``dataset`` holds (:func:`judged_spans`); None: the whole history.
     spans: tuple[Span, ...] | None = None
+    #: Spans of ``dataset`` read for their start-ups only (the baseline of ``check``): see :class:`Window`.
+    startup_only: tuple[Span, ...] = ()
     as_of: bool = True
     #: The store the dataset came from, for a slice outside ``spans`` asked later (compare, export --since).
     store: Store | None = field(default=None, repr=False, compare=False)
@@ -92,10 +94,10 @@ class Snapshot:
         return EvalContext(self.dataset, self.config, self.periods, self.include_retried, self.seed)
 
     def baseline(self, criterion_id: str) -> float | None:
-        """A criterion's measure over the baseline period (None without one). Needs the whole history
-        (``build_snapshot(since=None)``, the dashboard's): a window holds only the baseline's start-ups."""
-        if self.spans is not None:
-            raise RuntimeError("Snapshot.baseline needs build_snapshot(since=None)")
+        """A criterion's measure over the baseline period (None without one). Not on a ``check`` window, which
+        holds only the baseline's start-ups (``build_snapshot(since="health")`` or ``None`` give the rest)."""
+        if self.startup_only:
+            raise RuntimeError('Snapshot.baseline needs build_snapshot(since="health") or since=None')
         result = next(r for r in self.report.criteria if r.id == criterion_id)
         return REGISTRY[criterion_id].baseline(self.context, result)
 
@@ -159,11 +161,29 @@ class Snapshot:
     def _as_of_time(self) -> datetime | None:
         return self.now if self.as_of else None
 
+    def widened(self) -> Snapshot:
+        """This snapshot over the whole history (itself when it holds it already): what the dashboard's other
+        tabs read once the Health table, made from the window, is on screen. Same periods and verdicts."""
+        if self.spans is None:
+            return self
+        out = replace(self, dataset=self.whole_history(), spans=None, startup_only=())
+        for evaluated in ("periods", "report"):  # chosen and evaluated once: the window's are the history's
+            if evaluated in self.__dict__:
+                out.__dict__[evaluated] = self.__dict__[evaluated]
+        return out
+
+    @cached_property
+    def _whole(self) -> Dataset:
+        return self._load(None)
+
     def whole_history(self, since: datetime | None = None) -> Dataset:
-        """The dataset with every pipeline created since ``since`` (None: all), loaded again from the store when
-        the snapshot holds only the window judged."""
+        """The dataset with every pipeline created since ``since`` (None: all, loaded once), loaded again from the
+        store when the snapshot holds only the window judged."""
         if self.spans is None or _covers(self.spans, since):
             return self.dataset
+        return self._whole if since is None else self._load(since)
+
+    def _load(self, since: datetime | None) -> Dataset:
         assert self.store is not None
         with gc_paused():
             return load_dataset(
@@ -187,7 +207,7 @@ def build_snapshot(
     only: tuple[str, ...] | None = None,
     evaluate_now: bool = True,
     as_of: bool = True,
-    since: datetime | Literal["window"] | None = None,
+    since: datetime | Literal["window", "health"] | None = None,
     specs: Sequence[Spec] = (),
 ) -> Snapshot:
     """Load ``project``'s dataset from ``store`` and (unless ``evaluate_now`` is false) evaluate the criteria.
@@ -226,6 +246,7 @@ def build_snapshot(
             seed=seed,
             only=only,
             spans=None if spans is None else tuple(merge_spans(spans.spans)),
+            startup_only=() if spans is None else spans.startup_only,
             as_of=as_of,
             store=store,
         )
@@ -278,14 +299,14 @@ def judged_spans(
     now: datetime,
     *,
     as_of: bool = True,
-    since: datetime | Literal["window"] | None = "window",
+    since: datetime | Literal["window", "health"] | None = "window",
     specs: Sequence[Spec] = (),
 ) -> Window | None:
     """The pipeline creation spans :func:`build_snapshot` loads, and the whole history's CI-image changes that
     chose them; None when the whole history is needed."""
     if since is None:
         return None
-    extra: list[Span] = [] if since == "window" else [(since, None)]
+    extra: list[Span] = [(since, None)] if isinstance(since, datetime) else []
     if specs:
         for spec in specs:
             got = _spec_spans(spec)
@@ -320,8 +341,10 @@ def judged_spans(
     spans: list[Span] = [(now - window, None)]
     startup_only: list[Span] = []
     if periods.split_at is not None:
-        # the baseline is only read for its start-ups (every other criterion judges the candidate)
-        startup_only.append((periods.split_at - window, periods.split_at))
+        # the baseline is only read for its start-ups (every other criterion judges the candidate), unless the
+        # Health table is to show every criterion's baseline value (since="health", the dashboard's first screen)
+        baseline = (periods.split_at - window, periods.split_at)
+        (spans if since == "health" else startup_only).append(baseline)
         spans.append((max(periods.split_at, now - window), None))
     first = now.astimezone(UTC).date() - timedelta(days=29)  # Snapshot.recent (the daily series)
     spans.append((datetime(first.year, first.month, first.day, tzinfo=UTC), None))
@@ -340,7 +363,7 @@ def load_snapshot(
     only: tuple[str, ...] | None = None,
     evaluate_now: bool = True,
     as_of: bool = True,
-    since: datetime | Literal["window"] | None = None,
+    since: datetime | Literal["window", "health"] | None = None,
     specs: Sequence[Spec] = (),
 ) -> Snapshot:
     """Resolve the project (``project``, else the only one of ``configured`` — default ``[gitlab] projects`` —

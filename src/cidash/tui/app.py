@@ -314,6 +314,7 @@ class CidashApp(App[None]):
         try:
             save_health(health_cache_path(self.cache_dir, self.store.path, project.id), health)
             with gc_paused():
+                snap = snap.widened()  # the Health came from the window judged; these tabs show the whole history
                 caches = caches_view(snap, self.store)
                 views = self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap))
             self.post_message(views)
