@@ -8,7 +8,7 @@ whose cache entries are resolved with :mod:`cidash.ciconfig`.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -154,54 +154,75 @@ def _load_span(
     pipelines = store.pipelines(project.id, since=start, until=end)
     if not pipelines:
         return [], [], {}
-    cond, params = _span_where(project, start, end)
     strings: dict[Any, Any] = {}
     intern = strings.setdefault
     when = from_db_time
     jobs: list[Job] = []
-    for r in store.read(
-        f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.project_id = ? AND j.pipeline_id IN "
-        f"(SELECT id FROM pipelines WHERE {cond})",
-        [project.id, *params],
-    ):
-        created = when(r[8])
-        assert created is not None
-        jobs.append(
-            Job(
-                r[0],
-                r[1],
-                r[2],
-                intern(r[3], r[3]),
-                intern(r[4], r[4]),
-                intern(r[5], r[5]),
-                intern(r[6], r[6]),
-                intern(r[7], r[7]),
-                created,
-                when(r[9]),
-                when(r[10]),
-                r[11],
-                r[12],
-                intern(r[13], r[13]),
-                bool(r[14]),
-                bool(r[15]),
-                intern(r[16], r[16]),
-                r[17],
-            )
-        )
+    for k in range(0, len(pipelines), _PIPELINES_PER_READ):  # a few thousand pipelines' rows in memory at once
+        sub_start = start if k == 0 else pipelines[k].created_at
+        after = k + _PIPELINES_PER_READ
+        sub_end = pipelines[after].created_at if after < len(pipelines) else end
+        cond, params = _span_where(project, sub_start, sub_end)
+        for r in store.read(
+            f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.project_id = ? AND j.pipeline_id IN "
+            f"(SELECT id FROM pipelines WHERE {cond})",
+            [project.id, *params],
+        ):
+            jobs.append(_job(r, intern, when))
     jobs.sort(key=lambda j: (j.created_at, j.id))
     return pipelines, jobs, _span_facts(store, [j.id for j in jobs], strings, startup_only=startup_only)
+
+
+_PIPELINES_PER_READ = 4000
+_JOBS_PER_READ = 30_000
+
+
+def _job(r: Any, intern: Callable[[Any, Any], Any], when: Callable[[str | None], datetime | None]) -> Job:
+    """A job from a row of :data:`_JOB_COLUMNS`, its repeated strings interned."""
+    created = when(r[8])
+    assert created is not None
+    return Job(
+        r[0],
+        r[1],
+        r[2],
+        intern(r[3], r[3]),
+        intern(r[4], r[4]),
+        intern(r[5], r[5]),
+        intern(r[6], r[6]),
+        intern(r[7], r[7]),
+        created,
+        when(r[9]),
+        when(r[10]),
+        r[11],
+        r[12],
+        intern(r[13], r[13]),
+        bool(r[14]),
+        bool(r[15]),
+        intern(r[16], r[16]),
+        r[17],
+    )
 
 
 def _span_facts(
     store: Store, job_ids: list[int], strings: dict[Any, Any], *, startup_only: bool = False
 ) -> dict[int, TraceFacts]:
-    """The log facts of ``job_ids`` (one span's jobs, ids close together: primary-key range scans filtered here);
-    ``startup_only``: without runner sections and cache events."""
-    if not job_ids:
-        return {}
+    """The log facts of ``job_ids`` (one span's jobs, ids close together: primary-key range scans filtered here,
+    :data:`_JOBS_PER_READ` jobs' rows in memory at once); ``startup_only``: without runner sections and cache
+    events."""
+    ids = sorted(job_ids)
+    out: dict[int, TraceFacts] = {}
+    for k in range(0, len(ids), _JOBS_PER_READ):
+        chunk = ids[k : k + _JOBS_PER_READ]
+        out.update(_facts_range(store, chunk, strings, startup_only=startup_only))
+    return out
+
+
+def _facts_range(
+    store: Store, job_ids: list[int], strings: dict[Any, Any], *, startup_only: bool
+) -> dict[int, TraceFacts]:
     intern = strings.setdefault
     wanted = set(job_ids)
-    lo, hi = min(job_ids), max(job_ids)
+    lo, hi = job_ids[0], job_ids[-1]
     names = _kept_sections()
     sections: dict[int, list[Section]] = {}
     for job_id, name, start, end, duration in (
