@@ -129,7 +129,8 @@ _JOB_COLUMNS = (
 
 def _span_where(project: Project, start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
     """The pipelines of ``project`` created in ``[start, end)``, as an SQL condition on ``pipelines``."""
-    where, params = ["project_id = ?"], [project.id]
+    where: list[str] = ["project_id = ?"]
+    params: list[Any] = [project.id]
     if start is not None:
         where.append("created_at >= ?")
         params.append(to_db_time(start))

@@ -209,7 +209,8 @@ def _time(value: Any) -> datetime:
 
 
 def _image_jobs_where(project_id: int, ref: str | None, as_of: datetime | None) -> tuple[str, list[Any]]:
-    sql, params = _IMAGE_JOBS, [project_id]
+    sql = _IMAGE_JOBS
+    params: list[Any] = [project_id]
     if ref is not None:
         sql += " AND p.ref = ?"
         params.append(ref)
