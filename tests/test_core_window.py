@@ -60,9 +60,9 @@ def bench_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, datetim
     return db, bench.NOW
 
 
-def _report(db: Path, config: Config, now: datetime, *, window: bool) -> str:
+def _report(db: Path, config: Config, now: datetime, *, window: bool, phases: bool = True) -> str:
     with Store.open(db, readonly=True) as store:
-        snap = load_snapshot(store, config, now, since="window" if window else None)
+        snap = load_snapshot(store, config, now, since="window" if window else None, phases=phases)
         # configured SPECs or a migration named by digest may reach anywhere: the whole history is loaded
         whole = not window or bool(config.criteria.baseline) or config.criteria.migration.startswith("sha256:")
         assert (snap.spans is None) is whole
@@ -76,7 +76,9 @@ NOWS = (0, 45, 59, 61, 100)  # days before the bench store's end: across the mig
 def test_the_window_load_gives_the_whole_history_report(bench_store: tuple[Path, datetime], days_back: int) -> None:
     db, end = bench_store
     now = end - timedelta(days=days_back, hours=3)
-    assert _report(db, Config(), now, window=True) == _report(db, Config(), now, window=False)
+    whole = _report(db, Config(), now, window=False)
+    assert _report(db, Config(), now, window=True) == whole
+    assert _report(db, Config(), now, window=True, phases=False) == whole  # check's load
 
 
 @pytest.mark.parametrize(
@@ -248,6 +250,10 @@ def test_a_check_window_refuses_the_baseline_column(bench_store: tuple[Path, dat
         assert snap.startup_only
         with pytest.raises(RuntimeError):
             snap.baseline("stale_caches")
+        lean = build_snapshot(store, Config(), store.projects()[0], end, since="window", phases=False)
+        assert not lean.phases and lean.report == snap.report
+        with pytest.raises(RuntimeError):  # its start-ups have no phases: the exports would show them empty
+            lean.export_input(store, since=None)
 
 
 def test_reading_in_chunks_gives_the_same_dataset(

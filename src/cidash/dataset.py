@@ -147,7 +147,13 @@ def _overlap(a: Span, b: Span) -> bool:
 
 
 def _load_span(
-    store: Store, project: Project, start: datetime | None, end: datetime | None, *, startup_only: bool = False
+    store: Store,
+    project: Project,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    startup_only: bool = False,
+    phases: bool = True,
 ) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts]]:
     """The pipelines created in ``[start, end)``, all their jobs (by pipeline, so a retry made after ``end`` still
     comes) and the jobs' log facts, read with a few statements; repeated strings (names, refs, SHAs, cache keys)
@@ -171,7 +177,8 @@ def _load_span(
         ):
             jobs.append(_job(r, intern, when))
     jobs.sort(key=lambda j: (j.created_at, j.id))
-    return pipelines, jobs, _span_facts(store, [j.id for j in jobs], strings, startup_only=startup_only)
+    facts = _span_facts(store, [j.id for j in jobs], strings, startup_only=startup_only, phases=phases)
+    return pipelines, jobs, facts
 
 
 _PIPELINES_PER_READ = 4000
@@ -205,7 +212,7 @@ def _job(r: Any, intern: Callable[[Any, Any], Any], when: Callable[[str | None],
 
 
 def _span_facts(
-    store: Store, job_ids: list[int], strings: dict[Any, Any], *, startup_only: bool = False
+    store: Store, job_ids: list[int], strings: dict[Any, Any], *, startup_only: bool = False, phases: bool = True
 ) -> dict[int, TraceFacts]:
     """The log facts of ``job_ids`` (one span's jobs, ids close together: primary-key range scans filtered here,
     :data:`_JOBS_PER_READ` jobs' rows in memory at once); ``startup_only``: without runner sections and cache
@@ -214,17 +221,17 @@ def _span_facts(
     out: dict[int, TraceFacts] = {}
     for k in range(0, len(ids), _JOBS_PER_READ):
         chunk = ids[k : k + _JOBS_PER_READ]
-        out.update(_facts_range(store, chunk, strings, startup_only=startup_only))
+        out.update(_facts_range(store, chunk, strings, startup_only=startup_only, phases=phases))
     return out
 
 
 def _facts_range(
-    store: Store, job_ids: list[int], strings: dict[Any, Any], *, startup_only: bool
+    store: Store, job_ids: list[int], strings: dict[Any, Any], *, startup_only: bool, phases: bool
 ) -> dict[int, TraceFacts]:
     intern = strings.setdefault
     wanted = set(job_ids)
     lo, hi = job_ids[0], job_ids[-1]
-    names = _kept_sections()
+    names = _kept_sections() if phases else tuple(sorted(ARCHIVE_SECTIONS))
     sections: dict[int, list[Section]] = {}
     for job_id, name, start, end, duration in (
         ()
@@ -293,6 +300,7 @@ def load_dataset(
     as_of: datetime | None = None,
     spans: Sequence[Span] | None = None,
     startup_only: Sequence[Span] = (),
+    phases: bool = True,
     image_history: ImageHistory | None = None,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
@@ -304,7 +312,9 @@ def load_dataset(
     :func:`cidash.snapshot.build_snapshot` loads (the periods the criteria judge), with ``image_history`` (the
     whole history's CI-image changes, from the database) that chooses them; ``startup_only``: spans whose jobs'
     facts are read for their start-ups only (no runner sections, no cache events: the baseline, which only the
-    start-up criterion reads), unless they overlap ``spans``.
+    start-up criterion reads), unless they overlap ``spans``; ``phases`` false: the runner sections of the
+    start-up phases are left out too (``check``, whose criteria read start-ups as a whole: the phases of
+    :attr:`~cidash.metrics.JobStartup.phases` come out empty).
     """
     if spans is None:
         pipelines = tuple(store.pipelines(project.id, since=since))
@@ -326,7 +336,7 @@ def load_dataset(
             [(a, b, False) for a, b in full] + [(a, b, True) for a, b in light],
             key=lambda s: s[0] or datetime.min.replace(tzinfo=UTC),
         ):
-            ps, js, fs = _load_span(store, project, start, end, startup_only=startups)
+            ps, js, fs = _load_span(store, project, start, end, startup_only=startups, phases=phases)
             all_pipelines.extend(ps)
             all_jobs.extend(js)
             facts.update(fs)

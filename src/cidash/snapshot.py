@@ -63,6 +63,8 @@ class Snapshot:
     spans: tuple[Span, ...] | None = None
     #: Spans of ``dataset`` read for their start-ups only (the baseline of ``check``): see :class:`Window`.
     startup_only: tuple[Span, ...] = ()
+    #: False: the dataset's log facts lack the start-up phases' sections (``check``'s load, see build_snapshot).
+    phases: bool = True
     as_of: bool = True
     #: The store the dataset came from, for a slice outside ``spans`` asked later (compare, export --since).
     store: Store | None = field(default=None, repr=False, compare=False)
@@ -115,6 +117,8 @@ class Snapshot:
         """:func:`cidash.compare.compare` of two slices of this snapshot's dataset, with its options."""
         from cidash.compare import compare
 
+        if not self.phases:
+            raise RuntimeError("Snapshot.compare needs the start-up phases: build_snapshot(phases=True)")
         ds = self.dataset
         if self.spans is not None and self.store is not None:
             for spec in (baseline, candidate):
@@ -137,6 +141,8 @@ class Snapshot:
         ``since`` (on ``ref``), with the counters' running totals kept in ``store``."""
         from cidash.export import ExportInput, totals_from_store
 
+        if not self.phases:
+            raise RuntimeError("Snapshot.export_input needs the start-up phases: build_snapshot(phases=True)")
         ds = self.dataset
         if self.spans is not None and not _covers(self.spans, since):
             # export --since reaches before the window loaded: load what it asks for
@@ -166,7 +172,7 @@ class Snapshot:
         tabs read once the Health table, made from the window, is on screen. Same periods and verdicts."""
         if self.spans is None:
             return self
-        out = replace(self, dataset=self.whole_history(), spans=None, startup_only=())
+        out = replace(self, dataset=self.whole_history(), spans=None, startup_only=(), phases=True)
         for evaluated in ("periods", "report"):  # chosen and evaluated once: the window's are the history's
             if evaluated in self.__dict__:
                 out.__dict__[evaluated] = self.__dict__[evaluated]
@@ -209,6 +215,7 @@ def build_snapshot(
     as_of: bool = True,
     since: datetime | Literal["window", "health"] | None = None,
     specs: Sequence[Spec] = (),
+    phases: bool = True,
 ) -> Snapshot:
     """Load ``project``'s dataset from ``store`` and (unless ``evaluate_now`` is false) evaluate the criteria.
 
@@ -221,7 +228,9 @@ def build_snapshot(
     every pipeline created since then): memory follows the window judged, not the store's history. ``since``
     None (the default: the dashboard's tabs, ``export --since all``): the whole history.
     ``specs``: the slices a comparison reads (their dates, else the whole history). Configured baseline and
-    candidate SPECs, or a migration named by digest, load the whole history."""
+    candidate SPECs, or a migration named by digest, load the whole history. ``phases`` false (``check``): a
+    window leaves out the start-up phases' runner sections, which no criterion reads (the snapshot then refuses
+    :meth:`Snapshot.export_input` and :meth:`Snapshot.compare`, which show phases)."""
     with gc_paused():
         spans = judged_spans(store, config, project, now, as_of=as_of, since=since, specs=specs)
         if spans is None:
@@ -234,6 +243,7 @@ def build_snapshot(
                 as_of=now if as_of else None,
                 spans=spans.spans,
                 startup_only=spans.startup_only,
+                phases=phases,
                 image_history=spans.history,
             )
         snap = Snapshot(
@@ -247,6 +257,7 @@ def build_snapshot(
             only=only,
             spans=None if spans is None else tuple(merge_spans(spans.spans)),
             startup_only=() if spans is None else spans.startup_only,
+            phases=phases or spans is None,
             as_of=as_of,
             store=store,
         )
@@ -365,6 +376,7 @@ def load_snapshot(
     as_of: bool = True,
     since: datetime | Literal["window", "health"] | None = None,
     specs: Sequence[Spec] = (),
+    phases: bool = True,
 ) -> Snapshot:
     """Resolve the project (``project``, else the only one of ``configured`` — default ``[gitlab] projects`` —
     else the only one in the store; UsageError otherwise) and :func:`build_snapshot` it."""
@@ -381,4 +393,5 @@ def load_snapshot(
         as_of=as_of,
         since=since,
         specs=specs,
+        phases=phases,
     )
