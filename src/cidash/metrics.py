@@ -29,6 +29,7 @@ from cidash.models import (
     MAX_IMAGE_BYTES,
     NOT_RUN_STATUSES,
     FileChecksum,
+    ImageRef,
     ImageTag,
     Job,
     Pipeline,
@@ -872,14 +873,17 @@ def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job,
     most jobs ran in.
     """
     named: list[tuple[Job, str, str]] = []
+    seen: dict[ImageRef, tuple[str, str | None]] = {}  # a few images for many jobs: parse each name once
     for j in ds.jobs:
         facts = ds.facts.get(j.id)
         if facts is None or facts.image is None or j.started_at is None:
             continue
-        digest = normalize_digest(facts.image.digest)
-        if digest is None:
+        parsed = seen.get(facts.image)
+        if parsed is None:
+            parsed = seen[facts.image] = (image_repository_of(facts.image.name), normalize_digest(facts.image.digest))
+        if parsed[1] is None:
             continue
-        named.append((j, image_repository_of(facts.image.name), digest))
+        named.append((j, parsed[0], parsed[1]))
     if not named:
         return []
     chosen = [(j, d) for j, name, d in named if image_hint and image_hint in name]
