@@ -282,14 +282,19 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
             short=f"on {ref} in the last {c.window_days} days",
         )
     hint = ci_image_hint(ds, config)
-    changes = image_digest_changes(on_ref, hint)
+    history = ds.image_history if ds.image_history is not None and ds.image_history.fits(ref, hint, now) else None
+    # A windowed dataset (the periods only) carries the whole history's digest changes, found in the database.
+    changes = list(history.changes) if history is not None else image_digest_changes(on_ref, hint)
     if changes:
         exact, by_tag = digest_sizes(ds), tag_sizes(ds, hint)
         classified = [classify_change(ch, exact, by_tag) for ch in changes]
         chosen, later = migration_change(classified)
         change = chosen.change
         # Split at the creation of the pipeline whose job first ran the new digest, so that pipeline counts.
-        split = next((p.created_at for p in on_ref.pipelines if p.id == change.pipeline_id), change.at)
+        if history is not None:
+            split = history.split_at.get(change.pipeline_id, change.at)
+        else:
+            split = next((p.created_at for p in on_ref.pipelines if p.id == change.pipeline_id), change.at)
         baseline = on_ref.between(split - window, split)
         candidate = on_ref.between(max(split, now - window), None)
         skipped = (
@@ -356,12 +361,16 @@ def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionR
             + (f" for repository {config.image.repository}" if config.image.repository else ""),
             "<=",
         )
-    changes_src = periods.candidate if periods.candidate.jobs else ds
-    used = ci_image_jobs(changes_src, ci_image_hint(ds, config))
+    last: str | None
+    if not periods.candidate.jobs and ds.image_history is not None:
+        last = ds.image_history.last_digest()  # the dataset holds a window: the database knows the newest job
+    else:
+        used = ci_image_jobs(periods.candidate if periods.candidate.jobs else ds, ci_image_hint(ds, config))
+        last = used[-1][1] if used else None
     chosen = None
     how = "newest tag"
-    if used:
-        digest = used[-1][1]
+    if last is not None:
+        digest = last
         matching = [p for p in points if p.digest == digest]
         named = [p for p in matching if p.tag != "latest"]  # a versioned tag says more than "latest"
         if matching:

@@ -97,7 +97,11 @@ def export_document(inp: ExportInput) -> dict[str, Any]:
         "since": _iso(inp.since),
         "quantile_method": QUANTILE_METHOD,
         "units": {"durations": "seconds", "sizes": "bytes (MB = 10^6 bytes)"},
-        "counts": {"pipelines": len(ds.pipelines), "jobs": len(ds.jobs), "jobs_with_log_facts": len(ds.facts)},
+        "counts": {
+            "pipelines": len(ds.pipelines),
+            "jobs": len(ds.jobs),
+            "jobs_with_log_facts": sum(j.id in ds.facts for j in ds.jobs),
+        },
         "metrics": {
             "pipeline_duration": pipeline_durations(ds).summary().as_dict(),
             "pipeline_queue": pipeline_queue_times(ds).summary().as_dict(),

@@ -29,6 +29,7 @@ from cidash.models import (
     MAX_IMAGE_BYTES,
     NOT_RUN_STATUSES,
     FileChecksum,
+    ImageRef,
     ImageTag,
     Job,
     Pipeline,
@@ -102,6 +103,27 @@ class JobCacheConfig:
 _Run = TypeVar("_Run", Pipeline, Job)
 
 
+@dataclass(frozen=True)
+class ImageHistory:
+    """What the whole history says about the CI image, for a dataset that holds only the periods judged
+    (:func:`cidash.dataset.load_window`): computed in the database by :func:`cidash.queries.image_history`.
+
+    ``changes``: :func:`image_digest_changes` of the whole history on ``ref`` (CI image chosen with ``hint``), as
+    of ``as_of``; ``split_at``: the creation of each change's pipeline; ``last_digest``: the digest the newest CI-image
+    job of any ref ran (``ci_image_jobs(ds, hint)[-1][1]``), asked only when a criterion needs it.
+    """
+
+    ref: str
+    hint: str | None
+    as_of: datetime | None
+    changes: tuple[DigestChange, ...]
+    split_at: Mapping[int, datetime]
+    last_digest: Callable[[], str | None] = field(repr=False, compare=False)
+
+    def fits(self, ref: str, hint: str | None, as_of: datetime | None) -> bool:
+        return self.ref == ref and self.hint == hint and self.as_of == as_of
+
+
 def _unfinished_at(run: _Run, t: datetime) -> _Run:
     """A pipeline or job that finished after ``t``, as it stood at ``t``: running if it had started, else
     pending, with no end and no duration."""
@@ -134,6 +156,9 @@ class Dataset:
     ci_config_ref: str | None = None
     ci_config_sha: str | None = None
     ci_config_known: bool = False
+    #: Set when the dataset holds only a window of the history (the periods judged): the whole history's CI-image
+    #: digest changes, which choose the periods (see :class:`ImageHistory`).
+    image_history: ImageHistory | None = None
     # Derived per-job values (start-ups) shared by every slice made with restrict(): they only depend on the job
     # and its facts, which slices share. Not an init field, so dataclasses.replace() starts a fresh one.
     _memo: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
@@ -177,6 +202,7 @@ class Dataset:
             ci_config_ref=self.ci_config_ref,
             ci_config_sha=self.ci_config_sha,
             ci_config_known=self.ci_config_known,
+            image_history=self.image_history,
         )
         object.__setattr__(out, "_memo", self._memo)  # same jobs and facts: the derived values still hold
         object.__setattr__(out, "_as_of", self._as_of)
@@ -236,6 +262,7 @@ class Dataset:
             ci_config_ref=self.ci_config_ref,
             ci_config_sha=self.ci_config_sha,
             ci_config_known=self.ci_config_known,
+            image_history=self.image_history,
         )
         object.__setattr__(out, "_as_of", t)
         return out
@@ -846,14 +873,17 @@ def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job,
     most jobs ran in.
     """
     named: list[tuple[Job, str, str]] = []
+    seen: dict[ImageRef, tuple[str, str | None]] = {}  # a few images for many jobs: parse each name once
     for j in ds.jobs:
         facts = ds.facts.get(j.id)
         if facts is None or facts.image is None or j.started_at is None:
             continue
-        digest = normalize_digest(facts.image.digest)
-        if digest is None:
+        parsed = seen.get(facts.image)
+        if parsed is None:
+            parsed = seen[facts.image] = (image_repository_of(facts.image.name), normalize_digest(facts.image.digest))
+        if parsed[1] is None:
             continue
-        named.append((j, image_repository_of(facts.image.name), digest))
+        named.append((j, parsed[0], parsed[1]))
     if not named:
         return []
     chosen = [(j, d) for j, name, d in named if image_hint and image_hint in name]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cidash.metrics import DigestChange, ImageHistory, image_repository_of, image_tag_of, normalize_digest
 from cidash.models import Job, Pipeline, StoredJobFacts
 from cidash.stats import quantile
-from cidash.store import PIPELINE_COLUMNS, pipeline_from_row
+from cidash.store import PIPELINE_COLUMNS, from_db_time, pipeline_from_row, to_db_time
 
 if TYPE_CHECKING:
     from cidash.store import Store
@@ -185,3 +187,113 @@ def pipeline_jobs(store: Store, pipeline_id: int) -> list[JobRow]:
     jobs.sort(key=lambda j: (j.created_at, j.id))
     facts = store.stored_job_facts([j.id for j in jobs])
     return [JobRow(j, facts.get(j.id)) for j in jobs]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole history's CI-image digest changes (what chooses the periods), in the database
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Jobs that ran in an image their log named, as :meth:`Dataset.as_of` leaves them at ``?`` (pipeline and job
+#: created by then, finished by then or not yet): a job that finished later has no log facts as of then.
+_IMAGE_JOBS = (
+    "FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id JOIN job_facts f ON f.job_id = j.id "
+    "WHERE j.project_id = ? AND f.image_name IS NOT NULL AND f.image_digest IS NOT NULL AND j.started_at IS NOT NULL"
+)
+_AS_OF = " AND p.created_at <= ? AND j.created_at <= ? AND (j.finished_at IS NULL OR j.finished_at <= ?)"
+
+
+def _time(value: Any) -> datetime:
+    out = from_db_time(value) if isinstance(value, str) else value
+    assert isinstance(out, datetime)
+    return out if out.tzinfo is not None else out.replace(tzinfo=UTC)
+
+
+def _image_jobs_where(project_id: int, ref: str | None, as_of: datetime | None) -> tuple[str, list[Any]]:
+    sql = _IMAGE_JOBS
+    params: list[Any] = [project_id]
+    if ref is not None:
+        sql += " AND p.ref = ?"
+        params.append(ref)
+    if as_of is not None:
+        t = to_db_time(as_of)
+        sql += _AS_OF
+        params.extend([t, t, t])
+    return sql, params
+
+
+def _ci_image_names(
+    store: Store, project_id: int, ref: str | None, hint: str | None, as_of: datetime | None
+) -> tuple[list[str], list[str]]:
+    """The image names (with tag) and raw digests of the jobs :func:`cidash.metrics.ci_image_jobs` keeps: names
+    whose repository contains ``hint`` when any job ran one, else the repository most jobs ran (ties: the one
+    that ran first)."""
+    where, params = _image_jobs_where(project_id, ref, as_of)
+    repos: dict[str, list[Any]] = {}  # repository -> [jobs, first (created_at, id), names]
+    digests: set[str] = set()
+    for name, raw, count, first_at, first_id in store.read(
+        f"SELECT f.image_name, f.image_digest, count(*), min(j.created_at), min(j.id) {where} "
+        "GROUP BY f.image_name, f.image_digest",
+        params,
+    ):
+        if normalize_digest(raw) is None:
+            continue
+        digests.add(raw)
+        repo = image_repository_of(name)
+        entry = repos.setdefault(repo, [0, (first_at, first_id), set()])
+        entry[0] += count
+        entry[1] = min(entry[1], (first_at, first_id))
+        entry[2].add(name)
+    if not repos:
+        return [], []
+    chosen = [r for r in repos if hint and hint in r]
+    if not chosen:
+        chosen = [min(repos, key=lambda r: (-repos[r][0], repos[r][1]))]
+    return sorted({n for r in chosen for n in repos[r][2]}), sorted(digests)
+
+
+def _in(values: list[str]) -> str:
+    return ",".join("?" * len(values))
+
+
+def image_history(store: Store, project_id: int, ref: str, hint: str | None, as_of: datetime | None) -> ImageHistory:
+    """:func:`cidash.metrics.image_digest_changes` of ``ref``'s whole history as of ``as_of``, computed in the
+    database: only the jobs whose digest differs from the previous CI-image job's (``LAG``) come back, so the
+    memory does not grow with the history."""
+    names, digests = _ci_image_names(store, project_id, ref, hint, as_of)
+    changes: list[DigestChange] = []
+    split_at: dict[int, datetime] = {}
+    if names:
+        where, params = _image_jobs_where(project_id, ref, as_of)
+        rows = store.read(
+            "SELECT id, pipeline_id, started_at, image_name, image_digest, pipeline_created, prev_name, prev_digest "
+            "FROM (SELECT j.id AS id, j.pipeline_id AS pipeline_id, j.started_at AS started_at, "
+            "f.image_name AS image_name, f.image_digest AS image_digest, p.created_at AS pipeline_created, "
+            "LAG(f.image_name) OVER w AS prev_name, LAG(f.image_digest) OVER w AS prev_digest "
+            f"{where} AND f.image_name IN ({_in(names)}) AND f.image_digest IN ({_in(digests)}) "
+            "WINDOW w AS (ORDER BY j.started_at, j.id)) AS ci "
+            "WHERE prev_digest IS NOT NULL AND prev_digest <> image_digest ORDER BY started_at, id",
+            [*params, *names, *digests],
+        )
+        for job_id, pipeline_id, started, name, raw, created, prev_name, prev_raw in rows:
+            old, new = normalize_digest(prev_raw), normalize_digest(raw)
+            if old is None or new is None or old == new:
+                continue
+            changes.append(
+                DigestChange(_time(started), job_id, pipeline_id, old, new, image_tag_of(prev_name), image_tag_of(name))
+            )
+            split_at[pipeline_id] = _time(created)
+
+    def last_digest() -> str | None:
+        """The digest of the newest CI-image job of any ref (``ci_image_jobs(ds, hint)[-1][1]``)."""
+        any_names, any_digests = _ci_image_names(store, project_id, None, hint, as_of)
+        if not any_names:
+            return None
+        where, params = _image_jobs_where(project_id, None, as_of)
+        got = store.read(
+            f"SELECT f.image_digest {where} AND f.image_name IN ({_in(any_names)}) "
+            f"AND f.image_digest IN ({_in(any_digests)}) ORDER BY j.started_at DESC, j.id DESC LIMIT 1",
+            [*params, *any_names, *any_digests],
+        )
+        return normalize_digest(got[0][0]) if got else None
+
+    return ImageHistory(ref, hint, as_of, tuple(changes), split_at, last_digest)

@@ -12,11 +12,11 @@ the TUI; nothing it imports imports it (``.importlinter``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from cidash.criteria import (
     REGISTRY,
@@ -29,13 +29,16 @@ from cidash.criteria import (
     criterion_daily_series,
     evaluate,
 )
-from cidash.dataset import gc_paused, load_dataset, resolve_project
+from cidash.dataset import Span, gc_paused, load_dataset, merge_spans, resolve_project
+from cidash.errors import CidashError
+from cidash.metrics import Dataset, ImageHistory
+from cidash.queries import image_history
+from cidash.specs import parse_migration
 
 if TYPE_CHECKING:
     from cidash.compare import Comparison
     from cidash.config import Config
     from cidash.export import ExportInput
-    from cidash.metrics import Dataset
     from cidash.models import Project
     from cidash.specs import Spec
     from cidash.store import Store
@@ -56,6 +59,15 @@ class Snapshot:
     include_retried: bool = False
     seed: int = 0
     only: tuple[str, ...] | None = None
+    #: The pipeline creation spans ``dataset`` holds (:func:`judged_spans`); None: the whole history.
+    spans: tuple[Span, ...] | None = None
+    #: Spans of ``dataset`` read for their start-ups only (the baseline of ``check``): see :class:`Window`.
+    startup_only: tuple[Span, ...] = ()
+    #: False: the dataset's log facts lack the start-up phases' sections (``check``'s load, see build_snapshot).
+    phases: bool = True
+    as_of: bool = True
+    #: The store the dataset came from, for a slice outside ``spans`` asked later (compare, export --since).
+    store: Store | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:  # the dataclass repr would print every pipeline and job (Textual logs reprs)
         return f"Snapshot({self.project.path!r}, now={self.now.isoformat()}, {len(self.dataset.jobs)} jobs)"
@@ -84,7 +96,10 @@ class Snapshot:
         return EvalContext(self.dataset, self.config, self.periods, self.include_retried, self.seed)
 
     def baseline(self, criterion_id: str) -> float | None:
-        """A criterion's measure over the baseline period (None without one)."""
+        """A criterion's measure over the baseline period (None without one). Not on a ``check`` window, which
+        holds only the baseline's start-ups (``build_snapshot(since="health")`` or ``None`` give the rest)."""
+        if self.startup_only:
+            raise RuntimeError('Snapshot.baseline needs build_snapshot(since="health") or since=None')
         result = next(r for r in self.report.criteria if r.id == criterion_id)
         return REGISTRY[criterion_id].baseline(self.context, result)
 
@@ -102,8 +117,17 @@ class Snapshot:
         """:func:`cidash.compare.compare` of two slices of this snapshot's dataset, with its options."""
         from cidash.compare import compare
 
+        if not self.phases:
+            raise RuntimeError("Snapshot.compare needs the start-up phases: build_snapshot(phases=True)")
+        ds = self.dataset
+        if self.spans is not None and self.store is not None:
+            for spec in (baseline, candidate):
+                wanted = _spec_spans(spec)
+                if wanted is None or not all(_within(self.spans, w) for w in wanted):
+                    ds = self.whole_history()  # a slice outside the window loaded (build_snapshot(specs=...))
+                    break
         return compare(
-            self.dataset,
+            ds,
             baseline,
             candidate,
             self.config,
@@ -117,8 +141,17 @@ class Snapshot:
         ``since`` (on ``ref``), with the counters' running totals kept in ``store``."""
         from cidash.export import ExportInput, totals_from_store
 
+        if not self.phases:
+            raise RuntimeError("Snapshot.export_input needs the start-up phases: build_snapshot(phases=True)")
+        ds = self.dataset
+        if self.spans is not None and not _covers(self.spans, since):
+            # export --since reaches before the window loaded: load what it asks for
+            with gc_paused():
+                ds = load_dataset(
+                    store, self.project, since=since, config_ref=self.config.criteria.ref, as_of=self._as_of_time
+                )
         return ExportInput(
-            ds=self.dataset.between(since, None).on_ref(ref),
+            ds=ds.between(since, None).on_ref(ref),
             report=self.report,
             generated_at=self.now,
             since=since,
@@ -129,6 +162,39 @@ class Snapshot:
             totals=totals_from_store(store, self.project.id),
             last_sync=self.last_sync,
         )
+
+    @property
+    def _as_of_time(self) -> datetime | None:
+        return self.now if self.as_of else None
+
+    def widened(self) -> Snapshot:
+        """This snapshot over the whole history (itself when it holds it already): what the dashboard's other
+        tabs read once the Health table, made from the window, is on screen. Same periods and verdicts."""
+        if self.spans is None:
+            return self
+        out = replace(self, dataset=self.whole_history(), spans=None, startup_only=(), phases=True)
+        for evaluated in ("periods", "report"):  # chosen and evaluated once: the window's are the history's
+            if evaluated in self.__dict__:
+                out.__dict__[evaluated] = self.__dict__[evaluated]
+        return out
+
+    @cached_property
+    def _whole(self) -> Dataset:
+        return self._load(None)
+
+    def whole_history(self, since: datetime | None = None) -> Dataset:
+        """The dataset with every pipeline created since ``since`` (None: all, loaded once), loaded again from the
+        store when the snapshot holds only the window judged."""
+        if self.spans is None or _covers(self.spans, since):
+            return self.dataset
+        return self._whole if since is None else self._load(since)
+
+    def _load(self, since: datetime | None) -> Dataset:
+        assert self.store is not None
+        with gc_paused():
+            return load_dataset(
+                self.store, self.project, since=since, config_ref=self.config.criteria.ref, as_of=self._as_of_time
+            )
 
     def daily_series(self, criterion_id: str, *, days: int = 30) -> list[DailyPoint]:
         """One point per UTC day (oldest first) of the measure behind a criterion, up to ``now``."""
@@ -147,13 +213,39 @@ def build_snapshot(
     only: tuple[str, ...] | None = None,
     evaluate_now: bool = True,
     as_of: bool = True,
+    since: datetime | Literal["window", "health"] | None = None,
+    specs: Sequence[Spec] = (),
+    phases: bool = True,
 ) -> Snapshot:
     """Load ``project``'s dataset from ``store`` and (unless ``evaluate_now`` is false) evaluate the criteria.
 
     ``as_of``: only what existed at ``now`` is loaded (pipelines created, jobs finished, tags created by then);
-    false for a comparison of two named slices, which does not depend on the time."""
+    false for a comparison of two named slices, which does not depend on the time.
+
+    Only the pipelines the criteria judge are loaded (the baseline and candidate periods, and the last 30 days
+    the daily series show), chosen from the whole history's CI-image digest changes found in the database
+    (:func:`cidash.queries.image_history`) when ``since`` is ``"window"`` (or a time: the dataset also holds
+    every pipeline created since then): memory follows the window judged, not the store's history. ``since``
+    None (the default: the dashboard's tabs, ``export --since all``): the whole history.
+    ``specs``: the slices a comparison reads (their dates, else the whole history). Configured baseline and
+    candidate SPECs, or a migration named by digest, load the whole history. ``phases`` false (``check``): a
+    window leaves out the start-up phases' runner sections, which no criterion reads (the snapshot then refuses
+    :meth:`Snapshot.export_input` and :meth:`Snapshot.compare`, which show phases)."""
     with gc_paused():
-        ds = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now if as_of else None)
+        spans = judged_spans(store, config, project, now, as_of=as_of, since=since, specs=specs)
+        if spans is None:
+            ds = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now if as_of else None)
+        else:
+            ds = load_dataset(
+                store,
+                project,
+                config_ref=config.criteria.ref,
+                as_of=now if as_of else None,
+                spans=spans.spans,
+                startup_only=spans.startup_only,
+                phases=phases,
+                image_history=spans.history,
+            )
         snap = Snapshot(
             project,
             now,
@@ -163,10 +255,111 @@ def build_snapshot(
             include_retried=include_retried,
             seed=seed,
             only=only,
+            spans=None if spans is None else tuple(merge_spans(spans.spans)),
+            startup_only=() if spans is None else spans.startup_only,
+            phases=phases or spans is None,
+            as_of=as_of,
+            store=store,
         )
         if evaluate_now:
             _ = snap.report
     return snap
+
+
+@dataclass(frozen=True)
+class Window:
+    """What :func:`build_snapshot` loads of the history: every fact of the pipelines created in ``spans``, the
+    start-ups only of those in ``startup_only`` (the baseline), and the whole history's CI-image changes."""
+
+    spans: tuple[Span, ...]
+    startup_only: tuple[Span, ...]
+    history: ImageHistory | None
+
+
+def _covers(spans: Sequence[Span], since: datetime | None) -> bool:
+    """True when the (merged) ``spans`` hold every pipeline created since ``since``."""
+    if not spans or spans[-1][1] is not None:
+        return False
+    start = spans[-1][0]
+    return start is None or (since is not None and start <= since)
+
+
+def _within(spans: Sequence[Span], wanted: Span) -> bool:
+    """True when the (merged) ``spans`` hold every pipeline created in ``wanted``."""
+    lo, hi = wanted
+    return any(
+        (a is None or (lo is not None and a <= lo)) and (b is None or (hi is not None and hi <= b)) for a, b in spans
+    )
+
+
+def _spec_spans(spec: Spec) -> list[Span] | None:
+    """The creation times a SPEC can select from (None: it can reach anywhere, e.g. pipeline ids or commits)."""
+    if spec.kind == "dates":
+        return [(spec.start, spec.end)]
+    if spec.kind == "all_of":
+        for part in spec.parts:  # a conjunction stays inside any one of its date parts
+            if (got := _spec_spans(part)) is not None:
+                return got
+    return None
+
+
+def judged_spans(
+    store: Store,
+    config: Config,
+    project: Project,
+    now: datetime,
+    *,
+    as_of: bool = True,
+    since: datetime | Literal["window", "health"] | None = "window",
+    specs: Sequence[Spec] = (),
+) -> Window | None:
+    """The pipeline creation spans :func:`build_snapshot` loads, and the whole history's CI-image changes that
+    chose them; None when the whole history is needed."""
+    if since is None:
+        return None
+    extra: list[Span] = [(since, None)] if isinstance(since, datetime) else []
+    if specs:
+        for spec in specs:
+            got = _spec_spans(spec)
+            if got is None:
+                return None
+            extra.extend(got)
+    if not as_of:
+        return Window(tuple(extra), (), None) if specs else None
+    c = config.criteria
+    if c.baseline and c.candidate:
+        return None  # configured SPECs may name any slice of the history
+    if c.migration:
+        try:
+            if parse_migration(c.migration).digest is not None:
+                return None  # the first job that ran it may be anywhere in the history
+        except CidashError:
+            return None  # choose_periods says what is wrong with it
+    ref = c.ref or project.default_branch or "main"
+    hint = config.image.repository or f"{project.path}/ci"
+    history = image_history(store, project.id, ref, hint, now)
+    # The periods chosen over a dataset with no pipelines but the whole history's changes and the image tags:
+    # choose_periods itself says where they lie, so the rule lives in one place.
+    probe = Dataset(
+        project,
+        (),
+        (),
+        image_tags=tuple(s.tag for s in store.image_tags(project.id)),
+        image_history=history,
+    )
+    periods = choose_periods(probe, config, now)
+    window = timedelta(days=c.window_days)
+    spans: list[Span] = [(now - window, None)]
+    startup_only: list[Span] = []
+    if periods.split_at is not None:
+        # the baseline is only read for its start-ups (every other criterion judges the candidate), unless the
+        # Health table is to show every criterion's baseline value (since="health", the dashboard's first screen)
+        baseline = (periods.split_at - window, periods.split_at)
+        (spans if since == "health" else startup_only).append(baseline)
+        spans.append((max(periods.split_at, now - window), None))
+    first = now.astimezone(UTC).date() - timedelta(days=29)  # Snapshot.recent (the daily series)
+    spans.append((datetime(first.year, first.month, first.day, tzinfo=UTC), None))
+    return Window((*spans, *extra), tuple(startup_only), history)
 
 
 def load_snapshot(
@@ -181,6 +374,9 @@ def load_snapshot(
     only: tuple[str, ...] | None = None,
     evaluate_now: bool = True,
     as_of: bool = True,
+    since: datetime | Literal["window", "health"] | None = None,
+    specs: Sequence[Spec] = (),
+    phases: bool = True,
 ) -> Snapshot:
     """Resolve the project (``project``, else the only one of ``configured`` — default ``[gitlab] projects`` —
     else the only one in the store; UsageError otherwise) and :func:`build_snapshot` it."""
@@ -195,4 +391,7 @@ def load_snapshot(
         only=only,
         evaluate_now=evaluate_now,
         as_of=as_of,
+        since=since,
+        specs=specs,
+        phases=phases,
     )

@@ -121,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             evaluate_now=False,
             as_of=now is not None,
+            since="window",
+            specs=(baseline, candidate),  # only the slices compared are loaded when they name dates
         )
     result = snap.compare(baseline, candidate, resamples=args.resamples)
     for side, spec, count in (

@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
         project = resolve_project(store, args.project, config.gitlab.projects)
         fold = fmt in ("openmetrics", "prometheus")
         if not fold:
-            inp = build_snapshot(store, config, project, now, include_retried=args.include_retried).export_input(
-                store, since=since, ref=args.ref
-            )
+            inp = build_snapshot(
+                store, config, project, now, include_retried=args.include_retried, since=since
+            ).export_input(store, since=since, ref=args.ref)
     if fold:
         # The counters' running totals catch up with the store first (see docs/team.md); a store this user may
         # only read is exported with the totals it already holds.
@@ -117,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
         with writable as store:
             if not store.readonly:
                 update_running_totals(store, project, config.image.build_job)
-            inp = build_snapshot(store, config, project, now, include_retried=args.include_retried).export_input(
-                store, since=since, ref=args.ref
-            )
+            inp = build_snapshot(
+                store, config, project, now, include_retried=args.include_retried, since=since
+            ).export_input(store, since=since, ref=args.ref)
     text = json_document(export_document(inp)) if fmt == "json" else render_export(inp, fmt)
     # a regular file or a new path, replaced atomically (a scraper never reads half a file); "-": stdout
     write_text(args.output or "-", text, option="--output")

@@ -349,7 +349,7 @@ class ServeApp:
             return
         now = datetime.now(UTC)
         since = now - timedelta(days=self.config.criteria.window_days)
-        inp = build_snapshot(self.store, self.config, project, now).export_input(self.store, since=since)
+        inp = build_snapshot(self.store, self.config, project, now, since=since).export_input(self.store, since=since)
         fams = window_families(dataclasses.replace(inp, last_sync=None))
         with self._cache_lock:
             self._cache[project.id] = (time.monotonic(), fams)

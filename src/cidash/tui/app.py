@@ -100,11 +100,18 @@ class CidashApp(App[None]):
             self.health = health
 
     class ViewsReady(Message):
-        def __init__(self, startup: StartupView, caches: CachesView, images: ImagesView) -> None:
+        def __init__(
+            self,
+            startup: StartupView,
+            caches: CachesView,
+            images: ImagesView,
+            widened: tuple[Snapshot, Snapshot] | None = None,
+        ) -> None:
             super().__init__()
             self.startup = startup
             self.caches = caches
             self.images = images
+            self.widened = widened  # (the snapshot the Health came from, the same over the whole history)
 
     class LocalReady(Message):
         def __init__(self, lines: list[str]) -> None:
@@ -314,8 +321,9 @@ class CidashApp(App[None]):
         try:
             save_health(health_cache_path(self.cache_dir, self.store.path, project.id), health)
             with gc_paused():
+                window, snap = snap, snap.widened()  # the Health came from the window; these tabs show the history
                 caches = caches_view(snap, self.store)
-                views = self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap))
+                views = self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap), (window, snap))
             self.post_message(views)
             if self.checkout is not None:
                 view = caches
@@ -352,6 +360,10 @@ class CidashApp(App[None]):
         self.run_compare(*self.compare_tab.specs())
 
     def on_cidash_app_views_ready(self, message: ViewsReady) -> None:
+        if message.widened is not None and self.snapshot is message.widened[0]:
+            self.snapshot = message.widened[1]  # one dataset in memory, the whole history's (same verdicts)
+            if self._compared_for is message.widened[0]:
+                self._compared_for = message.widened[1]  # the same comparison: not made again
         self.startup_tab.show(message.startup)
         self.caches_tab.show(message.caches)
         self.images_tab.show(message.images)

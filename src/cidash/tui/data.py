@@ -244,7 +244,9 @@ def load_dashboard(store: Store, config: Config, project: Project, now: datetime
     """The snapshot (:func:`cidash.snapshot.build_snapshot`, the same load and evaluation as ``cidash check``)
     and its Health table: the work behind the Health screen."""
     with gc_paused():
-        snap = build_snapshot(store, config, project, now)
+        # the window the criteria judge (with the baseline in full, for the Health table's baseline column); the
+        # other tabs read Snapshot.widened(), loaded once the Health is on screen
+        snap = build_snapshot(store, config, project, now, since="health")
         return snap, health_rows(snap)
 
 

@@ -1,0 +1,284 @@
+"""The window load (issue #15): ``check``, ``compare`` and ``export`` load only the periods the criteria judge, and
+their reports are the ones the whole-history load gives, byte for byte, as of any ``--now``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from cidash.cli import main
+from cidash.config import Config, CriteriaSettings
+from cidash.criteria import choose_periods, criteria_ref
+from cidash.dataset import load_dataset, merge_spans
+from cidash.metrics import image_digest_changes
+from cidash.queries import image_history
+from cidash.snapshot import build_snapshot, load_snapshot
+from cidash.store import Store
+from metrics_factories import SyncedWorld, synced_world  # noqa: F401 (the session fixture)
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "tui.py"
+REBUILT = "sha256:" + "e" * 64
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_tui", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, datetime]:
+    """bench/tui.py's store at 480 pipelines over 120 days (a migration at day 60), then: the last 40 pipelines
+    on a rebuilt digest of the same tag (a later, smaller change), a feature branch's jobs on another image, and
+    the newest pipeline's jobs still running at its end (what ``--now`` has to rewind)."""
+    bench = _bench()
+    db = tmp_path_factory.mktemp("window") / "bench.db"
+    bench.build_store(db, 480)
+    con = sqlite3.connect(db)
+    with con:
+        last = [r[0] for r in con.execute("SELECT id FROM pipelines ORDER BY created_at DESC LIMIT 40")]
+        marks = ",".join("?" * len(last))
+        con.execute(
+            f"UPDATE job_facts SET image_digest = ? WHERE image_name LIKE '%/ci:%' AND job_id IN "
+            f"(SELECT id FROM jobs WHERE pipeline_id IN ({marks}))",
+            [f"registry.example.com/platform/app/ci@{REBUILT}", *last],
+        )
+        con.execute(
+            "UPDATE job_facts SET image_name = 'registry.example.com/other/tools:1', "
+            "image_digest = 'sha256:' || printf('%064d', 7) WHERE job_id IN "
+            "(SELECT j.id FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE p.ref = 'feature/3')"
+        )
+    con.close()
+    return db, bench.NOW
+
+
+def _report(db: Path, config: Config, now: datetime, *, window: bool, phases: bool = True) -> str:
+    with Store.open(db, readonly=True) as store:
+        snap = load_snapshot(store, config, now, since="window" if window else None, phases=phases)
+        # configured SPECs or a migration named by digest may reach anywhere: the whole history is loaded
+        whole = not window or bool(config.criteria.baseline) or config.criteria.migration.startswith("sha256:")
+        assert (snap.spans is None) is whole
+        return json.dumps([snap.report.as_dict(), snap.report.period, snap.report.warnings], sort_keys=True)
+
+
+NOWS = (0, 45, 59, 61, 100)  # days before the bench store's end: across the migration and before it
+
+
+@pytest.mark.parametrize("days_back", NOWS)
+def test_the_window_load_gives_the_whole_history_report(bench_store: tuple[Path, datetime], days_back: int) -> None:
+    db, end = bench_store
+    now = end - timedelta(days=days_back, hours=3)
+    whole = _report(db, Config(), now, window=False)
+    assert _report(db, Config(), now, window=True) == whole
+    assert _report(db, Config(), now, window=True, phases=False) == whole  # check's load
+
+
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        CriteriaSettings(window_days=7),
+        CriteriaSettings(window_days=90),
+        CriteriaSettings(migration="2026-10-01T00:00:00Z", window_days=14),
+        CriteriaSettings(migration="2027-01-01T00:00:00Z"),  # after now: no baseline
+        CriteriaSettings(ref="feature/3"),  # a ref whose jobs ran another image
+        CriteriaSettings(migration="sha256:" + "a" * 12),  # by digest: the whole history (no window)
+        CriteriaSettings(baseline="2026-09-01..2026-09-20", candidate="2026-10-01..2026-10-20"),
+    ],
+)
+def test_the_window_load_agrees_for_every_way_of_choosing_periods(
+    bench_store: tuple[Path, datetime], criteria: CriteriaSettings
+) -> None:
+    db, end = bench_store
+    config = Config(criteria=criteria)
+    for now in (end, end - timedelta(days=50)):
+        assert _report(db, config, now, window=True) == _report(db, config, now, window=False)
+
+
+def test_the_window_holds_fewer_pipelines_than_the_history(bench_store: tuple[Path, datetime]) -> None:
+    db, end = bench_store
+    with Store.open(db, readonly=True) as store:
+        whole = build_snapshot(store, Config(), store.projects()[0], end)
+        window = build_snapshot(store, Config(), store.projects()[0], end, since="window")
+    assert window.spans is not None and whole.spans is None
+    # 120 days of history; the baseline (30 days before day 60) and the candidate (the last 30 days) are judged
+    assert len(window.dataset.pipelines) < 0.6 * len(whole.dataset.pipelines)
+    assert window.report == whole.report
+
+
+def test_the_database_finds_the_digest_changes_the_dataset_finds(bench_store: tuple[Path, datetime]) -> None:
+    db, end = bench_store
+    with Store.open(db, readonly=True) as store:
+        project = store.projects()[0]
+        for now in (end, end - timedelta(days=30), end - timedelta(days=100)):
+            ds = load_dataset(store, project, as_of=now)
+            hint = f"{project.path}/ci"
+            for ref in ("main", "feature/3", "feature/7"):
+                history = image_history(store, project.id, ref, hint, now)
+                assert list(history.changes) == image_digest_changes(ds.on_ref(ref), hint)
+            expected = [c.new for c in image_digest_changes(ds.on_ref("main"), hint)]
+            assert expected[-1:] == ([REBUILT] if now == end else expected[-1:])
+            assert history.last_digest() is not None
+
+
+def test_the_periods_chosen_from_the_database_are_the_periods_of_the_history(
+    bench_store: tuple[Path, datetime],
+) -> None:
+    db, end = bench_store
+    config = Config()
+    with Store.open(db, readonly=True) as store:
+        project = store.projects()[0]
+        ds = load_dataset(store, project, as_of=end)
+        whole = choose_periods(ds, config, end)
+        with_history = load_dataset(
+            store,
+            project,
+            as_of=end,
+            spans=[(end - timedelta(days=200), None)],
+            image_history=image_history(store, project.id, criteria_ref(ds, config), f"{project.path}/ci", end),
+        )
+        assert choose_periods(with_history, config, end).description == whole.description
+    assert "split at the CI-image digest change on main" in whole.description
+
+
+def test_merge_spans_joins_what_overlaps() -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    d = timedelta(days=1)
+    assert merge_spans([(t + 5 * d, None), (t, t + d), (t + d, t + 2 * d), (t + 4 * d, t + 6 * d)]) == [
+        (t, t + 2 * d),
+        (t + 4 * d, None),
+    ]
+    assert merge_spans([(None, t), (t + d, t + 2 * d)]) == [(None, t), (t + d, t + 2 * d)]
+    assert merge_spans([(t, None), (None, t - d)]) == [(None, t - d), (t, None)]
+
+
+def test_the_commands_give_the_whole_history_answers(
+    synced_world: SyncedWorld,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """check (window) and the whole-history snapshot agree on a synced store; export --since all and --since 3d
+    count only the pipelines since then (their jobs' log facts too); compare of two date slices loads them."""
+    from cidash.config import load_config
+
+    config = load_config(synced_world.config_file)
+    now = synced_world.now
+    common = ["--db", synced_world.db, "--config", synced_world.config_file]
+    main(["check", "--json", "--now", now.isoformat(), *common])
+    check = json.loads(capsys.readouterr().out)
+    with Store.open(synced_world.db, readonly=True) as store:
+        whole = load_snapshot(store, config, now)
+        assert check["criteria"] == whole.report.as_dict()["criteria"]
+        every = whole.dataset
+        recent = every.between(now - timedelta(days=3), None)
+    for since, ds in (("all", every), ("3d", recent)):
+        out = tmp_path / f"export-{since}.json"
+        assert (
+            main(
+                [
+                    "export",
+                    "--format",
+                    "json",
+                    "--now",
+                    now.isoformat(),
+                    "--since",
+                    since,
+                    "--output",
+                    str(out),
+                    *common,
+                ]
+            )
+            == 0
+        )
+        counts = json.loads(out.read_text(encoding="utf-8"))["counts"]
+        assert counts == {
+            "pipelines": len(ds.pipelines),
+            "jobs": len(ds.jobs),
+            "jobs_with_log_facts": sum(j.id in ds.facts for j in ds.jobs),
+        }
+    assert 0 < counts["jobs_with_log_facts"] < len(every.facts)
+    day = now.astimezone(UTC).date()
+    base, cand = f"{day - timedelta(days=11)}..{day - timedelta(days=6)}", f"{day - timedelta(days=5)}.."
+    assert main(["compare", "--json", "--baseline", base, "--candidate", cand, *common]) in (0, 1)
+    windowed = json.loads(capsys.readouterr().out)
+    assert windowed.pop("schema_version") == 1
+    with Store.open(synced_world.db, readonly=True) as store:
+        from cidash.specs import parse_spec
+
+        snap = load_snapshot(store, config, now, evaluate_now=False, as_of=False)
+        assert snap.spans is None
+        expected = snap.compare(parse_spec(base), parse_spec(cand)).as_dict()
+    assert windowed == json.loads(json.dumps(expected))
+
+
+@pytest.mark.parametrize("days_back", [0, 45, 100])
+def test_the_dashboard_paints_the_whole_history_health_from_the_window(
+    bench_store: tuple[Path, datetime], days_back: int
+) -> None:
+    """The dashboard's first screen is made from the window (with the baseline in full, for the baseline
+    column); its other tabs read the whole history, loaded once the Health is painted."""
+    from cidash.tui.data import health_rows, images_view, load_dashboard, startup_view
+
+    db, end = bench_store
+    now = end - timedelta(days=days_back)
+    with Store.open(db, readonly=True) as store:
+        project = store.projects()[0]
+        snap, health = load_dashboard(store, Config(), project, now)
+        whole = build_snapshot(store, Config(), project, now)
+        assert snap.spans is not None and not snap.startup_only
+        assert health == health_rows(whole)
+        wide = snap.widened()
+        assert wide.spans is None and wide.report is snap.report
+        assert wide.dataset.pipelines == whole.dataset.pipelines and wide.dataset.jobs == whole.dataset.jobs
+        assert startup_view(wide) == startup_view(whole)
+        assert images_view(store, wide) == images_view(store, whole)
+
+
+def test_a_check_window_refuses_the_baseline_column(bench_store: tuple[Path, datetime]) -> None:
+    """check's window holds only the baseline's start-ups: a current-state criterion's baseline value would be
+    wrong there, so asking for one is a programming error, not a silent 0."""
+    db, end = bench_store
+    with Store.open(db, readonly=True) as store:
+        snap = build_snapshot(store, Config(), store.projects()[0], end, since="window")
+        assert snap.startup_only
+        with pytest.raises(RuntimeError):
+            snap.baseline("stale_caches")
+        lean = build_snapshot(store, Config(), store.projects()[0], end, since="window", phases=False)
+        assert not lean.phases and lean.report == snap.report
+        with pytest.raises(RuntimeError):  # its start-ups have no phases: the exports would show them empty
+            lean.export_input(store, since=None)
+
+
+def test_reading_in_chunks_gives_the_same_dataset(
+    bench_store: tuple[Path, datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A span's jobs and facts are read a few thousand at a time (the peak memory of the rows): small chunks, and
+    pipelines created at the same instant across a chunk boundary, give the dataset of one read."""
+    import cidash.dataset as dataset
+
+    db, end = bench_store
+    con = sqlite3.connect(db)
+    with con:  # three pipelines created at one instant, where a chunk of 7 ends
+        ids = [r[0] for r in con.execute("SELECT id FROM pipelines ORDER BY created_at DESC LIMIT 12")]
+        at = con.execute("SELECT created_at FROM pipelines WHERE id = ?", [ids[6]]).fetchone()[0]
+        con.execute(f"UPDATE pipelines SET created_at = ? WHERE id IN ({ids[5]}, {ids[6]}, {ids[7]})", [at])
+    con.close()
+    spans = [(end - timedelta(days=10), None)]
+    with Store.open(db, readonly=True) as store:
+        project = store.projects()[0]
+        one = load_dataset(store, project, spans=spans, as_of=end)
+        monkeypatch.setattr(dataset, "_PIPELINES_PER_READ", 7)
+        monkeypatch.setattr(dataset, "_JOBS_PER_READ", 13)
+        chunked = load_dataset(store, project, spans=spans, as_of=end)
+        whole = load_dataset(store, project, as_of=end).between(end - timedelta(days=10), None)
+    assert chunked.pipelines == one.pipelines == whole.pipelines
+    assert chunked.jobs == one.jobs == whole.jobs
+    assert dict(chunked.facts) == dict(one.facts)
+    assert len(chunked.jobs) > 13 * 3 and len(chunked.pipelines) > 7 * 3
