@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,26 @@ async def settle(pilot: Pilot[None], timeout: float = 30.0) -> None:
         busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers)
         quiet = 0 if busy else quiet + 1
         await pilot.pause(0.02)
+
+
+@dataclass(frozen=True)
+class Notice:
+    title: str
+    message: str
+    severity: str
+
+
+def record_notices(app: CidashApp) -> list[Notice]:
+    """Every toast the app raises through Textual's public ``notify`` (then shown as usual)."""
+    seen: list[Notice] = []
+    shown = app.notify
+
+    def notify(message: str, *, title: str = "", severity: Any = "information", **kw: Any) -> None:
+        seen.append(Notice(title, message, str(severity)))
+        shown(message, title=title, severity=severity, **kw)
+
+    app.notify = notify  # type: ignore[method-assign]
+    return seen
 
 
 def table_rows(app: CidashApp, selector: str) -> list[list[str]]:
@@ -201,6 +222,7 @@ async def test_failed_refresh_keeps_data_and_says_stale(
 ) -> None:
     factory = client_factory(live_sim)
     app = make_app(store, tmp_path, refresher=sync_refresher(factory, store, Config(), lambda: NOW))
+    notices = record_notices(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         rows = table_rows(app, "#health-table")
@@ -211,7 +233,7 @@ async def test_failed_refresh_keeps_data_and_says_stale(
         assert app.header.stale
         assert "stale: last refresh failed" in str(app.header.render())
         assert table_rows(app, "#health-table") == rows  # the last good data stays
-        assert any(n.title == app.failure.title and n.severity == "error" for n in app._notifications)
+        assert any(n.title == app.failure.title and n.severity == "error" for n in notices)
 
 
 async def test_a_project_not_in_the_store_is_said_never_replaced(
@@ -324,13 +346,14 @@ async def test_read_only_disables_actions_with_the_reason(store: Store, tmp_path
     actions = core_actions(lambda: None, store, config)
     assert isinstance(actions, UnavailableActions)
     app = make_app(store, tmp_path, config=config, actions=actions)
+    notices = record_notices(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("b")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
         assert "read-only" in str(app.header.render())
-        assert any("read-only" in n.message for n in app._notifications)
+        assert any("read-only" in n.message for n in notices)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -564,6 +587,7 @@ async def test_retry_on_health_targets_the_latest_failed_build(
     failed = store.jobs(project.id, name="build-ci-image", status="failed", include_retried=False)
     actions = CoreActions(client_factory(live_sim), store, Config(), clock=lambda: NOW, follow_timeout=0.5)
     app = make_app(store, tmp_path, actions=actions)
+    notices = record_notices(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("t")
@@ -573,9 +597,9 @@ async def test_retry_on_health_targets_the_latest_failed_build(
             assert app.screen.plan.dry_run.endswith(f"/jobs/{failed[-1].id}/retry")
         else:  # every failed build was already retried: refused in words, nothing sent
             assert not isinstance(app.screen, ConfirmScreen)
-            assert any(n.title == "Refused" and "build-ci-image" in n.message for n in app._notifications)
+            assert any(n.title == "Refused" and "build-ci-image" in n.message for n in notices)
             if store.jobs(project.id, name="build-ci-image", status="failed", include_retried=True):
-                assert any("already retried" in n.message for n in app._notifications)
+                assert any("already retried" in n.message for n in notices)
     assert live_sim.stats.mutating_requests == 0
 
 
