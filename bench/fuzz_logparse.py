@@ -14,7 +14,7 @@ splices of two logs), feeds it to the parser in random chunks and checks:
 - the facts do not depend on the chunking (compared with one whole parse).
 
 A failing case is written to bench/.fuzz/ (gitignored) with the exception, and the run exits 1.
-`tests/test_logparse_fuzz.py` runs the same cases (a few thousand, fixed seed) in `make test`.
+`tests/unit/test_logparse_fuzz.py` runs the same cases (a few thousand, fixed seed) in `make test`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from cidash.cli import main
+from paths import DATA
 
-LOGS = Path(__file__).parent / "data" / "logs"
+LOGS = DATA / "logs"
 
 
 CONFORMANCE = LOGS / "conformance"

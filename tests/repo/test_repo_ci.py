@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 CI_FILE = ROOT / ".gitlab-ci.yml"
 KEY_FILES = ("pyproject.toml", "requirements.lock", ".gitlab-ci.yml", "Dockerfile.ci", ".mise/config.toml")
 IMAGE_INPUTS = ("Dockerfile.ci", "requirements.lock", ".mise/config.toml")

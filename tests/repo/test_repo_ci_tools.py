@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 BIN = Path(sys.executable).parent
 KEY_FILES = ("pyproject.toml", "requirements.lock", ".gitlab-ci.yml", "Dockerfile.ci", ".mise/config.toml")
 FIX = "sh ci/update-keys.sh"

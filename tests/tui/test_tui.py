@@ -1125,7 +1125,7 @@ def test_snapshot_local_checkout_panel(
     """Caches tab run inside a git checkout: under the key table, the local panel says .cache-key is stale and
     that go.mod (only) changed, with both digests; the key GitLab will compute for HEAD for the job that uses it
     (prefix `deps`); and the key last seen in logs on main."""
-    from test_gitrepo_helpers import commit, init_repo
+    from gitrepo_helpers import commit, init_repo
 
     for var in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):  # a fixed commit id, so the panel's HEAD is stable
         monkeypatch.setenv(var, "2026-11-04T12:00:00+00:00")
