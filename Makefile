@@ -39,10 +39,13 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
+# TESTS narrows the run to one group or file, e.g. `make pytest TESTS=tests/unit` (groups: tests/unit,
+# tests/integration, tests/tui, tests/repo; see docs/development.md).
+TESTS ?=
 pytest: $(STAMP)
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q $(TESTS)
 
-# pytest includes tests/test_packaging.py: uv build (sdist + wheel) into a temporary directory, the metadata, and
+# pytest includes tests/repo/test_packaging.py: uv build (sdist + wheel) into a temporary directory, the metadata, and
 # the wheel installed as a uv tool, offline, running `cidash --version` and `cidash demo --headless` from there.
 test: lint typecheck imports pytest
 
@@ -53,7 +56,7 @@ package: $(STAMP)
 
 # The packaging check on its own (make test runs it as part of pytest).
 package-check: $(STAMP)
-	$(BIN)/pytest -q -n 0 tests/test_packaging.py
+	$(BIN)/pytest -q -n 0 tests/repo/test_packaging.py
 
 # Regenerate the pinned dependency set (the lock file the CI image also installs).
 lock: | $(BIN)/uv

@@ -18,7 +18,7 @@ A failing case is written to bench/.fuzz/ (gitignored) with the exception, and t
 --against REV also parses every case with src/cidash/logparse.py as it is at git revision REV and counts the
 cases whose facts differ (written to bench/.fuzz/ as diff-*.txt): a report for changes to the parser, not a
 failure.
-`tests/test_logparse_fuzz.py` runs the same cases (a few thousand, fixed seed) in `make test`.
+`tests/unit/test_logparse_fuzz.py` runs the same cases (a few thousand, fixed seed) in `make test`.
 """
 
 from __future__ import annotations

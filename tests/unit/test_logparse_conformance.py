@@ -17,14 +17,14 @@ the log says (tests/data/logs/conformance/*.json, never produced by running the 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cidash.logparse import TraceParser, facts_to_dict, parse_bytes
+from paths import DATA
 
-CORPUS = Path(__file__).parent / "data" / "logs" / "conformance"
+CORPUS = DATA / "logs" / "conformance"
 NAMES = sorted(p.stem for p in CORPUS.glob("*.log"))
 FIELDS = ["runner_version", "executor", "truncated", "sections", "startup_seconds", "image", "cache", "restores"]
 

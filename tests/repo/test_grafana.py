@@ -16,9 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cidash.cli import build_parser
 from cidash.sim import SimulatedGitLab
+from paths import REPO_ROOT
 from serve_support import SECRET, pipeline_hook, recent_scenario, request, serving, wait_for
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = REPO_ROOT / "docs"
 DASHBOARDS = sorted((DOCS / "grafana").glob("*.json"))
 METRIC = re.compile(r"\b(cidash_[a-zA-Z0-9_]+)\b")
 SELECTOR = re.compile(r"\b(cidash_[a-zA-Z0-9_]+)\{([^}]*)\}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import statistics
-import time
 
 import pytest
 
@@ -190,13 +189,10 @@ def test_same_seed_same_world_other_seed_other_world() -> None:
     )
 
 
-def test_total_pipelines_override_and_speed() -> None:
-    start = time.perf_counter()
+def test_total_pipelines_override() -> None:
     world = build_world(Scenario(total_pipelines=200, days=10, migration_day=6))
-    elapsed = time.perf_counter() - start
     assert world.truth is not None
     assert 200 <= world.truth.pipelines <= 201  # + the migration commit's own pipeline
-    assert elapsed < 5.0  # generous for a loaded CI machine; typically ~0.15 s
 
 
 def test_logs_print_what_their_runner_prints(world: World) -> None:

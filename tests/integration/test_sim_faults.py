@@ -25,9 +25,8 @@ def test_429_burst_then_python_gitlab_recovers() -> None:
             r = client.get("/api/v4/projects/42/pipelines")
             assert r.status_code == 429 and r.headers["retry-after"] == "0"
         gl = gitlab.Gitlab(sim.url, private_token=sim.token, retry_transient_errors=True)
-        start = time.monotonic()
         pipelines = gl.projects.get(42, lazy=True).pipelines.list(get_all=True)
-        assert pipelines and time.monotonic() - start < 5
+        assert pipelines
         assert sim.stats.by_status[429] == 2
         assert sim.stats.count("GET /projects/:id/pipelines") == 3
 

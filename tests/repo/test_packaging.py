@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 import cidash
+from paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 LOCK = ROOT / "requirements.lock"
 #: The environment as it was before the conftest pointed HOME/XDG at a temporary directory: uv finds its cache
 #: (and nothing else of the developer's) through it.

@@ -8,7 +8,7 @@ import pytest
 
 from cidash.errors import GitError
 from cidash.gitrepo import GitRepo, find_root
-from test_gitrepo_helpers import commit, git, init_repo
+from gitrepo_helpers import commit, git, init_repo
 
 
 @pytest.fixture
@@ -87,3 +87,10 @@ def test_provider_answers_for_one_commit(repo: Path) -> None:
     assert p.blob_id("renamed.sum") is None
     assert p.last_commit_id("go.sum") == first
     assert "dir/file one.txt" in (p.list_files() or [])
+
+
+def test_helpers_build_a_real_repository(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "r")
+    sha = commit(repo, "one", {"a.txt": "a\n"})
+    assert len(sha) == 40
+    assert git(repo, "rev-parse", "HEAD:a.txt") == git(repo, "hash-object", "a.txt")

@@ -17,7 +17,7 @@ from cidash.gitrepo import GitRepo
 from cidash.sim import gitlab_keys
 from cidash.sim.content import CI_CACHE_KEY
 from cidash.sim.scenario import Scenario, build_world
-from test_gitrepo_helpers import commit, git, init_repo
+from gitrepo_helpers import commit, git, init_repo
 
 VERSIONS = ("15.6.2", "15.9.0", "15.11.0", "16.0.0", "17.8.1", "18.3.0", "18.4.0", "18.6.1", "19.2.0")
 

@@ -12,6 +12,7 @@ from cidash.compare import compare
 from cidash.config import Config
 from cidash.specs import parse_spec
 from metrics_factories import migration_story
+from paths import REPO_ROOT
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -148,7 +149,7 @@ def test_every_option_metavar_matches_its_description() -> None:
 
 
 def _readme() -> str:
-    return (Path(__file__).parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    return (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
 
 
 def test_readme_config_reference_parses_and_names_every_key() -> None:
@@ -174,12 +175,31 @@ def test_readme_quick_start_config_parses() -> None:
 
     from cidash.config import config_from_dict
 
-    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     quick = text[text.index("## Quick start") : text.index("## The manual")]
     block = quick.split("<<'TOML'\n", 1)[1].split("TOML\n", 1)[0]
     config = config_from_dict(tomllib.loads(block))
     assert config.gitlab.projects == ("platform/app",)
-    assert "keep_raw_logs" not in text
+    assert config.gitlab.token_file is not None  # the token is kept in a file, never in the config
+
+
+def test_every_command_the_readme_shows_exists_with_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """The front door's commands (in ```sh blocks and `code` spans) are subcommands with the options shown."""
+    import re
+
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    spans = re.findall(r"```sh\n(.*?)```", text, re.DOTALL) + re.findall(r"`([^`\n]+)`", text)
+    shown: dict[str, set[str]] = {}
+    for span in spans:
+        for m in re.finditer(r"(?:^|[\s(;])cidash ([a-z][a-z-]*)((?: --[a-z][a-z-]*)*)", span, re.MULTILINE):
+            shown.setdefault(m.group(1), set()).update(m.group(2).split())
+    assert {"demo", "sync", "check", "lint", "key", "trace"} <= set(shown), shown
+    for command, options in sorted(shown.items()):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert exit_.value.code == 0, command
+        assert [o for o in sorted(options) if o not in out] == [], command
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 from cidash.cachekey import GitLabKey, GitLabVersion, gitlab_key
 from cidash.cli import main
 from cidash.gitrepo import GitRepo
-from test_gitrepo_helpers import commit, git, init_repo
+from gitrepo_helpers import commit, git, init_repo
 
 
 def _expected(repo: Path, rev: str, paths: list[str], prefix: str, entries: list[str] | None = None) -> tuple[str, str]:

@@ -21,8 +21,9 @@ from cidash.queries import image_history
 from cidash.snapshot import build_snapshot, load_snapshot
 from cidash.store import Store
 from metrics_factories import SyncedWorld, synced_world  # noqa: F401 (the session fixture)
+from paths import REPO_ROOT
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "tui.py"
+BENCH = REPO_ROOT / "bench" / "tui.py"
 REBUILT = "sha256:" + "e" * 64
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,26 @@ async def settle(pilot: Pilot[None], timeout: float = 30.0) -> None:
         busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers)
         quiet = 0 if busy else quiet + 1
         await pilot.pause(0.02)
+
+
+@dataclass(frozen=True)
+class Notice:
+    title: str
+    message: str
+    severity: str
+
+
+def record_notices(app: CidashApp) -> list[Notice]:
+    """Every toast the app raises through Textual's public ``notify`` (then shown as usual)."""
+    seen: list[Notice] = []
+    shown = app.notify
+
+    def notify(message: str, *, title: str = "", severity: Any = "information", **kw: Any) -> None:
+        seen.append(Notice(title, message, str(severity)))
+        shown(message, title=title, severity=severity, **kw)
+
+    app.notify = notify  # type: ignore[method-assign]
+    return seen
 
 
 def table_rows(app: CidashApp, selector: str) -> list[list[str]]:
@@ -201,6 +222,7 @@ async def test_failed_refresh_keeps_data_and_says_stale(
 ) -> None:
     factory = client_factory(live_sim)
     app = make_app(store, tmp_path, refresher=sync_refresher(factory, store, Config(), lambda: NOW))
+    notices = record_notices(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         rows = table_rows(app, "#health-table")
@@ -211,7 +233,7 @@ async def test_failed_refresh_keeps_data_and_says_stale(
         assert app.header.stale
         assert "stale: last refresh failed" in str(app.header.render())
         assert table_rows(app, "#health-table") == rows  # the last good data stays
-        assert any(n.title == app.failure.title and n.severity == "error" for n in app._notifications)
+        assert any(n.title == app.failure.title and n.severity == "error" for n in notices)
 
 
 async def test_a_project_not_in_the_store_is_said_never_replaced(
@@ -324,13 +346,14 @@ async def test_read_only_disables_actions_with_the_reason(store: Store, tmp_path
     actions = core_actions(lambda: None, store, config)
     assert isinstance(actions, UnavailableActions)
     app = make_app(store, tmp_path, config=config, actions=actions)
+    notices = record_notices(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("b")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
         assert "read-only" in str(app.header.render())
-        assert any("read-only" in n.message for n in app._notifications)
+        assert any("read-only" in n.message for n in notices)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -340,6 +363,11 @@ async def test_read_only_disables_actions_with_the_reason(store: Store, tmp_path
 
 @pytest.mark.parametrize("tab", ["1", "2", "3", "4", "5", "6"])
 def test_snapshot_tabs(snap_compare: Any, store: Store, tmp_path: Path, tab: str) -> None:
+    """Each tab at 120x36 on the synced 8-day migration story: 1 Health's verdict, period and one row per criterion
+    with its sparkline; 2 Pipelines newest first with start-up, cache and image; 3 Start-up's phase table, the
+    per-digest table and the daily chart with the migration mark; 4 Caches' per-key rates with the `default` and
+    stale flags; 5 Images' tags with the size chart and target; 6 Compare's baseline/candidate specs and verdicts.
+    The header says "actions disabled: no GitLab connection" (the app has no actions)."""
     app = make_app(store, tmp_path)
 
     async def run_before(pilot: Pilot[None]) -> None:
@@ -351,6 +379,8 @@ def test_snapshot_tabs(snap_compare: Any, store: Store, tmp_path: Path, tab: str
 
 
 def test_snapshot_health_80x24(snap_compare: Any, store: Store, tmp_path: Path) -> None:
+    """Health in the smallest supported terminal: the verdict and the period wrap, the Baseline column gives way
+    and every criterion keeps its status, value, target and change."""
     app = make_app(store, tmp_path)
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
@@ -391,6 +421,8 @@ async def test_health_columns_follow_the_width(store: Store, tmp_path: Path) -> 
 
 
 def test_snapshot_pipeline_detail(snap_compare: Any, store: Store, tmp_path: Path) -> None:
+    """Enter on the newest pipeline: its header line (ref @ sha, status, source, created, duration, job count), the
+    phase legend and one row per job with stage, status, duration, start-up, a phase bar and its cache outcome."""
     app = make_app(store, tmp_path)
 
     async def run_before(pilot: Pilot[None]) -> None:
@@ -564,6 +596,7 @@ async def test_retry_on_health_targets_the_latest_failed_build(
     failed = store.jobs(project.id, name="build-ci-image", status="failed", include_retried=False)
     actions = CoreActions(client_factory(live_sim), store, Config(), clock=lambda: NOW, follow_timeout=0.5)
     app = make_app(store, tmp_path, actions=actions)
+    notices = record_notices(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("t")
@@ -573,13 +606,15 @@ async def test_retry_on_health_targets_the_latest_failed_build(
             assert app.screen.plan.dry_run.endswith(f"/jobs/{failed[-1].id}/retry")
         else:  # every failed build was already retried: refused in words, nothing sent
             assert not isinstance(app.screen, ConfirmScreen)
-            assert any(n.title == "Refused" and "build-ci-image" in n.message for n in app._notifications)
+            assert any(n.title == "Refused" and "build-ci-image" in n.message for n in notices)
             if store.jobs(project.id, name="build-ci-image", status="failed", include_retried=True):
-                assert any("already retried" in n.message for n in app._notifications)
+                assert any("already retried" in n.message for n in notices)
     assert live_sim.stats.mutating_requests == 0
 
 
 def test_snapshot_light_theme_startup(snap_compare: Any, store: Store, tmp_path: Path) -> None:
+    """ctrl+t then the Start-up tab: the same tables and daily chart as tab 3 (migration mark included), drawn in
+    the light theme (dark text on a light background)."""
     app = make_app(store, tmp_path)
 
     async def run_before(pilot: Pilot[None]) -> None:
@@ -614,6 +649,8 @@ async def test_results_arriving_under_a_pushed_screen(store: Store, tmp_path: Pa
 
 @pytest.mark.parametrize("keys", [("enter",), ("question_mark",)], ids=["evidence", "help"])
 def test_snapshot_modals(snap_compare: Any, store: Store, tmp_path: Path, keys: tuple[str, ...]) -> None:
+    """Enter on Health's first row opens the evidence of "CI image size" (the image, its digest and the tag table);
+    ? opens the key list grouped by purpose with each key's command and what it does. Both say Esc closes."""
     app = make_app(store, tmp_path)
 
     async def run_before(pilot: Pilot[None]) -> None:
@@ -985,3 +1022,121 @@ def test_snapshot_failing_project(
             await settle(pilot)
 
         assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Snapshots of the confirmations, the auth screen, an empty store and the local checkout (issue 14)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_snapshot_rebuild_confirmation(
+    snap_compare: Any, store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    """`b` on Health: the confirmation names the project (and its id), the ref, the effect (play the manual
+    build-ci-image job of the latest pipeline on main, both by number) and the one request it would send (its dry
+    run), and offers y to confirm and Esc to cancel; nothing is sent while it is open."""
+    actions = CoreActions(client_factory(live_sim), store, Config(), clock=lambda: NOW, follow_timeout=0.5)
+    app = make_app(store, tmp_path, actions=actions)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press("b")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert live_sim.stats.mutating_requests == 0
+
+
+def stale_checkout(root: Path, content: dict[str, str] | None = None) -> Path:
+    """A checkout of the default critical files (``content`` or a line each) whose .cache-key is current except for
+    go.mod's line."""
+    from cidash.cachekey import checksum_lines
+    from cidash.config import DEFAULT_CRITICAL_FILES
+
+    for name in DEFAULT_CRITICAL_FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text((content or {}).get(name, f"content of {name}\n"), encoding="utf-8")
+    lines = checksum_lines(list(DEFAULT_CRITICAL_FILES), root).splitlines(keepends=True)
+    stale = ["0" * 64 + "  go.mod\n" if line.endswith("  go.mod\n") else line for line in lines]
+    (root / ".cache-key").write_text("".join(stale), encoding="utf-8")
+    return root
+
+
+def test_snapshot_keys_confirmation(
+    snap_compare: Any, store: Store, tmp_path: Path, live_sim: SimulatedGitLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`K` with a .cache-key stale for go.mod: the confirmation names go.mod as the one change, shows the git
+    commands to commit the result (cidash never commits), what GitLab computed on main, the diff of .cache-key (one
+    line) and the file it would write (relative: the checkout is the working directory), then y/Esc; the file is
+    not written while it is open."""
+    monkeypatch.chdir(tmp_path)
+    stale_checkout(tmp_path / "checkout")
+    checkout = Path("checkout")
+    actions = CoreActions(client_factory(live_sim), store, Config(), clock=lambda: NOW, checkout=checkout)
+    app = make_app(store, tmp_path, actions=actions)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press("K")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert (checkout / ".cache-key").read_text(encoding="utf-8").startswith("0" * 64)
+
+
+def test_snapshot_auth_screen_after_a_rejected_token(
+    snap_compare: Any, store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    """GitLab answered 401 to the first refresh: the screen says the token was rejected, how to set a URL and a
+    token (never the token itself), and offers c (continue with the stored data, read-only) and q."""
+    factory = client_factory(live_sim, token="not-the-token")
+    app = make_app(store, tmp_path, refresher=sync_refresher(factory, store, Config(), lambda: NOW))
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        assert isinstance(app.screen, AuthScreen)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_empty_store_without_a_connection(snap_compare: Any, tmp_path: Path) -> None:
+    """A first start with nothing configured and an empty store: the set-up screen says what is missing and how
+    to configure it or try the demo, and offers only q (there is no data to continue with)."""
+    from cidash.errors import ConfigError
+
+    with Store.open(tmp_path / "empty.db") as empty:
+        app = make_app(empty, tmp_path, startup_error=ConfigError("no GitLab URL configured"))
+        assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_snapshot_empty_store_health(snap_compare: Any, tmp_path: Path) -> None:
+    """An empty store with no start-up error: Health says there is nothing synced yet and what to run, instead of
+    an empty table or a crash."""
+    with Store.open(tmp_path / "empty.db") as empty:
+        app = make_app(empty, tmp_path)
+        assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+
+
+def test_snapshot_local_checkout_panel(
+    snap_compare: Any, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caches tab run inside a git checkout: under the key table, the local panel says .cache-key is stale and
+    that go.mod (only) changed, with both digests; the key GitLab will compute for HEAD for the job that uses it
+    (prefix `deps`); and the key last seen in logs on main."""
+    from gitrepo_helpers import commit, init_repo
+
+    for var in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):  # a fixed commit id, so the panel's HEAD is stable
+        monkeypatch.setenv(var, "2026-11-04T12:00:00+00:00")
+    ci = "test:\n  cache:\n    key:\n      files: [.cache-key]\n      prefix: deps\n    policy: pull\n  script: [x]\n"
+    checkout = stale_checkout(init_repo(tmp_path / "checkout"), {".gitlab-ci.yml": ci})
+    commit(checkout, "init")
+    app = make_app(store, tmp_path, checkout=checkout)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import calendar
 import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -18,8 +17,9 @@ from hypothesis import strategies as st
 
 from cidash.logparse import parse_bytes
 from cidash.models import Section
+from paths import REPO_ROOT
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "fuzz_logparse.py"
+BENCH = REPO_ROOT / "bench" / "fuzz_logparse.py"
 
 
 def _engine() -> ModuleType:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cidash.logparse import TraceParser, parse_bytes
 from cidash.models import CacheEvent, CacheOutcome, ImageRef, Section, TraceFacts
+from paths import DATA
 
-LOGS = Path(__file__).parent / "data" / "logs"
+LOGS = DATA / "logs"
 FIXTURES = {str(p.relative_to(LOGS)): p.read_bytes() for p in sorted(LOGS.rglob("*.log"))}
 FIXTURES.update({f"{name} (CR stripped)": data.replace(b"\r", b"\n") for name, data in list(FIXTURES.items())})
 S = "\r\x1b[0K"

@@ -12,14 +12,15 @@ import pytest
 
 from cidash.cli import main
 from cidash.sim import SimulatedGitLab
+from gitrepo_helpers import commit, init_repo
 from metrics_factories import SyncedWorld, synced_world
-from test_gitrepo_helpers import commit, init_repo
+from paths import DATA, REPO_ROOT
 
 __all__ = ["synced_world"]
 
-SCHEMAS = Path(__file__).parent.parent / "docs" / "schemas"
-LOGS = Path(__file__).parent / "data" / "logs"
-CI = Path(__file__).parent / "data" / "ci"
+SCHEMAS = REPO_ROOT / "docs" / "schemas"
+LOGS = DATA / "logs"
+CI = DATA / "ci"
 
 
 @cache

@@ -24,8 +24,9 @@ from cidash.logparse import (
     restores,
 )
 from cidash.models import CacheEvent, ImageRef, Section, TraceFacts
+from paths import DATA
 
-LOGS = Path(__file__).parent / "data" / "logs"
+LOGS = DATA / "logs"
 S = "\r\x1b[0K"  # what follows every section marker
 
 

@@ -43,11 +43,12 @@ from cidash.store import Store
 from cidash.sync import sync_project
 from cidash.tui.adapters import log_fetcher
 from faultproxy import FaultProxy, ProxyFault, Recorder
+from paths import TLS
 from test_sync import NOW, options
 
 TRACE = "GET /projects/:id/jobs/:job_id/trace"
 CREDENTIALS = ("private-token", "job-token", "authorization")
-TLS_DIR = Path(__file__).parent / "tls"
+TLS_DIR = TLS
 #: Bookkeeping that differs between two equally good syncs (wall-clock stamps, run history).
 VOLATILE_COLUMNS = {"synced_at", "parsed_at", "fetched_at", "seen_at", "projects.added_at", "sync_state.updated_at"}
 VOLATILE_TABLES = {"sync_runs", "schema_migrations", "audit", "sqlite_sequence"}

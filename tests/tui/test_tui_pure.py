@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cidash.queries import count_pipelines, query_pipelines
+from cidash.store import Store
 from cidash.tui.charts import FLAT, TICKS, ColumnChart, phase_bar, resample, sparkline
 from cidash.tui.data import (
     Health,
@@ -22,6 +25,7 @@ from cidash.tui.data import (
     save_health,
 )
 from cidash.tui.logview import split_sections
+from metrics_factories import PROJECT, T0, pipeline
 
 values = st.lists(st.one_of(st.none(), st.floats(min_value=0, max_value=1e6)), max_size=80)
 
@@ -185,12 +189,39 @@ def test_split_sections_unclosed_section_is_kept() -> None:
 def test_pipeline_filter_terms_and_words() -> None:
     f = PipelineFilter.parse("ref:main status:failed web 1234")
     assert (f.ref, f.status, f.source, f.words) == ("main", "failed", None, ("web", "1234"))
-    where, params = f.sql()
-    assert where.count("LIKE") == 2 + 2 * 3
-    assert "%main%" in params and "1234" in params
-    assert PipelineFilter.parse("").sql() == ("", [])
-    _, params = PipelineFilter.parse("100%_x").sql()
-    assert params[0] == "%100\\%\\_x%"  # LIKE wildcards are literal
+    assert PipelineFilter.parse("") == PipelineFilter()
+
+
+def test_pipeline_filter_selects_the_pipelines_it_names(tmp_path: Path) -> None:
+    """Terms AND together; a bare word matches ref, status or source as a substring, or the id exactly; ``%`` and
+    ``_`` are the characters themselves (checked on what a store returns, not on the SQL text)."""
+    rows = [  # id, ref, status, source
+        (1, "main", "failed", "web"),
+        (2, "main", "failed", "push"),
+        (3, "maintenance", "success", "web"),
+        (4, "feature", "failed", "schedule"),
+        (1234, "100%_x", "success", "push"),
+        (5, "100ab_x", "success", "push"),
+    ]
+    with Store.open(tmp_path / "cidash.db") as store:
+        store.upsert_project(PROJECT)
+        store.upsert_pipelines(
+            replace(pipeline(pid, T0 + timedelta(minutes=pid), ref=ref, status=status), source=source)
+            for pid, ref, status, source in rows
+        )
+
+        def ids(text: str) -> list[int]:
+            found = [r.pipeline.id for r in query_pipelines(store, PROJECT.id, PipelineFilter.parse(text))]
+            assert count_pipelines(store, PROJECT.id, PipelineFilter.parse(text)) == len(found)
+            return sorted(found)
+
+        assert ids("") == [1, 2, 3, 4, 5, 1234]
+        assert ids("ref:main status:failed web") == [1]
+        assert ids("ref:main") == [1, 2, 3]  # a substring
+        assert ids("source:sched") == [4]
+        assert ids("1234") == [1234] and ids("#1234") == [1234] and ids("123") == []  # the id only whole
+        assert ids("100%_x") == [1234]  # not 100ab_x: LIKE wildcards are literal
+        assert ids("status:running") == []
 
 
 def test_health_cache_roundtrip(tmp_path: Path) -> None:

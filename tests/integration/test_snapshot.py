@@ -20,8 +20,9 @@ from cidash.snapshot import Snapshot, load_snapshot
 from cidash.specs import parse_spec
 from cidash.store import Store
 from cidash.tui.data import caches_view, health_rows, local_key_status, migration_presets, startup_view
+from gitrepo_helpers import commit, init_repo
 from metrics_factories import SyncedWorld, synced_world
-from test_gitrepo_helpers import commit, init_repo
+from paths import REPO_ROOT
 
 __all__ = ["synced_world"]  # the session fixture
 
@@ -171,7 +172,7 @@ def test_the_local_panel_shows_what_key_gitlab_prints(
 
 def test_commands_take_the_snapshot_door() -> None:
     """check, compare and export build no dataset of their own (the recipe lives in cidash.snapshot)."""
-    root = Path(__file__).parent.parent / "src" / "cidash"
+    root = REPO_ROOT / "src" / "cidash"
     for name in ("check", "compare", "export", "tui"):
         text = (root / "commands" / f"{name}.py").read_text(encoding="utf-8")
         assert "load_dataset" not in text and "evaluate(" not in text, name

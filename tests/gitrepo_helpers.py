@@ -1,4 +1,4 @@
-"""Helpers for tests that need a real git repository (imported by test_gitrepo*, test_cachekey*, test_lint*).
+"""Helpers for tests that need a real git repository (shared by the unit, integration and tui groups).
 
 Repositories live in ``tmp_path``; identity and config come from the environment so the tests work on a CI
 machine without any git configuration, and never read the developer's own ``~/.gitconfig``.
@@ -53,10 +53,3 @@ def commit(repo: Path, message: str, files: dict[str, str] | None = None) -> str
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", message)
     return git(repo, "rev-parse", "HEAD")
-
-
-def test_helpers_build_a_real_repository(tmp_path: Path) -> None:
-    repo = init_repo(tmp_path / "r")
-    sha = commit(repo, "one", {"a.txt": "a\n"})
-    assert len(sha) == 40
-    assert git(repo, "rev-parse", "HEAD:a.txt") == git(repo, "hash-object", "a.txt")

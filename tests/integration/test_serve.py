@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families as prom_fami
 from cidash.cli import main
 from cidash.sim import SimulatedGitLab
 from cidash.store import Store
+from paths import REPO_ROOT
 from serve_support import (
     SECRET,
     Running,
@@ -234,7 +235,7 @@ def test_nothing_below_serve_imports_it() -> None:
 def test_team_page_documents_every_family() -> None:
     from cidash.export import FAMILIES
 
-    page = (Path(__file__).parent.parent / "docs" / "team.md").read_text(encoding="utf-8")
+    page = (REPO_ROOT / "docs" / "team.md").read_text(encoding="utf-8")
     missing = [name for name in FAMILIES if f"`{name}" not in page]
     assert missing == []
 
