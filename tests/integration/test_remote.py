@@ -85,6 +85,14 @@ def test_error_mapping(status: int, missing: str, cls: type[RemoteError]) -> Non
     assert type(err) is cls and str(status) in err.one_line()
 
 
+def test_error_message_from_the_body_is_said_once() -> None:
+    """GitLab's 401 body is {"message": "401 Unauthorized"}: the status is not repeated; a real reason is kept."""
+    restated = error_for_status(401, "GET /projects/42/pipelines", message="401 Unauthorized").one_line()
+    assert restated.count("401") == 1 and "Unauthorized" not in restated
+    reason = error_for_status(403, "GET /projects/42/jobs", message="insufficient_scope").one_line()
+    assert "403" in reason and "insufficient_scope" in reason
+
+
 def test_endpoint_kinds_and_network_reasons() -> None:
     assert endpoint_kind("GET", "/api/v4/projects/42/jobs/7/trace") == "GET trace"
     assert endpoint_kind("GET", "/api/v4/projects/42/pipelines?page=2") == "GET pipelines"

@@ -429,7 +429,9 @@ def error_for_status(
     retry_after: float | None = None,
 ) -> RemoteError:
     """The cidash error for an HTTP error status. ``what`` names the request (``GET /projects/42/jobs``)."""
-    detail = f": {message}" if message else ""
+    # GitLab's body often just restates the status ({"message": "401 Unauthorized"}): said once, not twice
+    restated = message is not None and message.strip().startswith(str(status))
+    detail = f": {message}" if message and not restated else ""
     if status == 401:
         return AuthError(
             f"GitLab rejected the token (401) on {what}{detail}",

@@ -10,7 +10,8 @@ UTF-8. The history's shape (pipelines, statuses, timings, keys) is the same as w
 strings change, so every view still has rows to show them in.
 
 Used by :func:`cidash.sim.scenario.build_world` (names) and the ``/trace`` handler (log lines). The tests of
-cidash's outputs (``tests/integration/test_hostile_output.py``) assert that none of it reaches a terminal or a report raw.
+cidash's outputs (``tests/integration/test_hostile_output.py``) assert that none of it reaches a terminal or a
+report raw.
 """
 
 from __future__ import annotations
