@@ -172,7 +172,7 @@ def _inconsistency(facts: TraceFacts, whole: TraceFacts) -> str | None:
     if len(facts.sections) > MAX_SECTIONS or len(facts.cache) > MAX_CACHE_EVENTS:
         return "over the caps"
     for s in facts.sections:
-        if (s.end is None) != (s.duration is None) or (s.end is not None and s.duration != s.end - s.start):
+        if (s.end is None) != (s.duration is None) or (s.end is not None and s.duration != round(s.end - s.start, 6)):
             return f"inconsistent section {s}"
     try:
         text = json.dumps(facts_to_dict(facts, detail=True), allow_nan=False)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cidash.criteria import CriteriaReport
+from cidash.formatting import tidy, tidy_number
 from cidash.metrics import (
     FINISHED_STATUSES,
     STARTUP_PHASES,
@@ -91,70 +92,72 @@ def export_document(inp: ExportInput) -> dict[str, Any]:
     build = image_build_reliability(ds, inp.build_job)
     first = [f.seconds for f in time_to_first_script(ds, include_retried=retried)]
     stale = stale_cache_events(ds, inp.critical_files, include_retried=retried)
-    return {
-        "project": ds.project_path,
-        "generated_at": _iso(inp.generated_at),
-        "since": _iso(inp.since),
-        "quantile_method": QUANTILE_METHOD,
-        "units": {"durations": "seconds", "sizes": "bytes (MB = 10^6 bytes)"},
-        "counts": {
-            "pipelines": len(ds.pipelines),
-            "jobs": len(ds.jobs),
-            "jobs_with_log_facts": sum(j.id in ds.facts for j in ds.jobs),
-        },
-        "metrics": {
-            "pipeline_duration": pipeline_durations(ds).summary().as_dict(),
-            "pipeline_queue": pipeline_queue_times(ds).summary().as_dict(),
-            "job_startup": summarize(s.seconds for s in startups).as_dict(),
-            "job_startup_by_job": {name: summarize(v).as_dict() for name, v in sorted(per_job.items())},
-            "startup_phases": {
-                phase: startup_sample(ds, include_retried=retried, phase=phase).summary().as_dict()
-                for phase in STARTUP_PHASES
+    return tidy(
+        {
+            "project": ds.project_path,
+            "generated_at": _iso(inp.generated_at),
+            "since": _iso(inp.since),
+            "quantile_method": QUANTILE_METHOD,
+            "units": {"durations": "seconds", "sizes": "bytes (MB = 10^6 bytes)"},
+            "counts": {
+                "pipelines": len(ds.pipelines),
+                "jobs": len(ds.jobs),
+                "jobs_with_log_facts": sum(j.id in ds.facts for j in ds.jobs),
             },
-            "time_to_first_script": summarize(first).as_dict(),
-            "cache_restores_by_key": [
-                {"key": r.group, "n": r.n, "outcomes": dict(r.outcomes), "hit_rate_pct": r.hit_rate}
-                for r in cache_restore_rates(ds, "key", include_retried=retried)
-            ],
-            "cache_restores_by_job": [
-                {"job": r.group, "n": r.n, "outcomes": dict(r.outcomes), "hit_rate_pct": r.hit_rate}
-                for r in cache_restore_rates(ds, "job", include_retried=retried)
-            ],
-            "cache_restores_by_ref": [
-                {"ref": r.group, "n": r.n, "outcomes": dict(r.outcomes), "hit_rate_pct": r.hit_rate}
-                for r in cache_restore_rates(ds, "ref", include_retried=retried)
-            ],
-            "image_sizes": [
-                {
-                    "repository": p.repository,
-                    "tag": p.tag,
-                    "digest": p.digest,
-                    "size_bytes": p.size_bytes,
-                    "created_at": _iso(p.created_at),
-                }
-                for p in image_size_history(ds, inp.image_repository)
-            ],
-            "image_build": {
-                "job": build.job_name,
-                "n": build.n,
-                "attempts": build.attempts,
-                "first_attempt_success_pct": build.first_attempt_rate,
-                "eventual_success_pct": build.eventual_rate,
-                "failures": {
-                    "script": build.failures_script,
-                    "infrastructure": build.failures_infrastructure,
-                    "other": build.failures_other,
+            "metrics": {
+                "pipeline_duration": pipeline_durations(ds).summary().as_dict(),
+                "pipeline_queue": pipeline_queue_times(ds).summary().as_dict(),
+                "job_startup": summarize(s.seconds for s in startups).as_dict(),
+                "job_startup_by_job": {name: summarize(v).as_dict() for name, v in sorted(per_job.items())},
+                "startup_phases": {
+                    phase: startup_sample(ds, include_retried=retried, phase=phase).summary().as_dict()
+                    for phase in STARTUP_PHASES
                 },
+                "time_to_first_script": summarize(first).as_dict(),
+                "cache_restores_by_key": [
+                    {"key": r.group, "n": r.n, "outcomes": dict(r.outcomes), "hit_rate_pct": r.hit_rate}
+                    for r in cache_restore_rates(ds, "key", include_retried=retried)
+                ],
+                "cache_restores_by_job": [
+                    {"job": r.group, "n": r.n, "outcomes": dict(r.outcomes), "hit_rate_pct": r.hit_rate}
+                    for r in cache_restore_rates(ds, "job", include_retried=retried)
+                ],
+                "cache_restores_by_ref": [
+                    {"ref": r.group, "n": r.n, "outcomes": dict(r.outcomes), "hit_rate_pct": r.hit_rate}
+                    for r in cache_restore_rates(ds, "ref", include_retried=retried)
+                ],
+                "image_sizes": [
+                    {
+                        "repository": p.repository,
+                        "tag": p.tag,
+                        "digest": p.digest,
+                        "size_bytes": p.size_bytes,
+                        "created_at": _iso(p.created_at),
+                    }
+                    for p in image_size_history(ds, inp.image_repository)
+                ],
+                "image_build": {
+                    "job": build.job_name,
+                    "n": build.n,
+                    "attempts": build.attempts,
+                    "first_attempt_success_pct": build.first_attempt_rate,
+                    "eventual_success_pct": build.eventual_rate,
+                    "failures": {
+                        "script": build.failures_script,
+                        "infrastructure": build.failures_infrastructure,
+                        "other": build.failures_other,
+                    },
+                },
+                "stale_cache_events": {
+                    "n": len(stale),
+                    "default_key": sum(e.kind == "default_key" for e in stale),
+                    "unchanged_key": sum(e.kind == "unchanged_key" for e in stale),
+                },
+                "overlapping_cache_writers": {"n": len(overlapping_writers(ds))},
             },
-            "stale_cache_events": {
-                "n": len(stale),
-                "default_key": sum(e.kind == "default_key" for e in stale),
-                "unchanged_key": sum(e.kind == "unchanged_key" for e in stale),
-            },
-            "overlapping_cache_writers": {"n": len(overlapping_writers(ds))},
-        },
-        "criteria": [c.as_dict() for c in inp.report.criteria] if inp.report else [],
-    }
+            "criteria": [c.as_dict() for c in inp.report.criteria] if inp.report else [],
+        }
+    )
 
 
 def to_json(inp: ExportInput) -> str:
@@ -453,7 +456,7 @@ def _num(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return repr(float(value))
+    return repr(tidy_number(float(value)))
 
 
 def _le_key(labels: Labels) -> float:

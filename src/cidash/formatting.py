@@ -5,8 +5,40 @@ Pure string formatting (no Textual, no markup); :mod:`cidash.tui.data` re-export
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+_Doc = TypeVar("_Doc")
+
+#: Significant digits a number keeps in a machine-readable output (JSON, CSV, OpenMetrics): more than any measure
+#: cidash takes has (times are at best microseconds of a ~1.8e9 s clock), fewer than a double's 17, so the binary
+#: noise of sums and differences (``26.89300012588501``) is not printed as if it were measured.
+SIGNIFICANT_DIGITS = 12
+
+
+def tidy_number(value: float) -> float:
+    """``value`` with :data:`SIGNIFICANT_DIGITS` (``873.3999999999999`` -> ``873.4``); NaN and infinities kept."""
+    if not math.isfinite(value):
+        return value
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
+def tidy(doc: _Doc) -> _Doc:
+    """A JSON-shaped document with every float through :func:`tidy_number` (ints, bools, strings kept; a tuple
+    comes back as a list, as JSON writes it anyway)."""
+    return cast(_Doc, _tidy(doc))
+
+
+def _tidy(doc: Any) -> Any:
+    if isinstance(doc, float):
+        return tidy_number(doc)
+    if isinstance(doc, dict):
+        return {k: _tidy(v) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):
+        return [_tidy(v) for v in doc]
+    return doc
 
 
 def fmt_seconds(value: float | None) -> str:

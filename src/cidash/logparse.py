@@ -794,15 +794,18 @@ class TraceParser:
     # -- facts out --------------------------------------------------------------------------------------------
 
     def _facts(self) -> TraceFacts:
+        # A difference of two ~1.8e9 s clock readings carries binary noise near 1e-7 s; the clock is at best
+        # microseconds (section markers whole seconds, per-line timestamps microseconds): round to that.
         sections = tuple(
-            Section(name, start, end, None if end is None else end - start) for name, start, end in self._sections
+            Section(name, start, end, None if end is None else round(end - start, 6))
+            for name, start, end in self._sections
         )
         image = None
         if self._image_name is not None:
             image = ImageRef(self._image_name, self._image_id, self._image_digest, self._image_pulled)
         startup = None
         if self._first_start is not None and self._script_start is not None:
-            startup = self._script_start - self._first_start
+            startup = round(self._script_start - self._first_start, 6)
         events = self._events
         if any(e.inferred for e in events):
             # A job archives each of its caches under its main key and never under a fallback key: an attempt that

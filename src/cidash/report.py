@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from cidash.compare import Comparison, ComparisonRow
 from cidash.criteria import CriteriaReport, CriterionResult
-from cidash.formatting import fmt_pct, fmt_result, fmt_value
+from cidash.formatting import fmt_pct, fmt_result, fmt_value, tidy
 from cidash.textsafe import clean, md_cell, md_code, xml_text
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def _console(width: int, color: bool) -> tuple[io.StringIO, Console]:
 
 
 def criteria_json(report: CriteriaReport, *, strict: bool = False) -> str:
-    return json.dumps(report.as_dict(strict=strict), indent=2, sort_keys=False) + "\n"
+    return json.dumps(tidy(report.as_dict(strict=strict)), indent=2, sort_keys=False) + "\n"
 
 
 def criteria_markdown(report: CriteriaReport, *, strict: bool = False) -> str:
@@ -188,7 +188,7 @@ def _cells(r: ComparisonRow) -> tuple[str, str, str, str, str, str, str]:
 
 
 def comparison_json(cmp: Comparison) -> str:
-    return json.dumps(cmp.as_dict(), indent=2) + "\n"
+    return json.dumps(tidy(cmp.as_dict()), indent=2) + "\n"
 
 
 def comparison_markdown(cmp: Comparison) -> str:

@@ -204,6 +204,13 @@ def generated_logs(draw: st.DrawFn) -> Generated:
     def at(us: int) -> float:
         return us // 1_000_000 + (us % 1_000_000) / 1e6 if stamped else float(us // 1_000_000)
 
+    def span(a: int, b: int) -> float:
+        """Seconds from a to b as the log's clock tells them: whole microseconds, or whole seconds unstamped
+        (computed from the integers, not as a difference of two ~1.5e9 s doubles)."""
+        return (b - a) / 1e6 if stamped else float(b // 1_000_000 - a // 1_000_000)
+
+    opened_us: list[int] = []
+
     image = None
     inner: Section | None = None
     names = [n for n in _RUNNER_SECTIONS if n == "step_script" or draw(st.booleans())]
@@ -244,7 +251,7 @@ def generated_logs(draw: st.DrawFn) -> Generated:
                 lines.append((inner_start, f"section_start:{inner_start // 1_000_000}:user_step[collapsed=true]{S}"))
                 lines.append((inner_end, f"section_end:{inner_end // 1_000_000}:user_step{S}"))
                 micros = inner_end
-                inner = Section("user_step", at(inner_start), at(inner_end), at(inner_end) - at(inner_start))
+                inner = Section("user_step", at(inner_start), at(inner_end), span(inner_start, inner_end))
             else:
                 inner = None
         else:
@@ -254,7 +261,8 @@ def generated_logs(draw: st.DrawFn) -> Generated:
             lines.append((micros, text))
         micros += draw(st.integers(min_value=0, max_value=10**6))
         lines.append((micros, f"section_end:{micros // 1_000_000}:{name}{S}"))
-        sections.append(Section(name, at(opened), at(micros), at(micros) - at(opened)))
+        sections.append(Section(name, at(opened), at(micros), span(opened, micros)))
+        opened_us.append(opened)
         if name == "step_script" and inner is not None:
             sections.append(inner)
 
@@ -274,14 +282,14 @@ def generated_logs(draw: st.DrawFn) -> Generated:
         if kind in ("hit", "miss", "failed") and previous in ("miss", "failed") and e.key not in archived:
             cache[i] = CacheEvent(e.op, e.key, e.outcome, "fallback")
         previous = None if kind in ("skipped", "empty") else e.outcome
-    starts = [s.start for s in sections]
-    script = next(s.start for s in sections if s.name == "step_script")
+    runner_names = [s.name for s in sections if s.name != "user_step"]
+    script_us = opened_us[runner_names.index("step_script")]
     facts = TraceFacts(
         runner_version=None,
         executor="docker" if image is not None else None,
         truncated=False,
         sections=tuple(sections),
-        startup_seconds=script - starts[0],
+        startup_seconds=span(opened_us[0], script_us),
         image=image,
         cache=tuple(cache),
     )

@@ -171,7 +171,9 @@ def json_document(doc: Mapping[str, Any]) -> str:
     """A JSON document as cidash prints it: ``schema_version`` first, indented, one trailing newline."""
     import json
 
-    body = {k: v for k, v in doc.items() if k != "schema_version"}
+    from cidash.formatting import tidy
+
+    body = {k: tidy(v) for k, v in doc.items() if k != "schema_version"}
     return json.dumps({"schema_version": JSON_SCHEMA_VERSION, **body}, indent=2) + "\n"
 
 
