@@ -9,17 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from cidash.metrics.model import (
-    Dataset,
-    JobCacheConfig,
-    counted_jobs,
-)
-from cidash.models import (
-    FileChecksum,
-    Job,
-    Pipeline,
-    TraceFacts,
-)
+from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
+from cidash.models import FileChecksum, Job, Pipeline, TraceFacts
 from cidash.stats import rate
 
 #: A cache key GitLab fell back to because none of the ``key:files`` existed at the pipeline's SHA:

@@ -7,17 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from cidash.metrics.model import (
-    Dataset,
-    DigestChange,
-    job_image_digest,
-    normalize_digest,
-    plausible_size,
-)
-from cidash.models import (
-    ImageRef,
-    Job,
-)
+from cidash.metrics.model import Dataset, DigestChange, job_image_digest, normalize_digest, plausible_size
+from cidash.models import ImageRef, Job
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
-from cidash.metrics.model import (
-    FINISHED_STATUSES,
-    Dataset,
-)
-from cidash.models import (
-    Job,
-)
+from cidash.metrics.model import FINISHED_STATUSES, Dataset
+from cidash.models import Job
 from cidash.stats import rate
 
 #: GitLab ``failure_reason`` values caused by the platform rather than the job's own script.

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from cidash.metrics.model import (
-    Dataset,
-    Sample,
-    _plausible,
-    counted_jobs,
-)
-from cidash.models import (
-    DECIDED_STATUSES,
-)
+from cidash.metrics.model import Dataset, Sample, _plausible, counted_jobs
+from cidash.models import DECIDED_STATUSES
 
 
 def pipeline_durations(ds: Dataset) -> Sample:

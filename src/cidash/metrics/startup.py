@@ -6,15 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from cidash.metrics.model import (
-    Dataset,
-    Sample,
-    counted_jobs,
-    job_image_digest,
-)
-from cidash.models import (
-    TraceFacts,
-)
+from cidash.metrics.model import Dataset, Sample, counted_jobs, job_image_digest
+from cidash.models import TraceFacts
 
 #: The phases of a job's start-up (before ``step_script``), as :mod:`cidash.logparse` names them:
 #: prepare = resolve_secrets + prepare_executor + prepare_script (image pull included), sources = get_sources +
