@@ -1,4 +1,6 @@
-"""Each criterion's evaluation: PASS, FAIL or NO DATA with the value, the target, ``n`` and a sentence of evidence."""
+"""Each criterion's evaluation: PASS, FAIL or NO DATA with the value, the target, ``n`` and a sentence of evidence.
+
+Called through :data:`~cidash.criteria.REGISTRY`, which titles the results."""
 
 from __future__ import annotations
 
@@ -35,9 +37,9 @@ def _result(  # noqa: PLR0917
     comparator: str,
     **details: Any,
 ) -> CriterionResult:
-    from cidash.criteria.registry import TITLES  # the registry is built from these functions
-
-    return CriterionResult(cid, TITLES[cid], status, value, target, unit, n, evidence, comparator, dict(details))
+    """A result without its title: the registry gives it (:meth:`RegisteredCriterion.evaluate`), so the titles
+    live in one place and these functions stay below the registry that is built from them."""
+    return CriterionResult(cid, "", status, value, target, unit, n, evidence, comparator, dict(details))
 
 
 def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionResult:

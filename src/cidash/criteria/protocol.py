@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -51,7 +51,9 @@ EvidenceTable = tuple[tuple[str, ...], Sequence[tuple[str, ...]]]
 
 class Criterion(Protocol):
     """One success criterion. ``unit`` is the unit of its value; ``series_unit`` that of its daily measure;
-    ``measure_unit`` that of what its baseline and change are told in (the value's unit when empty)."""
+    ``measure_unit`` that of what its baseline and change are told in (the value's unit when empty);
+    ``gitlab_page`` the GitLab page that shows what it measures (a :func:`cidash.tui.links.web_url` kind:
+    ``registry`` or ``pipelines``), so the dashboard's ``o`` matches no criterion id itself."""
 
     @property
     def id(self) -> str: ...
@@ -65,6 +67,8 @@ class Criterion(Protocol):
     def series_unit(self) -> str: ...
     @property
     def measure_unit(self) -> str: ...
+    @property
+    def gitlab_page(self) -> str: ...
 
     def evaluate(self, ctx: EvalContext) -> CriterionResult: ...
     def day_value(self, ctx: DayContext) -> tuple[float | None, int]: ...
@@ -94,9 +98,11 @@ class RegisteredCriterion:
     baseline_of: Callable[[Criterion, EvalContext, CriterionResult], float | None] | None = _rerun_on_baseline
     measure_of: Callable[[CriterionResult], float | None] | None = None
     measure_unit: str = ""
+    gitlab_page: str = "pipelines"
 
     def evaluate(self, ctx: EvalContext) -> CriterionResult:
-        return self.evaluator(ctx)
+        result = self.evaluator(ctx)
+        return result if result.title == self.title else replace(result, title=self.title)
 
     def day_value(self, ctx: DayContext) -> tuple[float | None, int]:
         return self.day(ctx)

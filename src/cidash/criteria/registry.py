@@ -55,6 +55,7 @@ _CRITERIA: tuple[RegisteredCriterion, ...] = (
         lambda c: eval_image_size(c.ds, c.config, c.periods),
         _day_image_size,
         _evidence_image_size,
+        gitlab_page="registry",
     ),
     RegisteredCriterion(
         "startup_improvement",
