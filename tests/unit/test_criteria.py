@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 
 from cidash.config import Config, CriteriaSettings, config_from_dict
-from cidash.criteria import CRITERIA_IDS, choose_periods, criterion_daily_series, evaluate
+from cidash.criteria import CRITERIA_IDS, REGISTRY, choose_periods, criterion_daily_series, evaluate
 from cidash.metrics import JobCacheConfig
+from cidash.tui.links import web_url
 from metrics_factories import T0, Builder, migration_story
 
 NOW = T0 + timedelta(days=20, hours=12)
@@ -40,6 +41,18 @@ def test_migration_story_verdicts() -> None:
     assert report.ok() and report.exit_code() == 0
     for c in report.criteria:
         assert c.evidence.endswith(".") and "\n" not in c.evidence
+
+
+def test_results_take_their_title_and_gitlab_page_from_the_registry() -> None:
+    """The evaluations sit below the registry and do not name titles: evaluating through the registry titles each
+    result. The GitLab page the dashboard opens for a criterion (``o``) is the registry's too, never an id match."""
+    report = evaluate(migration_story().dataset(), Config(), NOW)
+    assert [(c.id, c.title) for c in report.criteria] == [(cid, REGISTRY[cid].title) for cid in CRITERIA_IDS]
+    assert all(c.title for c in report.criteria)
+    pages = {cid: crit.gitlab_page for cid, crit in REGISTRY.items()}
+    assert pages == {cid: "registry" if cid == "image_size" else "pipelines" for cid in CRITERIA_IDS}
+    for page in pages.values():
+        assert web_url("https://gitlab.example.com", "g/app", page) is not None
 
 
 def test_before_the_migration_fails_with_evidence() -> None:

@@ -1,0 +1,264 @@
+"""Caches: restore outcomes per key, job or ref, stale restores, and writers that race on one key."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
+from cidash.models import FileChecksum, Job, Pipeline, TraceFacts
+from cidash.stats import rate
+
+#: A cache key GitLab fell back to because none of the ``key:files`` existed at the pipeline's SHA:
+#: ``<prefix>-default``, optionally with the clear-cache counter and the protected/non_protected suffix.
+DEFAULT_KEY = re.compile(r"(?:^|-)default(?:-\d+)?(?:-(?:non_)?protected)?$")
+
+
+GroupBy = Literal["key", "job", "ref"]
+
+
+RESTORE_OUTCOMES: tuple[str, ...] = ("hit", "miss", "failed", "skipped", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRate:
+    """Restore outcomes of one key, job name or ref. ``n`` counts restores: a restore is the attempt on a cache's
+    main key plus the fallback keys tried after it (:func:`cidash.logparse.restores`), so a miss followed by a
+    fallback hit is ONE restore that hit; ``fallback_hits`` counts those."""
+
+    group: str
+    n: int
+    outcomes: Mapping[str, int]
+    fallback_hits: int = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Hits (through a fallback key too) as % of restores whose outcome is known (hit, miss or failed)."""
+        return rate(self.outcomes.get("hit", 0), self.known)
+
+    @property
+    def known(self) -> int:
+        """Restores with a known outcome (hit, miss or failed)."""
+        return sum(self.outcomes.get(k, 0) for k in ("hit", "miss", "failed"))
+
+
+def _is_fallback(detail: str | None) -> bool:
+    return bool(detail) and "fallback" in (detail or "")
+
+
+def cache_restore_rates(ds: Dataset, by: GroupBy = "key", *, include_retried: bool = False) -> list[OutcomeRate]:
+    """Restore outcome counts per cache key (the main key a job tried first), job name or ref.
+
+    Each restore counts once, fallback attempts included in it (see :class:`OutcomeRate`). Outcomes other than
+    hit/miss/failed/skipped (e.g. ``empty``) are counted as ``unknown``; a truncated log that never said is
+    ``unknown`` too, never ``miss``. Sorted by restores, most first.
+    """
+    from cidash.logparse import restores
+
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    via_fallback: Counter[str] = Counter()
+    for j in counted_jobs(ds, include_retried=include_retried):
+        facts = ds.facts.get(j.id)
+        if facts is None or not facts.cache:
+            continue
+        for r in restores(facts):
+            group = r.key if by == "key" else j.name if by == "job" else j.ref
+            outcome = r.outcome if r.outcome in RESTORE_OUTCOMES else "unknown"
+            counts[group][outcome] += 1
+            if outcome == "hit" and r.via_fallback_key is not None:
+                via_fallback[group] += 1
+    rates = [OutcomeRate(g, sum(c.values()), dict(c), via_fallback[g]) for g, c in counts.items()]
+    rates.sort(key=lambda r: (-r.n, r.group))
+    return rates
+
+
+#: A cache key restored at least this often without one hit is flagged (``cidash check`` warns).
+NEVER_HIT_MIN_RESTORES = 10
+
+
+def never_hit_keys(
+    ds: Dataset, *, min_restores: int = NEVER_HIT_MIN_RESTORES, include_retried: bool = False
+) -> list[OutcomeRate]:
+    """Cache keys with a 0 % hit rate over at least ``min_restores`` restores of known outcome (a fallback hit
+    counts as a hit): a key that changes every pipeline, or a cache nothing ever uploads."""
+    return [
+        r
+        for r in cache_restore_rates(ds, "key", include_retried=include_retried)
+        if r.known >= min_restores and r.outcomes.get("hit", 0) == 0
+    ]
+
+
+def restore_outcome_totals(ds: Dataset, *, include_retried: bool = False) -> dict[str, int]:
+    """All restores by outcome (a miss then a fallback hit is one hit)."""
+    total: Counter[str] = Counter()
+    for r in cache_restore_rates(ds, "key", include_retried=include_retried):
+        total.update(r.outcomes)
+    return dict(total)
+
+
+def main_restore_keys(facts: TraceFacts) -> tuple[str, ...]:
+    """The keys a job tried first for each of its caches (fallback attempts left out)."""
+    return tuple(ev.key for ev in facts.cache if ev.op == "restore" and not _is_fallback(ev.detail))
+
+
+@dataclass(frozen=True, slots=True)
+class StaleCacheEvent:
+    """A cache restore that cannot reflect the critical files.
+
+    ``kind`` is ``default_key`` (GitLab found none of the ``key:files`` and used ``...-default``: one event per
+    job) or ``unchanged_key`` (critical files changed between two consecutive pipelines on a ref, but the
+    restore key stayed the same: one event per key and pipeline pair).
+    """
+
+    kind: Literal["default_key", "unchanged_key"]
+    ref: str
+    key: str
+    pipeline_id: int
+    at: datetime
+    job_id: int | None = None
+    previous_pipeline_id: int | None = None
+    changed_files: tuple[str, ...] = ()
+
+
+def _checksums_by_sha(checksums: Iterable[FileChecksum], files: set[str] | None) -> dict[str, dict[str, str | None]]:
+    out: dict[str, dict[str, str | None]] = defaultdict(dict)
+    for c in checksums:
+        if files is None or c.path in files:
+            out[c.sha][c.path] = c.content_sha256 or c.blob_id
+    return out
+
+
+def stale_cache_events(
+    ds: Dataset, critical_files: Iterable[str] | None = None, *, include_retried: bool = False
+) -> list[StaleCacheEvent]:
+    """Stale-cache events in the dataset, oldest first.
+
+    ``critical_files``: the paths whose change must change the key (default: every path with a checksum).
+    Only files with a checksum recorded at both SHAs count as changed.
+    """
+    files = set(critical_files) if critical_files is not None else None
+    by_sha = _checksums_by_sha(ds.checksums, files)
+    jobs_by_pipeline: dict[int, list[Job]] = defaultdict(list)
+    for j in counted_jobs(ds, include_retried=include_retried):
+        jobs_by_pipeline[j.pipeline_id].append(j)
+    events: list[StaleCacheEvent] = []
+    last_by_ref: dict[str, tuple[Pipeline, set[str]]] = {}
+    for p in sorted(ds.pipelines, key=lambda p: (p.created_at, p.id)):
+        keys: set[str] = set()
+        for j in sorted(jobs_by_pipeline.get(p.id, []), key=lambda j: j.id):
+            facts = ds.facts.get(j.id)
+            if facts is None:
+                continue
+            for key in main_restore_keys(facts):
+                if DEFAULT_KEY.search(key):
+                    events.append(StaleCacheEvent("default_key", p.ref, key, p.id, j.started_at or p.created_at, j.id))
+                else:
+                    keys.add(key)
+        if not keys and not jobs_by_pipeline.get(p.id):
+            continue
+        previous = last_by_ref.get(p.ref)
+        if previous is not None and p.sha in by_sha and previous[0].sha in by_sha:
+            before, after = by_sha[previous[0].sha], by_sha[p.sha]
+            changed = tuple(sorted(f for f in before.keys() & after.keys() if before[f] != after[f]))
+            if changed:
+                for key in sorted(keys & previous[1]):
+                    events.append(
+                        StaleCacheEvent("unchanged_key", p.ref, key, p.id, p.created_at, None, previous[0].id, changed)
+                    )
+        if keys:
+            last_by_ref[p.ref] = (p, keys)
+    events.sort(key=lambda e: (e.at, e.pipeline_id))
+    return events
+
+
+@dataclass(frozen=True, slots=True)
+class WriterOverlap:
+    """Two jobs that uploaded the same cache key at overlapping times."""
+
+    key: str
+    first_job_id: int
+    second_job_id: int
+    overlap_seconds: float
+    at: datetime
+
+
+def cache_writers(ds: Dataset) -> dict[str, list[Job]]:
+    """Per cache key, the jobs that tried to upload it (archive created, failed or unknown), retried ones too."""
+    out: dict[str, list[Job]] = defaultdict(list)
+    for j in ds.jobs:
+        facts = ds.facts.get(j.id)
+        if facts is None:
+            continue
+        for key in {ev.key for ev in facts.cache if ev.op == "archive" and ev.outcome in ("created", "failed")}:
+            out[key].append(j)
+    return dict(out)
+
+
+#: The runner sections that upload a cache.
+ARCHIVE_SECTIONS = frozenset({"archive_cache", "archive_cache_on_failure"})
+
+
+def write_window(ds: Dataset, job: Job) -> tuple[float, float] | None:
+    """When the job uploaded its cache (unix seconds): its closed ``archive_cache`` section(s) if the log has
+    them, else the whole job (``started_at`` -> ``finished_at``); None when neither is known."""
+    facts = ds.facts.get(job.id)
+    if facts is not None:
+        spans = [(s.start, s.end) for s in facts.sections if s.name in ARCHIVE_SECTIONS and s.end is not None]
+        if spans:
+            return min(a for a, _ in spans), max(b for _, b in spans)
+    if job.started_at is None or job.finished_at is None:
+        return None
+    return job.started_at.timestamp(), job.finished_at.timestamp()
+
+
+def overlapping_writers(ds: Dataset) -> list[WriterOverlap]:
+    """Pairs of jobs uploading one cache key at overlapping times (see :func:`write_window`), oldest first."""
+    from datetime import UTC
+
+    overlaps: list[WriterOverlap] = []
+    for key, jobs in cache_writers(ds).items():
+        timed = sorted(
+            ((w, j) for j in jobs if (w := write_window(ds, j)) is not None), key=lambda wj: (wj[0][0], wj[1].id)
+        )
+        active: list[tuple[tuple[float, float], Job]] = []
+        for (start, end), j in timed:
+            active = [(w, a) for w, a in active if w[1] > start]
+            for (_, a_end), a in active:
+                overlap = min(a_end, end) - start
+                overlaps.append(WriterOverlap(key, a.id, j.id, overlap, datetime.fromtimestamp(start, UTC)))
+            active.append(((start, end), j))
+    overlaps.sort(key=lambda o: (o.at, o.first_job_id))
+    return overlaps
+
+
+@dataclass(frozen=True, slots=True)
+class UnserialisedWriters:
+    """Jobs of the CI config that write one cache key together without a resource_group."""
+
+    key: str
+    jobs: tuple[str, ...]
+
+
+def unserialised_config_writers(caches: Sequence[JobCacheConfig]) -> list[UnserialisedWriters]:
+    """Cache keys written (policy pull-push/push) by two or more jobs, listing the writers lacking a resource_group.
+
+    Writers that all share one resource group are serialised and not reported.
+    """
+    by_key: dict[str, list[JobCacheConfig]] = defaultdict(list)
+    for c in caches:
+        if c.writes and c.key is not None:
+            by_key[c.key].append(c)
+    out = []
+    for key, writers in sorted(by_key.items()):
+        jobs = {w.job for w in writers}
+        if len(jobs) < 2:
+            continue
+        groups = {w.resource_group for w in writers}
+        if len(groups) == 1 and None not in groups:
+            continue
+        out.append(UnserialisedWriters(key, tuple(sorted(w.job for w in writers if w.resource_group is None))))
+    return out

@@ -1,0 +1,352 @@
+"""The data the metrics read (:class:`Dataset` and what it carries) and the conventions every metric shares:
+which jobs count (:func:`counted_jobs`), which values are plausible, image digests. See :mod:`cidash.metrics`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TypeVar
+
+from cidash.models import (
+    DECIDED_STATUSES,
+    MAX_DURATION_SECONDS,
+    MAX_IMAGE_BYTES,
+    NOT_RUN_STATUSES,
+    FileChecksum,
+    ImageTag,
+    Job,
+    Pipeline,
+    Project,
+    TraceFacts,
+)
+from cidash.specs import Spec
+from cidash.stats import Summary, summarize
+
+#: Statuses with a verdict (what rates count) and statuses that never ran a script: :mod:`cidash.models`.
+FINISHED_STATUSES = DECIDED_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class JobCacheConfig:
+    """One ``cache:`` entry of one job in the CI config (from :mod:`cidash.ciconfig`), as metrics need it."""
+
+    job: str
+    index: int
+    key: str | None  # the literal key, or a template such as "0-{files}" when computed from files
+    key_files: int  # entries in cache:key:files / files_commits (0 = no file-based key)
+    policy: str  # "pull-push" (GitLab's default), "pull" or "push"
+    resource_group: str | None
+    line: int | None = None
+
+    @property
+    def writes(self) -> bool:
+        return self.policy in ("pull-push", "push")
+
+
+_Run = TypeVar("_Run", Pipeline, Job)
+
+
+@dataclass(frozen=True)
+class ImageHistory:
+    """What the whole history says about the CI image, for a dataset that holds only the periods judged
+    (:func:`cidash.dataset.load_window`): computed in the database by :func:`cidash.queries.image_history`.
+
+    ``changes``: :func:`image_digest_changes` of the whole history on ``ref`` (CI image chosen with ``hint``), as
+    of ``as_of``; ``split_at``: the creation of each change's pipeline; ``last_digest``: the digest the newest CI-image
+    job of any ref ran (``ci_image_jobs(ds, hint)[-1][1]``), asked only when a criterion needs it.
+    """
+
+    ref: str
+    hint: str | None
+    as_of: datetime | None
+    changes: tuple[DigestChange, ...]
+    split_at: Mapping[int, datetime]
+    last_digest: Callable[[], str | None] = field(repr=False, compare=False)
+
+    def fits(self, ref: str, hint: str | None, as_of: datetime | None) -> bool:
+        return self.ref == ref and self.hint == hint and self.as_of == as_of
+
+
+def _unfinished_at(run: _Run, t: datetime) -> _Run:
+    """A pipeline or job that finished after ``t``, as it stood at ``t``: running if it had started, else
+    pending, with no end and no duration."""
+    started = run.started_at is not None and run.started_at <= t
+    return replace(
+        run,
+        status="running" if started else "pending",
+        started_at=run.started_at if started else None,
+        finished_at=None,
+        duration=None,
+    )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Everything the metrics look at for one project: models straight from the store, nothing derived.
+
+    ``facts`` maps job id to the facts parsed from its log (jobs whose log was not fetched have none).
+    ``checksums`` hold the critical files at each pipeline SHA. ``ci_caches`` are the cache entries of the CI
+    config at ``ci_config_sha`` (the latest SHA of ``ci_config_ref``), empty when the config is unknown.
+    """
+
+    project: Project | None
+    pipelines: tuple[Pipeline, ...]
+    jobs: tuple[Job, ...]
+    facts: Mapping[int, TraceFacts] = field(default_factory=dict)
+    image_tags: tuple[ImageTag, ...] = ()
+    checksums: tuple[FileChecksum, ...] = ()
+    ci_caches: tuple[JobCacheConfig, ...] = ()
+    ci_config_ref: str | None = None
+    ci_config_sha: str | None = None
+    ci_config_known: bool = False
+    #: Set when the dataset holds only a window of the history (the periods judged): the whole history's CI-image
+    #: digest changes, which choose the periods (see :class:`ImageHistory`).
+    image_history: ImageHistory | None = None
+    # Derived per-job values (start-ups) shared by every slice made with restrict(): they only depend on the job
+    # and its facts, which slices share. Not an init field, so dataclasses.replace() starts a fresh one.
+    _memo: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    # Set by as_of(t): nothing in this dataset happened after it, so as_of(t2 >= t) has nothing to drop.
+    _as_of: datetime | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+
+    @property
+    def project_path(self) -> str:
+        return self.project.path if self.project else "unknown"
+
+    def default_ref(self, fallback: str = "main") -> str:
+        if self.project and self.project.default_branch:
+            return self.project.default_branch
+        return fallback
+
+    # -- slicing -----------------------------------------------------------------------------------------------
+
+    def restrict(
+        self,
+        pipeline_ok: Callable[[Pipeline], bool] | None = None,
+        job_ok: Callable[[Job], bool] | None = None,
+    ) -> Dataset:
+        """A dataset with only the pipelines (and their jobs) and jobs the predicates accept."""
+        pipelines = tuple(p for p in self.pipelines if pipeline_ok is None or pipeline_ok(p))
+        ids = {p.id for p in pipelines}
+        jobs = tuple(j for j in self.jobs if j.pipeline_id in ids and (job_ok is None or job_ok(j)))
+        if job_ok is not None:
+            keep = {j.pipeline_id for j in jobs}
+            pipelines = tuple(p for p in pipelines if p.id in keep)
+        return self._slice(pipelines, jobs)
+
+    def _slice(self, pipelines: tuple[Pipeline, ...], jobs: tuple[Job, ...]) -> Dataset:
+        out = Dataset(
+            project=self.project,
+            pipelines=pipelines,
+            jobs=jobs,
+            facts=self.facts,
+            image_tags=self.image_tags,
+            checksums=self.checksums,
+            ci_caches=self.ci_caches,
+            ci_config_ref=self.ci_config_ref,
+            ci_config_sha=self.ci_config_sha,
+            ci_config_known=self.ci_config_known,
+            image_history=self.image_history,
+        )
+        object.__setattr__(out, "_memo", self._memo)  # same jobs and facts: the derived values still hold
+        object.__setattr__(out, "_as_of", self._as_of)
+        return out
+
+    def _nothing_after(self, t: datetime) -> bool:
+        """True when no pipeline, job or tag of the dataset was created or finished after ``t``."""
+        return (
+            all(p.created_at <= t and (p.finished_at is None or p.finished_at <= t) for p in self.pipelines)
+            and all(j.created_at <= t and (j.finished_at is None or j.finished_at <= t) for j in self.jobs)
+            and all(tg.created_at is None or tg.created_at <= t for tg in self.image_tags)
+        )
+
+    def as_of(self, t: datetime | None) -> Dataset:
+        """The history as it stood at ``t`` (``cidash check/compare/export --now``): pipelines and jobs created by
+        then, image tags created by then; a job that finished later is shown as it was at ``t`` (``running`` if
+        it had started, else ``pending``, without its log facts), and a job retried only after ``t`` was not
+        retried yet. ``None``: everything. The CI config is chosen as of ``t`` by :func:`cidash.dataset.load_dataset`.
+        """
+        if t is None or (self._as_of is not None and t >= self._as_of):
+            return self
+        if self._nothing_after(t):
+            object.__setattr__(self, "_as_of", t)  # a cache, like _memo: the next as_of(t2 >= t) returns at once
+            return self
+        pipelines: list[Pipeline] = []
+        for p in self.pipelines:
+            if p.created_at > t:
+                continue
+            if p.finished_at is not None and p.finished_at > t:
+                p = _unfinished_at(p, t)
+            pipelines.append(p)
+        ids = {p.id for p in pipelines}
+        kept = [j for j in self.jobs if j.pipeline_id in ids and j.created_at <= t]
+        newest: dict[tuple[int, str], int] = {}
+        for j in kept:
+            k = (j.pipeline_id, j.name)
+            newest[k] = max(newest.get(k, j.id), j.id)
+        jobs: list[Job] = []
+        facts: dict[int, TraceFacts] = {}
+        for j in kept:
+            if j.finished_at is not None and j.finished_at > t:
+                j = replace(_unfinished_at(j, t), failure_reason=None)
+            elif (f := self.facts.get(j.id)) is not None:
+                facts[j.id] = f
+            if j.retried and newest[(j.pipeline_id, j.name)] == j.id:
+                j = replace(j, retried=False)  # its later attempt came after t
+            jobs.append(j)
+        tags = tuple(tg for tg in self.image_tags if tg.created_at is None or tg.created_at <= t)
+        out = Dataset(
+            project=self.project,
+            pipelines=tuple(pipelines),
+            jobs=tuple(jobs),
+            facts=facts,
+            image_tags=tags,
+            checksums=self.checksums,
+            ci_caches=self.ci_caches,
+            ci_config_ref=self.ci_config_ref,
+            ci_config_sha=self.ci_config_sha,
+            ci_config_known=self.ci_config_known,
+            image_history=self.image_history,
+        )
+        object.__setattr__(out, "_as_of", t)
+        return out
+
+    def split(self, bounds: Sequence[datetime]) -> list[Dataset]:
+        """``[self.between(bounds[i], bounds[i + 1]) for i ...]`` in one pass (``bounds`` ascending)."""
+        from bisect import bisect_right
+
+        n = len(bounds) - 1
+        buckets: list[list[Pipeline]] = [[] for _ in range(n)]
+        where: dict[int, int] = {}
+        for p in self.pipelines:
+            i = bisect_right(bounds, p.created_at) - 1
+            if 0 <= i < n:
+                buckets[i].append(p)
+                where[p.id] = i
+        job_buckets: list[list[Job]] = [[] for _ in range(n)]
+        for j in self.jobs:
+            i = where.get(j.pipeline_id, -1)
+            if i >= 0:
+                job_buckets[i].append(j)
+        return [self._slice(tuple(ps), tuple(js)) for ps, js in zip(buckets, job_buckets, strict=True)]
+
+    def on_ref(self, ref: str | None) -> Dataset:
+        return self if ref is None else self.restrict(pipeline_ok=lambda p: p.ref == ref)
+
+    def between(self, start: datetime | None, end: datetime | None) -> Dataset:
+        """Pipelines created in ``[start, end)`` (either bound may be None)."""
+
+        def ok(p: Pipeline) -> bool:
+            return (start is None or p.created_at >= start) and (end is None or p.created_at < end)
+
+        return self.restrict(pipeline_ok=ok)
+
+    def select(self, spec: Spec) -> Dataset:
+        """The slice a SPEC names (see :mod:`cidash.specs`)."""
+        if spec.kind == "all_of":
+            out = self
+            for part in spec.parts:
+                out = out.select(part)
+            return out
+        if spec.kind == "dates":
+            return self.between(spec.start, spec.end)
+        if spec.kind == "pipelines":
+            lo, hi = spec.first_id or 0, spec.last_id or 0
+            return self.restrict(pipeline_ok=lambda p: lo <= p.id <= hi)
+        if spec.kind == "commits":
+            first = [p.created_at for p in self.pipelines if p.sha.startswith(spec.first_sha or "-")]
+            last = [p.created_at for p in self.pipelines if p.sha.startswith(spec.last_sha or "-")]
+            if not first or not last:
+                return self.restrict(pipeline_ok=lambda p: False)
+            since, until = min(first), max(last)
+            return self.restrict(pipeline_ok=lambda p: since <= p.created_at <= until)
+        if spec.kind == "ref":
+            return self.on_ref(spec.ref)
+        if spec.kind == "image_digest":
+            wanted = spec.digest or ""
+            return self.restrict(job_ok=lambda j: (job_image_digest(self, j) or "").startswith(wanted))
+        tag = spec.tag or ""
+        digests = {t.digest for t in self.image_tags if t.name == tag and t.digest}
+
+        def uses_tag(j: Job) -> bool:
+            digest = job_image_digest(self, j)
+            if digest is not None and digest in digests:
+                return True
+            facts = self.facts.get(j.id)
+            name = facts.image.name if facts and facts.image else ""
+            return name.endswith(f":{tag}")
+
+        return self.restrict(job_ok=uses_tag)
+
+
+def normalize_digest(value: str | None) -> str | None:
+    """``registry/path@sha256:abc`` or ``sha256:abc`` -> ``sha256:abc``; anything else -> None."""
+    if not value:
+        return None
+    if "@" in value:
+        value = value.rsplit("@", 1)[1]
+    return value if value.startswith("sha256:") else None
+
+
+def job_image_digest(ds: Dataset, job: Job) -> str | None:
+    """The image digest the job's log reported (``sha256:...``), if any."""
+    facts = ds.facts.get(job.id)
+    if facts is None or facts.image is None:
+        return None
+    return normalize_digest(facts.image.digest)
+
+
+def counted_jobs(ds: Dataset, *, include_retried: bool = False) -> list[Job]:
+    """Jobs that ran, without retried attempts unless asked."""
+    return [
+        j
+        for j in ds.jobs
+        if j.status not in NOT_RUN_STATUSES and j.started_at is not None and (include_retried or not j.retried)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A named sample of seconds with its summary; ``n`` is its size."""
+
+    name: str
+    values: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    def summary(self) -> Summary:
+        return summarize(self.values)
+
+
+def plausible_seconds(value: float | None) -> bool:
+    """A duration worth counting: known, finite, 0 <= x <= a year. :mod:`cidash.remote.wire` rejects the rest
+    at sync time; this keeps a store written before that (or by hand) from reaching a statistic."""
+    return value is not None and math.isfinite(value) and 0 <= value <= MAX_DURATION_SECONDS
+
+
+def plausible_size(value: int | None) -> bool:
+    """An image size worth counting: known, 0 < bytes <= 10 TB (0 is GitLab's "not known" for multi-arch)."""
+    return value is not None and 0 < value <= MAX_IMAGE_BYTES
+
+
+def _plausible(values: Iterable[float | None]) -> tuple[float, ...]:
+    return tuple(v for v in values if v is not None and plausible_seconds(v))
+
+
+@dataclass(frozen=True, slots=True)
+class DigestChange:
+    at: datetime  # start of the first job that ran the new digest
+    job_id: int
+    pipeline_id: int
+    old: str
+    new: str
+    old_tag: str | None = None  # the registry tag the jobs' image name used on each side (None: not in the name)
+    new_tag: str | None = None
+
+    @property
+    def same_tag(self) -> bool:
+        """Both sides ran the same registry tag: a new push of one tag (a rebuild), not a new image."""
+        return self.old_tag is not None and self.old_tag == self.new_tag
