@@ -65,6 +65,9 @@ class Snapshot:
     startup_only: tuple[Span, ...] = ()
     #: False: the dataset's log facts lack the start-up phases' sections (``check``'s load, see build_snapshot).
     phases: bool = True
+    #: Set when ``dataset`` holds only this ref's pipelines of ``spans`` (the criteria ref: build_snapshot's
+    #: ``ref_only``); None: every ref's.
+    ref: str | None = None
     as_of: bool = True
     #: The store the dataset came from, for a slice outside ``spans`` asked later (compare, export --since).
     store: Store | None = field(default=None, repr=False, compare=False)
@@ -117,10 +120,12 @@ class Snapshot:
         """:func:`cidash.compare.compare` of two slices of this snapshot's dataset, with its options."""
         from cidash.compare import compare
 
-        if not self.phases:
+        if not self.phases and self.store is None:
             raise RuntimeError("Snapshot.compare needs the start-up phases: build_snapshot(phases=True)")
         ds = self.dataset
         if self.spans is not None and self.store is not None:
+            if not self.phases or self.ref is not None:
+                ds = self.whole_history()  # the window lacks the phases or the other refs a comparison shows
             for spec in (baseline, candidate):
                 wanted = _spec_spans(spec)
                 if wanted is None or not all(_within(self.spans, w) for w in wanted):
@@ -144,8 +149,8 @@ class Snapshot:
         if not self.phases:
             raise RuntimeError("Snapshot.export_input needs the start-up phases: build_snapshot(phases=True)")
         ds = self.dataset
-        if self.spans is not None and not _covers(self.spans, since):
-            # export --since reaches before the window loaded: load what it asks for
+        if self.spans is not None and (self.ref is not None or not _covers(self.spans, since)):
+            # export --since reaches before the window loaded (or other refs): load what it asks for
             with gc_paused():
                 ds = load_dataset(
                     store, self.project, since=since, config_ref=self.config.criteria.ref, as_of=self._as_of_time
@@ -172,8 +177,11 @@ class Snapshot:
         tabs read once the Health table, made from the window, is on screen. Same periods and verdicts."""
         if self.spans is None:
             return self
-        out = replace(self, dataset=self.whole_history(), spans=None, startup_only=(), phases=True)
-        for evaluated in ("periods", "report"):  # chosen and evaluated once: the window's are the history's
+        out = replace(self, dataset=self.whole_history(), spans=None, startup_only=(), phases=True, ref=None)
+        # chosen and evaluated once: the window's verdicts are the history's; its periods too, unless they are
+        # slices of a window without the start-up phases or the other refs (the Start-up tab shows the phases)
+        kept = ("periods", "report") if self.phases and self.ref is None else ("report",)
+        for evaluated in kept:
             if evaluated in self.__dict__:
                 out.__dict__[evaluated] = self.__dict__[evaluated]
         return out
@@ -185,7 +193,7 @@ class Snapshot:
     def whole_history(self, since: datetime | None = None) -> Dataset:
         """The dataset with every pipeline created since ``since`` (None: all, loaded once), loaded again from the
         store when the snapshot holds only the window judged."""
-        if self.spans is None or _covers(self.spans, since):
+        if self.spans is None or (self.ref is None and _covers(self.spans, since)):
             return self.dataset
         return self._whole if since is None else self._load(since)
 
@@ -216,6 +224,7 @@ def build_snapshot(
     since: datetime | Literal["window", "health"] | None = None,
     specs: Sequence[Spec] = (),
     phases: bool = True,
+    ref_only: bool = False,
 ) -> Snapshot:
     """Load ``project``'s dataset from ``store`` and (unless ``evaluate_now`` is false) evaluate the criteria.
 
@@ -230,7 +239,10 @@ def build_snapshot(
     ``specs``: the slices a comparison reads (their dates, else the whole history). Configured baseline and
     candidate SPECs, or a migration named by digest, load the whole history. ``phases`` false (``check``): a
     window leaves out the start-up phases' runner sections, which no criterion reads (the snapshot then refuses
-    :meth:`Snapshot.export_input` and :meth:`Snapshot.compare`, which show phases)."""
+    :meth:`Snapshot.export_input`, and :meth:`Snapshot.compare` loads the history it shows). ``ref_only``: a window
+    holds only the criteria ref's pipelines (every criterion, its baseline and its daily series judge that ref; the
+    other refs' jobs are read by the dashboard's other tabs and by exports, which load them when asked): what the
+    dashboard's Health screen loads."""
     with gc_paused():
         spans = judged_spans(store, config, project, now, as_of=as_of, since=since, specs=specs)
         if spans is None:
@@ -245,6 +257,7 @@ def build_snapshot(
                 startup_only=spans.startup_only,
                 phases=phases,
                 image_history=spans.history,
+                ref=spans.ref if ref_only else None,
             )
         snap = Snapshot(
             project,
@@ -258,6 +271,7 @@ def build_snapshot(
             spans=None if spans is None else tuple(merge_spans(spans.spans)),
             startup_only=() if spans is None else spans.startup_only,
             phases=phases or spans is None,
+            ref=spans.ref if ref_only and spans is not None else None,
             as_of=as_of,
             store=store,
         )
@@ -274,6 +288,8 @@ class Window:
     spans: tuple[Span, ...]
     startup_only: tuple[Span, ...]
     history: ImageHistory | None
+    #: The criteria ref (None: no periods were chosen, e.g. two named slices of ``compare``).
+    ref: str | None = None
 
 
 def _covers(spans: Sequence[Span], since: datetime | None) -> bool:
@@ -359,7 +375,7 @@ def judged_spans(
         spans.append((max(periods.split_at, now - window), None))
     first = now.astimezone(UTC).date() - timedelta(days=29)  # Snapshot.recent (the daily series)
     spans.append((datetime(first.year, first.month, first.day, tzinfo=UTC), None))
-    return Window((*spans, *extra), tuple(startup_only), history)
+    return Window((*spans, *extra), tuple(startup_only), history, ref)
 
 
 def load_snapshot(
