@@ -22,16 +22,18 @@ from cidash.criteria import (
     REGISTRY,
     CriteriaReport,
     DailyPoint,
+    DayContext,
     EvalContext,
     EvidenceTable,
     Periods,
     choose_periods,
+    criteria_ref,
     criterion_daily_series,
     evaluate,
 )
 from cidash.dataset import Span, gc_paused, load_dataset, merge_spans, resolve_project
 from cidash.errors import CidashError
-from cidash.metrics import Dataset, ImageHistory
+from cidash.metrics import Dataset, ImageHistory, image_size_history
 from cidash.queries import image_history
 from cidash.specs import parse_migration
 
@@ -205,9 +207,27 @@ class Snapshot:
             )
 
     def daily_series(self, criterion_id: str, *, days: int = 30) -> list[DailyPoint]:
-        """One point per UTC day (oldest first) of the measure behind a criterion, up to ``now``."""
+        """One point per UTC day (oldest first) of the measure behind a criterion, up to ``now``: what
+        :func:`cidash.criteria.criterion_daily_series` gives, the last 30 days sliced once for every criterion."""
+        if days == 30:
+            criterion = REGISTRY.get(criterion_id)
+            if criterion is None:
+                raise ValueError(f"unknown criterion {criterion_id!r}")
+            return [DailyPoint(c.start.date(), *criterion.day_value(c)) for c in self._last_30_days]
         ds = self.recent if days <= 30 else self.dataset
         return criterion_daily_series(ds, self.config, criterion_id, days=days, now=self.now)
+
+    @cached_property
+    def _last_30_days(self) -> list[DayContext]:
+        """The criteria ref's last 30 UTC days, one slice each, as :func:`~cidash.criteria.criterion_daily_series`
+        cuts them (the Health table's seven sparklines cut them once)."""
+        ds, config = self.recent, self.config
+        on_ref = ds.on_ref(criteria_ref(ds, config))
+        first = self.now.astimezone(UTC).date() - timedelta(days=29)
+        starts = [datetime(first.year, first.month, first.day, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
+        days = on_ref.split([*starts, starts[-1] + timedelta(days=1)])
+        sizes = image_size_history(ds, config.image.repository)
+        return [DayContext(ds, day, start, config, sizes) for day, start in zip(days, starts, strict=True)]
 
 
 def build_snapshot(
