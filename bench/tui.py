@@ -244,10 +244,22 @@ def child_cidash(db: str, cache: str, t0: float) -> None:
         Bench(store, Config(), clock=lambda: NOW, poll=False, cache_dir=Path(cache)).run(headless=True)
 
 
+#: Children run from compiled bytecode (``--compile-each-run`` turns it off: every import compiles the source, as
+#: it does with PYTHONDONTWRITEBYTECODE set and no ``__pycache__``).
+BYTECODE_CACHE = True
+
+
 def run_child(args: list[str], src: Path | None = None) -> tuple[str, resource.struct_rusage]:
     """Run this script as a child (``src``: another checkout's ``src/`` first on its path, ``--before``); its
     standard output and its own rusage (``os.wait4``: CPU and peak RSS of that child only)."""
-    env = dict(os.environ, PYTHONPATH=str(src)) if src is not None else None
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    if BYTECODE_CACHE:
+        # As installed Python code runs: from compiled bytecode (compiling textual, rich and cidash from source
+        # costs more CPU than starting the app); in bench/.corpus/pycache, never next to the sources.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(CORPUS / "pycache")
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(
             [sys.executable, __file__, *args, repr(time.time())], stdout=stdout, stderr=stderr, env=env
@@ -344,7 +356,15 @@ def main() -> int:
         "--filter-pipelines", type=int, help="measure the filter on this store instead (e.g. 50000; built if missing)"
     )
     parser.add_argument("--before", type=Path, help="another checkout's src/ to run side by side (alternating)")
+    parser.add_argument(
+        "--compile-each-run",
+        action="store_true",
+        help="no bytecode cache: every child compiles its imports from source (PYTHONDONTWRITEBYTECODE)",
+    )
     args = parser.parse_args()
+    global BYTECODE_CACHE  # noqa: PLW0603 (the children's environment, set once from the command line)
+    BYTECODE_CACHE = not args.compile_each_run
+    print("children run " + ("from cached bytecode" if BYTECODE_CACHE else "compiling every import"), flush=True)
     sides: list[tuple[str, Path | None]] = [("after", None)]
     if args.before:
         sides.append(("before", args.before.resolve()))
@@ -401,6 +421,9 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
         runs[f"cold {side}"] = []
         runs[f"warm {side}"] = []
     with tempfile.TemporaryDirectory() as tmp:
+        spawn(["--child-bare"])  # not measured: compiles the bytecode the measured runs read
+        for _, src in sides:
+            spawn(["--child-cidash", str(db), str(Path(tmp) / "warm-up")], src)
         for _ in range(n_runs):
             runs["bare"].append(spawn(["--child-bare"]))
             for side, src in sides:
