@@ -37,7 +37,9 @@ def test_the_health_window_gives_the_whole_history_health(synced_world: SyncedWo
         refs = {p.ref for p in whole.dataset.pipelines}
         assert len(refs) > 1 and {p.ref for p in fast.dataset.pipelines} == {"main"}
         assert all(
-            s.name in ("archive_cache", "archive_cache_on_failure") for f in fast.dataset.facts.values() for s in f.sections
+            s.name in ("archive_cache", "archive_cache_on_failure")
+            for f in fast.dataset.facts.values()
+            for s in f.sections
         )
         assert _report(fast) == _report(whole)
         assert health == health_rows(whole)
