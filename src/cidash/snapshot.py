@@ -413,6 +413,7 @@ def load_snapshot(
     since: datetime | Literal["window", "health"] | None = None,
     specs: Sequence[Spec] = (),
     phases: bool = True,
+    ref_only: bool = False,
 ) -> Snapshot:
     """Resolve the project (``project``, else the only one of ``configured`` — default ``[gitlab] projects`` —
     else the only one in the store; UsageError otherwise) and :func:`build_snapshot` it."""
@@ -430,4 +431,5 @@ def load_snapshot(
         since=since,
         specs=specs,
         phases=phases,
+        ref_only=ref_only,
     )
