@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -242,22 +244,52 @@ def child_cidash(db: str, cache: str, t0: float) -> None:
         Bench(store, Config(), clock=lambda: NOW, poll=False, cache_dir=Path(cache)).run(headless=True)
 
 
-def spawn(args: list[str]) -> tuple[float, float]:
-    """(wall, cpu) seconds from spawning the child to its populated first screen: the child measures the wall
-    time and prints it; CPU time (user + system, all threads) comes from the child's rusage."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        [sys.executable, __file__, *args, repr(time.time())], check=True, capture_output=True, text=True
-    )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return float(out.stdout.strip().splitlines()[-1]), cpu
+#: Children run from compiled bytecode (``--compile-each-run`` turns it off: every import compiles the source, as
+#: it does with PYTHONDONTWRITEBYTECODE set and no ``__pycache__``).
+BYTECODE_CACHE = True
+
+
+def run_child(args: list[str], src: Path | None = None) -> tuple[str, resource.struct_rusage]:
+    """Run this script as a child (``src``: another checkout's ``src/`` first on its path, ``--before``); its
+    standard output and its own rusage (``os.wait4``: CPU and peak RSS of that child only)."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    if BYTECODE_CACHE:
+        # As installed Python code runs: from compiled bytecode (compiling textual, rich and cidash from source
+        # costs more CPU than starting the app); in bench/.corpus/pycache, never next to the sources.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(CORPUS / "pycache")
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, *args, repr(time.time())], stdout=stdout, stderr=stderr, env=env
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            stderr.seek(0)
+            raise SystemExit(
+                f"child {args[0]} exited {proc.returncode}: {stderr.read().decode(errors='replace')[-2000:]}"
+            )
+        stdout.seek(0)
+        return stdout.read().decode(), usage
+
+
+def spawn(args: list[str], src: Path | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MB) of a child from its spawn to its populated first screen: the child measures
+    the wall time and prints it; CPU time (user + system, all threads) and the peak resident set size
+    (``ru_maxrss``) come from the child's rusage."""
+    out, usage = run_child(args, src)
+    return float(out.strip().splitlines()[-1]), usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 # -- filter ------------------------------------------------------------------------------------------------------
 
 
-async def filter_times(db: Path) -> dict[str, float]:
+FILTERS = ("status:failed", "ref:main", "source:schedule", "ref:feature/7 status:success", "15000", "")
+
+
+async def filter_times(db: Path, cache: Path) -> dict[str, float]:
     from textual.worker import WorkerState
 
     from cidash.config import Config
@@ -267,7 +299,7 @@ async def filter_times(db: Path) -> dict[str, float]:
 
     out: dict[str, float] = {}
     with Store.open(db, readonly=True) as store:
-        app = CidashApp(store, Config(), clock=lambda: NOW, poll=False, cache_dir=CORPUS / "cache-filter")
+        app = CidashApp(store, Config(), clock=lambda: NOW, poll=False, cache_dir=cache)
         async with app.run_test(size=(120, 36)) as pilot:
 
             async def settle() -> None:
@@ -281,7 +313,7 @@ async def filter_times(db: Path) -> dict[str, float]:
             await pilot.press("2")
             await settle()
             view = app.query_one(PipelinesView)
-            for text in ("status:failed", "ref:main", "source:schedule", "ref:feature/7 status:success", "15000", ""):
+            for text in FILTERS:
                 samples = []
                 for _ in range(5):
                     view.apply_filter(text)
@@ -289,8 +321,20 @@ async def filter_times(db: Path) -> dict[str, float]:
                     assert view.last_filter_ms is not None
                     samples.append(view.last_filter_ms)
                 out[text or "(cleared)"] = statistics.median(samples)
-            out["rows shown for (cleared)"] = float(view.total)
     return out
+
+
+def child_filter(db: str, cache: str, t0: float) -> None:
+    times = asyncio.run(filter_times(Path(db), Path(cache)))
+    print(json.dumps(times), flush=True)
+    print(f"{time.time() - t0:.4f}", flush=True)
+
+
+def filter_run(db: Path, src: Path | None) -> tuple[dict[str, float], float]:
+    """The filter timings (ms) measured in a child (``src`` first on its path), and its peak RSS (MB)."""
+    with tempfile.TemporaryDirectory() as cache:
+        out, usage = run_child(["--child-filter", str(db), cache], src)
+    return json.loads(out.strip().splitlines()[-2]), usage.ru_maxrss / 1024
 
 
 def main() -> int:
@@ -300,57 +344,106 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-cidash":
         child_cidash(sys.argv[2], sys.argv[3], float(sys.argv[4]))
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-filter":
+        child_filter(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipelines", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--filter-only", action="store_true", help="skip the start-up measurement")
+    parser.add_argument("--no-filter", action="store_true", help="skip the filter measurement")
+    parser.add_argument(
+        "--filter-pipelines", type=int, help="measure the filter on this store instead (e.g. 50000; built if missing)"
+    )
+    parser.add_argument("--before", type=Path, help="another checkout's src/ to run side by side (alternating)")
+    parser.add_argument(
+        "--compile-each-run",
+        action="store_true",
+        help="no bytecode cache: every child compiles its imports from source (PYTHONDONTWRITEBYTECODE)",
+    )
     args = parser.parse_args()
+    global BYTECODE_CACHE  # noqa: PLW0603 (the children's environment, set once from the command line)
+    BYTECODE_CACHE = not args.compile_each_run
+    print("children run " + ("from cached bytecode" if BYTECODE_CACHE else "compiling every import"), flush=True)
+    sides: list[tuple[str, Path | None]] = [("after", None)]
+    if args.before:
+        sides.append(("before", args.before.resolve()))
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    db = store_for(args.pipelines)
+    if not args.filter_only:
+        start_up(db, args.runs, sides)
+    if not args.no_filter:
+        fdb = store_for(args.filter_pipelines) if args.filter_pipelines else db
+        for side, src in sides:
+            times, rss = filter_run(fdb, src)
+            label = f" ({side})" if len(sides) > 1 else ""
+            print(f"filter on Pipelines{label}, {fdb.name} (apply -> first page on screen, median of 5):")
+            for name, ms in times.items():
+                print(f"  {name:30s} {ms:7.1f} ms  (target <= 100 ms)")
+            print(f"  peak RSS of that App        {rss:7.0f} MB")
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    return 0
+
+
+def store_for(pipelines: int) -> Path:
+    """``bench/.corpus/tui-<pipelines>.db``, built when missing."""
     CORPUS.mkdir(exist_ok=True)
-    db = CORPUS / f"tui-{args.pipelines}.db"
+    db = CORPUS / f"tui-{pipelines}.db"
     if not db.exists():
         t0 = time.perf_counter()
         tmp = db.with_suffix(".tmp.db")
         for leftover in CORPUS.glob(tmp.name + "*"):
             leftover.unlink()
-        build_store(tmp, args.pipelines)
+        build_store(tmp, pipelines)
         tmp.rename(db)
-        print(f"built {db} in {time.perf_counter() - t0:.1f} s")
+        print(f"built {db} in {time.perf_counter() - t0:.1f} s", flush=True)
     from cidash.store import Store
 
     with Store.open(db, readonly=True) as store:
         counts = store.counts()
     print(
-        f"store: {counts.get('pipelines')} pipelines, {counts.get('jobs')} jobs, {counts.get('job_facts')} parsed logs"
+        f"store {db.name}: {counts.get('pipelines')} pipelines, {counts.get('jobs')} jobs, "
+        f"{counts.get('job_facts')} parsed logs",
+        flush=True,
     )
-
-    if not args.filter_only:
-        start_up(db, args.runs)
-    print("filter on Pipelines (apply -> first page on screen, median of 5):")
-    for name, ms in asyncio.run(filter_times(db)).items():
-        if name.startswith("rows"):
-            continue
-        print(f"  {name:30s} {ms:7.1f} ms  (target < 100 ms)")
-    return 0
+    return db
 
 
-def start_up(db: Path, n_runs: int) -> None:
-    cache = CORPUS / "cache-start"
-    runs: dict[str, list[tuple[float, float]]] = {"bare": [], "cold": [], "warm": []}
-    for _ in range(n_runs):
-        runs["bare"].append(spawn(["--child-bare"]))
-        for f in cache.glob("*"):
-            f.unlink()
-        runs["cold"].append(spawn(["--child-cidash", str(db), str(cache)]))
-        runs["warm"].append(spawn(["--child-cidash", str(db), str(cache)]))
-    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
-    (bw, bc), (cw, cc), (ww, wc) = med["bare"], med["cold"], med["warm"]
-    print(f"start-up to a populated screen (median of {n_runs}, headless, process spawn included):")
-    print(f"  bare Textual app           {bw:6.2f} s wall  {bc:6.2f} s CPU")
-    print(
-        f"  cidash, warm Health cache  {ww:6.2f} s wall  {wc:6.2f} s CPU  "
-        f"({ww / bw:.2f}x / {wc / bc:.2f}x bare; target < 2x)"
-    )
-    print(f"  cidash, cold (computed)    {cw:6.2f} s wall  {cc:6.2f} s CPU  ({cw / bw:.2f}x / {cc / bc:.2f}x bare)")
+TARGET_MB = 150.0
+
+
+def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> None:
+    """Bare, then each side's cold and warm start, alternating, ``n_runs`` times; medians."""
+    runs: dict[str, list[tuple[float, float, float]]] = {"bare": []}
+    for side, _ in sides:
+        runs[f"cold {side}"] = []
+        runs[f"warm {side}"] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        spawn(["--child-bare"])  # not measured: compiles the bytecode the measured runs read
+        for _, src in sides:
+            spawn(["--child-cidash", str(db), str(Path(tmp) / "warm-up")], src)
+        for _ in range(n_runs):
+            runs["bare"].append(spawn(["--child-bare"]))
+            for side, src in sides:
+                cache = Path(tmp) / f"cache-{side}"
+                for f in cache.glob("*"):
+                    f.unlink()
+                runs[f"cold {side}"].append(spawn(["--child-cidash", str(db), str(cache)], src))
+                runs[f"warm {side}"].append(spawn(["--child-cidash", str(db), str(cache)], src))
+    med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in runs.items()}
+    bw, bc, bm = med["bare"]
+    print(f"start-up to a populated Health screen (median of {n_runs}, headless, process spawn included):")
+    print(f"  bare Textual app             {bw:6.2f} s wall  {bc:6.2f} s CPU  {bm:5.0f} MB peak")
+    for side, _ in sides:
+        for kind, text in (("warm", "warm Health cache"), ("cold", "cold (computed)  ")):
+            w, c, m = med[f"{kind} {side}"]
+            label = f"{text} {side if len(sides) > 1 else ''}".rstrip()
+            print(
+                f"  cidash, {label:22s} {w:6.2f} s wall  {c:6.2f} s CPU  {m:5.0f} MB peak  "
+                f"({w / bw:.2f}x / {c / bc:.2f}x bare; target <= 2x, <= {TARGET_MB:g} MB)"
+            )
 
 
 if __name__ == "__main__":

@@ -127,10 +127,16 @@ _JOB_COLUMNS = (
 )
 
 
-def _span_where(project: Project, start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
-    """The pipelines of ``project`` created in ``[start, end)``, as an SQL condition on ``pipelines``."""
+def _span_where(
+    project: Project, start: datetime | None, end: datetime | None, ref: str | None = None
+) -> tuple[str, list[Any]]:
+    """The pipelines of ``project`` created in ``[start, end)`` (on ``ref`` when given), as an SQL condition on
+    ``pipelines``."""
     where: list[str] = ["project_id = ?"]
     params: list[Any] = [project.id]
+    if ref is not None:
+        where.append("ref = ?")
+        params.append(ref)
     if start is not None:
         where.append("created_at >= ?")
         params.append(to_db_time(start))
@@ -154,11 +160,13 @@ def _load_span(
     *,
     startup_only: bool = False,
     phases: bool = True,
+    ref: str | None = None,
 ) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts]]:
-    """The pipelines created in ``[start, end)``, all their jobs (by pipeline, so a retry made after ``end`` still
-    comes) and the jobs' log facts, read with a few statements; repeated strings (names, refs, SHAs, cache keys)
-    and identical cache events and image references are shared rather than copied per job."""
-    pipelines = store.pipelines(project.id, since=start, until=end)
+    """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
+    made after ``end`` still comes) and the jobs' log facts, read with a few statements; repeated strings (names,
+    refs, SHAs, cache keys) and identical cache events and image references are shared rather than copied per
+    job."""
+    pipelines = store.pipelines(project.id, since=start, until=end, ref=ref)
     if not pipelines:
         return [], [], {}
     strings: dict[Any, Any] = {}
@@ -169,7 +177,7 @@ def _load_span(
         sub_start = start if k == 0 else pipelines[k].created_at
         after = k + _PIPELINES_PER_READ
         sub_end = pipelines[after].created_at if after < len(pipelines) else end
-        cond, params = _span_where(project, sub_start, sub_end)
+        cond, params = _span_where(project, sub_start, sub_end, ref)
         for r in store.read(
             f"SELECT {_JOB_COLUMNS} FROM jobs j WHERE j.project_id = ? AND j.pipeline_id IN "
             f"(SELECT id FROM pipelines WHERE {cond})",
@@ -302,6 +310,7 @@ def load_dataset(
     startup_only: Sequence[Span] = (),
     phases: bool = True,
     image_history: ImageHistory | None = None,
+    ref: str | None = None,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
 
@@ -314,7 +323,8 @@ def load_dataset(
     facts are read for their start-ups only (no runner sections, no cache events: the baseline, which only the
     start-up criterion reads), unless they overlap ``spans``; ``phases`` false: the runner sections of the
     start-up phases are left out too (``check``, whose criteria read start-ups as a whole: the phases of
-    :attr:`~cidash.metrics.JobStartup.phases` come out empty).
+    :attr:`~cidash.metrics.JobStartup.phases` come out empty); ``ref``: only the pipelines of that ref in
+    ``spans`` (the criteria ref: every criterion judges it, see :func:`cidash.snapshot.build_snapshot`).
     """
     if spans is None:
         pipelines = tuple(store.pipelines(project.id, since=since))
@@ -336,7 +346,7 @@ def load_dataset(
             [(a, b, False) for a, b in full] + [(a, b, True) for a, b in light],
             key=lambda s: s[0] or datetime.min.replace(tzinfo=UTC),
         ):
-            ps, js, fs = _load_span(store, project, start, end, startup_only=startups, phases=phases)
+            ps, js, fs = _load_span(store, project, start, end, startup_only=startups, phases=phases, ref=ref)
             all_pipelines.extend(ps)
             all_jobs.extend(js)
             facts.update(fs)

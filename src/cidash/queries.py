@@ -255,6 +255,18 @@ def _in(values: list[str]) -> str:
     return ",".join("?" * len(values))
 
 
+def _pipelines_created(store: Store, project_id: int, ids: set[int]) -> dict[int, datetime]:
+    """The creation time of each pipeline in ``ids`` (a few: those where the CI image changed)."""
+    if not ids:
+        return {}
+    wanted = sorted(ids)
+    rows = store.read(
+        f"SELECT id, created_at FROM pipelines WHERE project_id = ? AND id IN ({_in([str(i) for i in wanted])})",
+        [project_id, *wanted],
+    )
+    return {pid: _time(at) for pid, at in rows}
+
+
 def image_history(store: Store, project_id: int, ref: str, hint: str | None, as_of: datetime | None) -> ImageHistory:
     """:func:`cidash.metrics.image_digest_changes` of ``ref``'s whole history as of ``as_of``, computed in the
     database: only the jobs whose digest differs from the previous CI-image job's (``LAG``) come back, so the
@@ -264,24 +276,29 @@ def image_history(store: Store, project_id: int, ref: str, hint: str | None, as_
     split_at: dict[int, datetime] = {}
     if names:
         where, params = _image_jobs_where(project_id, ref, as_of)
+        # The window sorts every CI-image job of the history: it carries the image name and digest as small codes
+        # (their index in ``names`` and ``digests``) rather than the strings, which halves its time.
+        name_code = "CASE f.image_name " + " ".join(f"WHEN ? THEN {i}" for i in range(len(names))) + " END"
+        digest_code = "CASE f.image_digest " + " ".join(f"WHEN ? THEN {i}" for i in range(len(digests))) + " END"
         rows = store.read(
-            "SELECT id, pipeline_id, started_at, image_name, image_digest, pipeline_created, prev_name, prev_digest "
-            "FROM (SELECT j.id AS id, j.pipeline_id AS pipeline_id, j.started_at AS started_at, "
-            "f.image_name AS image_name, f.image_digest AS image_digest, p.created_at AS pipeline_created, "
-            "LAG(f.image_name) OVER w AS prev_name, LAG(f.image_digest) OVER w AS prev_digest "
-            f"{where} AND f.image_name IN ({_in(names)}) AND f.image_digest IN ({_in(digests)}) "
-            "WINDOW w AS (ORDER BY j.started_at, j.id)) AS ci "
-            "WHERE prev_digest IS NOT NULL AND prev_digest <> image_digest ORDER BY started_at, id",
-            [*params, *names, *digests],
+            "SELECT id, pipeline_id, started_at, n, d, prev_n, prev_d FROM "
+            "(SELECT id, pipeline_id, started_at, n, d, LAG(n) OVER w AS prev_n, LAG(d) OVER w AS prev_d FROM "
+            f"(SELECT j.id AS id, j.pipeline_id AS pipeline_id, j.started_at AS started_at, {name_code} AS n, "
+            f"{digest_code} AS d {where} AND f.image_name IN ({_in(names)}) AND f.image_digest IN ({_in(digests)})) "
+            "AS coded WINDOW w AS (ORDER BY started_at, id)) AS ci "
+            "WHERE prev_d IS NOT NULL AND prev_d <> d ORDER BY started_at, id",
+            [*names, *digests, *params, *names, *digests],
         )
-        for job_id, pipeline_id, started, name, raw, created, prev_name, prev_raw in rows:
+        created = _pipelines_created(store, project_id, {r[1] for r in rows})
+        for job_id, pipeline_id, started, n, d, prev_n, prev_d in rows:
+            name, raw, prev_name, prev_raw = names[n], digests[d], names[prev_n], digests[prev_d]
             old, new = normalize_digest(prev_raw), normalize_digest(raw)
             if old is None or new is None or old == new:
                 continue
             changes.append(
                 DigestChange(_time(started), job_id, pipeline_id, old, new, image_tag_of(prev_name), image_tag_of(name))
             )
-            split_at[pipeline_id] = _time(created)
+            split_at[pipeline_id] = created[pipeline_id]
 
     def last_digest() -> str | None:
         """The digest of the newest CI-image job of any ref (``ci_image_jobs(ds, hint)[-1][1]``)."""

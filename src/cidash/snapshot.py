@@ -22,16 +22,18 @@ from cidash.criteria import (
     REGISTRY,
     CriteriaReport,
     DailyPoint,
+    DayContext,
     EvalContext,
     EvidenceTable,
     Periods,
     choose_periods,
+    criteria_ref,
     criterion_daily_series,
     evaluate,
 )
 from cidash.dataset import Span, gc_paused, load_dataset, merge_spans, resolve_project
 from cidash.errors import CidashError
-from cidash.metrics import Dataset, ImageHistory
+from cidash.metrics import Dataset, ImageHistory, image_size_history
 from cidash.queries import image_history
 from cidash.specs import parse_migration
 
@@ -65,6 +67,9 @@ class Snapshot:
     startup_only: tuple[Span, ...] = ()
     #: False: the dataset's log facts lack the start-up phases' sections (``check``'s load, see build_snapshot).
     phases: bool = True
+    #: Set when ``dataset`` holds only this ref's pipelines of ``spans`` (the criteria ref: build_snapshot's
+    #: ``ref_only``); None: every ref's.
+    ref: str | None = None
     as_of: bool = True
     #: The store the dataset came from, for a slice outside ``spans`` asked later (compare, export --since).
     store: Store | None = field(default=None, repr=False, compare=False)
@@ -117,10 +122,12 @@ class Snapshot:
         """:func:`cidash.compare.compare` of two slices of this snapshot's dataset, with its options."""
         from cidash.compare import compare
 
-        if not self.phases:
+        if not self.phases and self.store is None:
             raise RuntimeError("Snapshot.compare needs the start-up phases: build_snapshot(phases=True)")
         ds = self.dataset
         if self.spans is not None and self.store is not None:
+            if not self.phases or self.ref is not None:
+                ds = self.whole_history()  # the window lacks the phases or the other refs a comparison shows
             for spec in (baseline, candidate):
                 wanted = _spec_spans(spec)
                 if wanted is None or not all(_within(self.spans, w) for w in wanted):
@@ -144,8 +151,8 @@ class Snapshot:
         if not self.phases:
             raise RuntimeError("Snapshot.export_input needs the start-up phases: build_snapshot(phases=True)")
         ds = self.dataset
-        if self.spans is not None and not _covers(self.spans, since):
-            # export --since reaches before the window loaded: load what it asks for
+        if self.spans is not None and (self.ref is not None or not _covers(self.spans, since)):
+            # export --since reaches before the window loaded (or other refs): load what it asks for
             with gc_paused():
                 ds = load_dataset(
                     store, self.project, since=since, config_ref=self.config.criteria.ref, as_of=self._as_of_time
@@ -172,8 +179,11 @@ class Snapshot:
         tabs read once the Health table, made from the window, is on screen. Same periods and verdicts."""
         if self.spans is None:
             return self
-        out = replace(self, dataset=self.whole_history(), spans=None, startup_only=(), phases=True)
-        for evaluated in ("periods", "report"):  # chosen and evaluated once: the window's are the history's
+        out = replace(self, dataset=self.whole_history(), spans=None, startup_only=(), phases=True, ref=None)
+        # chosen and evaluated once: the window's verdicts are the history's; its periods too, unless they are
+        # slices of a window without the start-up phases or the other refs (the Start-up tab shows the phases)
+        kept = ("periods", "report") if self.phases and self.ref is None else ("report",)
+        for evaluated in kept:
             if evaluated in self.__dict__:
                 out.__dict__[evaluated] = self.__dict__[evaluated]
         return out
@@ -185,7 +195,7 @@ class Snapshot:
     def whole_history(self, since: datetime | None = None) -> Dataset:
         """The dataset with every pipeline created since ``since`` (None: all, loaded once), loaded again from the
         store when the snapshot holds only the window judged."""
-        if self.spans is None or _covers(self.spans, since):
+        if self.spans is None or (self.ref is None and _covers(self.spans, since)):
             return self.dataset
         return self._whole if since is None else self._load(since)
 
@@ -197,9 +207,27 @@ class Snapshot:
             )
 
     def daily_series(self, criterion_id: str, *, days: int = 30) -> list[DailyPoint]:
-        """One point per UTC day (oldest first) of the measure behind a criterion, up to ``now``."""
+        """One point per UTC day (oldest first) of the measure behind a criterion, up to ``now``: what
+        :func:`cidash.criteria.criterion_daily_series` gives, the last 30 days sliced once for every criterion."""
+        if days == 30:
+            criterion = REGISTRY.get(criterion_id)
+            if criterion is None:
+                raise ValueError(f"unknown criterion {criterion_id!r}")
+            return [DailyPoint(c.start.date(), *criterion.day_value(c)) for c in self._last_30_days]
         ds = self.recent if days <= 30 else self.dataset
         return criterion_daily_series(ds, self.config, criterion_id, days=days, now=self.now)
+
+    @cached_property
+    def _last_30_days(self) -> list[DayContext]:
+        """The criteria ref's last 30 UTC days, one slice each, as :func:`~cidash.criteria.criterion_daily_series`
+        cuts them (the Health table's seven sparklines cut them once)."""
+        ds, config = self.recent, self.config
+        on_ref = ds.on_ref(criteria_ref(ds, config))
+        first = self.now.astimezone(UTC).date() - timedelta(days=29)
+        starts = [datetime(first.year, first.month, first.day, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
+        days = on_ref.split([*starts, starts[-1] + timedelta(days=1)])
+        sizes = image_size_history(ds, config.image.repository)
+        return [DayContext(ds, day, start, config, sizes) for day, start in zip(days, starts, strict=True)]
 
 
 def build_snapshot(
@@ -216,6 +244,7 @@ def build_snapshot(
     since: datetime | Literal["window", "health"] | None = None,
     specs: Sequence[Spec] = (),
     phases: bool = True,
+    ref_only: bool = False,
 ) -> Snapshot:
     """Load ``project``'s dataset from ``store`` and (unless ``evaluate_now`` is false) evaluate the criteria.
 
@@ -230,7 +259,10 @@ def build_snapshot(
     ``specs``: the slices a comparison reads (their dates, else the whole history). Configured baseline and
     candidate SPECs, or a migration named by digest, load the whole history. ``phases`` false (``check``): a
     window leaves out the start-up phases' runner sections, which no criterion reads (the snapshot then refuses
-    :meth:`Snapshot.export_input` and :meth:`Snapshot.compare`, which show phases)."""
+    :meth:`Snapshot.export_input`, and :meth:`Snapshot.compare` loads the history it shows). ``ref_only``: a window
+    holds only the criteria ref's pipelines (every criterion, its baseline and its daily series judge that ref; the
+    other refs' jobs are read by the dashboard's other tabs and by exports, which load them when asked): what the
+    dashboard's Health screen loads."""
     with gc_paused():
         spans = judged_spans(store, config, project, now, as_of=as_of, since=since, specs=specs)
         if spans is None:
@@ -245,6 +277,7 @@ def build_snapshot(
                 startup_only=spans.startup_only,
                 phases=phases,
                 image_history=spans.history,
+                ref=spans.ref if ref_only else None,
             )
         snap = Snapshot(
             project,
@@ -258,6 +291,7 @@ def build_snapshot(
             spans=None if spans is None else tuple(merge_spans(spans.spans)),
             startup_only=() if spans is None else spans.startup_only,
             phases=phases or spans is None,
+            ref=spans.ref if ref_only and spans is not None else None,
             as_of=as_of,
             store=store,
         )
@@ -274,6 +308,8 @@ class Window:
     spans: tuple[Span, ...]
     startup_only: tuple[Span, ...]
     history: ImageHistory | None
+    #: The criteria ref (None: no periods were chosen, e.g. two named slices of ``compare``).
+    ref: str | None = None
 
 
 def _covers(spans: Sequence[Span], since: datetime | None) -> bool:
@@ -359,7 +395,7 @@ def judged_spans(
         spans.append((max(periods.split_at, now - window), None))
     first = now.astimezone(UTC).date() - timedelta(days=29)  # Snapshot.recent (the daily series)
     spans.append((datetime(first.year, first.month, first.day, tzinfo=UTC), None))
-    return Window((*spans, *extra), tuple(startup_only), history)
+    return Window((*spans, *extra), tuple(startup_only), history, ref)
 
 
 def load_snapshot(
@@ -377,6 +413,7 @@ def load_snapshot(
     since: datetime | Literal["window", "health"] | None = None,
     specs: Sequence[Spec] = (),
     phases: bool = True,
+    ref_only: bool = False,
 ) -> Snapshot:
     """Resolve the project (``project``, else the only one of ``configured`` — default ``[gitlab] projects`` —
     else the only one in the store; UsageError otherwise) and :func:`build_snapshot` it."""
@@ -394,4 +431,5 @@ def load_snapshot(
         since=since,
         specs=specs,
         phases=phases,
+        ref_only=ref_only,
     )

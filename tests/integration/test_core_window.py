@@ -62,9 +62,11 @@ def bench_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, datetim
     return db, bench.NOW
 
 
-def _report(db: Path, config: Config, now: datetime, *, window: bool, phases: bool = True) -> str:
+def _report(
+    db: Path, config: Config, now: datetime, *, window: bool, phases: bool = True, ref_only: bool = False
+) -> str:
     with Store.open(db, readonly=True) as store:
-        snap = load_snapshot(store, config, now, since="window" if window else None, phases=phases)
+        snap = load_snapshot(store, config, now, since="window" if window else None, phases=phases, ref_only=ref_only)
         # configured SPECs or a migration named by digest may reach anywhere: the whole history is loaded
         whole = not window or bool(config.criteria.baseline) or config.criteria.migration.startswith("sha256:")
         assert (snap.spans is None) is whole
@@ -80,7 +82,8 @@ def test_the_window_load_gives_the_whole_history_report(bench_store: tuple[Path,
     now = end - timedelta(days=days_back, hours=3)
     whole = _report(db, Config(), now, window=False)
     assert _report(db, Config(), now, window=True) == whole
-    assert _report(db, Config(), now, window=True, phases=False) == whole  # check's load
+    assert _report(db, Config(), now, window=True, phases=False, ref_only=True) == whole  # check's load
+    assert _report(db, Config(), now, window=True, phases=False) == whole
 
 
 @pytest.mark.parametrize(
@@ -101,7 +104,9 @@ def test_the_window_load_agrees_for_every_way_of_choosing_periods(
     db, end = bench_store
     config = Config(criteria=criteria)
     for now in (end, end - timedelta(days=50)):
-        assert _report(db, config, now, window=True) == _report(db, config, now, window=False)
+        whole = _report(db, config, now, window=False)
+        assert _report(db, config, now, window=True) == whole
+        assert _report(db, config, now, window=True, phases=False, ref_only=True) == whole  # check's load
 
 
 def test_the_window_holds_fewer_pipelines_than_the_history(bench_store: tuple[Path, datetime]) -> None:

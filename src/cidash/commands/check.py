@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             only=only or None,
             since="window",  # only the periods the criteria judge are loaded
             phases=False,  # and no start-up phase sections: no criterion reads them
+            ref_only=True,  # of the criteria ref only: every criterion judges it
         )
     report = snap.report
     for warning in report.warnings:

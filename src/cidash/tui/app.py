@@ -210,6 +210,8 @@ class CidashApp(App[None]):
     # -- layout -----------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # before the widgets mount: an App class set later restyles every one of them
+        self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
         yield self.header
         with self.tabs:
             with TabPane("1 Health", id="health"):

@@ -90,8 +90,13 @@ class PipelinesView(TabView):
         if project is None:
             return
         store = self.dash.store
-        total = count_pipelines(store, project.id, filt) if offset == 0 else self.total
         rows = query_pipelines(store, project.id, filt, offset=offset, limit=PAGE)
+        if offset:
+            total = self.total
+        elif len(rows) < PAGE:
+            total = len(rows)  # every match is on this first page: no second scan to count them
+        else:
+            total = count_pipelines(store, project.id, filt)
         self.post_message(self.Page(rows, total, offset == 0, generation, started))
 
     def on_pipelines_view_page(self, message: Page) -> None:

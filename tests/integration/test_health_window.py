@@ -1,0 +1,80 @@
+"""The dashboard's fast first screen (issue #16, "Start-up speed at scale"): the Health window holds only the
+criteria ref's pipelines of the periods judged, without the start-up phases, and its Health table, report and
+later tabs are the ones the whole-history load gives, on a store synced from the simulated GitLab."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from cidash.config import load_config
+from cidash.criteria import CRITERIA_IDS, criterion_daily_series
+from cidash.snapshot import Snapshot, build_snapshot
+from cidash.specs import parse_spec
+from cidash.store import Store
+from cidash.tui.data import caches_view, health_rows, images_view, load_dashboard, startup_view
+from metrics_factories import SyncedWorld, synced_world
+
+__all__ = ["synced_world"]  # the session fixture
+
+
+def _report(snap: Snapshot) -> str:
+    return json.dumps([snap.report.as_dict(), snap.report.period, snap.report.warnings], sort_keys=True)
+
+
+@pytest.mark.parametrize("days_back", [0, 3, 7])  # after the migration (day 6 of 12), and before it
+def test_the_health_window_gives_the_whole_history_health(synced_world: SyncedWorld, days_back: int) -> None:
+    config = load_config(synced_world.config_file)
+    now = synced_world.now - timedelta(days=days_back)
+    with Store.open(synced_world.db, readonly=True) as store:
+        project = store.projects()[0]
+        fast, health = load_dashboard(store, config, project, now)
+        whole = build_snapshot(store, config, project, now)
+        # the fast path really is the narrow one: the criteria ref only, no start-up phase sections
+        assert fast.spans is not None and fast.ref == "main" and not fast.phases
+        refs = {p.ref for p in whole.dataset.pipelines}
+        assert len(refs) > 1 and {p.ref for p in fast.dataset.pipelines} == {"main"}
+        assert all(
+            s.name in ("archive_cache", "archive_cache_on_failure")
+            for f in fast.dataset.facts.values()
+            for s in f.sections
+        )
+        assert _report(fast) == _report(whole)
+        assert health == health_rows(whole)
+        for cid in CRITERIA_IDS:  # the series sliced once for all criteria = one criterion's own series
+            assert fast.evidence(cid) == whole.evidence(cid)
+            assert fast.daily_series(cid) == criterion_daily_series(whole.dataset, config, cid, days=30, now=now)
+
+
+def test_the_other_tabs_read_the_whole_history_after_the_health(synced_world: SyncedWorld) -> None:
+    """widened() brings back the other refs and the phases (the Start-up tab shows them) with the same verdicts;
+    the comparison and the export of the narrow snapshot load what they show."""
+    config = load_config(synced_world.config_file)
+    now = synced_world.now
+    with Store.open(synced_world.db, readonly=True) as store:
+        project = store.projects()[0]
+        fast, _ = load_dashboard(store, config, project, now)
+        whole = build_snapshot(store, config, project, now)
+        wide = fast.widened()
+        assert wide.ref is None and wide.phases and wide.spans is None and wide.report is fast.report
+        assert wide.dataset.pipelines == whole.dataset.pipelines and wide.dataset.jobs == whole.dataset.jobs
+        assert startup_view(wide) == startup_view(whole)
+        assert any(row[1] != "—" for row in startup_view(wide).phase_rows[:-1])  # the phases are back
+        assert caches_view(wide, store) == caches_view(whole, store)
+        assert images_view(store, wide) == images_view(store, whole)
+        mig = whole.periods.split_at
+        assert mig is not None
+        base = parse_spec(f"..{(mig - timedelta(days=1)).date()}")
+        cand = parse_spec(f"{mig.date()}..")
+        assert fast.compare(base, cand, resamples=50) == whole.compare(base, cand, resamples=50)
+        with pytest.raises(RuntimeError):  # no phases: an export would show them empty (as for check's window)
+            fast.export_input(store, since=None)
+        narrow = build_snapshot(store, config, project, now, since="health", ref_only=True)
+        assert narrow.ref == "main" and narrow.phases
+        for since in (None, now - timedelta(days=2)):  # the other refs are loaded for the export
+            got, want = narrow.export_input(store, since=since), whole.export_input(store, since=since)
+            assert got.ds.pipelines == want.ds.pipelines and got.ds.jobs == want.ds.jobs
+            assert [got.ds.facts.get(j.id) for j in got.ds.jobs] == [want.ds.facts.get(j.id) for j in want.ds.jobs]
+            assert got.report == want.report and len({p.ref for p in got.ds.pipelines}) > 1
