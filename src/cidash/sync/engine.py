@@ -373,7 +373,14 @@ def _sequential(
             if _is_fatal(exc) or isinstance(exc, ConnectError) or single:
                 raise
             outcomes.append(exc)
+            if progress is not None:
+                progress(_not_synced(_target_label(target), exc))
     return outcomes
+
+
+def _not_synced(label: str, exc: CidashError) -> SyncProgress:
+    """The last progress event of a project that could not be synced (a display closes its line on it)."""
+    return SyncProgress(project=label, phase="done", message=f"not synced: {exc.one_line()}")
 
 
 class _Stopped(CidashError):
@@ -513,7 +520,7 @@ class _ProjectPool:
             outcomes[index] = exc
             if self.progress is not None and not self._stop.is_set():
                 with self._progress_lock:
-                    self.progress(SyncProgress(project=label, phase="done", message=f"not synced: {exc.one_line()}"))
+                    self.progress(_not_synced(label, exc))
         except BaseException as exc:  # a bug in one project's sync: stop the others, raise it on the caller's thread
             self._halt(f"{label}: {type(exc).__name__}", exc)
         finally:
