@@ -93,6 +93,7 @@ from cidash.sync.engine import _refetch as _refetch
 from cidash.sync.engine import _retry_deferred as _retry_deferred
 from cidash.sync.engine import _SideSteps as _SideSteps
 from cidash.sync.engine import _sync_leased as _sync_leased
+from cidash.sync.engine import project_client as project_client
 from cidash.sync.engine import resolve_project as resolve_project
 from cidash.sync.engine import sync_project as sync_project
 from cidash.sync.engine import sync_projects as sync_projects
