@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -198,7 +198,7 @@ class _Ctx:
     store: Store
     project: Project
     options: SyncOptions
-    pool: ThreadPoolExecutor
+    pool: Executor
     progress: Callable[[SyncProgress], None] | None
     now: datetime
     pipelines: int = 0

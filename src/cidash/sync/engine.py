@@ -9,10 +9,11 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from cidash.errors import (
     CidashError,
@@ -81,11 +82,13 @@ def sync_project(
     options: SyncOptions,
     progress: Callable[[SyncProgress], None] | None = None,
     now: datetime,
+    workers: Executor | None = None,
 ) -> SyncReport:
     """Sync one project into the store (see the module docstring). Raises :class:`cidash.errors.CidashError`
     on a failure that stops the sync; what was committed before it stays consistent and is kept.
 
-    Waits while another sync of the project holds its lease (see the module docstring)."""
+    Waits while another sync of the project holds its lease (see the module docstring). ``workers``: a pool shared
+    with other projects' syncs (:class:`_ProjectPool`) instead of the sync's own ``options.concurrency`` threads."""
     started = time.monotonic()
     baseline = _Baseline(
         *client.stats.snapshot(), client.stats.retries, dict(client.stats.by_kind), client.limiter.waited
@@ -105,6 +108,7 @@ def sync_project(
             baseline=baseline,
             lease=lease,
             lease_wait=lease_wait,
+            workers=workers,
         )
     finally:
         lease.release()
@@ -133,6 +137,7 @@ def _sync_leased(
     baseline: _Baseline,
     lease: _Lease,
     lease_wait: float,
+    workers: Executor | None = None,
 ) -> SyncReport:
     req0, bytes0, retries0, kinds0, wait0 = (
         baseline.requests,
@@ -144,7 +149,11 @@ def _sync_leased(
     interrupted = store.interrupt_running_sync_runs(resolved.id, now=datetime.now(UTC))
     first_sync = store.last_sync(resolved.id) is None
     run_id = store.start_sync_run(resolved.id, now)
-    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="cidash-sync") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="cidash-sync")
+        if workers is None
+        else _ProjectExecutor(workers)
+    ) as pool:
         ctx = _Ctx(client, store, resolved, options, pool, progress, now, wire=WireLog(now=_wire_now(now)))
         lease.ctx = ctx
         if interrupted:
@@ -423,13 +432,49 @@ def project_client(client: GitLabClient) -> GitLabClient:
     return view
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class _ProjectExecutor(Executor):
+    """One project's door to a worker pool shared by several projects' syncs: its tasks go to the shared pool, and
+    ``shutdown`` (the end of the sync, or its failure) cancels and waits for this project's tasks only."""
+
+    def __init__(self, shared: Executor) -> None:
+        self._shared = shared
+        self._lock = threading.Lock()
+        self._futures: set[Future[Any]] = set()
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future = self._shared.submit(fn, *args, **kwargs)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            pending = list(self._futures)
+        if cancel_futures:
+            for future in pending:
+                future.cancel()
+        if wait:
+            wait_for(pending)
+
+
 class _ProjectPool:
     """Several projects in flight at once (:func:`sync_projects` with ``project_concurrency`` > 1).
 
     - **One request ceiling.** Every project's sync runs on :func:`project_client`, which shares the caller's rate
       limiter: the in-flight window, ``max_rps`` and GitLab's ``RateLimit-*`` budget hold for all projects
-      together. A project keeps its own pool of ``[gitlab] concurrency`` workers, so one big project can still fill
-      the window while the small ones wait for slots.
+      together. Their logs, details and checksums go to one pool of ``[gitlab] concurrency`` workers
+      (:class:`_ProjectExecutor`), first come first served: one big project can still fill the window once the
+      small ones are done, and no more threads wait for a request slot than there are slots (a pool per project
+      had 8 x 32 threads contend for 32 slots and cost a third more CPU, see bench/README.md).
     - **One store.** The syncs share the caller's :class:`~cidash.store.Store` (one connection behind a lock; each
       step's transaction is short and holds no request), so no second connection contends for SQLite's write
       lock or PostgreSQL's row locks (see bench/README.md "Group of 500 projects" for the measurement).
@@ -464,10 +509,13 @@ class _ProjectPool:
         self._why = ""
         self._fatal: BaseException | None = None
         self._claimed: set[int] = set()
+        self.workers: Executor | None = None  # the shared worker pool, while run() runs
 
     def run(self, targets: list[str | int | Project], workers: int) -> list[_Outcome]:
         outcomes: list[_Outcome] = [None] * len(targets)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cidash-sync-project")
+        shared = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="cidash-sync")
+        self.workers = shared
         try:
             futures = [pool.submit(self._one, i, target, outcomes) for i, target in enumerate(targets)]
             for future in futures:
@@ -476,7 +524,9 @@ class _ProjectPool:
             self._halt(f"interrupted ({type(exc).__name__})")
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-        pool.shutdown(wait=True)
+        finally:
+            pool.shutdown(wait=True)
+            shared.shutdown(wait=True)
         if self._fatal is not None:
             raise self._fatal
         return outcomes
@@ -509,7 +559,13 @@ class _ProjectPool:
                     return  # the same project named twice (a path and an id): synced once
                 self._claimed.add(resolved.id)
             outcomes[index] = sync_project(
-                client, self.store, resolved, options=self.options, progress=self._emit, now=self.now
+                client,
+                self.store,
+                resolved,
+                options=self.options,
+                progress=self._emit,
+                now=self.now,
+                workers=self.workers,
             )
         except _Stopped:
             return
