@@ -116,6 +116,7 @@ def main() -> int:
     args = ap.parse_args()
 
     sides: list[int] = list(dict.fromkeys(args.project_concurrency))
+    started, load_at_start = time.strftime("%H:%M UTC", time.gmtime()), os.getloadavg()[0]
     rows: list[tuple[str, int, int, float, float, float, float, dict[str, int]]] = []
     stored: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,8 +199,8 @@ def main() -> int:
         print(f"  {name} (--project-concurrency {side}): " + ", ".join(f"{k} {v}" for k, v in top))
     load = os.getloadavg()
     print(
-        f"(load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) on {os.cpu_count()} CPUs at the "
-        f"end; started {time.strftime('%H:%M')})"
+        f"(load average {load_at_start:.1f} at the start, {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) "
+        f"at the end, on {os.cpu_count()} CPUs; started {started}, ended {time.strftime('%H:%M UTC', time.gmtime())})"
     )
     return 0
 
