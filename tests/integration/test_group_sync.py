@@ -80,14 +80,18 @@ def options(**kw: Any) -> SyncOptions:
 WALL_CLOCK = {"added_at", "synced_at", "seen_at", "fetched_at", "checked_at", "sync_state.updated_at"}
 
 
-def dump(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+#: Columns that also hold the sync's ``now`` (differ between a CLI run and an in-process one at ``NOW``).
+SYNC_TIME = {"parsed_at", "first_seen", "last_seen", "sync_state.cursor", "sync_deferred.deferred_at"}
+
+
+def dump(store: Store, volatile: set[str] = WALL_CLOCK) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the data tables without their write times, sorted (insertion order differs when projects
     overlap)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     for table in DATA_TABLES:
         cursor = store.connection.execute(f"SELECT * FROM {table}")
         names = [d[0] for d in cursor.description]
-        keep = [i for i, n in enumerate(names) if n not in WALL_CLOCK and f"{table}.{n}" not in WALL_CLOCK]
+        keep = [i for i, n in enumerate(names) if n not in volatile and f"{table}.{n}" not in volatile]
         out[table] = sorted((tuple(row[i] for i in keep) for row in cursor.fetchall()), key=repr)
     return out
 
@@ -260,3 +264,42 @@ def test_no_project_is_synced_twice_at_once(group_sim: SimulatedGitLab, store_ta
         open_syncs[project] = depth
     assert set(open_syncs.values()) == {0}
     assert sum(1 for c, _, phase in log if c > 0 and phase == "project") == 2 * len(world.projects)
+
+
+def test_ctrl_c_on_the_cli_stops_the_group_cleanly(tmp_path: Path) -> None:
+    """SIGINT to ``cidash sync --group`` with projects in flight: one line, exit 130, no run left ``running``, no
+    lease held; the next run completes the store as one uninterrupted sync does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    world = build_group_world(8, subgroups=2, days=2, pipelines_per_day=2)
+    with SimulatedGitLab(world=world, latency_ms=5) as sim:
+        db = tmp_path / "cli.db"
+        cmd = [sys.executable, "-m", "cidash", "sync", "--url", sim.url, "--group", "platform", "--db", str(db)]
+        cmd += ["--since", "all", "--project-concurrency", "4"]
+        env = {**os.environ, "GITLAB_TOKEN": sim.token, "CI": "true"}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # interrupt after a number of requests (a first sync of the group is ~1,000), not after a time
+        deadline = time.monotonic() + 60
+        while sim.stats.total_requests < 300 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert proc.poll() is None, "the sync finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1] == "cidash: interrupted" and "Traceback" not in err
+        with Store.open(str(db)) as store:
+            assert not store.read("SELECT * FROM sync_runs WHERE status = 'running'")
+            assert not store.read("SELECT * FROM sync_leases")
+            runs = [tuple(r) for r in store.read("SELECT project_id, status, error FROM sync_runs")]
+            # the projects in flight ended at a commit (stopped, or finished their last step); none started after
+            assert {status for _, status, _ in runs} <= {"ok", "error"}
+            assert len({pid for pid, _, _ in runs}) < len(world.projects), (runs, err)
+        again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert again.returncode == 0, again.stderr
+        with Store.open(str(db)) as store, Store.open(str(tmp_path / "whole.db")) as whole:
+            sync_group(sim, whole, project_concurrency=1)
+            assert dump(store, WALL_CLOCK | SYNC_TIME) == dump(whole, WALL_CLOCK | SYNC_TIME)
