@@ -3,6 +3,7 @@
     .venv/bin/python bench/group.py                          # 500 projects, 30 ms latency
     .venv/bin/python bench/group.py --projects 20            # a quick run
     .venv/bin/python bench/group.py --project-concurrency 1 4 8 16   # more sides
+    .venv/bin/python bench/group.py --projects 100 --internals       # store connection / worker pool designs
 
 The simulated GitLab (``cidash.sim.group``: group ``platform`` with 4 subgroups, each project 3 days of 3
 pipelines) runs in its own process with ``--latency-ms`` added to every answer, as in bench/sync.py. It generates
@@ -53,6 +54,55 @@ try:
 except KeyboardInterrupt:
     pass
 """
+
+
+#: ``--internals``: one in-process group sync (first, then idle) with one of the designs the pool was chosen
+#: against: "shared" (what cidash does: one store connection, one worker pool), "own-store" (a store connection per
+#: project worker), "pool-per-project" (each project's sync with its own ``concurrency`` worker threads).
+INTERNALS = r"""
+import sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from cidash.config import Config
+from cidash.connection import Connection, Secret
+from cidash.remote import GitLabClient
+from cidash.store import Store
+from cidash.sync import SyncOptions, sync_projects
+from cidash.sync import engine
+url, token, group, db, design, projects_at_once = sys.argv[1:7]
+if design == "own-store":
+    local = threading.local()
+    def own(self):
+        if getattr(local, "store", None) is None:
+            local.store = Store.open(db)
+        return local.store
+    engine._ProjectPool.store = property(own, lambda self, value: None)
+elif design == "pool-per-project":
+    engine._ProjectExecutor = lambda shared: ThreadPoolExecutor(max_workers=32, thread_name_prefix="cidash-sync")
+now = datetime.now(UTC)
+options = SyncOptions.from_config(Config(), since="all", now=now)
+options = SyncOptions(**{**options.__dict__, "project_concurrency": int(projects_at_once), "concurrency": 32})
+connection = Connection(url=url, token=Secret(token), max_rps=0, concurrency=32)
+for _ in ("first", "idle"):
+    with GitLabClient(connection) as client, Store.open(db) as store:
+        reports = sync_projects(client, store, group=group, options=options, now=now)
+    assert all(r.error is None for r in reports)
+"""
+
+
+def internals(args: argparse.Namespace, server: GroupServer, env: dict[str, str], tmp: str) -> None:
+    """The designs side by side, alternating, ``--rounds`` times (first sync and idle refresh in one child)."""
+    designs = ("shared", "own-store", "pool-per-project")
+    print(f"{'design':18} {'round':>5} {'wall s':>8} {'CPU s':>7} {'server CPU s':>13}")
+    for round_ in range(args.rounds):
+        for design in designs:
+            server.reset()
+            db = str(Path(tmp) / f"internals-{design}-{round_}.db")
+            cmd = [sys.executable, "-c", INTERNALS, server.url, server.info["token"], server.info["group"], db]
+            wall, info, _ = run_child([*cmd, design, str(args.project_concurrency[-1])], env, server)  # type: ignore[arg-type]
+            print(
+                f"{design:18} {round_:>5} {wall:>8.2f} {info['cpu_s']:>7.2f} {info['server_cpu_s']:>13.1f}", flush=True
+            )
 
 
 class GroupServer:
@@ -113,6 +163,13 @@ def main() -> int:
         "the default)",
     )
     ap.add_argument("--idle-rounds", type=int, default=2, help="idle refreshes per side, alternating (default 2)")
+    ap.add_argument(
+        "--internals",
+        action="store_true",
+        help="instead: the designs the project pool was chosen against (one store connection or one per worker; one "
+        "worker pool or one per project), in-process, first sync + idle refresh, the last --project-concurrency",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="--internals: rounds, designs alternating (default 3)")
     args = ap.parse_args()
 
     sides: list[int] = list(dict.fromkeys(args.project_concurrency))
@@ -137,6 +194,14 @@ def main() -> int:
             return [*cmd, "--db", db, "--since", "all", "--project-concurrency", str(side)]
 
         warm = [sys.executable, "-c", "import gitlab, cidash.logparse, cidash.sync, cidash.remote.http, cidash.cli"]
+        if args.internals:
+            try:
+                subprocess.run(warm, env=env, check=True)
+                internals(args, server, env, tmp)
+            finally:
+                server.stop()
+            print(f"(load average {os.getloadavg()[0]:.1f} at the end; started {started})")
+            return 0
         # first syncs one side after the other (each into its own store), then the idle refreshes alternating
         plan = [("first sync", side) for side in sides] + [
             ("idle refresh", side) for _ in range(args.idle_rounds) for side in sides
