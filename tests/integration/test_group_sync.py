@@ -303,3 +303,24 @@ def test_ctrl_c_on_the_cli_stops_the_group_cleanly(tmp_path: Path) -> None:
         with Store.open(str(db)) as store, Store.open(str(tmp_path / "whole.db")) as whole:
             sync_group(sim, whole, project_concurrency=1)
             assert dump(store, WALL_CLOCK | SYNC_TIME) == dump(whole, WALL_CLOCK | SYNC_TIME)
+
+
+def test_serve_workers_sync_projects_at_once_each_counting_its_own_requests(tmp_path: Path) -> None:
+    """``cidash serve --workers 4`` (the scheduler's pool): every project synced once with no double sync, and the
+    request counts logged per sync add up to what GitLab served (no sync counts another project's requests)."""
+    import json
+
+    from serve_support import serving, wait_ready
+
+    world = build_group_world(6, subgroups=2, days=2, pipelines_per_day=2)
+    with (
+        SimulatedGitLab(world=world) as sim,
+        serving(sim, tmp_path, workers=4, interval=3600.0, max_interval=3600.0) as running,
+    ):
+        wait_ready(running.url)
+        lines = [json.loads(line) for line in running.log.getvalue().splitlines()]
+        served = sim.stats.total_requests
+        listing = sim.stats.count("GET /groups/:gid/projects")
+    syncs = [line for line in lines if line["event"] == "sync"]
+    assert sorted(s["project"] for s in syncs) == sorted(p.path for p in world.projects.values())
+    assert listing >= 1 and sum(int(s["requests"]) for s in syncs) + listing == served
