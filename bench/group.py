@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/group.py                          # 500 projects, 30 ms latency
     .venv/bin/python bench/group.py --projects 20            # a quick run
+    .venv/bin/python bench/group.py --project-concurrency 1 4 8 16   # more sides
+    .venv/bin/python bench/group.py --projects 100 --internals       # store connection / worker pool designs
 
 The simulated GitLab (``cidash.sim.group``: group ``platform`` with 4 subgroups, each project 3 days of 3
 pipelines) runs in its own process with ``--latency-ms`` added to every answer, as in bench/sync.py. It generates
@@ -54,6 +56,55 @@ except KeyboardInterrupt:
 """
 
 
+#: ``--internals``: one in-process group sync (first, then idle) with one of the designs the pool was chosen
+#: against: "shared" (what cidash does: one store connection, one worker pool), "own-store" (a store connection per
+#: project worker), "pool-per-project" (each project's sync with its own ``concurrency`` worker threads).
+INTERNALS = r"""
+import sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from cidash.config import Config
+from cidash.connection import Connection, Secret
+from cidash.remote import GitLabClient
+from cidash.store import Store
+from cidash.sync import SyncOptions, sync_projects
+from cidash.sync import engine
+url, token, group, db, design, projects_at_once = sys.argv[1:7]
+if design == "own-store":
+    local = threading.local()
+    def own(self):
+        if getattr(local, "store", None) is None:
+            local.store = Store.open(db)
+        return local.store
+    engine._ProjectPool.store = property(own, lambda self, value: None)
+elif design == "pool-per-project":
+    engine._ProjectExecutor = lambda shared: ThreadPoolExecutor(max_workers=32, thread_name_prefix="cidash-sync")
+now = datetime.now(UTC)
+options = SyncOptions.from_config(Config(), since="all", now=now)
+options = SyncOptions(**{**options.__dict__, "project_concurrency": int(projects_at_once), "concurrency": 32})
+connection = Connection(url=url, token=Secret(token), max_rps=0, concurrency=32)
+for _ in ("first", "idle"):
+    with GitLabClient(connection) as client, Store.open(db) as store:
+        reports = sync_projects(client, store, group=group, options=options, now=now)
+    assert all(r.error is None for r in reports)
+"""
+
+
+def internals(args: argparse.Namespace, server: GroupServer, env: dict[str, str], tmp: str) -> None:
+    """The designs side by side, alternating, ``--rounds`` times (first sync and idle refresh in one child)."""
+    designs = ("shared", "own-store", "pool-per-project")
+    print(f"{'design':18} {'round':>5} {'wall s':>8} {'CPU s':>7} {'server CPU s':>13}")
+    for round_ in range(args.rounds):
+        for design in designs:
+            server.reset()
+            db = str(Path(tmp) / f"internals-{design}-{round_}.db")
+            cmd = [sys.executable, "-c", INTERNALS, server.url, server.info["token"], server.info["group"], db]
+            wall, info, _ = run_child([*cmd, design, str(args.project_concurrency[-1])], env, server)  # type: ignore[arg-type]
+            print(
+                f"{design:18} {round_:>5} {wall:>8.2f} {info['cpu_s']:>7.2f} {info['server_cpu_s']:>13.1f}", flush=True
+            )
+
+
 class GroupServer:
     """The group simulator in a child process; stats over HTTP, CPU time from /proc (as bench/sync.py's)."""
 
@@ -94,14 +145,37 @@ class GroupServer:
 
 
 def main() -> int:
+    from cidash.config import GitLabSettings, SyncSettings
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--projects", type=int, default=500, help="projects in the group (default 500)")
     ap.add_argument("--days", type=int, default=3, help="days of history per project (default 3)")
     ap.add_argument("--pipelines-per-day", type=int, default=3, help="pipelines a day per project (default 3)")
     ap.add_argument("--latency-ms", type=float, default=30.0, help="server latency per request (default 30)")
+    default_p = SyncSettings().project_concurrency
+    ap.add_argument(
+        "--project-concurrency",
+        type=int,
+        nargs="+",
+        default=[1, default_p],
+        metavar="N",
+        help=f"the sides compared, each with its own store (default: 1 = one project after another, and {default_p}, "
+        "the default)",
+    )
+    ap.add_argument("--idle-rounds", type=int, default=2, help="idle refreshes per side, alternating (default 2)")
+    ap.add_argument(
+        "--internals",
+        action="store_true",
+        help="instead: the designs the project pool was chosen against (one store connection or one per worker; one "
+        "worker pool or one per project), in-process, first sync + idle refresh, the last --project-concurrency",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="--internals: rounds, designs alternating (default 3)")
     args = ap.parse_args()
 
-    rows: list[tuple[str, int, float, float, float, float, dict[str, int]]] = []
+    sides: list[int] = list(dict.fromkeys(args.project_concurrency))
+    started, load_at_start = time.strftime("%H:%M UTC", time.gmtime()), os.getloadavg()[0]
+    rows: list[tuple[str, int, int, float, float, float, float, dict[str, int]]] = []
+    stored: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env.update({"CI": "true", "HOME": tmp, "XDG_DATA_HOME": tmp, "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pyc")})
@@ -113,49 +187,86 @@ def main() -> int:
             f"jobs; {args.latency_ms:g} ms latency per request; simulator: stubs {info0['stub_s']:.2f} s, every "
             f"project generated {info0['generate_s']:.1f} s, {info0['rss_mb']:.0f} MB"
         )
-        db = Path(tmp) / "group.db"
-        argv = [sys.executable, "-m", "cidash", "sync", "--url", server.url, "--group", info0["group"]]
-        argv += ["--db", str(db), "--since", "all"]
+
+        def argv(side: int) -> list[str]:
+            cmd = [sys.executable, "-m", "cidash", "sync", "--url", server.url, "--group", info0["group"]]
+            db = str(Path(tmp) / f"group-p{side}.db")
+            return [*cmd, "--db", db, "--since", "all", "--project-concurrency", str(side)]
+
         warm = [sys.executable, "-c", "import gitlab, cidash.logparse, cidash.sync, cidash.remote.http, cidash.cli"]
+        if args.internals:
+            try:
+                subprocess.run(warm, env=env, check=True)
+                internals(args, server, env, tmp)
+            finally:
+                server.stop()
+            print(f"(load average {os.getloadavg()[0]:.1f} at the end; started {started})")
+            return 0
+        # first syncs one side after the other (each into its own store), then the idle refreshes alternating
+        plan = [("first sync", side) for side in sides] + [
+            ("idle refresh", side) for _ in range(args.idle_rounds) for side in sides
+        ]
         try:
             subprocess.run(warm, env=env, check=True)
-            for name in ("(1) first sync of the group", "(2) idle refresh"):
+            for name, side in plan:
                 server.reset()
-                wall, info, _ = run_child(argv, env, server)  # type: ignore[arg-type]
+                wall, info, _ = run_child(argv(side), env, server)  # type: ignore[arg-type]
                 stats = server.stats()
                 by: dict[str, int] = {}
                 for key, n in stats["by_endpoint"].items():
                     short = key.split(" ", 1)[0] + " " + key.rsplit("/", 1)[-1]
                     by[short] = by.get(short, 0) + n
-                rows.append(
-                    (name, stats["total_requests"], wall, info["cpu_s"], info["peak_rss_mb"], info["server_cpu_s"], by)
-                )
-            conn = sqlite3.connect(db)
-            stored = conn.execute("SELECT count(*) FROM pipelines").fetchone()[0]
-            conn.close()
+                row = (name, side, stats["total_requests"], wall, info["cpu_s"], info["peak_rss_mb"])
+                rows.append((*row, info["server_cpu_s"], by))
+                print(f"  {name}, --project-concurrency {side}: {row[2]} requests, {wall:.1f} s", flush=True)
+            for side in sides:
+                conn = sqlite3.connect(Path(tmp) / f"group-p{side}.db")
+                stored[side] = conn.execute("SELECT count(*) FROM pipelines").fetchone()[0]
+                conn.close()
         finally:
             server.stop()
 
-    from cidash.config import GitLabSettings
-
     in_flight = GitLabSettings().concurrency
-    print(f"{'':30} {'requests':>9} {'wall s':>8} {'CPU s':>7} {'peak MB':>8} {'server CPU s':>13}")
-    for name, req, wall, cpu, rss, server_cpu, _ in rows:
-        print(f"{name:30} {req:>9} {wall:>8.2f} {cpu:>7.2f} {rss:>8.1f} {server_cpu:>13.1f}")
-    first, idle = rows
-    bound = first[1] * args.latency_ms / 1000 / in_flight
-    print(f"stored {stored} of {info0['pipelines']} pipelines")
+    header = f"{'':22} {'projects at once':>16} {'requests':>9} {'wall s':>8} {'CPU s':>7} {'peak MB':>8}"
+    print(header + f" {'server CPU s':>13} {'bound s':>8} {'x bound':>8}")
+    for name, side, req, wall, cpu, rss, server_cpu, _ in rows:
+        # the bound: requests x latency / what may be in flight (an idle refresh holds one request per project)
+        width = in_flight if name == "first sync" else min(in_flight, side)
+        bound = req * args.latency_ms / 1000 / width
+        print(
+            f"{name:22} {side:>16} {req:>9} {wall:>8.2f} {cpu:>7.2f} {rss:>8.1f} {server_cpu:>13.1f} {bound:>8.1f} "
+            f"{wall / bound:>8.2f}"
+        )
+    for side in sides:
+        print(f"stored {stored[side]} of {info0['pipelines']} pipelines (--project-concurrency {side})")
+    firsts = {side: wall for name, side, _, wall, *_ in rows if name == "first sync"}
+    idles: dict[int, list[float]] = {}
+    for name, side, _, wall, *_ in rows:
+        if name == "idle refresh":
+            idles.setdefault(side, []).append(wall)
+    base = sides[0]
+    for side in sides[1:]:
+        print(
+            f"--project-concurrency {side} against {base}: first sync {firsts[base] / firsts[side]:.2f}x faster, "
+            f"idle refresh {min(idles[base]) / min(idles[side]):.2f}x faster (best of {args.idle_rounds})"
+        )
+    idle_requests = [req for name, _, req, *_ in rows if name == "idle refresh"]
     print(
-        f"physical bound {first[1]} requests x {args.latency_ms:g} ms / {in_flight} in flight = {bound:.1f} s; "
-        f"first sync {first[2]:.1f} s = {first[2] / bound:.2f}x the bound"
+        f"idle refresh: {max(idle_requests)} requests at most = {max(idle_requests) / info0['projects']:.2f} per "
+        "project (target <= 1)"
     )
-    per_project = idle[1] / info0["projects"]
-    print(f"idle refresh: {idle[1]} requests = {per_project:.2f} per project (target <= 1)")
-    for name, *_, by in rows:
+    seen: set[tuple[str, int]] = set()
+    for name, side, *_, by in rows:
+        if (name, side) in seen:
+            continue
+        seen.add((name, side))
         top = sorted(by.items(), key=lambda kv: -kv[1])[:8]
-        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in top))
-    load = os.getloadavg()[0]
-    print(f"(load average {load:.1f} on {os.cpu_count()} CPUs at the end; started {time.strftime('%H:%M')})")
+        print(f"  {name} (--project-concurrency {side}): " + ", ".join(f"{k} {v}" for k, v in top))
+    load = os.getloadavg()
+    print(
+        f"(load average {load_at_start:.1f} at the start, {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) "
+        f"at the end, on {os.cpu_count()} CPUs; started {started}, ended {time.strftime('%H:%M UTC', time.gmtime())})"
+    )
     return 0
 
 

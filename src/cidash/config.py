@@ -72,6 +72,9 @@ class SyncSettings:
     since: str = "30d"
     #: Re-read registry tags and resource groups at most this often when nothing else changed.
     registry_refresh_minutes: float = 60.0
+    #: Projects synced at once by ``cidash sync`` with several projects (a group): they share the one request
+    #: ceiling of ``[gitlab] concurrency`` / ``max_rps``; 1 syncs them one after another.
+    project_concurrency: int = 8
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,7 @@ _LIMITS: dict[tuple[str, str], tuple[float, float, bool]] = {
     ("gitlab", "max_rps"): (0.0, 10_000.0, True),  # 0: no ceiling
     ("gitlab", "concurrency"): (1, 64, True),
     ("sync", "registry_refresh_minutes"): (0.0, 366 * 24 * 60.0, True),
+    ("sync", "project_concurrency"): (1, 64, True),
     ("criteria", "image_size_mb"): (0.0, 1e7, False),
     ("criteria", "startup_improvement_pct"): (-1000.0, 100.0, True),
     ("criteria", "image_build_reliability_pct"): (0.0, 100.0, True),

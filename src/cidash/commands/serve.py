@@ -65,8 +65,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--workers",
         metavar="N",
         type=int,
-        default=1,
-        help="projects synced at the same time (default 1; [gitlab] max_rps is shared)",
+        default=None,
+        help="projects synced at the same time, sharing one request ceiling (default [sync] project_concurrency, 8)",
     )
     parser.add_argument(
         "--webhook-secret-file",
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     if not 0 <= args.jitter < 1:
         raise UsageError("--jitter must be a fraction in [0, 1)")
-    if not 1 <= args.workers <= 64:
+    if args.workers is not None and not 1 <= args.workers <= 64:
         raise UsageError("--workers must be between 1 and 64")
     listen = parse_listen(args.listen)
     config = load_config_from_args(args)
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         max_interval=args.max_interval,
         jitter=args.jitter,
         debounce=args.debounce,
-        workers=args.workers,
+        workers=args.workers if args.workers is not None else config.sync.project_concurrency,
         webhook_secret=secret,
     )
     log = EventLog(args.log_format)

@@ -12,6 +12,8 @@ from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_sto
 from cidash.textsafe import clean, markup_escape
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from cidash.sync import SyncProgress, SyncReport
 
 HELP = "pull new pipelines, jobs, logs and image sizes into the store, with a progress bar"
@@ -64,6 +66,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="requests in flight at once (default [gitlab] concurrency)",
     )
+    parser.add_argument(
+        "--project-concurrency",
+        type=int,
+        metavar="N",
+        help="projects synced at once, sharing the one request ceiling (default [sync] project_concurrency, 8)",
+    )
     parser.add_argument("--no-logs", action="store_true", help="do not fetch job logs this time")
     parser.add_argument("--no-registry", action="store_true", help="do not read registry tags or resource groups")
     parser.add_argument("-v", "--verbose", action="store_true", help="explain what was asked of GitLab")
@@ -86,10 +94,13 @@ def run(args: argparse.Namespace) -> int:
         store_label,
         store_path_from_args,
     )
+    from cidash.errors import UsageError
     from cidash.sync import SyncOptions, sync_projects
 
     fmt = output_format(args)
     now = datetime.now(UTC)
+    if args.project_concurrency is not None and not 1 <= args.project_concurrency <= 64:
+        raise UsageError(f"--project-concurrency must be between 1 and 64, not {args.project_concurrency}")
     config = load_config_from_args(args)
     client = client_from_args(args, config)
     connection = client.connection
@@ -100,13 +111,16 @@ def run(args: argparse.Namespace) -> int:
         fetch_logs=not args.no_logs,
         fetch_registry=not args.no_registry,
     )
+    if args.project_concurrency is not None:
+        options = dataclasses.replace(options, project_concurrency=args.project_concurrency)
     err = sys.stderr
     if args.verbose:
         print(f"cidash sync: {connection.describe()}", file=err)
         print(
             f"cidash sync: store {store_label(store_path_from_args(args, config))}; ceiling "
             f"{f'{connection.max_rps:g} req/s' if connection.max_rps > 0 else 'none'}, "
-            f"up to {connection.concurrency} in flight; first-sync window "
+            f"up to {connection.concurrency} in flight over up to {options.project_concurrency} projects at once; "
+            "first-sync window "
             f"{'everything' if options.since is None else 'since ' + options.since.strftime('%Y-%m-%d %H:%M UTC')}",
             file=err,
         )
@@ -227,12 +241,15 @@ def _print_verbose(report: SyncReport) -> None:
 
 
 class _PlainDisplay:
-    """One line per step (and every few seconds during long steps), for logs and CI."""
+    """One line per step of each project (and every few seconds during long steps), for logs and CI. Several
+    projects in flight interleave whole lines, each naming its project."""
 
     def __init__(self, *, enabled: bool) -> None:
+        import threading
+
         self.enabled = enabled
-        self._last: tuple[str, str] | None = None
-        self._last_at = 0.0
+        self._last: dict[str, tuple[str, float]] = {}  # project -> (phase, when) of its last line
+        self._lock = threading.Lock()
 
     def __enter__(self) -> _PlainDisplay:
         return self
@@ -241,24 +258,29 @@ class _PlainDisplay:
         return None
 
     def update(self, p: SyncProgress) -> None:
-        if not self.enabled or p.phase == "done":
+        if not self.enabled:
             return
-        key = (p.project, p.phase)
-        now = time.monotonic()
-        if key == self._last and now - self._last_at < 5.0:
-            return
-        self._last, self._last_at = key, now
-        detail = {
-            "waiting": "waiting",
-            "project": "starting",
-            "pipelines": f"pipelines ({p.pipelines} new or changed so far)",
-            "jobs": f"jobs ({p.pipelines} pipelines, {p.jobs} jobs so far)",
-            "logs": f"logs {p.logs_done}/{p.logs_total}",
-        }.get(p.phase, p.phase)
-        if p.message:
-            detail += f" ({p.message})"
-        line = f"sync {p.project}: {detail}; {p.requests} requests, {_kb(p.bytes)}"
-        print(clean(line), file=sys.stderr, flush=True)
+        with self._lock:
+            if p.phase == "done":
+                self._last.pop(p.project, None)
+                return
+            now = time.monotonic()
+            last = self._last.get(p.project)
+            if last is not None and last[0] == p.phase and now - last[1] < 5.0:
+                return
+            self._last[p.project] = (p.phase, now)
+            detail = {
+                "waiting": "waiting",
+                "project": "starting",
+                "pipelines": f"pipelines ({p.pipelines} new or changed so far)",
+                "jobs": f"jobs ({p.pipelines} pipelines, {p.jobs} jobs so far)",
+                "logs": f"logs {p.logs_done}/{p.logs_total}",
+            }.get(p.phase, p.phase)
+            if p.message:
+                detail += f" ({p.message})"
+            line = f"sync {p.project}: {detail}; {p.requests} requests, {_kb(p.bytes)}"
+            sys.stderr.write(clean(line) + "\n")  # one write: lines of projects in flight never mix
+            sys.stderr.flush()
 
 
 def _kb(n: int) -> str:
@@ -266,7 +288,11 @@ def _kb(n: int) -> str:
 
 
 class _BarDisplay:
+    """A bar per project in flight (removed when it ends) and, once there are several, a count of those done."""
+
     def __init__(self) -> None:
+        import threading
+
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
@@ -279,7 +305,11 @@ class _BarDisplay:
             console=Console(stderr=True),
             transient=True,
         )
-        self._task: object = None
+        self._tasks: dict[str, TaskID] = {}
+        self._overall: TaskID | None = None
+        self._seen = 0
+        self._done = 0
+        self._lock = threading.Lock()
 
     def __enter__(self) -> _BarDisplay:
         self.progress.start()
@@ -289,18 +319,36 @@ class _BarDisplay:
         self.progress.stop()
 
     def update(self, p: SyncProgress) -> None:
-        from rich.progress import TaskID
+        with self._lock:
+            self._update(p)
 
-        if self._task is None:
-            self._task = self.progress.add_task(markup_escape(p.project), total=None, extra="")
-        task = self._task
-        assert isinstance(task, int)
+    def _update(self, p: SyncProgress) -> None:
+        task = self._tasks.pop(p.project, None) if p.phase == "done" else self._tasks.get(p.project)
+        if p.phase == "done":
+            self._done += 1
+            if task is not None:
+                self.progress.remove_task(task)
+            self._count()
+            return
+        if task is None:
+            self._seen += 1
+            if self._seen == 2:
+                self._overall = self.progress.add_task("", total=None, extra="")
+                self._count()
+            task = self.progress.add_task(markup_escape(p.project), total=None, extra="")
+            self._tasks[p.project] = task
         extra = f"{p.pipelines} pipelines, {p.jobs} jobs, {_kb(p.bytes)}, {p.requests} req"
         total = p.logs_total if p.logs_total else None
         self.progress.update(
-            TaskID(task),
+            task,
             description=markup_escape(f"{p.project} [{p.phase}]"),
             total=total,
             completed=p.logs_done,
             extra=extra,
         )
+
+    def _count(self) -> None:
+        if self._overall is not None:
+            self.progress.update(
+                self._overall, description=f"projects done: {self._done}", extra="", completed=self._done
+            )

@@ -53,7 +53,7 @@ from cidash.serve.scheduler import ProjectState, Scheduler, changed
 from cidash.serve.webhook import BadDelivery, event_label, parse_delivery, token_ok
 from cidash.snapshot import build_snapshot
 from cidash.store import Store, from_db_time
-from cidash.sync import CURSOR_REGISTRY, SyncOptions, SyncProgress, SyncReport, sync_project
+from cidash.sync import CURSOR_REGISTRY, SyncOptions, SyncProgress, SyncReport, project_client, sync_project
 
 if TYPE_CHECKING:
     from cidash.config import Config
@@ -268,7 +268,10 @@ class ServeApp:
         options = self.sync_options
         if state.project is not None:
             options = options_for(self.store, state.project, options, self.config.image.build_job, now)
-        return sync_project(self.client(), self.store, target, options=options, progress=progress, now=now)
+        # its own request counters (the limiter and the totals stay shared): the report counts this project's requests
+        # even while other workers sync other projects
+        with project_client(self.client()) as client:
+            return sync_project(client, self.store, target, options=options, progress=progress, now=now)
 
     def _on_done(self, state: ProjectState, report: SyncReport | None, error: CidashError | None) -> None:
         """After each sync, on its worker thread: totals, the exposition cache, one log line."""

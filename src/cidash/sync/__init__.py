@@ -35,6 +35,12 @@ details and registry calls share one thread pool of ``[gitlab] concurrency`` wor
 keep-alive connection (:mod:`cidash.remote.http`); every request passes the shared rate limiter
 (``[gitlab] max_rps`` and GitLab's ``RateLimit-*``). The sync is blocking: run it in a worker thread from a UI.
 
+**Several projects** (:func:`sync_projects`: a group, or several ``--project``) run up to ``[sync]
+project_concurrency`` at once (default 8; 1: one after another), each an ordinary sync of one project with its own
+lease and report, all under the one request ceiling (the client's limiter), on one worker pool of ``[gitlab]
+concurrency`` threads and one store; see :class:`~cidash.sync.engine._ProjectPool` for the order of reports,
+failures, stopping and progress.
+
 **One bad record never blocks the rest.** Every JSON record passes :mod:`cidash.remote.wire` (range checks): a
 rejected field becomes unknown with a warning naming the record, a rejected record is skipped with a warning and
 deferred (``sync_deferred``) when it has an id. A per-item failure (one log, one pipeline's details, one checksum,
@@ -93,6 +99,7 @@ from cidash.sync.engine import _refetch as _refetch
 from cidash.sync.engine import _retry_deferred as _retry_deferred
 from cidash.sync.engine import _SideSteps as _SideSteps
 from cidash.sync.engine import _sync_leased as _sync_leased
+from cidash.sync.engine import project_client as project_client
 from cidash.sync.engine import resolve_project as resolve_project
 from cidash.sync.engine import sync_project as sync_project
 from cidash.sync.engine import sync_projects as sync_projects

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -68,6 +68,9 @@ class SyncOptions:
     fetch_logs: bool = True
     fetch_checksums: bool = True
     fetch_registry: bool = True
+    #: Projects :func:`cidash.sync.sync_projects` syncs at once (``[sync] project_concurrency``); they share the
+    #: client's one request ceiling, so this bounds the projects in flight, not the requests.
+    project_concurrency: int = 8
     #: When another live process holds the project's lease: wait for it (``cidash sync``, the dashboard), or
     #: raise :class:`~cidash.errors.ProjectBusy` at once (``cidash serve``: its other processes take the project).
     wait_for_lease: bool = True
@@ -85,6 +88,7 @@ class SyncOptions:
             image_repository=config.image.repository,
             registry_refresh=timedelta(minutes=config.sync.registry_refresh_minutes),
             concurrency=config.gitlab.concurrency,
+            project_concurrency=config.sync.project_concurrency,
         )
 
 
@@ -194,7 +198,7 @@ class _Ctx:
     store: Store
     project: Project
     options: SyncOptions
-    pool: ThreadPoolExecutor
+    pool: Executor
     progress: Callable[[SyncProgress], None] | None
     now: datetime
     pipelines: int = 0

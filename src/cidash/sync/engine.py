@@ -1,5 +1,5 @@
 """The engine: resolve the project, take its lease, run the steps in order (side steps on their own thread),
-and write the report; several projects one after another.
+and write the report; several projects a few at a time under one request ceiling (:class:`_ProjectPool`).
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from cidash.errors import (
     CidashError,
@@ -29,6 +30,7 @@ from cidash.models import (
 from cidash.remote import jobs as remote_jobs
 from cidash.remote import pipelines as remote_pipelines
 from cidash.remote import projects as remote_projects
+from cidash.remote.policy import RequestStats
 from cidash.remote.wire import RejectedRecord, WireLog
 from cidash.store import Store, to_db_time
 from cidash.sync.context import (
@@ -80,11 +82,13 @@ def sync_project(
     options: SyncOptions,
     progress: Callable[[SyncProgress], None] | None = None,
     now: datetime,
+    workers: Executor | None = None,
 ) -> SyncReport:
     """Sync one project into the store (see the module docstring). Raises :class:`cidash.errors.CidashError`
     on a failure that stops the sync; what was committed before it stays consistent and is kept.
 
-    Waits while another sync of the project holds its lease (see the module docstring)."""
+    Waits while another sync of the project holds its lease (see the module docstring). ``workers``: a pool shared
+    with other projects' syncs (:class:`_ProjectPool`) instead of the sync's own ``options.concurrency`` threads."""
     started = time.monotonic()
     baseline = _Baseline(
         *client.stats.snapshot(), client.stats.retries, dict(client.stats.by_kind), client.limiter.waited
@@ -104,6 +108,7 @@ def sync_project(
             baseline=baseline,
             lease=lease,
             lease_wait=lease_wait,
+            workers=workers,
         )
     finally:
         lease.release()
@@ -132,6 +137,7 @@ def _sync_leased(
     baseline: _Baseline,
     lease: _Lease,
     lease_wait: float,
+    workers: Executor | None = None,
 ) -> SyncReport:
     req0, bytes0, retries0, kinds0, wait0 = (
         baseline.requests,
@@ -143,7 +149,11 @@ def _sync_leased(
     interrupted = store.interrupt_running_sync_runs(resolved.id, now=datetime.now(UTC))
     first_sync = store.last_sync(resolved.id) is None
     run_id = store.start_sync_run(resolved.id, now)
-    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="cidash-sync") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="cidash-sync")
+        if workers is None
+        else _ProjectExecutor(workers)
+    ) as pool:
         ctx = _Ctx(client, store, resolved, options, pool, progress, now, wire=WireLog(now=_wire_now(now)))
         lease.ctx = ctx
         if interrupted:
@@ -295,35 +305,282 @@ def sync_projects(
     progress: Callable[[SyncProgress], None] | None = None,
     now: datetime,
 ) -> list[SyncReport]:
-    """Sync the given projects and every project of ``group`` (listed through the API), one after another.
+    """Sync the given projects and every project of ``group`` (listed through the API), up to
+    ``options.project_concurrency`` of them at once (:class:`_ProjectPool`; 1: one after another).
 
-    With several projects, one that fails with a non-fatal error (not found, forbidden, a rejected record; see
-    :func:`_is_fatal`; a connection failure is fatal here) gives a report with ``error`` set and the others are
-    still synced; when every project fails, the first error is raised."""
+    Reports come in the order of the targets (the given projects, then the group's), then those of the projects
+    that could not be synced. With several projects, one that fails with a non-fatal error (not found, forbidden, a
+    rejected record; see :func:`_is_fatal`; a connection failure is fatal here) gives a report with ``error`` set
+    and the others are still synced; a fatal error stops the syncs in flight at their next commit and is raised;
+    when every project fails, the first error is raised. A target named twice (by path and by id, or given and
+    listed by the group) is synced once."""
     targets: list[str | int | Project] = list(projects)
     failed: list[SyncReport] = []
     if group:
         listing = WireLog(now=_wire_now(now))
         targets.extend(remote_projects.group_projects(client.http, group, log=listing))
         failed.extend(_failed_report(r.label, r) for r in listing.rejected)
+    single = len(targets) == 1
+    unique: list[str | int | Project] = []
     seen: set[str] = set()
-    reports = []
-    first_error: CidashError | None = None
     for target in targets:
-        key = str(target.id) if isinstance(target, Project) else str(target)
-        if key in seen:
+        keys = _target_keys(target)
+        if keys & seen:
             continue
-        seen.add(key)
-        try:
-            reports.append(sync_project(client, store, target, options=options, progress=progress, now=now))
-        except CidashError as exc:
-            if _is_fatal(exc) or isinstance(exc, ConnectError) or len(targets) == 1:
-                raise
-            first_error = first_error or exc
-            failed.append(_failed_report(target.path if isinstance(target, Project) else key, exc))
+        seen |= keys
+        unique.append(target)
+    workers = min(max(1, options.project_concurrency), len(unique))
+    if workers > 1:
+        outcomes = _ProjectPool(client, store, options=options, progress=progress, now=now).run(unique, workers)
+    else:
+        outcomes = _sequential(client, store, unique, options=options, progress=progress, now=now, single=single)
+    reports: list[SyncReport] = []
+    first_error: CidashError | None = None
+    for target, outcome in zip(unique, outcomes, strict=True):
+        if isinstance(outcome, SyncReport):
+            reports.append(outcome)
+        elif isinstance(outcome, CidashError):
+            first_error = first_error or outcome
+            failed.append(_failed_report(_target_label(target), outcome))
     if first_error is not None and not reports:
         raise first_error
     return reports + failed
+
+
+#: What one target of :func:`sync_projects` came to: its report, the non-fatal error that stopped it, or None (a
+#: duplicate of a project already synced in this call).
+_Outcome = SyncReport | CidashError | None
+
+
+def _target_keys(target: str | int | Project) -> set[str]:
+    """How a target may be named twice: a listed project by its id or its path, a given one as written."""
+    if isinstance(target, Project):
+        return {str(target.id), target.path}
+    return {str(target)}
+
+
+def _target_label(target: str | int | Project) -> str:
+    return target.path if isinstance(target, Project) else str(target)
+
+
+def _sequential(
+    client: GitLabClient,
+    store: Store,
+    targets: list[str | int | Project],
+    *,
+    options: SyncOptions,
+    progress: Callable[[SyncProgress], None] | None,
+    now: datetime,
+    single: bool,
+) -> list[_Outcome]:
+    """The projects one after another on the calling thread (``project_concurrency = 1``, or one project)."""
+    outcomes: list[_Outcome] = []
+    for target in targets:
+        try:
+            outcomes.append(sync_project(client, store, target, options=options, progress=progress, now=now))
+        except CidashError as exc:
+            if _is_fatal(exc) or isinstance(exc, ConnectError) or single:
+                raise
+            outcomes.append(exc)
+            if progress is not None:
+                progress(_not_synced(_target_label(target), exc))
+    return outcomes
+
+
+def _not_synced(label: str, exc: CidashError) -> SyncProgress:
+    """The last progress event of a project that could not be synced (a display closes its line on it)."""
+    return SyncProgress(project=label, phase="done", message=f"not synced: {exc.one_line()}")
+
+
+class _Stopped(CidashError):
+    """Raised into a project's sync (through its progress callback) when the group sync stops: Ctrl-C, or a fatal
+    error in another project. The sync ends at its last commit, as a sync killed between two steps would."""
+
+
+class _ProjectStats(RequestStats):
+    """One project's request counters; every count also goes to the shared client's (totals, ``--verbose``)."""
+
+    def __init__(self, shared: RequestStats) -> None:
+        super().__init__()
+        self.shared = shared
+
+    def record(self, method: str, path: str, status: int, nbytes: int) -> None:
+        super().record(method, path, status, nbytes)
+        self.shared.record(method, path, status, nbytes)
+
+    def add_bytes(self, nbytes: int) -> None:
+        super().add_bytes(nbytes)
+        self.shared.add_bytes(nbytes)
+
+    def retried(self) -> None:
+        super().retried()
+        self.shared.retried()
+
+
+def project_client(client: GitLabClient) -> GitLabClient:
+    """A client for one project's sync among several in flight: the same connection, rate limiter (the one request
+    ceiling) and retry policy as ``client``, with its own request counters (forwarded to ``client``'s), so the
+    project's report counts its own requests. Close it when the sync ends (its keep-alive connections)."""
+    from cidash.remote import GitLabClient
+
+    view = GitLabClient(
+        client.connection, limiter=client.limiter, stats=_ProjectStats(client.stats), retry=client.retry
+    )
+    shared = client.http
+    if shared._scheme == "https":  # the TLS context costs ~30 ms of CPU to build: built once, shared by every view
+        view.http._ssl_context = shared._context()
+    return view
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class _ProjectExecutor(Executor):
+    """One project's door to a worker pool shared by several projects' syncs: its tasks go to the shared pool, and
+    ``shutdown`` (the end of the sync, or its failure) cancels and waits for this project's tasks only."""
+
+    def __init__(self, shared: Executor) -> None:
+        self._shared = shared
+        self._lock = threading.Lock()
+        self._futures: set[Future[Any]] = set()
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future = self._shared.submit(fn, *args, **kwargs)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            pending = list(self._futures)
+        if cancel_futures:
+            for future in pending:
+                future.cancel()
+        if wait:
+            wait_for(pending)
+
+
+class _ProjectPool:
+    """Several projects in flight at once (:func:`sync_projects` with ``project_concurrency`` > 1).
+
+    - **One request ceiling.** Every project's sync runs on :func:`project_client`, which shares the caller's rate
+      limiter: the in-flight window, ``max_rps`` and GitLab's ``RateLimit-*`` budget hold for all projects
+      together. Their logs, details and checksums go to one pool of ``[gitlab] concurrency`` workers
+      (:class:`_ProjectExecutor`), first come first served: one big project can still fill the window once the
+      small ones are done, and no more threads wait for a request slot than there are slots (a pool per project
+      had 8 x 32 threads contend for 32 slots and cost a third more CPU, see bench/README.md).
+    - **One store.** The syncs share the caller's :class:`~cidash.store.Store` (one connection behind a lock; each
+      step's transaction is short and holds no request), so no second connection contends for SQLite's write
+      lock or PostgreSQL's row locks (see bench/README.md "Group of 500 projects" for the measurement).
+    - **Never two syncs of one project**: a target is resolved first and a project id already taken in this call
+      is skipped; across processes the project's lease (:mod:`cidash.sync.lease`) keeps the promise.
+    - **Progress**: the caller's callback is called under a lock (never from two threads at once); every
+      :class:`SyncProgress` names its project; a project that could not be synced ends with a ``"done"`` event
+      whose message says why.
+    - **Stop**: a fatal error (:func:`_is_fatal`, or a connection failure) or an interrupt (Ctrl-C) in the waiting
+      thread starts no further project and stops those in flight at their next progress point (between two
+      commits: nothing half-written; their runs are recorded as stopped and their leases released); then the
+      error is raised.
+    """
+
+    def __init__(
+        self,
+        client: GitLabClient,
+        store: Store,
+        *,
+        options: SyncOptions,
+        progress: Callable[[SyncProgress], None] | None,
+        now: datetime,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.options = options
+        self.progress = progress
+        self.now = now
+        self._lock = threading.Lock()
+        self._progress_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._why = ""
+        self._fatal: BaseException | None = None
+        self._claimed: set[int] = set()
+        self.workers: Executor | None = None  # the shared worker pool, while run() runs
+
+    def run(self, targets: list[str | int | Project], workers: int) -> list[_Outcome]:
+        outcomes: list[_Outcome] = [None] * len(targets)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cidash-sync-project")
+        shared = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="cidash-sync")
+        self.workers = shared
+        try:
+            futures = [pool.submit(self._one, i, target, outcomes) for i, target in enumerate(targets)]
+            for future in futures:
+                future.result()
+        except BaseException as exc:  # Ctrl-C while waiting: the syncs in flight stop at their next commit
+            self._halt(f"interrupted ({type(exc).__name__})")
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            shared.shutdown(wait=True)
+        if self._fatal is not None:
+            raise self._fatal
+        return outcomes
+
+    def _halt(self, why: str, error: BaseException | None = None) -> None:
+        with self._lock:
+            if not self._stop.is_set():
+                self._why = why
+                self._fatal = error
+                self._stop.set()
+
+    def _emit(self, update: SyncProgress) -> None:
+        """The progress callback every project's sync gets: raises :class:`_Stopped` once the pool stops."""
+        if self._stop.is_set():
+            raise _Stopped(f"stopped before its end: {self._why}")
+        if self.progress is not None:
+            with self._progress_lock:
+                self.progress(update)
+
+    def _one(self, index: int, target: str | int | Project, outcomes: list[_Outcome]) -> None:
+        if self._stop.is_set():
+            return
+        label = _target_label(target)
+        client = project_client(self.client)
+        try:
+            resolved = resolve_project(client, self.store, target)
+            label = resolved.path
+            with self._lock:
+                if resolved.id in self._claimed:
+                    return  # the same project named twice (a path and an id): synced once
+                self._claimed.add(resolved.id)
+            outcomes[index] = sync_project(
+                client,
+                self.store,
+                resolved,
+                options=self.options,
+                progress=self._emit,
+                now=self.now,
+                workers=self.workers,
+            )
+        except _Stopped:
+            return
+        except CidashError as exc:
+            if _is_fatal(exc) or isinstance(exc, ConnectError):
+                self._halt(f"{label}: {exc.one_line()}", exc)
+                return
+            outcomes[index] = exc
+            if self.progress is not None and not self._stop.is_set():
+                with self._progress_lock:
+                    self.progress(_not_synced(label, exc))
+        except BaseException as exc:  # a bug in one project's sync: stop the others, raise it on the caller's thread
+            self._halt(f"{label}: {type(exc).__name__}", exc)
+        finally:
+            client.close()
 
 
 def _failed_report(label: str, error: CidashError) -> SyncReport:

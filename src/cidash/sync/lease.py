@@ -63,7 +63,9 @@ class _Lease:
                 raise ProjectBusy(
                     f"{self.project.path} is being synced by another process ({_describe_holder(holder)}); skipped"
                 )
-            if not told and progress is not None:
+            if progress is not None:
+                # at every poll, not once: a caller that stops its syncs through the callback (a group sync on
+                # Ctrl-C, serve on SIGTERM) stops a waiting one too
                 progress(SyncProgress(project=self.project.path, phase="waiting", message=_describe_holder(holder)))
             told = True
             time.sleep(_LEASE_POLL_SECONDS)
