@@ -577,8 +577,10 @@ class CidashApp(App[None]):
             elif tab == "images":
                 kind = "registry"
             elif tab == "health":
+                from cidash.criteria import REGISTRY  # the criterion knows its GitLab page: no id matched here
+
                 cid = self.health_view.highlighted_criterion()
-                kind = "registry" if cid == "image_size" else "pipelines"
+                kind = REGISTRY[cid].gitlab_page if cid is not None and cid in REGISTRY else "pipelines"
         return web_url(self.gitlab_url, project.path, kind, ident)
 
     def action_open_url(self) -> None:
