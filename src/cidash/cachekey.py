@@ -398,6 +398,23 @@ def expand_patterns(patterns: Sequence[str], files: Sequence[str]) -> dict[str, 
     return result
 
 
+def pathspec_path(path: str) -> str | None:
+    """``path`` as git reads it as a pathspec at the top of the repository (what a ``files_commits:`` entry, and a
+    ``files:`` entry before GitLab 18.4, become in Gitaly's LastCommitForPath): ``./`` and empty segments dropped,
+    ``..`` taking back a segment; None when it climbs out of the repository."""
+    parts: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(segment)
+    return "/".join(parts)
+
+
 def verbatim_problem(path: str) -> str | None:
     """Why GitLab, which looks the entry up verbatim in the tree, never finds ``path`` (None: it may)."""
     if path.startswith("./") or path in (".", ".."):
@@ -598,13 +615,15 @@ def _commits_digest(entries: Sequence[str], provider: TreeProvider) -> Algorithm
     missing: list[str] = []
     notes: list[str] = []
     for entry in entries:
+        # GitLab hands the entry to git as a pathspec (Gitaly LastCommitForPath): git normalises './', '//' and
+        # '..', so the verbatim rules of the content mode do not apply here.
+        oid = provider.last_commit_id(entry)
         problem = verbatim_problem(entry)
-        oid = None if problem else provider.last_commit_id(entry)
         if oid is None:
             missing.append(entry)
-            if problem:
-                notes.append(f"{entry!r}: {problem} (only leading '/' are stripped)")
             continue
+        if problem:
+            notes.append(f"{entry!r} counts here (git reads it as a pathspec); from GitLab 18.4 on, {problem}")
         ids.append((entry, oid))
         if not is_pattern(entry) and provider.blob_id(entry) is None:
             notes.append(f"{entry!r} is not a file at this commit but still counts by its last commit")

@@ -29,6 +29,7 @@ from cidash.cachekey import (
     key_prefix,
     merge_era_labels,
     parse_checksum_lines,
+    pathspec_path,
     pattern_matches,
     prefix_error,
     verbatim_problem,
@@ -268,7 +269,9 @@ def _key_files_findings(
             None,
         )
         how_text = f"job '{writer[0].name}' writes it ({writer[1]}, line {writer[2]})" if writer else None
-        statuses.append((entry, line, how_text, tracked.exists(entry)))
+        # files_commits: entries go to git as pathspecs, which normalise './', '//' and '..'
+        looked_up = (pathspec_path(entry.lstrip("/")) or entry) if kind == "files_commits" else entry
+        statuses.append((entry, line, how_text, tracked.exists(looked_up)))
     # What GitLab will see: entries committed at HEAD (unknown = assume committed unless written by a job).
     usable = [
         e for e, _, how, exists in statuses if "$" not in e and (exists is True or (exists is None and how is None))
@@ -291,14 +294,26 @@ def _key_files_findings(
         )
         problem = verbatim_problem(entry.lstrip("/"))
         if problem:
-            fixed = _clean_path(entry)
+            plain = pathspec_path(entry.lstrip("/"))
+            write = f"; write {plain!r}" if plain and plain != entry else ""
+            if kind == "files_commits":
+                # GitLab hands these to git as pathspecs (LastCommitForPath): git reads them normalised
+                yield Finding(
+                    "CK010",
+                    "warning",
+                    path,
+                    line,
+                    f"cache:key:files_commits entry {entry!r}: git reads it as {plain!r}, so it counts, but the "
+                    f"same entry under cache:key:files is never found on GitLab 18.4+{write}",
+                )
+                continue
             yield Finding(
                 "CK010",
                 "error",
                 path,
                 line,
-                f"cache:key:{kind} entry {entry!r}: GitLab strips only leading '/'; {problem}; {consequence}"
-                + (f"; write {fixed!r}" if fixed and fixed != entry else ""),
+                f"cache:key:{kind} entry {entry!r}: GitLab strips only leading '/'; {problem} from GitLab 18.4 on "
+                f"(older versions ask git, which reads it as {plain!r}); {consequence}{write}",
             )
             continue
         if how is not None:

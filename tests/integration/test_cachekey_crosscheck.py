@@ -5,6 +5,7 @@ shows up here as a difference, for the same committed files and the same GitLab 
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,7 +51,42 @@ SPECS = [
     (["?o.mod"], "  ", 0, False),
     (["go.sum", "**/*.lock"], None, 0, True),
     (["web/app", "tools/*"], "x", 3, True),
+    # git normalises a pathspec (GitLab < 18.4 and files_commits: found), GitLab 18.4+ files: looks up verbatim
+    (["web//", "a//x/b"], None, 0, False),
+    (["a/../go.sum", "./web/app/"], None, 1, True),
 ]
+
+
+GIT_SPECS = [
+    "web//",
+    "web/",
+    "web",
+    "a//x/b",
+    "./go.mod",
+    "a/../go.sum",
+    "../go.mod",
+    "go.mod/",
+    "go.mod//",
+    "web/app/../package.json",
+    ".",
+    "./",
+    "*//",
+    "a//*",
+    "w*/",
+    "nothing",
+    "web/./app/yarn.lock",
+]
+
+
+def test_the_simulators_pathspec_is_gits(repo: tuple[Path, list[tuple[str, dict[str, bytes]]]]) -> None:
+    """What the simulator's LastCommitForPath stand-in matches is what ``git log -1 -- SPEC`` finds."""
+    root, history = repo
+    sha, tree = history[-1]
+    for spec in GIT_SPECS:
+        argv = ["git", "log", "-1", "--format=%H", sha, "--", spec]
+        proc = subprocess.run(argv, cwd=root, capture_output=True, check=False)
+        found = proc.returncode == 0 and proc.stdout.strip() != b""  # "../x" is refused: outside the repository
+        assert any(gitlab_keys.pathspec_matches(spec, p) for p in tree) == found, spec
 
 
 @pytest.fixture

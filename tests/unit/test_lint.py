@@ -262,6 +262,15 @@ def test_relative_entries_are_never_found() -> None:
     (f,) = [f for f in lint(load_ci_text(text, "ci.yml"), repo_root=None) if f.rule_id == "CK010"]
     assert "'./go.mod'" in f.message and "write 'go.mod'" in f.message and "only leading '/'" in f.message
     assert "the key only follows /go.sum" in f.message  # a leading '/' is fine: GitLab strips it
+    assert f.severity == "error" and "from GitLab 18.4 on" in f.message
+
+
+def test_files_commits_entries_are_git_pathspecs() -> None:
+    """files_commits: entries reach git as pathspecs (Gitaly LastCommitForPath): ./go.mod and a//b count."""
+    text = "j:\n  cache: {key: {files_commits: [./go.mod, web//yarn.lock]}}\n  script: [x]\n"
+    found = [f for f in lint(load_ci_text(text, "ci.yml"), repo_root=None) if f.rule_id == "CK010"]
+    assert [f.severity for f in found] == ["warning", "warning"]
+    assert "git reads it as 'go.mod'" in found[0].message and "write 'web/yarn.lock'" in found[1].message
 
 
 def test_too_many_entries_names_the_raised_limit() -> None:

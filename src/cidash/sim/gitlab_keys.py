@@ -60,10 +60,16 @@ def pathspec_matches(spec: str, path: str) -> bool:
     """Git's plain pathspec (what ``LastCommitForPath`` gets): the path itself, anything under it as a directory,
     or a wildcard match where ``*`` crosses ``/`` (``?`` one character, ``[...]`` a class).
 
-    As git does (checked with ``git log -1 -- SPEC``): repeated slashes count as one (``a//b`` is ``a/b``); a
+    As git does (checked with ``git log -1 -- SPEC`` in a bare repository): the spec is normalised first (repeated
+    slashes count as one, ``./`` segments are dropped, ``..`` takes back a segment: :func:`_git_normal`); a
     trailing slash asks for a directory (``a/`` matches under ``a``, ``a/b/`` not the file ``a/b``); a wildcard is
     matched against whole file paths, so a wildcard spec ending in ``/`` (``*/``) matches nothing."""
-    spec = re.sub("/+", "/", spec)
+    normal = _git_normal(spec)
+    if normal is None:
+        return False
+    if normal in ("", "/"):
+        return True  # "." or "./": the whole tree
+    spec = normal
     wildcard = any(c in spec for c in "*?[")
     if spec.endswith("/") and spec != "/":
         return not wildcard and path.startswith(spec)
@@ -88,6 +94,24 @@ def pathspec_matches(spec: str, path: str) -> bool:
             rx.append(re.escape(c))
         i += 1
     return re.fullmatch("".join(rx), path, flags=re.DOTALL) is not None
+
+
+def _git_normal(spec: str) -> str | None:
+    """The pathspec as git normalises it before matching (``git log -- SPEC`` at the top of a bare repository):
+    empty and ``.`` segments dropped (``a//b`` and ``./a`` are ``a/b`` and ``a``), ``..`` taking back a segment, a
+    trailing ``/`` kept (a directory); None for a spec that climbs out of the repository (git refuses it)."""
+    parts: list[str] = []
+    for segment in spec.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(segment)
+    normal = "/".join(parts)
+    return normal + "/" if spec.endswith("/") and normal else normal
 
 
 def _verbatim_missing(path: str) -> bool:
@@ -133,7 +157,7 @@ def cache_key(
                 ids.append(blob_id(tree[p]))
     else:
         for e in looked_up:
-            commit = None if _verbatim_missing(e.rstrip("/")) else last_commit(e)
+            commit = last_commit(e)  # a git pathspec: git normalises ./, // and .. (no verbatim look-up here)
             if commit:
                 ids.append(commit)
     unique = sorted(set(ids))
