@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cidash.config import Config
-from cidash.criteria import ci_image_hint
+from cidash.criteria import ci_image_hint, meets
 from cidash.metrics import (
     STARTUP_PHASES,
     Dataset,
@@ -257,7 +257,6 @@ def compare(
     crit = config.criteria
     min_n = crit.min_n
     kw: dict[str, Any] = {"min_n": min_n, "seed": seed, "resamples": resamples}
-    target = crit.startup_improvement_pct
     skip = (config.image.build_job,)  # it runs in the docker image, not the CI image
     rows = [
         _distribution(
@@ -266,7 +265,7 @@ def compare(
             startup_sample(b, include_retried=include_retried, exclude_jobs=skip),
             startup_sample(c, include_retried=include_retried, exclude_jobs=skip),
             criterion="startup_improvement",
-            judge=lambda change: -change >= target,
+            judge=lambda change: meets("startup_improvement", -change, config),
             **kw,
         )
     ]
@@ -313,7 +312,7 @@ def compare(
             size_c[:2],
             criterion="image_size",
             min_n=min_n,
-            passes=lambda mb: mb <= crit.image_size_mb,
+            passes=lambda mb: meets("image_size", mb, config),
             note="n = jobs that ran the image",
         )
     )
@@ -328,7 +327,7 @@ def compare(
             (rel_c.first_attempt_rate, rel_c.n),
             criterion="image_build_reliability",
             min_n=min_n,
-            passes=lambda pct: pct > crit.image_build_reliability_pct,
+            passes=lambda pct: meets("image_build_reliability", pct, config),
             note="n = pipelines with the build job",
         )
     )
@@ -371,7 +370,7 @@ def compare(
             stale(c),
             criterion="stale_caches",
             min_n=min_n,
-            passes=lambda v: v <= crit.stale_caches_max,
+            passes=lambda v: meets("stale_caches", v, config),
             note="n = jobs that restored a cache",
         )
     )

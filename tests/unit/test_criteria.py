@@ -140,3 +140,41 @@ def test_daily_series() -> None:
         assert len(criterion_daily_series(ds, Config(), cid, days=7, now=NOW)) == 7
     with pytest.raises(ValueError):
         criterion_daily_series(ds, Config(), "nope", now=NOW)
+
+
+def test_each_target_is_met_as_its_comparator_says() -> None:
+    """One place says how a value meets a criterion's target (the evaluations and compare's verdicts use it):
+    at the target itself, <= and >= pass, > (image-build reliability) does not."""
+    from cidash.config import Config
+    from cidash.criteria import TARGETS, meets
+
+    config = Config()
+    assert set(TARGETS) <= set(CRITERIA_IDS)
+    for cid, target in TARGETS.items():
+        at = target.of(config)
+        assert meets(cid, at, config) is (target.comparator != ">"), cid
+        better = at + 1 if target.comparator in (">=", ">") else at - 1
+        worse = at - 1 if target.comparator in (">=", ">") else at + 1
+        assert meets(cid, better, config) and not meets(cid, worse, config), cid
+
+
+def test_no_module_reads_a_criterion_target_but_the_targets() -> None:
+    """A target read elsewhere is a second verdict rule waiting to disagree (compare once had its own four)."""
+    import re
+
+    from paths import REPO_ROOT
+
+    fields = re.compile(
+        r"\.(image_size_mb|startup_improvement_pct|image_build_reliability_pct|stale_caches_max|cache_key_files_max"
+        r"|cache_writers_max)\b"
+    )
+    src = REPO_ROOT / "src" / "cidash"
+    allowed = {src / "config.py", src / "criteria" / "targets.py"}
+    readers = [
+        f"{p.relative_to(src)}:{n}"
+        for p in sorted(src.rglob("*.py"))
+        if p not in allowed
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if fields.search(line)
+    ]
+    assert readers == []

@@ -25,7 +25,8 @@ The package, one module per idea, each importing only those below it (``.importl
 :mod:`~cidash.criteria.measures` (daily measures) and :mod:`~cidash.criteria.evidence` (evidence tables), over
 :mod:`~cidash.criteria.evaluators` (each criterion's evaluation), over :mod:`~cidash.criteria.protocol` (the
 :class:`Criterion` protocol and its contexts), over :mod:`~cidash.criteria.periods` (baseline and candidate) and
-:mod:`~cidash.criteria.results` (:class:`CriterionResult`, :class:`CriteriaReport`, details in words). Every name
+:mod:`~cidash.criteria.results` (:class:`CriterionResult`, :class:`CriteriaReport`, details in words) and
+:mod:`~cidash.criteria.targets` (each target and how a value meets it: :func:`meets`, also for ``compare``). Every name
 stays importable from ``cidash.criteria``.
 """
 
@@ -57,6 +58,7 @@ from cidash.criteria.periods import (
 from cidash.criteria.protocol import Criterion, DayContext, EvalContext, EvidenceTable, RegisteredCriterion
 from cidash.criteria.registry import CRITERIA_IDS, REGISTRY, SERIES_UNITS, TITLES
 from cidash.criteria.results import DETAIL_LABELS, CriteriaReport, CriterionResult, Status, detail_rows
+from cidash.criteria.targets import TARGETS, Target, image_size_limit_mb, meets
 
 __all__ = [
     "CHANGE_PREFERENCE",
@@ -65,6 +67,7 @@ __all__ = [
     "REBUILD_SIZE_TOLERANCE",
     "REGISTRY",
     "SERIES_UNITS",
+    "TARGETS",
     "TITLES",
     "ChangeKind",
     "ClassifiedChange",
@@ -78,6 +81,7 @@ __all__ = [
     "Periods",
     "RegisteredCriterion",
     "Status",
+    "Target",
     "cache_warnings",
     "choose_periods",
     "ci_image_hint",
@@ -93,6 +97,8 @@ __all__ = [
     "eval_startup",
     "eval_tools_verified",
     "evaluate",
+    "image_size_limit_mb",
+    "meets",
     "migration_change",
     "startup_values",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 from cidash.config import Config
 from cidash.criteria.periods import Periods, _day, ci_image_hint
 from cidash.criteria.results import CriterionResult, Status
+from cidash.criteria.targets import TARGETS, meets
 from cidash.metrics import (
     Dataset,
     ci_image_jobs,
@@ -44,7 +45,7 @@ def _result(  # noqa: PLR0917
 
 def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionResult:
     """The size of the image the newest CI-image job ran (by digest), else of the newest tag."""
-    target = config.criteria.image_size_mb
+    target = TARGETS["image_size"].of(config)
     points = image_size_history(ds, config.image.repository)
     if not points:
         return _result(
@@ -76,7 +77,7 @@ def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionR
     if chosen is None:
         chosen = points[-1]
     mb = chosen.size_bytes / MB
-    status: Status = "pass" if mb <= target else "fail"
+    status: Status = "pass" if meets("image_size", mb, config) else "fail"
     when = f", created {_day(chosen.created_at)}" if chosen.created_at else ""
     digest_text = f" ({short_digest(chosen.digest)})" if chosen.digest else ""
     evidence = (
@@ -93,7 +94,7 @@ def startup_values(ds: Dataset, *, include_retried: bool = False, exclude_jobs: 
 
 def eval_startup(config: Config, periods: Periods, *, include_retried: bool = False, seed: int = 0) -> CriterionResult:
     """Median start-up improvement (% faster) from baseline to candidate, with a 95 % bootstrap interval."""
-    target = config.criteria.startup_improvement_pct
+    target = TARGETS["startup_improvement"].of(config)
     min_n = config.criteria.min_n
     if periods.baseline is None:
         return _result(
@@ -139,7 +140,7 @@ def eval_startup(config: Config, periods: Periods, *, include_retried: bool = Fa
             **details,
         )
     improvement = -ci.change_pct
-    status: Status = "pass" if improvement >= target else "fail"
+    status: Status = "pass" if meets("startup_improvement", improvement, config) else "fail"
     details.update(
         baseline_median=mb,
         candidate_median=mc,
@@ -157,7 +158,7 @@ def eval_startup(config: Config, periods: Periods, *, include_retried: bool = Fa
 
 
 def eval_build_reliability(config: Config, periods: Periods) -> CriterionResult:
-    target = config.criteria.image_build_reliability_pct
+    target = TARGETS["image_build_reliability"].of(config)
     job = config.image.build_job
     r = image_build_reliability(periods.candidate, job)
     if r.n == 0 or r.first_attempt_rate is None:
@@ -184,7 +185,7 @@ def eval_build_reliability(config: Config, periods: Periods) -> CriterionResult:
             ">",
             first_attempt_successes=r.first_attempt_successes,
         )
-    status: Status = "pass" if r.first_attempt_rate > target else "fail"
+    status: Status = "pass" if meets("image_build_reliability", r.first_attempt_rate, config) else "fail"
     evidence = (
         f"`{job}` succeeded on the first attempt in {r.first_attempt_successes} of {r.n} pipelines "
         f"({r.first_attempt_rate:.1f} %), eventually in {r.eventual_successes}; failed attempts: "
@@ -208,7 +209,7 @@ def eval_build_reliability(config: Config, periods: Periods) -> CriterionResult:
 
 
 def eval_stale_caches(config: Config, periods: Periods, *, include_retried: bool = False) -> CriterionResult:
-    target = config.criteria.stale_caches_max
+    target = TARGETS["stale_caches"].of(config)
     ds = periods.candidate
     restoring = [
         j for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and any(ev.op == "restore" for ev in f.cache)
@@ -227,7 +228,7 @@ def eval_stale_caches(config: Config, periods: Periods, *, include_retried: bool
         )
     events = stale_cache_events(ds, config.cache_key.files, include_retried=include_retried)
     count = len(events)
-    status: Status = "pass" if count <= target else "fail"
+    status: Status = "pass" if meets("stale_caches", count, config) else "fail"
     if not events:
         evidence = f"0 stale cache restores among {n} jobs that restored a cache {periods.short}."
     else:
@@ -265,7 +266,7 @@ def _config_where(ds: Dataset) -> str:
 
 
 def eval_cache_key_files(ds: Dataset, config: Config) -> CriterionResult:
-    target = config.criteria.cache_key_files_max
+    target = TARGETS["cache_key_files"].of(config)
     if not ds.ci_config_known:
         return _result(
             "cache_key_files", "no_data", None, float(target), "files", 0, "no CI config in the store.", "<="
@@ -283,7 +284,7 @@ def eval_cache_key_files(ds: Dataset, config: Config) -> CriterionResult:
             "<=",
         )
     worst = max(with_files, key=lambda c: (c.key_files, c.job))
-    status: Status = "pass" if worst.key_files <= target else "fail"
+    status: Status = "pass" if meets("cache_key_files", worst.key_files, config) else "fail"
     line = f" (line {worst.line})" if worst.line else ""
     entries = "entry" if worst.key_files == 1 else "entries"
     evidence = (
@@ -296,7 +297,7 @@ def eval_cache_key_files(ds: Dataset, config: Config) -> CriterionResult:
 
 
 def eval_cache_writers(ds: Dataset, config: Config, periods: Periods) -> CriterionResult:
-    target = config.criteria.cache_writers_max
+    target = TARGETS["cache_writers"].of(config)
     unserialised = unserialised_config_writers(ds.ci_caches) if ds.ci_config_known else []
     config_jobs = sum(len(u.jobs) for u in unserialised)
     overlaps = overlapping_writers(periods.candidate)
@@ -316,7 +317,7 @@ def eval_cache_writers(ds: Dataset, config: Config, periods: Periods) -> Criteri
             "<=",
         )
     value = config_jobs + len(overlaps)
-    status: Status = "pass" if value <= target else "fail"
+    status: Status = "pass" if meets("cache_writers", value, config) else "fail"
     parts = []
     if ds.ci_config_known:
         if unserialised:

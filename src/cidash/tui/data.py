@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cidash import queries
 from cidash.config import Config
-from cidash.criteria import REGISTRY
+from cidash.criteria import REGISTRY, image_size_limit_mb
 from cidash.dataset import gc_paused
 from cidash.errors import CidashError
 from cidash.formatting import (
@@ -529,7 +529,7 @@ def images_view(store: Store, snap: Snapshot) -> ImagesView:
     if snap.periods.split_at is not None:
         split_day = snap.periods.split_at.astimezone(UTC).date().isoformat()
         marker = days.index(split_day) if split_day in days else None
-    return ImagesView(tag_rows, tuple(sizes), tuple(days), config.criteria.image_size_mb, reliability, failures, marker)
+    return ImagesView(tag_rows, tuple(sizes), tuple(days), image_size_limit_mb(config), reliability, failures, marker)
 
 
 # ---------------------------------------------------------------------------------------------------------------
