@@ -415,3 +415,22 @@ def test_a_sync_that_may_not_wait_skips_a_project_another_process_holds(
         store.release_sync_lease(project.id, "serve-1")
         report = sync_project(client, store, small_sim.project_path, options=skip, now=NOW)
     assert report.pipelines == small_sim.truth.pipelines
+
+
+@pytest.mark.parametrize("stop_at", ["project", "pipelines"])
+def test_a_sync_stopped_at_its_first_progress_event_finishes_its_run(
+    small_sim: SimulatedGitLab, store: Store, stop_at: str
+) -> None:
+    """A group sync stops the projects in flight by raising from their progress callback; one told to stop at its
+    very first event (Ctrl-C just as it started) must still finish its run, not leave it "running"."""
+
+    class Stop(Exception):
+        pass
+
+    def progress(update: SyncProgress) -> None:
+        if update.phase == stop_at:
+            raise Stop
+
+    with make_client(small_sim) as client, pytest.raises(Stop):
+        sync_project(client, store, small_sim.project_path, options=options(), now=NOW, progress=progress)
+    assert [r.status for r in store.sync_runs(small_sim.project_id)] == ["error"]

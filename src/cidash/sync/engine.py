@@ -156,14 +156,15 @@ def _sync_leased(
     ) as pool:
         ctx = _Ctx(client, store, resolved, options, pool, progress, now, wire=WireLog(now=_wire_now(now)))
         lease.ctx = ctx
-        if interrupted:
-            _warn(
-                ctx, f"an earlier sync of {resolved.path} was killed before it finished; its run is marked interrupted"
-            )
-        if lease_wait:
-            _warn(ctx, f"waited {lease_wait:.0f}s for another sync of {resolved.path} to finish")
-        ctx.emit("project")
-        try:
+        try:  # from here every way out finishes the run (the first progress event can already be told to stop)
+            if interrupted:
+                _warn(
+                    ctx,
+                    f"an earlier sync of {resolved.path} was killed before it finished; its run is marked interrupted",
+                )
+            if lease_wait:
+                _warn(ctx, f"waited {lease_wait:.0f}s for another sync of {resolved.path} to finish")
+            ctx.emit("project")
             _retry_deferred(ctx)
             _sync_pipelines(ctx)
             # The side steps (checksums, CI files, registry) need only the pipelines: they start now and overlap
