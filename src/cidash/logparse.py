@@ -352,6 +352,12 @@ class TraceParser:
 
     # -- bytes in ---------------------------------------------------------------------------------------------
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held for a line not complete yet: at most ``max_line`` plus the last chunk fed, so a log's memory
+        does not grow with a line that never ends (a progress bar, a binary dump)."""
+        return len(self._tail)
+
     def feed(self, chunk: bytes) -> None:
         """Parse the next piece of the log. Never raises on malformed input."""
         if self._finished:

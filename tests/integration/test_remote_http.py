@@ -96,15 +96,23 @@ def test_same_origin_redirects_are_followed_with_the_token(server: str) -> None:
     ]
 
 
-def test_a_proxy_in_the_environment_sends_requests_through_httpx(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_proxy_in_the_environment_is_used_unless_no_proxy_names_the_host(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY is honoured (the request goes to the proxy: here a closed port, so it cannot connect), and
+    NO_PROXY exempts the host (the request goes straight to the server)."""
+    from cidash.errors import CidashError
+    from cidash.remote import RetryPolicy
+
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    with _client(server) as client:
-        assert client.http._fast_connection() is None
+    once = RetryPolicy(attempts=1)
+    conn = Connection(url=server, token=Secret("glpat-secret-value-123"), max_rps=0)
+    with GitLabClient(conn, retry=once) as client, pytest.raises(CidashError):
+        client.http.stream_trace(1, 2, lambda: [].append)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    with _client(server) as client:
-        assert client.http._fast_connection() is not None
+    with GitLabClient(conn, retry=once) as client:
         chunks: list[bytes] = []
         assert client.http.stream_trace(1, 2, lambda: chunks.append)
         assert b"".join(chunks) == LOG

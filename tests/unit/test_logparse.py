@@ -466,7 +466,7 @@ def test_long_progress_bar_line_keeps_its_markers_whatever_the_chunking() -> Non
         for i in range(0, len(data), chunk):
             parser.feed(data[i : i + chunk])
         assert parser.finish() == expected
-        assert len(parser._tail) <= 4096 + chunk
+        assert parser.buffered <= 4096 + chunk
 
 
 # ---- API ----------------------------------------------------------------------------------------------------------
