@@ -143,6 +143,24 @@ def test_budget_runs_out_then_waits_for_reset() -> None:
     assert t.now == pytest.approx(1030.0)
 
 
+def test_a_pause_for_the_rate_limit_is_announced_once() -> None:
+    """The CLI says when it waits for GitLab's rate limit (a quiet minute looks like a hang): once per pause, with
+    its length and the reason, and not for a pause already announced."""
+    t = FakeTime()
+    rl = limiter(t, reserve=3)
+    said: list[tuple[float, str]] = []
+    rl.on_pause = lambda seconds, why: said.append((seconds, why))
+    rl.observe({"RateLimit-Limit": "10", "RateLimit-Remaining": "8", "RateLimit-Reset": "1030"}, 200)
+    for _ in range(6):
+        rl.acquire()
+    assert said == [(30.0, "RateLimit-Remaining is spent")]
+    rl.observe({"RateLimit-Limit": "10", "RateLimit-Remaining": "2", "RateLimit-Reset": "1060"}, 200)
+    rl.observe({"RateLimit-Limit": "10", "RateLimit-Remaining": "1", "RateLimit-Reset": "1060"}, 200)
+    assert said[1:] == [(30.0, "RateLimit-Remaining is 2")]  # the next window's pause, said once
+    rl.observe({"Retry-After": "0"}, 429)  # shorter than a second: not worth a line
+    assert len(said) == 2
+
+
 def test_429_waits_retry_after_for_every_sender() -> None:
     t = FakeTime()
     rl = limiter(t)

@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         dumb = os.environ.get("TERM", "").strip().lower() == "dumb"  # no cursor movement: plain lines
         mode = "bar" if err.isatty() and not ci and not dumb else "plain"
     display = _BarDisplay() if mode == "bar" else _PlainDisplay(enabled=mode == "plain")
+    client.limiter.on_pause = display.pause  # a minute without progress is said, not left to look like a hang
     with open_store_from_args(args, config) as store, client:
         try:
             with display:
@@ -282,6 +283,16 @@ class _PlainDisplay:
             sys.stderr.write(clean(line) + "\n")  # one write: lines of projects in flight never mix
             sys.stderr.flush()
 
+    def pause(self, seconds: float, why: str) -> None:
+        if self.enabled:
+            with self._lock:
+                sys.stderr.write(clean(_pause_line(seconds, why)) + "\n")
+                sys.stderr.flush()
+
+
+def _pause_line(seconds: float, why: str) -> str:
+    return f"cidash sync: GitLab's rate limit for this token: {why}; waiting {seconds:.0f} s for it to reset"
+
 
 def _kb(n: int) -> str:
     return f"{n / 1000:.0f} kB" if n < 10_000_000 else f"{n / 1_000_000:.1f} MB"
@@ -321,6 +332,10 @@ class _BarDisplay:
     def update(self, p: SyncProgress) -> None:
         with self._lock:
             self._update(p)
+
+    def pause(self, seconds: float, why: str) -> None:
+        with self._lock:  # printed above the bars, which stay
+            self.progress.console.print(_pause_line(seconds, why), markup=False, highlight=False)
 
     def _update(self, p: SyncProgress) -> None:
         task = self._tasks.pop(p.project, None) if p.phase == "done" else self._tasks.get(p.project)

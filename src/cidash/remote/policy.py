@@ -218,6 +218,9 @@ class RateLimiter:
         self._budget: int | None = None
         self.waited = 0.0  # total seconds senders spent waiting
         self.rate_limit_waits = 0  # pauses for RateLimit-Reset or Retry-After
+        #: Told ``(seconds, why)`` when a pause for GitLab's rate limit starts (a CLI says so: a quiet minute
+        #: looks like a hang). Called without the limiter's lock held.
+        self.on_pause: Callable[[float, str], None] | None = None
         # The adaptive in-flight window.
         self.window = float(max(1, min(initial_concurrency, self.max_concurrency)))
         self._threshold: float | None = None  # slow start until the first congestion signal
@@ -295,12 +298,15 @@ class RateLimiter:
     # -- pacing ------------------------------------------------------------------------------------------------
 
     def acquire(self, kind: str | None = None) -> None:
+        announce: tuple[float, str] | None = None
         with self._lock:
             now = self._clock()
             if self._budget is not None:
                 if self._budget <= self.reserve and self._state.reset_at is not None:
                     # Requests already in flight would spend the rest of the window: wait for the next one.
                     pause = min(max(self._state.reset_at - self._wall(), 0.0), self.max_wait)
+                    if now + pause > self._blocked_until + 1.0:  # a new pause, not the one already said
+                        announce = (pause, "RateLimit-Remaining is spent")
                     self._blocked_until = max(self._blocked_until, now + pause)
                     self._budget = None
                     self.rate_limit_waits += 1
@@ -320,13 +326,20 @@ class RateLimiter:
             wait = min(start - now, self.max_wait)
             if wait > 0:
                 self.waited += wait
+        if announce is not None:
+            self._announce(*announce)
         if wait > 0:
             self._sleep(wait)
+
+    def _announce(self, pause: float, why: str) -> None:
+        if self.on_pause is not None and pause >= 1.0:
+            self.on_pause(pause, why)
 
     def observe(self, headers: Mapping[str, str], status: int) -> None:
         limit = _int_header(headers, "RateLimit-Limit")
         remaining = _int_header(headers, "RateLimit-Remaining")
         reset = _int_header(headers, "RateLimit-Reset")
+        announce: tuple[float, str] | None = None
         with self._lock:
             if remaining is not None:
                 new_window = reset is not None and reset != self._state.reset_at
@@ -346,13 +359,20 @@ class RateLimiter:
                 after = parse_retry_after(headers.get("Retry-After"))
                 if after is None and reset is not None:
                     after = reset - self._wall()
-                self._blocked_until = max(self._blocked_until, now + min(max(after or 1.0, 0.0), self.max_wait))
+                pause = min(max(after or 1.0, 0.0), self.max_wait)
+                if now + pause > self._blocked_until + 1.0:
+                    announce = (pause, "GitLab answered 429 Too Many Requests")
+                self._blocked_until = max(self._blocked_until, now + pause)
                 self.rate_limit_waits += 1
             elif remaining is not None and remaining <= self.reserve and reset is not None:
                 pause = min(max(reset - self._wall(), 0.0), self.max_wait)
                 if now + pause > self._blocked_until:
                     self.rate_limit_waits += 1
+                    if now + pause > self._blocked_until + 1.0:
+                        announce = (pause, f"RateLimit-Remaining is {remaining}")
                 self._blocked_until = max(self._blocked_until, now + pause)
+        if announce is not None:
+            self._announce(*announce)
 
     @property
     def state(self) -> RateLimitState:
