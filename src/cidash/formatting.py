@@ -51,6 +51,16 @@ def fmt_seconds(value: float | None) -> str:
     return f"{value:.1f} s"
 
 
+def fmt_seconds_pair(first: float | None, second: float | None) -> str:
+    """Two durations in one cell, the unit said once when they share it (``8.8 / 10.1 min``, ``58.0 s / 2.1 min``):
+    a p50/p90 pair fits its column."""
+    a, b = fmt_seconds(first), fmt_seconds(second)
+    num_a, _, unit_a = a.partition(" ")
+    if unit_a and unit_a == b.partition(" ")[2]:
+        return f"{num_a} / {b}"
+    return f"{a} / {b}"
+
+
 def fmt_pct(value: float | None, *, signed: bool = False) -> str:
     if value is None:
         return "—"

@@ -46,3 +46,12 @@ def test_a_column_of_measured_values_keeps_its_decimal() -> None:
     assert [_measured(v, "s") for v in (529.0, 608.2)] == ["529.0 s", "608.2 s"]  # not "529 s / 608.2 s"
     assert [_measured(v, "%") for v in (100.0, 95.7)] == ["100.0 %", "95.7 %"]
     assert _measured(None, "MB") == "–"
+
+
+def test_a_p50_p90_pair_says_a_shared_unit_once() -> None:
+    from cidash.formatting import fmt_seconds_pair
+
+    assert fmt_seconds_pair(528.0, 606.0) == "8.8 / 10.1 min"  # 18 cells as "8.8 min / 10.1 min": cut at 17
+    assert fmt_seconds_pair(26.9, 30.3) == "26.9 / 30.3 s"
+    assert fmt_seconds_pair(58.0, 126.0) == "58.0 s / 2.1 min"  # different units: each keeps its own
+    assert fmt_seconds_pair(None, None) == "— / —"

@@ -33,6 +33,7 @@ from cidash.formatting import (
     fmt_pct,
     fmt_result,
     fmt_seconds,
+    fmt_seconds_pair,
     fmt_time,
     fmt_value,
 )
@@ -560,8 +561,8 @@ def comparison_cells(r: ComparisonRow) -> tuple[str, str, str, str, str, str]:
     """metric, baseline, candidate (median / p90, or the value), n, change [95 % CI], verdict."""
     if r.kind == "distribution":
         b, c = r.baseline, r.candidate
-        base = f"{fmt_seconds(b.median if b else None)} / {fmt_seconds(b.p90 if b else None)}"
-        cand = f"{fmt_seconds(c.median if c else None)} / {fmt_seconds(c.p90 if c else None)}"
+        base = fmt_seconds_pair(b.median if b else None, b.p90 if b else None)
+        cand = fmt_seconds_pair(c.median if c else None, c.p90 if c else None)
     else:
         base = fmt_value(r.baseline_value, r.unit, column=True)
         cand = fmt_value(r.candidate_value, r.unit, column=True)
