@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent
 SRC = ROOT.parent / "src"
 sys.path.insert(0, str(ROOT))
 
-from tui import CORPUS, NOW, build_store  # noqa: E402
+from tui import NOW, store_for  # noqa: E402
 
 NOW_TEXT = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
 #: Before and after the bench store's migration (day 60 of 120, 2026-09-28), on main.
@@ -37,20 +37,6 @@ BASELINE = "2026-08-29..2026-09-27,ref:main"
 CANDIDATE = "2026-09-28..2026-10-27,ref:main"
 TARGET_SECONDS = 3.0
 TARGET_MB = 300.0
-
-
-def store_for(pipelines: int) -> Path:
-    CORPUS.mkdir(exist_ok=True)
-    db = CORPUS / f"tui-{pipelines}.db"
-    if not db.exists():
-        t0 = time.perf_counter()
-        tmp = db.with_suffix(".tmp.db")
-        for leftover in CORPUS.glob(tmp.name + "*"):
-            leftover.unlink()
-        build_store(tmp, pipelines)
-        tmp.rename(db)
-        print(f"built {db} in {time.perf_counter() - t0:.1f} s", flush=True)
-    return db
 
 
 def commands(db: Path, out: Path) -> dict[str, list[str]]:
