@@ -93,7 +93,7 @@ def test_wheel_metadata(built: tuple[Path, Path, Path]) -> None:
     assert meta["Name"] == "cidash" and meta["Version"] == cidash.__version__
     assert meta["Requires-Python"] == ">=3.11"
     assert meta["License-Expression"] == "MIT" and meta["License-File"] == "LICENSE"
-    assert meta["Description-Content-Type"] == "text/markdown" and "uv tool install cidash" in meta.get_payload()
+    assert meta["Description-Content-Type"] == "text/markdown" and "uv tool install ." in meta.get_payload()
     assert meta["Summary"].startswith("A terminal dashboard for GitLab CI health")
     requires = meta.get_all("Requires-Dist") or []
     base = {r.split(";")[0].split(">")[0].split("=")[0].strip().lower() for r in requires if "extra ==" not in r}
