@@ -320,3 +320,16 @@ def test_cosmetics_plural_units_and_key_templates() -> None:
     assert seconds_in(45, "min") == "0.8 min" and seconds_in(None, "s") == "—"
     assert key_display("0-{files: .cache-key}") == "files: .cache-key"
     assert key_display("deps-main") == "deps-main"
+
+
+def test_progress_line_one_project_then_a_group() -> None:
+    """One project shows its phase; projects syncing at once show every project's share, not the last to report."""
+    from cidash.sync import SyncProgress
+    from cidash.tui.adapters import ProgressLine
+
+    line = ProgressLine()
+    assert line.update(SyncProgress("g/a", "logs", logs_done=3, logs_total=10)) == "sync logs 3/10"
+    assert line.update(SyncProgress("g/b", "pipelines")) == "sync 0/2 projects · logs 3/10"
+    assert line.update(SyncProgress("g/c", "logs", logs_done=1, logs_total=4)) == "sync 0/3 projects · logs 4/14"
+    assert line.update(SyncProgress("g/a", "done", logs_done=10, logs_total=10)) == "sync 1/3 projects · logs 11/14"
+    assert line.update(SyncProgress("g/b", "done")) == "sync 2/3 projects · logs 11/14"

@@ -13,16 +13,20 @@ notification (``notify(title=exc.title, severity="error")``).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cidash.config import Config
 from cidash.errors import ActionRefused, NotFound
 from cidash.models import Project, RateLimitState
 from cidash.store import Store
+
+if TYPE_CHECKING:
+    from cidash.sync import SyncProgress
 
 Clock = Callable[[], datetime]
 Progress = Callable[[str], None]
@@ -45,18 +49,40 @@ class Refresher(Protocol):
     def __call__(self, project: Project | None, progress: Progress) -> RefreshResult: ...
 
 
+class ProgressLine:
+    """The dashboard's one-line sync status. One project: its phase (``sync logs 40/120``). Several projects
+    syncing at once (a group's first refresh): every project's share, not whichever reported last
+    (``sync 3/8 projects · logs 40/120``). Progress arrives on the sync's worker threads, hence the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, SyncProgress] = {}
+
+    def update(self, p: SyncProgress) -> str:
+        with self._lock:
+            self._latest[p.project] = p
+            states = list(self._latest.values())
+        if len(states) == 1:
+            if p.phase == "logs" and p.logs_total:
+                return f"sync {p.phase} {p.logs_done}/{p.logs_total}"
+            return f"sync {p.phase}"
+        done = sum(s.phase == "done" for s in states)
+        logs_total = sum(s.logs_total for s in states)
+        logs = f" · logs {sum(s.logs_done for s in states)}/{logs_total}" if logs_total else ""
+        return f"sync {done}/{len(states)} projects{logs}"
+
+
 def sync_refresher(client_factory: Callable[[], Any], store: Store, config: Config, clock: Clock) -> Refresher:
     """A refresher over :func:`cidash.sync.sync_project` (the current project) or :func:`cidash.sync.sync_projects`
     (every configured project, when none is in the store yet)."""
 
     def refresh(project: Project | None, progress: Progress) -> RefreshResult:
-        from cidash.sync import SyncOptions, SyncProgress, sync_project, sync_projects
+        from cidash.sync import SyncOptions, sync_project, sync_projects
+
+        line = ProgressLine()
 
         def on_progress(p: SyncProgress) -> None:
-            if p.phase == "logs" and p.logs_total:
-                progress(f"sync {p.phase} {p.logs_done}/{p.logs_total}")
-            else:
-                progress(f"sync {p.phase}")
+            progress(line.update(p))
 
         now = clock()
         options = SyncOptions.from_config(config, now=now)
