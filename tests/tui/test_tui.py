@@ -686,6 +686,31 @@ async def test_vim_keys_move_in_every_table(store: Store, tmp_path: Path) -> Non
         assert not any(isinstance(s, ConfirmScreen) for s in app.screen_stack)  # k moved, it did not plan keys
 
 
+async def test_table_header_follows_rows_measured_after_a_paint() -> None:
+    """A paint between adding rows and the idle that measures them must not leave the header at the old widths
+    (the snapshot flake behind Health's modals: the header narrower than the rows)."""
+    from textual.app import App, ComposeResult
+
+    from cidash.tui.widgets.table import NavTable
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield NavTable(id="t")
+
+    app = One()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table = app.query_one(NavTable)
+        table.add_columns("A", "B")
+        table.add_row("x", "y")
+        await pilot.pause()
+        table.clear()
+        table.add_row("a much longer cell", "y")
+        table.render_line(0)  # painted before the idle
+        await pilot.pause()
+        header, row = table.render_line(0).text, table.render_line(1).text
+    assert header.index("B") == row.index("y")
+
+
 async def test_escape_leaves_every_input(store: Store, tmp_path: Path) -> None:
     app = make_app(store, tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -2,12 +2,17 @@
 
 ``j``/``k`` move the cursor, ``g``/``G`` jump to the first/last row (vim, less, k9s, lazygit). The first column
 stays frozen when the table scrolls sideways (``fixed_columns``), so a row keeps its name at 80 columns.
+
+It also mends a stale header: Textual measures new rows' column widths when the table goes idle, after a paint
+may already have cached the header line at the old widths, and does not drop that line (the header stayed
+narrower than its rows until the cursor moved; seen behind a modal opened right after a refresh).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
@@ -23,3 +28,9 @@ class NavTable(DataTable[Any]):
     def __init__(self, *, fixed_columns: int = 1, **kw: Any) -> None:
         kw.setdefault("cursor_type", "row")
         super().__init__(fixed_columns=fixed_columns, **kw)
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        remeasure = self._require_update_dimensions or bool(self._updated_cells)
+        await super()._on_idle(event)
+        if remeasure:  # the widths may have changed: lines painted before the measure are stale
+            self._clear_caches()
