@@ -333,3 +333,5 @@ def test_progress_line_one_project_then_a_group() -> None:
     assert line.update(SyncProgress("g/c", "logs", logs_done=1, logs_total=4)) == "sync 0/3 projects · logs 4/14"
     assert line.update(SyncProgress("g/a", "done", logs_done=10, logs_total=10)) == "sync 1/3 projects · logs 11/14"
     assert line.update(SyncProgress("g/b", "done")) == "sync 2/3 projects · logs 11/14"
+    group = ProgressLine()  # a pool of 12 projects says how many it covers before all of them have started
+    assert group.update(SyncProgress("g/a", "pipelines", projects=12)) == "sync 0/12 projects"

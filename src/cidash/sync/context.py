@@ -129,6 +129,8 @@ class SyncProgress:
     bytes: int = 0
     requests: int = 0
     message: str | None = None
+    #: How many projects this sync covers when it syncs several at once (a group); 0: just this one.
+    projects: int = 0
 
 
 @dataclass(frozen=True)

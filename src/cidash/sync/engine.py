@@ -511,9 +511,11 @@ class _ProjectPool:
         self._fatal: BaseException | None = None
         self._claimed: set[int] = set()
         self.workers: Executor | None = None  # the shared worker pool, while run() runs
+        self.targets = 0  # how many projects run() was given (each progress event says it)
 
     def run(self, targets: list[str | int | Project], workers: int) -> list[_Outcome]:
         outcomes: list[_Outcome] = [None] * len(targets)
+        self.targets = len(targets)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cidash-sync-project")
         shared = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="cidash-sync")
         self.workers = shared
@@ -545,7 +547,7 @@ class _ProjectPool:
             raise _Stopped(f"stopped before its end: {self._why}")
         if self.progress is not None:
             with self._progress_lock:
-                self.progress(update)
+                self.progress(dataclasses.replace(update, projects=self.targets))
 
     def _one(self, index: int, target: str | int | Project, outcomes: list[_Outcome]) -> None:
         if self._stop.is_set():

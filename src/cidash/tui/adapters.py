@@ -62,14 +62,15 @@ class ProgressLine:
         with self._lock:
             self._latest[p.project] = p
             states = list(self._latest.values())
-        if len(states) == 1:
+        if len(states) == 1 and p.projects <= 1:
             if p.phase == "logs" and p.logs_total:
                 return f"sync {p.phase} {p.logs_done}/{p.logs_total}"
             return f"sync {p.phase}"
         done = sum(s.phase == "done" for s in states)
         logs_total = sum(s.logs_total for s in states)
         logs = f" · logs {sum(s.logs_done for s in states)}/{logs_total}" if logs_total else ""
-        return f"sync {done}/{len(states)} projects{logs}"
+        total = max(len(states), *(s.projects for s in states))
+        return f"sync {done}/{total} projects{logs}"
 
 
 def sync_refresher(client_factory: Callable[[], Any], store: Store, config: Config, clock: Clock) -> Refresher:
