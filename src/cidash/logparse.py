@@ -223,6 +223,54 @@ def _nl_line_search(buf: bytes, pos: int, end: int) -> int:
     return -1 if m2 is None else int(m2.start())
 
 
+#: What _runner_line acts on: a body that begins otherwise is no runner line it reads.
+_ACTED_ON: Final = (
+    "Checking cache for ",
+    "Creating cache ",
+    "Created cache",
+    "Cache archive size",
+    "Cache file does not exist",
+    "Using ",
+    "Running with gitlab-",
+    "Preparing the ",
+    "Pulling docker image ",
+    "Successfully extracted cache",
+    "file does not exist",
+    "Failed to extract cache",
+    "Failed to create cache",
+    "Not downloading cache ",
+    "Not uploading cache ",
+    "Skipping cache extraction due to empty cache key",
+    "Skipping cache archiving due to empty cache key",
+    "Archive is up to date",
+    "No files to cache",
+)
+
+
+def _bodies(raw: bytes) -> tuple[str, ...]:
+    """The runner-line bodies in a piece of a line: ANSI codes stripped, split at \\r, trailing blanks and a
+    ``WARNING: ``/``ERROR: ``/``FATAL: `` level dropped; indented parts and parts no runner line begins like
+    (:data:`_ACTED_ON`) left out. A pure function of ``raw``: memoized in :data:`_BODIES`."""
+    clean = _ANSI_RE.sub(b"", raw) if b"\x1b" in raw else raw
+    out: list[str] = []
+    for part in clean.split(b"\r"):
+        text = part.rstrip()
+        if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line (see _LINE_HEAD)
+            body = text.decode("utf-8", "replace")
+            if body.startswith(_LEVELS):
+                body = body.partition(": ")[2].strip()
+            if body.startswith(_ACTED_ON):
+                out.append(body)
+    return tuple(out)
+
+
+# The runner writes a small vocabulary of fixed lines ("Created cache", "Using Docker executor with image X ...",
+# the text after a marker): each piece's bodies are worked out once (a dict look-up costs ~0.05 us, _bodies 1-2 us).
+_BODIES: dict[bytes, tuple[str, ...]] = {}
+_BODIES_MAX: Final = 4096  # entries; cleared when full (a dict's get/set are atomic: threads may share it)
+_BODIES_KEY_MAX: Final = 512  # longer pieces are not kept (memory stays under ~2 MiB)
+
+
 _DAYS: dict[bytes, int | None] = {}  # "YYYYMMDD" -> unix time of its midnight, None if no such day
 _MIN_YEAR: Final = 1970  # earlier per-line timestamps are not a runner's (and unix time cannot hold them usefully)
 
@@ -660,16 +708,18 @@ class TraceParser:
         self._bulk = bool(self._open) and _is_script(self._sections[self._open[-1]][0])
 
     def _text(self, raw: bytes) -> None:
-        clean = _ANSI_RE.sub(b"", raw) if b"\x1b" in raw else raw
-        for part in clean.split(b"\r"):
-            text = part.rstrip()
-            if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line (see _LINE_HEAD)
-                self._runner_line(text.decode("utf-8", "replace"))
+        bodies = _BODIES.get(raw)
+        if bodies is None:
+            bodies = _bodies(raw)
+            if len(raw) <= _BODIES_KEY_MAX:
+                if len(_BODIES) >= _BODIES_MAX:
+                    _BODIES.clear()
+                _BODIES[raw] = bodies
+        for body in bodies:
+            self._runner_line(body)
 
-    def _runner_line(self, text: str) -> None:
-        body = text
-        if text.startswith(_LEVELS):
-            body = text.partition(": ")[2].strip()
+    def _runner_line(self, body: str) -> None:
+        """Act on one runner line's body (see :func:`_bodies`)."""
         first = body[:1]
         if first == "C":
             self._c_line(body)
