@@ -223,52 +223,116 @@ def _nl_line_search(buf: bytes, pos: int, end: int) -> int:
     return -1 if m2 is None else int(m2.start())
 
 
-#: What _runner_line acts on: a body that begins otherwise is no runner line it reads.
-_ACTED_ON: Final = (
-    "Checking cache for ",
-    "Creating cache ",
-    "Created cache",
-    "Cache archive size",
-    "Cache file does not exist",
-    "Using ",
-    "Running with gitlab-",
-    "Preparing the ",
-    "Pulling docker image ",
-    "Successfully extracted cache",
-    "file does not exist",
-    "Failed to extract cache",
-    "Failed to create cache",
-    "Not downloading cache ",
-    "Not uploading cache ",
-    "Skipping cache extraction due to empty cache key",
-    "Skipping cache archiving due to empty cache key",
-    "Archive is up to date",
-    "No files to cache",
-)
+_Action = tuple[Any, ...]  # (what, arguments...): see _action and TraceParser._act
 
 
-def _bodies(raw: bytes) -> tuple[str, ...]:
-    """The runner-line bodies in a piece of a line: ANSI codes stripped, split at \\r, trailing blanks and a
-    ``WARNING: ``/``ERROR: ``/``FATAL: `` level dropped; indented parts and parts no runner line begins like
-    (:data:`_ACTED_ON`) left out. A pure function of ``raw``: memoized in :data:`_BODIES`."""
+def _actions(raw: bytes) -> tuple[_Action, ...]:
+    """What a piece of a line says as runner lines: ANSI codes stripped, split at \\r, trailing blanks and a
+    ``WARNING: ``/``ERROR: ``/``FATAL: `` level dropped, indented parts left out (see :data:`_LINE_HEAD`), each
+    part read by :func:`_action`. A pure function of ``raw``: memoized in :data:`_ACTIONS`."""
     clean = _ANSI_RE.sub(b"", raw) if b"\x1b" in raw else raw
-    out: list[str] = []
+    out: list[_Action] = []
     for part in clean.split(b"\r"):
         text = part.rstrip()
-        if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line (see _LINE_HEAD)
+        if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line
             body = text.decode("utf-8", "replace")
             if body.startswith(_LEVELS):
                 body = body.partition(": ")[2].strip()
-            if body.startswith(_ACTED_ON):
-                out.append(body)
+            action = _action(body)
+            if action is not None:
+                out.append(action)
     return tuple(out)
 
 
+def _action(body: str) -> _Action | None:
+    """What one runner line says, whatever came before it (the parser's state decides what it does with it)."""
+    first = body[:1]
+    if first == "C":
+        return _c_action(body)
+    if first == "U":
+        return _using_action(body)
+    if body.startswith("Running with gitlab-"):
+        m = _RUNNING_RE.match(body)
+        return None if m is None else ("running", m.group(1))
+    if body.startswith("Preparing the "):
+        m = _PREPARING_RE.match(body)
+        return None if m is None else ("preparing", m.group(1))
+    if body.startswith("Pulling docker image "):
+        m = _PULLING_RE.match(body)
+        return None if m is None else ("pulling", m.group(1))
+    if body == "Successfully extracted cache":
+        return ("hit",)
+    if body == "file does not exist":
+        return ("missing",)
+    if body.startswith("Failed to extract cache"):
+        return ("extract_failed",)
+    if body.startswith("Failed to create cache"):
+        return ("create_failed",)
+    if body.startswith("Not downloading cache ") and body.endswith(" due to policy"):
+        return ("skip_restore", body[len("Not downloading cache ") : -len(" due to policy")])
+    if body.startswith("Not uploading cache ") and body.endswith(" due to policy"):
+        return ("skip_archive", body[len("Not uploading cache ") : -len(" due to policy")])
+    if body.startswith("Skipping cache extraction due to empty cache key"):
+        return ("empty_restore",)
+    if body.startswith("Skipping cache archiving due to empty cache key"):
+        return ("empty_archive",)
+    if body.startswith("Archive is up to date"):
+        return ("up_to_date",)
+    if body.startswith("No files to cache"):
+        return ("no_files",)
+    return None
+
+
+def _c_action(body: str) -> _Action | None:
+    if body.startswith("Checking cache for "):
+        key = body[len("Checking cache for ") :]
+        if key.endswith("..."):
+            key = key[:-3]
+        said_fallback = key.endswith(" (fallback)")
+        if said_fallback:
+            key = key[: -len(" (fallback)")]
+        return ("check", key, said_fallback)
+    if body.startswith("Creating cache "):
+        key = body[len("Creating cache ") :]
+        if key.endswith("..."):
+            key = key[:-3]
+        return ("create", key)
+    if body.startswith("Created cache"):
+        return ("created",)
+    if body.startswith("Cache archive size") and _TOO_BIG_RE.match(body):
+        return ("too_big",)
+    if body == "Cache file does not exist":
+        return ("missing",)
+    return None
+
+
+def _using_action(body: str) -> _Action | None:
+    if body.startswith("Using docker image "):
+        m = _DOCKER_IMAGE_RE.match(body)
+        if m is not None:
+            return ("image", m.group(2), m.group(1), m.group(3), False)
+        old = _DOCKER_IMAGE_OLD_RE.match(body)
+        if old is None:
+            return None
+        name, image_id = old.group(1), old.group(2)
+        if name.startswith("sha256:") and image_id is None:  # "Using docker image sha256:... for build"
+            return None
+        return ("image", name, image_id, None, True)
+    if body.startswith("Using locally found image version"):
+        return ("local",)
+    m = _EXECUTOR_RE.match(body)
+    if m is None:
+        return None
+    # "Using Shell (pwsh) executor...": the executor is "shell"
+    kind = re.sub(r"\s*\(.*?\)", "", m.group(1)).strip().lower()
+    return ("executor", kind.replace(" ", "-") or None, m.group(2) or None)
+
+
 # The runner writes a small vocabulary of fixed lines ("Created cache", "Using Docker executor with image X ...",
-# the text after a marker): each piece's bodies are worked out once (a dict look-up costs ~0.05 us, _bodies 1-2 us).
-_BODIES: dict[bytes, tuple[str, ...]] = {}
-_BODIES_MAX: Final = 4096  # entries; cleared when full (a dict's get/set are atomic: threads may share it)
-_BODIES_KEY_MAX: Final = 512  # longer pieces are not kept (memory stays under ~2 MiB)
+# the text after a marker): each piece is read once (a dict look-up costs ~0.05 us, reading it 1-8 us).
+_ACTIONS: dict[bytes, tuple[_Action, ...]] = {}
+_ACTIONS_MAX: Final = 4096  # entries; cleared when full (a dict's get/set are atomic: threads may share it)
+_ACTIONS_KEY_MAX: Final = 512  # longer pieces are not kept (memory stays under ~3 MiB)
 
 
 _DAYS: dict[bytes, int | None] = {}  # "YYYYMMDD" -> unix time of its midnight, None if no such day
@@ -328,6 +392,19 @@ def _is_script(name: str) -> bool:
     return name not in _RUNNER_SECTIONS and not name.startswith(_RUNNER_PREFIXES)
 
 
+# A section name's bytes -> (its text, whether it is script output): the same few names come back in every log.
+_NAMES: dict[bytes, tuple[str, bool]] = {}
+
+
+def _name_facts(raw: bytes) -> tuple[str, bool]:
+    name = raw.decode("ascii")
+    facts = (name, _is_script(name))
+    if len(_NAMES) >= 4096:
+        _NAMES.clear()
+    _NAMES[raw] = facts
+    return facts
+
+
 def phase_of(section_name: str) -> str | None:
     """The start-up phase a runner section belongs to, or None for user sections."""
     phase = SECTION_PHASES.get(section_name)
@@ -383,7 +460,7 @@ class TraceParser:
         self._last = b""  # the last _LAST_BYTES bytes fed, where the runner's limit message would be
         self._runner_version: str | None = None
         self._executor: str | None = None
-        self._sections: list[list[Any]] = []  # [name, start, end]
+        self._sections: list[list[Any]] = []  # [name, start, end, script output?]
         self._open: list[int] = []  # indexes into _sections, innermost last; closed ones below the top linger
         self._n_open = 0
         self._open_by_name: dict[str, list[int]] = {}
@@ -678,17 +755,20 @@ class TraceParser:
         return True
 
     def _section(self, sm: re.Match[bytes], ts: float | None) -> None:
-        is_start = sm.group(1) == b"start"
-        name = sm.group(3).decode("ascii")
-        t = ts if ts is not None else float(sm.group(2))
-        if is_start:
+        kind, secs, raw_name = sm.group(1, 2, 3)
+        named = _NAMES.get(raw_name)
+        if named is None:
+            named = _name_facts(raw_name)
+        name = named[0]
+        t = ts if ts is not None else float(secs)
+        if kind == b"start":
             if len(self._sections) >= MAX_SECTIONS:
                 return
             index = len(self._sections)
             self._open.append(index)
             self._n_open += 1
             self._open_by_name.setdefault(name, []).append(index)
-            self._sections.append([name, t, None])
+            self._sections.append([name, t, None, named[1]])
             if self._first_start is None:
                 self._first_start = t
             if self._script_start is None and name in _SCRIPT_STARTS:
@@ -705,131 +785,105 @@ class TraceParser:
             stack = self._open
             while stack and self._sections[stack[-1]][2] is not None:  # closed out of order: dropped lazily
                 stack.pop()
-        self._bulk = bool(self._open) and _is_script(self._sections[self._open[-1]][0])
+        self._bulk = bool(self._open) and self._sections[self._open[-1]][3]
 
     def _text(self, raw: bytes) -> None:
-        bodies = _BODIES.get(raw)
-        if bodies is None:
-            bodies = _bodies(raw)
-            if len(raw) <= _BODIES_KEY_MAX:
-                if len(_BODIES) >= _BODIES_MAX:
-                    _BODIES.clear()
-                _BODIES[raw] = bodies
-        for body in bodies:
-            self._runner_line(body)
+        actions = _ACTIONS.get(raw)
+        if actions is None:
+            actions = _actions(raw)
+            if len(raw) <= _ACTIONS_KEY_MAX:
+                if len(_ACTIONS) >= _ACTIONS_MAX:
+                    _ACTIONS.clear()
+                _ACTIONS[raw] = actions
+        for action in actions:
+            self._act(action)
 
-    def _runner_line(self, body: str) -> None:
-        """Act on one runner line's body (see :func:`_bodies`)."""
-        first = body[:1]
-        if first == "C":
-            self._c_line(body)
-        elif first == "U":
-            self._using_line(body)
-        elif body.startswith("Running with gitlab-"):
-            m = _RUNNING_RE.match(body)
-            if m and self._runner_version is None:
-                self._runner_version = m.group(1)
-        elif body.startswith("Preparing the "):
-            m = _PREPARING_RE.match(body)
-            if m is not None and not self._executor_named:  # the runner's own name outranks a "Using" line
-                self._executor = m.group(1)
-                self._executor_named = True
-        elif body.startswith("Pulling docker image "):
-            m = _PULLING_RE.match(body)
-            if m and self._image_name is not None and m.group(1) == self._image_name:
-                self._image_pulled = True
-                self._local_pending = False
-        elif body == "Successfully extracted cache":
-            self._restore_result("hit")
-        elif body == "file does not exist" and self._restore is not None:
-            self._restore.saw_missing = True
-        elif body.startswith("Failed to extract cache"):
+    def _act(self, action: _Action) -> None:
+        """Apply what one runner line says (:func:`_action`) to the parser's state."""
+        what = action[0]
+        if what == "check":
+            self._checking(action[1], action[2])
+        elif what == "missing":
+            if self._restore is not None:
+                self._restore.saw_missing = True
+        elif what == "extract_failed":
             current = self._restore
             self._restore_result("miss" if current is not None and current.saw_missing else "failed")
-        elif body.startswith("Failed to create cache"):
+        elif what == "hit":
+            self._restore_result("hit")
+        elif what == "create":
+            self._archive = _Event("archive", action[1])
+            self._add(self._archive)
+        elif what == "created":
+            self._archive_result("created")
+        elif what == "image":
+            self._docker_image(action[1], action[2], action[3], action[4])
+        elif what == "executor":
+            if self._executor is None or self._image_name is None:
+                if self._executor is None:
+                    self._executor = action[1]
+                if action[2] is not None and self._image_name is None:
+                    self._image_name = action[2]
+        elif what == "pulling":
+            if self._image_name is not None and action[1] == self._image_name:
+                self._image_pulled = True
+                self._local_pending = False
+        elif what == "local":
+            self._local_pending = True
+        elif what == "running":
+            if self._runner_version is None:
+                self._runner_version = action[1]
+        elif what == "preparing":
+            if not self._executor_named:  # the runner's own name outranks a "Using" line
+                self._executor = action[1]
+                self._executor_named = True
+        elif what == "too_big":
+            self._archive_result("failed", "too big")
+        elif what == "create_failed":
             self._archive_result("failed")
-        elif body.startswith("Not downloading cache ") and body.endswith(" due to policy"):
-            self._add(_Event("restore", body[len("Not downloading cache ") : -len(" due to policy")], "skipped"))
+        elif what == "skip_restore":
+            self._add(_Event("restore", action[1], "skipped"))
             self._restore = None
-        elif body.startswith("Not uploading cache ") and body.endswith(" due to policy"):
-            self._add(_Event("archive", body[len("Not uploading cache ") : -len(" due to policy")], "skipped"))
+        elif what == "skip_archive":
+            self._add(_Event("archive", action[1], "skipped"))
             self._archive = None
-        elif body.startswith("Skipping cache extraction due to empty cache key"):
+        elif what == "empty_restore":
             self._add(_Event("restore", "", "empty", "empty key"))
             self._restore = None
-        elif body.startswith("Skipping cache archiving due to empty cache key"):
+        elif what == "empty_archive":
             self._add(_Event("archive", "", "empty", "empty key"))
             self._archive = None
-        elif body.startswith("Archive is up to date"):
+        elif what == "up_to_date":
             self._archive_result("up_to_date")
-        elif body.startswith("No files to cache"):
+        elif what == "no_files":
             self._archive_result("empty", "no files to cache")
 
-    def _c_line(self, body: str) -> None:
-        if body.startswith("Checking cache for "):
-            key = body[len("Checking cache for ") :]
-            if key.endswith("..."):
-                key = key[:-3]
-            detail = None
-            inferred = False
-            if key.endswith(" (fallback)"):  # only the step-runner path (FF_CONCRETE) says so
-                key = key[: -len(" (fallback)")]
-                detail = FALLBACK
-            elif self._restore is not None and self._restore.outcome in ("miss", "failed"):
-                # ordinary runners print a fallback key's attempt exactly like the main key's: it is the next
-                # attempt of the same restore after one that did not hit
-                detail = FALLBACK
-                inferred = True
-            self._restore = _Event("restore", key, "unknown", detail)
-            self._restore.inferred = inferred
-            self._add(self._restore)
-        elif body.startswith("Creating cache "):
-            key = body[len("Creating cache ") :]
-            if key.endswith("..."):
-                key = key[:-3]
-            self._archive = _Event("archive", key)
-            self._add(self._archive)
-        elif body.startswith("Created cache"):
-            self._archive_result("created")
-        elif body.startswith("Cache archive size") and _TOO_BIG_RE.match(body):
-            self._archive_result("failed", "too big")
-        elif body == "Cache file does not exist" and self._restore is not None:
-            self._restore.saw_missing = True
+    def _checking(self, key: str, said_fallback: bool) -> None:
+        detail = None
+        inferred = False
+        if said_fallback:  # only the step-runner path (FF_CONCRETE) says so
+            detail = FALLBACK
+        elif self._restore is not None and self._restore.outcome in ("miss", "failed"):
+            # ordinary runners print a fallback key's attempt exactly like the main key's: it is the next
+            # attempt of the same restore after one that did not hit
+            detail = FALLBACK
+            inferred = True
+        self._restore = _Event("restore", key, "unknown", detail)
+        self._restore.inferred = inferred
+        self._add(self._restore)
 
-    def _using_line(self, body: str) -> None:
-        if body.startswith("Using docker image "):
-            m = _DOCKER_IMAGE_RE.match(body)
-            image_id: str | None
-            if m is not None:
-                image_id, name, digest = m.group(1), m.group(2), m.group(3)
-            else:
-                old = _DOCKER_IMAGE_OLD_RE.match(body)
-                if old is None:
-                    return
-                name, image_id, digest = old.group(1), old.group(2), None
-                if name.startswith("sha256:") and image_id is None:  # "Using docker image sha256:... for build"
-                    return
-                if image_id is None:
-                    image_id = self._image_id
-            if self._image_name is None or name != self._image_name:
-                return
-            self._image_id = image_id
-            if digest is not None:
-                self._image_digest = digest.rpartition("@")[2]
-            if self._local_pending:
-                self._image_pulled = False
-            self._local_pending = False
-        elif body.startswith("Using locally found image version"):
-            self._local_pending = True
-        elif self._executor is None or self._image_name is None:
-            m = _EXECUTOR_RE.match(body)
-            if m is None:
-                return
-            if self._executor is None:  # "Using Shell (pwsh) executor...": the executor is "shell"
-                kind = re.sub(r"\s*\(.*?\)", "", m.group(1)).strip().lower()
-                self._executor = kind.replace(" ", "-") or None
-            if m.group(2) and self._image_name is None:
-                self._image_name = m.group(2)
+    def _docker_image(self, name: str, image_id: str | None, digest: str | None, old_form: bool) -> None:
+        """``Using docker image <id> for <name> ...`` (``old_form``: runner 10.x, whose id may be missing)."""
+        if old_form and image_id is None:
+            image_id = self._image_id
+        if self._image_name is None or name != self._image_name:
+            return
+        self._image_id = image_id
+        if digest is not None:
+            self._image_digest = digest.rpartition("@")[2]
+        if self._local_pending:
+            self._image_pulled = False
+        self._local_pending = False
 
     def _add(self, event: _Event) -> None:
         if len(self._events) < MAX_CACHE_EVENTS:
@@ -854,7 +908,7 @@ class TraceParser:
         # microseconds (section markers whole seconds, per-line timestamps microseconds): round to that.
         sections = tuple(
             Section(name, start, end, None if end is None else round(end - start, 6))
-            for name, start, end in self._sections
+            for name, start, end, _ in self._sections
         )
         image = None
         if self._image_name is not None:
