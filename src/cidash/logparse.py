@@ -687,11 +687,10 @@ class TraceParser:
 
     def _line(self, buf: bytes, start: int, pos: int, end: int) -> None:
         """Interpret buf[pos:end], the rest of a line that begins at or before pos (and not before start)."""
-        nl = buf.rfind(b"\n", start, pos)
-        line_start = nl + 1 if nl >= 0 else start
-        at_start = not (line_start < pos or (nl < 0 and self._cont))
+        # at the line's start: right after a "\n", or at the region's start unless that continues a cut line
+        at_start = buf[pos - 1] == 10 if pos > start else not self._cont
         m = None
-        if at_start:
+        if at_start and pos < end and 48 <= buf[pos] <= 57:  # a per-line timestamp begins with a digit
             m = _TS_RE.match(buf, pos, end)
             if m is not None:
                 pos = m.end()
@@ -701,10 +700,14 @@ class TraceParser:
             ts: float | None = None
             timed = False
             for sm in _SECTION_RE.finditer(buf, pos, end):
-                if not self._accept(buf, start, sm):
+                at, after = sm.span()
+                if after < len(buf) and buf[after] == 13:  # ended by the runner's \r: _accept's rule, inlined
+                    if self._stripped is None:
+                        self._stripped = False
+                elif not self._eol_marker(buf, start, at):
                     continue
-                if not self._bulk and sm.start() > last:
-                    self._text(buf[last : sm.start()])
+                if not self._bulk and at > last:
+                    self._text(buf[last:at])
                 if not timed:
                     if not at_start:
                         ts = self._line_ts(buf, start, pos)
@@ -712,7 +715,7 @@ class TraceParser:
                         ts = _parse_ts(m)
                     timed = True
                 self._section(sm, ts)
-                last = sm.end()
+                last = after
         if not self._bulk and last < end:
             self._text(buf[last:end])
 
