@@ -764,31 +764,37 @@ class TraceParser:
             named = _name_facts(raw_name)
         name = named[0]
         t = ts if ts is not None else float(secs)
+        sections = self._sections
         if kind == b"start":
-            if len(self._sections) >= MAX_SECTIONS:
+            index = len(sections)
+            if index >= MAX_SECTIONS:
                 return
-            index = len(self._sections)
             self._open.append(index)
             self._n_open += 1
-            self._open_by_name.setdefault(name, []).append(index)
-            self._sections.append([name, t, None, named[1]])
+            same = self._open_by_name.get(name)
+            if same is None:
+                self._open_by_name[name] = [index]
+            else:
+                same.append(index)
+            sections.append([name, t, None, named[1]])
             if self._first_start is None:
                 self._first_start = t
             if self._script_start is None and name in _SCRIPT_STARTS:
                 self._script_start = t
             if name == "restore_cache":  # a new restore stage: its first attempt is no fallback
                 self._restore = None
+            self._bulk = named[1]  # the innermost open section is this one
         else:
             same = self._open_by_name.get(name)
             if not same:
                 return
             index = same.pop()
-            self._sections[index][2] = t
+            sections[index][2] = t
             self._n_open -= 1
             stack = self._open
-            while stack and self._sections[stack[-1]][2] is not None:  # closed out of order: dropped lazily
+            while stack and sections[stack[-1]][2] is not None:  # closed out of order: dropped lazily
                 stack.pop()
-        self._bulk = bool(self._open) and self._sections[self._open[-1]][3]
+            self._bulk = bool(stack) and sections[stack[-1]][3]
 
     def _text(self, raw: bytes) -> None:
         actions = _ACTIONS.get(raw)
@@ -910,8 +916,10 @@ class TraceParser:
         # A difference of two ~1.8e9 s clock readings carries binary noise near 1e-7 s; the clock is at best
         # microseconds (section markers whole seconds, per-line timestamps microseconds): round to that.
         sections = tuple(
-            Section(name, start, end, None if end is None else round(end - start, 6))
-            for name, start, end, _ in self._sections
+            [
+                Section(name, start, end, None if end is None else round(end - start, 6))
+                for name, start, end, _ in self._sections
+            ]
         )
         image = None
         if self._image_name is not None:
@@ -935,7 +943,7 @@ class TraceParser:
             sections=sections,
             startup_seconds=startup,
             image=image,
-            cache=tuple(CacheEvent(e.op, e.key, e.outcome, e.detail) for e in self._events),
+            cache=tuple([CacheEvent(e.op, e.key, e.outcome, e.detail) for e in events]),
         )
 
 
