@@ -667,11 +667,21 @@ class TraceParser:
                 if buf.startswith(_MARKER_HEADS, at)
                 else None
             )
-            if sm is None or not self._accept(buf, start, sm):
+            if sm is None:
                 pos = at + 8
                 continue
-            self._section(sm, self._line_ts(buf, start, at))
-            pos = sm.end()
+            after = sm.end()
+            if after < len(buf) and buf[after] == 13:  # ended by the runner's \r (see _accept)
+                if self._stripped is None:
+                    self._stripped = False
+                ts = self._line_ts(buf, start, at)
+            else:  # ends its line: _eol_marker's rule, and the line's time from the same look at it
+                accepted, ts = self._eol_marker_ts(buf, start, at)
+                if not accepted:
+                    pos = at + 8
+                    continue
+            self._section(sm, ts)
+            pos = after
             if not self._bulk:
                 return pos
 
@@ -756,6 +766,35 @@ class TraceParser:
                 return False
         self._stripped = True
         return True
+
+    def _eol_marker_ts(self, buf: bytes, start: int, at: int) -> tuple[bool, float | None]:
+        """:meth:`_eol_marker` and, if the marker counts, :meth:`_line_ts` of its line, from one look at it."""
+        if self._stripped is False:
+            return False, None
+        # the usual places first: the line's start, or right after the runner's "\x1b[0K" at its start: no
+        # per-line timestamp before the marker then
+        if at > start and buf[at - 1] == 10:
+            self._stripped = True
+            return True, None
+        if at - 5 >= start and buf[at - 5] == 10 and buf.startswith(b"\x1b[0K", at - 4):
+            self._stripped = True
+            return True, None
+        nl = buf.rfind(b"\n", start, at)
+        if nl < 0 and self._cont:  # the line began in an earlier piece (cut at a \\r): not at its start
+            return False, None
+        line_start = nl + 1 if nl >= 0 else start
+        ts = None
+        if line_start < at:
+            m = _TS_RE.match(buf, line_start, at)
+            if m is not None:
+                line_start = m.end()
+            codes = _ANSI_ONLY_RE.match(buf, line_start, at)
+            if codes is None or codes.end() != at:
+                return False, None
+            if m is not None:
+                ts = _parse_ts(m)
+        self._stripped = True
+        return True, ts
 
     def _section(self, sm: re.Match[bytes], ts: float | None) -> None:
         kind, secs, raw_name = sm.group(1, 2, 3)
