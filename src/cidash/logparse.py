@@ -12,7 +12,9 @@ matters is ``section_``, and every marker the runner writes ends in ``\\r``: the
 log with no sections at all is read that way throughout): there a runner line begins a line (after its per-line
 timestamp and ANSI codes) or follows a ``\\r``, so the parser searches for "newline + a runner line's first
 words" (sre; google-re2's DFA over long spans, :func:`_nl_line_search`), looks at each ``\\r`` (memchr), and
-never runs a many-way alternation over every byte.
+never runs a many-way alternation over every byte. What a runner line says is read once per distinct line
+(:func:`_actions`, memoized: the runner writes a small fixed vocabulary) and applied to the parser's state
+(``TraceParser._act``); a short log's cost is then mostly its ~20 header and footer lines and building the facts.
 
 Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 
