@@ -12,7 +12,9 @@ matters is ``section_``, and every marker the runner writes ends in ``\\r``: the
 log with no sections at all is read that way throughout): there a runner line begins a line (after its per-line
 timestamp and ANSI codes) or follows a ``\\r``, so the parser searches for "newline + a runner line's first
 words" (sre; google-re2's DFA over long spans, :func:`_nl_line_search`), looks at each ``\\r`` (memchr), and
-never runs a many-way alternation over every byte.
+never runs a many-way alternation over every byte. What a runner line says is read once per distinct line
+(:func:`_actions`, memoized: the runner writes a small fixed vocabulary) and applied to the parser's state
+(``TraceParser._act``); a short log's cost is then mostly its ~20 header and footer lines and building the facts.
 
 Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 
@@ -223,6 +225,118 @@ def _nl_line_search(buf: bytes, pos: int, end: int) -> int:
     return -1 if m2 is None else int(m2.start())
 
 
+_Action = tuple[Any, ...]  # (what, arguments...): see _action and TraceParser._act
+
+
+def _actions(raw: bytes) -> tuple[_Action, ...]:
+    """What a piece of a line says as runner lines: ANSI codes stripped, split at \\r, trailing blanks and a
+    ``WARNING: ``/``ERROR: ``/``FATAL: `` level dropped, indented parts left out (see :data:`_LINE_HEAD`), each
+    part read by :func:`_action`. A pure function of ``raw``: memoized in :data:`_ACTIONS`."""
+    clean = _ANSI_RE.sub(b"", raw) if b"\x1b" in raw else raw
+    out: list[_Action] = []
+    for part in clean.split(b"\r"):
+        text = part.rstrip()
+        if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line
+            body = text.decode("utf-8", "replace")
+            if body.startswith(_LEVELS):
+                body = body.partition(": ")[2].strip()
+            action = _action(body)
+            if action is not None:
+                out.append(action)
+    return tuple(out)
+
+
+def _action(body: str) -> _Action | None:
+    """What one runner line says, whatever came before it (the parser's state decides what it does with it)."""
+    first = body[:1]
+    if first == "C":
+        return _c_action(body)
+    if first == "U":
+        return _using_action(body)
+    if body.startswith("Running with gitlab-"):
+        m = _RUNNING_RE.match(body)
+        return None if m is None else ("running", m.group(1))
+    if body.startswith("Preparing the "):
+        m = _PREPARING_RE.match(body)
+        return None if m is None else ("preparing", m.group(1))
+    if body.startswith("Pulling docker image "):
+        m = _PULLING_RE.match(body)
+        return None if m is None else ("pulling", m.group(1))
+    if body == "Successfully extracted cache":
+        return ("hit",)
+    if body == "file does not exist":
+        return ("missing",)
+    if body.startswith("Failed to extract cache"):
+        return ("extract_failed",)
+    if body.startswith("Failed to create cache"):
+        return ("create_failed",)
+    if body.startswith("Not downloading cache ") and body.endswith(" due to policy"):
+        return ("skip_restore", body[len("Not downloading cache ") : -len(" due to policy")])
+    if body.startswith("Not uploading cache ") and body.endswith(" due to policy"):
+        return ("skip_archive", body[len("Not uploading cache ") : -len(" due to policy")])
+    if body.startswith("Skipping cache extraction due to empty cache key"):
+        return ("empty_restore",)
+    if body.startswith("Skipping cache archiving due to empty cache key"):
+        return ("empty_archive",)
+    if body.startswith("Archive is up to date"):
+        return ("up_to_date",)
+    if body.startswith("No files to cache"):
+        return ("no_files",)
+    return None
+
+
+def _c_action(body: str) -> _Action | None:
+    if body.startswith("Checking cache for "):
+        key = body[len("Checking cache for ") :]
+        if key.endswith("..."):
+            key = key[:-3]
+        said_fallback = key.endswith(" (fallback)")
+        if said_fallback:
+            key = key[: -len(" (fallback)")]
+        return ("check", key, said_fallback)
+    if body.startswith("Creating cache "):
+        key = body[len("Creating cache ") :]
+        if key.endswith("..."):
+            key = key[:-3]
+        return ("create", key)
+    if body.startswith("Created cache"):
+        return ("created",)
+    if body.startswith("Cache archive size") and _TOO_BIG_RE.match(body):
+        return ("too_big",)
+    if body == "Cache file does not exist":
+        return ("missing",)
+    return None
+
+
+def _using_action(body: str) -> _Action | None:
+    if body.startswith("Using docker image "):
+        m = _DOCKER_IMAGE_RE.match(body)
+        if m is not None:
+            return ("image", m.group(2), m.group(1), m.group(3), False)
+        old = _DOCKER_IMAGE_OLD_RE.match(body)
+        if old is None:
+            return None
+        name, image_id = old.group(1), old.group(2)
+        if name.startswith("sha256:") and image_id is None:  # "Using docker image sha256:... for build"
+            return None
+        return ("image", name, image_id, None, True)
+    if body.startswith("Using locally found image version"):
+        return ("local",)
+    m = _EXECUTOR_RE.match(body)
+    if m is None:
+        return None
+    # "Using Shell (pwsh) executor...": the executor is "shell"
+    kind = re.sub(r"\s*\(.*?\)", "", m.group(1)).strip().lower()
+    return ("executor", kind.replace(" ", "-") or None, m.group(2) or None)
+
+
+# The runner writes a small vocabulary of fixed lines ("Created cache", "Using Docker executor with image X ...",
+# the text after a marker): each piece is read once (a dict look-up costs ~0.05 us, reading it 1-8 us).
+_ACTIONS: dict[bytes, tuple[_Action, ...]] = {}
+_ACTIONS_MAX: Final = 4096  # entries; cleared when full (a dict's get/set are atomic: threads may share it)
+_ACTIONS_KEY_MAX: Final = 512  # longer pieces are not kept (memory stays under ~3 MiB)
+
+
 _DAYS: dict[bytes, int | None] = {}  # "YYYYMMDD" -> unix time of its midnight, None if no such day
 _MIN_YEAR: Final = 1970  # earlier per-line timestamps are not a runner's (and unix time cannot hold them usefully)
 
@@ -280,6 +394,19 @@ def _is_script(name: str) -> bool:
     return name not in _RUNNER_SECTIONS and not name.startswith(_RUNNER_PREFIXES)
 
 
+# A section name's bytes -> (its text, whether it is script output): the same few names come back in every log.
+_NAMES: dict[bytes, tuple[str, bool]] = {}
+
+
+def _name_facts(raw: bytes) -> tuple[str, bool]:
+    name = raw.decode("ascii")
+    facts = (name, _is_script(name))
+    if len(_NAMES) >= 4096:
+        _NAMES.clear()
+    _NAMES[raw] = facts
+    return facts
+
+
 def phase_of(section_name: str) -> str | None:
     """The start-up phase a runner section belongs to, or None for user sections."""
     phase = SECTION_PHASES.get(section_name)
@@ -335,7 +462,7 @@ class TraceParser:
         self._last = b""  # the last _LAST_BYTES bytes fed, where the runner's limit message would be
         self._runner_version: str | None = None
         self._executor: str | None = None
-        self._sections: list[list[Any]] = []  # [name, start, end]
+        self._sections: list[list[Any]] = []  # [name, start, end, script output?]
         self._open: list[int] = []  # indexes into _sections, innermost last; closed ones below the top linger
         self._n_open = 0
         self._open_by_name: dict[str, list[int]] = {}
@@ -542,11 +669,21 @@ class TraceParser:
                 if buf.startswith(_MARKER_HEADS, at)
                 else None
             )
-            if sm is None or not self._accept(buf, start, sm):
+            if sm is None:
                 pos = at + 8
                 continue
-            self._section(sm, self._line_ts(buf, start, at))
-            pos = sm.end()
+            after = sm.end()
+            if after < len(buf) and buf[after] == 13:  # ended by the runner's \r (see _accept)
+                if self._stripped is None:
+                    self._stripped = False
+                ts = self._line_ts(buf, start, at)
+            else:  # ends its line: _eol_marker's rule, and the line's time from the same look at it
+                accepted, ts = self._eol_marker_ts(buf, start, at)
+                if not accepted:
+                    pos = at + 8
+                    continue
+            self._section(sm, ts)
+            pos = after
             if not self._bulk:
                 return pos
 
@@ -562,11 +699,10 @@ class TraceParser:
 
     def _line(self, buf: bytes, start: int, pos: int, end: int) -> None:
         """Interpret buf[pos:end], the rest of a line that begins at or before pos (and not before start)."""
-        nl = buf.rfind(b"\n", start, pos)
-        line_start = nl + 1 if nl >= 0 else start
-        at_start = not (line_start < pos or (nl < 0 and self._cont))
+        # at the line's start: right after a "\n", or at the region's start unless that continues a cut line
+        at_start = buf[pos - 1] == 10 if pos > start else not self._cont
         m = None
-        if at_start:
+        if at_start and pos < end and 48 <= buf[pos] <= 57:  # a per-line timestamp begins with a digit
             m = _TS_RE.match(buf, pos, end)
             if m is not None:
                 pos = m.end()
@@ -576,10 +712,14 @@ class TraceParser:
             ts: float | None = None
             timed = False
             for sm in _SECTION_RE.finditer(buf, pos, end):
-                if not self._accept(buf, start, sm):
+                at, after = sm.span()
+                if after < len(buf) and buf[after] == 13:  # ended by the runner's \r: _accept's rule, inlined
+                    if self._stripped is None:
+                        self._stripped = False
+                elif not self._eol_marker(buf, start, at):
                     continue
-                if not self._bulk and sm.start() > last:
-                    self._text(buf[last : sm.start()])
+                if not self._bulk and at > last:
+                    self._text(buf[last:at])
                 if not timed:
                     if not at_start:
                         ts = self._line_ts(buf, start, pos)
@@ -587,7 +727,7 @@ class TraceParser:
                         ts = _parse_ts(m)
                     timed = True
                 self._section(sm, ts)
-                last = sm.end()
+                last = after
         if not self._bulk and last < end:
             self._text(buf[last:end])
 
@@ -629,157 +769,171 @@ class TraceParser:
         self._stripped = True
         return True
 
+    def _eol_marker_ts(self, buf: bytes, start: int, at: int) -> tuple[bool, float | None]:
+        """:meth:`_eol_marker` and, if the marker counts, :meth:`_line_ts` of its line, from one look at it."""
+        if self._stripped is False:
+            return False, None
+        # the usual places first: the line's start, or right after the runner's "\x1b[0K" at its start: no
+        # per-line timestamp before the marker then
+        if at > start and buf[at - 1] == 10:
+            self._stripped = True
+            return True, None
+        if at - 5 >= start and buf[at - 5] == 10 and buf.startswith(b"\x1b[0K", at - 4):
+            self._stripped = True
+            return True, None
+        nl = buf.rfind(b"\n", start, at)
+        if nl < 0 and self._cont:  # the line began in an earlier piece (cut at a \\r): not at its start
+            return False, None
+        line_start = nl + 1 if nl >= 0 else start
+        ts = None
+        if line_start < at:
+            m = _TS_RE.match(buf, line_start, at)
+            if m is not None:
+                line_start = m.end()
+            codes = _ANSI_ONLY_RE.match(buf, line_start, at)
+            if codes is None or codes.end() != at:
+                return False, None
+            if m is not None:
+                ts = _parse_ts(m)
+        self._stripped = True
+        return True, ts
+
     def _section(self, sm: re.Match[bytes], ts: float | None) -> None:
-        is_start = sm.group(1) == b"start"
-        name = sm.group(3).decode("ascii")
-        t = ts if ts is not None else float(sm.group(2))
-        if is_start:
-            if len(self._sections) >= MAX_SECTIONS:
+        kind, secs, raw_name = sm.group(1, 2, 3)
+        named = _NAMES.get(raw_name)
+        if named is None:
+            named = _name_facts(raw_name)
+        name = named[0]
+        t = ts if ts is not None else float(secs)
+        sections = self._sections
+        if kind == b"start":
+            index = len(sections)
+            if index >= MAX_SECTIONS:
                 return
-            index = len(self._sections)
             self._open.append(index)
             self._n_open += 1
-            self._open_by_name.setdefault(name, []).append(index)
-            self._sections.append([name, t, None])
+            same = self._open_by_name.get(name)
+            if same is None:
+                self._open_by_name[name] = [index]
+            else:
+                same.append(index)
+            sections.append([name, t, None, named[1]])
             if self._first_start is None:
                 self._first_start = t
             if self._script_start is None and name in _SCRIPT_STARTS:
                 self._script_start = t
             if name == "restore_cache":  # a new restore stage: its first attempt is no fallback
                 self._restore = None
+            self._bulk = named[1]  # the innermost open section is this one
         else:
             same = self._open_by_name.get(name)
             if not same:
                 return
             index = same.pop()
-            self._sections[index][2] = t
+            sections[index][2] = t
             self._n_open -= 1
             stack = self._open
-            while stack and self._sections[stack[-1]][2] is not None:  # closed out of order: dropped lazily
+            while stack and sections[stack[-1]][2] is not None:  # closed out of order: dropped lazily
                 stack.pop()
-        self._bulk = bool(self._open) and _is_script(self._sections[self._open[-1]][0])
+            self._bulk = bool(stack) and sections[stack[-1]][3]
 
     def _text(self, raw: bytes) -> None:
-        clean = _ANSI_RE.sub(b"", raw) if b"\x1b" in raw else raw
-        for part in clean.split(b"\r"):
-            text = part.rstrip()
-            if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line (see _LINE_HEAD)
-                self._runner_line(text.decode("utf-8", "replace"))
+        actions = _ACTIONS.get(raw)
+        if actions is None:
+            actions = _actions(raw)
+            if len(raw) <= _ACTIONS_KEY_MAX:
+                if len(_ACTIONS) >= _ACTIONS_MAX:
+                    _ACTIONS.clear()
+                _ACTIONS[raw] = actions
+        for action in actions:
+            self._act(action)
 
-    def _runner_line(self, text: str) -> None:
-        body = text
-        if text.startswith(_LEVELS):
-            body = text.partition(": ")[2].strip()
-        first = body[:1]
-        if first == "C":
-            self._c_line(body)
-        elif first == "U":
-            self._using_line(body)
-        elif body.startswith("Running with gitlab-"):
-            m = _RUNNING_RE.match(body)
-            if m and self._runner_version is None:
-                self._runner_version = m.group(1)
-        elif body.startswith("Preparing the "):
-            m = _PREPARING_RE.match(body)
-            if m is not None and not self._executor_named:  # the runner's own name outranks a "Using" line
-                self._executor = m.group(1)
-                self._executor_named = True
-        elif body.startswith("Pulling docker image "):
-            m = _PULLING_RE.match(body)
-            if m and self._image_name is not None and m.group(1) == self._image_name:
-                self._image_pulled = True
-                self._local_pending = False
-        elif body == "Successfully extracted cache":
-            self._restore_result("hit")
-        elif body == "file does not exist" and self._restore is not None:
-            self._restore.saw_missing = True
-        elif body.startswith("Failed to extract cache"):
+    def _act(self, action: _Action) -> None:
+        """Apply what one runner line says (:func:`_action`) to the parser's state."""
+        what = action[0]
+        if what == "check":
+            self._checking(action[1], action[2])
+        elif what == "missing":
+            if self._restore is not None:
+                self._restore.saw_missing = True
+        elif what == "extract_failed":
             current = self._restore
             self._restore_result("miss" if current is not None and current.saw_missing else "failed")
-        elif body.startswith("Failed to create cache"):
+        elif what == "hit":
+            self._restore_result("hit")
+        elif what == "create":
+            self._archive = _Event("archive", action[1])
+            self._add(self._archive)
+        elif what == "created":
+            self._archive_result("created")
+        elif what == "image":
+            self._docker_image(action[1], action[2], action[3], action[4])
+        elif what == "executor":
+            if self._executor is None or self._image_name is None:
+                if self._executor is None:
+                    self._executor = action[1]
+                if action[2] is not None and self._image_name is None:
+                    self._image_name = action[2]
+        elif what == "pulling":
+            if self._image_name is not None and action[1] == self._image_name:
+                self._image_pulled = True
+                self._local_pending = False
+        elif what == "local":
+            self._local_pending = True
+        elif what == "running":
+            if self._runner_version is None:
+                self._runner_version = action[1]
+        elif what == "preparing":
+            if not self._executor_named:  # the runner's own name outranks a "Using" line
+                self._executor = action[1]
+                self._executor_named = True
+        elif what == "too_big":
+            self._archive_result("failed", "too big")
+        elif what == "create_failed":
             self._archive_result("failed")
-        elif body.startswith("Not downloading cache ") and body.endswith(" due to policy"):
-            self._add(_Event("restore", body[len("Not downloading cache ") : -len(" due to policy")], "skipped"))
+        elif what == "skip_restore":
+            self._add(_Event("restore", action[1], "skipped"))
             self._restore = None
-        elif body.startswith("Not uploading cache ") and body.endswith(" due to policy"):
-            self._add(_Event("archive", body[len("Not uploading cache ") : -len(" due to policy")], "skipped"))
+        elif what == "skip_archive":
+            self._add(_Event("archive", action[1], "skipped"))
             self._archive = None
-        elif body.startswith("Skipping cache extraction due to empty cache key"):
+        elif what == "empty_restore":
             self._add(_Event("restore", "", "empty", "empty key"))
             self._restore = None
-        elif body.startswith("Skipping cache archiving due to empty cache key"):
+        elif what == "empty_archive":
             self._add(_Event("archive", "", "empty", "empty key"))
             self._archive = None
-        elif body.startswith("Archive is up to date"):
+        elif what == "up_to_date":
             self._archive_result("up_to_date")
-        elif body.startswith("No files to cache"):
+        elif what == "no_files":
             self._archive_result("empty", "no files to cache")
 
-    def _c_line(self, body: str) -> None:
-        if body.startswith("Checking cache for "):
-            key = body[len("Checking cache for ") :]
-            if key.endswith("..."):
-                key = key[:-3]
-            detail = None
-            inferred = False
-            if key.endswith(" (fallback)"):  # only the step-runner path (FF_CONCRETE) says so
-                key = key[: -len(" (fallback)")]
-                detail = FALLBACK
-            elif self._restore is not None and self._restore.outcome in ("miss", "failed"):
-                # ordinary runners print a fallback key's attempt exactly like the main key's: it is the next
-                # attempt of the same restore after one that did not hit
-                detail = FALLBACK
-                inferred = True
-            self._restore = _Event("restore", key, "unknown", detail)
-            self._restore.inferred = inferred
-            self._add(self._restore)
-        elif body.startswith("Creating cache "):
-            key = body[len("Creating cache ") :]
-            if key.endswith("..."):
-                key = key[:-3]
-            self._archive = _Event("archive", key)
-            self._add(self._archive)
-        elif body.startswith("Created cache"):
-            self._archive_result("created")
-        elif body.startswith("Cache archive size") and _TOO_BIG_RE.match(body):
-            self._archive_result("failed", "too big")
-        elif body == "Cache file does not exist" and self._restore is not None:
-            self._restore.saw_missing = True
+    def _checking(self, key: str, said_fallback: bool) -> None:
+        detail = None
+        inferred = False
+        if said_fallback:  # only the step-runner path (FF_CONCRETE) says so
+            detail = FALLBACK
+        elif self._restore is not None and self._restore.outcome in ("miss", "failed"):
+            # ordinary runners print a fallback key's attempt exactly like the main key's: it is the next
+            # attempt of the same restore after one that did not hit
+            detail = FALLBACK
+            inferred = True
+        self._restore = _Event("restore", key, "unknown", detail)
+        self._restore.inferred = inferred
+        self._add(self._restore)
 
-    def _using_line(self, body: str) -> None:
-        if body.startswith("Using docker image "):
-            m = _DOCKER_IMAGE_RE.match(body)
-            image_id: str | None
-            if m is not None:
-                image_id, name, digest = m.group(1), m.group(2), m.group(3)
-            else:
-                old = _DOCKER_IMAGE_OLD_RE.match(body)
-                if old is None:
-                    return
-                name, image_id, digest = old.group(1), old.group(2), None
-                if name.startswith("sha256:") and image_id is None:  # "Using docker image sha256:... for build"
-                    return
-                if image_id is None:
-                    image_id = self._image_id
-            if self._image_name is None or name != self._image_name:
-                return
-            self._image_id = image_id
-            if digest is not None:
-                self._image_digest = digest.rpartition("@")[2]
-            if self._local_pending:
-                self._image_pulled = False
-            self._local_pending = False
-        elif body.startswith("Using locally found image version"):
-            self._local_pending = True
-        elif self._executor is None or self._image_name is None:
-            m = _EXECUTOR_RE.match(body)
-            if m is None:
-                return
-            if self._executor is None:  # "Using Shell (pwsh) executor...": the executor is "shell"
-                kind = re.sub(r"\s*\(.*?\)", "", m.group(1)).strip().lower()
-                self._executor = kind.replace(" ", "-") or None
-            if m.group(2) and self._image_name is None:
-                self._image_name = m.group(2)
+    def _docker_image(self, name: str, image_id: str | None, digest: str | None, old_form: bool) -> None:
+        """``Using docker image <id> for <name> ...`` (``old_form``: runner 10.x, whose id may be missing)."""
+        if old_form and image_id is None:
+            image_id = self._image_id
+        if self._image_name is None or name != self._image_name:
+            return
+        self._image_id = image_id
+        if digest is not None:
+            self._image_digest = digest.rpartition("@")[2]
+        if self._local_pending:
+            self._image_pulled = False
+        self._local_pending = False
 
     def _add(self, event: _Event) -> None:
         if len(self._events) < MAX_CACHE_EVENTS:
@@ -803,8 +957,10 @@ class TraceParser:
         # A difference of two ~1.8e9 s clock readings carries binary noise near 1e-7 s; the clock is at best
         # microseconds (section markers whole seconds, per-line timestamps microseconds): round to that.
         sections = tuple(
-            Section(name, start, end, None if end is None else round(end - start, 6))
-            for name, start, end in self._sections
+            [
+                Section(name, start, end, None if end is None else round(end - start, 6))
+                for name, start, end, _ in self._sections
+            ]
         )
         image = None
         if self._image_name is not None:
@@ -828,7 +984,7 @@ class TraceParser:
             sections=sections,
             startup_seconds=startup,
             image=image,
-            cache=tuple(CacheEvent(e.op, e.key, e.outcome, e.detail) for e in self._events),
+            cache=tuple([CacheEvent(e.op, e.key, e.outcome, e.detail) for e in events]),
         )
 
 

@@ -1105,3 +1105,68 @@ def test_runner_lines_of_a_long_log_without_markers_are_all_found() -> None:
         facts = parse_stream(io.BytesIO(data), chunk)
         assert facts.runner_version == "16.0.0"
         assert facts.cache == expected
+
+
+# ---- what a runner line says is read once (issue 15): the memo never changes the facts -------------------------
+
+
+def _memo_log(key: str, image: str) -> bytes:
+    return log(
+        "Running with gitlab-runner 19.1.0 (5eb085ab)",
+        start(10, "prepare_executor") + f"\x1b[0KUsing Docker executor with image {image} ...",
+        f"\x1b[0KPulling docker image {image} ...",
+        end(12, "prepare_executor"),
+        start(12, "restore_cache"),
+        f"\x1b[32;1mChecking cache for {key}...\x1b[0;m",
+        "\x1b[0;33mWARNING: file does not exist                      \x1b[0;m",
+        "\x1b[31;1mFailed to extract cache\x1b[0;m",
+        end(13, "restore_cache"),
+        start(13, "step_script"),
+        end(20, "step_script"),
+    )
+
+
+def test_the_same_runner_line_in_another_state_reads_by_that_state() -> None:
+    # "Pulling docker image X" only counts for the job's image: the memo keeps what the line says, not what it did
+    first = parse_bytes(_memo_log("k1", "alpine:3"))
+    assert first.image == ImageRef("alpine:3", None, None, True)
+    other = log(
+        start(10, "prepare_executor") + "\x1b[0KUsing Docker executor with image ruby:3 ...",
+        "\x1b[0KPulling docker image alpine:3 ...",  # the same bytes as above, for another image
+        end(12, "prepare_executor"),
+    )
+    assert parse_bytes(other).image == ImageRef("ruby:3", None, None, None)
+    # and a fallback is told by the attempt before it, whatever line was read first
+    again = parse_bytes(_memo_log("k1", "alpine:3") + log("\x1b[32;1mChecking cache for k1...\x1b[0;m"))
+    assert [e.detail for e in again.cache] == [None, "fallback"]
+
+
+def test_a_full_memo_is_emptied_and_the_facts_stay_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cidash import logparse
+
+    monkeypatch.setattr(logparse, "_ACTIONS", {})
+    monkeypatch.setattr(logparse, "_ACTIONS_MAX", 3)
+    expected = [parse_bytes(_memo_log(f"key-{i}", "alpine:3")) for i in range(6)]
+    assert len(logparse._ACTIONS) <= 3  # bounded: cleared when full
+    assert [parse_bytes(_memo_log(f"key-{i}", "alpine:3")) for i in range(6)] == expected
+    assert expected[5].cache[0] == CacheEvent("restore", "key-5", "miss")
+
+
+def test_long_pieces_are_read_but_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cidash import logparse
+
+    monkeypatch.setattr(logparse, "_ACTIONS", {})
+    key = "k" * 2000
+    facts = parse_bytes(_memo_log(key, "alpine:3"))
+    assert facts.cache[0] == CacheEvent("restore", key, "miss")
+    assert all(len(piece) <= logparse._ACTIONS_KEY_MAX for piece in logparse._ACTIONS)
+    assert logparse._ACTIONS  # the short pieces are kept
+
+
+def test_threads_sharing_the_memo_get_the_facts_of_one_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    logs = [p.read_bytes() for p in sorted(LOGS.rglob("*.log"))] * 4
+    expected = [parse_bytes(data) for data in logs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(parse_bytes, logs)) == expected
