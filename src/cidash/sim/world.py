@@ -259,6 +259,8 @@ class World:
         self.planner: Mutator | None = None
         self.truth: Truth | None = None
         self._blob_cache: dict[int, tuple[bytes, str, str]] = {}
+        #: project id -> (its jobs dict, job count, jobs newest first, their ids negated): the jobs listing's index
+        self._jobs_desc: dict[int, tuple[dict[int, SimJob], int, list[SimJob], list[int]]] = {}
 
     # -- clock ---------------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -343,6 +345,21 @@ class World:
             out.append(commit)
             commit = project.commits.get(commit.parent) if commit.parent else None
         return out
+
+    def jobs_newest_first(self, project: SimProject) -> tuple[list[SimJob], list[int]]:
+        """The project's jobs by id, newest first, and their ids negated (ascending, for :mod:`bisect`).
+
+        Built once per job count: jobs are only ever added (with a new, higher id), never removed or renumbered,
+        so the order holds until the count changes; their states are read at the time of each request.
+        """
+        with self.lock:
+            cached = self._jobs_desc.get(project.id)
+            if cached is not None and cached[0] is project.jobs and cached[1] == len(project.jobs):
+                return cached[2], cached[3]
+            ordered = sorted(project.jobs.values(), key=lambda j: -j.id)
+            keys = [-j.id for j in ordered]
+            self._jobs_desc[project.id] = (project.jobs, len(project.jobs), ordered, keys)
+            return ordered, keys
 
     def pipeline_jobs(self, project: SimProject, pipeline: SimPipeline) -> list[SimJob]:
         return [project.jobs[j] for j in pipeline.job_ids]

@@ -93,7 +93,7 @@ class RepositoryApi(ApiBase):
             until_t = parse_time(until) if until else None
         except ValueError as exc:
             raise ApiError(400, {"error": "since is invalid"}) from exc
-        out = []
+        selected = []
         now = self.now
         for c in commits:
             if c.at > now:
@@ -104,8 +104,9 @@ class RepositoryApi(ApiBase):
                 continue
             if path and path not in c.changed:
                 continue
-            out.append(self.commit_json(project, c))
-        return self._paged(req, out)
+            selected.append(c)
+        chunk, headers = self.paginate(req, selected)  # only the page's commits are rendered
+        return Response(200, _dumps([self.commit_json(project, c) for c in chunk]), headers)
 
     def commit(self, req: Request) -> Json:
         project = self.project_of(req)
