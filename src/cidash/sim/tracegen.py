@@ -195,7 +195,7 @@ def render_trace(job: SimJob, project_path: str, project_id: int, now: float) ->
 def _render(job: SimJob, project_path: str, project_id: int, now: float) -> tuple[bytes, bool]:
     """(the log at ``now``, whether it is the whole log: no line lies after ``now``)."""
     stamped = job.facts is not None and job.facts.timestamps
-    parts = []
+    parts: list[str] = []
     for at, text in trace_lines(job, project_path, project_id):
         if at > now:
             return "".join(parts).encode(), False
