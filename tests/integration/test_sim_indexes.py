@@ -95,3 +95,29 @@ def test_trace_store_gives_the_rendered_bytes_and_keeps_only_whole_logs() -> Non
     none = TraceStore(budget_bytes=0)
     assert none.trace(jobs[0], main.path, main.id, now) == render_trace(jobs[0], main.path, main.id, now)
     assert none.used == 0
+
+
+def test_pipeline_listing_pages_share_one_listing_rebuilt_after_a_mutation(small: SimulatedGitLab) -> None:
+    world = small.world
+    params = {"status": "success", "order_by": "updated_at", "sort": "asc", "per_page": 5}
+
+    def listed(client: httpx.Client) -> list[tuple[int, str]]:
+        out: list[tuple[int, str]] = []
+        for page in range(1, 100):
+            body = client.get("/projects/42/pipelines", params={**params, "page": page}).json()
+            if not body:
+                return out
+            out.extend((p["id"], p["status"]) for p in body)
+        raise AssertionError("the listing did not end")
+
+    with httpx.Client(base_url=small.url + "/api/v4", headers={"PRIVATE-TOKEN": small.token}, timeout=10) as client:
+        first = listed(client)
+        assert len(first) > 5 and {s for _, s in first} == {"success"} and world.listings
+        # a retry makes a successful pipeline run again: it leaves the listing at once, at the same clock
+        pipeline = world.main.pipelines[first[0][0]]
+        job = next(world.main.jobs[j] for j in pipeline.job_ids if world.main.jobs[j].name == "lint")
+        assert client.post(f"/projects/42/jobs/{job.id}/retry").status_code == 201
+        after = listed(client)
+        assert after == first[1:]
+        world.listings.clear()  # built from scratch: the same answer
+        assert listed(client) == after

@@ -261,6 +261,10 @@ class World:
         self._blob_cache: dict[int, tuple[bytes, str, str]] = {}
         #: project id -> (its jobs dict, job count, jobs newest first, their ids negated): the jobs listing's index
         self._jobs_desc: dict[int, tuple[dict[int, SimJob], int, list[SimJob], list[int]]] = {}
+        #: bumped by every change that can alter what a listing shows at the same ``now`` (a mutation, the clock)
+        self.generation = 0
+        #: (project id, filter) -> (its pipelines dict, count, generation, now, the listing): pages of one listing
+        self.listings: dict[tuple[int, tuple[Any, ...]], tuple[object, int, int, float, list[Any]]] = {}
 
     # -- clock ---------------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -270,11 +274,13 @@ class World:
     def advance(self, seconds: float) -> float:
         """Move simulated time forward; returns the new ``now``."""
         with self.lock:
+            self.generation += 1
             self._sim_base += seconds
             return self.now()
 
     def set_time_scale(self, scale: float) -> None:
         with self.lock:
+            self.generation += 1
             current = self.now()
             self._sim_base = current
             self._real_base = time.monotonic()
@@ -361,6 +367,27 @@ class World:
             self._jobs_desc[project.id] = (project.jobs, len(project.jobs), ordered, keys)
             return ordered, keys
 
+    def listing(
+        self, project: SimProject, key: tuple[Any, ...], now: float, build: Callable[[], list[Any]]
+    ) -> list[Any]:
+        """``build()``, the items of one filtered, sorted listing, shared by its pages: built again when the
+        project's pipelines, the clock (``now``) or anything a mutation touched (:attr:`generation`) changed."""
+        with self.lock:
+            kept = self.listings.get((project.id, key))
+            if (
+                kept is not None
+                and kept[0] is project.pipelines
+                and kept[1] == len(project.pipelines)
+                and kept[2] == self.generation
+                and kept[3] == now
+            ):
+                return kept[4]
+            items = build()
+            if len(self.listings) > 64:
+                self.listings.clear()
+            self.listings[(project.id, key)] = (project.pipelines, len(project.pipelines), self.generation, now, items)
+            return items
+
     def pipeline_jobs(self, project: SimProject, pipeline: SimPipeline) -> list[SimJob]:
         return [project.jobs[j] for j in pipeline.job_ids]
 
@@ -392,6 +419,7 @@ class World:
 
     def invalidate(self, project: SimProject, pipeline_id: int) -> None:
         """Forget a pipeline's cached state (a mutation changed its jobs)."""
+        self.generation += 1
         pipeline = project.pipelines.get(pipeline_id)
         if pipeline is not None:
             pipeline.settled = None
@@ -487,6 +515,7 @@ class World:
     ) -> SimPipeline:
         with self.lock:
             assert self.planner is not None
+            self.generation += 1
             return self.planner.create_pipeline(self, project, ref, list(variables), self.now(), user, source)
 
     # -- inspection helpers for tests ------------------------------------------------------------------------

@@ -47,41 +47,48 @@ class PipelinesApi(ApiBase):
             raise ApiError(400, {"error": "sort does not have a valid value"})
         ref, status, source, sha = req.arg("ref"), req.arg("status"), req.arg("source"), req.arg("sha")
         scope = req.arg("scope")
-        selected: list[tuple[SimPipeline, str, float]] = []
-        for p in project.pipelines.values():
-            if p.created_at > now:
-                continue
-            if ref and p.ref != ref:
-                continue
-            if sha and p.sha != sha:
-                continue
-            if source and p.source != source:
-                continue
-            if "created_after" in filters and p.created_at <= filters["created_after"]:
-                continue
-            if "created_before" in filters and p.created_at >= filters["created_before"]:
-                continue
-            state, _, _, updated = self.world.pipeline_state(project, p, now)
-            updated = round(updated, 3)
-            if status and state != status:
-                continue
-            if scope in ("running", "pending") and state != scope:
-                continue
-            if scope == "finished" and state not in ("success", "failed", "canceled", "skipped"):
-                continue
-            if "updated_after" in filters and updated <= filters["updated_after"]:
-                continue
-            if "updated_before" in filters and updated >= filters["updated_before"]:
-                continue
-            selected.append((p, state, updated))
-        keyfn: Callable[[tuple[SimPipeline, str, float]], Any] = {
-            "id": lambda x: x[0].id,
-            "status": lambda x: (x[1], x[0].id),
-            "ref": lambda x: (x[0].ref, x[0].id),
-            "updated_at": lambda x: (x[2], x[0].id),
-            "user_id": lambda x: (x[0].user, x[0].id),
-        }[order_by]
-        selected.sort(key=keyfn, reverse=sort == "desc")
+
+        def build() -> list[tuple[SimPipeline, str, float]]:
+            selected: list[tuple[SimPipeline, str, float]] = []
+            for p in project.pipelines.values():
+                if p.created_at > now:
+                    continue
+                if ref and p.ref != ref:
+                    continue
+                if sha and p.sha != sha:
+                    continue
+                if source and p.source != source:
+                    continue
+                if "created_after" in filters and p.created_at <= filters["created_after"]:
+                    continue
+                if "created_before" in filters and p.created_at >= filters["created_before"]:
+                    continue
+                state, _, _, updated = self.world.pipeline_state(project, p, now)
+                updated = round(updated, 3)
+                if status and state != status:
+                    continue
+                if scope in ("running", "pending") and state != scope:
+                    continue
+                if scope == "finished" and state not in ("success", "failed", "canceled", "skipped"):
+                    continue
+                if "updated_after" in filters and updated <= filters["updated_after"]:
+                    continue
+                if "updated_before" in filters and updated >= filters["updated_before"]:
+                    continue
+                selected.append((p, state, updated))
+            keyfn: Callable[[tuple[SimPipeline, str, float]], Any] = {
+                "id": lambda x: x[0].id,
+                "status": lambda x: (x[1], x[0].id),
+                "ref": lambda x: (x[0].ref, x[0].id),
+                "updated_at": lambda x: (x[2], x[0].id),
+                "user_id": lambda x: (x[0].user, x[0].id),
+            }[order_by]
+            selected.sort(key=keyfn, reverse=sort == "desc")
+            return selected
+
+        # the pages of one listing share its filtered, sorted items (built again after any change, see World.listing)
+        key = ("pipelines", ref, status, source, sha, scope, tuple(sorted(filters.items())), order_by, sort)
+        selected = self.world.listing(project, key, now, build)
         chunk, headers = self.paginate(req, selected)
         body = [self.pipeline_basic(project, p, now) for p, _, _ in chunk]
         return Response(200, _dumps(body), headers)
