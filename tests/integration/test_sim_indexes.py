@@ -121,3 +121,21 @@ def test_pipeline_listing_pages_share_one_listing_rebuilt_after_a_mutation(small
         assert after == first[1:]
         world.listings.clear()  # built from scratch: the same answer
         assert listed(client) == after
+
+
+def test_changes_of_a_path_equal_the_filtered_history_from_any_commit() -> None:
+    world = build_world(Scenario(days=4, pipelines_per_day=6, migration_day=3))
+    main = world.main
+    paths = sorted({p for c in main.commits.values() for p in c.changed})
+    assert len(paths) > 3
+    starts = [main.commits[sha] for sha in main.heads.values()] + list(main.commits.values())[::7]
+    for _ in range(2):  # the second round answers from what the first remembered
+        for start in starts:
+            history: list[Any] = []
+            commit = start
+            while commit is not None:
+                history.append(commit)
+                commit = main.commits.get(commit.parent) if commit.parent else None
+            for path in paths:
+                expected = [c.sha for c in history if path in c.changed]
+                assert [c.sha for c in world.changes_of(main, start, path)] == expected, (start.sha, path)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -261,6 +261,8 @@ class World:
         self._blob_cache: dict[int, tuple[bytes, str, str]] = {}
         #: project id -> (its jobs dict, job count, jobs newest first, their ids negated): the jobs listing's index
         self._jobs_desc: dict[int, tuple[dict[int, SimJob], int, list[SimJob], list[int]]] = {}
+        #: (project id, path) -> commit sha -> its nearest ancestor-or-self that changed the path (see changes_of)
+        self._changed_at: dict[tuple[int, str], dict[str, str | None]] = {}
         #: bumped by every change that can alter what a listing shows at the same ``now`` (a mutation, the clock)
         self.generation = 0
         #: (project id, filter) -> (its pipelines dict, count, generation, now, the listing): pages of one listing
@@ -342,6 +344,41 @@ class World:
                 if sha.startswith(ref):
                     return commit
         return None
+
+    def changes_of(self, project: SimProject, start: SimCommit, path: str) -> Iterator[SimCommit]:
+        """The commits reachable from ``start`` that changed ``path``, newest first: the same as filtering
+        :meth:`history` by ``path in commit.changed``, without walking the commits that did not change it.
+
+        Each commit's nearest ancestor-or-self that changed ``path`` is remembered once found (a commit's ancestry
+        never changes, so it holds for good); a listing then costs the commits it lists, whatever the history."""
+        memo = self._changed_at.setdefault((project.id, path), {})
+        commit: SimCommit | None = start
+        while commit is not None:
+            found = self._nearest_change(project, commit, path, memo)
+            if found is None:
+                return
+            yield found
+            commit = project.commits.get(found.parent) if found.parent else None
+
+    @staticmethod
+    def _nearest_change(
+        project: SimProject, commit: SimCommit, path: str, memo: dict[str, str | None]
+    ) -> SimCommit | None:
+        walked: list[str] = []
+        current: SimCommit | None = commit
+        answer: str | None = None
+        while current is not None:
+            if current.sha in memo:
+                answer = memo[current.sha]
+                break
+            walked.append(current.sha)
+            if path in current.changed:
+                answer = current.sha
+                break
+            current = project.commits.get(current.parent) if current.parent else None
+        for sha in walked:
+            memo[sha] = answer
+        return None if answer is None else project.commits[answer]
 
     def history(self, project: SimProject, ref: str) -> list[SimCommit]:
         """Commits reachable from ref, newest first."""

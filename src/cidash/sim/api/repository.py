@@ -84,9 +84,12 @@ class RepositoryApi(ApiBase):
         if (req.arg("all") or "").lower() == "true":
             commits = sorted(project.commits.values(), key=lambda c: (-c.at, c.sha))
         else:
-            if self.world.resolve_ref(project, ref) is None:
+            start = self.world.resolve_ref(project, ref)
+            if start is None:
                 raise _message(404, "404 Commit Not Found")
-            commits = self.world.history(project, ref)
+            path = req.arg("path")
+            # by path: only the commits that changed it (an index, not a walk of the whole history)
+            commits = list(self.world.changes_of(project, start, path)) if path else self.world.history(project, ref)
         since, until, path = req.arg("since"), req.arg("until"), req.arg("path")
         try:
             since_t = parse_time(since) if since else None
