@@ -268,6 +268,9 @@ class _Ctx:
     #: The jobs listing, already running ahead on its own thread (a first sync of the whole history starts it
     #: beside the pipelines step, see :func:`cidash.sync.jobs.start_jobs_listing`); None: the jobs step starts it.
     jobs_listing: ReadAhead[Job] | None = None
+    #: What the early jobs listing's wire rejected: handed to ``wire`` by the jobs step, so that its warnings come
+    #: where they always came (after the pipelines'), not mixed into the pipelines step.
+    jobs_wire: WireLog | None = None
     warnings_total: int = 0
     seen_warnings: set[str] = field(default_factory=set)
     deferred: list[str] = field(default_factory=list)

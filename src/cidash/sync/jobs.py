@@ -5,6 +5,7 @@ from __future__ import annotations
 from cidash.models import Job
 from cidash.remote import jobs as remote_jobs
 from cidash.remote.jobs import PER_PAGE
+from cidash.remote.wire import WireLog
 from cidash.sync.context import (
     ACTIVE_JOB_STATUSES,
     ACTIVE_PIPELINE_STATUSES,
@@ -23,8 +24,9 @@ def start_jobs_listing(ctx: _Ctx) -> None:
     sync of the whole history (no ``since``) lists every job, so its sequential keyset pages need not wait for
     the pipelines. Any other sync stops the listing at the first job it knows and starts it in the jobs step,
     so that no page is read that it would not read (an idle refresh stays one request)."""
+    ctx.jobs_wire = WireLog(now=ctx.wire.now)
     ctx.jobs_listing = ReadAhead(
-        remote_jobs.jobs_newest_first(ctx.client.http, ctx.project.id, log=ctx.wire),
+        remote_jobs.jobs_newest_first(ctx.client.http, ctx.project.id, log=ctx.jobs_wire),
         depth=EARLY_PAGES * PER_PAGE,
         name="cidash-sync-jobs",
     )
@@ -73,4 +75,10 @@ def _sync_jobs(ctx: _Ctx) -> None:
         flush()
         store.recompute_retried(touched | set(watch))
         store.mark_pipeline_jobs_synced(due)
+    if ctx.jobs_wire is not None:
+        issues, rejected = ctx.jobs_wire.drain()
+        for issue in issues:
+            ctx.wire.issue(issue)
+        for error in rejected:
+            ctx.wire.reject(error)
     _absorb_wire(ctx)
