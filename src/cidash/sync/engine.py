@@ -19,6 +19,7 @@ from cidash.errors import (
     CidashError,
     ConnectError,
     NotFound,
+    StoreError,
 )
 from cidash.models import (
     Job,
@@ -70,7 +71,15 @@ def resolve_project(client: GitLabClient, store: Store, ref: Project | str | int
     if known is not None:
         return known
     project = remote_projects.project(client.http, ref)
-    store.upsert_project(project)
+    try:
+        store.upsert_project(project)
+    except StoreError:
+        # Another process (a second `cidash sync` or `serve` on the same PostgreSQL) stored the project at the same
+        # moment: a concurrent insert can fail on the path's unique index rather than meet the id conflict. The
+        # row is there now; the same upsert updates it. Any other store failure is raised again.
+        if store.project(project.id) is None:
+            raise
+        store.upsert_project(project)
     return project
 
 
