@@ -55,3 +55,17 @@ def test_dashboard_without_a_terminal_is_a_clear_error(tmp_path: object) -> None
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "needs a terminal" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_a_named_command_imports_only_its_own_module() -> None:
+    """`cidash key ...` builds the parser of `key` alone: the other command modules (the server's HTTP stack, the
+    dashboard's) are not imported at start-up."""
+    code = (
+        "import sys\nfrom cidash import cli\n"
+        "try:\n    cli.main(['key', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('cidash.commands.'))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = proc.stdout.strip().splitlines()[-1].split()
+    assert "cidash.commands.key" in loaded
+    assert not {f"cidash.commands.{name}" for name, _ in COMMANDS if name != "key"} & set(loaded)

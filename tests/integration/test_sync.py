@@ -14,8 +14,10 @@ import pytest
 
 from cidash.config import Config
 from cidash.connection import Connection, Secret
+from cidash.errors import StoreError
+from cidash.models import Project
 from cidash.remote import GitLabClient
-from cidash.sim import SimulatedGitLab
+from cidash.sim import Scenario, SimulatedGitLab
 from cidash.sim.world import FINISHED, git_blob_id
 from cidash.store import Store
 from cidash.sync import (
@@ -24,6 +26,7 @@ from cidash.sync import (
     _checksums_from_compare,
     _Ctx,
     parse_since,
+    resolve_project,
     sync_project,
     sync_projects,
 )
@@ -198,6 +201,62 @@ def test_since_limits_the_first_sync(small_sim: SimulatedGitLab, store: Store) -
     # Every job of every stored pipeline is there, and no job of a pipeline that is not.
     world_jobs = {j.id for j in small_sim.world.all_jobs(pid) if j.pipeline_id in {p.id for p in stored}}
     assert {j.id for j in store.jobs(pid)} == world_jobs
+
+
+def test_a_project_stored_by_another_process_at_the_same_moment_is_used(
+    small_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two first syncs of one project on one PostgreSQL database can insert it at the same moment; the loser's
+    insert fails on the path's unique index. The sync then finds the row and updates it instead of failing."""
+    with Store.open(tmp_path / "s.db") as store, make_client(small_sim) as client:
+        real = store.upsert_project
+        calls: list[int] = []
+
+        def racing(project: Project) -> None:
+            calls.append(project.id)
+            if len(calls) == 1:
+                real(project)  # the other process's insert lands first
+                raise StoreError("store: duplicate key value violates unique constraint projects_path_key")
+            real(project)
+
+        monkeypatch.setattr(store, "upsert_project", racing)
+        project = resolve_project(client, store, small_sim.project_path)
+        assert project.id == small_sim.project_id and calls == [project.id, project.id]
+        assert store.project(small_sim.project_path) == project
+
+        def broken(project: Project) -> None:
+            raise StoreError("store: disk I/O error")
+
+        with Store.open(tmp_path / "other.db") as empty:
+            monkeypatch.setattr(empty, "upsert_project", broken)
+            with pytest.raises(StoreError, match="disk I/O"):
+                resolve_project(client, empty, small_sim.project_path)
+
+
+def _first_jobs_page_before_last_pipeline_detail(sim: SimulatedGitLab) -> bool:
+    log = [path for _, path, _ in sim.stats.log]
+    first_jobs = next(i for i, path in enumerate(log) if path.endswith("/jobs"))
+    last_detail = max(i for i, path in enumerate(log) if "/pipelines/" in path and not path.endswith("/jobs"))
+    return first_jobs < last_detail
+
+
+@pytest.mark.parametrize("whole_history", [True, False], ids=["since-all", "since-window"])
+def test_a_first_sync_of_the_whole_history_lists_jobs_beside_the_pipelines(whole_history: bool, tmp_path: Path) -> None:
+    """The jobs listing (sequential keyset pages) starts with the pipelines step when it will be read to its end
+    (a first sync of the whole history); with a ``since`` window it waits for the pipelines, which tell it where
+    to stop. Both end with the same store as the world."""
+    with SimulatedGitLab(Scenario(days=3, pipelines_per_day=4, migration_day=2), latency_ms=15) as sim:
+        pid = sim.project_id
+        pipelines = sim.world.all_pipelines(pid)
+        since = None if whole_history else datetime.fromtimestamp(min(p.created_at for p in pipelines) - 1, UTC)
+        with Store.open(tmp_path / "s.db") as store, make_client(sim) as client:
+            report = sync_project(client, store, sim.project_path, options=options(since=since), now=NOW)
+            assert report.requests == sim.stats.total_requests
+            assert _first_jobs_page_before_last_pipeline_detail(sim) is whole_history
+            assert_matches_world(sim, store)
+            sim.stats.reset()
+            again = sync_project(client, store, sim.project_path, options=options(since=since), now=NOW)
+            assert again.requests == sim.stats.total_requests <= 2  # the refresh starts no early listing
 
 
 def test_job_patterns_limit_logs(small_sim: SimulatedGitLab, store: Store) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -259,6 +259,14 @@ class World:
         self.planner: Mutator | None = None
         self.truth: Truth | None = None
         self._blob_cache: dict[int, tuple[bytes, str, str]] = {}
+        #: project id -> (its jobs dict, job count, jobs newest first, their ids negated): the jobs listing's index
+        self._jobs_desc: dict[int, tuple[dict[int, SimJob], int, list[SimJob], list[int]]] = {}
+        #: (project id, path) -> commit sha -> its nearest ancestor-or-self that changed the path (see changes_of)
+        self._changed_at: dict[tuple[int, str], dict[str, str | None]] = {}
+        #: bumped by every change that can alter what a listing shows at the same ``now`` (a mutation, the clock)
+        self.generation = 0
+        #: (project id, filter) -> (its pipelines dict, count, generation, now, the listing): pages of one listing
+        self.listings: dict[tuple[int, tuple[Any, ...]], tuple[object, int, int, float, list[Any]]] = {}
 
     # -- clock ---------------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -268,11 +276,13 @@ class World:
     def advance(self, seconds: float) -> float:
         """Move simulated time forward; returns the new ``now``."""
         with self.lock:
+            self.generation += 1
             self._sim_base += seconds
             return self.now()
 
     def set_time_scale(self, scale: float) -> None:
         with self.lock:
+            self.generation += 1
             current = self.now()
             self._sim_base = current
             self._real_base = time.monotonic()
@@ -335,6 +345,41 @@ class World:
                     return commit
         return None
 
+    def changes_of(self, project: SimProject, start: SimCommit, path: str) -> Iterator[SimCommit]:
+        """The commits reachable from ``start`` that changed ``path``, newest first: the same as filtering
+        :meth:`history` by ``path in commit.changed``, without walking the commits that did not change it.
+
+        Each commit's nearest ancestor-or-self that changed ``path`` is remembered once found (a commit's ancestry
+        never changes, so it holds for good); a listing then costs the commits it lists, whatever the history."""
+        memo = self._changed_at.setdefault((project.id, path), {})
+        commit: SimCommit | None = start
+        while commit is not None:
+            found = self._nearest_change(project, commit, path, memo)
+            if found is None:
+                return
+            yield found
+            commit = project.commits.get(found.parent) if found.parent else None
+
+    @staticmethod
+    def _nearest_change(
+        project: SimProject, commit: SimCommit, path: str, memo: dict[str, str | None]
+    ) -> SimCommit | None:
+        walked: list[str] = []
+        current: SimCommit | None = commit
+        answer: str | None = None
+        while current is not None:
+            if current.sha in memo:
+                answer = memo[current.sha]
+                break
+            walked.append(current.sha)
+            if path in current.changed:
+                answer = current.sha
+                break
+            current = project.commits.get(current.parent) if current.parent else None
+        for sha in walked:
+            memo[sha] = answer
+        return None if answer is None else project.commits[answer]
+
     def history(self, project: SimProject, ref: str) -> list[SimCommit]:
         """Commits reachable from ref, newest first."""
         commit = self.resolve_ref(project, ref)
@@ -343,6 +388,42 @@ class World:
             out.append(commit)
             commit = project.commits.get(commit.parent) if commit.parent else None
         return out
+
+    def jobs_newest_first(self, project: SimProject) -> tuple[list[SimJob], list[int]]:
+        """The project's jobs by id, newest first, and their ids negated (ascending, for :mod:`bisect`).
+
+        Built once per job count: jobs are only ever added (with a new, higher id), never removed or renumbered,
+        so the order holds until the count changes; their states are read at the time of each request.
+        """
+        with self.lock:
+            cached = self._jobs_desc.get(project.id)
+            if cached is not None and cached[0] is project.jobs and cached[1] == len(project.jobs):
+                return cached[2], cached[3]
+            ordered = sorted(project.jobs.values(), key=lambda j: -j.id)
+            keys = [-j.id for j in ordered]
+            self._jobs_desc[project.id] = (project.jobs, len(project.jobs), ordered, keys)
+            return ordered, keys
+
+    def listing(
+        self, project: SimProject, key: tuple[Any, ...], now: float, build: Callable[[], list[Any]]
+    ) -> list[Any]:
+        """``build()``, the items of one filtered, sorted listing, shared by its pages: built again when the
+        project's pipelines, the clock (``now``) or anything a mutation touched (:attr:`generation`) changed."""
+        with self.lock:
+            kept = self.listings.get((project.id, key))
+            if (
+                kept is not None
+                and kept[0] is project.pipelines
+                and kept[1] == len(project.pipelines)
+                and kept[2] == self.generation
+                and kept[3] == now
+            ):
+                return kept[4]
+            items = build()
+            if len(self.listings) > 64:
+                self.listings.clear()
+            self.listings[(project.id, key)] = (project.pipelines, len(project.pipelines), self.generation, now, items)
+            return items
 
     def pipeline_jobs(self, project: SimProject, pipeline: SimPipeline) -> list[SimJob]:
         return [project.jobs[j] for j in pipeline.job_ids]
@@ -375,6 +456,7 @@ class World:
 
     def invalidate(self, project: SimProject, pipeline_id: int) -> None:
         """Forget a pipeline's cached state (a mutation changed its jobs)."""
+        self.generation += 1
         pipeline = project.pipelines.get(pipeline_id)
         if pipeline is not None:
             pipeline.settled = None
@@ -470,6 +552,7 @@ class World:
     ) -> SimPipeline:
         with self.lock:
             assert self.planner is not None
+            self.generation += 1
             return self.planner.create_pipeline(self, project, ref, list(variables), self.now(), user, source)
 
     # -- inspection helpers for tests ------------------------------------------------------------------------

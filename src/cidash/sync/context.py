@@ -5,12 +5,14 @@ one project carries through its steps (:class:`_Ctx`: the client, the store, cou
 from __future__ import annotations
 
 import contextlib
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from cidash.errors import (
     AuthError,
@@ -191,6 +193,52 @@ _R = TypeVar("_R")
 
 
 _LogResult = tuple[Job, TraceFacts | None, int]
+
+
+class ReadAhead(Generic[_T]):
+    """``items`` produced on a helper thread from the moment this is made, up to ``depth`` ahead of the consumer:
+    a listing whose pages are a chain of round trips runs while the caller still does something else. Exceptions
+    arrive in order; :meth:`close` (also when the consumer stops early) stops the producer at its next item."""
+
+    def __init__(self, items: Iterator[_T], depth: int, name: str) -> None:
+        self._box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._produce, args=(items,), name=name, daemon=True)
+        self._thread.start()
+
+    def _produce(self, items: Iterator[_T]) -> None:
+        try:
+            for item in items:
+                while not self._stop.is_set():
+                    try:
+                        self._box.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._box.put((False, None))
+        except BaseException as exc:  # handed to the consumer
+            self._box.put((False, exc))
+
+    def __iter__(self) -> Iterator[_T]:
+        try:
+            while not self._done:
+                ok, value = self._box.get()
+                if not ok:
+                    self._done = True
+                    if isinstance(value, BaseException):
+                        raise value
+                    return
+                yield value  # type: ignore[misc]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 _PREFETCH_PER_WORKER = 100  # results are small parsed facts; the cap only bounds a huge first sync
 
 
@@ -219,6 +267,12 @@ class _Ctx:
     prefetched: dict[int, Future[_LogResult]] = field(default_factory=dict)
     #: What the wire rejected while parsing (drained into warnings and ``sync_deferred`` by :func:`_absorb_wire`).
     wire: WireLog = field(default_factory=WireLog)
+    #: The jobs listing, already running ahead on its own thread (a first sync of the whole history starts it
+    #: beside the pipelines step, see :func:`cidash.sync.jobs.start_jobs_listing`); None: the jobs step starts it.
+    jobs_listing: ReadAhead[Job] | None = None
+    #: What the early jobs listing's wire rejected: handed to ``wire`` by the jobs step, so that its warnings come
+    #: where they always came (after the pipelines'), not mixed into the pipelines step.
+    jobs_wire: WireLog | None = None
     warnings_total: int = 0
     seen_warnings: set[str] = field(default_factory=set)
     deferred: list[str] = field(default_factory=list)

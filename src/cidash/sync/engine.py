@@ -19,6 +19,7 @@ from cidash.errors import (
     CidashError,
     ConnectError,
     NotFound,
+    StoreError,
 )
 from cidash.models import (
     Job,
@@ -46,7 +47,7 @@ from cidash.sync.context import (
     _wire_now,
 )
 from cidash.sync.instance import _sync_instance_version
-from cidash.sync.jobs import _sync_jobs
+from cidash.sync.jobs import _sync_jobs, start_jobs_listing
 from cidash.sync.lease import _Lease
 from cidash.sync.logs import _sync_logs
 from cidash.sync.pipelines import _sync_pipelines
@@ -70,7 +71,15 @@ def resolve_project(client: GitLabClient, store: Store, ref: Project | str | int
     if known is not None:
         return known
     project = remote_projects.project(client.http, ref)
-    store.upsert_project(project)
+    try:
+        store.upsert_project(project)
+    except StoreError:
+        # Another process (a second `cidash sync` or `serve` on the same PostgreSQL) stored the project at the same
+        # moment: a concurrent insert can fail on the path's unique index rather than meet the id conflict. The
+        # row is there now; the same upsert updates it. Any other store failure is raised again.
+        if store.project(project.id) is None:
+            raise
+        store.upsert_project(project)
     return project
 
 
@@ -166,6 +175,8 @@ def _sync_leased(
                 _warn(ctx, f"waited {lease_wait:.0f}s for another sync of {resolved.path} to finish")
             ctx.emit("project")
             _retry_deferred(ctx)
+            if first_sync and options.since is None:
+                start_jobs_listing(ctx)
             _sync_pipelines(ctx)
             # The side steps (checksums, CI files, registry) need only the pipelines: they start now and overlap
             # the jobs listing (sequential keyset pages) and the logs (the bulk); all feed the same bounded pool,
@@ -183,6 +194,8 @@ def _sync_leased(
             _absorb_wire(ctx)
             store.set_cursor(resolved.id, CURSOR_LAST_SYNC, to_db_time(now) or "")
         except BaseException as exc:
+            if ctx.jobs_listing is not None:
+                ctx.jobs_listing.close()
             pool.shutdown(wait=True, cancel_futures=True)
             requests, nbytes = client.stats.snapshot()
             message = exc.one_line() if isinstance(exc, CidashError) else type(exc).__name__

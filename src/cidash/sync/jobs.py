@@ -4,13 +4,32 @@ from __future__ import annotations
 
 from cidash.models import Job
 from cidash.remote import jobs as remote_jobs
+from cidash.remote.jobs import PER_PAGE
+from cidash.remote.wire import WireLog
 from cidash.sync.context import (
     ACTIVE_JOB_STATUSES,
     ACTIVE_PIPELINE_STATUSES,
+    ReadAhead,
     _absorb_wire,
     _Ctx,
 )
 from cidash.sync.logs import _prefetch_logs
+
+#: Pages of the jobs listing read ahead while the pipelines step runs (a bound on memory, not on requests).
+EARLY_PAGES = 20
+
+
+def start_jobs_listing(ctx: _Ctx) -> None:
+    """Start the jobs listing now, beside the pipelines step, when it will be read to its end anyway: a first
+    sync of the whole history (no ``since``) lists every job, so its sequential keyset pages need not wait for
+    the pipelines. Any other sync stops the listing at the first job it knows and starts it in the jobs step,
+    so that no page is read that it would not read (an idle refresh stays one request)."""
+    ctx.jobs_wire = WireLog(now=ctx.wire.now)
+    ctx.jobs_listing = ReadAhead(
+        remote_jobs.jobs_newest_first(ctx.client.http, ctx.project.id, log=ctx.jobs_wire),
+        depth=EARLY_PAGES * PER_PAGE,
+        name="cidash-sync-jobs",
+    )
 
 
 def _sync_jobs(ctx: _Ctx) -> None:
@@ -21,6 +40,8 @@ def _sync_jobs(ctx: _Ctx) -> None:
     floor_time = min((p.created_at for p in watch.values()), default=None)
     floor_id = store.min_job_id(pid, statuses=ACTIVE_JOB_STATUSES)
     if floor_time is None and floor_id is None:
+        if ctx.jobs_listing is not None:
+            ctx.jobs_listing.close()
         return  # nothing changed, nothing running: no request
     known_pipelines = {p.id for p in store.pipelines(pid, since=floor_time)} if floor_time else set()
     known_pipelines |= set(watch)
@@ -37,7 +58,8 @@ def _sync_jobs(ctx: _Ctx) -> None:
             ctx.emit("jobs")
 
     ctx.emit("jobs")
-    for job in remote_jobs.jobs_newest_first(ctx.client.http, pid, log=ctx.wire):
+    listing = ctx.jobs_listing or remote_jobs.jobs_newest_first(ctx.client.http, pid, log=ctx.wire)
+    for job in listing:
         below_time = floor_time is None or job.created_at < floor_time
         below_id = floor_id is None or job.id < floor_id
         if below_time and below_id:
@@ -53,4 +75,10 @@ def _sync_jobs(ctx: _Ctx) -> None:
         flush()
         store.recompute_retried(touched | set(watch))
         store.mark_pipeline_jobs_synced(due)
+    if ctx.jobs_wire is not None:
+        issues, rejected = ctx.jobs_wire.drain()
+        for issue in issues:
+            ctx.wire.issue(issue)
+        for error in rejected:
+            ctx.wire.reject(error)
     _absorb_wire(ctx)

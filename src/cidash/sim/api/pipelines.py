@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from bisect import bisect_right
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 
@@ -45,41 +47,48 @@ class PipelinesApi(ApiBase):
             raise ApiError(400, {"error": "sort does not have a valid value"})
         ref, status, source, sha = req.arg("ref"), req.arg("status"), req.arg("source"), req.arg("sha")
         scope = req.arg("scope")
-        selected: list[tuple[SimPipeline, str, float]] = []
-        for p in project.pipelines.values():
-            if p.created_at > now:
-                continue
-            if ref and p.ref != ref:
-                continue
-            if sha and p.sha != sha:
-                continue
-            if source and p.source != source:
-                continue
-            if "created_after" in filters and p.created_at <= filters["created_after"]:
-                continue
-            if "created_before" in filters and p.created_at >= filters["created_before"]:
-                continue
-            state, _, _, updated = self.world.pipeline_state(project, p, now)
-            updated = round(updated, 3)
-            if status and state != status:
-                continue
-            if scope in ("running", "pending") and state != scope:
-                continue
-            if scope == "finished" and state not in ("success", "failed", "canceled", "skipped"):
-                continue
-            if "updated_after" in filters and updated <= filters["updated_after"]:
-                continue
-            if "updated_before" in filters and updated >= filters["updated_before"]:
-                continue
-            selected.append((p, state, updated))
-        keyfn: Callable[[tuple[SimPipeline, str, float]], Any] = {
-            "id": lambda x: x[0].id,
-            "status": lambda x: (x[1], x[0].id),
-            "ref": lambda x: (x[0].ref, x[0].id),
-            "updated_at": lambda x: (x[2], x[0].id),
-            "user_id": lambda x: (x[0].user, x[0].id),
-        }[order_by]
-        selected.sort(key=keyfn, reverse=sort == "desc")
+
+        def build() -> list[tuple[SimPipeline, str, float]]:
+            selected: list[tuple[SimPipeline, str, float]] = []
+            for p in project.pipelines.values():
+                if p.created_at > now:
+                    continue
+                if ref and p.ref != ref:
+                    continue
+                if sha and p.sha != sha:
+                    continue
+                if source and p.source != source:
+                    continue
+                if "created_after" in filters and p.created_at <= filters["created_after"]:
+                    continue
+                if "created_before" in filters and p.created_at >= filters["created_before"]:
+                    continue
+                state, _, _, updated = self.world.pipeline_state(project, p, now)
+                updated = round(updated, 3)
+                if status and state != status:
+                    continue
+                if scope in ("running", "pending") and state != scope:
+                    continue
+                if scope == "finished" and state not in ("success", "failed", "canceled", "skipped"):
+                    continue
+                if "updated_after" in filters and updated <= filters["updated_after"]:
+                    continue
+                if "updated_before" in filters and updated >= filters["updated_before"]:
+                    continue
+                selected.append((p, state, updated))
+            keyfn: Callable[[tuple[SimPipeline, str, float]], Any] = {
+                "id": lambda x: x[0].id,
+                "status": lambda x: (x[1], x[0].id),
+                "ref": lambda x: (x[0].ref, x[0].id),
+                "updated_at": lambda x: (x[2], x[0].id),
+                "user_id": lambda x: (x[0].user, x[0].id),
+            }[order_by]
+            selected.sort(key=keyfn, reverse=sort == "desc")
+            return selected
+
+        # the pages of one listing share its filtered, sorted items (built again after any change, see World.listing)
+        key = ("pipelines", ref, status, source, sha, scope, tuple(sorted(filters.items())), order_by, sort)
+        selected = self.world.listing(project, key, now, build)
         chunk, headers = self.paginate(req, selected)
         body = [self.pipeline_basic(project, p, now) for p, _, _ in chunk]
         return Response(200, _dumps(body), headers)
@@ -128,15 +137,28 @@ class PipelinesApi(ApiBase):
         project = self.project_of(req)
         now = self.now
         scopes = self._scopes(req)
-        jobs = sorted((j for j in project.jobs.values() if j.created_at <= now), key=lambda j: -j.id)
-        if scopes is not None:
-            jobs = [j for j in jobs if j.status_at(now) in scopes]
+        ordered, keys = self.world.jobs_newest_first(project)
+
+        def visible(j: SimJob) -> bool:
+            return j.created_at <= now and (scopes is None or j.status_at(now) in scopes)
+
         if req.arg("pagination") == "keyset":
-            return self._keyset_jobs(req, project, jobs, now)
+            return self._keyset_jobs(req, project, ordered, keys, visible, now)
+        jobs = [j for j in ordered if visible(j)]
         chunk, headers = self.paginate(req, jobs)
         return Response(200, _dumps([self.job_json(project, j, now) for j in chunk]), headers)
 
-    def _keyset_jobs(self, req: Request, project: SimProject, jobs: list[SimJob], now: float) -> Response:
+    def _keyset_jobs(  # noqa: PLR0917
+        self,
+        req: Request,
+        project: SimProject,
+        ordered: list[SimJob],
+        keys: list[int],
+        visible: Callable[[SimJob], bool],
+        now: float,
+    ) -> Response:
+        """One keyset page: the newest ``per_page`` visible jobs below the cursor's id, found from the index (a
+        bisect to the cursor, then only as many jobs as the page needs), so a page costs the same at any depth."""
         if (req.arg("order_by") or "id") != "id" or (req.arg("sort") or "desc") != "desc":
             raise ApiError(405, {"error": "Keyset pagination is not yet available for this type of request"})
         per_page = min(_int(req.arg("per_page"), 20, minimum=1), MAX_PER_PAGE)
@@ -150,11 +172,16 @@ class PipelinesApi(ApiBase):
                 raise ApiError(400, {"error": "cursor is invalid"}) from exc
         elif req.arg("id_before"):
             before = _int(req.arg("id_before"), 0)
-        if before is not None:
-            jobs = [j for j in jobs if j.id < before]
-        chunk = jobs[:per_page]
+        start = 0 if before is None else bisect_right(keys, -before)
+        page: list[SimJob] = []
+        for j in islice(ordered, start, None):
+            if visible(j):
+                page.append(j)
+                if len(page) > per_page:
+                    break
+        chunk = page[:per_page]
         headers = {"x-per-page": str(per_page)}
-        if len(jobs) > per_page:
+        if len(page) > per_page:
             last = chunk[-1].id
             token = base64.urlsafe_b64encode(json.dumps({"id": str(last), "_kd": "n"}).encode()).decode().rstrip("=")
             query = [(k, v) for k, vs in req.query.items() if k not in ("cursor", "id_before", "page") for v in vs]

@@ -84,16 +84,19 @@ class RepositoryApi(ApiBase):
         if (req.arg("all") or "").lower() == "true":
             commits = sorted(project.commits.values(), key=lambda c: (-c.at, c.sha))
         else:
-            if self.world.resolve_ref(project, ref) is None:
+            start = self.world.resolve_ref(project, ref)
+            if start is None:
                 raise _message(404, "404 Commit Not Found")
-            commits = self.world.history(project, ref)
+            path = req.arg("path")
+            # by path: only the commits that changed it (an index, not a walk of the whole history)
+            commits = list(self.world.changes_of(project, start, path)) if path else self.world.history(project, ref)
         since, until, path = req.arg("since"), req.arg("until"), req.arg("path")
         try:
             since_t = parse_time(since) if since else None
             until_t = parse_time(until) if until else None
         except ValueError as exc:
             raise ApiError(400, {"error": "since is invalid"}) from exc
-        out = []
+        selected = []
         now = self.now
         for c in commits:
             if c.at > now:
@@ -104,8 +107,9 @@ class RepositoryApi(ApiBase):
                 continue
             if path and path not in c.changed:
                 continue
-            out.append(self.commit_json(project, c))
-        return self._paged(req, out)
+            selected.append(c)
+        chunk, headers = self.paginate(req, selected)  # only the page's commits are rendered
+        return Response(200, _dumps([self.commit_json(project, c) for c in chunk]), headers)
 
     def commit(self, req: Request) -> Json:
         project = self.project_of(req)
