@@ -161,6 +161,11 @@ class Dataset:
             and all(tg.created_at is None or tg.created_at <= t for tg in self.image_tags)
         )
 
+    def mark_as_of(self, t: datetime) -> None:
+        """Record that nothing in this dataset was created or finished after ``t`` (its loader checked the stored
+        times while reading them), so :meth:`as_of` of ``t`` or later returns it as it is without a scan."""
+        object.__setattr__(self, "_as_of", t)
+
     def as_of(self, t: datetime | None) -> Dataset:
         """The history as it stood at ``t`` (``cidash check/compare/export --now``): pipelines and jobs created by
         then, image tags created by then; a job that finished later is shown as it was at ``t`` (``running`` if
