@@ -288,3 +288,35 @@ def test_reading_in_chunks_gives_the_same_dataset(
     assert chunked.jobs == one.jobs == whole.jobs
     assert dict(chunked.facts) == dict(one.facts)
     assert len(chunked.pipelines) > 7 * 3
+
+
+@pytest.mark.parametrize(
+    ("base", "cand", "only_ref"),
+    [
+        ("2026-08-29..2026-09-27,ref:main", "2026-09-28..2026-10-27,ref:main", "main"),
+        ("ref:main,2026-08-29..2026-09-27", "2026-09-28..2026-10-27,ref:main", "main"),
+        ("2026-08-29..2026-09-27,ref:main", "2026-09-28..2026-10-27,ref:feature/3", None),
+        ("2026-08-29..2026-09-27,ref:main", "2026-09-28..2026-10-27", None),
+        ("2026-08-29..2026-09-27", "2026-09-28..2026-10-27", None),
+    ],
+)
+def test_a_comparison_on_one_ref_loads_that_ref_only(
+    bench_store: tuple[Path, datetime], base: str, cand: str, only_ref: str | None
+) -> None:
+    """Two date slices on the same ref load only that ref's pipelines in those dates (the other refs' are all
+    they could not select); the comparison is the whole history's, value for value."""
+    from cidash.specs import parse_spec
+
+    db, end = bench_store
+    specs = (parse_spec(base), parse_spec(cand))
+    with Store.open(db, readonly=True) as store:
+        narrow = load_snapshot(store, Config(), end, evaluate_now=False, as_of=False, since="window", specs=specs)
+        whole = load_snapshot(store, Config(), end, evaluate_now=False, as_of=False)
+        assert narrow.ref == only_ref
+        assert narrow.spans is not None and whole.spans is None
+        refs = {p.ref for p in narrow.dataset.pipelines}
+        assert refs == {"main"} if only_ref else len(refs) > 1
+        got = narrow.compare(*specs).as_dict()
+        assert narrow.__dict__.get("_whole") is None  # answered from what it loaded
+        assert got == whole.compare(*specs).as_dict()
+        assert got["baseline"]["pipelines"] > 0 and any(m["n_baseline"] for m in got["metrics"])
