@@ -45,7 +45,13 @@ def startup_phases(facts: TraceFacts) -> dict[str, float]:
         if phase is None or section.duration is None:
             continue
         totals[phase] = totals.get(phase, 0.0) + section.duration  # the sums phase_durations makes, in its order
-    return {phase: totals[phase] for phase in STARTUP_PHASES if phase in totals}
+    if len(totals) == 1:
+        return totals
+    out: dict[str, float] = {}
+    for phase in STARTUP_PHASES:  # phase_durations' order
+        if phase in totals:
+            out[phase] = totals[phase]
+    return out
 
 
 @cache
@@ -79,10 +85,10 @@ def job_startups(
         if (names is not None and j.name not in names) or j.name in excluded:
             continue
         key = ("startup", j.id)
-        if key in memo:
-            cached = memo[key]
-            if isinstance(cached, JobStartup):
-                out.append(cached)
+        cached = memo.get(key, memo)
+        if cached is not memo:
+            if cached is not None:
+                out.append(cached)  # type: ignore[arg-type]
             continue
         facts = ds.facts.get(j.id)
         if facts is None or facts.startup_seconds is None or j.started_at is None:
