@@ -17,7 +17,7 @@ from cidash.config import Config, CriteriaSettings
 from cidash.criteria import choose_periods, criteria_ref
 from cidash.dataset import load_dataset, merge_spans
 from cidash.formatting import tidy
-from cidash.metrics import image_digest_changes
+from cidash.metrics import ci_image_jobs, image_digest_changes
 from cidash.queries import image_history
 from cidash.snapshot import build_snapshot, load_snapshot
 from cidash.store import Store
@@ -320,3 +320,44 @@ def test_a_comparison_on_one_ref_loads_that_ref_only(
         assert narrow.__dict__.get("_whole") is None  # answered from what it loaded
         assert got == whole.compare(*specs).as_dict()
         assert got["baseline"]["pipelines"] > 0 and any(m["n_baseline"] for m in got["metrics"])
+
+
+def test_the_images_chosen_from_the_history_when_the_indexed_ones_never_ran_on_the_ref(
+    bench_store: tuple[Path, datetime], tmp_path: Path
+) -> None:
+    """image_history takes the CI image's names from the index of the images the project's logs named; on a ref
+    whose jobs never ran one of them (feature/3 runs other/tools, whose digest changes halfway), with no hint or
+    a hint nothing matches, it falls back to the repository most jobs ran, as the dataset does."""
+    import shutil
+
+    db, end = bench_store
+    copy = tmp_path / "fallback.db"
+    shutil.copy(db, copy)
+    con = sqlite3.connect(copy)
+    with con:
+        ids = [
+            r[0]
+            for r in con.execute(
+                "SELECT j.id FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE p.ref = 'feature/3' "
+                "ORDER BY j.started_at, j.id"
+            )
+        ]
+        later = ids[len(ids) // 2 :]
+        con.execute(
+            f"UPDATE job_facts SET image_name = 'registry.example.com/other/tools:2', "
+            f"image_digest = 'sha256:' || printf('%064d', 8) WHERE job_id IN ({','.join('?' * len(later))})",
+            later,
+        )
+    con.close()
+    with Store.open(copy, readonly=True) as store:
+        project = store.projects()[0]
+        for now in (end, end - timedelta(days=100)):
+            ds = load_dataset(store, project, as_of=now)
+            for ref in ("feature/3", "main"):
+                for hint in (f"{project.path}/ci", None, "nothing/matches"):
+                    history = image_history(store, project.id, ref, hint, now)
+                    assert list(history.changes) == image_digest_changes(ds.on_ref(ref), hint), (ref, hint)
+                    used = ci_image_jobs(ds, hint)
+                    assert history.last_digest() == (used[-1][1] if used else None)
+            if now == end:
+                assert image_digest_changes(ds.on_ref("feature/3"), f"{project.path}/ci")  # the fallback's change
