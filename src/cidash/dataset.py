@@ -314,6 +314,7 @@ def load_dataset(
     phases: bool = True,
     image_history: ImageHistory | None = None,
     ref: str | None = None,
+    startup_ref: str | None = None,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
 
@@ -327,7 +328,9 @@ def load_dataset(
     start-up criterion reads), unless they overlap ``spans``; ``phases`` false: the runner sections of the
     start-up phases are left out too (``check``, whose criteria read start-ups as a whole: the phases of
     :attr:`~cidash.metrics.JobStartup.phases` come out empty); ``ref``: only the pipelines of that ref in
-    ``spans`` (the criteria ref: every criterion judges it, see :func:`cidash.snapshot.build_snapshot`).
+    ``spans`` (the criteria ref: every criterion judges it, see :func:`cidash.snapshot.build_snapshot`);
+    ``startup_ref``: only the pipelines of that ref in the ``startup_only`` spans (the start-up criterion judges
+    the baseline on the criteria ref only).
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
     if spans is None:
@@ -351,7 +354,10 @@ def load_dataset(
             [(a, b, False) for a, b in full] + [(a, b, True) for a, b in light],
             key=lambda s: s[0] or datetime.min.replace(tzinfo=UTC),
         ):
-            ps, js, fs, latest = _load_span(store, project, start, end, startup_only=startups, phases=phases, ref=ref)
+            span_ref = ref if ref is not None or not startups else startup_ref
+            ps, js, fs, latest = _load_span(
+                store, project, start, end, startup_only=startups, phases=phases, ref=span_ref
+            )
             newest_job = max(newest_job, latest)
             all_pipelines.extend(ps)
             all_jobs.extend(js)

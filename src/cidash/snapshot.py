@@ -63,7 +63,8 @@ class Snapshot:
     only: tuple[str, ...] | None = None
     #: The pipeline creation spans ``dataset`` holds (:func:`judged_spans`); None: the whole history.
     spans: tuple[Span, ...] | None = None
-    #: Spans of ``dataset`` read for their start-ups only (the baseline of ``check``): see :class:`Window`.
+    #: Spans of ``dataset`` read for their start-ups only, on the criteria ref only (the baseline of ``check``
+    #: and ``export``): see :class:`Window`.
     startup_only: tuple[Span, ...] = ()
     #: False: the dataset's log facts lack the start-up phases' sections (``check``'s load, see build_snapshot).
     phases: bool = True
@@ -278,6 +279,7 @@ def build_snapshot(
                 phases=phases,
                 image_history=spans.history,
                 ref=_load_ref(spans, ref_only),
+                startup_ref=spans.ref,  # the baseline's start-ups are judged on the criteria ref only
             )
         snap = Snapshot(
             project,

@@ -361,3 +361,21 @@ def test_the_images_chosen_from_the_history_when_the_indexed_ones_never_ran_on_t
                     assert history.last_digest() == (used[-1][1] if used else None)
             if now == end:
                 assert image_digest_changes(ds.on_ref("feature/3"), f"{project.path}/ci")  # the fallback's change
+
+
+def test_the_baseline_read_for_its_start_ups_holds_the_criteria_ref_only(bench_store: tuple[Path, datetime]) -> None:
+    """export's window (every ref, with the phases) reads the baseline, which only the start-up criterion judges,
+    on the criteria ref only; the last 30 days keep every ref (the export shows them)."""
+    db, end = bench_store
+    with Store.open(db, readonly=True) as store:
+        snap = load_snapshot(store, Config(), end, since="window")
+        assert snap.startup_only and snap.ref is None
+        (start, stop), *_ = snap.startup_only
+        assert start is not None and stop is not None
+        baseline = snap.dataset.between(start, stop)
+        recent = snap.dataset.between(end - timedelta(days=30), None)
+        assert baseline.pipelines and {p.ref for p in baseline.pipelines} == {"main"}
+        assert len({p.ref for p in recent.pipelines}) > 1
+        assert json.dumps(snap.report.as_dict(), sort_keys=True) == json.dumps(
+            load_snapshot(store, Config(), end).report.as_dict(), sort_keys=True
+        )
