@@ -186,10 +186,14 @@ class Dataset:
             pipelines.append(p)
         ids = {p.id for p in pipelines}
         kept = [j for j in self.jobs if j.pipeline_id in ids and j.created_at <= t]
-        newest: dict[tuple[int, str], int] = {}
-        for j in kept:
-            k = (j.pipeline_id, j.name)
-            newest[k] = max(newest.get(k, j.id), j.id)
+        # the newest attempt of each job that has a retried one (the others' flags cannot change)
+        newest: dict[tuple[int, str], int] = {(j.pipeline_id, j.name): j.id for j in kept if j.retried}
+        if newest:
+            for j in kept:
+                k = (j.pipeline_id, j.name)
+                seen = newest.get(k)
+                if seen is not None and j.id > seen:
+                    newest[k] = j.id
         jobs: list[Job] = []
         facts: dict[int, TraceFacts] = {}
         for j in kept:
