@@ -224,7 +224,7 @@ def _read_jobs(  # noqa: PLR0917
             got = sections.get(job_id)
             if got is None:
                 got = sections[job_id] = []
-            got.append(Section(intern(name, name), start, end, duration))
+            got.append(_new_section(intern(name, name), start, end, duration))
         for job_id, op, key, outcome, detail in store.read(
             "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
             + of_span.format("JOIN cache_events e ON e.job_id = j.id")
@@ -264,7 +264,7 @@ def _read_jobs(  # noqa: PLR0917
         job_id = job.id
         got_sections = sections.get(job_id)
         got_cache = cache.get(job_id)
-        facts[job_id] = TraceFacts(
+        facts[job_id] = _new_facts(
             intern(r[19], r[19]),
             intern(r[20], r[20]),
             bool(r[21]),
@@ -297,6 +297,8 @@ def _fast_constructor(cls: type[Any]) -> Callable[..., Any]:
 
 
 _new_job = _fast_constructor(Job)
+_new_section = _fast_constructor(Section)
+_new_facts = _fast_constructor(TraceFacts)
 
 
 def _job(r: Any, intern: Callable[[Any, Any], Any]) -> Job:
