@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent
 SRC = ROOT.parent / "src"
 sys.path.insert(0, str(ROOT))
 
-from tui import NOW, store_for  # noqa: E402
+from tui import NOW, store_for, store_for_side  # noqa: E402
 
 NOW_TEXT = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
 #: Before and after the bench store's migration (day 60 of 120, 2026-09-28), on main.
@@ -83,14 +83,15 @@ def main() -> int:
         out = Path(tmp) / "export.json"
         for size in args.sizes:
             db = store_for(size)
-            for name, argv in commands(db, out).items():
+            dbs = {side: store_for_side(db, src) for side, src in sides}  # older code: at its schema
+            for name in commands(db, out):
                 if args.only and name not in args.only:
                     continue
                 got: dict[str, list[tuple[float, float, float]]] = {side: [] for side, _ in sides}
                 outputs: dict[str, bytes] = {}
                 for _ in range(args.runs):
                     for side, src in sides:
-                        wall, cpu, rss, text = run(src, argv, out)
+                        wall, cpu, rss, text = run(src, commands(dbs[side], out)[name], out)
                         got[side].append((wall, cpu, rss))
                         outputs[side] = text
                 for side, _ in sides:

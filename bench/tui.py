@@ -376,7 +376,7 @@ def main() -> int:
     if not args.no_filter:
         fdb = store_for(args.filter_pipelines) if args.filter_pipelines else db
         for side, src in sides:
-            times, rss = filter_run(fdb, src)
+            times, rss = filter_run(store_for_side(fdb, src), src)
             label = f" ({side})" if len(sides) > 1 else ""
             print(f"filter on Pipelines{label}, {fdb.name} (apply -> first page on screen, median of 5):")
             for name, ms in times.items():
@@ -401,7 +401,7 @@ def store_for(pipelines: int) -> Path:
         print(f"built {db} in {time.perf_counter() - t0:.1f} s", flush=True)
     from cidash.store import Store
 
-    with Store.open(db, readonly=True) as store:
+    with Store.open(db) as store:  # read-write: a store built by older code is migrated first
         counts = store.counts()
     print(
         f"store {db.name}: {counts.get('pipelines')} pipelines, {counts.get('jobs')} jobs, "
@@ -409,6 +409,54 @@ def store_for(pipelines: int) -> Path:
         flush=True,
     )
     return db
+
+
+def schema_of(src: Path | None) -> int:
+    """The store schema version the cidash at ``src`` (None: this checkout's) reads."""
+    if src is None:
+        from cidash.store import SCHEMA_VERSION
+
+        return SCHEMA_VERSION
+    env = dict(os.environ, PYTHONPATH=str(src))
+    code = "from cidash.store import SCHEMA_VERSION; print(SCHEMA_VERSION)"
+    return int(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, check=True, text=True).stdout)
+
+
+def store_for_side(db: Path, src: Path | None) -> Path:
+    """``db`` as the cidash at ``src`` reads it: ``db`` itself, or (``--before`` code older than a migration made
+    only of indexes, which it would refuse as "newer than this cidash understands") a copy at its schema, the
+    later indexes dropped, kept next to it as ``tui-<N>.v<version>.db``."""
+    import re
+    import sqlite3
+
+    from cidash.store import MIGRATIONS
+
+    version = schema_of(src)
+    if version >= schema_of(None):
+        return db
+    out = db.with_name(f"{db.stem}.v{version}.db")
+    if out.exists() and out.stat().st_mtime >= db.stat().st_mtime:
+        return out
+    drops = []
+    for number, _, sql in MIGRATIONS:
+        if number <= version:
+            continue
+        for statement in filter(None, (part.strip() for part in sql.split(";"))):
+            made = re.fullmatch(r"CREATE INDEX (\w+) ON .*", statement, re.DOTALL)
+            if made is None:
+                raise SystemExit(f"{src}: its store schema {version} is older than migration {number}, not an index")
+            drops.append(made[1])
+    tmp = out.with_suffix(".tmp.db")
+    source, copy = sqlite3.connect(db), sqlite3.connect(tmp)
+    with copy:
+        source.backup(copy)
+        for name in drops:
+            copy.execute(f"DROP INDEX {name}")
+        copy.execute(f"PRAGMA user_version = {version}")
+    source.close()
+    copy.close()
+    tmp.rename(out)
+    return out
 
 
 TARGET_MB = 150.0
@@ -422,16 +470,17 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
         runs[f"warm {side}"] = []
     with tempfile.TemporaryDirectory() as tmp:
         spawn(["--child-bare"])  # not measured: compiles the bytecode the measured runs read
-        for _, src in sides:
-            spawn(["--child-cidash", str(db), str(Path(tmp) / "warm-up")], src)
+        dbs = {side: store_for_side(db, src) for side, src in sides}
+        for side, src in sides:
+            spawn(["--child-cidash", str(dbs[side]), str(Path(tmp) / "warm-up")], src)
         for _ in range(n_runs):
             runs["bare"].append(spawn(["--child-bare"]))
             for side, src in sides:
                 cache = Path(tmp) / f"cache-{side}"
                 for f in cache.glob("*"):
                     f.unlink()
-                runs[f"cold {side}"].append(spawn(["--child-cidash", str(db), str(cache)], src))
-                runs[f"warm {side}"].append(spawn(["--child-cidash", str(db), str(cache)], src))
+                runs[f"cold {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache)], src))
+                runs[f"warm {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache)], src))
     med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in runs.items()}
     bw, bc, bm = med["bare"]
     print(f"start-up to a populated Health screen (median of {n_runs}, headless, process spawn included):")

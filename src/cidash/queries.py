@@ -251,6 +251,28 @@ def _ci_image_names(
     return sorted({n for r in chosen for n in repos[r][2]}), sorted(digests)
 
 
+def _hinted_image_names(store: Store, project_id: int, hint: str | None) -> tuple[list[str], list[str]]:
+    """Every image name whose repository contains ``hint`` and every valid raw digest any log of the project
+    named (from the ``job_facts_image`` index, not the history): a superset of :func:`_ci_image_names`' answer
+    that selects the same jobs whenever one of them ran such an image (the names and digests no job of the ref
+    ran by then select nothing). Empty names: no log named such an image."""
+    if not hint:
+        return [], []
+    names: set[str] = set()
+    digests: set[str] = set()
+    for name, raw in store.read(
+        "SELECT DISTINCT image_name, image_digest FROM job_facts "
+        "WHERE project_id = ? AND image_name IS NOT NULL AND image_digest IS NOT NULL",
+        [project_id],
+    ):
+        if normalize_digest(raw) is None:
+            continue
+        digests.add(raw)
+        if hint in image_repository_of(name):
+            names.add(name)
+    return sorted(names), sorted(digests)
+
+
 def _in(values: list[str]) -> str:
     return ",".join("?" * len(values))
 
@@ -270,47 +292,78 @@ def _pipelines_created(store: Store, project_id: int, ids: set[int]) -> dict[int
 def image_history(store: Store, project_id: int, ref: str, hint: str | None, as_of: datetime | None) -> ImageHistory:
     """:func:`cidash.metrics.image_digest_changes` of ``ref``'s whole history as of ``as_of``, computed in the
     database: only the jobs whose digest differs from the previous CI-image job's (``LAG``) come back, so the
-    memory does not grow with the history."""
-    names, digests = _ci_image_names(store, project_id, ref, hint, as_of)
-    changes: list[DigestChange] = []
-    split_at: dict[int, datetime] = {}
-    if names:
-        where, params = _image_jobs_where(project_id, ref, as_of)
-        # The window sorts every CI-image job of the history: it carries the image name and digest as small codes
-        # (their index in ``names`` and ``digests``) rather than the strings, which halves its time.
-        name_code = "CASE f.image_name " + " ".join(f"WHEN ? THEN {i}" for i in range(len(names))) + " END"
-        digest_code = "CASE f.image_digest " + " ".join(f"WHEN ? THEN {i}" for i in range(len(digests))) + " END"
-        rows = store.read(
-            "SELECT id, pipeline_id, started_at, n, d, prev_n, prev_d FROM "
-            "(SELECT id, pipeline_id, started_at, n, d, LAG(n) OVER w AS prev_n, LAG(d) OVER w AS prev_d FROM "
-            f"(SELECT j.id AS id, j.pipeline_id AS pipeline_id, j.started_at AS started_at, {name_code} AS n, "
-            f"{digest_code} AS d {where} AND f.image_name IN ({_in(names)}) AND f.image_digest IN ({_in(digests)})) "
-            "AS coded WINDOW w AS (ORDER BY started_at, id)) AS ci "
-            "WHERE prev_d IS NOT NULL AND prev_d <> d ORDER BY started_at, id",
-            [*names, *digests, *params, *names, *digests],
-        )
-        created = _pipelines_created(store, project_id, {r[1] for r in rows})
-        for job_id, pipeline_id, started, n, d, prev_n, prev_d in rows:
-            name, raw, prev_name, prev_raw = names[n], digests[d], names[prev_n], digests[prev_d]
-            old, new = normalize_digest(prev_raw), normalize_digest(raw)
-            if old is None or new is None or old == new:
-                continue
-            changes.append(
-                DigestChange(_time(started), job_id, pipeline_id, old, new, image_tag_of(prev_name), image_tag_of(name))
-            )
-            split_at[pipeline_id] = created[pipeline_id]
+    memory does not grow with the history.
+
+    The images that count are first taken from the index of the images the project's logs named
+    (:func:`_hinted_image_names`); only when no job of ``ref`` ran one of them by ``as_of`` are they chosen from
+    the history itself (:func:`_ci_image_names`: the repository most jobs ran)."""
+    names, digests = _hinted_image_names(store, project_id, hint)
+    found = _digest_changes(store, project_id, ref, as_of, names=names, digests=digests) if names else None
+    if found is None:
+        names, digests = _ci_image_names(store, project_id, ref, hint, as_of)
+        found = _digest_changes(store, project_id, ref, as_of, names=names, digests=digests) if names else None
+    changes, split_at = found or ([], {})
 
     def last_digest() -> str | None:
         """The digest of the newest CI-image job of any ref (``ci_image_jobs(ds, hint)[-1][1]``)."""
-        any_names, any_digests = _ci_image_names(store, project_id, None, hint, as_of)
-        if not any_names:
-            return None
-        where, params = _image_jobs_where(project_id, None, as_of)
-        got = store.read(
-            f"SELECT f.image_digest {where} AND f.image_name IN ({_in(any_names)}) "
-            f"AND f.image_digest IN ({_in(any_digests)}) ORDER BY j.started_at DESC, j.id DESC LIMIT 1",
-            [*params, *any_names, *any_digests],
-        )
+        hinted = _hinted_image_names(store, project_id, hint)
+        got = _newest_digest(store, project_id, as_of, *hinted) if hinted[0] else None
+        if got is None:
+            any_names, any_digests = _ci_image_names(store, project_id, None, hint, as_of)
+            got = _newest_digest(store, project_id, as_of, any_names, any_digests) if any_names else None
         return normalize_digest(got[0][0]) if got else None
 
     return ImageHistory(ref, hint, as_of, tuple(changes), split_at, last_digest)
+
+
+def _newest_digest(
+    store: Store, project_id: int, as_of: datetime | None, names: list[str], digests: list[str]
+) -> list[Any] | None:
+    """The raw digest of the newest job of any ref that ran one of ``names`` with one of ``digests`` (a one-row
+    list), None when none did."""
+    where, params = _image_jobs_where(project_id, None, as_of)
+    got = store.read(
+        f"SELECT f.image_digest {where} AND f.image_name IN ({_in(names)}) "
+        f"AND f.image_digest IN ({_in(digests)}) ORDER BY j.started_at DESC, j.id DESC LIMIT 1",
+        [*params, *names, *digests],
+    )
+    return list(got) or None
+
+
+def _digest_changes(
+    store: Store, project_id: int, ref: str, as_of: datetime | None, *, names: list[str], digests: list[str]
+) -> tuple[list[DigestChange], dict[int, datetime]] | None:
+    """The digest changes among ``ref``'s jobs that ran one of ``names`` with one of ``digests`` (oldest first)
+    and the creation time of each pipeline where one happened; None when no such job ran by ``as_of``."""
+    where, params = _image_jobs_where(project_id, ref, as_of)
+    # The window sorts every CI-image job of the history: it carries the image name and digest as small codes
+    # (their index in ``names`` and ``digests``) rather than the strings, which halves its time. The first job
+    # (no previous digest) comes back too: it says that one ran.
+    name_code = "CASE f.image_name " + " ".join(f"WHEN ? THEN {i}" for i in range(len(names))) + " END"
+    digest_code = "CASE f.image_digest " + " ".join(f"WHEN ? THEN {i}" for i in range(len(digests))) + " END"
+    rows = store.read(
+        "SELECT id, pipeline_id, started_at, n, d, prev_n, prev_d FROM "
+        "(SELECT id, pipeline_id, started_at, n, d, LAG(n) OVER w AS prev_n, LAG(d) OVER w AS prev_d FROM "
+        f"(SELECT j.id AS id, j.pipeline_id AS pipeline_id, j.started_at AS started_at, {name_code} AS n, "
+        f"{digest_code} AS d {where} AND f.image_name IN ({_in(names)}) AND f.image_digest IN ({_in(digests)})) "
+        "AS coded WINDOW w AS (ORDER BY started_at, id)) AS ci "
+        "WHERE prev_d IS NULL OR prev_d <> d ORDER BY started_at, id",
+        [*names, *digests, *params, *names, *digests],
+    )
+    if not rows:
+        return None
+    changes: list[DigestChange] = []
+    split_at: dict[int, datetime] = {}
+    created = _pipelines_created(store, project_id, {r[1] for r in rows if r[6] is not None})
+    for job_id, pipeline_id, started, n, d, prev_n, prev_d in rows:
+        if prev_d is None:
+            continue  # the first CI-image job
+        name, raw, prev_name, prev_raw = names[n], digests[d], names[prev_n], digests[prev_d]
+        old, new = normalize_digest(prev_raw), normalize_digest(raw)
+        if old is None or new is None or old == new:
+            continue
+        changes.append(
+            DigestChange(_time(started), job_id, pipeline_id, old, new, image_tag_of(prev_name), image_tag_of(name))
+        )
+        split_at[pipeline_id] = created[pipeline_id]
+    return changes, split_at

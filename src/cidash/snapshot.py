@@ -63,7 +63,8 @@ class Snapshot:
     only: tuple[str, ...] | None = None
     #: The pipeline creation spans ``dataset`` holds (:func:`judged_spans`); None: the whole history.
     spans: tuple[Span, ...] | None = None
-    #: Spans of ``dataset`` read for their start-ups only (the baseline of ``check``): see :class:`Window`.
+    #: Spans of ``dataset`` read for their start-ups only, on the criteria ref only (the baseline of ``check``
+    #: and ``export``): see :class:`Window`.
     startup_only: tuple[Span, ...] = ()
     #: False: the dataset's log facts lack the start-up phases' sections (``check``'s load, see build_snapshot).
     phases: bool = True
@@ -126,7 +127,7 @@ class Snapshot:
             raise RuntimeError("Snapshot.compare needs the start-up phases: build_snapshot(phases=True)")
         ds = self.dataset
         if self.spans is not None and self.store is not None:
-            if not self.phases or self.ref is not None:
+            if not self.phases or (self.ref is not None and not _on_ref(self.ref, (baseline, candidate))):
                 ds = self.whole_history()  # the window lacks the phases or the other refs a comparison shows
             for spec in (baseline, candidate):
                 wanted = _spec_spans(spec)
@@ -277,7 +278,8 @@ def build_snapshot(
                 startup_only=spans.startup_only,
                 phases=phases,
                 image_history=spans.history,
-                ref=spans.ref if ref_only else None,
+                ref=_load_ref(spans, ref_only),
+                startup_ref=spans.ref,  # the baseline's start-ups are judged on the criteria ref only
             )
         snap = Snapshot(
             project,
@@ -291,7 +293,7 @@ def build_snapshot(
             spans=None if spans is None else tuple(merge_spans(spans.spans)),
             startup_only=() if spans is None else spans.startup_only,
             phases=phases or spans is None,
-            ref=spans.ref if ref_only and spans is not None else None,
+            ref=None if spans is None else _load_ref(spans, ref_only),
             as_of=as_of,
             store=store,
         )
@@ -310,6 +312,29 @@ class Window:
     history: ImageHistory | None
     #: The criteria ref (None: no periods were chosen, e.g. two named slices of ``compare``).
     ref: str | None = None
+    #: Set when only this ref's pipelines are read whatever ``ref_only`` says: the one ref both slices of a
+    #: ``compare`` name (``--baseline 2026-08-29..2026-09-27,ref:main``), all they can select.
+    only_ref: str | None = None
+
+
+def _load_ref(window: Window, ref_only: bool) -> str | None:
+    """The ref whose pipelines alone :func:`build_snapshot` loads for ``window`` (None: every ref's)."""
+    return window.only_ref if window.only_ref is not None else (window.ref if ref_only else None)
+
+
+def _spec_ref(spec: Spec) -> str | None:
+    """The ref a SPEC of dates and a ref (``2026-08-29..2026-09-27,ref:main``, in any order) keeps its slice to;
+    None for any other SPEC (its slice may reach other refs, or depend on them: a commit range is looked up
+    among every ref's pipelines)."""
+    if spec.kind != "all_of" or not all(p.kind in ("dates", "ref") for p in spec.parts):
+        return None
+    refs = {p.ref for p in spec.parts if p.kind == "ref"}
+    return refs.pop() if len(refs) == 1 else None
+
+
+def _on_ref(ref: str, specs: Sequence[Spec]) -> bool:
+    """True when every SPEC in ``specs`` selects only pipelines of ``ref`` (see :func:`_spec_ref`)."""
+    return bool(specs) and all(_spec_ref(spec) == ref for spec in specs)
 
 
 def _covers(spans: Sequence[Span], since: datetime | None) -> bool:
@@ -361,7 +386,11 @@ def judged_spans(
                 return None
             extra.extend(got)
     if not as_of:
-        return Window(tuple(extra), (), None) if specs else None
+        if not specs:
+            return None
+        refs = {_spec_ref(spec) for spec in specs}
+        only = refs.pop() if len(refs) == 1 else None  # both slices on one ref: the others' pipelines stay out
+        return Window(tuple(extra), (), None, only_ref=only)
     c = config.criteria
     if c.baseline and c.candidate:
         return None  # configured SPECs may name any slice of the history

@@ -17,7 +17,7 @@ from cidash.config import Config, CriteriaSettings
 from cidash.criteria import choose_periods, criteria_ref
 from cidash.dataset import load_dataset, merge_spans
 from cidash.formatting import tidy
-from cidash.metrics import image_digest_changes
+from cidash.metrics import ci_image_jobs, image_digest_changes
 from cidash.queries import image_history
 from cidash.snapshot import build_snapshot, load_snapshot
 from cidash.store import Store
@@ -266,8 +266,8 @@ def test_a_check_window_refuses_the_baseline_column(bench_store: tuple[Path, dat
 def test_reading_in_chunks_gives_the_same_dataset(
     bench_store: tuple[Path, datetime], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A span's jobs and facts are read a few thousand at a time (the peak memory of the rows): small chunks, and
-    pipelines created at the same instant across a chunk boundary, give the dataset of one read."""
+    """A span's jobs and facts are read a few thousand pipelines at a time (the peak memory of the rows): small
+    chunks, and pipelines created at the same instant across a chunk boundary, give the dataset of one read."""
     import cidash.dataset as dataset
 
     db, end = bench_store
@@ -282,10 +282,100 @@ def test_reading_in_chunks_gives_the_same_dataset(
         project = store.projects()[0]
         one = load_dataset(store, project, spans=spans, as_of=end)
         monkeypatch.setattr(dataset, "_PIPELINES_PER_READ", 7)
-        monkeypatch.setattr(dataset, "_JOBS_PER_READ", 13)
         chunked = load_dataset(store, project, spans=spans, as_of=end)
         whole = load_dataset(store, project, as_of=end).between(end - timedelta(days=10), None)
     assert chunked.pipelines == one.pipelines == whole.pipelines
     assert chunked.jobs == one.jobs == whole.jobs
     assert dict(chunked.facts) == dict(one.facts)
-    assert len(chunked.jobs) > 13 * 3 and len(chunked.pipelines) > 7 * 3
+    assert len(chunked.pipelines) > 7 * 3
+
+
+@pytest.mark.parametrize(
+    ("base", "cand", "only_ref"),
+    [
+        ("2026-08-29..2026-09-27,ref:main", "2026-09-28..2026-10-27,ref:main", "main"),
+        ("ref:main,2026-08-29..2026-09-27", "2026-09-28..2026-10-27,ref:main", "main"),
+        ("2026-08-29..2026-09-27,ref:main", "2026-09-28..2026-10-27,ref:feature/3", None),
+        ("2026-08-29..2026-09-27,ref:main", "2026-09-28..2026-10-27", None),
+        ("2026-08-29..2026-09-27", "2026-09-28..2026-10-27", None),
+    ],
+)
+def test_a_comparison_on_one_ref_loads_that_ref_only(
+    bench_store: tuple[Path, datetime], base: str, cand: str, only_ref: str | None
+) -> None:
+    """Two date slices on the same ref load only that ref's pipelines in those dates (the other refs' are all
+    they could not select); the comparison is the whole history's, value for value."""
+    from cidash.specs import parse_spec
+
+    db, end = bench_store
+    specs = (parse_spec(base), parse_spec(cand))
+    with Store.open(db, readonly=True) as store:
+        narrow = load_snapshot(store, Config(), end, evaluate_now=False, as_of=False, since="window", specs=specs)
+        whole = load_snapshot(store, Config(), end, evaluate_now=False, as_of=False)
+        assert narrow.ref == only_ref
+        assert narrow.spans is not None and whole.spans is None
+        refs = {p.ref for p in narrow.dataset.pipelines}
+        assert refs == {"main"} if only_ref else len(refs) > 1
+        got = narrow.compare(*specs).as_dict()
+        assert narrow.__dict__.get("_whole") is None  # answered from what it loaded
+        assert got == whole.compare(*specs).as_dict()
+        assert got["baseline"]["pipelines"] > 0 and any(m["n_baseline"] for m in got["metrics"])
+
+
+def test_the_images_chosen_from_the_history_when_the_indexed_ones_never_ran_on_the_ref(
+    bench_store: tuple[Path, datetime], tmp_path: Path
+) -> None:
+    """image_history takes the CI image's names from the index of the images the project's logs named; on a ref
+    whose jobs never ran one of them (feature/3 runs other/tools, whose digest changes halfway), with no hint or
+    a hint nothing matches, it falls back to the repository most jobs ran, as the dataset does."""
+    import shutil
+
+    db, end = bench_store
+    copy = tmp_path / "fallback.db"
+    shutil.copy(db, copy)
+    con = sqlite3.connect(copy)
+    with con:
+        ids = [
+            r[0]
+            for r in con.execute(
+                "SELECT j.id FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE p.ref = 'feature/3' "
+                "ORDER BY j.started_at, j.id"
+            )
+        ]
+        later = ids[len(ids) // 2 :]
+        con.execute(
+            f"UPDATE job_facts SET image_name = 'registry.example.com/other/tools:2', "
+            f"image_digest = 'sha256:' || printf('%064d', 8) WHERE job_id IN ({','.join('?' * len(later))})",
+            later,
+        )
+    con.close()
+    with Store.open(copy, readonly=True) as store:
+        project = store.projects()[0]
+        for now in (end, end - timedelta(days=100)):
+            ds = load_dataset(store, project, as_of=now)
+            for ref in ("feature/3", "main"):
+                for hint in (f"{project.path}/ci", None, "nothing/matches"):
+                    history = image_history(store, project.id, ref, hint, now)
+                    assert list(history.changes) == image_digest_changes(ds.on_ref(ref), hint), (ref, hint)
+                    used = ci_image_jobs(ds, hint)
+                    assert history.last_digest() == (used[-1][1] if used else None)
+            if now == end:
+                assert image_digest_changes(ds.on_ref("feature/3"), f"{project.path}/ci")  # the fallback's change
+
+
+def test_the_baseline_read_for_its_start_ups_holds_the_criteria_ref_only(bench_store: tuple[Path, datetime]) -> None:
+    """export's window (every ref, with the phases) reads the baseline, which only the start-up criterion judges,
+    on the criteria ref only; the last 30 days keep every ref (the export shows them)."""
+    db, end = bench_store
+    with Store.open(db, readonly=True) as store:
+        snap = load_snapshot(store, Config(), end, since="window")
+        assert snap.startup_only and snap.ref is None
+        (start, stop), *_ = snap.startup_only
+        assert start is not None and stop is not None
+        baseline = snap.dataset.between(start, stop)
+        recent = snap.dataset.between(end - timedelta(days=30), None)
+        assert baseline.pipelines and {p.ref for p in baseline.pipelines} == {"main"}
+        assert len({p.ref for p in recent.pipelines}) > 1
+        assert json.dumps(snap.report.as_dict(), sort_keys=True) == json.dumps(
+            load_snapshot(store, Config(), end).report.as_dict(), sort_keys=True
+        )

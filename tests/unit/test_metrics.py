@@ -241,3 +241,28 @@ def test_ci_image_follows_a_renamed_repository() -> None:
     assert [(c.old, c.new) for c in image_digest_changes(ds, "platform/app/ci")] == [(OLD, NEW)]
     assert image_digest_changes(ds) == []  # by popularity the docker image wins, and it never changed
     assert image_digest_changes(ds, "no/such/repo") == []  # falls back to the most used image
+
+
+def test_the_loaders_job_constructor_makes_the_job_the_dataclass_makes() -> None:
+    """dataset._job sets a Job's slots directly (the frozen dataclass's __init__ is the load's slowest step): the
+    job equals, hashes and prints as Job(...) made from the same stored row, None times included."""
+    from datetime import UTC, datetime
+
+    from cidash.dataset import _fast_constructor, _job
+    from cidash.models import Job
+
+    row = (
+        42, 7, 3, "test 1/2", "test", "failed", "main", "ab" * 20, "2026-11-01T10:00:00.000000Z",
+        "2026-11-01T10:00:05.250000Z", None, 12.5, 1.25, "script_failure", 1, 0, "runner-1", "https://x/7",
+    )  # fmt: skip
+    made = _job(row, {}.setdefault)
+    t = datetime(2026, 11, 1, 10, tzinfo=UTC)
+    expected = Job(
+        42, 7, 3, "test 1/2", "test", "failed", "main", "ab" * 20, t, t + timedelta(seconds=5.25), None, 12.5,
+        1.25, "script_failure", True, False, "runner-1", "https://x/7",
+    )  # fmt: skip
+    assert made == expected and hash(made) == hash(expected) and repr(made) == repr(expected)
+    assert type(made) is Job
+    with pytest.raises(AttributeError):
+        made.id = 8  # type: ignore[misc]  # still frozen
+    assert _fast_constructor(Section)("x", 1.0, None, None) == Section("x", 1.0, None, None)

@@ -75,3 +75,47 @@ def test_counts_match_brute_force(
             if ja.started_at < jc.finished_at and jc.started_at < ja.finished_at:
                 expected += len(shared)
     assert len(overlapping_writers(ds)) == expected
+
+
+SECTION_NAMES = st.sampled_from(
+    [
+        "resolve_secrets",
+        "prepare_executor",
+        "prepare_script",
+        "get_sources",
+        "clear_worktree",
+        "restore_cache",
+        "download_artifacts",
+        "step_script",
+        "step_release",
+        "archive_cache",
+        "archive_cache_on_failure",
+        "upload_artifacts_on_success",
+        "cleanup_file_variables",
+        "user_section",
+        "restore_cache_extra",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            SECTION_NAMES,
+            st.one_of(st.none(), st.floats(min_value=-1, max_value=1e6, allow_nan=False)),
+        ),
+        max_size=12,
+    )
+)
+def test_startup_phases_is_phase_durations_before_the_script(sections: list[tuple[str, float | None]]) -> None:
+    """metrics.startup_phases (its own loop, per job) gives exactly logparse.phase_durations' start-up phases:
+    the same keys in the same order and the same float sums."""
+    from cidash.logparse import phase_durations
+    from cidash.metrics import STARTUP_PHASES, startup_phases
+    from cidash.models import Section, TraceFacts
+
+    f = TraceFacts(None, None, False, tuple(Section(n, 0.0, None, d) for n, d in sections), 1.0, None, ())
+    expected = {k: v for k, v in phase_durations(f).items() if k in STARTUP_PHASES}
+    got = startup_phases(f)
+    assert list(got.items()) == list(expected.items())

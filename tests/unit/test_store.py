@@ -331,7 +331,7 @@ def test_migration_6_flags_what_was_counted(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     with Store.open(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.schema_version == SCHEMA_VERSION >= 6
         assert store.read("SELECT id, counted FROM pipelines ORDER BY id") == [(10, 1), (11, None)]
         assert store.uncounted_ids(1, "pipeline") == [11]
 
@@ -407,3 +407,18 @@ def test_instance_version_migration_and_reads(tmp_path: Path) -> None:
         assert store.instance_version() == "18.6.0"
         store.set_instance_version(3, "17.11.2", None, at)
         assert store.instance_version() is None  # two instances disagree: no single answer
+
+
+def test_migration_7_indexes_the_images_the_logs_named(tmp_path: Path) -> None:
+    """The images a project's logs named are read from the job_facts_image index, not from every row."""
+    path = tmp_path / "images.db"
+    with Store.open(path) as store:
+        plan = " ".join(
+            str(r[-1])
+            for r in store.read(
+                "EXPLAIN QUERY PLAN SELECT DISTINCT image_name, image_digest FROM job_facts "
+                "WHERE project_id = ? AND image_name IS NOT NULL AND image_digest IS NOT NULL",
+                [1],
+            )
+        )
+    assert "COVERING INDEX job_facts_image" in plan, plan

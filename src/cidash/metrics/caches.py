@@ -7,11 +7,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
 from cidash.models import FileChecksum, Job, Pipeline, TraceFacts
 from cidash.stats import rate
+
+if TYPE_CHECKING:
+    from cidash.logparse import Restore
 
 #: A cache key GitLab fell back to because none of the ``key:files`` existed at the pipeline's SHA:
 #: ``<prefix>-default``, optionally with the clear-cache counter and the protected/non_protected suffix.
@@ -57,15 +60,13 @@ def cache_restore_rates(ds: Dataset, by: GroupBy = "key", *, include_retried: bo
     hit/miss/failed/skipped (e.g. ``empty``) are counted as ``unknown``; a truncated log that never said is
     ``unknown`` too, never ``miss``. Sorted by restores, most first.
     """
-    from cidash.logparse import restores
-
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     via_fallback: Counter[str] = Counter()
     for j in counted_jobs(ds, include_retried=include_retried):
         facts = ds.facts.get(j.id)
         if facts is None or not facts.cache:
             continue
-        for r in restores(facts):
+        for r in job_restores(ds, j.id, facts):
             group = r.key if by == "key" else j.name if by == "job" else j.ref
             outcome = r.outcome if r.outcome in RESTORE_OUTCOMES else "unknown"
             counts[group][outcome] += 1
@@ -74,6 +75,19 @@ def cache_restore_rates(ds: Dataset, by: GroupBy = "key", *, include_retried: bo
     rates = [OutcomeRate(g, sum(c.values()), dict(c), via_fallback[g]) for g, c in counts.items()]
     rates.sort(key=lambda r: (-r.n, r.group))
     return rates
+
+
+def job_restores(ds: Dataset, job_id: int, facts: TraceFacts) -> tuple[Restore, ...]:
+    """:func:`cidash.logparse.restores` of a job's facts, computed once per job for every slice of ``ds`` (the
+    slices share the jobs, their facts and this memo: ``export`` and ``compare`` count restores over several)."""
+    memo = ds._memo
+    key = ("restores", job_id)
+    got = memo.get(key)
+    if got is None:
+        from cidash.logparse import restores
+
+        got = memo[key] = restores(facts)
+    return got  # type: ignore[return-value]
 
 
 #: A cache key restored at least this often without one hit is flagged (``cidash check`` warns).

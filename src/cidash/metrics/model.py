@@ -161,6 +161,11 @@ class Dataset:
             and all(tg.created_at is None or tg.created_at <= t for tg in self.image_tags)
         )
 
+    def mark_as_of(self, t: datetime) -> None:
+        """Record that nothing in this dataset was created or finished after ``t`` (its loader checked the stored
+        times while reading them), so :meth:`as_of` of ``t`` or later returns it as it is without a scan."""
+        object.__setattr__(self, "_as_of", t)
+
     def as_of(self, t: datetime | None) -> Dataset:
         """The history as it stood at ``t`` (``cidash check/compare/export --now``): pipelines and jobs created by
         then, image tags created by then; a job that finished later is shown as it was at ``t`` (``running`` if
@@ -181,10 +186,14 @@ class Dataset:
             pipelines.append(p)
         ids = {p.id for p in pipelines}
         kept = [j for j in self.jobs if j.pipeline_id in ids and j.created_at <= t]
-        newest: dict[tuple[int, str], int] = {}
-        for j in kept:
-            k = (j.pipeline_id, j.name)
-            newest[k] = max(newest.get(k, j.id), j.id)
+        # the newest attempt of each job that has a retried one (the others' flags cannot change)
+        newest: dict[tuple[int, str], int] = {(j.pipeline_id, j.name): j.id for j in kept if j.retried}
+        if newest:
+            for j in kept:
+                k = (j.pipeline_id, j.name)
+                seen = newest.get(k)
+                if seen is not None and j.id > seen:
+                    newest[k] = j.id
         jobs: list[Job] = []
         facts: dict[int, TraceFacts] = {}
         for j in kept:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from cidash.metrics.model import Dataset, Sample, counted_jobs, job_image_digest
 from cidash.models import TraceFacts
@@ -35,9 +36,33 @@ def startup_phases(facts: TraceFacts) -> dict[str, float]:
     From :func:`cidash.logparse.phase_durations` (closed runner sections summed), keeping only the phases before
     the script; phases whose sections are absent are left out rather than reported as 0.
     """
-    from cidash.logparse import phase_durations
+    if not facts.sections:
+        return {}  # a window loaded without the phases' sections (``check``), or a log with none
+    section_phase = _section_phases()
+    totals: dict[str, float] = {}
+    for section in facts.sections:
+        phase = section_phase.get(section.name)
+        if phase is None or section.duration is None:
+            continue
+        totals[phase] = totals.get(phase, 0.0) + section.duration  # the sums phase_durations makes, in its order
+    if len(totals) == 1:
+        return totals
+    out: dict[str, float] = {}
+    for phase in STARTUP_PHASES:  # phase_durations' order
+        if phase in totals:
+            out[phase] = totals[phase]
+    return out
 
-    return {k: v for k, v in phase_durations(facts).items() if k in STARTUP_PHASES}
+
+@cache
+def _section_phases() -> dict[str, str]:
+    """Runner section name -> start-up phase: what :func:`cidash.logparse.phase_of` maps to a phase of
+    :data:`STARTUP_PHASES` (only named runner sections do; ``step_*`` is the script, the prefixed sections the
+    upload), so :func:`startup_phases` equals :func:`cidash.logparse.phase_durations` restricted to them without
+    calling it per job (a ``check`` or ``compare`` at 50,000 pipelines asks for 100,000 jobs' start-ups)."""
+    from cidash.logparse import SECTION_PHASES
+
+    return {name: phase for name, phase in SECTION_PHASES.items() if phase in STARTUP_PHASES}
 
 
 def job_startups(
@@ -60,10 +85,10 @@ def job_startups(
         if (names is not None and j.name not in names) or j.name in excluded:
             continue
         key = ("startup", j.id)
-        if key in memo:
-            cached = memo[key]
-            if isinstance(cached, JobStartup):
-                out.append(cached)
+        cached = memo.get(key, memo)
+        if cached is not memo:
+            if cached is not None:
+                out.append(cached)  # type: ignore[arg-type]
             continue
         facts = ds.facts.get(j.id)
         if facts is None or facts.startup_seconds is None or j.started_at is None:

@@ -73,11 +73,14 @@ warnings, deferred)``
     A column of ``pipelines``, ``jobs`` and ``job_facts``: 1 once the row's item is in ``metric_counted``, else
     NULL. The partial indexes ``pipelines_uncounted``, ``jobs_uncounted`` (finished rows) and
     ``job_facts_uncounted`` hold only the NULL rows, so finding what to count costs what changed.
+``job_facts_image`` (schema version 7)
+    An index of ``job_facts (project_id, image_name, image_digest)``: the images and digests a project's logs
+    named, without reading its history (:func:`cidash.queries.image_history`).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -216,6 +219,13 @@ CREATE INDEX jobs_uncounted ON jobs (project_id, id) WHERE counted IS NULL AND f
 CREATE INDEX job_facts_uncounted ON job_facts (project_id, job_id) WHERE counted IS NULL
 """
 
+# The CI images the jobs' logs named, by project: which images and digests a project's history holds, read from
+# the index alone (cidash.queries.image_history's first pass read every job of the history for them: ~0.45 s of
+# a ``check`` at 50,000 pipelines, ~0.05 s from this index).
+_V7 = """
+CREATE INDEX job_facts_image ON job_facts (project_id, image_name, image_digest)
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", _V1),
@@ -224,4 +234,5 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (4, "instance version per project (GET /version)", _V4),
     (5, "running totals of the exported counters", _V5),
     (6, "counted flags and partial indexes of the items the running totals have not counted", _V6),
+    (7, "an index of the CI images and digests the logs named, by project", _V7),
 ]
