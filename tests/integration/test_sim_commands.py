@@ -45,6 +45,68 @@ def test_simulate_serves_until_interrupted() -> None:
             proc.wait()
 
 
+def _banner_of(argv: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cidash", "simulate", "--port", "0", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("Request counts"):
+        line = proc.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    return proc, "".join(lines)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_simulate_suggests_a_sync_that_works_when_pasted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The banner's `cidash sync` line names the project and a window that stays under the 2,000 requests a
+    minute the simulator advertises: pasted as it is, it syncs without waiting for a rate-limit reset."""
+    import shlex
+
+    proc, banner = _banner_of([])
+    try:
+        sync_line = next(line for line in banner.splitlines() if " cidash sync " in line)
+        words = shlex.split(sync_line)
+        env = dict(w.split("=", 1) for w in words[: words.index("cidash")])
+        args = words[words.index("cidash") + 1 :]
+        assert args[:3] == ["sync", "--project", "platform/app"] and "--since" in args
+        assert any(" cidash tui --project platform/app" in line for line in banner.splitlines())
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(tmp_path)
+        assert main([*args, "--db", str(tmp_path / "s.db"), "--json"]) == 0
+        captured = capsys.readouterr()
+        assert "waiting" not in captured.err, captured.err
+        stats = httpx.get(env["GITLAB_URL"] + "/__sim/stats").json()
+        assert 0 < stats["total_requests"] < 2000
+    finally:
+        _stop(proc)
+
+
+def test_simulate_group_banner_names_the_group() -> None:
+    proc, banner = _banner_of(["--group-projects", "2"])
+    try:
+        assert "GITLAB_TOKEN=demo-token cidash sync --group platform" in banner
+        assert "cidash sync --project" not in banner
+    finally:
+        _stop(proc)
+
+
 def test_simulate_bad_port_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err

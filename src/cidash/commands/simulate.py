@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 
 HELP = "run the simulated GitLab for other tools (python-gitlab, curl, glab)"
 DESCRIPTION = """\
@@ -91,7 +92,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def banner(url: str, token: str, readonly_token: str | None, project_path: str, project_id: int) -> str:
+def banner(
+    url: str,
+    token: str,
+    readonly_token: str | None,
+    project_path: str,
+    project_id: int,
+    *,
+    since: str | None = None,
+    group_path: str | None = None,
+) -> str:
+    """What the simulator is and commands that work when pasted. ``since`` (an ISO date a week before the
+    simulated clock) keeps the suggested first sync under the 2,000 requests a minute the simulator advertises,
+    as GitLab.com does; ``group_path`` suggests a group sync instead of the project."""
     encoded = project_path.replace("/", "%2F")
     lines = [
         f"Simulated GitLab serving {project_path} (id {project_id}) at {url}",
@@ -112,7 +125,27 @@ def banner(url: str, token: str, readonly_token: str | None, project_path: str, 
         "      print(p.id, p.ref, p.status)",
         "  EOF",
         "",
-        "  cidash against it: GITLAB_URL=" + url + " GITLAB_TOKEN=" + token + " cidash sync",
+    ]
+    env = f"GITLAB_URL={url} GITLAB_TOKEN={token}"
+    if group_path is not None:
+        lines += [
+            f"  cidash against it (every project of group {group_path}):",
+            f"    {env} cidash sync --group {group_path}",
+            f"    {env} cidash tui --group {group_path}",
+        ]
+    else:
+        window = f" --since {since}" if since else ""
+        lines += [
+            "  cidash against it" + (" (the last 7 days of the story: a few seconds)" if since else "") + ":",
+            f"    {env} cidash sync --project {project_path}{window}",
+            f"    {env} cidash tui --project {project_path}",
+        ]
+        if since:
+            lines += [
+                "  The whole story (--since all) can take more requests than the 2,000 a minute this simulator",
+                "  advertises (GitLab.com's limit, in RateLimit-* headers): that first sync waits for one reset.",
+            ]
+    lines += [
         "",
         "Request counts: " + url + "/__sim/stats   Stop with Ctrl-C.",
     ]
@@ -157,11 +190,23 @@ def run(args: argparse.Namespace) -> int:
         sim.start()
     except OSError as exc:
         raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from exc
-    print(banner(sim.url, sim.token, sim.readonly_token, sim.project_path, sim.project_id), flush=True)
+    since = (sim.now() - timedelta(days=7)).date().isoformat()
+    print(
+        banner(
+            sim.url,
+            sim.token,
+            sim.readonly_token,
+            sim.project_path,
+            sim.project_id,
+            since=since,
+            group_path=None if world is None else world.group_path,
+        ),
+        flush=True,
+    )
     if world is not None:
         print(
             f"Group {world.group_path} (id {world.group_id}): {len(world.projects)} projects, "
-            f"{len(world.subgroups)} subgroups: cidash sync --url {sim.url} --group {world.group_path}",
+            f"{len(world.subgroups)} subgroups.",
             flush=True,
         )
     try:
