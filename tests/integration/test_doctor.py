@@ -88,6 +88,15 @@ def test_read_only_token_says_what_it_cannot_do(env: SimulatedGitLab, capsys: py
     assert code == 0 and "read_api (rebuild and retry need api)" in out
 
 
+def test_no_token_is_not_a_rejected_token(
+    env: SimulatedGitLab, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITLAB_TOKEN")
+    code, out, _ = run(capsys)
+    assert code == 1 and "requires a token (401 to a request sent without one)" in out
+    assert "rejected" not in out and "GITLAB_TOKEN" in out
+
+
 def test_rejected_token(
     env: SimulatedGitLab, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

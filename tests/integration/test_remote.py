@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +84,26 @@ def test_retry_after_and_backoff() -> None:
 def test_error_mapping(status: int, missing: str, cls: type[RemoteError]) -> None:
     err = error_for_status(status, "GET /projects/1/x", missing=missing)  # type: ignore[arg-type]
     assert type(err) is cls and str(status) in err.one_line()
+
+
+def test_a_401_without_a_token_says_none_is_configured() -> None:
+    """A request sent without a token that gets 401 did not have a token rejected: the error says to set one."""
+    without = error_for_status(401, "GET /projects/42/pipelines", token_sent=False)
+    assert isinstance(without, AuthError) and "no GitLab token is configured" in without.one_line()
+    assert "rejected" not in without.one_line() and "GITLAB_TOKEN" in (without.hint or "")
+    assert "rejected the token" in error_for_status(401, "GET /projects/42/pipelines").one_line()
+
+
+def test_sync_without_a_token_says_none_is_configured(
+    small_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cidash.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITLAB_URL", small_sim.url)
+    code = main(["sync", "--project", small_sim.project_path, "--db", str(tmp_path / "s.db")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no GitLab token is configured" in err and "rejected" not in err
 
 
 def test_error_message_from_the_body_is_said_once() -> None:

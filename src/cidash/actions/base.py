@@ -441,6 +441,8 @@ def explain_error(exc: RemoteError, plan: ActionPlan) -> CidashError:
     call = exc.call.line if isinstance(exc, ActionHttpError) else ""
     project = plan.project.path
     job = plan.job
+    if isinstance(exc, AuthError) and exc.message.startswith("no GitLab token"):
+        return exc  # nothing was rejected: no token is configured (see remote.policy.error_for_status)
     if status == 401 or isinstance(exc, AuthError):
         return AuthError(
             f"GitLab rejected the token (401) on {call or plan.action}", status=401, hint="check the token"

@@ -234,12 +234,20 @@ def _check_remote(d: Diagnosis, c: Connection, today: date) -> None:
         try:
             version = client.http.get_json("/version")
         except AuthError:
-            d.add(
-                "gitlab",
-                "fail",
-                f"GitLab at {c.url} rejected the token (401)",
-                f"create a new token with read_api and update {c.sources.get('token', 'its source')}",
-            )
+            if c.token is None:
+                d.add(
+                    "gitlab",
+                    "fail",
+                    f"GitLab at {c.url} requires a token (401 to a request sent without one)",
+                    "set GITLAB_TOKEN, pass --token-file FILE or set [gitlab] token_file (a token with read_api)",
+                )
+            else:
+                d.add(
+                    "gitlab",
+                    "fail",
+                    f"GitLab at {c.url} rejected the token (401)",
+                    f"create a new token with read_api and update {c.sources.get('token', 'its source')}",
+                )
             return
         except ConnectError as exc:
             d.add("gitlab", "fail", exc.message, exc.hint or "check the URL, the network and any proxy")

@@ -554,7 +554,13 @@ class HttpClient:
             if status == 404 and missing is None:
                 return None
             if status >= 400:
-                raise error_for_status(status, what, missing=missing or "resource", message=_message(response))
+                raise error_for_status(
+                    status,
+                    what,
+                    missing=missing or "resource",
+                    message=_message(response),
+                    token_sent=bool(self._auth),
+                )
             return response
 
     @staticmethod

@@ -98,6 +98,7 @@ class ActionsRemote:
                 what,
                 missing=missing,  # type: ignore[arg-type]
                 message=_server_message(exc) if status != 401 else None,
+                token_sent=self.client.connection.token is not None,
             ) from None
         except requests.exceptions.RequestException as exc:
             raise ConnectError(f"{what} failed: {type(exc).__name__}") from None

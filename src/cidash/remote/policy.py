@@ -447,11 +447,19 @@ def error_for_status(
     missing: Missing = "endpoint",
     message: str | None = None,
     retry_after: float | None = None,
+    token_sent: bool = True,
 ) -> RemoteError:
-    """The cidash error for an HTTP error status. ``what`` names the request (``GET /projects/42/jobs``)."""
+    """The cidash error for an HTTP error status. ``what`` names the request (``GET /projects/42/jobs``);
+    ``token_sent`` is false when no token is configured, so a 401 says that rather than blaming a token."""
     # GitLab's body often just restates the status ({"message": "401 Unauthorized"}): said once, not twice
     restated = message is not None and message.strip().startswith(str(status))
     detail = f": {message}" if message and not restated else ""
+    if status == 401 and not token_sent:
+        return AuthError(
+            f"no GitLab token is configured, and GitLab requires one (401 on {what}, sent without a token)",
+            status=status,
+            hint="set GITLAB_TOKEN or [gitlab] token_file, or pass --token-file FILE",
+        )
     if status == 401:
         return AuthError(
             f"GitLab rejected the token (401) on {what}{detail}",

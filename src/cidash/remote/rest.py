@@ -256,7 +256,9 @@ class RestClient:
             if status == 0:
                 raise RemoteError(f"{what} failed: {exc.error_message}") from None
             message = exc.error_message if isinstance(exc.error_message, str) and status not in (401,) else None
-            raise error_for_status(status, what, missing=missing, message=message) from None
+            raise error_for_status(
+                status, what, missing=missing, message=message, token_sent=self.connection.token is not None
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise ConnectError(f"{what} failed: {_short(exc)}") from None
 
