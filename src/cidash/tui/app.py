@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import platformdirs
-from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.timer import Timer
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 from cidash.config import Config
 from cidash.dataset import gc_paused
@@ -62,6 +61,7 @@ from cidash.tui.data import (
     startup_view,
 )
 from cidash.tui.links import web_url
+from cidash.tui.screens.base import TabView
 from cidash.tui.screens.caches import CachesTab
 from cidash.tui.screens.compare import CompareTab
 from cidash.tui.screens.detail import PipelineScreen
@@ -70,6 +70,8 @@ from cidash.tui.screens.images import ImagesTab
 from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, ExportScreen, HelpScreen, ProjectScreen
 from cidash.tui.screens.pipelines import PipelinesView
 from cidash.tui.screens.startup import StartupTab
+from cidash.tui.widgets.deferred import DeferredPane
+from cidash.tui.widgets.footer import KeyFooter
 from cidash.tui.widgets.header import StatusHeader
 
 LogFetcher = Callable[[int, int], bytes]
@@ -209,6 +211,18 @@ class CidashApp(App[None]):
 
     # -- layout -----------------------------------------------------------------------------------------------
 
+    @property
+    def views(self) -> dict[str, TabView]:
+        """Each tab's view by tab id (mounted or not yet: see :class:`DeferredPane`)."""
+        return {
+            "health": self.health_view,
+            "pipelines": self.pipelines_view,
+            "startup": self.startup_tab,
+            "caches": self.caches_tab,
+            "images": self.images_tab,
+            "compare": self.compare_tab,
+        }
+
     def compose(self) -> ComposeResult:
         # before the widgets mount: an App class set later restyles every one of them
         self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
@@ -216,17 +230,20 @@ class CidashApp(App[None]):
         with self.tabs:
             with TabPane("1 Health", id="health"):
                 yield self.health_view
-            with TabPane("2 Pipelines", id="pipelines"):
-                yield self.pipelines_view
-            with TabPane("3 Start-up", id="startup"):
-                yield self.startup_tab
-            with TabPane("4 Caches", id="caches"):
-                yield self.caches_tab
-            with TabPane("5 Images", id="images"):
-                yield self.images_tab
-            with TabPane("6 Compare", id="compare"):
-                yield self.compare_tab
-        yield Footer()
+            # the other tabs mount their content when first shown (_tab_shown): not before the first paint
+            yield DeferredPane("2 Pipelines", self.pipelines_view, id="pipelines")
+            yield DeferredPane("3 Start-up", self.startup_tab, id="startup")
+            yield DeferredPane("4 Caches", self.caches_tab, id="caches")
+            yield DeferredPane("5 Images", self.images_tab, id="images")
+            yield DeferredPane("6 Compare", self.compare_tab, id="compare")
+        yield KeyFooter()
+
+    def _tab_shown(self, tab: str) -> None:
+        """Whenever the active tab changes (a key, a click, an action): mount its content if it was deferred."""
+        if tab:
+            pane = self.tabs.get_pane(tab)
+            if isinstance(pane, DeferredPane):
+                pane.show_content()
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW_WIDTH, "-narrow")  # cidash.tcss stacks wide layouts then
@@ -238,6 +255,7 @@ class CidashApp(App[None]):
         if self.actions.disabled_reason:
             self.header.notice = f"actions disabled: {self.actions.disabled_reason}"
         self._tick()
+        self.watch(self.tabs, "active", self._tab_shown)
         self.select_project(self.wanted_project, first=True)
 
     def select_project(self, wanted: str | None, *, first: bool = False) -> None:
@@ -528,27 +546,15 @@ class CidashApp(App[None]):
                 self._compare_current()
 
     def _focus_tab(self, tab: str) -> None:
-        pane = self.tabs.query_one(f"#{tab}", TabPane)
-        tables = pane.query("DataTable")
-        if tables:
-            tables.first().focus()
-
-    def _active_view(self) -> Any:
-        tab = self.tabs.active
-        return {
-            "health": HealthView,
-            "pipelines": PipelinesView,
-            "startup": StartupTab,
-            "caches": CachesTab,
-            "images": ImagesTab,
-            "compare": CompareTab,
-        }.get(tab)
+        view = self.views.get(tab)
+        if view is not None:
+            view.focus_table()
 
     def action_filter(self) -> None:
-        view_type = self._active_view()
+        view = self.views.get(self.tabs.active)
         if len(self.screen_stack) > 1:
             return  # "/" belongs to the tabs
-        if view_type is None or not self.query_one(view_type).start_filter():
+        if view is None or not view.start_filter():
             self.action_show_tab("pipelines")
             self.pipelines_view.start_filter()
 
@@ -660,9 +666,7 @@ class CidashApp(App[None]):
     def run_compare(self, baseline: str, candidate: str) -> None:
         if self.snapshot is None or not baseline.strip() or not candidate.strip():
             return
-        self.compare_tab.query_one("#compare-summary").update(  # type: ignore[attr-defined]
-            Text(clean(f"comparing {baseline} with {candidate}…"))
-        )
+        self.compare_tab.show_progress(f"comparing {baseline} with {candidate}…")
         self._compare_worker(baseline, candidate)
 
     @work(thread=True, exclusive=True, group="compare")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.coordinate import Coordinate
@@ -43,9 +45,13 @@ class CachesTab(TabView):
     def on_mount(self) -> None:
         table = self.query_one("#cache-table", DataTable)
         table.add_columns(*(label for label, _ in COLUMNS))
+        self.ready()
 
     def show(self, view: CachesView) -> None:
         self.view = view
+        self.when_ready("show", partial(self._show, view))
+
+    def _show(self, view: CachesView) -> None:
         t = view.totals
         known = sum(t.get(k, 0) for k in ("hit", "miss", "failed"))
         rate = f"{t.get('hit', 0) / known * 100:.1f} %" if known else "—"
@@ -103,13 +109,19 @@ class CachesTab(TabView):
 
     def show_local(self, lines: list[str]) -> None:
         # console markup whose values local_key_status() escaped (cleaned, brackets escaped)
-        self.query_one("#cache-local", Static).update("[b]Local checkout[/b]\n" + "\n".join(lines))
+        text = "[b]Local checkout[/b]\n" + "\n".join(lines)
+        self.when_ready("local", lambda: self.query_one("#cache-local", Static).update(text))
 
     def start_filter(self) -> bool:
+        self.when_ready("filter", self._open_filter)
+        return True
+
+    def _open_filter(self) -> None:
+        if not self.shown:
+            return
         box = self.query_one("#cache-filter", Input)
         box.remove_class("hidden")
         box.focus()
-        return True
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()

@@ -49,6 +49,7 @@ class HealthView(TabView):
 
     def on_mount(self) -> None:
         self._columns(16, narrow=False)
+        self.ready()
 
     def _columns(self, spark_width: int, *, narrow: bool) -> None:
         table = self.query_one("#health-table", DataTable)

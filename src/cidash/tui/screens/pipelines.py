@@ -77,10 +77,15 @@ class PipelinesView(TabView):
         table = self.query_one("#pipelines-table", DataTable)
         for label in COLUMNS:
             table.add_column(label, key=label.lower())
+        self.ready()
 
     # -- loading ----------------------------------------------------------------------------------------------
 
     def reload(self) -> None:
+        """Load the first page of the current filter (once the tab is mounted: a tab never shown reads nothing)."""
+        self.when_ready("reload", self._reload)
+
+    def _reload(self) -> None:
         self.generation += 1
         self._fetch(self.filter, 0, self.generation, time.perf_counter())
 
@@ -147,6 +152,8 @@ class PipelinesView(TabView):
         self.query_one("#pipelines-summary", Static).update(summary)
 
     def highlighted_pipeline_id(self) -> int | None:
+        if not self.view_ready:
+            return None
         table = self.query_one("#pipelines-table", DataTable)
         if not 0 <= table.cursor_row < table.row_count:
             return None
@@ -167,10 +174,15 @@ class PipelinesView(TabView):
     # -- filtering --------------------------------------------------------------------------------------------
 
     def start_filter(self) -> bool:
+        self.when_ready("filter", self._open_filter)
+        return True
+
+    def _open_filter(self) -> None:
+        if not self.shown:
+            return
         box = self.query_one("#pipeline-filter", Input)
         box.remove_class("hidden")
         box.focus()
-        return True
 
     def apply_filter(self, text: str) -> None:
         self.filter_text = text.strip()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -30,8 +32,12 @@ class StartupTab(TabView):
         phases.add_columns("Phase", "Base p50", "Base p90", "Cand p50", "Cand p90", "Change", "n")
         digests = self.query_one("#startup-digests", DataTable)
         digests.add_columns("Image digest", "n", "p50", "p90", "Seen (UTC)")
+        self.ready()
 
     def show(self, view: StartupView) -> None:
+        self.when_ready("show", partial(self._show, view))
+
+    def _show(self, view: StartupView) -> None:
         self.query_one("#startup-split", Static).update(Text(clean(view.split, keep_newlines=True), style="dim"))
         phases = self.query_one("#startup-phases", DataTable)
         phases.clear()
