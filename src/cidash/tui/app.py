@@ -24,7 +24,6 @@ from textual.timer import Timer
 from textual.widgets import TabbedContent, TabPane
 
 from cidash.config import Config
-from cidash.dataset import gc_paused
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
 from cidash.models import Project, RateLimitState
 from cidash.outfile import STDOUT, write_text
@@ -41,33 +40,13 @@ from cidash.tui.adapters import (
     system_clock,
 )
 from cidash.tui.commands import CommandsProvider, bindings
-from cidash.tui.data import (
-    CachesView,
-    Health,
-    ImagesView,
-    Snapshot,
-    StartupView,
-    caches_view,
-    evidence_for,
-    export_markdown,
-    health_cache_path,
-    images_view,
-    load_dashboard,
-    load_health,
-    local_key_status,
-    migration_presets,
-    run_comparison,
-    save_health,
-    startup_view,
-)
+from cidash.tui.healthcache import Health, health_cache_path, load_health, save_health
 from cidash.tui.links import web_url
 from cidash.tui.screens.base import TabView
 from cidash.tui.screens.caches import CachesTab
 from cidash.tui.screens.compare import CompareTab
-from cidash.tui.screens.detail import PipelineScreen
 from cidash.tui.screens.health import HealthView
 from cidash.tui.screens.images import ImagesTab
-from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, ExportScreen, HelpScreen, ProjectScreen
 from cidash.tui.screens.pipelines import PipelinesView
 from cidash.tui.screens.startup import StartupTab
 from cidash.tui.widgets.deferred import DeferredPane
@@ -79,6 +58,10 @@ LogFetcher = Callable[[int, int], bytes]
 
 if TYPE_CHECKING:
     from cidash.compare import Comparison
+    from cidash.tui.data import CachesView, ImagesView, Snapshot, StartupView
+
+# Imported where they are used, not here: the core's load and criteria (cidash.tui.data), the pushed screens and
+# the modals are not needed for the first screen, and importing them is CPU before the first paint.
 
 
 #: Terminal columns under which the two-column layouts (Start-up tables, Images) stack (the "-narrow" class).
@@ -324,6 +307,8 @@ class CidashApp(App[None]):
             return
         now = self.clock()
         try:
+            from cidash.tui.data import load_dashboard
+
             snap, health = load_dashboard(self.store, self.config, project, now)
             self.post_message(self.SnapshotReady(snap, health))  # Health first; the other tabs once it is painted
         except CidashError as exc:
@@ -338,6 +323,9 @@ class CidashApp(App[None]):
         if snap is None or health is None:
             return
         project = snap.project
+        from cidash.dataset import gc_paused
+        from cidash.tui.data import caches_view, images_view, local_key_status, startup_view
+
         try:
             save_health(health_cache_path(self.cache_dir, self.store.path, project.id), health)
             with gc_paused():
@@ -365,6 +353,8 @@ class CidashApp(App[None]):
             self.header.last_refresh = self.last_refresh
         compare_tab = self.compare_tab
         if not any(compare_tab.specs()):
+            from cidash.tui.data import migration_presets
+
             presets = migration_presets(message.snapshot)
             if presets:
                 compare_tab.set_specs(*presets)
@@ -529,6 +519,8 @@ class CidashApp(App[None]):
 
     def _show_auth(self, error: CidashError) -> None:
         has_data = bool(self.store.projects())
+        from cidash.tui.screens.modals import AuthScreen
+
         self.push_screen(AuthScreen(f"{error.title}: cidash cannot use GitLab", error.one_line(), has_data))
 
     # -- navigation -------------------------------------------------------------------------------------------
@@ -624,6 +616,8 @@ class CidashApp(App[None]):
         self.notify(f"Copied {url}", title="Copy")
 
     def action_help(self) -> None:
+        from cidash.tui.screens.modals import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_toggle_dark(self) -> None:
@@ -640,15 +634,22 @@ class CidashApp(App[None]):
                 self.snapshot = None
                 self.select_project(path)
 
+        from cidash.tui.screens.modals import ProjectScreen
+
         self.push_screen(ProjectScreen(projects, self.project.path if self.project else None), chosen)
 
     def open_evidence(self, criterion_id: str) -> None:
         if self.snapshot is None:
             self.notify("Still computing the criteria…", title="Evidence")
             return
+        from cidash.tui.data import evidence_for
+        from cidash.tui.screens.modals import EvidenceScreen
+
         self.push_screen(EvidenceScreen(evidence_for(self.snapshot, criterion_id)))
 
     def open_pipeline(self, pipeline_id: int) -> None:
+        from cidash.tui.screens.detail import PipelineScreen
+
         self.push_screen(PipelineScreen(pipeline_id))
 
     # -- compare and export -----------------------------------------------------------------------------------
@@ -656,6 +657,8 @@ class CidashApp(App[None]):
     def compare_preset(self) -> None:
         if self.snapshot is None:
             return
+        from cidash.tui.data import migration_presets
+
         presets = migration_presets(self.snapshot)
         if presets is None:
             self.notify("No CI-image digest change found: enter SPECs by hand.", title="Compare", severity="warning")
@@ -672,6 +675,8 @@ class CidashApp(App[None]):
     @work(thread=True, exclusive=True, group="compare")
     def _compare_worker(self, baseline: str, candidate: str) -> None:
         assert self.snapshot is not None
+        from cidash.tui.data import run_comparison
+
         try:
             self.post_message(self.CompareReady(run_comparison(self.snapshot, baseline, candidate)))
         except CidashError as exc:
@@ -697,11 +702,15 @@ class CidashApp(App[None]):
             try:
                 if path == STDOUT:  # standard output is the dashboard itself
                     raise CidashError("export: name a file (- would write into the dashboard)")
+                from cidash.tui.data import export_markdown
+
                 write_text(path, export_markdown(snap, comp), option="export")
             except CidashError as exc:
                 self.report_error(exc)
                 return
             self.notify(f"Wrote {path}", title="Export")
+
+        from cidash.tui.screens.modals import ExportScreen
 
         self.push_screen(ExportScreen(what, default), write)
 
@@ -723,6 +732,8 @@ class CidashApp(App[None]):
         if self.project is None:
             return
         job_id = None
+        from cidash.tui.screens.detail import PipelineScreen
+
         if kind == "retry" and isinstance(self.screen, PipelineScreen):
             job_id = self.screen.highlighted_job_id()  # t on a pipeline's job retries that job
         self._plan_worker(kind, self.project, job_id)
@@ -743,6 +754,8 @@ class CidashApp(App[None]):
             else:
                 self._decline_worker(plan)
                 self.notify("Cancelled: nothing was sent.", title=plan.title)
+
+        from cidash.tui.screens.modals import ConfirmScreen
 
         self.push_screen(ConfirmScreen(plan), decided)
 

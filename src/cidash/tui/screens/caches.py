@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
+from cidash.formatting import fmt_cache_key
 from cidash.textsafe import clean
-from cidash.tui.data import CachesView, fmt_cache_key
 from cidash.tui.screens.base import TabView, texts
 from cidash.tui.widgets.table import NavTable
+
+if TYPE_CHECKING:
+    from cidash.tui.data import CachesView
 
 #: (header, index into a CachesView key row): the most telling columns first, so 80 columns keep them.
 COLUMNS = (

@@ -10,9 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Static
 
-from cidash.specs import SPEC_HELP
 from cidash.textsafe import clean
-from cidash.tui.data import comparison_cells
 from cidash.tui.screens.base import TabView, plural, texts
 from cidash.tui.widgets.table import NavTable
 
@@ -41,6 +39,8 @@ class CompareTab(TabView):
         self._specs = ("", "")  # the SPECs until the inputs are mounted
 
     def compose(self) -> ComposeResult:
+        from cidash.specs import SPEC_HELP
+
         with Horizontal(id="compare-form"):
             with Horizontal(classes="spec-row"):
                 yield Static("Baseline ", classes="spec-label")
@@ -87,6 +87,8 @@ class CompareTab(TabView):
         self.when_ready("show", partial(self._show, comp))
 
     def _show(self, comp: Comparison) -> None:
+        from cidash.tui.data import comparison_cells
+
         table = self.query_one("#compare-table", DataTable)
         table.clear()
         for r in comp.rows:

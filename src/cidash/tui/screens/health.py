@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Static
 
 from cidash.textsafe import clean
 from cidash.tui.charts import resample, sparkline
-from cidash.tui.data import Health, HealthRow
+from cidash.tui.healthcache import Health, HealthRow
 from cidash.tui.screens.base import STATUS_STYLES, TabView, status_text, texts
 from cidash.tui.widgets.table import NavTable
 

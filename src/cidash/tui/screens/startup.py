@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,10 +11,12 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from cidash.textsafe import clean
-from cidash.tui.data import StartupView
 from cidash.tui.screens.base import TabView, texts
 from cidash.tui.widgets.chart import ChartWidget
 from cidash.tui.widgets.table import NavTable
+
+if TYPE_CHECKING:
+    from cidash.tui.data import StartupView
 
 
 class StartupTab(TabView):
