@@ -10,11 +10,11 @@ terminal is hidden or polling is paused (``s``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import platformdirs
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
@@ -40,7 +40,14 @@ from cidash.tui.adapters import (
     system_clock,
 )
 from cidash.tui.commands import CommandsProvider, bindings
-from cidash.tui.healthcache import Health, health_cache_path, load_health, save_health
+from cidash.tui.healthcache import (
+    Health,
+    dashboard_project,
+    default_cache_dir,
+    health_cache_path,
+    load_health,
+    save_health,
+)
 from cidash.tui.links import web_url
 from cidash.tui.screens.base import TabView
 from cidash.tui.screens.caches import CachesTab
@@ -161,7 +168,7 @@ class CidashApp(App[None]):
         self.poll = poll
         self.refresh_on_start = refresh_on_start
         self.source = source
-        self.cache_dir = cache_dir or Path(platformdirs.user_cache_dir("cidash"))
+        self.cache_dir = cache_dir or default_cache_dir()
         self.checkout = checkout  # None: no local-checkout panel (the tests' and the demo's case)
         self.startup_error = startup_error
         self.gitlab_url = gitlab_url or config.gitlab.url
@@ -177,6 +184,7 @@ class CidashApp(App[None]):
         self.paused = False
         self.hidden = False
         self.refresh_count = 0
+        self._sync_before: datetime | None = None  # the project's last sync when the running refresh started
         self.failure: CidashError | None = None
         # The views are kept (not queried): App.query_one searches the *active* screen, and results may arrive
         # while a pipeline, a log or a modal is on top.
@@ -249,10 +257,8 @@ class CidashApp(App[None]):
             if chosen is None:  # never another project in its place (a typo would show and sync the wrong one)
                 self._project_not_found(wanted, first=first)
                 return
-        if chosen is None and self.config.gitlab.projects:
-            chosen = next((p for p in projects if p.path in self.config.gitlab.projects), None)
-        if chosen is None and projects:
-            chosen = projects[0]
+        if chosen is None:
+            chosen = dashboard_project(projects, self.config)
         self.project = chosen
         configured = self.config.gitlab.projects[0] if self.config.gitlab.projects else ""
         self.header.project = chosen.path if chosen else (wanted or configured)
@@ -266,8 +272,10 @@ class CidashApp(App[None]):
             self._show_auth(self.startup_error)
         if chosen is not None:
             cached = load_health(health_cache_path(self.cache_dir, self.store.path, chosen.id))
-            if cached is not None:
-                self.health_view.show_health(cached, cached=True)
+            if cached is not None:  # said to be current only if the store was not synced since it was computed
+                self.health_view.show_health(
+                    cached, cached=True, current=cached.current_for(self.store.last_sync(chosen.id))
+                )
             # after the first paint: the heavy load competes with rendering for the GIL
             self.call_after_refresh(self.load_data)
             self.call_after_refresh(self.pipelines_view.reload)
@@ -411,6 +419,7 @@ class CidashApp(App[None]):
             self._arm_poll()
             return
         self.refreshing = True
+        self._sync_before = self.store.last_sync(self.project.id) if self.project is not None else None
         self.header.activity = "refreshing…"
         self._refresh_worker()
 
@@ -463,8 +472,19 @@ class CidashApp(App[None]):
             elif self.snapshot is None or message.result is None or message.result.changed:
                 self.load_data()
                 self.pipelines_view.reload()
+            else:
+                self._health_still_current()
             self.refresh_screens()
         self._arm_poll()
+
+    def _health_still_current(self) -> None:
+        """A refresh that changed nothing in the store: the Health on screen (if it was the store's before this
+        sync) is still the store's, and its cache says so (as of this sync), so the next start shows it as current."""
+        health, project = self._health, self.project
+        if health is None or project is None or self.snapshot is None or not health.current_for(self._sync_before):
+            return
+        self._health = replace(health, synced_at=self.store.last_sync(project.id))
+        save_health(health_cache_path(self.cache_dir, self.store.path, project.id), self._health)
 
     def _arm_poll(self) -> None:
         if self._poll_timer is not None:

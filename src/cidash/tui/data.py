@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,15 @@ from cidash.snapshot import Snapshot, build_snapshot
 from cidash.specs import parse_spec
 from cidash.stats import pct_change, quantile
 from cidash.store import Store
-from cidash.tui.healthcache import Health, HealthRow, health_cache_path, load_health, save_health
+from cidash.tui.healthcache import (
+    Health,
+    HealthRow,
+    dashboard_project,
+    default_cache_dir,
+    health_cache_path,
+    load_health,
+    save_health,
+)
 
 if TYPE_CHECKING:
     from cidash.compare import Comparison, ComparisonRow
@@ -62,6 +70,8 @@ __all__ = [
     "caches_view",
     "comparison_cells",
     "count_pipelines",
+    "dashboard_project",
+    "default_cache_dir",
     "evidence_for",
     "export_markdown",
     "fmt_cache_key",
@@ -75,6 +85,7 @@ __all__ = [
     "health_cache_path",
     "health_rows",
     "images_view",
+    "keep_health_warm",
     "load_dashboard",
     "load_health",
     "local_key_status",
@@ -168,7 +179,7 @@ def health_rows(snap: Snapshot) -> Health:
             )
         )
     counts: dict[str, int] = dict(Counter(str(r.status) for r in report.criteria))
-    return Health(report.project, snap.now, report.ok(), report.period, tuple(rows), counts)
+    return Health(report.project, snap.now, report.ok(), report.period, tuple(rows), counts, snap.last_sync)
 
 
 def load_dashboard(store: Store, config: Config, project: Project, now: datetime) -> tuple[Snapshot, Health]:
@@ -180,6 +191,44 @@ def load_dashboard(store: Store, config: Config, project: Project, now: datetime
         # Snapshot.widened(), the whole history, loaded once the Health is on screen
         snap = build_snapshot(store, config, project, now, since="health", phases=False, ref_only=True)
         return snap, health_rows(snap)
+
+
+# -- the cached Health, kept warm by the sync ----------------------------------------------------------------------
+
+
+def keep_health_warm(
+    store: Store,
+    config: Config,
+    synced: Sequence[tuple[Project, bool]],
+    previous: Mapping[int, datetime | None],
+    now: datetime,
+    *,
+    cache_dir: Path | None = None,
+) -> list[Project]:
+    """After ``cidash sync``: leave the cached Health (what the dashboard shows at once when it starts) as of the
+    store now, for the project the dashboard opens first and for every project whose Health is cached already,
+    so the next ``cidash`` starts warm and can say its Health is current.
+
+    ``synced``: (project, whether the sync changed anything in the store); ``previous``: each project's last
+    completed sync before this one. A project this sync changed nothing in keeps its cached Health, marked as of
+    this sync, if that Health was as of the previous one; otherwise its Health is computed again
+    (:func:`load_dashboard`, the dashboard worker's own computation). Returns the projects computed again."""
+    cache_dir = cache_dir or default_cache_dir()
+    first = dashboard_project(store.projects(), config)
+    computed = []
+    for project, changed in synced:
+        path = health_cache_path(cache_dir, store.path, project.id)
+        cached = load_health(path)
+        if cached is None and (first is None or project.id != first.id):
+            continue  # a project the dashboard does not open first and never showed
+        last_sync = store.last_sync(project.id)
+        if not changed and cached is not None and cached.current_for(previous.get(project.id)):
+            save_health(path, replace(cached, synced_at=last_sync))
+            continue
+        _, health = load_dashboard(store, config, project, now)
+        save_health(path, health)
+        computed.append(project)
+    return computed
 
 
 # -- evidence behind one criterion ----------------------------------------------------------------------------

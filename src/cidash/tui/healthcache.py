@@ -12,7 +12,13 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from cidash.config import Config
+    from cidash.models import Project
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class Health:
     period: str
     rows: tuple[HealthRow, ...]
     counts: dict[str, int] = field(default_factory=dict)
+    #: The project's last completed sync when the store was read (None: never synced, or a cache from before this
+    #: was recorded): a cached Health is current only while the store's last sync is still this one.
+    synced_at: datetime | None = None
 
     @property
     def verdict(self) -> str:
@@ -73,6 +82,7 @@ class Health:
             "period": self.period,
             "rows": [r.as_dict() for r in self.rows],
             "counts": self.counts,
+            "synced_at": self.synced_at.isoformat() if self.synced_at is not None else None,
         }
 
     @classmethod
@@ -84,10 +94,36 @@ class Health:
             d["period"],
             tuple(HealthRow.from_dict(r) for r in d["rows"]),
             dict(d.get("counts", {})),
+            datetime.fromisoformat(d["synced_at"]) if d.get("synced_at") else None,
         )
+
+    def current_for(self, last_sync: datetime | None) -> bool | None:
+        """Whether this Health was computed from the store as it is (True), from an older state (False: the store
+        was synced since), or unknown (None: a cache without the sync it came from, or a store never synced)."""
+        if self.synced_at is None or last_sync is None:
+            return None
+        return self.synced_at == last_sync
 
 
 # -- the cached Health (shown at start before the first computation finishes) -----------------------------------
+
+
+def dashboard_project(projects: Sequence[Project], config: Config) -> Project | None:
+    """The project the dashboard opens when none is named: the first configured project the store holds, else
+    the store's first."""
+    chosen = None
+    if config.gitlab.projects:
+        chosen = next((p for p in projects if p.path in config.gitlab.projects), None)
+    if chosen is None and projects:
+        chosen = projects[0]
+    return chosen
+
+
+def default_cache_dir() -> Path:
+    """Where the dashboard keeps its cache (``cidash tui`` and ``cidash sync`` agree on it)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("cidash"))
 
 
 def health_cache_path(cache_dir: Path, store_path: Path, project_id: int) -> Path:
