@@ -100,12 +100,13 @@ class TabView(Vertical):
         return self._view_ready
 
     def when_ready(self, name: str, call: Callable[[], None]) -> None:
-        """Run ``call`` now if the view is mounted, else when it is. Only the newest call of each ``name`` waits
-        (data pushed to a tab never shown replaces the older data instead of piling up)."""
+        """Run ``call`` now if the view is mounted, else when it is, in the order the names first came. Only the
+        newest call of each ``name`` waits, in the place of the older one (data pushed to a tab never shown
+        replaces the older data instead of piling up; the focus that showing a tab asks for again does not move
+        after a filter box opened by the same key)."""
         if self._view_ready:
             call()
             return
-        self._on_ready.pop(name, None)
         self._on_ready[name] = call
 
     def ready(self) -> None:
@@ -128,7 +129,7 @@ class TabView(Vertical):
     def _focus_first_table(self) -> None:
         tables = self.query(DataTable)
         if tables and self.shown:
-            tables.first().focus()
+            self.screen.set_focus(tables.first())  # now: Widget.focus() would wait, and the user may switch tabs
 
     def start_filter(self) -> bool:
         """Open this tab's filter; False when the tab has none."""

@@ -183,7 +183,7 @@ class PipelinesView(TabView):
             return
         box = self.query_one("#pipeline-filter", Input)
         box.remove_class("hidden")
-        box.focus()
+        self.screen.set_focus(box)
 
     def apply_filter(self, text: str) -> None:
         self.filter_text = text.strip()
