@@ -21,7 +21,7 @@ from textual.binding import BindingType
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.timer import Timer
-from textual.widgets import TabbedContent, TabPane
+from textual.widgets import TabbedContent
 
 from cidash.config import Config
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
@@ -56,7 +56,7 @@ from cidash.tui.screens.health import HealthView
 from cidash.tui.screens.images import ImagesTab
 from cidash.tui.screens.pipelines import PipelinesView
 from cidash.tui.screens.startup import StartupTab
-from cidash.tui.widgets.deferred import DeferredPane
+from cidash.tui.widgets.deferred import DashPane, DeferredPane
 from cidash.tui.widgets.footer import KeyFooter
 from cidash.tui.widgets.header import StatusHeader
 
@@ -219,7 +219,7 @@ class CidashApp(App[None]):
         self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
         yield self.header
         with self.tabs:
-            with TabPane("1 Health", id="health"):
+            with DashPane("1 Health", id="health"):
                 yield self.health_view
             # the other tabs mount their content when first shown (_tab_shown): not before the first paint
             yield DeferredPane("2 Pipelines", self.pipelines_view, id="pipelines")

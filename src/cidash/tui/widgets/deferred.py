@@ -1,4 +1,4 @@
-"""A tab pane whose content is mounted the first time its tab is shown."""
+"""Tab panes: one whose content is mounted the first time its tab is shown, and none that takes the tab back."""
 
 from __future__ import annotations
 
@@ -6,9 +6,21 @@ from textual.widget import Widget
 from textual.widgets import TabPane
 
 
-class DeferredPane(TabPane):
-    """A :class:`TabPane` that mounts ``content`` when :meth:`show_content` is first called (the App calls it
-    whenever the tab becomes active, however it was chosen: a key, a click, an action that jumps to the tab).
+class DashPane(TabPane):
+    """A :class:`TabPane` whose tab is made active only by choosing it (a key, a click, an action).
+
+    Textual's pane tells its TabbedContent to show it whenever a widget inside gets the focus. When the user
+    switches tabs faster than a just-mounted tab settles, Textual may move the focus from a widget being hidden
+    to its neighbour in the same (now hidden) pane, and that pulled the user back to the tab they had left."""
+
+    def on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        if not self.display:
+            event.stop()  # a focus inside a hidden pane never switches tabs
+
+
+class DeferredPane(DashPane):
+    """A pane that mounts ``content`` when :meth:`show_content` is first called (the App calls it whenever the
+    tab becomes active, however it was chosen: a key, a click, an action that jumps to the tab).
 
     The dashboard's first screen is the Health tab: mounting the other tabs' tables, inputs and charts at start-up
     was most of Textual's work before the first paint. ``content`` is created up front (the App keeps it and
