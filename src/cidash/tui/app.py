@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
+from textual.geometry import Size
 from textual.message import Message
 from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import TabbedContent
 
@@ -73,6 +75,19 @@ if TYPE_CHECKING:
 
 #: Terminal columns under which the two-column layouts (Start-up tables, Images) stack (the "-narrow" class).
 NARROW_WIDTH = 100
+
+
+class DashScreen(Screen[None]):
+    """The tabs' screen. A resize to the size it already has is not laid out again: Textual 8 re-lays-out and
+    repaints the whole screen on every Resize, and the first screen gets three of the same size while the
+    dashboard starts (the App's, the terminal's, its own first layout's)."""
+
+    _resized_to: Size | None = None
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size == self._resized_to:
+            event.prevent_default()  # Screen's own handler (the layout) does not run
+        self._resized_to = event.size
 
 
 class CidashApp(App[None]):
@@ -213,6 +228,9 @@ class CidashApp(App[None]):
             "images": self.images_tab,
             "compare": self.compare_tab,
         }
+
+    def get_default_screen(self) -> Screen[None]:
+        return DashScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         # before the widgets mount: an App class set later restyles every one of them

@@ -12,8 +12,8 @@ Shown = tuple[tuple[str, str, str, bool, str], ...]
 
 class KeyFooter(Footer):
     """Textual's :class:`Footer`, which rebuilds its keys after every change of the screen's bindings (each focus
-    change: five times while the dashboard starts, each a remove and mount of a dozen widgets), rebuilt here only
-    when the keys it would show differ from the ones it shows."""
+    change: five times while the dashboard starts, each a remove and mount of a dozen widgets), composed here with
+    its keys and rebuilt only when the keys it would show differ from the ones it shows."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -27,7 +27,10 @@ class KeyFooter(Footer):
         )
 
     def compose(self) -> ComposeResult:
-        self._shown = self._wanted() if self._bindings_ready else None
+        # The keys at once (Textual's footer composes empty and waits for the first bindings change, one more
+        # mount, layout and paint while the dashboard starts); a later change rebuilds it if the keys differ.
+        self.set_reactive(Footer._bindings_ready, True)
+        self._shown = self._wanted()
         yield from super().compose()
 
     def bindings_changed(self, screen: Screen[object]) -> None:
