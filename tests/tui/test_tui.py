@@ -185,6 +185,11 @@ async def test_hidden_tabs_mount_when_first_shown_and_take_the_data_that_waited(
         assert app.tabs.active == "pipelines"
         assert app.focused is app.query_one("#pipeline-filter", Input)
         assert app.pipelines_view.total == len(store.pipelines(project.id))
+        # ... and again once it is mounted: the box takes what is typed
+        await pilot.press("escape", "1", "slash", *"ref:main")
+        await settle(pilot)
+        assert app.focused is app.query_one("#pipeline-filter", Input)
+        assert app.pipelines_view.total == len(store.pipelines(project.id, ref="main"))
         # the Compare tab shows the migration SPECs it was given before it had inputs
         await pilot.press("escape", "6")
         await settle(pilot)

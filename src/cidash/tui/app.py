@@ -571,7 +571,9 @@ class CidashApp(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
-            self._focus_tab(event.pane.id)
+            focused, view = self.screen.focused, self.views.get(event.pane.id)
+            if focused is None or view is None or view not in focused.ancestors_with_self:
+                self._focus_tab(event.pane.id)  # not when the action that showed the tab focused in it (a filter)
             if event.pane.id == "compare":
                 self._compare_current()
 

@@ -125,7 +125,7 @@ class CachesTab(TabView):
             return
         box = self.query_one("#cache-filter", Input)
         box.remove_class("hidden")
-        self.screen.set_focus(box)
+        box.focus()  # after the style update that shows it (a hidden box cannot take the focus)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()

@@ -183,7 +183,7 @@ class PipelinesView(TabView):
             return
         box = self.query_one("#pipeline-filter", Input)
         box.remove_class("hidden")
-        self.screen.set_focus(box)
+        box.focus()  # after the style update that shows it (a hidden box cannot take the focus)
 
     def apply_filter(self, text: str) -> None:
         self.filter_text = text.strip()
