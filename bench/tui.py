@@ -244,6 +244,9 @@ def child_cidash(db: str, cache: str, t0: float) -> None:
         Bench(store, Config(), clock=lambda: NOW, poll=False, cache_dir=Path(cache)).run(headless=True)
 
 
+#: The children's terminal (``COLUMNS``/``LINES``); None: unset, as before 2026-12-03 (``--size none``).
+TERMINAL_SIZE: tuple[int, int] | None = (80, 24)
+
 #: Children run from compiled bytecode (``--compile-each-run`` turns it off: every import compiles the source, as
 #: it does with PYTHONDONTWRITEBYTECODE set and no ``__pycache__``).
 BYTECODE_CACHE = True
@@ -255,6 +258,11 @@ def run_child(args: list[str], src: Path | None = None) -> tuple[str, resource.s
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)
+    if TERMINAL_SIZE is not None:
+        # One terminal size, as a terminal has: headless, Rich's console (the App's size until the driver reports)
+        # says 80x25 and the headless driver 80x24, so every app got a resize right after its first layout (one
+        # more layout and full repaint: nothing for the bare app's one Static, ~0.03 s of CPU for the dashboard).
+        env["COLUMNS"], env["LINES"] = (str(n) for n in TERMINAL_SIZE)
     if BYTECODE_CACHE:
         # As installed Python code runs: from compiled bytecode (compiling textual, rich and cidash from source
         # costs more CPU than starting the app); in bench/.corpus/pycache, never next to the sources.
@@ -361,10 +369,22 @@ def main() -> int:
         action="store_true",
         help="no bytecode cache: every child compiles its imports from source (PYTHONDONTWRITEBYTECODE)",
     )
+    parser.add_argument(
+        "--size",
+        default="80x24",
+        help="the children's terminal, COLUMNSxLINES (default 80x24, the headless default); 'none' leaves "
+        "COLUMNS/LINES unset (Rich and the headless driver then disagree on the height: a resize at start)",
+    )
     args = parser.parse_args()
-    global BYTECODE_CACHE  # noqa: PLW0603 (the children's environment, set once from the command line)
+    global BYTECODE_CACHE, TERMINAL_SIZE  # noqa: PLW0603 (the children's environment, set once from the command line)
     BYTECODE_CACHE = not args.compile_each_run
+    if args.size == "none":
+        TERMINAL_SIZE = None
+    else:
+        columns, _, lines = args.size.partition("x")
+        TERMINAL_SIZE = (int(columns), int(lines))
     print("children run " + ("from cached bytecode" if BYTECODE_CACHE else "compiling every import"), flush=True)
+    print(f"children's terminal: {'unset' if TERMINAL_SIZE is None else args.size}", flush=True)
     sides: list[tuple[str, Path | None]] = [("after", None)]
     if args.before:
         sides.append(("before", args.before.resolve()))

@@ -10,14 +10,15 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
+from textual.widgets._footer import FooterKey
 from textual.worker import WorkerState
 
 from cidash.config import Config, config_from_dict
@@ -31,9 +32,11 @@ from cidash.sync import SyncOptions, sync_project
 from cidash.tui.adapters import CoreActions, UnavailableActions, log_fetcher, sync_refresher
 from cidash.tui.app import CidashApp
 from cidash.tui.commands import COMMANDS
+from cidash.tui.data import health_cache_path, load_dashboard, load_health, save_health
 from cidash.tui.screens.detail import JobLogScreen, PipelineScreen
 from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, HelpScreen, ProjectScreen
 from cidash.tui.screens.pipelines import PipelinesView
+from cidash.tui.widgets.footer import KeyFooter
 
 SCENARIO = Scenario(days=8, pipelines_per_day=4, migration_day=5, with_docs_project=False)
 NOW: datetime = SCENARIO.end
@@ -161,6 +164,89 @@ async def test_tabs_help_and_palette_come_from_one_registry(store: Store, tmp_pa
         assert app.theme == "textual-light"
 
 
+async def test_hidden_tabs_mount_when_first_shown_and_take_the_data_that_waited(store: Store, tmp_path: Path) -> None:
+    project = store.projects()[0]
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        # the first screen mounts the Health tab only; the other tabs' data arrived and waits for them
+        hidden = [app.pipelines_view, app.startup_tab, app.caches_tab, app.images_tab, app.compare_tab]
+        assert not any(view.is_mounted for view in hidden)
+        assert len(app.query(DataTable)) == 1
+        assert app.caches_tab.view is not None and any(app.compare_tab.specs())
+        await pilot.press("4")
+        await pilot.pause()
+        assert app.caches_tab.is_mounted and not app.startup_tab.is_mounted
+        assert [r[0] for r in table_rows(app, "#cache-table")]
+        assert app.focused is app.query_one("#cache-table", DataTable)
+        # an action that jumps to a tab mounts it too: "/" on Health opens the Pipelines filter
+        await pilot.press("1", "slash")
+        await settle(pilot)
+        assert app.tabs.active == "pipelines"
+        assert app.focused is app.query_one("#pipeline-filter", Input)
+        assert app.pipelines_view.total == len(store.pipelines(project.id))
+        # ... and again once it is mounted: the box takes what is typed
+        await pilot.press("escape", "1", "slash", *"ref:main")
+        await settle(pilot)
+        assert app.focused is app.query_one("#pipeline-filter", Input)
+        assert app.pipelines_view.total == len(store.pipelines(project.id, ref="main"))
+        # the Compare tab shows the migration SPECs it was given before it had inputs
+        await pilot.press("escape", "6")
+        await settle(pilot)
+        assert app.compare_tab.specs() == (
+            app.query_one("#baseline-spec", Input).value,
+            app.query_one("#candidate-spec", Input).value,
+        )
+        assert all(app.compare_tab.specs()) and app.compare_tab.comparison is not None
+
+
+async def test_a_tab_left_while_it_mounts_does_not_take_the_focus_back(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3", "4")  # Start-up is still mounting when Caches is chosen
+        await settle(pilot)
+        assert app.tabs.active == "caches"
+        assert app.focused is app.query_one("#cache-table", DataTable)
+
+
+async def test_the_footer_is_rebuilt_only_when_its_keys_change(store: Store, tmp_path: Path) -> None:
+    app = make_app(store, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        footer = app.query_one(KeyFooter)
+        keys = list(footer.query(FooterKey))
+        assert "refresh" in {k.action for k in keys}
+        await pilot.press("2", "3", "1")  # three focus changes, the same keys
+        await settle(pilot)
+        assert list(footer.query(FooterKey)) == keys  # the same widgets: not rebuilt
+        app.bind("f5", "bell", description="Again")
+        app.refresh_bindings()
+        await settle(pilot)
+        assert "Again" in {k.description for k in footer.query(FooterKey)}
+
+
+@pytest.mark.parametrize("synced", ["current", "older", "unknown"])
+async def test_a_cached_health_says_whether_the_store_was_synced_since(
+    store: Store, tmp_path: Path, synced: str
+) -> None:
+    project = store.projects()[0]
+    last = store.last_sync(project.id)
+    assert last is not None
+    _, health = load_dashboard(store, Config(), project, NOW)
+    assert health.synced_at == last
+    synced_at = {"current": last, "older": last - timedelta(hours=1), "unknown": None}[synced]
+    save_health(health_cache_path(tmp_path / "cache", store.path, project.id), replace(health, synced_at=synced_at))
+    app = make_app(store, tmp_path)
+    app.load_data = lambda: None  # type: ignore[method-assign]  # keep the cached Health on screen
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        text = str(app.query_one("#verdict", Static).render())
+    assert "recomputing" in text and health.verdict in text
+    assert ("the store unchanged since" in text) == (synced == "current")
+    assert ("before the store's last sync" in text) == (synced == "older")
+
+
 async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
     project = store.projects()[0]
     app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
@@ -215,6 +301,10 @@ async def test_refresh_syncs_from_the_simulator(store: Store, tmp_path: Path, li
         assert live_sim.stats.total_requests > before
         assert app.failure is None and app.header.stale is None
         assert app.last_refresh == NOW
+        # ... and the cached Health says it is still the store's, as of this sync (the next start says "current")
+        project = store.projects()[0]
+        cached = load_health(health_cache_path(tmp_path / "cache", store.path, project.id))
+        assert cached is not None and cached.current_for(store.last_sync(project.id)) is True
 
 
 async def test_failed_refresh_keeps_data_and_says_stale(

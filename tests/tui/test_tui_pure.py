@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -234,6 +235,24 @@ def test_health_cache_roundtrip(tmp_path: Path) -> None:
     assert load_health(path) == health
     path.write_text("{broken", encoding="utf-8")
     assert load_health(path) is None
+
+
+def test_a_cached_health_is_current_only_for_the_sync_it_came_from(tmp_path: Path) -> None:
+    synced = datetime(2026, 11, 27, 8, tzinfo=UTC)
+    health = Health("g/p", datetime(2026, 11, 27, 9, tzinfo=UTC), True, "window", (), {}, synced)
+    path = health_cache_path(tmp_path, tmp_path / "store.db", 42)
+    save_health(path, health)
+    cached = load_health(path)
+    assert cached == health
+    assert cached.current_for(synced) is True
+    assert cached.current_for(synced + timedelta(minutes=1)) is False  # synced since: an older state
+    assert cached.current_for(None) is None  # the store was never synced
+    # a cache written before the sync was recorded: unknown, never "current"
+    old = json.loads(path.read_text(encoding="utf-8"))
+    del old["synced_at"]
+    path.write_text(json.dumps(old), encoding="utf-8")
+    before = load_health(path)
+    assert before is not None and before.synced_at is None and before.current_for(synced) is None
 
 
 def test_gc_paused_restores_the_collector() -> None:

@@ -12,8 +12,12 @@ from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_sto
 from cidash.textsafe import clean, markup_escape
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rich.progress import TaskID
 
+    from cidash.config import Config
+    from cidash.store import Store
     from cidash.sync import SyncProgress, SyncReport
 
 HELP = "pull new pipelines, jobs, logs and image sizes into the store, with a progress bar"
@@ -132,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     display = _BarDisplay() if mode == "bar" else _PlainDisplay(enabled=mode == "plain")
     client.limiter.on_pause = display.pause  # a minute without progress is said, not left to look like a hang
     with open_store_from_args(args, config) as store, client:
+        previous = {p.id: store.last_sync(p.id) for p in store.projects()}
         try:
             with display:
                 reports = sync_projects(
@@ -146,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if args.verbose:
                 _print_requests(client)
+        _keep_dashboard_warm(store, config, reports, previous, verbose=args.verbose)
     if fmt == "json":
         sys.stdout.write(json_document({"projects": [report_json(r) for r in reports]}))
     for report in reports:
@@ -158,6 +164,40 @@ def run(args: argparse.Namespace) -> int:
         if args.verbose:
             _print_verbose(report)
     return 0
+
+
+def _keep_dashboard_warm(
+    store: Store, config: Config, reports: list[SyncReport], previous: dict[int, datetime | None], *, verbose: bool
+) -> None:
+    """Leave the dashboard's cached Health as of the store just synced (:func:`cidash.tui.data.keep_health_warm`),
+    so the next ``cidash`` starts with it on screen. Not in CI (no dashboard follows there). A cache that cannot be
+    computed is only a slower next start: it never fails the sync."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        return
+    from datetime import UTC, datetime
+
+    from cidash.errors import redact
+    from cidash.tui.adapters import sync_changed
+    from cidash.tui.data import keep_health_warm
+
+    synced = [(r.project, sync_changed(r)) for r in reports if r.error is None]
+    started = time.perf_counter()
+    try:
+        computed = keep_health_warm(store, config, synced, previous, datetime.now(UTC))
+    except Exception as exc:  # a cache: reported with --verbose, never a failed sync
+        if verbose:
+            print(
+                f"cidash sync: the dashboard's cached Health was not updated: {clean(redact(str(exc)))}",
+                file=sys.stderr,
+            )
+        return
+    if verbose and computed:
+        names = ", ".join(clean(p.path) for p in computed)
+        print(
+            f"cidash sync: computed the dashboard's Health of {names} for its next start "
+            f"({time.perf_counter() - started:.1f} s)",
+            file=sys.stderr,
+        )
 
 
 #: Warnings and deferred items printed per project without --verbose (the rest are counted).

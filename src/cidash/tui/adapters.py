@@ -26,7 +26,7 @@ from cidash.models import Project, RateLimitState
 from cidash.store import Store
 
 if TYPE_CHECKING:
-    from cidash.sync import SyncProgress
+    from cidash.sync import SyncProgress, SyncReport
 
 Clock = Callable[[], datetime]
 Progress = Callable[[str], None]
@@ -106,10 +106,16 @@ def sync_refresher(client_factory: Callable[[], Any], store: Store, config: Conf
             client.close()
         if not reports:
             return RefreshResult("nothing to sync")
-        changed = any(r.pipelines or r.jobs or r.logs or r.checksums or r.image_tags or r.ci_configs for r in reports)
+        changed = any(sync_changed(r) for r in reports)
         return RefreshResult("; ".join(r.summary() for r in reports), reports[-1].rate_limit, changed)
 
     return refresh
+
+
+def sync_changed(report: SyncReport) -> bool:
+    """Whether a project's sync wrote anything the screens show (else the Health on screen is still the store's)."""
+    r = report
+    return bool(r.pipelines or r.jobs or r.logs or r.checksums or r.image_tags or r.ci_configs)
 
 
 def log_fetcher(client_factory: Callable[[], Any]) -> Callable[[int, int], bytes]:

@@ -10,22 +10,22 @@ terminal is hidden or polling is paused (``s``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import platformdirs
-from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
+from textual.geometry import Size
 from textual.message import Message
 from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import TabbedContent
 
 from cidash.config import Config
-from cidash.dataset import gc_paused
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
 from cidash.models import Project, RateLimitState
 from cidash.outfile import STDOUT, write_text
@@ -42,34 +42,24 @@ from cidash.tui.adapters import (
     system_clock,
 )
 from cidash.tui.commands import CommandsProvider, bindings
-from cidash.tui.data import (
-    CachesView,
+from cidash.tui.healthcache import (
     Health,
-    ImagesView,
-    Snapshot,
-    StartupView,
-    caches_view,
-    evidence_for,
-    export_markdown,
+    dashboard_project,
+    default_cache_dir,
     health_cache_path,
-    images_view,
-    load_dashboard,
     load_health,
-    local_key_status,
-    migration_presets,
-    run_comparison,
     save_health,
-    startup_view,
 )
 from cidash.tui.links import web_url
+from cidash.tui.screens.base import TabView
 from cidash.tui.screens.caches import CachesTab
 from cidash.tui.screens.compare import CompareTab
-from cidash.tui.screens.detail import PipelineScreen
 from cidash.tui.screens.health import HealthView
 from cidash.tui.screens.images import ImagesTab
-from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, ExportScreen, HelpScreen, ProjectScreen
 from cidash.tui.screens.pipelines import PipelinesView
 from cidash.tui.screens.startup import StartupTab
+from cidash.tui.widgets.deferred import DashPane, DeferredPane
+from cidash.tui.widgets.footer import KeyFooter
 from cidash.tui.widgets.header import StatusHeader
 
 LogFetcher = Callable[[int, int], bytes]
@@ -77,10 +67,27 @@ LogFetcher = Callable[[int, int], bytes]
 
 if TYPE_CHECKING:
     from cidash.compare import Comparison
+    from cidash.tui.data import CachesView, ImagesView, Snapshot, StartupView
+
+# Imported where they are used, not here: the core's load and criteria (cidash.tui.data), the pushed screens and
+# the modals are not needed for the first screen, and importing them is CPU before the first paint.
 
 
 #: Terminal columns under which the two-column layouts (Start-up tables, Images) stack (the "-narrow" class).
 NARROW_WIDTH = 100
+
+
+class DashScreen(Screen[None]):
+    """The tabs' screen. A resize to the size it already has is not laid out again: Textual 8 re-lays-out and
+    repaints the whole screen on every Resize, and the first screen gets three of the same size while the
+    dashboard starts (the App's, the terminal's, its own first layout's)."""
+
+    _resized_to: Size | None = None
+
+    def on_resize(self, event: events.Resize) -> None:
+        if event.size == self._resized_to:
+            event.prevent_default()  # Screen's own handler (the layout) does not run
+        self._resized_to = event.size
 
 
 class CidashApp(App[None]):
@@ -176,7 +183,7 @@ class CidashApp(App[None]):
         self.poll = poll
         self.refresh_on_start = refresh_on_start
         self.source = source
-        self.cache_dir = cache_dir or Path(platformdirs.user_cache_dir("cidash"))
+        self.cache_dir = cache_dir or default_cache_dir()
         self.checkout = checkout  # None: no local-checkout panel (the tests' and the demo's case)
         self.startup_error = startup_error
         self.gitlab_url = gitlab_url or config.gitlab.url
@@ -192,6 +199,7 @@ class CidashApp(App[None]):
         self.paused = False
         self.hidden = False
         self.refresh_count = 0
+        self._sync_before: datetime | None = None  # the project's last sync when the running refresh started
         self.failure: CidashError | None = None
         # The views are kept (not queried): App.query_one searches the *active* screen, and results may arrive
         # while a pipeline, a log or a modal is on top.
@@ -209,24 +217,42 @@ class CidashApp(App[None]):
 
     # -- layout -----------------------------------------------------------------------------------------------
 
+    @property
+    def views(self) -> dict[str, TabView]:
+        """Each tab's view by tab id (mounted or not yet: see :class:`DeferredPane`)."""
+        return {
+            "health": self.health_view,
+            "pipelines": self.pipelines_view,
+            "startup": self.startup_tab,
+            "caches": self.caches_tab,
+            "images": self.images_tab,
+            "compare": self.compare_tab,
+        }
+
+    def get_default_screen(self) -> Screen[None]:
+        return DashScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         # before the widgets mount: an App class set later restyles every one of them
         self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
         yield self.header
         with self.tabs:
-            with TabPane("1 Health", id="health"):
+            with DashPane("1 Health", id="health"):
                 yield self.health_view
-            with TabPane("2 Pipelines", id="pipelines"):
-                yield self.pipelines_view
-            with TabPane("3 Start-up", id="startup"):
-                yield self.startup_tab
-            with TabPane("4 Caches", id="caches"):
-                yield self.caches_tab
-            with TabPane("5 Images", id="images"):
-                yield self.images_tab
-            with TabPane("6 Compare", id="compare"):
-                yield self.compare_tab
-        yield Footer()
+            # the other tabs mount their content when first shown (_tab_shown): not before the first paint
+            yield DeferredPane("2 Pipelines", self.pipelines_view, id="pipelines")
+            yield DeferredPane("3 Start-up", self.startup_tab, id="startup")
+            yield DeferredPane("4 Caches", self.caches_tab, id="caches")
+            yield DeferredPane("5 Images", self.images_tab, id="images")
+            yield DeferredPane("6 Compare", self.compare_tab, id="compare")
+        yield KeyFooter()
+
+    def _tab_shown(self, tab: str) -> None:
+        """Whenever the active tab changes (a key, a click, an action): mount its content if it was deferred."""
+        if tab:
+            pane = self.tabs.get_pane(tab)
+            if isinstance(pane, DeferredPane):
+                pane.show_content()
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW_WIDTH, "-narrow")  # cidash.tcss stacks wide layouts then
@@ -238,6 +264,7 @@ class CidashApp(App[None]):
         if self.actions.disabled_reason:
             self.header.notice = f"actions disabled: {self.actions.disabled_reason}"
         self._tick()
+        self.watch(self.tabs, "active", self._tab_shown)
         self.select_project(self.wanted_project, first=True)
 
     def select_project(self, wanted: str | None, *, first: bool = False) -> None:
@@ -248,10 +275,8 @@ class CidashApp(App[None]):
             if chosen is None:  # never another project in its place (a typo would show and sync the wrong one)
                 self._project_not_found(wanted, first=first)
                 return
-        if chosen is None and self.config.gitlab.projects:
-            chosen = next((p for p in projects if p.path in self.config.gitlab.projects), None)
-        if chosen is None and projects:
-            chosen = projects[0]
+        if chosen is None:
+            chosen = dashboard_project(projects, self.config)
         self.project = chosen
         configured = self.config.gitlab.projects[0] if self.config.gitlab.projects else ""
         self.header.project = chosen.path if chosen else (wanted or configured)
@@ -265,8 +290,10 @@ class CidashApp(App[None]):
             self._show_auth(self.startup_error)
         if chosen is not None:
             cached = load_health(health_cache_path(self.cache_dir, self.store.path, chosen.id))
-            if cached is not None:
-                self.health_view.show_health(cached, cached=True)
+            if cached is not None:  # said to be current only if the store was not synced since it was computed
+                self.health_view.show_health(
+                    cached, cached=True, current=cached.current_for(self.store.last_sync(chosen.id))
+                )
             # after the first paint: the heavy load competes with rendering for the GIL
             self.call_after_refresh(self.load_data)
             self.call_after_refresh(self.pipelines_view.reload)
@@ -306,6 +333,8 @@ class CidashApp(App[None]):
             return
         now = self.clock()
         try:
+            from cidash.tui.data import load_dashboard
+
             snap, health = load_dashboard(self.store, self.config, project, now)
             self.post_message(self.SnapshotReady(snap, health))  # Health first; the other tabs once it is painted
         except CidashError as exc:
@@ -320,6 +349,9 @@ class CidashApp(App[None]):
         if snap is None or health is None:
             return
         project = snap.project
+        from cidash.dataset import gc_paused
+        from cidash.tui.data import caches_view, images_view, local_key_status, startup_view
+
         try:
             save_health(health_cache_path(self.cache_dir, self.store.path, project.id), health)
             with gc_paused():
@@ -347,6 +379,8 @@ class CidashApp(App[None]):
             self.header.last_refresh = self.last_refresh
         compare_tab = self.compare_tab
         if not any(compare_tab.specs()):
+            from cidash.tui.data import migration_presets
+
             presets = migration_presets(message.snapshot)
             if presets:
                 compare_tab.set_specs(*presets)
@@ -403,6 +437,7 @@ class CidashApp(App[None]):
             self._arm_poll()
             return
         self.refreshing = True
+        self._sync_before = self.store.last_sync(self.project.id) if self.project is not None else None
         self.header.activity = "refreshing…"
         self._refresh_worker()
 
@@ -455,8 +490,19 @@ class CidashApp(App[None]):
             elif self.snapshot is None or message.result is None or message.result.changed:
                 self.load_data()
                 self.pipelines_view.reload()
+            else:
+                self._health_still_current()
             self.refresh_screens()
         self._arm_poll()
+
+    def _health_still_current(self) -> None:
+        """A refresh that changed nothing in the store: the Health on screen (if it was the store's before this
+        sync) is still the store's, and its cache says so (as of this sync), so the next start shows it as current."""
+        health, project = self._health, self.project
+        if health is None or project is None or self.snapshot is None or not health.current_for(self._sync_before):
+            return
+        self._health = replace(health, synced_at=self.store.last_sync(project.id))
+        save_health(health_cache_path(self.cache_dir, self.store.path, project.id), self._health)
 
     def _arm_poll(self) -> None:
         if self._poll_timer is not None:
@@ -511,6 +557,8 @@ class CidashApp(App[None]):
 
     def _show_auth(self, error: CidashError) -> None:
         has_data = bool(self.store.projects())
+        from cidash.tui.screens.modals import AuthScreen
+
         self.push_screen(AuthScreen(f"{error.title}: cidash cannot use GitLab", error.one_line(), has_data))
 
     # -- navigation -------------------------------------------------------------------------------------------
@@ -523,32 +571,22 @@ class CidashApp(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
-            self._focus_tab(event.pane.id)
+            focused, view = self.screen.focused, self.views.get(event.pane.id)
+            if focused is None or view is None or view not in focused.ancestors_with_self:
+                self._focus_tab(event.pane.id)  # not when the action that showed the tab focused in it (a filter)
             if event.pane.id == "compare":
                 self._compare_current()
 
     def _focus_tab(self, tab: str) -> None:
-        pane = self.tabs.query_one(f"#{tab}", TabPane)
-        tables = pane.query("DataTable")
-        if tables:
-            tables.first().focus()
-
-    def _active_view(self) -> Any:
-        tab = self.tabs.active
-        return {
-            "health": HealthView,
-            "pipelines": PipelinesView,
-            "startup": StartupTab,
-            "caches": CachesTab,
-            "images": ImagesTab,
-            "compare": CompareTab,
-        }.get(tab)
+        view = self.views.get(tab)
+        if view is not None:
+            view.focus_table()
 
     def action_filter(self) -> None:
-        view_type = self._active_view()
+        view = self.views.get(self.tabs.active)
         if len(self.screen_stack) > 1:
             return  # "/" belongs to the tabs
-        if view_type is None or not self.query_one(view_type).start_filter():
+        if view is None or not view.start_filter():
             self.action_show_tab("pipelines")
             self.pipelines_view.start_filter()
 
@@ -618,6 +656,8 @@ class CidashApp(App[None]):
         self.notify(f"Copied {url}", title="Copy")
 
     def action_help(self) -> None:
+        from cidash.tui.screens.modals import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_toggle_dark(self) -> None:
@@ -634,15 +674,22 @@ class CidashApp(App[None]):
                 self.snapshot = None
                 self.select_project(path)
 
+        from cidash.tui.screens.modals import ProjectScreen
+
         self.push_screen(ProjectScreen(projects, self.project.path if self.project else None), chosen)
 
     def open_evidence(self, criterion_id: str) -> None:
         if self.snapshot is None:
             self.notify("Still computing the criteria…", title="Evidence")
             return
+        from cidash.tui.data import evidence_for
+        from cidash.tui.screens.modals import EvidenceScreen
+
         self.push_screen(EvidenceScreen(evidence_for(self.snapshot, criterion_id)))
 
     def open_pipeline(self, pipeline_id: int) -> None:
+        from cidash.tui.screens.detail import PipelineScreen
+
         self.push_screen(PipelineScreen(pipeline_id))
 
     # -- compare and export -----------------------------------------------------------------------------------
@@ -650,6 +697,8 @@ class CidashApp(App[None]):
     def compare_preset(self) -> None:
         if self.snapshot is None:
             return
+        from cidash.tui.data import migration_presets
+
         presets = migration_presets(self.snapshot)
         if presets is None:
             self.notify("No CI-image digest change found: enter SPECs by hand.", title="Compare", severity="warning")
@@ -660,14 +709,14 @@ class CidashApp(App[None]):
     def run_compare(self, baseline: str, candidate: str) -> None:
         if self.snapshot is None or not baseline.strip() or not candidate.strip():
             return
-        self.compare_tab.query_one("#compare-summary").update(  # type: ignore[attr-defined]
-            Text(clean(f"comparing {baseline} with {candidate}…"))
-        )
+        self.compare_tab.show_progress(f"comparing {baseline} with {candidate}…")
         self._compare_worker(baseline, candidate)
 
     @work(thread=True, exclusive=True, group="compare")
     def _compare_worker(self, baseline: str, candidate: str) -> None:
         assert self.snapshot is not None
+        from cidash.tui.data import run_comparison
+
         try:
             self.post_message(self.CompareReady(run_comparison(self.snapshot, baseline, candidate)))
         except CidashError as exc:
@@ -693,11 +742,15 @@ class CidashApp(App[None]):
             try:
                 if path == STDOUT:  # standard output is the dashboard itself
                     raise CidashError("export: name a file (- would write into the dashboard)")
+                from cidash.tui.data import export_markdown
+
                 write_text(path, export_markdown(snap, comp), option="export")
             except CidashError as exc:
                 self.report_error(exc)
                 return
             self.notify(f"Wrote {path}", title="Export")
+
+        from cidash.tui.screens.modals import ExportScreen
 
         self.push_screen(ExportScreen(what, default), write)
 
@@ -719,6 +772,8 @@ class CidashApp(App[None]):
         if self.project is None:
             return
         job_id = None
+        from cidash.tui.screens.detail import PipelineScreen
+
         if kind == "retry" and isinstance(self.screen, PipelineScreen):
             job_id = self.screen.highlighted_job_id()  # t on a pipeline's job retries that job
         self._plan_worker(kind, self.project, job_id)
@@ -739,6 +794,8 @@ class CidashApp(App[None]):
             else:
                 self._decline_worker(plan)
                 self.notify("Cancelled: nothing was sent.", title=plan.title)
+
+        from cidash.tui.screens.modals import ConfirmScreen
 
         self.push_screen(ConfirmScreen(plan), decided)
 

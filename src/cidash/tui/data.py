@@ -9,13 +9,11 @@ runs in worker threads; the screens only show what these return.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import weakref
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +41,15 @@ from cidash.snapshot import Snapshot, build_snapshot
 from cidash.specs import parse_spec
 from cidash.stats import pct_change, quantile
 from cidash.store import Store
+from cidash.tui.healthcache import (
+    Health,
+    HealthRow,
+    dashboard_project,
+    default_cache_dir,
+    health_cache_path,
+    load_health,
+    save_health,
+)
 
 if TYPE_CHECKING:
     from cidash.compare import Comparison, ComparisonRow
@@ -63,6 +70,8 @@ __all__ = [
     "caches_view",
     "comparison_cells",
     "count_pipelines",
+    "dashboard_project",
+    "default_cache_dir",
     "evidence_for",
     "export_markdown",
     "fmt_cache_key",
@@ -76,6 +85,7 @@ __all__ = [
     "health_cache_path",
     "health_rows",
     "images_view",
+    "keep_health_warm",
     "load_dashboard",
     "load_health",
     "local_key_status",
@@ -133,75 +143,6 @@ def pipeline_jobs(store: Store, pipeline_id: int) -> list[JobRow]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HealthRow:
-    """One criterion as the Health screen shows it (all strings formatted, plus the sparkline values)."""
-
-    id: str
-    title: str
-    status: str  # pass | fail | no_data
-    target: str
-    value: str
-    baseline: str
-    change: str
-    evidence: str
-    n: int
-    series: tuple[float | None, ...]
-    series_unit: str = ""
-    short_title: str = ""  # the criterion's title in a narrow table
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "series": list(self.series)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HealthRow:
-        row = cls(**{**d, "series": tuple(d.get("series", ()))})
-        if "short_title" not in d and (crit := REGISTRY.get(row.id)) is not None:  # a cache from before short titles
-            row = replace(row, short_title=crit.short_title)
-        return row
-
-
-@dataclass(frozen=True)
-class Health:
-    project: str
-    generated_at: datetime
-    ok: bool
-    period: str
-    rows: tuple[HealthRow, ...]
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        fails = [r.title for r in self.rows if r.status == "fail"]
-        no_data = sum(r.status == "no_data" for r in self.rows)
-        if fails:
-            return f"FAIL: {len(fails)} of {len(self.rows)} criteria fail ({', '.join(fails)})"
-        if no_data:
-            return f"PASS with gaps: no criterion fails, {no_data} without data"
-        return f"PASS: all {len(self.rows)} criteria pass"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "generated_at": self.generated_at.isoformat(),
-            "ok": self.ok,
-            "period": self.period,
-            "rows": [r.as_dict() for r in self.rows],
-            "counts": self.counts,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Health:
-        return cls(
-            d["project"],
-            datetime.fromisoformat(d["generated_at"]),
-            bool(d["ok"]),
-            d["period"],
-            tuple(HealthRow.from_dict(r) for r in d["rows"]),
-            dict(d.get("counts", {})),
-        )
-
-
 _COMPARATORS = {"<=": "≤", ">=": "≥"}
 
 
@@ -238,7 +179,7 @@ def health_rows(snap: Snapshot) -> Health:
             )
         )
     counts: dict[str, int] = dict(Counter(str(r.status) for r in report.criteria))
-    return Health(report.project, snap.now, report.ok(), report.period, tuple(rows), counts)
+    return Health(report.project, snap.now, report.ok(), report.period, tuple(rows), counts, snap.last_sync)
 
 
 def load_dashboard(store: Store, config: Config, project: Project, now: datetime) -> tuple[Snapshot, Health]:
@@ -252,29 +193,42 @@ def load_dashboard(store: Store, config: Config, project: Project, now: datetime
         return snap, health_rows(snap)
 
 
-# -- the cached Health (shown at start before the first computation finishes) -----------------------------------
+# -- the cached Health, kept warm by the sync ----------------------------------------------------------------------
 
 
-def health_cache_path(cache_dir: Path, store_path: Path, project_id: int) -> Path:
-    digest = hashlib.sha1(str(store_path.resolve()).encode(), usedforsecurity=False).hexdigest()[:12]
-    return cache_dir / f"health-{digest}-{project_id}.json"
+def keep_health_warm(
+    store: Store,
+    config: Config,
+    synced: Sequence[tuple[Project, bool]],
+    previous: Mapping[int, datetime | None],
+    now: datetime,
+    *,
+    cache_dir: Path | None = None,
+) -> list[Project]:
+    """After ``cidash sync``: leave the cached Health (what the dashboard shows at once when it starts) as of the
+    store now, for the project the dashboard opens first and for every project whose Health is cached already,
+    so the next ``cidash`` starts warm and can say its Health is current.
 
-
-def save_health(path: Path, health: Health) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(health.as_dict()), encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        pass  # a cache: losing it only costs a slower next start
-
-
-def load_health(path: Path) -> Health | None:
-    try:
-        return Health.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    ``synced``: (project, whether the sync changed anything in the store); ``previous``: each project's last
+    completed sync before this one. A project this sync changed nothing in keeps its cached Health, marked as of
+    this sync, if that Health was as of the previous one; otherwise its Health is computed again
+    (:func:`load_dashboard`, the dashboard worker's own computation). Returns the projects computed again."""
+    cache_dir = cache_dir or default_cache_dir()
+    first = dashboard_project(store.projects(), config)
+    computed = []
+    for project, changed in synced:
+        path = health_cache_path(cache_dir, store.path, project.id)
+        cached = load_health(path)
+        if cached is None and (first is None or project.id != first.id):
+            continue  # a project the dashboard does not open first and never showed
+        last_sync = store.last_sync(project.id)
+        if not changed and cached is not None and cached.current_for(previous.get(project.id)):
+            save_health(path, replace(cached, synced_at=last_sync))
+            continue
+        _, health = load_dashboard(store, config, project, now)
+        save_health(path, health)
+        computed.append(project)
+    return computed
 
 
 # -- evidence behind one criterion ----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
@@ -77,11 +78,58 @@ def status_text(status: str) -> Text:
 
 
 class TabView(Vertical):
-    """A tab's content. The App calls :meth:`start_filter` for ``/``."""
+    """A tab's content. The App calls :meth:`start_filter` for ``/``.
+
+    Only the first tab is mounted at start-up; the others mount the first time they are shown
+    (:class:`cidash.tui.widgets.deferred.DeferredPane`). What reaches a view before it is mounted (its data, a focus,
+    ``/``) waits in :meth:`when_ready` and runs, in order, when the view's ``on_mount`` calls :meth:`ready`: a view
+    never queries children it does not have yet, and takes its data when it mounts."""
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self._view_ready = False
+        self._on_ready: dict[str, Callable[[], None]] = {}
 
     @property
     def dash(self) -> CidashApp:
         return cast("CidashApp", self.app)
+
+    @property
+    def view_ready(self) -> bool:
+        """True once the view's children are mounted (its ``on_mount`` called :meth:`ready`)."""
+        return self._view_ready
+
+    def when_ready(self, name: str, call: Callable[[], None]) -> None:
+        """Run ``call`` now if the view is mounted, else when it is, in the order the names first came. Only the
+        newest call of each ``name`` waits, in the place of the older one (data pushed to a tab never shown
+        replaces the older data instead of piling up; the focus that showing a tab asks for again does not move
+        after a filter box opened by the same key)."""
+        if self._view_ready:
+            call()
+            return
+        self._on_ready[name] = call
+
+    def ready(self) -> None:
+        """Called at the end of the view's ``on_mount``: run what waited for it."""
+        self._view_ready = True
+        waiting, self._on_ready = self._on_ready, {}
+        for call in waiting.values():
+            call()
+
+    @property
+    def shown(self) -> bool:
+        """Its tab is the active one (a focus that waited for the mount must not pull the user back to it: a
+        widget focused in a pane makes that pane's tab active)."""
+        return self.parent is not None and self.parent.display
+
+    def focus_table(self) -> None:
+        """Focus the view's first table (once it is mounted, if its tab is still the active one)."""
+        self.when_ready("focus", self._focus_first_table)
+
+    def _focus_first_table(self) -> None:
+        tables = self.query(DataTable)
+        if tables and self.shown:
+            self.screen.set_focus(tables.first())  # now: Widget.focus() would wait, and the user may switch tabs
 
     def start_filter(self) -> bool:
         """Open this tab's filter; False when the tab has none."""

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
+from cidash.formatting import fmt_cache_key
 from cidash.textsafe import clean
-from cidash.tui.data import CachesView, fmt_cache_key
 from cidash.tui.screens.base import TabView, texts
 from cidash.tui.widgets.table import NavTable
+
+if TYPE_CHECKING:
+    from cidash.tui.data import CachesView
 
 #: (header, index into a CachesView key row): the most telling columns first, so 80 columns keep them.
 COLUMNS = (
@@ -43,9 +49,13 @@ class CachesTab(TabView):
     def on_mount(self) -> None:
         table = self.query_one("#cache-table", DataTable)
         table.add_columns(*(label for label, _ in COLUMNS))
+        self.ready()
 
     def show(self, view: CachesView) -> None:
         self.view = view
+        self.when_ready("show", partial(self._show, view))
+
+    def _show(self, view: CachesView) -> None:
         t = view.totals
         known = sum(t.get(k, 0) for k in ("hit", "miss", "failed"))
         rate = f"{t.get('hit', 0) / known * 100:.1f} %" if known else "—"
@@ -103,13 +113,19 @@ class CachesTab(TabView):
 
     def show_local(self, lines: list[str]) -> None:
         # console markup whose values local_key_status() escaped (cleaned, brackets escaped)
-        self.query_one("#cache-local", Static).update("[b]Local checkout[/b]\n" + "\n".join(lines))
+        text = "[b]Local checkout[/b]\n" + "\n".join(lines)
+        self.when_ready("local", lambda: self.query_one("#cache-local", Static).update(text))
 
     def start_filter(self) -> bool:
+        self.when_ready("filter", self._open_filter)
+        return True
+
+    def _open_filter(self) -> None:
+        if not self.shown:
+            return
         box = self.query_one("#cache-filter", Input)
         box.remove_class("hidden")
-        box.focus()
-        return True
+        box.focus()  # after the style update that shows it (a hidden box cannot take the focus)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()

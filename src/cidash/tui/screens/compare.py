@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -9,9 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, Static
 
-from cidash.specs import SPEC_HELP
 from cidash.textsafe import clean
-from cidash.tui.data import comparison_cells
 from cidash.tui.screens.base import TabView, plural, texts
 from cidash.tui.widgets.table import NavTable
 
@@ -37,8 +36,11 @@ class CompareTab(TabView):
     def __init__(self) -> None:
         super().__init__(id="compare-view")
         self.comparison: Comparison | None = None
+        self._specs = ("", "")  # the SPECs until the inputs are mounted
 
     def compose(self) -> ComposeResult:
+        from cidash.specs import SPEC_HELP
+
         with Horizontal(id="compare-form"):
             with Horizontal(classes="spec-row"):
                 yield Static("Baseline ", classes="spec-label")
@@ -61,16 +63,32 @@ class CompareTab(TabView):
         table = self.query_one("#compare-table", DataTable)
         for label, width in COLUMNS:
             table.add_column(label, width=width)
+        self.ready()
 
     def set_specs(self, baseline: str, candidate: str) -> None:
+        self._specs = (baseline, candidate)
+        self.when_ready("specs", partial(self._set_inputs, baseline, candidate))
+
+    def _set_inputs(self, baseline: str, candidate: str) -> None:
         self.query_one("#baseline-spec", Input).value = baseline
         self.query_one("#candidate-spec", Input).value = candidate
 
     def specs(self) -> tuple[str, str]:
+        if not self.view_ready:
+            return self._specs
         return self.query_one("#baseline-spec", Input).value, self.query_one("#candidate-spec", Input).value
+
+    def show_progress(self, text: str) -> None:
+        """A line in place of the summary while a comparison runs."""
+        self.when_ready("summary", lambda: self.query_one("#compare-summary", Static).update(Text(clean(text))))
 
     def show(self, comp: Comparison) -> None:
         self.comparison = comp
+        self.when_ready("show", partial(self._show, comp))
+
+    def _show(self, comp: Comparison) -> None:
+        from cidash.tui.data import comparison_cells
+
         table = self.query_one("#compare-table", DataTable)
         table.clear()
         for r in comp.rows:

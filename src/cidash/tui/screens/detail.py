@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from cidash.errors import CidashError
 from cidash.models import Job, Pipeline
@@ -20,6 +20,7 @@ from cidash.tui.charts import phase_bar, phase_legend
 from cidash.tui.data import JobRow, fmt_seconds, fmt_time, pipeline_jobs
 from cidash.tui.logview import LogSection, Row, find, first_error, split_sections
 from cidash.tui.screens.base import seconds_in, status_text, texts
+from cidash.tui.widgets.footer import KeyFooter
 from cidash.tui.widgets.loglines import LogLines
 from cidash.tui.widgets.table import NavTable
 
@@ -94,7 +95,7 @@ class PipelineScreen(Screen[None]):
         yield Static("", id="pipeline-activity", classes="hidden")
         yield NavTable(id="jobs-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="job-facts")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#jobs-table", DataTable)
@@ -241,7 +242,7 @@ class JobLogScreen(Screen[None]):
         yield Static(_job_title(self.job, "loading the log…"), id="log-title")
         yield LogLines(id="log-lines")
         yield Input(placeholder="search the log (Enter finds, n / N next / previous, Esc closes)", id="log-search")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#log-search", Input).display = False

@@ -9,7 +9,7 @@ from textual.widgets import DataTable, Static
 
 from cidash.textsafe import clean
 from cidash.tui.charts import resample, sparkline
-from cidash.tui.data import Health, HealthRow
+from cidash.tui.healthcache import Health, HealthRow
 from cidash.tui.screens.base import STATUS_STYLES, TabView, status_text, texts
 from cidash.tui.widgets.table import NavTable
 
@@ -39,6 +39,7 @@ class HealthView(TabView):
         super().__init__(id="health-view")
         self.health: Health | None = None
         self._cached = False
+        self._current: bool | None = None
         self._layout: tuple[int, bool] = (0, False)
 
     def compose(self) -> ComposeResult:
@@ -49,6 +50,7 @@ class HealthView(TabView):
 
     def on_mount(self) -> None:
         self._columns(16, narrow=False)
+        self.ready()
 
     def _columns(self, spark_width: int, *, narrow: bool) -> None:
         table = self.query_one("#health-table", DataTable)
@@ -73,12 +75,14 @@ class HealthView(TabView):
 
     def on_resize(self) -> None:
         if self.health is not None and self._fit() != self._layout:
-            self.show_health(self.health, cached=self._cached)
+            self.show_health(self.health, cached=self._cached, current=self._current)
 
     def waiting(self, text: str) -> None:
         self.query_one("#verdict", Static).update(Text(text, style="italic"))
 
-    def show_health(self, health: Health, *, cached: bool = False) -> None:
+    def show_health(self, health: Health, *, cached: bool = False, current: bool | None = None) -> None:
+        """``cached``: the Health from the cache, being computed again; ``current``: whether the store was not
+        synced since it was computed (False: it was; None: unknown)."""
         self.health = health
         verdict = self.query_one("#verdict", Static)
         style = "bold red" if not health.ok else ("bold yellow" if health.counts.get("no_data") else "bold green")
@@ -86,9 +90,19 @@ class HealthView(TabView):
         text.append(clean(health.verdict), style=style)
         text.append("\n" + clean(f"period: {health.period}"), style="dim")
         if cached:
-            text.append(f"\n(cached from {health.generated_at:%Y-%m-%d %H:%M} UTC; recomputing…)", style="italic dim")
+            since = (
+                ""
+                if current is None
+                else ", the store unchanged since"
+                if current
+                else ", before the store's last sync"
+            )
+            text.append(
+                f"\n(cached from {health.generated_at:%Y-%m-%d %H:%M} UTC{since}; recomputing…)", style="italic dim"
+            )
         verdict.update(text)
         self._cached = cached
+        self._current = current
         table = self.query_one("#health-table", DataTable)
         row = table.cursor_row
         layout = self._fit()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from cidash.textsafe import clean
-from cidash.tui.data import ImagesView
 from cidash.tui.screens.base import TabView, texts
 from cidash.tui.widgets.chart import ChartWidget
 from cidash.tui.widgets.table import NavTable
+
+if TYPE_CHECKING:
+    from cidash.tui.data import ImagesView
 
 
 class ImagesTab(TabView):
@@ -28,8 +33,12 @@ class ImagesTab(TabView):
     def on_mount(self) -> None:
         self.query_one("#image-tags", DataTable).add_columns("Tag", "Size", "Digest", "Created", "Last seen")
         self.query_one("#image-failures", DataTable).add_columns("Failed job", "Pipeline", "When", "Reason", "Kind")
+        self.ready()
 
     def show(self, view: ImagesView) -> None:
+        self.when_ready("show", partial(self._show, view))
+
+    def _show(self, view: ImagesView) -> None:
         tags = self.query_one("#image-tags", DataTable)
         tags.clear()
         for row in view.tag_rows:

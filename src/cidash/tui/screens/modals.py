@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Input, OptionList, Static
+from textual.widgets import Button, DataTable, Input, OptionList, Static
 
 from cidash.criteria import detail_rows
 from cidash.textsafe import clean
@@ -19,6 +19,7 @@ from cidash.tui.adapters import ActionPlan
 from cidash.tui.commands import LISTED, SCREEN_KEYS
 from cidash.tui.data import Evidence
 from cidash.tui.screens.base import key_display, texts
+from cidash.tui.widgets.footer import KeyFooter
 from cidash.tui.widgets.table import NavTable
 
 
@@ -208,7 +209,7 @@ class AuthScreen(Screen[None]):
             text.append("q: quit", style="bold")
         with Vertical(id="auth-box"):
             yield Static(text)
-        yield Footer()
+        yield KeyFooter()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """ "c Continue offline" is offered only when the store has data to continue with."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -11,16 +12,13 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
+from cidash.formatting import fmt_time
 from cidash.textsafe import clean
-from cidash.tui.data import (
-    PipelineFilter,
-    PipelineRow,
-    count_pipelines,
-    fmt_time,
-    query_pipelines,
-)
 from cidash.tui.screens.base import KNOWN_STATUSES, TabView, plural, seconds_in, status_text, texts
 from cidash.tui.widgets.table import NavTable
+
+if TYPE_CHECKING:
+    from cidash.tui.data import PipelineFilter, PipelineRow
 
 PAGE = 100
 
@@ -55,7 +53,7 @@ class PipelinesView(TabView):
 
     def __init__(self) -> None:
         super().__init__(id="pipelines-view")
-        self.filter = PipelineFilter()
+        self.filter: PipelineFilter | None = None  # None: no filter (cidash.tui.data is imported when it loads)
         self.filter_text = ""
         self.loaded = 0
         self.total = 0
@@ -77,19 +75,27 @@ class PipelinesView(TabView):
         table = self.query_one("#pipelines-table", DataTable)
         for label in COLUMNS:
             table.add_column(label, key=label.lower())
+        self.ready()
 
     # -- loading ----------------------------------------------------------------------------------------------
 
     def reload(self) -> None:
+        """Load the first page of the current filter (once the tab is mounted: a tab never shown reads nothing)."""
+        self.when_ready("reload", self._reload)
+
+    def _reload(self) -> None:
         self.generation += 1
         self._fetch(self.filter, 0, self.generation, time.perf_counter())
 
     @work(thread=True, exclusive=True, group="pipelines")
-    def _fetch(self, filt: PipelineFilter, offset: int, generation: int, started: float) -> None:
+    def _fetch(self, filt: PipelineFilter | None, offset: int, generation: int, started: float) -> None:
+        from cidash.tui.data import PipelineFilter, count_pipelines, query_pipelines
+
         project = self.dash.project
         if project is None:
             return
         store = self.dash.store
+        filt = filt or PipelineFilter()
         rows = query_pipelines(store, project.id, filt, offset=offset, limit=PAGE)
         if offset:
             total = self.total
@@ -140,13 +146,15 @@ class PipelinesView(TabView):
         if self.filter_text:
             shown += f" matching `{self.filter_text}`"
         summary = Text(clean(shown) + " · Enter opens a pipeline · / filters", style="dim")
-        status = self.filter.status
+        status = self.filter.status if self.filter is not None else None
         if status is not None and status not in KNOWN_STATUSES:
             known = ", ".join(sorted(KNOWN_STATUSES))
             summary.append(clean(f"\nunknown status `{status}` (GitLab's are: {known})"), style="bold yellow")
         self.query_one("#pipelines-summary", Static).update(summary)
 
     def highlighted_pipeline_id(self) -> int | None:
+        if not self.view_ready:
+            return None
         table = self.query_one("#pipelines-table", DataTable)
         if not 0 <= table.cursor_row < table.row_count:
             return None
@@ -167,13 +175,20 @@ class PipelinesView(TabView):
     # -- filtering --------------------------------------------------------------------------------------------
 
     def start_filter(self) -> bool:
+        self.when_ready("filter", self._open_filter)
+        return True
+
+    def _open_filter(self) -> None:
+        if not self.shown:
+            return
         box = self.query_one("#pipeline-filter", Input)
         box.remove_class("hidden")
-        box.focus()
-        return True
+        box.focus()  # after the style update that shows it (a hidden box cannot take the focus)
 
     def apply_filter(self, text: str) -> None:
         self.filter_text = text.strip()
+        from cidash.tui.data import PipelineFilter
+
         self.filter = PipelineFilter.parse(self.filter_text)
         self.reload()
 

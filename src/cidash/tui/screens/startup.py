@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from cidash.textsafe import clean
-from cidash.tui.data import StartupView
 from cidash.tui.screens.base import TabView, texts
 from cidash.tui.widgets.chart import ChartWidget
 from cidash.tui.widgets.table import NavTable
+
+if TYPE_CHECKING:
+    from cidash.tui.data import StartupView
 
 
 class StartupTab(TabView):
@@ -30,8 +35,12 @@ class StartupTab(TabView):
         phases.add_columns("Phase", "Base p50", "Base p90", "Cand p50", "Cand p90", "Change", "n")
         digests = self.query_one("#startup-digests", DataTable)
         digests.add_columns("Image digest", "n", "p50", "p90", "Seen (UTC)")
+        self.ready()
 
     def show(self, view: StartupView) -> None:
+        self.when_ready("show", partial(self._show, view))
+
+    def _show(self, view: StartupView) -> None:
         self.query_one("#startup-split", Static).update(Text(clean(view.split, keep_newlines=True), style="dim"))
         phases = self.query_one("#startup-phases", DataTable)
         phases.clear()
