@@ -52,6 +52,7 @@ from cidash.metrics.images import (
     image_repository_of,
     image_size_history,
     image_tag_of,
+    last_ci_image_digest,
     size_of_digest,
     tag_sizes,
 )
@@ -85,6 +86,7 @@ from cidash.metrics.startup import (
     job_startups,
     startup_phases,
     startup_sample,
+    startup_seconds,
     time_to_first_script,
 )
 from cidash.models import NOT_RUN_STATUSES
@@ -131,6 +133,7 @@ __all__ = [
     "job_outcomes",
     "job_queue_times",
     "job_startups",
+    "last_ci_image_digest",
     "main_restore_keys",
     "never_hit_keys",
     "normalize_digest",
@@ -144,6 +147,7 @@ __all__ = [
     "stale_cache_events",
     "startup_phases",
     "startup_sample",
+    "startup_seconds",
     "tag_sizes",
     "time_to_first_script",
     "unserialised_config_writers",

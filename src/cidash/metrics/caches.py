@@ -7,14 +7,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
-from cidash.models import FileChecksum, Job, Pipeline, TraceFacts
+from cidash.models import CacheEvent, FileChecksum, Job, Pipeline, TraceFacts
 from cidash.stats import rate
-
-if TYPE_CHECKING:
-    from cidash.logparse import Restore
 
 #: A cache key GitLab fell back to because none of the ``key:files`` existed at the pipeline's SHA:
 #: ``<prefix>-default``, optionally with the clear-cache counter and the protected/non_protected suffix.
@@ -66,28 +63,50 @@ def cache_restore_rates(ds: Dataset, by: GroupBy = "key", *, include_retried: bo
         facts = ds.facts.get(j.id)
         if facts is None or not facts.cache:
             continue
-        for r in job_restores(ds, j.id, facts):
-            group = r.key if by == "key" else j.name if by == "job" else j.ref
-            outcome = r.outcome if r.outcome in RESTORE_OUTCOMES else "unknown"
+        for key, outcome, via_fallback_key in restore_outcomes(facts.cache):
+            group = key if by == "key" else j.name if by == "job" else j.ref
+            if outcome not in RESTORE_OUTCOMES:
+                outcome = "unknown"
             counts[group][outcome] += 1
-            if outcome == "hit" and r.via_fallback_key is not None:
+            if outcome == "hit" and via_fallback_key:
                 via_fallback[group] += 1
     rates = [OutcomeRate(g, sum(c.values()), dict(c), via_fallback[g]) for g, c in counts.items()]
     rates.sort(key=lambda r: (-r.n, r.group))
     return rates
 
 
-def job_restores(ds: Dataset, job_id: int, facts: TraceFacts) -> tuple[Restore, ...]:
-    """:func:`cidash.logparse.restores` of a job's facts, computed once per job for every slice of ``ds`` (the
-    slices share the jobs, their facts and this memo: ``export`` and ``compare`` count restores over several)."""
-    memo = ds._memo
-    key = ("restores", job_id)
-    got = memo.get(key)
-    if got is None:
-        from cidash.logparse import restores
+def restore_outcomes(cache: Sequence[CacheEvent]) -> list[tuple[str, str, bool]]:
+    """``(r.key, r.outcome, r.via_fallback_key is not None)`` of each of :func:`cidash.logparse.restores`, from
+    a job's cache events, without a :class:`~cidash.logparse.Restore` per restore (the same grouping: a fallback
+    attempt joins the restore before it unless that one's last attempt had an empty key)."""
+    out: list[tuple[str, str, bool]] = []
+    key = ""
+    outcome = ""
+    hit = via = False
+    last_detail: str | None = None
+    started = False
+    for event in cache:
+        if event.op != "restore":
+            continue
+        if started and event.detail == _FALLBACK and last_detail != "empty key":
+            if not hit:
+                outcome = event.outcome
+                if outcome == "hit":
+                    hit = via = True
+        else:
+            if started:
+                out.append((key, outcome, via))
+            started = True
+            key, outcome, via = event.key, event.outcome, False
+            hit = outcome == "hit"
+        last_detail = event.detail
+    if started:
+        out.append((key, outcome, via))
+    return out
 
-        got = memo[key] = restores(facts)
-    return got  # type: ignore[return-value]
+
+#: :data:`cidash.logparse.FALLBACK` (not imported: the metrics stay importable without the parser).
+_FALLBACK = "fallback"
 
 
 #: A cache key restored at least this often without one hit is flagged (``cidash check`` warns).

@@ -121,6 +121,35 @@ def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job,
     return chosen
 
 
+def last_ci_image_digest(ds: Dataset, image_hint: str | None = None) -> str | None:
+    """The digest of the newest CI-image job (``ci_image_jobs(ds, image_hint)[-1][1]``, None without one): the
+    same choice of the CI image, without building and sorting the list (the image-size criterion reads it)."""
+    seen: dict[ImageRef, tuple[str, str | None]] = {}
+    by_name: dict[str, tuple[tuple[datetime, int], str]] = {}  # repository -> its newest job's (order, digest)
+    counts: Counter[str] = Counter()
+    for j in ds.jobs:
+        facts = ds.facts.get(j.id)
+        if facts is None or facts.image is None or j.started_at is None:
+            continue
+        parsed = seen.get(facts.image)
+        if parsed is None:
+            parsed = seen[facts.image] = (image_repository_of(facts.image.name), normalize_digest(facts.image.digest))
+        name, digest = parsed
+        if digest is None:
+            continue
+        counts[name] += 1
+        order = (j.started_at, j.id)
+        newest = by_name.get(name)
+        if newest is None or order > newest[0]:
+            by_name[name] = (order, digest)
+    if not counts:
+        return None
+    chosen = [by_name[n] for n in by_name if image_hint and image_hint in n]
+    if not chosen:
+        chosen = [by_name[counts.most_common(1)[0][0]]]
+    return max(chosen, key=lambda od: od[0])[1]
+
+
 def image_digest_changes(ds: Dataset, image_hint: str | None = None) -> list[DigestChange]:
     """Every change of the CI image digest between consecutive jobs (by start time), oldest first, with the tag
     each side's jobs named (from their logs)."""

@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cache
 
 from cidash.metrics.model import Dataset, Sample, counted_jobs, job_image_digest
-from cidash.models import TraceFacts
+from cidash.models import NOT_RUN_STATUSES, TraceFacts
 
 #: The phases of a job's start-up (before ``step_script``), as :mod:`cidash.logparse` names them:
 #: prepare = resolve_secrets + prepare_executor + prepare_script (image pull included), sources = get_sources +
@@ -108,6 +108,31 @@ def job_startups(
         out.append(startup)
     out.sort(key=lambda s: (s.started_at, s.job_id))
     return out
+
+
+def startup_seconds(
+    ds: Dataset, *, include_retried: bool = False, exclude_jobs: Iterable[str] = ()
+) -> list[float]:
+    """``[s.seconds for s in job_startups(ds, ...)]`` (oldest first) without a :class:`JobStartup` per job: what
+    the start-up criterion and its daily series read (a ``check`` at 50,000 pipelines asks for 120,000 jobs')."""
+    excluded = set(exclude_jobs)
+    facts = ds.facts
+    timed: list[tuple[datetime, int, float]] = []
+    for j in ds.jobs:
+        if j.status in NOT_RUN_STATUSES or j.started_at is None or (j.retried and not include_retried):
+            continue  # counted_jobs' rule
+        if j.name in excluded:
+            continue
+        f = facts.get(j.id)
+        if f is None or f.startup_seconds is None:
+            continue
+        timed.append((j.started_at, j.id, f.startup_seconds))
+    timed.sort(key=_by_start)
+    return [t[2] for t in timed]
+
+
+def _by_start(t: tuple[datetime, int, float]) -> tuple[datetime, int]:
+    return t[0], t[1]
 
 
 def startup_sample(
