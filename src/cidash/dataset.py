@@ -180,7 +180,10 @@ def _load_span(
         after = k + _PIPELINES_PER_READ
         sub_end = pipelines[after].created_at if after < len(pipelines) else end
         cond, params = _span_where(project, sub_start, sub_end, ref)
-        got = _read_jobs(store, project, cond, params, strings, jobs, facts, startup_only=startup_only, phases=phases)
+        if startup_only:
+            got = _read_startups(store, project, cond, params, strings, jobs, facts)
+        else:
+            got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=phases)
         latest = max(latest, got)
     jobs.sort(key=lambda j: (j.created_at, j.id))
     return pipelines, jobs, facts, latest
@@ -203,7 +206,6 @@ def _read_jobs(  # noqa: PLR0917
     jobs: list[Job],
     facts: dict[int, TraceFacts],
     *,
-    startup_only: bool,
     phases: bool,
 ) -> str:
     """Append the jobs of the pipelines matching ``cond`` to ``jobs`` and their log facts to ``facts``; return
@@ -213,32 +215,31 @@ def _read_jobs(  # noqa: PLR0917
     span_params = [project.id, *params]
     sections: dict[int, list[Section]] = {}
     cache: dict[int, list[CacheEvent]] = {}
-    if not startup_only:
-        names = _kept_sections() if phases else tuple(sorted(ARCHIVE_SECTIONS))
-        for job_id, name, start, end, duration in store.read(
-            'SELECT s.job_id, s.name, s.start, s."end", s.duration '
-            + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-            + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY s.job_id, s.seq",
-            [*span_params, *names],
-        ):
-            got = sections.get(job_id)
-            if got is None:
-                got = sections[job_id] = []
-            got.append(_new_section(intern(name, name), start, end, duration))
-        for job_id, op, key, outcome, detail in store.read(
-            "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
-            + of_span.format("JOIN cache_events e ON e.job_id = j.id")
-            + " ORDER BY e.job_id, e.seq",
-            span_params,
-        ):
-            row = ("cache", op, key, outcome, detail)
-            event = strings.get(row)
-            if event is None:
-                event = strings[row] = CacheEvent(op, intern(key, key), outcome, detail)
-            got_events = cache.get(job_id)
-            if got_events is None:
-                got_events = cache[job_id] = []
-            got_events.append(event)
+    names = _kept_sections() if phases else tuple(sorted(ARCHIVE_SECTIONS))
+    for job_id, name, start, end, duration in store.read(
+        'SELECT s.job_id, s.name, s.start, s."end", s.duration '
+        + of_span.format("JOIN job_sections s ON s.job_id = j.id")
+        + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY s.job_id, s.seq",
+        [*span_params, *names],
+    ):
+        got = sections.get(job_id)
+        if got is None:
+            got = sections[job_id] = []
+        got.append(_new_section(intern(name, name), start, end, duration))
+    for job_id, op, key, outcome, detail in store.read(
+        "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
+        + of_span.format("JOIN cache_events e ON e.job_id = j.id")
+        + " ORDER BY e.job_id, e.seq",
+        span_params,
+    ):
+        row = ("cache", op, key, outcome, detail)
+        event = strings.get(row)
+        if event is None:
+            event = strings[row] = CacheEvent(op, intern(key, key), outcome, detail)
+        got_events = cache.get(job_id)
+        if got_events is None:
+            got_events = cache[job_id] = []
+        got_events.append(event)
     no_sections: tuple[Section, ...] = ()
     no_events: tuple[CacheEvent, ...] = ()
     latest = ""
@@ -273,6 +274,76 @@ def _read_jobs(  # noqa: PLR0917
             image,
             no_events if got_cache is None else tuple(got_cache),
         )
+    return latest
+
+
+#: What a job read for its start-up only carries (:func:`_read_startups`): the fields :meth:`Dataset.as_of`,
+#: :func:`cidash.metrics.counted_jobs` and :func:`cidash.metrics.job_startups` read, and its log's start-up and
+#: image; the rest is left empty.
+_STARTUP_COLUMNS = (
+    "j.project_id, j.id, j.pipeline_id, j.name, j.status, j.ref, j.created_at, j.started_at, j.finished_at, "
+    "j.retried, f.job_id, f.startup_seconds, f.image_name, f.image_id, f.image_digest, f.image_pulled"
+)
+
+
+def _read_startups(  # noqa: PLR0917
+    store: Store,
+    project: Project,
+    cond: str,
+    params: list[Any],
+    strings: dict[Any, Any],
+    jobs: list[Job],
+    facts: dict[int, TraceFacts],
+) -> str:
+    """:func:`_read_jobs` for a span read for its start-ups only (the baseline of ``check`` and ``export``): each
+    job with the fields its start-up reads (no stage, SHA, durations, failure reason, runner or URL: they stay
+    empty) and log facts with the start-up and the image only (no sections, no cache events), in one narrow
+    joined row per job (a third of a full row's reading at 60,000 jobs)."""
+    intern = strings.setdefault
+    no_sections: tuple[Section, ...] = ()
+    no_events: tuple[CacheEvent, ...] = ()
+    latest = ""
+    new_job, new_facts, parse = _new_job, _new_facts, _from_text
+    for r in store.read(
+        f"SELECT {_STARTUP_COLUMNS} FROM jobs j LEFT JOIN job_facts f ON f.job_id = j.id "
+        f"WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})",
+        [project.id, *params],
+    ):
+        started, finished = r[7], r[8]
+        job: Job = new_job(
+            r[0],
+            r[1],
+            r[2],
+            intern(r[3], r[3]),
+            "",
+            intern(r[4], r[4]),
+            intern(r[5], r[5]),
+            "",
+            parse(r[6]),
+            None if started is None else parse(started),
+            None if finished is None else parse(finished),
+            None,
+            None,
+            None,
+            False,
+            bool(r[9]),
+            None,
+            None,
+        )
+        jobs.append(job)
+        latest = max(latest, r[6])
+        if finished is not None and finished > latest:
+            latest = finished
+        if r[10] is None:
+            continue  # no parsed log
+        image = None
+        if r[12] is not None:
+            pulled = None if r[15] is None else bool(r[15])
+            key = ("image", r[12], r[13], r[14], pulled)
+            image = strings.get(key)
+            if image is None:
+                image = strings[key] = ImageRef(r[12], r[13], r[14], pulled)
+        facts[r[1]] = new_facts(None, None, False, no_sections, r[11], image, no_events)
     return latest
 
 

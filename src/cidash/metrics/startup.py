@@ -110,9 +110,7 @@ def job_startups(
     return out
 
 
-def startup_seconds(
-    ds: Dataset, *, include_retried: bool = False, exclude_jobs: Iterable[str] = ()
-) -> list[float]:
+def startup_seconds(ds: Dataset, *, include_retried: bool = False, exclude_jobs: Iterable[str] = ()) -> list[float]:
     """``[s.seconds for s in job_startups(ds, ...)]`` (oldest first) without a :class:`JobStartup` per job: what
     the start-up criterion and its daily series read (a ``check`` at 50,000 pipelines asks for 120,000 jobs')."""
     excluded = set(exclude_jobs)

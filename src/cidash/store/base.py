@@ -322,9 +322,47 @@ class StoreBase:
         what :mod:`cidash.queries` builds its reads on."""
         return self._query(sql, params)
 
+    def scan(self, sql: str, params: Sequence[Any], visit: Callable[[Any], None], *, batch: int = 10_000) -> None:
+        """Call ``visit`` with each row of one read-only statement, fetched ``batch`` rows at a time (under this
+        store's lock): a pass over many rows that does not hold them all in memory."""
+        with self._lock:
+
+            def go() -> None:
+                cursor = self._conn.execute(sql, params)
+                while rows := cursor.fetchmany(batch):
+                    for row in rows:
+                        visit(row)
+
+            self._run(go)
+
+    def _copy_job_columns(self, job_ids: Sequence[int] = (), pipeline_ids: Sequence[int] = ()) -> None:
+        """Rewrite ``job_facts``' copies of its job (schema version 8: ``pipeline_ref``, ``job_started_at``,
+        ``visible_at``) for the facts of ``job_ids`` and of the jobs of ``pipeline_ids``, from the job and pipeline
+        rows as stored now. Called in the transaction that wrote them (facts, jobs or pipelines), so the copies
+        never disagree with the rows: a job or pipeline not stored yet leaves them NULL until it is."""
+        conn = self._conn
+        for ids, where in (
+            (job_ids, "job_id IN ({})"),
+            (pipeline_ids, "job_id IN (SELECT id FROM jobs WHERE pipeline_id IN ({}))"),
+        ):
+            unique = sorted(set(ids))
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                conn.execute(_COPY_JOB_COLUMNS + where.format(",".join("?" * len(chunk))), chunk)
+
     def _write(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.transaction():
             self._run(lambda: self._conn.executemany(sql, rows))
+
+
+#: Sets ``job_facts``' copies of its job from the job and pipeline rows (what schema version 8's migration does for
+#: the rows it finds); a WHERE on ``job_id`` follows.
+_COPY_JOB_COLUMNS = (
+    "UPDATE job_facts SET (pipeline_ref, job_started_at, visible_at) = (SELECT p.ref, j.started_at, CASE "
+    "WHEN j.finished_at IS NOT NULL AND j.finished_at > p.created_at AND j.finished_at > j.created_at "
+    "THEN j.finished_at WHEN p.created_at > j.created_at THEN p.created_at ELSE j.created_at END "
+    "FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE j.id = job_facts.job_id) WHERE "
+)
 
 
 def _store_error(exc: sqlite3.DatabaseError, path: Path) -> StoreError:
