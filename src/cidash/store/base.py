@@ -335,20 +335,29 @@ class StoreBase:
 
             self._run(go)
 
-    def _copy_job_columns(self, job_ids: Sequence[int] = (), pipeline_ids: Sequence[int] = ()) -> None:
+    def _copy_job_columns(self, job_ids: Sequence[int] = (), pipelines: Sequence[tuple[int, int]] = ()) -> None:
         """Rewrite ``job_facts``' copies of its job (schema version 8: ``pipeline_ref``, ``job_started_at``,
-        ``visible_at``) for the facts of ``job_ids`` and of the jobs of ``pipeline_ids``, from the job and pipeline
-        rows as stored now. Called in the transaction that wrote them (facts, jobs or pipelines), so the copies
-        never disagree with the rows: a job or pipeline not stored yet leaves them NULL until it is."""
+        ``visible_at``) for the facts of ``job_ids`` and of the jobs of ``pipelines`` (``(project_id,
+        pipeline_id)`` pairs), from the job and pipeline rows as stored now. Called in the transaction that wrote
+        them (facts, jobs or pipelines), so the copies never disagree with the rows: a job or pipeline not stored
+        yet leaves them NULL until it is."""
         conn = self._conn
-        for ids, where in (
-            (job_ids, "job_id IN ({})"),
-            (pipeline_ids, "job_id IN (SELECT id FROM jobs WHERE pipeline_id IN ({}))"),
-        ):
-            unique = sorted(set(ids))
-            for start in range(0, len(unique), 500):
-                chunk = unique[start : start + 500]
-                conn.execute(_COPY_JOB_COLUMNS + where.format(",".join("?" * len(chunk))), chunk)
+        unique = sorted(set(job_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            conn.execute(_COPY_JOB_COLUMNS + f"job_id IN ({','.join('?' * len(chunk))})", chunk)
+        by_project: dict[int, set[int]] = {}
+        for project_id, pipeline_id in pipelines:
+            by_project.setdefault(project_id, set()).add(pipeline_id)
+        for project_id, ids in sorted(by_project.items()):
+            wanted = sorted(ids)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                conn.execute(
+                    _COPY_JOB_COLUMNS + "job_id IN (SELECT id FROM jobs WHERE project_id = ? AND pipeline_id IN "
+                    f"({','.join('?' * len(chunk))}))",
+                    [project_id, *chunk],
+                )
 
     def _write(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.transaction():

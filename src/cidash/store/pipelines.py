@@ -71,7 +71,7 @@ class PipelinesMixin(StoreBase):
                 f"ON CONFLICT(id) DO UPDATE SET {updates}",
                 rows,
             )
-            self._run(lambda: self._copy_job_columns(pipeline_ids=[r[1] for r in rows]))
+            self._run(lambda: self._copy_job_columns(pipelines=[(r[0], r[1]) for r in rows]))
         return len(rows)
 
     def pipelines(
