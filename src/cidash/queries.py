@@ -393,8 +393,8 @@ def _job_starts(store: Store, project_id: int, ids: list[int]) -> dict[int, tupl
     if not ids:
         return {}
     wanted = sorted(set(ids))
+    marks = _in([str(i) for i in wanted])
     rows = store.read(
-        f"SELECT id, pipeline_id, started_at FROM jobs WHERE project_id = ? AND id IN ({_in([str(i) for i in wanted])})",
-        [project_id, *wanted],
+        f"SELECT id, pipeline_id, started_at FROM jobs WHERE project_id = ? AND id IN ({marks})", [project_id, *wanted]
     )
     return {job_id: (pipeline_id, started) for job_id, pipeline_id, started in rows}
