@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from cidash.errors import CidashError, UsageError
-from cidash.metrics import ARCHIVE_SECTIONS, STARTUP_PHASES, Dataset, ImageHistory, JobCacheConfig
-from cidash.models import CacheEvent, ImageRef, Job, Pipeline, Project, Section, TraceFacts
+from cidash.metrics import ARCHIVE_SECTIONS, STARTUP_PHASES, Dataset, ImageHistory, JobCacheConfig, StartupRecord
+from cidash.models import NOT_RUN_STATUSES, CacheEvent, ImageRef, Job, Pipeline, Project, Section, TraceFacts
 from cidash.store import Store, from_db_time, to_db_time
 
 
@@ -162,18 +163,21 @@ def _load_span(
     startup_only: bool = False,
     phases: bool = True,
     ref: str | None = None,
-) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str]:
+    as_of: datetime | None = None,
+) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord]]:
     """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
     made after ``end`` still comes) and the jobs' log facts, read with a few statements per few thousand
     pipelines (each job with its facts in one joined row; its runner sections and cache events selected through
     the same pipelines); repeated strings (names, refs, SHAs, cache keys) and identical cache events and image
-    references are shared rather than copied per job."""
+    references are shared rather than copied per job. ``startup_only`` (with ``as_of``): no jobs, their start-ups
+    as :class:`~cidash.metrics.StartupRecord` s (:func:`_read_startup_records`)."""
     pipelines = store.pipelines(project.id, since=start, until=end, ref=ref)
     if not pipelines:
-        return [], [], {}, ""
+        return [], [], {}, "", []
     strings: dict[Any, Any] = {}
     jobs: list[Job] = []
     facts: dict[int, TraceFacts] = {}
+    records: list[StartupRecord] = []
     latest = ""
     for k in range(0, len(pipelines), _PIPELINES_PER_READ):  # a few thousand pipelines' rows in memory at once
         sub_start = start if k == 0 else pipelines[k].created_at
@@ -181,12 +185,17 @@ def _load_span(
         sub_end = pipelines[after].created_at if after < len(pipelines) else end
         cond, params = _span_where(project, sub_start, sub_end, ref)
         if startup_only:
-            got = _read_startups(store, project, cond, params, strings, jobs, facts)
-        else:
-            got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=phases)
+            assert as_of is not None
+            _read_startup_records(store, project, cond, params, as_of, strings, records)
+            continue
+        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=phases)
         latest = max(latest, got)
-    jobs.sort(key=lambda j: (j.created_at, j.id))
-    return pipelines, jobs, facts, latest
+    jobs.sort(key=_job_order)
+    return pipelines, jobs, facts, latest, records
+
+
+#: The order of a dataset's jobs (creation, then id).
+_job_order = attrgetter("created_at", "id")
 
 
 _PIPELINES_PER_READ = 4000
@@ -277,74 +286,40 @@ def _read_jobs(  # noqa: PLR0917
     return latest
 
 
-#: What a job read for its start-up only carries (:func:`_read_startups`): the fields :meth:`Dataset.as_of`,
-#: :func:`cidash.metrics.counted_jobs` and :func:`cidash.metrics.job_startups` read, and its log's start-up and
-#: image; the rest is left empty.
-_STARTUP_COLUMNS = (
-    "j.project_id, j.id, j.pipeline_id, j.name, j.status, j.ref, j.created_at, j.started_at, j.finished_at, "
-    "j.retried, f.job_id, f.startup_seconds, f.image_name, f.image_id, f.image_digest, f.image_pulled"
-)
-
-
-def _read_startups(  # noqa: PLR0917
+def _read_startup_records(  # noqa: PLR0917
     store: Store,
     project: Project,
     cond: str,
     params: list[Any],
+    as_of: datetime,
     strings: dict[Any, Any],
-    jobs: list[Job],
-    facts: dict[int, TraceFacts],
-) -> str:
-    """:func:`_read_jobs` for a span read for its start-ups only (the baseline of ``check`` and ``export``): each
-    job with the fields its start-up reads (no stage, SHA, durations, failure reason, runner or URL: they stay
-    empty) and log facts with the start-up and the image only (no sections, no cache events), in one narrow
-    joined row per job (a third of a full row's reading at 60,000 jobs)."""
+    records: list[StartupRecord],
+) -> None:
+    """Append to ``records`` the start-ups of the jobs of the pipelines matching ``cond`` as of ``as_of``, for a
+    span read for its start-up values only (the baseline of ``check`` and ``export``): one narrow row per job
+    that has one, the rules of :meth:`Dataset.as_of` and :func:`cidash.metrics.counted_jobs` applied in SQL (the
+    pipeline and the job created by then, the job finished by then or not at all, so its log facts count; it ran;
+    ``retried`` when a later attempt was created by then), instead of a :class:`~cidash.models.Job` and its
+    facts per job (a third of the time of those at 60,000 jobs). :func:`cidash.metrics.startup_seconds` reads
+    them; ``tests/unit/test_dataset_records.py`` holds them equal to the jobs' start-ups."""
+    t = to_db_time(as_of)
+    not_run = sorted(NOT_RUN_STATUSES)
     intern = strings.setdefault
-    no_sections: tuple[Section, ...] = ()
-    no_events: tuple[CacheEvent, ...] = ()
-    latest = ""
-    new_job, new_facts, parse = _new_job, _new_facts, _from_text
-    for r in store.read(
-        f"SELECT {_STARTUP_COLUMNS} FROM jobs j LEFT JOIN job_facts f ON f.job_id = j.id "
-        f"WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})",
-        [project.id, *params],
+    parse = _from_text
+    append = records.append
+    for pipeline_id, job_id, name, started, seconds, retried in store.read(
+        "SELECT j.pipeline_id, j.id, j.name, j.started_at, f.startup_seconds, CASE WHEN j.retried = 1 AND EXISTS "
+        "(SELECT 1 FROM jobs k WHERE k.project_id = j.project_id AND k.pipeline_id = j.pipeline_id "
+        "AND k.name = j.name AND k.id > j.id AND k.created_at <= ?) THEN 1 ELSE 0 END "
+        "FROM jobs j JOIN job_facts f ON f.job_id = j.id WHERE j.project_id = ? "
+        f"AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond} AND created_at <= ?) "
+        # (the job's creation kept off its index: the pipelines' jobs come through theirs)
+        f"AND {store.noindex('j.created_at')} <= ? AND (j.finished_at IS NULL OR j.finished_at <= ?) "
+        "AND j.started_at IS NOT NULL "
+        f"AND j.status NOT IN ({','.join('?' * len(not_run))}) AND f.startup_seconds IS NOT NULL",
+        [t, project.id, *params, t, t, t, *not_run],
     ):
-        started, finished = r[7], r[8]
-        job: Job = new_job(
-            r[0],
-            r[1],
-            r[2],
-            intern(r[3], r[3]),
-            "",
-            intern(r[4], r[4]),
-            intern(r[5], r[5]),
-            "",
-            parse(r[6]),
-            None if started is None else parse(started),
-            None if finished is None else parse(finished),
-            None,
-            None,
-            None,
-            False,
-            bool(r[9]),
-            None,
-            None,
-        )
-        jobs.append(job)
-        latest = max(latest, r[6])
-        if finished is not None and finished > latest:
-            latest = finished
-        if r[10] is None:
-            continue  # no parsed log
-        image = None
-        if r[12] is not None:
-            pulled = None if r[15] is None else bool(r[15])
-            key = ("image", r[12], r[13], r[14], pulled)
-            image = strings.get(key)
-            if image is None:
-                image = strings[key] = ImageRef(r[12], r[13], r[14], pulled)
-        facts[r[1]] = new_facts(None, None, False, no_sections, r[11], image, no_events)
-    return latest
+        append(StartupRecord(pipeline_id, job_id, intern(name, name), parse(started), seconds, bool(retried)))
 
 
 def _fast_constructor(cls: type[Any]) -> Callable[..., Any]:
@@ -434,6 +409,7 @@ def load_dataset(
     the baseline on the criteria ref only).
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
+    records: list[StartupRecord] = []  # of the spans read for their start-up values only
     if spans is None:
         pipelines = tuple(store.pipelines(project.id, since=since))
         ids = {p.id for p in pipelines}
@@ -447,8 +423,8 @@ def load_dataset(
         full = merge_spans(spans)
         light: list[Span] = []
         for span in merge_spans(startup_only):
-            if any(_overlap(span, other) for other in full):
-                full = merge_spans([*full, span])  # a span read in full anyway
+            if as_of is None or any(_overlap(span, other) for other in full):
+                full = merge_spans([*full, span])  # a span read in full anyway (records need a time to hold)
             else:
                 light.append(span)
         for start, end, startups in sorted(
@@ -456,14 +432,15 @@ def load_dataset(
             key=lambda s: s[0] or datetime.min.replace(tzinfo=UTC),
         ):
             span_ref = ref if ref is not None or not startups else startup_ref
-            ps, js, fs, latest = _load_span(
-                store, project, start, end, startup_only=startups, phases=phases, ref=span_ref
+            ps, js, fs, latest, rs = _load_span(
+                store, project, start, end, startup_only=startups, phases=phases, ref=span_ref, as_of=as_of
             )
             newest_job = max(newest_job, latest)
             all_pipelines.extend(ps)
             all_jobs.extend(js)
             facts.update(fs)
-        all_jobs.sort(key=lambda j: (j.created_at, j.id))  # the order of the whole-history load
+            records.extend(rs)
+        all_jobs.sort(key=_job_order)  # the order of the whole-history load
         pipelines, jobs = tuple(all_pipelines), tuple(all_jobs)
         latest_job = from_db_time(newest_job) if newest_job else None
         if as_of is not None and (latest_job is None or latest_job <= as_of):
@@ -496,7 +473,10 @@ def load_dataset(
         ci_config_sha=stored.sha if stored else None,
         ci_config_known=known,
         image_history=image_history,
+        startup_records=tuple(records),
     )
+    if as_of is not None:
+        ds.records_resolved_at(as_of)
     if settled and as_of is not None and all(tg.created_at is None or tg.created_at <= as_of for tg in tags):
         ds.mark_as_of(as_of)
     return ds.as_of(as_of)

@@ -252,6 +252,10 @@ class StoreBase:
         """``column`` written so SQLite will not drive the query from an index on it (PostgreSQL costs plans)."""
         return column if self._pg else f"+{column}"
 
+    def noindex(self, column: str) -> str:
+        """:meth:`_noindex` for the reads built on :meth:`read` (:mod:`cidash.dataset`, :mod:`cidash.queries`)."""
+        return self._noindex(column)
+
     def open_reader(self) -> Any:
         """A new read-only connection to the same store (for worker threads that page through rows while a sync
         writes): ``sqlite3`` in ``mode=ro``, or a read-only PostgreSQL session. The caller closes it."""
