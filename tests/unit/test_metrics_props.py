@@ -173,16 +173,23 @@ def test_startup_seconds_is_job_startups_seconds(
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(RUN, max_size=14), st.sampled_from([None, "platform/app/ci", "ci-tools", "nothing-matches"]))
-def test_last_ci_image_digest_is_the_last_of_ci_image_jobs(
+def test_the_ci_image_digests_are_those_of_ci_image_jobs(
     runs: list[tuple[int, str, bool, str, float | None, str | None, str, bool]], hint: str | None
 ) -> None:
-    """metrics.last_ci_image_digest (one pass, no sort) is ci_image_jobs(...)[-1][1]: the same CI image chosen
-    (by the hint, else the image most jobs ran, ties to the first), the same newest job."""
-    from cidash.metrics import ci_image_jobs, last_ci_image_digest
+    """metrics.last_ci_image_digest and ci_image_digest_counts (one pass, no sort) are ci_image_jobs(...)[-1][1]
+    and the Counter of its digests: the same CI image chosen (by the hint, else the image most jobs ran, ties to
+    the first), the same newest job, the same counts in the same order."""
+    from collections import Counter
+
+    from cidash.metrics import ci_image_digest_counts, ci_image_jobs, last_ci_image_digest
 
     ds = _runs_dataset(runs)
     used = ci_image_jobs(ds, hint)
     assert last_ci_image_digest(ds, hint) == (used[-1][1] if used else None)
+    expected = Counter(d for _, d in used)
+    got = ci_image_digest_counts(ds, hint)
+    assert list(got.items()) == list(expected.items())  # the same counts in the same order: the same ties
+    assert got.most_common(1) == expected.most_common(1)
 
 
 @settings(max_examples=300, deadline=None)

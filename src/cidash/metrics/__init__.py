@@ -45,6 +45,7 @@ from cidash.metrics.caches import (
 from cidash.metrics.images import (
     DigestSize,
     ImageSizePoint,
+    ci_image_digest_counts,
     ci_image_jobs,
     digest_sizes,
     image_digest_changes,
@@ -121,6 +122,7 @@ __all__ = [
     "WriterOverlap",
     "cache_restore_rates",
     "cache_writers",
+    "ci_image_digest_counts",
     "ci_image_jobs",
     "counted_jobs",
     "digest_sizes",
