@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from cidash.models import (
     DECIDED_STATUSES,
@@ -334,6 +334,26 @@ class Dataset:
             return name.endswith(f":{tag}")
 
         return self.restrict(job_ok=uses_tag)
+
+
+def fast_constructor(cls: type[Any]) -> Callable[..., Any]:
+    """A constructor of the frozen, slotted dataclass ``cls`` taking its fields in order, as ``cls(...)`` does,
+    that sets the slots directly: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (~2 µs for a 18-field ``Job``, ~1.2 µs this way; a window at 50,000 pipelines builds
+    120,000 of them). Only for classes whose ``__init__`` does nothing else (no ``__post_init__``, no defaults
+    computed: the loader passes every field)."""
+    if "__post_init__" in cls.__dict__ or not getattr(cls, "__slots__", None):
+        return cls
+    names = [f.name for f in fields(cls)]
+    setters = {f"_set_{n}": cls.__dict__[n].__set__ for n in names}
+    source = (
+        f"def make({', '.join(names)}, *, _new=_new, _cls=_cls, {', '.join(f'{k}={k}' for k in setters)}):\n"
+        "    o = _new(_cls)\n" + "".join(f"    _set_{n}(o, {n})\n" for n in names) + "    return o\n"
+    )
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
+    exec(source, namespace)  # generated from the dataclass's own field names
+    made: Callable[..., Any] = namespace["make"]
+    return made
 
 
 def normalize_digest(value: str | None) -> str | None:

@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
+from operator import attrgetter
 
-from cidash.metrics.model import Dataset, Sample, counted_jobs, job_image_digest
+from cidash.metrics.model import Dataset, Sample, counted_jobs, fast_constructor, normalize_digest
 from cidash.models import NOT_RUN_STATUSES, TraceFacts
 
 #: The phases of a job's start-up (before ``step_script``), as :mod:`cidash.logparse` names them:
@@ -28,6 +29,9 @@ class JobStartup:
     seconds: float
     phases: Mapping[str, float]
     image_digest: str | None
+
+
+_new_startup = fast_constructor(JobStartup)
 
 
 def startup_phases(facts: TraceFacts) -> dict[str, float]:
@@ -82,34 +86,42 @@ def job_startups(
     names = set(job_names) if job_names is not None else None
     excluded = set(exclude_jobs)
     out: list[JobStartup] = []
-    memo = ds._memo
-    for j in counted_jobs(ds, include_retried=include_retried):
+    # each job's start-up is computed once for every slice (they share the memo): by job id
+    memo: dict[int, JobStartup | None] = ds._memo.setdefault("startups", {})  # type: ignore[assignment]
+    digests: dict[object, str | None] = ds._memo.setdefault("image digests", {})  # type: ignore[assignment]
+    facts_of = ds.facts.get
+    new = _new_startup
+    for j in ds.jobs:
+        if j.status in NOT_RUN_STATUSES or j.started_at is None or (j.retried and not include_retried):
+            continue  # counted_jobs' rule
         if (names is not None and j.name not in names) or j.name in excluded:
             continue
-        key = ("startup", j.id)
-        cached = memo.get(key, memo)
+        cached = memo.get(j.id, memo)
         if cached is not memo:
             if cached is not None:
                 out.append(cached)  # type: ignore[arg-type]
             continue
-        facts = ds.facts.get(j.id)
-        if facts is None or facts.startup_seconds is None or j.started_at is None:
-            memo[key] = None
+        facts = facts_of(j.id)
+        if facts is None or facts.startup_seconds is None:
+            memo[j.id] = None
             continue
-        startup = JobStartup(
-            job_id=j.id,
-            pipeline_id=j.pipeline_id,
-            name=j.name,
-            ref=j.ref,
-            started_at=j.started_at,
-            seconds=facts.startup_seconds,
-            phases=startup_phases(facts),
-            image_digest=job_image_digest(ds, j),
+        image = facts.image
+        if image is None:
+            digest = None
+        else:
+            digest = digests.get(image, digests)  # type: ignore[assignment]
+            if digest is digests:  # a few images for many jobs: normalised once each
+                digest = digests[image] = normalize_digest(image.digest)
+        startup = memo[j.id] = new(
+            j.id, j.pipeline_id, j.name, j.ref, j.started_at, facts.startup_seconds, startup_phases(facts), digest
         )
-        memo[key] = startup
         out.append(startup)
-    out.sort(key=lambda s: (s.started_at, s.job_id))
+    out.sort(key=_startup_order)
     return out
+
+
+#: The order of start-ups (start, then job id).
+_startup_order = attrgetter("started_at", "job_id")
 
 
 def startup_seconds(ds: Dataset, *, include_retried: bool = False, exclude_jobs: Iterable[str] = ()) -> list[float]:
