@@ -17,12 +17,13 @@ from typing import Any
 from cidash.errors import CidashError, UsageError
 from cidash.metrics import (
     ARCHIVE_SECTIONS,
-    STARTUP_PHASES,
     Dataset,
     ImageHistory,
     JobCacheConfig,
     StartupRecord,
     fast_constructor,
+    section_phases,
+    startup_phase_sums,
 )
 from cidash.models import NOT_RUN_STATUSES, CacheEvent, ImageRef, Job, Pipeline, Project, Section, TraceFacts
 from cidash.store import Store, from_db_time, to_db_time
@@ -120,16 +121,6 @@ def merge_spans(spans: Iterable[Span]) -> list[Span]:
     return out
 
 
-#: The runner sections a windowed dataset keeps: those of the start-up phases (:func:`cidash.metrics.startup_phases`)
-#: and the cache uploads (:func:`cidash.metrics.write_window`); no metric reads the others (script, artifacts
-#: upload, user sections), which are most of a log's sections.
-def _kept_sections() -> tuple[str, ...]:
-    from cidash.logparse import SECTION_PHASES
-
-    startup = [name for name, phase in SECTION_PHASES.items() if phase in STARTUP_PHASES]
-    return tuple(sorted({*startup, *ARCHIVE_SECTIONS}))
-
-
 _JOB_COLUMNS = (
     "j.project_id, j.id, j.pipeline_id, j.name, j.stage, j.status, j.ref, j.sha, j.created_at, j.started_at, "
     "j.finished_at, j.duration, j.queued_duration, j.failure_reason, j.allow_failure, j.retried, j.runner, j.web_url"
@@ -171,7 +162,7 @@ def _load_span(
     phases: bool = True,
     ref: str | None = None,
     as_of: datetime | None = None,
-) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord]]:
+) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, dict[str, float]]]:
     """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
     made after ``end`` still comes) and the jobs' log facts, read with a few statements per few thousand
     pipelines (each job with its facts in one joined row; its runner sections and cache events selected through
@@ -180,11 +171,12 @@ def _load_span(
     as :class:`~cidash.metrics.StartupRecord` s (:func:`_read_startup_records`)."""
     pipelines = store.pipelines(project.id, since=start, until=end, ref=ref)
     if not pipelines:
-        return [], [], {}, "", []
+        return [], [], {}, "", [], {}
     strings: dict[Any, Any] = {}
     jobs: list[Job] = []
     facts: dict[int, TraceFacts] = {}
     records: list[StartupRecord] = []
+    job_phases: dict[int, dict[str, float]] | None = {} if phases else None
     latest = ""
     for k in range(0, len(pipelines), _PIPELINES_PER_READ):  # a few thousand pipelines' rows in memory at once
         sub_start = start if k == 0 else pipelines[k].created_at
@@ -195,10 +187,10 @@ def _load_span(
             assert as_of is not None
             _read_startup_records(store, project, cond, params, as_of, strings, records)
             continue
-        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=phases)
+        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=job_phases)
         latest = max(latest, got)
     jobs.sort(key=_job_order)
-    return pipelines, jobs, facts, latest, records
+    return pipelines, jobs, facts, latest, records, job_phases or {}
 
 
 #: The order of a dataset's jobs (creation, then id).
@@ -222,16 +214,38 @@ def _read_jobs(  # noqa: PLR0917
     jobs: list[Job],
     facts: dict[int, TraceFacts],
     *,
-    phases: bool,
+    phases: dict[int, dict[str, float]] | None,
 ) -> str:
     """Append the jobs of the pipelines matching ``cond`` to ``jobs`` and their log facts to ``facts``; return
-    the latest stored time at which one of them was created or finished ("" for none)."""
+    the latest stored time at which one of them was created or finished ("" for none). ``phases`` (unless None):
+    each job's start-up phases, summed here from its closed start-up sections' rows (what
+    :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
+    :class:`~cidash.models.Section` less for each of the ~4 per job)."""
     intern = strings.setdefault
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
     sections: dict[int, list[Section]] = {}
     cache: dict[int, list[CacheEvent]] = {}
-    names = _kept_sections() if phases else tuple(sorted(ARCHIVE_SECTIONS))
+    if phases is not None:
+        phase_of = section_phases()
+        startup = tuple(sorted(phase_of))
+        job_phases: list[tuple[str, float]] = []
+        current = -1
+        for job_id, name, duration in store.read(
+            "SELECT s.job_id, s.name, s.duration "
+            + of_span.format("JOIN job_sections s ON s.job_id = j.id")
+            + f" AND s.name IN ({','.join('?' * len(startup))}) AND s.duration IS NOT NULL ORDER BY s.job_id, s.seq",
+            [*span_params, *startup],
+        ):
+            if job_id != current:
+                if job_phases:
+                    phases[current] = startup_phase_sums(job_phases)
+                    job_phases = []
+                current = job_id
+            job_phases.append((phase_of[name], duration))
+        if job_phases:
+            phases[current] = startup_phase_sums(job_phases)
+    names = tuple(sorted(ARCHIVE_SECTIONS))
     for job_id, name, start, end, duration in store.read(
         'SELECT s.job_id, s.name, s.start, s."end", s.duration '
         + of_span.format("JOIN job_sections s ON s.job_id = j.id")
@@ -397,6 +411,7 @@ def load_dataset(
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
     records: list[StartupRecord] = []  # of the spans read for their start-up values only
+    phases_by_job: dict[int, dict[str, float]] = {}  # of a window's jobs (their facts without those sections)
     if spans is None:
         pipelines = tuple(store.pipelines(project.id, since=since))
         ids = {p.id for p in pipelines}
@@ -419,7 +434,7 @@ def load_dataset(
             key=lambda s: s[0] or datetime.min.replace(tzinfo=UTC),
         ):
             span_ref = ref if ref is not None or not startups else startup_ref
-            ps, js, fs, latest, rs = _load_span(
+            ps, js, fs, latest, rs, phs = _load_span(
                 store, project, start, end, startup_only=startups, phases=phases, ref=span_ref, as_of=as_of
             )
             newest_job = max(newest_job, latest)
@@ -427,6 +442,7 @@ def load_dataset(
             all_jobs.extend(js)
             facts.update(fs)
             records.extend(rs)
+            phases_by_job.update(phs)
         all_jobs.sort(key=_job_order)  # the order of the whole-history load
         pipelines, jobs = tuple(all_pipelines), tuple(all_jobs)
         latest_job = from_db_time(newest_job) if newest_job else None
@@ -461,6 +477,7 @@ def load_dataset(
         ci_config_known=known,
         image_history=image_history,
         startup_records=tuple(records),
+        phases_by_job=phases_by_job if spans is not None and phases else None,
     )
     if as_of is not None:
         ds.records_resolved_at(as_of)

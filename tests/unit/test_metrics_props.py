@@ -120,6 +120,12 @@ def test_startup_phases_is_phase_durations_before_the_script(sections: list[tupl
     expected = {k: v for k, v in phase_durations(f).items() if k in STARTUP_PHASES}
     got = startup_phases(f)
     assert list(got.items()) == list(expected.items())
+    # and the loader's second path: the closed start-up sections' rows summed (dataset._read_jobs)
+    from cidash.metrics import section_phases, startup_phase_sums
+
+    phase_of = section_phases()
+    rows = [(phase_of[n], d) for n, d in sections if n in phase_of and d is not None]
+    assert list(startup_phase_sums(rows).items()) == list(expected.items())
 
 
 # -- second paths (issue 15): the per-job values the criteria read without per-job objects, held equal to the first

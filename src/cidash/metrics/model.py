@@ -121,6 +121,9 @@ class Dataset:
     #: The start-ups of the pipelines read for their start-up values only (their jobs are not in ``jobs``): see
     #: :class:`StartupRecord`. Slices keep those of their pipelines (none after a job predicate).
     startup_records: tuple[StartupRecord, ...] = ()
+    #: Each job's start-up phases (:func:`cidash.metrics.startup_phases`), summed by a loader that left the
+    #: start-up sections out of the facts (a window, see :func:`cidash.dataset.load_dataset`); None: from the facts.
+    phases_by_job: Mapping[int, Mapping[str, float]] | None = None
     # Derived per-job values (start-ups) shared by every slice made with restrict(): they only depend on the job
     # and its facts, which slices share. Not an init field, so dataclasses.replace() starts a fresh one.
     _memo: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
@@ -176,6 +179,7 @@ class Dataset:
             ci_config_known=self.ci_config_known,
             image_history=self.image_history,
             startup_records=records,
+            phases_by_job=self.phases_by_job,
         )
         object.__setattr__(out, "_memo", self._memo)  # same jobs and facts: the derived values still hold
         object.__setattr__(out, "_as_of", self._as_of)
@@ -255,6 +259,7 @@ class Dataset:
             ci_config_known=self.ci_config_known,
             image_history=self.image_history,
             startup_records=self._records_of(ids),
+            phases_by_job=self.phases_by_job,
         )
         object.__setattr__(out, "_as_of", t)
         object.__setattr__(out, "_records_at", self._records_at)

@@ -58,6 +58,22 @@ def startup_phases(facts: TraceFacts) -> dict[str, float]:
     return out
 
 
+def startup_phase_sums(durations: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """:func:`startup_phases` of a job's closed start-up sections given as ``(phase, duration)`` in log order (the
+    loader sums them from the stored rows: :attr:`~cidash.metrics.Dataset.phases_by_job`)."""
+    totals: dict[str, float] = {}
+    for phase, duration in durations:
+        totals[phase] = totals.get(phase, 0.0) + duration
+    if len(totals) == 1:
+        return totals
+    return {phase: totals[phase] for phase in STARTUP_PHASES if phase in totals}
+
+
+def section_phases() -> dict[str, str]:
+    """Runner section name -> start-up phase (see :func:`startup_phases`); a copy."""
+    return dict(_section_phases())
+
+
 @cache
 def _section_phases() -> dict[str, str]:
     """Runner section name -> start-up phase: what :func:`cidash.logparse.phase_of` maps to a phase of
@@ -91,6 +107,7 @@ def job_startups(
     digests: dict[object, str | None] = ds._memo.setdefault("image digests", {})  # type: ignore[assignment]
     facts_of = ds.facts.get
     new = _new_startup
+    by_job = ds.phases_by_job  # a window's phases, summed by its loader
     for j in ds.jobs:
         if j.status in NOT_RUN_STATUSES or j.started_at is None or (j.retried and not include_retried):
             continue  # counted_jobs' rule
@@ -109,11 +126,12 @@ def job_startups(
         if image is None:
             digest = None
         else:
-            digest = digests.get(image, digests)  # type: ignore[assignment]
+            digest = digests.get(image, digests)
             if digest is digests:  # a few images for many jobs: normalised once each
                 digest = digests[image] = normalize_digest(image.digest)
+        phases = startup_phases(facts) if by_job is None else by_job.get(j.id) or {}
         startup = memo[j.id] = new(
-            j.id, j.pipeline_id, j.name, j.ref, j.started_at, facts.startup_seconds, startup_phases(facts), digest
+            j.id, j.pipeline_id, j.name, j.ref, j.started_at, facts.startup_seconds, phases, digest
         )
         out.append(startup)
     out.sort(key=_startup_order)
