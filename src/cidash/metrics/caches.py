@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Literal
 
 from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
@@ -157,6 +158,10 @@ class StaleCacheEvent:
     changed_files: tuple[str, ...] = ()
 
 
+_pipeline_order = attrgetter("created_at", "id")
+_job_id = attrgetter("id")
+
+
 def _checksums_by_sha(checksums: Iterable[FileChecksum], files: set[str] | None) -> dict[str, dict[str, str | None]]:
     out: dict[str, dict[str, str | None]] = defaultdict(dict)
     for c in checksums:
@@ -180,14 +185,18 @@ def stale_cache_events(
         jobs_by_pipeline[j.pipeline_id].append(j)
     events: list[StaleCacheEvent] = []
     last_by_ref: dict[str, tuple[Pipeline, set[str]]] = {}
-    for p in sorted(ds.pipelines, key=lambda p: (p.created_at, p.id)):
+    is_default: dict[str, bool] = {}  # a key is seen by many jobs: matched once
+    for p in sorted(ds.pipelines, key=_pipeline_order):
         keys: set[str] = set()
-        for j in sorted(jobs_by_pipeline.get(p.id, []), key=lambda j: j.id):
+        for j in sorted(jobs_by_pipeline.get(p.id, ()), key=_job_id):
             facts = ds.facts.get(j.id)
-            if facts is None:
+            if facts is None or not facts.cache:
                 continue
             for key in main_restore_keys(facts):
-                if DEFAULT_KEY.search(key):
+                default = is_default.get(key)
+                if default is None:
+                    default = is_default[key] = DEFAULT_KEY.search(key) is not None
+                if default:
                     events.append(StaleCacheEvent("default_key", p.ref, key, p.id, j.started_at or p.created_at, j.id))
                 else:
                     keys.add(key)

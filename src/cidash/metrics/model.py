@@ -127,7 +127,9 @@ class Dataset:
     # Derived per-job values (start-ups) shared by every slice made with restrict(): they only depend on the job
     # and its facts, which slices share. Not an init field, so dataclasses.replace() starts a fresh one.
     _memo: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
-    # The time the loader resolved startup_records as of (see with_startup_records).
+    # Values derived from this slice itself (its start-up list: job_startups), not shared with other slices.
+    _own: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    # The time the loader resolved startup_records as of (see records_resolved_at).
     _records_at: datetime | None = field(default=None, init=False, repr=False, compare=False, hash=False)
     # Set by as_of(t): nothing in this dataset happened after it, so as_of(t2 >= t) has nothing to drop.
     _as_of: datetime | None = field(default=None, init=False, repr=False, compare=False, hash=False)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from operator import attrgetter
+from typing import cast
 
 from cidash.metrics.model import Dataset, Sample, counted_jobs, fast_constructor, normalize_digest
 from cidash.models import NOT_RUN_STATUSES, TraceFacts
@@ -99,6 +100,22 @@ def job_startups(
     """
     if ds.startup_records:
         raise RuntimeError("these pipelines were read for their start-up values only: use startup_seconds")
+    asked = (
+        include_retried,
+        None if job_names is None else tuple(sorted(set(job_names))),
+        tuple(sorted(set(exclude_jobs))),
+    )
+    done = cast("tuple[JobStartup, ...] | None", ds._own.get(("startups", asked)))
+    if done is not None:
+        return list(done)  # the slice's list, computed once per slice (compare asks for it five times)
+    out = _job_startups(ds, include_retried=include_retried, job_names=job_names, exclude_jobs=exclude_jobs)
+    ds._own[("startups", asked)] = tuple(out)
+    return out
+
+
+def _job_startups(
+    ds: Dataset, *, include_retried: bool, job_names: Iterable[str] | None, exclude_jobs: Iterable[str]
+) -> list[JobStartup]:
     names = set(job_names) if job_names is not None else None
     excluded = set(exclude_jobs)
     out: list[JobStartup] = []
