@@ -400,11 +400,13 @@ def load_dataset(
     newest pipeline created by then.
     ``spans``: only the pipelines created in these spans (and all their jobs), instead of ``since``: what
     :func:`cidash.snapshot.build_snapshot` loads (the periods the criteria judge), with ``image_history`` (the
-    whole history's CI-image changes, from the database) that chooses them; ``startup_only``: spans whose jobs'
-    facts are read for their start-ups only (no runner sections, no cache events: the baseline, which only the
-    start-up criterion reads), unless they overlap ``spans``; ``phases`` false: the runner sections of the
-    start-up phases are left out too (``check``, whose criteria read start-ups as a whole: the phases of
-    :attr:`~cidash.metrics.JobStartup.phases` come out empty); ``ref``: only the pipelines of that ref in
+    whole history's CI-image changes, from the database) that chooses them; the facts keep the cache-upload
+    sections only, the start-up phases being summed into :attr:`~cidash.metrics.Dataset.phases_by_job`;
+    ``startup_only``: spans read for their start-up values only (the baseline, which only the start-up
+    criterion reads), unless they overlap ``spans`` or ``as_of`` is None: their pipelines, and their jobs'
+    start-ups as of ``as_of`` as :attr:`~cidash.metrics.Dataset.startup_records` (no jobs, no facts);
+    ``phases`` false: no start-up phases either (``check``, whose criteria read start-ups as a whole: the phases
+    of :attr:`~cidash.metrics.JobStartup.phases` come out empty); ``ref``: only the pipelines of that ref in
     ``spans`` (the criteria ref: every criterion judges it, see :func:`cidash.snapshot.build_snapshot`);
     ``startup_ref``: only the pipelines of that ref in the ``startup_only`` spans (the start-up criterion judges
     the baseline on the criteria ref only).
