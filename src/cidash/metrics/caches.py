@@ -60,20 +60,35 @@ def cache_restore_rates(ds: Dataset, by: GroupBy = "key", *, include_retried: bo
     """
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     via_fallback: Counter[str] = Counter()
+    column = 0 if by == "key" else 1 if by == "job" else 2
+    for restore in _counted_restores(ds, include_retried):
+        group, outcome = restore[column], restore[3]
+        counts[group][outcome] += 1
+        if outcome == "hit" and restore[4]:
+            via_fallback[group] += 1
+    rates = [OutcomeRate(g, sum(c.values()), dict(c), via_fallback[g]) for g, c in counts.items()]
+    rates.sort(key=lambda r: (-r.n, r.group))
+    return rates
+
+
+def _counted_restores(ds: Dataset, include_retried: bool) -> list[tuple[str, str, str, str, str]]:
+    """``(key, job name, ref, outcome, "fallback" or "")`` of every restore of the counted jobs, in job and
+    log order (an outcome outside :data:`RESTORE_OUTCOMES` as ``unknown``): computed once per slice for the
+    groupings asked of it (``export`` asks for three)."""
+    asked = ("restores", include_retried)
+    done = ds._own.get(asked)
+    if done is not None:
+        return done  # type: ignore[return-value]
+    out: list[tuple[str, str, str, str, str]] = []
     for j in counted_jobs(ds, include_retried=include_retried):
         facts = ds.facts.get(j.id)
         if facts is None or not facts.cache:
             continue
         for key, outcome, via_fallback_key in restore_outcomes(facts.cache):
-            group = key if by == "key" else j.name if by == "job" else j.ref
-            if outcome not in RESTORE_OUTCOMES:
-                outcome = "unknown"
-            counts[group][outcome] += 1
-            if outcome == "hit" and via_fallback_key:
-                via_fallback[group] += 1
-    rates = [OutcomeRate(g, sum(c.values()), dict(c), via_fallback[g]) for g, c in counts.items()]
-    rates.sort(key=lambda r: (-r.n, r.group))
-    return rates
+            known = outcome if outcome in RESTORE_OUTCOMES else "unknown"
+            out.append((key, j.name, j.ref, known, "fallback" if via_fallback_key else ""))
+    ds._own[asked] = out
+    return out
 
 
 def restore_outcomes(cache: Sequence[CacheEvent]) -> list[tuple[str, str, bool]]:
