@@ -453,7 +453,13 @@ def load_dataset(
             t = as_of
             settled = all(p.created_at <= t and (p.finished_at is None or p.finished_at <= t) for p in pipelines)
     tags = tuple(s.tag for s in store.image_tags(project.id))
-    checksums = tuple(store.file_checksums(project.id))
+    if spans is None:
+        checksums = tuple(store.file_checksums(project.id))
+    else:  # those of the loaded pipelines' commits only (stale caches compare a pipeline's with the one before)
+        shas = sorted({p.sha for p in pipelines})
+        checksums = tuple(
+            c for k in range(0, len(shas), 2000) for c in store.file_checksums(project.id, shas=shas[k : k + 2000])
+        )
     ref = config_ref or project.default_branch
     stored = store.latest_ci_config(project.id, ref, created_by=as_of) if ref else None
     if stored is None:
