@@ -226,6 +226,8 @@ def _read_jobs(  # noqa: PLR0917
     span_params = [project.id, *params]
     sections: dict[int, list[Section]] = {}
     cache: dict[int, list[CacheEvent]] = {}
+    # Sections and cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id),
+    # which SQLite reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
     if phases is not None:
         phase_of = section_phases()
         startup = tuple(sorted(phase_of))
@@ -234,7 +236,8 @@ def _read_jobs(  # noqa: PLR0917
         for job_id, name, duration in store.read(
             "SELECT s.job_id, s.name, s.duration "
             + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-            + f" AND s.name IN ({','.join('?' * len(startup))}) AND s.duration IS NOT NULL ORDER BY s.job_id, s.seq",
+            + f" AND s.name IN ({','.join('?' * len(startup))}) AND s.duration IS NOT NULL"
+            + " ORDER BY j.pipeline_id, j.id, s.seq",
             [*span_params, *startup],
         ):
             if job_id != current:
@@ -249,7 +252,7 @@ def _read_jobs(  # noqa: PLR0917
     for job_id, name, start, end, duration in store.read(
         'SELECT s.job_id, s.name, s.start, s."end", s.duration '
         + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-        + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY s.job_id, s.seq",
+        + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY j.pipeline_id, j.id, s.seq",
         [*span_params, *names],
     ):
         got = sections.get(job_id)
@@ -259,7 +262,7 @@ def _read_jobs(  # noqa: PLR0917
     for job_id, op, key, outcome, detail in store.read(
         "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
         + of_span.format("JOIN cache_events e ON e.job_id = j.id")
-        + " ORDER BY e.job_id, e.seq",
+        + " ORDER BY j.pipeline_id, j.id, e.seq",
         span_params,
     ):
         row = ("cache", op, key, outcome, detail)
