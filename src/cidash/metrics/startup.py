@@ -205,19 +205,20 @@ class FirstScript:
 
 def time_to_first_script(ds: Dataset, *, include_retried: bool = False) -> list[FirstScript]:
     """Per pipeline: seconds from its creation to the first script line of its earliest job."""
-    firsts: dict[int, tuple[datetime, float]] = {}  # the earliest first script line: (job started, start-up)
+    # the earliest first script line: (its time as unix seconds, job started, start-up)
+    firsts: dict[int, tuple[float, datetime, float]] = {}
     for j in counted_jobs(ds, include_retried=include_retried):
         facts = ds.facts.get(j.id)
         if facts is None or facts.startup_seconds is None or j.started_at is None:
             continue
-        at = (j.started_at, facts.startup_seconds)
+        script_at = _script_at((j.started_at, facts.startup_seconds))
         seen = firsts.get(j.pipeline_id)
-        if seen is None or _script_at(at) < _script_at(seen):
-            firsts[j.pipeline_id] = at
+        if seen is None or script_at < seen[0]:
+            firsts[j.pipeline_id] = (script_at, j.started_at, facts.startup_seconds)
     out = []
     for p in ds.pipelines:
         if p.id in firsts:
-            started, startup = firsts[p.id]
+            _, started, startup = firsts[p.id]
             # a difference of datetimes (exact) plus the start-up, not of two ~1.8e9 s floats (noise near 1e-7 s)
             seconds = (started - p.created_at).total_seconds() + startup
             out.append(FirstScript(p.id, p.ref, max(0.0, round(seconds, 6))))
