@@ -444,8 +444,9 @@ def schema_of(src: Path | None) -> int:
 
 def store_for_side(db: Path, src: Path | None) -> Path:
     """``db`` as the cidash at ``src`` reads it: ``db`` itself, or (``--before`` code older than a migration made
-    only of indexes, which it would refuse as "newer than this cidash understands") a copy at its schema, the
-    later indexes dropped, kept next to it as ``tui-<N>.v<version>.db``."""
+    only of indexes and added columns, which it would refuse as "newer than this cidash understands") a copy at
+    its schema, the later indexes dropped (the added columns stay: older code does not read them), kept next to it
+    as ``tui-<N>.v<version>.db``."""
     import re
     import sqlite3
 
@@ -462,6 +463,8 @@ def store_for_side(db: Path, src: Path | None) -> Path:
         if number <= version:
             continue
         for statement in filter(None, (part.strip() for part in sql.split(";"))):
+            if re.match(r"(ALTER TABLE \w+ ADD COLUMN|UPDATE) ", statement):
+                continue  # an added column (and its backfill): older code does not read it
             made = re.fullmatch(r"CREATE INDEX (\w+) ON .*", statement, re.DOTALL)
             if made is None:
                 raise SystemExit(f"{src}: its store schema {version} is older than migration {number}, not an index")

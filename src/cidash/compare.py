@@ -9,7 +9,6 @@ first-attempt success, stale-cache events) compare one number per side and judge
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -20,7 +19,7 @@ from cidash.metrics import (
     STARTUP_PHASES,
     Dataset,
     Sample,
-    ci_image_jobs,
+    ci_image_digest_counts,
     image_build_reliability,
     image_size_history,
     job_queue_times,
@@ -201,7 +200,7 @@ def _distribution(
 
 def _image_size(ds: Dataset, hint: str | None, repository: str | None) -> tuple[float | None, int, str]:
     """Size (MB) of the CI image most of the slice's jobs ran, with how many jobs ran it."""
-    used = Counter(d for _, d in ci_image_jobs(ds, hint))
+    used = ci_image_digest_counts(ds, hint)
     if not used:
         return None, 0, ""
     digest, count = used.most_common(1)[0]

@@ -10,13 +10,22 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from cidash.errors import CidashError, UsageError
-from cidash.metrics import ARCHIVE_SECTIONS, STARTUP_PHASES, Dataset, ImageHistory, JobCacheConfig
-from cidash.models import CacheEvent, ImageRef, Job, Pipeline, Project, Section, TraceFacts
+from cidash.metrics import (
+    ARCHIVE_SECTIONS,
+    Dataset,
+    ImageHistory,
+    JobCacheConfig,
+    StartupRecord,
+    fast_constructor,
+    section_phases,
+    startup_phase_sums,
+)
+from cidash.models import NOT_RUN_STATUSES, CacheEvent, ImageRef, Job, Pipeline, Project, Section, TraceFacts
 from cidash.store import Store, from_db_time, to_db_time
 
 
@@ -112,16 +121,6 @@ def merge_spans(spans: Iterable[Span]) -> list[Span]:
     return out
 
 
-#: The runner sections a windowed dataset keeps: those of the start-up phases (:func:`cidash.metrics.startup_phases`)
-#: and the cache uploads (:func:`cidash.metrics.write_window`); no metric reads the others (script, artifacts
-#: upload, user sections), which are most of a log's sections.
-def _kept_sections() -> tuple[str, ...]:
-    from cidash.logparse import SECTION_PHASES
-
-    startup = [name for name, phase in SECTION_PHASES.items() if phase in STARTUP_PHASES]
-    return tuple(sorted({*startup, *ARCHIVE_SECTIONS}))
-
-
 _JOB_COLUMNS = (
     "j.project_id, j.id, j.pipeline_id, j.name, j.stage, j.status, j.ref, j.sha, j.created_at, j.started_at, "
     "j.finished_at, j.duration, j.queued_duration, j.failure_reason, j.allow_failure, j.retried, j.runner, j.web_url"
@@ -162,28 +161,40 @@ def _load_span(
     startup_only: bool = False,
     phases: bool = True,
     ref: str | None = None,
-) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str]:
+    as_of: datetime | None = None,
+) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, dict[str, float]]]:
     """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
     made after ``end`` still comes) and the jobs' log facts, read with a few statements per few thousand
     pipelines (each job with its facts in one joined row; its runner sections and cache events selected through
     the same pipelines); repeated strings (names, refs, SHAs, cache keys) and identical cache events and image
-    references are shared rather than copied per job."""
+    references are shared rather than copied per job. ``startup_only`` (with ``as_of``): no jobs, their start-ups
+    as :class:`~cidash.metrics.StartupRecord` s (:func:`_read_startup_records`)."""
     pipelines = store.pipelines(project.id, since=start, until=end, ref=ref)
     if not pipelines:
-        return [], [], {}, ""
+        return [], [], {}, "", [], {}
     strings: dict[Any, Any] = {}
     jobs: list[Job] = []
     facts: dict[int, TraceFacts] = {}
+    records: list[StartupRecord] = []
+    job_phases: dict[int, dict[str, float]] | None = {} if phases else None
     latest = ""
     for k in range(0, len(pipelines), _PIPELINES_PER_READ):  # a few thousand pipelines' rows in memory at once
         sub_start = start if k == 0 else pipelines[k].created_at
         after = k + _PIPELINES_PER_READ
         sub_end = pipelines[after].created_at if after < len(pipelines) else end
         cond, params = _span_where(project, sub_start, sub_end, ref)
-        got = _read_jobs(store, project, cond, params, strings, jobs, facts, startup_only=startup_only, phases=phases)
+        if startup_only:
+            assert as_of is not None
+            _read_startup_records(store, project, cond, params, as_of, strings, records)
+            continue
+        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=job_phases)
         latest = max(latest, got)
-    jobs.sort(key=lambda j: (j.created_at, j.id))
-    return pipelines, jobs, facts, latest
+    jobs.sort(key=_job_order)
+    return pipelines, jobs, facts, latest, records, job_phases or {}
+
+
+#: The order of a dataset's jobs (creation, then id).
+_job_order = attrgetter("created_at", "id")
 
 
 _PIPELINES_PER_READ = 4000
@@ -203,42 +214,65 @@ def _read_jobs(  # noqa: PLR0917
     jobs: list[Job],
     facts: dict[int, TraceFacts],
     *,
-    startup_only: bool,
-    phases: bool,
+    phases: dict[int, dict[str, float]] | None,
 ) -> str:
     """Append the jobs of the pipelines matching ``cond`` to ``jobs`` and their log facts to ``facts``; return
-    the latest stored time at which one of them was created or finished ("" for none)."""
+    the latest stored time at which one of them was created or finished ("" for none). ``phases`` (unless None):
+    each job's start-up phases, summed here from its closed start-up sections' rows (what
+    :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
+    :class:`~cidash.models.Section` less for each of the ~4 per job)."""
     intern = strings.setdefault
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
     sections: dict[int, list[Section]] = {}
     cache: dict[int, list[CacheEvent]] = {}
-    if not startup_only:
-        names = _kept_sections() if phases else tuple(sorted(ARCHIVE_SECTIONS))
-        for job_id, name, start, end, duration in store.read(
-            'SELECT s.job_id, s.name, s.start, s."end", s.duration '
+    # Sections and cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id),
+    # which SQLite reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
+    if phases is not None:
+        phase_of = section_phases()
+        startup = tuple(sorted(phase_of))
+        job_phases: list[tuple[str, float]] = []
+        current = -1
+        for job_id, name, duration in store.read(
+            "SELECT s.job_id, s.name, s.duration "
             + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-            + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY s.job_id, s.seq",
-            [*span_params, *names],
+            + f" AND s.name IN ({','.join('?' * len(startup))}) AND s.duration IS NOT NULL"
+            + " ORDER BY j.pipeline_id, j.id, s.seq",
+            [*span_params, *startup],
         ):
-            got = sections.get(job_id)
-            if got is None:
-                got = sections[job_id] = []
-            got.append(_new_section(intern(name, name), start, end, duration))
-        for job_id, op, key, outcome, detail in store.read(
-            "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
-            + of_span.format("JOIN cache_events e ON e.job_id = j.id")
-            + " ORDER BY e.job_id, e.seq",
-            span_params,
-        ):
-            row = ("cache", op, key, outcome, detail)
-            event = strings.get(row)
-            if event is None:
-                event = strings[row] = CacheEvent(op, intern(key, key), outcome, detail)
-            got_events = cache.get(job_id)
-            if got_events is None:
-                got_events = cache[job_id] = []
-            got_events.append(event)
+            if job_id != current:
+                if job_phases:
+                    phases[current] = startup_phase_sums(job_phases)
+                    job_phases = []
+                current = job_id
+            job_phases.append((phase_of[name], duration))
+        if job_phases:
+            phases[current] = startup_phase_sums(job_phases)
+    names = tuple(sorted(ARCHIVE_SECTIONS))
+    for job_id, name, start, end, duration in store.read(
+        'SELECT s.job_id, s.name, s.start, s."end", s.duration '
+        + of_span.format("JOIN job_sections s ON s.job_id = j.id")
+        + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY j.pipeline_id, j.id, s.seq",
+        [*span_params, *names],
+    ):
+        got = sections.get(job_id)
+        if got is None:
+            got = sections[job_id] = []
+        got.append(_new_section(intern(name, name), start, end, duration))
+    for job_id, op, key, outcome, detail in store.read(
+        "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
+        + of_span.format("JOIN cache_events e ON e.job_id = j.id")
+        + " ORDER BY j.pipeline_id, j.id, e.seq",
+        span_params,
+    ):
+        row = ("cache", op, key, outcome, detail)
+        event = strings.get(row)
+        if event is None:
+            event = strings[row] = CacheEvent(op, intern(key, key), outcome, detail)
+        got_events = cache.get(job_id)
+        if got_events is None:
+            got_events = cache[job_id] = []
+        got_events.append(event)
     no_sections: tuple[Section, ...] = ()
     no_events: tuple[CacheEvent, ...] = ()
     latest = ""
@@ -276,29 +310,45 @@ def _read_jobs(  # noqa: PLR0917
     return latest
 
 
-def _fast_constructor(cls: type[Any]) -> Callable[..., Any]:
-    """A constructor of the frozen, slotted dataclass ``cls`` taking its fields in order, as ``cls(...)`` does,
-    that sets the slots directly: a frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__`` (~2 µs for a 18-field ``Job``, ~1.2 µs this way; a window at 50,000 pipelines builds
-    120,000 of them). Only for classes whose ``__init__`` does nothing else (no ``__post_init__``, no defaults
-    computed: the loader passes every field)."""
-    if "__post_init__" in cls.__dict__ or not getattr(cls, "__slots__", None):
-        return cls
-    names = [f.name for f in fields(cls)]
-    setters = {f"_set_{n}": cls.__dict__[n].__set__ for n in names}
-    source = (
-        f"def make({', '.join(names)}, *, _new=_new, _cls=_cls, {', '.join(f'{k}={k}' for k in setters)}):\n"
-        "    o = _new(_cls)\n" + "".join(f"    _set_{n}(o, {n})\n" for n in names) + "    return o\n"
-    )
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
-    exec(source, namespace)  # generated from the dataclass's own field names
-    made: Callable[..., Any] = namespace["make"]
-    return made
+def _read_startup_records(  # noqa: PLR0917
+    store: Store,
+    project: Project,
+    cond: str,
+    params: list[Any],
+    as_of: datetime,
+    strings: dict[Any, Any],
+    records: list[StartupRecord],
+) -> None:
+    """Append to ``records`` the start-ups of the jobs of the pipelines matching ``cond`` as of ``as_of``, for a
+    span read for its start-up values only (the baseline of ``check`` and ``export``): one narrow row per job
+    that has one, the rules of :meth:`Dataset.as_of` and :func:`cidash.metrics.counted_jobs` applied in SQL (the
+    pipeline and the job created by then, the job finished by then or not at all, so its log facts count; it ran;
+    ``retried`` when a later attempt was created by then), instead of a :class:`~cidash.models.Job` and its
+    facts per job (a third of the time of those at 60,000 jobs). :func:`cidash.metrics.startup_seconds` reads
+    them; ``tests/unit/test_dataset_records.py`` holds them equal to the jobs' start-ups."""
+    t = to_db_time(as_of)
+    not_run = sorted(NOT_RUN_STATUSES)
+    intern = strings.setdefault
+    parse = _from_text
+    append = records.append
+    for pipeline_id, job_id, name, started, seconds, retried in store.read(
+        "SELECT j.pipeline_id, j.id, j.name, j.started_at, f.startup_seconds, CASE WHEN j.retried = 1 AND EXISTS "
+        "(SELECT 1 FROM jobs k WHERE k.project_id = j.project_id AND k.pipeline_id = j.pipeline_id "
+        "AND k.name = j.name AND k.id > j.id AND k.created_at <= ?) THEN 1 ELSE 0 END "
+        "FROM jobs j JOIN job_facts f ON f.job_id = j.id WHERE j.project_id = ? "
+        f"AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond} AND created_at <= ?) "
+        # (the job's creation kept off its index: the pipelines' jobs come through theirs)
+        f"AND {store.noindex('j.created_at')} <= ? AND (j.finished_at IS NULL OR j.finished_at <= ?) "
+        "AND j.started_at IS NOT NULL "
+        f"AND j.status NOT IN ({','.join('?' * len(not_run))}) AND f.startup_seconds IS NOT NULL",
+        [t, project.id, *params, t, t, t, *not_run],
+    ):
+        append(StartupRecord(pipeline_id, job_id, intern(name, name), parse(started), seconds, bool(retried)))
 
 
-_new_job = _fast_constructor(Job)
-_new_section = _fast_constructor(Section)
-_new_facts = _fast_constructor(TraceFacts)
+_new_job = fast_constructor(Job)
+_new_section = fast_constructor(Section)
+_new_facts = fast_constructor(TraceFacts)
 
 
 def _job(r: Any, intern: Callable[[Any, Any], Any]) -> Job:
@@ -353,16 +403,20 @@ def load_dataset(
     newest pipeline created by then.
     ``spans``: only the pipelines created in these spans (and all their jobs), instead of ``since``: what
     :func:`cidash.snapshot.build_snapshot` loads (the periods the criteria judge), with ``image_history`` (the
-    whole history's CI-image changes, from the database) that chooses them; ``startup_only``: spans whose jobs'
-    facts are read for their start-ups only (no runner sections, no cache events: the baseline, which only the
-    start-up criterion reads), unless they overlap ``spans``; ``phases`` false: the runner sections of the
-    start-up phases are left out too (``check``, whose criteria read start-ups as a whole: the phases of
-    :attr:`~cidash.metrics.JobStartup.phases` come out empty); ``ref``: only the pipelines of that ref in
+    whole history's CI-image changes, from the database) that chooses them; the facts keep the cache-upload
+    sections only, the start-up phases being summed into :attr:`~cidash.metrics.Dataset.phases_by_job`;
+    ``startup_only``: spans read for their start-up values only (the baseline, which only the start-up
+    criterion reads), unless they overlap ``spans`` or ``as_of`` is None: their pipelines, and their jobs'
+    start-ups as of ``as_of`` as :attr:`~cidash.metrics.Dataset.startup_records` (no jobs, no facts);
+    ``phases`` false: no start-up phases either (``check``, whose criteria read start-ups as a whole: the phases
+    of :attr:`~cidash.metrics.JobStartup.phases` come out empty); ``ref``: only the pipelines of that ref in
     ``spans`` (the criteria ref: every criterion judges it, see :func:`cidash.snapshot.build_snapshot`);
     ``startup_ref``: only the pipelines of that ref in the ``startup_only`` spans (the start-up criterion judges
     the baseline on the criteria ref only).
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
+    records: list[StartupRecord] = []  # of the spans read for their start-up values only
+    phases_by_job: dict[int, dict[str, float]] = {}  # of a window's jobs (their facts without those sections)
     if spans is None:
         pipelines = tuple(store.pipelines(project.id, since=since))
         ids = {p.id for p in pipelines}
@@ -376,8 +430,8 @@ def load_dataset(
         full = merge_spans(spans)
         light: list[Span] = []
         for span in merge_spans(startup_only):
-            if any(_overlap(span, other) for other in full):
-                full = merge_spans([*full, span])  # a span read in full anyway
+            if as_of is None or any(_overlap(span, other) for other in full):
+                full = merge_spans([*full, span])  # a span read in full anyway (records need a time to hold)
             else:
                 light.append(span)
         for start, end, startups in sorted(
@@ -385,14 +439,16 @@ def load_dataset(
             key=lambda s: s[0] or datetime.min.replace(tzinfo=UTC),
         ):
             span_ref = ref if ref is not None or not startups else startup_ref
-            ps, js, fs, latest = _load_span(
-                store, project, start, end, startup_only=startups, phases=phases, ref=span_ref
+            ps, js, fs, latest, rs, phs = _load_span(
+                store, project, start, end, startup_only=startups, phases=phases, ref=span_ref, as_of=as_of
             )
             newest_job = max(newest_job, latest)
             all_pipelines.extend(ps)
             all_jobs.extend(js)
             facts.update(fs)
-        all_jobs.sort(key=lambda j: (j.created_at, j.id))  # the order of the whole-history load
+            records.extend(rs)
+            phases_by_job.update(phs)
+        all_jobs.sort(key=_job_order)  # the order of the whole-history load
         pipelines, jobs = tuple(all_pipelines), tuple(all_jobs)
         latest_job = from_db_time(newest_job) if newest_job else None
         if as_of is not None and (latest_job is None or latest_job <= as_of):
@@ -400,7 +456,13 @@ def load_dataset(
             t = as_of
             settled = all(p.created_at <= t and (p.finished_at is None or p.finished_at <= t) for p in pipelines)
     tags = tuple(s.tag for s in store.image_tags(project.id))
-    checksums = tuple(store.file_checksums(project.id))
+    if spans is None:
+        checksums = tuple(store.file_checksums(project.id))
+    else:  # those of the loaded pipelines' commits only (stale caches compare a pipeline's with the one before)
+        shas = sorted({p.sha for p in pipelines})
+        checksums = tuple(
+            c for k in range(0, len(shas), 2000) for c in store.file_checksums(project.id, shas=shas[k : k + 2000])
+        )
     ref = config_ref or project.default_branch
     stored = store.latest_ci_config(project.id, ref, created_by=as_of) if ref else None
     if stored is None:
@@ -425,7 +487,11 @@ def load_dataset(
         ci_config_sha=stored.sha if stored else None,
         ci_config_known=known,
         image_history=image_history,
+        startup_records=tuple(records),
+        phases_by_job=phases_by_job if spans is not None and phases else None,
     )
+    if as_of is not None:
+        ds.records_resolved_at(as_of)
     if settled and as_of is not None and all(tg.created_at is None or tg.created_at <= as_of for tg in tags):
         ds.mark_as_of(as_of)
     return ds.as_of(as_of)

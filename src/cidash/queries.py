@@ -334,36 +334,67 @@ def _digest_changes(
     store: Store, project_id: int, ref: str, as_of: datetime | None, *, names: list[str], digests: list[str]
 ) -> tuple[list[DigestChange], dict[int, datetime]] | None:
     """The digest changes among ``ref``'s jobs that ran one of ``names`` with one of ``digests`` (oldest first)
-    and the creation time of each pipeline where one happened; None when no such job ran by ``as_of``."""
-    where, params = _image_jobs_where(project_id, ref, as_of)
-    # The window sorts every CI-image job of the history: it carries the image name and digest as small codes
-    # (their index in ``names`` and ``digests``) rather than the strings, which halves its time. The first job
-    # (no previous digest) comes back too: it says that one ran.
-    name_code = "CASE f.image_name " + " ".join(f"WHEN ? THEN {i}" for i in range(len(names))) + " END"
-    digest_code = "CASE f.image_digest " + " ".join(f"WHEN ? THEN {i}" for i in range(len(digests))) + " END"
-    rows = store.read(
-        "SELECT id, pipeline_id, started_at, n, d, prev_n, prev_d FROM "
-        "(SELECT id, pipeline_id, started_at, n, d, LAG(n) OVER w AS prev_n, LAG(d) OVER w AS prev_d FROM "
-        f"(SELECT j.id AS id, j.pipeline_id AS pipeline_id, j.started_at AS started_at, {name_code} AS n, "
-        f"{digest_code} AS d {where} AND f.image_name IN ({_in(names)}) AND f.image_digest IN ({_in(digests)})) "
-        "AS coded WINDOW w AS (ORDER BY started_at, id)) AS ci "
-        "WHERE prev_d IS NULL OR prev_d <> d ORDER BY started_at, id",
-        [*names, *digests, *params, *names, *digests],
+    and the creation time of each pipeline where one happened; None when no such job ran by ``as_of``.
+
+    One pass over the ``job_facts_image_order`` index (schema version 8), which lists the ref's jobs that ran a
+    named image in start order with the copies of their pipeline's ref, their start and their entry in the
+    history kept beside their facts: no join, no sort, and only the rows where the digest changed are kept (the
+    name and digest come as their index in ``names`` and ``digests``)."""
+    name_code = "CASE image_name " + " ".join(f"WHEN ? THEN {i}" for i in range(len(names))) + " END"
+    digest_code = "CASE image_digest " + " ".join(f"WHEN ? THEN {i}" for i in range(len(digests))) + " END"
+    sql = (
+        f"SELECT job_id, {name_code}, {digest_code} FROM job_facts WHERE project_id = ? AND pipeline_ref = ? "
+        "AND image_name IS NOT NULL AND image_digest IS NOT NULL AND job_started_at IS NOT NULL "
+        f"AND image_name IN ({_in(names)}) AND image_digest IN ({_in(digests)})"
     )
-    if not rows:
-        return None
+    params: list[Any] = [*names, *digests, project_id, ref, *names, *digests]
+    if as_of is not None:
+        sql += " AND visible_at <= ?"
+        params.append(to_db_time(as_of))
+    sql += " ORDER BY job_started_at, job_id"
+    found: list[tuple[int, int, int, int, int]] = []  # (job, name, digest, previous name, previous digest)
+    last: list[Any] = [None, None]  # the previous row's name and digest codes
+
+    def visit(row: Any) -> None:
+        prev_d = last[1]
+        if prev_d is not None and row[2] != prev_d:
+            found.append((row[0], row[1], row[2], last[0], prev_d))
+        last[0], last[1] = row[1], row[2]
+
+    store.scan(sql, params, visit)
+    if last[1] is None:
+        return None  # no CI-image job ran by as_of
     changes: list[DigestChange] = []
     split_at: dict[int, datetime] = {}
-    created = _pipelines_created(store, project_id, {r[1] for r in rows if r[6] is not None})
-    for job_id, pipeline_id, started, n, d, prev_n, prev_d in rows:
-        if prev_d is None:
-            continue  # the first CI-image job
-        name, raw, prev_name, prev_raw = names[n], digests[d], names[prev_n], digests[prev_d]
-        old, new = normalize_digest(prev_raw), normalize_digest(raw)
-        if old is None or new is None or old == new:
-            continue
+    kept = [f for f in found if _changed(digests[f[4]], digests[f[2]])]
+    jobs = _job_starts(store, project_id, [f[0] for f in kept])
+    created = _pipelines_created(store, project_id, {jobs[f[0]][0] for f in kept})
+    for job_id, n, d, prev_n, prev_d in kept:
+        pipeline_id, started = jobs[job_id]
+        old, new = normalize_digest(digests[prev_d]), normalize_digest(digests[d])
+        assert old is not None and new is not None
         changes.append(
-            DigestChange(_time(started), job_id, pipeline_id, old, new, image_tag_of(prev_name), image_tag_of(name))
+            DigestChange(
+                _time(started), job_id, pipeline_id, old, new, image_tag_of(names[prev_n]), image_tag_of(names[n])
+            )
         )
         split_at[pipeline_id] = created[pipeline_id]
     return changes, split_at
+
+
+def _changed(old_raw: str, new_raw: str) -> bool:
+    """True when two raw digests name different images (both valid: :func:`normalize_digest` of each differ)."""
+    old, new = normalize_digest(old_raw), normalize_digest(new_raw)
+    return old is not None and new is not None and old != new
+
+
+def _job_starts(store: Store, project_id: int, ids: list[int]) -> dict[int, tuple[int, Any]]:
+    """The pipeline and the stored start of each job in ``ids`` (a few: those where the CI image changed)."""
+    if not ids:
+        return {}
+    wanted = sorted(set(ids))
+    marks = _in([str(i) for i in wanted])
+    rows = store.read(
+        f"SELECT id, pipeline_id, started_at FROM jobs WHERE project_id = ? AND id IN ({marks})", [project_id, *wanted]
+    )
+    return {job_id: (pipeline_id, started) for job_id, pipeline_id, started in rows}

@@ -248,7 +248,8 @@ def test_the_loaders_job_constructor_makes_the_job_the_dataclass_makes() -> None
     job equals, hashes and prints as Job(...) made from the same stored row, None times included."""
     from datetime import UTC, datetime
 
-    from cidash.dataset import _fast_constructor, _job
+    from cidash.dataset import _job
+    from cidash.metrics import JobStartup, fast_constructor
     from cidash.models import Job
 
     row = (
@@ -265,4 +266,6 @@ def test_the_loaders_job_constructor_makes_the_job_the_dataclass_makes() -> None
     assert type(made) is Job
     with pytest.raises(AttributeError):
         made.id = 8  # type: ignore[misc]  # still frozen
-    assert _fast_constructor(Section)("x", 1.0, None, None) == Section("x", 1.0, None, None)
+    assert fast_constructor(Section)("x", 1.0, None, None) == Section("x", 1.0, None, None)
+    startup = (7, 3, "test", "main", t, 12.5, {"prepare": 2.0}, None)
+    assert fast_constructor(JobStartup)(*startup) == JobStartup(*startup)

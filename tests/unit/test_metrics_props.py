@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -119,3 +120,94 @@ def test_startup_phases_is_phase_durations_before_the_script(sections: list[tupl
     expected = {k: v for k, v in phase_durations(f).items() if k in STARTUP_PHASES}
     got = startup_phases(f)
     assert list(got.items()) == list(expected.items())
+    # and the loader's second path: the closed start-up sections' rows summed (dataset._read_jobs)
+    from cidash.metrics import section_phases, startup_phase_sums
+
+    phase_of = section_phases()
+    rows = [(phase_of[n], d) for n, d in sections if n in phase_of and d is not None]
+    assert list(startup_phase_sums(rows).items()) == list(expected.items())
+
+
+# -- second paths (issue 15): the per-job values the criteria read without per-job objects, held equal to the first
+
+STATUSES = st.sampled_from(["success", "failed", "manual", "skipped", "running", "canceled"])
+DETAILS = st.sampled_from([None, "fallback", "empty key", "fallback (inferred)"])
+DIGESTS = st.sampled_from([None, "sha256:" + "a" * 64, "sha256:" + "b" * 64, "reg/x@sha256:" + "a" * 64, "bogus"])
+IMAGES = st.sampled_from(["registry.example.com/platform/app/ci:alpine", "docker:27", "other/ci-tools:1"])
+RUN = st.tuples(
+    st.integers(min_value=0, max_value=40),  # start offset (minutes; ties on purpose)
+    STATUSES,
+    st.booleans(),  # retried
+    st.sampled_from(["test", "lint", "build-ci-image"]),
+    st.one_of(st.none(), st.floats(min_value=0, max_value=600, allow_nan=False)),  # start-up
+    DIGESTS,
+    IMAGES,
+    st.booleans(),  # started at all
+)
+
+
+def _runs_dataset(runs: list[tuple[int, str, bool, str, float | None, str | None, str, bool]]) -> Any:
+    from dataclasses import replace
+
+    from cidash.models import ImageRef
+
+    b = Builder()
+    p = b.add_pipeline(pipeline(1, T0))
+    for start, status, retried, name, startup, digest, image, started in runs:
+        f = facts(startup)
+        if digest is not None:
+            f = replace(f, image=ImageRef(image, None, digest, None))
+        j = b.add_job(p, name, f, start=start * 60.0, status=status, retried=retried)
+        if not started:
+            b.jobs[-1] = replace(j, started_at=None)
+    return b.dataset()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(RUN, max_size=14), st.booleans())
+def test_startup_seconds_is_job_startups_seconds(
+    runs: list[tuple[int, str, bool, str, float | None, str | None, str, bool]], include_retried: bool
+) -> None:
+    """metrics.startup_seconds (no JobStartup per job) gives job_startups' seconds in job_startups' order."""
+    from cidash.metrics import startup_seconds
+
+    ds = _runs_dataset(runs)
+    for excluded in ((), ("build-ci-image",), ("test", "lint")):
+        expected = [s.seconds for s in job_startups(ds, include_retried=include_retried, exclude_jobs=excluded)]
+        assert startup_seconds(ds, include_retried=include_retried, exclude_jobs=excluded) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(RUN, max_size=14), st.sampled_from([None, "platform/app/ci", "ci-tools", "nothing-matches"]))
+def test_the_ci_image_digests_are_those_of_ci_image_jobs(
+    runs: list[tuple[int, str, bool, str, float | None, str | None, str, bool]], hint: str | None
+) -> None:
+    """metrics.last_ci_image_digest and ci_image_digest_counts (one pass, no sort) are ci_image_jobs(...)[-1][1]
+    and the Counter of its digests: the same CI image chosen (by the hint, else the image most jobs ran, ties to
+    the first), the same newest job, the same counts in the same order."""
+    from collections import Counter
+
+    from cidash.metrics import ci_image_digest_counts, ci_image_jobs, last_ci_image_digest
+
+    ds = _runs_dataset(runs)
+    used = ci_image_jobs(ds, hint)
+    assert last_ci_image_digest(ds, hint) == (used[-1][1] if used else None)
+    expected = Counter(d for _, d in used)
+    got = ci_image_digest_counts(ds, hint)
+    assert list(got.items()) == list(expected.items())  # the same counts in the same order: the same ties
+    assert got.most_common(1) == expected.most_common(1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["restore", "archive"]), KEYS, OUTCOMES, DETAILS), max_size=10))
+def test_restore_outcomes_group_as_logparse_restores(events: list[tuple[str, str, str, str | None]]) -> None:
+    """metrics.restore_outcomes (what the restore rates count) groups a job's cache events as
+    logparse.restores does: one (main key, outcome, through a fallback key) per restore."""
+    from cidash.logparse import restores
+    from cidash.metrics.caches import restore_outcomes
+    from cidash.models import CacheEvent, TraceFacts
+
+    cache = tuple(CacheEvent(op, key, outcome, detail) for op, key, outcome, detail in events)  # type: ignore[arg-type]
+    f = TraceFacts(None, None, False, (), None, None, cache)
+    expected = [(r.key, r.outcome, r.via_fallback_key is not None) for r in restores(f)]
+    assert restore_outcomes(cache) == expected

@@ -422,3 +422,75 @@ def test_migration_7_indexes_the_images_the_logs_named(tmp_path: Path) -> None:
             )
         )
     assert "COVERING INDEX job_facts_image" in plan, plan
+
+
+def _copies(store: Store) -> dict[int, tuple[object, ...]]:
+    rows = store.read("SELECT job_id, pipeline_ref, job_started_at, visible_at FROM job_facts ORDER BY job_id")
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def _expected_copies(store: Store) -> dict[int, tuple[object, ...]]:
+    """What schema version 8's copies must hold, computed here from the job and pipeline rows."""
+    out: dict[int, tuple[object, ...]] = {}
+    for job_id, ref, started, p_created, j_created, finished in store.read(
+        "SELECT f.job_id, p.ref, j.started_at, p.created_at, j.created_at, j.finished_at FROM job_facts f "
+        "JOIN jobs j ON j.id = f.job_id JOIN pipelines p ON p.id = j.pipeline_id ORDER BY f.job_id"
+    ):
+        out[job_id] = (ref, started, max(t for t in (p_created, j_created, finished) if t is not None))
+    return out
+
+
+def test_job_facts_keep_their_jobs_ref_start_and_entry_in_the_history(store: Store) -> None:
+    """Schema version 8: the copies beside a job's facts follow every write of the facts, the job and its
+    pipeline, whatever their order (the facts first too: their copies stay NULL until the job is stored)."""
+    store.save_job_facts(21, FACTS, project_id=1)  # facts before their job and pipeline
+    assert _copies(store) == {21: (None, None, None)}
+    store.upsert_jobs([job(20, 2, days=1), job(21, 2, days=1)])
+    assert _copies(store) == {21: (None, None, None)}  # no pipeline yet: no ref, no entry
+    store.upsert_pipelines([pipeline(2, days=2, ref="feature/x")])  # created after its jobs (as the sync can see)
+    store.save_job_facts(20, FACTS, project_id=1)
+    assert _copies(store) == _expected_copies(store)
+    assert _copies(store)[20][0] == "feature/x"
+    assert str(_copies(store)[20][2]).startswith("2026-05-03")  # the pipeline's creation, the latest of the three
+    rerun = job(21, 2, days=5)  # ran again under the same id: its start and end moved
+    store.upsert_jobs([rerun])
+    assert _copies(store) == _expected_copies(store)
+    assert str(_copies(store)[21][1]).startswith("2026-05-06")  # started 5 days after T0, after the pipeline
+    store.upsert_pipelines([pipeline(2, days=2, ref="feature/y")])
+    assert {c[0] for c in _copies(store).values()} == {"feature/y"}
+    assert _copies(store) == _expected_copies(store)
+
+
+def test_migration_8_fills_the_copies_of_existing_facts(tmp_path: Path) -> None:
+    """A version-7 store with parsed logs opens with each log's job copies filled from its rows, and the
+    digest-change index in place."""
+    path = tmp_path / "v7.db"
+    with Store.open(path) as store:
+        store.upsert_project(Project(1, "g/p", "https://gl/g/p", "main"))
+        store.upsert_pipelines([pipeline(1), pipeline(2, days=1, ref="feature/x")])
+        store.upsert_jobs([job(10, 1), job(11, 2, days=1), job(12, 2, days=3)])
+        store.save_many_job_facts([(10, FACTS, None), (11, FACTS, None), (12, FACTS, None)], project_id=1)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX job_facts_image_order")
+    for column in ("pipeline_ref", "job_started_at", "visible_at"):
+        conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
+    conn.execute("DELETE FROM schema_migrations WHERE version = 8")
+    conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION >= 8
+        got = _copies(store)
+        assert got == _expected_copies(store) and len(got) == 3
+        assert got[12][2] == store.read("SELECT finished_at FROM jobs WHERE id = 12")[0][0]  # ended after the rest
+        assert got[10][0] == "main" and got[11][0] == "feature/x"
+        plan = " ".join(
+            str(r[-1])
+            for r in store.read(
+                "EXPLAIN QUERY PLAN SELECT job_id, image_name, image_digest FROM job_facts WHERE project_id = ? "
+                "AND pipeline_ref = ? AND image_name IS NOT NULL AND image_digest IS NOT NULL "
+                "AND job_started_at IS NOT NULL AND visible_at <= ? ORDER BY job_started_at, job_id",
+                [1, "main", "x"],
+            )
+        )
+    assert "COVERING INDEX job_facts_image_order" in plan and "TEMP B-TREE" not in plan, plan

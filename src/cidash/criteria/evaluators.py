@@ -13,13 +13,13 @@ from cidash.criteria.results import CriterionResult, Status
 from cidash.criteria.targets import TARGETS, meets
 from cidash.metrics import (
     Dataset,
-    ci_image_jobs,
     image_build_reliability,
     image_size_history,
     job_outcomes,
-    job_startups,
+    last_ci_image_digest,
     overlapping_writers,
     stale_cache_events,
+    startup_seconds,
     unserialised_config_writers,
 )
 from cidash.models import MB
@@ -63,8 +63,7 @@ def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionR
     if not periods.candidate.jobs and ds.image_history is not None:
         last = ds.image_history.last_digest()  # the dataset holds a window: the database knows the newest job
     else:
-        used = ci_image_jobs(periods.candidate if periods.candidate.jobs else ds, ci_image_hint(ds, config))
-        last = used[-1][1] if used else None
+        last = last_ci_image_digest(periods.candidate if periods.candidate.jobs else ds, ci_image_hint(ds, config))
     chosen = None
     how = "newest tag"
     if last is not None:
@@ -89,7 +88,7 @@ def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionR
 
 def startup_values(ds: Dataset, *, include_retried: bool = False, exclude_jobs: tuple[str, ...] = ()) -> list[float]:
     """Start-up seconds of the counted jobs, without the ``exclude_jobs`` (the image-build job)."""
-    return [s.seconds for s in job_startups(ds, include_retried=include_retried, exclude_jobs=exclude_jobs)]
+    return startup_seconds(ds, include_retried=include_retried, exclude_jobs=exclude_jobs)
 
 
 def eval_startup(config: Config, periods: Periods, *, include_retried: bool = False, seed: int = 0) -> CriterionResult:

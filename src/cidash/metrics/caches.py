@@ -7,14 +7,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from operator import attrgetter
+from typing import Literal
 
 from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
-from cidash.models import FileChecksum, Job, Pipeline, TraceFacts
+from cidash.models import CacheEvent, FileChecksum, Job, Pipeline, TraceFacts
 from cidash.stats import rate
-
-if TYPE_CHECKING:
-    from cidash.logparse import Restore
 
 #: A cache key GitLab fell back to because none of the ``key:files`` existed at the pipeline's SHA:
 #: ``<prefix>-default``, optionally with the clear-cache counter and the protected/non_protected suffix.
@@ -62,32 +60,69 @@ def cache_restore_rates(ds: Dataset, by: GroupBy = "key", *, include_retried: bo
     """
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     via_fallback: Counter[str] = Counter()
-    for j in counted_jobs(ds, include_retried=include_retried):
-        facts = ds.facts.get(j.id)
-        if facts is None or not facts.cache:
-            continue
-        for r in job_restores(ds, j.id, facts):
-            group = r.key if by == "key" else j.name if by == "job" else j.ref
-            outcome = r.outcome if r.outcome in RESTORE_OUTCOMES else "unknown"
-            counts[group][outcome] += 1
-            if outcome == "hit" and r.via_fallback_key is not None:
-                via_fallback[group] += 1
+    column = 0 if by == "key" else 1 if by == "job" else 2
+    for restore in _counted_restores(ds, include_retried):
+        group, outcome = restore[column], restore[3]
+        counts[group][outcome] += 1
+        if outcome == "hit" and restore[4]:
+            via_fallback[group] += 1
     rates = [OutcomeRate(g, sum(c.values()), dict(c), via_fallback[g]) for g, c in counts.items()]
     rates.sort(key=lambda r: (-r.n, r.group))
     return rates
 
 
-def job_restores(ds: Dataset, job_id: int, facts: TraceFacts) -> tuple[Restore, ...]:
-    """:func:`cidash.logparse.restores` of a job's facts, computed once per job for every slice of ``ds`` (the
-    slices share the jobs, their facts and this memo: ``export`` and ``compare`` count restores over several)."""
-    memo = ds._memo
-    key = ("restores", job_id)
-    got = memo.get(key)
-    if got is None:
-        from cidash.logparse import restores
+def _counted_restores(ds: Dataset, include_retried: bool) -> list[tuple[str, str, str, str, str]]:
+    """``(key, job name, ref, outcome, "fallback" or "")`` of every restore of the counted jobs, in job and
+    log order (an outcome outside :data:`RESTORE_OUTCOMES` as ``unknown``): computed once per slice for the
+    groupings asked of it (``export`` asks for three)."""
+    asked = ("restores", include_retried)
+    done = ds._own.get(asked)
+    if done is not None:
+        return done  # type: ignore[return-value]
+    out: list[tuple[str, str, str, str, str]] = []
+    for j in counted_jobs(ds, include_retried=include_retried):
+        facts = ds.facts.get(j.id)
+        if facts is None or not facts.cache:
+            continue
+        for key, outcome, via_fallback_key in restore_outcomes(facts.cache):
+            known = outcome if outcome in RESTORE_OUTCOMES else "unknown"
+            out.append((key, j.name, j.ref, known, "fallback" if via_fallback_key else ""))
+    ds._own[asked] = out
+    return out
 
-        got = memo[key] = restores(facts)
-    return got  # type: ignore[return-value]
+
+def restore_outcomes(cache: Sequence[CacheEvent]) -> list[tuple[str, str, bool]]:
+    """``(r.key, r.outcome, r.via_fallback_key is not None)`` of each of :func:`cidash.logparse.restores`, from
+    a job's cache events, without a :class:`~cidash.logparse.Restore` per restore (the same grouping: a fallback
+    attempt joins the restore before it unless that one's last attempt had an empty key)."""
+    out: list[tuple[str, str, bool]] = []
+    key = ""
+    outcome = ""
+    hit = via = False
+    last_detail: str | None = None
+    started = False
+    for event in cache:
+        if event.op != "restore":
+            continue
+        if started and event.detail == _FALLBACK and last_detail != "empty key":
+            if not hit:
+                outcome = event.outcome
+                if outcome == "hit":
+                    hit = via = True
+        else:
+            if started:
+                out.append((key, outcome, via))
+            started = True
+            key, outcome, via = event.key, event.outcome, False
+            hit = outcome == "hit"
+        last_detail = event.detail
+    if started:
+        out.append((key, outcome, via))
+    return out
+
+
+#: :data:`cidash.logparse.FALLBACK` (not imported: the metrics stay importable without the parser).
+_FALLBACK = "fallback"
 
 
 #: A cache key restored at least this often without one hit is flagged (``cidash check`` warns).
@@ -138,6 +173,10 @@ class StaleCacheEvent:
     changed_files: tuple[str, ...] = ()
 
 
+_pipeline_order = attrgetter("created_at", "id")
+_job_id = attrgetter("id")
+
+
 def _checksums_by_sha(checksums: Iterable[FileChecksum], files: set[str] | None) -> dict[str, dict[str, str | None]]:
     out: dict[str, dict[str, str | None]] = defaultdict(dict)
     for c in checksums:
@@ -161,14 +200,18 @@ def stale_cache_events(
         jobs_by_pipeline[j.pipeline_id].append(j)
     events: list[StaleCacheEvent] = []
     last_by_ref: dict[str, tuple[Pipeline, set[str]]] = {}
-    for p in sorted(ds.pipelines, key=lambda p: (p.created_at, p.id)):
+    is_default: dict[str, bool] = {}  # a key is seen by many jobs: matched once
+    for p in sorted(ds.pipelines, key=_pipeline_order):
         keys: set[str] = set()
-        for j in sorted(jobs_by_pipeline.get(p.id, []), key=lambda j: j.id):
+        for j in sorted(jobs_by_pipeline.get(p.id, ()), key=_job_id):
             facts = ds.facts.get(j.id)
-            if facts is None:
+            if facts is None or not facts.cache:
                 continue
             for key in main_restore_keys(facts):
-                if DEFAULT_KEY.search(key):
+                default = is_default.get(key)
+                if default is None:
+                    default = is_default[key] = DEFAULT_KEY.search(key) is not None
+                if default:
                     events.append(StaleCacheEvent("default_key", p.ref, key, p.id, j.started_at or p.created_at, j.id))
                 else:
                     keys.add(key)

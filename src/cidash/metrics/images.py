@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cidash.metrics.model import Dataset, DigestChange, job_image_digest, normalize_digest, plausible_size
 from cidash.models import ImageRef, Job
@@ -119,6 +120,67 @@ def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job,
         chosen = [(j, d) for j, name, d in named if name == top]
     chosen.sort(key=lambda jd: (jd[0].started_at or datetime.min, jd[0].id))
     return chosen
+
+
+def _ci_image_uses(ds: Dataset, image_hint: str | None) -> dict[str, list[tuple[datetime, int] | int]]:
+    """Per digest of the CI image (chosen as :func:`ci_image_jobs` chooses it): ``[jobs, first, newest]``, the
+    first and newest job's ``(started_at, id)``; in the order the repositories were first seen among ``ds.jobs``.
+    One pass, no list of jobs and no sort."""
+    seen: dict[ImageRef, tuple[str, str | None]] = {}  # a few images for many jobs: parse each name once
+    uses: dict[str, dict[str, list[Any]]] = {}  # repository -> digest -> [jobs, first, newest]
+    for j in ds.jobs:
+        facts = ds.facts.get(j.id)
+        if facts is None or facts.image is None or j.started_at is None:
+            continue
+        parsed = seen.get(facts.image)
+        if parsed is None:
+            parsed = seen[facts.image] = (image_repository_of(facts.image.name), normalize_digest(facts.image.digest))
+        name, digest = parsed
+        if digest is None:
+            continue
+        order = (j.started_at, j.id)
+        by_digest = uses.get(name)
+        if by_digest is None:
+            by_digest = uses[name] = {}
+        got = by_digest.get(digest)
+        if got is None:
+            by_digest[digest] = [1, order, order]
+            continue
+        got[0] += 1
+        got[1] = min(got[1], order)
+        got[2] = max(got[2], order)
+    if not uses:
+        return {}
+    chosen = [n for n in uses if image_hint and image_hint in n]
+    if not chosen:  # the repository most jobs ran (ties: the first seen, as Counter.most_common keeps it)
+        totals = {n: sum(u[0] for u in d.values()) for n, d in uses.items()}
+        best = max(totals.values())
+        chosen = [next(n for n, total in totals.items() if total == best)]
+    out: dict[str, list[Any]] = {}
+    for n in chosen:
+        for digest, (count, first, newest) in uses[n].items():
+            got = out.get(digest)
+            if got is None:
+                out[digest] = [count, first, newest]
+            else:
+                got[0] += count
+                got[1] = min(got[1], first)
+                got[2] = max(got[2], newest)
+    return out
+
+
+def last_ci_image_digest(ds: Dataset, image_hint: str | None = None) -> str | None:
+    """The digest of the newest CI-image job (``ci_image_jobs(ds, image_hint)[-1][1]``, None without one): the
+    same choice of the CI image, without building and sorting the list (the image-size criterion reads it)."""
+    uses = _ci_image_uses(ds, image_hint)
+    return max(uses, key=lambda d: uses[d][2]) if uses else None
+
+
+def ci_image_digest_counts(ds: Dataset, image_hint: str | None = None) -> Counter[str]:
+    """``Counter(d for _, d in ci_image_jobs(ds, image_hint))``, its digests in the same order (of their first
+    job), so ``most_common`` breaks ties the same way; without building and sorting the list."""
+    uses = _ci_image_uses(ds, image_hint)
+    return Counter({d: int(uses[d][0]) for d in sorted(uses, key=lambda d: uses[d][1])})  # type: ignore[arg-type]
 
 
 def image_digest_changes(ds: Dataset, image_hint: str | None = None) -> list[DigestChange]:

@@ -252,6 +252,10 @@ class StoreBase:
         """``column`` written so SQLite will not drive the query from an index on it (PostgreSQL costs plans)."""
         return column if self._pg else f"+{column}"
 
+    def noindex(self, column: str) -> str:
+        """:meth:`_noindex` for the reads built on :meth:`read` (:mod:`cidash.dataset`, :mod:`cidash.queries`)."""
+        return self._noindex(column)
+
     def open_reader(self) -> Any:
         """A new read-only connection to the same store (for worker threads that page through rows while a sync
         writes): ``sqlite3`` in ``mode=ro``, or a read-only PostgreSQL session. The caller closes it."""
@@ -322,9 +326,56 @@ class StoreBase:
         what :mod:`cidash.queries` builds its reads on."""
         return self._query(sql, params)
 
+    def scan(self, sql: str, params: Sequence[Any], visit: Callable[[Any], None], *, batch: int = 10_000) -> None:
+        """Call ``visit`` with each row of one read-only statement, fetched ``batch`` rows at a time (under this
+        store's lock): a pass over many rows that does not hold them all in memory."""
+        with self._lock:
+
+            def go() -> None:
+                cursor = self._conn.execute(sql, params)
+                while rows := cursor.fetchmany(batch):
+                    for row in rows:
+                        visit(row)
+
+            self._run(go)
+
+    def _copy_job_columns(self, job_ids: Sequence[int] = (), pipelines: Sequence[tuple[int, int]] = ()) -> None:
+        """Rewrite ``job_facts``' copies of its job (schema version 8: ``pipeline_ref``, ``job_started_at``,
+        ``visible_at``) for the facts of ``job_ids`` and of the jobs of ``pipelines`` (``(project_id,
+        pipeline_id)`` pairs), from the job and pipeline rows as stored now. Called in the transaction that wrote
+        them (facts, jobs or pipelines), so the copies never disagree with the rows: a job or pipeline not stored
+        yet leaves them NULL until it is."""
+        conn = self._conn
+        unique = sorted(set(job_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            conn.execute(_COPY_JOB_COLUMNS + f"job_id IN ({','.join('?' * len(chunk))})", chunk)
+        by_project: dict[int, set[int]] = {}
+        for project_id, pipeline_id in pipelines:
+            by_project.setdefault(project_id, set()).add(pipeline_id)
+        for project_id, ids in sorted(by_project.items()):
+            wanted = sorted(ids)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                conn.execute(
+                    _COPY_JOB_COLUMNS + "job_id IN (SELECT id FROM jobs WHERE project_id = ? AND pipeline_id IN "
+                    f"({','.join('?' * len(chunk))}))",
+                    [project_id, *chunk],
+                )
+
     def _write(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.transaction():
             self._run(lambda: self._conn.executemany(sql, rows))
+
+
+#: Sets ``job_facts``' copies of its job from the job and pipeline rows (what schema version 8's migration does for
+#: the rows it finds); a WHERE on ``job_id`` follows.
+_COPY_JOB_COLUMNS = (
+    "UPDATE job_facts SET (pipeline_ref, job_started_at, visible_at) = (SELECT p.ref, j.started_at, CASE "
+    "WHEN j.finished_at IS NOT NULL AND j.finished_at > p.created_at AND j.finished_at > j.created_at "
+    "THEN j.finished_at WHEN p.created_at > j.created_at THEN p.created_at ELSE j.created_at END "
+    "FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE j.id = job_facts.job_id) WHERE "
+)
 
 
 def _store_error(exc: sqlite3.DatabaseError, path: Path) -> StoreError:

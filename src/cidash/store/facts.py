@@ -137,6 +137,7 @@ class FactsMixin(StoreBase):
                     cache_rows,
                 )
                 conn.executemany("UPDATE jobs SET log_state = 'parsed' WHERE id = ?", id_rows)
+                self._copy_job_columns(job_ids=ids)
 
             self._run(go)
 

@@ -65,11 +65,13 @@ class PipelinesMixin(StoreBase):
         ]
         cols = PIPELINE_COLUMNS.split(", ")
         updates = ", ".join(f"{c}=excluded.{c}" for c in [*cols, "synced_at"] if c != "id")
-        self._write(
-            f"INSERT INTO pipelines ({PIPELINE_COLUMNS}, synced_at) VALUES ({', '.join('?' * 15)}) "
-            f"ON CONFLICT(id) DO UPDATE SET {updates}",
-            rows,
-        )
+        with self.transaction():
+            self._write(
+                f"INSERT INTO pipelines ({PIPELINE_COLUMNS}, synced_at) VALUES ({', '.join('?' * 15)}) "
+                f"ON CONFLICT(id) DO UPDATE SET {updates}",
+                rows,
+            )
+            self._run(lambda: self._copy_job_columns(pipelines=[(r[0], r[1]) for r in rows]))
         return len(rows)
 
     def pipelines(
@@ -156,11 +158,13 @@ class PipelinesMixin(StoreBase):
             f"log_state = CASE WHEN jobs.started_at {same} excluded.started_at AND jobs.finished_at {same} "
             "excluded.finished_at THEN jobs.log_state ELSE NULL END, "
         ) + ", ".join(f"{c}=excluded.{c}" for c in [*cols, "synced_at"] if c != "id")
-        self._write(
-            f"INSERT INTO jobs ({self._JOB_COLS}, synced_at) VALUES ({', '.join('?' * 19)}) "
-            f"ON CONFLICT(id) DO UPDATE SET {updates}",
-            rows,
-        )
+        with self.transaction():
+            self._write(
+                f"INSERT INTO jobs ({self._JOB_COLS}, synced_at) VALUES ({', '.join('?' * 19)}) "
+                f"ON CONFLICT(id) DO UPDATE SET {updates}",
+                rows,
+            )
+            self._run(lambda: self._copy_job_columns(job_ids=[r[1] for r in rows]))
         return len(rows)
 
     def jobs(

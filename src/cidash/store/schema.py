@@ -1,6 +1,6 @@
 """The store's schema: every table, and the migrations that build it (append; never edit an applied one).
 
-Tables (schema version 6)
+Tables (schema version 8)
 -------------------------
 
 ``schema_migrations(version PK, description, applied_at)``
@@ -76,11 +76,19 @@ warnings, deferred)``
 ``job_facts_image`` (schema version 7)
     An index of ``job_facts (project_id, image_name, image_digest)``: the images and digests a project's logs
     named, without reading its history (:func:`cidash.queries.image_history`).
+``pipeline_ref``, ``job_started_at``, ``visible_at`` (schema version 8)
+    Columns of ``job_facts``, copies the store keeps of the parsed log's job: its pipeline's ``ref``, its
+    ``started_at``, and the time it entered the history (the latest of the pipeline's ``created_at``, its own
+    ``created_at`` and its ``finished_at``: the job and its log facts are in the history as of T when
+    ``visible_at <= T``, see :meth:`cidash.metrics.Dataset.as_of`). Written with the facts and rewritten whenever
+    the job or its pipeline is written; NULL while the job or its pipeline is not stored. The partial index
+    ``job_facts_image_order`` on ``(project_id, pipeline_ref, job_started_at, job_id, image_name, image_digest,
+    visible_at)`` lists a ref's jobs that ran a named image, in start order (:func:`cidash.queries.image_history`).
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -226,6 +234,26 @@ _V7 = """
 CREATE INDEX job_facts_image ON job_facts (project_id, image_name, image_digest)
 """
 
+# Each parsed log's job as the CI image's history reads it, kept beside its facts (the store writes them with the
+# facts, the job and the pipeline: FactsMixin._copy_job_columns): the job's pipeline ref, its start, and when it
+# entered the history (the latest of its pipeline's creation, its own creation and its end: a job is in the history
+# as of T, its log facts with it, when visible_at <= T). The covering index lists a ref's CI-image jobs in start
+# order, so cidash.queries.image_history finds the digest changes in one ordered pass over the index, without
+# joining every job of the history to its pipeline and sorting them (the LAG window: ~0.7 s of a check at 50,000
+# pipelines).
+_V8 = """
+ALTER TABLE job_facts ADD COLUMN pipeline_ref TEXT;
+ALTER TABLE job_facts ADD COLUMN job_started_at TEXT;
+ALTER TABLE job_facts ADD COLUMN visible_at TEXT;
+UPDATE job_facts SET (pipeline_ref, job_started_at, visible_at) = (SELECT p.ref, j.started_at, CASE
+    WHEN j.finished_at IS NOT NULL AND j.finished_at > p.created_at AND j.finished_at > j.created_at THEN j.finished_at
+    WHEN p.created_at > j.created_at THEN p.created_at ELSE j.created_at END
+    FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id WHERE j.id = job_facts.job_id);
+CREATE INDEX job_facts_image_order ON job_facts
+    (project_id, pipeline_ref, job_started_at, job_id, image_name, image_digest, visible_at)
+    WHERE image_name IS NOT NULL AND image_digest IS NOT NULL AND job_started_at IS NOT NULL
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", _V1),
@@ -235,4 +263,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "running totals of the exported counters", _V5),
     (6, "counted flags and partial indexes of the items the running totals have not counted", _V6),
     (7, "an index of the CI images and digests the logs named, by project", _V7),
+    (
+        8,
+        "each parsed log's pipeline ref, job start and entry in the history; an index of the CI images in start order",
+        _V8,
+    ),
 ]

@@ -1,0 +1,103 @@
+"""cidash.dataset: the spans read for their start-up values only (StartupRecord, computed in SQL as of a time)
+give the start-ups the jobs themselves give (issue 15's second path, held equal to the first)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cidash.dataset import load_dataset
+from cidash.metrics import job_startups, startup_seconds
+from cidash.models import Job
+from cidash.store import Store
+from metrics_factories import PROJECT, T0, facts, job, pipeline
+
+
+def _store(path: Path) -> Store:
+    """Two days of pipelines on two refs with the cases the SQL must get right: retried attempts whose next one
+    came later, jobs that ended later, jobs that never ran, logs without a start-up, a pipeline created late."""
+    store = Store.open(path)
+    store.upsert_project(PROJECT)
+    pipelines, jobs, logs = [], [], []
+    jid = 5000
+    for i in range(24):
+        p = pipeline(300 + i, T0 + timedelta(hours=2 * i), ref="main" if i % 3 else "feature")
+        pipelines.append(p)
+        for k, (name, status, retried, startup, created) in enumerate(
+            [
+                ("test", "success", False, 20.0 + i, 0.0),
+                ("lint", "failed", True, 11.0 + i, 0.0),  # retried: the next attempt comes 3 hours later
+                ("lint", "success", False, 9.5 + i, 3 * 3600.0),
+                ("build-ci-image", "success", False, 40.0, 0.0),
+                ("deploy", "manual", False, 5.0, 0.0),  # never ran
+                ("docs", "success", False, None, 0.0),  # no start-up in its log
+                ("slow", "success", False, 30.0, 0.0),  # ends 5 hours after it started
+            ]
+        ):
+            jid += 1
+            j = job(jid, p, name, status=status, retried=retried, created=created, start=created + 10.0 + k)
+            if name == "slow":
+                j = replace(j, finished_at=j.started_at + timedelta(hours=5) if j.started_at else None)
+            if name == "deploy":
+                j = replace(j, started_at=None, finished_at=None)
+            jobs.append(j)
+            logs.append((jid, facts(startup), None))
+    store.upsert_pipelines(pipelines)
+    store.upsert_jobs(jobs)
+    store.save_many_job_facts(logs, project_id=PROJECT.id)
+    return store
+
+
+def _seconds(ds: object, include_retried: bool, excluded: tuple[str, ...]) -> list[float]:
+    return startup_seconds(ds, include_retried=include_retried, exclude_jobs=excluded)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("include_retried", [False, True])
+@pytest.mark.parametrize("ref", [None, "main"])
+def test_start_up_records_give_the_jobs_start_ups(tmp_path: Path, include_retried: bool, ref: str | None) -> None:
+    lo, hi = T0 + timedelta(hours=3), T0 + timedelta(hours=31)
+    with _store(tmp_path / "s.db") as store:
+        for hours in (0, 5, 12, 20, 26, 30, 31, 36, 60):
+            now = T0 + timedelta(hours=hours, minutes=7)
+            whole = load_dataset(store, PROJECT, as_of=now).between(lo, hi).on_ref(ref)
+            window = load_dataset(
+                store,
+                PROJECT,
+                as_of=now,
+                spans=[(hi + timedelta(hours=1), None)],
+                startup_only=[(lo, hi)],
+                startup_ref=ref,
+            )
+            assert window.startup_records or not whole.jobs
+            assert not window.jobs or all(j.created_at >= hi for j in window.jobs)
+            part = window.between(lo, hi)
+            for excluded in ((), ("build-ci-image",), ("lint", "test")):
+                expected = [
+                    s.seconds for s in job_startups(whole, include_retried=include_retried, exclude_jobs=excluded)
+                ]
+                assert _seconds(part, include_retried, excluded) == expected, (hours, excluded)
+            retried = [r for r in window.startup_records if r.retried]
+            if hours >= 12:
+                assert retried  # their next attempt was created by then
+            elif hours == 5:  # the pipeline of 04:00's failed lint was retried at 07:00, after now: not yet retried
+                assert not retried and any(r.name == "lint" for r in window.startup_records)
+
+
+def test_records_refuse_what_they_cannot_answer(tmp_path: Path) -> None:
+    """A dataset with records gives start-up values only: job_startups (phases, digests) and an earlier as_of
+    would need its jobs, and say so rather than answer without them."""
+    lo, hi = T0, T0 + timedelta(hours=20)
+    now = T0 + timedelta(days=3)
+    with _store(tmp_path / "s.db") as store:
+        window = load_dataset(store, PROJECT, as_of=now, spans=[(hi, None)], startup_only=[(lo, hi)])
+    assert window.startup_records
+    with pytest.raises(RuntimeError, match="start-up values only"):
+        job_startups(window)
+    with pytest.raises(ValueError, match="load the dataset again"):
+        window.as_of(now - timedelta(days=1))
+    assert window.as_of(now + timedelta(days=1)) is window
+    assert job_startups(window.between(hi, None))  # a slice without the records' pipelines is a dataset of jobs
+    assert isinstance(window.jobs[0], Job)
