@@ -157,6 +157,10 @@ UNADVERTISED_CONCURRENCY = 16
 ENDPOINT_BUDGETS: dict[str, tuple[int, float]] = {"GET jobs": (600, 60.0)}
 #: Statuses that say "too much": the in-flight window halves (at most once per round trip).
 CONGESTION_STATUSES = frozenset({429, 503})
+#: Requests nothing else waits for (a sync's log downloads, thousands of them): while any other request waits for
+#: a slot of the in-flight window, these wait behind it, so the chain of a listing's pages, whose next request
+#: depends on this one, is never queued behind a whole window of downloads (see :class:`cidash.sync.pool`).
+BULK_KINDS = frozenset({"GET trace"})
 
 
 class Ticket:
@@ -178,7 +182,7 @@ class RateLimiter:
       grows by one per window of successes (additive increase); a 429 or 503 halves it (multiplicative decrease,
       at most once per round trip: answers to requests sent before the last cut do not cut again). It never
       exceeds ``max_concurrency``, nor :data:`UNADVERTISED_CONCURRENCY` until the server has sent ``RateLimit-*``
-      headers.
+      headers. A free slot goes to a waiting request of any other kind before one of :data:`BULK_KINDS`.
     - **Budget**: ``RateLimit-Remaining`` minus what was sent since; at ``reserve`` or below every sender waits for
       ``RateLimit-Reset``, so the server's limit is never run past (the reserve covers requests in flight).
     - **429**: every sender waits ``Retry-After`` (else until ``RateLimit-Reset``, else 1 s).
@@ -225,6 +229,7 @@ class RateLimiter:
         self.window = float(max(1, min(initial_concurrency, self.max_concurrency)))
         self._threshold: float | None = None  # slow start until the first congestion signal
         self._in_flight = 0
+        self._waiting = 0  # requests not of BULK_KINDS waiting for a slot (bulk ones let them go first)
         self._epoch = 0  # bumped on every cut: answers to older requests do not cut again
         self.advertised = False  # the server has sent RateLimit-* headers
         self.cuts = 0  # times the window was halved
@@ -247,8 +252,19 @@ class RateLimiter:
         with self._slots:
             # A thread that already holds a slot (a redirect hop sent from inside its request) is not held back:
             # it would wait for itself.
-            while held == 0 and self._in_flight >= self.limit():
-                self._slots.wait()
+            if held == 0:
+                if kind in BULK_KINDS:
+                    while self._in_flight >= self.limit() or self._waiting:
+                        self._slots.wait()
+                elif self._in_flight >= self.limit():
+                    self._waiting += 1
+                    try:
+                        while self._in_flight >= self.limit():
+                            self._slots.wait()
+                    finally:
+                        self._waiting -= 1
+                    if not self._waiting and self._in_flight + 1 < self.limit():
+                        self._slots.notify_all()  # bulk requests held back for this one: a slot is still free
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             ticket = Ticket(self._epoch)

@@ -265,6 +265,10 @@ class _Ctx:
     warnings: list[str] = field(default_factory=list)
     #: Log downloads started while the jobs listing still runs (job id -> future), consumed by the logs step.
     prefetched: dict[int, Future[_LogResult]] = field(default_factory=dict)
+    #: Guards ``prefetched`` (the early jobs listing adds to it from its own thread); ``prefetch_open`` False once
+    #: the logs step took the downloads started so far.
+    prefetch_lock: threading.Lock = field(default_factory=threading.Lock)
+    prefetch_open: bool = True
     #: What the wire rejected while parsing (drained into warnings and ``sync_deferred`` by :func:`_absorb_wire`).
     wire: WireLog = field(default_factory=WireLog)
     #: The jobs listing, already running ahead on its own thread (a first sync of the whole history starts it
@@ -295,9 +299,19 @@ class _Ctx:
             )
         )
 
-    def bounded(self, fn: Callable[[_T], _R], items: Iterable[_T], window: int | None = None) -> Iterator[Future[_R]]:
-        """Submit ``fn(item)`` to the pool with at most ``window`` in flight; yield futures as they complete."""
+    def bounded(
+        self, fn: Callable[[_T], _R], items: Iterable[_T], window: int | None = None, *, bulk: bool = False
+    ) -> Iterator[Future[_R]]:
+        """Submit ``fn(item)`` to the pool with at most ``window`` in flight; yield futures as they complete.
+        ``bulk``: behind every ordinary task (:func:`cidash.sync.pool.submit_bulk`)."""
         import queue
+
+        from cidash.sync.pool import submit_bulk
+
+        pool = self.pool
+
+        def submit(fn: Callable[[_T], _R], item: _T) -> Future[_R]:
+            return submit_bulk(pool, fn, item) if bulk else pool.submit(fn, item)
 
         window = window or max(2, self.options.concurrency * 2)
         # Completed futures arrive through a queue (one callback each): ``as_completed(pending)`` per item would
@@ -313,7 +327,7 @@ class _Ctx:
                 except StopIteration:
                     exhausted = True
                     break
-                self.pool.submit(fn, item).add_done_callback(finished.put)
+                submit(fn, item).add_done_callback(finished.put)
                 in_flight += 1
             if not in_flight:
                 return

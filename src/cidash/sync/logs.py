@@ -31,6 +31,7 @@ from cidash.sync.context import (
     _is_fatal,
     _warn,
 )
+from cidash.sync.pool import submit_bulk
 
 if TYPE_CHECKING:
     from cidash.logparse import TraceParser
@@ -90,12 +91,30 @@ def _prefetch_logs(ctx: _Ctx, job_ids: list[int]) -> None:
     """Start downloading the logs of just-committed finished jobs while the listing goes on (the pool would idle)."""
     if not ctx.options.fetch_logs:
         return
-    cap = _PREFETCH_PER_WORKER * max(1, ctx.options.concurrency)
     for job in ctx.store.jobs_needing_logs(ctx.project.id, ids=job_ids):
-        if len(ctx.prefetched) >= cap:
+        if job.status in FINISHED_JOB_STATUSES and _log_wanted(ctx, job) and not _prefetch(ctx, job):
             return
-        if job.status in FINISHED_JOB_STATUSES and _log_wanted(ctx, job) and job.id not in ctx.prefetched:
-            ctx.prefetched[job.id] = ctx.pool.submit(_fetch_log, ctx, job)
+
+
+def _prefetch_listed(ctx: _Ctx, job: Job) -> None:
+    """Start downloading a listed job's log before the job is stored: the early jobs listing of a first sync into
+    a store that holds none of the project's jobs (:func:`cidash.sync.jobs.start_jobs_listing`), where every
+    finished job's log is due. The same test as the logs step's (finished, started, name wanted); the result is
+    used only if the logs step finds the job due (else it is dropped, a request spent for nothing)."""
+    if job.finished_at is not None and job.status in FINISHED_JOB_STATUSES and _log_wanted(ctx, job):
+        _prefetch(ctx, job)
+
+
+def _prefetch(ctx: _Ctx, job: Job) -> bool:
+    """Queue ``job``'s log download behind every ordinary task (False: the prefetch cap is reached, or the logs
+    step took the prefetched downloads already)."""
+    cap = _PREFETCH_PER_WORKER * max(1, ctx.options.concurrency)
+    with ctx.prefetch_lock:
+        if not ctx.prefetch_open or len(ctx.prefetched) >= cap:
+            return False
+        if job.id not in ctx.prefetched:
+            ctx.prefetched[job.id] = submit_bulk(ctx.pool, _fetch_log, ctx, job)
+        return True
 
 
 def _sync_logs(ctx: _Ctx) -> None:
@@ -131,11 +150,13 @@ def _sync_logs(ctx: _Ctx) -> None:
     started = 0
 
     todo_ids = {j.id for j in todo}
-    prefetched = {i: f for i, f in ctx.prefetched.items() if i in todo_ids}
-    for i, f in ctx.prefetched.items():
+    with ctx.prefetch_lock:  # no download is started early from here on
+        ctx.prefetch_open = False
+        early, ctx.prefetched = ctx.prefetched, {}
+    prefetched = {i: f for i, f in early.items() if i in todo_ids}
+    for i, f in early.items():
         if i not in todo_ids:
             f.cancel()
-    ctx.prefetched = {}
     started = len(prefetched)
 
     def remaining() -> Iterator[Job]:
@@ -150,7 +171,8 @@ def _sync_logs(ctx: _Ctx) -> None:
 
     failed: dict[int, str] = {}  # job id -> why its log waits for the next sync
     handled: set[int] = set()  # parsed or unavailable: written by commit()
-    futures = itertools.chain(as_completed(prefetched.values()), ctx.bounded(lambda j: _fetch_log(ctx, j), remaining()))
+    fetched = ctx.bounded(lambda j: _fetch_log(ctx, j), remaining(), bulk=True)
+    futures = itertools.chain(as_completed(prefetched.values()), fetched)
     for future in futures:
         try:
             job, facts, nbytes = future.result()
