@@ -8,7 +8,7 @@ import contextlib
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -192,7 +192,9 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-_LogResult = tuple[Job, TraceFacts | None, int]
+#: A fetched log: the job, its parsed facts (None: GitLab had no log), the log's bytes, and its seconds per phase
+#: (:func:`cidash.logparse.phase_durations`, computed on the worker that parsed it).
+_LogResult = tuple[Job, TraceFacts | None, int, Mapping[str, float]]
 
 
 class ReadAhead(Generic[_T]):
@@ -269,6 +271,8 @@ class _Ctx:
     #: the logs step took the downloads started so far.
     prefetch_lock: threading.Lock = field(default_factory=threading.Lock)
     prefetch_open: bool = True
+    #: The early jobs listing queues each listed job's log itself (:func:`cidash.sync.jobs.start_jobs_listing`).
+    prefetch_listed: bool = False
     #: What the wire rejected while parsing (drained into warnings and ``sync_deferred`` by :func:`_absorb_wire`).
     wire: WireLog = field(default_factory=WireLog)
     #: The jobs listing, already running ahead on its own thread (a first sync of the whole history starts it

@@ -33,6 +33,7 @@ def start_jobs_listing(ctx: _Ctx) -> None:
         # be due, so its download starts as the listing names it, behind the pipelines step's own requests
         # (:mod:`cidash.sync.pool`), instead of after the pipelines and then the jobs are stored.
         listing = _prefetching(ctx, listing)
+        ctx.prefetch_listed = True
     ctx.jobs_listing = ReadAhead(listing, depth=EARLY_PAGES * PER_PAGE, name="cidash-sync-jobs")
 
 
@@ -63,7 +64,8 @@ def _sync_jobs(ctx: _Ctx) -> None:
             store.upsert_jobs(batch)
             ctx.jobs += len(batch)
             touched.update(j.pipeline_id for j in batch)
-            _prefetch_logs(ctx, [j.id for j in batch])
+            if not ctx.prefetch_listed:  # else the listing queued these logs already
+                _prefetch_logs(ctx, [j.id for j in batch])
             batch.clear()
             ctx.emit("jobs")
 

@@ -6,7 +6,7 @@ import fnmatch
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import CancelledError, as_completed
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,6 @@ from cidash.errors import (
 )
 from cidash.models import (
     Job,
-    TraceFacts,
 )
 from cidash.remote import jobs as remote_jobs
 from cidash.sync.context import (
@@ -29,6 +28,7 @@ from cidash.sync.context import (
     FINISHED_JOB_STATUSES,
     _Ctx,
     _is_fatal,
+    _LogResult,
     _warn,
 )
 from cidash.sync.pool import submit_bulk
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 
 def _wanted(name: str, patterns: tuple[str, ...]) -> bool:
+    if patterns == ("*",):  # the default: every name (fnmatch would test each of thousands of names)
+        return True
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
@@ -70,7 +72,7 @@ class _LogFailed(Exception):
         self.error = error
 
 
-def _fetch_log(ctx: _Ctx, job: Job) -> tuple[Job, TraceFacts | None, int]:
+def _fetch_log(ctx: _Ctx, job: Job) -> _LogResult:
     sink = _LogSink()
     try:
         found = remote_jobs.stream_log(ctx.client.http, ctx.project.id, job.id, sink)
@@ -79,8 +81,14 @@ def _fetch_log(ctx: _Ctx, job: Job) -> tuple[Job, TraceFacts | None, int]:
             raise
         raise _LogFailed(job, exc) from None
     if not found or sink.parser is None or sink.bytes == 0:
-        return job, None, sink.bytes
-    return job, sink.parser.finish(), sink.bytes
+        return job, None, sink.bytes, _NO_PHASES
+    from cidash.logparse import phase_durations  # the sync computes what it stores: the store never parses
+
+    facts = sink.parser.finish()
+    return job, facts, sink.bytes, phase_durations(facts)
+
+
+_NO_PHASES: Mapping[str, float] = {}
 
 
 def _log_wanted(ctx: _Ctx, job: Job) -> bool:
@@ -128,17 +136,15 @@ def _sync_logs(ctx: _Ctx) -> None:
     todo = [j for j in candidates if j.id not in skip_set]
     ctx.logs_total = len(todo)
     ctx.emit("logs")
-    results: list[tuple[Job, TraceFacts | None, int]] = []
+    results: list[_LogResult] = []
     last_commit = time.monotonic()
 
     def commit() -> None:
         if not results:
             return
-        from cidash.logparse import phase_durations  # the sync computes what it stores: the store never parses
-
-        parsed = [(job.id, facts, nbytes) for job, facts, nbytes in results if facts is not None]
-        unavailable = [job.id for job, facts, _ in results if facts is None]
-        phases = {job_id: phase_durations(facts) for job_id, facts, _ in parsed}
+        parsed = [(job.id, facts, nbytes) for job, facts, nbytes, _ in results if facts is not None]
+        unavailable = [job.id for job, facts, _, _ in results if facts is None]
+        phases = {job.id: job_phases for job, facts, _, job_phases in results if facts is not None}
         with store.transaction():
             store.save_many_job_facts(parsed, project_id=pid, parsed_at=ctx.now, phases=phases)
             if unavailable:
@@ -175,7 +181,7 @@ def _sync_logs(ctx: _Ctx) -> None:
     futures = itertools.chain(as_completed(prefetched.values()), fetched)
     for future in futures:
         try:
-            job, facts, nbytes = future.result()
+            result = future.result()
         except CancelledError:
             ctx.logs_failed += 1  # a prefetch called off after GitLab kept rate-limiting: next sync
             continue
@@ -204,8 +210,9 @@ def _sync_logs(ctx: _Ctx) -> None:
             _warn(ctx, f"log of {label} could not be fetched, will retry next sync: {exc.one_line()}")
             continue
         connect_failures = 0
+        job, facts = result[0], result[1]
         handled.add(job.id)
-        results.append((job, facts, nbytes))
+        results.append(result)
         if facts is None:
             ctx.logs_unavailable += 1
         else:
