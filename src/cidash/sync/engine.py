@@ -51,7 +51,7 @@ from cidash.sync.jobs import _sync_jobs, start_jobs_listing
 from cidash.sync.lease import _Lease
 from cidash.sync.logs import _sync_logs
 from cidash.sync.pipelines import _sync_pipelines
-from cidash.sync.pool import PriorityPool, submit_bulk
+from cidash.sync.pool import PriorityPool, submit_bulk, workers_for
 from cidash.sync.registry import _sync_registry_and_groups
 from cidash.sync.repository import (
     _sync_checksums,
@@ -160,7 +160,7 @@ def _sync_leased(
     first_sync = store.last_sync(resolved.id) is None
     run_id = store.start_sync_run(resolved.id, now)
     with (
-        PriorityPool(max(1, options.concurrency), thread_name_prefix="cidash-sync")
+        PriorityPool(workers_for(options.concurrency), thread_name_prefix="cidash-sync")
         if workers is None
         else _ProjectExecutor(workers)
     ) as pool:
@@ -577,7 +577,7 @@ class _ProjectPool:
         outcomes: list[_Outcome] = [None] * len(targets)
         self.targets = len(targets)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cidash-sync-project")
-        shared = PriorityPool(max(1, self.options.concurrency), thread_name_prefix="cidash-sync")
+        shared = PriorityPool(workers_for(self.options.concurrency), thread_name_prefix="cidash-sync")
         self.workers = shared
         try:
             futures = [pool.submit(self._one, i, target, outcomes) for i, target in enumerate(targets)]

@@ -108,6 +108,14 @@ class PriorityPool(Executor):
                 thread.join()
 
 
+def workers_for(concurrency: int) -> int:
+    """Worker threads for a window of ``concurrency`` requests in flight: a few more than the window, so that while
+    some workers parse what they received (a log is parsed after its slot is given back, see
+    :data:`cidash.remote.http.SINK_AFTER_SLOT`) others keep every slot busy."""
+    concurrency = max(1, concurrency)
+    return concurrency + max(2, concurrency // 8)
+
+
 def submit_bulk(pool: Executor, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
     """``pool.submit_bulk(...)`` where the pool has two queues, else an ordinary ``submit``."""
     bulk = getattr(pool, "submit_bulk", None)
