@@ -241,6 +241,12 @@ class RateLimiter:
 
     # -- the in-flight window ----------------------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a slot of the window now."""
+        with self._lock:
+            return self._in_flight
+
     def limit(self) -> int:
         """How many requests may be in flight now."""
         cap = self.max_concurrency if self.advertised else min(self.max_concurrency, self.unadvertised_concurrency)
