@@ -27,7 +27,7 @@ def start_jobs_listing(ctx: _Ctx) -> None:
     the pipelines. Any other sync stops the listing at the first job it knows and starts it in the jobs step,
     so that no page is read that it would not read (an idle refresh stays one request)."""
     ctx.jobs_wire = WireLog(now=ctx.wire.now)
-    listing = remote_jobs.jobs_newest_first(ctx.client.http, ctx.project.id, log=ctx.jobs_wire)
+    listing = remote_jobs.jobs_newest_first(ctx.client.http, ctx.project.id, log=ctx.jobs_wire, pages_ahead=2)
     if ctx.options.fetch_logs and ctx.store.max_job_id(ctx.project.id) is None:
         # No job of the project is stored (not even from a first sync cut short): every finished job's log will
         # be due, so its download starts as the listing names it, behind the pipelines step's own requests
