@@ -524,8 +524,9 @@ class HttpClient:
                     self.limiter.leave(ticket, answered)  # the slot is free before any retry pause (and parsing)
                 if response.pending is not None and sink_factory is not None:
                     sink = sink_factory()  # a whole small body, received: parsed now, while the next request is out
-                    for part in response.pending:
-                        sink(part)
+                    pending = response.pending
+                    if pending:  # one call (a parser has a cost per call), none for an empty body
+                        sink(pending[0] if len(pending) == 1 else b"".join(pending))
                 if 200 <= response.status_code < 300 and method != "HEAD":
                     response = self._checked(response, expect)
             except _TransportFailure as exc:
