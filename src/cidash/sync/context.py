@@ -273,6 +273,9 @@ class _Ctx:
     prefetch_open: bool = True
     #: The early jobs listing queues each listed job's log itself (:func:`cidash.sync.jobs.start_jobs_listing`).
     prefetch_listed: bool = False
+    #: Set once GitLab answered the pipelines listing (the project is readable with this token): the side steps of
+    #: a first sync wait for it before their first request, so a project that fails at once fails as fast as before.
+    listed: threading.Event = field(default_factory=threading.Event)
     #: What the wire rejected while parsing (drained into warnings and ``sync_deferred`` by :func:`_absorb_wire`).
     wire: WireLog = field(default_factory=WireLog)
     #: The jobs listing, already running ahead on its own thread (a first sync of the whole history starts it

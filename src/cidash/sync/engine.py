@@ -192,6 +192,9 @@ def _sync_leased(
                 _sync_jobs(ctx)
                 if options.fetch_logs:
                     _sync_logs(ctx)
+            except BaseException:
+                side.abort()  # the sync failed: the side steps start nothing more, and the error is not held up
+                raise
             finally:
                 side.release()
                 side.join()
@@ -277,10 +280,12 @@ class _SideSteps(threading.Thread):
     progress events; warnings and rejected records of their own, handed over by :meth:`merge`).
 
     Started before the pipelines step: on a first sync, where everything is due, what needs no pipeline (the
-    version, the registry, the resource groups) runs at once; the rest waits for :meth:`pipelines_stored`, and an
+    version, the registry, the resource groups) runs as soon as GitLab answered the pipelines listing (a project
+    that cannot be read fails as fast as before); the rest waits for :meth:`pipelines_stored`, and an
     incremental sync decides then, with the pipelines counted (it checks the version and reads the registry again
     when pipelines changed, as before). When the
-    pipelines step fails, :meth:`release` ends the wait and nothing that needs the pipelines runs."""
+    pipelines step fails, :meth:`release` ends the wait and nothing that needs the pipelines runs; when any step of
+    the sync fails, :meth:`abort` starts no further side step."""
 
     def __init__(self, ctx: _Ctx, *, first_sync: bool) -> None:
         super().__init__(name="cidash-sync-side", daemon=True)
@@ -298,15 +303,23 @@ class _SideSteps(threading.Thread):
         self.error: BaseException | None = None
         self._go = threading.Event()
         self._stored = False
+        self._aborted = False
 
     def pipelines_stored(self) -> None:
         """The pipelines step is done: the steps that read the stored pipelines may run."""
         self.ctx.pipelines = self.main.pipelines
         self._stored = True
+        self.main.listed.set()
         self._go.set()
 
+    def abort(self) -> None:
+        """The sync failed: start no further side step."""
+        self._aborted = True
+        self.release()
+
     def release(self) -> None:
-        """End the wait for the pipelines (after :meth:`pipelines_stored`, or instead of it when the sync fails)."""
+        """End the waits (after :meth:`pipelines_stored`, or instead of it when the sync fails)."""
+        self.main.listed.set()
         self._go.set()
 
     def run(self) -> None:
@@ -314,21 +327,25 @@ class _SideSteps(threading.Thread):
         early = self.first_sync  # everything is due on a first sync: no need to wait for the pipelines' count
         try:
             if early:
+                ctx.listed.wait()  # GitLab answered the pipelines listing: the project is readable
+                if self._aborted:
+                    return
                 _sync_instance_version(ctx, first_sync=True)
-                if options.fetch_registry:
+                if options.fetch_registry and not self._aborted:
                     with _step_deferred_on_failure(ctx, "registry tags and resource groups"):
                         _sync_registry_and_groups(ctx, first_sync=True)
             self._go.wait()
-            if not self._stored:
+            if not self._stored or self._aborted:
                 return
             if not early:
                 _sync_instance_version(ctx, first_sync=False)
             if options.fetch_checksums:
                 with _step_deferred_on_failure(ctx, "file checksums"):
                     _sync_checksums(ctx)
-                with _step_deferred_on_failure(ctx, "CI files"):
-                    _sync_ci_configs(ctx)
-            if not early and options.fetch_registry:
+                if not self._aborted:
+                    with _step_deferred_on_failure(ctx, "CI files"):
+                        _sync_ci_configs(ctx)
+            if not early and options.fetch_registry and not self._aborted:
                 with _step_deferred_on_failure(ctx, "registry tags and resource groups"):
                     _sync_registry_and_groups(ctx, first_sync=self.first_sync)
             _absorb_wire(ctx)

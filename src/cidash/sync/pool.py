@@ -60,15 +60,14 @@ class PriorityPool(Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new tasks after shutdown")
             line.append((future, fn, args, kwargs))
-            start = self._idle <= 0 and len(self._threads) < self._max_workers
-            if start:
+            if self._idle <= 0 and len(self._threads) < self._max_workers:
                 thread = threading.Thread(target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True)
+                # Started under the lock: shutdown() (on another thread) then joins only threads that were started.
+                thread.start()
                 self._threads.append(thread)
             else:
                 self._idle -= 1  # the token below is for an idle worker, or for the next one to finish
         self._wake.put(None)
-        if start:
-            thread.start()
         return future
 
     def _work(self) -> None:
