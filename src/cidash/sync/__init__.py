@@ -31,7 +31,7 @@ Before step 1, records deferred by the previous sync (``sync_deferred``: rejecte
 failed) are fetched again by id.
 
 Steps 4-6 run on a side thread, overlapping steps 1-3: on a first sync the registry, resource groups and GitLab
-version at once (they need no pipeline), the checksums and CI files (and on a refresh the rest) from the end of
+version once GitLab answered the first pipelines page (they need no pipeline), the checksums and CI files (and on a refresh the rest) from the end of
 step 1. Logs, checksums, pipeline details and registry calls share one worker pool (:mod:`.pool`: ``[gitlab]
 concurrency`` workers and a few more), each worker with its own keep-alive connection (:mod:`cidash.remote.http`);
 every request passes the shared rate limiter (``[gitlab] max_rps`` and GitLab's ``RateLimit-*``). Log downloads
