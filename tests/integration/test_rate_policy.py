@@ -122,6 +122,36 @@ def test_enter_blocks_at_the_window_until_a_slot_is_left() -> None:
     assert rl.peak_in_flight == 1
 
 
+def test_a_free_slot_goes_to_a_waiting_request_before_a_waiting_log_download() -> None:
+    """A log download (BULK_KINDS) that waits for a slot lets any other waiting request go first, however long it
+    waited: a listing's next page is never stuck behind a window of downloads. The window is never exceeded."""
+    rl = limiter(FakeTime(), initial_concurrency=1, max_concurrency=1)
+    held = rl.enter()
+    order: list[str] = []
+    waiting: list[threading.Thread] = []
+
+    def send(kind: str) -> None:
+        ticket = rl.enter(kind)
+        order.append(kind)
+        rl.leave(ticket, 200)
+
+    for kind in ("GET trace", "GET trace", "GET jobs"):  # the page asks last
+        thread = threading.Thread(target=send, args=(kind,))
+        thread.start()
+        waiting.append(thread)
+    pause = threading.Event()
+    for _ in range(100):  # until the page's request waits for the slot (the downloads wait too, or will)
+        if rl._waiting:
+            break
+        pause.wait(0.05)
+    assert rl._waiting == 1 and rl.in_flight == 1 and order == []
+    rl.leave(held, 200)
+    for thread in waiting:
+        thread.join(5)
+    assert order[0] == "GET jobs" and sorted(order) == ["GET jobs", "GET trace", "GET trace"]
+    assert rl.peak_in_flight == 1 and rl.in_flight == 0
+
+
 def test_max_rps_stays_a_hard_ceiling_whatever_the_server_says() -> None:
     t = FakeTime()
     rl = limiter(t, max_rps=10.0, max_concurrency=64)

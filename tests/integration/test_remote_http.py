@@ -15,6 +15,7 @@ from cidash.connection import Connection, Secret
 from cidash.remote import GitLabClient
 
 LOG = b"Running with gitlab-runner 17.0\n" * 500
+BIG_LOG = b"".join(b"line %07d of a long job log\n" % i for i in range(40_000))  # ~1.1 MB
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -42,6 +43,8 @@ class Handler(BaseHTTPRequestHandler):
         elif self.path == "/api/v4/projects/1/jobs/3/trace":
             self._send(200, b"plain log\n", {})
             self.close_connection = True  # an idle keep-alive the server drops (no Connection: close header)
+        elif self.path == "/api/v4/projects/1/jobs/5/trace":
+            self._send(200, BIG_LOG, {})
         elif self.path == "/api/v4/projects/1/jobs/4/trace":
             self._send(301, b"", {"Location": "/api/v4/projects/1/jobs/3/trace"})
         else:
@@ -269,3 +272,31 @@ def test_the_fast_path_never_takes_a_misframed_answer_as_complete(case: str) -> 
     finally:
         stop()
     assert "glpat-secret-value-123" not in info.value.one_line()
+
+
+def test_a_small_log_is_parsed_after_its_slot_is_free_and_a_long_one_streamed_in_it(server: str) -> None:
+    """A log under SINK_AFTER_SLOT reaches its sink whole once the request's slot of the in-flight window is given
+    back (the next request goes out while it is parsed); a longer one is streamed into the sink as it arrives,
+    still holding its slot (memory stays bounded). Both arrive complete and once."""
+    from cidash.remote.http import SINK_AFTER_SLOT
+
+    assert len(LOG) < SINK_AFTER_SLOT < len(BIG_LOG)
+    with _client(server) as client:
+        in_flight: list[int] = []
+        chunks: list[bytes] = []
+
+        def sink_factory() -> Callable[[bytes], None]:
+            def sink(chunk: bytes) -> None:
+                in_flight.append(client.limiter.in_flight)
+                chunks.append(chunk)
+
+            return sink
+
+        assert client.http.stream_trace(1, 2, sink_factory)
+        assert b"".join(chunks) == LOG and set(in_flight) == {0}
+        in_flight.clear()
+        chunks.clear()
+        assert client.http.stream_trace(1, 5, sink_factory)
+        assert b"".join(chunks) == BIG_LOG and len(chunks) > 1
+        assert in_flight[-1] == 1  # the tail of a long body is fed while its request still holds the slot
+        assert client.stats.requests == 2 and client.stats.retries == 0

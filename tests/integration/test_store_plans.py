@@ -30,6 +30,7 @@ ONCE_PER_SYNC = (
     "SELECT DISTINCT sha FROM file_checksums WHERE project_id",
     "SELECT ref, sha, max(id) FROM pipelines WHERE project_id",  # the newest SHA per ref: one covering-index pass
     "SELECT min(id) FROM jobs WHERE project_id",  # the oldest job still to re-list
+    "SELECT max(id) FROM jobs WHERE project_id",  # a first sync: does the store hold any of the project's jobs?
 )
 
 # (Each pattern below is a statement shape the sync used to run per batch or per refresh over the whole history.)

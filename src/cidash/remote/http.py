@@ -65,6 +65,10 @@ if TYPE_CHECKING:
     import httpx
 
 CHUNK = 64 * 1024
+#: A body meant for a sink (a log streamed into the parser) of up to this many bytes is received whole and fed to
+#: the sink after the request's slot of the in-flight window is given back: the next request goes out while this
+#: one is parsed. A longer body is streamed into the sink as it arrives (memory stays bounded by this per worker).
+SINK_AFTER_SLOT = 256 * 1024
 
 
 class _Headers(dict[str, str]):
@@ -89,6 +93,9 @@ class _Reply:
     content: bytes
     data: Any = None  # the parsed JSON when the request expected JSON
     foreign: str | None = None  # the origin that answered, when a redirect led away from GitLab's
+    #: A complete small body meant for a sink, not fed yet (see :data:`SINK_AFTER_SLOT`): the caller feeds it to a
+    #: fresh sink once the request's slot is free.
+    pending: tuple[bytes, ...] | None = None
 
     def json(self) -> Any:
         return json.loads(self.content)
@@ -322,9 +329,10 @@ class HttpClient:
                 raise _TransportFailure(problem, incomplete=True)
             decoder = _decoder(headers.get("content-encoding", "").strip().lower())
             streamed = status == 200 and sink_factory is not None and not is_html(headers.get("content-type"))
-            sink = sink_factory() if streamed and sink_factory is not None else None
+            # A sink's body is held back (fed after the slot is free) while it stays under SINK_AFTER_SLOT bytes.
+            sink: Callable[[bytes], None] | None = None
             parts: list[bytes] = []
-            out = sink or parts.append
+            out = parts.append
             nbytes = raw = 0
             for chunk in response.body(method):
                 raw += len(chunk)
@@ -332,6 +340,12 @@ class HttpClient:
                     chunk = decoder.decompress(chunk)
                 nbytes += len(chunk)
                 if chunk:
+                    if streamed and sink is None and nbytes > SINK_AFTER_SLOT and sink_factory is not None:
+                        sink = sink_factory()  # a long body: stream it from here on
+                        for part in parts:
+                            sink(part)
+                        parts.clear()
+                        out = sink
                     out(chunk)
             if response.remaining:  # a clean close before Content-Length bytes: a short read, not the end
                 raise _TransportFailure(f"body ended {response.remaining} bytes short", incomplete=True)
@@ -343,6 +357,8 @@ class HttpClient:
                     raise _TransportFailure("gzip body ended early", incomplete=True)
             conn.finished()
             self.stats.record(method, record_as, status, nbytes)
+            if streamed and sink is None:
+                return _Reply(status, headers, b"", pending=tuple(parts))
             return _Reply(status, headers, b"" if sink is not None else b"".join(parts))
         except _TransportFailure:
             conn.close()
@@ -504,10 +520,15 @@ class HttpClient:
                 try:
                     response = self._exchange(method, path, params, sink_factory, cross_origin=download)
                     answered = response.status_code
-                    if 200 <= response.status_code < 300 and method != "HEAD":
-                        response = self._checked(response, expect)
                 finally:
-                    self.limiter.leave(ticket, answered)  # the slot is free before any retry pause
+                    self.limiter.leave(ticket, answered)  # the slot is free before any retry pause (and parsing)
+                if response.pending is not None and sink_factory is not None:
+                    sink = sink_factory()  # a whole small body, received: parsed now, while the next request is out
+                    pending = response.pending
+                    if pending:  # one call (a parser has a cost per call), none for an empty body
+                        sink(pending[0] if len(pending) == 1 else b"".join(pending))
+                if 200 <= response.status_code < 300 and method != "HEAD":
+                    response = self._checked(response, expect)
             except _TransportFailure as exc:
                 if exc.tls:
                     raise TLSError(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from cidash.errors import PaginationError
 from cidash.models import Job
@@ -12,7 +15,9 @@ from cidash.remote.wire import RejectedRecord, WireLog, job_from_json
 PER_PAGE = 100
 
 
-def jobs_newest_first(http: HttpClient, project_id: int, *, log: WireLog | None = None) -> Iterator[Job]:
+def jobs_newest_first(
+    http: HttpClient, project_id: int, *, log: WireLog | None = None, pages_ahead: int = 0
+) -> Iterator[Job]:
     """Every job of the project, newest (highest id) first, 100 per request; stop iterating when done.
 
     ``/projects/:id/jobs`` lists the jobs of *all* pipelines in one paginated stream (a refresh that gained 40
@@ -20,12 +25,15 @@ def jobs_newest_first(http: HttpClient, project_id: int, *, log: WireLog | None 
     (``pagination=keyset&order_by=id&sort=desc``) stays cheap however deep it goes, and the newest-first order
     lets the caller stop at the first page it already knows. A page that does not go below the previous page's
     oldest id (a cursor that does not advance) ends it with :class:`PaginationError`. ``log``: as for
-    :func:`cidash.remote.pipelines.pipeline_pages`.
+    :func:`cidash.remote.pipelines.pipeline_pages`. ``pages_ahead`` > 0: the pages are requested on a helper thread
+    up to that many ahead of the caller, so that turning a page into jobs does not hold up the next page's request
+    (only for a caller that reads the listing to its end: a page read ahead is a request made).
     """
     path = f"/projects/{project_id}/jobs"
     params = {"pagination": "keyset", "order_by": "id", "sort": "desc", "per_page": PER_PAGE}
     floor: int | None = None
-    for page in http.get_link_pages(path, params, missing="project"):
+    pages = http.get_link_pages(path, params, missing="project")
+    for page in _ahead(pages, pages_ahead) if pages_ahead > 0 else pages:
         jobs: list[Job] = []
         for item in page:
             try:
@@ -51,3 +59,37 @@ def stream_log(
 ) -> bool:
     """A job's log streamed into ``sink_factory()``'s sink (see :meth:`HttpClient.stream_trace`); False: no log."""
     return http.stream_trace(project_id, job_id, sink_factory)
+
+
+def _ahead(pages: Iterator[list[Any]], depth: int) -> Iterator[list[Any]]:
+    """``pages`` produced on a helper thread up to ``depth`` ahead; exceptions arrive in order; a consumer that stops
+    early stops the producer at its next page."""
+    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        box.put((True, page), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put((False, None))
+        except BaseException as exc:  # handed to the consumer
+            box.put((False, exc))
+
+    threading.Thread(target=produce, name="cidash-sync-job-pages", daemon=True).start()
+    try:
+        while True:
+            ok, value = box.get()
+            if not ok:
+                if isinstance(value, BaseException):
+                    raise value
+                return
+            yield value  # type: ignore[misc]
+    finally:
+        stop.set()

@@ -157,6 +157,10 @@ UNADVERTISED_CONCURRENCY = 16
 ENDPOINT_BUDGETS: dict[str, tuple[int, float]] = {"GET jobs": (600, 60.0)}
 #: Statuses that say "too much": the in-flight window halves (at most once per round trip).
 CONGESTION_STATUSES = frozenset({429, 503})
+#: Requests nothing else waits for (a sync's log downloads, thousands of them): while any other request waits for
+#: a slot of the in-flight window, these wait behind it, so the chain of a listing's pages, whose next request
+#: depends on this one, is never queued behind a whole window of downloads (see :class:`cidash.sync.pool`).
+BULK_KINDS = frozenset({"GET trace"})
 
 
 class Ticket:
@@ -178,7 +182,7 @@ class RateLimiter:
       grows by one per window of successes (additive increase); a 429 or 503 halves it (multiplicative decrease,
       at most once per round trip: answers to requests sent before the last cut do not cut again). It never
       exceeds ``max_concurrency``, nor :data:`UNADVERTISED_CONCURRENCY` until the server has sent ``RateLimit-*``
-      headers.
+      headers. A free slot goes to a waiting request of any other kind before one of :data:`BULK_KINDS`.
     - **Budget**: ``RateLimit-Remaining`` minus what was sent since; at ``reserve`` or below every sender waits for
       ``RateLimit-Reset``, so the server's limit is never run past (the reserve covers requests in flight).
     - **429**: every sender waits ``Retry-After`` (else until ``RateLimit-Reset``, else 1 s).
@@ -209,7 +213,10 @@ class RateLimiter:
         self._wall = wall
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._slots = threading.Condition(self._lock)
+        # Senders waiting for a slot, woken one per free slot (a notify_all per answer woke every waiting worker
+        # thread to find the slot taken: thousands of needless thread switches in a sync).
+        self._turn = threading.Condition(self._lock)
+        self._bulk_turn = threading.Condition(self._lock)  # senders of BULK_KINDS
         self._next_slot = 0.0
         self._blocked_until = 0.0
         self._state = RateLimitState()
@@ -225,6 +232,8 @@ class RateLimiter:
         self.window = float(max(1, min(initial_concurrency, self.max_concurrency)))
         self._threshold: float | None = None  # slow start until the first congestion signal
         self._in_flight = 0
+        self._waiting = 0  # requests not of BULK_KINDS waiting for a slot (bulk ones let them go first)
+        self._bulk_waiting = 0
         self._epoch = 0  # bumped on every cut: answers to older requests do not cut again
         self.advertised = False  # the server has sent RateLimit-* headers
         self.cuts = 0  # times the window was halved
@@ -236,6 +245,12 @@ class RateLimiter:
 
     # -- the in-flight window ----------------------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a slot of the window now."""
+        with self._lock:
+            return self._in_flight
+
     def limit(self) -> int:
         """How many requests may be in flight now."""
         cap = self.max_concurrency if self.advertised else min(self.max_concurrency, self.unadvertised_concurrency)
@@ -244,14 +259,29 @@ class RateLimiter:
     def enter(self, kind: str | None = None) -> Ticket:
         """Wait for a slot in the in-flight window, then for the rate (:meth:`acquire`). Pair with :meth:`leave`."""
         held = getattr(self._held, "n", 0)
-        with self._slots:
+        with self._lock:
             # A thread that already holds a slot (a redirect hop sent from inside its request) is not held back:
             # it would wait for itself.
-            while held == 0 and self._in_flight >= self.limit():
-                self._slots.wait()
+            if held == 0:
+                if kind in BULK_KINDS:
+                    if self._in_flight >= self.limit() or self._waiting:
+                        self._bulk_waiting += 1
+                        try:
+                            while self._in_flight >= self.limit() or self._waiting:
+                                self._bulk_turn.wait()
+                        finally:
+                            self._bulk_waiting -= 1
+                elif self._in_flight >= self.limit():
+                    self._waiting += 1
+                    try:
+                        while self._in_flight >= self.limit():
+                            self._turn.wait()
+                    finally:
+                        self._waiting -= 1
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
             ticket = Ticket(self._epoch)
+            self._wake()  # a slot may still be free for a sender this one held back
         self._held.n = held + 1
         try:
             self.acquire(kind)
@@ -260,9 +290,20 @@ class RateLimiter:
             raise
         return ticket
 
+    def _wake(self) -> None:
+        """Wake as many waiting senders as there are free slots (call with the lock held): others first, then
+        bulk ones. Each woken sender takes its slot and wakes the next; one that finds none waits again."""
+        free = self.limit() - self._in_flight
+        if free <= 0:
+            return
+        if self._waiting:
+            self._turn.notify(min(free, self._waiting))
+        elif self._bulk_waiting:
+            self._bulk_turn.notify(min(free, self._bulk_waiting))
+
     def leave(self, ticket: Ticket, status: int | None) -> None:
         """Give the slot back; ``status`` (None: no answer) grows or shrinks the window."""
-        with self._slots:
+        with self._lock:
             if ticket.left:
                 return
             ticket.left = True
@@ -282,7 +323,7 @@ class RateLimiter:
                 else:
                     self.window = min(cap, self.window + 1.0 / self.window)  # +1 per round
                 self.peak_window = max(self.peak_window, self.window)
-            self._slots.notify_all()
+            self._wake()
 
     @contextlib.contextmanager
     def slot(self, kind: str | None = None) -> Iterator[list[int]]:

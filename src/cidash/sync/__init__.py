@@ -30,10 +30,15 @@ nothing):
 Before step 1, records deferred by the previous sync (``sync_deferred``: rejected at the wire, or their fetch
 failed) are fetched again by id.
 
-Steps 4-6 run on a side thread from the end of step 1, overlapping steps 2-3. Logs, checksums, pipeline
-details and registry calls share one thread pool of ``[gitlab] concurrency`` workers, each with its own
-keep-alive connection (:mod:`cidash.remote.http`); every request passes the shared rate limiter
-(``[gitlab] max_rps`` and GitLab's ``RateLimit-*``). The sync is blocking: run it in a worker thread from a UI.
+Steps 4-6 run on a side thread, overlapping steps 1-3: on a first sync the registry, resource groups and GitLab
+version once GitLab answered the first pipelines page (they need no pipeline), the checksums and CI files (and on
+a refresh the rest) from the end of step 1. Logs, checksums, pipeline details and registry calls share one worker
+pool (:mod:`.pool`: ``[gitlab] concurrency`` workers and a few more), each worker with its own keep-alive
+connection (:mod:`cidash.remote.http`); every request passes the shared rate limiter (``[gitlab] max_rps`` and
+GitLab's ``RateLimit-*``). Log downloads are bulk work: the pool runs every other task first and the limiter gives
+a free slot to any other waiting request first, so on a first sync (whole history, no job stored yet) they start
+as the jobs listing names them, beside step 1, and fill the slots nothing else uses. The sync is blocking: run it
+in a worker thread from a UI.
 
 **Several projects** (:func:`sync_projects`: a group, or several ``--project``) run up to ``[sync]
 project_concurrency`` at once (default 8; 1: one after another), each an ordinary sync of one project with its own

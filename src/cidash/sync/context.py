@@ -8,7 +8,7 @@ import contextlib
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -192,7 +192,9 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-_LogResult = tuple[Job, TraceFacts | None, int]
+#: A fetched log: the job, its parsed facts (None: GitLab had no log), the log's bytes, and its seconds per phase
+#: (:func:`cidash.logparse.phase_durations`, computed on the worker that parsed it).
+_LogResult = tuple[Job, TraceFacts | None, int, Mapping[str, float]]
 
 
 class ReadAhead(Generic[_T]):
@@ -265,6 +267,15 @@ class _Ctx:
     warnings: list[str] = field(default_factory=list)
     #: Log downloads started while the jobs listing still runs (job id -> future), consumed by the logs step.
     prefetched: dict[int, Future[_LogResult]] = field(default_factory=dict)
+    #: Guards ``prefetched`` (the early jobs listing adds to it from its own thread); ``prefetch_open`` False once
+    #: the logs step took the downloads started so far.
+    prefetch_lock: threading.Lock = field(default_factory=threading.Lock)
+    prefetch_open: bool = True
+    #: The early jobs listing queues each listed job's log itself (:func:`cidash.sync.jobs.start_jobs_listing`).
+    prefetch_listed: bool = False
+    #: Set once GitLab answered the pipelines listing (the project is readable with this token): the side steps of
+    #: a first sync wait for it before their first request, so a project that fails at once fails as fast as before.
+    listed: threading.Event = field(default_factory=threading.Event)
     #: What the wire rejected while parsing (drained into warnings and ``sync_deferred`` by :func:`_absorb_wire`).
     wire: WireLog = field(default_factory=WireLog)
     #: The jobs listing, already running ahead on its own thread (a first sync of the whole history starts it
@@ -295,9 +306,19 @@ class _Ctx:
             )
         )
 
-    def bounded(self, fn: Callable[[_T], _R], items: Iterable[_T], window: int | None = None) -> Iterator[Future[_R]]:
-        """Submit ``fn(item)`` to the pool with at most ``window`` in flight; yield futures as they complete."""
+    def bounded(
+        self, fn: Callable[[_T], _R], items: Iterable[_T], window: int | None = None, *, bulk: bool = False
+    ) -> Iterator[Future[_R]]:
+        """Submit ``fn(item)`` to the pool with at most ``window`` in flight; yield futures as they complete.
+        ``bulk``: behind every ordinary task (:func:`cidash.sync.pool.submit_bulk`)."""
         import queue
+
+        from cidash.sync.pool import submit_bulk
+
+        pool = self.pool
+
+        def submit(fn: Callable[[_T], _R], item: _T) -> Future[_R]:
+            return submit_bulk(pool, fn, item) if bulk else pool.submit(fn, item)
 
         window = window or max(2, self.options.concurrency * 2)
         # Completed futures arrive through a queue (one callback each): ``as_completed(pending)`` per item would
@@ -313,7 +334,7 @@ class _Ctx:
                 except StopIteration:
                     exhausted = True
                     break
-                self.pool.submit(fn, item).add_done_callback(finished.put)
+                submit(fn, item).add_done_callback(finished.put)
                 in_flight += 1
             if not in_flight:
                 return

@@ -51,6 +51,7 @@ from cidash.sync.jobs import _sync_jobs, start_jobs_listing
 from cidash.sync.lease import _Lease
 from cidash.sync.logs import _sync_logs
 from cidash.sync.pipelines import _sync_pipelines
+from cidash.sync.pool import PriorityPool, submit_bulk, workers_for
 from cidash.sync.registry import _sync_registry_and_groups
 from cidash.sync.repository import (
     _sync_checksums,
@@ -159,7 +160,7 @@ def _sync_leased(
     first_sync = store.last_sync(resolved.id) is None
     run_id = store.start_sync_run(resolved.id, now)
     with (
-        ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="cidash-sync")
+        PriorityPool(workers_for(options.concurrency), thread_name_prefix="cidash-sync")
         if workers is None
         else _ProjectExecutor(workers)
     ) as pool:
@@ -174,20 +175,28 @@ def _sync_leased(
             if lease_wait:
                 _warn(ctx, f"waited {lease_wait:.0f}s for another sync of {resolved.path} to finish")
             ctx.emit("project")
-            _retry_deferred(ctx)
-            if first_sync and options.since is None:
-                start_jobs_listing(ctx)
-            _sync_pipelines(ctx)
-            # The side steps (checksums, CI files, registry) need only the pipelines: they start now and overlap
-            # the jobs listing (sequential keyset pages) and the logs (the bulk); all feed the same bounded pool,
-            # so the pool stays full from the first pipeline page to the last log.
+            # The side steps run on their own thread from the start: what needs no pipeline (the GitLab version,
+            # and on a first sync the registry and resource groups) at once, the checksums and CI files (and the
+            # registry when it is due because pipelines changed) as soon as the pipelines are stored. They overlap
+            # the jobs listing (sequential keyset pages) and the logs (the bulk); all feed the same pool, where the
+            # log downloads wait behind every other request (cidash.sync.pool), so the window stays full from the
+            # first pipeline page to the last log and no chain of dependent requests is left for the end.
             side = _SideSteps(ctx, first_sync=first_sync)
             side.start()
             try:
+                _retry_deferred(ctx)
+                if first_sync and options.since is None:
+                    start_jobs_listing(ctx)
+                _sync_pipelines(ctx)
+                side.pipelines_stored()
                 _sync_jobs(ctx)
                 if options.fetch_logs:
                     _sync_logs(ctx)
+            except BaseException:
+                side.abort()  # the sync failed: the side steps start nothing more, and the error is not held up
+                raise
             finally:
+                side.release()
                 side.join()
                 side.merge()
             side.raise_error()
@@ -267,29 +276,79 @@ def _sync_leased(
 
 
 class _SideSteps(threading.Thread):
-    """Checksums, CI files, registry tags and resource groups, on their own thread (no progress events)."""
+    """The GitLab version, checksums, CI files, registry tags and resource groups, on their own thread (no
+    progress events; warnings and rejected records of their own, handed over by :meth:`merge`).
+
+    Started before the pipelines step: on a first sync, where everything is due, what needs no pipeline (the
+    version, the registry, the resource groups) runs as soon as GitLab answered the pipelines listing (a project
+    that cannot be read fails as fast as before); the rest waits for :meth:`pipelines_stored`, and an
+    incremental sync decides then, with the pipelines counted (it checks the version and reads the registry again
+    when pipelines changed, as before). When the
+    pipelines step fails, :meth:`release` ends the wait and nothing that needs the pipelines runs; when any step of
+    the sync fails, :meth:`abort` starts no further side step."""
 
     def __init__(self, ctx: _Ctx, *, first_sync: bool) -> None:
         super().__init__(name="cidash-sync-side", daemon=True)
         self.ctx = dataclasses.replace(
-            ctx, progress=None, warnings=[], warnings_total=0, seen_warnings=set(), deferred=[]
+            ctx,
+            progress=None,
+            warnings=[],
+            warnings_total=0,
+            seen_warnings=set(),
+            deferred=[],
+            wire=WireLog(now=ctx.wire.now),
         )
         self.main = ctx
         self.first_sync = first_sync
         self.error: BaseException | None = None
+        self._go = threading.Event()
+        self._stored = False
+        self._aborted = False
+
+    def pipelines_stored(self) -> None:
+        """The pipelines step is done: the steps that read the stored pipelines may run."""
+        self.ctx.pipelines = self.main.pipelines
+        self._stored = True
+        self.main.listed.set()
+        self._go.set()
+
+    def abort(self) -> None:
+        """The sync failed: start no further side step."""
+        self._aborted = True
+        self.release()
+
+    def release(self) -> None:
+        """End the waits (after :meth:`pipelines_stored`, or instead of it when the sync fails)."""
+        self.main.listed.set()
+        self._go.set()
 
     def run(self) -> None:
         ctx, options = self.ctx, self.ctx.options
+        early = self.first_sync  # everything is due on a first sync: no need to wait for the pipelines' count
         try:
-            _sync_instance_version(ctx, first_sync=self.first_sync)
+            if early:
+                ctx.listed.wait()  # GitLab answered the pipelines listing: the project is readable
+                if self._aborted:
+                    return
+                _sync_instance_version(ctx, first_sync=True)
+                if options.fetch_registry and not self._aborted:
+                    with _step_deferred_on_failure(ctx, "registry tags and resource groups"):
+                        _sync_registry_and_groups(ctx, first_sync=True)
+            self._go.wait()
+            if not self._stored or self._aborted:
+                return
+            if not early:
+                _sync_instance_version(ctx, first_sync=False)
             if options.fetch_checksums:
                 with _step_deferred_on_failure(ctx, "file checksums"):
                     _sync_checksums(ctx)
-                with _step_deferred_on_failure(ctx, "CI files"):
-                    _sync_ci_configs(ctx)
-            if options.fetch_registry:
+                if not self._aborted:
+                    with _step_deferred_on_failure(ctx, "CI files"):
+                        _sync_ci_configs(ctx)
+            if not early and options.fetch_registry and not self._aborted:
                 with _step_deferred_on_failure(ctx, "registry tags and resource groups"):
                     _sync_registry_and_groups(ctx, first_sync=self.first_sync)
+            _absorb_wire(ctx)
         except BaseException as exc:  # handed to the syncing thread
             self.error = exc
         finally:
@@ -460,7 +519,12 @@ class _ProjectExecutor(Executor):
         self._futures: set[Future[Any]] = set()
 
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
-        future = self._shared.submit(fn, *args, **kwargs)
+        return self._track(self._shared.submit(fn, *args, **kwargs))
+
+    def submit_bulk(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        return self._track(submit_bulk(self._shared, fn, *args, **kwargs))
+
+    def _track(self, future: Future[_T]) -> Future[_T]:
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)
@@ -530,7 +594,7 @@ class _ProjectPool:
         outcomes: list[_Outcome] = [None] * len(targets)
         self.targets = len(targets)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cidash-sync-project")
-        shared = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="cidash-sync")
+        shared = PriorityPool(workers_for(self.options.concurrency), thread_name_prefix="cidash-sync")
         self.workers = shared
         try:
             futures = [pool.submit(self._one, i, target, outcomes) for i, target in enumerate(targets)]

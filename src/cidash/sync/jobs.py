@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from cidash.models import Job
 from cidash.remote import jobs as remote_jobs
 from cidash.remote.jobs import PER_PAGE
@@ -13,7 +15,7 @@ from cidash.sync.context import (
     _absorb_wire,
     _Ctx,
 )
-from cidash.sync.logs import _prefetch_logs
+from cidash.sync.logs import _prefetch_listed, _prefetch_logs
 
 #: Pages of the jobs listing read ahead while the pipelines step runs (a bound on memory, not on requests).
 EARLY_PAGES = 20
@@ -25,11 +27,20 @@ def start_jobs_listing(ctx: _Ctx) -> None:
     the pipelines. Any other sync stops the listing at the first job it knows and starts it in the jobs step,
     so that no page is read that it would not read (an idle refresh stays one request)."""
     ctx.jobs_wire = WireLog(now=ctx.wire.now)
-    ctx.jobs_listing = ReadAhead(
-        remote_jobs.jobs_newest_first(ctx.client.http, ctx.project.id, log=ctx.jobs_wire),
-        depth=EARLY_PAGES * PER_PAGE,
-        name="cidash-sync-jobs",
-    )
+    listing = remote_jobs.jobs_newest_first(ctx.client.http, ctx.project.id, log=ctx.jobs_wire, pages_ahead=2)
+    if ctx.options.fetch_logs and ctx.store.max_job_id(ctx.project.id) is None:
+        # No job of the project is stored (not even from a first sync cut short): every finished job's log will
+        # be due, so its download starts as the listing names it, behind the pipelines step's own requests
+        # (:mod:`cidash.sync.pool`), instead of after the pipelines and then the jobs are stored.
+        listing = _prefetching(ctx, listing)
+        ctx.prefetch_listed = True
+    ctx.jobs_listing = ReadAhead(listing, depth=EARLY_PAGES * PER_PAGE, name="cidash-sync-jobs")
+
+
+def _prefetching(ctx: _Ctx, jobs: Iterator[Job]) -> Iterator[Job]:
+    for job in jobs:
+        _prefetch_listed(ctx, job)
+        yield job
 
 
 def _sync_jobs(ctx: _Ctx) -> None:
@@ -53,7 +64,8 @@ def _sync_jobs(ctx: _Ctx) -> None:
             store.upsert_jobs(batch)
             ctx.jobs += len(batch)
             touched.update(j.pipeline_id for j in batch)
-            _prefetch_logs(ctx, [j.id for j in batch])
+            if not ctx.prefetch_listed:  # else the listing queued these logs already
+                _prefetch_logs(ctx, [j.id for j in batch])
             batch.clear()
             ctx.emit("jobs")
 

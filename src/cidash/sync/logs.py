@@ -6,7 +6,7 @@ import fnmatch
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import CancelledError, as_completed
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,6 @@ from cidash.errors import (
 )
 from cidash.models import (
     Job,
-    TraceFacts,
 )
 from cidash.remote import jobs as remote_jobs
 from cidash.sync.context import (
@@ -29,14 +28,18 @@ from cidash.sync.context import (
     FINISHED_JOB_STATUSES,
     _Ctx,
     _is_fatal,
+    _LogResult,
     _warn,
 )
+from cidash.sync.pool import submit_bulk
 
 if TYPE_CHECKING:
     from cidash.logparse import TraceParser
 
 
 def _wanted(name: str, patterns: tuple[str, ...]) -> bool:
+    if patterns == ("*",):  # the default: every name (fnmatch would test each of thousands of names)
+        return True
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
@@ -69,7 +72,7 @@ class _LogFailed(Exception):
         self.error = error
 
 
-def _fetch_log(ctx: _Ctx, job: Job) -> tuple[Job, TraceFacts | None, int]:
+def _fetch_log(ctx: _Ctx, job: Job) -> _LogResult:
     sink = _LogSink()
     try:
         found = remote_jobs.stream_log(ctx.client.http, ctx.project.id, job.id, sink)
@@ -78,8 +81,14 @@ def _fetch_log(ctx: _Ctx, job: Job) -> tuple[Job, TraceFacts | None, int]:
             raise
         raise _LogFailed(job, exc) from None
     if not found or sink.parser is None or sink.bytes == 0:
-        return job, None, sink.bytes
-    return job, sink.parser.finish(), sink.bytes
+        return job, None, sink.bytes, _NO_PHASES
+    from cidash.logparse import phase_durations  # the sync computes what it stores: the store never parses
+
+    facts = sink.parser.finish()
+    return job, facts, sink.bytes, phase_durations(facts)
+
+
+_NO_PHASES: Mapping[str, float] = {}
 
 
 def _log_wanted(ctx: _Ctx, job: Job) -> bool:
@@ -90,12 +99,30 @@ def _prefetch_logs(ctx: _Ctx, job_ids: list[int]) -> None:
     """Start downloading the logs of just-committed finished jobs while the listing goes on (the pool would idle)."""
     if not ctx.options.fetch_logs:
         return
-    cap = _PREFETCH_PER_WORKER * max(1, ctx.options.concurrency)
     for job in ctx.store.jobs_needing_logs(ctx.project.id, ids=job_ids):
-        if len(ctx.prefetched) >= cap:
+        if job.status in FINISHED_JOB_STATUSES and _log_wanted(ctx, job) and not _prefetch(ctx, job):
             return
-        if job.status in FINISHED_JOB_STATUSES and _log_wanted(ctx, job) and job.id not in ctx.prefetched:
-            ctx.prefetched[job.id] = ctx.pool.submit(_fetch_log, ctx, job)
+
+
+def _prefetch_listed(ctx: _Ctx, job: Job) -> None:
+    """Start downloading a listed job's log before the job is stored: the early jobs listing of a first sync into
+    a store that holds none of the project's jobs (:func:`cidash.sync.jobs.start_jobs_listing`), where every
+    finished job's log is due. The same test as the logs step's (finished, started, name wanted); the result is
+    used only if the logs step finds the job due (else it is dropped, a request spent for nothing)."""
+    if job.finished_at is not None and job.status in FINISHED_JOB_STATUSES and _log_wanted(ctx, job):
+        _prefetch(ctx, job)
+
+
+def _prefetch(ctx: _Ctx, job: Job) -> bool:
+    """Queue ``job``'s log download behind every ordinary task (False: the prefetch cap is reached, or the logs
+    step took the prefetched downloads already)."""
+    cap = _PREFETCH_PER_WORKER * max(1, ctx.options.concurrency)
+    with ctx.prefetch_lock:
+        if not ctx.prefetch_open or len(ctx.prefetched) >= cap:
+            return False
+        if job.id not in ctx.prefetched:
+            ctx.prefetched[job.id] = submit_bulk(ctx.pool, _fetch_log, ctx, job)
+        return True
 
 
 def _sync_logs(ctx: _Ctx) -> None:
@@ -109,17 +136,15 @@ def _sync_logs(ctx: _Ctx) -> None:
     todo = [j for j in candidates if j.id not in skip_set]
     ctx.logs_total = len(todo)
     ctx.emit("logs")
-    results: list[tuple[Job, TraceFacts | None, int]] = []
+    results: list[_LogResult] = []
     last_commit = time.monotonic()
 
     def commit() -> None:
         if not results:
             return
-        from cidash.logparse import phase_durations  # the sync computes what it stores: the store never parses
-
-        parsed = [(job.id, facts, nbytes) for job, facts, nbytes in results if facts is not None]
-        unavailable = [job.id for job, facts, _ in results if facts is None]
-        phases = {job_id: phase_durations(facts) for job_id, facts, _ in parsed}
+        parsed = [(job.id, facts, nbytes) for job, facts, nbytes, _ in results if facts is not None]
+        unavailable = [job.id for job, facts, _, _ in results if facts is None]
+        phases = {job.id: job_phases for job, facts, _, job_phases in results if facts is not None}
         with store.transaction():
             store.save_many_job_facts(parsed, project_id=pid, parsed_at=ctx.now, phases=phases)
             if unavailable:
@@ -131,11 +156,13 @@ def _sync_logs(ctx: _Ctx) -> None:
     started = 0
 
     todo_ids = {j.id for j in todo}
-    prefetched = {i: f for i, f in ctx.prefetched.items() if i in todo_ids}
-    for i, f in ctx.prefetched.items():
+    with ctx.prefetch_lock:  # no download is started early from here on
+        ctx.prefetch_open = False
+        early, ctx.prefetched = ctx.prefetched, {}
+    prefetched = {i: f for i, f in early.items() if i in todo_ids}
+    for i, f in early.items():
         if i not in todo_ids:
             f.cancel()
-    ctx.prefetched = {}
     started = len(prefetched)
 
     def remaining() -> Iterator[Job]:
@@ -150,10 +177,11 @@ def _sync_logs(ctx: _Ctx) -> None:
 
     failed: dict[int, str] = {}  # job id -> why its log waits for the next sync
     handled: set[int] = set()  # parsed or unavailable: written by commit()
-    futures = itertools.chain(as_completed(prefetched.values()), ctx.bounded(lambda j: _fetch_log(ctx, j), remaining()))
+    fetched = ctx.bounded(lambda j: _fetch_log(ctx, j), remaining(), bulk=True)
+    futures = itertools.chain(as_completed(prefetched.values()), fetched)
     for future in futures:
         try:
-            job, facts, nbytes = future.result()
+            result = future.result()
         except CancelledError:
             ctx.logs_failed += 1  # a prefetch called off after GitLab kept rate-limiting: next sync
             continue
@@ -182,8 +210,9 @@ def _sync_logs(ctx: _Ctx) -> None:
             _warn(ctx, f"log of {label} could not be fetched, will retry next sync: {exc.one_line()}")
             continue
         connect_failures = 0
+        job, facts = result[0], result[1]
         handled.add(job.id)
-        results.append((job, facts, nbytes))
+        results.append(result)
         if facts is None:
             ctx.logs_unavailable += 1
         else:

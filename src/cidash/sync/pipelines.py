@@ -27,6 +27,7 @@ def _sync_pipelines(ctx: _Ctx) -> None:
     listing = remote_pipelines.pipeline_pages(ctx.client.http, pid, updated_after=updated_after, log=ctx.wire)
     pages = _read_ahead(listing)
     for page in pages:
+        ctx.listed.set()
         known = {p.id: p for p in store.pipelines(pid, ids=[p.id for p in page])}
         changed = [
             p
