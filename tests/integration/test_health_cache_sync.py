@@ -81,3 +81,27 @@ def test_only_the_project_the_dashboard_opens_first_and_in_ci_none(
         cached = [p.path for p in projects if load_health(health_cache_path(default_cache_dir(), store.path, p.id))]
     assert cached == [projects[0].path]  # the dashboard's first project; the others when it has shown them
     assert f"computed the dashboard's Health of {projects[0].path} for" in err
+
+
+def test_a_sync_that_changes_nothing_does_not_load_the_core(
+    small_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle refresh only re-marks the cached Health: the core's load (cidash.tui.data, the snapshot) is not even
+    imported, so `cidash sync` in a loop costs what it did before the cache existed."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("GITLAB_TOKEN", small_sim.token)
+    monkeypatch.delenv("CI", raising=False)
+    db = tmp_path / "store.db"
+    assert sync(small_sim, db, "--project", small_sim.project_path) == 0
+    script = (
+        "import sys\nfrom cidash.cli import main\n"
+        f"code = main({['sync', '--url', small_sim.url, '--project', small_sim.project_path, '--db', str(db)]!r})\n"
+        "print(code, 'cidash.tui.data' in sys.modules, 'cidash.snapshot' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.split()[-3:] == ["0", "False", "False"], done.stderr
+    with Store.open(db) as store:
+        cached = load_health(health_cache_path(default_cache_dir(), store.path, store.projects()[0].id))
+        assert cached is not None and cached.current_for(store.last_sync(store.projects()[0].id)) is True

@@ -169,16 +169,17 @@ def run(args: argparse.Namespace) -> int:
 def _keep_dashboard_warm(
     store: Store, config: Config, reports: list[SyncReport], previous: dict[int, datetime | None], *, verbose: bool
 ) -> None:
-    """Leave the dashboard's cached Health as of the store just synced (:func:`cidash.tui.data.keep_health_warm`),
-    so the next ``cidash`` starts with it on screen. Not in CI (no dashboard follows there). A cache that cannot be
-    computed is only a slower next start: it never fails the sync."""
+    """Leave the dashboard's cached Health as of the store just synced
+    (:func:`cidash.tui.healthcache.keep_health_warm`), so the next ``cidash`` starts with it on screen. Not in CI
+    (no dashboard follows there). A cache that cannot be computed is only a slower next start: it never fails the
+    sync. The core's load is imported only when a Health is computed (an idle refresh only re-marks the cache)."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         return
     from datetime import UTC, datetime
 
     from cidash.errors import redact
     from cidash.tui.adapters import sync_changed
-    from cidash.tui.data import keep_health_warm
+    from cidash.tui.healthcache import keep_health_warm
 
     synced = [(r.project, sync_changed(r)) for r in reports if r.error is None]
     started = time.perf_counter()

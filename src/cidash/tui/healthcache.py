@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from cidash.config import Config
     from cidash.models import Project
+    from cidash.store import Store
 
 
 @dataclass(frozen=True)
@@ -146,3 +147,40 @@ def load_health(path: Path) -> Health | None:
         return Health.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def keep_health_warm(
+    store: Store,
+    config: Config,
+    synced: Sequence[tuple[Project, bool]],
+    previous: Mapping[int, datetime | None],
+    now: datetime,
+    *,
+    cache_dir: Path | None = None,
+) -> list[Project]:
+    """After ``cidash sync``: leave the cached Health (what the dashboard shows at once when it starts) as of the
+    store now, for the project the dashboard opens first and for every project whose Health is cached already,
+    so the next ``cidash`` starts warm and can say its Health is current.
+
+    ``synced``: (project, whether the sync changed anything in the store); ``previous``: each project's last
+    completed sync before this one. A project this sync changed nothing in keeps its cached Health, marked as of
+    this sync, if that Health was as of the previous one; otherwise its Health is computed again
+    (:func:`load_dashboard`, the dashboard worker's own computation). Returns the projects computed again."""
+    cache_dir = cache_dir or default_cache_dir()
+    first = dashboard_project(store.projects(), config)
+    computed = []
+    for project, changed in synced:
+        path = health_cache_path(cache_dir, store.path, project.id)
+        cached = load_health(path)
+        if cached is None and (first is None or project.id != first.id):
+            continue  # a project the dashboard does not open first and never showed
+        last_sync = store.last_sync(project.id)
+        if not changed and cached is not None and cached.current_for(previous.get(project.id)):
+            save_health(path, replace(cached, synced_at=last_sync))
+            continue
+        from cidash.tui.data import load_dashboard  # the core's load: only when a Health is computed
+
+        _, health = load_dashboard(store, config, project, now)
+        save_health(path, health)
+        computed.append(project)
+    return computed
