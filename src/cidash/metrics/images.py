@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -93,14 +93,9 @@ def image_repository_of(name: str) -> str:
     return head if sep and "/" not in tail else name
 
 
-def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job, str]]:
-    """(job, digest) for jobs that ran in the CI image, oldest first.
-
-    The CI image is the one whose name contains ``image_hint`` (the registry repository path, e.g.
-    ``platform/app/ci``; a renamed ``platform/app/ci-alpine`` still matches) when any job ran it, else the image
-    most jobs ran in.
-    """
-    named: list[tuple[Job, str, str]] = []
+def _image_runs(ds: Dataset) -> Iterator[tuple[Job, str, str]]:
+    """(job, image repository, digest) for each started job of ``ds`` whose log named its image with a digest, in
+    the order of ``ds.jobs``."""
     seen: dict[ImageRef, tuple[str, str | None]] = {}  # a few images for many jobs: parse each name once
     for j in ds.jobs:
         facts = ds.facts.get(j.id)
@@ -109,9 +104,18 @@ def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job,
         parsed = seen.get(facts.image)
         if parsed is None:
             parsed = seen[facts.image] = (image_repository_of(facts.image.name), normalize_digest(facts.image.digest))
-        if parsed[1] is None:
-            continue
-        named.append((j, parsed[0], parsed[1]))
+        if parsed[1] is not None:
+            yield j, parsed[0], parsed[1]
+
+
+def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job, str]]:
+    """(job, digest) for jobs that ran in the CI image, oldest first.
+
+    The CI image is the one whose name contains ``image_hint`` (the registry repository path, e.g.
+    ``platform/app/ci``; a renamed ``platform/app/ci-alpine`` still matches) when any job ran it, else the image
+    most jobs ran in.
+    """
+    named = list(_image_runs(ds))
     if not named:
         return []
     chosen = [(j, d) for j, name, d in named if image_hint and image_hint in name]
@@ -126,18 +130,8 @@ def _ci_image_uses(ds: Dataset, image_hint: str | None) -> dict[str, list[tuple[
     """Per digest of the CI image (chosen as :func:`ci_image_jobs` chooses it): ``[jobs, first, newest]``, the
     first and newest job's ``(started_at, id)``; in the order the repositories were first seen among ``ds.jobs``.
     One pass, no list of jobs and no sort."""
-    seen: dict[ImageRef, tuple[str, str | None]] = {}  # a few images for many jobs: parse each name once
     uses: dict[str, dict[str, list[Any]]] = {}  # repository -> digest -> [jobs, first, newest]
-    for j in ds.jobs:
-        facts = ds.facts.get(j.id)
-        if facts is None or facts.image is None or j.started_at is None:
-            continue
-        parsed = seen.get(facts.image)
-        if parsed is None:
-            parsed = seen[facts.image] = (image_repository_of(facts.image.name), normalize_digest(facts.image.digest))
-        name, digest = parsed
-        if digest is None:
-            continue
+    for j, name, digest in _image_runs(ds):
         order = (j.started_at, j.id)
         by_digest = uses.get(name)
         if by_digest is None:

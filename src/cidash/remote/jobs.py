@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from cidash.errors import PaginationError
 from cidash.models import Job
 from cidash.remote.http import HttpClient
+from cidash.remote.readahead import read_ahead
 from cidash.remote.wire import RejectedRecord, WireLog, job_from_json
 
 PER_PAGE = 100
@@ -33,7 +31,7 @@ def jobs_newest_first(
     params = {"pagination": "keyset", "order_by": "id", "sort": "desc", "per_page": PER_PAGE}
     floor: int | None = None
     pages = http.get_link_pages(path, params, missing="project")
-    for page in _ahead(pages, pages_ahead) if pages_ahead > 0 else pages:
+    for page in read_ahead(pages, pages_ahead, "cidash-sync-job-pages") if pages_ahead > 0 else pages:
         jobs: list[Job] = []
         for item in page:
             try:
@@ -59,37 +57,3 @@ def stream_log(
 ) -> bool:
     """A job's log streamed into ``sink_factory()``'s sink (see :meth:`HttpClient.stream_trace`); False: no log."""
     return http.stream_trace(project_id, job_id, sink_factory)
-
-
-def _ahead(pages: Iterator[list[Any]], depth: int) -> Iterator[list[Any]]:
-    """``pages`` produced on a helper thread up to ``depth`` ahead; exceptions arrive in order; a consumer that stops
-    early stops the producer at its next page."""
-    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        box.put((True, page), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            box.put((False, None))
-        except BaseException as exc:  # handed to the consumer
-            box.put((False, exc))
-
-    threading.Thread(target=produce, name="cidash-sync-job-pages", daemon=True).start()
-    try:
-        while True:
-            ok, value = box.get()
-            if not ok:
-                if isinstance(value, BaseException):
-                    raise value
-                return
-            yield value  # type: ignore[misc]
-    finally:
-        stop.set()

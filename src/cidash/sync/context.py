@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from cidash.errors import (
     AuthError,
@@ -29,6 +29,7 @@ from cidash.models import (
     RateLimitState,
     TraceFacts,
 )
+from cidash.remote.readahead import ReadAhead
 from cidash.remote.wire import WireLog
 from cidash.store import Store, from_db_time
 
@@ -195,50 +196,6 @@ _R = TypeVar("_R")
 #: A fetched log: the job, its parsed facts (None: GitLab had no log), the log's bytes, and its seconds per phase
 #: (:func:`cidash.logparse.phase_durations`, computed on the worker that parsed it).
 _LogResult = tuple[Job, TraceFacts | None, int, Mapping[str, float]]
-
-
-class ReadAhead(Generic[_T]):
-    """``items`` produced on a helper thread from the moment this is made, up to ``depth`` ahead of the consumer:
-    a listing whose pages are a chain of round trips runs while the caller still does something else. Exceptions
-    arrive in order; :meth:`close` (also when the consumer stops early) stops the producer at its next item."""
-
-    def __init__(self, items: Iterator[_T], depth: int, name: str) -> None:
-        self._box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(target=self._produce, args=(items,), name=name, daemon=True)
-        self._thread.start()
-
-    def _produce(self, items: Iterator[_T]) -> None:
-        try:
-            for item in items:
-                while not self._stop.is_set():
-                    try:
-                        self._box.put((True, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._box.put((False, None))
-        except BaseException as exc:  # handed to the consumer
-            self._box.put((False, exc))
-
-    def __iter__(self) -> Iterator[_T]:
-        try:
-            while not self._done:
-                ok, value = self._box.get()
-                if not ok:
-                    self._done = True
-                    if isinstance(value, BaseException):
-                        raise value
-                    return
-                yield value  # type: ignore[misc]
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._stop.set()
 
 
 _PREFETCH_PER_WORKER = 100  # results are small parsed facts; the cap only bounds a huge first sync

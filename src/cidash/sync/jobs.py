@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from cidash.models import Job
 from cidash.remote import jobs as remote_jobs
 from cidash.remote.jobs import PER_PAGE
+from cidash.remote.readahead import ReadAhead
 from cidash.remote.wire import WireLog
 from cidash.sync.context import (
     ACTIVE_JOB_STATUSES,
     ACTIVE_PIPELINE_STATUSES,
-    ReadAhead,
     _absorb_wire,
     _Ctx,
 )

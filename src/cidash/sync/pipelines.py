@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 from cidash.errors import CidashError
 from cidash.models import Pipeline
 from cidash.remote import pipelines as remote_pipelines
+from cidash.remote.readahead import read_ahead
 from cidash.store import from_db_time, to_db_time
 from cidash.sync.context import (
     _T,
@@ -57,41 +57,8 @@ def _sync_pipelines(ctx: _Ctx) -> None:
 
 
 def _read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
-    """``items``, produced on a helper thread up to ``depth`` ahead: the next page of a listing is requested while
-    the caller still works on this one (a listing's pages are a chain of round trips). Exceptions arrive in order;
-    a consumer that stops early stops the producer at its next item."""
-    import queue
-
-    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        box.put((True, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            box.put((False, None))
-        except BaseException as exc:  # handed to the consumer
-            box.put((False, exc))
-
-    thread = threading.Thread(target=produce, name="cidash-sync-pages", daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, value = box.get()
-            if not ok:
-                if isinstance(value, BaseException):
-                    raise value
-                return
-            yield value  # type: ignore[misc]
-    finally:
-        stop.set()
+    """``items``, the next page requested while the caller still works on this one (:class:`ReadAhead`)."""
+    return read_ahead(items, depth, "cidash-sync-pages")
 
 
 def _pipeline_detail(ctx: _Ctx, listed: Pipeline) -> tuple[Pipeline, str | None]:
