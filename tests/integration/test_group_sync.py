@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cidash.config import Config
@@ -174,7 +175,15 @@ def test_a_forbidden_project_does_not_stop_the_others(group_sim: SimulatedGitLab
 
 def test_a_fatal_error_stops_the_group_with_nothing_left_running(group_sim: SimulatedGitLab, store_target: str) -> None:
     world = group_sim.world
-    revoked = sorted(world.projects)[3]
+    # The group's first project in GitLab's listing order: its sync starts in the first wave, so the projects that
+    # wait for a free place behind it are the ones the failure must keep from starting (a project later in the
+    # order could start last with nothing left to hold back, whatever the code does).
+    listed = httpx.get(
+        f"{group_sim.url}/api/v4/groups/platform/projects",
+        params={"include_subgroups": "true", "archived": "false", "per_page": 100},
+        headers={"PRIVATE-TOKEN": group_sim.token},
+    ).json()
+    revoked = listed[0]["id"]
     group_sim.set_faults(FaultPlan(rules=(FaultRule(endpoint=f"*/projects/{revoked}/pipelines*", status=401),)))
     with Store.open(store_target) as store:
         with pytest.raises(AuthError):
@@ -282,9 +291,10 @@ def test_ctrl_c_on_the_cli_stops_the_group_cleanly(tmp_path: Path) -> None:
         cmd += ["--since", "all", "--project-concurrency", "4"]
         env = {**os.environ, "GITLAB_TOKEN": sim.token, "CI": "true"}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        # interrupt after a number of requests (a first sync of the group is ~1,000), not after a time
+        # interrupt after a number of requests (a first sync of the group is ~1,000, four projects in flight), not
+        # after a time: early enough that the first four cannot all have ended and let the other four start
         deadline = time.monotonic() + 60
-        while sim.stats.total_requests < 300 and proc.poll() is None and time.monotonic() < deadline:
+        while sim.stats.total_requests < 120 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.002)
         assert proc.poll() is None, "the sync finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)
