@@ -354,3 +354,35 @@ def test_progress_line_one_project_then_a_group() -> None:
     assert line.update(SyncProgress("g/b", "done")) == "sync 2/3 projects · logs 11/14"
     group = ProgressLine()  # a pool of 12 projects says how many it covers before all of them have started
     assert group.update(SyncProgress("g/a", "pipelines", projects=12)) == "sync 0/12 projects"
+
+
+def test_a_job_that_never_ran_says_so_in_its_facts() -> None:
+    """A manual job nobody played has no runner and no log: the facts panel says it never ran, not "runner ?"."""
+    from datetime import UTC, datetime
+
+    from cidash.models import Job
+    from cidash.queries import JobRow
+    from cidash.tui.screens.detail import _facts_text
+
+    created = datetime(2026, 11, 20, tzinfo=UTC)
+    manual = Job(42, 7, 3, "build-ci-image", "image", "manual", "main", "a" * 40, created)
+    text = _facts_text(JobRow(manual, None)).plain
+    assert "never started" in text and "no log: the job never ran" in text and "runner" not in text
+    ran = Job(
+        42,
+        8,
+        3,
+        "test",
+        "test",
+        "success",
+        "main",
+        "a" * 40,
+        created,
+        created,
+        created,
+        1.0,
+        2.0,
+        None,
+        runner="docker-1",
+    )
+    assert "runner docker-1 · queued 2.0 s" in _facts_text(JobRow(ran, None)).plain

@@ -40,10 +40,16 @@ def _facts_text(row: JobRow) -> Text:
     text.append(clean(f"  stage {j.stage} · {j.status}"))
     if j.failure_reason:
         text.append(clean(f" ({j.failure_reason})"), style="red")
-    text.append(clean(f" · runner {j.runner or '?'} · queued {fmt_seconds(j.queued_duration)}") + "\n")
+    if j.started_at is None and not j.runner:  # a manual, skipped or created job: no runner took it
+        text.append(" · never started\n")
+    else:
+        text.append(clean(f" · runner {j.runner or 'unknown'} · queued {fmt_seconds(j.queued_duration)}") + "\n")
     f = row.facts
     if f is None:
-        text.append("log not parsed (not fetched yet, skipped, or unavailable)", style="dim")
+        if j.started_at is None:
+            text.append("no log: the job never ran", style="dim")
+        else:
+            text.append("log not parsed (not fetched yet, skipped, or unavailable)", style="dim")
         return text
     facts = f.facts
     if facts.image is not None:
