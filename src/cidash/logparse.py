@@ -746,31 +746,11 @@ class TraceParser:
         nothing but a per-line timestamp and ANSI codes precede it on its line (a script's echoed look-alike sits
         mid-line), and only in a log whose first marker was of this kind: in an original log every runner marker
         ends in \\r, so a line that merely prints ``section_start:...`` there stays script output."""
-        if self._stripped is False:
-            return False
-        # the usual places first: the line's start, or right after the runner's "\x1b[0K" at its start
-        if at > start and buf[at - 1] == 10:
-            self._stripped = True
-            return True
-        if at - 5 >= start and buf[at - 5] == 10 and buf.startswith(b"\x1b[0K", at - 4):
-            self._stripped = True
-            return True
-        nl = buf.rfind(b"\n", start, at)
-        if nl < 0 and self._cont:  # the line began in an earlier piece (cut at a \\r): not at its start
-            return False
-        line_start = nl + 1 if nl >= 0 else start
-        if line_start < at:
-            ts = _TS_RE.match(buf, line_start, at)
-            if ts is not None:
-                line_start = ts.end()
-            codes = _ANSI_ONLY_RE.match(buf, line_start, at)
-            if codes is None or codes.end() != at:
-                return False
-        self._stripped = True
-        return True
+        return self._eol_marker_ts(buf, start, at, want_ts=False)[0]
 
-    def _eol_marker_ts(self, buf: bytes, start: int, at: int) -> tuple[bool, float | None]:
-        """:meth:`_eol_marker` and, if the marker counts, :meth:`_line_ts` of its line, from one look at it."""
+    def _eol_marker_ts(self, buf: bytes, start: int, at: int, *, want_ts: bool = True) -> tuple[bool, float | None]:
+        """:meth:`_eol_marker` and, if the marker counts and ``want_ts``, :meth:`_line_ts` of its line, from one
+        look at it."""
         if self._stripped is False:
             return False, None
         # the usual places first: the line's start, or right after the runner's "\x1b[0K" at its start: no
@@ -793,7 +773,7 @@ class TraceParser:
             codes = _ANSI_ONLY_RE.match(buf, line_start, at)
             if codes is None or codes.end() != at:
                 return False, None
-            if m is not None:
+            if m is not None and want_ts:
                 ts = _parse_ts(m)
         self._stripped = True
         return True, ts

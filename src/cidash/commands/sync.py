@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     display = _BarDisplay() if mode == "bar" else _PlainDisplay(enabled=mode == "plain")
     client.limiter.on_pause = display.pause  # a minute without progress is said, not left to look like a hang
     with open_store_from_args(args, config) as store, client:
-        previous = {p.id: store.last_sync(p.id) for p in store.projects()}
+        previous: dict[int, datetime | None] = dict(store.last_syncs())
         try:
             with display:
                 reports = sync_projects(

@@ -70,6 +70,11 @@ class SyncStateMixin(StoreBase):
         rows = self._query("SELECT DISTINCT version FROM instance_versions WHERE version IS NOT NULL")
         return str(rows[0][0]) if len(rows) == 1 else None
 
+    def last_syncs(self) -> dict[int, datetime]:
+        """When a sync of each project last completed, for every project synced at least once (one query)."""
+        rows = self._query("SELECT project_id, cursor FROM sync_state WHERE kind = 'last_sync'")
+        return {int(r[0]): t for r in rows if r[1] and (t := from_db_time(str(r[1]))) is not None}
+
     def last_sync(self, project_id: int) -> datetime | None:
         """When a sync of the project last completed (None: never)."""
         value = self.cursor(project_id, "last_sync")
