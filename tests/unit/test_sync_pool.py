@@ -40,8 +40,15 @@ def test_results_exceptions_and_thread_count() -> None:
 
 def test_shutdown_with_cancel_skips_what_is_queued_and_waits_for_what_runs() -> None:
     pool = PriorityPool(1)
-    gate = threading.Event()
-    running = pool.submit(gate.wait, 5)
+    gate, started = threading.Event(), threading.Event()
+
+    def hold() -> bool:
+        started.set()
+        return gate.wait(5)
+
+    running = pool.submit(hold)
+    # The worker must have taken the task before shutdown: a task still queued is cancelled, as it should be.
+    assert started.wait(5)
     queued = [pool.submit_bulk(int, "1"), pool.submit(int, "2")]
     threading.Timer(0.1, gate.set).start()
     pool.shutdown(wait=True, cancel_futures=True)
