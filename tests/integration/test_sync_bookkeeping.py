@@ -306,7 +306,9 @@ def test_a_second_sync_waits_for_the_first_and_downloads_no_log_twice(
 
 def test_killed_sync_is_marked_interrupted_and_does_not_hold_the_project(tmp_path: Path) -> None:
     db = tmp_path / "killed.db"
-    with SimulatedGitLab(Scenario(days=3, pipelines_per_day=4, migration_day=2), latency_ms=4) as sim:
+    # Logs after the third answer slowly, so the sync is still running when the test (on a loaded machine) looks.
+    slow_logs = FaultPlan(rules=(FaultRule(endpoint="*/trace", latency_ms=400, skip=3),))
+    with SimulatedGitLab(Scenario(days=3, pipelines_per_day=4, migration_day=2), latency_ms=4, faults=slow_logs) as sim:
         proc = subprocess.Popen(sync_cmd(sim, db), env=env_for(sim), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while sim.stats.count("/trace") < 3 and proc.poll() is None and time.monotonic() < deadline:
