@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, work
-from textual.worker import get_current_worker
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.geometry import Size
@@ -26,6 +25,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import TabbedContent
+from textual.worker import get_current_worker
 
 from cidash.config import Config
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
