@@ -7,8 +7,10 @@ What it measures (see bench/README.md, section "TUI"):
 
 1. **Start-up**: wall time from spawning a process to the Health table showing the criteria, headless, for
    (a) a bare Textual app (one Static, exits when ready), (b) ``cidash`` with a cold Health cache (the criteria are
-   computed from the store in a worker) and (c) with a warm cache (the last Health is shown at once, then
-   recomputed in the background). Medians of ``--runs``.
+   computed from the store in a worker: every criterion's verdict and value on screen), (b') the same until the
+   computed table also shows its baselines and series ("cold, complete") and (c) with a warm cache (the last
+   Health is shown at once, then recomputed in the background). CPU time and peak RSS are the child's own
+   (``getrusage`` at that moment). Medians of ``--runs``.
 2. **Filter**: on the Pipelines tab, time from applying a filter (``status:failed``, ``ref:main``,
    ``source:schedule``, a pipeline id, clearing it) to the new first page being on screen, measured inside the App
    (``PipelinesView.last_filter_ms``).
