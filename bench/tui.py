@@ -7,8 +7,10 @@ What it measures (see bench/README.md, section "TUI"):
 
 1. **Start-up**: wall time from spawning a process to the Health table showing the criteria, headless, for
    (a) a bare Textual app (one Static, exits when ready), (b) ``cidash`` with a cold Health cache (the criteria are
-   computed from the store in a worker) and (c) with a warm cache (the last Health is shown at once, then
-   recomputed in the background). Medians of ``--runs``.
+   computed from the store in a worker: every criterion's verdict and value on screen), (b') the same until the
+   computed table also shows its baselines and series ("cold, complete") and (c) with a warm cache (the last
+   Health is shown at once, then recomputed in the background). CPU time and peak RSS are the child's own
+   (``getrusage`` at that moment). Medians of ``--runs``.
 2. **Filter**: on the Pipelines tab, time from applying a filter (``status:failed``, ``ref:main``,
    ``source:schedule``, a pipeline id, clearing it) to the new first page being on screen, measured inside the App
    (``PipelinesView.last_filter_ms``).
@@ -204,9 +206,16 @@ def build_store(path: Path, pipelines: int, seed: int = 1) -> None:
 # -- child processes ---------------------------------------------------------------------------------------------
 
 
+def _measure(t0: float) -> None:
+    """Report seconds since the parent spawned us, this process's CPU time (user + system, all threads) and peak
+    RSS (MB) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"{time.time() - t0:.4f} {usage.ru_utime + usage.ru_stime:.4f} {usage.ru_maxrss / 1024:.1f}", flush=True)
+
+
 def _done(t0: float) -> None:
-    """Report seconds since the parent spawned us, and leave at once (workers still computing are not waited for)."""
-    print(f"{time.time() - t0:.4f}", flush=True)
+    """Report (:func:`_measure`), and leave at once (workers still computing are not waited for)."""
+    _measure(t0)
     os._exit(0)
 
 
@@ -224,7 +233,10 @@ def child_bare(t0: float) -> None:
     Bare().run(headless=True)
 
 
-def child_cidash(db: str, cache: str, t0: float) -> None:
+def child_cidash(db: str, cache: str, t0: float, until: str = "populated") -> None:
+    """``until`` populated: done when the Health table shows every criterion's verdict and value (cached or
+    computed); complete: when it shows a computed Health with its baselines and series too, after which the child
+    waits (unmeasured) for the Health cache to be written, so the next run starts warm."""
     from cidash.config import Config
     from cidash.store import Store
     from cidash.tui.app import CidashApp
@@ -235,10 +247,22 @@ def child_cidash(db: str, cache: str, t0: float) -> None:
             self._check()
 
         def _check(self) -> None:
-            if self.query_one(HealthView).health is not None:
+            health = self.query_one(HealthView).health
+            if until == "populated" and health is not None:
                 self.call_after_refresh(_done, t0)
+            elif until == "complete" and self.snapshot is not None and getattr(health, "complete", True):
+                self.call_after_refresh(self._complete)
             else:
                 self.set_timer(0.02, self._check)
+
+        def _complete(self) -> None:
+            _measure(t0)
+            self._cached(time.monotonic() + 60)
+
+        def _cached(self, deadline: float) -> None:
+            if any(Path(cache).glob("health-*.json")) or time.monotonic() > deadline:
+                os._exit(0)
+            self.set_timer(0.02, lambda: self._cached(deadline))  # the views worker writes it
 
     with Store.open(db, readonly=True) as store:
         Bench(store, Config(), clock=lambda: NOW, poll=False, cache_dir=Path(cache)).run(headless=True)
@@ -284,11 +308,12 @@ def run_child(args: list[str], src: Path | None = None) -> tuple[str, resource.s
 
 
 def spawn(args: list[str], src: Path | None = None) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MB) of a child from its spawn to its populated first screen: the child measures
-    the wall time and prints it; CPU time (user + system, all threads) and the peak resident set size
-    (``ru_maxrss``) come from the child's rusage."""
-    out, usage = run_child(args, src)
-    return float(out.strip().splitlines()[-1]), usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    """(wall s, CPU s, peak RSS MB) of a child from its spawn to what it waits for (its populated first screen):
+    the child measures them at that moment (:func:`_measure`: wall time since the spawn; CPU time, user + system
+    of all its threads, and peak resident set size from its own ``getrusage``) and prints them."""
+    out, _ = run_child(args, src)
+    wall, cpu, rss = (float(x) for x in out.strip().splitlines()[-1].split())
+    return wall, cpu, rss
 
 
 # -- filter ------------------------------------------------------------------------------------------------------
@@ -350,7 +375,7 @@ def main() -> int:
         child_bare(float(sys.argv[2]))
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--child-cidash":
-        child_cidash(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        child_cidash(sys.argv[2], sys.argv[3], float(sys.argv[-1]), *sys.argv[4:-1])
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--child-filter":
         child_filter(sys.argv[2], sys.argv[3], float(sys.argv[4]))
@@ -486,10 +511,13 @@ TARGET_MB = 150.0
 
 
 def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> None:
-    """Bare, then each side's cold and warm start, alternating, ``n_runs`` times; medians."""
+    """Bare, then each side's cold start, cold start to the complete Health (baselines and series; the same
+    moment for code that shows no Health before it is complete) and warm start, alternating, ``n_runs`` times;
+    medians."""
     runs: dict[str, list[tuple[float, float, float]]] = {"bare": []}
     for side, _ in sides:
         runs[f"cold {side}"] = []
+        runs[f"complete {side}"] = []
         runs[f"warm {side}"] = []
     with tempfile.TemporaryDirectory() as tmp:
         spawn(["--child-bare"])  # not measured: compiles the bytecode the measured runs read
@@ -500,16 +528,24 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
             runs["bare"].append(spawn(["--child-bare"]))
             for side, src in sides:
                 cache = Path(tmp) / f"cache-{side}"
-                for f in cache.glob("*"):
-                    f.unlink()
-                runs[f"cold {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache)], src))
+                for kind in ("cold", "complete"):
+                    for f in cache.glob("*"):
+                        f.unlink()
+                    until = ["complete"] if kind == "complete" else []
+                    runs[f"{kind} {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache), *until], src))
+                if not any(cache.glob("health-*.json")):
+                    raise SystemExit(f"{side}: no Health cache after a complete start: the warm run would be cold")
                 runs[f"warm {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache)], src))
     med = {k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in runs.items()}
     bw, bc, bm = med["bare"]
     print(f"start-up to a populated Health screen (median of {n_runs}, headless, process spawn included):")
     print(f"  bare Textual app             {bw:6.2f} s wall  {bc:6.2f} s CPU  {bm:5.0f} MB peak")
     for side, _ in sides:
-        for kind, text in (("warm", "warm Health cache"), ("cold", "cold (computed)  ")):
+        for kind, text in (
+            ("warm", "warm Health cache"),
+            ("cold", "cold (computed)  "),
+            ("complete", "cold, complete   "),
+        ):
             w, c, m = med[f"{kind} {side}"]
             label = f"{text} {side if len(sides) > 1 else ''}".rstrip()
             print(

@@ -5,16 +5,25 @@ later tabs are the ones the whole-history load gives, on a store synced from the
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from cidash.config import load_config
 from cidash.criteria import CRITERIA_IDS, criterion_daily_series
-from cidash.snapshot import Snapshot, build_snapshot
+from cidash.snapshot import Snapshot, build_snapshot, load_snapshot
 from cidash.specs import parse_spec
 from cidash.store import Store
-from cidash.tui.data import caches_view, health_rows, images_view, load_dashboard, startup_view
+from cidash.tui.data import (
+    PENDING,
+    caches_view,
+    first_health,
+    health_rows,
+    images_view,
+    load_dashboard,
+    startup_view,
+)
 from metrics_factories import SyncedWorld, synced_world
 
 __all__ = ["synced_world"]  # the session fixture
@@ -46,6 +55,31 @@ def test_the_health_window_gives_the_whole_history_health(synced_world: SyncedWo
         for cid in CRITERIA_IDS:  # the series sliced once for all criteria = one criterion's own series
             assert fast.evidence(cid) == whole.evidence(cid)
             assert fast.daily_series(cid) == criterion_daily_series(whole.dataset, config, cid, days=30, now=now)
+
+
+@pytest.mark.parametrize("days_back", [0, 3, 7])
+def test_the_first_health_is_checks_report_and_the_complete_tables_verdicts(
+    synced_world: SyncedWorld, days_back: int
+) -> None:
+    """A start with no cached Health shows first_health (check's own load and evaluation) before the baselines and
+    series: every cell it shows is the complete table's, and check's report formatted."""
+    config = load_config(synced_world.config_file)
+    now = synced_world.now - timedelta(days=days_back)
+    with Store.open(synced_world.db, readonly=True) as store:
+        project = store.projects()[0]
+        first = first_health(store, config, project, now)
+        _, health = load_dashboard(store, config, project, now)
+        check = load_snapshot(store, config, now, since="window", phases=False, ref_only=True)
+    assert not first.complete and health.complete
+    assert len(first.rows) == len(CRITERIA_IDS) and all(r.value and r.status for r in first.rows)
+    pending = {"baseline": PENDING, "change": PENDING, "series": ()}
+    assert first == replace(health, rows=tuple(replace(r, **pending) for r in health.rows), complete=False)
+    assert first == health_rows(check, complete=False)  # check's snapshot, formatted
+    assert [(r.id, r.status, r.n, r.evidence) for r in first.rows] == [
+        (r.id, r.status, r.n, r.evidence) for r in check.report.criteria
+    ]
+    if days_back == 0:  # after the migration: baselines left to compute
+        assert any(r.baseline not in (PENDING, "—") for r in health.rows)
 
 
 def test_the_other_tabs_read_the_whole_history_after_the_health(synced_world: SyncedWorld) -> None:

@@ -8,6 +8,7 @@ synced store, and check the simulator's request accounting.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -245,6 +246,49 @@ async def test_a_cached_health_says_whether_the_store_was_synced_since(
     assert "recomputing" in text and health.verdict in text
     assert ("the store unchanged since" in text) == (synced == "current")
     assert ("before the store's last sync" in text) == (synced == "older")
+
+
+async def test_a_cold_start_shows_the_verdicts_first_then_the_whole_table(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No cached Health: the verdicts and values (check's load) are on screen while the baselines, changes and
+    series are still being computed; then the whole table, which alone is cached."""
+    import cidash.tui.data as data
+
+    release = threading.Event()
+    whole = data.load_dashboard
+
+    def held(*args: Any) -> Any:
+        release.wait(30)
+        return whole(*args)
+
+    monkeypatch.setattr(data, "load_dashboard", held)
+    app = make_app(store, tmp_path)
+    path = health_cache_path(tmp_path / "cache", store.path, store.projects()[0].id)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(500):
+            await pilot.pause(0.02)
+            if app.health_view.health is not None:
+                break
+        first = app.health_view.health
+        assert first is not None and not first.complete and app.snapshot is None
+        rows = table_rows(app, "#health-table")
+        text = str(app.query_one("#verdict", Static).render())
+        assert first.verdict in text and "computing" in text
+        assert [row[1] for row in rows] == [r.status.upper().replace("_", " ") for r in first.rows]
+        assert {row[4] for row in rows} == {"…"}  # the baseline cells wait
+        await pilot.pause(0.2)
+        assert not path.exists()  # a first Health is never cached
+        release.set()
+        await settle(pilot)
+        health = app.health
+        assert health is not None and health.complete and app.health_view.health is health
+        assert health.verdict == first.verdict and "computing" not in str(app.query_one("#verdict", Static).render())
+        complete_rows = table_rows(app, "#health-table")
+        assert [row[:4] for row in complete_rows] == [row[:4] for row in rows]
+        assert "…" not in {row[4] for row in complete_rows}
+    cached = load_health(path)
+    assert cached is not None and cached.complete and cached.rows == health.rows
 
 
 async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:

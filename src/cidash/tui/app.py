@@ -9,6 +9,7 @@ terminal is hidden or polling is paused (``s``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import TabbedContent
+from textual.worker import get_current_worker
 
 from cidash.config import Config
 from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
@@ -105,6 +107,15 @@ class CidashApp(App[None]):
             super().__init__()
             self.snapshot = snapshot
             self.health = health
+
+    class FirstHealth(Message):
+        """The Health's verdicts and values, before the baselines and series (a start with no cached Health);
+        ``painted`` is set once it is on screen (the worker waits for it before the heavier load)."""
+
+        def __init__(self, health: Health, painted: threading.Event) -> None:
+            super().__init__()
+            self.health = health
+            self.painted = painted
 
     class ViewsReady(Message):
         def __init__(
@@ -294,8 +305,12 @@ class CidashApp(App[None]):
                 self.health_view.show_health(
                     cached, cached=True, current=cached.current_for(self.store.last_sync(chosen.id))
                 )
-            # after the first paint: the heavy load competes with rendering for the GIL
-            self.call_after_refresh(self.load_data)
+            # after the first paint: the heavy load competes with rendering for the GIL; with nothing cached to
+            # show, the verdicts and values first (check's load), the baselines and series after them
+            if cached is None:
+                self.call_after_refresh(self.load_data, first=True)
+            else:
+                self.call_after_refresh(self.load_data)
             self.call_after_refresh(self.pipelines_view.reload)
         if first and self.refresh_on_start and self.refresher is not None and self.startup_error is None:
             self.action_refresh()
@@ -327,14 +342,24 @@ class CidashApp(App[None]):
     # -- loading (workers) ------------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="load")
-    def load_data(self) -> None:
+    def load_data(self, first: bool = False) -> None:
+        """The snapshot and its Health table. ``first`` (no Health on screen yet): the verdicts and values first
+        (:func:`~cidash.tui.data.first_health`, what ``cidash check`` computes), then, once they are painted, the
+        whole table."""
         project = self.project
         if project is None:
             return
         now = self.clock()
         try:
-            from cidash.tui.data import load_dashboard
+            from cidash.tui.data import first_health, load_dashboard
 
+            if first:
+                painted = threading.Event()
+                self.post_message(self.FirstHealth(first_health(self.store, self.config, project, now), painted))
+                worker = get_current_worker()
+                while not painted.wait(0.05):  # the heavier load would hold the GIL from the paint
+                    if worker.is_cancelled:
+                        return
             snap, health = load_dashboard(self.store, self.config, project, now)
             self.post_message(self.SnapshotReady(snap, health))  # Health first; the other tabs once it is painted
         except CidashError as exc:
@@ -368,6 +393,12 @@ class CidashApp(App[None]):
             self.post_message(self.LocalReady(lines))
         except CidashError as exc:
             self.post_message(self.Failed(exc))
+
+    def on_cidash_app_first_health(self, message: FirstHealth) -> None:
+        project, snap = self.project, self.snapshot
+        if project is not None and message.health.project == project.path and (snap is None or snap.project != project):
+            self.health_view.show_health(message.health)  # unless the whole table came first (a refresh's load)
+        self.call_after_refresh(message.painted.set)
 
     def on_cidash_app_snapshot_ready(self, message: SnapshotReady) -> None:
         self.snapshot = message.snapshot

@@ -75,6 +75,7 @@ __all__ = [
     "default_cache_dir",
     "evidence_for",
     "export_markdown",
+    "first_health",
     "fmt_cache_key",
     "fmt_change",
     "fmt_day",
@@ -151,19 +152,27 @@ def _target_text(r: CriterionResult) -> str:
     return f"{_COMPARATORS.get(r.comparator, r.comparator)} {fmt_value(r.target, r.unit)}"
 
 
-def health_rows(snap: Snapshot) -> Health:
+#: The baseline and change cells of a Health computed without them (:func:`first_health`), until they come.
+PENDING = "…"
+
+
+def health_rows(snap: Snapshot, *, complete: bool = True) -> Health:
     """The Health table of a snapshot: each criterion of its report with its baseline, change and 30-day series
-    (all from the registry), formatted."""
+    (all from the registry), formatted. ``complete`` false: the verdicts, values, targets and evidence only (the
+    baseline and change cells :data:`PENDING`, no series; :func:`first_health`)."""
     report = snap.report
     rows = []
     for r in report.criteria:
         crit = REGISTRY[r.id]
-        series = snap.daily_series(r.id, days=30)
-        base = crit.baseline(snap.context, r)
-        current = crit.measure(r)
-        unit = crit.measure_unit or r.unit
-        baseline = fmt_seconds(base) if unit == "s" else fmt_value(base, unit)
-        change = fmt_change(current - base, unit) if base is not None and current is not None else "—"
+        if complete:
+            series: Sequence[Any] = snap.daily_series(r.id, days=30)
+            base = crit.baseline(snap.context, r)
+            current = crit.measure(r)
+            unit = crit.measure_unit or r.unit
+            baseline = fmt_seconds(base) if unit == "s" else fmt_value(base, unit)
+            change = fmt_change(current - base, unit) if base is not None and current is not None else "—"
+        else:
+            series, baseline, change = (), PENDING, PENDING
         rows.append(
             HealthRow(
                 id=r.id,
@@ -180,7 +189,20 @@ def health_rows(snap: Snapshot) -> Health:
             )
         )
     counts: dict[str, int] = dict(Counter(str(r.status) for r in report.criteria))
-    return Health(report.project, snap.now, report.ok(), report.period, tuple(rows), counts, snap.last_sync)
+    return Health(
+        report.project, snap.now, report.ok(), report.period, tuple(rows), counts, snap.last_sync, complete=complete
+    )
+
+
+def first_health(store: Store, config: Config, project: Project, now: datetime) -> Health:
+    """The Health table's verdicts, values, targets and evidence, computed the way ``cidash check`` computes them
+    (the same load and evaluation: the window the criteria judge, the baseline period's start-ups only, the
+    criteria ref only, no start-up phases), without the baseline and change cells and the 30-day series, which
+    need the baseline period in full and the daily slices (:func:`load_dashboard` gives them): what a dashboard
+    with no cached Health shows first, about half the work of the whole table."""
+    with gc_paused():
+        snap = build_snapshot(store, config, project, now, since="window", phases=False, ref_only=True)
+        return health_rows(snap, complete=False)
 
 
 def load_dashboard(store: Store, config: Config, project: Project, now: datetime) -> tuple[Snapshot, Health]:

@@ -64,6 +64,9 @@ class Health:
     #: The project's last completed sync when the store was read (None: never synced, or a cache from before this
     #: was recorded): a cached Health is current only while the store's last sync is still this one.
     synced_at: datetime | None = None
+    #: False: the verdicts, values, targets and evidence only (:func:`cidash.tui.data.first_health`, a start with no
+    #: cached Health): the baseline and change cells wait, the series are empty. Never cached.
+    complete: bool = True
 
     @property
     def verdict(self) -> str:
@@ -133,6 +136,8 @@ def health_cache_path(cache_dir: Path, store_path: Path, project_id: int) -> Pat
 
 
 def save_health(path: Path, health: Health) -> None:
+    if not health.complete:
+        return  # a first Health without its baselines and series is never what a start shows as cached
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

@@ -89,6 +89,8 @@ class HealthView(TabView):
         text = Text()
         text.append(clean(health.verdict), style=style)
         text.append("\n" + clean(f"period: {health.period}"), style="dim")
+        if not health.complete:
+            text.append("\n(baselines and the last 30 days: computing…)", style="italic dim")
         if cached:
             since = (
                 ""
