@@ -228,26 +228,6 @@ def _read_jobs(  # noqa: PLR0917
     cache: dict[int, list[CacheEvent]] = {}
     # Sections and cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id),
     # which SQLite reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
-    if phases is not None:
-        phase_of = section_phases()
-        startup = tuple(sorted(phase_of))
-        job_phases: list[tuple[str, float]] = []
-        current = -1
-        for job_id, name, duration in store.read(
-            "SELECT s.job_id, s.name, s.duration "
-            + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-            + f" AND s.name IN ({','.join('?' * len(startup))}) AND s.duration IS NOT NULL"
-            + " ORDER BY j.pipeline_id, j.id, s.seq",
-            [*span_params, *startup],
-        ):
-            if job_id != current:
-                if job_phases:
-                    phases[current] = startup_phase_sums(job_phases)
-                    job_phases = []
-                current = job_id
-            job_phases.append((phase_of[name], duration))
-        if job_phases:
-            phases[current] = startup_phase_sums(job_phases)
     names = tuple(sorted(ARCHIVE_SECTIONS))
     for job_id, name, start, end, duration in store.read(
         'SELECT s.job_id, s.name, s.start, s."end", s.duration '
@@ -276,8 +256,10 @@ def _read_jobs(  # noqa: PLR0917
     no_sections: tuple[Section, ...] = ()
     no_events: tuple[CacheEvent, ...] = ()
     latest = ""
+    unsummed: list[int] = []  # logs whose phases the store has not summed (none once at schema version 9)
     for r in store.read(
-        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS} " + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
+        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
+        + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
         span_params,
     ):
         job = _job(r, intern)
@@ -288,6 +270,11 @@ def _read_jobs(  # noqa: PLR0917
             latest = r[10]
         if r[18] is None:
             continue  # no parsed log
+        if phases is not None:
+            if r[27] is None:
+                unsummed.append(r[1])
+            elif (got_phases := _stored_phases(r[28], r[29], r[30], r[31])) is not None:
+                phases[r[1]] = got_phases
         image = None
         if r[23] is not None:
             pulled = None if r[26] is None else bool(r[26])
@@ -307,7 +294,47 @@ def _read_jobs(  # noqa: PLR0917
             image,
             no_events if got_cache is None else tuple(got_cache),
         )
+    if phases is not None and unsummed:
+        _sum_phases(store, unsummed, phases)
     return latest
+
+
+#: The start-up phases the store summed from each log's sections (schema version 9, :mod:`cidash.store.phases`).
+_PHASE_COLUMNS = ", f.phases_summed, f.startup_prepare, f.startup_sources, f.startup_cache, f.startup_artifacts"
+
+
+def _stored_phases(
+    prepare: float | None, sources: float | None, cache: float | None, artifacts: float | None
+) -> dict[str, float] | None:
+    """:func:`cidash.metrics.startup_phases` of a log from its stored sums (None: no start-up section)."""
+    out: dict[str, float] = {}
+    if prepare is not None:
+        out["prepare"] = prepare
+    if sources is not None:
+        out["sources"] = sources
+    if cache is not None:
+        out["cache"] = cache
+    if artifacts is not None:
+        out["artifacts"] = artifacts
+    return out or None  # (one phase: that phase alone, as startup_phase_sums gives it)
+
+
+def _sum_phases(store: Store, job_ids: Sequence[int], phases: dict[int, dict[str, float]]) -> None:
+    """Each job's start-up phases summed from its stored closed start-up sections (in log order, as
+    :func:`cidash.metrics.startup_phases` sums them): for logs the store has not summed."""
+    phase_of = section_phases()
+    startup = tuple(sorted(phase_of))
+    for k in range(0, len(job_ids), 500):
+        chunk = job_ids[k : k + 500]
+        by_job: dict[int, list[tuple[str, float]]] = {}
+        for job_id, name, duration in store.read(
+            f"SELECT job_id, name, duration FROM job_sections WHERE job_id IN ({','.join('?' * len(chunk))}) "
+            f"AND name IN ({','.join('?' * len(startup))}) AND duration IS NOT NULL ORDER BY job_id, seq",
+            [*chunk, *startup],
+        ):
+            by_job.setdefault(job_id, []).append((phase_of[name], duration))
+        for job_id, durations in by_job.items():
+            phases[job_id] = startup_phase_sums(durations)
 
 
 def _read_startup_records(  # noqa: PLR0917

@@ -101,3 +101,60 @@ def test_records_refuse_what_they_cannot_answer(tmp_path: Path) -> None:
     assert window.as_of(now + timedelta(days=1)) is window
     assert job_startups(window.between(hi, None))  # a slice without the records' pipelines is a dataset of jobs
     assert isinstance(window.jobs[0], Job)
+
+
+#: Start-up sections in shapes whose sums depend on the order they are added in, with unclosed ones and others.
+_SECTION_SHAPES: tuple[tuple[tuple[str, float | None], ...], ...] = (
+    (("resolve_secrets", 0.1), ("prepare_executor", 0.2), ("prepare_script", 0.30000000000000004)),
+    (("prepare_executor", 3.0), ("get_sources", None), ("clear_worktree", 0.7), ("restore_cache", 1e-9)),
+    (("restore_cache", 2.5), ("restore_cache", 0.1), ("step_script", 4.0), ("archive_cache", 1.0)),
+    (("download_artifacts", 1.5),),
+    (("step_script", 9.0),),
+    (),
+)
+
+
+def _phase_store(path: Path) -> tuple[Store, list[int]]:
+    from cidash.models import Section, TraceFacts
+
+    store = Store.open(path)
+    store.upsert_project(PROJECT)
+    pipelines, jobs, logs = [], [], []
+    for i in range(12):
+        p = pipeline(400 + i, T0 + timedelta(hours=i))
+        pipelines.append(p)
+        for k, shape in enumerate(_SECTION_SHAPES):
+            jid = 8000 + 10 * i + k
+            jobs.append(job(jid, p, f"job-{k}", start=10.0 + k))
+            t = 100.0
+            sections = []
+            for name, secs in shape:
+                sections.append(Section(name, t, None if secs is None else t + secs, secs))
+                t += secs or 1.0
+            logs.append((jid, TraceFacts("19.1.0", "docker", False, tuple(sections), 20.0, None, ()), None))
+    store.upsert_pipelines(pipelines)
+    store.upsert_jobs(jobs)
+    store.save_many_job_facts(logs, project_id=PROJECT.id)
+    return store, [j.id for j in jobs]
+
+
+@pytest.mark.parametrize("unsummed", [False, True])
+def test_a_windows_start_up_phases_are_the_ones_its_sections_give(tmp_path: Path, unsummed: bool) -> None:
+    """A window reads each log's start-up phases from the sums the store keeps (schema version 9), or from the
+    sections for a log it has not summed: equal, float for float, to :func:`cidash.metrics.startup_phases` of the
+    sections the whole-history load reads."""
+    from cidash.metrics import startup_phases
+
+    store, ids = _phase_store(tmp_path / "s.db")
+    with store:
+        if unsummed:  # as if written before the sums: the loader sums those logs' sections itself
+            store.connection.execute("UPDATE job_facts SET phases_summed = NULL WHERE job_id % 3 = 0")
+        whole = load_dataset(store, PROJECT)
+        window = load_dataset(store, PROJECT, spans=[(T0, None)])
+    assert window.phases_by_job is not None and whole.phases_by_job is None
+    expected = {j: startup_phases(whole.facts[j]) for j in ids}
+    got = {j: dict(window.phases_by_job.get(j) or {}) for j in ids}
+    assert got == expected
+    assert {j: list(p) for j, p in got.items()} == {j: list(p) for j, p in expected.items()}  # the phases' order
+    assert any(len(p) > 1 for p in expected.values()) and any(not p for p in expected.values())
+    assert {s.name for f in window.facts.values() for s in f.sections} == {"archive_cache"}  # no start-up section
