@@ -162,6 +162,7 @@ def _load_span(
     phases: bool = True,
     ref: str | None = None,
     as_of: datetime | None = None,
+    uploads: bool = True,
 ) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, dict[str, float]]]:
     """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
     made after ``end`` still comes) and the jobs' log facts, read with a few statements per few thousand
@@ -187,7 +188,7 @@ def _load_span(
             assert as_of is not None
             _read_startup_records(store, project, cond, params, as_of, strings, records)
             continue
-        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=job_phases)
+        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=job_phases, uploads=uploads)
         latest = max(latest, got)
     jobs.sort(key=_job_order)
     return pipelines, jobs, facts, latest, records, job_phases or {}
@@ -215,12 +216,14 @@ def _read_jobs(  # noqa: PLR0917
     facts: dict[int, TraceFacts],
     *,
     phases: dict[int, dict[str, float]] | None,
+    uploads: bool = True,
 ) -> str:
     """Append the jobs of the pipelines matching ``cond`` to ``jobs`` and their log facts to ``facts``; return
     the latest stored time at which one of them was created or finished ("" for none). ``phases`` (unless None):
-    each job's start-up phases, summed here from its closed start-up sections' rows (what
-    :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
-    :class:`~cidash.models.Section` less for each of the ~4 per job)."""
+    each job's start-up phases, as the store summed them from its closed start-up sections (schema version 9;
+    what :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
+    :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). ``uploads`` false:
+    no cache-upload sections either (what only the writers' windows read: :func:`cidash.metrics.write_window`)."""
     intern = strings.setdefault
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
@@ -228,12 +231,16 @@ def _read_jobs(  # noqa: PLR0917
     cache: dict[int, list[CacheEvent]] = {}
     # Sections and cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id),
     # which SQLite reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
-    names = tuple(sorted(ARCHIVE_SECTIONS))
-    for job_id, name, start, end, duration in store.read(
-        'SELECT s.job_id, s.name, s.start, s."end", s.duration '
-        + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-        + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY j.pipeline_id, j.id, s.seq",
-        [*span_params, *names],
+    names = tuple(sorted(ARCHIVE_SECTIONS)) if uploads else ()
+    for job_id, name, start, end, duration in (
+        store.read(
+            'SELECT s.job_id, s.name, s.start, s."end", s.duration '
+            + of_span.format("JOIN job_sections s ON s.job_id = j.id")
+            + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY j.pipeline_id, j.id, s.seq",
+            [*span_params, *names],
+        )
+        if uploads
+        else ()
     ):
         got = sections.get(job_id)
         if got is None:
@@ -422,6 +429,7 @@ def load_dataset(
     image_history: ImageHistory | None = None,
     ref: str | None = None,
     startup_ref: str | None = None,
+    uploads: bool = True,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
 
@@ -439,7 +447,8 @@ def load_dataset(
     of :attr:`~cidash.metrics.JobStartup.phases` come out empty); ``ref``: only the pipelines of that ref in
     ``spans`` (the criteria ref: every criterion judges it, see :func:`cidash.snapshot.build_snapshot`);
     ``startup_ref``: only the pipelines of that ref in the ``startup_only`` spans (the start-up criterion judges
-    the baseline on the criteria ref only).
+    the baseline on the criteria ref only); ``uploads`` false: a window's facts without the cache-upload sections
+    (``compare``, which reads no writer's upload window).
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
     records: list[StartupRecord] = []  # of the spans read for their start-up values only
@@ -467,7 +476,15 @@ def load_dataset(
         ):
             span_ref = ref if ref is not None or not startups else startup_ref
             ps, js, fs, latest, rs, phs = _load_span(
-                store, project, start, end, startup_only=startups, phases=phases, ref=span_ref, as_of=as_of
+                store,
+                project,
+                start,
+                end,
+                startup_only=startups,
+                phases=phases,
+                ref=span_ref,
+                as_of=as_of,
+                uploads=uploads,
             )
             newest_job = max(newest_job, latest)
             all_pipelines.extend(ps)

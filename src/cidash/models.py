@@ -286,15 +286,17 @@ STARTUP_PHASE_NAMES: tuple[str, ...] = PHASES[:4]
 #: The GitLab runner sections of each start-up phase (section name -> phase): what
 #: :data:`cidash.logparse.SECTION_PHASES` maps to a phase of :data:`STARTUP_PHASE_NAMES` (a test holds them equal).
 #: The store sums a parsed log's start-up sections per phase with it (``job_facts.startup_*``, schema version 9).
-STARTUP_SECTION_PHASES: Mapping[str, str] = MappingProxyType({
-    "resolve_secrets": "prepare",
-    "prepare_executor": "prepare",
-    "prepare_script": "prepare",
-    "get_sources": "sources",
-    "clear_worktree": "sources",
-    "restore_cache": "cache",
-    "download_artifacts": "artifacts",
-})
+STARTUP_SECTION_PHASES: Mapping[str, str] = MappingProxyType(
+    {
+        "resolve_secrets": "prepare",
+        "prepare_executor": "prepare",
+        "prepare_script": "prepare",
+        "get_sources": "sources",
+        "clear_worktree": "sources",
+        "restore_cache": "cache",
+        "download_artifacts": "artifacts",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

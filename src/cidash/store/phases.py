@@ -20,11 +20,7 @@ from cidash.models import STARTUP_PHASE_NAMES, STARTUP_SECTION_PHASES
 #: The columns, in :data:`cidash.models.STARTUP_PHASE_NAMES` order.
 STARTUP_COLUMNS: tuple[str, ...] = tuple(f"startup_{phase}" for phase in STARTUP_PHASE_NAMES)
 
-_SET = (
-    "UPDATE job_facts SET phases_summed = 1, "
-    + ", ".join(f"{c} = ?" for c in STARTUP_COLUMNS)
-    + " WHERE job_id = ?"
-)
+_SET = "UPDATE job_facts SET phases_summed = 1, " + ", ".join(f"{c} = ?" for c in STARTUP_COLUMNS) + " WHERE job_id = ?"
 _CLEAR = "UPDATE job_facts SET phases_summed = 1, " + ", ".join(f"{c} = NULL" for c in STARTUP_COLUMNS) + " WHERE "
 
 
