@@ -91,6 +91,7 @@ from cidash.metrics.startup import (
     startup_phase_sums,
     startup_phases,
     startup_sample,
+    startup_samples,
     startup_seconds,
     time_to_first_script,
 )
@@ -157,6 +158,7 @@ __all__ = [
     "startup_phase_sums",
     "startup_phases",
     "startup_sample",
+    "startup_samples",
     "startup_seconds",
     "tag_sizes",
     "time_to_first_script",
