@@ -215,7 +215,8 @@ def _startup_samples(ds: Dataset, *, include_retried: bool, exclude_jobs: tuple[
     """:func:`startup_sample` of ``ds`` for the start-up (key None) and each phase, its values in any order
     (:func:`startup_samples`: one pass, no start-up object per job), or in its order when one is NaN (see
     :func:`_sorted`)."""
-    got = startup_samples(ds, include_retried=include_retried, exclude_jobs=exclude_jobs)
+    samples = startup_samples(ds, include_retried=include_retried, exclude_jobs=exclude_jobs)
+    got: dict[str | None, list[float]] = {None: samples.seconds, **samples.phases}
     if any(any(map(math.isnan, values)) for values in got.values()):
         return {
             phase: startup_sample(ds, include_retried=include_retried, phase=phase, exclude_jobs=exclude_jobs)

@@ -263,8 +263,13 @@ def test_startup_samples_are_startup_samples_values(
         rows = _startup_samples(ds, include_retried=include_retried, exclude_jobs=excluded)
         for phase in (None, *STARTUP_PHASES):
             expected = startup_sample(ds, include_retried=include_retried, phase=phase, exclude_jobs=excluded)
-            assert sorted(got[phase]) == sorted(expected.values)
+            values = got.seconds if phase is None else got.phases[phase]
+            assert sorted(values) == sorted(expected.values)
             assert rows[phase].name == expected.name and sorted(rows[phase].values) == sorted(expected.values)
+        by_job: dict[str, list[float]] = {}
+        for s in job_startups(ds, include_retried=include_retried, exclude_jobs=excluded):
+            by_job.setdefault(s.name, []).append(s.seconds)
+        assert {k: sorted(v) for k, v in got.by_job.items()} == {k: sorted(v) for k, v in by_job.items()}
 
 
 @settings(max_examples=200, deadline=None)

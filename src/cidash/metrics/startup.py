@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from operator import attrgetter
-from typing import cast
+from typing import NamedTuple, cast
 
 from cidash.metrics.model import Dataset, Sample, counted_jobs, fast_constructor, normalize_digest
 from cidash.models import NOT_RUN_STATUSES, TraceFacts
@@ -196,21 +196,32 @@ def startup_sample(
     return Sample(f"startup_{phase}", tuple(s.phases[phase] for s in startups if phase in s.phases))
 
 
-def startup_samples(
-    ds: Dataset, *, include_retried: bool = False, exclude_jobs: Iterable[str] = ()
-) -> dict[str | None, list[float]]:
-    """The values of :func:`startup_sample` for the start-up as a whole (key None) and for each phase of
-    :data:`STARTUP_PHASES`, in one pass and in no particular order: the same values, each as many times (what a
-    summary and the bootstrap read: they sort them), without a :class:`JobStartup` per job nor their sort
-    (``compare`` asks for them over 100,000 jobs at 50,000 pipelines). ``tests/unit/test_metrics_props.py`` holds
-    them equal to :func:`startup_sample`'s."""
+class StartupSamples(NamedTuple):
+    """The start-up values of a slice's counted jobs (see :func:`startup_samples`), in no particular order."""
+
+    #: ``startup_sample(ds).values``
+    seconds: list[float]
+    #: ``startup_sample(ds, phase=phase).values`` for each phase of :data:`STARTUP_PHASES`
+    phases: dict[str, list[float]]
+    #: the seconds of each job name (``job_startups``' seconds grouped by :attr:`JobStartup.name`)
+    by_job: dict[str, list[float]]
+
+
+def startup_samples(ds: Dataset, *, include_retried: bool = False, exclude_jobs: Iterable[str] = ()) -> StartupSamples:
+    """The values of :func:`startup_sample` for the start-up as a whole and for each phase of
+    :data:`STARTUP_PHASES`, and the seconds of each job name, in one pass and in no particular order: the same
+    values, each as many times (what a summary and the bootstrap read: they sort them), without a
+    :class:`JobStartup` per job nor their sort (``compare`` and ``export`` ask for them over 100,000 jobs at
+    50,000 pipelines). ``tests/unit/test_metrics_props.py`` holds them equal to :func:`startup_sample`'s and
+    :func:`job_startups`'."""
     if ds.startup_records:
         raise RuntimeError("these pipelines were read for their start-up values only: use startup_seconds")
     excluded = set(exclude_jobs)
     whole: list[float] = []
     by_phase: dict[str, list[float]] = {phase: [] for phase in STARTUP_PHASES}
+    by_job: dict[str, list[float]] = {}
     facts_of = ds.facts.get
-    by_job = ds.phases_by_job  # a window's phases, summed by its loader
+    phases_of = ds.phases_by_job  # a window's phases, summed by its loader
     no_phases: Mapping[str, float] = {}
     for j in ds.jobs:
         if j.status in NOT_RUN_STATUSES or j.started_at is None or (j.retried and not include_retried):
@@ -220,13 +231,17 @@ def startup_samples(
         facts = facts_of(j.id)
         if facts is None or facts.startup_seconds is None:
             continue
-        whole.append(facts.startup_seconds)
-        phases = startup_phases(facts) if by_job is None else by_job.get(j.id, no_phases)
-        for phase, seconds in phases.items():
-            by_phase[phase].append(seconds)
-    out: dict[str | None, list[float]] = {None: whole}
-    out.update(by_phase)
-    return out
+        seconds = facts.startup_seconds
+        whole.append(seconds)
+        named = by_job.get(j.name)
+        if named is None:
+            by_job[j.name] = [seconds]
+        else:
+            named.append(seconds)
+        phases = startup_phases(facts) if phases_of is None else phases_of.get(j.id, no_phases)
+        for phase, phase_seconds in phases.items():
+            by_phase[phase].append(phase_seconds)
+    return StartupSamples(whole, by_phase, by_job)
 
 
 @dataclass(frozen=True, slots=True)
