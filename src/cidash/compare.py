@@ -20,6 +20,7 @@ from cidash.metrics import (
     STARTUP_PHASES,
     Dataset,
     Sample,
+    by_identity,
     ci_image_digest_counts,
     image_build_reliability,
     image_size_history,
@@ -27,6 +28,7 @@ from cidash.metrics import (
     pipeline_durations,
     pipeline_queue_times,
     restore_outcome_totals,
+    restores_a_cache,
     stale_cache_events,
     startup_sample,
     startup_samples,
@@ -216,7 +218,8 @@ def _startup_samples(ds: Dataset, *, include_retried: bool, exclude_jobs: tuple[
     (:func:`startup_samples`: one pass, no start-up object per job), or in its order when one is NaN (see
     :func:`_sorted`)."""
     samples = startup_samples(ds, include_retried=include_retried, exclude_jobs=exclude_jobs)
-    got: dict[str | None, list[float]] = {None: samples.seconds, **samples.phases}
+    got: dict[str | None, list[float]] = {None: samples.seconds}
+    got.update(samples.phases)
     if any(any(map(math.isnan, values)) for values in got.values()):
         return {
             phase: startup_sample(ds, include_retried=include_retried, phase=phase, exclude_jobs=exclude_jobs)
@@ -382,9 +385,8 @@ def compare(
     )
 
     def stale(d: Dataset) -> tuple[float | None, int]:
-        restoring = sum(
-            1 for j in d.jobs if (f := d.facts.get(j.id)) is not None and any(e.op == "restore" for e in f.cache)
-        )
+        restores = by_identity(restores_a_cache)  # a window's jobs share their events' tuples
+        restoring = sum(1 for j in d.jobs if (f := d.facts.get(j.id)) is not None and restores(f.cache))
         if restoring == 0:
             return None, 0
         return float(len(stale_cache_events(d, config.cache_key.files, include_retried=include_retried))), restoring

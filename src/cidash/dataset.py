@@ -299,11 +299,23 @@ def _read_jobs(  # noqa: PLR0917
             no_sections if got_sections is None else tuple(got_sections),
             r[22],
             image,
-            no_events if got_cache is None else tuple(got_cache),
+            no_events if got_cache is None else _shared_events(got_cache, strings),
         )
     if phases is not None and unsummed:
         _sum_phases(store, unsummed, phases)
     return latest
+
+
+def _shared_events(events: list[CacheEvent], strings: dict[Any, Any]) -> tuple[CacheEvent, ...]:
+    """``tuple(events)``, one tuple for every job whose log gave the same (shared) events: many jobs restore and
+    upload the same keys, and the cache metrics compute each distinct tuple's restores once
+    (:func:`cidash.metrics.restore_outcomes` and the others, by identity). Keyed by the events' identities: they
+    are shared through ``strings`` too, which keeps them alive."""
+    key = ("events", *map(id, events))
+    got: tuple[CacheEvent, ...] | None = strings.get(key)
+    if got is None:
+        got = strings[key] = tuple(events)
+    return got
 
 
 #: The start-up phases the store summed from each log's sections (schema version 9, :mod:`cidash.store.phases`).

@@ -158,3 +158,29 @@ def test_a_windows_start_up_phases_are_the_ones_its_sections_give(tmp_path: Path
     assert {j: list(p) for j, p in got.items()} == {j: list(p) for j, p in expected.items()}  # the phases' order
     assert any(len(p) > 1 for p in expected.values()) and any(not p for p in expected.values())
     assert {s.name for f in window.facts.values() for s in f.sections} == {"archive_cache"}  # no start-up section
+
+
+def test_a_windows_jobs_share_one_tuple_per_distinct_cache_events(tmp_path: Path) -> None:
+    """The loader gives the jobs whose logs said the same cache events one shared tuple (the cache metrics
+    compute each tuple's part once), equal to each job's events as stored."""
+    from cidash.models import CacheEvent
+
+    store = Store.open(tmp_path / "c.db")
+    with store:
+        store.upsert_project(PROJECT)
+        p = pipeline(500, T0)
+        jobs = [job(9000 + k, p, f"j{k}") for k in range(6)]
+        events = [
+            (CacheEvent("restore", "k-1", "hit"),),
+            (CacheEvent("restore", "k-1", "hit"), CacheEvent("archive", "k-1", "created")),
+        ]
+        store.upsert_pipelines([p])
+        store.upsert_jobs(jobs)
+        store.save_many_job_facts(
+            [(j.id, facts(10.0, cache=events[k % 2]), None) for k, j in enumerate(jobs)], project_id=PROJECT.id
+        )
+        window = load_dataset(store, PROJECT, spans=[(T0, None)])
+        whole = load_dataset(store, PROJECT)
+    got = [window.facts[j.id].cache for j in jobs]
+    assert got == [whole.facts[j.id].cache for j in jobs] == [events[k % 2] for k in range(6)]
+    assert len({id(c) for c in got}) == 2

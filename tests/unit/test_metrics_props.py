@@ -291,3 +291,46 @@ def test_a_comparison_row_reads_its_samples_sorted_once_as_given(base: list[floa
         repr((ci.change_pct, ci.low_pct, ci.high_pct)),
         repr((ci.change_pct, None, None)),  # n < min_n
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(JOB, max_size=12))
+def test_the_cache_metrics_are_the_same_when_jobs_share_their_events(jobs: list[Any]) -> None:
+    """A window's loader gives the jobs whose logs said the same one shared tuple of cache events, and the cache
+    metrics compute each tuple's part once (metrics.by_identity): the same answers as with a tuple per job."""
+    from dataclasses import replace
+
+    from cidash.compare import compare
+    from cidash.config import Config
+    from cidash.metrics import cache_writers
+    from cidash.specs import parse_spec
+
+    ds = build(jobs).dataset()
+    shared: dict[Any, Any] = {}
+    facts = {k: replace(f, cache=shared.setdefault(f.cache, f.cache)) for k, f in ds.facts.items()}
+    copied = {k: replace(f, cache=tuple(list(f.cache))) for k, f in ds.facts.items()}
+    one, other = replace(ds, facts=facts), replace(ds, facts=copied)
+    for retried in (False, True):
+        for by in ("key", "job", "ref"):
+            assert cache_restore_rates(one, by, include_retried=retried) == cache_restore_rates(
+                other, by, include_retried=retried
+            )
+        assert stale_cache_events(one, include_retried=retried) == stale_cache_events(other, include_retried=retried)
+    assert list(cache_writers(one).items()) == list(cache_writers(other).items())
+    spec = parse_spec("ref:main")
+    assert compare(one, spec, spec, Config(), resamples=20) == compare(other, spec, spec, Config(), resamples=20)
+
+
+def test_by_identity_computes_once_per_object() -> None:
+    from cidash.metrics import by_identity
+
+    calls: list[object] = []
+
+    def length(x: tuple[int, ...]) -> int:
+        calls.append(x)
+        return len(x)
+
+    get = by_identity(length)
+    a, b = (1, 2), tuple([1, 2])
+    assert [get(a), get(a), get(b), get(a)] == [2, 2, 2, 2]
+    assert len(calls) == (1 if a is b else 2)
