@@ -308,7 +308,7 @@ def test_the_cache_metrics_are_the_same_when_jobs_share_their_events(jobs: list[
     ds = build(jobs).dataset()
     shared: dict[Any, Any] = {}
     facts = {k: replace(f, cache=shared.setdefault(f.cache, f.cache)) for k, f in ds.facts.items()}
-    copied = {k: replace(f, cache=tuple(list(f.cache))) for k, f in ds.facts.items()}
+    copied = {k: replace(f, cache=tuple(e for e in f.cache)) for k, f in ds.facts.items()}
     one, other = replace(ds, facts=facts), replace(ds, facts=copied)
     for retried in (False, True):
         for by in ("key", "job", "ref"):
@@ -331,6 +331,6 @@ def test_by_identity_computes_once_per_object() -> None:
         return len(x)
 
     get = by_identity(length)
-    a, b = (1, 2), tuple([1, 2])
+    a, b = (1, 2), tuple(x for x in (1, 2))
     assert [get(a), get(a), get(b), get(a)] == [2, 2, 2, 2]
     assert len(calls) == (1 if a is b else 2)
