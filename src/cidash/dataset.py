@@ -222,8 +222,9 @@ def _read_jobs(  # noqa: PLR0917
     the latest stored time at which one of them was created or finished ("" for none). ``phases`` (unless None):
     each job's start-up phases, as the store summed them from its closed start-up sections (schema version 9;
     what :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
-    :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). ``uploads`` false:
-    no cache-upload sections either (what only the writers' windows read: :func:`cidash.metrics.write_window`)."""
+    :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). The cache-upload
+    sections are read for the jobs that uploaded a cache only (what the writers' windows read:
+    :func:`cidash.metrics.write_window`), and not at all with ``uploads`` false."""
     intern = strings.setdefault
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
@@ -236,7 +237,7 @@ def _read_jobs(  # noqa: PLR0917
         store.read(
             'SELECT s.job_id, s.name, s.start, s."end", s.duration '
             + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-            + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY j.pipeline_id, j.id, s.seq",
+            + f" AND s.name IN ({','.join('?' * len(names))}) AND {_UPLOADED} ORDER BY j.pipeline_id, j.id, s.seq",
             [*span_params, *names],
         )
         if uploads
@@ -316,6 +317,15 @@ def _shared_events(events: list[CacheEvent], strings: dict[Any, Any]) -> tuple[C
     if got is None:
         got = strings[key] = tuple(events)
     return got
+
+
+#: The jobs whose upload windows a metric reads: those that uploaded a cache (what
+#: :func:`cidash.metrics.cache_writers` lists; :func:`cidash.metrics.write_window` is asked of them only). A
+#: window reads the other jobs' upload sections no more (an eighth of the jobs upload at 50,000 pipelines).
+_UPLOADED = (
+    "EXISTS (SELECT 1 FROM cache_events e WHERE e.job_id = j.id AND e.op = 'archive' "
+    "AND e.outcome IN ('created', 'failed'))"
+)
 
 
 #: The start-up phases the store summed from each log's sections (schema version 9, :mod:`cidash.store.phases`).

@@ -157,7 +157,7 @@ def test_a_windows_start_up_phases_are_the_ones_its_sections_give(tmp_path: Path
     assert got == expected
     assert {j: list(p) for j, p in got.items()} == {j: list(p) for j, p in expected.items()}  # the phases' order
     assert any(len(p) > 1 for p in expected.values()) and any(not p for p in expected.values())
-    assert {s.name for f in window.facts.values() for s in f.sections} == {"archive_cache"}  # no start-up section
+    assert not any(f.sections for f in window.facts.values())  # no start-up section, no upload (none uploaded)
 
 
 def test_a_windows_jobs_share_one_tuple_per_distinct_cache_events(tmp_path: Path) -> None:
@@ -184,3 +184,33 @@ def test_a_windows_jobs_share_one_tuple_per_distinct_cache_events(tmp_path: Path
     got = [window.facts[j.id].cache for j in jobs]
     assert got == [whole.facts[j.id].cache for j in jobs] == [events[k % 2] for k in range(6)]
     assert len({id(c) for c in got}) == 2
+
+
+def test_a_window_reads_the_upload_sections_of_the_cache_writers_only(tmp_path: Path) -> None:
+    """A window keeps the cache-upload sections of the jobs that uploaded a cache (created or failed), which the
+    writers' windows read, and no other job's: the same overlapping writers as the whole history."""
+    from dataclasses import replace as changed
+
+    from cidash.metrics import cache_writers, overlapping_writers
+    from cidash.models import CacheEvent, Section
+
+    store = Store.open(tmp_path / "w.db")
+    outcomes = ["created", "up_to_date", "failed", "created", "skipped", "created"]
+    with store:
+        store.upsert_project(PROJECT)
+        p = pipeline(600, T0)
+        jobs = [job(9100 + k, p, f"w{k}", start=10.0 * k) for k in range(len(outcomes))]
+        store.upsert_pipelines([p])
+        store.upsert_jobs(jobs)
+        logs = []
+        for k, (j, outcome) in enumerate(zip(jobs, outcomes, strict=True)):
+            f = facts(10.0, cache=(CacheEvent("restore", "k", "hit"), CacheEvent("archive", "k", outcome)))  # type: ignore[arg-type]
+            upload = Section("archive_cache", 100.0 + 15 * k, 130.0 + 15 * k, 30.0)
+            logs.append((j.id, changed(f, sections=(Section("step_script", 0.0, 1.0, 1.0), upload)), None))
+        store.save_many_job_facts(logs, project_id=PROJECT.id)
+        window = load_dataset(store, PROJECT, spans=[(T0, None)])
+        whole = load_dataset(store, PROJECT)
+    uploaded = {j.id for j, o in zip(jobs, outcomes, strict=True) if o in ("created", "failed")}
+    assert {j for j, f in window.facts.items() if f.sections} == uploaded
+    assert {j.id for js in cache_writers(window).values() for j in js} == uploaded
+    assert overlapping_writers(window) == overlapping_writers(whole) != []

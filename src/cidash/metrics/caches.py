@@ -263,7 +263,8 @@ class WriterOverlap:
 
 
 def cache_writers(ds: Dataset) -> dict[str, list[Job]]:
-    """Per cache key, the jobs that tried to upload it (archive created, failed or unknown), retried ones too."""
+    """Per cache key, the jobs that tried to upload it (archive created or failed), retried ones too (a window's
+    loader reads the upload sections of these jobs only: ``cidash.dataset._UPLOADED``)."""
     out: dict[str, list[Job]] = defaultdict(list)
     keys_of = by_identity(_uploaded_keys)  # a window's jobs share their events' tuples
     for j in ds.jobs:
