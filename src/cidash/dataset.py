@@ -265,12 +265,33 @@ def _read_jobs(  # noqa: PLR0917
     no_events: tuple[CacheEvent, ...] = ()
     latest = ""
     unsummed: list[int] = []  # logs whose phases the store has not summed (none once at schema version 9)
+    new_job, parse, new_facts = _new_job, _from_text, _new_facts
     for r in store.read(
         f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
         span_params,
     ):
-        job = _job(r, intern)
+        started, finished = r[9], r[10]
+        job = new_job(  # _job(r, intern), inline: 100,000 rows
+            r[0],
+            r[1],
+            r[2],
+            intern(r[3], r[3]),
+            intern(r[4], r[4]),
+            intern(r[5], r[5]),
+            intern(r[6], r[6]),
+            intern(r[7], r[7]),
+            parse(r[8]),
+            None if started is None else parse(started),
+            None if finished is None else parse(finished),
+            r[11],
+            r[12],
+            intern(r[13], r[13]),
+            bool(r[14]),
+            bool(r[15]),
+            intern(r[16], r[16]),
+            r[17],
+        )
         jobs.append(job)
         # stored times are fixed-width UTC text: their order is the times' order (see store.to_db_time)
         latest = max(latest, r[8])
@@ -293,7 +314,7 @@ def _read_jobs(  # noqa: PLR0917
         job_id = job.id
         got_sections = sections.get(job_id)
         got_cache = cache.get(job_id)
-        facts[job_id] = _new_facts(
+        facts[job_id] = new_facts(
             intern(r[19], r[19]),
             intern(r[20], r[20]),
             bool(r[21]),

@@ -255,11 +255,12 @@ def time_to_first_script(ds: Dataset, *, include_retried: bool = False) -> list[
     """Per pipeline: seconds from its creation to the first script line of its earliest job."""
     # the earliest first script line: (its time as unix seconds, job started, start-up)
     firsts: dict[int, tuple[float, datetime, float]] = {}
+    facts_of = ds.facts.get
     for j in counted_jobs(ds, include_retried=include_retried):
-        facts = ds.facts.get(j.id)
+        facts = facts_of(j.id)
         if facts is None or facts.startup_seconds is None or j.started_at is None:
             continue
-        script_at = _script_at((j.started_at, facts.startup_seconds))
+        script_at = j.started_at.timestamp() + facts.startup_seconds  # _script_at, inline (100,000 jobs)
         seen = firsts.get(j.pipeline_id)
         if seen is None or script_at < seen[0]:
             firsts[j.pipeline_id] = (script_at, j.started_at, facts.startup_seconds)
