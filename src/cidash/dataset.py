@@ -333,7 +333,7 @@ def _shared_events(events: list[CacheEvent], strings: dict[Any, Any]) -> tuple[C
     upload the same keys, and the cache metrics compute each distinct tuple's restores once
     (:func:`cidash.metrics.restore_outcomes` and the others, by identity). Keyed by the events' identities: they
     are shared through ``strings`` too, which keeps them alive."""
-    key = ("events", *map(id, events))
+    key = tuple(map(id, events))  # (only ints: no other key of ``strings`` is such a tuple)
     got: tuple[CacheEvent, ...] | None = strings.get(key)
     if got is None:
         got = strings[key] = tuple(events)
