@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent
 SRC = ROOT.parent / "src"
 sys.path.insert(0, str(ROOT))
 
-from tui import NOW, store_for, store_for_side  # noqa: E402
+from tui import CORPUS, NOW, store_for, store_for_side  # noqa: E402
 
 NOW_TEXT = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
 #: Before and after the bench store's migration (day 60 of 120, 2026-09-28), on main.
@@ -48,9 +48,17 @@ def commands(db: Path, out: Path) -> dict[str, list[str]]:
     }
 
 
-def run(src: Path, argv: list[str], out: Path) -> tuple[float, float, float, bytes]:
-    """(wall s, CPU s, peak RSS MB, output) of ``python -m cidash argv`` with ``src`` first on the path."""
+def run(src: Path, argv: list[str], out: Path, *, bytecode: bool = True) -> tuple[float, float, float, bytes]:
+    """(wall s, CPU s, peak RSS MB, output) of ``python -m cidash argv`` with ``src`` first on the path.
+
+    ``bytecode``: the child runs from compiled bytecode, as installed Python code runs (in
+    ``bench/.corpus/pycache``, never next to the sources); false (``--compile-each-run``): every import compiles
+    its source, as with PYTHONDONTWRITEBYTECODE set (which added ~0.2-0.3 s of CPU to every command of the runs
+    before 2026-12-03 09:00, both sides)."""
     env = dict(os.environ, PYTHONPATH=str(src))
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(CORPUS / "pycache")
     if out.exists():
         out.unlink()
     t0 = time.perf_counter()
@@ -76,7 +84,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another checkout's src/ to run side by side")
     parser.add_argument("--only", nargs="+", choices=("check", "compare", "export"))
+    parser.add_argument(
+        "--compile-each-run", action="store_true", help="no bytecode cache: every child compiles its imports"
+    )
     args = parser.parse_args()
+    bytecode = not args.compile_each_run
     sides = [("after", SRC)] + ([("before", args.before.resolve())] if args.before else [])
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,6 +96,9 @@ def main() -> int:
         for size in args.sizes:
             db = store_for(size)
             dbs = {side: store_for_side(db, src) for side, src in sides}  # older code: at its schema
+            if bytecode:  # one untimed run per side writes its bytecode
+                for side, src in sides:
+                    run(src, commands(dbs[side], out)["check"], out)
             for name in commands(db, out):
                 if args.only and name not in args.only:
                     continue
@@ -91,7 +106,7 @@ def main() -> int:
                 outputs: dict[str, bytes] = {}
                 for _ in range(args.runs):
                     for side, src in sides:
-                        wall, cpu, rss, text = run(src, commands(dbs[side], out)[name], out)
+                        wall, cpu, rss, text = run(src, commands(dbs[side], out)[name], out, bytecode=bytecode)
                         got[side].append((wall, cpu, rss))
                         outputs[side] = text
                 for side, _ in sides:

@@ -9,6 +9,7 @@ first-attempt success, stale-cache events) compare one number per side and judge
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from cidash.metrics import (
     STARTUP_PHASES,
     Dataset,
     Sample,
+    by_identity,
     ci_image_digest_counts,
     image_build_reliability,
     image_size_history,
@@ -26,8 +28,10 @@ from cidash.metrics import (
     pipeline_durations,
     pipeline_queue_times,
     restore_outcome_totals,
+    restores_a_cache,
     stale_cache_events,
     startup_sample,
+    startup_samples,
     time_to_first_script,
 )
 from cidash.models import MB
@@ -172,6 +176,7 @@ def _distribution(
     criterion: str | None = None,
     judge: Callable[[float], bool] | None = None,
 ) -> ComparisonRow:
+    base, cand = _sorted(base), _sorted(cand)  # sorted once: the summary and the bootstrap sort them again
     ci = bootstrap_median_change(base.values, cand.values, seed=seed, resamples=resamples)
     enough = base.n >= min_n and cand.n >= min_n
     verdict: Verdict | None = None
@@ -196,6 +201,31 @@ def _distribution(
         verdict=verdict,
         note="" if enough else f"n < {min_n}",
     )
+
+
+def _sorted(sample: Sample) -> Sample:
+    """``sample`` with its values in ascending order, unless one is NaN (then as given: sorting a list with a NaN
+    depends on its order). A summary and the bootstrap read only the sorted values, so they are the same; each
+    sorts them again, which costs one pass over sorted values instead of a sort."""
+    values = sample.values
+    if any(map(math.isnan, values)):
+        return sample
+    return Sample(sample.name, tuple(sorted(values)))
+
+
+def _startup_samples(ds: Dataset, *, include_retried: bool, exclude_jobs: tuple[str, ...]) -> dict[str | None, Sample]:
+    """:func:`startup_sample` of ``ds`` for the start-up (key None) and each phase, its values in any order
+    (:func:`startup_samples`: one pass, no start-up object per job), or in its order when one is NaN (see
+    :func:`_sorted`)."""
+    samples = startup_samples(ds, include_retried=include_retried, exclude_jobs=exclude_jobs)
+    got: dict[str | None, list[float]] = {None: samples.seconds}
+    got.update(samples.phases)
+    if any(any(map(math.isnan, values)) for values in got.values()):
+        return {
+            phase: startup_sample(ds, include_retried=include_retried, phase=phase, exclude_jobs=exclude_jobs)
+            for phase in (None, *STARTUP_PHASES)
+        }
+    return {phase: Sample("startup" if phase is None else f"startup_{phase}", tuple(v)) for phase, v in got.items()}
 
 
 def _image_size(ds: Dataset, hint: str | None, repository: str | None) -> tuple[float | None, int, str]:
@@ -257,12 +287,14 @@ def compare(
     min_n = crit.min_n
     kw: dict[str, Any] = {"min_n": min_n, "seed": seed, "resamples": resamples}
     skip = (config.image.build_job,)  # it runs in the docker image, not the CI image
+    startup_b = _startup_samples(b, include_retried=include_retried, exclude_jobs=skip)
+    startup_c = _startup_samples(c, include_retried=include_retried, exclude_jobs=skip)
     rows = [
         _distribution(
             "startup",
             "start-up",
-            startup_sample(b, include_retried=include_retried, exclude_jobs=skip),
-            startup_sample(c, include_retried=include_retried, exclude_jobs=skip),
+            startup_b[None],
+            startup_c[None],
             criterion="startup_improvement",
             judge=lambda change: meets("startup_improvement", -change, config),
             **kw,
@@ -273,8 +305,8 @@ def compare(
             _distribution(
                 f"startup_{phase}",
                 f"start-up: {phase}",
-                startup_sample(b, include_retried=include_retried, phase=phase, exclude_jobs=skip),
-                startup_sample(c, include_retried=include_retried, phase=phase, exclude_jobs=skip),
+                startup_b[phase],
+                startup_c[phase],
                 **kw,
             )
         )
@@ -353,9 +385,8 @@ def compare(
     )
 
     def stale(d: Dataset) -> tuple[float | None, int]:
-        restoring = sum(
-            1 for j in d.jobs if (f := d.facts.get(j.id)) is not None and any(e.op == "restore" for e in f.cache)
-        )
+        restores = by_identity(restores_a_cache)  # a window's jobs share their events' tuples
+        restoring = sum(1 for j in d.jobs if (f := d.facts.get(j.id)) is not None and restores(f.cache))
         if restoring == 0:
             return None, 0
         return float(len(stale_cache_events(d, config.cache_key.files, include_retried=include_retried))), restoring

@@ -162,6 +162,7 @@ def _load_span(
     phases: bool = True,
     ref: str | None = None,
     as_of: datetime | None = None,
+    uploads: bool = True,
 ) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, dict[str, float]]]:
     """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
     made after ``end`` still comes) and the jobs' log facts, read with a few statements per few thousand
@@ -187,7 +188,7 @@ def _load_span(
             assert as_of is not None
             _read_startup_records(store, project, cond, params, as_of, strings, records)
             continue
-        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=job_phases)
+        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=job_phases, uploads=uploads)
         latest = max(latest, got)
     jobs.sort(key=_job_order)
     return pipelines, jobs, facts, latest, records, job_phases or {}
@@ -215,12 +216,15 @@ def _read_jobs(  # noqa: PLR0917
     facts: dict[int, TraceFacts],
     *,
     phases: dict[int, dict[str, float]] | None,
+    uploads: bool = True,
 ) -> str:
     """Append the jobs of the pipelines matching ``cond`` to ``jobs`` and their log facts to ``facts``; return
     the latest stored time at which one of them was created or finished ("" for none). ``phases`` (unless None):
-    each job's start-up phases, summed here from its closed start-up sections' rows (what
-    :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
-    :class:`~cidash.models.Section` less for each of the ~4 per job)."""
+    each job's start-up phases, as the store summed them from its closed start-up sections (schema version 9;
+    what :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
+    :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). The cache-upload
+    sections are read for the jobs that uploaded a cache only (what the writers' windows read:
+    :func:`cidash.metrics.write_window`), and not at all with ``uploads`` false."""
     intern = strings.setdefault
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
@@ -228,32 +232,16 @@ def _read_jobs(  # noqa: PLR0917
     cache: dict[int, list[CacheEvent]] = {}
     # Sections and cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id),
     # which SQLite reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
-    if phases is not None:
-        phase_of = section_phases()
-        startup = tuple(sorted(phase_of))
-        job_phases: list[tuple[str, float]] = []
-        current = -1
-        for job_id, name, duration in store.read(
-            "SELECT s.job_id, s.name, s.duration "
+    names = tuple(sorted(ARCHIVE_SECTIONS)) if uploads else ()
+    for job_id, name, start, end, duration in (
+        store.read(
+            'SELECT s.job_id, s.name, s.start, s."end", s.duration '
             + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-            + f" AND s.name IN ({','.join('?' * len(startup))}) AND s.duration IS NOT NULL"
-            + " ORDER BY j.pipeline_id, j.id, s.seq",
-            [*span_params, *startup],
-        ):
-            if job_id != current:
-                if job_phases:
-                    phases[current] = startup_phase_sums(job_phases)
-                    job_phases = []
-                current = job_id
-            job_phases.append((phase_of[name], duration))
-        if job_phases:
-            phases[current] = startup_phase_sums(job_phases)
-    names = tuple(sorted(ARCHIVE_SECTIONS))
-    for job_id, name, start, end, duration in store.read(
-        'SELECT s.job_id, s.name, s.start, s."end", s.duration '
-        + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-        + f" AND s.name IN ({','.join('?' * len(names))}) ORDER BY j.pipeline_id, j.id, s.seq",
-        [*span_params, *names],
+            + f" AND s.name IN ({','.join('?' * len(names))}) AND {_UPLOADED} ORDER BY j.pipeline_id, j.id, s.seq",
+            [*span_params, *names],
+        )
+        if uploads
+        else ()
     ):
         got = sections.get(job_id)
         if got is None:
@@ -276,11 +264,34 @@ def _read_jobs(  # noqa: PLR0917
     no_sections: tuple[Section, ...] = ()
     no_events: tuple[CacheEvent, ...] = ()
     latest = ""
+    unsummed: list[int] = []  # logs whose phases the store has not summed (none once at schema version 9)
+    new_job, parse, new_facts = _new_job, _from_text, _new_facts
     for r in store.read(
-        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS} " + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
+        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
+        + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
         span_params,
     ):
-        job = _job(r, intern)
+        started, finished = r[9], r[10]
+        job = new_job(  # _job(r, intern), inline: 100,000 rows
+            r[0],
+            r[1],
+            r[2],
+            intern(r[3], r[3]),
+            intern(r[4], r[4]),
+            intern(r[5], r[5]),
+            intern(r[6], r[6]),
+            intern(r[7], r[7]),
+            parse(r[8]),
+            None if started is None else parse(started),
+            None if finished is None else parse(finished),
+            r[11],
+            r[12],
+            intern(r[13], r[13]),
+            bool(r[14]),
+            bool(r[15]),
+            intern(r[16], r[16]),
+            r[17],
+        )
         jobs.append(job)
         # stored times are fixed-width UTC text: their order is the times' order (see store.to_db_time)
         latest = max(latest, r[8])
@@ -288,6 +299,11 @@ def _read_jobs(  # noqa: PLR0917
             latest = r[10]
         if r[18] is None:
             continue  # no parsed log
+        if phases is not None:
+            if r[27] is None:
+                unsummed.append(r[1])
+            elif (got_phases := _stored_phases(r[28], r[29], r[30], r[31])) is not None:
+                phases[r[1]] = got_phases
         image = None
         if r[23] is not None:
             pulled = None if r[26] is None else bool(r[26])
@@ -298,16 +314,77 @@ def _read_jobs(  # noqa: PLR0917
         job_id = job.id
         got_sections = sections.get(job_id)
         got_cache = cache.get(job_id)
-        facts[job_id] = _new_facts(
+        facts[job_id] = new_facts(
             intern(r[19], r[19]),
             intern(r[20], r[20]),
             bool(r[21]),
             no_sections if got_sections is None else tuple(got_sections),
             r[22],
             image,
-            no_events if got_cache is None else tuple(got_cache),
+            no_events if got_cache is None else _shared_events(got_cache, strings),
         )
+    if phases is not None and unsummed:
+        _sum_phases(store, unsummed, phases)
     return latest
+
+
+def _shared_events(events: list[CacheEvent], strings: dict[Any, Any]) -> tuple[CacheEvent, ...]:
+    """``tuple(events)``, one tuple for every job whose log gave the same (shared) events: many jobs restore and
+    upload the same keys, and the cache metrics compute each distinct tuple's restores once
+    (:func:`cidash.metrics.restore_outcomes` and the others, by identity). Keyed by the events' identities: they
+    are shared through ``strings`` too, which keeps them alive."""
+    key = tuple(map(id, events))  # (only ints: no other key of ``strings`` is such a tuple)
+    got: tuple[CacheEvent, ...] | None = strings.get(key)
+    if got is None:
+        got = strings[key] = tuple(events)
+    return got
+
+
+#: The jobs whose upload windows a metric reads: those that uploaded a cache (what
+#: :func:`cidash.metrics.cache_writers` lists; :func:`cidash.metrics.write_window` is asked of them only). A
+#: window reads the other jobs' upload sections no more (an eighth of the jobs upload at 50,000 pipelines).
+_UPLOADED = (
+    "EXISTS (SELECT 1 FROM cache_events e WHERE e.job_id = j.id AND e.op = 'archive' "
+    "AND e.outcome IN ('created', 'failed'))"
+)
+
+
+#: The start-up phases the store summed from each log's sections (schema version 9, :mod:`cidash.store.phases`).
+_PHASE_COLUMNS = ", f.phases_summed, f.startup_prepare, f.startup_sources, f.startup_cache, f.startup_artifacts"
+
+
+def _stored_phases(
+    prepare: float | None, sources: float | None, cache: float | None, artifacts: float | None
+) -> dict[str, float] | None:
+    """:func:`cidash.metrics.startup_phases` of a log from its stored sums (None: no start-up section)."""
+    out: dict[str, float] = {}
+    if prepare is not None:
+        out["prepare"] = prepare
+    if sources is not None:
+        out["sources"] = sources
+    if cache is not None:
+        out["cache"] = cache
+    if artifacts is not None:
+        out["artifacts"] = artifacts
+    return out or None  # (one phase: that phase alone, as startup_phase_sums gives it)
+
+
+def _sum_phases(store: Store, job_ids: Sequence[int], phases: dict[int, dict[str, float]]) -> None:
+    """Each job's start-up phases summed from its stored closed start-up sections (in log order, as
+    :func:`cidash.metrics.startup_phases` sums them): for logs the store has not summed."""
+    phase_of = section_phases()
+    startup = tuple(sorted(phase_of))
+    for k in range(0, len(job_ids), 500):
+        chunk = job_ids[k : k + 500]
+        by_job: dict[int, list[tuple[str, float]]] = {}
+        for job_id, name, duration in store.read(
+            f"SELECT job_id, name, duration FROM job_sections WHERE job_id IN ({','.join('?' * len(chunk))}) "
+            f"AND name IN ({','.join('?' * len(startup))}) AND duration IS NOT NULL ORDER BY job_id, seq",
+            [*chunk, *startup],
+        ):
+            by_job.setdefault(job_id, []).append((phase_of[name], duration))
+        for job_id, durations in by_job.items():
+            phases[job_id] = startup_phase_sums(durations)
 
 
 def _read_startup_records(  # noqa: PLR0917
@@ -395,6 +472,7 @@ def load_dataset(
     image_history: ImageHistory | None = None,
     ref: str | None = None,
     startup_ref: str | None = None,
+    uploads: bool = True,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
 
@@ -412,7 +490,8 @@ def load_dataset(
     of :attr:`~cidash.metrics.JobStartup.phases` come out empty); ``ref``: only the pipelines of that ref in
     ``spans`` (the criteria ref: every criterion judges it, see :func:`cidash.snapshot.build_snapshot`);
     ``startup_ref``: only the pipelines of that ref in the ``startup_only`` spans (the start-up criterion judges
-    the baseline on the criteria ref only).
+    the baseline on the criteria ref only); ``uploads`` false: a window's facts without the cache-upload sections
+    (``compare``, which reads no writer's upload window).
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
     records: list[StartupRecord] = []  # of the spans read for their start-up values only
@@ -440,7 +519,15 @@ def load_dataset(
         ):
             span_ref = ref if ref is not None or not startups else startup_ref
             ps, js, fs, latest, rs, phs = _load_span(
-                store, project, start, end, startup_only=startups, phases=phases, ref=span_ref, as_of=as_of
+                store,
+                project,
+                start,
+                end,
+                startup_only=startups,
+                phases=phases,
+                ref=span_ref,
+                as_of=as_of,
+                uploads=uploads,
             )
             newest_job = max(newest_job, latest)
             all_pipelines.extend(ps)

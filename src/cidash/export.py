@@ -41,7 +41,7 @@ from cidash.metrics import (
     pipeline_queue_times,
     plausible_seconds,
     stale_cache_events,
-    startup_sample,
+    startup_samples,
     time_to_first_script,
 )
 from cidash.models import MB, Job, Project
@@ -85,10 +85,8 @@ def export_document(inp: ExportInput) -> dict[str, Any]:
     """The JSON export: every metric with its n (the other formats are views of this document)."""
     ds = inp.ds
     retried = inp.include_retried
-    startups = job_startups(ds, include_retried=retried)
-    per_job: dict[str, list[float]] = defaultdict(list)
-    for s in startups:
-        per_job[s.name].append(s.seconds)
+    # the start-up values in one pass (no JobStartup per job): each summary sorts its values, so their order is moot
+    startups = startup_samples(ds, include_retried=retried)
     build = image_build_reliability(ds, inp.build_job)
     first = [f.seconds for f in time_to_first_script(ds, include_retried=retried)]
     stale = stale_cache_events(ds, inp.critical_files, include_retried=retried)
@@ -107,12 +105,9 @@ def export_document(inp: ExportInput) -> dict[str, Any]:
             "metrics": {
                 "pipeline_duration": pipeline_durations(ds).summary().as_dict(),
                 "pipeline_queue": pipeline_queue_times(ds).summary().as_dict(),
-                "job_startup": summarize(s.seconds for s in startups).as_dict(),
-                "job_startup_by_job": {name: summarize(v).as_dict() for name, v in sorted(per_job.items())},
-                "startup_phases": {
-                    phase: startup_sample(ds, include_retried=retried, phase=phase).summary().as_dict()
-                    for phase in STARTUP_PHASES
-                },
+                "job_startup": summarize(startups.seconds).as_dict(),
+                "job_startup_by_job": {name: summarize(v).as_dict() for name, v in sorted(startups.by_job.items())},
+                "startup_phases": {phase: summarize(startups.phases[phase]).as_dict() for phase in STARTUP_PHASES},
                 "time_to_first_script": summarize(first).as_dict(),
                 "cache_restores_by_key": [
                     {"key": r.group, "n": r.n, "outcomes": dict(r.outcomes), "hit_rate_pct": r.hit_rate}

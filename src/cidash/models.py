@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Any, Literal
 
 #: cidash's MB is decimal, 10^6 bytes, as registries and `docker images` print image sizes.
@@ -278,6 +279,24 @@ class AuditRecord:
 
 #: The per-phase columns of ``job_facts`` (the same phases as :data:`cidash.logparse.PHASES`).
 PHASES: tuple[str, ...] = ("prepare", "sources", "cache", "artifacts", "script", "upload")
+
+#: The phases of a job's start-up (before its script), in :data:`PHASES` order.
+STARTUP_PHASE_NAMES: tuple[str, ...] = PHASES[:4]
+
+#: The GitLab runner sections of each start-up phase (section name -> phase): what
+#: :data:`cidash.logparse.SECTION_PHASES` maps to a phase of :data:`STARTUP_PHASE_NAMES` (a test holds them equal).
+#: The store sums a parsed log's start-up sections per phase with it (``job_facts.startup_*``, schema version 9).
+STARTUP_SECTION_PHASES: Mapping[str, str] = MappingProxyType(
+    {
+        "resolve_secrets": "prepare",
+        "prepare_executor": "prepare",
+        "prepare_script": "prepare",
+        "get_sources": "sources",
+        "clear_worktree": "sources",
+        "restore_cache": "cache",
+        "download_artifacts": "artifacts",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

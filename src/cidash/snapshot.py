@@ -68,6 +68,9 @@ class Snapshot:
     startup_only: tuple[Span, ...] = ()
     #: False: the dataset's log facts lack the start-up phases' sections (``check``'s load, see build_snapshot).
     phases: bool = True
+    #: False: the dataset's log facts lack the cache-upload sections (``compare``'s load): the criteria, their
+    #: evidence and the exports, which read the writers' upload windows, are refused.
+    uploads: bool = True
     #: Set when ``dataset`` holds only this ref's pipelines of ``spans`` (the criteria ref: build_snapshot's
     #: ``ref_only``); None: every ref's.
     ref: str | None = None
@@ -86,6 +89,7 @@ class Snapshot:
     @cached_property
     def report(self) -> CriteriaReport:
         """The criteria, evaluated once per snapshot: every output reads this one report."""
+        self._need_uploads("the criteria")
         with gc_paused():
             return evaluate(
                 self.dataset,
@@ -97,8 +101,13 @@ class Snapshot:
                 periods=self.periods,
             )
 
+    def _need_uploads(self, what: str) -> None:
+        if not self.uploads:
+            raise RuntimeError(f"{what} need the cache-upload sections: build_snapshot(uploads=True)")
+
     @property
     def context(self) -> EvalContext:
+        self._need_uploads("the criteria's evidence")
         return EvalContext(self.dataset, self.config, self.periods, self.include_retried, self.seed)
 
     def baseline(self, criterion_id: str) -> float | None:
@@ -151,6 +160,7 @@ class Snapshot:
 
         if not self.phases:
             raise RuntimeError("Snapshot.export_input needs the start-up phases: build_snapshot(phases=True)")
+        self._need_uploads("exports")
         ds = self.dataset
         if self.spans is not None and (self.ref is not None or not _covers(self.spans, since)):
             # export --since reaches before the window loaded (or other refs): load what it asks for
@@ -180,7 +190,9 @@ class Snapshot:
         tabs read once the Health table, made from the window, is on screen. Same periods and verdicts."""
         if self.spans is None:
             return self
-        out = replace(self, dataset=self.whole_history(), spans=None, startup_only=(), phases=True, ref=None)
+        out = replace(
+            self, dataset=self.whole_history(), spans=None, startup_only=(), phases=True, uploads=True, ref=None
+        )
         # chosen and evaluated once: the window's verdicts are the history's; its periods too, unless they are
         # slices of a window without the start-up phases or the other refs (the Start-up tab shows the phases)
         kept = ("periods", "report") if self.phases and self.ref is None else ("report",)
@@ -246,6 +258,7 @@ def build_snapshot(
     specs: Sequence[Spec] = (),
     phases: bool = True,
     ref_only: bool = False,
+    uploads: bool = True,
 ) -> Snapshot:
     """Load ``project``'s dataset from ``store`` and (unless ``evaluate_now`` is false) evaluate the criteria.
 
@@ -263,7 +276,8 @@ def build_snapshot(
     :meth:`Snapshot.export_input`, and :meth:`Snapshot.compare` loads the history it shows). ``ref_only``: a window
     holds only the criteria ref's pipelines (every criterion, its baseline and its daily series judge that ref; the
     other refs' jobs are read by the dashboard's other tabs and by exports, which load them when asked): what the
-    dashboard's Health screen loads."""
+    dashboard's Health screen loads. ``uploads`` false (``compare``): a window leaves out the cache-upload sections,
+    which only the writers' criterion and the exports read (the snapshot then refuses its criteria and exports)."""
     with gc_paused():
         spans = judged_spans(store, config, project, now, as_of=as_of, since=since, specs=specs)
         if spans is None:
@@ -280,6 +294,7 @@ def build_snapshot(
                 image_history=spans.history,
                 ref=_load_ref(spans, ref_only),
                 startup_ref=spans.ref,  # the baseline's start-ups are judged on the criteria ref only
+                uploads=uploads,
             )
         snap = Snapshot(
             project,
@@ -293,6 +308,7 @@ def build_snapshot(
             spans=None if spans is None else tuple(merge_spans(spans.spans)),
             startup_only=() if spans is None else spans.startup_only,
             phases=phases or spans is None,
+            uploads=uploads or spans is None,
             ref=None if spans is None else _load_ref(spans, ref_only),
             as_of=as_of,
             store=store,
@@ -443,6 +459,7 @@ def load_snapshot(
     specs: Sequence[Spec] = (),
     phases: bool = True,
     ref_only: bool = False,
+    uploads: bool = True,
 ) -> Snapshot:
     """Resolve the project (``project``, else the only one of ``configured`` — default ``[gitlab] projects`` —
     else the only one in the store; UsageError otherwise) and :func:`build_snapshot` it."""
@@ -461,4 +478,5 @@ def load_snapshot(
         specs=specs,
         phases=phases,
         ref_only=ref_only,
+        uploads=uploads,
     )

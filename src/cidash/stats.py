@@ -77,7 +77,10 @@ class Summary:
 
 def summarize(values: Iterable[float]) -> Summary:
     """n, median, p90, p95, mean, min and max of ``values`` (NaN values are dropped)."""
-    data = sorted(v for v in values if not math.isnan(v))
+    data = list(values)
+    if any(map(math.isnan, data)):  # (checked in one pass: most samples have none)
+        data = [v for v in data if not math.isnan(v)]
+    data.sort()
     if not data:
         return Summary(0, None, None, None, None, None, None)
     return Summary(

@@ -404,3 +404,37 @@ def test_two_sync_processes_share_one_database_without_duplicated_work(
         assert proc.returncode == 0, err
     assert process_sim.stats.count("/trace") == logs_once
     assert _pg_dump(pg_url) == dump(reference_db)
+
+
+def test_migration_9_sums_the_stored_logs_phases_on_postgresql(pg_url: str) -> None:
+    """A version-8 PostgreSQL store opens with every stored log's start-up phases summed from its sections, the
+    floats the metrics add up (log order)."""
+    from cidash.metrics import startup_phases
+    from cidash.models import Section, TraceFacts
+
+    sections = (
+        Section("resolve_secrets", 0.0, 0.1, 0.1),
+        Section("prepare_executor", 0.1, 0.3, 0.2),
+        Section("prepare_script", 0.3, 0.6, 0.30000000000000004),
+        Section("restore_cache", 1.0, None, None),
+        Section("download_artifacts", 1.0, 2.5, 1.5),
+    )
+    facts = TraceFacts("19.1.0", "docker", False, sections, 3.0, None, ())
+    pipeline = Pipeline(1, 5, 5, "main", "a" * 40, "success", "push", T0, T0, T0, T0, 60.0, 1.0)
+    job = Job(1, 50, 5, "build", "build", "success", "main", "a" * 40, T0, T0, T0, 60.0, 1.0, None, False, False)
+    with Store.open(pg_url) as s:
+        s.upsert_project(Project(1, "g/p", "u"))
+        s.upsert_pipelines([pipeline])
+        s.upsert_jobs([job])
+        s.save_job_facts(50, facts, project_id=1)
+        for column in ("phases_summed", "startup_prepare", "startup_sources", "startup_cache", "startup_artifacts"):
+            s.connection.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
+        s.connection.execute("DELETE FROM schema_migrations WHERE version >= 9")
+        s.connection.raw.commit()
+    with Store.open(pg_url) as s:
+        assert s.schema_version == SCHEMA_VERSION >= 9
+        row = s.read(
+            "SELECT phases_summed, startup_prepare, startup_sources, startup_cache, startup_artifacts FROM job_facts"
+        )
+    assert [tuple(r) for r in row] == [(1, 0.1 + 0.2 + 0.30000000000000004, None, None, 1.5)]
+    assert startup_phases(facts) == {"prepare": row[0][1], "artifacts": 1.5}

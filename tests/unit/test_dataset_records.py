@@ -101,3 +101,116 @@ def test_records_refuse_what_they_cannot_answer(tmp_path: Path) -> None:
     assert window.as_of(now + timedelta(days=1)) is window
     assert job_startups(window.between(hi, None))  # a slice without the records' pipelines is a dataset of jobs
     assert isinstance(window.jobs[0], Job)
+
+
+#: Start-up sections in shapes whose sums depend on the order they are added in, with unclosed ones and others.
+_SECTION_SHAPES: tuple[tuple[tuple[str, float | None], ...], ...] = (
+    (("resolve_secrets", 0.1), ("prepare_executor", 0.2), ("prepare_script", 0.30000000000000004)),
+    (("prepare_executor", 3.0), ("get_sources", None), ("clear_worktree", 0.7), ("restore_cache", 1e-9)),
+    (("restore_cache", 2.5), ("restore_cache", 0.1), ("step_script", 4.0), ("archive_cache", 1.0)),
+    (("download_artifacts", 1.5),),
+    (("step_script", 9.0),),
+    (),
+)
+
+
+def _phase_store(path: Path) -> tuple[Store, list[int]]:
+    from cidash.models import Section, TraceFacts
+
+    store = Store.open(path)
+    store.upsert_project(PROJECT)
+    pipelines, jobs, logs = [], [], []
+    for i in range(12):
+        p = pipeline(400 + i, T0 + timedelta(hours=i))
+        pipelines.append(p)
+        for k, shape in enumerate(_SECTION_SHAPES):
+            jid = 8000 + 10 * i + k
+            jobs.append(job(jid, p, f"job-{k}", start=10.0 + k))
+            t = 100.0
+            sections = []
+            for name, secs in shape:
+                sections.append(Section(name, t, None if secs is None else t + secs, secs))
+                t += secs or 1.0
+            logs.append((jid, TraceFacts("19.1.0", "docker", False, tuple(sections), 20.0, None, ()), None))
+    store.upsert_pipelines(pipelines)
+    store.upsert_jobs(jobs)
+    store.save_many_job_facts(logs, project_id=PROJECT.id)
+    return store, [j.id for j in jobs]
+
+
+@pytest.mark.parametrize("unsummed", [False, True])
+def test_a_windows_start_up_phases_are_the_ones_its_sections_give(tmp_path: Path, unsummed: bool) -> None:
+    """A window reads each log's start-up phases from the sums the store keeps (schema version 9), or from the
+    sections for a log it has not summed: equal, float for float, to :func:`cidash.metrics.startup_phases` of the
+    sections the whole-history load reads."""
+    from cidash.metrics import startup_phases
+
+    store, ids = _phase_store(tmp_path / "s.db")
+    with store:
+        if unsummed:  # as if written before the sums: the loader sums those logs' sections itself
+            store.connection.execute("UPDATE job_facts SET phases_summed = NULL WHERE job_id % 3 = 0")
+        whole = load_dataset(store, PROJECT)
+        window = load_dataset(store, PROJECT, spans=[(T0, None)])
+    assert window.phases_by_job is not None and whole.phases_by_job is None
+    expected = {j: startup_phases(whole.facts[j]) for j in ids}
+    got = {j: dict(window.phases_by_job.get(j) or {}) for j in ids}
+    assert got == expected
+    assert {j: list(p) for j, p in got.items()} == {j: list(p) for j, p in expected.items()}  # the phases' order
+    assert any(len(p) > 1 for p in expected.values()) and any(not p for p in expected.values())
+    assert not any(f.sections for f in window.facts.values())  # no start-up section, no upload (none uploaded)
+
+
+def test_a_windows_jobs_share_one_tuple_per_distinct_cache_events(tmp_path: Path) -> None:
+    """The loader gives the jobs whose logs said the same cache events one shared tuple (the cache metrics
+    compute each tuple's part once), equal to each job's events as stored."""
+    from cidash.models import CacheEvent
+
+    store = Store.open(tmp_path / "c.db")
+    with store:
+        store.upsert_project(PROJECT)
+        p = pipeline(500, T0)
+        jobs = [job(9000 + k, p, f"j{k}") for k in range(6)]
+        events = [
+            (CacheEvent("restore", "k-1", "hit"),),
+            (CacheEvent("restore", "k-1", "hit"), CacheEvent("archive", "k-1", "created")),
+        ]
+        store.upsert_pipelines([p])
+        store.upsert_jobs(jobs)
+        store.save_many_job_facts(
+            [(j.id, facts(10.0, cache=events[k % 2]), None) for k, j in enumerate(jobs)], project_id=PROJECT.id
+        )
+        window = load_dataset(store, PROJECT, spans=[(T0, None)])
+        whole = load_dataset(store, PROJECT)
+    got = [window.facts[j.id].cache for j in jobs]
+    assert got == [whole.facts[j.id].cache for j in jobs] == [events[k % 2] for k in range(6)]
+    assert len({id(c) for c in got}) == 2
+
+
+def test_a_window_reads_the_upload_sections_of_the_cache_writers_only(tmp_path: Path) -> None:
+    """A window keeps the cache-upload sections of the jobs that uploaded a cache (created or failed), which the
+    writers' windows read, and no other job's: the same overlapping writers as the whole history."""
+    from dataclasses import replace as changed
+
+    from cidash.metrics import cache_writers, overlapping_writers
+    from cidash.models import CacheEvent, Section
+
+    store = Store.open(tmp_path / "w.db")
+    outcomes = ["created", "up_to_date", "failed", "created", "skipped", "created"]
+    with store:
+        store.upsert_project(PROJECT)
+        p = pipeline(600, T0)
+        jobs = [job(9100 + k, p, f"w{k}", start=10.0 * k) for k in range(len(outcomes))]
+        store.upsert_pipelines([p])
+        store.upsert_jobs(jobs)
+        logs = []
+        for k, (j, outcome) in enumerate(zip(jobs, outcomes, strict=True)):
+            f = facts(10.0, cache=(CacheEvent("restore", "k", "hit"), CacheEvent("archive", "k", outcome)))  # type: ignore[arg-type]
+            upload = Section("archive_cache", 100.0 + 15 * k, 130.0 + 15 * k, 30.0)
+            logs.append((j.id, changed(f, sections=(Section("step_script", 0.0, 1.0, 1.0), upload)), None))
+        store.save_many_job_facts(logs, project_id=PROJECT.id)
+        window = load_dataset(store, PROJECT, spans=[(T0, None)])
+        whole = load_dataset(store, PROJECT)
+    uploaded = {j.id for j, o in zip(jobs, outcomes, strict=True) if o in ("created", "failed")}
+    assert {j for j, f in window.facts.items() if f.sections} == uploaded
+    assert {j.id for js in cache_writers(window).values() for j in js} == uploaded
+    assert overlapping_writers(window) == overlapping_writers(whole) != []

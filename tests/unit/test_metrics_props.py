@@ -211,3 +211,126 @@ def test_restore_outcomes_group_as_logparse_restores(events: list[tuple[str, str
     f = TraceFacts(None, None, False, (), None, None, cache)
     expected = [(r.key, r.outcome, r.via_fallback_key is not None) for r in restores(f)]
     assert restore_outcomes(cache) == expected
+
+
+PHASED_RUN = st.tuples(
+    RUN,
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["prepare_executor", "prepare_script", "get_sources", "restore_cache", "download_artifacts"]
+            ),
+            st.one_of(st.none(), st.floats(min_value=0, max_value=90, allow_nan=False)),
+        ),
+        max_size=4,
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(PHASED_RUN, max_size=14), st.booleans(), st.booleans())
+def test_startup_samples_are_startup_samples_values(
+    runs: list[Any], include_retried: bool, summed_by_loader: bool
+) -> None:
+    """metrics.startup_samples (one pass, no JobStartup per job) gives, for the start-up and each phase, the
+    values startup_sample gives, each as many times (its order is not kept: what reads them sorts them), from
+    the sections or from phases summed by a loader; compare's rows from them are the same."""
+    from dataclasses import replace
+
+    from cidash.compare import _startup_samples
+    from cidash.metrics import STARTUP_PHASES, startup_phases, startup_sample, startup_samples
+    from cidash.models import Section
+
+    ds = _runs_dataset([run for run, _ in runs])
+    facts = dict(ds.facts)
+    for j, (_, sections) in zip(ds.jobs, runs, strict=True):
+        if j.id in facts:
+            t = 0.0
+            made = []
+            for name, secs in sections:
+                made.append(Section(name, t, None if secs is None else t + secs, secs))
+                t += secs or 1.0
+            facts[j.id] = replace(facts[j.id], sections=tuple(made))
+    ds = replace(ds, facts=facts)
+    if summed_by_loader:
+        ds = replace(
+            ds,
+            facts={k: replace(f, sections=()) for k, f in facts.items()},
+            phases_by_job={k: startup_phases(f) for k, f in facts.items() if startup_phases(f)},
+        )
+    for excluded in ((), ("build-ci-image",), ("test", "lint")):
+        got = startup_samples(ds, include_retried=include_retried, exclude_jobs=excluded)
+        rows = _startup_samples(ds, include_retried=include_retried, exclude_jobs=excluded)
+        for phase in (None, *STARTUP_PHASES):
+            expected = startup_sample(ds, include_retried=include_retried, phase=phase, exclude_jobs=excluded)
+            values = got.seconds if phase is None else got.phases[phase]
+            assert sorted(values) == sorted(expected.values)
+            assert rows[phase].name == expected.name and sorted(rows[phase].values) == sorted(expected.values)
+        by_job: dict[str, list[float]] = {}
+        for s in job_startups(ds, include_retried=include_retried, exclude_jobs=excluded):
+            by_job.setdefault(s.name, []).append(s.seconds)
+        assert {k: sorted(v) for k, v in got.by_job.items()} == {k: sorted(v) for k, v in by_job.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.floats(min_value=0, max_value=500), st.just(float("nan"))), max_size=30),
+    st.lists(st.floats(min_value=0, max_value=500), max_size=30),
+)
+def test_a_comparison_row_reads_its_samples_sorted_once_as_given(base: list[float], cand: list[float]) -> None:
+    """compare sorts each sample once before its summary and bootstrap: the same row as from the samples in
+    their own order (NaN included: then they are left as given)."""
+    from cidash.compare import _distribution
+    from cidash.metrics import Sample
+    from cidash.stats import bootstrap_median_change, summarize
+
+    row = _distribution("x", "x", Sample("b", tuple(base)), Sample("c", tuple(cand)), min_n=1, seed=3, resamples=50)
+    ci = bootstrap_median_change(base, cand, seed=3, resamples=50)
+    assert repr((row.baseline, row.candidate)) == repr((summarize(base), summarize(cand)))
+    assert repr((row.change_pct, row.ci_low_pct, row.ci_high_pct)) in (
+        repr((ci.change_pct, ci.low_pct, ci.high_pct)),
+        repr((ci.change_pct, None, None)),  # n < min_n
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(JOB, max_size=12))
+def test_the_cache_metrics_are_the_same_when_jobs_share_their_events(jobs: list[Any]) -> None:
+    """A window's loader gives the jobs whose logs said the same one shared tuple of cache events, and the cache
+    metrics compute each tuple's part once (metrics.by_identity): the same answers as with a tuple per job."""
+    from dataclasses import replace
+
+    from cidash.compare import compare
+    from cidash.config import Config
+    from cidash.metrics import cache_writers
+    from cidash.specs import parse_spec
+
+    ds = build(jobs).dataset()
+    shared: dict[Any, Any] = {}
+    facts = {k: replace(f, cache=shared.setdefault(f.cache, f.cache)) for k, f in ds.facts.items()}
+    copied = {k: replace(f, cache=tuple(e for e in f.cache)) for k, f in ds.facts.items()}
+    one, other = replace(ds, facts=facts), replace(ds, facts=copied)
+    for retried in (False, True):
+        for by in ("key", "job", "ref"):
+            assert cache_restore_rates(one, by, include_retried=retried) == cache_restore_rates(
+                other, by, include_retried=retried
+            )
+        assert stale_cache_events(one, include_retried=retried) == stale_cache_events(other, include_retried=retried)
+    assert list(cache_writers(one).items()) == list(cache_writers(other).items())
+    spec = parse_spec("ref:main")
+    assert compare(one, spec, spec, Config(), resamples=20) == compare(other, spec, spec, Config(), resamples=20)
+
+
+def test_by_identity_computes_once_per_object() -> None:
+    from cidash.metrics import by_identity
+
+    calls: list[object] = []
+
+    def length(x: tuple[int, ...]) -> int:
+        calls.append(x)
+        return len(x)
+
+    get = by_identity(length)
+    a, b = (1, 2), tuple(x for x in (1, 2))
+    assert [get(a), get(a), get(b), get(a)] == [2, 2, 2, 2]
+    assert len(calls) == (1 if a is b else 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -472,9 +473,9 @@ def test_migration_8_fills_the_copies_of_existing_facts(tmp_path: Path) -> None:
         store.save_many_job_facts([(10, FACTS, None), (11, FACTS, None), (12, FACTS, None)], project_id=1)
     conn = sqlite3.connect(path)
     conn.execute("DROP INDEX job_facts_image_order")
-    for column in ("pipeline_ref", "job_started_at", "visible_at"):
+    for column in ("pipeline_ref", "job_started_at", "visible_at", *V9_COLUMNS):
         conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
-    conn.execute("DELETE FROM schema_migrations WHERE version = 8")
+    conn.execute("DELETE FROM schema_migrations WHERE version >= 8")
     conn.execute("PRAGMA user_version = 7")
     conn.commit()
     conn.close()
@@ -494,3 +495,88 @@ def test_migration_8_fills_the_copies_of_existing_facts(tmp_path: Path) -> None:
             )
         )
     assert "COVERING INDEX job_facts_image_order" in plan and "TEMP B-TREE" not in plan, plan
+
+
+V9_COLUMNS = ("phases_summed", "startup_prepare", "startup_sources", "startup_cache", "startup_artifacts")
+
+#: Start-up sections whose per-phase sums depend on the order they are added in (0.1 + 0.2 + 0.3 is not
+#: 0.3 + 0.2 + 0.1 in floats), an unclosed one, a user section named like none, and a lone artifacts phase.
+ODD_FACTS = replace(
+    FACTS,
+    sections=(
+        Section("resolve_secrets", 0.0, 0.1, 0.1),
+        Section("prepare_executor", 0.1, 0.3, 0.2),
+        Section("prepare_script", 0.3, 0.6, 0.30000000000000004),
+        Section("get_sources", 1.0, None, None),
+        Section("clear_worktree", 1.0, 1.7, 0.7),
+        Section("my_user_section", 1.7, 9.0, 7.3),
+        Section("restore_cache", 2.0, 3.0, 1e-9),
+        Section("restore_cache", 3.0, 5.0, 2.0),
+        Section("step_script", 5.0, 8.0, 3.0),
+    ),
+)
+ONLY_ARTIFACTS = replace(FACTS, sections=(Section("download_artifacts", 0.0, 1.5, 1.5),))
+NO_STARTUP = replace(FACTS, sections=(Section("step_script", 0.0, 1.0, 1.0),))
+
+
+def _summed(store: Store) -> dict[int, dict[str, float] | None]:
+    """The stored sums as :func:`cidash.metrics.startup_phases` gives them (None: not summed)."""
+    out: dict[int, dict[str, float] | None] = {}
+    for r in store.read(f"SELECT job_id, {', '.join(V9_COLUMNS)} FROM job_facts ORDER BY job_id"):
+        if r[1] is None:
+            out[r[0]] = None
+            continue
+        phases = dict(zip(("prepare", "sources", "cache", "artifacts"), r[2:], strict=True))
+        out[r[0]] = {k: v for k, v in phases.items() if v is not None}
+    return out
+
+
+def test_the_store_sums_each_logs_start_up_phases_as_the_metrics_do(store: Store) -> None:
+    """Schema version 9: every write of a log's facts stores its start-up phases summed from its sections, the
+    very floats :func:`cidash.metrics.startup_phases` adds up (log order), and a new parse replaces them."""
+    from cidash.metrics import startup_phases
+
+    store.save_many_job_facts(
+        [(100, FACTS, 1), (101, ODD_FACTS, 1), (102, ONLY_ARTIFACTS, 1), (103, NO_STARTUP, 1)], project_id=1
+    )
+    got = _summed(store)
+    for job_id, facts in ((100, FACTS), (101, ODD_FACTS), (102, ONLY_ARTIFACTS), (103, NO_STARTUP)):
+        assert got[job_id] == startup_phases(facts), job_id
+    assert got[101] is not None and got[101]["prepare"] == (0.0 + 0.1 + 0.2) + 0.30000000000000004
+    assert got[101]["prepare"] != 0.30000000000000004 + 0.2 + 0.1  # the order is the log's
+    assert got[103] == {}
+    store.save_job_facts(101, ONLY_ARTIFACTS, project_id=1)  # parsed again: the old sums go
+    assert _summed(store)[101] == {"artifacts": 1.5}
+
+
+def test_migration_9_sums_the_phases_of_the_stored_logs(tmp_path: Path) -> None:
+    """A version-8 store opens with every stored log's start-up phases summed from its sections."""
+    from cidash.metrics import startup_phases
+
+    path = tmp_path / "v8.db"
+    with Store.open(path) as store:
+        store.upsert_project(Project(1, "g/p", "https://gl/g/p", "main"))
+        store.upsert_pipelines([pipeline(1)])
+        store.upsert_jobs([job(10, 1), job(11, 1), job(12, 1), job(13, 1)])
+        store.save_many_job_facts([(10, FACTS, 1), (11, ODD_FACTS, 1), (12, ONLY_ARTIFACTS, 1), (13, NO_STARTUP, 1)])
+    conn = sqlite3.connect(path)
+    for column in V9_COLUMNS:
+        conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
+    conn.execute("DELETE FROM schema_migrations WHERE version >= 9")
+    conn.execute("PRAGMA user_version = 8")
+    conn.commit()
+    conn.close()
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION >= 9
+        got = _summed(store)
+    assert got == {10: startup_phases(FACTS), 11: startup_phases(ODD_FACTS), 12: {"artifacts": 1.5}, 13: {}}
+
+
+def test_the_stores_start_up_sections_are_the_parsers() -> None:
+    """The store's section -> start-up phase map (it may not import the parser) is the parser's, restricted to
+    the start-up phases."""
+    from cidash.logparse import SECTION_PHASES
+    from cidash.models import STARTUP_PHASE_NAMES, STARTUP_SECTION_PHASES
+
+    assert STARTUP_PHASE_NAMES == ("prepare", "sources", "cache", "artifacts")
+    assert dict(STARTUP_SECTION_PHASES) == {n: p for n, p in SECTION_PHASES.items() if p in STARTUP_PHASE_NAMES}

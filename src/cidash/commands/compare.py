@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             as_of=now is not None,
             since="window",
             specs=(baseline, candidate),  # only the slices compared are loaded when they name dates
+            uploads=False,  # no writer's upload window is compared
         )
     result = snap.compare(baseline, candidate, resamples=args.resamples)
     for side, spec, count in (

@@ -13,11 +13,13 @@ from cidash.criteria.results import CriterionResult, Status
 from cidash.criteria.targets import TARGETS, meets
 from cidash.metrics import (
     Dataset,
+    by_identity,
     image_build_reliability,
     image_size_history,
     job_outcomes,
     last_ci_image_digest,
     overlapping_writers,
+    restores_a_cache,
     stale_cache_events,
     startup_seconds,
     unserialised_config_writers,
@@ -210,9 +212,8 @@ def eval_build_reliability(config: Config, periods: Periods) -> CriterionResult:
 def eval_stale_caches(config: Config, periods: Periods, *, include_retried: bool = False) -> CriterionResult:
     target = TARGETS["stale_caches"].of(config)
     ds = periods.candidate
-    restoring = [
-        j for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and any(ev.op == "restore" for ev in f.cache)
-    ]
+    restores = by_identity(restores_a_cache)  # a window's jobs share their events' tuples
+    restoring = [j for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and restores(f.cache)]
     n = len(restoring)
     if n == 0:
         return _result(

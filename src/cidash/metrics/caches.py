@@ -10,7 +10,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Literal
 
-from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
+from cidash.metrics.model import Dataset, JobCacheConfig, by_identity, counted_jobs
 from cidash.models import CacheEvent, FileChecksum, Job, Pipeline, TraceFacts
 from cidash.stats import rate
 
@@ -80,15 +80,29 @@ def _counted_restores(ds: Dataset, include_retried: bool) -> list[tuple[str, str
     if done is not None:
         return done  # type: ignore[return-value]
     out: list[tuple[str, str, str, str, str]] = []
+    outcomes_of = by_identity(_known_restore_outcomes)  # a window's jobs share their events' tuples
     for j in counted_jobs(ds, include_retried=include_retried):
         facts = ds.facts.get(j.id)
         if facts is None or not facts.cache:
             continue
-        for key, outcome, via_fallback_key in restore_outcomes(facts.cache):
-            known = outcome if outcome in RESTORE_OUTCOMES else "unknown"
-            out.append((key, j.name, j.ref, known, "fallback" if via_fallback_key else ""))
+        for key, known, fallback in outcomes_of(facts.cache):
+            out.append((key, j.name, j.ref, known, fallback))
     ds._own[asked] = out
     return out
+
+
+def _known_restore_outcomes(cache: Sequence[CacheEvent]) -> list[tuple[str, str, str]]:
+    """:func:`restore_outcomes` as :func:`_counted_restores` counts them: ``(key, outcome or "unknown", "fallback"
+    or "")``."""
+    return [
+        (key, outcome if outcome in RESTORE_OUTCOMES else "unknown", "fallback" if via else "")
+        for key, outcome, via in restore_outcomes(cache)
+    ]
+
+
+def restores_a_cache(cache: Sequence[CacheEvent]) -> bool:
+    """True when the events hold a restore attempt (the jobs ``stale_caches`` counts)."""
+    return any(ev.op == "restore" for ev in cache)
 
 
 def restore_outcomes(cache: Sequence[CacheEvent]) -> list[tuple[str, str, bool]]:
@@ -151,7 +165,11 @@ def restore_outcome_totals(ds: Dataset, *, include_retried: bool = False) -> dic
 
 def main_restore_keys(facts: TraceFacts) -> tuple[str, ...]:
     """The keys a job tried first for each of its caches (fallback attempts left out)."""
-    return tuple(ev.key for ev in facts.cache if ev.op == "restore" and not _is_fallback(ev.detail))
+    return _main_restore_keys(facts.cache)
+
+
+def _main_restore_keys(cache: Sequence[CacheEvent]) -> tuple[str, ...]:
+    return tuple(ev.key for ev in cache if ev.op == "restore" and not _is_fallback(ev.detail))
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +219,14 @@ def stale_cache_events(
     events: list[StaleCacheEvent] = []
     last_by_ref: dict[str, tuple[Pipeline, set[str]]] = {}
     is_default: dict[str, bool] = {}  # a key is seen by many jobs: matched once
+    keys_of = by_identity(_main_restore_keys)  # a window's jobs share their events' tuples
     for p in sorted(ds.pipelines, key=_pipeline_order):
         keys: set[str] = set()
         for j in sorted(jobs_by_pipeline.get(p.id, ()), key=_job_id):
             facts = ds.facts.get(j.id)
             if facts is None or not facts.cache:
                 continue
-            for key in main_restore_keys(facts):
+            for key in keys_of(facts.cache):
                 default = is_default.get(key)
                 if default is None:
                     default = is_default[key] = DEFAULT_KEY.search(key) is not None
@@ -244,15 +263,21 @@ class WriterOverlap:
 
 
 def cache_writers(ds: Dataset) -> dict[str, list[Job]]:
-    """Per cache key, the jobs that tried to upload it (archive created, failed or unknown), retried ones too."""
+    """Per cache key, the jobs that tried to upload it (archive created or failed), retried ones too (a window's
+    loader reads the upload sections of these jobs only: ``cidash.dataset._UPLOADED``)."""
     out: dict[str, list[Job]] = defaultdict(list)
+    keys_of = by_identity(_uploaded_keys)  # a window's jobs share their events' tuples
     for j in ds.jobs:
         facts = ds.facts.get(j.id)
         if facts is None:
             continue
-        for key in {ev.key for ev in facts.cache if ev.op == "archive" and ev.outcome in ("created", "failed")}:
+        for key in keys_of(facts.cache):
             out[key].append(j)
     return dict(out)
+
+
+def _uploaded_keys(cache: Sequence[CacheEvent]) -> set[str]:
+    return {ev.key for ev in cache if ev.op == "archive" and ev.outcome in ("created", "failed")}
 
 
 #: The runner sections that upload a cache.

@@ -96,16 +96,23 @@ def image_repository_of(name: str) -> str:
 def _image_runs(ds: Dataset) -> Iterator[tuple[Job, str, str]]:
     """(job, image repository, digest) for each started job of ``ds`` whose log named its image with a digest, in
     the order of ``ds.jobs``."""
-    seen: dict[ImageRef, tuple[str, str | None]] = {}  # a few images for many jobs: parse each name once
+    # a few images for many jobs: each parsed once, found by identity (a window's jobs share their image's
+    # object; an ImageRef's hash would be computed on every lookup), by value for the other objects
+    by_id: dict[int, tuple[ImageRef, str, str | None]] = {}
+    by_value: dict[ImageRef, tuple[ImageRef, str, str | None]] = {}
     for j in ds.jobs:
         facts = ds.facts.get(j.id)
         if facts is None or facts.image is None or j.started_at is None:
             continue
-        parsed = seen.get(facts.image)
-        if parsed is None:
-            parsed = seen[facts.image] = (image_repository_of(facts.image.name), normalize_digest(facts.image.digest))
-        if parsed[1] is not None:
-            yield j, parsed[0], parsed[1]
+        image = facts.image
+        parsed = by_id.get(id(image))
+        if parsed is None or parsed[0] is not image:
+            parsed = by_value.get(image)
+            if parsed is None:
+                parsed = by_value[image] = (image, image_repository_of(image.name), normalize_digest(image.digest))
+            by_id[id(image)] = (image, parsed[1], parsed[2])
+        if parsed[2] is not None:
+            yield j, parsed[1], parsed[2]
 
 
 def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job, str]]:

@@ -77,7 +77,8 @@ def image_build_reliability(ds: Dataset, job_name: str) -> BuildReliability:
             by_pipeline[j.pipeline_id].append(j)
     n = first_ok = eventual = attempts = infra = script = other = 0
     for jobs in by_pipeline.values():
-        jobs.sort(key=lambda j: (j.created_at, j.id))
+        if len(jobs) > 1:  # most pipelines run it once
+            jobs.sort(key=lambda j: (j.created_at, j.id))
         if jobs[0].status not in FINISHED_STATUSES:
             continue
         n += 1

@@ -11,7 +11,7 @@ from typing import Any, Self, cast
 
 from cidash.errors import StoreError
 from cidash.store.rows import _now, to_db_time
-from cidash.store.schema import MIGRATIONS, SCHEMA_VERSION
+from cidash.store.schema import MIGRATION_STEPS, MIGRATIONS, SCHEMA_VERSION
 
 DEFAULT_BUSY_TIMEOUT = 30.0
 
@@ -210,6 +210,9 @@ class StoreBase:
                 for statement in sql.split(";"):
                     if statement.strip():
                         conn.execute(pg_ddl(statement) if self._pg else statement)
+                step = MIGRATION_STEPS.get(number)
+                if step is not None:
+                    step(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?) "
                     "ON CONFLICT(version) DO UPDATE SET description=excluded.description, "

@@ -18,6 +18,7 @@ from cidash.models import (
     TraceFacts,
 )
 from cidash.store.base import StoreBase
+from cidash.store.phases import sum_startup_phases
 from cidash.store.rows import _bool_or_none, _now, to_db_time, upsert_sql
 
 _FACTS_UPSERT = upsert_sql(
@@ -138,6 +139,7 @@ class FactsMixin(StoreBase):
                 )
                 conn.executemany("UPDATE jobs SET log_state = 'parsed' WHERE id = ?", id_rows)
                 self._copy_job_columns(job_ids=ids)
+                sum_startup_phases(conn, ids)  # from the sections as stored (schema version 9)
 
             self._run(go)
 
