@@ -52,6 +52,8 @@ class RawResponse:
         """Conflicting or unreadable Content-Length (None: the framing can be trusted)."""
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             return None
+        if len(self.lengths) == 1 and self.lengths[0].isdigit():  # the usual answer: one plain length
+            return None
         values = {v.strip() for raw in self.lengths for v in raw.split(",")}
         if len(values) > 1:
             return "conflicting Content-Length headers"
