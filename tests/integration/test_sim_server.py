@@ -502,3 +502,26 @@ def test_forced_rebuild_pushes_a_new_digest_when_it_finishes(small_sim: Simulate
     assert after["digest"] in lint_trace  # later jobs of the pipeline run in the rebuilt image
     manifest = httpx.head(f"{small_sim.url}/v2/platform/app/ci/manifests/{tag}")
     assert manifest.headers["docker-content-digest"] == after["digest"]
+
+
+def test_latency_counts_the_time_spent_answering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer leaves latency_ms after the request arrived: the simulator's own work is inside that time, not
+    added on top (a fake clock: every reading is 20 ms after the last, so answering took 20 ms of the 50)."""
+    import time as real_time
+    import types
+
+    import cidash.sim.http as sim_http
+
+    ticks = iter(range(0, 10_000, 20))
+    slept: list[float] = []
+    fake = types.SimpleNamespace(
+        monotonic=lambda: next(ticks) / 1000,
+        sleep=slept.append,
+        time=real_time.time,
+        perf_counter=real_time.perf_counter,
+    )
+    with SimulatedGitLab(Scenario(days=2, pipelines_per_day=2), latency_ms=50) as sim:
+        monkeypatch.setattr(sim_http, "time", fake)
+        with _client(sim) as client:
+            assert client.get("/version").status_code == 200
+    assert slept == [pytest.approx(0.030)]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,7 @@ from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_sto
 from cidash.textsafe import clean, markup_escape
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from rich.progress import TaskID
@@ -135,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         mode = "bar" if err.isatty() and not ci and not dumb else "plain"
     display = _BarDisplay() if mode == "bar" else _PlainDisplay(enabled=mode == "plain")
     client.limiter.on_pause = display.pause  # a minute without progress is said, not left to look like a hang
+    prewarm = _HealthImport(display.update, enabled=_dashboard_follows())
     with open_store_from_args(args, config) as store, client:
         previous: dict[int, datetime | None] = dict(store.last_syncs())
         try:
@@ -145,10 +149,11 @@ def run(args: argparse.Namespace) -> int:
                     projects=connection.projects,
                     group=connection.group,
                     options=options,
-                    progress=display.update,
+                    progress=prewarm.update,
                     now=now,
                 )
         finally:
+            prewarm.join()
             if args.verbose:
                 _print_requests(client)
         _keep_dashboard_warm(store, config, reports, previous, verbose=args.verbose)
@@ -166,6 +171,50 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard_follows() -> bool:
+    """Whether a dashboard may follow this sync (not in CI): then the sync leaves its Health cache warm."""
+    return os.environ.get("CI", "").lower() not in ("1", "true", "yes")
+
+
+#: Steps after which a sync that counted new pipelines, jobs or logs will change the store.
+_CHANGING_PHASES = frozenset({"logs", "checksums", "ci_config", "registry"})
+
+
+class _HealthImport:
+    """Passes progress on to the display; once a sync is seen to change the store (it counted new pipelines, jobs
+    or logs, and is past its listings), imports the dashboard's Health computation (~0.1 s of CPU: the core's
+    load, criteria, YAML) on a background thread while the sync waits on GitLab, so that
+    :func:`_keep_dashboard_warm` at the end only computes. An idle refresh never imports it. A failed import is
+    left for the real one to report."""
+
+    def __init__(self, display: Callable[[SyncProgress], None], *, enabled: bool) -> None:
+        self.display = display
+        self.enabled = enabled
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def update(self, p: SyncProgress) -> None:
+        changing = p.phase in _CHANGING_PHASES and bool(p.pipelines or p.jobs or p.logs_total)
+        if self.enabled and changing and self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=_import_health, name="cidash-health-import", daemon=True)
+                    self._thread.start()
+        self.display(p)
+
+    def join(self) -> None:
+        """Wait for the import (never leave it half done at exit)."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+
+def _import_health() -> None:
+    with contextlib.suppress(Exception):
+        import cidash.tui.data  # noqa: F401  (imported for its side effect: the modules are loaded)
+
+
 def _keep_dashboard_warm(
     store: Store, config: Config, reports: list[SyncReport], previous: dict[int, datetime | None], *, verbose: bool
 ) -> None:
@@ -173,7 +222,7 @@ def _keep_dashboard_warm(
     (:func:`cidash.tui.healthcache.keep_health_warm`), so the next ``cidash`` starts with it on screen. Not in CI
     (no dashboard follows there). A cache that cannot be computed is only a slower next start: it never fails the
     sync. The core's load is imported only when a Health is computed (an idle refresh only re-marks the cache)."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if not _dashboard_follows():
         return
     from datetime import UTC, datetime
 

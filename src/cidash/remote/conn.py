@@ -15,6 +15,8 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import struct
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -51,6 +53,8 @@ class RawResponse:
     def framing_problem(self) -> str | None:
         """Conflicting or unreadable Content-Length (None: the framing can be trusted)."""
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return None
+        if len(self.lengths) == 1 and self.lengths[0].isdigit():  # the usual answer: one plain length
             return None
         values = {v.strip() for raw in self.lengths for v in raw.split(",")}
         if len(values) > 1:
@@ -109,6 +113,8 @@ class RawConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.context is not None:
                 sock = self.context().wrap_socket(sock, server_hostname=self.host)
+            else:
+                _kernel_timeouts(sock, self.timeout)
         except BaseException:
             sock.close()
             raise
@@ -137,9 +143,12 @@ class RawConnection:
         Raises :class:`PeerClosed` when the connection ends before any answer byte, :class:`ProtocolFailure`
         for a malformed answer, ``OSError`` for the socket's own failures."""
         assert self.sock is not None
-        self.sock.sendall(
-            f"{method} {target} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode("latin-1") + headers + b"\r\n"
-        )
+        try:
+            self.sock.sendall(
+                f"{method} {target} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode("latin-1") + headers + b"\r\n"
+            )
+        except BlockingIOError:  # the kernel's send timeout (see _kernel_timeouts)
+            raise TimeoutError("timed out") from None
         while True:
             response = self._read_head()
             if not 100 <= response.status < 200:
@@ -158,7 +167,7 @@ class RawConnection:
         while (end := self.buf.find(b"\r\n\r\n")) < 0:
             if len(self.buf) > MAX_HEADER_BYTES:
                 raise ProtocolFailure("a header block over 64 KiB", incomplete=False)
-            data = self.sock.recv(RECV)
+            data = self._recv()
             if not data:
                 if first and not self.buf:
                     raise PeerClosed()
@@ -189,7 +198,10 @@ class RawConnection:
 
     def _recv(self) -> bytes:
         assert self.sock is not None
-        return self.sock.recv(RECV)
+        try:
+            return self.sock.recv(RECV)
+        except BlockingIOError:  # the kernel's receive timeout (see _kernel_timeouts)
+            raise TimeoutError("timed out") from None
 
     def read_exactly(self, length: int) -> Iterator[bytes]:
         """Up to ``length`` bytes; fewer when the connection closes first (the caller sees what is missing)."""
@@ -243,3 +255,23 @@ class RawConnection:
                 raise ProtocolFailure(f"body ended early ({size - got} bytes short in a chunk)")
             if self._line():
                 raise ProtocolFailure("a chunk not followed by CRLF")
+
+
+def _kernel_timeouts(sock: socket.socket, timeout: float) -> None:
+    """Keep a plain connection's timeout in the kernel (``SO_RCVTIMEO``/``SO_SNDTIMEO`` on a blocking socket)
+    instead of in Python: a socket with a Python timeout makes CPython ``poll()`` before every ``recv`` and
+    ``send``, two more system calls and two more hand-overs of the GIL per request among the sync's 32 request
+    threads. The same timeout per call; one that expires surfaces as ``BlockingIOError``, which
+    :class:`RawConnection` reports as ``TimeoutError("timed out")``, as before. Where the options cannot be set
+    (or on Windows), the Python timeout stays. Not for TLS: CPython's TLS reads on a blocking socket retry a timed
+    out read forever, so a TLS connection keeps the Python timeout (its reads try the socket before polling)."""
+    if sys.platform == "win32" or not timeout > 0:
+        return
+    seconds = int(timeout)
+    value = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    except OSError:
+        return
+    sock.settimeout(None)

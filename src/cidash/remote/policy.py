@@ -461,10 +461,11 @@ class RequestStats:
         self.errors = 0
 
     def record(self, method: str, path: str, status: int, nbytes: int) -> None:
+        kind = endpoint_kind(method, path)  # outside the lock the 32 request threads share
         with self._lock:
             self.requests += 1
             self.bytes += nbytes
-            self.by_kind[endpoint_kind(method, path)] += 1
+            self.by_kind[kind] += 1
             if status >= 400:
                 self.errors += 1
 
