@@ -76,7 +76,16 @@ try:  # google-re2 (a dependency); without it the same searches run in `re`, onl
 except ImportError:  # pragma: no cover - the wheel exists for every platform cidash supports
     _re2 = None
 
-from cidash.models import PHASES, CacheEvent, CacheOp, CacheOutcome, ImageRef, Section, TraceFacts
+from cidash.models import (
+    PHASES,
+    STARTUP_SECTION_PHASES,
+    CacheEvent,
+    CacheOp,
+    CacheOutcome,
+    ImageRef,
+    Section,
+    TraceFacts,
+)
 
 __all__ = [
     "FALLBACK",
@@ -107,13 +116,7 @@ _KEEP: Final = 1024  # bytes kept from a line with no \r that outgrew max_line
 #: ``upload_artifacts_*``; user sections belong to no phase.
 SECTION_PHASES: Final[Mapping[str, str]] = MappingProxyType(
     {
-        "resolve_secrets": "prepare",
-        "prepare_executor": "prepare",
-        "prepare_script": "prepare",
-        "get_sources": "sources",
-        "clear_worktree": "sources",
-        "restore_cache": "cache",
-        "download_artifacts": "artifacts",
+        **STARTUP_SECTION_PHASES,  # the start-up phases' sections, which the store sums too (schema version 9)
         "step_script": "script",
         "build_script": "script",
         "after_script": "upload",

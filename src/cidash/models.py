@@ -284,7 +284,8 @@ PHASES: tuple[str, ...] = ("prepare", "sources", "cache", "artifacts", "script",
 STARTUP_PHASE_NAMES: tuple[str, ...] = PHASES[:4]
 
 #: The GitLab runner sections of each start-up phase (section name -> phase): what
-#: :data:`cidash.logparse.SECTION_PHASES` maps to a phase of :data:`STARTUP_PHASE_NAMES` (a test holds them equal).
+#: :data:`cidash.logparse.SECTION_PHASES` maps to a phase of :data:`STARTUP_PHASE_NAMES` (the parser's map is
+#: built from it; a test holds that no other section maps to a start-up phase).
 #: The store sums a parsed log's start-up sections per phase with it (``job_facts.startup_*``, schema version 9).
 STARTUP_SECTION_PHASES: Mapping[str, str] = MappingProxyType(
     {
