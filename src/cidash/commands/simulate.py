@@ -43,7 +43,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="scenario seed (default 7): the same seed serves byte-identical data",
     )
     parser.add_argument(
-        "--latency-ms", type=bounded(0, 60_000), metavar="L", default=0.0, help="add L milliseconds to every response"
+        "--latency-ms",
+        type=bounded(0, 60_000),
+        metavar="L",
+        default=0.0,
+        help="answer each request L milliseconds after it arrived (its own computation included)",
     )
     parser.add_argument(
         "--jitter-ms",
