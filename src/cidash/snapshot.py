@@ -103,7 +103,9 @@ class Snapshot:
 
     def _need_uploads(self, what: str) -> None:
         if not self.uploads:
-            raise RuntimeError(f"{what} need the cache-upload sections: build_snapshot(uploads=True)")
+            raise RuntimeError(
+                f"{what} need the cache-upload sections and every job column: build_snapshot(uploads=True)"
+            )
 
     @property
     def context(self) -> EvalContext:
@@ -277,7 +279,8 @@ def build_snapshot(
     holds only the criteria ref's pipelines (every criterion, its baseline and its daily series judge that ref; the
     other refs' jobs are read by the dashboard's other tabs and by exports, which load them when asked): what the
     dashboard's Health screen loads. ``uploads`` false (``compare``): a window leaves out the cache-upload sections,
-    which only the writers' criterion and the exports read (the snapshot then refuses its criteria and exports)."""
+    which only the writers' criterion and the exports read, and the job columns no comparison reads (stage, SHA,
+    runner, URL, ...: :func:`cidash.dataset._read_narrow_jobs`); the snapshot then refuses its criteria and exports."""
     with gc_paused():
         spans = judged_spans(store, config, project, now, as_of=as_of, since=since, specs=specs)
         if spans is None:
