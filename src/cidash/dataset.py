@@ -163,6 +163,7 @@ def _load_span(
     ref: str | None = None,
     as_of: datetime | None = None,
     uploads: bool = True,
+    narrow: bool = False,
 ) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, dict[str, float]]]:
     """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
     made after ``end`` still comes) and the jobs' log facts, read with a few statements per few thousand
@@ -188,7 +189,9 @@ def _load_span(
             assert as_of is not None
             _read_startup_records(store, project, cond, params, as_of, strings, records)
             continue
-        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=job_phases, uploads=uploads)
+        got = _read_jobs(
+            store, project, cond, params, strings, jobs, facts, phases=job_phases, uploads=uploads, narrow=narrow
+        )
         latest = max(latest, got)
     jobs.sort(key=_job_order)
     return pipelines, jobs, facts, latest, records, job_phases or {}
@@ -217,6 +220,7 @@ def _read_jobs(  # noqa: PLR0917
     *,
     phases: dict[int, dict[str, float]] | None,
     uploads: bool = True,
+    narrow: bool = False,
 ) -> str:
     """Append the jobs of the pipelines matching ``cond`` to ``jobs`` and their log facts to ``facts``; return
     the latest stored time at which one of them was created or finished ("" for none). ``phases`` (unless None):
@@ -224,7 +228,8 @@ def _read_jobs(  # noqa: PLR0917
     what :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
     :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). The cache-upload
     sections are read for the jobs that uploaded a cache only (what the writers' windows read:
-    :func:`cidash.metrics.write_window`), and not at all with ``uploads`` false."""
+    :func:`cidash.metrics.write_window`), and not at all with ``uploads`` false. ``narrow``: only the columns
+    the metrics read (:func:`_read_narrow_jobs`)."""
     intern = strings.setdefault
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
@@ -266,8 +271,8 @@ def _read_jobs(  # noqa: PLR0917
     latest = ""
     unsummed: list[int] = []  # logs whose phases the store has not summed (none once at schema version 9)
     new_job, parse, new_facts = _new_job, _from_text, _new_facts
-    if not uploads:
-        return _read_narrow_jobs(store, project, of_span, span_params, strings, jobs, facts, cache, phases)
+    if narrow:
+        return _read_narrow_jobs(store, project, of_span, span_params, strings, jobs, facts, sections, cache, phases)
     for r in store.read(
         f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
@@ -345,16 +350,18 @@ def _read_narrow_jobs(  # noqa: PLR0917
     strings: dict[Any, Any],
     jobs: list[Job],
     facts: dict[int, TraceFacts],
+    sections: dict[int, list[Section]],
     cache: dict[int, list[CacheEvent]],
     phases: dict[int, dict[str, float]] | None,
 ) -> str:
-    """:func:`_read_jobs` without the cache-upload sections (``uploads`` false: ``compare``), reading only the
-    columns a comparison's metrics read (:data:`_NARROW_COLUMNS`: 15 of 27, ~a quarter of the rows' fetch and
-    of their strings at 50,000 pipelines); the others take fixed values: ``stage`` and ``sha`` "", ``duration``,
-    ``runner``, ``web_url``, the runner's version and executor None, ``allow_failure`` and ``truncated`` false,
-    the image's id and ``pulled`` None (``project_id`` is the project's). A snapshot loaded so refuses its
-    criteria, evidence and exports (:class:`cidash.snapshot.Snapshot`, ``uploads`` false), which read them;
-    ``tests/unit/test_dataset_records.py`` holds its comparisons equal to a full load's."""
+    """:func:`_read_jobs` reading only the columns the metrics, the criteria, ``compare`` and the JSON, CSV and
+    Markdown exports read (:data:`_NARROW_COLUMNS`: 15 of 27, ~a quarter of the rows' fetch and of their strings
+    at 50,000 pipelines); the others take fixed values: ``stage`` and ``sha`` "", ``duration``, ``runner``,
+    ``web_url``, the runner's version and executor None, ``allow_failure`` and ``truncated`` false, the image's
+    id and ``pulled`` None (``project_id`` is the project's). A snapshot loaded so
+    (:class:`cidash.snapshot.Snapshot`, ``narrow``) refuses the criteria's evidence, which shows them;
+    ``tests/integration/test_core_window.py`` holds its comparisons, criteria and exports equal to a full
+    load's."""
     intern = strings.setdefault
     new_job, parse, new_facts = _new_job, _from_text, _new_facts
     project_id = project.id
@@ -406,12 +413,13 @@ def _read_narrow_jobs(  # noqa: PLR0917
             image = strings.get(key)
             if image is None:
                 image = strings[key] = ImageRef(r[13], None, r[14], None)
+        got_sections = sections.get(job_id)
         got_cache = cache.get(job_id)
         facts[job_id] = new_facts(
             None,
             None,
             False,
-            no_sections,
+            no_sections if got_sections is None else tuple(got_sections),
             r[12],
             image,
             no_events if got_cache is None else _shared_events(got_cache, strings),
@@ -566,6 +574,7 @@ def load_dataset(
     ref: str | None = None,
     startup_ref: str | None = None,
     uploads: bool = True,
+    narrow: bool = False,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
 
@@ -584,8 +593,8 @@ def load_dataset(
     ``spans`` (the criteria ref: every criterion judges it, see :func:`cidash.snapshot.build_snapshot`);
     ``startup_ref``: only the pipelines of that ref in the ``startup_only`` spans (the start-up criterion judges
     the baseline on the criteria ref only); ``uploads`` false: a window's facts without the cache-upload sections
-    (``compare``, which reads no writer's upload window), its jobs without the columns no comparison reads
-    (:func:`_read_narrow_jobs`).
+    (``compare``, which reads no writer's upload window); ``narrow``: a window's jobs without the columns no
+    metric reads (:func:`_read_narrow_jobs`: ``compare``, ``export`` in JSON, CSV or Markdown).
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
     records: list[StartupRecord] = []  # of the spans read for their start-up values only
@@ -622,6 +631,7 @@ def load_dataset(
                 ref=span_ref,
                 as_of=as_of,
                 uploads=uploads,
+                narrow=narrow,
             )
             newest_job = max(newest_job, latest)
             all_pipelines.extend(ps)

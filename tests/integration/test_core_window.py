@@ -396,7 +396,9 @@ def test_a_comparison_window_without_the_upload_sections(
     with Store.open(db, readonly=True) as store:
         project = store.projects()[0]
         kw = {"evaluate_now": False, "as_of": as_of, "include_retried": include_retried}
-        lean = build_snapshot(store, Config(), project, end, since="window", specs=(base, cand), uploads=False, **kw)
+        lean = build_snapshot(
+            store, Config(), project, end, since="window", specs=(base, cand), uploads=False, narrow=True, **kw
+        )
         whole = build_snapshot(store, Config(), project, end, **kw)  # type: ignore[arg-type]
         assert lean.spans is not None and not lean.uploads and whole.uploads
         assert not any(s.name.startswith("archive") for f in lean.dataset.facts.values() for s in f.sections)
@@ -413,3 +415,34 @@ def test_a_comparison_window_without_the_upload_sections(
         with pytest.raises(RuntimeError):
             lean.export_input(store, since=None)
         assert lean.widened().uploads
+
+
+@pytest.mark.parametrize(("days_back", "include_retried"), [(0, False), (45, True), (100, False)])
+def test_a_narrow_window_gives_the_same_report_and_exports(
+    bench_store: tuple[Path, datetime], days_back: int, include_retried: bool
+) -> None:
+    """export's window (JSON, CSV, Markdown) reads only the job columns a metric reads (narrow): the same
+    criteria and the same documents as the window with every column; the criteria's evidence, which shows the
+    columns left out, is refused; the dashboard's widened snapshot reads every column again."""
+    from cidash.export import export_document, to_csv, to_markdown
+
+    db, end = bench_store
+    now = end - timedelta(days=days_back)
+    since = now - timedelta(days=30)
+    with Store.open(db, readonly=True) as store:
+        project = store.projects()[0]
+        kw = {"since": since, "include_retried": include_retried}
+        lean = build_snapshot(store, Config(), project, now, narrow=True, **kw)  # type: ignore[arg-type]
+        full = build_snapshot(store, Config(), project, now, **kw)  # type: ignore[arg-type]
+        assert lean.narrow and not full.narrow
+        assert {(j.stage, j.sha, j.runner) for j in lean.dataset.jobs} == {("", "", None)}
+        assert all(j.sha and j.stage for j in full.dataset.jobs)
+        assert [j.id for j in lean.dataset.jobs] == [j.id for j in full.dataset.jobs]
+        assert lean.report == full.report
+        a, b = lean.export_input(store, since=since), full.export_input(store, since=since)
+        assert export_document(a) == export_document(b)
+        assert to_csv(a) == to_csv(b) and to_markdown(a) == to_markdown(b)
+        with pytest.raises(RuntimeError):
+            lean.evidence("startup_improvement")
+        wide = lean.widened()
+        assert not wide.narrow and all(j.sha for j in wide.dataset.jobs)
