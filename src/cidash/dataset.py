@@ -235,23 +235,9 @@ def _read_jobs(  # noqa: PLR0917
     span_params = [project.id, *params]
     sections: dict[int, list[Section]] = {}
     cache: dict[int, list[CacheEvent]] = {}
-    # Sections and cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id),
-    # which SQLite reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
-    names = tuple(sorted(ARCHIVE_SECTIONS)) if uploads else ()
-    for job_id, name, start, end, duration in (
-        store.read(
-            'SELECT s.job_id, s.name, s.start, s."end", s.duration '
-            + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-            + f" AND s.name IN ({','.join('?' * len(names))}) AND {_UPLOADED} ORDER BY j.pipeline_id, j.id, s.seq",
-            [*span_params, *names],
-        )
-        if uploads
-        else ()
-    ):
-        got = sections.get(job_id)
-        if got is None:
-            got = sections[job_id] = []
-        got.append(_new_section(intern(name, name), start, end, duration))
+    # Cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id), which SQLite
+    # reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
+    uploaders: list[int] = []  # the jobs that uploaded a cache (created or failed): cidash.metrics.cache_writers
     for job_id, op, key, outcome, detail in store.read(
         "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
         + of_span.format("JOIN cache_events e ON e.job_id = j.id")
@@ -266,6 +252,10 @@ def _read_jobs(  # noqa: PLR0917
         if got_events is None:
             got_events = cache[job_id] = []
         got_events.append(event)
+        if op == "archive" and outcome in _UPLOADED and (not uploaders or uploaders[-1] != job_id):
+            uploaders.append(job_id)
+    if uploads:
+        _read_upload_sections(store, uploaders, strings, sections)
     no_sections: tuple[Section, ...] = ()
     no_events: tuple[CacheEvent, ...] = ()
     latest = ""
@@ -441,13 +431,33 @@ def _shared_events(events: list[CacheEvent], strings: dict[Any, Any]) -> tuple[C
     return got
 
 
-#: The jobs whose upload windows a metric reads: those that uploaded a cache (what
-#: :func:`cidash.metrics.cache_writers` lists; :func:`cidash.metrics.write_window` is asked of them only). A
-#: window reads the other jobs' upload sections no more (an eighth of the jobs upload at 50,000 pipelines).
-_UPLOADED = (
-    "EXISTS (SELECT 1 FROM cache_events e WHERE e.job_id = j.id AND e.op = 'archive' "
-    "AND e.outcome IN ('created', 'failed'))"
-)
+#: The outcomes of an ``archive`` event of the jobs whose upload windows a metric reads: those that uploaded a
+#: cache (what :func:`cidash.metrics.cache_writers` lists; :func:`cidash.metrics.write_window` is asked of them
+#: only). A window reads the other jobs' upload sections no more (an eighth of the jobs upload at 50,000
+#: pipelines).
+_UPLOADED = frozenset({"created", "failed"})
+
+
+def _read_upload_sections(
+    store: Store, job_ids: Sequence[int], strings: dict[Any, Any], sections: dict[int, list[Section]]
+) -> None:
+    """The cache-upload sections (:data:`cidash.metrics.ARCHIVE_SECTIONS`) of ``job_ids`` into ``sections``, in
+    log order, a few hundred jobs a statement by their ids (the uploaders found in the cache events just read:
+    ~2.5x cheaper than selecting them through the pipelines with an ``EXISTS`` on their events per job)."""
+    intern = strings.setdefault
+    names = tuple(sorted(ARCHIVE_SECTIONS))
+    for k in range(0, len(job_ids), 500):
+        chunk = job_ids[k : k + 500]
+        for job_id, name, start, end, duration in store.read(
+            'SELECT job_id, name, start, "end", duration FROM job_sections '
+            f"WHERE job_id IN ({','.join('?' * len(chunk))}) AND name IN ({','.join('?' * len(names))}) "
+            "ORDER BY job_id, seq",
+            [*chunk, *names],
+        ):
+            got = sections.get(job_id)
+            if got is None:
+                got = sections[job_id] = []
+            got.append(_new_section(intern(name, name), start, end, duration))
 
 
 #: The start-up phases the store summed from each log's sections (schema version 9, :mod:`cidash.store.phases`).

@@ -303,9 +303,10 @@ def cache_writers(ds: Dataset) -> dict[str, list[Job]]:
     loader reads the upload sections of these jobs only: ``cidash.dataset._UPLOADED``)."""
     out: dict[str, list[Job]] = defaultdict(list)
     keys_of = by_identity(_uploaded_keys)  # a window's jobs share their events' tuples
+    facts_of = ds.facts.get
     for j in ds.jobs:
-        facts = ds.facts.get(j.id)
-        if facts is None:
+        facts = facts_of(j.id)
+        if facts is None or not facts.cache:
             continue
         for key in keys_of(facts.cache):
             out[key].append(j)
