@@ -193,8 +193,7 @@ def _load_span(
             store, project, cond, params, strings, jobs, facts, phases=job_phases, uploads=uploads, narrow=narrow
         )
         latest = max(latest, got)
-    jobs.sort(key=_job_order)
-    return pipelines, jobs, facts, latest, records, job_phases or {}
+    return pipelines, jobs  # (in no order: load_dataset sorts every span's jobs at once), facts, latest, records, job_phases or {}
 
 
 #: The order of a dataset's jobs (creation, then id).
