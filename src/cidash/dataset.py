@@ -193,7 +193,8 @@ def _load_span(
             store, project, cond, params, strings, jobs, facts, phases=job_phases, uploads=uploads, narrow=narrow
         )
         latest = max(latest, got)
-    return pipelines, jobs  # (in no order: load_dataset sorts every span's jobs at once), facts, latest, records, job_phases or {}
+    # (the jobs in no order: load_dataset sorts every span's jobs at once)
+    return pipelines, jobs, facts, latest, records, job_phases or {}
 
 
 #: The order of a dataset's jobs (creation, then id).
