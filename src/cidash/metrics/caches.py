@@ -256,10 +256,15 @@ def stale_cache_events(
     last_by_ref: dict[str, tuple[Pipeline, set[str]]] = {}
     is_default: dict[str, bool] = {}  # a key is seen by many jobs: matched once
     keys_of = by_identity(_main_restore_keys)  # a window's jobs share their events' tuples
+    facts_of = ds.facts.get
+    no_jobs: list[Job] = []
     for p in sorted(ds.pipelines, key=_pipeline_order):
         keys: set[str] = set()
-        for j in sorted(jobs_by_pipeline.get(p.id, ()), key=_job_id):
-            facts = ds.facts.get(j.id)
+        pipeline_jobs = jobs_by_pipeline.get(p.id, no_jobs)
+        if len(pipeline_jobs) > 1:
+            pipeline_jobs.sort(key=_job_id)  # (this function's own lists)
+        for j in pipeline_jobs:
+            facts = facts_of(j.id)
             if facts is None or not facts.cache:
                 continue
             for key in keys_of(facts.cache):
@@ -270,7 +275,7 @@ def stale_cache_events(
                     events.append(StaleCacheEvent("default_key", p.ref, key, p.id, j.started_at or p.created_at, j.id))
                 else:
                     keys.add(key)
-        if not keys and not jobs_by_pipeline.get(p.id):
+        if not keys and not pipeline_jobs:
             continue
         previous = last_by_ref.get(p.ref)
         if previous is not None and p.sha in by_sha and previous[0].sha in by_sha:
