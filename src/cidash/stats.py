@@ -136,8 +136,8 @@ def bootstrap_median_change(
         raise ValueError(f"confidence must be within (0, 1), got {confidence}")
     if resamples < 1:
         raise ValueError("resamples must be at least 1")
-    base = [float(v) for v in baseline]
-    cand = [float(v) for v in candidate]
+    base = list(map(float, baseline))
+    cand = list(map(float, candidate))
     empty = ChangeInterval(None, None, None, confidence, resamples, seed, len(base), len(cand))
     if not base or not cand:
         return empty
