@@ -20,15 +20,14 @@ from cidash.metrics import (
     STARTUP_PHASES,
     Dataset,
     Sample,
-    by_identity,
     ci_image_digest_counts,
     image_build_reliability,
     image_size_history,
     job_queue_times,
+    jobs_restoring_a_cache,
     pipeline_durations,
     pipeline_queue_times,
-    restore_outcome_totals,
-    restores_a_cache,
+    restore_outcome_counts,
     stale_cache_events,
     startup_sample,
     startup_samples,
@@ -364,7 +363,7 @@ def compare(
     )
 
     def hits(d: Dataset) -> tuple[float | None, int]:
-        totals = restore_outcome_totals(d, include_retried=include_retried)
+        totals = restore_outcome_counts(d, include_retried=include_retried)  # restore_outcome_totals' counts
         known = sum(totals.get(k, 0) for k in ("hit", "miss", "failed"))
         return rate(totals.get("hit", 0), known), known
 
@@ -385,8 +384,7 @@ def compare(
     )
 
     def stale(d: Dataset) -> tuple[float | None, int]:
-        restores = by_identity(restores_a_cache)  # a window's jobs share their events' tuples
-        restoring = sum(1 for j in d.jobs if (f := d.facts.get(j.id)) is not None and restores(f.cache))
+        restoring = jobs_restoring_a_cache(d)
         if restoring == 0:
             return None, 0
         return float(len(stale_cache_events(d, config.cache_key.files, include_retried=include_retried))), restoring

@@ -163,6 +163,7 @@ def _load_span(
     ref: str | None = None,
     as_of: datetime | None = None,
     uploads: bool = True,
+    narrow: bool = False,
 ) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, dict[str, float]]]:
     """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
     made after ``end`` still comes) and the jobs' log facts, read with a few statements per few thousand
@@ -188,9 +189,11 @@ def _load_span(
             assert as_of is not None
             _read_startup_records(store, project, cond, params, as_of, strings, records)
             continue
-        got = _read_jobs(store, project, cond, params, strings, jobs, facts, phases=job_phases, uploads=uploads)
+        got = _read_jobs(
+            store, project, cond, params, strings, jobs, facts, phases=job_phases, uploads=uploads, narrow=narrow
+        )
         latest = max(latest, got)
-    jobs.sort(key=_job_order)
+    # (the jobs in no order: load_dataset sorts every span's jobs at once)
     return pipelines, jobs, facts, latest, records, job_phases or {}
 
 
@@ -217,6 +220,7 @@ def _read_jobs(  # noqa: PLR0917
     *,
     phases: dict[int, dict[str, float]] | None,
     uploads: bool = True,
+    narrow: bool = False,
 ) -> str:
     """Append the jobs of the pipelines matching ``cond`` to ``jobs`` and their log facts to ``facts``; return
     the latest stored time at which one of them was created or finished ("" for none). ``phases`` (unless None):
@@ -224,29 +228,16 @@ def _read_jobs(  # noqa: PLR0917
     what :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
     :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). The cache-upload
     sections are read for the jobs that uploaded a cache only (what the writers' windows read:
-    :func:`cidash.metrics.write_window`), and not at all with ``uploads`` false."""
+    :func:`cidash.metrics.write_window`), and not at all with ``uploads`` false. ``narrow``: only the columns
+    the metrics read (:func:`_read_narrow_jobs`)."""
     intern = strings.setdefault
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
     sections: dict[int, list[Section]] = {}
     cache: dict[int, list[CacheEvent]] = {}
-    # Sections and cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id),
-    # which SQLite reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
-    names = tuple(sorted(ARCHIVE_SECTIONS)) if uploads else ()
-    for job_id, name, start, end, duration in (
-        store.read(
-            'SELECT s.job_id, s.name, s.start, s."end", s.duration '
-            + of_span.format("JOIN job_sections s ON s.job_id = j.id")
-            + f" AND s.name IN ({','.join('?' * len(names))}) AND {_UPLOADED} ORDER BY j.pipeline_id, j.id, s.seq",
-            [*span_params, *names],
-        )
-        if uploads
-        else ()
-    ):
-        got = sections.get(job_id)
-        if got is None:
-            got = sections[job_id] = []
-        got.append(_new_section(intern(name, name), start, end, duration))
+    # Cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id), which SQLite
+    # reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
+    uploaders: list[int] = []  # the jobs that uploaded a cache (created or failed): cidash.metrics.cache_writers
     for job_id, op, key, outcome, detail in store.read(
         "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
         + of_span.format("JOIN cache_events e ON e.job_id = j.id")
@@ -261,11 +252,17 @@ def _read_jobs(  # noqa: PLR0917
         if got_events is None:
             got_events = cache[job_id] = []
         got_events.append(event)
+        if op == "archive" and outcome in _UPLOADED and (not uploaders or uploaders[-1] != job_id):
+            uploaders.append(job_id)
+    if uploads:
+        _read_upload_sections(store, uploaders, strings, sections)
     no_sections: tuple[Section, ...] = ()
     no_events: tuple[CacheEvent, ...] = ()
     latest = ""
     unsummed: list[int] = []  # logs whose phases the store has not summed (none once at schema version 9)
     new_job, parse, new_facts = _new_job, _from_text, _new_facts
+    if narrow:
+        return _read_narrow_jobs(store, project, of_span, span_params, strings, jobs, facts, sections, cache, phases)
     for r in store.read(
         f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
@@ -328,6 +325,100 @@ def _read_jobs(  # noqa: PLR0917
     return latest
 
 
+#: The columns of a job and its log facts that a comparison reads (:func:`_read_narrow_jobs`).
+_NARROW_COLUMNS = (
+    "j.id, j.pipeline_id, j.name, j.status, j.ref, j.created_at, j.started_at, j.finished_at, j.queued_duration, "
+    "j.failure_reason, j.retried, f.job_id, f.startup_seconds, f.image_name, f.image_digest"
+)
+
+
+def _read_narrow_jobs(  # noqa: PLR0917
+    store: Store,
+    project: Project,
+    of_span: str,
+    span_params: list[Any],
+    strings: dict[Any, Any],
+    jobs: list[Job],
+    facts: dict[int, TraceFacts],
+    sections: dict[int, list[Section]],
+    cache: dict[int, list[CacheEvent]],
+    phases: dict[int, dict[str, float]] | None,
+) -> str:
+    """:func:`_read_jobs` reading only the columns the metrics, the criteria, ``compare`` and the JSON, CSV and
+    Markdown exports read (:data:`_NARROW_COLUMNS`: 15 of 27, ~a quarter of the rows' fetch and of their strings
+    at 50,000 pipelines); the others take fixed values: ``stage`` and ``sha`` "", ``duration``, ``runner``,
+    ``web_url``, the runner's version and executor None, ``allow_failure`` and ``truncated`` false, the image's
+    id and ``pulled`` None (``project_id`` is the project's). A snapshot loaded so
+    (:class:`cidash.snapshot.Snapshot`, ``narrow``) refuses the criteria's evidence, which shows them;
+    ``tests/integration/test_core_window.py`` holds its comparisons, criteria and exports equal to a full
+    load's."""
+    intern = strings.setdefault
+    new_job, parse, new_facts = _new_job, _from_text, _new_facts
+    project_id = project.id
+    no_sections: tuple[Section, ...] = ()
+    no_events: tuple[CacheEvent, ...] = ()
+    latest = ""
+    unsummed: list[int] = []
+    for r in store.read(
+        f"SELECT {_NARROW_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
+        + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
+        span_params,
+    ):
+        job_id, started, finished = r[0], r[6], r[7]
+        jobs.append(
+            new_job(
+                project_id,
+                job_id,
+                r[1],
+                intern(r[2], r[2]),
+                "",
+                intern(r[3], r[3]),
+                intern(r[4], r[4]),
+                "",
+                parse(r[5]),
+                None if started is None else parse(started),
+                None if finished is None else parse(finished),
+                None,
+                r[8],
+                intern(r[9], r[9]),
+                False,
+                bool(r[10]),
+                None,
+                None,
+            )
+        )
+        latest = max(latest, r[5])  # fixed-width UTC text, as in _read_jobs
+        if finished is not None and finished > latest:
+            latest = finished
+        if r[11] is None:
+            continue  # no parsed log
+        if phases is not None:
+            if r[15] is None:
+                unsummed.append(job_id)
+            elif (got_phases := _stored_phases(r[16], r[17], r[18], r[19])) is not None:
+                phases[job_id] = got_phases
+        image = None
+        if r[13] is not None:
+            key = ("image", r[13], None, r[14], None)
+            image = strings.get(key)
+            if image is None:
+                image = strings[key] = ImageRef(r[13], None, r[14], None)
+        got_sections = sections.get(job_id)
+        got_cache = cache.get(job_id)
+        facts[job_id] = new_facts(
+            None,
+            None,
+            False,
+            no_sections if got_sections is None else tuple(got_sections),
+            r[12],
+            image,
+            no_events if got_cache is None else _shared_events(got_cache, strings),
+        )
+    if phases is not None and unsummed:
+        _sum_phases(store, unsummed, phases)
+    return latest
+
+
 def _shared_events(events: list[CacheEvent], strings: dict[Any, Any]) -> tuple[CacheEvent, ...]:
     """``tuple(events)``, one tuple for every job whose log gave the same (shared) events: many jobs restore and
     upload the same keys, and the cache metrics compute each distinct tuple's restores once
@@ -340,13 +431,33 @@ def _shared_events(events: list[CacheEvent], strings: dict[Any, Any]) -> tuple[C
     return got
 
 
-#: The jobs whose upload windows a metric reads: those that uploaded a cache (what
-#: :func:`cidash.metrics.cache_writers` lists; :func:`cidash.metrics.write_window` is asked of them only). A
-#: window reads the other jobs' upload sections no more (an eighth of the jobs upload at 50,000 pipelines).
-_UPLOADED = (
-    "EXISTS (SELECT 1 FROM cache_events e WHERE e.job_id = j.id AND e.op = 'archive' "
-    "AND e.outcome IN ('created', 'failed'))"
-)
+#: The outcomes of an ``archive`` event of the jobs whose upload windows a metric reads: those that uploaded a
+#: cache (what :func:`cidash.metrics.cache_writers` lists; :func:`cidash.metrics.write_window` is asked of them
+#: only). A window reads the other jobs' upload sections no more (an eighth of the jobs upload at 50,000
+#: pipelines).
+_UPLOADED = frozenset({"created", "failed"})
+
+
+def _read_upload_sections(
+    store: Store, job_ids: Sequence[int], strings: dict[Any, Any], sections: dict[int, list[Section]]
+) -> None:
+    """The cache-upload sections (:data:`cidash.metrics.ARCHIVE_SECTIONS`) of ``job_ids`` into ``sections``, in
+    log order, a few hundred jobs a statement by their ids (the uploaders found in the cache events just read:
+    ~2.5x cheaper than selecting them through the pipelines with an ``EXISTS`` on their events per job)."""
+    intern = strings.setdefault
+    names = tuple(sorted(ARCHIVE_SECTIONS))
+    for k in range(0, len(job_ids), 500):
+        chunk = job_ids[k : k + 500]
+        for job_id, name, start, end, duration in store.read(
+            'SELECT job_id, name, start, "end", duration FROM job_sections '
+            f"WHERE job_id IN ({','.join('?' * len(chunk))}) AND name IN ({','.join('?' * len(names))}) "
+            "ORDER BY job_id, seq",
+            [*chunk, *names],
+        ):
+            got = sections.get(job_id)
+            if got is None:
+                got = sections[job_id] = []
+            got.append(_new_section(intern(name, name), start, end, duration))
 
 
 #: The start-up phases the store summed from each log's sections (schema version 9, :mod:`cidash.store.phases`).
@@ -473,6 +584,7 @@ def load_dataset(
     ref: str | None = None,
     startup_ref: str | None = None,
     uploads: bool = True,
+    narrow: bool = False,
 ) -> Dataset:
     """Everything metrics read for ``project``, pipelines created since ``since`` (all when None).
 
@@ -491,7 +603,8 @@ def load_dataset(
     ``spans`` (the criteria ref: every criterion judges it, see :func:`cidash.snapshot.build_snapshot`);
     ``startup_ref``: only the pipelines of that ref in the ``startup_only`` spans (the start-up criterion judges
     the baseline on the criteria ref only); ``uploads`` false: a window's facts without the cache-upload sections
-    (``compare``, which reads no writer's upload window).
+    (``compare``, which reads no writer's upload window); ``narrow``: a window's jobs without the columns no
+    metric reads (:func:`_read_narrow_jobs`: ``compare``, ``export`` in JSON, CSV or Markdown).
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
     records: list[StartupRecord] = []  # of the spans read for their start-up values only
@@ -528,6 +641,7 @@ def load_dataset(
                 ref=span_ref,
                 as_of=as_of,
                 uploads=uploads,
+                narrow=narrow,
             )
             newest_job = max(newest_job, latest)
             all_pipelines.extend(ps)

@@ -71,6 +71,9 @@ class Snapshot:
     #: False: the dataset's log facts lack the cache-upload sections (``compare``'s load): the criteria, their
     #: evidence and the exports, which read the writers' upload windows, are refused.
     uploads: bool = True
+    #: True: the window's jobs lack the columns no metric reads (stage, SHA, runner, URL, ...; ``compare``'s and
+    #: ``export``'s loads, see build_snapshot): the criteria's evidence, which shows them, is refused.
+    narrow: bool = False
     #: Set when ``dataset`` holds only this ref's pipelines of ``spans`` (the criteria ref: build_snapshot's
     #: ``ref_only``); None: every ref's.
     ref: str | None = None
@@ -120,6 +123,8 @@ class Snapshot:
 
     def evidence(self, criterion_id: str) -> EvidenceTable:
         """The pipelines, jobs or keys behind one criterion, as columns and rows of cells."""
+        if self.narrow:
+            raise RuntimeError("the criteria's evidence needs every job column: build_snapshot(narrow=False)")
         return REGISTRY[criterion_id].evidence(self.context)
 
     @cached_property
@@ -191,7 +196,14 @@ class Snapshot:
         if self.spans is None:
             return self
         out = replace(
-            self, dataset=self.whole_history(), spans=None, startup_only=(), phases=True, uploads=True, ref=None
+            self,
+            dataset=self.whole_history(),
+            spans=None,
+            startup_only=(),
+            phases=True,
+            uploads=True,
+            narrow=False,
+            ref=None,
         )
         # chosen and evaluated once: the window's verdicts are the history's; its periods too, unless they are
         # slices of a window without the start-up phases or the other refs (the Start-up tab shows the phases)
@@ -208,7 +220,7 @@ class Snapshot:
     def whole_history(self, since: datetime | None = None) -> Dataset:
         """The dataset with every pipeline created since ``since`` (None: all, loaded once), loaded again from the
         store when the snapshot holds only the window judged."""
-        if self.spans is None or (self.ref is None and _covers(self.spans, since)):
+        if self.spans is None or (self.ref is None and not self.narrow and _covers(self.spans, since)):
             return self.dataset
         return self._whole if since is None else self._load(since)
 
@@ -259,6 +271,7 @@ def build_snapshot(
     phases: bool = True,
     ref_only: bool = False,
     uploads: bool = True,
+    narrow: bool = False,
 ) -> Snapshot:
     """Load ``project``'s dataset from ``store`` and (unless ``evaluate_now`` is false) evaluate the criteria.
 
@@ -277,7 +290,10 @@ def build_snapshot(
     holds only the criteria ref's pipelines (every criterion, its baseline and its daily series judge that ref; the
     other refs' jobs are read by the dashboard's other tabs and by exports, which load them when asked): what the
     dashboard's Health screen loads. ``uploads`` false (``compare``): a window leaves out the cache-upload sections,
-    which only the writers' criterion and the exports read (the snapshot then refuses its criteria and exports)."""
+    which only the writers' criterion and the exports read (the snapshot then refuses its criteria and exports).
+    ``narrow`` (``compare``; ``export`` in JSON, CSV, Markdown): a window's jobs without the columns no metric,
+    criterion or such export reads (stage, SHA, runner, URL, ...: :func:`cidash.dataset._read_narrow_jobs`); the
+    snapshot then refuses the criteria's evidence."""
     with gc_paused():
         spans = judged_spans(store, config, project, now, as_of=as_of, since=since, specs=specs)
         if spans is None:
@@ -295,6 +311,7 @@ def build_snapshot(
                 ref=_load_ref(spans, ref_only),
                 startup_ref=spans.ref,  # the baseline's start-ups are judged on the criteria ref only
                 uploads=uploads,
+                narrow=narrow,
             )
         snap = Snapshot(
             project,
@@ -309,6 +326,7 @@ def build_snapshot(
             startup_only=() if spans is None else spans.startup_only,
             phases=phases or spans is None,
             uploads=uploads or spans is None,
+            narrow=narrow and spans is not None,
             ref=None if spans is None else _load_ref(spans, ref_only),
             as_of=as_of,
             store=store,
@@ -460,6 +478,7 @@ def load_snapshot(
     phases: bool = True,
     ref_only: bool = False,
     uploads: bool = True,
+    narrow: bool = False,
 ) -> Snapshot:
     """Resolve the project (``project``, else the only one of ``configured`` — default ``[gitlab] projects`` —
     else the only one in the store; UsageError otherwise) and :func:`build_snapshot` it."""
@@ -479,4 +498,5 @@ def load_snapshot(
         phases=phases,
         ref_only=ref_only,
         uploads=uploads,
+        narrow=narrow,
     )

@@ -136,22 +136,23 @@ def bootstrap_median_change(
         raise ValueError(f"confidence must be within (0, 1), got {confidence}")
     if resamples < 1:
         raise ValueError("resamples must be at least 1")
-    base = [float(v) for v in baseline]
-    cand = [float(v) for v in candidate]
+    base = list(map(float, baseline))
+    cand = list(map(float, candidate))
     empty = ChangeInterval(None, None, None, confidence, resamples, seed, len(base), len(cand))
     if not base or not cand:
         return empty
-    point = pct_change(median(base), median(cand))
+    base.sort()  # (what median() sorts a copy of: the same order)
+    cand.sort()
+    point = pct_change(_sorted_quantile(base, 0.5), _sorted_quantile(cand, 0.5))
     if point is None:
         return empty
     rng = random.Random(seed)
     nb, nc = len(base), len(cand)
-    base.sort()
-    cand.sort()
     changes: list[float] = []
+    draw = resampled_median
     for _ in range(resamples):
-        mb = resampled_median(base, rng)
-        mc = resampled_median(cand, rng)
+        mb = draw(base, rng)
+        mc = draw(cand, rng)
         if mb != 0:
             changes.append((mc - mb) / mb * 100.0)
     if not changes:

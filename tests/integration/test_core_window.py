@@ -381,24 +381,33 @@ def test_the_baseline_read_for_its_start_ups_holds_the_criteria_ref_only(bench_s
         )
 
 
-@pytest.mark.parametrize("as_of", [False, True])
-def test_a_comparison_window_without_the_upload_sections(bench_store: tuple[Path, datetime], as_of: bool) -> None:
+@pytest.mark.parametrize(("as_of", "include_retried"), [(False, False), (True, False), (False, True)])
+def test_a_comparison_window_without_the_upload_sections(
+    bench_store: tuple[Path, datetime], as_of: bool, include_retried: bool
+) -> None:
     """compare's window leaves out the cache-upload sections (no compared metric reads a writer's upload
-    window): the same comparison as the whole history's, and the criteria, their evidence and the exports,
-    which would read those windows, are refused rather than answered without them."""
+    window) and the job columns no comparison reads (stage, SHA, runner, URL, ...): the same comparison as the
+    whole history's, and the criteria, their evidence and the exports, which would read those, are refused
+    rather than answered without them."""
     from cidash.specs import parse_spec
 
     db, end = bench_store
     base, cand = parse_spec("2026-08-29..2026-09-27,ref:main"), parse_spec("2026-09-28..2026-10-27")
     with Store.open(db, readonly=True) as store:
         project = store.projects()[0]
-        kw = {"evaluate_now": False, "as_of": as_of}
-        lean = build_snapshot(store, Config(), project, end, since="window", specs=(base, cand), uploads=False, **kw)
+        kw = {"evaluate_now": False, "as_of": as_of, "include_retried": include_retried}
+        lean = build_snapshot(
+            store, Config(), project, end, since="window", specs=(base, cand), uploads=False, narrow=True, **kw
+        )
         whole = build_snapshot(store, Config(), project, end, **kw)  # type: ignore[arg-type]
         assert lean.spans is not None and not lean.uploads and whole.uploads
         assert not any(s.name.startswith("archive") for f in lean.dataset.facts.values() for s in f.sections)
         assert any(s.name.startswith("archive") for f in whole.dataset.facts.values() for s in f.sections)
         assert lean.compare(base, cand) == whole.compare(base, cand)
+        assert {(j.stage, j.sha, j.web_url, j.runner) for j in lean.dataset.jobs} == {("", "", None, None)}
+        assert all(j.sha and j.stage for j in whole.dataset.jobs)
+        ids = {j.id for j in lean.dataset.jobs}
+        assert ids and ids <= {j.id for j in whole.dataset.jobs}
         with pytest.raises(RuntimeError):
             _ = lean.report
         with pytest.raises(RuntimeError):
@@ -406,3 +415,34 @@ def test_a_comparison_window_without_the_upload_sections(bench_store: tuple[Path
         with pytest.raises(RuntimeError):
             lean.export_input(store, since=None)
         assert lean.widened().uploads
+
+
+@pytest.mark.parametrize(("days_back", "include_retried"), [(0, False), (45, True), (100, False)])
+def test_a_narrow_window_gives_the_same_report_and_exports(
+    bench_store: tuple[Path, datetime], days_back: int, include_retried: bool
+) -> None:
+    """export's window (JSON, CSV, Markdown) reads only the job columns a metric reads (narrow): the same
+    criteria and the same documents as the window with every column; the criteria's evidence, which shows the
+    columns left out, is refused; the dashboard's widened snapshot reads every column again."""
+    from cidash.export import export_document, to_csv, to_markdown
+
+    db, end = bench_store
+    now = end - timedelta(days=days_back)
+    since = now - timedelta(days=30)
+    with Store.open(db, readonly=True) as store:
+        project = store.projects()[0]
+        kw = {"since": since, "include_retried": include_retried}
+        lean = build_snapshot(store, Config(), project, now, narrow=True, **kw)  # type: ignore[arg-type]
+        full = build_snapshot(store, Config(), project, now, **kw)  # type: ignore[arg-type]
+        assert lean.narrow and not full.narrow
+        assert {(j.stage, j.sha, j.runner) for j in lean.dataset.jobs} == {("", "", None)}
+        assert all(j.sha and j.stage for j in full.dataset.jobs)
+        assert [j.id for j in lean.dataset.jobs] == [j.id for j in full.dataset.jobs]
+        assert lean.report == full.report
+        a, b = lean.export_input(store, since=since), full.export_input(store, since=since)
+        assert export_document(a) == export_document(b)
+        assert to_csv(a) == to_csv(b) and to_markdown(a) == to_markdown(b)
+        with pytest.raises(RuntimeError):
+            lean.evidence("startup_improvement")
+        wide = lean.widened()
+        assert not wide.narrow and all(j.sha for j in wide.dataset.jobs)

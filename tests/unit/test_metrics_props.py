@@ -334,3 +334,25 @@ def test_by_identity_computes_once_per_object() -> None:
     a, b = (1, 2), tuple(x for x in (1, 2))
     assert [get(a), get(a), get(b), get(a)] == [2, 2, 2, 2]
     assert len(calls) == (1 if a is b else 2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(JOB, max_size=12), st.booleans())
+def test_the_restore_counts_by_shared_events_are_the_restore_totals(jobs: list[Any], share: bool) -> None:
+    """restore_outcome_counts (each distinct events object once, times its jobs) counts what
+    restore_outcome_totals counts, and jobs_restoring_a_cache the jobs whose events hold a restore, whether the
+    jobs share their events' tuples (a window's loader) or not."""
+    from dataclasses import replace
+
+    from cidash.metrics import jobs_restoring_a_cache, restore_outcome_counts, restores_a_cache
+
+    ds = build(jobs).dataset()
+    if share:
+        shared: dict[Any, Any] = {}
+        ds = replace(ds, facts={k: replace(f, cache=shared.setdefault(f.cache, f.cache)) for k, f in ds.facts.items()})
+    for retried in (False, True):
+        assert restore_outcome_counts(ds, include_retried=retried) == restore_outcome_totals(
+            ds, include_retried=retried
+        )
+    expected = sum(1 for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and restores_a_cache(f.cache))
+    assert jobs_restoring_a_cache(ds) == expected

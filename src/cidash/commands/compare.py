@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             since="window",
             specs=(baseline, candidate),  # only the slices compared are loaded when they name dates
             uploads=False,  # no writer's upload window is compared
+            narrow=True,  # nor the jobs' stage, SHA, runner, URL, ...
         )
     result = snap.compare(baseline, candidate, resamples=args.resamples)
     for side, spec, count in (

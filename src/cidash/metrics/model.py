@@ -373,15 +373,16 @@ def by_identity(fn: Callable[[_Arg], _Result]) -> Callable[[_Arg], _Result]:
     (:func:`cidash.dataset.load_dataset`), so a per-job value of the events is computed a few hundred times for
     100,000 jobs. Each argument is kept beside its result, so its id is never reused meanwhile; arguments that are
     equal but distinct objects are each computed (same result: ``fn`` is a function of its argument)."""
-    seen: dict[int, tuple[_Arg, _Result]] = {}
+    results: dict[int, _Result] = {}
+    kept: list[_Arg] = []  # alive as long as ``results``: no other live object can have one of their ids
 
     def get(arg: _Arg) -> _Result:
-        hit = seen.get(id(arg))
-        if hit is not None and hit[0] is arg:
-            return hit[1]
-        result = fn(arg)
-        seen[id(arg)] = (arg, result)
-        return result
+        try:
+            return results[id(arg)]
+        except KeyError:
+            result = results[id(arg)] = fn(arg)
+            kept.append(arg)
+            return result
 
     return get
 
