@@ -260,7 +260,7 @@ def _read_jobs(  # noqa: PLR0917
     no_events: tuple[CacheEvent, ...] = ()
     latest = ""
     unsummed: list[int] = []  # logs whose phases the store has not summed (none once at schema version 9)
-    new_job, parse, new_facts = _new_job, _from_text, _new_facts
+    new_facts = _new_facts
     if narrow:
         return _read_narrow_jobs(store, project, of_span, span_params, strings, jobs, facts, sections, cache, phases)
     for r in store.read(
@@ -268,27 +268,7 @@ def _read_jobs(  # noqa: PLR0917
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
         span_params,
     ):
-        started, finished = r[9], r[10]
-        job = new_job(  # _job(r, intern), inline: 100,000 rows
-            r[0],
-            r[1],
-            r[2],
-            intern(r[3], r[3]),
-            intern(r[4], r[4]),
-            intern(r[5], r[5]),
-            intern(r[6], r[6]),
-            intern(r[7], r[7]),
-            parse(r[8]),
-            None if started is None else parse(started),
-            None if finished is None else parse(finished),
-            r[11],
-            r[12],
-            intern(r[13], r[13]),
-            bool(r[14]),
-            bool(r[15]),
-            intern(r[16], r[16]),
-            r[17],
-        )
+        job = _job(r, intern)
         jobs.append(job)
         # stored times are fixed-width UTC text: their order is the times' order (see store.to_db_time)
         latest = max(latest, r[8])
