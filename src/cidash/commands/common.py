@@ -100,7 +100,35 @@ def open_store_from_args(args: argparse.Namespace, config: Config | None = None,
     from cidash.store import Store
 
     config = config or load_config_from_args(args)
-    return Store.open(store_path_from_args(args, config), readonly=readonly)
+    target = store_path_from_args(args, config)
+    upgrade_store(target)
+    return Store.open(target, readonly=readonly)
+
+
+def upgrade_store(target: str) -> None:
+    """Migrate an SQLite store written by an older cidash before a command opens it, saying so on stderr (it
+    takes a few seconds on a large store, once): a reader (``check``, ``compare``, ``export``) would otherwise
+    refuse it and ask for a sync. A file this process may not write is left alone (the reader then says to run
+    ``cidash sync`` as a user who can); a PostgreSQL store is migrated by its next writer."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from cidash.store import SCHEMA_VERSION, Store
+
+    version = Store.older_schema(target)
+    if version is None:
+        return
+    path = Path(target).expanduser()
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return
+    print(
+        f"cidash: upgrading the store {path} from schema version {version} to {SCHEMA_VERSION} "
+        "(once; a few seconds on a large store)",
+        file=sys.stderr,
+        flush=True,
+    )
+    Store.open(path).close()
 
 
 def connection_from_args(

@@ -357,6 +357,16 @@ def _check_store(d: Diagnosis, args: argparse.Namespace, config: Config, env: Ma
     if not path.exists():
         d.add("store", "info", f"{path} (from {origin}) does not exist yet: 'cidash sync' creates it")
         return
+    older = Store.older_schema(path)
+    if older is not None:
+        facts.update(schema_version=older)
+        d.add(
+            "store",
+            "warn",
+            f"{path} (from {origin}): sqlite, schema version {older}, older than this cidash's {SCHEMA_VERSION}",
+            "the next cidash command that opens it upgrades it, once (a user who can write the file)",
+        )
+        return
     try:
         with Store.open(path, readonly=True) as store:
             version = store.schema_version

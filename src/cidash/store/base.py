@@ -103,6 +103,28 @@ class StoreBase:
         return store
 
     @classmethod
+    def older_schema(cls, path: str | Path) -> int | None:
+        """The schema version of the SQLite store at ``path`` when it is older than this cidash's (opening it
+        for writing migrates it), else None: a PostgreSQL URL, a missing or empty file, a current or newer one,
+        a file that is not a store. Reads the file's header only, without writing."""
+        from cidash.store.pg import is_postgres_url
+
+        if is_postgres_url(path):
+            return None
+        path = Path(path).expanduser()
+        if not path.is_file():
+            return None
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return None  # opening it says what is wrong
+        return version if 0 < version < SCHEMA_VERSION else None
+
+    @classmethod
     def _open_postgres(cls, url: str, *, readonly: bool, timeout: float) -> Self:
         from cidash.store import pg as store_pg
 
@@ -156,7 +178,12 @@ class StoreBase:
         if version == 0:
             raise StoreError(f"store {self.location} is empty", hint="run 'cidash sync' first")
         if version < SCHEMA_VERSION:
-            raise StoreError(f"store {self.location} has an old schema (version {version})", hint="run 'cidash sync'")
+            raise StoreError(
+                f"store {self.location} has an old schema (version {version})",
+                hint="run 'cidash sync'"
+                if self._pg
+                else "run 'cidash sync', or any cidash command as a user who can write the file: it upgrades it",
+            )
 
     def _prepare(self, timeout: float) -> None:
         conn = self._conn
