@@ -75,6 +75,9 @@ class SyncSettings:
     #: Projects synced at once by ``cidash sync`` with several projects (a group): they share the one request
     #: ceiling of ``[gitlab] concurrency`` / ``max_rps``; 1 syncs them one after another.
     project_concurrency: int = 8
+    #: After a sync that changed the store, compute the dashboard's Health for its next start (never in CI);
+    #: false for a machine where no dashboard follows (a cron job or a worker filling a shared store).
+    warm_dashboard: bool = True
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from cidash.commands import sync as sync_command
+from cidash.config import Config, SyncSettings, load_config
+from cidash.errors import ConfigError
 from cidash.sync import SyncProgress
 
 
@@ -50,8 +53,19 @@ def test_no_health_import_for_an_idle_refresh_or_in_ci(
     assert imported == []
 
 
-def test_dashboard_follows_unless_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dashboard_follows_unless_ci_or_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    on, off = Config(), Config(sync=SyncSettings(warm_dashboard=False))
     monkeypatch.setenv("CI", "true")
-    assert not sync_command._dashboard_follows()
+    assert not sync_command._dashboard_follows(on)
     monkeypatch.setenv("CI", "")
-    assert sync_command._dashboard_follows()
+    assert sync_command._dashboard_follows(on)
+    assert not sync_command._dashboard_follows(off)
+
+
+def test_warm_dashboard_is_read_from_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "cidash.toml"
+    path.write_text("[sync]\nwarm_dashboard = false\n")
+    assert load_config(path).sync.warm_dashboard is False
+    path.write_text('[sync]\nwarm_dashboard = "no"\n')
+    with pytest.raises(ConfigError, match="warm_dashboard"):
+        load_config(path)

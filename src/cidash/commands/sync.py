@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         mode = "bar" if err.isatty() and not ci and not dumb else "plain"
     display = _BarDisplay() if mode == "bar" else _PlainDisplay(enabled=mode == "plain")
     client.limiter.on_pause = display.pause  # a minute without progress is said, not left to look like a hang
-    prewarm = _HealthImport(display.update, enabled=_dashboard_follows())
+    prewarm = _HealthImport(display.update, enabled=_dashboard_follows(config))
     with open_store_from_args(args, config) as store, client:
         previous: dict[int, datetime | None] = dict(store.last_syncs())
         try:
@@ -171,9 +171,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dashboard_follows() -> bool:
-    """Whether a dashboard may follow this sync (not in CI): then the sync leaves its Health cache warm."""
-    return os.environ.get("CI", "").lower() not in ("1", "true", "yes")
+def _dashboard_follows(config: Config) -> bool:
+    """Whether a dashboard may follow this sync (not in CI, and ``[sync] warm_dashboard`` not false): then the
+    sync leaves its Health cache warm."""
+    return config.sync.warm_dashboard and os.environ.get("CI", "").lower() not in ("1", "true", "yes")
 
 
 #: Steps after which a sync that counted new pipelines, jobs or logs will change the store.
@@ -222,7 +223,7 @@ def _keep_dashboard_warm(
     (:func:`cidash.tui.healthcache.keep_health_warm`), so the next ``cidash`` starts with it on screen. Not in CI
     (no dashboard follows there). A cache that cannot be computed is only a slower next start: it never fails the
     sync. The core's load is imported only when a Health is computed (an idle refresh only re-marks the cache)."""
-    if not _dashboard_follows():
+    if not _dashboard_follows(config):
         return
     from datetime import UTC, datetime
 
