@@ -63,10 +63,20 @@ def bench_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, datetim
 
 
 def _report(
-    db: Path, config: Config, now: datetime, *, window: bool, phases: bool = True, ref_only: bool = False
+    db: Path,
+    config: Config,
+    now: datetime,
+    *,
+    window: bool,
+    phases: bool = True,
+    ref_only: bool = False,
+    narrow: bool = False,
 ) -> str:
     with Store.open(db, readonly=True) as store:
-        snap = load_snapshot(store, config, now, since="window" if window else None, phases=phases, ref_only=ref_only)
+        snap = load_snapshot(
+            store, config, now, since="window" if window else None, phases=phases, ref_only=ref_only, narrow=narrow
+        )
+        assert snap.narrow is (narrow and window)
         # configured SPECs or a migration named by digest may reach anywhere: the whole history is loaded
         whole = not window or bool(config.criteria.baseline) or config.criteria.migration.startswith("sha256:")
         assert (snap.spans is None) is whole
@@ -82,7 +92,8 @@ def test_the_window_load_gives_the_whole_history_report(bench_store: tuple[Path,
     now = end - timedelta(days=days_back, hours=3)
     whole = _report(db, Config(), now, window=False)
     assert _report(db, Config(), now, window=True) == whole
-    assert _report(db, Config(), now, window=True, phases=False, ref_only=True) == whole  # check's load
+    assert _report(db, Config(), now, window=True, phases=False, ref_only=True) == whole
+    assert _report(db, Config(), now, window=True, phases=False, ref_only=True, narrow=True) == whole  # check's load
     assert _report(db, Config(), now, window=True, phases=False) == whole
 
 

@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
             since="window",  # only the periods the criteria judge are loaded
             phases=False,  # and no start-up phase sections: no criterion reads them
             ref_only=True,  # of the criteria ref only: every criterion judges it
+            narrow=True,  # and only the job columns a criterion reads (check shows no evidence table)
         )
     report = snap.report
     for warning in report.warnings:

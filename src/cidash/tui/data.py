@@ -201,7 +201,7 @@ def first_health(store: Store, config: Config, project: Project, now: datetime) 
     need the baseline period in full and the daily slices (:func:`load_dashboard` gives them): what a dashboard
     with no cached Health shows first, about half the work of the whole table."""
     with gc_paused():
-        snap = build_snapshot(store, config, project, now, since="window", phases=False, ref_only=True)
+        snap = build_snapshot(store, config, project, now, since="window", phases=False, ref_only=True, narrow=True)
         return health_rows(snap, complete=False)
 
 
