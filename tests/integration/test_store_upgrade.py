@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+import store_support
 from cidash.cli import main
 from cidash.sim import SimulatedGitLab
 from cidash.store import SCHEMA_VERSION, Store
@@ -17,8 +17,6 @@ from cidash.sync import sync_project
 from test_sync import NOW, make_client, options
 
 NOW_TEXT = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-#: The columns schema version 9 added (a store of version 8 has none of them).
-V9_COLUMNS = ("phases_summed", "startup_prepare", "startup_sources", "startup_cache", "startup_artifacts")
 
 
 @pytest.fixture
@@ -32,14 +30,7 @@ def current(small_sim: SimulatedGitLab, tmp_path: Path) -> Path:
 def as_version_8(current: Path, path: Path) -> Path:
     """A copy of ``current`` as cidash at schema version 8 left it."""
     shutil.copy(current, path)
-    conn = sqlite3.connect(path)
-    for column in V9_COLUMNS:
-        conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
-    conn.execute("DELETE FROM schema_migrations WHERE version >= 9")
-    conn.execute("PRAGMA user_version = 8")
-    conn.commit()
-    conn.close()
-    return path
+    return store_support.as_version_8(path)
 
 
 def check_json(db: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, object], str]:

@@ -32,6 +32,7 @@ from cidash.remote import GitLabClient
 from cidash.sim import SimulatedGitLab
 from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store
 from cidash.sync import SyncOptions, sync_project
+from store_support import V9_COLUMNS, as_version_8
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 T1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -497,8 +498,6 @@ def test_migration_8_fills_the_copies_of_existing_facts(tmp_path: Path) -> None:
     assert "COVERING INDEX job_facts_image_order" in plan and "TEMP B-TREE" not in plan, plan
 
 
-V9_COLUMNS = ("phases_summed", "startup_prepare", "startup_sources", "startup_cache", "startup_artifacts")
-
 #: Start-up sections whose per-phase sums depend on the order they are added in (0.1 + 0.2 + 0.3 is not
 #: 0.3 + 0.2 + 0.1 in floats), an unclosed one, a user section named like none, and a lone artifacts phase.
 ODD_FACTS = replace(
@@ -559,13 +558,7 @@ def test_migration_9_sums_the_phases_of_the_stored_logs(tmp_path: Path) -> None:
         store.upsert_pipelines([pipeline(1)])
         store.upsert_jobs([job(10, 1), job(11, 1), job(12, 1), job(13, 1)])
         store.save_many_job_facts([(10, FACTS, 1), (11, ODD_FACTS, 1), (12, ONLY_ARTIFACTS, 1), (13, NO_STARTUP, 1)])
-    conn = sqlite3.connect(path)
-    for column in V9_COLUMNS:
-        conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
-    conn.execute("DELETE FROM schema_migrations WHERE version >= 9")
-    conn.execute("PRAGMA user_version = 8")
-    conn.commit()
-    conn.close()
+    as_version_8(path)
     with Store.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION >= 9
         got = _summed(store)
