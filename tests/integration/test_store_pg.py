@@ -22,6 +22,7 @@ from cidash.models import Job, Pipeline, Project
 from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store
 from cidash.store_pg import glob_to_regex, pg_ddl, pg_sql, redact_url
 from pgserver import PgServer
+from store_support import V9_COLUMNS
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -427,7 +428,7 @@ def test_migration_9_sums_the_stored_logs_phases_on_postgresql(pg_url: str) -> N
         s.upsert_pipelines([pipeline])
         s.upsert_jobs([job])
         s.save_job_facts(50, facts, project_id=1)
-        for column in ("phases_summed", "startup_prepare", "startup_sources", "startup_cache", "startup_artifacts"):
+        for column in V9_COLUMNS:
             s.connection.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
         s.connection.execute("DELETE FROM schema_migrations WHERE version >= 9")
         s.connection.raw.commit()

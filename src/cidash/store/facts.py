@@ -18,7 +18,7 @@ from cidash.models import (
     TraceFacts,
 )
 from cidash.store.base import StoreBase
-from cidash.store.phases import sum_startup_phases
+from cidash.store.phases import section_sums, write_sums
 from cidash.store.rows import _bool_or_none, _now, to_db_time, upsert_sql
 
 _FACTS_UPSERT = upsert_sql(
@@ -90,6 +90,7 @@ class FactsMixin(StoreBase):
             fact_rows: list[tuple[Any, ...]] = []
             section_rows: list[tuple[Any, ...]] = []
             cache_rows: list[tuple[Any, ...]] = []
+            sum_rows: list[tuple[Any, ...]] = []
             no_phases: Mapping[str, float] = {}
             for job_id, facts, log_bytes in items:
                 pid = project_id if project_id is not None else projects[job_id]
@@ -120,6 +121,7 @@ class FactsMixin(StoreBase):
                 section_rows.extend(
                     (job_id, i, x.name, x.start, x.end, x.duration) for i, x in enumerate(facts.sections)
                 )
+                sum_rows.append((*section_sums(facts.sections), job_id))
                 cache_rows.extend((job_id, i, pid, c.op, c.key, c.outcome, c.detail) for i, c in enumerate(facts.cache))
             id_rows = [(job_id,) for job_id in ids]
             conn = self._conn
@@ -139,7 +141,7 @@ class FactsMixin(StoreBase):
                 )
                 conn.executemany("UPDATE jobs SET log_state = 'parsed' WHERE id = ?", id_rows)
                 self._copy_job_columns(job_ids=ids)
-                sum_startup_phases(conn, ids)  # from the sections as stored (schema version 9)
+                write_sums(conn, sum_rows)  # the sections just written, summed (schema version 9)
 
             self._run(go)
 

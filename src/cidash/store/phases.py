@@ -5,7 +5,8 @@
 log order from the job's ``job_sections`` rows as stored (NULL: no such closed section): what
 :func:`cidash.metrics.startup_phases` computes from the sections, so a window of 100,000 jobs reads four columns
 per job instead of ~300,000 section rows. They are written in the transaction that writes the sections
-(:meth:`cidash.store.facts.FactsMixin.save_many_job_facts`) and filled by the migration for the stored logs.
+(:meth:`cidash.store.facts.FactsMixin.save_many_job_facts`, summed from the sections it writes, in their order:
+:func:`section_sums`) and filled by the migration from the stored rows (:func:`sum_startup_phases`).
 Not :func:`cidash.logparse.phase_durations` (the sync's ``prepare_seconds``... columns, which a caller may leave
 out): the store does not parse, it adds up what it keeps.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cidash.models import STARTUP_PHASE_NAMES, STARTUP_SECTION_PHASES
+from cidash.models import STARTUP_PHASE_NAMES, STARTUP_SECTION_PHASES, Section
 
 #: The columns, in :data:`cidash.models.STARTUP_PHASE_NAMES` order.
 STARTUP_COLUMNS: tuple[str, ...] = tuple(f"startup_{phase}" for phase in STARTUP_PHASE_NAMES)
@@ -31,6 +32,20 @@ def phase_sums(durations: Iterable[tuple[str, float]]) -> tuple[float | None, ..
     for phase, duration in durations:
         totals[phase] = totals.get(phase, 0.0) + duration
     return tuple(totals.get(phase) for phase in STARTUP_PHASE_NAMES)
+
+
+def section_sums(sections: Iterable[Section]) -> tuple[float | None, ...]:
+    """The four columns of one log from its sections in log order (as the store writes them, ``seq`` = the
+    position): what :func:`sum_startup_phases` reads back from its stored rows, without reading them."""
+    phase_of = STARTUP_SECTION_PHASES
+    return phase_sums((phase_of[x.name], x.duration) for x in sections if x.duration is not None and x.name in phase_of)
+
+
+def write_sums(conn: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Write ``(prepare, sources, cache, artifacts, job_id)`` rows (:func:`section_sums` plus the job) in one
+    statement per row, marking each log's phases as summed."""
+    if rows:
+        conn.executemany(_SET, rows)
 
 
 def sum_startup_phases(conn: Any, job_ids: Sequence[int] | None = None) -> None:
