@@ -57,6 +57,24 @@ def test_store_backend_schema_and_size(
     assert code == 1 and "FAIL  store" in out and "(from --db)" in out and "fix:" in out
 
 
+def test_store_of_another_gitlab_fails_with_its_fix(
+    env: SimulatedGitLab, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from cidash.store import Store
+    from cidash.sync.origin import claim_store_origin
+
+    with Store.open(tmp_path / "store.db") as store:
+        claim_store_origin(store, env.url)
+    code, out, _ = run(capsys, "--format", "json")
+    checks = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert code == 0 and checks["origin"]["status"] == "ok" and env.url in checks["origin"]["message"]
+    with Store.open(tmp_path / "store.db") as store:
+        claim_store_origin(store, "https://gitlab.elsewhere.example", accept=True)
+    code, out, _ = run(capsys)
+    assert code == 1 and "FAIL  origin" in out and "https://gitlab.elsewhere.example" in out
+    assert "--accept-origin" in out and env.token not in out
+
+
 def test_expiring_token_warns_and_strict_fails(env: SimulatedGitLab, capsys: pytest.CaptureFixture[str]) -> None:
     soon = date.today() + timedelta(days=3)
     env.personal_tokens[env.token]["expires_at"] = soon.isoformat()

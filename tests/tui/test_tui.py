@@ -64,8 +64,21 @@ def synced_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 options=SyncOptions.from_config(Config(), since="all", now=NOW),
                 now=NOW,
             )
+        unbind_origin(store)
         store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path
+
+
+def unbind_origin(store: Store) -> None:
+    """Forget the URL the template store was synced from: each test's own simulator serves the same seeded ids at
+    another port (the same instance, moved), and a store with no recorded URL takes the one it is next synced from
+    (cidash.sync.origin)."""
+    from cidash.sync.origin import ORIGIN_KIND, ORIGIN_PROJECT
+
+    with store.transaction():
+        store.connection.execute(
+            "DELETE FROM sync_state WHERE project_id = ? AND kind = ?", (ORIGIN_PROJECT, ORIGIN_KIND)
+        )
 
 
 @pytest.fixture
@@ -1155,6 +1168,7 @@ def failing_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         with client_factory(sim)() as client:
             options = SyncOptions.from_config(Config(), since="all", now=FAILING.end)
             sync_project(client, store, sim.project_path, options=options, now=FAILING.end)
+        unbind_origin(store)
         store.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path
 

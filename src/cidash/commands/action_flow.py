@@ -103,6 +103,7 @@ def run_action(
     )
     from cidash.errors import UsageError
     from cidash.remote.mutations import ActionsRemote
+    from cidash.sync.origin import check_store_origin
 
     fmt = output_format(args)
     if fmt == "json" and not (args.yes or args.dry_run):
@@ -135,6 +136,7 @@ def run_action(
                 hint=hint,
             )
         with client_from_args(args, config) as client:
+            check_store_origin(store, client.connection.url)
             remote = ActionsRemote(client)
             try:
                 project = remote.project(ident)

@@ -27,7 +27,7 @@ Check the set-up and say, one line each, where every setting comes from and whet
               personal, project and group access tokens)
   rate-limit  the headroom GitLab reports (RateLimit-Remaining of RateLimit-Limit)
   store       the store's path and where it comes from (--db, CIDASH_DB, [store] path), backend,
-              schema version and size
+              schema version and size; the GitLab it was synced from (origin)
   projects    the projects cidash syncs
 
 Every problem comes with its fix in one line. Nothing is written, no project data is read.
@@ -156,7 +156,7 @@ def diagnose(args: argparse.Namespace, env: Mapping[str, str], *, today: date) -
         _describe_connection(d, connection)
         _check_tls(d, connection)
         _check_remote(d, connection, today)
-    _check_store(d, args, config, env)
+    _check_store(d, args, config, env, connection)
     return d
 
 
@@ -333,15 +333,18 @@ def _check_token(d: Diagnosis, client: GitLabClient, c: Connection, today: date)
         d.add("expiry", "ok", f"expires on {expiry} (in {days} days)")
 
 
-def _check_store(d: Diagnosis, args: argparse.Namespace, config: Config, env: Mapping[str, str]) -> None:
+def _check_store(
+    d: Diagnosis, args: argparse.Namespace, config: Config, env: Mapping[str, str], connection: Connection | None = None
+) -> None:
     from pathlib import Path
 
     from cidash.config import store_path_source
     from cidash.errors import CidashError
     from cidash.store import SCHEMA_VERSION, Store
+    from cidash.sync.origin import store_origin
 
     db = getattr(args, "db", None)
-    if _check_pg_store(d, db, config, env):
+    if _check_pg_store(d, db, config, env, connection):
         return
     path, origin = (Path(db).expanduser(), "--db") if db else store_path_source(config, env)
     facts: dict[str, Any] = {
@@ -370,20 +373,44 @@ def _check_store(d: Diagnosis, args: argparse.Namespace, config: Config, env: Ma
     try:
         with Store.open(path, readonly=True) as store:
             version = store.schema_version
+            recorded = store_origin(store)
     except CidashError as exc:
         d.add("store", "fail", f"{exc.message} (from {origin})", exc.hint or "use another --db")
         return
     size = sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.is_file())
     facts.update(schema_version=version, size_bytes=size)
     d.add("store", "ok", f"{path} (from {origin}): sqlite, schema version {version}, {size / 1e6:.1f} MB")
+    _check_origin(d, recorded, connection)
 
 
-def _check_pg_store(d: Diagnosis, db: str | None, config: Config, env: Mapping[str, str]) -> bool:
+def _check_origin(d: Diagnosis, recorded: str | None, connection: Connection | None) -> None:
+    """Whether the store holds the configured GitLab's history (see cidash.sync.origin)."""
+    from cidash.sync.origin import instance_url
+
+    if recorded is None:
+        return
+    if connection is None or instance_url(connection.url) == recorded:
+        d.add("origin", "ok", f"the store holds the history of {recorded}")
+        return
+    d.add(
+        "origin",
+        "fail",
+        f"the store holds the history of {recorded}, not of the configured {instance_url(connection.url)}: "
+        "'cidash sync' refuses to mix two instances' ids",
+        "use a store per GitLab (--db, CIDASH_DB, [store] path), or 'cidash sync --accept-origin' if the instance "
+        "moved",
+    )
+
+
+def _check_pg_store(
+    d: Diagnosis, db: str | None, config: Config, env: Mapping[str, str], connection: Connection | None = None
+) -> bool:
     """The store check for a PostgreSQL store (False: the store is an SQLite file, checked by the caller)."""
     from cidash.config import is_store_url, store_target_source
     from cidash.errors import CidashError
     from cidash.store import SCHEMA_VERSION, Store
     from cidash.store_pg import redact_url
+    from cidash.sync.origin import store_origin
 
     target, origin = (db, "--db") if db else store_target_source(config, env)
     if not is_store_url(target):
@@ -402,9 +429,11 @@ def _check_pg_store(d: Diagnosis, db: str | None, config: Config, env: Mapping[s
     try:
         with Store.open(target, readonly=True) as store:
             version = store.schema_version
+            recorded = store_origin(store)
     except CidashError as exc:
         d.add("store", "fail", f"{exc.message} (from {origin})", exc.hint or "check [store] url / --db")
         return True
     facts.update(exists=True, schema_version=version)
     d.add("store", "ok", f"{shown} (from {origin}): postgresql, schema version {version}")
+    _check_origin(d, recorded, connection)
     return True

@@ -35,14 +35,12 @@ only for what changed (an unchanged project costs one or two requests), re-check
 each finished job's log exactly once. A sync can be interrupted at any moment and re-run: nothing is lost or
 duplicated. Several syncs (and readers) may use one store at the same time.
 
-On a terminal a progress bar shows pipelines, jobs, logs and bytes; otherwise (CI=true, piped) one plain line
-per step.
+One bad record never blocks the rest: a value cidash cannot believe (a negative or huge duration or size, NaN,
+an impossible timestamp) is dropped with a warning naming the record; a record that cannot be used at all, or a
+log whose download failed after retries, is listed as deferred and fetched again by the next sync.
 
-One bad record never blocks the rest: a value GitLab sent that cidash cannot believe (a negative or huge
-duration or size, NaN, a string for a number, an impossible timestamp) is dropped with a warning naming the record,
-and a record that cannot be used at all is skipped and fetched again next time. Items that failed for now (a log
-whose download failed after retries, a rejected record) are listed as deferred and retried by the next sync;
-nothing deferred is marked done.
+A store holds one GitLab (ids are per instance): a sync from another URL than the first one is refused.
+On a terminal a progress bar shows the work; otherwise (CI=true, piped) one plain line per step.
 
 One sync per project at a time: a sync waits while another one (another terminal, the dashboard) syncs the same
 project, then only picks up what is still new. A sync killed with -9 holds nothing: the next one starts at once
@@ -81,6 +79,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-logs", action="store_true", help="do not fetch job logs this time")
     parser.add_argument("--no-registry", action="store_true", help="do not read registry tags or resource groups")
+    parser.add_argument(
+        "--accept-origin",
+        action="store_true",
+        help="the store's GitLab moved to this URL: record it",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="explain what was asked of GitLab")
     from cidash.commands.common import add_format_args
 
@@ -117,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         concurrency=connection.concurrency,
         fetch_logs=not args.no_logs,
         fetch_registry=not args.no_registry,
+        accept_origin=args.accept_origin,
     )
     if args.project_concurrency is not None:
         options = dataclasses.replace(options, project_concurrency=args.project_concurrency)

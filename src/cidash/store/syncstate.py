@@ -52,6 +52,18 @@ class SyncStateMixin(StoreBase):
             [(project_id, kind, value, to_db_time(_now()))],
         )
 
+    def claim_origin(self, project_id: int, kind: str, value: str) -> str:
+        """Record ``value`` under ``(project_id, kind)`` unless a value is there already; returns the one that is
+        there now (``value``, or the one recorded first). Atomic: of two processes claiming at once, one wins."""
+        with self.transaction():
+            self._write(
+                "INSERT INTO sync_state (project_id, kind, cursor, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(project_id, kind) DO NOTHING",
+                [(project_id, kind, value, to_db_time(_now()))],
+            )
+            rows = self._query("SELECT cursor FROM sync_state WHERE project_id = ? AND kind = ?", (project_id, kind))
+        return str(rows[0][0])
+
     def set_instance_version(
         self, project_id: int, version: str | None, revision: str | None, checked_at: datetime
     ) -> None:

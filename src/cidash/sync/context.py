@@ -77,6 +77,9 @@ class SyncOptions:
     #: When another live process holds the project's lease: wait for it (``cidash sync``, the dashboard), or
     #: raise :class:`~cidash.errors.ProjectBusy` at once (``cidash serve``: its other processes take the project).
     wait_for_lease: bool = True
+    #: Record the configured GitLab as the one the store holds even when another was recorded (``cidash sync
+    #: --accept-origin``: the instance moved); see :mod:`cidash.sync.origin`.
+    accept_origin: bool = False
 
     @classmethod
     def from_config(cls, config: Config, *, since: str | datetime | None = None, now: datetime) -> SyncOptions:

@@ -50,6 +50,7 @@ from cidash.sync.instance import _sync_instance_version
 from cidash.sync.jobs import _sync_jobs, start_jobs_listing
 from cidash.sync.lease import _Lease
 from cidash.sync.logs import _sync_logs
+from cidash.sync.origin import claim_store_origin
 from cidash.sync.pipelines import _sync_pipelines
 from cidash.sync.pool import PriorityPool, submit_bulk, workers_for
 from cidash.sync.registry import _sync_registry_and_groups
@@ -103,6 +104,7 @@ def sync_project(
     baseline = _Baseline(
         *client.stats.snapshot(), client.stats.retries, dict(client.stats.by_kind), client.limiter.waited
     )
+    claim_store_origin(store, client.connection.url, accept=options.accept_origin)
     resolved = resolve_project(client, store, project)
     lease = _Lease(store, resolved)
     lease_wait = lease.acquire(progress, wait=options.wait_for_lease)
@@ -387,6 +389,7 @@ def sync_projects(
     and the others are still synced; a fatal error stops the syncs in flight at their next commit and is raised;
     when every project fails, the first error is raised. A target named twice (by path and by id, or given and
     listed by the group) is synced once."""
+    claim_store_origin(store, client.connection.url, accept=options.accept_origin)
     targets: list[str | int | Project] = list(projects)
     failed: list[SyncReport] = []
     if group:

@@ -254,8 +254,11 @@ class CoreActions:
 
     def _remote(self) -> Any:
         from cidash.remote.mutations import ActionsRemote
+        from cidash.sync.origin import check_store_origin
 
-        return ActionsRemote(self.client_factory())
+        client = self.client_factory()
+        check_store_origin(self.store, client.connection.url)  # the store's ids name records of its own GitLab only
+        return ActionsRemote(client)
 
     def latest_failed_build(self, project: Project) -> int | None:
         jobs = self.store.jobs(project.id, name=self.config.image.build_job, status="failed", include_retried=False)
