@@ -67,6 +67,27 @@ def show_origin(url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def instance_url(url: str) -> str:
+    """The GitLab a URL names, as the store records it: scheme, host and port (the default port left out) and the
+    path GitLab is served under (a relative URL root such as ``/gitlab``); never user info, a query or a fragment.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = 443 if scheme == "https" else 80
+    netloc = host if port in (None, default) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    if path.endswith("/api/v4"):
+        path = path[: -len("/api/v4")]
+    return f"{scheme}://{netloc}{path}"
+
+
 def json_problem(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
     """Parse a 2xx body an endpoint answers with JSON: (data, None), or (None, what is wrong with it)."""
     kind = (content_type or "").split(";", 1)[0].strip().lower()

@@ -15,35 +15,15 @@ no query.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from cidash.errors import ConfigError
+from cidash.remote.policy import instance_url
 from cidash.store import Store
 
 #: ``sync_state`` row holding the store's GitLab URL (project 0 is no project: GitLab's ids start at 1).
 ORIGIN_PROJECT = 0
 ORIGIN_KIND = "origin"
 
-
-def instance_url(url: str) -> str:
-    """The GitLab a URL names, as the store records it: scheme, host and port (the default port left out) and the
-    path GitLab is served under (a relative URL root such as ``/gitlab``); never user info, a query or a fragment.
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    default = 443 if scheme == "https" else 80
-    netloc = host if port in (None, default) else f"{host}:{port}"
-    path = parts.path.rstrip("/")
-    if path.endswith("/api/v4"):
-        path = path[: -len("/api/v4")]
-    return f"{scheme}://{netloc}{path}"
+__all__ = ["ORIGIN_KIND", "ORIGIN_PROJECT", "check_store_origin", "claim_store_origin", "instance_url", "store_origin"]
 
 
 def claim_store_origin(store: Store, url: str, *, accept: bool = False) -> str:
