@@ -44,6 +44,12 @@ class ConfigError(CidashError):
     title = "Configuration"
 
 
+class StoreOriginError(ConfigError):
+    """The store holds the history of another GitLab instance than the configured one (cidash.sync.origin)."""
+
+    title = "Store of another GitLab"
+
+
 class InputError(CidashError):
     """A file the user pointed at is missing, unreadable or malformed."""
 

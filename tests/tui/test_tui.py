@@ -436,6 +436,27 @@ async def test_no_token_says_so_not_rejected(store: Store, tmp_path: Path, live_
         assert "rejected" not in app.screen.reason
 
 
+async def test_store_of_another_gitlab_says_so_and_sends_nothing(
+    store: Store, tmp_path: Path, live_sim: SimulatedGitLab
+) -> None:
+    """The URL and token work, the store holds another instance's history: the first refresh is refused before any
+    request, the screen says why and how out (not how to set a token), and the store's data stays readable."""
+    from cidash.sync.origin import claim_store_origin
+
+    claim_store_origin(store, "https://gitlab.elsewhere.example")
+    requests = live_sim.stats.total_requests
+    app = make_app(store, tmp_path, refresher=sync_refresher(client_factory(live_sim), store, Config(), lambda: NOW))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AuthScreen) and not screen.setup_help and screen.has_data
+        assert "https://gitlab.elsewhere.example" in screen.reason and "--accept-origin" in screen.reason
+        assert live_sim.stats.total_requests == requests
+        await pilot.press("c")
+        await settle(pilot)
+        assert app.screen is not screen and app.health is not None
+
+
 async def test_setup_screen_offers_continue_only_with_data(tmp_path: Path) -> None:
     from cidash.errors import ConfigError
 

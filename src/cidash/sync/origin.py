@@ -15,7 +15,7 @@ no query.
 
 from __future__ import annotations
 
-from cidash.errors import ConfigError
+from cidash.errors import StoreOriginError
 from cidash.remote.policy import instance_url
 from cidash.store import Store
 
@@ -29,8 +29,8 @@ __all__ = ["ORIGIN_KIND", "ORIGIN_PROJECT", "check_store_origin", "claim_store_o
 def claim_store_origin(store: Store, url: str, *, accept: bool = False) -> str:
     """Make sure ``store`` holds data from the GitLab at ``url`` before a sync writes to it; returns the recorded
     URL. An empty store, or one written before cidash recorded origins, takes ``url``; ``accept`` records ``url``
-    over another one (the instance moved). Raises :class:`ConfigError` when the store holds another instance's data.
-    """
+    over another one (the instance moved). Raises :class:`StoreOriginError` when the store holds another
+    instance's data."""
     wanted = instance_url(url)
     recorded = store.claim_origin(ORIGIN_PROJECT, ORIGIN_KIND, wanted)
     if recorded == wanted:
@@ -38,7 +38,7 @@ def claim_store_origin(store: Store, url: str, *, accept: bool = False) -> str:
     if accept:
         store.set_cursor(ORIGIN_PROJECT, ORIGIN_KIND, wanted)
         return wanted
-    raise ConfigError(
+    raise StoreOriginError(
         f"the store {store.location} holds data synced from {recorded}, not from {wanted}: ids are numbered per "
         "GitLab instance, so syncing both into one store would mix their projects and pipelines",
         hint=(
@@ -49,12 +49,12 @@ def claim_store_origin(store: Store, url: str, *, accept: bool = False) -> str:
 
 
 def check_store_origin(store: Store, url: str) -> None:
-    """Before an action sends ids taken from ``store`` to the GitLab at ``url``: raise :class:`ConfigError` when the
-    store was synced from another instance (writes nothing; a store with no recorded URL passes)."""
+    """Before an action sends ids taken from ``store`` to the GitLab at ``url``: raise :class:`StoreOriginError`
+    when the store was synced from another instance (writes nothing; a store with no recorded URL passes)."""
     recorded = store_origin(store)
     wanted = instance_url(url)
     if recorded is not None and recorded != wanted:
-        raise ConfigError(
+        raise StoreOriginError(
             f"the store {store.location} holds data synced from {recorded}, not from {wanted}: its project, "
             "pipeline and job ids would name other records there, so no action is sent",
             hint=f"use the store of {wanted} (--db PATH, CIDASH_DB or [store] path)",

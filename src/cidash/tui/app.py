@@ -28,7 +28,7 @@ from textual.widgets import TabbedContent
 from textual.worker import get_current_worker
 
 from cidash.config import Config
-from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, redact
+from cidash.errors import AuthError, CidashError, ConfigError, PermissionDenied, StoreOriginError, redact
 from cidash.models import Project, RateLimitState
 from cidash.outfile import STDOUT, write_text
 from cidash.store import Store
@@ -590,7 +590,10 @@ class CidashApp(App[None]):
         has_data = bool(self.store.projects())
         from cidash.tui.screens.modals import AuthScreen
 
-        self.push_screen(AuthScreen(f"{error.title}: cidash cannot use GitLab", error.one_line(), has_data))
+        setup = not isinstance(error, StoreOriginError)  # the URL and token work: the store is the other instance's
+        self.push_screen(
+            AuthScreen(f"{error.title}: cidash cannot use GitLab", error.one_line(), has_data, setup_help=setup)
+        )
 
     # -- navigation -------------------------------------------------------------------------------------------
 

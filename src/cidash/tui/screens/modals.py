@@ -187,22 +187,26 @@ class AuthScreen(Screen[None]):
         Binding("c", "dismiss_screen", "Continue offline"),
     ]
 
-    def __init__(self, title: str, reason: str, has_data: bool) -> None:
+    def __init__(self, title: str, reason: str, has_data: bool, *, setup_help: bool = True) -> None:
         super().__init__()
         self.title_text = title
         self.reason = reason
         self.has_data = has_data
+        self.setup_help = setup_help  # how to set a URL and a token (not when those work and the store does not)
 
     def compose(self) -> ComposeResult:
         text = Text()
         text.append(f"{clean(self.title_text)}\n\n", style="bold red")
         text.append(clean(self.reason) + "\n\n")
-        text.append("cidash needs a GitLab URL and an API token with read_api scope:\n\n", style="bold")
-        text.append("  export GITLAB_URL=https://gitlab.example.com\n  export GITLAB_TOKEN=<personal access token>\n\n")
-        text.append("or pass --url and --token-file FILE, or set [gitlab] url / token_file in cidash.toml,\n")
-        text.append("or name a python-gitlab config section with [gitlab] python_gitlab_section.\n")
-        text.append("Actions (rebuild, retry) need the api scope.\n\n")
-        text.append("To try cidash without GitLab: cidash demo\n\n", style="italic")
+        if self.setup_help:
+            text.append("cidash needs a GitLab URL and an API token with read_api scope:\n\n", style="bold")
+            text.append(
+                "  export GITLAB_URL=https://gitlab.example.com\n  export GITLAB_TOKEN=<personal access token>\n\n"
+            )
+            text.append("or pass --url and --token-file FILE, or set [gitlab] url / token_file in cidash.toml,\n")
+            text.append("or name a python-gitlab config section with [gitlab] python_gitlab_section.\n")
+            text.append("Actions (rebuild, retry) need the api scope.\n\n")
+            text.append("To try cidash without GitLab: cidash demo\n\n", style="italic")
         if self.has_data:
             text.append("c: continue with the data already in the store (read-only)   q: quit", style="bold")
         else:
