@@ -7,10 +7,12 @@ What it measures (see bench/README.md, section "TUI"):
 
 1. **Start-up**: wall time from spawning a process to the Health table showing the criteria, headless, for
    (a) a bare Textual app (one Static, exits when ready), (b) ``cidash`` with a cold Health cache (the criteria are
-   computed from the store in a worker: every criterion's verdict and value on screen), (b') the same until the
+   computed from the store, as ``cidash`` starts: by a helper process forked before Textual is imported,
+   ``cidash.tui.prefetch``: every criterion's verdict and value on screen), (b'') the same computed in the
+   dashboard's own process ("cold, one process": ``CIDASH_FIRST_HEALTH_PROCESS=0``), (b') the same until the
    computed table also shows its baselines and series ("cold, complete") and (c) with a warm cache (the last
    Health is shown at once, then recomputed in the background). CPU time and peak RSS are the child's own
-   (``getrusage`` at that moment). Medians of ``--runs``.
+   (``getrusage`` at that moment) plus those of its reaped children (the helper). Medians of ``--runs``.
 2. **Filter**: on the Pipelines tab, time from applying a filter (``status:failed``, ``ref:main``,
    ``source:schedule``, a pipeline id, clearing it) to the new first page being on screen, measured inside the App
    (``PipelinesView.last_filter_ms``).
@@ -291,10 +293,12 @@ TERMINAL_SIZE: tuple[int, int] | None = (80, 24)
 BYTECODE_CACHE = True
 
 
-def run_child(args: list[str], src: Path | None = None) -> tuple[str, resource.struct_rusage]:
+def run_child(
+    args: list[str], src: Path | None = None, extra_env: dict[str, str] | None = None
+) -> tuple[str, resource.struct_rusage]:
     """Run this script as a child (``src``: another checkout's ``src/`` first on its path, ``--before``); its
     standard output and its own rusage (``os.wait4``: CPU and peak RSS of that child only)."""
-    env = dict(os.environ)
+    env = dict(os.environ, **(extra_env or {}))
     if src is not None:
         env["PYTHONPATH"] = str(src)
     if TERMINAL_SIZE is not None:
@@ -322,11 +326,13 @@ def run_child(args: list[str], src: Path | None = None) -> tuple[str, resource.s
         return stdout.read().decode(), usage
 
 
-def spawn(args: list[str], src: Path | None = None) -> tuple[float, float, float]:
+def spawn(
+    args: list[str], src: Path | None = None, extra_env: dict[str, str] | None = None
+) -> tuple[float, float, float]:
     """(wall s, CPU s, peak RSS MB) of a child from its spawn to what it waits for (its populated first screen):
     the child measures them at that moment (:func:`_measure`: wall time since the spawn; CPU time, user + system
     of all its threads, and peak resident set size from its own ``getrusage``) and prints them."""
-    out, _ = run_child(args, src)
+    out, _ = run_child(args, src, extra_env)
     wall, cpu, rss = (float(x) for x in out.strip().splitlines()[-1].split())
     return wall, cpu, rss
 
@@ -532,6 +538,7 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
     runs: dict[str, list[tuple[float, float, float]]] = {"bare": []}
     for side, _ in sides:
         runs[f"cold {side}"] = []
+        runs[f"cold1 {side}"] = []
         runs[f"complete {side}"] = []
         runs[f"warm {side}"] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -543,11 +550,15 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
             runs["bare"].append(spawn(["--child-bare"]))
             for side, src in sides:
                 cache = Path(tmp) / f"cache-{side}"
-                for kind in ("cold", "complete"):
+                for kind in ("cold", "cold1", "complete"):
                     for f in cache.glob("*"):
                         f.unlink()
                     until = ["complete"] if kind == "complete" else []
-                    runs[f"{kind} {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache), *until], src))
+                    # cold1: the first Health computed in the dashboard's own process (no helper process)
+                    env = {"CIDASH_FIRST_HEALTH_PROCESS": "0"} if kind == "cold1" else None
+                    runs[f"{kind} {side}"].append(
+                        spawn(["--child-cidash", str(dbs[side]), str(cache), *until], src, env)
+                    )
                 if not any(cache.glob("health-*.json")):
                     raise SystemExit(f"{side}: no Health cache after a complete start: the warm run would be cold")
                 runs[f"warm {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache)], src))
@@ -559,6 +570,7 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
         for kind, text in (
             ("warm", "warm Health cache"),
             ("cold", "cold (computed)  "),
+            ("cold1", "cold, one process"),
             ("complete", "cold, complete   "),
         ):
             w, c, m = med[f"{kind} {side}"]
