@@ -352,10 +352,14 @@ def test_no_helper_on_a_warm_start_an_unknown_project_or_when_switched_off(
     assert start() is None and start(project.path) is None and start(str(project.id)) is None
     monkeypatch.undo()
     monkeypatch.setattr(prefetch.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(prefetch, "_usable_cpus", lambda: 2)
     monkeypatch.setenv(prefetch.ENV_SWITCH, "0")
     assert not prefetch.fork_usable()
     monkeypatch.setenv(prefetch.ENV_SWITCH, "1")
     assert prefetch.fork_usable() == (hasattr(os, "fork") and sys.platform != "darwin")
+    monkeypatch.setattr(prefetch, "_usable_cpus", lambda: 1)  # one CPU: the helper would only take turns
+    assert not prefetch.fork_usable()
+    monkeypatch.setattr(prefetch, "_usable_cpus", lambda: 2)
     monkeypatch.setattr(prefetch.threading, "active_count", lambda: 2)  # a thread runs: its locks would be forked
     assert not prefetch.fork_usable()
 

@@ -11,8 +11,9 @@ nothing (it failed, or was killed). Wall-clock time to the first populated scree
 work; CPU time does not (the same work, in another process: bench/tui.py counts both processes).
 
 Only on a cold start (no cached Health for the project the dashboard opens), where ``os.fork`` exists and is
-safe: not on macOS (system frameworks that may not survive a fork without exec), not once a thread runs (the
-child would inherit its locks held), not when ``CIDASH_FIRST_HEALTH_PROCESS=0`` is set.
+safe and a second CPU is there: not on macOS (system frameworks that may not survive a fork without exec), not
+with one usable CPU, not once a thread runs (the child would inherit its locks held), not when
+``CIDASH_FIRST_HEALTH_PROCESS=0`` is set.
 """
 
 from __future__ import annotations
@@ -50,13 +51,26 @@ def chosen_project(projects: Sequence[Project], wanted: str | None, config: Conf
 
 
 def fork_usable() -> bool:
-    """True where a fork without exec is safe here: POSIX but macOS, a single thread, not switched off."""
+    """True where a helper can run beside the dashboard and a fork without exec is safe: POSIX but macOS, more
+    than one CPU this process may run on (on one, the helper would only take turns with it), a single thread,
+    not switched off."""
     return (
         hasattr(os, "fork")
         and sys.platform != "darwin"
+        and _usable_cpus() > 1
         and threading.active_count() == 1
         and os.environ.get(ENV_SWITCH, "1") != "0"
     )
+
+
+def _usable_cpus() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        try:
+            return len(affinity(0))
+        except OSError:
+            pass
+    return os.cpu_count() or 1
 
 
 @dataclass(eq=False)
