@@ -312,7 +312,12 @@ class CidashApp(App[None]):
                 )
             # after the first paint: the heavy load competes with rendering for the GIL; with nothing cached to
             # show, the verdicts and values first (check's load), the baselines and series after them
-            if cached is None:
+            helper = self.first_health
+            if cached is None and helper is not None and helper.project_id == chosen.id:
+                # the worker only waits for the helper process (on its pipe, without the GIL) until its Health
+                # comes: started now, that Health can make the first paint
+                self.load_data(first=True)
+            elif cached is None:
                 self.call_after_refresh(self.load_data, first=True)
             else:
                 self.call_after_refresh(self.load_data)
