@@ -19,6 +19,7 @@ with one usable CPU, not once a thread runs (the child would inherit its locks h
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import select
@@ -163,6 +164,7 @@ def _helper(fd: int, identity: str, config: Config, project: Project, now: datet
     or open connections are touched)."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # ctrl+c belongs to the dashboard, which ends this helper
+        gc.disable()  # a short life that makes no reference cycles worth collecting (imports, then the load)
         payload = b""
         try:
             from cidash.store import Store
