@@ -433,6 +433,17 @@ def test_closing_ends_a_helper_still_computing(store: Store, tmp_path: Path, mon
     assert time.monotonic() - started < 30
     with pytest.raises(ChildProcessError):
         os.waitpid(helper.pid, os.WNOHANG)
+    # the dashboard quits while its loading worker waits: close() from another thread ends the wait quietly
+    other = start_helper(store, tmp_path, monkeypatch)
+    got: list[object] = []
+    waiting = threading.Thread(target=lambda: got.append(other.result(within(60))))
+    waiting.start()
+    time.sleep(0.1)
+    other.close()
+    waiting.join(30)
+    assert not waiting.is_alive() and got == [None]
+    with pytest.raises(ChildProcessError):
+        os.waitpid(other.pid, os.WNOHANG)
 
 
 async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:

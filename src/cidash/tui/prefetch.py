@@ -106,7 +106,10 @@ class FirstHealthProcess:
             if cancelled():
                 self.close()
                 return None
-            select.select([self.fd], [], [], poll)  # waits outside the lock (and the GIL)
+            try:
+                select.select([self.fd], [], [], poll)  # waits outside the lock (and the GIL)
+            except (OSError, ValueError):
+                continue  # closed meanwhile (close() from another thread): said at the top of the loop
         self._finish(kill=False)
         try:
             health = pickle.loads(b"".join(chunks))  # our own forked helper's output
@@ -164,6 +167,9 @@ def _helper(fd: int, identity: str, config: Config, project: Project, now: datet
     or open connections are touched)."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # ctrl+c belongs to the dashboard, which ends this helper
+        quiet = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):  # the terminal is the dashboard's: nothing from here may reach it
+            os.dup2(quiet, std)
         gc.disable()  # a short life that makes no reference cycles worth collecting (imports, then the load)
         payload = b""
         try:
