@@ -84,27 +84,28 @@ def run(args: argparse.Namespace) -> int:
     if args.read_only:
         actions_cfg = dataclasses.replace(actions_cfg, read_only=True)
     config = dataclasses.replace(config, tui=tui, actions=actions_cfg)
-    startup_error: CidashError | None = None
-    connection = None
-    gitlab_url = config.gitlab.url
-    has_token = True
-    if not args.offline:
-        try:
-            connection = connection_from_args(args, config)
-            gitlab_url = connection.url
-            has_token = connection.token is not None
-        except ConfigError as exc:
-            startup_error = exc
     checkout = None if args.no_checkout else Path(args.checkout) if args.checkout else Path.cwd()
     if checkout is not None and not checkout.is_dir():
         raise ConfigError(f"--checkout: {checkout} is not a directory")
     project = (args.project or [None])[0]
     cache_dir = default_cache_dir()
     with open_store_from_args(args, config) as store:
-        # A cold start's first Health, computed by a helper process while the rest of this process imports and
-        # starts Textual (before them: cidash.tui.prefetch); None on a warm start.
+        # A cold start's first Health, computed by a helper process while the rest of this process reads the
+        # connection, imports and starts Textual (before them: cidash.tui.prefetch); None on a warm start.
         helper = start_first_health(store, config, wanted=project, cache_dir=cache_dir, now=datetime.now(UTC))
         try:
+            startup_error: CidashError | None = None
+            connection = None
+            gitlab_url = config.gitlab.url
+            has_token = True
+            if not args.offline:
+                try:
+                    connection = connection_from_args(args, config)
+                    gitlab_url = connection.url
+                    has_token = connection.token is not None
+                except ConfigError as exc:
+                    startup_error = exc
+
             from cidash.remote import GitLabClient
             from cidash.tui.adapters import core_actions, log_fetcher, sync_refresher, system_clock
             from cidash.tui.app import CidashApp
