@@ -8,6 +8,7 @@ synced store, and check the simulator's request accounting.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
@@ -444,6 +445,58 @@ def test_closing_ends_a_helper_still_computing(store: Store, tmp_path: Path, mon
     assert not waiting.is_alive() and got == [None]
     with pytest.raises(ChildProcessError):
         os.waitpid(other.pid, os.WNOHANG)
+
+
+VERDICT = re.compile(rb"criteria (?:pass|fail)|PASS with gaps")
+ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
+
+
+@needs_fork
+@pytest.mark.parametrize("helper", ["1", "0"])
+def test_cidash_tui_in_a_terminal_shows_the_verdict_and_quits_cleanly(
+    synced_db: Path, tmp_path: Path, helper: str
+) -> None:
+    """The real command in a pseudo-terminal, cold (its first Health from the helper process, or computed in the
+    dashboard's own): the verdict comes on screen, ctrl+q quits with 0, and no process is left behind."""
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+
+    db = tmp_path / "store.db"
+    shutil.copy(synced_db, db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB", "CI_", "CIDASH"))}
+    env.update(TERM="xterm-256color", XDG_CACHE_HOME=str(tmp_path / "cache"), CIDASH_FIRST_HEALTH_PROCESS=helper)
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
+        os.chdir(tmp_path)
+        argv = [sys.executable, "-m", "cidash", "tui", "--offline", "--no-checkout", "--refresh", "0", "--db", str(db)]
+        os.execve(sys.executable, argv, env)
+    out, seen, status = b"", False, None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    out += os.read(fd, 1 << 16)
+                except OSError:
+                    break  # it exited: the terminal closed
+            if not seen and VERDICT.search(ESCAPES.sub(b"", out)):
+                seen = True
+                os.write(fd, b"\x11")  # ctrl+q
+        status = os.waitpid(pid, 0)[1]
+    finally:
+        if status is None:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert seen, ESCAPES.sub(b"", out)[-800:]
+    assert os.waitstatus_to_exitcode(status) == 0
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # its process group (the dashboard and any helper) is gone
 
 
 async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
