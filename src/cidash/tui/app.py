@@ -46,13 +46,13 @@ from cidash.tui.adapters import (
 from cidash.tui.commands import CommandsProvider, bindings
 from cidash.tui.healthcache import (
     Health,
-    dashboard_project,
     default_cache_dir,
     health_cache_path,
     load_health,
     save_health,
 )
 from cidash.tui.links import web_url
+from cidash.tui.prefetch import chosen_project
 from cidash.tui.screens.base import TabView
 from cidash.tui.screens.caches import CachesTab
 from cidash.tui.screens.compare import CompareTab
@@ -284,15 +284,10 @@ class CidashApp(App[None]):
         self.select_project(self.wanted_project, first=True)
 
     def select_project(self, wanted: str | None, *, first: bool = False) -> None:
-        projects = self.store.projects()
-        chosen = None
-        if wanted:
-            chosen = next((p for p in projects if wanted in (p.path, str(p.id))), None)
-            if chosen is None:  # never another project in its place (a typo would show and sync the wrong one)
-                self._project_not_found(wanted, first=first)
-                return
-        if chosen is None:
-            chosen = dashboard_project(projects, self.config)
+        chosen = chosen_project(self.store.projects(), wanted, self.config)  # the helper's rule too
+        if wanted and chosen is None:  # never another project in its place (a typo would show and sync the wrong one)
+            self._project_not_found(wanted, first=first)
+            return
         self.project = chosen
         configured = self.config.gitlab.projects[0] if self.config.gitlab.projects else ""
         self.header.project = chosen.path if chosen else (wanted or configured)
