@@ -7,10 +7,12 @@ What it measures (see bench/README.md, section "TUI"):
 
 1. **Start-up**: wall time from spawning a process to the Health table showing the criteria, headless, for
    (a) a bare Textual app (one Static, exits when ready), (b) ``cidash`` with a cold Health cache (the criteria are
-   computed from the store in a worker: every criterion's verdict and value on screen), (b') the same until the
+   computed from the store, as ``cidash`` starts: by a helper process forked before Textual is imported,
+   ``cidash.tui.prefetch``: every criterion's verdict and value on screen), (b'') the same computed in the
+   dashboard's own process ("cold, one process": ``CIDASH_FIRST_HEALTH_PROCESS=0``), (b') the same until the
    computed table also shows its baselines and series ("cold, complete") and (c) with a warm cache (the last
    Health is shown at once, then recomputed in the background). CPU time and peak RSS are the child's own
-   (``getrusage`` at that moment). Medians of ``--runs``.
+   (``getrusage`` at that moment) plus those of its reaped children (the helper). Medians of ``--runs``.
 2. **Filter**: on the Pipelines tab, time from applying a filter (``status:failed``, ``ref:main``,
    ``source:schedule``, a pipeline id, clearing it) to the new first page being on screen, measured inside the App
    (``PipelinesView.last_filter_ms``).
@@ -24,15 +26,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -207,10 +213,14 @@ def build_store(path: Path, pipelines: int, seed: int = 1) -> None:
 
 
 def _measure(t0: float) -> None:
-    """Report seconds since the parent spawned us, this process's CPU time (user + system, all threads) and peak
-    RSS (MB) so far."""
+    """Report seconds since the parent spawned us, the CPU time (user + system, all threads) of this process and
+    of the children it has reaped (the dashboard's first-Health helper, ``cidash.tui.prefetch``), and the peak RSS
+    (MB) so far: this process's plus its largest reaped child's (both at once at worst)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(f"{time.time() - t0:.4f} {usage.ru_utime + usage.ru_stime:.4f} {usage.ru_maxrss / 1024:.1f}", flush=True)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+    rss = (usage.ru_maxrss + children.ru_maxrss) / 1024
+    print(f"{time.time() - t0:.4f} {cpu:.4f} {rss:.1f}", flush=True)
 
 
 def _done(t0: float) -> None:
@@ -239,6 +249,16 @@ def child_cidash(db: str, cache: str, t0: float, until: str = "populated") -> No
     waits (unmeasured) for the Health cache to be written, so the next run starts warm."""
     from cidash.config import Config
     from cidash.store import Store
+
+    store = Store.open(db, readonly=True)
+    helper = None
+    try:  # as `cidash` starts: the cold start's first Health in a helper process, before Textual is imported
+        from cidash.tui.prefetch import start_first_health
+    except ImportError:  # code from before it (--before)
+        pass
+    else:
+        helper = start_first_health(store, Config(), wanted=None, cache_dir=Path(cache), now=NOW)
+
     from cidash.tui.app import CidashApp
     from cidash.tui.screens.health import HealthView
 
@@ -264,8 +284,129 @@ def child_cidash(db: str, cache: str, t0: float, until: str = "populated") -> No
                 os._exit(0)
             self.set_timer(0.02, lambda: self._cached(deadline))  # the views worker writes it
 
-    with Store.open(db, readonly=True) as store:
-        Bench(store, Config(), clock=lambda: NOW, poll=False, cache_dir=Path(cache)).run(headless=True)
+    extra = {} if helper is None else {"first_health": helper}
+    with store:
+        Bench(store, Config(), clock=lambda: NOW, poll=False, cache_dir=Path(cache), **extra).run(headless=True)
+
+
+def child_bare_tty() -> None:
+    """The bare app in a real terminal (``--cli``): it shows ``hello`` and waits to be killed."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static("hello")
+
+    Bare().run()
+
+
+# -- the real command in a terminal (--cli): wall clock only ------------------------------------------------------
+
+#: What the Health's verdict says once it is on screen (Health.verdict), escape sequences stripped.
+VERDICT = re.compile(rb"criteria (?:pass|fail)|PASS with gaps")
+_ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
+
+
+def tty_run(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    done: re.Pattern[bytes],
+    timeout: float = 60.0,
+    until: Callable[[], bool] | None = None,
+) -> float:
+    """Seconds from starting ``argv`` in a new 80x24 pseudo-terminal until its screen shows ``done`` (escape
+    sequences stripped; with ``until``, also until it says true); then its whole process group (the dashboard and
+    any helper) is killed."""
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+
+    t0 = time.perf_counter()
+    pid, fd = pty.fork()
+    if pid == 0:  # a new session: its own process group
+        columns, lines = TERMINAL_SIZE or (80, 24)
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    out = b""
+    try:
+        while time.perf_counter() - t0 < timeout:
+            ready, _, _ = select.select([fd], [], [], 0.01)
+            if ready:
+                try:
+                    out += os.read(fd, 1 << 16)
+                except OSError:
+                    break  # it exited
+            if done.search(_ESCAPES.sub(b"", out)) and (until is None or until()):
+                return time.perf_counter() - t0
+        raise SystemExit(f"{argv[1:4]}: {done.pattern!r} not on screen after {timeout} s: {out[-500:]!r}")
+    finally:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def cli_start(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> None:
+    """``--cli``: the real ``cidash tui --offline`` in a pseudo-terminal, cold (with its helper, and in one
+    process) and warm, next to the bare app in one, alternating; the wall clock until the Health's verdict is on
+    the terminal (no CPU time: the process runs on until killed)."""
+    runs: dict[str, list[float]] = {"bare": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = dict(os.environ, TERM="xterm-256color", XDG_CONFIG_HOME=str(Path(tmp) / "config"))
+        for var in ("GITLAB_URL", "GITLAB_TOKEN", "CIDASH_CONFIG", "CIDASH_DB", "CI"):
+            base.pop(var, None)
+        if TERMINAL_SIZE is not None:
+            base["COLUMNS"], base["LINES"] = (str(n) for n in TERMINAL_SIZE)
+        if BYTECODE_CACHE:
+            base.pop("PYTHONDONTWRITEBYTECODE", None)
+            base["PYTHONPYCACHEPREFIX"] = str(CORPUS / "pycache")
+        bare = [sys.executable, str(Path(__file__).resolve()), "--child-bare-tty"]
+
+        def dash(side: str, src: Path | None, kind: str, until: Callable[[], bool] | None = None) -> float:
+            env = dict(base, XDG_CACHE_HOME=str(Path(tmp) / f"cache-{side}"))
+            if src is not None:
+                env["PYTHONPATH"] = str(src)
+            if kind == "cold1":
+                env["CIDASH_FIRST_HEALTH_PROCESS"] = "0"
+            argv = [sys.executable, "-m", "cidash", "tui", "--offline", "--no-checkout", "--refresh", "0"]
+            return tty_run([*argv, "--db", str(dbs[side])], env, tmp, VERDICT, until=until)
+
+        def warm_up(side: str) -> None:
+            """Leave the Health cache: a start that runs until its views worker wrote it."""
+            cache = Path(tmp) / f"cache-{side}"
+            dash(side, dict(sides)[side], "warm", until=lambda: any(cache.rglob("health-*.json")))
+
+        dbs = {side: store_for_side(db, src) for side, src in sides}
+        tty_run(bare, base, tmp, re.compile(b"hello"))  # not measured: bytecode
+        for side, _ in sides:
+            runs[f"cold {side}"], runs[f"cold1 {side}"], runs[f"warm {side}"] = [], [], []
+        for _ in range(n_runs):
+            runs["bare"].append(tty_run(bare, base, tmp, re.compile(b"hello")))
+            for side, src in sides:
+                cache = Path(tmp) / f"cache-{side}"
+                for kind in ("cold", "cold1"):
+                    shutil.rmtree(cache, ignore_errors=True)
+                    runs[f"{kind} {side}"].append(dash(side, src, kind))
+        for side, _ in sides:
+            shutil.rmtree(Path(tmp) / f"cache-{side}", ignore_errors=True)
+            warm_up(side)
+        for _ in range(n_runs):
+            for side, src in sides:
+                runs[f"warm {side}"].append(dash(side, src, "warm"))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    print(f"`cidash tui --offline` in an 80x24 pseudo-terminal, until the verdict shows (median of {n_runs}, wall):")
+    print(f"  bare Textual app               {med['bare']:6.2f} s")
+    for side, _ in sides:
+        for kind, text in (("warm", "warm"), ("cold", "cold"), ("cold1", "cold, one process")):
+            label = f"{text} {side if len(sides) > 1 else ''}".rstrip()
+            wall = med[f"{kind} {side}"]
+            print(f"  cidash, {label:22s} {wall:6.2f} s  ({wall / med['bare']:.2f}x bare)")
 
 
 #: The children's terminal (``COLUMNS``/``LINES``); None: unset, as before 2026-12-03 (``--size none``).
@@ -276,10 +417,12 @@ TERMINAL_SIZE: tuple[int, int] | None = (80, 24)
 BYTECODE_CACHE = True
 
 
-def run_child(args: list[str], src: Path | None = None) -> tuple[str, resource.struct_rusage]:
+def run_child(
+    args: list[str], src: Path | None = None, extra_env: dict[str, str] | None = None
+) -> tuple[str, resource.struct_rusage]:
     """Run this script as a child (``src``: another checkout's ``src/`` first on its path, ``--before``); its
     standard output and its own rusage (``os.wait4``: CPU and peak RSS of that child only)."""
-    env = dict(os.environ)
+    env = dict(os.environ, **(extra_env or {}))
     if src is not None:
         env["PYTHONPATH"] = str(src)
     if TERMINAL_SIZE is not None:
@@ -307,11 +450,13 @@ def run_child(args: list[str], src: Path | None = None) -> tuple[str, resource.s
         return stdout.read().decode(), usage
 
 
-def spawn(args: list[str], src: Path | None = None) -> tuple[float, float, float]:
+def spawn(
+    args: list[str], src: Path | None = None, extra_env: dict[str, str] | None = None
+) -> tuple[float, float, float]:
     """(wall s, CPU s, peak RSS MB) of a child from its spawn to what it waits for (its populated first screen):
     the child measures them at that moment (:func:`_measure`: wall time since the spawn; CPU time, user + system
     of all its threads, and peak resident set size from its own ``getrusage``) and prints them."""
-    out, _ = run_child(args, src)
+    out, _ = run_child(args, src, extra_env)
     wall, cpu, rss = (float(x) for x in out.strip().splitlines()[-1].split())
     return wall, cpu, rss
 
@@ -377,6 +522,9 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child-cidash":
         child_cidash(sys.argv[2], sys.argv[3], float(sys.argv[-1]), *sys.argv[4:-1])
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-bare-tty":
+        child_bare_tty()
+        return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--child-filter":
         child_filter(sys.argv[2], sys.argv[3], float(sys.argv[4]))
         return 0
@@ -385,6 +533,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--filter-only", action="store_true", help="skip the start-up measurement")
     parser.add_argument("--no-filter", action="store_true", help="skip the filter measurement")
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="the start-up of the real `cidash tui --offline` in a pseudo-terminal instead (wall clock only)",
+    )
     parser.add_argument(
         "--filter-pipelines", type=int, help="measure the filter on this store instead (e.g. 50000; built if missing)"
     )
@@ -416,7 +569,9 @@ def main() -> int:
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     db = store_for(args.pipelines)
-    if not args.filter_only:
+    if args.cli:
+        cli_start(db, args.runs, sides)
+    elif not args.filter_only:
         start_up(db, args.runs, sides)
     if not args.no_filter:
         fdb = store_for(args.filter_pipelines) if args.filter_pipelines else db
@@ -517,6 +672,7 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
     runs: dict[str, list[tuple[float, float, float]]] = {"bare": []}
     for side, _ in sides:
         runs[f"cold {side}"] = []
+        runs[f"cold1 {side}"] = []
         runs[f"complete {side}"] = []
         runs[f"warm {side}"] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -528,11 +684,15 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
             runs["bare"].append(spawn(["--child-bare"]))
             for side, src in sides:
                 cache = Path(tmp) / f"cache-{side}"
-                for kind in ("cold", "complete"):
+                for kind in ("cold", "cold1", "complete"):
                     for f in cache.glob("*"):
                         f.unlink()
                     until = ["complete"] if kind == "complete" else []
-                    runs[f"{kind} {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache), *until], src))
+                    # cold1: the first Health computed in the dashboard's own process (no helper process)
+                    env = {"CIDASH_FIRST_HEALTH_PROCESS": "0"} if kind == "cold1" else None
+                    runs[f"{kind} {side}"].append(
+                        spawn(["--child-cidash", str(dbs[side]), str(cache), *until], src, env)
+                    )
                 if not any(cache.glob("health-*.json")):
                     raise SystemExit(f"{side}: no Health cache after a complete start: the warm run would be cold")
                 runs[f"warm {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache)], src))
@@ -544,6 +704,7 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
         for kind, text in (
             ("warm", "warm Health cache"),
             ("cold", "cold (computed)  "),
+            ("cold1", "cold, one process"),
             ("complete", "cold, complete   "),
         ):
             w, c, m = med[f"{kind} {side}"]

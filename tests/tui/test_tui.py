@@ -7,7 +7,10 @@ synced store, and check the simulator's request accounting.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,10 +33,12 @@ from cidash.remote import GitLabClient
 from cidash.sim import FaultPlan, FaultRule, Scenario, SimulatedGitLab
 from cidash.store import Store
 from cidash.sync import SyncOptions, sync_project
+from cidash.tui import prefetch
 from cidash.tui.adapters import CoreActions, UnavailableActions, log_fetcher, sync_refresher
 from cidash.tui.app import CidashApp
 from cidash.tui.commands import COMMANDS
 from cidash.tui.data import health_cache_path, load_dashboard, load_health, save_health
+from cidash.tui.prefetch import FirstHealthProcess
 from cidash.tui.screens.detail import JobLogScreen, PipelineScreen
 from cidash.tui.screens.modals import AuthScreen, ConfirmScreen, EvidenceScreen, HelpScreen, ProjectScreen
 from cidash.tui.screens.pipelines import PipelinesView
@@ -302,6 +307,209 @@ async def test_a_cold_start_shows_the_verdicts_first_then_the_whole_table(
         assert "…" not in {row[4] for row in complete_rows}
     cached = load_health(path)
     assert cached is not None and cached.complete and cached.rows == health.rows
+
+
+# -- a cold start's first Health from a helper process (cidash.tui.prefetch) ------------------------------------
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="no os.fork here")
+
+
+def start_helper(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> FirstHealthProcess:
+    """A helper started as ``cidash`` starts it (a test process may run threads: fork_usable is told it may)."""
+    monkeypatch.setattr(prefetch, "fork_usable", lambda: True)
+    helper = prefetch.start_first_health(
+        store, kw.pop("config", Config()), wanted=kw.pop("wanted", None), cache_dir=tmp_path / "cache", now=NOW
+    )
+    assert helper is not None
+    return helper
+
+
+def within(seconds: float) -> Callable[[], bool]:
+    deadline = time.monotonic() + seconds
+    return lambda: time.monotonic() > deadline
+
+
+@needs_fork
+def test_the_helper_computes_checks_first_health(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper process's Health is first_health's (check's load and evaluation), and it is reaped once read."""
+    from cidash.tui.data import first_health
+
+    project = store.projects()[0]
+    helper = start_helper(store, tmp_path, monkeypatch)
+    assert helper.project_id == project.id and helper.now == NOW
+    got = helper.result(within(60))
+    assert got is not None and not got.complete
+    assert got == first_health(store, Config(), project, NOW)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper.pid, os.WNOHANG)  # reaped
+    assert helper.result() is None  # read once
+
+
+def test_no_helper_on_a_warm_start_an_unknown_project_or_when_switched_off(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = store.projects()[0]
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(prefetch, "fork_usable", lambda: True)
+
+    def no_fork() -> int:
+        raise AssertionError("forked")
+
+    monkeypatch.setattr(prefetch.os, "fork", no_fork)
+
+    def start(wanted: str | None = None) -> FirstHealthProcess | None:
+        return prefetch.start_first_health(store, Config(), wanted=wanted, cache_dir=cache, now=NOW)
+
+    assert start("no/such-project") is None
+    _, health = load_dashboard(store, Config(), project, NOW)
+    save_health(health_cache_path(cache, store.path, project.id), health)
+    assert start() is None and start(project.path) is None and start(str(project.id)) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(prefetch.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(prefetch, "_usable_cpus", lambda: 2)
+    monkeypatch.setenv(prefetch.ENV_SWITCH, "0")
+    assert not prefetch.fork_usable()
+    monkeypatch.setenv(prefetch.ENV_SWITCH, "1")
+    assert prefetch.fork_usable() == (hasattr(os, "fork") and sys.platform != "darwin")
+    monkeypatch.setattr(prefetch, "_usable_cpus", lambda: 1)  # one CPU: the helper would only take turns
+    assert not prefetch.fork_usable()
+    monkeypatch.setattr(prefetch, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(prefetch.threading, "active_count", lambda: 2)  # a thread runs: its locks would be forked
+    assert not prefetch.fork_usable()
+
+
+@needs_fork
+async def test_the_dashboard_shows_the_helpers_health(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold start with a helper: the first Health on screen is the helper's (this process computes none), then
+    the whole table as always."""
+    import cidash.tui.data as data
+
+    helper = start_helper(store, tmp_path, monkeypatch)
+    computed_here: list[object] = []
+    original = data.first_health
+    monkeypatch.setattr(data, "first_health", lambda *a: computed_here.append(a) or original(*a))
+    release = threading.Event()
+    whole = data.load_dashboard
+    monkeypatch.setattr(data, "load_dashboard", lambda *a: release.wait(30) and whole(*a))
+    app = make_app(store, tmp_path, first_health=helper)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(1500):
+            await pilot.pause(0.02)
+            if app.health_view.health is not None:
+                break
+        first = app.health_view.health
+        assert first is not None and not first.complete and app.snapshot is None
+        assert first == original(store, Config(), store.projects()[0], NOW)
+        release.set()
+        await settle(pilot)
+        assert app.health is not None and app.health.complete and app.health.verdict == first.verdict
+    assert computed_here == [] and app.first_health is None
+
+
+@needs_fork
+@pytest.mark.parametrize("how", ["fails", "other project"])
+async def test_without_the_helpers_health_the_dashboard_computes_it(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A helper that gives nothing (it failed) or computed another project's Health: the loading worker computes
+    the first Health itself, and the helper is reaped."""
+    import cidash.tui.data as data
+
+    original = data.first_health
+    if how == "fails":
+        monkeypatch.setattr(data, "first_health", lambda *a: 1 / 0)  # in the forked helper too
+    helper = start_helper(store, tmp_path, monkeypatch)
+    if how == "fails":
+        monkeypatch.setattr(data, "first_health", original)
+    else:
+        helper = replace(helper, project_id=-1)
+    app = make_app(store, tmp_path, first_health=helper)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.health is not None and app.health.complete
+    assert not helper._open
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper.pid, os.WNOHANG)
+
+
+@needs_fork
+def test_closing_ends_a_helper_still_computing(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dashboard quit before the helper finished: close() kills and reaps it at once."""
+    import cidash.tui.data as data
+
+    monkeypatch.setattr(data, "first_health", lambda *a: time.sleep(600))
+    helper = start_helper(store, tmp_path, monkeypatch)
+    started = time.monotonic()
+    assert helper.result(within(0.2)) is None  # cancelled: gave up waiting, ended it
+    helper.close()  # idempotent
+    assert time.monotonic() - started < 30
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper.pid, os.WNOHANG)
+    # the dashboard quits while its loading worker waits: close() from another thread ends the wait quietly
+    other = start_helper(store, tmp_path, monkeypatch)
+    got: list[object] = []
+    waiting = threading.Thread(target=lambda: got.append(other.result(within(60))))
+    waiting.start()
+    time.sleep(0.1)
+    other.close()
+    waiting.join(30)
+    assert not waiting.is_alive() and got == [None]
+    with pytest.raises(ChildProcessError):
+        os.waitpid(other.pid, os.WNOHANG)
+
+
+VERDICT = re.compile(rb"criteria (?:pass|fail)|PASS with gaps")
+ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
+
+
+@needs_fork
+@pytest.mark.parametrize("helper", ["1", "0"])
+def test_cidash_tui_in_a_terminal_shows_the_verdict_and_quits_cleanly(
+    synced_db: Path, tmp_path: Path, helper: str
+) -> None:
+    """The real command in a pseudo-terminal, cold (its first Health from the helper process, or computed in the
+    dashboard's own): the verdict comes on screen, ctrl+q quits with 0, and no process is left behind."""
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+
+    db = tmp_path / "store.db"
+    shutil.copy(synced_db, db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB", "CI_", "CIDASH"))}
+    env.update(TERM="xterm-256color", XDG_CACHE_HOME=str(tmp_path / "cache"), CIDASH_FIRST_HEALTH_PROCESS=helper)
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
+        os.chdir(tmp_path)
+        argv = [sys.executable, "-m", "cidash", "tui", "--offline", "--no-checkout", "--refresh", "0", "--db", str(db)]
+        os.execve(sys.executable, argv, env)
+    out, seen, status = b"", False, None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    out += os.read(fd, 1 << 16)
+                except OSError:
+                    break  # it exited: the terminal closed
+            if not seen and VERDICT.search(ESCAPES.sub(b"", out)):
+                seen = True
+                os.write(fd, b"\x11")  # ctrl+q
+        status = os.waitpid(pid, 0)[1]
+    finally:
+        if status is None:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert seen, ESCAPES.sub(b"", out)[-800:]
+    assert os.waitstatus_to_exitcode(status) == 0
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # its process group (the dashboard and any helper) is gone
 
 
 async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from datetime import UTC, datetime
 
 from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args, bounded
 
@@ -70,9 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
     from cidash.commands.common import connection_from_args, load_config_from_args, open_store_from_args
     from cidash.errors import CidashError, ConfigError
-    from cidash.remote import GitLabClient
-    from cidash.tui.adapters import core_actions, log_fetcher, sync_refresher, system_clock
-    from cidash.tui.app import CidashApp
+    from cidash.tui.healthcache import default_cache_dir
+    from cidash.tui.prefetch import start_first_health
 
     config = load_config_from_args(args)
     tui = config.tui
@@ -84,36 +84,55 @@ def run(args: argparse.Namespace) -> int:
     if args.read_only:
         actions_cfg = dataclasses.replace(actions_cfg, read_only=True)
     config = dataclasses.replace(config, tui=tui, actions=actions_cfg)
-    startup_error: CidashError | None = None
-    client_factory = None
-    gitlab_url = config.gitlab.url
-    has_token = True
-    if not args.offline:
-        try:
-            connection = connection_from_args(args, config)
-            client_factory = lambda: GitLabClient(connection)  # noqa: E731
-            gitlab_url = connection.url
-            has_token = connection.token is not None
-        except ConfigError as exc:
-            startup_error = exc
     checkout = None if args.no_checkout else Path(args.checkout) if args.checkout else Path.cwd()
     if checkout is not None and not checkout.is_dir():
         raise ConfigError(f"--checkout: {checkout} is not a directory")
+    project = (args.project or [None])[0]
+    cache_dir = default_cache_dir()
     with open_store_from_args(args, config) as store:
-        app = CidashApp(
-            store,
-            config,
-            project=(args.project or [None])[0],
-            clock=system_clock,
-            client_factory=client_factory,
-            refresher=sync_refresher(client_factory, store, config, system_clock) if client_factory else None,
-            actions=core_actions(client_factory, store, config, checkout=checkout),
-            checkout=checkout,
-            log_fetcher=log_fetcher(client_factory) if client_factory else None,
-            source="offline" if args.offline else "",
-            startup_error=startup_error,
-            gitlab_url=gitlab_url,
-            has_token=has_token,
-        )
-        app.run()
+        # A cold start's first Health, computed by a helper process while the rest of this process reads the
+        # connection, imports and starts Textual (before them: cidash.tui.prefetch); None on a warm start.
+        helper = start_first_health(store, config, wanted=project, cache_dir=cache_dir, now=datetime.now(UTC))
+        try:
+            startup_error: CidashError | None = None
+            connection = None
+            gitlab_url = config.gitlab.url
+            has_token = True
+            if not args.offline:
+                try:
+                    connection = connection_from_args(args, config)
+                    gitlab_url = connection.url
+                    has_token = connection.token is not None
+                except ConfigError as exc:
+                    startup_error = exc
+
+            from cidash.remote import GitLabClient
+            from cidash.tui.adapters import core_actions, log_fetcher, sync_refresher, system_clock
+            from cidash.tui.app import CidashApp
+
+            client_factory = None
+            if connection is not None:
+                conn = connection
+                client_factory = lambda: GitLabClient(conn)  # noqa: E731
+            app = CidashApp(
+                store,
+                config,
+                project=project,
+                clock=system_clock,
+                client_factory=client_factory,
+                refresher=sync_refresher(client_factory, store, config, system_clock) if client_factory else None,
+                actions=core_actions(client_factory, store, config, checkout=checkout),
+                checkout=checkout,
+                log_fetcher=log_fetcher(client_factory) if client_factory else None,
+                source="offline" if args.offline else "",
+                startup_error=startup_error,
+                gitlab_url=gitlab_url,
+                has_token=has_token,
+                cache_dir=cache_dir,
+                first_health=helper,
+            )
+            app.run()
+        finally:
+            if helper is not None:
+                helper.close()  # the dashboard quit before reading it
     return 0

@@ -46,13 +46,13 @@ from cidash.tui.adapters import (
 from cidash.tui.commands import CommandsProvider, bindings
 from cidash.tui.healthcache import (
     Health,
-    dashboard_project,
     default_cache_dir,
     health_cache_path,
     load_health,
     save_health,
 )
 from cidash.tui.links import web_url
+from cidash.tui.prefetch import chosen_project
 from cidash.tui.screens.base import TabView
 from cidash.tui.screens.caches import CachesTab
 from cidash.tui.screens.compare import CompareTab
@@ -70,6 +70,7 @@ LogFetcher = Callable[[int, int], bytes]
 if TYPE_CHECKING:
     from cidash.compare import Comparison
     from cidash.tui.data import CachesView, ImagesView, Snapshot, StartupView
+    from cidash.tui.prefetch import FirstHealthProcess
 
 # Imported where they are used, not here: the core's load and criteria (cidash.tui.data), the pushed screens and
 # the modals are not needed for the first screen, and importing them is CPU before the first paint.
@@ -182,6 +183,7 @@ class CidashApp(App[None]):
         gitlab_url: str | None = None,
         has_token: bool = True,
         opener: Callable[[str], bool] | None = None,
+        first_health: FirstHealthProcess | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -201,6 +203,9 @@ class CidashApp(App[None]):
         self.has_token = has_token  # False: requests go out without a token, so a 401 means "none configured"
         self.opener = opener  # None: the terminal's browser hand-off (webbrowser locally, a link over SSH)
         self.wanted_project = project
+        #: A cold start's first Health, computed by a helper process started before Textual was imported
+        #: (:func:`cidash.tui.prefetch.start_first_health`): the loading worker reads it instead of computing it.
+        self.first_health = first_health
         self.project: Project | None = None
         self.snapshot: Snapshot | None = None  # the one core snapshot every tab formats
         self._health: Health | None = None  # the Health table of self.snapshot
@@ -279,15 +284,10 @@ class CidashApp(App[None]):
         self.select_project(self.wanted_project, first=True)
 
     def select_project(self, wanted: str | None, *, first: bool = False) -> None:
-        projects = self.store.projects()
-        chosen = None
-        if wanted:
-            chosen = next((p for p in projects if wanted in (p.path, str(p.id))), None)
-            if chosen is None:  # never another project in its place (a typo would show and sync the wrong one)
-                self._project_not_found(wanted, first=first)
-                return
-        if chosen is None:
-            chosen = dashboard_project(projects, self.config)
+        chosen = chosen_project(self.store.projects(), wanted, self.config)  # the helper's rule too
+        if wanted and chosen is None:  # never another project in its place (a typo would show and sync the wrong one)
+            self._project_not_found(wanted, first=first)
+            return
         self.project = chosen
         configured = self.config.gitlab.projects[0] if self.config.gitlab.projects else ""
         self.header.project = chosen.path if chosen else (wanted or configured)
@@ -307,7 +307,12 @@ class CidashApp(App[None]):
                 )
             # after the first paint: the heavy load competes with rendering for the GIL; with nothing cached to
             # show, the verdicts and values first (check's load), the baselines and series after them
-            if cached is None:
+            helper = self.first_health
+            if cached is None and helper is not None and helper.project_id == chosen.id:
+                # the worker only waits for the helper process (on its pipe, without the GIL) until its Health
+                # comes: started now, that Health can make the first paint
+                self.load_data(first=True)
+            elif cached is None:
                 self.call_after_refresh(self.load_data, first=True)
             else:
                 self.call_after_refresh(self.load_data)
@@ -347,19 +352,35 @@ class CidashApp(App[None]):
         (:func:`~cidash.tui.data.first_health`, what ``cidash check`` computes), then, once they are painted, the
         whole table."""
         project = self.project
+        helper, self.first_health = self.first_health, None
+        if project is None or not first or (helper is not None and helper.project_id != project.id):
+            if helper is not None:
+                helper.close()  # not the Health this load needs
+            helper = None
         if project is None:
             return
-        now = self.clock()
-        try:
-            from cidash.tui.data import first_health, load_dashboard
+        now = self.clock() if helper is None else helper.now
+        worker = get_current_worker()
 
+        def cancelled() -> bool:
+            return worker.is_cancelled
+
+        try:
             if first:
+                computed = helper.result(cancelled) if helper is not None else None
+                if cancelled():
+                    return
+                if computed is None:  # no helper, or it gave nothing: computed here
+                    from cidash.tui.data import first_health
+
+                    computed = first_health(self.store, self.config, project, now)
                 painted = threading.Event()
-                self.post_message(self.FirstHealth(first_health(self.store, self.config, project, now), painted))
-                worker = get_current_worker()
+                self.post_message(self.FirstHealth(computed, painted))
                 while not painted.wait(0.05):  # the heavier load would hold the GIL from the paint
-                    if worker.is_cancelled:
+                    if cancelled():
                         return
+            from cidash.tui.data import load_dashboard  # the core: imported after the first Health is painted
+
             snap, health = load_dashboard(self.store, self.config, project, now)
             self.post_message(self.SnapshotReady(snap, health))  # Health first; the other tabs once it is painted
         except CidashError as exc:
