@@ -8,6 +8,7 @@ whose cache entries are resolved with :mod:`cidash.ciconfig`.
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -226,45 +227,27 @@ def _read_jobs(  # noqa: PLR0917
     the latest stored time at which one of them was created or finished ("" for none). ``phases`` (unless None):
     each job's start-up phases, as the store summed them from its closed start-up sections (schema version 9;
     what :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
-    :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). The cache-upload
-    sections are read for the jobs that uploaded a cache only (what the writers' windows read:
-    :func:`cidash.metrics.write_window`), and not at all with ``uploads`` false. ``narrow``: only the columns
-    the metrics read (:func:`_read_narrow_jobs`)."""
-    intern = strings.setdefault
+    :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). Each job's cache
+    events come in its own row as one JSON text (:meth:`cidash.store.Store.cache_events_json`), decoded once
+    per distinct text (:func:`_events_of`). The cache-upload sections are read for the jobs that uploaded a
+    cache only (what the writers' windows read: :func:`cidash.metrics.write_window`), and not at all with
+    ``uploads`` false. ``narrow``: only the columns the metrics read (:func:`_read_narrow_jobs`)."""
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
-    sections: dict[int, list[Section]] = {}
-    cache: dict[int, list[CacheEvent]] = {}
-    # Cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id), which SQLite
-    # reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
+    events_column = store.cache_events_json("j.id")
+    if narrow:
+        return _read_narrow_jobs(
+            store, project, of_span, span_params, strings, jobs, facts, phases, events_column, uploads
+        )
+    intern = strings.setdefault
+    events_of = _events_of(strings)
     uploaders: list[int] = []  # the jobs that uploaded a cache (created or failed): cidash.metrics.cache_writers
-    for job_id, op, key, outcome, detail in store.read(
-        "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
-        + of_span.format("JOIN cache_events e ON e.job_id = j.id")
-        + " ORDER BY j.pipeline_id, j.id, e.seq",
-        span_params,
-    ):
-        row = ("cache", op, key, outcome, detail)
-        event = strings.get(row)
-        if event is None:
-            event = strings[row] = CacheEvent(op, intern(key, key), outcome, detail)
-        got_events = cache.get(job_id)
-        if got_events is None:
-            got_events = cache[job_id] = []
-        got_events.append(event)
-        if op == "archive" and outcome in _UPLOADED and (not uploaders or uploaders[-1] != job_id):
-            uploaders.append(job_id)
-    if uploads:
-        _read_upload_sections(store, uploaders, strings, sections)
     no_sections: tuple[Section, ...] = ()
-    no_events: tuple[CacheEvent, ...] = ()
     latest = ""
     unsummed: list[int] = []  # logs whose phases the store has not summed (none once at schema version 9)
     new_facts = _new_facts
-    if narrow:
-        return _read_narrow_jobs(store, project, of_span, span_params, strings, jobs, facts, sections, cache, phases)
     for r in store.read(
-        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
+        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''}, {events_column} "
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
         span_params,
     ):
@@ -289,19 +272,16 @@ def _read_jobs(  # noqa: PLR0917
             if image is None:
                 image = strings[key] = ImageRef(r[23], r[24], r[25], pulled)
         job_id = job.id
-        got_sections = sections.get(job_id)
-        got_cache = cache.get(job_id)
+        events, uploaded = events_of(r[-1])
+        if uploaded:
+            uploaders.append(job_id)
         facts[job_id] = new_facts(
-            intern(r[19], r[19]),
-            intern(r[20], r[20]),
-            bool(r[21]),
-            no_sections if got_sections is None else tuple(got_sections),
-            r[22],
-            image,
-            no_events if got_cache is None else _shared_events(got_cache, strings),
+            intern(r[19], r[19]), intern(r[20], r[20]), bool(r[21]), no_sections, r[22], image, events
         )
     if phases is not None and unsummed:
         _sum_phases(store, unsummed, phases)
+    if uploads:
+        _add_upload_sections(store, uploaders, strings, facts)
     return latest
 
 
@@ -320,9 +300,9 @@ def _read_narrow_jobs(  # noqa: PLR0917
     strings: dict[Any, Any],
     jobs: list[Job],
     facts: dict[int, TraceFacts],
-    sections: dict[int, list[Section]],
-    cache: dict[int, list[CacheEvent]],
     phases: dict[int, dict[str, float]] | None,
+    events_column: str,
+    uploads: bool,
 ) -> str:
     """:func:`_read_jobs` reading only the columns the metrics, the criteria, ``compare`` and the JSON, CSV and
     Markdown exports read (:data:`_NARROW_COLUMNS`: 15 of 27, ~a quarter of the rows' fetch and of their strings
@@ -334,13 +314,14 @@ def _read_narrow_jobs(  # noqa: PLR0917
     load's."""
     intern = strings.setdefault
     new_job, parse, new_facts = _new_job, _from_text, _new_facts
+    events_of = _events_of(strings)
     project_id = project.id
     no_sections: tuple[Section, ...] = ()
-    no_events: tuple[CacheEvent, ...] = ()
     latest = ""
     unsummed: list[int] = []
+    uploaders: list[int] = []
     for r in store.read(
-        f"SELECT {_NARROW_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
+        f"SELECT {_NARROW_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''}, {events_column} "
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
         span_params,
     ):
@@ -383,20 +364,66 @@ def _read_narrow_jobs(  # noqa: PLR0917
             image = strings.get(key)
             if image is None:
                 image = strings[key] = ImageRef(r[13], None, r[14], None)
-        got_sections = sections.get(job_id)
-        got_cache = cache.get(job_id)
-        facts[job_id] = new_facts(
-            None,
-            None,
-            False,
-            no_sections if got_sections is None else tuple(got_sections),
-            r[12],
-            image,
-            no_events if got_cache is None else _shared_events(got_cache, strings),
-        )
+        events, uploaded = events_of(r[-1])
+        if uploaded:
+            uploaders.append(job_id)
+        facts[job_id] = new_facts(None, None, False, no_sections, r[12], image, events)
     if phases is not None and unsummed:
         _sum_phases(store, unsummed, phases)
+    if uploads:
+        _add_upload_sections(store, uploaders, strings, facts)
     return latest
+
+
+#: The key in a load's shared ``strings`` of its decoded cache events (:func:`_events_of`).
+_EVENTS_KEY = ("events of a text",)
+
+
+def _events_of(strings: dict[Any, Any]) -> Callable[[str | None], tuple[tuple[CacheEvent, ...], bool]]:
+    """A function from a job's cache events as :meth:`cidash.store.Store.cache_events_json` gives them (a JSON
+    array of ``[op, key, outcome, detail]``; ``"[]"`` or None for none) to ``(the events, uploaded)``:
+    ``uploaded`` when one is an ``archive`` that created or failed (:data:`_UPLOADED`). Each distinct text is
+    decoded once for the whole load (kept in ``strings``): many jobs' logs say the same events, and those jobs
+    share one tuple of shared :class:`~cidash.models.CacheEvent` s (:func:`_shared_events`)."""
+    decoded: dict[str | None, tuple[tuple[CacheEvent, ...], bool]] | None = strings.get(_EVENTS_KEY)
+    if decoded is None:
+        decoded = strings[_EVENTS_KEY] = {None: ((), False), "[]": ((), False)}
+    intern = strings.setdefault
+
+    def events_of(text: str | None) -> tuple[tuple[CacheEvent, ...], bool]:
+        got = decoded.get(text)
+        if got is not None:
+            return got
+        assert text is not None
+        events: list[CacheEvent] = []
+        uploaded = False
+        for op, key, outcome, detail in json.loads(text):
+            row = ("cache", op, key, outcome, detail)
+            event = strings.get(row)
+            if event is None:
+                event = strings[row] = CacheEvent(op, intern(key, key), outcome, detail)
+            events.append(event)
+            if op == "archive" and outcome in _UPLOADED:
+                uploaded = True
+        got = decoded[text] = (_shared_events(events, strings) if events else (), uploaded)
+        return got
+
+    return events_of
+
+
+def _add_upload_sections(
+    store: Store, uploaders: Sequence[int], strings: dict[Any, Any], facts: dict[int, TraceFacts]
+) -> None:
+    """The cache-upload sections of the jobs in ``uploaders`` (:func:`_read_upload_sections`) put into their
+    ``facts`` (read without them)."""
+    sections: dict[int, list[Section]] = {}
+    _read_upload_sections(store, uploaders, strings, sections)
+    new_facts = _new_facts
+    for job_id, got in sections.items():
+        f = facts[job_id]
+        facts[job_id] = new_facts(
+            f.runner_version, f.executor, f.truncated, tuple(got), f.startup_seconds, f.image, f.cache
+        )
 
 
 def _shared_events(events: list[CacheEvent], strings: dict[Any, Any]) -> tuple[CacheEvent, ...]:
