@@ -356,3 +356,49 @@ def test_the_restore_counts_by_shared_events_are_the_restore_totals(jobs: list[A
         )
     expected = sum(1 for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and restores_a_cache(f.cache))
     assert jobs_restoring_a_cache(ds) == expected
+
+
+def _rates_restore_by_restore(ds: Any, by: str, include_retried: bool) -> list[tuple[str, int, list[Any], int]]:
+    """cache_restore_rates as first written: each restore of each counted job counted in job and log order."""
+    from collections import Counter
+
+    from cidash.metrics import RESTORE_OUTCOMES, counted_jobs
+    from cidash.metrics.caches import restore_outcomes
+
+    counts: dict[str, Counter[str]] = {}
+    via: Counter[str] = Counter()
+    for j in counted_jobs(ds, include_retried=include_retried):
+        f = ds.facts.get(j.id)
+        if f is None:
+            continue
+        for key, outcome, fallback in restore_outcomes(f.cache):
+            group = key if by == "key" else j.name if by == "job" else j.ref
+            known = outcome if outcome in RESTORE_OUTCOMES else "unknown"
+            counts.setdefault(group, Counter())[known] += 1
+            if known == "hit" and fallback:
+                via[group] += 1
+    rows = [(g, sum(c.values()), list(c.items()), via[g]) for g, c in counts.items()]
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(JOB, max_size=14), st.booleans(), st.booleans())
+def test_restore_rates_counted_per_shared_events_keep_the_outcome_order(
+    jobs: list[Any], share: bool, retried: bool
+) -> None:
+    """cache_restore_rates counts each distinct events object once per job name and ref, times its jobs: the same
+    counts and, per group, the outcomes in the order of their first restore (the JSON export shows that order) as
+    counting restore by restore."""
+    from dataclasses import replace
+
+    ds = build(jobs).dataset()
+    if share:
+        shared: dict[Any, Any] = {}
+        ds = replace(ds, facts={k: replace(f, cache=shared.setdefault(f.cache, f.cache)) for k, f in ds.facts.items()})
+    for by in ("key", "job", "ref"):
+        got = [
+            (r.group, r.n, list(r.outcomes.items()), r.fallback_hits)
+            for r in cache_restore_rates(ds, by, include_retried=retried)  # type: ignore[arg-type]
+        ]
+        assert got == _rates_restore_by_restore(ds, by, retried)
