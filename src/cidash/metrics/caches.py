@@ -361,10 +361,19 @@ def write_window(ds: Dataset, job: Job) -> tuple[float, float] | None:
     """When the job uploaded its cache (unix seconds): its closed ``archive_cache`` section(s) if the log has
     them, else the whole job (``started_at`` -> ``finished_at``); None when neither is known."""
     facts = ds.facts.get(job.id)
-    if facts is not None:
-        spans = [(s.start, s.end) for s in facts.sections if s.name in ARCHIVE_SECTIONS and s.end is not None]
-        if spans:
-            return min(a for a, _ in spans), max(b for _, b in spans)
+    if facts is not None and facts.sections:
+        first: float | None = None
+        last = 0.0
+        for s in facts.sections:  # min() and max() of the closed upload sections' bounds, in one pass
+            if s.end is None or s.name not in ARCHIVE_SECTIONS:
+                continue
+            if first is None:
+                first, last = s.start, s.end
+                continue
+            first = min(first, s.start)
+            last = max(last, s.end)
+        if first is not None:
+            return first, last
     if job.started_at is None or job.finished_at is None:
         return None
     return job.started_at.timestamp(), job.finished_at.timestamp()

@@ -178,12 +178,10 @@ def startup_seconds(ds: Dataset, *, include_retried: bool = False, exclude_jobs:
     for r in ds.startup_records:  # the pipelines read for their start-up values only
         if (include_retried or not r.retried) and r.name not in excluded:
             timed.append((r.started_at, r.job_id, r.seconds))
-    timed.sort(key=_by_start)
+    # by start, then job id: the tuples themselves (a job id is in them once, so the seconds are never compared;
+    # no key function per value)
+    timed.sort()
     return [t[2] for t in timed]
-
-
-def _by_start(t: tuple[datetime, int, float]) -> tuple[datetime, int]:
-    return t[0], t[1]
 
 
 def startup_sample(
