@@ -402,3 +402,39 @@ def test_restore_rates_counted_per_shared_events_keep_the_outcome_order(
             for r in cache_restore_rates(ds, by, include_retried=retried)  # type: ignore[arg-type]
         ]
         assert got == _rates_restore_by_restore(ds, by, retried)
+
+
+SECTION = st.tuples(
+    st.sampled_from(["archive_cache", "archive_cache_on_failure", "step_script", "restore_cache"]),
+    st.floats(min_value=0, max_value=1000),
+    st.one_of(st.none(), st.floats(min_value=0, max_value=100)),  # None: never closed
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(SECTION, max_size=6), st.booleans())
+def test_write_window_is_the_bounds_of_the_closed_upload_sections(sections: list[Any], ran: bool) -> None:
+    """write_window: the min of the starts and the max of the ends of the closed upload sections, else the job's
+    own start and end (None when it has none)."""
+    from dataclasses import replace
+
+    from cidash.metrics import ARCHIVE_SECTIONS, write_window
+    from cidash.models import Section
+
+    b = Builder()
+    p = b.add_pipeline(pipeline(1, T0))
+    b.add_job(p, "writer", facts(10.0), start=5.0, duration=30.0)
+    ds = b.dataset()
+    (j,) = ds.jobs
+    if not ran:
+        j = replace(j, started_at=None, finished_at=None)
+    made = tuple(Section(n, t, None if d is None else t + d, d) for n, t, d in sections)
+    ds = replace(ds, jobs=(j,), facts={j.id: replace(ds.facts[j.id], sections=made)})
+    spans = [(s.start, s.end) for s in made if s.name in ARCHIVE_SECTIONS and s.end is not None]
+    if spans:
+        expected: Any = (min(a for a, _ in spans), max(e for _, e in spans))
+    elif j.started_at is not None and j.finished_at is not None:
+        expected = (j.started_at.timestamp(), j.finished_at.timestamp())
+    else:
+        expected = None
+    assert write_window(ds, j) == expected
