@@ -438,3 +438,44 @@ def test_write_window_is_the_bounds_of_the_closed_upload_sections(sections: list
     else:
         expected = None
     assert write_window(ds, j) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 72), st.sampled_from(["main", "feature", "x"])), max_size=10),
+    st.lists(
+        st.sampled_from(
+            [
+                "2026-11-01..2026-11-02",
+                "2026-11-02..2026-11-03",
+                "..2026-11-02",
+                "2026-11-03..",
+                "ref:main",
+                "ref:feature",
+                "pipelines:3..7",
+                "#5..#20",
+            ]
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_a_conjunction_of_pipeline_specs_is_sliced_once_as_part_after_part(
+    made: list[tuple[int, str]], parts: list[str]
+) -> None:
+    """Dataset.select of dates, refs and pipeline ids together keeps what selecting part after part keeps."""
+    from cidash.metrics import Dataset
+    from cidash.specs import parse_spec
+
+    b = Builder()
+    for i, (hours, ref) in enumerate(made):
+        p = b.add_pipeline(pipeline(i + 1, T0 + timedelta(hours=hours), ref=ref))
+        b.add_job(p, "j", facts(5.0), start=1.0)
+    ds = b.dataset()
+    specs = [parse_spec(text) for text in parts]
+    conjunction = parse_spec(",".join(parts))
+    expected: Dataset = ds
+    for spec in specs:
+        expected = expected.select(spec)
+    got = ds.select(conjunction)
+    assert (got.pipelines, got.jobs) == (expected.pipelines, expected.jobs)

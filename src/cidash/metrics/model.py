@@ -308,6 +308,12 @@ class Dataset:
     def select(self, spec: Spec) -> Dataset:
         """The slice a SPEC names (see :mod:`cidash.specs`)."""
         if spec.kind == "all_of":
+            kept = [_pipeline_predicate(part) for part in spec.parts]
+            if kept and all(ok is not None for ok in kept):
+                # every part a pipeline predicate (dates, ref, ids): one slice for their conjunction, not one per
+                # part (the same pipelines, jobs and records: a slice keeps the jobs of the pipelines it keeps)
+                oks = [ok for ok in kept if ok is not None]
+                return self.restrict(pipeline_ok=lambda p: all(ok(p) for ok in oks))
             out = self
             for part in spec.parts:
                 out = out.select(part)
@@ -341,6 +347,21 @@ class Dataset:
             return name.endswith(f":{tag}")
 
         return self.restrict(job_ok=uses_tag)
+
+
+def _pipeline_predicate(spec: Spec) -> Callable[[Pipeline], bool] | None:
+    """The pipeline predicate :meth:`Dataset.select` slices a SPEC of dates, a ref or pipeline ids with (None
+    for the other kinds: commits look at the dataset first, images at jobs)."""
+    if spec.kind == "dates":
+        start, end = spec.start, spec.end
+        return lambda p: (start is None or p.created_at >= start) and (end is None or p.created_at < end)
+    if spec.kind == "ref":
+        ref = spec.ref
+        return None if ref is None else lambda p: p.ref == ref
+    if spec.kind == "pipelines":
+        lo, hi = spec.first_id or 0, spec.last_id or 0
+        return lambda p: lo <= p.id <= hi
+    return None
 
 
 def fast_constructor(cls: type[Any]) -> Callable[..., Any]:
