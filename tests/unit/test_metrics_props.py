@@ -479,3 +479,70 @@ def test_a_conjunction_of_pipeline_specs_is_sliced_once_as_part_after_part(
         expected = expected.select(spec)
     got = ds.select(conjunction)
     assert (got.pipelines, got.jobs) == (expected.pipelines, expected.jobs)
+
+
+def _as_of_job_by_job(ds: Any, t: Any) -> tuple[list[Any], dict[int, Any]]:
+    """Dataset.as_of's jobs and facts as first written: one job at a time."""
+    from dataclasses import replace
+
+    from cidash.metrics.model import _unfinished_at
+
+    if all(r.created_at <= t and (r.finished_at is None or r.finished_at <= t) for r in (*ds.pipelines, *ds.jobs)):
+        return list(ds.jobs), dict(ds.facts)  # nothing happened after t: the dataset as it is
+    ids = {p.id for p in ds.pipelines if p.created_at <= t}
+    kept = [j for j in ds.jobs if j.pipeline_id in ids and j.created_at <= t]
+    newest: dict[tuple[int, str], int] = {}
+    for j in kept:
+        k = (j.pipeline_id, j.name)
+        newest[k] = max(newest.get(k, j.id), j.id)
+    jobs, facts = [], {}
+    for j in kept:
+        if j.finished_at is not None and j.finished_at > t:
+            j = replace(_unfinished_at(j, t), failure_reason=None)
+        elif (f := ds.facts.get(j.id)) is not None:
+            facts[j.id] = f
+        if j.retried and newest[(j.pipeline_id, j.name)] == j.id:
+            j = replace(j, retried=False)
+        jobs.append(j)
+    return jobs, facts
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # pipeline
+            st.sampled_from(["a", "b"]),  # name
+            st.floats(min_value=0, max_value=7200),  # created after its pipeline
+            st.floats(min_value=1, max_value=7200),  # duration
+            st.booleans(),  # retried
+            st.sampled_from(["success", "failed", "manual"]),
+            st.booleans(),  # a parsed log
+        ),
+        max_size=14,
+    ),
+    st.integers(0, 5 * 3600),
+)
+def test_as_of_changes_only_the_jobs_that_stood_otherwise_then(made: list[Any], seconds: int) -> None:
+    """Dataset.as_of finds the jobs that finished after t, or whose later attempt came after t, and replaces
+    only those: the jobs and facts it gives are those of changing the jobs one by one."""
+    b = Builder()
+    ps = [b.add_pipeline(pipeline(i + 1, T0 + timedelta(hours=i))) for i in range(4)]
+    for k, (pi, name, created, duration, retried, status, logged) in enumerate(made):
+        b.add_job(
+            ps[pi],
+            name,
+            facts(3.0 + k) if logged else None,
+            created=created,
+            start=created + 5.0,
+            duration=duration,
+            retried=retried,
+            status=status,
+            failure_reason="script_failure" if status == "failed" else None,
+        )
+    ds = b.dataset()
+    t = T0 + timedelta(seconds=seconds)
+    got = ds.as_of(t)
+    jobs, facts_then = _as_of_job_by_job(ds, t)
+    assert list(got.jobs) == jobs
+    assert dict(got.facts) == facts_then and list(got.facts) == list(facts_then)

@@ -237,16 +237,20 @@ class Dataset:
                 seen = newest.get(k)
                 if seen is not None and j.id > seen:
                     newest[k] = j.id
-        jobs: list[Job] = []
-        facts: dict[int, TraceFacts] = {}
-        for j in kept:
-            if j.finished_at is not None and j.finished_at > t:
-                j = replace(_unfinished_at(j, t), failure_reason=None)
-            elif (f := self.facts.get(j.id)) is not None:
-                facts[j.id] = f
-            if j.retried and newest[(j.pipeline_id, j.name)] == j.id:
-                j = replace(j, retried=False)  # its later attempt came after t
-            jobs.append(j)
+        # the jobs as they stood at t: most are unchanged, so the few that change are found in passes over the
+        # jobs (a window at 50,000 pipelines holds 100,000 jobs; a couple end after t) and replaced in one more
+        late = [j for j in kept if j.finished_at is not None and j.finished_at > t]
+        facts_of = self.facts.get
+        facts: dict[int, TraceFacts] = {j.id: f for j in kept if (f := facts_of(j.id)) is not None}
+        changed: dict[int, Job] = {}
+        for j in late:  # finished after t: as it stood then, without its log facts
+            changed[j.id] = replace(_unfinished_at(j, t), failure_reason=None)
+            facts.pop(j.id, None)
+        if newest:
+            for j in kept:
+                if j.retried and newest[(j.pipeline_id, j.name)] == j.id:
+                    changed[j.id] = replace(changed.get(j.id, j), retried=False)  # its later attempt came after t
+        jobs = [changed.get(j.id, j) for j in kept] if changed else kept
         tags = tuple(tg for tg in self.image_tags if tg.created_at is None or tg.created_at <= t)
         out = Dataset(
             project=self.project,
