@@ -332,7 +332,16 @@ class WriterOverlap:
 
 def cache_writers(ds: Dataset) -> dict[str, list[Job]]:
     """Per cache key, the jobs that tried to upload it (archive created or failed), retried ones too (a window's
-    loader reads the upload sections of these jobs only: ``cidash.dataset._UPLOADED``)."""
+    loader reads the upload sections of these jobs only: ``cidash.dataset._UPLOADED``). Found once per slice
+    (the writers' criterion asks for them twice); each call gets its own dict and lists."""
+    return {key: list(jobs) for key, jobs in _cache_writers(ds).items()}
+
+
+def _cache_writers(ds: Dataset) -> dict[str, list[Job]]:
+    """:func:`cache_writers` of ``ds``, computed once per slice (kept with the slice's own values)."""
+    done = ds._own.get("writers")
+    if done is not None:
+        return done  # type: ignore[return-value]
     out: dict[str, list[Job]] = defaultdict(list)
     # a window's jobs share their events' tuples: each one's keys found once (by identity: the tuples stay alive
     # in the dataset's facts meanwhile, so no id is reused)
@@ -347,7 +356,8 @@ def cache_writers(ds: Dataset) -> dict[str, list[Job]]:
             keys = keys_by_events[id(facts.cache)] = _uploaded_keys(facts.cache)
         for key in keys:
             out[key].append(j)
-    return dict(out)
+    found = ds._own["writers"] = dict(out)
+    return found
 
 
 def _uploaded_keys(cache: Sequence[CacheEvent]) -> set[str]:
@@ -385,7 +395,7 @@ def overlapping_writers(ds: Dataset) -> list[WriterOverlap]:
     from datetime import UTC
 
     overlaps: list[WriterOverlap] = []
-    for key, jobs in cache_writers(ds).items():
+    for key, jobs in _cache_writers(ds).items():
         timed = sorted(
             ((w, j) for j in jobs if (w := write_window(ds, j)) is not None), key=lambda wj: (wj[0][0], wj[1].id)
         )
