@@ -21,8 +21,11 @@ from cidash.metrics import (
     Dataset,
     ImageHistory,
     JobCacheConfig,
+    PhaseSums,
+    PhaseTuple,
     StartupRecord,
     fast_constructor,
+    phase_tuple,
     section_phases,
     startup_phase_sums,
 )
@@ -179,7 +182,7 @@ def _load_span(
     as_of: datetime | None = None,
     uploads: bool = True,
     narrow: bool = False,
-) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, dict[str, float]]]:
+) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, PhaseTuple]]:
     """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
     made after ``end`` still comes) and the jobs' log facts, read with a few statements per few thousand
     pipelines (each job with its facts in one joined row; its runner sections and cache events selected through
@@ -193,7 +196,7 @@ def _load_span(
     jobs: list[Job] = []
     facts: dict[int, TraceFacts] = {}
     records: list[StartupRecord] = []
-    job_phases: dict[int, dict[str, float]] | None = {} if phases else None
+    job_phases: dict[int, PhaseTuple] | None = {} if phases else None
     latest = ""
     for k in range(0, len(pipelines), _PIPELINES_PER_READ):  # a few thousand pipelines' rows in memory at once
         sub_start = start if k == 0 else pipelines[k].created_at
@@ -269,7 +272,7 @@ def _read_jobs(  # noqa: PLR0917
     jobs: list[Job],
     facts: dict[int, TraceFacts],
     *,
-    phases: dict[int, dict[str, float]] | None,
+    phases: dict[int, PhaseTuple] | None,
     uploads: bool = True,
     narrow: bool = False,
 ) -> str:
@@ -312,7 +315,7 @@ def _read_jobs(  # noqa: PLR0917
         if phases is not None:
             if r[27] is None:
                 unsummed.append(r[1])
-            elif (got_phases := _stored_phases(r[28], r[29], r[30], r[31])) is not None:
+            elif (got_phases := r[28:32]) != _NO_PHASES:
                 phases[r[1]] = got_phases
         image = None
         if r[23] is not None:
@@ -350,7 +353,7 @@ def _read_narrow_jobs(  # noqa: PLR0917
     strings: dict[Any, Any],
     jobs: list[Job],
     facts: dict[int, TraceFacts],
-    phases: dict[int, dict[str, float]] | None,
+    phases: dict[int, PhaseTuple] | None,
     events_column: str,
     uploads: bool,
 ) -> str:
@@ -406,7 +409,7 @@ def _read_narrow_jobs(  # noqa: PLR0917
         if phases is not None:
             if r[15] is None:
                 unsummed.append(job_id)
-            elif (got_phases := _stored_phases(r[16], r[17], r[18], r[19])) is not None:
+            elif (got_phases := r[16:20]) != _NO_PHASES:
                 phases[job_id] = got_phases
         image = None
         if r[13] is not None:
@@ -521,23 +524,11 @@ def _read_upload_sections(
 _PHASE_COLUMNS = ", f.phases_summed, f.startup_prepare, f.startup_sources, f.startup_cache, f.startup_artifacts"
 
 
-def _stored_phases(
-    prepare: float | None, sources: float | None, cache: float | None, artifacts: float | None
-) -> dict[str, float] | None:
-    """:func:`cidash.metrics.startup_phases` of a log from its stored sums (None: no start-up section)."""
-    out: dict[str, float] = {}
-    if prepare is not None:
-        out["prepare"] = prepare
-    if sources is not None:
-        out["sources"] = sources
-    if cache is not None:
-        out["cache"] = cache
-    if artifacts is not None:
-        out["artifacts"] = artifacts
-    return out or None  # (one phase: that phase alone, as startup_phase_sums gives it)
+#: The stored sums of a log without a closed start-up section (:data:`cidash.metrics.PhaseTuple`).
+_NO_PHASES = (None, None, None, None)
 
 
-def _sum_phases(store: Store, job_ids: Sequence[int], phases: dict[int, dict[str, float]]) -> None:
+def _sum_phases(store: Store, job_ids: Sequence[int], phases: dict[int, PhaseTuple]) -> None:
     """Each job's start-up phases summed from its stored closed start-up sections (in log order, as
     :func:`cidash.metrics.startup_phases` sums them): for logs the store has not summed."""
     phase_of = section_phases()
@@ -552,7 +543,7 @@ def _sum_phases(store: Store, job_ids: Sequence[int], phases: dict[int, dict[str
         ):
             by_job.setdefault(job_id, []).append((phase_of[name], duration))
         for job_id, durations in by_job.items():
-            phases[job_id] = startup_phase_sums(durations)
+            phases[job_id] = phase_tuple(startup_phase_sums(durations))
 
 
 def _read_startup_records(  # noqa: PLR0917
@@ -666,7 +657,7 @@ def load_dataset(
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
     records: list[StartupRecord] = []  # of the spans read for their start-up values only
-    phases_by_job: dict[int, dict[str, float]] = {}  # of a window's jobs (their facts without those sections)
+    phases_by_job: dict[int, PhaseTuple] = {}  # of a window's jobs (their facts without those sections)
     if spans is None:
         pipelines = tuple(store.pipelines(project.id, since=since))
         ids = {p.id for p in pipelines}
@@ -747,7 +738,7 @@ def load_dataset(
         ci_config_known=known,
         image_history=image_history,
         startup_records=tuple(records),
-        phases_by_job=phases_by_job if spans is not None and phases else None,
+        phases_by_job=PhaseSums(phases_by_job) if spans is not None and phases else None,
     )
     if as_of is not None:
         ds.records_resolved_at(as_of)

@@ -228,17 +228,25 @@ PHASED_RUN = st.tuples(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(PHASED_RUN, max_size=14), st.booleans(), st.booleans())
+@given(st.lists(PHASED_RUN, max_size=14), st.booleans(), st.sampled_from(["sections", "dicts", "tuples"]))
 def test_startup_samples_are_startup_samples_values(
-    runs: list[Any], include_retried: bool, summed_by_loader: bool
+    runs: list[Any], include_retried: bool, summed_by_loader: str
 ) -> None:
     """metrics.startup_samples (one pass, no JobStartup per job) gives, for the start-up and each phase, the
     values startup_sample gives, each as many times (its order is not kept: what reads them sorts them), from
-    the sections or from phases summed by a loader; compare's rows from them are the same."""
+    the sections or from phases summed by a loader (as dicts, or as the tuples of a window's PhaseSums, which
+    read as the same dicts, their phases in the same order); compare's rows from them are the same."""
     from dataclasses import replace
 
     from cidash.compare import _startup_samples
-    from cidash.metrics import STARTUP_PHASES, startup_phases, startup_sample, startup_samples
+    from cidash.metrics import (
+        STARTUP_PHASES,
+        PhaseSums,
+        phase_tuple,
+        startup_phases,
+        startup_sample,
+        startup_samples,
+    )
     from cidash.models import Section
 
     ds = _runs_dataset([run for run, _ in runs])
@@ -252,12 +260,13 @@ def test_startup_samples_are_startup_samples_values(
                 t += secs or 1.0
             facts[j.id] = replace(facts[j.id], sections=tuple(made))
     ds = replace(ds, facts=facts)
-    if summed_by_loader:
-        ds = replace(
-            ds,
-            facts={k: replace(f, sections=()) for k, f in facts.items()},
-            phases_by_job={k: startup_phases(f) for k, f in facts.items() if startup_phases(f)},
-        )
+    if summed_by_loader != "sections":
+        summed = {k: startup_phases(f) for k, f in facts.items() if startup_phases(f)}
+        kept: Any = summed
+        if summed_by_loader == "tuples":
+            kept = PhaseSums({k: phase_tuple(v) for k, v in summed.items()})
+            assert {k: list(kept[k].items()) for k in kept} == {k: list(v.items()) for k, v in summed.items()}
+        ds = replace(ds, facts={k: replace(f, sections=()) for k, f in facts.items()}, phases_by_job=kept)
     for excluded in ((), ("build-ci-image",), ("test", "lint")):
         got = startup_samples(ds, include_retried=include_retried, exclude_jobs=excluded)
         rows = _startup_samples(ds, include_retried=include_retried, exclude_jobs=excluded)
