@@ -555,3 +555,24 @@ def test_as_of_changes_only_the_jobs_that_stood_otherwise_then(made: list[Any], 
     jobs, facts_then = _as_of_job_by_job(ds, t)
     assert list(got.jobs) == jobs
     assert dict(got.facts) == facts_then and list(got.facts) == list(facts_then)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(JOB, max_size=12), st.booleans())
+def test_counted_jobs_are_found_once_per_slice_and_given_as_new_lists(jobs: list[Any], retried: bool) -> None:
+    """counted_jobs keeps a slice's counted jobs for the metrics that ask again; a caller that changes the list
+    it got changes no other caller's."""
+    from cidash.metrics import NOT_RUN_STATUSES, counted_jobs
+
+    ds = build(jobs).dataset()
+    expected = [
+        j
+        for j in ds.jobs
+        if j.status not in NOT_RUN_STATUSES and j.started_at is not None and (retried or not j.retried)
+    ]
+    first = counted_jobs(ds, include_retried=retried)
+    assert first == expected
+    first.reverse()
+    first.append(first[0] if first else None)  # type: ignore[arg-type]
+    assert counted_jobs(ds, include_retried=retried) == expected
+    assert counted_jobs(ds.between(None, None), include_retried=retried) == expected

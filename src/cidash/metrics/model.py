@@ -430,12 +430,17 @@ def job_image_digest(ds: Dataset, job: Job) -> str | None:
 
 
 def counted_jobs(ds: Dataset, *, include_retried: bool = False) -> list[Job]:
-    """Jobs that ran, without retried attempts unless asked."""
-    return [
-        j
-        for j in ds.jobs
-        if j.status not in NOT_RUN_STATUSES and j.started_at is not None and (include_retried or not j.retried)
-    ]
+    """Jobs that ran, without retried attempts unless asked (found once per slice: several metrics of one slice
+    ask; each call gets its own list)."""
+    asked = ("counted jobs", include_retried)
+    got: list[Job] | None = ds._own.get(asked)  # type: ignore[assignment]
+    if got is None:
+        got = ds._own[asked] = [
+            j
+            for j in ds.jobs
+            if j.status not in NOT_RUN_STATUSES and j.started_at is not None and (include_retried or not j.retried)
+        ]
+    return list(got)
 
 
 @dataclass(frozen=True, slots=True)
