@@ -113,3 +113,48 @@ def test_a_windows_rows_are_the_whole_historys(store_target: str, narrow: bool, 
             assert shared.setdefault(cache, id(cache)) == id(cache)
     assert len(shared) == len([e for e in _EVENT_SETS if e])
     assert any(f.sections for f in window.facts.values()) == uploads
+
+
+def test_the_image_pairs_are_the_distinct_pairs_of_the_logs(store_target: str) -> None:
+    """Store.image_names_and_digests (a skip scan of the job_facts_image index on SQLite) gives the distinct
+    (name, digest) pairs the project's logs named with both set, as SELECT DISTINCT does: names with
+    several digests, names without any, logs without an image, and another project's logs left out."""
+    from cidash.models import ImageRef, Project
+
+    other = Project(PROJECT.id + 1, "other/project", "https://gitlab.example.com/other/project", "main")
+    with Store.open(store_target) as store:
+        store.upsert_project(PROJECT)
+        store.upsert_project(other)
+        made = [
+            ("registry.example.com/platform/app/ci:alpine", "sha256:" + "b" * 64),
+            ("registry.example.com/platform/app/ci:alpine", "sha256:" + "a" * 64),
+            ("registry.example.com/platform/app/ci:alpine", "sha256:" + "b" * 64),
+            ("registry.example.com/platform/app/ci:debian", None),
+            ("alpine:3.20", "alpine@sha256:" + "c" * 64),
+            ("", "sha256:" + "d" * 64),
+            (None, None),
+            ("Ünïcode/ci:1", "sha256:" + "e" * 64),
+        ]
+        for project, offset in ((PROJECT, 0), (other, 100)):
+            p = replace(pipeline(900 + offset, T0), project_id=project.id)
+            jobs = [replace(job(9900 + offset + k, p, f"j{k}"), project_id=project.id) for k in range(len(made))]
+            store.upsert_pipelines([p])
+            store.upsert_jobs(jobs)
+            logs = []
+            for j, (name, digest) in zip(jobs, made, strict=True):
+                image = None if name is None else ImageRef(name, None, digest, None)
+                if project is other and name:
+                    image = ImageRef(name + "-other", None, digest, None)
+                logs.append((j.id, replace(facts(5.0), image=image), None))
+            store.save_many_job_facts(logs, project_id=project.id)
+        got = store.image_names_and_digests(PROJECT.id)
+        expected = sorted(
+            (name, digest)
+            for name, digest in store.read(
+                "SELECT DISTINCT image_name, image_digest FROM job_facts WHERE project_id = ? "
+                "AND image_name IS NOT NULL AND image_digest IS NOT NULL",
+                [PROJECT.id],
+            )
+        )
+    assert sorted(got) == expected
+    assert len(got) == 5 and not any(name.endswith("-other") for name, _ in got)
