@@ -576,3 +576,11 @@ def test_counted_jobs_are_found_once_per_slice_and_given_as_new_lists(jobs: list
     first.append(first[0] if first else None)  # type: ignore[arg-type]
     assert counted_jobs(ds, include_retried=retried) == expected
     assert counted_jobs(ds.between(None, None), include_retried=retried) == expected
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(), st.integers(-5, 10**9), st.sampled_from([0.0, -0.0, 31_622_400.0]))))
+def test_the_plausible_values_are_those_plausible_seconds_accepts(values: list[Any]) -> None:
+    from cidash.metrics import plausible_seconds
+    from cidash.metrics.model import _plausible
+
+    assert _plausible(values) == tuple(v for v in values if plausible_seconds(v))

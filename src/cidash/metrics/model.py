@@ -470,7 +470,9 @@ def plausible_size(value: int | None) -> bool:
 
 
 def _plausible(values: Iterable[float | None]) -> tuple[float, ...]:
-    return tuple(v for v in values if v is not None and plausible_seconds(v))
+    """The values :func:`plausible_seconds` accepts (its test inline: no call per value)."""
+    isfinite, top = math.isfinite, MAX_DURATION_SECONDS
+    return tuple(v for v in values if v is not None and isfinite(v) and 0 <= v <= top)
 
 
 @dataclass(frozen=True, slots=True)
