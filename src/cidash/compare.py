@@ -35,7 +35,15 @@ from cidash.metrics import (
 )
 from cidash.models import MB
 from cidash.specs import Spec
-from cidash.stats import CI_METHOD, QUANTILE_METHOD, Summary, bootstrap_median_change, pct_change, rate
+from cidash.stats import (
+    CI_METHOD,
+    QUANTILE_METHOD,
+    Summary,
+    bootstrap_median_change,
+    pct_change,
+    rate,
+    summary_of_sorted,
+)
 
 Verdict = Literal["PASS", "FAIL", "not enough data"]
 NOT_ENOUGH: Verdict = "not enough data"
@@ -175,7 +183,13 @@ def _distribution(
     criterion: str | None = None,
     judge: Callable[[float], bool] | None = None,
 ) -> ComparisonRow:
-    base, cand = _sorted(base), _sorted(cand)  # sorted once: the summary and the bootstrap sort them again
+    sorted_base, sorted_cand = _sorted(base), _sorted(cand)  # sorted once: the bootstrap sorts them again
+    # (sorted: no NaN, so their summaries need neither the NaN check nor a sort)
+    summaries = [
+        summary_of_sorted(s.values) if s is not given else s.summary()
+        for s, given in ((sorted_base, base), (sorted_cand, cand))
+    ]
+    base, cand = sorted_base, sorted_cand
     ci = bootstrap_median_change(base.values, cand.values, seed=seed, resamples=resamples)
     enough = base.n >= min_n and cand.n >= min_n
     verdict: Verdict | None = None
@@ -191,8 +205,8 @@ def _distribution(
         kind="distribution",
         n_baseline=base.n,
         n_candidate=cand.n,
-        baseline=base.summary(),
-        candidate=cand.summary(),
+        baseline=summaries[0],
+        candidate=summaries[1],
         change_pct=ci.change_pct,
         ci_low_pct=ci.low_pct if enough else None,
         ci_high_pct=ci.high_pct if enough else None,

@@ -8,6 +8,7 @@ whose cache entries are resolved with :mod:`cidash.ciconfig`.
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,13 +21,16 @@ from cidash.metrics import (
     Dataset,
     ImageHistory,
     JobCacheConfig,
+    PhaseSums,
+    PhaseTuple,
     StartupRecord,
     fast_constructor,
+    phase_tuple,
     section_phases,
     startup_phase_sums,
 )
 from cidash.models import NOT_RUN_STATUSES, CacheEvent, ImageRef, Job, Pipeline, Project, Section, TraceFacts
-from cidash.store import Store, from_db_time, to_db_time
+from cidash.store import PIPELINE_COLUMNS, Store, from_db_time, to_db_time
 
 
 def cache_configs_from_text(text: str, name: str) -> tuple[JobCacheConfig, ...]:
@@ -99,7 +103,21 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            _promote_survivors()
             gc.enable()
+
+
+def _promote_survivors() -> None:
+    """Move every object the collector tracks into its oldest generation, without a collection: what a load
+    leaves alive (a million objects at 50,000 pipelines) was allocated while the collector was paused, so it
+    sits in the youngest generation, and the first collections after the pause (young, then middle, then full)
+    each walked all of it (~0.5 s of ``export`` or ``compare`` at 50,000 pipelines, measured with
+    ``gc.callbacks``). In the oldest generation only a full collection walks it, and the interpreter runs those
+    rarely (when what survived since the last one exceeds a quarter of what it kept). Nothing is kept from
+    collection: ``gc.freeze`` then ``gc.unfreeze`` hands every object back to the oldest generation (cidash
+    freezes nothing else)."""
+    gc.freeze()
+    gc.unfreeze()
 
 
 #: A span of pipeline creation times ``[start, end)`` (None: unbounded on that side).
@@ -164,21 +182,21 @@ def _load_span(
     as_of: datetime | None = None,
     uploads: bool = True,
     narrow: bool = False,
-) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, dict[str, float]]]:
+) -> tuple[list[Pipeline], list[Job], dict[int, TraceFacts], str, list[StartupRecord], dict[int, PhaseTuple]]:
     """The pipelines created in ``[start, end)`` (on ``ref`` when given), all their jobs (by pipeline, so a retry
     made after ``end`` still comes) and the jobs' log facts, read with a few statements per few thousand
     pipelines (each job with its facts in one joined row; its runner sections and cache events selected through
     the same pipelines); repeated strings (names, refs, SHAs, cache keys) and identical cache events and image
     references are shared rather than copied per job. ``startup_only`` (with ``as_of``): no jobs, their start-ups
     as :class:`~cidash.metrics.StartupRecord` s (:func:`_read_startup_records`)."""
-    pipelines = store.pipelines(project.id, since=start, until=end, ref=ref)
+    strings: dict[Any, Any] = {}
+    pipelines = _read_pipelines(store, project, start, end, ref, strings=strings)
     if not pipelines:
         return [], [], {}, "", [], {}
-    strings: dict[Any, Any] = {}
     jobs: list[Job] = []
     facts: dict[int, TraceFacts] = {}
     records: list[StartupRecord] = []
-    job_phases: dict[int, dict[str, float]] | None = {} if phases else None
+    job_phases: dict[int, PhaseTuple] | None = {} if phases else None
     latest = ""
     for k in range(0, len(pipelines), _PIPELINES_PER_READ):  # a few thousand pipelines' rows in memory at once
         sub_start = start if k == 0 else pipelines[k].created_at
@@ -195,6 +213,42 @@ def _load_span(
         latest = max(latest, got)
     # (the jobs in no order: load_dataset sorts every span's jobs at once)
     return pipelines, jobs, facts, latest, records, job_phases or {}
+
+
+def _read_pipelines(
+    store: Store,
+    project: Project,
+    start: datetime | None,
+    end: datetime | None,
+    ref: str | None,
+    *,
+    strings: dict[Any, Any],
+) -> list[Pipeline]:
+    """``store.pipelines(project.id, since=start, until=end, ref=ref)`` (oldest first), built by the slot-setting
+    constructor with their refs, statuses and sources shared (a window reads 12,500-15,000 pipelines at 50,000)."""
+    cond, params = _span_where(project, start, end, ref)
+    intern = strings.setdefault
+    parse = _from_text
+    new = _new_pipeline
+    return [
+        new(
+            r[0],
+            r[1],
+            r[2],
+            intern(r[3], r[3]),
+            r[4],
+            intern(r[5], r[5]),
+            intern(r[6], r[6]),
+            parse(r[7]),
+            parse(r[8]),
+            None if r[9] is None else parse(r[9]),
+            None if r[10] is None else parse(r[10]),
+            r[11],
+            r[12],
+            r[13],
+        )
+        for r in store.read(f"SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE {cond} ORDER BY created_at, id", params)
+    ]
 
 
 #: The order of a dataset's jobs (creation, then id).
@@ -218,7 +272,7 @@ def _read_jobs(  # noqa: PLR0917
     jobs: list[Job],
     facts: dict[int, TraceFacts],
     *,
-    phases: dict[int, dict[str, float]] | None,
+    phases: dict[int, PhaseTuple] | None,
     uploads: bool = True,
     narrow: bool = False,
 ) -> str:
@@ -226,45 +280,27 @@ def _read_jobs(  # noqa: PLR0917
     the latest stored time at which one of them was created or finished ("" for none). ``phases`` (unless None):
     each job's start-up phases, as the store summed them from its closed start-up sections (schema version 9;
     what :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
-    :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). The cache-upload
-    sections are read for the jobs that uploaded a cache only (what the writers' windows read:
-    :func:`cidash.metrics.write_window`), and not at all with ``uploads`` false. ``narrow``: only the columns
-    the metrics read (:func:`_read_narrow_jobs`)."""
-    intern = strings.setdefault
+    :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). Each job's cache
+    events come in its own row as one JSON text (:meth:`cidash.store.Store.cache_events_json`), decoded once
+    per distinct text (:func:`_events_of`). The cache-upload sections are read for the jobs that uploaded a
+    cache only (what the writers' windows read: :func:`cidash.metrics.write_window`), and not at all with
+    ``uploads`` false. ``narrow``: only the columns the metrics read (:func:`_read_narrow_jobs`)."""
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
-    sections: dict[int, list[Section]] = {}
-    cache: dict[int, list[CacheEvent]] = {}
-    # Cache events come grouped by job in log order: ORDER BY the jobs' index order (pipeline, id), which SQLite
-    # reads them in, so it sorts nothing (ORDER BY job id sorted ~360,000 section rows at 50k).
+    events_column = store.cache_events_json("j.id")
+    if narrow:
+        return _read_narrow_jobs(
+            store, project, of_span, span_params, strings, jobs, facts, phases, events_column, uploads
+        )
+    intern = strings.setdefault
+    events_of = _events_of(strings)
     uploaders: list[int] = []  # the jobs that uploaded a cache (created or failed): cidash.metrics.cache_writers
-    for job_id, op, key, outcome, detail in store.read(
-        "SELECT e.job_id, e.op, e.key, e.outcome, e.detail "
-        + of_span.format("JOIN cache_events e ON e.job_id = j.id")
-        + " ORDER BY j.pipeline_id, j.id, e.seq",
-        span_params,
-    ):
-        row = ("cache", op, key, outcome, detail)
-        event = strings.get(row)
-        if event is None:
-            event = strings[row] = CacheEvent(op, intern(key, key), outcome, detail)
-        got_events = cache.get(job_id)
-        if got_events is None:
-            got_events = cache[job_id] = []
-        got_events.append(event)
-        if op == "archive" and outcome in _UPLOADED and (not uploaders or uploaders[-1] != job_id):
-            uploaders.append(job_id)
-    if uploads:
-        _read_upload_sections(store, uploaders, strings, sections)
     no_sections: tuple[Section, ...] = ()
-    no_events: tuple[CacheEvent, ...] = ()
     latest = ""
     unsummed: list[int] = []  # logs whose phases the store has not summed (none once at schema version 9)
     new_facts = _new_facts
-    if narrow:
-        return _read_narrow_jobs(store, project, of_span, span_params, strings, jobs, facts, sections, cache, phases)
     for r in store.read(
-        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
+        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''}, {events_column} "
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
         span_params,
     ):
@@ -279,7 +315,7 @@ def _read_jobs(  # noqa: PLR0917
         if phases is not None:
             if r[27] is None:
                 unsummed.append(r[1])
-            elif (got_phases := _stored_phases(r[28], r[29], r[30], r[31])) is not None:
+            elif (got_phases := r[28:32]) != _NO_PHASES:
                 phases[r[1]] = got_phases
         image = None
         if r[23] is not None:
@@ -289,19 +325,16 @@ def _read_jobs(  # noqa: PLR0917
             if image is None:
                 image = strings[key] = ImageRef(r[23], r[24], r[25], pulled)
         job_id = job.id
-        got_sections = sections.get(job_id)
-        got_cache = cache.get(job_id)
+        events, uploaded = events_of(r[-1])
+        if uploaded:
+            uploaders.append(job_id)
         facts[job_id] = new_facts(
-            intern(r[19], r[19]),
-            intern(r[20], r[20]),
-            bool(r[21]),
-            no_sections if got_sections is None else tuple(got_sections),
-            r[22],
-            image,
-            no_events if got_cache is None else _shared_events(got_cache, strings),
+            intern(r[19], r[19]), intern(r[20], r[20]), bool(r[21]), no_sections, r[22], image, events
         )
     if phases is not None and unsummed:
         _sum_phases(store, unsummed, phases)
+    if uploads:
+        _add_upload_sections(store, uploaders, strings, facts)
     return latest
 
 
@@ -320,9 +353,9 @@ def _read_narrow_jobs(  # noqa: PLR0917
     strings: dict[Any, Any],
     jobs: list[Job],
     facts: dict[int, TraceFacts],
-    sections: dict[int, list[Section]],
-    cache: dict[int, list[CacheEvent]],
-    phases: dict[int, dict[str, float]] | None,
+    phases: dict[int, PhaseTuple] | None,
+    events_column: str,
+    uploads: bool,
 ) -> str:
     """:func:`_read_jobs` reading only the columns the metrics, the criteria, ``compare`` and the JSON, CSV and
     Markdown exports read (:data:`_NARROW_COLUMNS`: 15 of 27, ~a quarter of the rows' fetch and of their strings
@@ -334,13 +367,14 @@ def _read_narrow_jobs(  # noqa: PLR0917
     load's."""
     intern = strings.setdefault
     new_job, parse, new_facts = _new_job, _from_text, _new_facts
+    events_of = _events_of(strings)
     project_id = project.id
     no_sections: tuple[Section, ...] = ()
-    no_events: tuple[CacheEvent, ...] = ()
     latest = ""
     unsummed: list[int] = []
+    uploaders: list[int] = []
     for r in store.read(
-        f"SELECT {_NARROW_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''} "
+        f"SELECT {_NARROW_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''}, {events_column} "
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
         span_params,
     ):
@@ -375,7 +409,7 @@ def _read_narrow_jobs(  # noqa: PLR0917
         if phases is not None:
             if r[15] is None:
                 unsummed.append(job_id)
-            elif (got_phases := _stored_phases(r[16], r[17], r[18], r[19])) is not None:
+            elif (got_phases := r[16:20]) != _NO_PHASES:
                 phases[job_id] = got_phases
         image = None
         if r[13] is not None:
@@ -383,20 +417,66 @@ def _read_narrow_jobs(  # noqa: PLR0917
             image = strings.get(key)
             if image is None:
                 image = strings[key] = ImageRef(r[13], None, r[14], None)
-        got_sections = sections.get(job_id)
-        got_cache = cache.get(job_id)
-        facts[job_id] = new_facts(
-            None,
-            None,
-            False,
-            no_sections if got_sections is None else tuple(got_sections),
-            r[12],
-            image,
-            no_events if got_cache is None else _shared_events(got_cache, strings),
-        )
+        events, uploaded = events_of(r[-1])
+        if uploaded:
+            uploaders.append(job_id)
+        facts[job_id] = new_facts(None, None, False, no_sections, r[12], image, events)
     if phases is not None and unsummed:
         _sum_phases(store, unsummed, phases)
+    if uploads:
+        _add_upload_sections(store, uploaders, strings, facts)
     return latest
+
+
+#: The key in a load's shared ``strings`` of its decoded cache events (:func:`_events_of`).
+_EVENTS_KEY = ("events of a text",)
+
+
+def _events_of(strings: dict[Any, Any]) -> Callable[[str | None], tuple[tuple[CacheEvent, ...], bool]]:
+    """A function from a job's cache events as :meth:`cidash.store.Store.cache_events_json` gives them (a JSON
+    array of ``[op, key, outcome, detail]``; ``"[]"`` or None for none) to ``(the events, uploaded)``:
+    ``uploaded`` when one is an ``archive`` that created or failed (:data:`_UPLOADED`). Each distinct text is
+    decoded once for the whole load (kept in ``strings``): many jobs' logs say the same events, and those jobs
+    share one tuple of shared :class:`~cidash.models.CacheEvent` s (:func:`_shared_events`)."""
+    decoded: dict[str | None, tuple[tuple[CacheEvent, ...], bool]] | None = strings.get(_EVENTS_KEY)
+    if decoded is None:
+        decoded = strings[_EVENTS_KEY] = {None: ((), False), "[]": ((), False)}
+    intern = strings.setdefault
+
+    def events_of(text: str | None) -> tuple[tuple[CacheEvent, ...], bool]:
+        got = decoded.get(text)
+        if got is not None:
+            return got
+        assert text is not None
+        events: list[CacheEvent] = []
+        uploaded = False
+        for op, key, outcome, detail in json.loads(text):
+            row = ("cache", op, key, outcome, detail)
+            event = strings.get(row)
+            if event is None:
+                event = strings[row] = CacheEvent(op, intern(key, key), outcome, detail)
+            events.append(event)
+            if op == "archive" and outcome in _UPLOADED:
+                uploaded = True
+        got = decoded[text] = (_shared_events(events, strings) if events else (), uploaded)
+        return got
+
+    return events_of
+
+
+def _add_upload_sections(
+    store: Store, uploaders: Sequence[int], strings: dict[Any, Any], facts: dict[int, TraceFacts]
+) -> None:
+    """The cache-upload sections of the jobs in ``uploaders`` (:func:`_read_upload_sections`) put into their
+    ``facts`` (read without them)."""
+    sections: dict[int, list[Section]] = {}
+    _read_upload_sections(store, uploaders, strings, sections)
+    new_facts = _new_facts
+    for job_id, got in sections.items():
+        f = facts[job_id]
+        facts[job_id] = new_facts(
+            f.runner_version, f.executor, f.truncated, tuple(got), f.startup_seconds, f.image, f.cache
+        )
 
 
 def _shared_events(events: list[CacheEvent], strings: dict[Any, Any]) -> tuple[CacheEvent, ...]:
@@ -444,23 +524,11 @@ def _read_upload_sections(
 _PHASE_COLUMNS = ", f.phases_summed, f.startup_prepare, f.startup_sources, f.startup_cache, f.startup_artifacts"
 
 
-def _stored_phases(
-    prepare: float | None, sources: float | None, cache: float | None, artifacts: float | None
-) -> dict[str, float] | None:
-    """:func:`cidash.metrics.startup_phases` of a log from its stored sums (None: no start-up section)."""
-    out: dict[str, float] = {}
-    if prepare is not None:
-        out["prepare"] = prepare
-    if sources is not None:
-        out["sources"] = sources
-    if cache is not None:
-        out["cache"] = cache
-    if artifacts is not None:
-        out["artifacts"] = artifacts
-    return out or None  # (one phase: that phase alone, as startup_phase_sums gives it)
+#: The stored sums of a log without a closed start-up section (:data:`cidash.metrics.PhaseTuple`).
+_NO_PHASES = (None, None, None, None)
 
 
-def _sum_phases(store: Store, job_ids: Sequence[int], phases: dict[int, dict[str, float]]) -> None:
+def _sum_phases(store: Store, job_ids: Sequence[int], phases: dict[int, PhaseTuple]) -> None:
     """Each job's start-up phases summed from its stored closed start-up sections (in log order, as
     :func:`cidash.metrics.startup_phases` sums them): for logs the store has not summed."""
     phase_of = section_phases()
@@ -475,7 +543,7 @@ def _sum_phases(store: Store, job_ids: Sequence[int], phases: dict[int, dict[str
         ):
             by_job.setdefault(job_id, []).append((phase_of[name], duration))
         for job_id, durations in by_job.items():
-            phases[job_id] = startup_phase_sums(durations)
+            phases[job_id] = phase_tuple(startup_phase_sums(durations))
 
 
 def _read_startup_records(  # noqa: PLR0917
@@ -515,6 +583,7 @@ def _read_startup_records(  # noqa: PLR0917
 
 
 _new_job = fast_constructor(Job)
+_new_pipeline = fast_constructor(Pipeline)
 _new_section = fast_constructor(Section)
 _new_facts = fast_constructor(TraceFacts)
 
@@ -588,7 +657,7 @@ def load_dataset(
     """
     settled = False  # True: nothing loaded was created or finished after as_of (as_of() has nothing to drop)
     records: list[StartupRecord] = []  # of the spans read for their start-up values only
-    phases_by_job: dict[int, dict[str, float]] = {}  # of a window's jobs (their facts without those sections)
+    phases_by_job: dict[int, PhaseTuple] = {}  # of a window's jobs (their facts without those sections)
     if spans is None:
         pipelines = tuple(store.pipelines(project.id, since=since))
         ids = {p.id for p in pipelines}
@@ -669,7 +738,7 @@ def load_dataset(
         ci_config_known=known,
         image_history=image_history,
         startup_records=tuple(records),
-        phases_by_job=phases_by_job if spans is not None and phases else None,
+        phases_by_job=PhaseSums(phases_by_job) if spans is not None and phases else None,
     )
     if as_of is not None:
         ds.records_resolved_at(as_of)

@@ -260,11 +260,7 @@ def _hinted_image_names(store: Store, project_id: int, hint: str | None) -> tupl
         return [], []
     names: set[str] = set()
     digests: set[str] = set()
-    for name, raw in store.read(
-        "SELECT DISTINCT image_name, image_digest FROM job_facts "
-        "WHERE project_id = ? AND image_name IS NOT NULL AND image_digest IS NOT NULL",
-        [project_id],
-    ):
+    for name, raw in store.image_names_and_digests(project_id):  # (a skip scan of the index on SQLite)
         if normalize_digest(raw) is None:
             continue
         digests.add(raw)

@@ -148,15 +148,16 @@ class Snapshot:
                 if wanted is None or not all(_within(self.spans, w) for w in wanted):
                     ds = self.whole_history()  # a slice outside the window loaded (build_snapshot(specs=...))
                     break
-        return compare(
-            ds,
-            baseline,
-            candidate,
-            self.config,
-            include_retried=self.include_retried,
-            seed=self.seed,
-            resamples=resamples,
-        )
+        with gc_paused():  # (the slices' jobs are alive meanwhile: a full collection would walk them all)
+            return compare(
+                ds,
+                baseline,
+                candidate,
+                self.config,
+                include_retried=self.include_retried,
+                seed=self.seed,
+                resamples=resamples,
+            )
 
     def export_input(self, store: Store, *, since: datetime | None, ref: str | None = None) -> ExportInput:
         """What ``export`` and ``serve``'s ``/metrics`` render: this snapshot's report and its dataset from

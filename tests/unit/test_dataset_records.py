@@ -214,3 +214,31 @@ def test_a_window_reads_the_upload_sections_of_the_cache_writers_only(tmp_path: 
     assert {j for j, f in window.facts.items() if f.sections} == uploaded
     assert {j.id for js in cache_writers(window).values() for j in js} == uploaded
     assert overlapping_writers(window) == overlapping_writers(whole) != []
+
+
+def test_what_a_pause_leaves_alive_goes_to_the_oldest_generation_and_stays_collectable() -> None:
+    """gc_paused hands what was allocated during the pause to the collector's oldest generation (the first
+    collections after a load no longer walk it), frozen nowhere: a reference cycle made then is still freed by
+    a full collection."""
+    import gc
+    import weakref
+
+    from cidash.dataset import gc_paused
+
+    class Node:
+        me: object = None
+
+    assert gc.isenabled()
+    with gc_paused():
+        kept = [Node() for _ in range(3)]
+        cycle = Node()
+        cycle.me = cycle
+        gone = weakref.ref(cycle)
+        del cycle
+    assert gc.get_freeze_count() == 0
+    young = {id(o) for o in gc.get_objects(generation=0)} | {id(o) for o in gc.get_objects(generation=1)}
+    assert not any(id(k) in young for k in kept)
+    assert any(o is kept[0] for o in gc.get_objects(generation=2))
+    assert gone() is not None  # a cycle waits for a collection
+    gc.collect()
+    assert gone() is None

@@ -228,17 +228,25 @@ PHASED_RUN = st.tuples(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(PHASED_RUN, max_size=14), st.booleans(), st.booleans())
+@given(st.lists(PHASED_RUN, max_size=14), st.booleans(), st.sampled_from(["sections", "dicts", "tuples"]))
 def test_startup_samples_are_startup_samples_values(
-    runs: list[Any], include_retried: bool, summed_by_loader: bool
+    runs: list[Any], include_retried: bool, summed_by_loader: str
 ) -> None:
     """metrics.startup_samples (one pass, no JobStartup per job) gives, for the start-up and each phase, the
     values startup_sample gives, each as many times (its order is not kept: what reads them sorts them), from
-    the sections or from phases summed by a loader; compare's rows from them are the same."""
+    the sections or from phases summed by a loader (as dicts, or as the tuples of a window's PhaseSums, which
+    read as the same dicts, their phases in the same order); compare's rows from them are the same."""
     from dataclasses import replace
 
     from cidash.compare import _startup_samples
-    from cidash.metrics import STARTUP_PHASES, startup_phases, startup_sample, startup_samples
+    from cidash.metrics import (
+        STARTUP_PHASES,
+        PhaseSums,
+        phase_tuple,
+        startup_phases,
+        startup_sample,
+        startup_samples,
+    )
     from cidash.models import Section
 
     ds = _runs_dataset([run for run, _ in runs])
@@ -252,12 +260,13 @@ def test_startup_samples_are_startup_samples_values(
                 t += secs or 1.0
             facts[j.id] = replace(facts[j.id], sections=tuple(made))
     ds = replace(ds, facts=facts)
-    if summed_by_loader:
-        ds = replace(
-            ds,
-            facts={k: replace(f, sections=()) for k, f in facts.items()},
-            phases_by_job={k: startup_phases(f) for k, f in facts.items() if startup_phases(f)},
-        )
+    if summed_by_loader != "sections":
+        summed = {k: startup_phases(f) for k, f in facts.items() if startup_phases(f)}
+        kept: Any = summed
+        if summed_by_loader == "tuples":
+            kept = PhaseSums({k: phase_tuple(v) for k, v in summed.items()})
+            assert {k: list(kept[k].items()) for k in kept} == {k: list(v.items()) for k, v in summed.items()}
+        ds = replace(ds, facts={k: replace(f, sections=()) for k, f in facts.items()}, phases_by_job=kept)
     for excluded in ((), ("build-ci-image",), ("test", "lint")):
         got = startup_samples(ds, include_retried=include_retried, exclude_jobs=excluded)
         rows = _startup_samples(ds, include_retried=include_retried, exclude_jobs=excluded)
@@ -356,3 +365,222 @@ def test_the_restore_counts_by_shared_events_are_the_restore_totals(jobs: list[A
         )
     expected = sum(1 for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and restores_a_cache(f.cache))
     assert jobs_restoring_a_cache(ds) == expected
+
+
+def _rates_restore_by_restore(ds: Any, by: str, include_retried: bool) -> list[tuple[str, int, list[Any], int]]:
+    """cache_restore_rates as first written: each restore of each counted job counted in job and log order."""
+    from collections import Counter
+
+    from cidash.metrics import RESTORE_OUTCOMES, counted_jobs
+    from cidash.metrics.caches import restore_outcomes
+
+    counts: dict[str, Counter[str]] = {}
+    via: Counter[str] = Counter()
+    for j in counted_jobs(ds, include_retried=include_retried):
+        f = ds.facts.get(j.id)
+        if f is None:
+            continue
+        for key, outcome, fallback in restore_outcomes(f.cache):
+            group = key if by == "key" else j.name if by == "job" else j.ref
+            known = outcome if outcome in RESTORE_OUTCOMES else "unknown"
+            counts.setdefault(group, Counter())[known] += 1
+            if known == "hit" and fallback:
+                via[group] += 1
+    rows = [(g, sum(c.values()), list(c.items()), via[g]) for g, c in counts.items()]
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    return rows
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(JOB, max_size=14), st.booleans(), st.booleans())
+def test_restore_rates_counted_per_shared_events_keep_the_outcome_order(
+    jobs: list[Any], share: bool, retried: bool
+) -> None:
+    """cache_restore_rates counts each distinct events object once per job name and ref, times its jobs: the same
+    counts and, per group, the outcomes in the order of their first restore (the JSON export shows that order) as
+    counting restore by restore."""
+    from dataclasses import replace
+
+    ds = build(jobs).dataset()
+    if share:
+        shared: dict[Any, Any] = {}
+        ds = replace(ds, facts={k: replace(f, cache=shared.setdefault(f.cache, f.cache)) for k, f in ds.facts.items()})
+    for by in ("key", "job", "ref"):
+        got = [
+            (r.group, r.n, list(r.outcomes.items()), r.fallback_hits)
+            for r in cache_restore_rates(ds, by, include_retried=retried)  # type: ignore[arg-type]
+        ]
+        assert got == _rates_restore_by_restore(ds, by, retried)
+
+
+SECTION = st.tuples(
+    st.sampled_from(["archive_cache", "archive_cache_on_failure", "step_script", "restore_cache"]),
+    st.floats(min_value=0, max_value=1000),
+    st.one_of(st.none(), st.floats(min_value=0, max_value=100)),  # None: never closed
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(SECTION, max_size=6), st.booleans())
+def test_write_window_is_the_bounds_of_the_closed_upload_sections(sections: list[Any], ran: bool) -> None:
+    """write_window: the min of the starts and the max of the ends of the closed upload sections, else the job's
+    own start and end (None when it has none)."""
+    from dataclasses import replace
+
+    from cidash.metrics import ARCHIVE_SECTIONS, write_window
+    from cidash.models import Section
+
+    b = Builder()
+    p = b.add_pipeline(pipeline(1, T0))
+    b.add_job(p, "writer", facts(10.0), start=5.0, duration=30.0)
+    ds = b.dataset()
+    (j,) = ds.jobs
+    if not ran:
+        j = replace(j, started_at=None, finished_at=None)
+    made = tuple(Section(n, t, None if d is None else t + d, d) for n, t, d in sections)
+    ds = replace(ds, jobs=(j,), facts={j.id: replace(ds.facts[j.id], sections=made)})
+    spans = [(s.start, s.end) for s in made if s.name in ARCHIVE_SECTIONS and s.end is not None]
+    if spans:
+        expected: Any = (min(a for a, _ in spans), max(e for _, e in spans))
+    elif j.started_at is not None and j.finished_at is not None:
+        expected = (j.started_at.timestamp(), j.finished_at.timestamp())
+    else:
+        expected = None
+    assert write_window(ds, j) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 72), st.sampled_from(["main", "feature", "x"])), max_size=10),
+    st.lists(
+        st.sampled_from(
+            [
+                "2026-11-01..2026-11-02",
+                "2026-11-02..2026-11-03",
+                "..2026-11-02",
+                "2026-11-03..",
+                "ref:main",
+                "ref:feature",
+                "pipelines:3..7",
+                "#5..#20",
+            ]
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_a_conjunction_of_pipeline_specs_is_sliced_once_as_part_after_part(
+    made: list[tuple[int, str]], parts: list[str]
+) -> None:
+    """Dataset.select of dates, refs and pipeline ids together keeps what selecting part after part keeps."""
+    from cidash.metrics import Dataset
+    from cidash.specs import parse_spec
+
+    b = Builder()
+    for i, (hours, ref) in enumerate(made):
+        p = b.add_pipeline(pipeline(i + 1, T0 + timedelta(hours=hours), ref=ref))
+        b.add_job(p, "j", facts(5.0), start=1.0)
+    ds = b.dataset()
+    specs = [parse_spec(text) for text in parts]
+    conjunction = parse_spec(",".join(parts))
+    expected: Dataset = ds
+    for spec in specs:
+        expected = expected.select(spec)
+    got = ds.select(conjunction)
+    assert (got.pipelines, got.jobs) == (expected.pipelines, expected.jobs)
+
+
+def _as_of_job_by_job(ds: Any, t: Any) -> tuple[list[Any], dict[int, Any]]:
+    """Dataset.as_of's jobs and facts as first written: one job at a time."""
+    from dataclasses import replace
+
+    from cidash.metrics.model import _unfinished_at
+
+    if all(r.created_at <= t and (r.finished_at is None or r.finished_at <= t) for r in (*ds.pipelines, *ds.jobs)):
+        return list(ds.jobs), dict(ds.facts)  # nothing happened after t: the dataset as it is
+    ids = {p.id for p in ds.pipelines if p.created_at <= t}
+    kept = [j for j in ds.jobs if j.pipeline_id in ids and j.created_at <= t]
+    newest: dict[tuple[int, str], int] = {}
+    for j in kept:
+        k = (j.pipeline_id, j.name)
+        newest[k] = max(newest.get(k, j.id), j.id)
+    jobs, facts = [], {}
+    for j in kept:
+        if j.finished_at is not None and j.finished_at > t:
+            j = replace(_unfinished_at(j, t), failure_reason=None)
+        elif (f := ds.facts.get(j.id)) is not None:
+            facts[j.id] = f
+        if j.retried and newest[(j.pipeline_id, j.name)] == j.id:
+            j = replace(j, retried=False)
+        jobs.append(j)
+    return jobs, facts
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # pipeline
+            st.sampled_from(["a", "b"]),  # name
+            st.floats(min_value=0, max_value=7200),  # created after its pipeline
+            st.floats(min_value=1, max_value=7200),  # duration
+            st.booleans(),  # retried
+            st.sampled_from(["success", "failed", "manual"]),
+            st.booleans(),  # a parsed log
+        ),
+        max_size=14,
+    ),
+    st.integers(0, 5 * 3600),
+)
+def test_as_of_changes_only_the_jobs_that_stood_otherwise_then(made: list[Any], seconds: int) -> None:
+    """Dataset.as_of finds the jobs that finished after t, or whose later attempt came after t, and replaces
+    only those: the jobs and facts it gives are those of changing the jobs one by one."""
+    b = Builder()
+    ps = [b.add_pipeline(pipeline(i + 1, T0 + timedelta(hours=i))) for i in range(4)]
+    for k, (pi, name, created, duration, retried, status, logged) in enumerate(made):
+        b.add_job(
+            ps[pi],
+            name,
+            facts(3.0 + k) if logged else None,
+            created=created,
+            start=created + 5.0,
+            duration=duration,
+            retried=retried,
+            status=status,
+            failure_reason="script_failure" if status == "failed" else None,
+        )
+    ds = b.dataset()
+    t = T0 + timedelta(seconds=seconds)
+    got = ds.as_of(t)
+    jobs, facts_then = _as_of_job_by_job(ds, t)
+    assert list(got.jobs) == jobs
+    assert dict(got.facts) == facts_then and list(got.facts) == list(facts_then)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(JOB, max_size=12), st.booleans())
+def test_counted_jobs_are_found_once_per_slice_and_given_as_new_lists(jobs: list[Any], retried: bool) -> None:
+    """counted_jobs keeps a slice's counted jobs for the metrics that ask again; a caller that changes the list
+    it got changes no other caller's."""
+    from cidash.metrics import NOT_RUN_STATUSES, counted_jobs
+
+    ds = build(jobs).dataset()
+    expected = [
+        j
+        for j in ds.jobs
+        if j.status not in NOT_RUN_STATUSES and j.started_at is not None and (retried or not j.retried)
+    ]
+    first = counted_jobs(ds, include_retried=retried)
+    assert first == expected
+    first.reverse()
+    first.append(first[0] if first else None)  # type: ignore[arg-type]
+    assert counted_jobs(ds, include_retried=retried) == expected
+    assert counted_jobs(ds.between(None, None), include_retried=retried) == expected
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(), st.integers(-5, 10**9), st.sampled_from([0.0, -0.0, 31_622_400.0]))))
+def test_the_plausible_values_are_those_plausible_seconds_accepts(values: list[Any]) -> None:
+    from cidash.metrics import plausible_seconds
+    from cidash.metrics.model import _plausible
+
+    assert _plausible(values) == tuple(v for v in values if plausible_seconds(v))

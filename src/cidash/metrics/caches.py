@@ -10,7 +10,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any, Literal
 
-from cidash.metrics.model import Dataset, JobCacheConfig, by_identity, counted_jobs
+from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
 from cidash.models import CacheEvent, FileChecksum, Job, Pipeline, TraceFacts
 from cidash.stats import rate
 
@@ -58,35 +58,57 @@ def cache_restore_rates(ds: Dataset, by: GroupBy = "key", *, include_retried: bo
     hit/miss/failed/skipped (e.g. ``empty``) are counted as ``unknown``; a truncated log that never said is
     ``unknown`` too, never ``miss``. Sorted by restores, most first.
     """
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    counts: dict[str, dict[str, int]] = {}
     via_fallback: Counter[str] = Counter()
     column = 0 if by == "key" else 1 if by == "job" else 2
-    for restore in _counted_restores(ds, include_retried):
-        group, outcome = restore[column], restore[3]
-        counts[group][outcome] += 1
-        if outcome == "hit" and restore[4]:
-            via_fallback[group] += 1
-    rates = [OutcomeRate(g, sum(c.values()), dict(c), via_fallback[g]) for g, c in counts.items()]
+    for cache, name, ref, n in _counted_restores(ds, include_retried):
+        for key, outcome, fallback in cache:
+            group = key if column == 0 else name if column == 1 else ref
+            got = counts.get(group)
+            if got is None:
+                counts[group] = {outcome: n}
+            else:
+                got[outcome] = got.get(outcome, 0) + n
+            if outcome == "hit" and fallback:
+                via_fallback[group] += n
+    rates = [OutcomeRate(g, sum(c.values()), c, via_fallback[g]) for g, c in counts.items()]
     rates.sort(key=lambda r: (-r.n, r.group))
     return rates
 
 
-def _counted_restores(ds: Dataset, include_retried: bool) -> list[tuple[str, str, str, str, str]]:
-    """``(key, job name, ref, outcome, "fallback" or "")`` of every restore of the counted jobs, in job and
-    log order (an outcome outside :data:`RESTORE_OUTCOMES` as ``unknown``): computed once per slice for the
-    groupings asked of it (``export`` asks for three)."""
+def _counted_restores(ds: Dataset, include_retried: bool) -> list[tuple[list[tuple[str, str, str]], str, str, int]]:
+    """``(restores, job name, ref, jobs)``: the restores (:func:`_known_restore_outcomes`) of each distinct object
+    of cache events of the counted jobs, per job name and ref, with how many jobs had them, in the order of the
+    first such job (a window's jobs share their events' tuples: a few thousand for 100,000 jobs). Counting each
+    restore of the first such group, then the next, ... gives every group's outcomes in the order of their first
+    restore in job and log order, as counting restore by restore does (an outcome first seen in a job is first
+    seen in the group of that job, which is seen no later). Computed once per slice for the groupings asked of
+    it (``export`` asks for three)."""
     asked = ("restores", include_retried)
     done = ds._own.get(asked)
     if done is not None:
         return done  # type: ignore[return-value]
-    out: list[tuple[str, str, str, str, str]] = []
-    outcomes_of = by_identity(_known_restore_outcomes)  # a window's jobs share their events' tuples
+    groups: dict[tuple[int, str, str], list[Any]] = {}
+    outcomes: dict[int, list[tuple[str, str, str]]] = {}
+    kept: list[tuple[CacheEvent, ...]] = []  # alive while ``outcomes`` is: no id reused meanwhile
+    facts_of = ds.facts.get
     for j in counted_jobs(ds, include_retried=include_retried):
-        facts = ds.facts.get(j.id)
+        facts = facts_of(j.id)
         if facts is None or not facts.cache:
             continue
-        for key, known, fallback in outcomes_of(facts.cache):
-            out.append((key, j.name, j.ref, known, fallback))
+        cache = facts.cache
+        ident = id(cache)
+        k = (ident, j.name, j.ref)
+        got = groups.get(k)
+        if got is not None:
+            got[3] += 1
+            continue
+        restores = outcomes.get(ident)
+        if restores is None:
+            restores = outcomes[ident] = _known_restore_outcomes(cache)
+            kept.append(cache)
+        groups[k] = [restores, j.name, j.ref, 1]
+    out = [(restores, name, ref, n) for restores, name, ref, n in groups.values() if restores]
     ds._own[asked] = out
     return out
 
@@ -255,7 +277,9 @@ def stale_cache_events(
     events: list[StaleCacheEvent] = []
     last_by_ref: dict[str, tuple[Pipeline, set[str]]] = {}
     is_default: dict[str, bool] = {}  # a key is seen by many jobs: matched once
-    keys_of = by_identity(_main_restore_keys)  # a window's jobs share their events' tuples
+    # a window's jobs share their events' tuples: each one's keys found once (by identity; the tuples stay alive
+    # in the dataset's facts meanwhile, so no id is reused)
+    keys_by_events: dict[int, tuple[str, ...]] = {}
     facts_of = ds.facts.get
     no_jobs: list[Job] = []
     for p in sorted(ds.pipelines, key=_pipeline_order):
@@ -267,7 +291,10 @@ def stale_cache_events(
             facts = facts_of(j.id)
             if facts is None or not facts.cache:
                 continue
-            for key in keys_of(facts.cache):
+            main_keys = keys_by_events.get(id(facts.cache))
+            if main_keys is None:
+                main_keys = keys_by_events[id(facts.cache)] = _main_restore_keys(facts.cache)
+            for key in main_keys:
                 default = is_default.get(key)
                 if default is None:
                     default = is_default[key] = DEFAULT_KEY.search(key) is not None
@@ -305,17 +332,32 @@ class WriterOverlap:
 
 def cache_writers(ds: Dataset) -> dict[str, list[Job]]:
     """Per cache key, the jobs that tried to upload it (archive created or failed), retried ones too (a window's
-    loader reads the upload sections of these jobs only: ``cidash.dataset._UPLOADED``)."""
+    loader reads the upload sections of these jobs only: ``cidash.dataset._UPLOADED``). Found once per slice
+    (the writers' criterion asks for them twice); each call gets its own dict and lists."""
+    return {key: list(jobs) for key, jobs in _cache_writers(ds).items()}
+
+
+def _cache_writers(ds: Dataset) -> dict[str, list[Job]]:
+    """:func:`cache_writers` of ``ds``, computed once per slice (kept with the slice's own values)."""
+    done = ds._own.get("writers")
+    if done is not None:
+        return done  # type: ignore[return-value]
     out: dict[str, list[Job]] = defaultdict(list)
-    keys_of = by_identity(_uploaded_keys)  # a window's jobs share their events' tuples
+    # a window's jobs share their events' tuples: each one's keys found once (by identity: the tuples stay alive
+    # in the dataset's facts meanwhile, so no id is reused)
+    keys_by_events: dict[int, set[str]] = {}
     facts_of = ds.facts.get
     for j in ds.jobs:
         facts = facts_of(j.id)
         if facts is None or not facts.cache:
             continue
-        for key in keys_of(facts.cache):
+        keys = keys_by_events.get(id(facts.cache))
+        if keys is None:
+            keys = keys_by_events[id(facts.cache)] = _uploaded_keys(facts.cache)
+        for key in keys:
             out[key].append(j)
-    return dict(out)
+    found = ds._own["writers"] = dict(out)
+    return found
 
 
 def _uploaded_keys(cache: Sequence[CacheEvent]) -> set[str]:
@@ -330,10 +372,19 @@ def write_window(ds: Dataset, job: Job) -> tuple[float, float] | None:
     """When the job uploaded its cache (unix seconds): its closed ``archive_cache`` section(s) if the log has
     them, else the whole job (``started_at`` -> ``finished_at``); None when neither is known."""
     facts = ds.facts.get(job.id)
-    if facts is not None:
-        spans = [(s.start, s.end) for s in facts.sections if s.name in ARCHIVE_SECTIONS and s.end is not None]
-        if spans:
-            return min(a for a, _ in spans), max(b for _, b in spans)
+    if facts is not None and facts.sections:
+        first: float | None = None
+        last = 0.0
+        for s in facts.sections:  # min() and max() of the closed upload sections' bounds, in one pass
+            if s.end is None or s.name not in ARCHIVE_SECTIONS:
+                continue
+            if first is None:
+                first, last = s.start, s.end
+                continue
+            first = min(first, s.start)
+            last = max(last, s.end)
+        if first is not None:
+            return first, last
     if job.started_at is None or job.finished_at is None:
         return None
     return job.started_at.timestamp(), job.finished_at.timestamp()
@@ -344,7 +395,7 @@ def overlapping_writers(ds: Dataset) -> list[WriterOverlap]:
     from datetime import UTC
 
     overlaps: list[WriterOverlap] = []
-    for key, jobs in cache_writers(ds).items():
+    for key, jobs in _cache_writers(ds).items():
         timed = sorted(
             ((w, j) for j in jobs if (w := write_window(ds, j)) is not None), key=lambda wj: (wj[0][0], wj[1].id)
         )

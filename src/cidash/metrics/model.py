@@ -237,16 +237,20 @@ class Dataset:
                 seen = newest.get(k)
                 if seen is not None and j.id > seen:
                     newest[k] = j.id
-        jobs: list[Job] = []
-        facts: dict[int, TraceFacts] = {}
-        for j in kept:
-            if j.finished_at is not None and j.finished_at > t:
-                j = replace(_unfinished_at(j, t), failure_reason=None)
-            elif (f := self.facts.get(j.id)) is not None:
-                facts[j.id] = f
-            if j.retried and newest[(j.pipeline_id, j.name)] == j.id:
-                j = replace(j, retried=False)  # its later attempt came after t
-            jobs.append(j)
+        # the jobs as they stood at t: most are unchanged, so the few that change are found in passes over the
+        # jobs (a window at 50,000 pipelines holds 100,000 jobs; a couple end after t) and replaced in one more
+        late = [j for j in kept if j.finished_at is not None and j.finished_at > t]
+        facts_of = self.facts.get
+        facts: dict[int, TraceFacts] = {j.id: f for j in kept if (f := facts_of(j.id)) is not None}
+        changed: dict[int, Job] = {}
+        for j in late:  # finished after t: as it stood then, without its log facts
+            changed[j.id] = replace(_unfinished_at(j, t), failure_reason=None)
+            facts.pop(j.id, None)
+        if newest:
+            for j in kept:
+                if j.retried and newest[(j.pipeline_id, j.name)] == j.id:
+                    changed[j.id] = replace(changed.get(j.id, j), retried=False)  # its later attempt came after t
+        jobs = [changed.get(j.id, j) for j in kept] if changed else kept
         tags = tuple(tg for tg in self.image_tags if tg.created_at is None or tg.created_at <= t)
         out = Dataset(
             project=self.project,
@@ -308,6 +312,12 @@ class Dataset:
     def select(self, spec: Spec) -> Dataset:
         """The slice a SPEC names (see :mod:`cidash.specs`)."""
         if spec.kind == "all_of":
+            kept = [_pipeline_predicate(part) for part in spec.parts]
+            if kept and all(ok is not None for ok in kept):
+                # every part a pipeline predicate (dates, ref, ids): one slice for their conjunction, not one per
+                # part (the same pipelines, jobs and records: a slice keeps the jobs of the pipelines it keeps)
+                oks = [ok for ok in kept if ok is not None]
+                return self.restrict(pipeline_ok=lambda p: all(ok(p) for ok in oks))
             out = self
             for part in spec.parts:
                 out = out.select(part)
@@ -341,6 +351,21 @@ class Dataset:
             return name.endswith(f":{tag}")
 
         return self.restrict(job_ok=uses_tag)
+
+
+def _pipeline_predicate(spec: Spec) -> Callable[[Pipeline], bool] | None:
+    """The pipeline predicate :meth:`Dataset.select` slices a SPEC of dates, a ref or pipeline ids with (None
+    for the other kinds: commits look at the dataset first, images at jobs)."""
+    if spec.kind == "dates":
+        start, end = spec.start, spec.end
+        return lambda p: (start is None or p.created_at >= start) and (end is None or p.created_at < end)
+    if spec.kind == "ref":
+        ref = spec.ref
+        return None if ref is None else lambda p: p.ref == ref
+    if spec.kind == "pipelines":
+        lo, hi = spec.first_id or 0, spec.last_id or 0
+        return lambda p: lo <= p.id <= hi
+    return None
 
 
 def fast_constructor(cls: type[Any]) -> Callable[..., Any]:
@@ -405,12 +430,17 @@ def job_image_digest(ds: Dataset, job: Job) -> str | None:
 
 
 def counted_jobs(ds: Dataset, *, include_retried: bool = False) -> list[Job]:
-    """Jobs that ran, without retried attempts unless asked."""
-    return [
-        j
-        for j in ds.jobs
-        if j.status not in NOT_RUN_STATUSES and j.started_at is not None and (include_retried or not j.retried)
-    ]
+    """Jobs that ran, without retried attempts unless asked (found once per slice: several metrics of one slice
+    ask; each call gets its own list)."""
+    asked = ("counted jobs", include_retried)
+    got: list[Job] | None = ds._own.get(asked)  # type: ignore[assignment]
+    if got is None:
+        got = ds._own[asked] = [
+            j
+            for j in ds.jobs
+            if j.status not in NOT_RUN_STATUSES and j.started_at is not None and (include_retried or not j.retried)
+        ]
+    return list(got)
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,7 +470,9 @@ def plausible_size(value: int | None) -> bool:
 
 
 def _plausible(values: Iterable[float | None]) -> tuple[float, ...]:
-    return tuple(v for v in values if v is not None and plausible_seconds(v))
+    """The values :func:`plausible_seconds` accepts (its test inline: no call per value)."""
+    isfinite, top = math.isfinite, MAX_DURATION_SECONDS
+    return tuple(v for v in values if v is not None and isfinite(v) and 0 <= v <= top)
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,36 @@ class FactsMixin(StoreBase):
         """Parsed log facts of the given jobs (jobs without parsed logs are absent)."""
         return {job_id: facts for job_id, _, facts, _ in self._read_facts(job_ids)}
 
+    def image_names_and_digests(self, project_id: int) -> list[tuple[str, str]]:
+        """The distinct ``(image_name, image_digest)`` pairs the project's parsed logs named (both set), from the
+        ``job_facts_image`` index (in no order a caller may rely on). On SQLite a skip scan: the next name after
+        the last one found, then each name's next digest, one index seek each (``SELECT DISTINCT`` walked the
+        whole index: 0.05 s for 400,000 logs naming three pairs); PostgreSQL plans its own ``DISTINCT``."""
+        if self._pg:
+            rows = self._query(
+                "SELECT DISTINCT image_name, image_digest FROM job_facts WHERE project_id = ? "
+                "AND image_name IS NOT NULL AND image_digest IS NOT NULL",
+                [project_id],
+            )
+            return [(name, digest) for name, digest in rows]
+        names = self._query(
+            "WITH RECURSIVE n(name) AS (SELECT (SELECT min(image_name) FROM job_facts WHERE project_id = ?1) "
+            "UNION ALL SELECT (SELECT min(image_name) FROM job_facts WHERE project_id = ?1 AND image_name > n.name) "
+            "FROM n WHERE n.name IS NOT NULL) SELECT name FROM n WHERE name IS NOT NULL",
+            [project_id],
+        )
+        out: list[tuple[str, str]] = []
+        for (name,) in names:
+            digests = self._query(
+                "WITH RECURSIVE d(digest) AS (SELECT (SELECT min(image_digest) FROM job_facts WHERE project_id = ?1 "
+                "AND image_name = ?2) UNION ALL SELECT (SELECT min(image_digest) FROM job_facts WHERE project_id = ?1 "
+                "AND image_name = ?2 AND image_digest > d.digest) FROM d WHERE d.digest IS NOT NULL) "
+                "SELECT digest FROM d WHERE digest IS NOT NULL",
+                [project_id, name],
+            )
+            out.extend((name, digest) for (digest,) in digests)
+        return out
+
     def _read_facts(self, job_ids: Iterable[int]) -> Iterator[tuple[int, int, TraceFacts, Sequence[Any]]]:
         """(job id, project id, facts, the job_facts row) of the given jobs that have facts, by job id.
 
