@@ -15,6 +15,7 @@ import pytest
 
 from cidash.config import Config
 from cidash.connection import Connection, Secret
+from cidash.models import RateLimitState
 from cidash.remote import GitLabClient
 from cidash.remote.policy import UNADVERTISED_CONCURRENCY, RateLimiter
 from cidash.sim import FaultPlan, FaultRule, Scenario, SimulatedGitLab
@@ -189,6 +190,17 @@ def test_a_pause_for_the_rate_limit_is_announced_once() -> None:
     assert said[1:] == [(30.0, "RateLimit-Remaining is 2")]  # the next window's pause, said once
     rl.observe({"Retry-After": "0"}, 429)  # shorter than a second: not worth a line
     assert len(said) == 2
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e400", "nan", "", "12abc"])
+def test_ratelimit_headers_that_are_no_integer_are_ignored(value: str) -> None:
+    """Untrusted input: a RateLimit value with no integer in it is as if it was not sent (it used to raise
+    OverflowError out of the request for "inf")."""
+    rl = limiter(FakeTime())
+    rl.observe({"RateLimit-Limit": value, "RateLimit-Remaining": value, "RateLimit-Reset": value}, 200)
+    assert rl.state == RateLimitState() and not rl.advertised
+    rl.observe({"RateLimit-Limit": "2000", "RateLimit-Remaining": value}, 200)
+    assert rl.state.limit == 2000 and rl.state.remaining is None
 
 
 def test_429_waits_retry_after_for_every_sender() -> None:

@@ -165,7 +165,7 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
     try:
         return int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or "inf" / "1e400" (no integer): as if not sent
         return None
 
 
