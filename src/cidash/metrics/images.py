@@ -138,26 +138,7 @@ def _ci_image_uses(ds: Dataset, image_hint: str | None) -> dict[str, list[tuple[
     first and newest job's ``(started_at, id)``; in the order the repositories were first seen among ``ds.jobs``.
     One pass, no list of jobs and no sort."""
     uses: dict[str, dict[str, list[Any]]] = {}  # repository -> digest -> [jobs, first, newest]
-    # _image_runs(ds), inline (no generator step per job): each image object parsed once, found by identity (a
-    # window's jobs share their image's object), by value for the other objects
-    by_id: dict[int, tuple[ImageRef, str, str | None]] = {}
-    by_value: dict[ImageRef, tuple[ImageRef, str, str | None]] = {}
-    facts_of = ds.facts.get
-    for j in ds.jobs:
-        facts = facts_of(j.id)
-        if facts is None or facts.image is None or j.started_at is None:
-            continue
-        image = facts.image
-        parsed = by_id.get(id(image))
-        if parsed is None or parsed[0] is not image:
-            parsed = by_value.get(image)
-            if parsed is None:
-                parsed = by_value[image] = (image, image_repository_of(image.name), normalize_digest(image.digest))
-            by_id[id(image)] = (image, parsed[1], parsed[2])
-        digest = parsed[2]
-        if digest is None:
-            continue
-        name = parsed[1]
+    for j, name, digest in _image_runs(ds):
         order = (j.started_at, j.id)
         by_digest = uses.get(name)
         if by_digest is None:
