@@ -35,15 +35,16 @@ def test_instance_url_is_the_instance_only(url: str, expected: str) -> None:
     assert "s3cret" not in instance_url(url)
 
 
-def test_claim_records_keeps_refuses_and_accepts(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.db") as store:
+def test_claim_records_keeps_refuses_and_accepts(store_target: str) -> None:
+    """On SQLite and on a PostgreSQL store shared by several workers."""
+    with Store.open(store_target) as store:
         assert store_origin(store) is None
         assert claim_store_origin(store, "https://a.example.com/") == "https://a.example.com"
         assert claim_store_origin(store, "https://A.example.com:443") == "https://a.example.com"  # same instance
         with pytest.raises(ConfigError) as caught:
             claim_store_origin(store, "https://b.example.com")
         line = caught.value.one_line()
-        assert "https://a.example.com" in line and "https://b.example.com" in line and str(tmp_path) in line
+        assert "https://a.example.com" in line and "https://b.example.com" in line and store.location in line
         assert "--accept-origin" in line
         assert store_origin(store) == "https://a.example.com"  # a refusal writes nothing
         assert claim_store_origin(store, "https://b.example.com", accept=True) == "https://b.example.com"
@@ -53,8 +54,8 @@ def test_claim_records_keeps_refuses_and_accepts(tmp_path: Path) -> None:
         assert store.cursor(ORIGIN_PROJECT, ORIGIN_KIND) == "https://b.example.com"
 
 
-def test_claim_is_first_writer_wins(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "s.db") as one, Store.open(tmp_path / "s.db") as two:
+def test_claim_is_first_writer_wins(store_target: str) -> None:
+    with Store.open(store_target) as one, Store.open(store_target) as two:
         assert one.claim_origin(ORIGIN_PROJECT, ORIGIN_KIND, "https://a.example.com") == "https://a.example.com"
         assert two.claim_origin(ORIGIN_PROJECT, ORIGIN_KIND, "https://b.example.com") == "https://a.example.com"
 
