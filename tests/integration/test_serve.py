@@ -190,6 +190,26 @@ def test_port_in_use_is_one_line_exit_2(
     assert code == 2 and err.count("\n") == 1 and "already in use" in err and "Traceback" not in err
 
 
+def test_a_store_of_another_gitlab_is_refused_at_start(
+    group_sim: SimulatedGitLab, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One line and exit 2 before listening or syncing, not a failed sync every cycle (cidash.sync.origin)."""
+    from cidash.store import Store
+    from cidash.sync.origin import claim_store_origin
+    from serve_support import write_config
+
+    db = tmp_path / "serve.db"
+    with Store.open(db) as store:
+        claim_store_origin(store, "https://gitlab.elsewhere.example")
+    config = write_config(tmp_path, group_sim)
+    requests = group_sim.stats.total_requests
+    code = main(["serve", "--config", str(config), "--group", "platform", "--db", str(db), "--listen", "127.0.0.1:0"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "https://gitlab.elsewhere.example" in err and "--accept-origin" in err
+    assert group_sim.stats.total_requests == requests
+
+
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [

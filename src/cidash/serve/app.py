@@ -54,6 +54,7 @@ from cidash.serve.webhook import BadDelivery, event_label, parse_delivery, token
 from cidash.snapshot import build_snapshot
 from cidash.store import Store, from_db_time
 from cidash.sync import CURSOR_REGISTRY, SyncOptions, SyncProgress, SyncReport, project_client, sync_project
+from cidash.sync.origin import claim_store_origin
 
 if TYPE_CHECKING:
     from cidash.config import Config
@@ -186,6 +187,8 @@ class ServeApp:
         self.server = bind(self, *self.options.listen)
         try:
             self.store = Store.open(self.store_path)
+            # a store synced from another GitLab is refused at start, not by every sync after it (cidash.sync.origin)
+            claim_store_origin(self.store, self.connection.url)
             self.reader = Store.open(self.store_path, readonly=True)
             targets: list[str | Project] = list(self.connection.projects)
             if self.connection.group:
