@@ -29,7 +29,7 @@ from cidash.metrics import (
     unserialised_config_writers,
 )
 from cidash.models import Section
-from metrics_factories import NEW, OLD, T0, Builder, archive, checksums, facts, pipeline, restore, tag
+from metrics_factories import NEW, OLD, T0, Builder, archive, checksums, facts, migration_story, pipeline, restore, tag
 
 
 def test_pipeline_durations_and_queue() -> None:
@@ -269,3 +269,12 @@ def test_the_loaders_job_constructor_makes_the_job_the_dataclass_makes() -> None
     assert fast_constructor(Section)("x", 1.0, None, None) == Section("x", 1.0, None, None)
     startup = (7, 3, "test", "main", t, 12.5, {"prepare": 2.0}, None)
     assert fast_constructor(JobStartup)(*startup) == JobStartup(*startup)
+
+
+def test_a_dataset_shows_its_counts_not_its_contents() -> None:
+    """A Dataset's repr (in a Periods repr, a traceback's locals) names the project and counts; it used to print
+    every pipeline, job and log fact, GitLab's strings included."""
+    ds = migration_story().dataset()
+    text = repr(ds)
+    assert text == f"Dataset('{ds.project_path}', {len(ds.pipelines)} pipelines, {len(ds.jobs)} jobs)"
+    assert len(ds.jobs) > 10 and "Pipeline(" not in text

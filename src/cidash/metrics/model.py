@@ -134,6 +134,11 @@ class Dataset:
     # Set by as_of(t): nothing in this dataset happened after it, so as_of(t2 >= t) has nothing to drop.
     _as_of: datetime | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
+    def __repr__(self) -> str:
+        """Counts, not contents: the generated repr printed every pipeline, job and log fact (hundreds of MB at
+        50,000 pipelines) wherever a Dataset was shown (a Periods repr, a traceback's locals, a debugger)."""
+        return f"Dataset({self.project_path!r}, {len(self.pipelines)} pipelines, {len(self.jobs)} jobs)"
+
     @property
     def project_path(self) -> str:
         return self.project.path if self.project else "unknown"
