@@ -32,7 +32,10 @@ def claim_store_origin(store: Store, url: str, *, accept: bool = False) -> str:
     over another one (the instance moved). Raises :class:`StoreOriginError` when the store holds another
     instance's data."""
     wanted = instance_url(url)
-    recorded = store.claim_origin(ORIGIN_PROJECT, ORIGIN_KIND, wanted)
+    # every project's sync calls this: a read in the usual case, a write transaction only on the store's first sync
+    recorded = store_origin(store)
+    if recorded is None:
+        recorded = store.claim_origin(ORIGIN_PROJECT, ORIGIN_KIND, wanted)
     if recorded == wanted:
         return wanted
     if accept:
