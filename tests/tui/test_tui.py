@@ -105,6 +105,15 @@ def make_app(store: Store, tmp_path: Path, **kw: Any) -> CidashApp:
     return CidashApp(store, clock=lambda: NOW, cache_dir=tmp_path / "cache", poll=False, **kw)
 
 
+async def first_health_shown(app: CidashApp, pilot: Pilot[None], *, tries: int) -> Any:
+    """The first Health the Health tab shows (None when none came within ``tries`` pauses of 20 ms)."""
+    for _ in range(tries):
+        await pilot.pause(0.02)
+        if app.health_view.health is not None:
+            break
+    return app.health_view.health
+
+
 async def settle(pilot: Pilot[None], timeout: float = 30.0) -> None:
     """Wait until no worker is pending or running (and the messages they posted were handled)."""
     deadline = time.monotonic() + timeout
@@ -284,11 +293,7 @@ async def test_a_cold_start_shows_the_verdicts_first_then_the_whole_table(
     app = make_app(store, tmp_path)
     path = health_cache_path(tmp_path / "cache", store.path, store.projects()[0].id)
     async with app.run_test(size=SIZE) as pilot:
-        for _ in range(500):
-            await pilot.pause(0.02)
-            if app.health_view.health is not None:
-                break
-        first = app.health_view.health
+        first = await first_health_shown(app, pilot, tries=500)
         assert first is not None and not first.complete and app.snapshot is None
         rows = table_rows(app, "#health-table")
         text = str(app.query_one("#verdict", Static).render())
@@ -395,11 +400,7 @@ async def test_the_dashboard_shows_the_helpers_health(
     monkeypatch.setattr(data, "load_dashboard", lambda *a: release.wait(30) and whole(*a))
     app = make_app(store, tmp_path, first_health=helper)
     async with app.run_test(size=SIZE) as pilot:
-        for _ in range(1500):
-            await pilot.pause(0.02)
-            if app.health_view.health is not None:
-                break
-        first = app.health_view.health
+        first = await first_health_shown(app, pilot, tries=1500)
         assert first is not None and not first.complete and app.snapshot is None
         assert first == original(store, Config(), store.projects()[0], NOW)
         release.set()
