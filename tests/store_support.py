@@ -8,15 +8,26 @@ from pathlib import Path
 
 #: The columns schema version 9 added to ``job_facts`` (a store of version 8 has none of them).
 V9_COLUMNS = ("phases_summed", "startup_prepare", "startup_sources", "startup_cache", "startup_artifacts")
+#: The column schema version 10 added to ``job_facts``.
+V10_COLUMNS = ("cache_events",)
+
+
+def as_version_9(path: Path) -> Path:
+    """Turn the SQLite store at ``path`` (schema version 10) into what cidash at schema version 9 left."""
+    return _drop(path, 9, V10_COLUMNS)
 
 
 def as_version_8(path: Path) -> Path:
-    """Turn the SQLite store at ``path`` (schema version 9) into what cidash at schema version 8 left."""
+    """Turn the SQLite store at ``path`` (schema version 10) into what cidash at schema version 8 left."""
+    return _drop(path, 8, (*V9_COLUMNS, *V10_COLUMNS))
+
+
+def _drop(path: Path, version: int, columns: tuple[str, ...]) -> Path:
     conn = sqlite3.connect(path)
-    for column in V9_COLUMNS:
+    for column in columns:
         conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
-    conn.execute("DELETE FROM schema_migrations WHERE version >= 9")
-    conn.execute("PRAGMA user_version = 8")
+    conn.execute("DELETE FROM schema_migrations WHERE version > ?", (version,))
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.commit()
     conn.close()
     return path

@@ -281,13 +281,14 @@ def _read_jobs(  # noqa: PLR0917
     each job's start-up phases, as the store summed them from its closed start-up sections (schema version 9;
     what :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
     :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). Each job's cache
-    events come in its own row as one JSON text (:meth:`cidash.store.Store.cache_events_json`), decoded once
+    events come in its own row as one JSON text (the ``job_facts.cache_events`` column, schema version 10:
+    :mod:`cidash.store.eventstext`), decoded once
     per distinct text (:func:`_events_of`). The cache-upload sections are read for the jobs that uploaded a
     cache only (what the writers' windows read: :func:`cidash.metrics.write_window`), and not at all with
     ``uploads`` false. ``narrow``: only the columns the metrics read (:func:`_read_narrow_jobs`)."""
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
-    events_column = store.cache_events_json("j.id")
+    events_column = "f.cache_events"  # NULL for a job without a parsed log
     if narrow:
         return _read_narrow_jobs(
             store, project, of_span, span_params, strings, jobs, facts, phases, events_column, uploads
@@ -433,7 +434,7 @@ _EVENTS_KEY = ("events of a text",)
 
 
 def _events_of(strings: dict[Any, Any]) -> Callable[[str | None], tuple[tuple[CacheEvent, ...], bool]]:
-    """A function from a job's cache events as :meth:`cidash.store.Store.cache_events_json` gives them (a JSON
+    """A function from a job's cache events as ``job_facts.cache_events`` holds them (a JSON
     array of ``[op, key, outcome, detail]``; ``"[]"`` or None for none) to ``(the events, uploaded)``:
     ``uploaded`` when one is an ``archive`` that created or failed (:data:`_UPLOADED`). Each distinct text is
     decoded once for the whole load (kept in ``strings``): many jobs' logs say the same events, and those jobs

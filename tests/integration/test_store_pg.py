@@ -22,7 +22,7 @@ from cidash.models import Job, Pipeline, Project
 from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store
 from cidash.store_pg import glob_to_regex, pg_ddl, pg_sql, redact_url
 from pgserver import PgServer
-from store_support import V9_COLUMNS
+from store_support import V9_COLUMNS, V10_COLUMNS
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -407,11 +407,12 @@ def test_two_sync_processes_share_one_database_without_duplicated_work(
     assert _pg_dump(pg_url) == dump(reference_db)
 
 
-def test_migration_9_sums_the_stored_logs_phases_on_postgresql(pg_url: str) -> None:
+def test_migrations_9_and_10_fill_the_stored_logs_columns_on_postgresql(pg_url: str) -> None:
     """A version-8 PostgreSQL store opens with every stored log's start-up phases summed from its sections, the
-    floats the metrics add up (log order)."""
+    floats the metrics add up (log order), and its cache events as the one text a write gives (schema 10)."""
     from cidash.metrics import startup_phases
-    from cidash.models import Section, TraceFacts
+    from cidash.models import CacheEvent, Section, TraceFacts
+    from cidash.store.eventstext import events_text
 
     sections = (
         Section("resolve_secrets", 0.0, 0.1, 0.1),
@@ -420,7 +421,8 @@ def test_migration_9_sums_the_stored_logs_phases_on_postgresql(pg_url: str) -> N
         Section("restore_cache", 1.0, None, None),
         Section("download_artifacts", 1.0, 2.5, 1.5),
     )
-    facts = TraceFacts("19.1.0", "docker", False, sections, 3.0, None, ())
+    events = (CacheEvent("restore", 'k"ü\t', "hit"), CacheEvent("archive", "k", "failed", "too big"))
+    facts = TraceFacts("19.1.0", "docker", False, sections, 3.0, None, events)
     pipeline = Pipeline(1, 5, 5, "main", "a" * 40, "success", "push", T0, T0, T0, T0, 60.0, 1.0)
     job = Job(1, 50, 5, "build", "build", "success", "main", "a" * 40, T0, T0, T0, 60.0, 1.0, None, False, False)
     with Store.open(pg_url) as s:
@@ -428,7 +430,7 @@ def test_migration_9_sums_the_stored_logs_phases_on_postgresql(pg_url: str) -> N
         s.upsert_pipelines([pipeline])
         s.upsert_jobs([job])
         s.save_job_facts(50, facts, project_id=1)
-        for column in V9_COLUMNS:
+        for column in (*V9_COLUMNS, *V10_COLUMNS):
             s.connection.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
         s.connection.execute("DELETE FROM schema_migrations WHERE version >= 9")
         s.connection.raw.commit()
@@ -437,5 +439,7 @@ def test_migration_9_sums_the_stored_logs_phases_on_postgresql(pg_url: str) -> N
         row = s.read(
             "SELECT phases_summed, startup_prepare, startup_sources, startup_cache, startup_artifacts FROM job_facts"
         )
+        texts = [r[0] for r in s.read("SELECT cache_events FROM job_facts")]
     assert [tuple(r) for r in row] == [(1, 0.1 + 0.2 + 0.30000000000000004, None, None, 1.5)]
+    assert texts == [events_text((e.op, e.key, e.outcome, e.detail) for e in events)]
     assert startup_phases(facts) == {"prepare": row[0][1], "artifacts": 1.5}

@@ -32,7 +32,7 @@ from cidash.remote import GitLabClient
 from cidash.sim import SimulatedGitLab
 from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store
 from cidash.sync import SyncOptions, sync_project
-from store_support import V9_COLUMNS, as_version_8
+from store_support import V9_COLUMNS, V10_COLUMNS, as_version_8, as_version_9
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 T1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -474,7 +474,7 @@ def test_migration_8_fills_the_copies_of_existing_facts(tmp_path: Path) -> None:
         store.save_many_job_facts([(10, FACTS, None), (11, FACTS, None), (12, FACTS, None)], project_id=1)
     conn = sqlite3.connect(path)
     conn.execute("DROP INDEX job_facts_image_order")
-    for column in ("pipeline_ref", "job_started_at", "visible_at", *V9_COLUMNS):
+    for column in ("pipeline_ref", "job_started_at", "visible_at", *V9_COLUMNS, *V10_COLUMNS):
         conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
     conn.execute("DELETE FROM schema_migrations WHERE version >= 8")
     conn.execute("PRAGMA user_version = 7")
@@ -573,3 +573,68 @@ def test_the_stores_start_up_sections_are_the_parsers() -> None:
 
     assert STARTUP_PHASE_NAMES == ("prepare", "sources", "cache", "artifacts")
     assert dict(STARTUP_SECTION_PHASES) == {n: p for n, p in SECTION_PHASES.items() if p in STARTUP_PHASE_NAMES}
+
+
+#: Cache events whose keys and details a JSON text could get wrong: quotes, backslashes, control characters,
+#: non-ASCII, a key that is itself JSON, an empty key and detail, and the same key twice in one log.
+ODD_EVENTS = (
+    CacheEvent("restore", 'q"uote\\back', "miss"),
+    CacheEvent("restore", "tab\tnew\nline\x1f\x7f", "hit", "fallback"),
+    CacheEvent("restore", "ünïcødé-キー-🔑", "unknown", ""),
+    CacheEvent("archive", '[["restore","k","hit",null]]', "failed", "too big"),
+    CacheEvent("archive", "", "created", None),
+    CacheEvent("archive", "", "skipped"),
+)
+
+
+def _events_texts(store: Store) -> dict[int, str | None]:
+    return {r[0]: r[1] for r in store.read("SELECT job_id, cache_events FROM job_facts ORDER BY job_id")}
+
+
+def test_the_store_keeps_each_logs_cache_events_as_one_text(store: Store) -> None:
+    """Schema version 10: every write of a log's facts stores its cache events in log order as one JSON text
+    beside them (what a window's reader decodes), the same text for the same events; a new parse replaces it."""
+    import json
+
+    from cidash.store.eventstext import events_text
+
+    store.upsert_pipelines([pipeline(1)])
+    store.upsert_jobs([job(10, 1), job(11, 1), job(12, 1), job(13, 1)])
+    odd = replace(FACTS, cache=ODD_EVENTS)
+    store.save_many_job_facts([(10, odd, 1), (11, FACTS, 1), (12, replace(FACTS, cache=()), 1)], project_id=1)
+    store.save_job_facts(13, odd, project_id=1)
+    got = _events_texts(store)
+    assert json.loads(got[10] or "") == [[e.op, e.key, e.outcome, e.detail] for e in ODD_EVENTS]
+    assert got[13] == got[10] == events_text((e.op, e.key, e.outcome, e.detail) for e in ODD_EVENTS)
+    assert json.loads(got[11] or "") == [
+        ["restore", "0-abc-protected", "hit", None],
+        ["archive", "0-abc-protected", "up_to_date", None],
+    ]
+    assert got[12] == "[]"
+    # the rows the other readers use say the same
+    assert [(e.op, e.key, e.outcome, e.detail) for e in store.cache_events(1, job_ids=[10])] == [
+        (e.op, e.key, e.outcome, e.detail) for e in ODD_EVENTS
+    ]
+    store.save_job_facts(10, replace(FACTS, cache=ODD_EVENTS[:1]), project_id=1)  # parsed again
+    assert json.loads(_events_texts(store)[10] or "") == [["restore", 'q"uote\\back', "miss", None]]
+
+
+def test_migration_10_writes_the_text_of_the_stored_events(tmp_path: Path) -> None:
+    """A version-9 store opens with every stored log's events text written from its rows: the very text a write
+    of the same facts gives (so the same events share one text), "[]" for a log without events."""
+    path, fresh = tmp_path / "v9.db", tmp_path / "v10.db"
+    logs = [(10, replace(FACTS, cache=ODD_EVENTS), 1), (11, FACTS, 1), (12, replace(FACTS, cache=()), 1)]
+    for target in (path, fresh):
+        with Store.open(target) as store:
+            store.upsert_project(Project(1, "g/p", "https://gl/g/p", "main"))
+            store.upsert_pipelines([pipeline(1)])
+            store.upsert_jobs([job(10, 1), job(11, 1), job(12, 1), job(13, 1)])
+            store.save_many_job_facts(logs)
+    as_version_9(path)
+    assert Store.older_schema(path) == 9
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION >= 10
+        got = _events_texts(store)
+    with Store.open(fresh) as store:
+        want = _events_texts(store)
+    assert got == want and set(got) == {10, 11, 12} and got[12] == "[]"

@@ -1,6 +1,6 @@
 """cidash.dataset: a window's jobs read with their cache events in their own row (one JSON text per job,
-:meth:`cidash.store.Store.cache_events_json`) and their pipelines by the slot-setting constructor give what the
-whole-history load gives (the store's own readers), on SQLite and on PostgreSQL."""
+``job_facts.cache_events``, :mod:`cidash.store.eventstext`) and their pipelines by the slot-setting constructor
+give what the whole-history load gives (the store's own readers), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 

@@ -286,23 +286,6 @@ class StoreBase:
         """:meth:`_noindex` for the reads built on :meth:`read` (:mod:`cidash.dataset`, :mod:`cidash.queries`)."""
         return self._noindex(column)
 
-    def cache_events_json(self, job_id: str) -> str:
-        """An SQL expression giving the cache events of the job ``job_id`` names (a column of the outer query) as
-        one JSON array of ``[op, key, outcome, detail]`` in log order (``seq``): ``"[]"`` or NULL for none. A
-        window's reader (:mod:`cidash.dataset`) reads them in the job's own row, one text per job that many jobs
-        share, instead of a row per event."""
-        if self._pg:
-            return (
-                "(SELECT json_agg(json_build_array(e.op, e.key, e.outcome, e.detail) ORDER BY e.seq)::text "
-                f"FROM cache_events e WHERE e.job_id = {job_id})"
-            )
-        # (the subquery's ORDER BY is kept for the aggregate: SQLite never flattens an ordered subquery into an
-        # aggregate query; the primary key's index gives that order anyway, so nothing is sorted)
-        return (
-            "(SELECT json_group_array(json_array(op, key, outcome, detail)) FROM (SELECT op, key, outcome, detail "
-            f"FROM cache_events e WHERE e.job_id = {job_id} ORDER BY e.seq))"
-        )
-
     def open_reader(self) -> Any:
         """A new read-only connection to the same store (for worker threads that page through rows while a sync
         writes): ``sqlite3`` in ``mode=ro``, or a read-only PostgreSQL session. The caller closes it."""

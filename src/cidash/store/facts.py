@@ -18,6 +18,7 @@ from cidash.models import (
     TraceFacts,
 )
 from cidash.store.base import StoreBase
+from cidash.store.eventstext import events_text
 from cidash.store.phases import section_sums, write_sums
 from cidash.store.rows import _bool_or_none, _now, to_db_time, upsert_sql
 
@@ -25,7 +26,7 @@ _FACTS_UPSERT = upsert_sql(
     "job_facts",
     "job_id, project_id, runner_version, executor, truncated, startup_seconds, image_name, image_id, image_digest, "
     "image_pulled, prepare_seconds, sources_seconds, cache_seconds, artifacts_seconds, script_seconds, "
-    "upload_seconds, log_bytes, parsed_at",
+    "upload_seconds, log_bytes, parsed_at, cache_events",
     1,
 )
 
@@ -116,6 +117,7 @@ class FactsMixin(StoreBase):
                         job_phases.get("upload"),
                         log_bytes,
                         when,
+                        events_text((c.op, c.key, c.outcome, c.detail) for c in facts.cache),
                     )
                 )
                 section_rows.extend(

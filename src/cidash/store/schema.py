@@ -1,6 +1,6 @@
 """The store's schema: every table, and the migrations that build it (append; never edit an applied one).
 
-Tables (schema version 9)
+Tables (schema version 10)
 -------------------------
 
 ``schema_migrations(version PK, description, applied_at)``
@@ -89,6 +89,10 @@ warnings, deferred)``
     (:data:`cidash.models.STARTUP_SECTION_PHASES`) summed per phase in log order from its ``job_sections`` rows
     (NULL: no such closed section), written with the sections (:mod:`cidash.store.phases`); what
     :func:`cidash.metrics.startup_phases` gives, without reading the sections.
+``cache_events`` (schema version 10)
+    A column of ``job_facts``: the log's ``cache_events`` rows in log order as one JSON array of ``[op, key,
+    outcome, detail]`` (``"[]"``: none), written with the rows (:mod:`cidash.store.eventstext`): what a window's
+    reader decodes, without a subquery per job.
 """
 
 from __future__ import annotations
@@ -96,9 +100,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cidash.store.eventstext import fill_cache_events_text
 from cidash.store.phases import sum_startup_phases
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -276,6 +281,14 @@ ALTER TABLE job_facts ADD COLUMN startup_cache REAL;
 ALTER TABLE job_facts ADD COLUMN startup_artifacts REAL
 """
 
+# Each parsed log's cache events as one JSON text beside its facts (cidash.store.eventstext): a window's reader
+# decodes one text per job instead of building it with a subquery per job (~0.28 s of SQLite's time for the
+# 100,000 jobs of a 50,000-pipeline store's window). Filled by a step in Python after the SQL (MIGRATION_STEPS),
+# with the function the writer uses, so the same events always give the same text.
+_V10 = """
+ALTER TABLE job_facts ADD COLUMN cache_events TEXT
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", _V1),
@@ -291,7 +304,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         _V8,
     ),
     (9, "each parsed log's start-up phases summed from its sections", _V9),
+    (10, "each parsed log's cache events as one JSON text", _V10),
 ]
 
 #: Steps in Python run after a migration's SQL, in its transaction, given the connection (version -> step).
-MIGRATION_STEPS: dict[int, Callable[[Any], None]] = {9: sum_startup_phases}
+MIGRATION_STEPS: dict[int, Callable[[Any], None]] = {9: sum_startup_phases, 10: fill_cache_events_text}
