@@ -216,9 +216,6 @@ def load_dashboard(store: Store, config: Config, project: Project, now: datetime
         return snap, health_rows(snap)
 
 
-# -- the cached Health, kept warm by the sync ----------------------------------------------------------------------
-
-
 # -- evidence behind one criterion ----------------------------------------------------------------------------
 
 
