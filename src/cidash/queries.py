@@ -287,8 +287,8 @@ def _pipelines_created(store: Store, project_id: int, ids: set[int]) -> dict[int
 
 def image_history(store: Store, project_id: int, ref: str, hint: str | None, as_of: datetime | None) -> ImageHistory:
     """:func:`cidash.metrics.image_digest_changes` of ``ref``'s whole history as of ``as_of``, computed in the
-    database: only the jobs whose digest differs from the previous CI-image job's (``LAG``) come back, so the
-    memory does not grow with the history.
+    database: only the jobs whose digest differs from the previous CI-image job's come back
+    (:func:`_digest_changes`), so neither the memory nor the Python work grows with the history.
 
     The images that count are first taken from the index of the images the project's logs named
     (:func:`_hinted_image_names`); only when no job of ``ref`` ran one of them by ``as_of`` are they chosen from
@@ -332,50 +332,74 @@ def _digest_changes(
     """The digest changes among ``ref``'s jobs that ran one of ``names`` with one of ``digests`` (oldest first)
     and the creation time of each pipeline where one happened; None when no such job ran by ``as_of``.
 
-    One pass over the ``job_facts_image_order`` index (schema version 8), which lists the ref's jobs that ran a
-    named image in start order with the copies of their pipeline's ref, their start and their entry in the
-    history kept beside their facts: no join, no sort, and only the rows where the digest changed are kept (the
-    name and digest come as their index in ``names`` and ``digests``)."""
-    name_code = "CASE image_name " + " ".join(f"WHEN ? THEN {i}" for i in range(len(names))) + " END"
-    digest_code = "CASE image_digest " + " ".join(f"WHEN ? THEN {i}" for i in range(len(digests))) + " END"
-    sql = (
-        f"SELECT job_id, {name_code}, {digest_code} FROM job_facts WHERE project_id = ? AND pipeline_ref = ? "
-        "AND image_name IS NOT NULL AND image_digest IS NOT NULL AND job_started_at IS NOT NULL "
-        f"AND image_name IN ({_in(names)}) AND image_digest IN ({_in(digests)})"
-    )
-    params: list[Any] = [*names, *digests, project_id, ref, *names, *digests]
+    The database walks the ``job_facts_image_order`` index (schema version 8: the ref's jobs that ran a named
+    image, in start order, with the copies of their pipeline's ref, their start and their entry in the history
+    kept beside their facts) from change to change (:data:`_DIGEST_CHANGES`) and sends only the first job and the
+    jobs whose raw digest differs from the previous job's. The pass it replaces read every such job into Python
+    and compared it there (one call per row: ~0.2 s at 50,000 pipelines, ~1 µs a row); a ``LAG`` window over
+    the same index keeps the work in SQLite but its window machinery costs more than the Python pass (0.7 s).
+    Both are measured in bench/README.md ("Core at scale", the digest changes from change to change)."""
+    params: list[Any] = [project_id, ref, *names, *digests]
     if as_of is not None:
-        sql += " AND visible_at <= ?"
         params.append(to_db_time(as_of))
-    sql += " ORDER BY job_started_at, job_id"
-    found: list[tuple[int, int, int, int, int]] = []  # (job, name, digest, previous name, previous digest)
-    last: list[Any] = [None, None]  # the previous row's name and digest codes
-
-    def visit(row: Any) -> None:
-        prev_d = last[1]
-        if prev_d is not None and row[2] != prev_d:
-            found.append((row[0], row[1], row[2], last[0], prev_d))
-        last[0], last[1] = row[1], row[2]
-
-    store.scan(sql, params, visit)
-    if last[1] is None:
+    rows = store.read(_DIGEST_CHANGES.format(where=_image_order_where(names, digests, as_of)), params * 3)
+    if not rows:
         return None  # no CI-image job ran by as_of
     changes: list[DigestChange] = []
     split_at: dict[int, datetime] = {}
-    kept = [f for f in found if _changed(digests[f[4]], digests[f[2]])]
+    # (job, name, raw digest, previous job's name, previous job's raw digest): every job between two rows ran the
+    # earlier row's digest (the later row is the first that did not)
+    found = [(r[1], r[2], r[3], r[4], p[3]) for p, r in zip(rows, rows[1:], strict=False)]
+    kept = [f for f in found if _changed(f[4], f[2])]
     jobs = _job_starts(store, project_id, [f[0] for f in kept])
     created = _pipelines_created(store, project_id, {jobs[f[0]][0] for f in kept})
-    for job_id, n, d, prev_n, prev_d in kept:
+    for job_id, name, raw, prev_name, prev_raw in kept:
         pipeline_id, started = jobs[job_id]
-        old, new = normalize_digest(digests[prev_d]), normalize_digest(digests[d])
+        old, new = normalize_digest(prev_raw), normalize_digest(raw)
         assert old is not None and new is not None
         changes.append(
-            DigestChange(
-                _time(started), job_id, pipeline_id, old, new, image_tag_of(names[prev_n]), image_tag_of(names[n])
-            )
+            DigestChange(_time(started), job_id, pipeline_id, old, new, image_tag_of(prev_name), image_tag_of(name))
         )
         split_at[pipeline_id] = created[pipeline_id]
     return changes, split_at
+
+
+def _image_order_where(names: list[str], digests: list[str], as_of: datetime | None) -> str:
+    """The terms that select in ``job_facts a`` a job of the ref that ran one of ``names`` with one of ``digests``
+    and is in the history as of ``as_of`` (the ``job_facts_image_order`` index's own conditions among them, so the
+    index answers); its parameters: project id, ref, ``names``, ``digests``, then ``as_of`` unless None."""
+    sql = (
+        "a.project_id = ? AND a.pipeline_ref = ? AND a.image_name IS NOT NULL AND a.image_digest IS NOT NULL "
+        f"AND a.job_started_at IS NOT NULL AND a.image_name IN ({_in(names)}) AND a.image_digest IN ({_in(digests)})"
+    )
+    return sql + (" AND a.visible_at <= ?" if as_of is not None else "")
+
+
+#: ``ref``'s CI-image jobs where the raw digest changed, by a recursive walk: ``c`` starts at the first such job
+#: in start order (``job_started_at, job_id``: ``job_id`` is unique, so the order is total) and each step seeks the
+#: index to the first later job whose digest differs from the current one's (the rows in between are read by the
+#: database, not sent), until there is none. Each row comes with its step (the order) and the name the job just
+#: before it ran (one more seek backwards: the tag that changed with the digest is the previous job's, not the
+#: previous change's). Written once for SQLite and PostgreSQL (``{where}``: :func:`_image_order_where`, three times its
+#: parameters).
+_DIGEST_CHANGES = """
+WITH RECURSIVE c(step, job_id) AS (
+    SELECT 0, head.job_id FROM (
+        SELECT a.job_id FROM job_facts a WHERE {where} ORDER BY a.job_started_at, a.job_id LIMIT 1
+    ) AS head
+    UNION ALL
+    SELECT c.step + 1, (
+        SELECT a.job_id FROM job_facts a WHERE {where}
+        AND (a.job_started_at, a.job_id) > (f.job_started_at, f.job_id) AND a.image_digest <> f.image_digest
+        ORDER BY a.job_started_at, a.job_id LIMIT 1
+    ) FROM c JOIN job_facts f ON f.job_id = c.job_id
+)
+SELECT c.step, f.job_id, f.image_name, f.image_digest, (
+    SELECT a.image_name FROM job_facts a WHERE {where}
+    AND (a.job_started_at, a.job_id) < (f.job_started_at, f.job_id)
+    ORDER BY a.job_started_at DESC, a.job_id DESC LIMIT 1
+) FROM c JOIN job_facts f ON f.job_id = c.job_id ORDER BY c.step
+"""
 
 
 def _changed(old_raw: str, new_raw: str) -> bool:
