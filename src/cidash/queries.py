@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from cidash.metrics import DigestChange, ImageHistory, image_repository_of, image_tag_of, normalize_digest
@@ -326,6 +327,13 @@ def _newest_digest(
     return list(got) or None
 
 
+#: How many digest changes :data:`_DIGEST_CHANGES` walks to before the ordered pass takes over from the last
+#: one (:func:`_digest_changes_after`). A step costs ~8 µs on SQLite and ~17 µs on PostgreSQL, a row of the
+#: pass ~1 µs (bench/README.md): a history whose digest changes every few jobs (an image rebuilt by every
+#: pipeline) is read faster row by row, and 256 steps cost ~2-4 ms before the pass starts.
+WALK_STEPS = 256
+
+
 def _digest_changes(
     store: Store, project_id: int, ref: str, as_of: datetime | None, *, names: list[str], digests: list[str]
 ) -> tuple[list[DigestChange], dict[int, datetime]] | None:
@@ -335,21 +343,25 @@ def _digest_changes(
     The database walks the ``job_facts_image_order`` index (schema version 8: the ref's jobs that ran a named
     image, in start order, with the copies of their pipeline's ref, their start and their entry in the history
     kept beside their facts) from change to change (:data:`_DIGEST_CHANGES`) and sends only the first job and the
-    jobs whose raw digest differs from the previous job's. The pass it replaces read every such job into Python
-    and compared it there (one call per row: ~0.2 s at 50,000 pipelines, ~1 µs a row); a ``LAG`` window over
-    the same index keeps the work in SQLite but its window machinery costs more than the Python pass (0.7 s).
-    Both are measured in bench/README.md ("Core at scale", the digest changes from change to change)."""
+    jobs whose raw digest differs from the previous job's: the history's few changes cost a few index seeks. The
+    ordered pass over every such job (one Python call per row, ~1 µs: ~0.2 s at 50,000 pipelines) only takes
+    over after :data:`WALK_STEPS` changes. A ``LAG`` window over the same index keeps the work in the database but
+    costs more than the Python pass on SQLite (its window machinery: 0.66 s at 50,000 pipelines, bench/README.md
+    "Core at scale")."""
     params: list[Any] = [project_id, ref, *names, *digests]
     if as_of is not None:
         params.append(to_db_time(as_of))
-    rows = store.read(_DIGEST_CHANGES.format(where=_image_order_where(names, digests, as_of)), params * 3)
+    walk = _DIGEST_CHANGES.format(where=_image_order_where(names, digests, as_of))
+    rows = store.read(walk, [*params, *params, WALK_STEPS, *params])
     if not rows:
         return None  # no CI-image job ran by as_of
-    changes: list[DigestChange] = []
-    split_at: dict[int, datetime] = {}
     # (job, name, raw digest, previous job's name, previous job's raw digest): every job between two rows ran the
     # earlier row's digest (the later row is the first that did not)
-    found = [(r[1], r[2], r[3], r[4], p[3]) for p, r in zip(rows, rows[1:], strict=False)]
+    found = [(r[1], r[3], r[4], r[5], p[4]) for p, r in pairwise(rows)]
+    if rows[-1][0] >= WALK_STEPS:  # the walk stopped there: the ordered pass reads the rest
+        found += _digest_changes_after(store, rows[-1], params, names=names, digests=digests, as_of=as_of)
+    changes: list[DigestChange] = []
+    split_at: dict[int, datetime] = {}
     kept = [f for f in found if _changed(f[4], f[2])]
     jobs = _job_starts(store, project_id, [f[0] for f in kept])
     created = _pipelines_created(store, project_id, {jobs[f[0]][0] for f in kept})
@@ -362,6 +374,33 @@ def _digest_changes(
         )
         split_at[pipeline_id] = created[pipeline_id]
     return changes, split_at
+
+
+def _digest_changes_after(
+    store: Store, last: Any, params: list[Any], *, names: list[str], digests: list[str], as_of: datetime | None
+) -> list[tuple[int, str, str, str, str]]:
+    """The digest changes after the walk's ``last`` row (``step, job, start, name, raw digest, ...``), as
+    :func:`_digest_changes` lists them, by one ordered pass over the rest of the index: every row comes to Python
+    (``store.scan``), its name and digest as their index in ``names`` and ``digests`` (integers to compare), and
+    only the rows whose digest differs from the previous row's are kept."""
+    name_code = "CASE a.image_name " + " ".join(f"WHEN ? THEN {i}" for i in range(len(names))) + " END"
+    digest_code = "CASE a.image_digest " + " ".join(f"WHEN ? THEN {i}" for i in range(len(digests))) + " END"
+    where = _image_order_where(names, digests, as_of)
+    sql = (
+        f"SELECT a.job_id, {name_code}, {digest_code} FROM job_facts a WHERE {where} "
+        "AND (a.job_started_at, a.job_id) > (?, ?) ORDER BY a.job_started_at, a.job_id"
+    )
+    found: list[tuple[int, str, str, str, str]] = []
+    prev = [names.index(last[3]), digests.index(last[4])]  # the previous row's name and digest codes
+
+    def visit(row: Any) -> None:
+        prev_d = prev[1]
+        if row[2] != prev_d:
+            found.append((row[0], names[row[1]], digests[row[2]], names[prev[0]], digests[prev_d]))
+        prev[0], prev[1] = row[1], row[2]
+
+    store.scan(sql, [*names, *digests, *params, last[2], last[1]], visit)
+    return found
 
 
 def _image_order_where(names: list[str], digests: list[str], as_of: datetime | None) -> str:
@@ -378,10 +417,11 @@ def _image_order_where(names: list[str], digests: list[str], as_of: datetime | N
 #: ``ref``'s CI-image jobs where the raw digest changed, by a recursive walk: ``c`` starts at the first such job
 #: in start order (``job_started_at, job_id``: ``job_id`` is unique, so the order is total) and each step seeks the
 #: index to the first later job whose digest differs from the current one's (the rows in between are read by the
-#: database, not sent), until there is none. Each row comes with its step (the order) and the name the job just
-#: before it ran (one more seek backwards: the tag that changed with the digest is the previous job's, not the
-#: previous change's). Written once for SQLite and PostgreSQL (``{where}``: :func:`_image_order_where`, three times its
-#: parameters).
+#: database, not sent), until there is none or :data:`WALK_STEPS` steps are made. Each row comes as ``step, job,
+#: start, name, raw digest`` and the name the job just before it ran (one more seek, backwards: the tag that
+#: changed with the digest is the previous job's, not the previous change's). Written once for SQLite and
+#: PostgreSQL (``{where}``: :func:`_image_order_where`); parameters: the where's twice, the step limit, the
+#: where's.
 _DIGEST_CHANGES = """
 WITH RECURSIVE c(step, job_id) AS (
     SELECT 0, head.job_id FROM (
@@ -392,9 +432,9 @@ WITH RECURSIVE c(step, job_id) AS (
         SELECT a.job_id FROM job_facts a WHERE {where}
         AND (a.job_started_at, a.job_id) > (f.job_started_at, f.job_id) AND a.image_digest <> f.image_digest
         ORDER BY a.job_started_at, a.job_id LIMIT 1
-    ) FROM c JOIN job_facts f ON f.job_id = c.job_id
+    ) FROM c JOIN job_facts f ON f.job_id = c.job_id WHERE c.step < ?
 )
-SELECT c.step, f.job_id, f.image_name, f.image_digest, (
+SELECT c.step, f.job_id, f.job_started_at, f.image_name, f.image_digest, (
     SELECT a.image_name FROM job_facts a WHERE {where}
     AND (a.job_started_at, a.job_id) < (f.job_started_at, f.job_id)
     ORDER BY a.job_started_at DESC, a.job_id DESC LIMIT 1
