@@ -317,14 +317,38 @@ def _newest_digest(
     store: Store, project_id: int, as_of: datetime | None, names: list[str], digests: list[str]
 ) -> list[Any] | None:
     """The raw digest of the newest job of any ref that ran one of ``names`` with one of ``digests`` (a one-row
-    list), None when none did."""
-    where, params = _image_jobs_where(project_id, None, as_of)
-    got = store.read(
-        f"SELECT f.image_digest {where} AND f.image_name IN ({_in(names)}) "
-        f"AND f.image_digest IN ({_in(digests)}) ORDER BY j.started_at DESC, j.id DESC LIMIT 1",
-        [*params, *names, *digests],
-    )
-    return list(got) or None
+    list), None when none did.
+
+    From the ``job_facts_image_order`` index (:data:`_NEWEST_DIGEST`): each ref's newest such job, one backward
+    seek per ref, the newest of those. The join of every job of the history to its pipeline and facts, sorted by
+    start, cost ~0.1 s at 10,000 pipelines and ~0.45 s at 50,000 (``ImageHistory.last_digest``: the image-size
+    criterion asks for it when the candidate period has no job); this ~1 ms."""
+    params: list[Any] = [project_id, project_id, project_id, *names, *digests]
+    if as_of is not None:
+        params.append(to_db_time(as_of))
+    where = _image_order_where(names, digests, as_of, ref="r.ref")
+    return list(store.read(_NEWEST_DIGEST.format(where=where), params)) or None
+
+
+#: The raw digest of the newest job (start order) of any ref that a ``{where}`` (:func:`_image_order_where`, its
+#: ref the walked one) selects: ``r`` walks the project's refs in the ``job_facts_image_order`` index (a skip scan:
+#: each step one seek to the next ref), each ref's newest selected job is one backward seek from its end, and the
+#: newest of those wins. Parameters: the project id twice, then the where's without the ref.
+_NEWEST_DIGEST = """
+WITH RECURSIVE r(ref) AS (
+    SELECT (SELECT min(a.pipeline_ref) FROM job_facts a WHERE a.project_id = ? AND a.image_name IS NOT NULL
+        AND a.image_digest IS NOT NULL AND a.job_started_at IS NOT NULL)
+    UNION ALL
+    SELECT (SELECT min(a.pipeline_ref) FROM job_facts a WHERE a.project_id = ? AND a.image_name IS NOT NULL
+        AND a.image_digest IS NOT NULL AND a.job_started_at IS NOT NULL AND a.pipeline_ref > r.ref)
+    FROM r WHERE r.ref IS NOT NULL
+), newest(job_id) AS (
+    SELECT (SELECT a.job_id FROM job_facts a WHERE {where} ORDER BY a.job_started_at DESC, a.job_id DESC LIMIT 1)
+    FROM r WHERE r.ref IS NOT NULL
+)
+SELECT f.image_digest FROM newest JOIN job_facts f ON f.job_id = newest.job_id
+ORDER BY f.job_started_at DESC, f.job_id DESC LIMIT 1
+"""
 
 
 #: How many digest changes :data:`_DIGEST_CHANGES` walks to before the ordered pass takes over from the last
@@ -403,12 +427,13 @@ def _digest_changes_after(
     return found
 
 
-def _image_order_where(names: list[str], digests: list[str], as_of: datetime | None) -> str:
-    """The terms that select in ``job_facts a`` a job of the ref that ran one of ``names`` with one of ``digests``
-    and is in the history as of ``as_of`` (the ``job_facts_image_order`` index's own conditions among them, so the
-    index answers); its parameters: project id, ref, ``names``, ``digests``, then ``as_of`` unless None."""
+def _image_order_where(names: list[str], digests: list[str], as_of: datetime | None, *, ref: str = "?") -> str:
+    """The terms that select in ``job_facts a`` a job of the ref ``ref`` (a parameter, or a column) that ran one of
+    ``names`` with one of ``digests`` and is in the history as of ``as_of`` (the ``job_facts_image_order`` index's
+    own conditions among them, so the index answers); its parameters: project id, the ref when ``ref`` is ``?``,
+    ``names``, ``digests``, then ``as_of`` unless None."""
     sql = (
-        "a.project_id = ? AND a.pipeline_ref = ? AND a.image_name IS NOT NULL AND a.image_digest IS NOT NULL "
+        f"a.project_id = ? AND a.pipeline_ref = {ref} AND a.image_name IS NOT NULL AND a.image_digest IS NOT NULL "
         f"AND a.job_started_at IS NOT NULL AND a.image_name IN ({_in(names)}) AND a.image_digest IN ({_in(digests)})"
     )
     return sql + (" AND a.visible_at <= ?" if as_of is not None else "")

@@ -1,7 +1,8 @@
 """cidash.queries.image_history on random histories, SQLite and PostgreSQL: the database's walk from digest change
 to digest change (and the ordered pass that takes over after ``WALK_STEPS`` changes) gives what the ordered pass
-over every CI-image job gave (kept here as the reference: the code it replaced), and what
-:func:`cidash.metrics.image_digest_changes` finds in the dataset as of the same time."""
+over every CI-image job gave, and ``last_digest`` from the index what the join of every job gave (both kept here
+as the references: the code they replaced); the changes are what :func:`cidash.metrics.image_digest_changes`
+finds in the dataset as of the same time."""
 
 from __future__ import annotations
 
@@ -97,17 +98,28 @@ def _old_digest_changes(
     return changes, split_at
 
 
-def _store_history(store: Store, history: list[Any], ids: list[int]) -> tuple[Project, list[datetime]]:
-    """A new project holding ``history`` (job ids in the order ``ids`` gives: not their start order); the times
-    worth asking about (every job's creation and end, and between them)."""
+def _old_newest_digest(
+    store: Store, project_id: int, as_of: datetime | None, names: list[str], digests: list[str]
+) -> list[Any] | None:
+    """``_newest_digest`` before it read the ``job_facts_image_order`` index (the reference): every CI-image job
+    of the history joined to its pipeline and facts, the newest by start."""
+    where, params = queries._image_jobs_where(project_id, None, as_of)
+    got = store.read(
+        f"SELECT f.image_digest {where} AND f.image_name IN ({queries._in(names)}) "
+        f"AND f.image_digest IN ({queries._in(digests)}) ORDER BY j.started_at DESC, j.id DESC LIMIT 1",
+        [*params, *names, *digests],
+    )
+    return list(got) or None
+
+
+def _store_history(store: Store, history: list[Any], ids: list[int], refs: list[str]) -> tuple[Project, list[datetime]]:
+    """A new project holding ``history`` (job ids in the order ``ids`` gives: not their start order; pipeline ``i``
+    on ``refs[i]``); the times worth asking about (every job's creation and end, and between them)."""
     pid = next(_projects)
     project = Project(pid, f"g/p{pid}", f"https://gitlab.example.com/g/p{pid}", "main")
     store.upsert_project(project)
     pipelines = [
-        replace(
-            pipeline(pid * 1000 + i, T0 + timedelta(minutes=20 * i), ref="main" if i % 3 else "feature"), project_id=pid
-        )
-        for i in range(6)
+        replace(pipeline(pid * 1000 + i, T0 + timedelta(minutes=20 * i), ref=refs[i]), project_id=pid) for i in range(6)
     ]
     store.upsert_pipelines(pipelines)
     jobs, logs = [], []
@@ -127,20 +139,32 @@ def _store_history(store: Store, history: list[Any], ids: list[int]) -> tuple[Pr
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(history=JOBS, order=st.randoms(use_true_random=False), picks=st.lists(st.integers(0, 10_000), max_size=3))
-def test_the_walk_gives_what_the_ordered_pass_gave(store_target: str, history: Any, order: Any, picks: Any) -> None:
+@given(
+    history=JOBS,
+    order=st.randoms(use_true_random=False),
+    refs=st.lists(st.sampled_from(["main", "main", "feature", "fix"]), min_size=6, max_size=6),
+    picks=st.lists(st.integers(0, 10_000), max_size=3),
+)
+def test_the_walk_gives_what_the_ordered_pass_gave(
+    store_target: str, history: Any, order: Any, refs: list[str], picks: Any
+) -> None:
     """Every ref, hint and ``as_of`` (none, and times among the jobs' creations and ends), with the walk's step
-    limit at 0 (the pass alone), 1, 2 and its default: the same changes and pipelines as the old pass, and (for a
-    few of the times) the changes image_digest_changes finds in the dataset."""
+    limit at 0 (the pass alone), 1, 2 and its default: the same changes and pipelines as the old pass, the same
+    newest digest as the old join, and the changes image_digest_changes finds in the dataset."""
     ids = list(range(len(history)))
     order.shuffle(ids)
     with Store.open(store_target) as store:
-        project, times = _store_history(store, history, ids)
+        project, times = _store_history(store, history, ids, refs)
         chosen = [times[i % len(times)] for i in picks] if times else []
         for as_of in [None, *chosen]:
-            for ref, hint in itertools.product(("main", "feature"), ("platform/app/ci", "docker", None)):
-                with mock.patch.object(queries, "_digest_changes", _old_digest_changes):
+            for ref, hint in itertools.product(("main", "feature", "fix"), ("platform/app/ci", "docker", None)):
+                with (
+                    mock.patch.object(queries, "_digest_changes", _old_digest_changes),
+                    mock.patch.object(queries, "_newest_digest", _old_newest_digest),
+                ):
                     expected = image_history(store, project.id, ref, hint, as_of)
+                    last = expected.last_digest()
+                assert image_history(store, project.id, ref, hint, as_of).last_digest() == last
                 for steps in (0, 1, 2, queries.WALK_STEPS):
                     with mock.patch.object(queries, "WALK_STEPS", steps):
                         got = image_history(store, project.id, ref, hint, as_of)
