@@ -46,6 +46,16 @@ def _sorted_quantile(data: Sequence[float], q: float) -> float:
     return data[lo] + (h - lo) * (data[hi] - data[lo])
 
 
+def sorted_unless_nan(values: Sequence[float]) -> list[float]:
+    """``values`` in ascending order, unless one is NaN (then as given: sorting values with a NaN depends on their
+    order). A quantile, a summary and :func:`bootstrap_median_change` of the result are those of ``values``
+    (what they read is the sorted list, which a sort of the result leaves as it is); each sorts it again, in one
+    pass over sorted values instead of a sort: sort once for several of them."""
+    if any(map(math.isnan, values)):
+        return list(values)
+    return sorted(values)
+
+
 def median(values: Iterable[float]) -> float | None:
     """The median (type-7 0.5 quantile); None for an empty input."""
     return quantile(values, 0.5)
