@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cidash.metrics import StartupRecord, startup_seconds
+from cidash.models import CacheEvent, Section
 from cidash.stats import bootstrap_median_change, median, sorted_unless_nan
-from metrics_factories import T0
+from metrics_factories import T0, Builder, archive, checksums, facts, pipeline, restore
 from test_metrics_props import RUN, _runs_dataset
 
 #: Start-ups whose sorted order can depend on their order: NaN, zeros of both signs, ties.
@@ -59,3 +60,101 @@ def test_startup_values_in_any_order_sort_as_those_oldest_first(
             expected = bootstrap_median_change(half, oldest_first, resamples=30, seed=1)
             got = bootstrap_median_change(sorted_unless_nan(half), once, resamples=30, seed=1)
             assert repr(got) == repr(expected)
+
+
+# -- the cache metrics: a world of pipelines on two refs, file checksums per SHA, jobs in any order
+
+KEYS = st.sampled_from(["0-abc-protected", "0-default-protected", "deps-default", "1-def-non_protected", "gems"])
+OUTCOMES = st.sampled_from(["hit", "miss", "failed", "skipped", "empty"])
+DETAILS = st.sampled_from([None, None, "fallback", "empty key"])
+CACHE_JOB = st.tuples(
+    st.integers(0, 7),  # pipeline (index, modulo the pipelines made)
+    st.integers(0, 600),  # start offset, seconds
+    st.integers(1, 400),  # duration
+    st.booleans(),  # retried
+    st.sampled_from(["success", "failed", "manual", "running"]),
+    st.sampled_from(["test", "lint", "build"]),
+    st.lists(st.tuples(KEYS, OUTCOMES, DETAILS), max_size=3),  # restores
+    st.lists(KEYS, max_size=2),  # archives
+    st.booleans(),  # upload sections in the log (else: the whole job is its write window)
+)
+CACHE_PIPELINE = st.tuples(st.sampled_from(["main", "feature"]), st.integers(0, 3), st.integers(0, 30))
+SUMS = st.dictionaries(st.sampled_from(["Gemfile.lock", "package.json"]), st.sampled_from(["x", "y"]), max_size=2)
+
+
+@st.composite
+def cache_worlds(draw: Any) -> Any:
+    b = Builder()
+    made = draw(st.lists(CACHE_PIPELINE, min_size=1, max_size=8))
+    shas = [f"{i:040x}" for i in range(4)]
+    for i, sums in enumerate(draw(st.lists(SUMS, min_size=4, max_size=4))):
+        b.add_checksums(checksums(shas[i], sums))
+    pipelines = [
+        b.add_pipeline(pipeline(100 + i, T0 + timedelta(minutes=at), ref=ref, sha=shas[sha]))
+        for i, (ref, sha, at) in enumerate(made)
+    ]
+    shared: dict[Any, Any] = {}  # the loader's way: one tuple of events per distinct log outcome
+    for p, start, duration, retried, status, name, restores, archives, sectioned in draw(st.lists(CACHE_JOB)):
+        events: list[CacheEvent] = [restore(k, o, d) for k, o, d in restores] + [archive(k) for k in archives]
+        f = facts(cache=shared.setdefault(tuple(events), tuple(events)))
+        if sectioned:
+            t = T0.timestamp() + start + 5
+            f = replace(f, sections=(Section("archive_cache", t, t + duration / 4, duration / 4),))
+        b.add_job(
+            pipelines[p % len(pipelines)], name, f, start=start, duration=duration, retried=retried, status=status
+        )
+    ds = b.dataset()
+    order = draw(st.permutations(range(len(ds.jobs))))
+    return replace(ds, jobs=tuple(ds.jobs[i] for i in order))
+
+
+def _stale_cache_events_walking_every_pipeline(
+    ds: Any, critical_files: Any = None, *, include_retried: bool = False
+) -> list[Any]:
+    """stale_cache_events as it was computed before the one pass: every pipeline walked by creation, its counted
+    jobs sorted by id, each job's main keys matched there."""
+    from cidash.metrics import DEFAULT_KEY, StaleCacheEvent, counted_jobs, main_restore_keys
+
+    files = set(critical_files) if critical_files is not None else None
+    by_sha: dict[str, dict[str, Any]] = {}
+    for c in ds.checksums:
+        if files is None or c.path in files:
+            by_sha.setdefault(c.sha, {})[c.path] = c.content_sha256 or c.blob_id
+    jobs_by_pipeline: dict[int, list[Any]] = {}
+    for j in counted_jobs(ds, include_retried=include_retried):
+        jobs_by_pipeline.setdefault(j.pipeline_id, []).append(j)
+    events: list[Any] = []
+    last_by_ref: dict[str, Any] = {}
+    for p in sorted(ds.pipelines, key=lambda p: (p.created_at, p.id)):
+        keys: set[str] = set()
+        for j in sorted(jobs_by_pipeline.get(p.id, []), key=lambda j: j.id):
+            f = ds.facts.get(j.id)
+            for key in main_restore_keys(f) if f is not None else ():
+                if DEFAULT_KEY.search(key) is not None:
+                    events.append(StaleCacheEvent("default_key", p.ref, key, p.id, j.started_at or p.created_at, j.id))
+                else:
+                    keys.add(key)
+        previous = last_by_ref.get(p.ref)
+        if previous is not None and p.sha in by_sha and previous[0].sha in by_sha:
+            before, after = by_sha[previous[0].sha], by_sha[p.sha]
+            changed = tuple(sorted(f for f in before.keys() & after.keys() if before[f] != after[f]))
+            if changed:
+                for key in sorted(keys & previous[1]):
+                    events.append(
+                        StaleCacheEvent("unchanged_key", p.ref, key, p.id, p.created_at, None, previous[0].id, changed)
+                    )
+        if keys:
+            last_by_ref[p.ref] = (p, keys)
+    events.sort(key=lambda e: (e.at, e.pipeline_id))
+    return events
+
+
+@settings(max_examples=300, deadline=None)
+@given(cache_worlds(), st.booleans(), st.sampled_from([None, ("Gemfile.lock",), ("package.json", "nothing")]))
+def test_stale_cache_events_in_one_pass_are_those_walking_every_pipeline(
+    ds: Any, include_retried: bool, files: Any
+) -> None:
+    from cidash.metrics import stale_cache_events
+
+    expected = _stale_cache_events_walking_every_pipeline(ds, files, include_retried=include_retried)
+    assert stale_cache_events(ds, files, include_retried=include_retried) == expected
