@@ -45,7 +45,7 @@ from cidash.metrics import (
     time_to_first_script,
 )
 from cidash.models import MB, Job, Project
-from cidash.stats import QUANTILE_METHOD, summarize
+from cidash.stats import QUANTILE_METHOD, summarize, summarize_split
 from cidash.textsafe import csv_cell, md_cell, md_code, openmetrics_label
 
 if TYPE_CHECKING:
@@ -96,6 +96,8 @@ def _export_document(inp: ExportInput) -> dict[str, Any]:
     retried = inp.include_retried
     # the start-up values in one pass (no JobStartup per job): each summary sorts its values, so their order is moot
     startups = startup_samples(ds, include_retried=retried)
+    names = sorted(startups.by_job)
+    startup, by_job = summarize_split(startups.seconds, [startups.by_job[name] for name in names])
     build = image_build_reliability(ds, inp.build_job)
     first = [f.seconds for f in time_to_first_script(ds, include_retried=retried)]
     stale = stale_cache_events(ds, inp.critical_files, include_retried=retried)
@@ -114,8 +116,8 @@ def _export_document(inp: ExportInput) -> dict[str, Any]:
             "metrics": {
                 "pipeline_duration": pipeline_durations(ds).summary().as_dict(),
                 "pipeline_queue": pipeline_queue_times(ds).summary().as_dict(),
-                "job_startup": summarize(startups.seconds).as_dict(),
-                "job_startup_by_job": {name: summarize(v).as_dict() for name, v in sorted(startups.by_job.items())},
+                "job_startup": startup.as_dict(),
+                "job_startup_by_job": {name: s.as_dict() for name, s in zip(names, by_job, strict=True)},
                 "startup_phases": {phase: summarize(startups.phases[phase]).as_dict() for phase in STARTUP_PHASES},
                 "time_to_first_script": summarize(first).as_dict(),
                 "cache_restores_by_key": [

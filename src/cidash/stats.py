@@ -23,6 +23,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 #: Named in every report that shows a quantile.
 QUANTILE_METHOD = "linear interpolation (Hyndman-Fan type 7)"
@@ -92,6 +93,27 @@ def summarize(values: Iterable[float]) -> Summary:
         data = [v for v in data if not math.isnan(v)]
     data.sort()
     return summary_of_sorted(data)
+
+
+def summarize_split(values: Sequence[float], parts: Iterable[Sequence[float]]) -> tuple[Summary, list[Summary]]:
+    """``summarize(values)`` and ``[summarize(part) for part in parts]``, where ``parts`` hold the same values as
+    ``values``, each as many times (``values`` split into groups, e.g. the start-ups by job name: the caller's
+    promise). ``values`` is sorted from its parts' sorted values: a sort of their concatenation merges runs (5
+    times less work than sorting them anew, for 8 job names). Unless ``values`` hold a zero: zeros of both signs
+    are equal, so where each lands in a sort depends on their order, and ``0.0`` and ``-0.0`` show differently;
+    then ``values`` are sorted as they are. ``tests/unit/test_metrics_one_pass.py`` holds this equal."""
+    isnan = math.isnan
+    sorted_parts = []
+    for part in parts:
+        data = [v for v in part if not isnan(v)] if any(map(isnan, part)) else list(part)
+        data.sort()
+        sorted_parts.append(data)
+    summaries = [summary_of_sorted(data) for data in sorted_parts]
+    if 0.0 in values:  # (== : -0.0 too; NaN never)
+        return summarize(values), summaries
+    whole = list(chain.from_iterable(sorted_parts))
+    whole.sort()
+    return summary_of_sorted(whole), summaries
 
 
 def summary_of_sorted(data: Sequence[float]) -> Summary:

@@ -14,7 +14,7 @@ from cidash.metrics import StartupRecord, startup_seconds
 from cidash.models import CacheEvent, Section
 from cidash.stats import bootstrap_median_change, median, sorted_unless_nan
 from metrics_factories import T0, Builder, archive, checksums, facts, pipeline, restore
-from test_metrics_props import RUN, _runs_dataset
+from test_metrics_props import PHASED_RUN, RUN, _runs_dataset
 
 #: Start-ups whose sorted order can depend on their order: NaN, zeros of both signs, ties.
 ODD_SECONDS = st.one_of(
@@ -158,3 +158,35 @@ def test_stale_cache_events_in_one_pass_are_those_walking_every_pipeline(
 
     expected = _stale_cache_events_walking_every_pipeline(ds, files, include_retried=include_retried)
     assert stale_cache_events(ds, files, include_retried=include_retried) == expected
+
+
+VALUE = st.one_of(st.floats(allow_nan=True), st.sampled_from([0.0, -0.0, float("nan"), 1.5, 1.5, 2.0]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(VALUE, max_size=8), max_size=5), st.randoms(use_true_random=False))
+def test_a_summary_sorted_from_its_parts_is_the_summary(parts: list[list[float]], rnd: Any) -> None:
+    """summarize_split (the export's start-up summary from the job names' sorted start-ups) is summarize of the
+    values in whatever order they come, and of each part, NaN, infinities and zeros of both signs included."""
+    from cidash.stats import summarize, summarize_split
+
+    values = [v for part in parts for v in part]
+    rnd.shuffle(values)
+    whole, each = summarize_split(values, parts)
+    assert repr(whole) == repr(summarize(values))
+    assert repr(each) == repr([summarize(part) for part in parts])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(PHASED_RUN, max_size=14), st.booleans())
+def test_the_export_summarises_the_start_ups_as_each_sample_alone(runs: list[Any], include_retried: bool) -> None:
+    """The export's start-up summaries (the whole from the job names' parts) are summarize of each sample."""
+    from cidash.metrics import startup_samples
+    from cidash.stats import summarize, summarize_split
+
+    ds = _runs_dataset([run for run, _ in runs])
+    got = startup_samples(ds, include_retried=include_retried)
+    names = sorted(got.by_job)
+    whole, each = summarize_split(got.seconds, [got.by_job[n] for n in names])
+    assert repr(whole) == repr(summarize(got.seconds))
+    assert repr(each) == repr([summarize(got.by_job[n]) for n in names])
