@@ -190,3 +190,51 @@ def test_the_export_summarises_the_start_ups_as_each_sample_alone(runs: list[Any
     whole, each = summarize_split(got.seconds, [got.by_job[n] for n in names])
     assert repr(whole) == repr(summarize(got.seconds))
     assert repr(each) == repr([summarize(got.by_job[n]) for n in names])
+
+
+def _first_scripts_every_job_timed(ds: Any, *, include_retried: bool = False) -> list[Any]:
+    """time_to_first_script as it was computed before: every counted job's script time computed and compared."""
+    from cidash.metrics import FirstScript, counted_jobs
+
+    firsts: dict[int, Any] = {}
+    for j in counted_jobs(ds, include_retried=include_retried):
+        f = ds.facts.get(j.id)
+        if f is None or f.startup_seconds is None:
+            continue
+        script_at = j.started_at.timestamp() + f.startup_seconds
+        if j.pipeline_id not in firsts or script_at < firsts[j.pipeline_id][0]:
+            firsts[j.pipeline_id] = (script_at, j.started_at, f.startup_seconds)
+    return [
+        FirstScript(p.id, p.ref, max(0.0, round((s - p.created_at).total_seconds() + u, 6)))
+        for p in ds.pipelines
+        if p.id in firsts
+        for _, s, u in [firsts[p.id]]
+    ]
+
+
+FIRST_JOB = st.tuples(
+    st.integers(0, 2),  # pipeline
+    st.sampled_from([0.0, 0.1, 0.2, 0.3, 1e-6, 7.0, 7.1]),  # start offset (seconds: ties and rounding on purpose)
+    st.one_of(st.none(), st.sampled_from([0.0, 0.1, 0.2, 0.3, 6.9, 7.0]), st.floats(0, 50)),  # start-up
+    st.booleans(),  # retried
+    st.sampled_from(["success", "failed", "manual"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(FIRST_JOB, max_size=12), st.booleans(), st.randoms(use_true_random=False))
+def test_the_first_script_skipping_later_jobs_is_every_job_compared(
+    jobs: list[Any], include_retried: bool, rnd: Any
+) -> None:
+    from cidash.metrics import time_to_first_script
+
+    b = Builder()
+    made = [b.add_pipeline(pipeline(100 + i, T0 + timedelta(seconds=0.7 * i))) for i in range(3)]
+    for p, start, startup, retried, status in jobs:
+        b.add_job(made[p], "test", facts(startup), start=start, retried=retried, status=status)
+    ds = b.dataset()
+    shuffled = list(ds.jobs)
+    rnd.shuffle(shuffled)
+    ds = replace(ds, jobs=tuple(shuffled))
+    expected = _first_scripts_every_job_timed(ds, include_retried=include_retried)
+    assert repr(time_to_first_script(ds, include_retried=include_retried)) == repr(expected)
