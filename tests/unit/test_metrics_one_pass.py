@@ -238,3 +238,31 @@ def test_the_first_script_skipping_later_jobs_is_every_job_compared(
     ds = replace(ds, jobs=tuple(shuffled))
     expected = _first_scripts_every_job_timed(ds, include_retried=include_retried)
     assert repr(time_to_first_script(ds, include_retried=include_retried)) == repr(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(RUN, max_size=14),
+    st.sampled_from([None, "platform/app/ci", "ci-tools", "nothing-matches"]),
+    st.lists(st.booleans(), min_size=14, max_size=14),
+)
+def test_the_ci_image_digests_counted_per_shared_image_are_those_of_ci_image_jobs(
+    runs: list[Any], hint: str | None, share: list[bool]
+) -> None:
+    """last_ci_image_digest and ci_image_digest_counts count jobs per object of image facts (a window's jobs
+    share them): the same as ci_image_jobs job by job, whether equal images are one object or several."""
+    from collections import Counter
+
+    from cidash.metrics import ci_image_digest_counts, ci_image_jobs, last_ci_image_digest
+
+    ds = _runs_dataset(runs)
+    one: dict[Any, Any] = {}
+    facts = {
+        k: replace(f, image=one.setdefault(f.image, f.image)) if f.image is not None and shared else f
+        for (k, f), shared in zip(ds.facts.items(), share, strict=False)
+    }
+    ds = replace(ds, facts=facts)
+    used = ci_image_jobs(ds, hint)
+    assert last_ci_image_digest(ds, hint) == (used[-1][1] if used else None)
+    expected = Counter(d for _, d in used)
+    assert list(ci_image_digest_counts(ds, hint).items()) == list(expected.items())
