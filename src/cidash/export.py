@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from cidash.criteria import CriteriaReport
@@ -77,6 +78,9 @@ class ExportInput:
     last_sync: datetime | None = None
 
 
+_job_id = attrgetter("id")
+
+
 def _iso(d: datetime | None) -> str | None:
     return None if d is None else d.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -111,7 +115,7 @@ def _export_document(inp: ExportInput) -> dict[str, Any]:
             "counts": {
                 "pipelines": len(ds.pipelines),
                 "jobs": len(ds.jobs),
-                "jobs_with_log_facts": sum(j.id in ds.facts for j in ds.jobs),
+                "jobs_with_log_facts": sum(map(ds.facts.__contains__, map(_job_id, ds.jobs))),  # (no loop in Python)
             },
             "metrics": {
                 "pipeline_duration": pipeline_durations(ds).summary().as_dict(),
