@@ -250,7 +250,6 @@ class StaleCacheEvent:
 
 
 _pipeline_order = attrgetter("created_at", "id")
-_job_id = attrgetter("id")
 
 
 def _checksums_by_sha(checksums: Iterable[FileChecksum], files: set[str] | None) -> dict[str, dict[str, str | None]]:

@@ -138,7 +138,8 @@ def _ci_image_uses(ds: Dataset, image_hint: str | None) -> dict[str, list[tuple[
     first and newest job's ``(started_at, id)``; in the order the repositories were first seen among ``ds.jobs``.
     One pass, no list of jobs and no sort: the jobs are counted per object of image facts (a window's jobs share
     a few), which are then parsed and merged per repository and digest in the order of their first job (the
-    order a merge job by job would see them in: ``tests/unit/test_metrics_props.py``)."""
+    order a merge job by job would see them in: ``tests/unit/test_metrics_props.py`` and
+    ``test_metrics_one_pass.py``, shared image objects too)."""
     per_image: dict[int, list[Any]] = {}  # id(image) -> [image, jobs, first, newest] (the image kept: no id reused)
     facts_of = ds.facts.get
     for j in ds.jobs:
