@@ -23,6 +23,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 #: Named in every report that shows a quantile.
 QUANTILE_METHOD = "linear interpolation (Hyndman-Fan type 7)"
@@ -44,6 +45,16 @@ def _sorted_quantile(data: Sequence[float], q: float) -> float:
     lo = math.floor(h)
     hi = min(lo + 1, len(data) - 1)
     return data[lo] + (h - lo) * (data[hi] - data[lo])
+
+
+def sorted_unless_nan(values: Sequence[float]) -> list[float]:
+    """``values`` in ascending order, unless one is NaN (then as given: sorting values with a NaN depends on their
+    order). A quantile, a summary and :func:`bootstrap_median_change` of the result are those of ``values``
+    (what they read is the sorted list, which a sort of the result leaves as it is); each sorts it again, in one
+    pass over sorted values instead of a sort: sort once for several of them."""
+    if any(map(math.isnan, values)):
+        return list(values)
+    return sorted(values)
 
 
 def median(values: Iterable[float]) -> float | None:
@@ -82,6 +93,27 @@ def summarize(values: Iterable[float]) -> Summary:
         data = [v for v in data if not math.isnan(v)]
     data.sort()
     return summary_of_sorted(data)
+
+
+def summarize_split(values: Sequence[float], parts: Iterable[Sequence[float]]) -> tuple[Summary, list[Summary]]:
+    """``summarize(values)`` and ``[summarize(part) for part in parts]``, where ``parts`` hold the same values as
+    ``values``, each as many times (``values`` split into groups, e.g. the start-ups by job name: the caller's
+    promise). ``values`` is sorted from its parts' sorted values: a sort of their concatenation merges runs (5
+    times less work than sorting them anew, for 8 job names). Unless ``values`` hold a zero: zeros of both signs
+    are equal, so where each lands in a sort depends on their order, and ``0.0`` and ``-0.0`` show differently;
+    then ``values`` are sorted as they are. ``tests/unit/test_metrics_one_pass.py`` holds this equal."""
+    isnan = math.isnan
+    sorted_parts = []
+    for part in parts:
+        data = [v for v in part if not isnan(v)] if any(map(isnan, part)) else list(part)
+        data.sort()
+        sorted_parts.append(data)
+    summaries = [summary_of_sorted(data) for data in sorted_parts]
+    if 0.0 in values:  # (== : -0.0 too; NaN never)
+        return summarize(values), summaries
+    whole = list(chain.from_iterable(sorted_parts))
+    whole.sort()
+    return summary_of_sorted(whole), summaries
 
 
 def summary_of_sorted(data: Sequence[float]) -> Summary:

@@ -26,7 +26,7 @@ from cidash.metrics import (
 )
 from cidash.models import MB
 from cidash.specs import short_digest
-from cidash.stats import bootstrap_median_change, median
+from cidash.stats import bootstrap_median_change, median, sorted_unless_nan
 
 
 def _result(  # noqa: PLR0917
@@ -88,9 +88,12 @@ def eval_image_size(ds: Dataset, config: Config, periods: Periods) -> CriterionR
     return _result("image_size", status, mb, target, "MB", 1, evidence, "<=", tag=chosen.tag, digest=chosen.digest)
 
 
-def startup_values(ds: Dataset, *, include_retried: bool = False, exclude_jobs: tuple[str, ...] = ()) -> list[float]:
-    """Start-up seconds of the counted jobs, without the ``exclude_jobs`` (the image-build job)."""
-    return startup_seconds(ds, include_retried=include_retried, exclude_jobs=exclude_jobs)
+def startup_values(
+    ds: Dataset, *, include_retried: bool = False, exclude_jobs: tuple[str, ...] = (), ordered: bool = True
+) -> list[float]:
+    """Start-up seconds of the counted jobs, without the ``exclude_jobs`` (the image-build job); oldest first, or
+    (``ordered`` false) in an order whose sort is the same (:func:`~cidash.metrics.startup_seconds`)."""
+    return startup_seconds(ds, include_retried=include_retried, exclude_jobs=exclude_jobs, ordered=ordered)
 
 
 def eval_startup(config: Config, periods: Periods, *, include_retried: bool = False, seed: int = 0) -> CriterionResult:
@@ -109,8 +112,14 @@ def eval_startup(config: Config, periods: Periods, *, include_retried: bool = Fa
             ">=",
         )
     skip = (config.image.build_job,)
-    base = startup_values(periods.baseline, include_retried=include_retried, exclude_jobs=skip)
-    cand = startup_values(periods.candidate, include_retried=include_retried, exclude_jobs=skip)
+    # in any order that sorts the same, then sorted once: the bootstrap and the medians read them sorted (each
+    # sorts them again, in one pass)
+    base = sorted_unless_nan(
+        startup_values(periods.baseline, include_retried=include_retried, exclude_jobs=skip, ordered=False)
+    )
+    cand = sorted_unless_nan(
+        startup_values(periods.candidate, include_retried=include_retried, exclude_jobs=skip, ordered=False)
+    )
     n = len(base) + len(cand)
     details: dict[str, Any] = {"n_baseline": len(base), "n_candidate": len(cand), "split": periods.description}
     if len(base) < min_n or len(cand) < min_n:

@@ -156,15 +156,16 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
             f"configured baseline `{b.text}` vs candidate `{k.text}`",
             short=f"in candidate `{k.text}`",
         )
-    on_ref = ds.on_ref(ref)
+    # the periods are sliced from ``ds`` on the ref and between their bounds at once; the whole ref only when a
+    # choice reads it
     if c.migration:
-        split, text = _configured_split(on_ref, ds, config, ref)
+        split, text = _configured_split(ds.on_ref(ref), ds, config, ref)
         if split is not None and split <= now:
             return Periods(
                 "configured",
                 ref,
-                on_ref.between(split - window, split),
-                on_ref.between(max(split, now - window), None),
+                ds.on_ref_between(ref, split - window, split),
+                ds.on_ref_between(ref, max(split, now - window), None),
                 text,
                 split,
                 short=f"on {ref} since {_day(max(split, now - window))}",
@@ -175,14 +176,14 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
             "window",
             ref,
             None,
-            on_ref.between(now - window, None),
+            ds.on_ref_between(ref, now - window, None),
             f"{text}: the last {c.window_days} days on {ref}, no baseline",
             short=f"on {ref} in the last {c.window_days} days",
         )
     hint = ci_image_hint(ds, config)
     history = ds.image_history if ds.image_history is not None and ds.image_history.fits(ref, hint, now) else None
     # A windowed dataset (the periods only) carries the whole history's digest changes, found in the database.
-    changes = list(history.changes) if history is not None else image_digest_changes(on_ref, hint)
+    changes = list(history.changes) if history is not None else image_digest_changes(ds.on_ref(ref), hint)
     if changes:
         exact, by_tag = digest_sizes(ds), tag_sizes(ds, hint)
         classified = [classify_change(ch, exact, by_tag) for ch in changes]
@@ -192,9 +193,10 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
         if history is not None:
             split = history.split_at.get(change.pipeline_id, change.at)
         else:
-            split = next((p.created_at for p in on_ref.pipelines if p.id == change.pipeline_id), change.at)
-        baseline = on_ref.between(split - window, split)
-        candidate = on_ref.between(max(split, now - window), None)
+            # (the change's pipeline is on the ref: its job is in ``ds.on_ref(ref)``)
+            split = next((p.created_at for p in ds.pipelines if p.id == change.pipeline_id and p.ref == ref), change.at)
+        baseline = ds.on_ref_between(ref, split - window, split)
+        candidate = ds.on_ref_between(ref, max(split, now - window), None)
         skipped = (
             f"; the {later} later change{'s stay' if later != 1 else ' stays'} in the candidate as "
             f"{'rebuilds' if later != 1 else 'a rebuild'}"
@@ -218,7 +220,7 @@ def choose_periods(ds: Dataset, config: Config, now: datetime) -> Periods:
         "window",
         ref,
         None,
-        on_ref.between(now - window, None),
+        ds.on_ref_between(ref, now - window, None),
         f"no CI-image digest change on {ref}: the last {c.window_days} days",
         short=f"on {ref} in the last {c.window_days} days",
     )

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
 from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
@@ -250,7 +250,6 @@ class StaleCacheEvent:
 
 
 _pipeline_order = attrgetter("created_at", "id")
-_job_id = attrgetter("id")
 
 
 def _checksums_by_sha(checksums: Iterable[FileChecksum], files: set[str] | None) -> dict[str, dict[str, str | None]]:
@@ -268,41 +267,51 @@ def stale_cache_events(
 
     ``critical_files``: the paths whose change must change the key (default: every path with a checksum).
     Only files with a checksum recorded at both SHAs count as changed.
+
+    Pipeline by pipeline (by creation): an event per default key each of its counted jobs tried first (by job
+    id, in the job's order of keys), then, when a critical file changed since the previous pipeline on its ref
+    that tried a key, one per key both tried (sorted). Each job's keys are found in one pass over the jobs, a
+    window's jobs sharing their events' tuples (each tuple's keys split once); the pipelines walked are those
+    with a key only (``tests/unit/test_metrics_one_pass.py`` holds this equal to walking them all, each one's
+    jobs sorted by id).
     """
     files = set(critical_files) if critical_files is not None else None
     by_sha = _checksums_by_sha(ds.checksums, files)
-    jobs_by_pipeline: dict[int, list[Job]] = defaultdict(list)
+    # per pipeline id: the jobs that tried a default key (with those keys) and the other keys its jobs tried (not
+    # needed when no SHA has a checksum of a critical file: then no key stayed the same across a change)
+    defaults: dict[int, list[tuple[int, Job, tuple[str, ...]]]] = {}
+    tried: dict[int, set[str]] = {}
+    # each tuple of events split once (by identity; the tuples stay alive in the dataset's facts meanwhile, so no
+    # id is reused), each key matched once
+    split_of: dict[int, tuple[tuple[str, ...], frozenset[str]]] = {}
+    is_default: dict[str, bool] = {}
+    facts_of = ds.facts.get
     for j in counted_jobs(ds, include_retried=include_retried):
-        jobs_by_pipeline[j.pipeline_id].append(j)
+        facts = facts_of(j.id)
+        if facts is None or not facts.cache:
+            continue
+        split = split_of.get(id(facts.cache))
+        if split is None:
+            split = split_of[id(facts.cache)] = _split_main_keys(_main_restore_keys(facts.cache), is_default)
+        default_keys, other_keys = split
+        if default_keys:
+            defaults.setdefault(j.pipeline_id, []).append((j.id, j, default_keys))
+        if other_keys and by_sha:
+            got = tried.get(j.pipeline_id)
+            if got is None:
+                tried[j.pipeline_id] = set(other_keys)
+            else:
+                got |= other_keys
     events: list[StaleCacheEvent] = []
     last_by_ref: dict[str, tuple[Pipeline, set[str]]] = {}
-    is_default: dict[str, bool] = {}  # a key is seen by many jobs: matched once
-    # a window's jobs share their events' tuples: each one's keys found once (by identity; the tuples stay alive
-    # in the dataset's facts meanwhile, so no id is reused)
-    keys_by_events: dict[int, tuple[str, ...]] = {}
-    facts_of = ds.facts.get
-    no_jobs: list[Job] = []
-    for p in sorted(ds.pipelines, key=_pipeline_order):
-        keys: set[str] = set()
-        pipeline_jobs = jobs_by_pipeline.get(p.id, no_jobs)
-        if len(pipeline_jobs) > 1:
-            pipeline_jobs.sort(key=_job_id)  # (this function's own lists)
-        for j in pipeline_jobs:
-            facts = facts_of(j.id)
-            if facts is None or not facts.cache:
-                continue
-            main_keys = keys_by_events.get(id(facts.cache))
-            if main_keys is None:
-                main_keys = keys_by_events[id(facts.cache)] = _main_restore_keys(facts.cache)
-            for key in main_keys:
-                default = is_default.get(key)
-                if default is None:
-                    default = is_default[key] = DEFAULT_KEY.search(key) is not None
-                if default:
-                    events.append(StaleCacheEvent("default_key", p.ref, key, p.id, j.started_at or p.created_at, j.id))
-                else:
-                    keys.add(key)
-        if not keys and not pipeline_jobs:
+    for p in sorted((p for p in ds.pipelines if p.id in tried or p.id in defaults), key=_pipeline_order):
+        jobs = defaults.get(p.id)
+        if jobs is not None:
+            for _, j, default_keys in sorted(jobs, key=_first):
+                at = j.started_at or p.created_at
+                events.extend(StaleCacheEvent("default_key", p.ref, key, p.id, at, j.id) for key in default_keys)
+        keys = tried.get(p.id)
+        if keys is None:
             continue
         previous = last_by_ref.get(p.ref)
         if previous is not None and p.sha in by_sha and previous[0].sha in by_sha:
@@ -313,10 +322,20 @@ def stale_cache_events(
                     events.append(
                         StaleCacheEvent("unchanged_key", p.ref, key, p.id, p.created_at, None, previous[0].id, changed)
                     )
-        if keys:
-            last_by_ref[p.ref] = (p, keys)
+        last_by_ref[p.ref] = (p, keys)
     events.sort(key=lambda e: (e.at, e.pipeline_id))
     return events
+
+
+_first = itemgetter(0)
+
+
+def _split_main_keys(keys: tuple[str, ...], is_default: dict[str, bool]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """``keys`` (a job's main restore keys) as (the default keys, in order and repeated as tried; the others)."""
+    for key in keys:
+        if key not in is_default:
+            is_default[key] = DEFAULT_KEY.search(key) is not None
+    return tuple(k for k in keys if is_default[k]), frozenset(k for k in keys if not is_default[k])
 
 
 @dataclass(frozen=True, slots=True)

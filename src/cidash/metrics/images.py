@@ -136,22 +136,43 @@ def ci_image_jobs(ds: Dataset, image_hint: str | None = None) -> list[tuple[Job,
 def _ci_image_uses(ds: Dataset, image_hint: str | None) -> dict[str, list[tuple[datetime, int] | int]]:
     """Per digest of the CI image (chosen as :func:`ci_image_jobs` chooses it): ``[jobs, first, newest]``, the
     first and newest job's ``(started_at, id)``; in the order the repositories were first seen among ``ds.jobs``.
-    One pass, no list of jobs and no sort."""
-    uses: dict[str, dict[str, list[Any]]] = {}  # repository -> digest -> [jobs, first, newest]
-    for j, name, digest in _image_runs(ds):
+    One pass, no list of jobs and no sort: the jobs are counted per object of image facts (a window's jobs share
+    a few), which are then parsed and merged per repository and digest in the order of their first job (the
+    order a merge job by job would see them in: ``tests/unit/test_metrics_props.py`` and
+    ``test_metrics_one_pass.py``, shared image objects too)."""
+    per_image: dict[int, list[Any]] = {}  # id(image) -> [image, jobs, first, newest] (the image kept: no id reused)
+    facts_of = ds.facts.get
+    for j in ds.jobs:
+        facts = facts_of(j.id)
+        if facts is None or facts.image is None or j.started_at is None:
+            continue
+        got = per_image.get(id(facts.image))
         order = (j.started_at, j.id)
-        by_digest = uses.get(name)
-        if by_digest is None:
-            by_digest = uses[name] = {}
+        if got is None:
+            per_image[id(facts.image)] = [facts.image, 1, order, order]
+            continue
+        got[1] += 1
+        if order < got[2]:  # min() and max(), without their calls (100,000 jobs)
+            got[2] = order
+        elif order > got[3]:
+            got[3] = order
+    uses: dict[str, dict[str, list[Any]]] = {}  # repository -> digest -> [jobs, first, newest]
+    parsed: dict[ImageRef, tuple[str, str | None]] = {}  # equal objects parsed once
+    for image, count, first, newest in per_image.values():
+        name_digest = parsed.get(image)
+        if name_digest is None:
+            name_digest = parsed[image] = (image_repository_of(image.name), normalize_digest(image.digest))
+        name, digest = name_digest
+        if digest is None:
+            continue
+        by_digest = uses.setdefault(name, {})
         got = by_digest.get(digest)
         if got is None:
-            by_digest[digest] = [1, order, order]
-            continue
-        got[0] += 1
-        if order < got[1]:  # min() and max(), without their calls (100,000 jobs)
-            got[1] = order
-        elif order > got[2]:
-            got[2] = order
+            by_digest[digest] = [count, first, newest]
+        else:
+            got[0] += count
+            got[1] = min(got[1], first)
+            got[2] = max(got[2], newest)
     if not uses:
         return {}
     chosen = [n for n in uses if image_hint and image_hint in n]

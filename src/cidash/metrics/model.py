@@ -306,6 +306,20 @@ class Dataset:
     def on_ref(self, ref: str | None) -> Dataset:
         return self if ref is None else self.restrict(pipeline_ok=lambda p: p.ref == ref)
 
+    def on_ref_between(self, ref: str | None, start: datetime | None, end: datetime | None) -> Dataset:
+        """``self.on_ref(ref).between(start, end)`` as one slice (the same pipelines, jobs and records, in the same
+        order: a slice keeps the jobs and records of the pipelines it keeps), without the slice of the whole ref
+        between (the criteria's periods: a window at 50,000 pipelines holds 100,000 jobs)."""
+
+        def ok(p: Pipeline) -> bool:
+            return (
+                (ref is None or p.ref == ref)
+                and (start is None or p.created_at >= start)
+                and (end is None or p.created_at < end)
+            )
+
+        return self.restrict(pipeline_ok=ok)
+
     def between(self, start: datetime | None, end: datetime | None) -> Dataset:
         """Pipelines created in ``[start, end)`` (either bound may be None)."""
 
