@@ -342,7 +342,7 @@ def _read_jobs(  # noqa: PLR0917
 #: The columns of a job and its log facts that a comparison reads (:func:`_read_narrow_jobs`).
 _NARROW_COLUMNS = (
     "j.id, j.pipeline_id, j.name, j.status, j.ref, j.created_at, j.started_at, j.finished_at, j.queued_duration, "
-    "j.failure_reason, j.retried, f.job_id, f.startup_seconds, f.image_name, f.image_digest"
+    "j.failure_reason, j.retried, f.startup_seconds, f.image_name, f.image_digest"
 )
 
 
@@ -359,7 +359,7 @@ def _read_narrow_jobs(  # noqa: PLR0917
     uploads: bool,
 ) -> str:
     """:func:`_read_jobs` reading only the columns the metrics, the criteria, ``compare`` and the JSON, CSV and
-    Markdown exports read (:data:`_NARROW_COLUMNS`: 15 of 27, ~a quarter of the rows' fetch and of their strings
+    Markdown exports read (:data:`_NARROW_COLUMNS`: 14 of 27, ~a quarter of the rows' fetch and of their strings
     at 50,000 pipelines); the others take fixed values: ``stage`` and ``sha`` "", ``duration``, ``runner``,
     ``web_url``, the runner's version and executor None, ``allow_failure`` and ``truncated`` false, the image's
     id and ``pulled`` None (``project_id`` is the project's). A snapshot loaded so
@@ -395,7 +395,6 @@ def _read_narrow_jobs(  # noqa: PLR0917
         queued,
         failure,
         retried,
-        fact_id,
         startup,
         image_name,
         image_digest,
@@ -432,8 +431,8 @@ def _read_narrow_jobs(  # noqa: PLR0917
             latest = created
         if finished is not None and finished > latest:
             latest = finished
-        if fact_id is None:
-            continue  # no parsed log
+        if events_text is None:
+            continue  # no parsed log (a stored log's events text is never NULL: schema version 10)
         if phases is not None:
             if summed is None:
                 unsummed.append(job_id)

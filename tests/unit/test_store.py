@@ -617,6 +617,9 @@ def test_the_store_keeps_each_logs_cache_events_as_one_text(store: Store) -> Non
     ]
     store.save_job_facts(10, replace(FACTS, cache=ODD_EVENTS[:1]), project_id=1)  # parsed again
     assert json.loads(_events_texts(store)[10] or "") == [["restore", 'q"uote\\back', "miss", None]]
+    # never NULL (a reader tells a job without a parsed log by it): the database refuses one
+    with pytest.raises(Exception, match=r"(?i)not.null"):
+        store.connection.execute("UPDATE job_facts SET cache_events = NULL WHERE job_id = 12")
 
 
 def test_migration_10_writes_the_text_of_the_stored_events(tmp_path: Path) -> None:

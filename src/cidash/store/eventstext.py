@@ -35,9 +35,9 @@ def events_text(events: Iterable[Sequence[Any]]) -> str:
 
 
 def fill_cache_events_text(conn: Any) -> None:
-    """The migration's step: write every stored log's text from its ``cache_events`` rows. ``conn``: the store's
-    connection (SQLite or :class:`cidash.store.pg.PgConnection`), in a transaction."""
-    conn.execute(f"UPDATE job_facts SET cache_events = '{NO_EVENTS}'")
+    """The migration's step: write every stored log's text from its ``cache_events`` rows (a log without any keeps
+    the column's default, :data:`NO_EVENTS`). ``conn``: the store's connection (SQLite or
+    :class:`cidash.store.pg.PgConnection`), in a transaction."""
     rows = conn.execute("SELECT job_id, op, key, outcome, detail FROM cache_events ORDER BY job_id, seq")
     updates: list[tuple[str, int]] = []
     for job_id, events in groupby(rows, key=itemgetter(0)):

@@ -90,8 +90,9 @@ warnings, deferred)``
     (NULL: no such closed section), written with the sections (:mod:`cidash.store.phases`); what
     :func:`cidash.metrics.startup_phases` gives, without reading the sections.
 ``cache_events`` (schema version 10)
-    A column of ``job_facts``: the log's ``cache_events`` rows in log order as one JSON array of ``[op, key,
-    outcome, detail]`` (``"[]"``: none), written with the rows (:mod:`cidash.store.eventstext`): what a window's
+    A column of ``job_facts``, never NULL: the log's ``cache_events`` rows in log order as one JSON array of
+    ``[op, key, outcome, detail]`` (``"[]"``: none; so a job joined to no facts row is the one with NULL), written
+    with the rows (:mod:`cidash.store.eventstext`): what a window's
     reader decodes, without a subquery per job.
 """
 
@@ -286,7 +287,7 @@ ALTER TABLE job_facts ADD COLUMN startup_artifacts REAL
 # 100,000 jobs of a 50,000-pipeline store's window). Filled by a step in Python after the SQL (MIGRATION_STEPS),
 # with the function the writer uses, so the same events always give the same text.
 _V10 = """
-ALTER TABLE job_facts ADD COLUMN cache_events TEXT
+ALTER TABLE job_facts ADD COLUMN cache_events TEXT NOT NULL DEFAULT '[]'
 """
 
 #: (version, description, SQL). Append new migrations; never edit an applied one.
