@@ -261,7 +261,7 @@ def _hinted_image_names(store: Store, project_id: int, hint: str | None) -> tupl
         return [], []
     names: set[str] = set()
     digests: set[str] = set()
-    for name, raw in store.image_names_and_digests(project_id):  # (a skip scan of the index on SQLite)
+    for name, raw in store.image_names_and_digests(project_id):  # (a skip scan of the index)
         if normalize_digest(raw) is None:
             continue
         digests.add(raw)

@@ -171,30 +171,25 @@ class FactsMixin(StoreBase):
 
     def image_names_and_digests(self, project_id: int) -> list[tuple[str, str]]:
         """The distinct ``(image_name, image_digest)`` pairs the project's parsed logs named (both set), from the
-        ``job_facts_image`` index (in no order a caller may rely on). On SQLite a skip scan: the next name after
-        the last one found, then each name's next digest, one index seek each (``SELECT DISTINCT`` walked the
-        whole index: 0.05 s for 400,000 logs naming three pairs); PostgreSQL plans its own ``DISTINCT``."""
-        if self._pg:
-            rows = self._query(
-                "SELECT DISTINCT image_name, image_digest FROM job_facts WHERE project_id = ? "
-                "AND image_name IS NOT NULL AND image_digest IS NOT NULL",
-                [project_id],
-            )
-            return [(name, digest) for name, digest in rows]
+        ``job_facts_image`` index (in no order a caller may rely on), by a skip scan: the next name after the last
+        one found, then each name's next digest, one index seek each. ``SELECT DISTINCT`` walked the whole index:
+        0.05 s on SQLite for 400,000 logs naming three pairs, and on PostgreSQL ~0.13 s of wall clock at 50,000
+        pipelines (``cidash.queries.image_history`` asks for them on every ``check``); the same SQL runs on both
+        (``min`` and ``>`` agree on the order, whatever the collation)."""
         names = self._query(
-            "WITH RECURSIVE n(name) AS (SELECT (SELECT min(image_name) FROM job_facts WHERE project_id = ?1) "
-            "UNION ALL SELECT (SELECT min(image_name) FROM job_facts WHERE project_id = ?1 AND image_name > n.name) "
+            "WITH RECURSIVE n(name) AS (SELECT (SELECT min(image_name) FROM job_facts WHERE project_id = ?) "
+            "UNION ALL SELECT (SELECT min(image_name) FROM job_facts WHERE project_id = ? AND image_name > n.name) "
             "FROM n WHERE n.name IS NOT NULL) SELECT name FROM n WHERE name IS NOT NULL",
-            [project_id],
+            [project_id, project_id],
         )
         out: list[tuple[str, str]] = []
         for (name,) in names:
             digests = self._query(
-                "WITH RECURSIVE d(digest) AS (SELECT (SELECT min(image_digest) FROM job_facts WHERE project_id = ?1 "
-                "AND image_name = ?2) UNION ALL SELECT (SELECT min(image_digest) FROM job_facts WHERE project_id = ?1 "
-                "AND image_name = ?2 AND image_digest > d.digest) FROM d WHERE d.digest IS NOT NULL) "
+                "WITH RECURSIVE d(digest) AS (SELECT (SELECT min(image_digest) FROM job_facts WHERE project_id = ? "
+                "AND image_name = ?) UNION ALL SELECT (SELECT min(image_digest) FROM job_facts WHERE project_id = ? "
+                "AND image_name = ? AND image_digest > d.digest) FROM d WHERE d.digest IS NOT NULL) "
                 "SELECT digest FROM d WHERE digest IS NOT NULL",
-                [project_id, name],
+                [project_id, name, project_id, name],
             )
             out.extend((name, digest) for (digest,) in digests)
         return out
