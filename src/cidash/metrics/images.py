@@ -165,14 +165,7 @@ def _ci_image_uses(ds: Dataset, image_hint: str | None) -> dict[str, list[tuple[
         name, digest = name_digest
         if digest is None:
             continue
-        by_digest = uses.setdefault(name, {})
-        got = by_digest.get(digest)
-        if got is None:
-            by_digest[digest] = [count, first, newest]
-        else:
-            got[0] += count
-            got[1] = min(got[1], first)
-            got[2] = max(got[2], newest)
+        _add_uses(uses.setdefault(name, {}), digest, count, first, newest)
     if not uses:
         return {}
     chosen = [n for n in uses if image_hint and image_hint in n]
@@ -183,14 +176,22 @@ def _ci_image_uses(ds: Dataset, image_hint: str | None) -> dict[str, list[tuple[
     out: dict[str, list[Any]] = {}
     for n in chosen:
         for digest, (count, first, newest) in uses[n].items():
-            got = out.get(digest)
-            if got is None:
-                out[digest] = [count, first, newest]
-            else:
-                got[0] += count
-                got[1] = min(got[1], first)
-                got[2] = max(got[2], newest)
+            _add_uses(out, digest, count, first, newest)
     return out
+
+
+def _add_uses(
+    by_digest: dict[str, list[Any]], digest: str, count: int, first: tuple[datetime, int], newest: tuple[datetime, int]
+) -> None:
+    """Add ``count`` jobs, the first and newest at ``first`` and ``newest``, to ``by_digest[digest]``'s
+    ``[jobs, first, newest]`` (a few calls: once per distinct image object and per digest)."""
+    got = by_digest.get(digest)
+    if got is None:
+        by_digest[digest] = [count, first, newest]
+    else:
+        got[0] += count
+        got[1] = min(got[1], first)
+        got[2] = max(got[2], newest)
 
 
 def last_ci_image_digest(ds: Dataset, image_hint: str | None = None) -> str | None:
