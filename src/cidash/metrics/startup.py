@@ -202,36 +202,21 @@ def startup_seconds(
     50,000 pipelines), unless one of them is NaN or a zero: then oldest first, as sorting values with a NaN, or
     with zeros of both signs (equal, yet shown as ``0.0`` or ``-0.0``), depends on their order.
     ``tests/unit/test_metrics_props.py`` holds the sorted values equal."""
+    excluded = set(exclude_jobs)
     if not ordered:
-        values = _startup_values(ds, include_retried, set(exclude_jobs))
+        values = [t[2] for t in _counted_startups(ds, include_retried, excluded)]
         if 0.0 not in values and not any(map(math.isnan, values)):  # (``in`` is ==: -0.0 too)
             return values
-    excluded = set(exclude_jobs)
-    facts = ds.facts
-    timed: list[tuple[datetime, int, float]] = []
-    for j in ds.jobs:
-        if j.status in NOT_RUN_STATUSES or j.started_at is None or (j.retried and not include_retried):
-            continue  # counted_jobs' rule
-        if j.name in excluded:
-            continue
-        f = facts.get(j.id)
-        if f is None or f.startup_seconds is None:
-            continue
-        timed.append((j.started_at, j.id, f.startup_seconds))
-    for r in ds.startup_records:  # the pipelines read for their start-up values only
-        if (include_retried or not r.retried) and r.name not in excluded:
-            timed.append((r.started_at, r.job_id, r.seconds))
     # by start, then job id: the tuples themselves (a job id is in them once, so the seconds are never compared;
     # no key function per value)
-    timed.sort()
+    timed = sorted(_counted_startups(ds, include_retried, excluded))
     return [t[2] for t in timed]
 
 
-def _startup_values(ds: Dataset, include_retried: bool, excluded: set[str]) -> list[float]:
-    """:func:`startup_seconds`' values in the order of ``ds.jobs``, then of the records."""
+def _counted_startups(ds: Dataset, include_retried: bool, excluded: set[str]) -> Iterator[tuple[datetime, int, float]]:
+    """``(started_at, job id, start-up seconds)`` of :func:`startup_seconds`' jobs in the order of ``ds.jobs``, then
+    of the records (the pipelines read for their start-up values only)."""
     facts = ds.facts
-    values: list[float] = []
-    add = values.append
     for j in ds.jobs:
         if j.status in NOT_RUN_STATUSES or j.started_at is None or (j.retried and not include_retried):
             continue  # counted_jobs' rule
@@ -239,11 +224,10 @@ def _startup_values(ds: Dataset, include_retried: bool, excluded: set[str]) -> l
             continue
         f = facts.get(j.id)
         if f is not None and f.startup_seconds is not None:
-            add(f.startup_seconds)
-    values.extend(
-        r.seconds for r in ds.startup_records if (include_retried or not r.retried) and r.name not in excluded
-    )
-    return values
+            yield j.started_at, j.id, f.startup_seconds
+    for r in ds.startup_records:
+        if (include_retried or not r.retried) and r.name not in excluded:
+            yield r.started_at, r.job_id, r.seconds
 
 
 def startup_sample(
