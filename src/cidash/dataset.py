@@ -282,10 +282,10 @@ def _read_jobs(  # noqa: PLR0917
     what :func:`cidash.metrics.startup_phases` sums from the sections, which the facts then leave out: a
     :class:`~cidash.models.Section` less for each of the ~4 per job, and no row read for it). Each job's cache
     events come in its own row as one JSON text (the ``job_facts.cache_events`` column, schema version 10:
-    :mod:`cidash.store.eventstext`), decoded once
-    per distinct text (:func:`_events_of`). The cache-upload sections are read for the jobs that uploaded a
-    cache only (what the writers' windows read: :func:`cidash.metrics.write_window`), and not at all with
-    ``uploads`` false. ``narrow``: only the columns the metrics read (:func:`_read_narrow_jobs`)."""
+    :mod:`cidash.store.eventstext`), decoded once per distinct text (:func:`_events_of`). The cache-upload
+    sections are read for the jobs that uploaded a cache only (what the writers' windows read:
+    :func:`cidash.metrics.write_window`), and not at all with ``uploads`` false. ``narrow``: only the columns the
+    metrics read (:func:`_read_narrow_jobs`)."""
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
     events_column = "f.cache_events"  # NULL for a job without a parsed log

@@ -4,7 +4,7 @@
 ``[op, key, outcome, detail]`` (``"[]"``: the log named no cache): what a window's reader
 (:mod:`cidash.dataset`) decodes once per distinct text. Before, the reader built that text per job with a
 correlated ``json_group_array`` subquery over ``cache_events``: ~0.28 s of SQLite's time for the 100,000 jobs of a
-50,000-pipeline store's window, against ~0.03 s to read a stored text. The rows in ``cache_events`` stay what the
+50,000-pipeline store's window, against ~0.06 s to fetch a stored text. The rows in ``cache_events`` stay what the
 other readers use (the key recompute, :meth:`~cidash.store.facts.FactsMixin.cache_events`, the queries by key).
 
 The text is written in the transaction that writes the rows, from the same events
