@@ -288,11 +288,8 @@ def _read_jobs(  # noqa: PLR0917
     metrics read (:func:`_read_narrow_jobs`)."""
     of_span = f"FROM jobs j {{}} WHERE j.project_id = ? AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond})"
     span_params = [project.id, *params]
-    events_column = "f.cache_events"  # NULL for a job without a parsed log
     if narrow:
-        return _read_narrow_jobs(
-            store, project, of_span, span_params, strings, jobs, facts, phases, events_column, uploads
-        )
+        return _read_narrow_jobs(store, project, of_span, span_params, strings, jobs, facts, phases, uploads)
     intern = strings.setdefault
     events_of = _events_of(strings)
     uploaders: list[int] = []  # the jobs that uploaded a cache (created or failed): cidash.metrics.cache_writers
@@ -301,7 +298,7 @@ def _read_jobs(  # noqa: PLR0917
     unsummed: list[int] = []  # logs whose phases the store has not summed (none once at schema version 9)
     new_facts = _new_facts
     for r in store.read(
-        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''}, {events_column} "
+        f"SELECT {_JOB_COLUMNS}, {_FACT_COLUMNS}{_PHASE_COLUMNS if phases is not None else ''}, f.cache_events "
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id"),
         span_params,
     ):
@@ -355,7 +352,6 @@ def _read_narrow_jobs(  # noqa: PLR0917
     jobs: list[Job],
     facts: dict[int, TraceFacts],
     phases: dict[int, PhaseTuple] | None,
-    events_column: str,
     uploads: bool,
 ) -> str:
     """:func:`_read_jobs` reading only the columns the metrics, the criteria, ``compare`` and the JSON, CSV and
@@ -380,7 +376,7 @@ def _read_narrow_jobs(  # noqa: PLR0917
     images: dict[tuple[str, str | None], ImageRef] = strings.setdefault(_IMAGES_KEY, {})
     no_phases = _NO_PHASES
     sql = (
-        f"SELECT {_NARROW_COLUMNS}{_PHASE_COLUMNS if phases is not None else _NO_PHASE_COLUMNS}, {events_column} "
+        f"SELECT {_NARROW_COLUMNS}{_PHASE_COLUMNS if phases is not None else _NO_PHASE_COLUMNS}, f.cache_events "
         + of_span.format("LEFT JOIN job_facts f ON f.job_id = j.id")
     )
     for (
