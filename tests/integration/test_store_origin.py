@@ -70,6 +70,14 @@ def _sync(url: str, project: str, db: Path, *extra: str) -> int:
     return main(["sync", "--url", url, "--project", project, "--db", str(db), "--since", "all", *extra])
 
 
+def _synced_once(sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A store synced once from ``sim`` by the CLI (its token in the environment, as a user sets it)."""
+    monkeypatch.setenv("GITLAB_TOKEN", sim.token)
+    db = tmp_path / "store.db"
+    assert _sync(sim.url, sim.project_path, db) == 0
+    return db
+
+
 def _counts(db: Path) -> tuple[int, int]:
     with Store.open(db, readonly=True) as store:
         projects = store._query("SELECT COUNT(*) FROM projects")[0][0]
@@ -80,9 +88,7 @@ def _counts(db: Path) -> tuple[int, int]:
 def test_sync_refuses_another_instance_before_any_request(
     tiny_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("GITLAB_TOKEN", tiny_sim.token)
-    db = tmp_path / "store.db"
-    assert _sync(tiny_sim.url, tiny_sim.project_path, db) == 0
+    db = _synced_once(tiny_sim, tmp_path, monkeypatch)
     with Store.open(db, readonly=True) as store:
         assert store_origin(store) == instance_url(tiny_sim.url)
     before = _counts(db)
@@ -105,9 +111,7 @@ def test_sync_refuses_another_instance_before_any_request(
 def test_accept_origin_records_a_moved_instance(
     tiny_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("GITLAB_TOKEN", tiny_sim.token)
-    db = tmp_path / "store.db"
-    assert _sync(tiny_sim.url, tiny_sim.project_path, db) == 0
+    db = _synced_once(tiny_sim, tmp_path, monkeypatch)
     moved = tiny_sim.url.replace("127.0.0.1", "localhost")  # the same server under another name
     assert _sync(moved, tiny_sim.project_path, db) == 2
     capsys.readouterr()
@@ -121,9 +125,7 @@ def test_accept_origin_records_a_moved_instance(
 def test_a_store_synced_before_origins_were_recorded_adopts_the_url(
     tiny_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GITLAB_TOKEN", tiny_sim.token)
-    db = tmp_path / "store.db"
-    assert _sync(tiny_sim.url, tiny_sim.project_path, db) == 0
+    db = _synced_once(tiny_sim, tmp_path, monkeypatch)
     with Store.open(db) as store, store.transaction():
         store._write("DELETE FROM sync_state WHERE project_id = ? AND kind = ?", [(ORIGIN_PROJECT, ORIGIN_KIND)])
     assert _sync(tiny_sim.url, tiny_sim.project_path, db) == 0
