@@ -226,10 +226,19 @@ class Snapshot:
         return self._whole if since is None else self._load(since)
 
     def _load(self, since: datetime | None) -> Dataset:
+        """Every pipeline created since ``since``, read the way a window is (one span from ``since`` on): the
+        start-up phases summed per job (:attr:`~cidash.metrics.Dataset.phases_by_job`) and only the cache-upload
+        sections kept, instead of every runner section of every log. The same metrics, a third of the memory
+        (the dashboard's other tabs at 50,000 pipelines: 1.8 GB -> 0.63 GB peak, bench/README.md "TUI")."""
         assert self.store is not None
         with gc_paused():
             return load_dataset(
-                self.store, self.project, since=since, config_ref=self.config.criteria.ref, as_of=self._as_of_time
+                self.store,
+                self.project,
+                config_ref=self.config.criteria.ref,
+                as_of=self._as_of_time,
+                spans=[(since, None)],
+                image_history=self.dataset.image_history,
             )
 
     def daily_series(self, criterion_id: str, *, days: int = 30) -> list[DailyPoint]:

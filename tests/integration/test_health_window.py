@@ -82,11 +82,13 @@ def test_the_first_health_is_checks_report_and_the_complete_tables_verdicts(
         assert any(r.baseline not in (PENDING, "—") for r in health.rows)
 
 
-def test_the_other_tabs_read_the_whole_history_after_the_health(synced_world: SyncedWorld) -> None:
-    """widened() brings back the other refs and the phases (the Start-up tab shows them) with the same verdicts;
-    the comparison and the export of the narrow snapshot load what they show."""
+@pytest.mark.parametrize("days_back", [0, 3, 7])  # after the migration (day 6 of 12), and before it
+def test_the_other_tabs_read_the_whole_history_after_the_health(synced_world: SyncedWorld, days_back: int) -> None:
+    """widened() brings back the other refs and the phases (the Start-up tab shows them) with the same verdicts,
+    held as a window holds them (each job's phases summed, only the upload sections kept: a third of the memory
+    of every section); the comparison and the export of the narrow snapshot load what they show."""
     config = load_config(synced_world.config_file)
-    now = synced_world.now
+    now = synced_world.now - timedelta(days=days_back)
     with Store.open(synced_world.db, readonly=True) as store:
         project = store.projects()[0]
         fast, _ = load_dashboard(store, config, project, now)
@@ -94,10 +96,23 @@ def test_the_other_tabs_read_the_whole_history_after_the_health(synced_world: Sy
         wide = fast.widened()
         assert wide.ref is None and wide.phases and wide.spans is None and wide.report is fast.report
         assert wide.dataset.pipelines == whole.dataset.pipelines and wide.dataset.jobs == whole.dataset.jobs
+        assert wide.dataset.phases_by_job is not None and whole.dataset.phases_by_job is None
+        kept = {s.name for f in wide.dataset.facts.values() for s in f.sections}
+        assert kept <= {"archive_cache", "archive_cache_on_failure"}
+        assert len({s.name for f in whole.dataset.facts.values() for s in f.sections}) > len(kept) + 3
+        got, want = wide.periods, whole.periods
+        assert (got.description, got.split_at, got.ref) == (want.description, want.split_at, want.ref)
+        assert got.candidate.pipelines == want.candidate.pipelines
+        assert (got.baseline and got.baseline.pipelines) == (want.baseline and want.baseline.pipelines)
         assert startup_view(wide) == startup_view(whole)
-        assert any(row[1] != "—" for row in startup_view(wide).phase_rows[:-1])  # the phases are back
+        if days_back == 0:
+            assert any(row[1] != "—" for row in startup_view(wide).phase_rows[:-1])  # the phases are back
         assert caches_view(wide, store) == caches_view(whole, store)
         assert images_view(store, wide) == images_view(store, whole)
+        for cid in CRITERIA_IDS:  # the dashboard's evidence screens read the widened snapshot
+            assert wide.evidence(cid) == whole.evidence(cid)
+        if days_back:
+            return
         mig = whole.periods.split_at
         assert mig is not None
         base = parse_spec(f"..{(mig - timedelta(days=1)).date()}")
