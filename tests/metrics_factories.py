@@ -8,8 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from cidash.config import Config
+from cidash.dataset import load_dataset
 from cidash.metrics import Dataset, JobCacheConfig
 from cidash.models import CacheEvent, FileChecksum, ImageRef, ImageTag, Job, Pipeline, Project, Section, TraceFacts
+from cidash.snapshot import Snapshot
+from cidash.store import Store
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 PROJECT = Project(id=1, path="platform/app", web_url="https://gitlab.example.com/platform/app", default_branch="main")
@@ -252,3 +256,14 @@ def synced_world(tmp_path_factory: pytest.TempPathFactory) -> SyncedWorld:
             )
         truth = sim.truth
     return SyncedWorld(str(db), truth, scenario, now, str(config_file))
+
+
+def every_section_snapshot(
+    store: Store, config: Config, project: Project, now: datetime, *, as_of: bool = True
+) -> Snapshot:
+    """The whole history (as of ``now`` unless ``as_of`` is false) with every runner section of every log kept
+    as the store has it (:func:`cidash.dataset.load_dataset` without spans): the reference the snapshot's loads
+    are held equal to (they sum each job's start-up phases and keep only the cache-upload sections)."""
+    ds = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now if as_of else None)
+    assert ds.phases_by_job is None
+    return Snapshot(project, now, config, ds, store.last_sync(project.id), as_of=as_of, store=store)

@@ -170,10 +170,7 @@ class Snapshot:
         ds = self.dataset
         if self.spans is not None and (self.ref is not None or not _covers(self.spans, since)):
             # export --since reaches before the window loaded (or other refs): load what it asks for
-            with gc_paused():
-                ds = load_dataset(
-                    store, self.project, since=since, config_ref=self.config.criteria.ref, as_of=self._as_of_time
-                )
+            ds = self._load(since)
         return ExportInput(
             ds=ds.between(since, None).on_ref(ref),
             report=self.report,
@@ -226,20 +223,15 @@ class Snapshot:
         return self._whole if since is None else self._load(since)
 
     def _load(self, since: datetime | None) -> Dataset:
-        """Every pipeline created since ``since``, read the way a window is (one span from ``since`` on): the
-        start-up phases summed per job (:attr:`~cidash.metrics.Dataset.phases_by_job`) and only the cache-upload
-        sections kept, instead of every runner section of every log. The same metrics, a third of the memory
-        (the dashboard's other tabs at 50,000 pipelines: 1.8 GB -> 0.63 GB peak, bench/README.md "TUI")."""
         assert self.store is not None
-        with gc_paused():
-            return load_dataset(
-                self.store,
-                self.project,
-                config_ref=self.config.criteria.ref,
-                as_of=self._as_of_time,
-                spans=[(since, None)],
-                image_history=self.dataset.image_history,
-            )
+        return load_history(
+            self.store,
+            self.project,
+            self.config,
+            since=since,
+            as_of=self._as_of_time,
+            history=self.dataset.image_history,
+        )
 
     def daily_series(self, criterion_id: str, *, days: int = 30) -> list[DailyPoint]:
         """One point per UTC day (oldest first) of the measure behind a criterion, up to ``now``: what
@@ -307,7 +299,7 @@ def build_snapshot(
     with gc_paused():
         spans = judged_spans(store, config, project, now, as_of=as_of, since=since, specs=specs)
         if spans is None:
-            ds = load_dataset(store, project, config_ref=config.criteria.ref, as_of=now if as_of else None)
+            ds = load_history(store, project, config, since=None, as_of=now if as_of else None)
         else:
             ds = load_dataset(
                 store,
@@ -344,6 +336,33 @@ def build_snapshot(
         if evaluate_now:
             _ = snap.report
     return snap
+
+
+def load_history(
+    store: Store,
+    project: Project,
+    config: Config,
+    *,
+    since: datetime | None,
+    as_of: datetime | None,
+    history: ImageHistory | None = None,
+) -> Dataset:
+    """Every pipeline created since ``since`` (None: all), read the way a window is (one span from ``since`` on):
+    each job's start-up phases summed (:attr:`~cidash.metrics.Dataset.phases_by_job`) and only the cache-upload
+    sections kept, instead of every runner section of every log as :func:`~cidash.dataset.load_dataset` without
+    spans keeps them. Every metric reads the two alike (``tests/integration/test_health_window.py`` and
+    ``test_core_window.py`` hold them equal); this one takes a third of the memory (the dashboard's other tabs at
+    50,000 pipelines: 1.8 GB -> 0.65 GB, bench/README.md "TUI"). ``history``: the CI image's changes when
+    known (from the database), else found in the loaded jobs."""
+    with gc_paused():
+        return load_dataset(
+            store,
+            project,
+            config_ref=config.criteria.ref,
+            as_of=as_of,
+            spans=[(since, None)],
+            image_history=history,
+        )
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from cidash.dataset import load_dataset, merge_spans
 from cidash.formatting import tidy
 from cidash.metrics import ci_image_jobs, image_digest_changes
 from cidash.queries import image_history
-from cidash.snapshot import build_snapshot, load_snapshot
+from cidash.snapshot import Snapshot, build_snapshot, load_snapshot
 from cidash.store import Store
-from metrics_factories import SyncedWorld, synced_world  # noqa: F401 (the session fixture)
+from metrics_factories import SyncedWorld, every_section_snapshot, synced_world  # noqa: F401 (the session fixture)
 from paths import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench" / "tui.py"
@@ -71,8 +71,11 @@ def _report(
     phases: bool = True,
     ref_only: bool = False,
     narrow: bool = False,
+    reference: bool = False,
 ) -> str:
     with Store.open(db, readonly=True) as store:
+        if reference:
+            return _json(every_section_snapshot(store, config, store.projects()[0], now))
         snap = load_snapshot(
             store, config, now, since="window" if window else None, phases=phases, ref_only=ref_only, narrow=narrow
         )
@@ -80,7 +83,11 @@ def _report(
         # configured SPECs or a migration named by digest may reach anywhere: the whole history is loaded
         whole = not window or bool(config.criteria.baseline) or config.criteria.migration.startswith("sha256:")
         assert (snap.spans is None) is whole
-        return json.dumps([snap.report.as_dict(), snap.report.period, snap.report.warnings], sort_keys=True)
+        return _json(snap)
+
+
+def _json(snap: Snapshot) -> str:
+    return json.dumps([snap.report.as_dict(), snap.report.period, snap.report.warnings], sort_keys=True)
 
 
 NOWS = (0, 45, 59, 61, 100)  # days before the bench store's end: across the migration and before it
@@ -90,7 +97,8 @@ NOWS = (0, 45, 59, 61, 100)  # days before the bench store's end: across the mig
 def test_the_window_load_gives_the_whole_history_report(bench_store: tuple[Path, datetime], days_back: int) -> None:
     db, end = bench_store
     now = end - timedelta(days=days_back, hours=3)
-    whole = _report(db, Config(), now, window=False)
+    whole = _report(db, Config(), now, window=False, reference=True)  # every section of every log
+    assert _report(db, Config(), now, window=False) == whole
     assert _report(db, Config(), now, window=True) == whole
     assert _report(db, Config(), now, window=True, phases=False, ref_only=True) == whole
     assert _report(db, Config(), now, window=True, phases=False, ref_only=True, narrow=True) == whole  # check's load
@@ -115,7 +123,8 @@ def test_the_window_load_agrees_for_every_way_of_choosing_periods(
     db, end = bench_store
     config = Config(criteria=criteria)
     for now in (end, end - timedelta(days=50)):
-        whole = _report(db, config, now, window=False)
+        whole = _report(db, config, now, window=False, reference=True)
+        assert _report(db, config, now, window=False) == whole
         assert _report(db, config, now, window=True) == whole
         assert _report(db, config, now, window=True, phases=False, ref_only=True) == whole  # check's load
 
@@ -192,7 +201,8 @@ def test_the_commands_give_the_whole_history_answers(
     main(["check", "--json", "--now", now.isoformat(), *common])
     check = json.loads(capsys.readouterr().out)
     with Store.open(synced_world.db, readonly=True) as store:
-        whole = load_snapshot(store, config, now)
+        whole = every_section_snapshot(store, config, store.projects()[0], now)
+        assert load_snapshot(store, config, now).report.as_dict() == whole.report.as_dict()
         assert check["criteria"] == tidy(whole.report.as_dict())["criteria"]  # as printed: 12 digits
         every = whole.dataset
         recent = every.between(now - timedelta(days=3), None)
@@ -233,6 +243,8 @@ def test_the_commands_give_the_whole_history_answers(
         snap = load_snapshot(store, config, now, evaluate_now=False, as_of=False)
         assert snap.spans is None
         expected = snap.compare(parse_spec(base), parse_spec(cand)).as_dict()
+        reference = every_section_snapshot(store, config, store.projects()[0], now, as_of=False)
+        assert reference.compare(parse_spec(base), parse_spec(cand)).as_dict() == expected
     assert windowed == json.loads(json.dumps(tidy(expected)))  # as printed: 12 significant digits
 
 
