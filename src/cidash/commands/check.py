@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         load_config_from_args,
         open_store_from_args,
         output_format,
+        working,
     )
     from cidash.criteria import CRITERIA_IDS
     from cidash.errors import UsageError
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     projects = tuple(args.project or ()) or config.gitlab.projects
     if args.project and len(args.project) > 1:
         raise UsageError("cidash check evaluates one project at a time", hint="give --project once")
-    with open_store_from_args(args, config, readonly=True) as store:
+    with open_store_from_args(args, config, readonly=True) as store, working("cidash check"):
         snap = load_snapshot(
             store,
             config,

@@ -18,8 +18,9 @@ Heavy modules (python-gitlab, httpx, sqlite) are imported inside the helpers, so
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from cidash.config import Config
@@ -157,6 +158,51 @@ def client_from_args(
     from cidash.remote import GitLabClient
 
     return GitLabClient(connection_from_args(args, config, require_project=require_project))
+
+
+@contextmanager
+def working(label: str, stream: TextIO | None = None, *, after: float = 1.0) -> Iterator[None]:
+    """A transient line on a terminal while a command computes without printing (``check``, ``compare`` and
+    ``export`` reading a big store): ``cidash export: working... 4 s`` on stderr from ``after`` seconds on,
+    redrawn every second, erased when the block ends (or is interrupted), so the answer prints on a clean line.
+    Nothing where stderr is no terminal, in CI (``CI=true``) or with ``TERM=dumb``. The text is cidash's own."""
+    import os
+    import sys
+    import threading
+    import time
+
+    out = sys.stderr if stream is None else stream
+    quiet = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    quiet = quiet or os.environ.get("TERM", "").strip().lower() == "dumb"
+    isatty = getattr(out, "isatty", None)
+    if quiet or not (isatty and isatty()):
+        yield
+        return
+    done = threading.Event()
+    shown = False
+    start = time.monotonic()
+
+    def draw() -> None:
+        nonlocal shown
+        if done.wait(after):
+            return
+        while True:
+            out.write(f"\r{label}: working... {time.monotonic() - start:.0f} s\x1b[K")
+            out.flush()
+            shown = True
+            if done.wait(1.0):
+                return
+
+    thread = threading.Thread(target=draw, name="cidash-working", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        if shown:
+            out.write("\r\x1b[K")
+            out.flush()
 
 
 def has_terminal() -> bool:

@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         load_config_from_args,
         open_store_from_args,
         output_format,
+        working,
     )
     from cidash.errors import UsageError
     from cidash.models import ExitCode
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--resamples must be between 1 and 100000")
     config = load_config_from_args(args)
     now = parse_now(args.now) if args.now else None
-    with open_store_from_args(args, config, readonly=True) as store:
+    with open_store_from_args(args, config, readonly=True) as store, working("cidash compare"):
         # without --now a comparison of two named slices does not depend on the time (the snapshot's criteria are
         # evaluated only when asked for, so compare does not pay for them); with --now only what existed then counts
         snap = load_snapshot(
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             uploads=False,  # no writer's upload window is compared
             narrow=True,  # nor the jobs' stage, SHA, runner, URL, ...
         )
-    result = snap.compare(baseline, candidate, resamples=args.resamples)
+        result = snap.compare(baseline, candidate, resamples=args.resamples)  # (the bootstrap: seconds at scale)
     for side, spec, count in (
         ("baseline", baseline, result.baseline_pipelines),
         ("candidate", candidate, result.candidate_pipelines),

@@ -88,7 +88,13 @@ def parse_since(text: str | None, now: datetime, default_days: int) -> datetime 
 
 def run(args: argparse.Namespace) -> int:
     from cidash.commands.check import parse_now
-    from cidash.commands.common import json_document, load_config_from_args, open_store_from_args, output_format
+    from cidash.commands.common import (
+        json_document,
+        load_config_from_args,
+        open_store_from_args,
+        output_format,
+        working,
+    )
     from cidash.dataset import resolve_project
     from cidash.errors import StoreError
     from cidash.export import export_document, render_export, update_running_totals
@@ -100,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     now = parse_now(args.now)
     config = load_config_from_args(args)
     since = parse_since(args.since, now, config.criteria.window_days)
-    with open_store_from_args(args, config, readonly=True) as store:  # must exist: export never creates one
+    # (must exist: export never creates one)
+    with open_store_from_args(args, config, readonly=True) as store, working("cidash export"):
         project = resolve_project(store, args.project, config.gitlab.projects)
         fold = fmt in ("openmetrics", "prometheus")
         if not fold:
@@ -114,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             writable = open_store_from_args(args, config)
         except StoreError:
             writable = open_store_from_args(args, config, readonly=True)
-        with writable as store:
+        with writable as store, working("cidash export"):
             if not store.readonly:
                 update_running_totals(store, project, config.image.build_job)
             inp = build_snapshot(
