@@ -291,6 +291,7 @@ def test_commands_give_the_same_answers_on_postgresql_and_sqlite(
     commands = [
         ["check", "--now", now, "--format", "json"],
         ["export", "--now", now, "--format", "json"],
+        ["export", "--now", now, "--format", "json", "--since", "all"],  # the whole history (snapshot.load_history)
         ["export", "--now", now, "--format", "openmetrics"],
         ["compare", "--resamples", "200", "--baseline", f"..{mig - timedelta(days=1)}", "--candidate", f"{mig}.."],
     ]
