@@ -7,6 +7,7 @@ synced store, and check the simulator's request accounting.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -252,6 +253,32 @@ async def test_the_footer_is_rebuilt_only_when_its_keys_change(store: Store, tmp
         app.refresh_bindings()
         await settle(pilot)
         assert "Again" in {k.description for k in footer.query(FooterKey)}
+
+
+class CollectorProbe(CidashApp):
+    """Records whether the cyclic collector runs while the first screen mounts (the App's own on_mount runs too)."""
+
+    mounted_with_collector: bool | None = None
+
+    def on_mount(self) -> None:
+        self.mounted_with_collector = gc.isenabled()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_the_collector_is_paused_until_the_first_paint(store: Store, tmp_path: Path, enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        app = CollectorProbe(store, Config(), clock=lambda: NOW, cache_dir=tmp_path / "cache", poll=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert app.mounted_with_collector is False  # paused while the first screen is built
+            assert app.health_view.is_mounted
+            await settle(pilot)
+            assert gc.isenabled() is enabled  # running again once painted, and only if it ran before
+            assert app.health_view.health is not None  # the data loaded (under the core's own pause) as before
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 @pytest.mark.parametrize("synced", ["current", "older", "unknown"])
