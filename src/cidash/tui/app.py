@@ -310,6 +310,9 @@ class CidashApp(App[None]):
         if self.actions.disabled_reason:
             self.header.notice = f"actions disabled: {self.actions.disabled_reason}"
         self._tick()
+        # the first tab's table focused before the first paint: the tab's activation (handled after it) would move
+        # the focus there from the tab bar Textual focuses first, restyling and repainting both once more
+        self._focus_tab(self.tabs.active or "health")
         self.watch(self.tabs, "active", self._tab_shown)
         self.select_project(self.wanted_project, first=True)
 
