@@ -281,6 +281,35 @@ async def test_the_collector_is_paused_until_the_first_paint(store: Store, tmp_p
         (gc.enable if was else gc.disable)()
 
 
+def node_styles(app: CidashApp) -> list[tuple[object, ...]]:
+    """Every widget of the screen with its style rules, its components' rules and the Rich style it paints with."""
+    return [
+        (
+            type(node).__name__,
+            node.id,
+            node.rich_style,
+            sorted(node.styles.get_rules().items()),
+            sorted((name, sorted(styles.get_rules().items())) for name, styles in node._component_styles.items()),
+        )
+        for node in app.screen.walk_children(with_self=True)
+    ]
+
+
+@pytest.mark.parametrize(("theme", "size"), [("textual-dark", (80, 24)), ("textual-light", SIZE)])
+async def test_the_first_screen_is_styled_as_a_full_restyle_would_style_it(
+    store: Store, tmp_path: Path, theme: str, size: tuple[int, int]
+) -> None:
+    """The screen's first resume skips Textual's restyle of every widget (DashScreen.on_screen_resume): each was
+    styled as it mounted. What the first paint showed must be what that restyle would have given."""
+    app = make_app(store, tmp_path, config=config_from_dict({"tui": {"theme": theme}}))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        first = node_styles(app)
+        assert len(first) > 30  # the header, the tabs, the Health table, the footer's keys
+        app.screen.update_node_styles(animate=False)  # what the skipped restyle did
+        assert node_styles(app) == first
+
+
 @pytest.mark.parametrize("synced", ["current", "older", "unknown"])
 async def test_a_cached_health_says_whether_the_store_was_synced_since(
     store: Store, tmp_path: Path, synced: str

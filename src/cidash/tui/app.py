@@ -87,11 +87,21 @@ class DashScreen(Screen[None]):
     dashboard starts (the App's, the terminal's, its own first layout's)."""
 
     _resized_to: Size | None = None
+    _resumed = False
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size == self._resized_to:
             event.prevent_default()  # Screen's own handler (the layout) does not run
         self._resized_to = event.size
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        """The first resume (the App showing this screen at start) does not restyle every widget: each was styled
+        as it mounted, a moment before, against the whole stylesheet (the App's and, scoped to each widget, its
+        own), and focus and class changes since restyled what they touch (~10 ms, the widest restyle of a start).
+        Runs before Screen's own handler; later resumes (a pushed screen popped) restyle as Textual does."""
+        if not self._resumed:
+            self._resumed = True
+            event.refresh_styles = False
 
 
 class CidashApp(App[None]):
