@@ -229,6 +229,38 @@ async def test_hidden_tabs_mount_when_first_shown_and_take_the_data_that_waited(
         assert all(app.compare_tab.specs()) and app.compare_tab.comparison is not None
 
 
+class ViewsProbe(CidashApp):
+    """Records which of the other tabs' views exist when the first screen is painted."""
+
+    built_at_ready: list[str] | None = None
+
+    def on_ready(self) -> None:
+        self.built_at_ready = [
+            name
+            for name in ("pipelines_view", "startup_tab", "caches_tab", "images_tab", "compare_tab")
+            if name in vars(self)
+        ]
+
+
+async def test_the_other_tabs_views_are_built_when_first_needed(store: Store, tmp_path: Path) -> None:
+    project = store.projects()[0]
+    save_health(
+        health_cache_path(tmp_path / "cache", store.path, project.id), load_dashboard(store, Config(), project, NOW)[1]
+    )  # a warm start: the Health shown at mount
+    app = ViewsProbe(store, Config(), clock=lambda: NOW, cache_dir=tmp_path / "cache", poll=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.built_at_ready == []  # none built (nor its module imported) before the first paint
+        assert app.health_view.health is not None
+        await pilot.press("2")  # built and mounted when its tab is first shown, with its first page
+        await settle(pilot)
+        assert app.pipelines_view.is_mounted
+        assert len(table_rows(app, "#pipelines-table")) == min(100, len(store.pipelines(project.id)))
+        await pilot.press("4")  # built when its data came (after the paint), mounted now with that data
+        await settle(pilot)
+        assert app.caches_tab.is_mounted and [r[0] for r in table_rows(app, "#cache-table")]
+
+
 async def test_a_tab_left_while_it_mounts_does_not_take_the_focus_back(store: Store, tmp_path: Path) -> None:
     app = make_app(store, tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -14,8 +14,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -55,12 +56,7 @@ from cidash.tui.healthcache import (
 from cidash.tui.links import web_url
 from cidash.tui.prefetch import chosen_project
 from cidash.tui.screens.base import TabView
-from cidash.tui.screens.caches import CachesTab
-from cidash.tui.screens.compare import CompareTab
 from cidash.tui.screens.health import HealthView
-from cidash.tui.screens.images import ImagesTab
-from cidash.tui.screens.pipelines import PipelinesView
-from cidash.tui.screens.startup import StartupTab
 from cidash.tui.widgets.deferred import DashPane, DeferredPane
 from cidash.tui.widgets.footer import KeyFooter
 from cidash.tui.widgets.header import StatusHeader
@@ -72,6 +68,11 @@ if TYPE_CHECKING:
     from cidash.compare import Comparison
     from cidash.tui.data import CachesView, ImagesView, Snapshot, StartupView
     from cidash.tui.prefetch import FirstHealthProcess
+    from cidash.tui.screens.caches import CachesTab
+    from cidash.tui.screens.compare import CompareTab
+    from cidash.tui.screens.images import ImagesTab
+    from cidash.tui.screens.pipelines import PipelinesView
+    from cidash.tui.screens.startup import StartupTab
 
 # Imported where they are used, not here: the core's load and criteria (cidash.tui.data), the pushed screens and
 # the modals are not needed for the first screen, and importing them is CPU before the first paint.
@@ -233,30 +234,68 @@ class CidashApp(App[None]):
         self.header = StatusHeader(id="status")
         self.tabs = TabbedContent(initial="health", id="tabs")
         self.health_view = HealthView()
-        self.pipelines_view = PipelinesView()
-        self.startup_tab = StartupTab()
-        self.caches_tab = CachesTab()
-        self.images_tab = ImagesTab()
-        self.compare_tab = CompareTab()
+        # The other tabs' views (pipelines_view, startup_tab, ...) are built the first time anything asks for one
+        # (their tab shown, data for them): their modules are not imported before the first paint.
         self._poll_timer: Timer | None = None
         self._tick_timer: Timer | None = None
         #: Whether the collector ran when :meth:`_pause_collector` paused it (None: not paused yet; False: resumed).
         self._collector_paused: bool | None = None
         self.theme = config.tui.theme if config.tui.theme in self.available_themes else "textual-dark"
 
+    # -- the tabs' views ---------------------------------------------------------------------------------------
+
+    @cached_property
+    def pipelines_view(self) -> PipelinesView:
+        from cidash.tui.screens.pipelines import PipelinesView
+
+        return PipelinesView()
+
+    @cached_property
+    def startup_tab(self) -> StartupTab:
+        from cidash.tui.screens.startup import StartupTab
+
+        return StartupTab()
+
+    @cached_property
+    def caches_tab(self) -> CachesTab:
+        from cidash.tui.screens.caches import CachesTab
+
+        return CachesTab()
+
+    @cached_property
+    def images_tab(self) -> ImagesTab:
+        from cidash.tui.screens.images import ImagesTab
+
+        return ImagesTab()
+
+    @cached_property
+    def compare_tab(self) -> CompareTab:
+        from cidash.tui.screens.compare import CompareTab
+
+        return CompareTab()
+
     # -- layout -----------------------------------------------------------------------------------------------
+
+    #: Each tab's view by tab id: the App's attribute that holds it.
+    _VIEWS: ClassVar[dict[str, str]] = {
+        "health": "health_view",
+        "pipelines": "pipelines_view",
+        "startup": "startup_tab",
+        "caches": "caches_tab",
+        "images": "images_tab",
+        "compare": "compare_tab",
+    }
+
+    def view(self, tab: str) -> TabView | None:
+        """The view of the tab ``tab`` (mounted or not yet: see :class:`DeferredPane`; built if it was not yet),
+        None for no tab."""
+        name = self._VIEWS.get(tab)
+        return None if name is None else cast("TabView", getattr(self, name))
 
     @property
     def views(self) -> dict[str, TabView]:
-        """Each tab's view by tab id (mounted or not yet: see :class:`DeferredPane`)."""
-        return {
-            "health": self.health_view,
-            "pipelines": self.pipelines_view,
-            "startup": self.startup_tab,
-            "caches": self.caches_tab,
-            "images": self.images_tab,
-            "compare": self.compare_tab,
-        }
+        """Every tab's view by tab id (each built if it was not yet)."""
+        return {tab: cast("TabView", getattr(self, name)) for tab, name in self._VIEWS.items()}
 
     def get_default_screen(self) -> Screen[None]:
         return DashScreen(id="_default")
@@ -270,11 +309,11 @@ class CidashApp(App[None]):
             with DashPane("1 Health", id="health"):
                 yield self.health_view
             # the other tabs mount their content when first shown (_tab_shown): not before the first paint
-            yield DeferredPane("2 Pipelines", self.pipelines_view, id="pipelines")
-            yield DeferredPane("3 Start-up", self.startup_tab, id="startup")
-            yield DeferredPane("4 Caches", self.caches_tab, id="caches")
-            yield DeferredPane("5 Images", self.images_tab, id="images")
-            yield DeferredPane("6 Compare", self.compare_tab, id="compare")
+            yield DeferredPane("2 Pipelines", lambda: self.pipelines_view, id="pipelines")
+            yield DeferredPane("3 Start-up", lambda: self.startup_tab, id="startup")
+            yield DeferredPane("4 Caches", lambda: self.caches_tab, id="caches")
+            yield DeferredPane("5 Images", lambda: self.images_tab, id="images")
+            yield DeferredPane("6 Compare", lambda: self.compare_tab, id="compare")
         yield KeyFooter()
 
     def _pause_collector(self) -> None:
@@ -359,11 +398,14 @@ class CidashApp(App[None]):
                 self.call_after_refresh(self.load_data, first=True)
             else:
                 self.call_after_refresh(self.load_data)
-            self.call_after_refresh(self.pipelines_view.reload)
+            self.call_after_refresh(self._reload_pipelines)
         if first and self.refresh_on_start and self.refresher is not None and self.startup_error is None:
             self.action_refresh()
         elif first:
             self._arm_poll()
+
+    def _reload_pipelines(self) -> None:
+        self.pipelines_view.reload()  # (here, after the first paint: the view is built when first asked for)
 
     def _project_not_found(self, wanted: str, *, first: bool) -> None:
         """``--project X`` (or a chosen X) that the store does not hold: say so, and let the refresh sync X
@@ -669,19 +711,19 @@ class CidashApp(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
-            focused, view = self.screen.focused, self.views.get(event.pane.id)
+            focused, view = self.screen.focused, self.view(event.pane.id)
             if focused is None or view is None or view not in focused.ancestors_with_self:
                 self._focus_tab(event.pane.id)  # not when the action that showed the tab focused in it (a filter)
             if event.pane.id == "compare":
                 self._compare_current()
 
     def _focus_tab(self, tab: str) -> None:
-        view = self.views.get(tab)
+        view = self.view(tab)
         if view is not None:
             view.focus_table()
 
     def action_filter(self) -> None:
-        view = self.views.get(self.tabs.active)
+        view = self.view(self.tabs.active)
         if len(self.screen_stack) > 1:
             return  # "/" belongs to the tabs
         if view is None or not view.start_filter():
