@@ -601,6 +601,19 @@ def test_cidash_tui_in_a_terminal_shows_the_verdict_and_quits_cleanly(
         os.killpg(pid, 0)  # its process group (the dashboard and any helper) is gone
 
 
+def test_the_tui_commands_client_factory_makes_a_client_per_call(live_sim: SimulatedGitLab) -> None:
+    """``cidash tui`` hands the dashboard a factory that imports the remote layer when first called (by a refresh's
+    worker, after the first paint): each call gives a new client of the connection, which reaches GitLab."""
+    from cidash.commands.tui import _client_factory
+
+    conn = Connection(url=live_sim.url, token=Secret(live_sim.token), max_rps=0, concurrency=1, projects=())
+    make = _client_factory(conn)
+    with make() as first, make() as second:
+        assert isinstance(first, GitLabClient) and first is not second
+        assert first.connection is conn
+        assert first.rest.project(live_sim.project_path).path == live_sim.project_path
+
+
 async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:
     project = store.projects()[0]
     app = make_app(store, tmp_path, log_fetcher=log_fetcher(client_factory(live_sim)))
