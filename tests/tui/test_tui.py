@@ -342,6 +342,33 @@ async def test_the_first_screen_is_styled_as_a_full_restyle_would_style_it(
         assert node_styles(app) == first
 
 
+class EarlyHelp(CidashApp):
+    """Pushes the help screen before the first paint (as a key pressed at once would)."""
+
+    def on_mount(self) -> None:
+        self.push_screen(HelpScreen())
+
+
+@pytest.mark.parametrize("early", [False, True])
+async def test_the_rest_of_the_stylesheet_reaches_the_other_tabs_and_screens(
+    store: Store, tmp_path: Path, early: bool
+) -> None:
+    """cidash.tcss holds the first screen's rules; cidash-more.tcss the rest, read after the first paint (or before
+    what needs it, when that comes first): a tab's table and a modal's box get their rules either way."""
+    cls = EarlyHelp if early else CidashApp
+    app = cls(store, Config(), clock=lambda: NOW, cache_dir=tmp_path / "cache", poll=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        if not early:
+            await pilot.press("question_mark")
+            await pilot.pause()
+        box = app.screen.query_one("#help-box")
+        assert box.styles.border.top[0] == "thick" and box.styles.max_width is not None  # .modal-box's
+        await pilot.press("escape", "2")
+        await settle(pilot)
+        assert str(app.query_one("#pipelines-table", DataTable).styles.height) == "1fr"  # cidash-more.tcss's
+
+
 @pytest.mark.parametrize("synced", ["current", "older", "unknown"])
 async def test_a_cached_health_says_whether_the_store_was_synced_since(
     store: Store, tmp_path: Path, synced: str

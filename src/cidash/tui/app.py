@@ -108,7 +108,9 @@ class DashScreen(Screen[None]):
 class CidashApp(App[None]):
     """The dashboard. See the module docstring for what is injected."""
 
-    CSS_PATH = Path(__file__).parent / "cidash.tcss"
+    CSS_PATH = Path(__file__).parent / "cidash.tcss"  # the first screen's rules
+    #: The rules of everything else (the other tabs, pushed screens, the narrow layout): :meth:`load_more_css`.
+    MORE_CSS_PATH = Path(__file__).parent / "cidash-more.tcss"
     TITLE = "cidash"
     BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]
     COMMANDS = App.COMMANDS | {CommandsProvider}
@@ -240,6 +242,7 @@ class CidashApp(App[None]):
         self._tick_timer: Timer | None = None
         #: Whether the collector ran when :meth:`_pause_collector` paused it (None: not paused yet; False: resumed).
         self._collector_paused: bool | None = None
+        self._more_css_loaded = False
         self.theme = config.tui.theme if config.tui.theme in self.available_themes else "textual-dark"
 
     # -- the tabs' views ---------------------------------------------------------------------------------------
@@ -338,6 +341,22 @@ class CidashApp(App[None]):
 
     def on_ready(self) -> None:
         self._resume_collector()  # the first screen is painted
+        self.load_more_css()
+
+    def load_more_css(self) -> None:
+        """Add the rules of everything but the first screen (:attr:`MORE_CSS_PATH`) to the stylesheet, once: after
+        the first paint (:meth:`on_ready`; Textual parses them when it next styles a widget), and before a tab's
+        content or a pushed screen mounts when that comes first. They match none of the first screen's widgets, so
+        nothing is restyled; if a pushed screen or a tab's content is already there (a key pressed before the first
+        paint), every widget is restyled once with them."""
+        if self._more_css_loaded:
+            return
+        self._more_css_loaded = True
+        path = self.MORE_CSS_PATH
+        self.stylesheet.add_source(path.read_text(encoding="utf-8"), read_from=(str(path), ""))
+        deferred_shown = any(isinstance(p, DeferredPane) and p.content_shown for p in self.query(DeferredPane))
+        if len(self.screen_stack) > 1 or deferred_shown:
+            self.refresh_css(animate=False)
 
     def on_unmount(self) -> None:
         self._resume_collector()  # an App that quits before its first paint
@@ -347,6 +366,7 @@ class CidashApp(App[None]):
         if tab:
             pane = self.tabs.get_pane(tab)
             if isinstance(pane, DeferredPane):
+                self.load_more_css()  # (its rules before its content mounts)
                 pane.show_content()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -693,6 +713,7 @@ class CidashApp(App[None]):
         self.notify(error.one_line(), title=error.title, severity="error", timeout=8)
 
     def _show_auth(self, error: CidashError) -> None:
+        self.load_more_css()  # (pushed before the first paint when the start found no usable GitLab)
         has_data = bool(self.store.projects())
         from cidash.tui.screens.modals import AuthScreen
 

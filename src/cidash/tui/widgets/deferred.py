@@ -33,6 +33,7 @@ class DeferredPane(DashPane):
     def __init__(self, title: str, content: Callable[[], Widget], *, id: str) -> None:
         super().__init__(title, id=id)
         self._content = content
+        self._shown = False
 
     @property
     def content(self) -> Widget:
@@ -42,7 +43,14 @@ class DeferredPane(DashPane):
     def content_mounted(self) -> bool:
         return self.content.parent is not None
 
+    @property
+    def content_shown(self) -> bool:
+        """Whether :meth:`show_content` mounted (or is mounting) the content; unlike :attr:`content_mounted`, never
+        builds it."""
+        return self._shown
+
     def show_content(self) -> None:
         content = self.content
         if content.parent is None and self.is_attached:
+            self._shown = True
             self.mount(content)
