@@ -261,6 +261,17 @@ async def test_the_other_tabs_views_are_built_when_first_needed(store: Store, tm
         assert app.caches_tab.is_mounted and [r[0] for r in table_rows(app, "#cache-table")]
 
 
+def test_a_deferred_pane_takes_its_content_or_what_builds_it() -> None:
+    from cidash.tui.widgets.deferred import DeferredPane
+
+    made = Static("made")
+    built: list[Static] = []
+    assert DeferredPane("A", made, id="a").content is made
+    lazy = DeferredPane("B", lambda: built[0], id="b")
+    built.append(Static("built later"))
+    assert lazy.content is built[0] and not lazy.content_shown
+
+
 async def test_a_tab_left_while_it_mounts_does_not_take_the_focus_back(store: Store, tmp_path: Path) -> None:
     app = make_app(store, tmp_path)
     async with app.run_test(size=SIZE) as pilot:

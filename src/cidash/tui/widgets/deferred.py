@@ -25,14 +25,15 @@ class DeferredPane(DashPane):
     tab becomes active, however it was chosen: a key, a click, an action that jumps to the tab).
 
     The dashboard's first screen is the Health tab: mounting the other tabs' tables, inputs and charts at start-up
-    was most of Textual's work before the first paint. The content comes from ``content``, a callable (the App's:
-    it builds the view the first time anything needs it, data pushed to it included, and keeps it; a
+    was most of Textual's work before the first paint. ``content`` is the widget, or a callable that gives it (the
+    App's: it builds the view the first time anything needs it, data pushed to it included, and keeps it; a
     :class:`cidash.tui.screens.base.TabView` holds that data until it is mounted), called when the tab is first
     shown if nothing asked for the view before."""
 
-    def __init__(self, title: str, content: Callable[[], Widget], *, id: str) -> None:
+    def __init__(self, title: str, content: Widget | Callable[[], Widget], *, id: str) -> None:
         super().__init__(title, id=id)
-        self._content = content
+        # a widget made up front is taken as it is (as before the views were built when needed)
+        self._content: Callable[[], Widget] = (lambda: content) if isinstance(content, Widget) else content
         self._shown = False
 
     @property
