@@ -324,38 +324,6 @@ async def test_the_collector_is_paused_until_the_first_paint(store: Store, tmp_p
         (gc.enable if was else gc.disable)()
 
 
-class LayoutProbe(CidashApp):
-    """Counts the screen's layouts until the first screen is painted (``on_ready``)."""
-
-    layouts_at_ready: int | None = None
-
-    def on_ready(self) -> None:
-        self.layouts_at_ready = getattr(self.screen, "layouts", None)
-
-
-async def test_the_first_screen_is_laid_out_once_before_it_is_shown(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The terminal's first Resize (the size the screen was just laid out at) lays nothing out again; a resize to
-    another size does."""
-    from cidash.tui.app import DashScreen
-
-    laid_out = DashScreen._refresh_layout
-
-    def counted(screen: DashScreen, *args: Any, **kwargs: Any) -> None:
-        screen.layouts = getattr(screen, "layouts", 0) + 1  # type: ignore[attr-defined]
-        laid_out(screen, *args, **kwargs)
-
-    monkeypatch.setattr(DashScreen, "_refresh_layout", counted)
-    app = LayoutProbe(store, Config(), clock=lambda: NOW, cache_dir=tmp_path / "cache", poll=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        assert app.layouts_at_ready == 1
-        await pilot.resize_terminal(120, 36)
-        await pilot.pause()
-        assert app.screen.size == (120, 36) and app.query_one("#health-table").size.width == 120
-
-
 def node_styles(app: CidashApp) -> list[tuple[object, ...]]:
     """Every widget of the screen with its style rules, its components' rules and the Rich style it paints with."""
     return [

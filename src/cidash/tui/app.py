@@ -99,13 +99,10 @@ class DashScreen(Screen[None]):
         """The first resume (the App showing this screen at start) does not restyle every widget: each was styled
         as it mounted, a moment before, against the whole stylesheet (the App's and, scoped to each widget, its
         own), and focus and class changes since restyled what they touch (~10 ms, the widest restyle of a start).
-        Runs before Screen's own handler; later resumes (a pushed screen popped) restyle as Textual does. That
-        handler lays the screen out at the App's size: the terminal's first Resize, to that size, lays out nothing
-        again (one layout and paint less before the first screen is shown)."""
+        Runs before Screen's own handler; later resumes (a pushed screen popped) restyle as Textual does."""
         if not self._resumed:
             self._resumed = True
             event.refresh_styles = False
-            self._resized_to = self.app.size  # Textual's handler lays the screen out at this size now
 
 
 class CidashApp(App[None]):
