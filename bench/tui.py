@@ -541,6 +541,11 @@ def main() -> int:
     parser.add_argument(
         "--filter-pipelines", type=int, help="measure the filter on this store instead (e.g. 50000; built if missing)"
     )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="the cidash starts to measure, comma-separated (default: all: " + ",".join(KINDS) + ")",
+    )
     parser.add_argument("--before", type=Path, help="another checkout's src/ to run side by side (alternating)")
     parser.add_argument(
         "--compile-each-run",
@@ -572,7 +577,7 @@ def main() -> int:
     if args.cli:
         cli_start(db, args.runs, sides)
     elif not args.filter_only:
-        start_up(db, args.runs, sides)
+        start_up(db, args.runs, sides, tuple(k for k in KINDS if k in args.kinds.split(",")))
     if not args.no_filter:
         fdb = store_for(args.filter_pipelines) if args.filter_pipelines else db
         for side, src in sides:
@@ -663,28 +668,32 @@ def store_for_side(db: Path, src: Path | None) -> Path:
 
 
 TARGET_MB = 150.0
+#: The cidash starts ``start_up`` measures (``--kinds``), in the order of its table.
+KINDS = ("warm", "cold", "cold1", "complete")
 
 
-def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> None:
+def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]], kinds: tuple[str, ...] = KINDS) -> None:
     """Bare, then each side's cold start, cold start to the complete Health (baselines and series; the same
     moment for code that shows no Health before it is complete) and warm start, alternating, ``n_runs`` times;
-    medians."""
+    medians. ``kinds``: which of the cidash starts to measure (the bare app always)."""
     runs: dict[str, list[tuple[float, float, float]]] = {"bare": []}
     for side, _ in sides:
-        runs[f"cold {side}"] = []
-        runs[f"cold1 {side}"] = []
-        runs[f"complete {side}"] = []
-        runs[f"warm {side}"] = []
+        for kind in kinds:
+            runs[f"{kind} {side}"] = []
     with tempfile.TemporaryDirectory() as tmp:
         spawn(["--child-bare"])  # not measured: compiles the bytecode the measured runs read
         dbs = {side: store_for_side(db, src) for side, src in sides}
         for side, src in sides:
             spawn(["--child-cidash", str(dbs[side]), str(Path(tmp) / "warm-up")], src)
+            if "warm" in kinds and "complete" not in kinds:  # not measured: leaves the Health cache warm runs read
+                spawn(["--child-cidash", str(dbs[side]), str(Path(tmp) / f"cache-{side}"), "complete"], src)
         for _ in range(n_runs):
             runs["bare"].append(spawn(["--child-bare"]))
             for side, src in sides:
                 cache = Path(tmp) / f"cache-{side}"
                 for kind in ("cold", "cold1", "complete"):
+                    if kind not in kinds:
+                        continue
                     for f in cache.glob("*"):
                         f.unlink()
                     until = ["complete"] if kind == "complete" else []
@@ -693,6 +702,8 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
                     runs[f"{kind} {side}"].append(
                         spawn(["--child-cidash", str(dbs[side]), str(cache), *until], src, env)
                     )
+                if "warm" not in kinds:
+                    continue
                 if not any(cache.glob("health-*.json")):
                     raise SystemExit(f"{side}: no Health cache after a complete start: the warm run would be cold")
                 runs[f"warm {side}"].append(spawn(["--child-cidash", str(dbs[side]), str(cache)], src))
@@ -707,6 +718,8 @@ def start_up(db: Path, n_runs: int, sides: list[tuple[str, Path | None]]) -> Non
             ("cold1", "cold, one process"),
             ("complete", "cold, complete   "),
         ):
+            if kind not in kinds:
+                continue
             w, c, m = med[f"{kind} {side}"]
             label = f"{text} {side if len(sides) > 1 else ''}".rstrip()
             print(

@@ -7,6 +7,7 @@ synced store, and check the simulator's request accounting.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
@@ -228,6 +229,49 @@ async def test_hidden_tabs_mount_when_first_shown_and_take_the_data_that_waited(
         assert all(app.compare_tab.specs()) and app.compare_tab.comparison is not None
 
 
+class ViewsProbe(CidashApp):
+    """Records which of the other tabs' views exist when the first screen is painted."""
+
+    built_at_ready: list[str] | None = None
+
+    def on_ready(self) -> None:
+        self.built_at_ready = [
+            name
+            for name in ("pipelines_view", "startup_tab", "caches_tab", "images_tab", "compare_tab")
+            if name in vars(self)
+        ]
+
+
+async def test_the_other_tabs_views_are_built_when_first_needed(store: Store, tmp_path: Path) -> None:
+    project = store.projects()[0]
+    save_health(
+        health_cache_path(tmp_path / "cache", store.path, project.id), load_dashboard(store, Config(), project, NOW)[1]
+    )  # a warm start: the Health shown at mount
+    app = ViewsProbe(store, Config(), clock=lambda: NOW, cache_dir=tmp_path / "cache", poll=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.built_at_ready == []  # none built (nor its module imported) before the first paint
+        assert app.health_view.health is not None
+        await pilot.press("2")  # built and mounted when its tab is first shown, with its first page
+        await settle(pilot)
+        assert app.pipelines_view.is_mounted
+        assert len(table_rows(app, "#pipelines-table")) == min(100, len(store.pipelines(project.id)))
+        await pilot.press("4")  # built when its data came (after the paint), mounted now with that data
+        await settle(pilot)
+        assert app.caches_tab.is_mounted and [r[0] for r in table_rows(app, "#cache-table")]
+
+
+def test_a_deferred_pane_takes_its_content_or_what_builds_it() -> None:
+    from cidash.tui.widgets.deferred import DeferredPane
+
+    made = Static("made")
+    built: list[Static] = []
+    assert DeferredPane("A", made, id="a").content is made
+    lazy = DeferredPane("B", lambda: built[0], id="b")
+    built.append(Static("built later"))
+    assert lazy.content is built[0] and not lazy.content_shown
+
+
 async def test_a_tab_left_while_it_mounts_does_not_take_the_focus_back(store: Store, tmp_path: Path) -> None:
     app = make_app(store, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -252,6 +296,88 @@ async def test_the_footer_is_rebuilt_only_when_its_keys_change(store: Store, tmp
         app.refresh_bindings()
         await settle(pilot)
         assert "Again" in {k.description for k in footer.query(FooterKey)}
+
+
+class CollectorProbe(CidashApp):
+    """Records whether the cyclic collector runs while the first screen mounts (the App's own on_mount runs too)."""
+
+    mounted_with_collector: bool | None = None
+
+    def on_mount(self) -> None:
+        self.mounted_with_collector = gc.isenabled()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_the_collector_is_paused_until_the_first_paint(store: Store, tmp_path: Path, enabled: bool) -> None:
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        app = CollectorProbe(store, Config(), clock=lambda: NOW, cache_dir=tmp_path / "cache", poll=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            assert app.mounted_with_collector is False  # paused while the first screen is built
+            assert app.health_view.is_mounted
+            await settle(pilot)
+            assert gc.isenabled() is enabled  # running again once painted, and only if it ran before
+            assert app.health_view.health is not None  # the data loaded (under the core's own pause) as before
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def node_styles(app: CidashApp) -> list[tuple[object, ...]]:
+    """Every widget of the screen with its style rules, its components' rules and the Rich style it paints with."""
+    return [
+        (
+            type(node).__name__,
+            node.id,
+            node.rich_style,
+            sorted(node.styles.get_rules().items()),
+            sorted((name, sorted(styles.get_rules().items())) for name, styles in node._component_styles.items()),
+        )
+        for node in app.screen.walk_children(with_self=True)
+    ]
+
+
+@pytest.mark.parametrize(("theme", "size"), [("textual-dark", (80, 24)), ("textual-light", SIZE)])
+async def test_the_first_screen_is_styled_as_a_full_restyle_would_style_it(
+    store: Store, tmp_path: Path, theme: str, size: tuple[int, int]
+) -> None:
+    """The screen's first resume skips Textual's restyle of every widget (DashScreen.on_screen_resume): each was
+    styled as it mounted. What the first paint showed must be what that restyle would have given."""
+    app = make_app(store, tmp_path, config=config_from_dict({"tui": {"theme": theme}}))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        first = node_styles(app)
+        assert len(first) > 30  # the header, the tabs, the Health table, the footer's keys
+        app.screen.update_node_styles(animate=False)  # what the skipped restyle did
+        assert node_styles(app) == first
+
+
+class EarlyHelp(CidashApp):
+    """Pushes the help screen before the first paint (as a key pressed at once would)."""
+
+    def on_mount(self) -> None:
+        self.push_screen(HelpScreen())
+
+
+@pytest.mark.parametrize("early", [False, True])
+async def test_the_rest_of_the_stylesheet_reaches_the_other_tabs_and_screens(
+    store: Store, tmp_path: Path, early: bool
+) -> None:
+    """cidash.tcss holds the first screen's rules; cidash-more.tcss the rest, read after the first paint (or before
+    what needs it, when that comes first): a tab's table and a modal's box get their rules either way."""
+    cls = EarlyHelp if early else CidashApp
+    app = cls(store, Config(), clock=lambda: NOW, cache_dir=tmp_path / "cache", poll=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        if not early:
+            await pilot.press("question_mark")
+            await pilot.pause()
+        box = app.screen.query_one("#help-box")
+        assert box.styles.border.top[0] == "thick" and box.styles.max_width is not None  # .modal-box's
+        await pilot.press("escape", "2")
+        await settle(pilot)
+        assert str(app.query_one("#pipelines-table", DataTable).styles.height) == "1fr"  # cidash-more.tcss's
 
 
 @pytest.mark.parametrize("synced", ["current", "older", "unknown"])
@@ -511,6 +637,19 @@ def test_cidash_tui_in_a_terminal_shows_the_verdict_and_quits_cleanly(
     assert os.waitstatus_to_exitcode(status) == 0
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)  # its process group (the dashboard and any helper) is gone
+
+
+def test_the_tui_commands_client_factory_makes_a_client_per_call(live_sim: SimulatedGitLab) -> None:
+    """``cidash tui`` hands the dashboard a factory that imports the remote layer when first called (by a refresh's
+    worker, after the first paint): each call gives a new client of the connection, which reaches GitLab."""
+    from cidash.commands.tui import _client_factory
+
+    conn = Connection(url=live_sim.url, token=Secret(live_sim.token), max_rps=0, concurrency=1, projects=())
+    make = _client_factory(conn)
+    with make() as first, make() as second:
+        assert isinstance(first, GitLabClient) and first is not second
+        assert first.connection is conn
+        assert first.rest.project(live_sim.project_path).path == live_sim.project_path
 
 
 async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args, bounded
+
+if TYPE_CHECKING:
+    from cidash.connection import Connection
 
 HELP = "the dashboard for the configured project(s) (the default command)"
 DESCRIPTION = f"""\
@@ -106,14 +111,11 @@ def run(args: argparse.Namespace) -> int:
                 except ConfigError as exc:
                     startup_error = exc
 
-            from cidash.remote import GitLabClient
             from cidash.tui.adapters import core_actions, log_fetcher, sync_refresher, system_clock
             from cidash.tui.app import CidashApp
 
-            client_factory = None
-            if connection is not None:
-                conn = connection
-                client_factory = lambda: GitLabClient(conn)  # noqa: E731
+            client_factory = None if connection is None else _client_factory(connection)
+
             app = CidashApp(
                 store,
                 config,
@@ -136,3 +138,15 @@ def run(args: argparse.Namespace) -> int:
             if helper is not None:
                 helper.close()  # the dashboard quit before reading it
     return 0
+
+
+def _client_factory(connection: Connection) -> Callable[[], Any]:
+    """A new :class:`cidash.remote.GitLabClient` per call; :mod:`cidash.remote` imported by the first (a refresh's
+    worker, after the dashboard's first paint; never with ``--offline``), not before the dashboard starts."""
+
+    def client() -> Any:
+        from cidash.remote import GitLabClient
+
+        return GitLabClient(connection)
+
+    return client

@@ -9,12 +9,14 @@ terminal is hidden or polling is paused (``s``).
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -54,12 +56,7 @@ from cidash.tui.healthcache import (
 from cidash.tui.links import web_url
 from cidash.tui.prefetch import chosen_project
 from cidash.tui.screens.base import TabView
-from cidash.tui.screens.caches import CachesTab
-from cidash.tui.screens.compare import CompareTab
 from cidash.tui.screens.health import HealthView
-from cidash.tui.screens.images import ImagesTab
-from cidash.tui.screens.pipelines import PipelinesView
-from cidash.tui.screens.startup import StartupTab
 from cidash.tui.widgets.deferred import DashPane, DeferredPane
 from cidash.tui.widgets.footer import KeyFooter
 from cidash.tui.widgets.header import StatusHeader
@@ -71,6 +68,11 @@ if TYPE_CHECKING:
     from cidash.compare import Comparison
     from cidash.tui.data import CachesView, ImagesView, Snapshot, StartupView
     from cidash.tui.prefetch import FirstHealthProcess
+    from cidash.tui.screens.caches import CachesTab
+    from cidash.tui.screens.compare import CompareTab
+    from cidash.tui.screens.images import ImagesTab
+    from cidash.tui.screens.pipelines import PipelinesView
+    from cidash.tui.screens.startup import StartupTab
 
 # Imported where they are used, not here: the core's load and criteria (cidash.tui.data), the pushed screens and
 # the modals are not needed for the first screen, and importing them is CPU before the first paint.
@@ -86,17 +88,29 @@ class DashScreen(Screen[None]):
     dashboard starts (the App's, the terminal's, its own first layout's)."""
 
     _resized_to: Size | None = None
+    _resumed = False
 
     def on_resize(self, event: events.Resize) -> None:
         if event.size == self._resized_to:
             event.prevent_default()  # Screen's own handler (the layout) does not run
         self._resized_to = event.size
 
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        """The first resume (the App showing this screen at start) does not restyle every widget: each was styled
+        as it mounted, a moment before, against the whole stylesheet (the App's and, scoped to each widget, its
+        own), and focus and class changes since restyled what they touch (~10 ms, the widest restyle of a start).
+        Runs before Screen's own handler; later resumes (a pushed screen popped) restyle as Textual does."""
+        if not self._resumed:
+            self._resumed = True
+            event.refresh_styles = False
+
 
 class CidashApp(App[None]):
     """The dashboard. See the module docstring for what is injected."""
 
-    CSS_PATH = Path(__file__).parent / "cidash.tcss"
+    CSS_PATH = Path(__file__).parent / "cidash.tcss"  # the first screen's rules
+    #: The rules of everything else (the other tabs, pushed screens, the narrow layout): :meth:`load_more_css`.
+    MORE_CSS_PATH = Path(__file__).parent / "cidash-more.tcss"
     TITLE = "cidash"
     BINDINGS: ClassVar[list[BindingType]] = bindings()  # type: ignore[assignment]
     COMMANDS = App.COMMANDS | {CommandsProvider}
@@ -222,33 +236,75 @@ class CidashApp(App[None]):
         self.header = StatusHeader(id="status")
         self.tabs = TabbedContent(initial="health", id="tabs")
         self.health_view = HealthView()
-        self.pipelines_view = PipelinesView()
-        self.startup_tab = StartupTab()
-        self.caches_tab = CachesTab()
-        self.images_tab = ImagesTab()
-        self.compare_tab = CompareTab()
+        # The other tabs' views (pipelines_view, startup_tab, ...) are built the first time anything asks for one
+        # (their tab shown, data for them): their modules are not imported before the first paint.
         self._poll_timer: Timer | None = None
         self._tick_timer: Timer | None = None
+        #: Whether the collector ran when :meth:`_pause_collector` paused it (None: not paused yet; False: resumed).
+        self._collector_paused: bool | None = None
+        self._more_css_loaded = False
         self.theme = config.tui.theme if config.tui.theme in self.available_themes else "textual-dark"
+
+    # -- the tabs' views ---------------------------------------------------------------------------------------
+
+    @cached_property
+    def pipelines_view(self) -> PipelinesView:
+        from cidash.tui.screens.pipelines import PipelinesView
+
+        return PipelinesView()
+
+    @cached_property
+    def startup_tab(self) -> StartupTab:
+        from cidash.tui.screens.startup import StartupTab
+
+        return StartupTab()
+
+    @cached_property
+    def caches_tab(self) -> CachesTab:
+        from cidash.tui.screens.caches import CachesTab
+
+        return CachesTab()
+
+    @cached_property
+    def images_tab(self) -> ImagesTab:
+        from cidash.tui.screens.images import ImagesTab
+
+        return ImagesTab()
+
+    @cached_property
+    def compare_tab(self) -> CompareTab:
+        from cidash.tui.screens.compare import CompareTab
+
+        return CompareTab()
 
     # -- layout -----------------------------------------------------------------------------------------------
 
+    #: Each tab's view by tab id: the App's attribute that holds it.
+    _VIEWS: ClassVar[dict[str, str]] = {
+        "health": "health_view",
+        "pipelines": "pipelines_view",
+        "startup": "startup_tab",
+        "caches": "caches_tab",
+        "images": "images_tab",
+        "compare": "compare_tab",
+    }
+
+    def view(self, tab: str) -> TabView | None:
+        """The view of the tab ``tab`` (mounted or not yet: see :class:`DeferredPane`; built if it was not yet),
+        None for no tab."""
+        name = self._VIEWS.get(tab)
+        return None if name is None else cast("TabView", getattr(self, name))
+
     @property
     def views(self) -> dict[str, TabView]:
-        """Each tab's view by tab id (mounted or not yet: see :class:`DeferredPane`)."""
-        return {
-            "health": self.health_view,
-            "pipelines": self.pipelines_view,
-            "startup": self.startup_tab,
-            "caches": self.caches_tab,
-            "images": self.images_tab,
-            "compare": self.compare_tab,
-        }
+        """Every tab's view by tab id (each built if it was not yet)."""
+        return {tab: cast("TabView", getattr(self, name)) for tab, name in self._VIEWS.items()}
 
     def get_default_screen(self) -> Screen[None]:
         return DashScreen(id="_default")
 
     def compose(self) -> ComposeResult:
+        self._pause_collector()
         # before the widgets mount: an App class set later restyles every one of them
         self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
         yield self.header
@@ -256,18 +312,61 @@ class CidashApp(App[None]):
             with DashPane("1 Health", id="health"):
                 yield self.health_view
             # the other tabs mount their content when first shown (_tab_shown): not before the first paint
-            yield DeferredPane("2 Pipelines", self.pipelines_view, id="pipelines")
-            yield DeferredPane("3 Start-up", self.startup_tab, id="startup")
-            yield DeferredPane("4 Caches", self.caches_tab, id="caches")
-            yield DeferredPane("5 Images", self.images_tab, id="images")
-            yield DeferredPane("6 Compare", self.compare_tab, id="compare")
+            yield DeferredPane("2 Pipelines", lambda: self.pipelines_view, id="pipelines")
+            yield DeferredPane("3 Start-up", lambda: self.startup_tab, id="startup")
+            yield DeferredPane("4 Caches", lambda: self.caches_tab, id="caches")
+            yield DeferredPane("5 Images", lambda: self.images_tab, id="images")
+            yield DeferredPane("6 Compare", lambda: self.compare_tab, id="compare")
         yield KeyFooter()
+
+    def _pause_collector(self) -> None:
+        """Pause Python's cyclic garbage collector from the first compose until the first screen is painted
+        (:meth:`on_ready`). Composing, styling, laying out and painting the first screen allocate ~100,000 objects
+        that all stay alive (widgets, styles, strips); each allocation burst triggered a collection that rescanned
+        them and the ~1,000,000 the imports left (a full collection ~10-20 ms, ~40 ms in all before the first
+        paint, measured with ``gc.callbacks``). Reference counting frees as usual meanwhile."""
+        if self._collector_paused is None:
+            self._collector_paused = gc.isenabled()
+            gc.disable()
+
+    def _resume_collector(self) -> None:
+        """Resume the collector paused by :meth:`_pause_collector` (if it was running then), the objects the start
+        left alive moved to its oldest generation first (as :func:`cidash.dataset.gc_paused` does after a load):
+        else the first young collection after the pause would walk all of them at once."""
+        paused, self._collector_paused = self._collector_paused, False
+        if paused:
+            gc.freeze()
+            gc.unfreeze()
+            gc.enable()
+
+    def on_ready(self) -> None:
+        self._resume_collector()  # the first screen is painted
+        self.load_more_css()
+
+    def load_more_css(self) -> None:
+        """Add the rules of everything but the first screen (:attr:`MORE_CSS_PATH`) to the stylesheet, once: after
+        the first paint (:meth:`on_ready`; Textual parses them when it next styles a widget), and before a tab's
+        content or a pushed screen mounts when that comes first. They match none of the first screen's widgets, so
+        nothing is restyled; if a pushed screen or a tab's content is already there (a key pressed before the first
+        paint), every widget is restyled once with them."""
+        if self._more_css_loaded:
+            return
+        self._more_css_loaded = True
+        path = self.MORE_CSS_PATH
+        self.stylesheet.add_source(path.read_text(encoding="utf-8"), read_from=(str(path), ""))
+        deferred_shown = any(isinstance(p, DeferredPane) and p.content_shown for p in self.query(DeferredPane))
+        if len(self.screen_stack) > 1 or deferred_shown:
+            self.refresh_css(animate=False)
+
+    def on_unmount(self) -> None:
+        self._resume_collector()  # an App that quits before its first paint
 
     def _tab_shown(self, tab: str) -> None:
         """Whenever the active tab changes (a key, a click, an action): mount its content if it was deferred."""
         if tab:
             pane = self.tabs.get_pane(tab)
             if isinstance(pane, DeferredPane):
+                self.load_more_css()  # (its rules before its content mounts)
                 pane.show_content()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -280,6 +379,9 @@ class CidashApp(App[None]):
         if self.actions.disabled_reason:
             self.header.notice = f"actions disabled: {self.actions.disabled_reason}"
         self._tick()
+        # the first tab's table focused before the first paint: the tab's activation (handled after it) would move
+        # the focus there from the tab bar Textual focuses first, restyling and repainting both once more
+        self._focus_tab(self.tabs.active or "health")
         self.watch(self.tabs, "active", self._tab_shown)
         self.select_project(self.wanted_project, first=True)
 
@@ -316,11 +418,14 @@ class CidashApp(App[None]):
                 self.call_after_refresh(self.load_data, first=True)
             else:
                 self.call_after_refresh(self.load_data)
-            self.call_after_refresh(self.pipelines_view.reload)
+            self.call_after_refresh(self._reload_pipelines)
         if first and self.refresh_on_start and self.refresher is not None and self.startup_error is None:
             self.action_refresh()
         elif first:
             self._arm_poll()
+
+    def _reload_pipelines(self) -> None:
+        self.pipelines_view.reload()  # (here, after the first paint: the view is built when first asked for)
 
     def _project_not_found(self, wanted: str, *, first: bool) -> None:
         """``--project X`` (or a chosen X) that the store does not hold: say so, and let the refresh sync X
@@ -608,6 +713,7 @@ class CidashApp(App[None]):
         self.notify(error.one_line(), title=error.title, severity="error", timeout=8)
 
     def _show_auth(self, error: CidashError) -> None:
+        self.load_more_css()  # (pushed before the first paint when the start found no usable GitLab)
         has_data = bool(self.store.projects())
         from cidash.tui.screens.modals import AuthScreen
 
@@ -626,19 +732,19 @@ class CidashApp(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
-            focused, view = self.screen.focused, self.views.get(event.pane.id)
+            focused, view = self.screen.focused, self.view(event.pane.id)
             if focused is None or view is None or view not in focused.ancestors_with_self:
                 self._focus_tab(event.pane.id)  # not when the action that showed the tab focused in it (a filter)
             if event.pane.id == "compare":
                 self._compare_current()
 
     def _focus_tab(self, tab: str) -> None:
-        view = self.views.get(tab)
+        view = self.view(tab)
         if view is not None:
             view.focus_table()
 
     def action_filter(self) -> None:
-        view = self.views.get(self.tabs.active)
+        view = self.view(self.tabs.active)
         if len(self.screen_stack) > 1:
             return  # "/" belongs to the tabs
         if view is None or not view.start_filter():

@@ -57,7 +57,9 @@ class HealthView(TabView):
         table.clear(columns=True)
         for label, key in COLUMNS:
             if not (narrow and key in NARROW_HIDDEN):
-                table.add_column(label, key=key, width=spark_width if key == "spark" else None)
+                # a Text: a str label is read as Rich markup, whose emoji table (~3 ms to import) nothing else of the
+                # first screen needs
+                table.add_column(Text(label), key=key, width=spark_width if key == "spark" else None)
         self._layout = (spark_width, narrow)
 
     def _fit(self) -> tuple[int, bool]:

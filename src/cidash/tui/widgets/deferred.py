@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.widget import Widget
 from textual.widgets import TabPane
 
@@ -19,21 +21,37 @@ class DashPane(TabPane):
 
 
 class DeferredPane(DashPane):
-    """A pane that mounts ``content`` when :meth:`show_content` is first called (the App calls it whenever the
+    """A pane that mounts its content when :meth:`show_content` is first called (the App calls it whenever the
     tab becomes active, however it was chosen: a key, a click, an action that jumps to the tab).
 
     The dashboard's first screen is the Health tab: mounting the other tabs' tables, inputs and charts at start-up
-    was most of Textual's work before the first paint. ``content`` is created up front (the App keeps it and
-    pushes data into it; a :class:`cidash.tui.screens.base.TabView` holds that data until it is mounted)."""
+    was most of Textual's work before the first paint. ``content`` is the widget, or a callable that gives it (the
+    App's: it builds the view the first time anything needs it, data pushed to it included, and keeps it; a
+    :class:`cidash.tui.screens.base.TabView` holds that data until it is mounted), called when the tab is first
+    shown if nothing asked for the view before."""
 
-    def __init__(self, title: str, content: Widget, *, id: str) -> None:
+    def __init__(self, title: str, content: Widget | Callable[[], Widget], *, id: str) -> None:
         super().__init__(title, id=id)
-        self.content = content
+        # a widget made up front is taken as it is (as before the views were built when needed)
+        self._content: Callable[[], Widget] = (lambda: content) if isinstance(content, Widget) else content
+        self._shown = False
+
+    @property
+    def content(self) -> Widget:
+        return self._content()
 
     @property
     def content_mounted(self) -> bool:
         return self.content.parent is not None
 
+    @property
+    def content_shown(self) -> bool:
+        """Whether :meth:`show_content` mounted (or is mounting) the content; unlike :attr:`content_mounted`, never
+        builds it."""
+        return self._shown
+
     def show_content(self) -> None:
-        if self.content.parent is None and self.is_attached:
-            self.mount(self.content)
+        content = self.content
+        if content.parent is None and self.is_attached:
+            self._shown = True
+            self.mount(content)

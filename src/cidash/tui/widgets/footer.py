@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 #: What the footer shows: (key, description, action, enabled, tooltip) of each shown binding.
 Shown = tuple[tuple[str, str, str, bool, str], ...]
@@ -31,7 +32,15 @@ class KeyFooter(Footer):
         # mount, layout and paint while the dashboard starts); a later change rebuilds it if the keys differ.
         self.set_reactive(Footer._bindings_ready, True)
         self._shown = self._wanted()
-        yield from super().compose()
+        for widget in super().compose():
+            if isinstance(widget, FooterKey):
+                # Each key composed in the style it ends up with: a key starts compact and its watcher adds the
+                # class at mount, then the footer's (not compact) binding removes it again, each a restyle of
+                # the key (20 of a start's). The command-palette key is not bound: it stays compact.
+                compact = True if widget.has_class("-command-palette") else self.compact  # True: a key's default
+                widget.set_reactive(FooterKey.compact, compact)
+                widget.set_class(compact, "-compact", update=False)
+            yield widget
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         self._bindings_ready = True

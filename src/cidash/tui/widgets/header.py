@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import humanize
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
@@ -33,6 +32,8 @@ class StatusHeader(Static):
         if self.source:
             text.append(f"({clean(self.source)}) ", style="dim")
         if self.last_refresh is not None and self.now is not None:
+            import humanize  # here: a start paints "not refreshed yet" first (its import is ~2 ms before that paint)
+
             ago = humanize.naturaldelta(max(self.now - self.last_refresh, self.now - self.now))
             text.append(f"· refreshed {ago} ago ")
         else:
