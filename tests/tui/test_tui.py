@@ -1682,3 +1682,43 @@ def test_snapshot_local_checkout_panel(
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_a_refresh_reads_the_whole_history_again_only_for_a_history_tab_on_screen(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh that changed the store while the Health is shown recomputes the Health but leaves the Start-up,
+    Caches and Images tabs (the whole history: seconds and hundreds of MB on a big store) until one is shown; while
+    one is shown, each such refresh recomputes them at once. The Health cache is written either way."""
+    from cidash.snapshot import Snapshot
+    from cidash.tui.adapters import RefreshResult
+
+    widened: list[str] = []
+    original = Snapshot.widened
+
+    def counting(self: Snapshot) -> Snapshot:
+        widened.append(self.project.path)
+        return original(self)
+
+    monkeypatch.setattr(Snapshot, "widened", counting)
+    app = make_app(store, tmp_path, refresher=lambda project, progress: RefreshResult("ok"))  # changed: True
+    cache = health_cache_path(tmp_path / "cache", store.path, store.projects()[0].id)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert widened == ["platform/app"]  # the first load fills the tabs in the background
+        cache.unlink()
+        await pilot.press("r")
+        await settle(pilot)
+        assert app.refresh_count >= 2 and widened == ["platform/app"] and app._views_stale
+        assert load_health(cache) is not None  # the new Health is cached all the same
+        await pilot.press("4")
+        await settle(pilot)
+        assert widened == ["platform/app"] * 2 and not app._views_stale
+        assert [r[0] for r in table_rows(app, "#cache-table")]
+        await pilot.press("r")
+        await settle(pilot)
+        assert widened == ["platform/app"] * 3  # shown: recomputed with the refresh
+        await pilot.press("1")
+        await pilot.press("5")  # nothing changed since: not read again
+        await settle(pilot)
+        assert widened == ["platform/app"] * 3

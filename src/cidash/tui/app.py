@@ -80,6 +80,9 @@ if TYPE_CHECKING:
 
 #: Terminal columns under which the two-column layouts (Start-up tables, Images) stack (the "-narrow" class).
 NARROW_WIDTH = 100
+#: The tabs whose views read the whole history (Snapshot.widened()): after a refresh that brought new data they
+#: are recomputed at once only while one of them is on screen, else when one is next shown.
+HISTORY_TABS = frozenset({"startup", "caches", "images"})
 
 
 class DashScreen(Screen[None]):
@@ -224,6 +227,8 @@ class CidashApp(App[None]):
         self.snapshot: Snapshot | None = None  # the one core snapshot every tab formats
         self._health: Health | None = None  # the Health table of self.snapshot
         self._compared_for: Snapshot | None = None
+        self._views_for: int | None = None  # the project whose history the Start-up, Caches and Images tabs show
+        self._views_stale = False  # True: they show the history before the last refresh that changed it
         self.last_refresh: datetime | None = None
         self.refreshing = False
         self.paused = False
@@ -492,10 +497,11 @@ class CidashApp(App[None]):
             self.post_message(self.Failed(exc))
 
     @work(thread=True, exclusive=True, group="views")
-    def _views_worker(self) -> None:
-        """The other tabs' views and the Health cache, started once the Health of the snapshot is on screen
-        (computing them in the loading worker kept the GIL from the UI thread that was to paint it). No
-        arguments: Textual describes a worker by the repr of its arguments, which for a snapshot is huge."""
+    def _views_worker(self, history: bool = True) -> None:
+        """The Health cache and (``history``) the Start-up, Caches and Images tabs' views, started once the Health
+        of the snapshot is on screen (computing them in the loading worker kept the GIL from the UI thread that was
+        to paint it). No snapshot argument: Textual describes a worker by the repr of its arguments, which for a
+        snapshot is huge."""
         snap, health = self.snapshot, self._health
         if snap is None or health is None:
             return
@@ -505,6 +511,8 @@ class CidashApp(App[None]):
 
         try:
             save_health(health_cache_path(self.cache_dir, self.store.path, project.id), health)
+            if not history:
+                return
             with gc_paused():
                 window, snap = snap, snap.widened()  # the Health came from the window; these tabs show the history
                 caches = caches_view(snap, self.store)
@@ -530,7 +538,12 @@ class CidashApp(App[None]):
         self.snapshot = message.snapshot
         self._health = message.health
         self.health_view.show_health(message.health)
-        self.call_after_refresh(self._views_worker)
+        # the whole history's tabs: at once for a new project or while one of them is shown; else (a refresh that
+        # changed the store while the Health or Pipelines is on screen) when one is next shown: reading the
+        # whole history again takes seconds and hundreds of MB on a big store, each poll that brings a pipeline
+        now = self._views_for != message.snapshot.project.id or self.tabs.active in HISTORY_TABS
+        self._views_stale = not now
+        self.call_after_refresh(self._views_worker, now)
         if self.last_refresh is None and message.snapshot.last_sync is not None:
             self.last_refresh = message.snapshot.last_sync
             self.header.last_refresh = self.last_refresh
@@ -553,6 +566,8 @@ class CidashApp(App[None]):
         self.run_compare(*self.compare_tab.specs())
 
     def on_cidash_app_views_ready(self, message: ViewsReady) -> None:
+        if message.widened is not None:
+            self._views_for = message.widened[1].project.id
         if message.widened is not None and self.snapshot is message.widened[0]:
             self.snapshot = message.widened[1]  # one dataset in memory, the whole history's (same verdicts)
             if self._compared_for is message.widened[0]:
@@ -737,6 +752,9 @@ class CidashApp(App[None]):
                 self._focus_tab(event.pane.id)  # not when the action that showed the tab focused in it (a filter)
             if event.pane.id == "compare":
                 self._compare_current()
+            if event.pane.id in HISTORY_TABS and self._views_stale:
+                self._views_stale = False
+                self._views_worker()
 
     def _focus_tab(self, tab: str) -> None:
         view = self.view(tab)
