@@ -402,9 +402,10 @@ def fast_constructor(cls: type[Any]) -> Callable[..., Any]:
     names = [f.name for f in fields(cls)]
     if tuple(cls.__slots__) != tuple(names) or cls.__bases__ != (object,):
         return cls  # (inherited or extra slots: the twin would not lay them out alike)
-    twin = type(f"_{cls.__name__}Twin", (), {"__slots__": tuple(names)})
+    twin: type[Any] = type(f"_{cls.__name__}Twin", (), {"__slots__": tuple(names)})
+    probe: Any = object.__new__(twin)
     try:
-        object.__new__(twin).__class__ = cls
+        probe.__class__ = cls
     except TypeError:
         return cls
     source = (
