@@ -61,9 +61,9 @@ def _store_logs(store: Store, logs: list[Any]) -> Project:
     return project
 
 
-def _images(ds: Any) -> dict[int, tuple[str, str | None] | None | str]:
+def _images(ds: Any) -> dict[int, tuple[str, str | None] | str | None]:
     """Each job's image as ``(name, digest)``; None without one; "no log" without facts."""
-    out: dict[int, tuple[str, str | None] | None | str] = {}
+    out: dict[int, tuple[str, str | None] | str | None] = {}
     for j in ds.jobs:
         f = ds.facts.get(j.id)
         out[j.id] = "no log" if f is None else None if f.image is None else (f.image.name, f.image.digest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self, cast
 
@@ -356,7 +356,9 @@ class StoreBase:
         what :mod:`cidash.queries` builds its reads on."""
         return self._query(sql, params)
 
-    def read_batches(self, sql: str, params: Sequence[Any] = (), *, batch: int = 2000) -> Iterator[list[Any]]:
+    def read_batches(
+        self, sql: str, params: Sequence[Any] = (), *, batch: int = 2000
+    ) -> Generator[list[Any], None, None]:
         """The rows of one read-only statement, ``batch`` rows at a time (the store's lock held until the last
         batch, or until the iterator is closed): a loop that turns many rows into objects reads each batch while
         the one before is freed, instead of holding every row's values at once (:meth:`read`): ~10 % of the
