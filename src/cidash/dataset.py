@@ -248,7 +248,9 @@ def _read_pipelines(
             r[12],
             r[13],
         )
-        for r in store.read(f"SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE {cond} ORDER BY created_at, id", params)
+        for r in chain.from_iterable(
+            store.read_batches(f"SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE {cond} ORDER BY created_at, id", params)
+        )
     ]
 
 
@@ -670,19 +672,23 @@ def _read_startup_records(  # noqa: PLR0917
     intern = strings.setdefault
     parse = _from_text
     append = records.append
-    for pipeline_id, job_id, name, started, seconds, retried in store.read(
-        "SELECT j.pipeline_id, j.id, j.name, j.started_at, f.startup_seconds, CASE WHEN j.retried = 1 AND EXISTS "
-        "(SELECT 1 FROM jobs k WHERE k.project_id = j.project_id AND k.pipeline_id = j.pipeline_id "
-        "AND k.name = j.name AND k.id > j.id AND k.created_at <= ?) THEN 1 ELSE 0 END "
-        "FROM jobs j JOIN job_facts f ON f.job_id = j.id WHERE j.project_id = ? "
-        f"AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond} AND created_at <= ?) "
-        # (the job's creation kept off its index: the pipelines' jobs come through theirs)
-        f"AND {store.noindex('j.created_at')} <= ? AND (j.finished_at IS NULL OR j.finished_at <= ?) "
-        "AND j.started_at IS NOT NULL "
-        f"AND j.status NOT IN ({','.join('?' * len(not_run))}) AND f.startup_seconds IS NOT NULL",
-        [t, project.id, *params, t, t, t, *not_run],
+    new = tuple.__new__  # (a record made as the tuple it is: no call of the named tuple's __new__ per job)
+    record = StartupRecord
+    for pipeline_id, job_id, name, started, seconds, retried in chain.from_iterable(
+        store.read_batches(
+            "SELECT j.pipeline_id, j.id, j.name, j.started_at, f.startup_seconds, CASE WHEN j.retried = 1 AND EXISTS "
+            "(SELECT 1 FROM jobs k WHERE k.project_id = j.project_id AND k.pipeline_id = j.pipeline_id "
+            "AND k.name = j.name AND k.id > j.id AND k.created_at <= ?) THEN 1 ELSE 0 END "
+            "FROM jobs j JOIN job_facts f ON f.job_id = j.id WHERE j.project_id = ? "
+            f"AND j.pipeline_id IN (SELECT id FROM pipelines WHERE {cond} AND created_at <= ?) "
+            # (the job's creation kept off its index: the pipelines' jobs come through theirs)
+            f"AND {store.noindex('j.created_at')} <= ? AND (j.finished_at IS NULL OR j.finished_at <= ?) "
+            "AND j.started_at IS NOT NULL "
+            f"AND j.status NOT IN ({','.join('?' * len(not_run))}) AND f.startup_seconds IS NOT NULL",
+            [t, project.id, *params, t, t, t, *not_run],
+        )
     ):
-        append(StartupRecord(pipeline_id, job_id, intern(name, name), parse(started), seconds, bool(retried)))
+        append(new(record, (pipeline_id, job_id, intern(name, name), parse(started), seconds, bool(retried))))
 
 
 _new_job = fast_constructor(Job)

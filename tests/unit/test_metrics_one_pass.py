@@ -294,3 +294,31 @@ def test_a_ref_between_two_times_is_sliced_once_as_the_ref_then_the_times(
         expected.jobs,
         expected.startup_records,
     )
+
+
+def _writers_job_by_job(ds: Any) -> dict[str, list[Any]]:
+    """cache_writers as it was computed before the shared memo: each job's facts, its uploaded keys."""
+    out: dict[str, list[Any]] = {}
+    for j in ds.jobs:
+        f = ds.facts.get(j.id)
+        for key in sorted(
+            {e.key for e in f.cache if e.op == "archive" and e.outcome in ("created", "failed")} if f else ()
+        ):
+            out.setdefault(key, []).append(j)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(cache_worlds(), st.lists(st.tuples(st.sampled_from(["main", "feature", None]), st.integers(0, 6)), max_size=4))
+def test_the_writers_of_slices_sharing_their_uploads_are_each_slices_own(ds: Any, cuts: list[Any]) -> None:
+    """The keys each job uploaded are found once for every slice of a dataset (in whatever order the slices are
+    asked): each slice's writers, and their overlaps, are those its own jobs give."""
+    from cidash.metrics import cache_writers, overlapping_writers
+
+    slices = [ds.on_ref(ref).between(T0 + timedelta(hours=h), None) for ref, h in cuts] + [ds]
+    for part in slices:
+        got = cache_writers(part)
+        assert {k: got[k] for k in sorted(got)} == _writers_job_by_job(part)
+        assert list(got) == list(dict.fromkeys(k for j in part.jobs for k in got if j in got[k]))  # first-job order
+        fresh = replace(part)  # (no memo shared: computed from its own facts)
+        assert overlapping_writers(part) == overlapping_writers(fresh)
