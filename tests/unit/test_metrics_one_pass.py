@@ -322,3 +322,18 @@ def test_the_writers_of_slices_sharing_their_uploads_are_each_slices_own(ds: Any
         assert list(got) == list(dict.fromkeys(k for j in part.jobs for k in got if j in got[k]))  # first-job order
         fresh = replace(part)  # (no memo shared: computed from its own facts)
         assert overlapping_writers(part) == overlapping_writers(fresh)
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 8)), max_size=40), st.randoms(use_true_random=False))
+def test_jobs_sorted_by_id_then_creation_are_in_creation_then_id_order(keys: list[Any], rnd: Any) -> None:
+    """The load's two stable sorts give the order of one sort by ``(created_at, id)``, object for object (equal
+    times, and equal ids too)."""
+    from cidash.dataset import sort_jobs
+    from metrics_factories import job
+
+    p = pipeline(1, T0)
+    jobs = [job(jid, p, start=minutes * 60.0, created=minutes * 60.0) for minutes, jid in keys]
+    rnd.shuffle(jobs)
+    expected = sorted(jobs, key=lambda j: (j.created_at, j.id))
+    sort_jobs(jobs)
+    assert [id(j) for j in jobs] == [id(j) for j in expected]

@@ -237,7 +237,10 @@ class Dataset:
         # the newest attempt of each job that has a retried one (the others' flags cannot change)
         newest: dict[tuple[int, str], int] = {(j.pipeline_id, j.name): j.id for j in kept if j.retried}
         if newest:
+            retrying = {pipeline_id for pipeline_id, _ in newest}  # (most jobs' pipelines retried none: no key)
             for j in kept:
+                if j.pipeline_id not in retrying:
+                    continue
                 k = (j.pipeline_id, j.name)
                 seen = newest.get(k)
                 if seen is not None and j.id > seen:
