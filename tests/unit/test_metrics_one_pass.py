@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cidash.metrics import StartupRecord, startup_seconds
+from cidash.metrics.startup import _counted_seconds, _counted_startups
 from cidash.models import CacheEvent, Section
 from cidash.stats import bootstrap_median_change, median, sorted_unless_nan
 from metrics_factories import T0, Builder, archive, checksums, facts, pipeline, restore
@@ -53,6 +54,8 @@ def test_startup_values_in_any_order_sort_as_those_oldest_first(
         oldest_first = startup_seconds(ds, include_retried=include_retried, exclude_jobs=excluded)
         any_order = startup_seconds(ds, include_retried=include_retried, exclude_jobs=excluded, ordered=False)
         assert repr(sorted_unless_nan(any_order)) == repr(sorted_unless_nan(oldest_first))
+        job_by_job = [t[2] for t in _counted_startups(ds, include_retried, set(excluded))]
+        assert repr(_counted_seconds(ds, include_retried, set(excluded))) == repr(job_by_job)  # same order too
         once = sorted_unless_nan(any_order)
         assert repr(median(once)) == repr(median(oldest_first))
         if oldest_first:
