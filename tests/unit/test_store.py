@@ -32,7 +32,7 @@ from cidash.remote import GitLabClient
 from cidash.sim import SimulatedGitLab
 from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store
 from cidash.sync import SyncOptions, sync_project
-from store_support import V9_COLUMNS, V10_COLUMNS, as_version_8, as_version_9
+from store_support import V9_COLUMNS, V10_COLUMNS, V11_INDEXES, as_version_8, as_version_9
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 T1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -473,7 +473,8 @@ def test_migration_8_fills_the_copies_of_existing_facts(tmp_path: Path) -> None:
         store.upsert_jobs([job(10, 1), job(11, 2, days=1), job(12, 2, days=3)])
         store.save_many_job_facts([(10, FACTS, None), (11, FACTS, None), (12, FACTS, None)], project_id=1)
     conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX job_facts_image_order")
+    for index in ("job_facts_image_order", *V11_INDEXES):
+        conn.execute(f"DROP INDEX {index}")
     for column in ("pipeline_ref", "job_started_at", "visible_at", *V9_COLUMNS, *V10_COLUMNS):
         conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
     conn.execute("DELETE FROM schema_migrations WHERE version >= 8")

@@ -94,6 +94,10 @@ warnings, deferred)``
     ``[op, key, outcome, detail]`` (``"[]"``: none; so a job joined to no facts row is the one with NULL), written
     with the rows (:mod:`cidash.store.eventstext`): what a window's
     reader decodes, without a subquery per job.
+``job_facts_image_runs`` (schema version 11)
+    A partial index of ``job_facts`` on ``(project_id, pipeline_ref, image_name, image_digest, job_started_at,
+    job_id, visible_at)``: each ref's jobs that ran one image name with one raw digest, in start order, so the
+    first and last of them are one seek each (:func:`cidash.queries.image_history`).
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ from typing import Any
 from cidash.store.eventstext import fill_cache_events_text
 from cidash.store.phases import sum_startup_phases
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -290,6 +294,15 @@ _V10 = """
 ALTER TABLE job_facts ADD COLUMN cache_events TEXT NOT NULL DEFAULT '[]'
 """
 
+# Each (ref, CI image name, raw digest)'s jobs in start order, so cidash.queries.image_history finds each digest's
+# first and last job of a ref by two seeks (cidash.queries._digest_runs) instead of walking every CI-image job of
+# the ref between two changes (60-100 ms of every check and export at 50,000 pipelines on SQLite).
+_V11 = """
+CREATE INDEX job_facts_image_runs ON job_facts
+    (project_id, pipeline_ref, image_name, image_digest, job_started_at, job_id, visible_at)
+    WHERE image_name IS NOT NULL AND image_digest IS NOT NULL AND job_started_at IS NOT NULL
+"""
+
 #: (version, description, SQL). Append new migrations; never edit an applied one.
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", _V1),
@@ -306,6 +319,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (9, "each parsed log's start-up phases summed from its sections", _V9),
     (10, "each parsed log's cache events as one JSON text", _V10),
+    (11, "an index of each ref's CI-image jobs by image name and digest, in start order", _V11),
 ]
 
 #: Steps in Python run after a migration's SQL, in its transaction, given the connection (version -> step).
