@@ -10,8 +10,10 @@ from pathlib import Path
 V9_COLUMNS = ("phases_summed", "startup_prepare", "startup_sources", "startup_cache", "startup_artifacts")
 #: The column schema version 10 added to ``job_facts``.
 V10_COLUMNS = ("cache_events",)
-#: The index schema version 11 added.
+#: The index schema version 11 added (it replaced :data:`V7_IMAGE_INDEX`).
 V11_INDEXES = ("job_facts_image_runs",)
+#: The index schema version 7 made, which version 11 replaced.
+V7_IMAGE_INDEX = "CREATE INDEX job_facts_image ON job_facts (project_id, image_name, image_digest)"
 
 
 def as_version_9(path: Path) -> Path:
@@ -28,6 +30,8 @@ def _drop(path: Path, version: int, columns: tuple[str, ...], indexes: tuple[str
     conn = sqlite3.connect(path)
     for index in indexes:
         conn.execute(f"DROP INDEX {index}")
+    if indexes:
+        conn.execute(V7_IMAGE_INDEX)
     for column in columns:
         conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
     conn.execute("DELETE FROM schema_migrations WHERE version > ?", (version,))

@@ -256,7 +256,7 @@ def _ci_image_names(
 
 def _hinted_image_names(store: Store, project_id: int, hint: str | None) -> tuple[list[str], list[str]]:
     """Every image name whose repository contains ``hint`` and every valid raw digest any log of the project
-    named (from the ``job_facts_image`` index, not the history): a superset of :func:`_ci_image_names`' answer
+    named (from the ``job_facts_image_runs`` index, not the history): a superset of :func:`_ci_image_names`' answer
     that selects the same jobs whenever one of them ran such an image (the names and digests no job of the ref
     ran by then select nothing). Empty names: no log named such an image."""
     if not hint:
