@@ -340,3 +340,19 @@ def test_jobs_sorted_by_id_then_creation_are_in_creation_then_id_order(keys: lis
     expected = sorted(jobs, key=lambda j: (j.created_at, j.id))
     sort_jobs(jobs)
     assert [id(j) for j in jobs] == [id(j) for j in expected]
+
+
+@settings(max_examples=100, deadline=None)
+@given(cache_worlds())
+def test_the_stale_caches_criterion_counts_the_jobs_that_restored_a_cache(ds: Any) -> None:
+    """The jobs counted per shared object of cache events are the jobs whose events hold a restore, one by one."""
+    from cidash.config import Config
+    from cidash.criteria.evaluators import eval_stale_caches
+    from cidash.criteria.periods import Periods
+    from cidash.metrics import restores_a_cache
+
+    result = eval_stale_caches(Config(), Periods("window", "main", None, ds, "", short="in the window"))
+    n = sum(1 for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and restores_a_cache(f.cache))
+    assert result.n == n or (n == 0 and result.status == "no_data")
+    if n and result.value == 0:
+        assert f"among {n} jobs that restored a cache" in result.evidence

@@ -158,7 +158,10 @@ class Dataset:
         """A dataset with only the pipelines (and their jobs) and jobs the predicates accept."""
         pipelines = tuple(p for p in self.pipelines if pipeline_ok is None or pipeline_ok(p))
         ids = {p.id for p in pipelines}
-        jobs = tuple(j for j in self.jobs if j.pipeline_id in ids and (job_ok is None or job_ok(j)))
+        if job_ok is None:  # (a list made by a comprehension, then the tuple: no generator step per job)
+            jobs = tuple([j for j in self.jobs if j.pipeline_id in ids])
+        else:
+            jobs = tuple([j for j in self.jobs if j.pipeline_id in ids and job_ok(j)])
         if job_ok is not None:
             keep = {j.pipeline_id for j in jobs}
             pipelines = tuple(p for p in pipelines if p.id in keep)
@@ -168,7 +171,7 @@ class Dataset:
     def _records_of(self, pipeline_ids: set[int]) -> tuple[StartupRecord, ...]:
         if not self.startup_records:
             return ()
-        return tuple(r for r in self.startup_records if r.pipeline_id in pipeline_ids)
+        return tuple([r for r in self.startup_records if r.pipeline_id in pipeline_ids])
 
     def _slice(
         self, pipelines: tuple[Pipeline, ...], jobs: tuple[Job, ...], records: tuple[StartupRecord, ...] = ()
