@@ -356,3 +356,45 @@ def test_the_stale_caches_criterion_counts_the_jobs_that_restored_a_cache(ds: An
     assert result.n == n or (n == 0 and result.status == "no_data")
     if n and result.value == 0:
         assert f"among {n} jobs that restored a cache" in result.evidence
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cache_worlds(),
+    st.sampled_from(["main", "feature", "nothing"]),
+    st.integers(0, 6),
+    st.booleans(),
+    st.sampled_from([None, ("Gemfile.lock",)]),
+)
+def test_a_windows_ref_part_takes_its_cache_metrics_from_the_window(
+    ds: Any, ref: str, hours: int, retried: bool, files: Any
+) -> None:
+    """A slice that is exactly a registered window's pipelines of one ref (what export's criteria candidate most
+    often is) takes its stale cache events and restore groups from the window's, kept to that ref: the same
+    events, restore rates and never-hit keys as computing them from the slice alone; a slice that is not such a
+    part (fewer pipelines) computes its own."""
+    from cidash.metrics import cache_restore_rates, never_hit_keys, stale_cache_events
+    from cidash.metrics.caches import _ref_part, share_with_ref_parts
+
+    window = ds.between(T0 + timedelta(hours=hours), None)
+    share_with_ref_parts(window)
+    part = window.on_ref(ref)
+    later = part.between(T0 + timedelta(hours=hours + 1), None)
+    for order in (0, 1):  # the window's metrics asked first, or the part's
+        if order:
+            stale_cache_events(window, files, include_retried=retried)
+            cache_restore_rates(window, include_retried=retried)
+        for piece in (part, later):
+            alone = replace(piece)  # (a fresh memo: nothing registered, computed from its own jobs)
+            assert stale_cache_events(piece, files, include_retried=retried) == stale_cache_events(
+                alone, files, include_retried=retried
+            )
+            for by in ("key", "job", "ref"):
+                assert cache_restore_rates(piece, by, include_retried=retried) == cache_restore_rates(  # type: ignore[arg-type]
+                    alone,
+                    by,
+                    include_retried=retried,  # type: ignore[arg-type]
+                )
+            assert never_hit_keys(piece, min_restores=1) == never_hit_keys(alone, min_restores=1)
+        assert (_ref_part(part) is not None) == bool(part.pipelines)
+        part, later = window.on_ref(ref), part.between(T0 + timedelta(hours=hours + 1), None)
