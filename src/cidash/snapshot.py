@@ -34,7 +34,6 @@ from cidash.criteria import (
 from cidash.dataset import Span, gc_paused, load_dataset, merge_spans, resolve_project
 from cidash.errors import CidashError
 from cidash.metrics import Dataset, ImageHistory, image_size_history
-from cidash.metrics.caches import share_with_ref_parts
 from cidash.queries import image_history
 from cidash.specs import parse_migration
 
@@ -175,12 +174,8 @@ class Snapshot:
                 ds = load_dataset(
                     store, self.project, since=since, config_ref=self.config.criteria.ref, as_of=self._as_of_time
                 )
-        window = ds.between(since, None).on_ref(ref)
-        # (before the criteria: a candidate that is this window's part on the criteria ref takes its stale cache
-        # events and restore groups from the window's, which the export computes anyway)
-        share_with_ref_parts(window)
         return ExportInput(
-            ds=window,
+            ds=ds.between(since, None).on_ref(ref),
             report=self.report,
             generated_at=self.now,
             since=since,

@@ -105,15 +105,7 @@ def run(args: argparse.Namespace) -> int:
         fold = fmt in ("openmetrics", "prometheus")
         if not fold:
             inp = build_snapshot(  # (narrow: these formats read no job's stage, SHA, runner, URL, ...)
-                # (the criteria evaluated by export_input, once it has the window: see share_with_ref_parts)
-                store,
-                config,
-                project,
-                now,
-                include_retried=args.include_retried,
-                since=since,
-                narrow=True,
-                evaluate_now=False,
+                store, config, project, now, include_retried=args.include_retried, since=since, narrow=True
             ).export_input(store, since=since, ref=args.ref)
     if fold:
         # The counters' running totals catch up with the store first (see docs/team.md); a store this user may

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter, is_, itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
 from cidash.metrics.model import Dataset, JobCacheConfig, counted_jobs
@@ -88,12 +88,6 @@ def _counted_restores(ds: Dataset, include_retried: bool) -> list[tuple[list[tup
     done = ds._own.get(asked)
     if done is not None:
         return done  # type: ignore[return-value]
-    part = _ref_part(ds)
-    if part is not None:  # this slice is a wider one's pipelines of one ref: the wider groups of that ref
-        wide, ref = part
-        derived = [g for g in _counted_restores(wide, include_retried) if g[2] == ref]
-        ds._own[asked] = derived
-        return derived
     groups: dict[tuple[int, str, str], list[Any]] = {}
     outcomes: dict[int, list[tuple[str, str, str]]] = {}
     kept: list[tuple[CacheEvent, ...]] = []  # alive while ``outcomes`` is: no id reused meanwhile
@@ -117,48 +111,6 @@ def _counted_restores(ds: Dataset, include_retried: bool) -> list[tuple[list[tup
     out = [(restores, name, ref, n) for restores, name, ref, n in groups.values() if restores]
     ds._own[asked] = out
     return out
-
-
-#: The key in ``Dataset._memo`` (shared by the slices of one load) of the slices registered by
-#: :func:`share_with_ref_parts`; in ``Dataset._own``, a slice's answer of :func:`_ref_part`.
-_WIDER = ("wider slices",)
-
-
-def share_with_ref_parts(ds: Dataset) -> None:
-    """Let the slices of ``ds``'s load that are exactly ``ds``'s pipelines of one ref (and so its jobs of them)
-    take their stale cache events and restore groups from ``ds``'s, kept to that ref, instead of computing them
-    again: ``export`` registers its window, whose criteria-ref part is most often the criteria's candidate (the
-    same 60,000 jobs at 50,000 pipelines). Each event and group belongs to one ref's pipelines and is computed
-    from them alone, so it is the same either way (``tests/unit/test_metrics_one_pass.py``)."""
-    wider: list[Dataset] = ds._memo.setdefault(_WIDER, [])  # type: ignore[assignment]
-    if not any(w is ds for w in wider):
-        wider.append(ds)
-
-
-def _ref_part(ds: Dataset) -> tuple[Dataset, str] | None:
-    """A registered wider slice (:func:`share_with_ref_parts`) of which ``ds`` is exactly the part on one ref
-    (the same pipeline and job objects, in the same order; the same facts and checksums), and that ref; None
-    when there is none. Found once per slice (a pass over the wider slice's pipelines and jobs)."""
-    done = ds._own.get(_WIDER, _WIDER)
-    if done is not _WIDER:
-        return done  # type: ignore[return-value]
-    found: tuple[Dataset, str] | None = None
-    wider: list[Dataset] = ds._memo.get(_WIDER) or []  # type: ignore[assignment]
-    if wider and ds.pipelines:
-        ref = ds.pipelines[0].ref
-        for wide in wider:
-            if wide is ds or wide.facts is not ds.facts or wide.checksums is not ds.checksums:
-                continue
-            pipelines = [p for p in wide.pipelines if p.ref == ref]
-            if len(pipelines) != len(ds.pipelines) or not all(map(is_, pipelines, ds.pipelines)):
-                continue
-            ids = {p.id for p in pipelines}
-            jobs = [j for j in wide.jobs if j.pipeline_id in ids]
-            if len(jobs) == len(ds.jobs) and all(map(is_, jobs, ds.jobs)):
-                found = (wide, ref)
-                break
-    ds._own[_WIDER] = found
-    return found
 
 
 def _known_restore_outcomes(cache: Sequence[CacheEvent]) -> list[tuple[str, str, str]]:
@@ -300,7 +252,7 @@ class StaleCacheEvent:
 _pipeline_order = attrgetter("created_at", "id")
 
 
-def _checksums_by_sha(checksums: Iterable[FileChecksum], files: Set[str] | None) -> dict[str, dict[str, str | None]]:
+def _checksums_by_sha(checksums: Iterable[FileChecksum], files: set[str] | None) -> dict[str, dict[str, str | None]]:
     out: dict[str, dict[str, str | None]] = defaultdict(dict)
     for c in checksums:
         if files is None or c.path in files:
@@ -323,21 +275,7 @@ def stale_cache_events(
     with a key only (``tests/unit/test_metrics_one_pass.py`` holds this equal to walking them all, each one's
     jobs sorted by id).
     """
-    files = frozenset(critical_files) if critical_files is not None else None
-    asked = ("stale cache events", files, include_retried)
-    done: list[StaleCacheEvent] | None = ds._own.get(asked)  # type: ignore[assignment]
-    if done is None:
-        part = _ref_part(ds)
-        if part is not None:  # this slice is a wider one's pipelines of one ref: its events of that ref
-            wide, ref = part
-            done = [e for e in stale_cache_events(wide, files, include_retried=include_retried) if e.ref == ref]
-        else:
-            done = _stale_cache_events(ds, files, include_retried)
-        ds._own[asked] = done
-    return list(done)
-
-
-def _stale_cache_events(ds: Dataset, files: frozenset[str] | None, include_retried: bool) -> list[StaleCacheEvent]:
+    files = set(critical_files) if critical_files is not None else None
     by_sha = _checksums_by_sha(ds.checksums, files)
     # per pipeline id: the jobs that tried a default key (with those keys) and the other keys its jobs tried (not
     # needed when no SHA has a checksum of a critical file: then no key stayed the same across a change)
