@@ -644,12 +644,22 @@ def store_for_side(db: Path, src: Path | None) -> Path:
     if out.exists() and out.stat().st_mtime >= db.stat().st_mtime:
         return out
     drops = []
+    remakes = []  # the indexes of its schema a later migration dropped (replaced): made again, as it made them
+    made_by = {
+        m[1]: statement
+        for _, _, sql in MIGRATIONS
+        for statement in (part.strip() for part in sql.split(";"))
+        if (m := re.fullmatch(r"CREATE INDEX (\w+) ON .*", statement, re.DOTALL))
+    }
     for number, _, sql in MIGRATIONS:
         if number <= version:
             continue
         for statement in filter(None, (part.strip() for part in sql.split(";"))):
             if re.match(r"(ALTER TABLE \w+ ADD COLUMN|UPDATE) ", statement):
                 continue  # an added column (and its backfill): older code does not read it
+            if dropped := re.fullmatch(r"DROP INDEX (\w+)", statement):
+                remakes.append(made_by[dropped[1]])
+                continue
             made = re.fullmatch(r"CREATE INDEX (\w+) ON .*", statement, re.DOTALL)
             if made is None:
                 raise SystemExit(f"{src}: its store schema {version} is older than migration {number}, not an index")
@@ -660,6 +670,8 @@ def store_for_side(db: Path, src: Path | None) -> Path:
         source.backup(copy)
         for name in drops:
             copy.execute(f"DROP INDEX {name}")
+        for statement in remakes:
+            copy.execute(statement)
         copy.execute(f"PRAGMA user_version = {version}")
     source.close()
     copy.close()

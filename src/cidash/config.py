@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -389,6 +388,8 @@ def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # (here: most commands run with no config file, and the parser's import is ~5-10 ms)
+
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)

@@ -14,7 +14,6 @@ attempt, since a retried job did restore its cache and did build.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -211,6 +210,8 @@ def _rows(doc: dict[str, Any]) -> Iterable[tuple[str, str, str, Any, int | None]
 
 def to_csv(inp: ExportInput) -> str:
     """Long format: ``metric,scope,statistic,value,n`` (one measurement a row; empty value = not measured)."""
+    import csv  # (here: the other formats do without it)
+
     doc = export_document(inp)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -165,9 +165,38 @@ def test_the_walk_gives_what_the_ordered_pass_gave(
                     expected = image_history(store, project.id, ref, hint, as_of)
                     last = expected.last_digest()
                 assert image_history(store, project.id, ref, hint, as_of).last_digest() == last
-                for steps in (0, 1, 2, queries.WALK_STEPS):
-                    with mock.patch.object(queries, "WALK_STEPS", steps):
+                for steps, pairs in itertools.product((0, 1, 2, queries.WALK_STEPS), (0, queries.MAX_RUN_PAIRS)):
+                    # (pairs 0: the walk alone, not each digest's first and last job)
+                    with (
+                        mock.patch.object(queries, "WALK_STEPS", steps),
+                        mock.patch.object(queries, "MAX_RUN_PAIRS", pairs),
+                    ):
                         got = image_history(store, project.id, ref, hint, as_of)
                     assert (got.changes, dict(got.split_at)) == (expected.changes, dict(expected.split_at)), steps
                 ds = load_dataset(store, project, as_of=as_of)
                 assert list(expected.changes) == image_digest_changes(ds.on_ref(ref), hint)
+
+
+def test_each_digests_first_and_last_job_give_the_changes_unless_a_digest_comes_back(store_target: str) -> None:
+    """Runs of one raw digest each (A, then B, then A under another raw form): the changes from each digest's
+    first and last job, no walk; A, B, then A again: the runs overlap and the walk finds the changes. Both as the
+    ordered pass gives them."""
+    with Store.open(store_target) as store:
+        # (name, raw digest) of each job in start order: the image renamed within a run (debian, then alpine: the
+        # tag that changed with the digest is the run's last job's)
+        for logs, by_runs in (
+            ([(0, 0), (1, 0), (1, 2), (0, 2), (1, 2), (0, 1)], True),
+            ([(0, 0), (1, 2), (1, 2), (0, 0), (1, 1)], False),
+        ):
+            history = [(i, i, True, 1, log) for i, log in enumerate(logs)]
+            project, _ = _store_history(store, history, list(range(len(history))), ["main"] * 6)
+            names, digests = queries._hinted_image_names(store, project.id, "platform/app/ci")
+            runs = queries._digest_runs(store, project.id, "main", None, names=names, digests=digests)
+            assert (runs is not None) is by_runs
+            with (
+                mock.patch.object(queries, "_digest_changes", _old_digest_changes),
+                mock.patch.object(queries, "_newest_digest", _old_newest_digest),
+            ):
+                expected = image_history(store, project.id, "main", "platform/app/ci", None)
+            got = image_history(store, project.id, "main", "platform/app/ci", None)
+            assert got.changes == expected.changes and len(got.changes) >= 2

@@ -22,7 +22,7 @@ from cidash.models import Job, Pipeline, Project
 from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store
 from cidash.store_pg import glob_to_regex, pg_ddl, pg_sql, redact_url
 from pgserver import PgServer
-from store_support import V9_COLUMNS, V10_COLUMNS
+from store_support import V7_IMAGE_INDEX, V9_COLUMNS, V10_COLUMNS, V11_INDEXES
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
 
@@ -433,6 +433,9 @@ def test_migrations_9_and_10_fill_the_stored_logs_columns_on_postgresql(pg_url: 
         s.save_job_facts(50, facts, project_id=1)
         for column in (*V9_COLUMNS, *V10_COLUMNS):
             s.connection.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
+        for index in V11_INDEXES:
+            s.connection.execute(f"DROP INDEX {index}")
+        s.connection.execute(V7_IMAGE_INDEX)
         s.connection.execute("DELETE FROM schema_migrations WHERE version >= 9")
         s.connection.raw.commit()
     with Store.open(pg_url) as s:

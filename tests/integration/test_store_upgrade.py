@@ -42,7 +42,7 @@ def check_json(db: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[
 def test_check_upgrades_an_older_store_once_and_reads_it_as_the_current_one(
     current: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert SCHEMA_VERSION == 10  # the copy below is what version 8 left; a new migration needs a new copy
+    assert SCHEMA_VERSION == 11  # the copy below is what version 8 left; a new migration needs a new copy
     old = as_version_8(current, tmp_path / "old.db")
     assert Store.older_schema(old) == 8 and Store.older_schema(current) is None
     code, report, err = check_json(old, capsys)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cidash.metrics import StartupRecord, startup_seconds
+from cidash.metrics.startup import _counted_seconds, _counted_startups
 from cidash.models import CacheEvent, Section
 from cidash.stats import bootstrap_median_change, median, sorted_unless_nan
 from metrics_factories import T0, Builder, archive, checksums, facts, pipeline, restore
@@ -53,6 +54,8 @@ def test_startup_values_in_any_order_sort_as_those_oldest_first(
         oldest_first = startup_seconds(ds, include_retried=include_retried, exclude_jobs=excluded)
         any_order = startup_seconds(ds, include_retried=include_retried, exclude_jobs=excluded, ordered=False)
         assert repr(sorted_unless_nan(any_order)) == repr(sorted_unless_nan(oldest_first))
+        job_by_job = [t[2] for t in _counted_startups(ds, include_retried, set(excluded))]
+        assert repr(_counted_seconds(ds, include_retried, set(excluded))) == repr(job_by_job)  # same order too
         once = sorted_unless_nan(any_order)
         assert repr(median(once)) == repr(median(oldest_first))
         if oldest_first:
@@ -294,3 +297,62 @@ def test_a_ref_between_two_times_is_sliced_once_as_the_ref_then_the_times(
         expected.jobs,
         expected.startup_records,
     )
+
+
+def _writers_job_by_job(ds: Any) -> dict[str, list[Any]]:
+    """cache_writers as it was computed before the shared memo: each job's facts, its uploaded keys."""
+    out: dict[str, list[Any]] = {}
+    for j in ds.jobs:
+        f = ds.facts.get(j.id)
+        for key in sorted(
+            {e.key for e in f.cache if e.op == "archive" and e.outcome in ("created", "failed")} if f else ()
+        ):
+            out.setdefault(key, []).append(j)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(cache_worlds(), st.lists(st.tuples(st.sampled_from(["main", "feature", None]), st.integers(0, 6)), max_size=4))
+def test_the_writers_of_slices_sharing_their_uploads_are_each_slices_own(ds: Any, cuts: list[Any]) -> None:
+    """The keys each job uploaded are found once for every slice of a dataset (in whatever order the slices are
+    asked): each slice's writers, and their overlaps, are those its own jobs give."""
+    from cidash.metrics import cache_writers, overlapping_writers
+
+    slices = [ds.on_ref(ref).between(T0 + timedelta(hours=h), None) for ref, h in cuts] + [ds]
+    for part in slices:
+        got = cache_writers(part)
+        assert {k: got[k] for k in sorted(got)} == _writers_job_by_job(part)
+        assert list(got) == list(dict.fromkeys(k for j in part.jobs for k in got if j in got[k]))  # first-job order
+        fresh = replace(part)  # (no memo shared: computed from its own facts)
+        assert overlapping_writers(part) == overlapping_writers(fresh)
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 8)), max_size=40), st.randoms(use_true_random=False))
+def test_jobs_sorted_by_id_then_creation_are_in_creation_then_id_order(keys: list[Any], rnd: Any) -> None:
+    """The load's two stable sorts give the order of one sort by ``(created_at, id)``, object for object (equal
+    times, and equal ids too)."""
+    from cidash.dataset import sort_jobs
+    from metrics_factories import job
+
+    p = pipeline(1, T0)
+    jobs = [job(jid, p, start=minutes * 60.0, created=minutes * 60.0) for minutes, jid in keys]
+    rnd.shuffle(jobs)
+    expected = sorted(jobs, key=lambda j: (j.created_at, j.id))
+    sort_jobs(jobs)
+    assert [id(j) for j in jobs] == [id(j) for j in expected]
+
+
+@settings(max_examples=100, deadline=None)
+@given(cache_worlds())
+def test_the_stale_caches_criterion_counts_the_jobs_that_restored_a_cache(ds: Any) -> None:
+    """The jobs counted per shared object of cache events are the jobs whose events hold a restore, one by one."""
+    from cidash.config import Config
+    from cidash.criteria.evaluators import eval_stale_caches
+    from cidash.criteria.periods import Periods
+    from cidash.metrics import restores_a_cache
+
+    result = eval_stale_caches(Config(), Periods("window", "main", None, ds, "", short="in the window"))
+    n = sum(1 for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and restores_a_cache(f.cache))
+    assert result.n == n or (n == 0 and result.status == "no_data")
+    if n and result.value == 0:
+        assert f"among {n} jobs that restored a cache" in result.evidence

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -32,7 +33,7 @@ from cidash.remote import GitLabClient
 from cidash.sim import SimulatedGitLab
 from cidash.store import MIGRATIONS, SCHEMA_VERSION, Store
 from cidash.sync import SyncOptions, sync_project
-from store_support import V9_COLUMNS, V10_COLUMNS, as_version_8, as_version_9
+from store_support import V7_IMAGE_INDEX, V9_COLUMNS, V10_COLUMNS, V11_INDEXES, as_version_8, as_version_9
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 T1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -412,7 +413,7 @@ def test_instance_version_migration_and_reads(tmp_path: Path) -> None:
 
 
 def test_migration_7_indexes_the_images_the_logs_named(tmp_path: Path) -> None:
-    """The images a project's logs named are read from the job_facts_image index, not from every row."""
+    """The images a project's logs named are read from the job_facts_image_runs index, not from every row."""
     path = tmp_path / "images.db"
     with Store.open(path) as store:
         plan = " ".join(
@@ -423,7 +424,21 @@ def test_migration_7_indexes_the_images_the_logs_named(tmp_path: Path) -> None:
                 [1],
             )
         )
-    assert "COVERING INDEX job_facts_image" in plan, plan
+    assert "COVERING INDEX job_facts_image_runs" in plan, plan
+
+
+def test_migration_11_seeks_a_digests_first_and_last_job_of_a_ref(tmp_path: Path) -> None:
+    """The CI image's history reads each (name, digest)'s first and last job of a ref by one seek each in the
+    job_facts_image_runs index (cidash.queries._digest_runs), in start order, without a sort."""
+    from cidash import queries
+
+    with Store.open(tmp_path / "runs.db") as store:
+        with mock.patch.object(store, "read", wraps=store.read) as read:
+            store.image_names_and_digests = lambda _p: [("ci:1", "sha256:" + "a" * 64)]  # type: ignore[method-assign]
+            queries._digest_runs(store, 1, "main", None, names=["ci:1"], digests=["sha256:" + "a" * 64])
+        (sql, params), _ = read.call_args
+        plan = " ".join(str(r[-1]) for r in store.read("EXPLAIN QUERY PLAN " + sql, params))
+    assert plan.count("COVERING INDEX job_facts_image_runs") == 2 and "TEMP B-TREE" not in plan, plan
 
 
 def _copies(store: Store) -> dict[int, tuple[object, ...]]:
@@ -473,7 +488,9 @@ def test_migration_8_fills_the_copies_of_existing_facts(tmp_path: Path) -> None:
         store.upsert_jobs([job(10, 1), job(11, 2, days=1), job(12, 2, days=3)])
         store.save_many_job_facts([(10, FACTS, None), (11, FACTS, None), (12, FACTS, None)], project_id=1)
     conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX job_facts_image_order")
+    for index in ("job_facts_image_order", *V11_INDEXES):
+        conn.execute(f"DROP INDEX {index}")
+    conn.execute(V7_IMAGE_INDEX)
     for column in ("pipeline_ref", "job_started_at", "visible_at", *V9_COLUMNS, *V10_COLUMNS):
         conn.execute(f"ALTER TABLE job_facts DROP COLUMN {column}")
     conn.execute("DELETE FROM schema_migrations WHERE version >= 8")

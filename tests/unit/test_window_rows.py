@@ -116,7 +116,7 @@ def test_a_windows_rows_are_the_whole_historys(store_target: str, narrow: bool, 
 
 
 def test_the_image_pairs_are_the_distinct_pairs_of_the_logs(store_target: str) -> None:
-    """Store.image_names_and_digests (a skip scan of the job_facts_image index) gives the distinct
+    """Store.image_names_and_digests (a skip scan of the job_facts_image_runs index) gives the distinct
     (name, digest) pairs the project's logs named with both set, as SELECT DISTINCT does: names with
     several digests, names without any, logs without an image, and another project's logs left out."""
     from cidash.models import ImageRef, Project

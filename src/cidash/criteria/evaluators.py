@@ -13,7 +13,6 @@ from cidash.criteria.results import CriterionResult, Status
 from cidash.criteria.targets import TARGETS, meets
 from cidash.metrics import (
     Dataset,
-    by_identity,
     image_build_reliability,
     image_size_history,
     job_outcomes,
@@ -221,9 +220,12 @@ def eval_build_reliability(config: Config, periods: Periods) -> CriterionResult:
 def eval_stale_caches(config: Config, periods: Periods, *, include_retried: bool = False) -> CriterionResult:
     target = TARGETS["stale_caches"].of(config)
     ds = periods.candidate
-    restores = by_identity(restores_a_cache)  # a window's jobs share their events' tuples
-    restoring = [j for j in ds.jobs if (f := ds.facts.get(j.id)) is not None and restores(f.cache)]
-    n = len(restoring)
+    # the jobs that restored a cache, counted per object of cache events (a window's jobs share a few thousand
+    # tuples of them: each asked once, no call per job)
+    facts_of = ds.facts.get
+    caches = [f.cache for j in ds.jobs if (f := facts_of(j.id)) is not None]  # (alive: no id reused meanwhile)
+    shared = {id(c): c for c in caches}
+    n = sum(count for ident, count in Counter(map(id, caches)).items() if restores_a_cache(shared[ident]))
     if n == 0:
         return _result(
             "stale_caches",

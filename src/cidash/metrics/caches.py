@@ -362,21 +362,38 @@ def _cache_writers(ds: Dataset) -> dict[str, list[Job]]:
     if done is not None:
         return done  # type: ignore[return-value]
     out: dict[str, list[Job]] = defaultdict(list)
+    keys_of = _uploads_by_job(ds).get
+    for j in ds.jobs:
+        keys = keys_of(j.id)
+        if keys is not None:
+            for key in keys:
+                out[key].append(j)
+    found = ds._own["writers"] = dict(out)
+    return found
+
+
+def _uploads_by_job(ds: Dataset) -> dict[int, set[str]]:
+    """The keys each job with log facts uploaded (:func:`_uploaded_keys`), for the jobs that uploaded one: found
+    once from the facts for every slice that shares them (``Dataset._memo``; the criteria and ``export`` ask
+    for the writers of three slices of one window, each pass over its jobs then a lookup per job)."""
+    done = ds._memo.get("uploaded keys")
+    if done is not None:
+        return done  # type: ignore[return-value]
+    out: dict[int, set[str]] = {}
     # a window's jobs share their events' tuples: each one's keys found once (by identity: the tuples stay alive
     # in the dataset's facts meanwhile, so no id is reused)
     keys_by_events: dict[int, set[str]] = {}
-    facts_of = ds.facts.get
-    for j in ds.jobs:
-        facts = facts_of(j.id)
-        if facts is None or not facts.cache:
+    for job_id, facts in ds.facts.items():
+        cache = facts.cache
+        if not cache:
             continue
-        keys = keys_by_events.get(id(facts.cache))
+        keys = keys_by_events.get(id(cache))
         if keys is None:
-            keys = keys_by_events[id(facts.cache)] = _uploaded_keys(facts.cache)
-        for key in keys:
-            out[key].append(j)
-    found = ds._own["writers"] = dict(out)
-    return found
+            keys = keys_by_events[id(cache)] = _uploaded_keys(cache)
+        if keys:
+            out[job_id] = keys
+    ds._memo["uploaded keys"] = out
+    return out
 
 
 def _uploaded_keys(cache: Sequence[CacheEvent]) -> set[str]:

@@ -171,7 +171,7 @@ class FactsMixin(StoreBase):
 
     def image_names_and_digests(self, project_id: int) -> list[tuple[str, str]]:
         """The distinct ``(image_name, image_digest)`` pairs the project's parsed logs named (both set), from the
-        ``job_facts_image`` index (in no order a caller may rely on), by a skip scan: the next name after the last
+        ``job_facts_image_runs`` index (in no order a caller may rely on), by a skip scan: the next name after the last
         one found, then each name's next digest, one index seek each. ``SELECT DISTINCT`` walked the whole index:
         0.05 s on SQLite for 400,000 logs naming three pairs, and on PostgreSQL ~0.13 s of wall clock at 50,000
         pipelines (``cidash.queries.image_history`` asks for them on every ``check``); the same SQL runs on both
