@@ -229,7 +229,71 @@ def _ci_image_names(
 ) -> tuple[list[str], list[str]]:
     """The image names (with tag) and raw digests of the jobs :func:`cidash.metrics.ci_image_jobs` keeps: names
     whose repository contains ``hint`` when any job ran one, else the repository most jobs ran (ties: the one
-    that ran first)."""
+    that ran first).
+
+    What runs when no name matches the hint (a CI image not named ``<project>/ci`` and no ``[image] repository``).
+    The jobs of each ``(name, raw digest)`` pair the project's logs named (:meth:`Store.image_names_and_digests`,
+    a skip scan) are counted on the ``job_facts_image_runs`` index, one range each (the ref's jobs as of
+    ``as_of``): the index is counted, no job or pipeline row is read. A ``GROUP BY`` over the ref's jobs joined to
+    their pipelines took ~0.5-2 s at 50,000 pipelines (bench/README.md, "Core at scale"); this ~0.05 s. Only when
+    two repositories tie on jobs is the first job of each read (:func:`_ci_image_names_grouped`)."""
+    pairs = [(n, d) for n, d in store.image_names_and_digests(project_id) if normalize_digest(d) is not None]
+    counts = _pair_counts(store, project_id, ref, as_of, pairs)
+    repos: dict[str, list[Any]] = {}  # repository -> [jobs, names]
+    digests: set[str] = set()
+    for (name, raw), count in zip(pairs, counts, strict=True):
+        if not count:
+            continue
+        digests.add(raw)
+        entry = repos.setdefault(image_repository_of(name), [0, set()])
+        entry[0] += count
+        entry[1].add(name)
+    if not repos:
+        return [], []
+    chosen = [r for r in repos if hint and hint in r]
+    if not chosen:
+        most = max(entry[0] for entry in repos.values())
+        chosen = [r for r, entry in repos.items() if entry[0] == most]
+        if len(chosen) > 1:
+            return _ci_image_names_grouped(store, project_id, ref, hint, as_of)  # a tie: the first to run wins
+    return sorted({n for r in chosen for n in repos[r][1]}), sorted(digests)
+
+
+#: How many ``(name, digest)`` pairs one statement of :func:`_pair_counts` counts (SQLite joins at most 500
+#: ``SELECT``s with ``UNION ALL``).
+PAIRS_PER_STATEMENT = 200
+
+
+def _pair_counts(
+    store: Store, project_id: int, ref: str | None, as_of: datetime | None, pairs: list[tuple[str, str]]
+) -> list[int]:
+    """For each ``(name, raw digest)`` pair, how many jobs of ``ref`` (None: of any ref) that ran it had started
+    and were in the history as of ``as_of`` (``visible_at``, see the schema): one range of the
+    ``job_facts_image_runs`` index each, :data:`PAIRS_PER_STATEMENT` of them to a statement."""
+    where = "a.project_id = ? AND a.image_name = ? AND a.image_digest = ? AND a.job_started_at IS NOT NULL"
+    where += " AND a.pipeline_ref = ?" if ref is not None else " AND a.pipeline_ref IS NOT NULL"
+    where += " AND a.visible_at <= ?" if as_of is not None else ""
+    counts = [0] * len(pairs)
+    for start in range(0, len(pairs), PAIRS_PER_STATEMENT):
+        arms: list[str] = []
+        params: list[Any] = []
+        for i in range(start, min(start + PAIRS_PER_STATEMENT, len(pairs))):
+            arms.append(f"SELECT {i} AS i, count(*) AS n FROM job_facts a WHERE {where}")  # (i: our own integer)
+            params += [project_id, *pairs[i]]
+            if ref is not None:
+                params.append(ref)
+            if as_of is not None:
+                params.append(to_db_time(as_of))
+        for i, n in store.read(" UNION ALL ".join(arms), params):
+            counts[int(i)] = int(n)
+    return counts
+
+
+def _ci_image_names_grouped(
+    store: Store, project_id: int, ref: str | None, hint: str | None, as_of: datetime | None
+) -> tuple[list[str], list[str]]:
+    """:func:`_ci_image_names` by a ``GROUP BY`` over the ref's jobs joined to their pipelines and facts, with
+    each pair's first job (creation time, id): what breaks a tie between two repositories."""
     where, params = _image_jobs_where(project_id, ref, as_of)
     repos: dict[str, list[Any]] = {}  # repository -> [jobs, first (created_at, id), names]
     digests: set[str] = set()

@@ -150,7 +150,8 @@ def test_the_walk_gives_what_the_ordered_pass_gave(
 ) -> None:
     """Every ref, hint and ``as_of`` (none, and times among the jobs' creations and ends), with the walk's step
     limit at 0 (the pass alone), 1, 2 and its default: the same changes and pipelines as the old pass, the same
-    newest digest as the old join, and the changes image_digest_changes finds in the dataset."""
+    newest digest as the old join, and the changes image_digest_changes finds in the dataset; the CI image's
+    names and digests chosen by counting the index what the ``GROUP BY`` over every job chose."""
     ids = list(range(len(history)))
     order.shuffle(ids)
     with Store.open(store_target) as store:
@@ -175,6 +176,12 @@ def test_the_walk_gives_what_the_ordered_pass_gave(
                     assert (got.changes, dict(got.split_at)) == (expected.changes, dict(expected.split_at)), steps
                 ds = load_dataset(store, project, as_of=as_of)
                 assert list(expected.changes) == image_digest_changes(ds.on_ref(ref), hint)
+            for ref, hint in itertools.product(("main", "feature", "fix", None), ("platform/app/ci", "docker", None)):
+                # the repository most jobs ran, by counting the index: what the GROUP BY over the jobs chose
+                want = queries._ci_image_names_grouped(store, project.id, ref, hint, as_of)
+                for per in (1, 2, queries.PAIRS_PER_STATEMENT):
+                    with mock.patch.object(queries, "PAIRS_PER_STATEMENT", per):
+                        assert queries._ci_image_names(store, project.id, ref, hint, as_of) == want, (ref, hint)
 
 
 def test_each_digests_first_and_last_job_give_the_changes_unless_a_digest_comes_back(store_target: str) -> None:
