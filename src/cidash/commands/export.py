@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     now = parse_now(args.now)
     config = load_config_from_args(args)
     since = parse_since(args.since, now, config.criteria.window_days)
-    # (must exist: export never creates one)
+    # the store must exist: export never creates one
     with open_store_from_args(args, config, readonly=True) as store, working("cidash export"):
         project = resolve_project(store, args.project, config.gitlab.projects)
         fold = fmt in ("openmetrics", "prometheus")
