@@ -152,6 +152,11 @@ class Config:
         return store_path_source(self, env)[0]
 
 
+def is_ci(env: Mapping[str, str] | None = None) -> bool:
+    """True in CI: ``CI`` set to ``1``, ``true`` or ``yes`` (any case), as GitLab CI and most runners set it."""
+    return (os.environ if env is None else env).get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
 def is_store_url(value: str) -> bool:
     """True for a PostgreSQL store URL (``postgresql://`` or ``postgres://``)."""
     return value.strip().lower().startswith(("postgresql://", "postgres://"))

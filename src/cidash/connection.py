@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cidash.config import Config, check_url
+from cidash.config import Config, check_url, is_ci
 from cidash.errors import ConfigError, register_secret
 
 TokenKind = Literal["private", "job", "oauth"]
@@ -170,10 +170,6 @@ def warn_if_insecure(connection: Connection) -> None:
         f"cidash: warning: TLS certificate verification is off for {connection.url} ([gitlab] verify_tls = false)",
         file=sys.stderr,
     )
-
-
-def _is_ci(env: Mapping[str, str]) -> bool:
-    return env.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def read_token_file(path: str | Path) -> str:
@@ -559,7 +555,7 @@ def resolve_connection(
     """Combine flags, environment and config into a :class:`Connection` (see the module docstring)."""
     env = os.environ if env is None else env
     gl = config.gitlab
-    ci = _is_ci(env)
+    ci = is_ci(env)
     sources: dict[str, str] = {}
     section_name = python_gitlab_section or gl.python_gitlab_section
     explicit_section = bool(section_name)

@@ -73,7 +73,9 @@ def _project_ident(args: argparse.Namespace, config: Config) -> str:
     if not projects:
         import os
 
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes") and os.environ.get("CI_PROJECT_PATH"):
+        from cidash.config import is_ci
+
+        if is_ci() and os.environ.get("CI_PROJECT_PATH"):
             projects = [os.environ["CI_PROJECT_PATH"]]
     if not projects:
         raise UsageError("no project: name it with --project PATH (or [gitlab] projects in cidash.toml)")

@@ -166,16 +166,12 @@ def working(label: str, stream: TextIO | None = None, *, after: float = 1.0) -> 
     ``export`` reading a big store): ``cidash export: working... 4 s`` on stderr from ``after`` seconds on,
     redrawn every second, erased when the block ends (or is interrupted), so the answer prints on a clean line.
     Nothing where stderr is no terminal, in CI (``CI=true``) or with ``TERM=dumb``. The text is cidash's own."""
-    import os
     import sys
     import threading
     import time
 
     out = sys.stderr if stream is None else stream
-    quiet = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-    quiet = quiet or os.environ.get("TERM", "").strip().lower() == "dumb"
-    isatty = getattr(out, "isatty", None)
-    if quiet or not (isatty and isatty()):
+    if not live_terminal(out):
         yield
         return
     done = threading.Event()
@@ -203,6 +199,19 @@ def working(label: str, stream: TextIO | None = None, *, after: float = 1.0) -> 
         if shown:
             out.write("\r\x1b[K")
             out.flush()
+
+
+def live_terminal(stream: object) -> bool:
+    """True when transient lines (a progress bar, a redrawn status) may be drawn on ``stream``: it is a terminal,
+    not in CI (:func:`cidash.config.is_ci`) and not ``TERM=dumb`` (no cursor movement)."""
+    import os
+
+    from cidash.config import is_ci
+
+    if is_ci() or os.environ.get("TERM", "").strip().lower() == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def has_terminal() -> bool:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args
+from cidash.commands.common import CONNECTION_HELP, add_connection_args, add_store_args, live_terminal
 from cidash.textsafe import clean, markup_escape
 
 if TYPE_CHECKING:
@@ -137,9 +136,7 @@ def run(args: argparse.Namespace) -> int:
         )
     mode = args.progress
     if mode == "auto":
-        ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        dumb = os.environ.get("TERM", "").strip().lower() == "dumb"  # no cursor movement: plain lines
-        mode = "bar" if err.isatty() and not ci and not dumb else "plain"
+        mode = "bar" if live_terminal(err) else "plain"  # (CI, TERM=dumb or a pipe: plain lines)
     display = _BarDisplay() if mode == "bar" else _PlainDisplay(enabled=mode == "plain")
     client.limiter.on_pause = display.pause  # a minute without progress is said, not left to look like a hang
     prewarm = _HealthImport(display.update, enabled=_dashboard_follows(config))
@@ -178,7 +175,9 @@ def run(args: argparse.Namespace) -> int:
 def _dashboard_follows(config: Config) -> bool:
     """Whether a dashboard may follow this sync (not in CI, and ``[sync] warm_dashboard`` not false): then the
     sync leaves its Health cache warm."""
-    return config.sync.warm_dashboard and os.environ.get("CI", "").lower() not in ("1", "true", "yes")
+    from cidash.config import is_ci
+
+    return config.sync.warm_dashboard and not is_ci()
 
 
 #: Steps after which a sync that counted new pipelines, jobs or logs will change the store.
