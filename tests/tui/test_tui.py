@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from textual.pilot import Pilot
@@ -1722,3 +1722,88 @@ async def test_a_refresh_reads_the_whole_history_again_only_for_a_history_tab_on
         await pilot.press("5")  # nothing changed since: not read again
         await settle(pilot)
         assert widened == ["platform/app"] * 3
+
+
+def _loading_note(app: CidashApp, tab: str) -> str | None:
+    """The text covering a tab's view while it is read (TabView.show_loading), None when it is uncovered."""
+    view = app.view(tab)
+    assert view is not None
+    cover = view._cover_widget
+    return None if cover is None else str(cast(Static, cover).render())
+
+
+async def test_a_history_tab_says_it_is_reading_the_history_until_its_view_comes(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Start-up, Caches and Images tabs read the whole history (seconds on a big store): until their views come
+    a tab says so instead of sitting empty, and after a switch to another project it never shows the previous
+    project's history as if it were this one's."""
+    import cidash.tui.data as data
+    from cidash.models import Project
+
+    release = threading.Event()
+    original = data.caches_view
+
+    def slow_caches_view(*args: Any) -> Any:
+        assert release.wait(30)
+        return original(*args)
+
+    monkeypatch.setattr(data, "caches_view", slow_caches_view)
+    store.upsert_project(Project(99, "platform/docs", "https://gitlab.example.com/platform/docs", "main"))
+    app = make_app(store, tmp_path, project="platform/app")
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(500):  # the Health on screen; the history tabs' views held back
+            await pilot.pause(0.02)
+            if app.snapshot is not None and any(w.group == "views" and w.is_running for w in app.workers):
+                break
+        await pilot.press("4")
+        await pilot.pause()
+        assert app.caches_tab.loading
+        assert "whole synced history" in (_loading_note(app, "caches") or "")
+        assert table_rows(app, "#cache-table") == []
+        release.set()
+        await settle(pilot)
+        assert not app.caches_tab.loading and _loading_note(app, "caches") is None
+        rows = table_rows(app, "#cache-table")
+        assert rows
+        await pilot.press("3")  # a tab built after the views came is not covered
+        await settle(pilot)
+        assert not app.startup_tab.loading
+
+        release.clear()
+        await pilot.press("p")
+        await pilot.pause()
+        await pilot.press("down", "enter")
+        await pilot.pause(0.2)
+        assert app.project is not None and app.project.path == "platform/docs"
+        assert app.startup_tab.loading and app.caches_tab.loading  # not platform/app's history under docs' name
+        release.set()
+        await settle(pilot)
+        assert not app.startup_tab.loading and not app.caches_tab.loading
+        assert table_rows(app, "#startup-digests") == []  # docs' own (empty) history
+
+
+async def test_a_history_tab_whose_view_cannot_be_read_is_uncovered_and_the_error_said(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cidash.tui.data as data
+    from cidash.errors import StoreError
+
+    def failing(*args: Any) -> Any:
+        raise StoreError("database disk image is malformed")
+
+    monkeypatch.setattr(data, "caches_view", failing)
+    app = make_app(store, tmp_path)
+    said: list[tuple[str, str]] = []
+    notify = app.notify
+
+    def record(message: str, **kw: Any) -> None:
+        said.append((message, kw.get("severity", "information")))
+        notify(message, **kw)
+
+    app.notify = record  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        assert any("malformed" in m and sev == "error" for m, sev in said)
+        assert not app.caches_tab.loading and _loading_note(app, "caches") is None

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -83,6 +83,8 @@ NARROW_WIDTH = 100
 #: The tabs whose views read the whole history (Snapshot.widened()): after a refresh that brought new data they
 #: are recomputed at once only while one of them is on screen, else when one is next shown.
 HISTORY_TABS = frozenset({"startup", "caches", "images"})
+
+_T = TypeVar("_T", bound=TabView)
 
 
 class DashScreen(Screen[None]):
@@ -176,9 +178,10 @@ class CidashApp(App[None]):
             self.comparison = comparison
 
     class Failed(Message):
-        def __init__(self, error: CidashError) -> None:
+        def __init__(self, error: CidashError, *, views: bool = False) -> None:
             super().__init__()
             self.error = error
+            self.views = views  # the history tabs' views could not be read
 
     def __init__(
         self,
@@ -262,19 +265,39 @@ class CidashApp(App[None]):
     def startup_tab(self) -> StartupTab:
         from cidash.tui.screens.startup import StartupTab
 
-        return StartupTab()
+        return self._history_tab(StartupTab())
 
     @cached_property
     def caches_tab(self) -> CachesTab:
         from cidash.tui.screens.caches import CachesTab
 
-        return CachesTab()
+        return self._history_tab(CachesTab())
 
     @cached_property
     def images_tab(self) -> ImagesTab:
         from cidash.tui.screens.images import ImagesTab
 
-        return ImagesTab()
+        return self._history_tab(ImagesTab())
+
+    def _history_tab(self, tab: _T) -> _T:
+        """A Start-up, Caches or Images tab as it is built: covered while its view is read (see _history_loading)."""
+        tab.show_loading(self._history_pending)
+        return tab
+
+    @property
+    def _history_pending(self) -> bool:
+        """The Start-up, Caches and Images tabs hold no view of the project on screen yet: it is being read (the
+        whole history: seconds on a big store), or waits for the Health to be read first."""
+        return self.project is not None and self._views_for != self.project.id
+
+    def _history_loading(self, on: bool | None = None) -> None:
+        """Cover the history tabs built so far while :attr:`_history_pending` (they would sit empty, or show the
+        previous project's history after a switch), uncover them once their views came (``on``: regardless)."""
+        pending = self._history_pending if on is None else on
+        for name in ("startup_tab", "caches_tab", "images_tab"):
+            tab = self.__dict__.get(name)
+            if tab is not None:
+                cast("TabView", tab).show_loading(pending)
 
     @cached_property
     def compare_tab(self) -> CompareTab:
@@ -396,6 +419,7 @@ class CidashApp(App[None]):
             self._project_not_found(wanted, first=first)
             return
         self.project = chosen
+        self._history_loading()
         configured = self.config.gitlab.projects[0] if self.config.gitlab.projects else ""
         self.header.project = chosen.path if chosen else (wanted or configured)
         if chosen is None:
@@ -526,7 +550,7 @@ class CidashApp(App[None]):
                 lines = ["[dim]no local checkout (run cidash inside your repository to see .cache-key here)[/]"]
             self.post_message(self.LocalReady(lines))
         except CidashError as exc:
-            self.post_message(self.Failed(exc))
+            self.post_message(self.Failed(exc, views=history))
 
     def on_cidash_app_first_health(self, message: FirstHealth) -> None:
         project, snap = self.project, self.snapshot
@@ -567,6 +591,8 @@ class CidashApp(App[None]):
 
     def on_cidash_app_views_ready(self, message: ViewsReady) -> None:
         if message.widened is not None:
+            if self.project is None or message.widened[1].project.id != self.project.id:
+                return  # read for the project shown before a switch
             self._views_for = message.widened[1].project.id
         if message.widened is not None and self.snapshot is message.widened[0]:
             self.snapshot = message.widened[1]  # one dataset in memory, the whole history's (same verdicts)
@@ -575,12 +601,15 @@ class CidashApp(App[None]):
         self.startup_tab.show(message.startup)
         self.caches_tab.show(message.caches)
         self.images_tab.show(message.images)
+        self._history_loading()
 
     def on_cidash_app_local_ready(self, message: LocalReady) -> None:
         self.caches_tab.show_local(message.lines)
 
     def on_cidash_app_failed(self, message: Failed) -> None:
         self.report_error(message.error)
+        if message.views:  # the error is in the header; the next refresh that changes the store reads them again
+            self._history_loading(False)
 
     def on_cidash_app_activity(self, message: Activity) -> None:
         self.header.activity = message.text

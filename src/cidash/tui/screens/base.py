@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, cast
 from rich.text import Text
 from textual import events
 from textual.containers import Vertical
-from textual.widgets import DataTable, Input
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Static
 
 from cidash.textsafe import clean, has_unsafe
 
@@ -47,6 +48,14 @@ KNOWN_STATUSES = frozenset(
         "manual",
         "scheduled",
     )
+)
+
+
+#: What the Start-up, Caches and Images tabs show while they read the whole synced history (seconds on a big store).
+HISTORY_LOADING_TEXT = (
+    "Reading the project's whole synced history from the store…\n"
+    "[dim]This tab shows every synced pipeline, not only the window the Health judges: on a large store that takes "
+    "seconds ('cidash prune' drops old history).[/]"
 )
 
 
@@ -130,6 +139,19 @@ class TabView(Vertical):
         tables = self.query(DataTable)
         if tables and self.shown:
             self.screen.set_focus(tables.first())  # now: Widget.focus() would wait, and the user may switch tabs
+
+    #: What :meth:`show_loading` covers the view with (Textual's ``loading`` state), as console markup.
+    LOADING_TEXT = "[dim]Reading from the store…[/]"
+
+    def show_loading(self, on: bool) -> None:
+        """Cover the view with :attr:`LOADING_TEXT` while its data is read (``on``), or uncover it: a tab whose
+        data takes seconds never sits empty as if there were nothing to show. Applied once the view is mounted, in
+        order with its data (:meth:`when_ready`)."""
+        self.when_ready("loading", lambda: setattr(self, "loading", on))
+
+    def get_loading_widget(self) -> Widget:
+        """A still line of text rather than Textual's animated indicator (nothing repaints while it waits)."""
+        return Static(self.LOADING_TEXT, classes="loading-note")
 
     def start_filter(self) -> bool:
         """Open this tab's filter; False when the tab has none."""

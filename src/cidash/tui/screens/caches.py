@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, Static
 
 from cidash.formatting import fmt_cache_key
 from cidash.textsafe import clean
-from cidash.tui.screens.base import TabView, texts
+from cidash.tui.screens.base import HISTORY_LOADING_TEXT, TabView, texts
 from cidash.tui.widgets.table import NavTable
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ COLUMNS = (
 
 
 class CachesTab(TabView):
+    LOADING_TEXT = HISTORY_LOADING_TEXT
+
     def __init__(self) -> None:
         super().__init__(id="caches-view")
         self.view: CachesView | None = None

@@ -11,7 +11,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from cidash.textsafe import clean
-from cidash.tui.screens.base import TabView, texts
+from cidash.tui.screens.base import HISTORY_LOADING_TEXT, TabView, texts
 from cidash.tui.widgets.chart import ChartWidget
 from cidash.tui.widgets.table import NavTable
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 
 class StartupTab(TabView):
+    LOADING_TEXT = HISTORY_LOADING_TEXT
+
     def __init__(self) -> None:
         super().__init__(id="startup-view")
 
