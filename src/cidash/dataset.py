@@ -373,14 +373,14 @@ def _read_narrow_jobs(  # noqa: PLR0917
     phases: dict[int, PhaseTuple] | None,
     uploads: bool,
 ) -> str:
-    """:func:`_read_jobs` reading only the columns the metrics, the criteria, ``compare`` and the JSON, CSV and
-    Markdown exports read (:data:`_NARROW_COLUMNS`: 14 of 27, ~a quarter of the rows' fetch and of their strings
-    at 50,000 pipelines); the others take fixed values: ``stage`` and ``sha`` "", ``duration``, ``runner``,
-    ``web_url``, the runner's version and executor None, ``allow_failure`` and ``truncated`` false, the image's
-    id and ``pulled`` None (``project_id`` is the project's). A snapshot loaded so
-    (:class:`cidash.snapshot.Snapshot`, ``narrow``) refuses the criteria's evidence, which shows them;
-    ``tests/integration/test_core_window.py`` holds its comparisons, criteria and exports equal to a full
-    load's. The loop is the load's hottest (100,000 rows at 50,000 pipelines): each row is unpacked once into
+    """:func:`_read_jobs` reading only the columns the metrics, the criteria and their evidence, ``compare``, the
+    JSON, CSV and Markdown exports and the dashboard's Start-up, Caches and Images tabs read
+    (:data:`_NARROW_COLUMNS`: 14 of 27, ~a quarter of the rows' fetch and of their strings at 50,000 pipelines);
+    the others take fixed values: ``stage`` and ``sha`` "", ``duration``, ``runner``, ``web_url``, the runner's
+    version and executor None, ``allow_failure`` and ``truncated`` false, the image's id and ``pulled`` None
+    (``project_id`` is the project's). ``tests/integration/test_core_window.py`` and ``test_health_window.py``
+    hold what a snapshot loaded so (:class:`cidash.snapshot.Snapshot`, ``narrow``) gives equal to a full load's.
+    The loop is the load's hottest (100,000 rows at 50,000 pipelines): each row is unpacked once into
     names, and a job's decoded events and image are looked up inline (no call, no key tuple built per job), ~15 %
     of its time."""
     intern = strings.setdefault

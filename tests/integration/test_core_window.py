@@ -14,13 +14,14 @@ import pytest
 
 from cidash.cli import main
 from cidash.config import Config, CriteriaSettings
-from cidash.criteria import choose_periods, criteria_ref
+from cidash.criteria import CRITERIA_IDS, choose_periods, criteria_ref
 from cidash.dataset import load_dataset, merge_spans
 from cidash.formatting import tidy
 from cidash.metrics import ci_image_jobs, image_digest_changes
 from cidash.queries import image_history
 from cidash.snapshot import Snapshot, build_snapshot, load_snapshot
 from cidash.store import Store
+from cidash.tui.data import caches_view, images_view, startup_view
 from metrics_factories import SyncedWorld, every_section_snapshot, synced_world  # noqa: F401 (the session fixture)
 from paths import REPO_ROOT
 
@@ -254,7 +255,7 @@ def test_the_dashboard_paints_the_whole_history_health_from_the_window(
 ) -> None:
     """The dashboard's first screen is made from the window (with the baseline in full, for the baseline
     column); its other tabs read the whole history, loaded once the Health is painted."""
-    from cidash.tui.data import health_rows, images_view, load_dashboard, startup_view
+    from cidash.tui.data import health_rows, load_dashboard
 
     db, end = bench_store
     now = end - timedelta(days=days_back)
@@ -266,8 +267,10 @@ def test_the_dashboard_paints_the_whole_history_health_from_the_window(
         assert health == health_rows(whole)
         wide = snap.widened()
         assert wide.spans is None and wide.report is snap.report
-        assert wide.dataset.pipelines == whole.dataset.pipelines and wide.dataset.jobs == whole.dataset.jobs
+        assert wide.dataset.pipelines == whole.dataset.pipelines and wide.narrow and not whole.narrow
+        assert [j.id for j in wide.dataset.jobs] == [j.id for j in whole.dataset.jobs]
         assert startup_view(wide) == startup_view(whole)
+        assert caches_view(wide, store) == caches_view(whole, store)
         assert images_view(store, wide) == images_view(store, whole)
 
 
@@ -445,8 +448,8 @@ def test_a_narrow_window_gives_the_same_report_and_exports(
     bench_store: tuple[Path, datetime], days_back: int, include_retried: bool
 ) -> None:
     """export's window (JSON, CSV, Markdown) reads only the job columns a metric reads (narrow): the same
-    criteria and the same documents as the window with every column; the criteria's evidence, which shows the
-    columns left out, is refused; the dashboard's widened snapshot reads every column again."""
+    criteria, the same evidence and the same documents as the window with every column; the dashboard's widened
+    snapshot reads the whole history narrow too, and its tabs and evidence are the full history's."""
     from cidash.export import export_document, to_csv, to_markdown
 
     db, end = bench_store
@@ -465,7 +468,14 @@ def test_a_narrow_window_gives_the_same_report_and_exports(
         a, b = lean.export_input(store, since=since), full.export_input(store, since=since)
         assert export_document(a) == export_document(b)
         assert to_csv(a) == to_csv(b) and to_markdown(a) == to_markdown(b)
-        with pytest.raises(RuntimeError):
-            lean.evidence("startup_improvement")
+        for cid in CRITERIA_IDS:
+            assert lean.evidence(cid) == full.evidence(cid)
         wide = lean.widened()
-        assert not wide.narrow and all(j.sha for j in wide.dataset.jobs)
+        every = build_snapshot(store, Config(), project, now, include_retried=include_retried)  # every column
+        assert wide.narrow and every.spans is None and not every.narrow
+        assert [j.id for j in wide.dataset.jobs] == [j.id for j in every.dataset.jobs]
+        assert startup_view(wide) == startup_view(every)
+        assert caches_view(wide, store) == caches_view(every, store)
+        assert images_view(store, wide) == images_view(store, every)
+        for cid in CRITERIA_IDS:
+            assert wide.evidence(cid) == every.evidence(cid)

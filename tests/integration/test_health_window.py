@@ -13,6 +13,7 @@ import pytest
 from cidash.config import load_config
 from cidash.criteria import CRITERIA_IDS, criterion_daily_series
 from cidash.export import render_export
+from cidash.models import Job
 from cidash.snapshot import Snapshot, build_snapshot, load_snapshot
 from cidash.specs import parse_spec
 from cidash.store import Store
@@ -28,6 +29,23 @@ from cidash.tui.data import (
 from metrics_factories import SyncedWorld, every_section_snapshot, synced_world
 
 __all__ = ["synced_world"]  # the session fixture
+
+
+def _narrow_part(job: Job) -> tuple[object, ...]:
+    """What a narrow load reads of a job (cidash.dataset._NARROW_COLUMNS)."""
+    return (
+        job.id,
+        job.pipeline_id,
+        job.name,
+        job.status,
+        job.ref,
+        job.created_at,
+        job.started_at,
+        job.finished_at,
+        job.queued_duration,
+        job.failure_reason,
+        job.retried,
+    )
 
 
 def _report(snap: Snapshot) -> str:
@@ -96,7 +114,13 @@ def test_the_other_tabs_read_the_whole_history_after_the_health(synced_world: Sy
         whole = every_section_snapshot(store, config, project, now)
         wide = fast.widened()
         assert wide.ref is None and wide.phases and wide.spans is None and wide.report is fast.report
-        assert wide.dataset.pipelines == whole.dataset.pipelines and wide.dataset.jobs == whole.dataset.jobs
+        assert wide.dataset.pipelines == whole.dataset.pipelines
+        # its jobs read narrow (the columns no view, metric or evidence table reads left out): the same jobs
+        assert wide.narrow and [_narrow_part(j) for j in wide.dataset.jobs] == [
+            _narrow_part(j) for j in whole.dataset.jobs
+        ]
+        assert {(j.stage, j.sha, j.runner) for j in wide.dataset.jobs} == {("", "", None)}
+        assert all(j.sha and j.stage for j in whole.dataset.jobs)
         assert wide.dataset.phases_by_job is not None and whole.dataset.phases_by_job is None
         kept = {s.name for f in wide.dataset.facts.values() for s in f.sections}
         assert kept <= {"archive_cache", "archive_cache_on_failure"}
@@ -110,7 +134,7 @@ def test_the_other_tabs_read_the_whole_history_after_the_health(synced_world: Sy
             assert any(row[1] != "—" for row in startup_view(wide).phase_rows[:-1])  # the phases are back
         assert caches_view(wide, store) == caches_view(whole, store)
         assert images_view(store, wide) == images_view(store, whole)
-        for cid in CRITERIA_IDS:  # the dashboard's evidence screens read the widened snapshot
+        for cid in CRITERIA_IDS:  # the dashboard's evidence screens read the widened snapshot (narrow rows)
             assert wide.evidence(cid) == whole.evidence(cid)
         if days_back:
             return

@@ -137,19 +137,22 @@ class CidashApp(App[None]):
             self.health = health
             self.painted = painted
 
+    class Widened(Message):
+        """The snapshot the Health came from (the window) read over the whole history: it takes the window's place
+        before the other tabs' views are computed from it, so the window's dataset is freed meanwhile."""
+
+        def __init__(self, window: Snapshot, widened: Snapshot) -> None:
+            super().__init__()
+            self.window: Snapshot | None = window  # None once handled (Textual may hold a message a while longer)
+            self.widened = widened
+
     class ViewsReady(Message):
-        def __init__(
-            self,
-            startup: StartupView,
-            caches: CachesView,
-            images: ImagesView,
-            widened: tuple[Snapshot, Snapshot] | None = None,
-        ) -> None:
+        def __init__(self, startup: StartupView, caches: CachesView, images: ImagesView, project_id: int) -> None:
             super().__init__()
             self.startup = startup
             self.caches = caches
             self.images = images
-            self.widened = widened  # (the snapshot the Health came from, the same over the whole history)
+            self.project_id = project_id  # the project whose history they show
 
     class LocalReady(Message):
         def __init__(self, lines: list[str]) -> None:
@@ -538,9 +541,13 @@ class CidashApp(App[None]):
             if not history:
                 return
             with gc_paused():
-                window, snap = snap, snap.widened()  # the Health came from the window; these tabs show the history
-                caches = caches_view(snap, self.store)
-                views = self.ViewsReady(startup_view(snap), caches, images_view(self.store, snap), (window, snap))
+                # the Health came from the window; these tabs show the history, which takes the window's place at
+                # once: nothing here holds the window while the views are computed, so its dataset is freed
+                wide = snap.widened()
+                self.post_message(self.Widened(snap, wide))
+                del snap
+                caches = caches_view(wide, self.store)
+                views = self.ViewsReady(startup_view(wide), caches, images_view(self.store, wide), project.id)
             self.post_message(views)
             if self.checkout is not None:
                 view = caches
@@ -589,15 +596,17 @@ class CidashApp(App[None]):
         self._compared_for = self.snapshot
         self.run_compare(*self.compare_tab.specs())
 
+    def on_cidash_app_widened(self, message: Widened) -> None:
+        window, message.window = message.window, None
+        if window is not None and self.snapshot is window:
+            self.snapshot = message.widened  # one dataset in memory, the whole history's (same verdicts)
+            if self._compared_for is window:
+                self._compared_for = message.widened  # the same comparison: not made again
+
     def on_cidash_app_views_ready(self, message: ViewsReady) -> None:
-        if message.widened is not None:
-            if self.project is None or message.widened[1].project.id != self.project.id:
-                return  # read for the project shown before a switch
-            self._views_for = message.widened[1].project.id
-        if message.widened is not None and self.snapshot is message.widened[0]:
-            self.snapshot = message.widened[1]  # one dataset in memory, the whole history's (same verdicts)
-            if self._compared_for is message.widened[0]:
-                self._compared_for = message.widened[1]  # the same comparison: not made again
+        if self.project is None or message.project_id != self.project.id:
+            return  # read for the project shown before a switch
+        self._views_for = message.project_id
         self.startup_tab.show(message.startup)
         self.caches_tab.show(message.caches)
         self.images_tab.show(message.images)
