@@ -69,3 +69,20 @@ def test_warm_dashboard_is_read_from_the_config_file(tmp_path: Path) -> None:
     path.write_text('[sync]\nwarm_dashboard = "no"\n')
     with pytest.raises(ConfigError, match="warm_dashboard"):
         load_config(path)
+
+
+def test_the_health_import_loads_what_the_healths_computation_would_import_at_the_end() -> None:
+    """The background import covers the Health's load and criteria and the CI file's reader (YAML), which the load
+    imports only when it reads the CI config: each would otherwise be imported after the sync's last answer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cidash.commands.sync import _import_health\n"
+        "before = {m for m in ('cidash.tui.data', 'cidash.ciconfig', 'yaml') if m in sys.modules}\n"
+        "_import_health()\n"
+        "print(sorted(before), all(m in sys.modules for m in ('cidash.tui.data', 'cidash.ciconfig', 'yaml')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "True"]
