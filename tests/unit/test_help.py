@@ -39,6 +39,19 @@ def test_exit_codes_come_after_the_options(name: str, capsys: pytest.CaptureFixt
     assert len(text.splitlines()) <= 75, f"{name} --help is {len(text.splitlines())} lines"
 
 
+@pytest.mark.parametrize("name", [*NAMES, None])
+def test_help_writes_no_control_character_to_the_terminal(name: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ``\\r`` or an escape in a help text would move the cursor over what it printed (the trace command's
+    once held a carriage return, written where its text meant the two characters)."""
+    if name is None:
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        text = capsys.readouterr().out
+    else:
+        text = help_text(name, capsys)
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f]", text), repr(re.findall(r".{0,30}[\x00-\x09\x0b-\x1f\x7f]", text))
+
+
 def test_choices_read_like_the_docs(capsys: pytest.CaptureFixture[str]) -> None:
     text = help_text("check", capsys)
     assert "--format table|json|markdown|junit" in text and "{table" not in text

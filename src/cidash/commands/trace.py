@@ -15,7 +15,7 @@ Parse one GitLab job log (the raw trace, as `GET /projects/:id/jobs/:id/trace` o
 
 The log is read in chunks, never whole: multi-gigabyte logs are fine. Every runner generation is understood
 (old `build_script` logs, ANSI colours, per-line timestamps, docker, kubernetes and shell executors, Windows
-line endings), and so are saved copies whose \r became newlines (browser saves, copy-paste). No input makes it
+line endings), and so are saved copies whose \\r became newlines (browser saves, copy-paste). No input makes it
 fail: a value it cannot use (a timestamp of month 13, ...) is unknown. Logs cut off by the runner's output limit
 or still running are reported as truncated, and a cache attempt whose result never appears is "unknown", never
 "miss".
