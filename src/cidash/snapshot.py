@@ -169,7 +169,7 @@ class Snapshot:
         ds = self.dataset
         if self.spans is not None and (self.ref is not None or not _covers(self.spans, since)):
             # export --since reaches before the window loaded (or other refs): load what it asks for
-            ds = self._load(since)
+            ds = self._load(since, narrow=self.narrow)
         return ExportInput(
             ds=ds.between(since, None).on_ref(ref),
             report=self.report,
@@ -202,7 +202,7 @@ class Snapshot:
             startup_only=(),
             phases=True,
             uploads=True,
-            narrow=whole is None,
+            narrow=whole is None or self.narrow,
             ref=None,
         )
         # chosen and evaluated once: the window's verdicts are the history's; its periods too, unless they are
@@ -216,14 +216,14 @@ class Snapshot:
 
     @cached_property
     def _whole(self) -> Dataset:
-        return self._load(None)
+        return self._load(None, narrow=self.narrow)
 
     def whole_history(self, since: datetime | None = None) -> Dataset:
         """The dataset with every pipeline created since ``since`` (None: all, loaded once), loaded again from the
         store when the snapshot holds only the window judged."""
         if self.spans is None or (self.ref is None and not self.narrow and _covers(self.spans, since)):
             return self.dataset
-        return self._whole if since is None else self._load(since)
+        return self._whole if since is None else self._load(since, narrow=self.narrow)
 
     def _load(self, since: datetime | None, *, narrow: bool = False) -> Dataset:
         assert self.store is not None
@@ -297,13 +297,14 @@ def build_snapshot(
     other refs' jobs are read by the dashboard's other tabs and by exports, which load them when asked): what the
     dashboard's Health screen loads. ``uploads`` false (``compare``): a window leaves out the cache-upload sections,
     which only the writers' criterion and the exports read (the snapshot then refuses its criteria and exports).
-    ``narrow`` (``compare``; ``export`` in JSON, CSV, Markdown): a window's jobs without the columns no metric,
-    criterion, evidence table or such export reads (stage, SHA, runner, URL, ...:
-    :func:`cidash.dataset._read_narrow_jobs`)."""
+    ``narrow`` (``check``, ``compare``; ``export`` in JSON, CSV, Markdown): the jobs without the columns no
+    metric, criterion, evidence table or such export reads (stage, SHA, runner, URL, ...:
+    :func:`cidash.dataset._read_narrow_jobs`), in a window and in what is loaded beyond it (the whole history
+    when the SPECs or the migration ask for it, an export's wider ``--since``)."""
     with gc_paused():
         spans = judged_spans(store, config, project, now, as_of=as_of, since=since, specs=specs)
         if spans is None:
-            ds = load_history(store, project, config, since=None, as_of=now if as_of else None)
+            ds = load_history(store, project, config, since=None, as_of=now if as_of else None, narrow=narrow)
         else:
             ds = load_dataset(
                 store,
@@ -332,7 +333,7 @@ def build_snapshot(
             startup_only=() if spans is None else spans.startup_only,
             phases=phases or spans is None,
             uploads=uploads or spans is None,
-            narrow=narrow and spans is not None,
+            narrow=narrow,
             ref=None if spans is None else _load_ref(spans, ref_only),
             as_of=as_of,
             store=store,

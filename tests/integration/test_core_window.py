@@ -479,3 +479,41 @@ def test_a_narrow_window_gives_the_same_report_and_exports(
         assert images_view(store, wide) == images_view(store, every)
         for cid in CRITERIA_IDS:
             assert wide.evidence(cid) == every.evidence(cid)
+
+
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        CriteriaSettings(),  # export --since all: the whole history
+        CriteriaSettings(baseline="2026-08-29..2026-09-27", candidate="2026-09-28.."),  # configured SPECs
+        CriteriaSettings(migration="sha256:" + "a" * 12),  # a migration named by digest
+    ],
+)
+def test_the_whole_history_read_narrow_gives_what_every_column_gives(
+    bench_store: tuple[Path, datetime], criteria: CriteriaSettings
+) -> None:
+    """check, compare and export read only the job columns a metric reads in the whole history too (configured
+    SPECs, a digest migration, export --since all load it whole): the same report, evidence, comparison and
+    documents as with every column."""
+    from cidash.export import export_document, to_csv, to_markdown
+    from cidash.specs import parse_spec
+
+    db, end = bench_store
+    config = Config(criteria=criteria)
+    with Store.open(db, readonly=True) as store:
+        project = store.projects()[0]
+        since = None if criteria == CriteriaSettings() else "window"
+        lean = build_snapshot(store, config, project, end, since=since, narrow=True)  # type: ignore[arg-type]
+        full = build_snapshot(store, config, project, end, since=since)  # type: ignore[arg-type]
+        assert lean.spans is None and full.spans is None  # the whole history, both
+        assert lean.narrow and not full.narrow
+        assert {(j.stage, j.sha, j.runner) for j in lean.dataset.jobs} == {("", "", None)}
+        assert [j.id for j in lean.dataset.jobs] == [j.id for j in full.dataset.jobs]
+        assert lean.report == full.report
+        for cid in CRITERIA_IDS:
+            assert lean.evidence(cid) == full.evidence(cid)
+        a, b = lean.export_input(store, since=None), full.export_input(store, since=None)
+        assert export_document(a) == export_document(b)
+        assert to_csv(a) == to_csv(b) and to_markdown(a) == to_markdown(b)
+        specs = parse_spec("2026-08-29..2026-09-27,ref:main"), parse_spec("2026-09-28..,ref:main")
+        assert lean.compare(*specs, resamples=100) == full.compare(*specs, resamples=100)
