@@ -61,7 +61,7 @@ def test_the_health_window_gives_the_whole_history_health(synced_world: SyncedWo
         fast, health = load_dashboard(store, config, project, now)
         whole = every_section_snapshot(store, config, project, now)
         # the fast path really is the narrow one: the criteria ref only, no start-up phase sections
-        assert fast.spans is not None and fast.ref == "main" and not fast.phases
+        assert fast.spans is not None and fast.ref == "main" and not fast.phases and fast.narrow
         refs = {p.ref for p in whole.dataset.pipelines}
         assert len(refs) > 1 and {p.ref for p in fast.dataset.pipelines} == {"main"}
         assert all(

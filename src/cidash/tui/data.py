@@ -210,9 +210,10 @@ def load_dashboard(store: Store, config: Config, project: Project, now: datetime
     and its Health table: the work behind the Health screen."""
     with gc_paused():
         # the window the criteria judge (with the baseline in full, for the Health table's baseline column), on
-        # the criteria ref only and without the start-up phases (no criterion reads them); the other tabs read
-        # Snapshot.widened(), the whole history, loaded once the Health is on screen
-        snap = build_snapshot(store, config, project, now, since="health", phases=False, ref_only=True)
+        # the criteria ref only, without the start-up phases (no criterion reads them) and with only the job
+        # columns a criterion or its evidence reads; the other tabs read Snapshot.widened(), the whole history,
+        # loaded once the Health is on screen
+        snap = build_snapshot(store, config, project, now, since="health", phases=False, ref_only=True, narrow=True)
         return snap, health_rows(snap)
 
 
