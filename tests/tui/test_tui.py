@@ -1701,7 +1701,12 @@ async def test_a_refresh_reads_the_whole_history_again_only_for_a_history_tab_on
         return original(self)
 
     monkeypatch.setattr(Snapshot, "widened", counting)
-    app = make_app(store, tmp_path, refresher=lambda project, progress: RefreshResult("ok"))  # changed: True
+    app = make_app(
+        store,
+        tmp_path,
+        refresher=lambda project, progress: RefreshResult("ok"),  # changed: True
+        refresh_on_start=False,  # (one landing during the first read: the next test)
+    )
     cache = health_cache_path(tmp_path / "cache", store.path, store.projects()[0].id)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -1709,7 +1714,7 @@ async def test_a_refresh_reads_the_whole_history_again_only_for_a_history_tab_on
         cache.unlink()
         await pilot.press("r")
         await settle(pilot)
-        assert app.refresh_count >= 2 and widened == ["platform/app"] and app._views_stale
+        assert app.refresh_count == 1 and widened == ["platform/app"] and app._views_stale
         assert load_health(cache) is not None  # the new Health is cached all the same
         await pilot.press("4")
         await settle(pilot)
@@ -1722,6 +1727,21 @@ async def test_a_refresh_reads_the_whole_history_again_only_for_a_history_tab_on
         await pilot.press("5")  # nothing changed since: not read again
         await settle(pilot)
         assert widened == ["platform/app"] * 3
+
+
+def hold_caches_view(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Hold the Caches tab's view back (the history tabs' views worker waits in it) until the event is set."""
+    import cidash.tui.data as data
+
+    release = threading.Event()
+    original = data.caches_view
+
+    def slow_caches_view(*args: Any) -> Any:
+        assert release.wait(30)
+        return original(*args)
+
+    monkeypatch.setattr(data, "caches_view", slow_caches_view)
+    return release
 
 
 def _loading_note(app: CidashApp, tab: str) -> str | None:
@@ -1738,17 +1758,9 @@ async def test_a_history_tab_says_it_is_reading_the_history_until_its_view_comes
     """The Start-up, Caches and Images tabs read the whole history (seconds on a big store): until their views come
     a tab says so instead of sitting empty, and after a switch to another project it never shows the previous
     project's history as if it were this one's."""
-    import cidash.tui.data as data
     from cidash.models import Project
 
-    release = threading.Event()
-    original = data.caches_view
-
-    def slow_caches_view(*args: Any) -> Any:
-        assert release.wait(30)
-        return original(*args)
-
-    monkeypatch.setattr(data, "caches_view", slow_caches_view)
+    release = hold_caches_view(monkeypatch)
     store.upsert_project(Project(99, "platform/docs", "https://gitlab.example.com/platform/docs", "main"))
     app = make_app(store, tmp_path, project="platform/app")
     async with app.run_test(size=SIZE) as pilot:
@@ -1817,16 +1829,7 @@ async def test_the_history_takes_the_windows_place_before_the_tabs_views_are_com
     ~100 MB less at the peak), and the evidence and a comparison read the history, whose jobs are read narrow."""
     import weakref
 
-    import cidash.tui.data as data
-
-    release = threading.Event()
-    original = data.caches_view
-
-    def slow_caches_view(*args: Any) -> Any:
-        assert release.wait(30)
-        return original(*args)
-
-    monkeypatch.setattr(data, "caches_view", slow_caches_view)
+    release = hold_caches_view(monkeypatch)
     app = make_app(store, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         window = None
@@ -1851,3 +1854,38 @@ async def test_the_history_takes_the_windows_place_before_the_tabs_views_are_com
         app.open_evidence("startup_improvement")
         await pilot.pause()
         assert isinstance(app.screen, EvidenceScreen)
+
+
+async def test_a_refresh_during_the_first_history_read_waits_for_it_instead_of_reading_beside_it(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At start the first refresh often changes the store while the other tabs' first read of the whole history
+    runs (seconds on a big store): the tabs then read it again, but after that read, never beside it (two whole
+    histories in memory at once)."""
+    from cidash.snapshot import Snapshot
+    from cidash.tui.adapters import RefreshResult
+
+    widened: list[str] = []
+    original = Snapshot.widened
+
+    def counting(self: Snapshot) -> Snapshot:
+        widened.append(self.project.path)
+        return original(self)
+
+    monkeypatch.setattr(Snapshot, "widened", counting)
+    release = hold_caches_view(monkeypatch)
+    app = make_app(store, tmp_path, refresher=lambda project, progress: RefreshResult("ok"))  # at start, changed
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")  # a history tab on screen: a refresh's new data is read at once
+        for _ in range(1000):
+            await pilot.pause(0.02)
+            if app.refresh_count >= 1 and widened and not app.refreshing and app._views_again:
+                break
+        await pilot.pause(0.2)
+        assert app.refresh_count >= 1 and widened == ["platform/app"]  # the refresh's read waits
+        assert app._views_reading and app._views_again
+        release.set()
+        await settle(pilot)
+        assert widened == ["platform/app"] * 2  # read again once the first ended
+        assert not app._views_reading and not app._views_again and not app._views_stale
+        assert table_rows(app, "#cache-table") and not app.caches_tab.loading

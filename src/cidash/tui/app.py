@@ -154,6 +154,9 @@ class CidashApp(App[None]):
             self.images = images
             self.project_id = project_id  # the project whose history they show
 
+    class HistoryRead(Message):
+        """A read of the whole history for the Start-up, Caches and Images tabs ended (views posted, or not)."""
+
     class LocalReady(Message):
         def __init__(self, lines: list[str]) -> None:
             super().__init__()
@@ -235,6 +238,8 @@ class CidashApp(App[None]):
         self._compared_for: Snapshot | None = None
         self._views_for: int | None = None  # the project whose history the Start-up, Caches and Images tabs show
         self._views_stale = False  # True: they show the history before the last refresh that changed it
+        self._views_reading = False  # a read of the whole history for them is running (_read_history_views)
+        self._views_again = False  # read it again once that one ends (asked for meanwhile)
         self.last_refresh: datetime | None = None
         self.refreshing = False
         self.paused = False
@@ -523,12 +528,45 @@ class CidashApp(App[None]):
         except CidashError as exc:
             self.post_message(self.Failed(exc))
 
+    @work(thread=True, exclusive=True, group="health-cache")
+    def _save_health_worker(self) -> None:
+        """Write the Health on screen to the cache the next start shows at once (after it is painted)."""
+        snap, health = self.snapshot, self._health
+        if snap is None or health is None:
+            return
+        try:
+            save_health(health_cache_path(self.cache_dir, self.store.path, snap.project.id), health)
+        except CidashError as exc:
+            self.post_message(self.Failed(exc))
+
+    def _read_history_views(self) -> None:
+        """Read the whole history for the Start-up, Caches and Images tabs (:meth:`_views_worker`), or, while such
+        a read runs, once it ends: two at once would hold two whole histories (~500 MB each at 50,000 pipelines),
+        as a refresh that lands during the first read, at start, used to start a second one beside it."""
+        if self._views_reading:
+            self._views_again = True
+            return
+        self._views_reading = True
+        self._views_worker()
+
+    def _history_read_ended(self) -> None:
+        self._views_reading = False
+        if self._views_again:
+            self._views_again = False
+            self._read_history_views()
+
     @work(thread=True, exclusive=True, group="views")
-    def _views_worker(self, history: bool = True) -> None:
-        """The Health cache and (``history``) the Start-up, Caches and Images tabs' views, started once the Health
-        of the snapshot is on screen (computing them in the loading worker kept the GIL from the UI thread that was
-        to paint it). No snapshot argument: Textual describes a worker by the repr of its arguments, which for a
-        snapshot is huge."""
+    def _views_worker(self) -> None:
+        """The Start-up, Caches and Images tabs' views (through :meth:`_read_history_views` only), started once
+        the Health of the snapshot is on screen (computing them in the loading worker kept the GIL from the UI
+        thread that was to paint it). No snapshot argument: Textual describes a worker by the repr of its
+        arguments, which for a snapshot is huge."""
+        try:
+            self._read_views()
+        finally:
+            self.post_message(self.HistoryRead())  # after the views or the failure it posted
+
+    def _read_views(self) -> None:
         snap, health = self.snapshot, self._health
         if snap is None or health is None:
             return
@@ -537,9 +575,6 @@ class CidashApp(App[None]):
         from cidash.tui.data import caches_view, images_view, local_key_status, startup_view
 
         try:
-            save_health(health_cache_path(self.cache_dir, self.store.path, project.id), health)
-            if not history:
-                return
             with gc_paused():
                 # the Health came from the window; these tabs show the history, which takes the window's place at
                 # once: nothing here holds the window while the views are computed, so its dataset is freed
@@ -557,7 +592,7 @@ class CidashApp(App[None]):
                 lines = ["[dim]no local checkout (run cidash inside your repository to see .cache-key here)[/]"]
             self.post_message(self.LocalReady(lines))
         except CidashError as exc:
-            self.post_message(self.Failed(exc, views=history))
+            self.post_message(self.Failed(exc, views=True))
 
     def on_cidash_app_first_health(self, message: FirstHealth) -> None:
         project, snap = self.project, self.snapshot
@@ -574,7 +609,9 @@ class CidashApp(App[None]):
         # whole history again takes seconds and hundreds of MB on a big store, each poll that brings a pipeline
         now = self._views_for != message.snapshot.project.id or self.tabs.active in HISTORY_TABS
         self._views_stale = not now
-        self.call_after_refresh(self._views_worker, now)
+        self.call_after_refresh(self._save_health_worker)
+        if now:
+            self.call_after_refresh(self._read_history_views)
         if self.last_refresh is None and message.snapshot.last_sync is not None:
             self.last_refresh = message.snapshot.last_sync
             self.header.last_refresh = self.last_refresh
@@ -614,6 +651,9 @@ class CidashApp(App[None]):
 
     def on_cidash_app_local_ready(self, message: LocalReady) -> None:
         self.caches_tab.show_local(message.lines)
+
+    def on_cidash_app_history_read(self, message: HistoryRead) -> None:
+        self._history_read_ended()
 
     def on_cidash_app_failed(self, message: Failed) -> None:
         self.report_error(message.error)
@@ -792,7 +832,7 @@ class CidashApp(App[None]):
                 self._compare_current()
             if event.pane.id in HISTORY_TABS and self._views_stale:
                 self._views_stale = False
-                self._views_worker()
+                self._read_history_views()
 
     def _focus_tab(self, tab: str) -> None:
         view = self.view(tab)
