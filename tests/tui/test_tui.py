@@ -1690,17 +1690,9 @@ async def test_a_refresh_reads_the_whole_history_again_only_for_a_history_tab_on
     """A refresh that changed the store while the Health is shown recomputes the Health but leaves the Start-up,
     Caches and Images tabs (the whole history: seconds and hundreds of MB on a big store) until one is shown; while
     one is shown, each such refresh recomputes them at once. The Health cache is written either way."""
-    from cidash.snapshot import Snapshot
     from cidash.tui.adapters import RefreshResult
 
-    widened: list[str] = []
-    original = Snapshot.widened
-
-    def counting(self: Snapshot) -> Snapshot:
-        widened.append(self.project.path)
-        return original(self)
-
-    monkeypatch.setattr(Snapshot, "widened", counting)
+    widened = count_widened(monkeypatch)
     app = make_app(
         store,
         tmp_path,
@@ -1727,6 +1719,21 @@ async def test_a_refresh_reads_the_whole_history_again_only_for_a_history_tab_on
         await pilot.press("5")  # nothing changed since: not read again
         await settle(pilot)
         assert widened == ["platform/app"] * 3
+
+
+def count_widened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The projects whose whole history Snapshot.widened() reads, one entry a read, in order."""
+    from cidash.snapshot import Snapshot
+
+    widened: list[str] = []
+    original = Snapshot.widened
+
+    def counting(self: Snapshot) -> Snapshot:
+        widened.append(self.project.path)
+        return original(self)
+
+    monkeypatch.setattr(Snapshot, "widened", counting)
+    return widened
 
 
 def hold_caches_view(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
@@ -1862,17 +1869,9 @@ async def test_a_refresh_during_the_first_history_read_waits_for_it_instead_of_r
     """At start the first refresh often changes the store while the other tabs' first read of the whole history
     runs (seconds on a big store): the tabs then read it again, but after that read, never beside it (two whole
     histories in memory at once)."""
-    from cidash.snapshot import Snapshot
     from cidash.tui.adapters import RefreshResult
 
-    widened: list[str] = []
-    original = Snapshot.widened
-
-    def counting(self: Snapshot) -> Snapshot:
-        widened.append(self.project.path)
-        return original(self)
-
-    monkeypatch.setattr(Snapshot, "widened", counting)
+    widened = count_widened(monkeypatch)
     release = hold_caches_view(monkeypatch)
     app = make_app(store, tmp_path, refresher=lambda project, progress: RefreshResult("ok"))  # at start, changed
     async with app.run_test(size=SIZE) as pilot:
