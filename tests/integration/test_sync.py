@@ -302,6 +302,27 @@ def test_checksums_from_history_equal_one_head_per_file(small_sim: SimulatedGitL
     assert fast_heads < slow_heads / 2
 
 
+def test_a_first_sync_asks_each_file_version_once_across_refs(small_sim: SimulatedGitLab, store: Store) -> None:
+    """A branch's history shares its older commits with the main line: the refs' checksums ask each file version
+    (the file at the last commit that changed it) once, the fewest HEADs that can tell every SHA's checksums."""
+    pid = small_sim.project_id
+    files = options().critical_files
+    project = small_sim.world.projects[pid]
+    pipelines = small_sim.world.all_pipelines(pid)
+    assert len({p.ref for p in pipelines}) > 1
+    versions = {
+        (f, commit.last_change.get(f, commit.sha))
+        for p in pipelines
+        for commit in [project.commits[p.sha]]
+        for f in files
+        if f in commit.files
+    }
+    with make_client(small_sim) as client:
+        sync_project(client, store, small_sim.project_path, options=options(fetch_logs=False), now=NOW)
+    assert small_sim.stats.count("HEAD /projects/:id/repository/files") == len(versions)
+    assert len(store.checksummed_shas(pid)) == len({p.sha for p in pipelines})
+
+
 def test_incremental_checksums_come_from_compare(tmp_path: Path) -> None:
     """New pipelines after a first sync: one compare per new SHA from the previous SHA of its ref, and a HEAD only
     for critical files that changed; the rows are exactly GitLab's (blob ids as git computes them, last commits)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from cidash.errors import (
@@ -22,7 +23,35 @@ from cidash.sync.context import (
 )
 
 if TYPE_CHECKING:
-    from cidash.remote.http import FileHead
+    from cidash.remote.http import FileHead, HttpClient
+
+
+class _SharedHeads:
+    """The HEADs of ``(path, commit)`` the refs' threads ask for, each asked once: refs whose histories share a
+    commit (a branch and the main line it left) need the same file versions. A second asker of a version in
+    flight waits for the first one's answer (or its error)."""
+
+    def __init__(self, http: HttpClient, project_id: int) -> None:
+        self._http = http
+        self._project_id = project_id
+        self._lock = threading.Lock()
+        self._asked: dict[tuple[str, str], Future[FileHead | None]] = {}
+
+    def get(self, path: str, commit: str) -> FileHead | None:
+        with self._lock:
+            answer = self._asked.get((path, commit))
+            first = answer is None
+            if answer is None:
+                answer = self._asked[(path, commit)] = Future()
+        if not first:
+            return answer.result()
+        try:
+            head = self._http.file_head(self._project_id, path, commit)
+        except BaseException as exc:
+            answer.set_exception(exc)
+            raise
+        answer.set_result(head)
+        return head
 
 
 def _sync_checksums(ctx: _Ctx) -> None:
@@ -44,6 +73,7 @@ def _sync_checksums(ctx: _Ctx) -> None:
     ctx.emit("checksums", f"{len(todo)} commits x {len(files)} files")
     fallback: set[str] = set()
     known = store.checksummed_shas(pid)
+    heads = _SharedHeads(ctx.client.http, pid)
 
     def one_ref(group: tuple[str, str, set[str]]) -> tuple[set[str], list[FileChecksum] | None]:
         ref, head, shas = group
@@ -55,7 +85,7 @@ def _sync_checksums(ctx: _Ctx) -> None:
             if rows is not None:
                 return shas, rows
         try:
-            return shas, _checksums_from_history(ctx, ref, head, shas, files)
+            return shas, _checksums_from_history(ctx, ref, head, shas, files, heads=heads)
         except Unsupported:
             return shas, None
 
@@ -83,7 +113,7 @@ def _shas_by_ref(store: Store, pid: int, todo: set[str]) -> list[tuple[str, str,
 
 
 def _checksums_from_history(
-    ctx: _Ctx, ref: str, head: str, shas: set[str], files: tuple[str, ...]
+    ctx: _Ctx, ref: str, head: str, shas: set[str], files: tuple[str, ...], *, heads: _SharedHeads
 ) -> list[FileChecksum] | None:
     http, pid = ctx.client.http, ctx.project.id
     order: dict[str, int] = {}
@@ -132,7 +162,7 @@ def _checksums_from_history(
                 wanted.setdefault((path, last), []).append(sha)
 
     def head_at(item: tuple[str, str]) -> tuple[tuple[str, str], FileHead | None]:
-        return item, http.file_head(pid, item[0], item[1])
+        return item, heads.get(item[0], item[1])  # (asked once for every ref that shares the version)
 
     for future in ctx.bounded(head_at, list(wanted)):
         try:
