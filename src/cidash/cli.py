@@ -117,7 +117,7 @@ def _load(module: str) -> CommandModule:
 
 def build_parser(only: str | None = None) -> Parser:
     """The whole command line; ``only``: with that one command alone (it parses its own arguments the same, and
-    the start-up skips importing the fifteen other command modules, ~50 ms)."""
+    the start-up skips importing the fifteen other command modules, ~50 ms; ``""``: none, for ``--version``)."""
     parser = Parser(
         prog="cidash",
         description=(
@@ -156,8 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _complete(build_parser())
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
             argv = ["tui", *argv]
-        # a named command needs only its own parser (an unknown one gets the whole, to list the commands)
-        parser = build_parser(argv[0] if argv[0] in {name for name, _ in COMMANDS} else None)
+        # a named command needs only its own parser, --version none (an unknown one gets the whole, to list the
+        # commands)
+        names = {name for name, _ in COMMANDS}
+        parser = build_parser(argv[0] if argv[0] in names else "" if argv == ["--version"] else None)
         args = parser.parse_args(argv)
         module = _load(args._module)
         return module.run(args)

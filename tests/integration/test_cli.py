@@ -57,6 +57,19 @@ def test_dashboard_without_a_terminal_is_a_clear_error(tmp_path: object) -> None
     assert proc.stdout == ""
 
 
+def test_version_imports_no_command_module() -> None:
+    """`cidash --version` answers without building the commands' parsers (the server's HTTP stack, the
+    dashboard's): what a script or a package manager asks first, in a few tens of ms."""
+    code = (
+        "import sys\nfrom cidash import cli\n"
+        "try:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('cidash.commands.'))) or '-')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = proc.stdout.strip().splitlines()
+    assert lines == [f"cidash {__version__}", "-"]
+
+
 def test_a_named_command_imports_only_its_own_module() -> None:
     """`cidash key ...` builds the parser of `key` alone: the other command modules (the server's HTTP stack, the
     dashboard's) are not imported at start-up."""
