@@ -1888,3 +1888,30 @@ async def test_a_refresh_during_the_first_history_read_waits_for_it_instead_of_r
         assert widened == ["platform/app"] * 2  # read again once the first ended
         assert not app._views_reading and not app._views_again and not app._views_stale
         assert table_rows(app, "#cache-table") and not app.caches_tab.loading
+
+
+async def test_the_history_tabs_say_the_first_sync_of_an_empty_store_runs(tmp_path: Path) -> None:
+    """While the first sync fills an empty store, the Start-up, Caches and Images tabs say so (as the Health does)
+    instead of showing empty tables; once it brought the project, they read its history, then show it."""
+    from cidash.models import Project
+    from cidash.tui.adapters import RefreshResult
+
+    release = threading.Event()
+    with Store.open(tmp_path / "empty.db") as empty:
+
+        def first_sync(project: Any, progress: Any) -> RefreshResult:
+            assert release.wait(30)
+            empty.upsert_project(Project(42, "platform/app", "https://gitlab.example.com/platform/app", "main"))
+            return RefreshResult("ok")
+
+        app = make_app(empty, tmp_path, refresher=first_sync)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("4")
+            await pilot.pause()
+            assert app.project is None and app.refreshing and app.caches_tab.loading
+            assert "the first sync from GitLab is running" in (_loading_note(app, "caches") or "")
+            release.set()
+            await settle(pilot)
+            assert app.project is not None and app.project.path == "platform/app"
+            assert not app.caches_tab.loading and _loading_note(app, "caches") is None

@@ -86,6 +86,9 @@ HISTORY_TABS = frozenset({"startup", "caches", "images"})
 
 _T = TypeVar("_T", bound=TabView)
 
+#: What the tabs say while the first sync of an empty store runs.
+FIRST_SYNC_TEXT = "The store holds no project yet: the first sync from GitLab is running (progress in the header)."
+
 
 class DashScreen(Screen[None]):
     """The tabs' screen. A resize to the size it already has is not laid out again: Textual 8 re-lays-out and
@@ -289,23 +292,26 @@ class CidashApp(App[None]):
 
     def _history_tab(self, tab: _T) -> _T:
         """A Start-up, Caches or Images tab as it is built: covered while its view is read (see _history_loading)."""
-        tab.show_loading(self._history_pending)
+        tab.show_loading(*self._history_cover)
         return tab
 
     @property
-    def _history_pending(self) -> bool:
-        """The Start-up, Caches and Images tabs hold no view of the project on screen yet: it is being read (the
-        whole history: seconds on a big store), or waits for the Health to be read first."""
-        return self.project is not None and self._views_for != self.project.id
+    def _history_cover(self) -> tuple[bool, str | None]:
+        """Whether the Start-up, Caches and Images tabs are covered, and with what (None: their own text): while
+        they hold no view of the project on screen yet (it is being read, the whole history: seconds on a big
+        store, or waits for the Health to be read first), and while the first sync of an empty store runs."""
+        if self.project is None:
+            return self.refreshing, FIRST_SYNC_TEXT
+        return self._views_for != self.project.id, None
 
     def _history_loading(self, on: bool | None = None) -> None:
-        """Cover the history tabs built so far while :attr:`_history_pending` (they would sit empty, or show the
+        """Cover the history tabs built so far as :attr:`_history_cover` says (they would sit empty, or show the
         previous project's history after a switch), uncover them once their views came (``on``: regardless)."""
-        pending = self._history_pending if on is None else on
+        cover, text = self._history_cover
         for name in ("startup_tab", "caches_tab", "images_tab"):
             tab = self.__dict__.get(name)
             if tab is not None:
-                cast("TabView", tab).show_loading(pending)
+                cast("TabView", tab).show_loading(cover if on is None else on, text)
 
     @cached_property
     def compare_tab(self) -> CompareTab:
@@ -432,7 +438,7 @@ class CidashApp(App[None]):
         self.header.project = chosen.path if chosen else (wanted or configured)
         if chosen is None:
             self.health_view.waiting(
-                "The store holds no project yet: the first sync from GitLab is running (progress in the header)."
+                FIRST_SYNC_TEXT
                 if self.refresher is not None and self.startup_error is None
                 else "The store holds no project yet: run 'cidash sync' (or start cidash with a GitLab connection)."
             )
@@ -689,6 +695,8 @@ class CidashApp(App[None]):
         self.refreshing = True
         self._sync_before = self.store.last_sync(self.project.id) if self.project is not None else None
         self.header.activity = "refreshing…"
+        if self.project is None:
+            self._history_loading()  # the first sync of an empty store: the history tabs say so
         self._refresh_worker()
 
     @work(thread=True, exclusive=True, group="refresh")
@@ -720,6 +728,8 @@ class CidashApp(App[None]):
             message.error = self._honest(message.error)
         self.refreshing = False
         self.refresh_count += 1
+        if self.project is None:
+            self._history_loading()  # (a project it brought is selected below, and covered while it is read)
         self.post_message(self.Activity(""))  # the header and the pushed screens' progress lines
         if message.error is not None:
             self.failure = message.error

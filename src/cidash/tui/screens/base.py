@@ -96,6 +96,7 @@ class TabView(Vertical):
 
     def __init__(self, *, id: str) -> None:
         super().__init__(id=id)
+        self._loading_text = self.LOADING_TEXT
         self._view_ready = False
         self._on_ready: dict[str, Callable[[], None]] = {}
 
@@ -143,15 +144,21 @@ class TabView(Vertical):
     #: What :meth:`show_loading` covers the view with (Textual's ``loading`` state), as console markup.
     LOADING_TEXT = "[dim]Reading from the store…[/]"
 
-    def show_loading(self, on: bool) -> None:
-        """Cover the view with :attr:`LOADING_TEXT` while its data is read (``on``), or uncover it: a tab whose
-        data takes seconds never sits empty as if there were nothing to show. Applied once the view is mounted, in
-        order with its data (:meth:`when_ready`)."""
-        self.when_ready("loading", lambda: setattr(self, "loading", on))
+    def show_loading(self, on: bool, text: str | None = None) -> None:
+        """Cover the view with ``text`` (default :attr:`LOADING_TEXT`) while its data is read or awaited (``on``),
+        or uncover it: a tab whose data takes seconds never sits empty as if there were nothing to show. Applied
+        once the view is mounted, in order with its data (:meth:`when_ready`)."""
+        self.when_ready("loading", lambda: self._cover_with(on, text or self.LOADING_TEXT))
+
+    def _cover_with(self, on: bool, text: str) -> None:
+        if on and self.loading and text != self._loading_text:
+            self.loading = False  # a cover saying something else: replaced
+        self._loading_text = text
+        self.loading = on
 
     def get_loading_widget(self) -> Widget:
         """A still line of text rather than Textual's animated indicator (nothing repaints while it waits)."""
-        return Static(self.LOADING_TEXT, classes="loading-note")
+        return Static(self._loading_text, classes="loading-note")
 
     def start_filter(self) -> bool:
         """Open this tab's filter; False when the tab has none."""
