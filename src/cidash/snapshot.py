@@ -220,8 +220,9 @@ class Snapshot:
 
     def whole_history(self, since: datetime | None = None) -> Dataset:
         """The dataset with every pipeline created since ``since`` (None: all, loaded once), loaded again from the
-        store when the snapshot holds only the window judged."""
-        if self.spans is None or (self.ref is None and not self.narrow and _covers(self.spans, since)):
+        store when the snapshot holds only the window judged (on one ref, without the start-up phases, or from
+        later than ``since``); read as narrow as the window."""
+        if self.spans is None or (self.ref is None and self.phases and _covers(self.spans, since)):
             return self.dataset
         return self._whole if since is None else self._load(since, narrow=self.narrow)
 
