@@ -555,12 +555,6 @@ class CidashApp(App[None]):
         self._views_reading = True
         self._views_worker()
 
-    def _history_read_ended(self) -> None:
-        self._views_reading = False
-        if self._views_again:
-            self._views_again = False
-            self._read_history_views()
-
     @work(thread=True, exclusive=True, group="views")
     def _views_worker(self) -> None:
         """The Start-up, Caches and Images tabs' views (through :meth:`_read_history_views` only), started once
@@ -659,7 +653,10 @@ class CidashApp(App[None]):
         self.caches_tab.show_local(message.lines)
 
     def on_cidash_app_history_read(self, message: HistoryRead) -> None:
-        self._history_read_ended()
+        self._views_reading = False
+        if self._views_again:  # asked for while it ran: read again, now
+            self._views_again = False
+            self._read_history_views()
 
     def on_cidash_app_failed(self, message: Failed) -> None:
         self.report_error(message.error)
