@@ -15,6 +15,9 @@ words" (sre; google-re2's DFA over long spans, :func:`_nl_line_search`), looks a
 never runs a many-way alternation over every byte. What a runner line says is read once per distinct line
 (:func:`_actions`, memoized: the runner writes a small fixed vocabulary) and applied to the parser's state
 (``TraceParser._act``); a short log's cost is then mostly its ~20 header and footer lines and building the facts.
+Those lines mostly come in two shapes, a section marker at the line's head and a line that begins like a runner
+line: such a line is read in one regex match (``TraceParser._lane``), the same reading as the general per-line
+path's (``TraceParser._line``), which takes every other line.
 
 Rules and caveats (see ``gitlab-facts.md`` section 2 for the formats):
 
@@ -206,6 +209,20 @@ _PREPARING_RE: Final = re.compile(r'Preparing the "([A-Za-z0-9][A-Za-z0-9+_.-]{0
 _LEVELS: Final = ("WARNING: ", "ERROR: ", "FATAL: ")  # runner-line prefixes, stripped before reading the line
 _TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
 
+# A whole runner line of the two usual shapes in one match (TraceParser._lane): a section marker (ended by the
+# runner's \r, or by the line's end in a saved copy), or a line that begins like a runner line (:data:`_LINE_HEAD`'s
+# tokens), each after the line's per-line timestamp and ANSI codes. Groups: 1 the timestamp, 2 its date and time
+# to the second, 3 its fraction (as _TS_RE), 4-6 the marker's kind, seconds and name (as _SECTION_RE), 7 the rest
+# of the line before its "\n" (from the marker's end).
+_LANE_RE: Final = re.compile(
+    rb"((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +])?"
+    + _PART_CODES
+    + rb"(?:section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n])"
+    + rb"|(?="
+    + _PART_TOKENS
+    + rb"))([^\n]*)\n"
+)
+
 
 def _nl_line_search(buf: bytes, pos: int, end: int) -> int:
     """Index of the first "\\n" in buf[pos:end] that begins a line looking like a runner line or a marker
@@ -366,6 +383,28 @@ def _parse_ts(m: re.Match[bytes]) -> float | None:
     if midnight is None or h > 23 or mi > 59 or sec > 60:  # 60: a leap second
         return None
     t = midnight + h * 3600 + mi * 60 + sec
+    return t + float(frac) if frac else float(t)
+
+
+_MINUTES: dict[bytes, int | None] = {}  # "YYYY-MM-DDTHH:MM" -> unix time, None if no such minute
+
+
+def _lane_ts(second: bytes, frac: bytes | None) -> float | None:
+    """:func:`_parse_ts` from the timestamp's second ("YYYY-MM-DDTHH:MM:SS") and fraction: a job's sections mostly
+    start and end within a few minutes, so each minute is worked out once (a dict look-up against ~1 us)."""
+    minute = second[:16]
+    base = _MINUTES.get(minute, -1)
+    if base == -1:
+        whole = _TS_RE.match(minute + b":00Z 00O ")  # the minute as a timestamp of its own, read the usual way
+        value = None if whole is None else _parse_ts(whole)
+        base = None if value is None else int(value)
+        if len(_MINUTES) >= 4096:
+            _MINUTES.clear()
+        _MINUTES[minute] = base
+    sec = int(second[17:])
+    if base is None or sec > 60:  # 60: a leap second (as _parse_ts)
+        return None
+    t = base + sec
     return t + float(frac) if frac else float(t)
 
 
@@ -595,6 +634,11 @@ class TraceParser:
                         line_start = nl + 1 if nl >= 0 else pos
                 if hit >= end:
                     return
+            if hit == line_start and (buf[hit - 1] == 10 if hit > start else not self._cont):
+                lane_end = self._lane(buf, hit, end)
+                if lane_end > hit:
+                    pos = lane_end
+                    continue
             nl = find(b"\n", hit, end)
             line_end = end if nl < 0 else nl + 1
             self._line(buf, start, line_start, line_end)
@@ -654,7 +698,7 @@ class TraceParser:
             while at >= 0:
                 sm = match(buf, at, cr + 1)
                 if sm is not None and sm.end() == cr:
-                    self._section(sm, self._line_ts(buf, start, at))
+                    self._section(sm[1], sm[2], sm[3], self._line_ts(buf, start, at))
                     break
                 at = rfind(b"section_", low, at)
             pos = cr + 1
@@ -685,7 +729,7 @@ class TraceParser:
                 if not accepted:
                     pos = at + 8
                     continue
-            self._section(sm, ts)
+            self._section(sm[1], sm[2], sm[3], ts)
             pos = after
             if not self._bulk:
                 return pos
@@ -699,6 +743,50 @@ class TraceParser:
         return _parse_ts(m) if m is not None else None
 
     # -- one interesting line ---------------------------------------------------------------------------------
+
+    def _lane(self, buf: bytes, pos: int, end: int) -> int:
+        """Interpret the runner lines from buf[pos] (a line's start) while each has one of the two usual shapes
+        (:data:`_LANE_RE`) and no other ``section_`` in it, one match a line, exactly as :meth:`_line` would;
+        return where it stopped: the first line left to :meth:`_line` (``pos`` if none was taken), the start of
+        a line that does not look like a runner line, or the end of a marker that began script output."""
+        match = _LANE_RE.match
+        find = buf.find
+        while pos < end:
+            m = match(buf, pos, end)
+            if m is None:
+                return pos
+            line_end = m.end()
+            ts_text, second, frac, kind, secs, raw_name, rest = m.groups()
+            if kind is None:  # a runner line: what follows its timestamp is read as runner text
+                body = pos if ts_text is None else pos + len(ts_text)
+                if find(b"section_", body, line_end) >= 0:
+                    return pos
+                self._text(buf[body:line_end])
+            else:  # a marker at the line's head, the rest of its line after it
+                after = line_end - len(rest) - 1
+                if find(b"section_", after, line_end) >= 0:
+                    return pos
+                if buf[after] == 13:  # ended by the runner's \r: the log is an original
+                    if self._stripped is None:
+                        self._stripped = False
+                elif self._stripped is False:  # ends its line in an original log: not a marker (_eol_marker), and
+                    pos = line_end  # a line of nothing but it says nothing as a runner line either
+                    continue
+                else:  # a saved copy's marker: only a timestamp and ANSI codes before it (_eol_marker's rule)
+                    body = pos if ts_text is None else pos + len(ts_text)
+                    at = m.start(4) - 8  # "section_"
+                    if at > body:
+                        codes = _ANSI_ONLY_RE.match(buf, body, at)
+                        if codes is None or codes.end() != at:
+                            return pos
+                    self._stripped = True
+                ts = None if second is None else _lane_ts(second, frac)
+                self._section(kind, secs, raw_name, ts)
+                if self._bulk:
+                    return line_end
+                self._text(buf[after:line_end])
+            pos = line_end
+        return pos
 
     def _line(self, buf: bytes, start: int, pos: int, end: int) -> None:
         """Interpret buf[pos:end], the rest of a line that begins at or before pos (and not before start)."""
@@ -729,7 +817,7 @@ class TraceParser:
                     elif m is not None:
                         ts = _parse_ts(m)
                     timed = True
-                self._section(sm, ts)
+                self._section(sm[1], sm[2], sm[3], ts)
                 last = after
         if not self._bulk and last < end:
             self._text(buf[last:end])
@@ -781,8 +869,8 @@ class TraceParser:
         self._stripped = True
         return True, ts
 
-    def _section(self, sm: re.Match[bytes], ts: float | None) -> None:
-        kind, secs, raw_name = sm.group(1, 2, 3)
+    def _section(self, kind: bytes, secs: bytes, raw_name: bytes, ts: float | None) -> None:
+        """Open or close a section (a marker's kind, unix seconds and name; ``ts``: its line's per-line time)."""
         named = _NAMES.get(raw_name)
         if named is None:
             named = _name_facts(raw_name)

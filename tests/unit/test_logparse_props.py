@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -300,6 +301,118 @@ def generated_logs(draw: st.DrawFn) -> Generated:
 @given(gen=generated_logs(), cuts=st.lists(st.integers(min_value=0), max_size=8))
 def test_generated_logs_parse_back_to_their_facts(gen: Generated, cuts: list[int]) -> None:
     assert parse_chunked(gen.data, cuts) == gen.facts
+
+
+# ---- the fast lane reads runner lines exactly as the per-line path does ------------------------------------------
+
+
+class _NoLane(TraceParser):
+    """The parser with its fast lane (TraceParser._lane) closed: every runner line goes through _line."""
+
+    def _lane(self, buf: bytes, pos: int, end: int) -> int:
+        return pos
+
+
+def parse_without_lane(data: bytes, cuts: list[int] = []) -> TraceFacts:  # noqa: B006 - never mutated
+    parser = _NoLane()
+    prev = 0
+    for cut in sorted({c % (len(data) + 1) for c in cuts}):
+        parser.feed(data[prev:cut])
+        prev = cut
+    parser.feed(data[prev:])
+    return parser.finish()
+
+
+def test_the_fixture_logs_read_the_same_without_the_lane() -> None:
+    differ = [name for name, data in FIXTURES.items() if parse_without_lane(data) != parse_bytes(data)]
+    assert differ == []
+
+
+@settings(max_examples=150)
+@given(
+    parts=st.lists(
+        st.one_of(
+            st.sampled_from([*_FRAGMENTS, "\n", "\n", "\x1b[0Ksection_start:1700000005:get_sources" + S, "  indented"]),
+            st.text(max_size=8),
+        ),
+        max_size=80,
+    ),
+    cuts=st.lists(st.integers(min_value=0), max_size=6),
+)
+def test_the_lane_reads_what_the_per_line_path_reads(parts: list[str], cuts: list[int]) -> None:
+    data = "".join(parts).encode("utf-8", "surrogatepass")
+    assert parse_chunked(data, cuts) == parse_without_lane(data, cuts)
+
+
+# Lines built the way the lane reads them: a per-line timestamp (valid or not), ANSI codes, then one or more pieces.
+_LANE_STAMPS = ["", "", "2026-09-30T19:38:19.213893Z 00O ", "2026-09-30T19:38:19Z 01E+", "2026-13-30T19:38:19Z 00O "]
+_LANE_CODES = ["", "", "\x1b[0K", "\x1b[32;1m", "\x1b(B"]
+_LANE_PIECES = [
+    "section_start:1700000000:step_script" + S,
+    "section_start:1700000001:restore_cache" + S,
+    "section_end:1700000002:restore_cache" + S,
+    "section_start:1700000003:archive_cache[collapsed=true]" + S + "\x1b[0K\x1b[36;1mSaving cache",
+    "section_end:1700000009:step_script" + S,
+    "section_start:1700000004:user_part" + S,
+    "section_end:1700000005:user_part" + S,
+    "section_start:1700000006:get_sources",  # ends its line in a saved copy: the per-line path's rule
+    "Checking cache for k1...",
+    "Checking cache for k2 (fallback)...",
+    "WARNING: file does not exist",
+    "Failed to extract cache",
+    "Successfully extracted cache",
+    "Creating cache k1...",
+    "Created cache",
+    "Using Docker executor with image ruby:3 ...",
+    "Running with gitlab-runner 19.1.0 (5eb085ab)",
+    "  Checking cache for indented...",
+    "plain output section_ here",
+    "\r",
+    "\x1b[0K",
+]
+
+
+@settings(max_examples=200)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(_LANE_STAMPS),
+            st.sampled_from(_LANE_CODES),
+            st.lists(st.sampled_from(_LANE_PIECES), min_size=1, max_size=3),
+        ),
+        max_size=30,
+    ),
+    cuts=st.lists(st.integers(min_value=0), max_size=4),
+)
+def test_the_lane_reads_runner_lines_as_the_per_line_path(
+    lines: list[tuple[str, str, list[str]]], cuts: list[int]
+) -> None:
+    data = "".join(stamp + codes + "".join(pieces) + "\n" for stamp, codes, pieces in lines).encode()
+    assert parse_chunked(data, cuts) == parse_without_lane(data, cuts)
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        # two markers on one line: the lane leaves the line to _line
+        b"section_start:1:restore_cache\r\x1b[0Ksection_end:2:restore_cache\r\x1b[0K\nsection_start:3:x\r\n",
+        # a runner line holding "section_": its marker is not at the line's head
+        b"section_start:1:get_sources\r\x1b[0K\nChecking cache for a section_start:2:b\r\x1b[0K\n",
+        # an original log (markers ended by \r) with a marker that ends its line: no section, whoever reads it
+        b"\x1b[0Ksection_start:1:get_sources\r\x1b[0K\nsection_start:2:restore_cache\nsection_end:3:restore_cache\n",
+        # a saved copy (markers end their lines): after a timestamp and CSI codes a marker counts, after others not
+        b"section_start:1:get_sources\n\x1b[0Ksection_end:2:get_sources\n"
+        b"2026-09-30T19:38:19.5Z 00O \x1b[36;1msection_start:3:restore_cache\n"
+        b"\x1b(Bsection_end:4:restore_cache\nsection_end:5:restore_cache\n",
+        # a marker that opens script output: the rest of its line is not read as a runner line
+        b"section_start:1:step_script\r\x1b[0KChecking cache for k...\nChecking cache for j...\n",
+        # a timestamp that names no instant: the marker's own seconds
+        b"2026-02-30T10:00:00.5Z 00O section_start:7:get_sources\r\x1b[0K\n"
+        b"2026-02-28T10:00:01Z 00O section_end:9:get_sources\r\n",
+    ],
+)
+def test_the_lane_leaves_the_unusual_lines_to_the_per_line_path(log: bytes) -> None:
+    assert parse_bytes(log) == parse_without_lane(log)
 
 
 # ---- the two engines of the runner-line search agree ----------------------------------------------------------
