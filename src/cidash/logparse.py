@@ -216,7 +216,9 @@ _TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
 # of the line before its "\n" (from the marker's end).
 _LANE_RE: Final = re.compile(
     rb"((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +])?"
-    + _PART_CODES
+    # _PART_CODES, bounded: a line with a longer run of codes, or longer codes, is left to the per-line path (which
+    # searches long spans with RE2); what the lane does take, it reads as that path would
+    + rb"(?:\x1b\[[0-9;?]{0,32}[ -/]{0,4}[@-~]|\x1b[()][0-9A-Za-z]|\x1b){0,16}"
     + rb"(?:section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n])"
     + rb"|(?="
     + _PART_TOKENS

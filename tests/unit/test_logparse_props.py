@@ -415,6 +415,23 @@ def test_the_lane_leaves_the_unusual_lines_to_the_per_line_path(log: bytes) -> N
     assert parse_bytes(log) == parse_without_lane(log)
 
 
+@pytest.mark.parametrize(
+    ("line", "taken"),
+    [
+        (b"\x1b[0m" * 17 + b"Checking cache for k...\n", False),  # more codes than the lane reads
+        (b"\x1b[" + b"1" * 33 + b"mChecking cache for k...\n", False),  # a code longer than the lane reads
+        (b"\x1b[0m" * 16 + b"Checking cache for k...\n", True),  # as many as it reads
+        (b"\x1b[" + b"1" * 32 + b"mChecking cache for k...\n", True),  # as long a code as it reads
+    ],
+)
+def test_the_lane_reads_a_bounded_run_of_codes_and_leaves_longer_ones(line: bytes, taken: bool) -> None:
+    # a line of a megabyte of codes would cost the lane's sre match much more than the per-line path's RE2 search
+    parser = TraceParser()
+    assert (parser._lane(line, 0, len(line)) == len(line)) == taken
+    assert parse_bytes(line) == parse_without_lane(line)
+    assert parse_bytes(line).cache == (CacheEvent("restore", "k", "unknown", None),)
+
+
 # ---- the two engines of the runner-line search agree ----------------------------------------------------------
 
 
