@@ -19,8 +19,11 @@ FIXTURES.update({f"{name} (CR stripped)": data.replace(b"\r", b"\n") for name, d
 S = "\r\x1b[0K"
 
 
-def parse_chunked(data: bytes, cuts: list[int], max_line: int | None = None) -> TraceFacts:
-    parser = TraceParser() if max_line is None else TraceParser(max_line=max_line)
+def parse_chunked(
+    data: bytes, cuts: list[int], max_line: int | None = None, parser: TraceParser | None = None
+) -> TraceFacts:
+    if parser is None:
+        parser = TraceParser() if max_line is None else TraceParser(max_line=max_line)
     prev = 0
     for cut in sorted({c % (len(data) + 1) for c in cuts}):
         parser.feed(data[prev:cut])
@@ -49,6 +52,25 @@ def test_fixed_small_chunks_give_the_same_facts(name: str, size: int) -> None:
     assert parser.finish() == parse_bytes(data)
 
 
+# Runner lines the parser reads (cache, image, version).
+_RUNNER_LINES = [
+    "Checking cache for k1...",
+    "Checking cache for k2 (fallback)...",
+    "WARNING: file does not exist",
+    "Failed to extract cache",
+    "Successfully extracted cache",
+    "Creating cache k1...",
+    "Created cache",
+    "WARNING: No files to cache.",
+    "Archive is up to date!",
+    "Cache archive size (9) is too big (Limit is set to 1)",
+    "Not uploading cache k3 due to policy",
+    "Using Docker executor with image ruby:3 ...",
+    "Pulling docker image ruby:3 ...",
+    "Using docker image sha256:1 for ruby:3 with digest ruby@sha256:2 ...",
+    "Running with gitlab-runner 19.1.0 (5eb085ab)",
+]
+
 # Fragments that exercise every code path when glued together at random.
 _FRAGMENTS = [
     "section_start:1700000000:step_script",
@@ -66,21 +88,7 @@ _FRAGMENTS = [
     "\r\n",
     "2026-09-30T19:38:19.213893Z 00O ",
     "2026-09-30T19:38:20.5Z 01E+",
-    "Checking cache for k1...",
-    "Checking cache for k2 (fallback)...",
-    "WARNING: file does not exist",
-    "Failed to extract cache",
-    "Successfully extracted cache",
-    "Creating cache k1...",
-    "Created cache",
-    "WARNING: No files to cache.",
-    "Archive is up to date!",
-    "Cache archive size (9) is too big (Limit is set to 1)",
-    "Not uploading cache k3 due to policy",
-    "Using Docker executor with image ruby:3 ...",
-    "Pulling docker image ruby:3 ...",
-    "Using docker image sha256:1 for ruby:3 with digest ruby@sha256:2 ...",
-    "Running with gitlab-runner 19.1.0 (5eb085ab)",
+    *_RUNNER_LINES,
     "Job's log exceeded limit of 4194304 bytes.",
     "section_",
     "\xe9\x00\ufffd",
@@ -314,13 +322,7 @@ class _NoLane(TraceParser):
 
 
 def parse_without_lane(data: bytes, cuts: list[int] = []) -> TraceFacts:  # noqa: B006 - never mutated
-    parser = _NoLane()
-    prev = 0
-    for cut in sorted({c % (len(data) + 1) for c in cuts}):
-        parser.feed(data[prev:cut])
-        prev = cut
-    parser.feed(data[prev:])
-    return parser.finish()
+    return parse_chunked(data, cuts, parser=_NoLane())
 
 
 def test_the_fixture_logs_read_the_same_without_the_lane() -> None:
@@ -356,15 +358,7 @@ _LANE_PIECES = [
     "section_start:1700000004:user_part" + S,
     "section_end:1700000005:user_part" + S,
     "section_start:1700000006:get_sources",  # ends its line in a saved copy: the per-line path's rule
-    "Checking cache for k1...",
-    "Checking cache for k2 (fallback)...",
-    "WARNING: file does not exist",
-    "Failed to extract cache",
-    "Successfully extracted cache",
-    "Creating cache k1...",
-    "Created cache",
-    "Using Docker executor with image ruby:3 ...",
-    "Running with gitlab-runner 19.1.0 (5eb085ab)",
+    *_RUNNER_LINES,
     "  Checking cache for indented...",
     "plain output section_ here",
     "\r",
