@@ -150,9 +150,8 @@ _SCRIPT_STARTS: Final = ("step_script", "build_script")
 
 # A marker ends at the \r the runner writes after it, or (in a saved copy whose \r became newlines) at the end of
 # its line; the second form needs checking (see TraceParser._eol_marker).
-_SECTION_RE: Final = re.compile(
-    rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n])"
-)
+_MARKER: Final = rb"section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n])"
+_SECTION_RE: Final = re.compile(_MARKER)
 _MARKER_HEADS: Final = (b"section_start:", b"section_end:")
 _ANSI_ONLY_RE: Final = re.compile(rb"(?:\x1b\[[0-9;?]*[ -/]*[@-~])*")
 _TS_RE: Final = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +]")
@@ -181,7 +180,10 @@ _PART_TOKENS: Final = (
     rb"|P(?:ulling docker|reparing the )|S(?:uccessfully extracted|kipping cache)|F(?:ailed to |ATAL: )"
     rb"|W(?:ARNING: )|E(?:RROR: )|N(?:ot downloading|ot uploading)|A(?:rchive is up to date)"
 )
-_PART_TS: Final = rb"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z [0-9a-f]{2}[OE][ +])?"
+_TS_SECOND: Final = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"  # a per-line timestamp to the second, its fraction, its stream
+_TS_FRACTION: Final = rb"\.\d{1,9}"
+_TS_STREAM: Final = rb"Z [0-9a-f]{2}[OE][ +]"
+_PART_TS: Final = rb"(?:" + _TS_SECOND + rb"(?:" + _TS_FRACTION + rb")?" + _TS_STREAM + rb")?"
 _LINE_HEAD: Final = _PART_TS + _PART_CODES + rb"(?:" + _PART_TOKENS + rb"|section_)"
 #: "\n" + a line that begins like a runner line or a marker (the lookahead rejects most lines on one byte)
 _NL_LINE_RE: Final = re.compile(rb"\n(?=[0-9\x1bCURPSFWENAs])" + _LINE_HEAD)
@@ -215,11 +217,18 @@ _TOO_BIG_RE: Final = re.compile(r"Cache archive size \(\d+\) is too big")
 # to the second, 3 its fraction (as _TS_RE), 4-6 the marker's kind, seconds and name (as _SECTION_RE), 7 the rest
 # of the line before its "\n" (from the marker's end).
 _LANE_RE: Final = re.compile(
-    rb"((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?Z [0-9a-f]{2}[OE][ +])?"
+    rb"(("
+    + _TS_SECOND
+    + rb")("
+    + _TS_FRACTION
+    + rb")?"
+    + _TS_STREAM
+    + rb")?"
     # _PART_CODES, bounded: a line with a longer run of codes, or longer codes, is left to the per-line path (which
     # searches long spans with RE2); what the lane does take, it reads as that path would
     + rb"(?:\x1b\[[0-9;?]{0,32}[ -/]{0,4}[@-~]|\x1b[()][0-9A-Za-z]|\x1b){0,16}"
-    + rb"(?:section_(start|end):(\d{1,12}):([A-Za-z0-9_.\-]{1,256})(?:\[[^\]\r\n]{0,256}\])?(?=[\r\n])"
+    + rb"(?:"
+    + _MARKER
     + rb"|(?="
     + _PART_TOKENS
     + rb"))([^\n]*)\n"
