@@ -368,55 +368,40 @@ _ACTIONS_MAX: Final = 4096  # entries; cleared when full (a dict's get/set are a
 _ACTIONS_KEY_MAX: Final = 512  # longer pieces are not kept (memory stays under ~3 MiB)
 
 
-_DAYS: dict[bytes, int | None] = {}  # "YYYYMMDD" -> unix time of its midnight, None if no such day
 _MIN_YEAR: Final = 1970  # earlier per-line timestamps are not a runner's (and unix time cannot hold them usefully)
-
-
-def _midnight(year: int, month: int, day: int) -> int | None:
-    """Unix time of the day's midnight (UTC), or None if there is no such day."""
-    if year < _MIN_YEAR or not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1]:
-        return None
-    return calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
-
-
-def _parse_ts(m: re.Match[bytes]) -> float | None:
-    """The per-line timestamp's unix time, or None if it names no real instant (month 13, year 0, 25:00, ...):
-    such a line then has no usable timestamp, like a log without them."""
-    year, month, day, hour, minute, second, frac = m.groups()
-    key = year + month + day
-    if key in _DAYS:
-        midnight = _DAYS[key]
-    else:
-        midnight = _midnight(int(year), int(month), int(day))
-        if len(_DAYS) < 4096:
-            _DAYS[key] = midnight
-    h, mi, sec = int(hour), int(minute), int(second)
-    if midnight is None or h > 23 or mi > 59 or sec > 60:  # 60: a leap second
-        return None
-    t = midnight + h * 3600 + mi * 60 + sec
-    return t + float(frac) if frac else float(t)
-
-
 _MINUTES: dict[bytes, int | None] = {}  # "YYYY-MM-DDTHH:MM" -> unix time, None if no such minute
 
 
-def _lane_ts(second: bytes, frac: bytes | None) -> float | None:
-    """:func:`_parse_ts` from the timestamp's second ("YYYY-MM-DDTHH:MM:SS") and fraction: a job's sections mostly
-    start and end within a few minutes, so each minute is worked out once (a dict look-up against ~1 us)."""
-    minute = second[:16]
-    base = _MINUTES.get(minute, -1)
-    if base == -1:
-        whole = _TS_RE.match(minute + b":00Z 00O ")  # the minute as a timestamp of its own, read the usual way
-        value = None if whole is None else _parse_ts(whole)
-        base = None if value is None else int(value)
+def _minute(text: bytes) -> int | None:
+    """Unix time of a timestamp's minute ("YYYY-MM-DDTHH:MM", digits where the regexes put them), or None if there
+    is no such minute (month 13, year 0, 25:00, before 1970). Memoized: a job's lines fall in a few minutes."""
+    t = _MINUTES.get(text, -1)
+    if t == -1:
+        year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+        hour, minute = int(text[11:13]), int(text[14:16])
+        real = year >= _MIN_YEAR and 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
+        real = real and hour <= 23 and minute <= 59
+        t = calendar.timegm((year, month, day, hour, minute, 0, 0, 0, 0)) if real else None
         if len(_MINUTES) >= 4096:
             _MINUTES.clear()
-        _MINUTES[minute] = base
-    sec = int(second[17:])
-    if base is None or sec > 60:  # 60: a leap second (as _parse_ts)
+        _MINUTES[text] = t
+    return t
+
+
+def _ts_value(second: bytes, frac: bytes | None) -> float | None:
+    """A per-line timestamp's unix time from its "YYYY-MM-DDTHH:MM:SS" and fraction, or None if it names no real
+    instant: such a line then has no usable timestamp, like a log without them."""
+    base = _minute(second[:16])
+    sec = int(second[17:19])
+    if base is None or sec > 60:  # 60: a leap second
         return None
     t = base + sec
     return t + float(frac) if frac else float(t)
+
+
+def _parse_ts(m: re.Match[bytes]) -> float | None:
+    """:func:`_ts_value` of a :data:`_TS_RE` match."""
+    return _ts_value(m[0][:19], m[7])
 
 
 def _join_continuations(buf: bytes) -> bytes:
@@ -791,7 +776,7 @@ class TraceParser:
                         if codes is None or codes.end() != at:
                             return pos
                     self._stripped = True
-                ts = None if second is None else _lane_ts(second, frac)
+                ts = None if second is None else _ts_value(second, frac)
                 self._section(kind, secs, raw_name, ts)
                 if self._bulk:
                     return line_end
