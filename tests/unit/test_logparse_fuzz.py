@@ -15,8 +15,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from cidash.logparse import TraceParser, parse_bytes
-from cidash.models import Section, TraceFacts
+from cidash.logparse import parse_bytes
+from cidash.models import Section
+from logparse_support import parse_without_lane
 from paths import REPO_ROOT
 
 BENCH = REPO_ROOT / "bench" / "fuzz_logparse.py"
@@ -38,19 +39,6 @@ fuzz = _engine()
 def test_mutated_logs_never_raise_and_stay_consistent(seed: int) -> None:
     failures = [(i, problem) for i, data, sizes in fuzz.cases(seed, 500) if (problem := fuzz.check(data, sizes))]
     assert failures == []
-
-
-class NoLane(TraceParser):
-    """The parser with its fast lane closed: every runner line read by TraceParser._line."""
-
-    def _lane(self, buf: bytes, pos: int, end: int) -> int:
-        return pos
-
-
-def parse_without_lane(data: bytes) -> TraceFacts:
-    parser = NoLane()
-    parser.feed(data)
-    return parser.finish()
 
 
 def test_mutated_logs_read_the_same_without_the_fast_lane() -> None:

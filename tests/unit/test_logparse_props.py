@@ -11,25 +11,13 @@ from hypothesis import strategies as st
 
 from cidash.logparse import TraceParser, parse_bytes
 from cidash.models import CacheEvent, CacheOutcome, ImageRef, Section, TraceFacts
+from logparse_support import parse_chunked, parse_without_lane
 from paths import DATA
 
 LOGS = DATA / "logs"
 FIXTURES = {str(p.relative_to(LOGS)): p.read_bytes() for p in sorted(LOGS.rglob("*.log"))}
 FIXTURES.update({f"{name} (CR stripped)": data.replace(b"\r", b"\n") for name, data in list(FIXTURES.items())})
 S = "\r\x1b[0K"
-
-
-def parse_chunked(
-    data: bytes, cuts: list[int], max_line: int | None = None, parser: TraceParser | None = None
-) -> TraceFacts:
-    if parser is None:
-        parser = TraceParser() if max_line is None else TraceParser(max_line=max_line)
-    prev = 0
-    for cut in sorted({c % (len(data) + 1) for c in cuts}):
-        parser.feed(data[prev:cut])
-        prev = cut
-    parser.feed(data[prev:])
-    return parser.finish()
 
 
 # ---- chunking invariance ---------------------------------------------------------------------------------------
@@ -312,17 +300,6 @@ def test_generated_logs_parse_back_to_their_facts(gen: Generated, cuts: list[int
 
 
 # ---- the fast lane reads runner lines exactly as the per-line path does ------------------------------------------
-
-
-class _NoLane(TraceParser):
-    """The parser with its fast lane (TraceParser._lane) closed: every runner line goes through _line."""
-
-    def _lane(self, buf: bytes, pos: int, end: int) -> int:
-        return pos
-
-
-def parse_without_lane(data: bytes, cuts: list[int] = []) -> TraceFacts:  # noqa: B006 - never mutated
-    return parse_chunked(data, cuts, parser=_NoLane())
 
 
 def test_the_fixture_logs_read_the_same_without_the_lane() -> None:
