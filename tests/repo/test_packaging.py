@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 import cidash
 from paths import REPO_ROOT
@@ -96,7 +97,7 @@ def test_wheel_metadata(built: tuple[Path, Path, Path]) -> None:
     assert meta["Description-Content-Type"] == "text/markdown" and "uv tool install ." in meta.get_payload()
     assert meta["Summary"].startswith("A terminal dashboard for GitLab CI health")
     requires = meta.get_all("Requires-Dist") or []
-    base = {r.split(";")[0].split(">")[0].split("=")[0].strip().lower() for r in requires if "extra ==" not in r}
+    base = {Requirement(r).name.lower() for r in requires if "extra ==" not in r}
     assert {"textual", "python-gitlab", "httpx", "platformdirs", "pyyaml", "argcomplete"} <= base
     assert not base & {"pytest", "mypy", "ruff", "setuptools"}, base  # test tools stay in the extra
     assert "cidash = cidash.cli:main" in entry_points

@@ -30,7 +30,10 @@ class NavTable(DataTable[Any]):
         super().__init__(fixed_columns=fixed_columns, **kw)
 
     async def _on_idle(self, event: events.Idle) -> None:
-        remeasure = self._require_update_dimensions or bool(self._updated_cells)
+        # Textual internals (8.x), read defensively: were one renamed, the header could go stale again, but the
+        # dashboard would not stop (tests/tui/test_tui.py holds the mend, tests/repo/test_packaging.py the bound)
+        remeasure = bool(getattr(self, "_require_update_dimensions", False) or getattr(self, "_updated_cells", None))
         await super()._on_idle(event)
-        if remeasure:  # the widths may have changed: lines painted before the measure are stale
-            self._clear_caches()
+        clear = getattr(self, "_clear_caches", None)
+        if remeasure and callable(clear):  # the widths may have changed: lines painted before the measure are stale
+            clear()
