@@ -419,3 +419,86 @@ def test_compare_overflow_on_the_wire_falls_back_to_heads(tmp_path: Path, monkey
                 for path in files:
                     content = project.commits[sha].files.get(path)
                     assert rows[path].blob_id == (git_blob_id(content) if content is not None else None)
+
+
+def _parses_by_thread(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[int]]:
+    """Record which thread parses each log received whole (its name), and the bytes held for the logs step minus
+    those given back (:meth:`_Ctx.hold_log`, :meth:`_Ctx.release_log`)."""
+    import threading
+
+    import cidash.logparse
+
+    threads: list[str] = []
+    balance = [0]
+    real_parse, real_hold, real_release = cidash.logparse.parse_bytes, _Ctx.hold_log, _Ctx.release_log
+
+    def parse_bytes(data: bytes) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_parse(data)
+
+    def hold_log(self: _Ctx, size: int) -> bool:
+        held = real_hold(self, size)
+        balance[0] += size if held else 0
+        return held
+
+    def release_log(self: _Ctx, size: int) -> None:
+        balance[0] -= size
+        real_release(self, size)
+
+    monkeypatch.setattr(cidash.logparse, "parse_bytes", parse_bytes)
+    monkeypatch.setattr(_Ctx, "hold_log", hold_log)
+    monkeypatch.setattr(_Ctx, "release_log", release_log)
+    return threads, balance
+
+
+def _log_rows(store: Store, project_id: int) -> dict[int, Any]:
+    return dict(store.job_facts({j.id: j for j in store.jobs(project_id)}))
+
+
+def test_logs_received_whole_are_parsed_by_the_logs_step(
+    small_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small log is downloaded on a pool worker and parsed on the thread that runs the logs step (one log after
+    another: cheaper than between the workers' socket calls), while the bytes so held stay under the budget; past
+    it the worker parses, as a long log's worker always does. Either way the store ends with the same facts, and
+    every byte held is given back."""
+    import threading
+
+    import cidash.sync.context as context
+
+    threads, balance = _parses_by_thread(monkeypatch)
+    with make_client(small_sim) as client, Store.open(tmp_path / "step.db") as step:
+        report = sync_project(client, step, small_sim.project_path, options=options(), now=NOW)
+        here = threading.current_thread().name
+        assert report.logs > 0 and threads.count(here) == report.logs == len(threads)
+        assert balance == [0]
+        assert_matches_world(small_sim, step)
+        by_step = _log_rows(step, small_sim.project_id)
+
+    threads.clear()
+    monkeypatch.setattr(context, "_HELD_LOG_BYTES", 0)  # nothing may wait: every worker parses its own log
+    with make_client(small_sim) as client, Store.open(tmp_path / "workers.db") as workers:
+        again = sync_project(client, workers, small_sim.project_path, options=options(), now=NOW)
+        assert again.logs == report.logs and here not in threads and len(threads) == again.logs
+        assert balance == [0]
+        assert _log_rows(workers, small_sim.project_id) == by_step
+
+
+def test_a_log_sink_keeps_a_log_sent_whole_and_parses_a_streamed_one_as_it_comes() -> None:
+    from cidash.logparse import parse_bytes
+    from cidash.sync import _LogSink
+    from paths import DATA
+
+    data = (DATA / "logs" / "runner-19-timestamps.log").read_bytes()
+    sink = _LogSink()
+    sink()(data)  # one piece: a log received whole, left for the logs step
+    assert sink.body == data and sink.parser is None and sink.bytes == len(data)
+    whole = sink.facts()
+    feed = sink()  # a retried download starts afresh
+    assert sink.body is None and sink.bytes == 0
+    for i in range(0, len(data), 1000):  # chunks: a long log, parsed as it streams in
+        feed(data[i : i + 1000])
+        assert sink.body is None or i == 0
+    assert sink.parser is not None and sink.bytes == len(data)
+    assert sink.facts() == whole == parse_bytes(data)
+    assert whole.sections and whole.startup_seconds is not None

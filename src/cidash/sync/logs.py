@@ -1,4 +1,6 @@
-"""Step 3: the logs of finished jobs, each fetched once and streamed into the parser in the worker pool."""
+"""Step 3: the logs of finished jobs, each fetched once in the worker pool; a log received whole is parsed by this
+step's thread as it takes the result (:data:`cidash.sync.context._HELD_LOG_BYTES`), a long one streamed into its
+parser on the worker."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import CancelledError, as_completed
+from concurrent.futures import CancelledError, Future, as_completed
 from typing import TYPE_CHECKING
 
 from cidash.errors import (
@@ -27,6 +29,7 @@ from cidash.sync.context import (
     _PREFETCH_PER_WORKER,
     FINISHED_JOB_STATUSES,
     _Ctx,
+    _Fetched,
     _is_fatal,
     _LogResult,
     _warn,
@@ -35,6 +38,7 @@ from cidash.sync.pool import submit_bulk
 
 if TYPE_CHECKING:
     from cidash.logparse import TraceParser
+    from cidash.models import TraceFacts
 
 
 def _wanted(name: str, patterns: tuple[str, ...]) -> bool:
@@ -44,23 +48,41 @@ def _wanted(name: str, patterns: tuple[str, ...]) -> bool:
 
 
 class _LogSink:
-    """Feeds one download attempt into a fresh parser (a retried download never feeds a parser twice)."""
+    """One download attempt's log (a retried download starts afresh: no parser is ever fed twice). A log that
+    arrives in one piece (received whole after its slot was given back: the usual small log) is kept as ``body``;
+    one that arrives in chunks (a long log, streamed) goes into a parser chunk by chunk from its first."""
 
     def __init__(self) -> None:
         self.parser: TraceParser | None = None
+        self.body: bytes | None = None
         self.bytes = 0
 
     def __call__(self) -> Callable[[bytes], None]:
-        from cidash.logparse import TraceParser
-
-        parser = TraceParser()
-        self.parser, self.bytes = parser, 0
+        self.parser, self.body, self.bytes = None, None, 0
 
         def sink(chunk: bytes) -> None:
             self.bytes += len(chunk)
+            parser = self.parser
+            if parser is None:
+                if self.body is None:
+                    self.body = chunk
+                    return
+                from cidash.logparse import TraceParser
+
+                parser = self.parser = TraceParser()
+                parser.feed(self.body)
+                self.body = None
             parser.feed(chunk)
 
         return sink
+
+    def facts(self) -> TraceFacts:
+        """The log's facts (parsed here if it came in one piece)."""
+        if self.parser is None:
+            from cidash.logparse import parse_bytes
+
+            return parse_bytes(self.body or b"")
+        return self.parser.finish()
 
 
 class _LogFailed(Exception):
@@ -72,7 +94,9 @@ class _LogFailed(Exception):
         self.error = error
 
 
-def _fetch_log(ctx: _Ctx, job: Job) -> _LogResult:
+def _fetch_log(ctx: _Ctx, job: Job) -> _Fetched:
+    """Download ``job``'s log on a pool worker: its facts, or the whole log left for the logs step to parse
+    (:data:`~cidash.sync.context._HELD_LOG_BYTES`, :func:`_parsed`)."""
     sink = _LogSink()
     try:
         found = remote_jobs.stream_log(ctx.client.http, ctx.project.id, job.id, sink)
@@ -80,12 +104,41 @@ def _fetch_log(ctx: _Ctx, job: Job) -> _LogResult:
         if _is_fatal(exc):
             raise
         raise _LogFailed(job, exc) from None
-    if not found or sink.parser is None or sink.bytes == 0:
+    if not found or sink.bytes == 0:
         return job, None, sink.bytes, _NO_PHASES
+    if sink.body is not None and ctx.hold_log(len(sink.body)):
+        return job, sink.body, sink.bytes, _NO_PHASES
     from cidash.logparse import phase_durations  # the sync computes what it stores: the store never parses
 
-    facts = sink.parser.finish()
+    facts = sink.facts()
     return job, facts, sink.bytes, phase_durations(facts)
+
+
+def _parsed(ctx: _Ctx, fetched: _Fetched) -> _LogResult:
+    """A download's result with its log parsed: on the logs step's thread if the worker left it whole."""
+    job, got, nbytes, phases = fetched
+    if not isinstance(got, bytes):
+        return job, got, nbytes, phases
+    ctx.release_log(len(got))
+    from cidash.logparse import parse_bytes, phase_durations
+
+    facts = parse_bytes(got)
+    return job, facts, nbytes, phase_durations(facts)
+
+
+def _drop(ctx: _Ctx, future: Future[_Fetched]) -> None:
+    """Call off a download the logs step will not take; one already running or done gives back, once done, what
+    its held log counted (without waiting for it here)."""
+    if future.cancel():
+        return
+
+    def release(done: Future[_Fetched]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            got = done.result()[1]
+            if isinstance(got, bytes):
+                ctx.release_log(len(got))
+
+    future.add_done_callback(release)
 
 
 _NO_PHASES: Mapping[str, float] = {}
@@ -162,7 +215,7 @@ def _sync_logs(ctx: _Ctx) -> None:
     prefetched = {i: f for i, f in early.items() if i in todo_ids}
     for i, f in early.items():
         if i not in todo_ids:
-            f.cancel()
+            _drop(ctx, f)
     started = len(prefetched)
 
     def remaining() -> Iterator[Job]:
@@ -181,7 +234,7 @@ def _sync_logs(ctx: _Ctx) -> None:
     futures = itertools.chain(as_completed(prefetched.values()), fetched)
     for future in futures:
         try:
-            result = future.result()
+            result = _parsed(ctx, future.result())
         except CancelledError:
             ctx.logs_failed += 1  # a prefetch called off after GitLab kept rate-limiting: next sync
             continue
