@@ -59,7 +59,10 @@ _SEQUENCE = re.compile(
     r"|(?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x9c\x1b]*(?:\x9c|\x1b\\|(?=\x1b)|$)"  # DCS, SOS, PM, APC
     r"|\x1b[ -/]*[0-~]?"  # nF, Fp, Fe, Fs; a lone ESC
 )
-_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+#: An SGR (colour) sequence that log text may keep: at most 32 parameters of at most 5 digits (a colour takes five,
+#: ``38;2;R;G;B``). A longer one goes like any other sequence: Rich reads each parameter with ``int()``, which
+#: refuses more than 4,300 digits (a log line with one stopped the log view), and spends time on each.
+_SGR = re.compile(r"\x1b\[(?:[0-9]{0,5}[;:]){0,31}[0-9]{0,5}m")
 
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 

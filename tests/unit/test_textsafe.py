@@ -112,6 +112,81 @@ def test_clean_log_keeps_colour_and_nothing_else() -> None:
     assert clean_log("NEL \x85, lone CSI \x9b") == "NEL \\x85, lone CSI "
 
 
+#: Pieces of escape sequences, put together in any order: SGR colours (well-formed, unfinished, with too many or too
+#: long parameters), other CSI, OSC, DCS, their 8-bit forms, terminators, and plain text.
+_ESCAPE_PIECES = st.one_of(
+    st.sampled_from(
+        [
+            "\x1b",
+            "\x1b[",
+            "[",
+            "m",
+            ";",
+            ":",
+            "38;5;",
+            "38;2;",
+            "48;5;",
+            "0",
+            "1",
+            "255",
+            "-1",
+            "2J",
+            "H",
+            "\x1b]",
+            "8;;",
+            "0;",
+            "\x07",
+            "\x1b\\",
+            "\x9b",
+            "\x9d",
+            "\x9c",
+            "\x90",
+            "\x1bP",
+            "\r",
+            "\n",
+            "\t",
+            "\u202e",
+            "\x00",
+            "x",
+        ]
+    ),
+    st.integers(min_value=1, max_value=6000).map(lambda n: "9" * n),  # a parameter past int()'s 4,300 digits
+    st.integers(min_value=1, max_value=300).map(lambda n: "1;" * n),  # many parameters
+    st.text(max_size=3),
+    # a whole SGR sequence: its parameters short, long, past int()'s limit, few or many
+    st.lists(
+        st.one_of(st.integers(min_value=0, max_value=300).map(str), st.integers(1, 6000).map(lambda n: "7" * n)),
+        max_size=40,
+    ).map(lambda params: "\x1b[" + ";".join(params) + "m"),
+)
+
+
+@given(st.lists(_ESCAPE_PIECES, max_size=40).map("".join))
+def test_log_text_keeps_only_bounded_colours_whatever_the_sequence_pieces(raw: str) -> None:
+    """What a log line becomes for the log view never raises, keeps no escape but a bounded SGR colour, and
+    renders to a terminal with nothing but Rich's own colour codes."""
+    out = clean_log(raw, keep_sgr=True)
+    rest = re.sub(r"\x1b\[(?:[0-9]{0,5}[;:]){0,31}[0-9]{0,5}m", "", out)
+    assert RAW.search(rest) is None, repr(out)
+    text = safe_log_text(raw)
+    assert RAW.search(text.plain) is None
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=80)
+    console.print(text)
+    rendered = console.file.getvalue()  # type: ignore[attr-defined]
+    assert RAW.search(re.sub(r"\x1b\[[0-9;]*m", "", rendered).replace("\n", "")) is None
+
+
+def test_a_colour_sequence_too_long_for_int_is_dropped_not_raised() -> None:
+    """Rich reads SGR parameters with int(), which refuses more than 4,300 digits: such a sequence (or one with
+    hundreds of parameters) is dropped like any other, and the text around it stays."""
+    for raw in ("\x1b[" + "9" * 5000 + "mx", "\x1b[38;5;" + "9" * 5000 + "mx", "\x1b[" + "1;" * 100_000 + "mx"):
+        assert clean_log(raw, keep_sgr=True) == "x"
+        text = safe_log_text(raw)
+        assert text.plain == "x" and not text.spans
+    kept = safe_log_text("\x1b[1;38;2;255;128;0;48;5;17mhot\x1b[0m")
+    assert kept.plain == "hot" and len(kept.spans) == 1
+
+
 def test_safe_text_is_never_markup_and_safe_log_text_has_colour() -> None:
     t = safe_text("[bold]x[/] \x1b[2J")
     assert t.plain == "[bold]x[/] \\x1b[2J" and not t.spans
