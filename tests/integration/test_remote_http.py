@@ -300,3 +300,57 @@ def test_a_small_log_is_parsed_after_its_slot_is_free_and_a_long_one_streamed_in
         assert b"".join(chunks) == BIG_LOG and len(chunks) > 1
         assert in_flight[-1] == 1  # the tail of a long body is fed while its request still holds the slot
         assert client.stats.requests == 2 and client.stats.retries == 0
+
+
+_PIPELINE = {"project_id": 1, "sha": "a" * 40, "ref": "main", "status": "success", "created_at": "2026-11-30T10:00:00Z"}
+#: A listing whose second pipeline's iid has 5,000 digits: valid JSON that Python's json refuses to read at all.
+HUGE_PAGE = (
+    json.dumps([{**_PIPELINE, "id": 11, "iid": 1}, {**_PIPELINE, "id": 12, "iid": 0}])
+    .replace('"iid": 0', '"iid": ' + "9" * 5000)
+    .encode()
+)
+DEEP = b"[" * 100_000 + b"]" * 100_000  # nested past Python's recursion limit
+
+
+class JSONHandler(Handler):
+    def do_GET(self) -> None:
+        json_type = {"Content-Type": "application/json"}
+        if self.path.startswith("/api/v4/projects/1/pipelines?"):
+            self._send(200, HUGE_PAGE, json_type)
+        elif self.path == "/api/v4/projects/1/pipelines/7":
+            self._send(200, DEEP, json_type)
+        else:
+            self._send(404, DEEP, json_type)
+
+
+@pytest.fixture
+def json_server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), JSONHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_huge_integer_costs_its_field_and_deep_nesting_is_a_bad_payload(json_server: str) -> None:
+    """Python's json refuses an integer of more than 4,300 digits for the whole text, and raises RecursionError on
+    deep nesting: a page keeps its other records (on the sync's HTTP path and python-gitlab's alike), and a
+    nested body is an ordinary bad answer, never a traceback."""
+    from cidash.errors import BadPayload, Unsupported
+    from cidash.remote import pipelines as remote_pipelines
+    from cidash.remote.policy import RetryPolicy
+    from cidash.remote.wire import WireLog
+
+    connection = Connection(url=json_server, token=Secret("glpat-secret-value-123"), max_rps=0)
+    with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
+        log = WireLog()
+        (page,) = remote_pipelines.pipeline_pages(client.http, 1, updated_after=None, log=log)
+        assert [(p.id, p.iid) for p in page] == [(11, 1), (12, None)]
+        assert any("iid" in issue for issue in log.issues), log.issues
+        (rest_page,) = client.rest.pipeline_pages(1, updated_after=None, log=WireLog())
+        assert [(p.id, p.iid) for p in rest_page] == [(11, 1), (12, None)]
+        with pytest.raises(BadPayload, match="nested too deep"):
+            client.http.get_json("/projects/1/pipelines/7")
+        with pytest.raises(Unsupported):  # its 404's body is unreadable: the error stands without its message
+            client.http.get_json("/projects/1/pipelines/8")

@@ -17,6 +17,7 @@ from cidash.criteria import evaluate
 from cidash.export import EXPORT_FORMATS, ExportInput, render_export
 from cidash.metrics import image_size_history, pipeline_durations
 from cidash.models import MAX_DURATION_SECONDS, MAX_IMAGE_BYTES
+from cidash.remote.policy import parse_json
 from cidash.remote.wire import (
     RejectedRecord,
     WireLog,
@@ -28,6 +29,7 @@ from cidash.remote.wire import (
     pipeline_from_json,
     project_from_json,
 )
+from cidash.sim.api.base import _dumps
 from cidash.sim.hostile_numbers import JOB_CORRUPTIONS, PIPELINE_CORRUPTIONS, SIZE_CORRUPTIONS, HostileNumbers
 from metrics_factories import T0, migration_story
 
@@ -233,10 +235,15 @@ def test_sizes_are_none_or_plausible(value: Any) -> None:
     assert seconds is None or 0 <= seconds <= MAX_DURATION_SECONDS
 
 
+def _served(record: dict[str, Any]) -> Any:
+    """``record`` as the simulator writes it and the client reads it (``parse_json``: a 5,000-digit integer too)."""
+    return parse_json(_dumps(record))[0]
+
+
 def test_every_hostile_value_the_simulator_serves_is_rejected() -> None:
     """The simulator's hostile-numbers table and the wire agree: no corruption survives as a value."""
     for key, value, whole in JOB_CORRUPTIONS:
-        record = json.loads(json.dumps({**job_json(), key: value}))
+        record = _served({**job_json(), key: value})
         log = WireLog(now=NOW)
         if whole:
             with pytest.raises(RejectedRecord):
@@ -245,7 +252,7 @@ def test_every_hostile_value_the_simulator_serves_is_rejected() -> None:
             job_from_json(1, record, log)
             assert log.issues, (key, value)
     for key, value, whole in PIPELINE_CORRUPTIONS:
-        record = json.loads(json.dumps(pipeline_json(**{key: value})))
+        record = _served(pipeline_json(**{key: value}))
         log = WireLog(now=NOW)
         if whole:
             with pytest.raises(RejectedRecord):

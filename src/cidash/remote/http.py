@@ -15,7 +15,6 @@ a body is complete only when its Content-Length, chunked end or gzip end says so
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import ssl
 import threading
@@ -55,6 +54,7 @@ from cidash.remote.policy import (
     is_html,
     json_problem,
     origin_of,
+    parse_json,
     parse_retry_after,
     same_origin,
     show_origin,
@@ -98,7 +98,7 @@ class _Reply:
     pending: tuple[bytes, ...] | None = None
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        return parse_json(self.content)[0]
 
 
 class _TransportFailure(Exception):

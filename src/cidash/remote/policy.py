@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import threading
 import time
@@ -88,17 +89,59 @@ def instance_url(url: str) -> str:
     return f"{scheme}://{netloc}{path}"
 
 
-def json_problem(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
-    """Parse a 2xx body an endpoint answers with JSON: (data, None), or (None, what is wrong with it)."""
+#: Digits past which an integer in a JSON answer is read as an infinity of its sign (see :func:`parse_json`).
+JSON_INT_DIGITS = 40
+
+
+class JSONTooDeep(ValueError):
+    """A JSON text nested deeper than Python's parser recurses."""
+
+
+def _bounded_int(text: str) -> int | float:
+    if len(text) - text.startswith("-") > JSON_INT_DIGITS:
+        return -math.inf if text.startswith("-") else math.inf
+    return int(text)
+
+
+def parse_json(body: bytes | str) -> tuple[Any, bool]:
+    """An untrusted JSON text: (data, lossy). Python refuses an integer literal of more than 4,300 digits with a
+    ``ValueError`` for the whole text (a page of 100 jobs, over one number); then every integer of more than
+    :data:`JSON_INT_DIGITS` digits is read as an infinity of its sign instead (``lossy``), which the wire turns
+    away like any implausible number, one record at a time. Raises ``ValueError`` for a text that is not JSON,
+    :class:`JSONTooDeep` for one nested past Python's recursion limit (``json`` raises ``RecursionError``)."""
+    try:
+        return json.loads(body), False
+    except RecursionError:
+        raise JSONTooDeep("JSON nested too deep") from None
+    except ValueError:
+        pass
+    try:
+        return json.loads(body, parse_int=_bounded_int), True
+    except RecursionError:
+        raise JSONTooDeep("JSON nested too deep") from None
+
+
+def read_json(body: bytes, content_type: str | None) -> tuple[Any, str | None, bool]:
+    """A 2xx body an endpoint answers with JSON: (data, None, lossy) (see :func:`parse_json`), or (None, what is
+    wrong with it, False)."""
     kind = (content_type or "").split(";", 1)[0].strip().lower()
     if not body.strip():
-        return None, "an empty body"
+        return None, "an empty body", False
     if kind == "text/html" or body.lstrip()[:1] == b"<":
-        return None, f"an HTML page ({len(body)} bytes)"
+        return None, f"an HTML page ({len(body)} bytes)", False
     try:
-        return json.loads(body), None
+        data, lossy = parse_json(body)
+    except JSONTooDeep:
+        return None, f"a JSON body nested too deep to read ({len(body)} bytes)", False
     except ValueError:
-        return None, f"a body that is not complete JSON ({len(body)} bytes)"
+        return None, f"a body that is not complete JSON ({len(body)} bytes)", False
+    return data, None, lossy
+
+
+def json_problem(body: bytes, content_type: str | None) -> tuple[Any, str | None]:
+    """Parse a 2xx body an endpoint answers with JSON: (data, None), or (None, what is wrong with it)."""
+    data, problem, _ = read_json(body, content_type)
+    return data, problem
 
 
 def is_html(content_type: str | None) -> bool:

@@ -10,6 +10,7 @@ connection/TLS failures into :mod:`cidash.errors` exceptions without the token.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -44,8 +45,8 @@ from cidash.remote.policy import (
     describe_network_error,
     endpoint_kind,
     error_for_status,
-    json_problem,
     parse_retry_after,
+    read_json,
     same_origin,
     show_origin,
 )
@@ -166,7 +167,9 @@ class _AccountedSession(requests.Session):
                 if response.status_code == 429:
                     raise RateLimited(f"rate limited (429) on {what}", retry_after=after, hint="lower [gitlab] max_rps")
             if _answers_json(request, response, kwargs):
-                _, problem = json_problem(response.content, response.headers.get("content-type"))
+                data, problem, lossy = read_json(response.content, response.headers.get("content-type"))
+                if lossy:  # python-gitlab parses it again, with json's own refusal of a huge integer: hand it ours
+                    response._content = json.dumps(data).encode()
                 if problem is not None:
                     self.stats.record(request.method or "GET", parts.path, 599, 0)
                     if idempotent and attempt < self.retry.attempts:

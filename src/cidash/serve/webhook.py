@@ -10,8 +10,9 @@ path_with_namespace, ...}`` (GitLab's ``Gitlab::DataBuilder::Pipeline``); a ``Jo
 from __future__ import annotations
 
 import hmac
-import json
 from dataclasses import dataclass
+
+from cidash.remote.policy import parse_json
 
 #: Event header values that trigger a sync (older GitLab versions called job events "Build Hook").
 TRIGGER_EVENTS: frozenset[str] = frozenset({"Pipeline Hook", "Job Hook", "Build Hook"})
@@ -48,8 +49,8 @@ def event_label(header: str | None) -> str:
 def parse_delivery(event_header: str | None, body: bytes) -> Delivery:
     """Read the project a delivery is about. Raises :class:`BadDelivery` for a body that is not a JSON object."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data, _ = parse_json(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
         raise BadDelivery("the body is not JSON") from None
     if not isinstance(data, dict):
         raise BadDelivery("the body is not a JSON object")

@@ -17,6 +17,20 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+#: A value whose text goes into the JSON answer verbatim (see :func:`raw_json`; ``api.base._dumps`` writes it).
+RAW_JSON_MARK = "\x00cidash-sim-raw-json:"
+
+
+def raw_json(text: str) -> str:
+    """A value the simulator writes into its JSON answer as ``text`` itself, e.g. a number no Python value prints
+    as (Python refuses to turn an int of more than 4,300 digits into text, as it refuses the reverse)."""
+    return RAW_JSON_MARK + text
+
+
+#: A JSON integer of 5,000 digits: valid JSON, but Python's json refuses to read it (over 4,300 digits) with an
+#: error for the whole text it is in.
+HUGE_INTEGER = raw_json("9" * 5000)
+
 #: (field, value, whole record rejected?) for jobs, in the order they are handed out.
 JOB_CORRUPTIONS: tuple[tuple[str, Any, bool], ...] = (
     ("duration", "12.5", False),
@@ -31,6 +45,7 @@ JOB_CORRUPTIONS: tuple[tuple[str, Any, bool], ...] = (
     ("created_at", "1970-01-01T00:00:00Z", True),
     ("pipeline", None, True),  # and no pipeline_id: the job cannot be placed
     ("id", "abc", True),  # no identity: skipped, never deferred
+    ("duration", HUGE_INTEGER, False),  # the rest of the page stays readable
 )
 
 #: The same for pipelines (``duration``/``queued_duration`` are detail fields; the listing gets them too).
@@ -43,6 +58,7 @@ PIPELINE_CORRUPTIONS: tuple[tuple[str, Any, bool], ...] = (
     ("iid", "7", False),
     ("updated_at", "2999-01-01T00:00:00Z", False),
     ("created_at", "not a time", True),
+    ("queued_duration", HUGE_INTEGER, False),
 )
 
 #: Registry ``total_size`` values, one per tag (by a hash of its name): none of them is a usable size.

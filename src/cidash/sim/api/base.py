@@ -479,5 +479,12 @@ def _int(value: str | None, default: int, *, minimum: int | None = None) -> int:
     return n
 
 
+#: :data:`~cidash.sim.hostile_numbers.RAW_JSON_MARK` as ``json.dumps`` writes it, inside its string's quotes.
+_RAW_JSON = re.compile(r'"\\u0000cidash-sim-raw-json:([^"]*)"')
+
+
 def _dumps(data: Json) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
+    text = json.dumps(data, separators=(",", ":"))
+    if "\\u0000cidash-sim-raw-json:" in text:  # a hostile value written verbatim (hostile_numbers.raw_json)
+        text = _RAW_JSON.sub(lambda m: m[1], text)
+    return text.encode()
