@@ -254,6 +254,15 @@ RAW_BROKEN = {
     "short Content-Length": b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nConnection: close\r\n\r\nhello",
     "not HTTP": b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
     "headers without end": b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\n",
+    # numbers Python reads differently or not at all: more than 4,300 digits, Latin-1 digits ("²"), "1_0", "0x"
+    "Content-Length of 5,000 digits": b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\nhello",
+    "Content-Length in a superscript digit": b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nhi",
+    "status code in superscript digits": b"HTTP/1.1 \xb2\xb2\xb2 OK\r\nContent-Length: 2\r\n\r\nok",
+    "chunk size of 5,000 hex digits": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"f" * 5000
+    + b"\r\nab",
+    "chunk size with an underscore": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n" + b"x" * 16,
+    "chunk size with 0x": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
 }
 
 

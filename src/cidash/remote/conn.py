@@ -12,6 +12,7 @@ Redirects, proxies and other origins are not handled here: :mod:`cidash.remote.h
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import ssl
@@ -21,6 +22,12 @@ import time
 from collections.abc import Callable, Iterator
 
 MAX_HEADER_BYTES = 64 * 1024
+#: The most digits a Content-Length (decimal) or a chunk size (hex) may have: beyond any real body, and short of
+#: the 4,300 digits past which Python refuses to turn a number into text (an error message would raise instead).
+MAX_LENGTH_DIGITS = 18
+# ASCII digits only: "²".isdigit() is true (a header is read as Latin-1), and int() refuses it
+_LENGTH = re.compile(rf"[0-9]{{1,{MAX_LENGTH_DIGITS}}}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,%d}" % (MAX_LENGTH_DIGITS - 3))  # 1*HEXDIG (no "0x", "_" or sign)
 RECV = 64 * 1024
 #: A connection idle this long is checked for a close from the server before it is reused (a select() call);
 #: a fresher one is simply used, and a close that races the request is caught by :attr:`RawResponse.nothing_read`.
@@ -54,12 +61,12 @@ class RawResponse:
         """Conflicting or unreadable Content-Length (None: the framing can be trusted)."""
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             return None
-        if len(self.lengths) == 1 and self.lengths[0].isdigit():  # the usual answer: one plain length
+        if len(self.lengths) == 1 and _LENGTH.fullmatch(self.lengths[0]):  # the usual answer: one plain length
             return None
         values = {v.strip() for raw in self.lengths for v in raw.split(",")}
         if len(values) > 1:
             return "conflicting Content-Length headers"
-        if values and not next(iter(values)).isdigit():
+        if values and not _LENGTH.fullmatch(next(iter(values))):
             return "an unreadable Content-Length header"
         return None
 
@@ -176,7 +183,12 @@ class RawConnection:
         head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4 :]
         lines = head.split("\r\n")
         parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+        if (
+            len(parts) < 2
+            or not parts[0].startswith("HTTP/1.")
+            or not _LENGTH.fullmatch(parts[1])
+            or len(parts[1]) != 3
+        ):
             raise ProtocolFailure(f"not an HTTP/1.1 status line: {lines[0][:40]!r}", incomplete=False)
         version, status = parts[0], int(parts[1])
         headers: dict[str, str] = {}
@@ -237,12 +249,9 @@ class RawConnection:
     def read_chunked(self) -> Iterator[bytes]:
         while True:
             size_text = self._line().split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolFailure(f"an unreadable chunk size {size_text[:20]!r}") from None
-            if size < 0:
-                raise ProtocolFailure("a negative chunk size")
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise ProtocolFailure(f"an unreadable chunk size {size_text[:20]!r}")
+            size = int(size_text, 16)
             if size == 0:
                 while self._line():  # trailers, up to the empty line
                     pass

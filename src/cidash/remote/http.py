@@ -673,7 +673,7 @@ class HttpClient:
         page = (response.headers.get("x-next-page") or "").strip()
         if not page:
             return None
-        if not page.isdigit():
+        if not (page.isascii() and page.isdigit() and len(page) <= 18):
             raise PaginationError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
         return path, urlencode({**dict(parse_qsl(query, keep_blank_values=True)), "page": page}, doseq=True)
 

@@ -105,7 +105,7 @@ class ActionsRemote:
 
     def project(self, ident: str | int) -> Project:
         key = str(ident)
-        path = f"/projects/{key if key.isdigit() else quote(key, safe='')}"
+        path = f"/projects/{key if key.isascii() and key.isdigit() else quote(key, safe='')}"
         data = self._get(path, missing="project")
         return project_from_json(data)
 

@@ -312,7 +312,7 @@ class RestClient:
         page = (response.headers.get("x-next-page") or "").strip()
         if not page:
             return None
-        if not page.isdigit():
+        if not (page.isascii() and page.isdigit() and len(page) <= 18):
             raise PaginationError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
         return path, urlencode({**query, "page": page}, doseq=True)
 
@@ -320,7 +320,7 @@ class RestClient:
 
     def project(self, ref: str | int) -> Project:
         """One project by path (``group/name``) or id."""
-        key: str | int = int(ref) if isinstance(ref, str) and ref.isdigit() else ref
+        key: str | int = int(ref) if isinstance(ref, str) and ref.isascii() and ref.isdigit() else ref
         with self._mapped(f"GET /projects/{ref}", "project"):
             obj = self.gl.projects.get(key)
         return project_from_json(obj.attributes)
