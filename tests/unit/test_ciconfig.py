@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cidash.ciconfig import load_ci, load_ci_text, load_yaml
+from cidash.cilint import lint
 from cidash.errors import InputError
 
 RESOLVE = """\
@@ -204,6 +205,35 @@ def test_exponential_aliases_stay_cheap() -> None:
     ci = load_ci_text("\n".join(lines) + "\n", "ci.yml")
     job = ci.job("job")
     assert job is not None and 0 < len(job.script) <= 10_000
+
+
+def _laughs(levels: int, leaf: str = "x") -> list[str]:
+    """YAML whose last anchor is a list of ten aliases of a list of ten ... (10^levels leaves, a few KB)."""
+    lines = [f".l1: &l1 [{', '.join([leaf] * 10)}]"]
+    for i in range(2, levels + 1):
+        lines.append(f".l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]")
+    return lines
+
+
+@pytest.mark.timeout(60)  # the walks these shapes once sent through 10^12 items would run for hours
+def test_exponential_aliases_nested_past_where_a_script_is_read_stay_cheap() -> None:
+    """A script's lists nested past GitLab's 10 levels keep no line, so the lines' cap alone never stopped the walk
+    through 10^12 items (a dashboard or `cidash lint` reading such a CI file, pushed by anyone, never returned)."""
+    text = "\n".join([*_laughs(12), "job: {script: *l12, cache: {key: {files: *l12}, paths: *l12}}"]) + "\n"
+    ci = load_ci_text(text, "ci.yml")
+    job = ci.job("job")
+    assert job is not None and job.script == ()
+    assert lint(ci) is not None
+
+
+@pytest.mark.timeout(60)
+def test_an_include_of_aliased_lists_is_noted_in_a_few_words() -> None:
+    """An include entry that is not a string or a mapping is noted with its text, which a list of aliases makes
+    10^11 items long: it is shown up to 200 characters."""
+    ci = load_ci_text("\n".join([*_laughs(11), "include: *l11", "job: {script: [x]}"]) + "\n", "ci.yml")
+    (first, *_) = ci.unresolved_includes
+    assert first.kind == "include" and first.what.startswith("unknown: [[[") and len(first.what) <= 220
+    assert [j.name for j in ci.jobs] == ["job"]
 
 
 def test_local_include_cannot_leave_the_repository(tmp_path: Path) -> None:

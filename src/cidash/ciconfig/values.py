@@ -8,6 +8,11 @@ from cidash.ciconfig.loading import Reference
 from cidash.ciconfig.model import ScriptLine
 
 _MAX_SCRIPT_LINES = 10_000
+_MAX_SCRIPT_VISITS = 10 * _MAX_SCRIPT_LINES  # items (lists and lines) a script's walk looks at
+
+
+#: The longest text a list or mapping is shown as where a string was expected (see :func:`_as_str`).
+_MAX_SHOWN = 200
 
 
 def _as_str(value: Any) -> str:
@@ -15,7 +20,43 @@ def _as_str(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return _shown(value)
     return str(value)
+
+
+def _shown(value: list[Any] | dict[Any, Any]) -> str:
+    """``str(value)`` up to :data:`_MAX_SHOWN` characters (then "..."), built no further than that: YAML aliases
+    can make a list of ten lists of ten ... whose full text would take 10^11 characters ("billion laughs")."""
+    parts: list[str] = []
+    size = 0
+
+    def emit(text: str) -> bool:
+        nonlocal size
+        parts.append(text)
+        size += len(text)
+        return size < _MAX_SHOWN
+
+    def walk(v: Any) -> bool:
+        if isinstance(v, dict):
+            if not emit("{"):
+                return False
+            for i, (key, item) in enumerate(v.items()):
+                if (i and not emit(", ")) or not walk(key) or not emit(": ") or not walk(item):
+                    return False
+            return emit("}")
+        if isinstance(v, list):
+            if not emit("["):
+                return False
+            for i, item in enumerate(v):
+                if (i and not emit(", ")) or not walk(item):
+                    return False
+            return emit("]")
+        return emit(repr(v)[:_MAX_SHOWN])
+
+    complete = walk(value)
+    text = "".join(parts)
+    return text if complete and len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
 
 
 def _str_list(value: Any) -> list[str]:
@@ -39,10 +80,17 @@ def _image(value: Any) -> tuple[str | None, int]:
 
 def _script(value: Any, section: str, fallback_line: int) -> tuple[ScriptLine, ...]:
     out: list[ScriptLine] = []
+    visits = 0
 
     def walk(v: Any, line: int, depth: int) -> None:
-        # GitLab flattens nested script lists up to 10 levels; the size cap defuses "billion laughs" aliases.
-        if depth > 10 or v is None or isinstance(v, Reference) or len(out) >= _MAX_SCRIPT_LINES:
+        # GitLab flattens nested script lists up to 10 levels. "Billion laughs" aliases (a list of ten aliases of
+        # a list of ten ...) are defused by counting the items visited, not only the lines kept: lists nested
+        # past the 10 levels keep no line, and would be walked to the last of their 10^10 items.
+        nonlocal visits
+        visits += 1
+        if depth > 10 or v is None or isinstance(v, Reference) or visits > _MAX_SCRIPT_VISITS:
+            return
+        if len(out) >= _MAX_SCRIPT_LINES:
             return
         if isinstance(v, list):
             lines = getattr(v, "item_lines", [])
