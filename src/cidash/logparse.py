@@ -268,7 +268,9 @@ def _actions(raw: bytes) -> tuple[_Action, ...]:
     for part in clean.split(b"\r"):
         text = part.rstrip()
         if text and text[0] not in b" \t\x0b\x0c":  # indented: not a runner line
-            body = text.decode("utf-8", "replace")
+            body = text.decode("utf-8", "replace")  # (no surrogates: "replace" makes U+FFFD of what is not UTF-8)
+            if b"\x00" in text:  # what no store can hold (cidash.textsafe.storable), as GitLab's strings
+                body = body.replace("\x00", "\ufffd")
             if body.startswith(_LEVELS):
                 body = body.partition(": ")[2].strip()
             action = _action(body)

@@ -82,6 +82,22 @@ def _visible(m: re.Match[str]) -> str:
     return f"\\U{cp:08x}"
 
 
+#: What no store can hold: NUL (PostgreSQL's text refuses it) and lone surrogates (not UTF-8: SQLite and
+#: PostgreSQL both refuse them; ``json.loads`` makes one of ``"\\ud800"``, and ``surrogateescape`` of bytes that
+#: are not UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with what no store can hold (:data:`_UNSTORABLE`) replaced by U+FFFD, the replacement character.
+    For every string from GitLab, a CI file or a log before it is stored: one such character used to stop the
+    sync at the store. (GitLab's own database holds neither in a name: they come from a proxy or a hostile server,
+    or from bytes anyone who can push writes.)"""
+    if text.isascii():
+        return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
 def clean(text: str, *, keep_newlines: bool = False, keep_tabs: bool = False) -> str:
     """``text`` with every unsafe character shown as a visible escape (``\\x1b``, ``\\u202e``, ``\\n``).
 

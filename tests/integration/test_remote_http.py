@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -321,10 +321,22 @@ HUGE_PAGE = (
 DEEP = b"[" * 100_000 + b"]" * 100_000  # nested past Python's recursion limit
 
 
+#: Listings read outside the wire's record checks, each with records that are not what the endpoint returns.
+ODD_RECORDS: dict[str, list[Any]] = {
+    "/api/v4/projects/1/registry/repositories": [{"id": "abc"}, 5, {"id": 7, "path": "g/p\u0000", "location": ["x"]}],
+    "/api/v4/projects/1/registry/repositories/7/tags": [{"name": 5}, "x", {"name": "v1"}, {}, {"name": "v\ud800"}],
+    "/api/v4/projects/1/resource_groups": [{"key": ["x"]}, 3, {"key": "prod", "process_mode": 7}, {"key": ""}],
+    "/api/v4/projects/1/repository/commits": [{"id": "a" * 40, "parent_ids": []}, {"id": 5}],
+}
+
+
 class JSONHandler(Handler):
     def do_GET(self) -> None:
         json_type = {"Content-Type": "application/json"}
-        if self.path.startswith("/api/v4/projects/1/pipelines?"):
+        path = self.path.split("?", 1)[0]
+        if path in ODD_RECORDS:
+            self._send(200, json.dumps(ODD_RECORDS[path]).encode(), json_type)
+        elif self.path.startswith("/api/v4/projects/1/pipelines?"):
             self._send(200, HUGE_PAGE, json_type)
         elif self.path == "/api/v4/projects/1/pipelines/7":
             self._send(200, DEEP, json_type)
@@ -363,3 +375,18 @@ def test_a_huge_integer_costs_its_field_and_deep_nesting_is_a_bad_payload(json_s
             client.http.get_json("/projects/1/pipelines/7")
         with pytest.raises(Unsupported):  # its 404's body is unreadable: the error stands without its message
             client.http.get_json("/projects/1/pipelines/8")
+
+
+def test_records_outside_the_wire_that_are_not_what_the_endpoint_returns_are_left_out(json_server: str) -> None:
+    """Registry repositories, tag names and resource groups without a usable id, name or key are left out (they
+    used to raise TypeError or ValueError out of the sync: 'cidash: internal error'); their text is storable; a
+    commit history with a record that is not a commit fails its step as a bad answer."""
+    from cidash.errors import BadPayload
+
+    with _client(json_server) as client:
+        (repository,) = client.http.registry_repositories(1)
+        assert (repository.id, repository.path, repository.location) == (7, "g/p\ufffd", None)
+        assert client.http.registry_tag_names(1, 7) == ["v1", "v\ufffd"]
+        assert [(g.key, g.process_mode) for g in client.http.resource_groups(1)] == [("prod", "unordered")]
+        with pytest.raises(BadPayload, match="not a commit"):
+            list(client.http.commits(1, "main"))

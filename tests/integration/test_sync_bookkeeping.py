@@ -436,3 +436,33 @@ def test_a_sync_stopped_at_its_first_progress_event_finishes_its_run(
     with make_client(small_sim) as client, pytest.raises(Stop):
         sync_project(client, store, small_sim.project_path, options=options(), now=NOW, progress=progress)
     assert [r.status for r in store.sync_runs(small_sim.project_id)] == ["error"]
+
+
+# -- text no store can hold ----------------------------------------------------------------------------------------
+
+
+def test_text_no_store_can_hold_is_stored_with_a_replacement_character(store_target: str) -> None:
+    """A NUL (PostgreSQL's text refuses it) or a lone surrogate (UTF-8 has none: SQLite and PostgreSQL both refuse
+    it) in a string from GitLab, a CI file or a log used to stop the sync at the store. GitLab's own database holds
+    neither in a name, so only a proxy or a hostile server sends them there; a CI file is bytes anyone who can push
+    writes, and a log is whatever the job printed. Each such character is stored as U+FFFD."""
+    import dataclasses
+
+    with SimulatedGitLab(Scenario(days=2, pipelines_per_day=3, migration_day=2)) as sim:
+        project = sim.world.projects[sim.project_id]
+        job = next(j for j in project.jobs.values() if j.facts is not None)
+        job.name = "te\x00st\ud800"
+        job.facts = dataclasses.replace(job.facts, image="alpine\x00:3.20")
+        for commit in project.commits.values():
+            if ".gitlab-ci.yml" in commit.files:
+                commit.files[".gitlab-ci.yml"] += b"\n# a NUL: \x00\n"
+        with Store.open(store_target) as store, make_client(sim) as client:
+            report = sync_project(client, store, sim.project_path, options=options(), now=NOW)
+            assert report.logs > 0 and report.ci_configs > 0
+            stored = {j.id: j for j in store.jobs(sim.project_id)}
+            assert stored[job.id].name == "te\ufffdst\ufffd"
+            facts = store.job_facts([job.id])
+            image = facts[job.id].image
+            assert image is not None and image.name == "alpine\ufffd:3.20"
+            config = store.latest_ci_config(sim.project_id)
+            assert config is not None and config.content is not None and "a NUL: \ufffd" in config.content

@@ -59,7 +59,8 @@ from cidash.remote.policy import (
     same_origin,
     show_origin,
 )
-from cidash.remote.wire import WireLog, image_tag_from_json
+from cidash.remote.wire import WireLog, check_id, image_tag_from_json, show
+from cidash.textsafe import storable
 
 if TYPE_CHECKING:
     import httpx
@@ -726,8 +727,15 @@ class HttpClient:
         params: dict[str, Any] = {"ref_name": ref}
         if path is not None:
             params["path"] = path
+        what = f"GET /projects/{project_id}/repository/commits"
         for c in self.get_pages(f"/projects/{project_id}/repository/commits", params=params):
-            yield str(c["id"]), tuple(str(p) for p in c.get("parent_ids") or ())
+            parents = c.get("parent_ids") if isinstance(c, dict) else None
+            if not isinstance(c, dict) or not _is_sha(c.get("id")) or not isinstance(parents, list | None):
+                # a history with a hole is no history: the step that asked for it fails, not the sync
+                raise BadPayload(f"{what} returned a record that is not a commit: {show(c)}")
+            if not all(_is_sha(p) for p in parents or ()):
+                raise BadPayload(f"{what} returned a commit whose parent_ids are not commit ids: {show(parents)}")
+            yield c["id"], tuple(parents or ())
 
     def compare(self, project_id: int, from_sha: str, to_sha: str) -> Comparison:
         """What changed from ``from_sha`` to ``to_sha`` (``straight=true``: the two trees directly, not the merge
@@ -763,14 +771,27 @@ class HttpClient:
     # -- registry ----------------------------------------------------------------------------------------------
 
     def registry_repositories(self, project_id: int) -> list[RegistryRepository]:
-        return [
-            RegistryRepository(id=int(r["id"]), path=str(r.get("path") or ""), location=r.get("location"))
-            for r in self.get_pages(f"/projects/{project_id}/registry/repositories")
-        ]
+        """The project's registry repositories; a record without an integer id is left out (never a crash)."""
+        out: list[RegistryRepository] = []
+        for r in self.get_pages(f"/projects/{project_id}/registry/repositories"):
+            rid, _ = check_id(r.get("id")) if isinstance(r, dict) else (None, None)
+            if rid is None:
+                continue
+            path, location = r.get("path"), r.get("location")
+            out.append(
+                RegistryRepository(
+                    id=rid,
+                    path=storable(path) if isinstance(path, str) else "",
+                    location=storable(location) if isinstance(location, str) else None,
+                )
+            )
+        return out
 
     def registry_tag_names(self, project_id: int, repository_id: int) -> list[str]:
+        """The repository's tag names; a record without a name is left out."""
+        tags = self.get_pages(f"/projects/{project_id}/registry/repositories/{repository_id}/tags")
         return [
-            str(t["name"]) for t in self.get_pages(f"/projects/{project_id}/registry/repositories/{repository_id}/tags")
+            storable(t["name"]) for t in tags if isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"]
         ]
 
     def registry_tag(
@@ -793,12 +814,25 @@ class HttpClient:
     # -- resource groups ---------------------------------------------------------------------------------------
 
     def resource_groups(self, project_id: int) -> list[ResourceGroup]:
-        return [
-            ResourceGroup(
-                project_id=project_id, key=str(g["key"]), process_mode=str(g.get("process_mode") or "unordered")
+        """The project's resource groups; a record without a key is left out, an unknown mode read as GitLab's
+        default (``unordered``)."""
+        out: list[ResourceGroup] = []
+        for g in self.get_pages(f"/projects/{project_id}/resource_groups"):
+            if not isinstance(g, dict) or not isinstance(g.get("key"), str) or not g["key"]:
+                continue
+            mode = g.get("process_mode")
+            out.append(
+                ResourceGroup(
+                    project_id=project_id,
+                    key=storable(g["key"]),
+                    process_mode=storable(mode) if isinstance(mode, str) and mode else "unordered",
+                )
             )
-            for g in self.get_pages(f"/projects/{project_id}/resource_groups")
-        ]
+        return out
+
+
+def _is_sha(value: Any) -> bool:
+    return isinstance(value, str) and 7 <= len(value) <= 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _message(response: _Reply) -> str | None:

@@ -38,6 +38,7 @@ from typing import Any
 
 from cidash.errors import RemoteError
 from cidash.models import MAX_DURATION_SECONDS, MAX_IMAGE_BYTES, ImageTag, Job, Pipeline, Project
+from cidash.textsafe import storable
 
 #: Ids are SQLite INTEGERs: at most 2^63 - 1.
 MAX_ID = 2**63 - 1
@@ -228,8 +229,10 @@ class _Fields:
 
     def text(self, key: str) -> str | None:
         value = self.d.get(key)
-        if value is None or isinstance(value, str):
-            return value
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return storable(value)
         self._bad(key, f"{show(value)} is not text")
         return None
 
@@ -320,7 +323,7 @@ def job_from_json(project_id: int, d: Any, log: WireLog | None = None) -> Job:
     for key in ("description", "name"):
         value = runner.get(key)
         if isinstance(value, str) and value:
-            runner_name = value
+            runner_name = storable(value)
             break
     if runner_name is None and runner:
         rid, _ = check_id(runner.get("id"))
@@ -335,8 +338,8 @@ def job_from_json(project_id: int, d: Any, log: WireLog | None = None) -> Job:
         name=f.text("name") or "",
         stage=f.text("stage") or "",
         status=f.text("status") or "unknown",
-        ref=ref if isinstance(ref, str) else "",
-        sha=sha if isinstance(sha, str) else "",
+        ref=storable(ref) if isinstance(ref, str) else "",
+        sha=storable(sha) if isinstance(sha, str) else "",
         created_at=created,
         started_at=f.time("started_at"),
         finished_at=f.time("finished_at"),

@@ -21,6 +21,7 @@ from cidash.sync.context import (
     _Ctx,
     _item_deferred,
 )
+from cidash.textsafe import storable
 
 if TYPE_CHECKING:
     from cidash.remote.http import FileHead, HttpClient
@@ -275,7 +276,7 @@ def _sync_ci_configs(ctx: _Ctx) -> None:
     def fetch(item: tuple[str, str]) -> CiConfig:
         ref, sha = item
         raw = ctx.client.http.file_raw(pid, path, sha)
-        return CiConfig(pid, sha, path, ref, None if raw is None else raw.decode("utf-8", errors="replace"))
+        return CiConfig(pid, sha, path, ref, None if raw is None else storable(raw.decode("utf-8", errors="replace")))
 
     for future in ctx.bounded(fetch, todo):
         try:
