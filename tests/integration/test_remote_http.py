@@ -330,7 +330,27 @@ ODD_RECORDS: dict[str, list[Any]] = {
 }
 
 
+#: Repository-files HEAD headers by file: one well-formed, two not what GitLab sends.
+HEADS: dict[str, dict[str, str]] = {
+    "go.mod": {"X-Gitlab-Blob-Id": "b" * 40, "X-Gitlab-Last-Commit-Id": "c" * 64, "X-Gitlab-Content-Sha256": "D" * 64},
+    "go.sum": {"X-Gitlab-Blob-Id": "not-a-blob \x00", "X-Gitlab-Last-Commit-Id": "c" * 40},
+    "old.txt": {"X-Gitlab-Blob-Id": "b" * 40},  # a GitLab older than the last two headers
+    "Dockerfile": {"X-Gitlab-Blob-Id": "b" * 40, "X-Gitlab-Content-Sha256": "e" * 63},
+}
+
+
 class JSONHandler(Handler):
+    def do_HEAD(self) -> None:
+        name = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
+        if name not in HEADS:
+            self._send(404, b"", {})
+            return
+        self.send_response(200)
+        for key, value in HEADS[name].items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self) -> None:
         json_type = {"Content-Type": "application/json"}
         path = self.path.split("?", 1)[0]
@@ -390,3 +410,24 @@ def test_records_outside_the_wire_that_are_not_what_the_endpoint_returns_are_lef
         assert [(g.key, g.process_mode) for g in client.http.resource_groups(1)] == [("prod", "unordered")]
         with pytest.raises(BadPayload, match="not a commit"):
             list(client.http.commits(1, "main"))
+
+
+def test_a_file_head_takes_object_ids_only(json_server: str) -> None:
+    """The blob id, last commit id and content SHA-256 GitLab sends for a file are what cache keys and .cache-key
+    checks are computed from: a header that is not one (any text a proxy puts there) is a bad answer, retried on
+    the next sync, never stored nor read as an absent file; a header not sent is unknown (older GitLab)."""
+    from cidash.errors import BadPayload
+
+    with _client(json_server) as client:
+        head = client.http.file_head(1, "go.mod", "main")
+        assert head is not None and (head.blob_id, head.last_commit_id, head.content_sha256) == (
+            "b" * 40,
+            "c" * 64,
+            "d" * 64,
+        )
+        old = client.http.file_head(1, "old.txt", "main")
+        assert old is not None and (old.blob_id, old.last_commit_id, old.content_sha256) == ("b" * 40, None, None)
+        assert client.http.file_head(1, "absent", "main") is None
+        for name in ("go.sum", "Dockerfile"):
+            with pytest.raises(BadPayload, match="X-Gitlab-"):
+                client.http.file_head(1, name, "main")

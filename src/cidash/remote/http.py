@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import ssl
 import threading
 import time
@@ -704,11 +705,11 @@ class HttpClient:
         )
         if response is None:
             return None
-        h = response.headers
+        h, what = response.headers, f"HEAD {path} at {ref[:12]}"
         return FileHead(
-            blob_id=h.get("X-Gitlab-Blob-Id"),
-            last_commit_id=h.get("X-Gitlab-Last-Commit-Id"),
-            content_sha256=h.get("X-Gitlab-Content-Sha256"),
+            blob_id=_object_id(h, "X-Gitlab-Blob-Id", what),
+            last_commit_id=_object_id(h, "X-Gitlab-Last-Commit-Id", what),
+            content_sha256=_object_id(h, "X-Gitlab-Content-Sha256", what, sha256=True),
         )
 
     def file_raw(self, project_id: int, path: str, ref: str) -> bytes | None:
@@ -829,6 +830,25 @@ class HttpClient:
                 )
             )
         return out
+
+
+#: A git object id: SHA-1 (40 hex digits) or, in a SHA-256 repository, 64.
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _object_id(headers: Mapping[str, str], name: str, what: str, *, sha256: bool = False) -> str | None:
+    """A repository-files HEAD header holding an object id or a content SHA-256 (None: not sent, as by a GitLab
+    older than the header). Anything else is a bad answer (:class:`BadPayload`): the checksum of that file at that
+    commit is retried on the next sync, never stored as it came (keys and ``.cache-key`` checks are computed
+    from it) nor taken for an absent file."""
+    value = headers.get(name)
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not (_SHA256 if sha256 else _OBJECT_ID).fullmatch(value):
+        raise BadPayload(f"{what}: {name} {show(value)} is not {'a SHA-256' if sha256 else 'a git object id'}")
+    return value
 
 
 def _is_sha(value: Any) -> bool:
