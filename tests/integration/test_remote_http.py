@@ -322,11 +322,21 @@ DEEP = b"[" * 100_000 + b"]" * 100_000  # nested past Python's recursion limit
 
 
 #: Listings read outside the wire's record checks, each with records that are not what the endpoint returns.
-ODD_RECORDS: dict[str, list[Any]] = {
+ODD_RECORDS: dict[str, Any] = {
     "/api/v4/projects/1/registry/repositories": [{"id": "abc"}, 5, {"id": 7, "path": "g/p\u0000", "location": ["x"]}],
     "/api/v4/projects/1/registry/repositories/7/tags": [{"name": 5}, "x", {"name": "v1"}, {}, {"name": "v\ud800"}],
     "/api/v4/projects/1/resource_groups": [{"key": ["x"]}, 3, {"key": "prod", "process_mode": 7}, {"key": ""}],
     "/api/v4/projects/1/repository/commits": [{"id": "a" * 40, "parent_ids": []}, {"id": 5}],
+    # what the actions read (python-gitlab's session)
+    "/api/v4/user": {"username": "mal\u0000lory"},
+    "/api/v4/projects/1/pipelines": {"not": "a list"},
+    "/api/v4/projects/1/pipelines/9/jobs": [
+        {"id": 91, "name": "build", "status": "success", "created_at": "2026-11-30T10:00:00Z", "pipeline": {"id": 9}},
+        {"id": "abc"},
+        5,
+    ],
+    "/api/v4/projects/1/repository/commits/main": {"id": "a" * 40},
+    "/api/v4/projects/1/repository/commits/odd": {"id": "main; not a sha"},
 }
 
 
@@ -431,3 +441,21 @@ def test_a_file_head_takes_object_ids_only(json_server: str) -> None:
         for name in ("go.sum", "Dockerfile"):
             with pytest.raises(BadPayload, match="X-Gitlab-"):
                 client.http.file_head(1, name, "main")
+
+
+def test_what_the_actions_read_is_checked_like_the_sync(json_server: str) -> None:
+    """The actions' reads (python-gitlab's session): the token's username goes into the audit table as storable
+    text; a pipelines listing that is not a list, or a ref whose head is not a commit id, is a bad answer (keys are
+    computed at that commit); a pipeline's job the wire rejects is left out, the others shown."""
+    from cidash.errors import BadPayload
+    from cidash.remote.mutations import ActionsRemote
+
+    with _client(json_server) as client:
+        remote = ActionsRemote(client)
+        assert remote.username() == "mal\ufffdlory"
+        with pytest.raises(BadPayload, match="did not return a list"):
+            remote.latest_pipeline(1, "main")
+        assert [j.id for j in remote.pipeline_jobs(1, 9)] == [91]
+        assert remote.ref_head(1, "main") == "a" * 40
+        with pytest.raises(BadPayload, match="not a commit id"):
+            remote.ref_head(1, "odd")

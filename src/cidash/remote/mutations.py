@@ -13,6 +13,8 @@ Implements :class:`cidash.actions.ActionRemote`; returns :mod:`cidash.models` da
 
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -20,11 +22,13 @@ import gitlab
 import gitlab.exceptions
 import requests
 
-from cidash.errors import ActionHttpError, ConnectError, RateLimited, RemoteError
+from cidash.errors import ActionHttpError, BadPayload, ConnectError, RateLimited, RemoteError
 from cidash.models import API_PREFIX, FileChecksum, HttpCall, Job, Pipeline, Project
 from cidash.remote import GitLabClient
 from cidash.remote.policy import RetryPolicy, error_for_status
 from cidash.remote.rest import RestClient, job_from_json, pipeline_from_json, project_from_json
+from cidash.remote.wire import RejectedRecord, show
+from cidash.textsafe import storable
 
 #: Tries per mutating call when GitLab answers 429 (the pause between them is the limiter's Retry-After wait).
 MUTATION_ATTEMPTS = 3
@@ -118,7 +122,7 @@ class ActionsRemote:
         except RemoteError:
             return None
         name = data.get("username") if isinstance(data, dict) else None
-        return str(name) if name else None
+        return storable(name) if isinstance(name, str) and name else None  # shown, and kept in the audit table
 
     def latest_pipeline(self, project_id: int, ref: str) -> Pipeline | None:
         data = self._get(
@@ -126,11 +130,20 @@ class ActionsRemote:
             {"ref": ref, "order_by": "id", "sort": "desc", "per_page": 1},
             missing="project",
         )
+        if not isinstance(data, list):
+            raise BadPayload(f"GET /projects/{project_id}/pipelines did not return a list")
         return pipeline_from_json(project_id, data[0]) if data else None
 
     def pipeline_jobs(self, project_id: int, pipeline_id: int) -> list[Job]:
+        """The pipeline's jobs; a record the wire rejects is left out (the others are still shown)."""
         data = self._get(f"/projects/{project_id}/pipelines/{pipeline_id}/jobs", {"per_page": 100})
-        return [job_from_json(project_id, d) for d in data]
+        if not isinstance(data, list):
+            raise BadPayload(f"GET /projects/{project_id}/pipelines/{pipeline_id}/jobs did not return a list")
+        jobs: list[Job] = []
+        for d in data:
+            with contextlib.suppress(RejectedRecord):
+                jobs.append(job_from_json(project_id, d))
+        return jobs
 
     def active_jobs(self, project_id: int, name: str) -> list[Job]:
         """Jobs named ``name`` that are created/pending/running/waiting, newest first.
@@ -158,7 +171,11 @@ class ActionsRemote:
             if exc.status == 404:
                 return None
             raise
-        return str(data["id"]) if isinstance(data, dict) and data.get("id") else None
+        sha = data.get("id") if isinstance(data, dict) else None
+        if not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}(?:[0-9a-f]{24})?", sha)):
+            # the files' checksums and keys are asked for at it: never at whatever text came
+            raise BadPayload(f"GET repository/commits/{show(ref)}: {show(sha)} is not a commit id")
+        return sha
 
     def file_head(self, project_id: int, path: str, ref: str) -> FileChecksum | None:
         """The repository-files HEAD headers of ``path`` at ``ref`` (None: no such file there)."""
