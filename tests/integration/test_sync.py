@@ -471,7 +471,7 @@ def test_logs_received_whole_are_parsed_by_the_logs_step(
         report = sync_project(client, step, small_sim.project_path, options=options(), now=NOW)
         here = threading.current_thread().name
         assert report.logs > 0 and threads.count(here) == report.logs == len(threads)
-        assert balance == [0]
+        assert balance == [0] and context._HELD.bytes == 0  # the budget is the process's: all given back
         assert_matches_world(small_sim, step)
         by_step = _log_rows(step, small_sim.project_id)
 
@@ -480,7 +480,7 @@ def test_logs_received_whole_are_parsed_by_the_logs_step(
     with make_client(small_sim) as client, Store.open(tmp_path / "workers.db") as workers:
         again = sync_project(client, workers, small_sim.project_path, options=options(), now=NOW)
         assert again.logs == report.logs and here not in threads and len(threads) == again.logs
-        assert balance == [0]
+        assert balance == [0] and context._HELD.bytes == 0
         assert _log_rows(workers, small_sim.project_id) == by_step
 
 
@@ -502,3 +502,31 @@ def test_a_log_sink_keeps_a_log_sent_whole_and_parses_a_streamed_one_as_it_comes
     assert sink.parser is not None and sink.bytes == len(data)
     assert sink.facts() == whole == parse_bytes(data)
     assert whole.sections and whole.startup_seconds is not None
+
+
+def test_logs_held_for_a_step_that_fails_are_given_back(
+    small_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes held for the logs step count for the whole process (a group syncs several projects at once): a
+    sync that fails while logs wait gives them back, or later syncs in the process (the dashboard's, serve's) would
+    find the budget spent."""
+    import cidash.sync.context as context
+    import cidash.sync.logs as logs
+
+    real = logs._parsed
+    taken = [0]
+
+    def fail_on_the_third(ctx: _Ctx, fetched: Any) -> Any:
+        taken[0] += 1
+        if taken[0] == 3:
+            raise RuntimeError("a bug in the step")
+        return real(ctx, fetched)
+
+    monkeypatch.setattr(logs, "_parsed", fail_on_the_third)
+    with (
+        make_client(small_sim) as client,
+        Store.open(tmp_path / "s.db") as store,
+        pytest.raises(RuntimeError, match="a bug in the step"),
+    ):
+        sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+    assert taken[0] == 3 and context._HELD.bytes == 0

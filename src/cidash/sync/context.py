@@ -206,12 +206,24 @@ _Fetched = tuple[Job, TraceFacts | bytes | None, int, Mapping[str, float]]
 
 _PREFETCH_PER_WORKER = 100  # results are small parsed facts; the cap only bounds a huge first sync
 #: A log received whole (one under :data:`cidash.remote.http.SINK_AFTER_SLOT`: nearly every job's) is handed to the
-#: logs step unparsed, and the step parses it as it takes the result, while at most this many bytes of a project's
-#: logs wait so; past it, and for a long log (streamed into its parser as it arrives), the download worker parses.
+#: logs step unparsed, and the step parses it as it takes the result, while at most this many bytes of logs wait so
+#: in the process (every project a group sync runs at once together); past it, and for a long log (streamed into
+#: its parser as it arrives), the download worker parses.
 #: One thread parsing one log after another spends ~40 % less CPU on it than the download workers do, each parse
 #: squeezed between socket calls on cold caches, and the workers get back to their sockets sooner: the answers
 #: waited ~2 ms less each for a worker to read them (bench/README.md, "Sync", 2026-12-03 23:30).
 _HELD_LOG_BYTES = 16 * 1024 * 1024
+
+
+class _HeldLogs:
+    """The bytes of logs waiting, unparsed, for their logs step, across the process (:data:`_HELD_LOG_BYTES`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.bytes = 0
+
+
+_HELD = _HeldLogs()
 
 
 @dataclass
@@ -257,22 +269,33 @@ class _Ctx:
     warnings_total: int = 0
     seen_warnings: set[str] = field(default_factory=set)
     deferred: list[str] = field(default_factory=list)
-    #: Bytes of downloaded logs waiting, unparsed, for the logs step (:data:`_HELD_LOG_BYTES`).
+    #: Bytes of this project's downloaded logs waiting, unparsed, for its logs step (:data:`_HELD_LOG_BYTES`).
     held_log_bytes: int = 0
-    held_lock: threading.Lock = field(default_factory=threading.Lock)
+    held_closed: bool = False
 
     def hold_log(self, size: int) -> bool:
-        """Whether a downloaded log of ``size`` bytes may wait unparsed for the logs step (counted until
-        :meth:`release_log`)."""
-        with self.held_lock:
-            if self.held_log_bytes + size > _HELD_LOG_BYTES:
+        """Whether a downloaded log of ``size`` bytes may wait unparsed for the logs step (counted, here and in the
+        process, until :meth:`release_log`)."""
+        with _HELD.lock:
+            if self.held_closed or _HELD.bytes + size > _HELD_LOG_BYTES:
                 return False
+            _HELD.bytes += size
             self.held_log_bytes += size
             return True
 
     def release_log(self, size: int) -> None:
-        with self.held_lock:
-            self.held_log_bytes -= size
+        with _HELD.lock:
+            if not self.held_closed:
+                _HELD.bytes -= size
+                self.held_log_bytes -= size
+
+    def release_held(self) -> None:
+        """Give back what this project's sync still holds (its pool is done: a step that failed took no more
+        results); nothing is held for it from here on."""
+        with _HELD.lock:
+            _HELD.bytes -= self.held_log_bytes
+            self.held_log_bytes = 0
+            self.held_closed = True
 
     def emit(self, phase: str, message: str | None = None) -> None:
         if self.progress is None:

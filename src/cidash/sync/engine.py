@@ -208,6 +208,7 @@ def _sync_leased(
             if ctx.jobs_listing is not None:
                 ctx.jobs_listing.close()
             pool.shutdown(wait=True, cancel_futures=True)
+            ctx.release_held()
             requests, nbytes = client.stats.snapshot()
             message = exc.one_line() if isinstance(exc, CidashError) else type(exc).__name__
             with contextlib.suppress(CidashError):
@@ -229,6 +230,7 @@ def _sync_leased(
                     ),
                 )
             raise
+    ctx.release_held()  # (the pool is done: nothing more arrives for this project)
     requests, nbytes = client.stats.snapshot()
     kinds = {k: v - kinds0.get(k, 0) for k, v in client.stats.by_kind.items() if v - kinds0.get(k, 0)}
     report = SyncReport(
