@@ -54,7 +54,12 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     Handler.seen = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    yield from _serving(Handler)
+
+
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A server on 127.0.0.1 answering with ``handler`` for as long as the generator runs: its URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -329,7 +334,7 @@ ODD_RECORDS: dict[str, Any] = {
     "/api/v4/projects/1/repository/commits": [{"id": "a" * 40, "parent_ids": []}, {"id": 5}],
     # what the actions read (python-gitlab's session)
     "/api/v4/user": {"username": "mal\u0000lory"},
-    "/api/v4/projects/1/pipelines": {"not": "a list"},
+    "/api/v4/projects/2/pipelines": {"not": "a list"},
     "/api/v4/projects/1/pipelines/9/jobs": [
         {"id": 91, "name": "build", "status": "success", "created_at": "2026-11-30T10:00:00Z", "pipeline": {"id": 9}},
         {"id": "abc"},
@@ -376,12 +381,7 @@ class JSONHandler(Handler):
 
 @pytest.fixture
 def json_server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), JSONHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    yield from _serving(JSONHandler)
 
 
 def test_a_huge_integer_costs_its_field_and_deep_nesting_is_a_bad_payload(json_server: str) -> None:
@@ -454,7 +454,7 @@ def test_what_the_actions_read_is_checked_like_the_sync(json_server: str) -> Non
         remote = ActionsRemote(client)
         assert remote.username() == "mal\ufffdlory"
         with pytest.raises(BadPayload, match="did not return a list"):
-            remote.latest_pipeline(1, "main")
+            remote.latest_pipeline(2, "main")
         assert [j.id for j in remote.pipeline_jobs(1, 9)] == [91]
         assert remote.ref_head(1, "main") == "a" * 40
         with pytest.raises(BadPayload, match="not a commit id"):
