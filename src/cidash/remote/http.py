@@ -71,6 +71,10 @@ CHUNK = 64 * 1024
 #: the sink after the request's slot of the in-flight window is given back: the next request goes out while this
 #: one is parsed. A longer body is streamed into the sink as it arrives (memory stays bounded by this per worker).
 SINK_AFTER_SLOT = 256 * 1024
+#: An answer held whole in memory (anything but a log streamed into its sink) may not be longer than this once
+#: decoded: no GitLab API answer comes near (a page of 100 jobs is ~300 KB), and a gzip body a thousand times
+#: smaller (a "zip bomb" from a proxy or a hostile server) would otherwise fill the memory.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class _Headers(dict[str, str]):
@@ -341,6 +345,8 @@ class HttpClient:
                 if decoder is not None:
                     chunk = decoder.decompress(chunk)
                 nbytes += len(chunk)
+                if sink is None and nbytes > MAX_ANSWER_BYTES and not streamed:
+                    raise _BadPayload(_too_long(nbytes))
                 if chunk:
                     if streamed and sink is None and nbytes > SINK_AFTER_SLOT and sink_factory is not None:
                         sink = sink_factory()  # a long body: stream it from here on
@@ -427,6 +433,8 @@ class HttpClient:
                 if decoder is not None:
                     chunk = decoder.decompress(chunk)
                 nbytes += len(chunk)
+                if sink is None and nbytes > MAX_ANSWER_BYTES:
+                    raise _BadPayload(_too_long(nbytes))
                 if chunk:
                     out(chunk)
             if decoder is not None and raw:
@@ -835,6 +843,11 @@ class HttpClient:
 #: A git object id: SHA-1 (40 hex digits) or, in a SHA-256 repository, 64.
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _too_long(nbytes: int) -> str:
+    limit = MAX_ANSWER_BYTES // 2**20
+    return f"an answer longer than {limit} MiB ({nbytes:,} bytes read, decoded): not a GitLab API answer"
 
 
 def _object_id(headers: Mapping[str, str], name: str, what: str, *, sha256: bool = False) -> str | None:
