@@ -60,7 +60,7 @@ from cidash.remote.policy import (
     same_origin,
     show_origin,
 )
-from cidash.remote.wire import WireLog, check_id, image_tag_from_json, show
+from cidash.remote.wire import WireLog, check_id, image_tag_from_json, is_object_id, show
 from cidash.textsafe import storable
 
 if TYPE_CHECKING:
@@ -739,10 +739,10 @@ class HttpClient:
         what = f"GET /projects/{project_id}/repository/commits"
         for c in self.get_pages(f"/projects/{project_id}/repository/commits", params=params):
             parents = c.get("parent_ids") if isinstance(c, dict) else None
-            if not isinstance(c, dict) or not _is_sha(c.get("id")) or not isinstance(parents, list | None):
+            if not isinstance(c, dict) or not is_object_id(c.get("id")) or not isinstance(parents, list | None):
                 # a history with a hole is no history: the step that asked for it fails, not the sync
                 raise BadPayload(f"{what} returned a record that is not a commit: {show(c)}")
-            if not all(_is_sha(p) for p in parents or ()):
+            if not all(is_object_id(p) for p in parents or ()):
                 raise BadPayload(f"{what} returned a commit whose parent_ids are not commit ids: {show(parents)}")
             yield c["id"], tuple(parents or ())
 
@@ -840,8 +840,6 @@ class HttpClient:
         return out
 
 
-#: A git object id: SHA-1 (40 hex digits) or, in a SHA-256 repository, 64.
-_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -859,13 +857,9 @@ def _object_id(headers: Mapping[str, str], name: str, what: str, *, sha256: bool
     if value is None:
         return None
     value = value.strip().lower()
-    if not (_SHA256 if sha256 else _OBJECT_ID).fullmatch(value):
+    if not (_SHA256.fullmatch(value) if sha256 else is_object_id(value)):
         raise BadPayload(f"{what}: {name} {show(value)} is not {'a SHA-256' if sha256 else 'a git object id'}")
     return value
-
-
-def _is_sha(value: Any) -> bool:
-    return isinstance(value, str) and 7 <= len(value) <= 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def _message(response: _Reply) -> str | None:

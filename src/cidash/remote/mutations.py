@@ -14,7 +14,6 @@ Implements :class:`cidash.actions.ActionRemote`; returns :mod:`cidash.models` da
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +26,7 @@ from cidash.models import API_PREFIX, FileChecksum, HttpCall, Job, Pipeline, Pro
 from cidash.remote import GitLabClient
 from cidash.remote.policy import RetryPolicy, error_for_status
 from cidash.remote.rest import RestClient, job_from_json, pipeline_from_json, project_from_json
-from cidash.remote.wire import RejectedRecord, show
+from cidash.remote.wire import RejectedRecord, is_object_id, show
 from cidash.textsafe import storable
 
 #: Tries per mutating call when GitLab answers 429 (the pause between them is the limiter's Retry-After wait).
@@ -172,7 +171,7 @@ class ActionsRemote:
                 return None
             raise
         sha = data.get("id") if isinstance(data, dict) else None
-        if not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{40}(?:[0-9a-f]{24})?", sha)):
+        if not is_object_id(sha):
             # the files' checksums and keys are asked for at it: never at whatever text came
             raise BadPayload(f"GET repository/commits/{show(ref)}: {show(sha)} is not a commit id")
         return sha

@@ -30,6 +30,7 @@ can not crash a sync, and a bad number never reaches the store, a metric or a cr
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -107,6 +108,15 @@ def show(value: Any, limit: int = 40) -> str:
 
 # -- single values ---------------------------------------------------------------------------------------------
 # Each returns (value, None) or (None, reason); callers turn the reason into an issue or a rejection.
+
+
+#: A git object id as GitLab writes one: SHA-1 (40 hex digits) or, in a SHA-256 repository, 64.
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+
+def is_object_id(value: Any) -> bool:
+    """Whether ``value`` is a git object id (a commit, a blob) as GitLab writes one, lower-case."""
+    return isinstance(value, str) and _OBJECT_ID.fullmatch(value) is not None
 
 
 def check_id(value: Any) -> tuple[int | None, str | None]:

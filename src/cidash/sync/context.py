@@ -211,7 +211,7 @@ _PREFETCH_PER_WORKER = 100  # results are small parsed facts; the cap only bound
 #: its parser as it arrives), the download worker parses.
 #: One thread parsing one log after another spends ~40 % less CPU on it than the download workers do, each parse
 #: squeezed between socket calls on cold caches, and the workers get back to their sockets sooner: the answers
-#: waited ~2 ms less each for a worker to read them (bench/README.md, "Sync", 2026-12-03 23:30).
+#: waited ~2 ms less each for a worker to read them (bench/README.md, "Sync", 2026-12-03 22:50-23:15 UTC).
 _HELD_LOG_BYTES = 16 * 1024 * 1024
 
 

@@ -108,10 +108,7 @@ def _fetch_log(ctx: _Ctx, job: Job) -> _Fetched:
         return job, None, sink.bytes, _NO_PHASES
     if sink.body is not None and ctx.hold_log(len(sink.body)):
         return job, sink.body, sink.bytes, _NO_PHASES
-    from cidash.logparse import phase_durations  # the sync computes what it stores: the store never parses
-
-    facts = sink.facts()
-    return job, facts, sink.bytes, phase_durations(facts)
+    return _with_phases(job, sink.facts(), sink.bytes)
 
 
 def _parsed(ctx: _Ctx, fetched: _Fetched) -> _LogResult:
@@ -120,9 +117,14 @@ def _parsed(ctx: _Ctx, fetched: _Fetched) -> _LogResult:
     if not isinstance(got, bytes):
         return job, got, nbytes, phases
     ctx.release_log(len(got))
-    from cidash.logparse import parse_bytes, phase_durations
+    from cidash.logparse import parse_bytes
 
-    facts = parse_bytes(got)
+    return _with_phases(job, parse_bytes(got), nbytes)
+
+
+def _with_phases(job: Job, facts: TraceFacts, nbytes: int) -> _LogResult:
+    from cidash.logparse import phase_durations  # the sync computes what it stores: the store never parses
+
     return job, facts, nbytes, phase_durations(facts)
 
 
