@@ -461,18 +461,19 @@ def test_what_the_actions_read_is_checked_like_the_sync(json_server: str) -> Non
             remote.ref_head(1, "odd")
 
 
-@pytest.mark.parametrize("path", ["fast", "httpx"])
+@pytest.mark.parametrize("path", ["fast", "httpx", "python-gitlab"])
 def test_an_answer_held_whole_past_its_cap_is_refused_a_streamed_log_is_not(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A gzip body a thousand times smaller than what it decodes to (from a proxy or a hostile server) would fill
     the memory of any answer held whole: past MAX_ANSWER_BYTES it is a bad answer (here with the cap at 1 MiB and
-    a 2 MiB answer in 2 KB of gzip). A log streamed into its parser is never held, so never refused."""
+    a 2 MiB answer in 2 KB of gzip), on the sync's two HTTP stacks and python-gitlab's session alike. A log
+    streamed into its parser is never held, so never refused."""
     from cidash.errors import BadPayload
-    from cidash.remote import RetryPolicy
+    from cidash.remote import RetryPolicy, policy
     from cidash.remote import http as remote_http
 
-    monkeypatch.setattr(remote_http, "MAX_ANSWER_BYTES", 1024 * 1024)
+    monkeypatch.setattr(policy, "MAX_ANSWER_BYTES", 1024 * 1024)
     if path == "httpx":
         monkeypatch.setattr(remote_http.HttpClient, "_fast_connection", lambda self: None)
     bomb = gzip.compress(b"[" + b" " * (2 * 1024 * 1024) + b"]")
@@ -485,7 +486,10 @@ def test_an_answer_held_whole_past_its_cap_is_refused_a_streamed_log_is_not(
         connection = Connection(url=url, token=Secret("glpat-secret-value-123"), max_rps=0)
         with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
             with pytest.raises(BadPayload, match="longer than 1 MiB"):
-                client.http.get_json("/projects/1/pipelines/3")
+                if path == "python-gitlab":
+                    list(client.rest.pipeline_pages(1, updated_after=None))
+                else:
+                    client.http.get_json("/projects/1/pipelines/3")
             size = [0]
             assert client.http.stream_trace(1, 2, lambda: lambda chunk: size.__setitem__(0, size[0] + len(chunk)))
             assert size[0] == 2 * 1024 * 1024 + 2

@@ -39,6 +39,7 @@ from cidash.errors import (
     TruncatedBody,
 )
 from cidash.models import ImageTag, ResourceGroup
+from cidash.remote import policy
 from cidash.remote.conn import PeerClosed, ProtocolFailure, RawConnection
 from cidash.remote.policy import (
     MAX_REDIRECTS,
@@ -59,6 +60,7 @@ from cidash.remote.policy import (
     parse_retry_after,
     same_origin,
     show_origin,
+    too_long,
 )
 from cidash.remote.wire import WireLog, check_id, image_tag_from_json, is_object_id, show
 from cidash.textsafe import storable
@@ -71,10 +73,6 @@ CHUNK = 64 * 1024
 #: the sink after the request's slot of the in-flight window is given back: the next request goes out while this
 #: one is parsed. A longer body is streamed into the sink as it arrives (memory stays bounded by this per worker).
 SINK_AFTER_SLOT = 256 * 1024
-#: An answer held whole in memory (anything but a log streamed into its sink) may not be longer than this once
-#: decoded: no GitLab API answer comes near (a page of 100 jobs is ~300 KB), and a gzip body a thousand times
-#: smaller (a "zip bomb" from a proxy or a hostile server) would otherwise fill the memory.
-MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class _Headers(dict[str, str]):
@@ -345,8 +343,8 @@ class HttpClient:
                 if decoder is not None:
                     chunk = decoder.decompress(chunk)
                 nbytes += len(chunk)
-                if sink is None and nbytes > MAX_ANSWER_BYTES and not streamed:
-                    raise _BadPayload(_too_long(nbytes))
+                if sink is None and nbytes > policy.MAX_ANSWER_BYTES and not streamed:
+                    raise _BadPayload(too_long(nbytes))
                 if chunk:
                     if streamed and sink is None and nbytes > SINK_AFTER_SLOT and sink_factory is not None:
                         sink = sink_factory()  # a long body: stream it from here on
@@ -433,8 +431,8 @@ class HttpClient:
                 if decoder is not None:
                     chunk = decoder.decompress(chunk)
                 nbytes += len(chunk)
-                if sink is None and nbytes > MAX_ANSWER_BYTES:
-                    raise _BadPayload(_too_long(nbytes))
+                if sink is None and nbytes > policy.MAX_ANSWER_BYTES:
+                    raise _BadPayload(too_long(nbytes))
                 if chunk:
                     out(chunk)
             if decoder is not None and raw:
@@ -841,11 +839,6 @@ class HttpClient:
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def _too_long(nbytes: int) -> str:
-    limit = MAX_ANSWER_BYTES // 2**20
-    return f"an answer longer than {limit} MiB ({nbytes:,} bytes read, decoded): not a GitLab API answer"
 
 
 def _object_id(headers: Mapping[str, str], name: str, what: str, *, sha256: bool = False) -> str | None:

@@ -89,6 +89,18 @@ def instance_url(url: str) -> str:
     return f"{scheme}://{netloc}{path}"
 
 
+#: An answer held whole in memory (anything but a log streamed into its parser) may not be longer than this once
+#: decoded, on either HTTP stack: no GitLab API answer comes near (a page of 100 jobs is ~300 KB), and a gzip body
+#: a thousand times smaller (a "zip bomb" from a proxy or a hostile server) would otherwise fill the memory.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+
+def too_long(nbytes: int) -> str:
+    """What an answer past :data:`MAX_ANSWER_BYTES` is, for the error."""
+    limit = MAX_ANSWER_BYTES // 2**20
+    return f"an answer longer than {limit} MiB ({nbytes:,} bytes read, decoded): not a GitLab API answer"
+
+
 #: Digits past which an integer in a JSON answer is read as an infinity of its sign (see :func:`parse_json`).
 JSON_INT_DIGITS = 40
 

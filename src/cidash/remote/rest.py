@@ -34,6 +34,7 @@ from cidash.errors import (
     TruncatedBody,
 )
 from cidash.models import Job, Pipeline, Project
+from cidash.remote import policy
 from cidash.remote.policy import (
     MAX_REDIRECTS,
     RETRYABLE_STATUSES,
@@ -49,6 +50,7 @@ from cidash.remote.policy import (
     read_json,
     same_origin,
     show_origin,
+    too_long,
 )
 
 # JSON -> models lives in cidash.remote.wire (range-checked); re-exported here for existing importers.
@@ -131,9 +133,9 @@ class _AccountedSession(requests.Session):
             answered: int | None = None
             try:
                 try:
-                    response = super().send(request, **kwargs)
+                    response = super().send(request, **{**kwargs, "stream": True})
                     answered = response.status_code
-                    nbytes = 0 if kwargs.get("stream") else len(response.content)  # reads the body: may fail too
+                    nbytes = 0 if kwargs.get("stream") else _read_capped(response, what)  # may fail too
                 finally:
                     self.limiter.leave(ticket, answered)  # the slot is free before any retry pause
             except requests.exceptions.SSLError as exc:
@@ -180,6 +182,21 @@ class _AccountedSession(requests.Session):
                         f"GitLab at {parts.scheme}://{parts.netloc} answered {what} with {problem} ({attempt} tries)"
                     )
             return response
+
+
+def _read_capped(response: requests.Response, what: str) -> int:
+    """Read the body as ``response.content`` would (decoded), refusing one past
+    :data:`~cidash.remote.policy.MAX_ANSWER_BYTES` with :class:`BadPayload` before it fills the memory."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > policy.MAX_ANSWER_BYTES:
+            response.close()
+            raise BadPayload(f"GitLab answered {what} with {too_long(size)}")
+        parts.append(chunk)
+    response._content = b"".join(parts)
+    return size
 
 
 #: Failures with no usable answer: retried, then ConnectError (TruncatedBody for a body cut short / misframed).
