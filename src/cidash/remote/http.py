@@ -62,8 +62,17 @@ from cidash.remote.policy import (
     show_origin,
     too_long,
 )
-from cidash.remote.wire import WireLog, check_id, image_tag_from_json, is_object_id, show
-from cidash.textsafe import storable
+from cidash.remote.wire import (
+    RegistryRepository,
+    WireLog,
+    image_tag_from_json,
+    is_decimal,
+    is_object_id,
+    registry_repository_from_json,
+    registry_tag_name_from_json,
+    resource_group_from_json,
+    show,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -152,13 +161,6 @@ class Comparison:
     paths: frozenset[str]
     commits: tuple[tuple[str, tuple[str, ...]], ...]
     complete: bool
-
-
-@dataclass(frozen=True)
-class RegistryRepository:
-    id: int
-    path: str
-    location: str | None
 
 
 def _ssl_context(verify: Literal[False] | str) -> ssl.SSLContext:
@@ -681,7 +683,7 @@ class HttpClient:
         page = (response.headers.get("x-next-page") or "").strip()
         if not page:
             return None
-        if not (page.isascii() and page.isdigit() and len(page) <= 18):
+        if not is_decimal(page):
             raise PaginationError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
         return path, urlencode({**dict(parse_qsl(query, keep_blank_values=True)), "page": page}, doseq=True)
 
@@ -779,27 +781,13 @@ class HttpClient:
 
     def registry_repositories(self, project_id: int) -> list[RegistryRepository]:
         """The project's registry repositories; a record without an integer id is left out (never a crash)."""
-        out: list[RegistryRepository] = []
-        for r in self.get_pages(f"/projects/{project_id}/registry/repositories"):
-            rid, _ = check_id(r.get("id")) if isinstance(r, dict) else (None, None)
-            if rid is None:
-                continue
-            path, location = r.get("path"), r.get("location")
-            out.append(
-                RegistryRepository(
-                    id=rid,
-                    path=storable(path) if isinstance(path, str) else "",
-                    location=storable(location) if isinstance(location, str) else None,
-                )
-            )
-        return out
+        records = self.get_pages(f"/projects/{project_id}/registry/repositories")
+        return [r for r in map(registry_repository_from_json, records) if r is not None]
 
     def registry_tag_names(self, project_id: int, repository_id: int) -> list[str]:
         """The repository's tag names; a record without a name is left out."""
-        tags = self.get_pages(f"/projects/{project_id}/registry/repositories/{repository_id}/tags")
-        return [
-            storable(t["name"]) for t in tags if isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"]
-        ]
+        records = self.get_pages(f"/projects/{project_id}/registry/repositories/{repository_id}/tags")
+        return [name for name in map(registry_tag_name_from_json, records) if name is not None]
 
     def registry_tag(
         self, project_id: int, repository: RegistryRepository, name: str, log: WireLog | None = None
@@ -821,21 +809,9 @@ class HttpClient:
     # -- resource groups ---------------------------------------------------------------------------------------
 
     def resource_groups(self, project_id: int) -> list[ResourceGroup]:
-        """The project's resource groups; a record without a key is left out, an unknown mode read as GitLab's
-        default (``unordered``)."""
-        out: list[ResourceGroup] = []
-        for g in self.get_pages(f"/projects/{project_id}/resource_groups"):
-            if not isinstance(g, dict) or not isinstance(g.get("key"), str) or not g["key"]:
-                continue
-            mode = g.get("process_mode")
-            out.append(
-                ResourceGroup(
-                    project_id=project_id,
-                    key=storable(g["key"]),
-                    process_mode=storable(mode) if isinstance(mode, str) and mode else "unordered",
-                )
-            )
-        return out
+        """The project's resource groups; a record without a key is left out (:func:`resource_group_from_json`)."""
+        records = self.get_pages(f"/projects/{project_id}/resource_groups")
+        return [g for g in (resource_group_from_json(project_id, r) for r in records) if g is not None]
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -26,7 +26,7 @@ from cidash.models import API_PREFIX, FileChecksum, HttpCall, Job, Pipeline, Pro
 from cidash.remote import GitLabClient
 from cidash.remote.policy import RetryPolicy, error_for_status
 from cidash.remote.rest import RestClient, job_from_json, pipeline_from_json, project_from_json
-from cidash.remote.wire import RejectedRecord, is_object_id, show
+from cidash.remote.wire import RejectedRecord, is_decimal, is_object_id, show
 from cidash.textsafe import storable
 
 #: Tries per mutating call when GitLab answers 429 (the pause between them is the limiter's Retry-After wait).
@@ -108,7 +108,7 @@ class ActionsRemote:
 
     def project(self, ident: str | int) -> Project:
         key = str(ident)
-        path = f"/projects/{key if key.isascii() and key.isdigit() else quote(key, safe='')}"
+        path = f"/projects/{key if is_decimal(key) else quote(key, safe='')}"
         data = self._get(path, missing="project")
         return project_from_json(data)
 

@@ -7,14 +7,14 @@ from urllib.parse import quote
 from cidash.errors import AuthError, NotFound, PermissionDenied, Unsupported
 from cidash.models import Project
 from cidash.remote.http import HttpClient
-from cidash.remote.wire import RejectedRecord, WireLog, project_from_json
+from cidash.remote.wire import RejectedRecord, WireLog, is_decimal, project_from_json
 
 PER_PAGE = 100
 
 
 def project(http: HttpClient, ref: str | int) -> Project:
     """``GET /projects/:id`` by path (``group/name``) or id. Raises :class:`~cidash.errors.NotFound` (project)."""
-    key = str(ref) if isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit()) else quote(str(ref), safe="")
+    key = str(ref) if isinstance(ref, int) or is_decimal(str(ref)) else quote(str(ref), safe="")
     try:
         data = http.get_json(f"/projects/{key}", missing="project")
     except (NotFound, PermissionDenied, AuthError, Unsupported) as exc:

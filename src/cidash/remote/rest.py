@@ -57,6 +57,7 @@ from cidash.remote.policy import (
 from cidash.remote.wire import (
     RejectedRecord,
     WireLog,
+    is_decimal,
     iso,
     job_from_json,
     parse_time,
@@ -329,7 +330,7 @@ class RestClient:
         page = (response.headers.get("x-next-page") or "").strip()
         if not page:
             return None
-        if not (page.isascii() and page.isdigit() and len(page) <= 18):
+        if not is_decimal(page):
             raise PaginationError(f"{what}: X-Next-Page {page[:20]!r} is not a page number")
         return path, urlencode({**query, "page": page}, doseq=True)
 
@@ -337,7 +338,7 @@ class RestClient:
 
     def project(self, ref: str | int) -> Project:
         """One project by path (``group/name``) or id."""
-        key: str | int = int(ref) if isinstance(ref, str) and ref.isascii() and ref.isdigit() else ref
+        key: str | int = int(ref) if isinstance(ref, str) and is_decimal(ref) else ref
         with self._mapped(f"GET /projects/{ref}", "project"):
             obj = self.gl.projects.get(key)
         return project_from_json(obj.attributes)

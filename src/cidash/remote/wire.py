@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cidash.errors import RemoteError
-from cidash.models import MAX_DURATION_SECONDS, MAX_IMAGE_BYTES, ImageTag, Job, Pipeline, Project
+from cidash.models import MAX_DURATION_SECONDS, MAX_IMAGE_BYTES, ImageTag, Job, Pipeline, Project, ResourceGroup
 from cidash.textsafe import storable
 
 #: Ids are SQLite INTEGERs: at most 2^63 - 1.
@@ -112,6 +112,16 @@ def show(value: Any, limit: int = 40) -> str:
 
 #: A git object id as GitLab writes one: SHA-1 (40 hex digits) or, in a SHA-256 repository, 64.
 _OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+
+#: A decimal number as text from GitLab or a user: ASCII digits only ("²".isdigit() is true, and int() refuses it),
+#: at most 19 (an id is below 2^63; more digits would reach Python's limit on turning text into a number).
+_DECIMAL = re.compile(r"[0-9]{1,19}")
+
+
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is a page number or an id written in ASCII digits (see :data:`_DECIMAL`)."""
+    return _DECIMAL.fullmatch(text) is not None
 
 
 def is_object_id(value: Any) -> bool:
@@ -369,6 +379,46 @@ def project_from_json(d: Any, log: WireLog | None = None) -> Project:
     f = _Fields(d, f"project {pid}", log)
     path = f.text("path_with_namespace") or f.text("path") or str(pid)
     return Project(id=pid, path=path, web_url=f.text("web_url") or "", default_branch=f.text("default_branch"))
+
+
+@dataclass(frozen=True)
+class RegistryRepository:
+    id: int
+    path: str
+    location: str | None
+
+
+def registry_repository_from_json(d: Any) -> RegistryRepository | None:
+    """A registry repository from ``GET .../registry/repositories``; None (left out) without an integer id."""
+    rid, _ = check_id(d.get("id")) if isinstance(d, Mapping) else (None, None)
+    if rid is None:
+        return None
+    path, location = d.get("path"), d.get("location")
+    return RegistryRepository(
+        id=rid,
+        path=storable(path) if isinstance(path, str) else "",
+        location=storable(location) if isinstance(location, str) else None,
+    )
+
+
+def registry_tag_name_from_json(d: Any) -> str | None:
+    """A tag's name from ``GET .../registry/repositories/:id/tags``; None (left out) without one."""
+    name = d.get("name") if isinstance(d, Mapping) else None
+    return storable(name) if isinstance(name, str) and name else None
+
+
+def resource_group_from_json(project_id: int, d: Any) -> ResourceGroup | None:
+    """A resource group from ``GET /projects/:id/resource_groups``; None (left out) without a key, an unknown
+    mode read as GitLab's default (``unordered``)."""
+    key = d.get("key") if isinstance(d, Mapping) else None
+    if not isinstance(key, str) or not key:
+        return None
+    mode = d.get("process_mode")
+    return ResourceGroup(
+        project_id=project_id,
+        key=storable(key),
+        process_mode=storable(mode) if isinstance(mode, str) and mode else "unordered",
+    )
 
 
 def image_tag_from_json(project_id: int, repository: str, name: str, d: Any, log: WireLog | None = None) -> ImageTag:
