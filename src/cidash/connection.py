@@ -34,7 +34,6 @@ import contextlib
 import os
 import re
 import shlex
-import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -289,6 +288,8 @@ def run_token_helper(command: Sequence[str], what: str, env: Mapping[str, str]) 
 
     Its output is never printed or put in an error message; a failing helper is one :class:`ConfigError` line.
     """
+    import subprocess  # only for a helper: not imported at every start
+
     name = Path(command[0]).name if command else "?"
     if not command:
         raise ConfigError(f"{what} 'helper:' names no command")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -495,3 +496,34 @@ def test_an_answer_held_whole_past_its_cap_is_refused_a_streamed_log_is_not(
             assert size[0] == 2 * 1024 * 1024 + 2
     finally:
         stop()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"http_proxy": "http://127.0.0.1:9"},
+        {"HTTPS_PROXY": "http://127.0.0.1:9"},
+        {"all_proxy": "http://127.0.0.1:9"},
+        {"HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "127.0.0.1"},
+        {"NO_PROXY": "*"},
+        {"PROXY": "http://127.0.0.1:9", "MY_PROXYISH": "x"},
+    ],
+)
+def test_proxy_detection_agrees_with_urllib_for_every_spelling(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start-up shortcut (no ``*_proxy`` variable: urllib.request is not imported) decides as urllib does."""
+    import urllib.request
+
+    from cidash.remote.http import _proxied
+
+    for name in list(os.environ):
+        if name.lower().endswith("proxy") or name.lower().endswith("_proxyish"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for scheme in ("http", "https"):
+        proxies = urllib.request.getproxies()
+        expected = bool(proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass("127.0.0.1")
+        assert _proxied(scheme, "127.0.0.1") is expected

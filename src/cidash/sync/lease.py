@@ -7,7 +7,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +36,7 @@ class _Lease:
     def __init__(self, store: Store, project: Project) -> None:
         self.store = store
         self.project = project
-        self.owner = uuid.uuid4().hex
+        self.owner = os.urandom(16).hex()  # 128 random bits, as a uuid4 (without importing uuid: ~4 ms a start)
         self.ctx: _Ctx | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
