@@ -206,7 +206,8 @@ _Fetched = tuple[Job, TraceFacts | bytes | None, int, Mapping[str, float]]
 
 _PREFETCH_PER_WORKER = 100  # results are small parsed facts; the cap only bounds a huge first sync
 #: A log received whole (one under :data:`cidash.remote.http.SINK_AFTER_SLOT`: nearly every job's) is handed to the
-#: logs step unparsed, and the step parses it as it takes the result, while at most this many bytes of logs wait so
+#: logs step unparsed, and the step parses the results it took together before it writes them (up to
+#: :data:`_LOG_COMMIT_BATCH`, or a second's worth), while at most this many bytes of logs wait so
 #: in the process (every project a group sync runs at once together); past it, and for a long log (streamed into
 #: its parser as it arrives), the download worker parses.
 #: One thread parsing one log after another spends ~40 % less CPU on it than the download workers do, each parse

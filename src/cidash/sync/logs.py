@@ -1,6 +1,6 @@
 """Step 3: the logs of finished jobs, each fetched once in the worker pool; a log received whole is parsed by this
-step's thread as it takes the result (:data:`cidash.sync.context._HELD_LOG_BYTES`), a long one streamed into its
-parser on the worker."""
+step's thread, the results it took parsed together before each write (:data:`cidash.sync.context._HELD_LOG_BYTES`),
+a long one streamed into its parser on the worker."""
 
 from __future__ import annotations
 
@@ -191,12 +191,16 @@ def _sync_logs(ctx: _Ctx) -> None:
     todo = [j for j in candidates if j.id not in skip_set]
     ctx.logs_total = len(todo)
     ctx.emit("logs")
-    results: list[_LogResult] = []
+    taken: list[_Fetched] = []
     last_commit = time.monotonic()
 
     def commit() -> None:
-        if not results:
+        if not taken:
             return
+        # The logs left whole are parsed here, one after another: ~100-250 us of CPU a log less than one at a time
+        # between the workers' socket calls (bench/README.md, "Sync", 2026-12-04).
+        results = [_parsed(ctx, fetched) for fetched in taken]
+        taken.clear()
         parsed = [(job.id, facts, nbytes) for job, facts, nbytes, _ in results if facts is not None]
         unavailable = [job.id for job, facts, _, _ in results if facts is None]
         phases = {job.id: job_phases for job, facts, _, job_phases in results if facts is not None}
@@ -204,7 +208,6 @@ def _sync_logs(ctx: _Ctx) -> None:
             store.save_many_job_facts(parsed, project_id=pid, parsed_at=ctx.now, phases=phases)
             if unavailable:
                 store.set_log_state(unavailable, "unavailable")
-        results.clear()
 
     stop = threading.Event()  # set when GitLab keeps rate-limiting: the rest waits for the next sync
     connect_failures = 0
@@ -236,7 +239,7 @@ def _sync_logs(ctx: _Ctx) -> None:
     futures = itertools.chain(as_completed(prefetched.values()), fetched)
     for future in futures:
         try:
-            result = _parsed(ctx, future.result())
+            result = future.result()
         except CancelledError:
             ctx.logs_failed += 1  # a prefetch called off after GitLab kept rate-limiting: next sync
             continue
@@ -267,12 +270,12 @@ def _sync_logs(ctx: _Ctx) -> None:
         connect_failures = 0
         job, facts = result[0], result[1]
         handled.add(job.id)
-        results.append(result)
+        taken.append(result)
         if facts is None:
             ctx.logs_unavailable += 1
         else:
             ctx.logs += 1
-        if len(results) >= _LOG_COMMIT_BATCH or time.monotonic() - last_commit > 1.0:
+        if len(taken) >= _LOG_COMMIT_BATCH or time.monotonic() - last_commit > 1.0:
             commit()
             last_commit = time.monotonic()
             ctx.emit("logs")
