@@ -414,12 +414,32 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def url_without_userinfo(url: str) -> str:
+    """``url`` without the ``user:password@`` a URL may carry before its host: what a message may show of it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:end]
+    if "@" not in authority:
+        return url
+    return f"{scheme}{sep}{authority.rsplit('@', 1)[1]}{rest[end:]}"
+
+
 def check_url(url: str, origin: str) -> None:
     """A GitLab URL cidash can connect to, or :class:`ConfigError` naming where it came from (``--url``,
     ``GITLAB_URL``, ``[gitlab] url in FILE``): ``http://[::1`` and ``http://host:99999`` are refused here, not
-    deep in the HTTP client."""
+    deep in the HTTP client. A URL with a user name or password before its host (``https://me:secret@host``) is
+    refused without showing them: GitLab's API takes a token, not a password, and a password in the URL would
+    reach error messages and, through httpx and requests, other requests as Basic authentication."""
     from urllib.parse import urlsplit
 
+    shown = url_without_userinfo(url)
+    if shown != url:
+        raise ConfigError(
+            f"{origin}: GitLab URL {shown!r} has a user name or password before its host; cidash does not use them",
+            hint="leave them out of the URL; give the API token with GITLAB_TOKEN, --token-file or [gitlab] token_file",
+        )
     if any(ord(ch) < 0x21 or 0x7F <= ord(ch) < 0xA0 for ch in url):
         raise ConfigError(f"{origin}: GitLab URL {url!r} holds a space or control character")
     try:

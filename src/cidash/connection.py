@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cidash.config import Config, check_url, is_ci
+from cidash.config import Config, check_url, is_ci, url_without_userinfo
 from cidash.errors import ConfigError, register_secret
 
 TokenKind = Literal["private", "job", "oauth"]
@@ -593,7 +593,8 @@ def resolve_connection(
             hint="pass --url, set GITLAB_URL or GITLAB_HOST, or [gitlab] url in cidash.toml",
         )
     if not resolved_url.startswith(("http://", "https://")):
-        raise ConfigError(f"GitLab URL must start with http:// or https:// (got {resolved_url!r})")
+        shown = url_without_userinfo(resolved_url)
+        raise ConfigError(f"GitLab URL must start with http:// or https:// (got {shown!r})")
     check_url(resolved_url, sources["url"])
 
     token: str | None = None

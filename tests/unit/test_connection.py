@@ -89,3 +89,52 @@ def test_token_never_shows() -> None:
 def test_connection_group_only() -> None:
     c = resolve_connection(cfg(), group="platform", env={"GITLAB_URL": "https://x.example"})
     assert c.group == "platform" and c.projects == () and isinstance(c, Connection)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://me:hunter2-secret@gitlab.example.com",
+        "https://hunter2-secret@gitlab.example.com/gitlab/",
+        "http://me:hunter2-secret@127.0.0.1:99999",  # refused for the password before the port is looked at
+        "https://me:hunter2-secret@[::1",
+        "ftp://me:hunter2-secret@gitlab.example.com",
+        "me:hunter2-secret@gitlab.example.com",
+    ],
+)
+@pytest.mark.parametrize("where", ["--url", "GITLAB_URL", "[gitlab] url", "python-gitlab"])
+def test_a_url_with_a_password_is_refused_without_showing_it(url: str, where: str, tmp_path: Path) -> None:
+    env: dict[str, str] = {"GITLAB_TOKEN": "glpat-0123456789abcdef"}
+    config = cfg(projects=("a/b",))
+    flag: str | None = None
+    if where == "--url":
+        flag = url
+    elif where == "GITLAB_URL":
+        env["GITLAB_URL"] = url
+    elif where == "[gitlab] url":
+        config = cfg(projects=("a/b",), url=url)
+    else:
+        ini = tmp_path / "pg.cfg"
+        ini.write_text(f"[global]\ndefault = work\n\n[work]\nurl = {url}\n")
+        env["PYTHON_GITLAB_CFG"] = str(ini)
+    with pytest.raises(ConfigError) as info:
+        resolve_connection(config, url=flag, env=env)
+    text = info.value.one_line()
+    assert "hunter2" not in text
+    assert "gitlab.example.com" in text or "127.0.0.1" in text or "[::1" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:p@h.example/x@y?z=@#@", "https://h.example/x@y?z=@#@"),
+        ("https://h.example/@group", "https://h.example/@group"),
+        ("https://a@b@h.example:8443", "https://h.example:8443"),
+        ("u:p@h.example", "h.example"),
+        ("https://h.example", "https://h.example"),
+    ],
+)
+def test_url_without_userinfo_leaves_out_only_what_precedes_the_host(url: str, shown: str) -> None:
+    from cidash.config import url_without_userinfo
+
+    assert url_without_userinfo(url) == shown
