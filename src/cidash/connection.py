@@ -531,6 +531,21 @@ def glab_token(url: str, env: Mapping[str, str], *, repository: Path | None = No
     return None
 
 
+def _check_token(token: str, source: str) -> None:
+    """A token goes out as an HTTP header's value: visible ASCII only. A line break would end the header and start
+    another (``GITLAB_TOKEN`` set from a file of two lines), and a character outside Latin-1 (a pasted zero-width
+    space or typographic quote) cannot be sent at all; no GitLab token has either. The message names the
+    character's place and code point, never the token."""
+    for index, ch in enumerate(token):
+        if not "!" <= ch <= "~":
+            what = {" ": "a space", "\t": "a tab", "\r": "a line break", "\n": "a line break"}.get(ch)
+            raise ConfigError(
+                f"the token from {source} holds {what or f'the character U+{ord(ch):04X}'} (character {index + 1} "
+                f"of {len(token)}); a GitLab token has only letters, digits and a few marks such as '-', '_' and '.'",
+                hint="copy the token again, without spaces or line breaks",
+            )
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     from urllib.parse import urlsplit
 
@@ -626,6 +641,9 @@ def resolve_connection(
             if found is not None:
                 token, kind = found.token, found.kind
                 sources["token"] = f"glab config {found.file} (host {found.host})"
+
+    if token:
+        _check_token(token, sources["token"])
 
     project_list: tuple[str, ...] = ()
     if projects:

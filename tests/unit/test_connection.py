@@ -138,3 +138,40 @@ def test_url_without_userinfo_leaves_out_only_what_precedes_the_host(url: str, s
     from cidash.config import url_without_userinfo
 
     assert url_without_userinfo(url) == shown
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "glpat-topsecretpart\r\nX-Injected: 1",
+        "glpat-topsecretpart\u200b",  # a zero-width space, pasted with the token
+        "glpat-top\u20acsecretpart",
+        "glpat-topsecret part",
+        "glpat-topsecret\tpart",
+        "glpat-topsecret\x7fpart",
+        "glpat-topsecret\x00part",
+    ],
+)
+@pytest.mark.parametrize("where", ["GITLAB_TOKEN", "CI_JOB_TOKEN", "--token-file"])
+def test_a_token_no_header_can_carry_is_refused_without_showing_it(token: str, where: str, tmp_path: Path) -> None:
+    env = {"GITLAB_URL": "https://gitlab.example.com"}
+    token_file: str | None = None
+    if where == "--token-file":
+        path = tmp_path / "token"
+        path.write_text(token.replace("\r\n", "\t"), encoding="utf-8")  # a file's first line: no line break
+        token_file = str(path)
+    elif where == "CI_JOB_TOKEN":
+        env.update(CI="true", CI_JOB_TOKEN=token)
+    else:
+        env["GITLAB_TOKEN"] = token
+    with pytest.raises(ConfigError) as info:
+        resolve_connection(cfg(projects=("a/b",)), token_file=token_file, env=env)
+    text = info.value.one_line()
+    assert "secret" not in text and "glpat" not in text
+    assert "character" in text
+
+
+def test_a_token_of_visible_ascii_is_taken_as_it_is() -> None:
+    token = "glpat-AZaz09_-.~!+/=abc"
+    c = resolve_connection(cfg(projects=("a/b",)), env={"GITLAB_URL": "https://g.example", "GITLAB_TOKEN": token})
+    assert c.token is not None and c.token.reveal() == token
