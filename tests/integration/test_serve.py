@@ -412,3 +412,39 @@ def test_two_serve_processes_on_one_postgresql_store_split_the_work(
     traces = [path for method, path, status in group_sim.stats.log if path.endswith("/trace") and status == 200]
     assert traces and len(traces) == len(set(traces))  # every log fetched once, across both processes
     assert prom.get("cidash_syncs_total")
+
+
+def test_silent_connections_are_bounded_and_closed(
+    group_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each connection has a thread: one that sends nothing is closed after the idle time, and past the cap a new
+    connection is closed as it is accepted (before, silent sockets made a thread each, for ever)."""
+    from cidash.serve import http as serve_http
+
+    monkeypatch.setattr(serve_http._Server, "max_connections", 3)
+    monkeypatch.setattr(serve_http._Handler, "timeout", 1.0)
+    with serving(group_sim, tmp_path) as r:
+        wait_ready(r.url)
+        port = r.app.port
+
+        def connect() -> socket.socket:
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)  # a bound for a hung test
+            return s
+
+        silent = [connect() for _ in range(3)]
+        server = r.app.server
+        assert server is not None
+        wait_for(lambda: getattr(server, "connections", 3) >= 3, 30, "three connections served")
+        extra = connect()
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            answered = extra.recv(1024)
+        except ConnectionResetError:
+            answered = b""
+        assert answered == b""  # over the cap: closed unanswered
+        extra.close()
+        for s in silent:
+            assert s.recv(1024) == b""  # closed by the server once idle (the test's own timeout is 30 s)
+            s.close()
+        assert request(r.url + "/healthz")[0] == 200  # the slots are free again
+        assert "too many connections" in r.log.getvalue()

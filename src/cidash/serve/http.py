@@ -3,6 +3,11 @@
 ``GET /metrics`` (OpenMetrics when ``Accept`` asks for ``application/openmetrics-text``, else Prometheus text
 0.0.4), ``GET /healthz``, ``GET /readyz``, ``POST /webhook``. Every answer is produced by :class:`ServeApp`
 methods; this module only speaks HTTP. A failure inside a handler is one log line and a 500, never a traceback.
+
+Each connection has a thread of its own while it lasts, so the connections are bounded: at most
+:data:`MAX_CONNECTIONS` at once (one more is closed as it is accepted, and logged), and one that sends nothing for
+:data:`IDLE_SECONDS` (a request line, a header, a piece of a body, or the next request of a keep-alive
+connection) is closed. Without them, sockets opened and left silent made a thread each, for ever.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import contextlib
 import errno
 import json
 import socket
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +28,10 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 9717
 DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+#: Connections served at once (a Prometheus or two, GitLab's webhook deliveries: a handful).
+MAX_CONNECTIONS = 64
+#: A connection silent this long is closed (Prometheus and GitLab send a whole request in milliseconds).
+IDLE_SECONDS = 30.0
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -50,6 +60,40 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     app: ServeApp
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self) -> None:
+        self._lock = threading.Lock()
+        self.connections = 0  # being served now
+        self._refused = 0
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            full = self.connections >= self.max_connections
+            if not full:
+                self.connections += 1
+        if full:
+            self._refused += 1  # (the accept loop's thread only)
+            if self._refused == 1 or self._refused % 1000 == 0:  # one line, not one per connection of a flood
+                self.app.log("http_refused", "warning", reason="too many connections", refused=self._refused)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread could be started: the slot is free again
+            self._done()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self.connections -= 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that went away mid-answer, or a bug: one line, never a traceback on stderr.
@@ -66,6 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "cidash"
     sys_version = ""
     server: _Server
+    timeout = IDLE_SECONDS  # the socket's timeout: each read waits at most this long
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # events are logged by the app, one line each; scrapes are not events
