@@ -435,7 +435,7 @@ def _writer_findings(ci: CiConfig) -> Iterable[Finding]:
         if len(jobs) < 2:
             continue
         rgroups = {j.resource_group for j, _ in members}
-        names = ", ".join(sorted(jobs))
+        names = _some(jobs)  # once per key: every writer's finding names the others
         for job, cache in members:
             key = _describe_key(cache)
             if job.resource_group is None:
@@ -456,6 +456,18 @@ def _writer_findings(ci: CiConfig) -> Iterable[Finding]:
                     f"job '{job.name}' writes cache {key} in resource_group '{job.resource_group}', other writers "
                     f"use other groups ({names}): concurrent writers; last one wins",
                 )
+
+
+#: Job names a finding lists before "and N more": a key written by thousands of jobs made each of their findings
+#: list all of them (quadratic: a CI file of 60,000 such jobs took lint past 20 GB).
+_NAMES_SHOWN = 10
+
+
+def _some(names: Iterable[str]) -> str:
+    ordered = sorted(names)
+    shown = ", ".join(ordered[:_NAMES_SHOWN])
+    more = len(ordered) - _NAMES_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _describe_key(cache: CacheSpec) -> str:

@@ -146,6 +146,24 @@ d: {cache: {key: other, paths: [x]}, script: [x]}
     assert not [f for f in lint(load_ci_text(serialised, "ci.yml"), repo_root=None) if f.rule_id == "CK008"]
 
 
+@pytest.mark.parametrize("grouped", [False, True])
+def test_a_key_written_by_many_jobs_names_a_few_of_them_in_each_finding(grouped: bool) -> None:
+    """Each writer's finding names ten writers and counts the rest: listing all of them in each finding made the
+    output (and lint's memory) grow with the square of the writers."""
+    jobs = [f"job{i:03}" for i in range(300)]
+    text = "".join(
+        f"{name}: {{cache: {{key: deps, paths: [x]}}, script: [x]"
+        + (f", resource_group: g{i % 2}" if grouped else "")
+        + "}\n"
+        for i, name in enumerate(jobs)
+    )
+    findings = [f for f in lint(load_ci_text(text, "ci.yml"), repo_root=None) if f.rule_id == "CK008"]
+    assert len(findings) == 300
+    for f in findings:
+        assert "(job000, job001, job002" in f.message and "job009 and 290 more)" in f.message
+        assert len(f.message) < 400
+
+
 def test_build_job_name_comes_from_config() -> None:
     text = "make-image:\n  image: docker:27.3.1\n  script: [docker pull img && exit 0]\n"
     settings = config_from_dict({"image": {"build_job": "make-image"}})
