@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cidash.ciconfig import load_ci, load_ci_text, load_yaml
 from cidash.cilint import lint
@@ -250,3 +251,54 @@ def test_spec_header_document_is_skipped_and_other_multi_documents_refused() -> 
     assert [(j.name, j.line) for j in ci.jobs] == [("job", 5)]
     with pytest.raises(InputError, match="expected one document, found 2"):
         load_ci_text("a: {script: [x]}\n---\nb: {script: [y]}\n", "ci.yml")
+
+
+def _pure_python_loader() -> type[yaml.SafeLoader]:
+    """The same constructors on PyYAML's pure-Python parser (what a PyYAML built without libyaml uses)."""
+    from cidash.ciconfig import loading
+
+    class PureLineLoader(yaml.SafeLoader):
+        source_name = ""
+
+    loader = PureLineLoader
+    loader.add_constructor("tag:yaml.org,2002:map", loading._construct_map)
+    loader.add_constructor("tag:yaml.org,2002:seq", loading._construct_seq)
+    loader.add_constructor("!reference", loading._construct_reference)
+    return loader
+
+
+def _shape(value: object) -> object:
+    """Values with the lines the loader records, for comparing two loads."""
+    from cidash.ciconfig.loading import YList, YMap
+
+    if isinstance(value, YMap):
+        return ("map", value.line, sorted((repr(k), value.line_of(k), _shape(v)) for k, v in value.items()))
+    if isinstance(value, YList):
+        return ("list", value.line, list(value.item_lines), [_shape(v) for v in value])
+    return repr(value)
+
+
+def test_ci_files_are_parsed_by_libyaml_where_pyyaml_has_it() -> None:
+    """GitLab parses CI files with libyaml (Ruby's Psych); so does cidash when PyYAML bundles it (its wheels do)."""
+    from cidash.ciconfig import loading
+
+    if not yaml.__with_libyaml__:
+        pytest.skip("this PyYAML was built without libyaml")
+    assert issubclass(loading._LineLoader, yaml.CSafeLoader)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "data" / "ci").glob("*.yml")), ids=lambda p: p.name
+)
+def test_both_yaml_parsers_give_the_same_values_and_lines(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cidash.ciconfig import loading
+
+    text = path.read_text(encoding="utf-8")
+    with_libyaml = _shape(load_yaml(text, path.name))
+    monkeypatch.setattr(loading, "_LineLoader", _pure_python_loader())
+    assert _shape(load_yaml(text, path.name)) == with_libyaml
+
+
+def test_a_lone_surrogate_is_invalid_yaml_not_a_crash() -> None:
+    with pytest.raises(InputError, match=r"ci.yml: invalid YAML: unacceptable character #xd800"):
+        load_yaml("a: \ud800\n", "ci.yml")
