@@ -1,8 +1,8 @@
 """Loading YAML safely, with the line every mapping, list, key and item starts on, and GitLab's ``!reference``.
 
 The document is parsed by libyaml, the C parser PyYAML's wheels bundle: the parser GitLab itself reads CI files
-with (Ruby's Psych is built on it), so the same text is accepted and refused alike, the error messages read as
-GitLab's do, and it is faster (a CI file of 600 KB: ~0.9 s of CPU instead of ~3.3 s). Where PyYAML was built
+with (Ruby's Psych is built on it), so a syntax error is found where GitLab finds it and is worded as GitLab's
+are, and it is faster (a CI file of 600 KB: ~0.9 s of CPU instead of ~3.3 s). Where PyYAML was built
 without it, its pure-Python parser does the same work, with slightly different error wording. Either way the
 values are built by the same safe constructors below (YAML 1.1 scalars, no arbitrary tags).
 """
