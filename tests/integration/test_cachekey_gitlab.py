@@ -297,3 +297,42 @@ def test_caches_tab_local_panel_uses_the_recorded_version(tmp_path: Path) -> Non
     unknown = local_key_status(Config(), repo, None, "main")
     assert any("GitLab version unknown" in ln for ln in unknown)
     assert any(ln.strip().startswith("[bold]0-") and "(GitLab 15.7-15.11)" in ln for ln in unknown)
+
+
+HOSTILE_CI = """\
+"evil\\e]0;pwned\\ajob":
+  cache:
+    key:
+      files: ["*.mod", "go\\e[2J.sum"]
+      prefix: "pre\\e]8;;http://x\\a"
+    paths: [vendor/]
+  script: [go build]
+include:
+  - local: "inc\\e]0;t\\a.yml"
+"""
+
+
+def test_cli_key_gitlab_text_shows_hostile_names_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Job names, key entries, prefixes and file names come from the CI file and the repository (anyone who can
+    push writes them): the text output shows their escape sequences and line breaks, never sends them."""
+    repo = init_repo(tmp_path / "repo")
+    commit(repo, "one", {".gitlab-ci.yml": HOSTILE_CI, "go.mod": "m\n", "evil\x1b]0;pwned\x07.mod": "", "a\nb.mod": ""})
+    monkeypatch.chdir(repo)
+    main(["key", "--gitlab", "--gitlab-version", "18.6"])
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "evil\\x1b]0;pwned\\x07job" in out and "evil\\x1b]0;pwned\\x07.mod" in out and "a\\nb.mod" in out
+
+
+def test_cli_key_check_shows_hostile_names_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = init_repo(tmp_path / "repo")
+    lines = f"{'0' * 64}  go.mod\n{'1' * 64}  evil\x1b[2J.mod\n"
+    commit(repo, "one", {"go.mod": "m\n", "evil\x1b[2J.mod": "x\n", ".cache-key": lines})
+    monkeypatch.chdir(repo)
+    assert main(["key", "--check", ".cache-key"]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "evil\\x1b[2J.mod" in out

@@ -103,6 +103,15 @@ def run(args: argparse.Namespace) -> int:
     return _run_checksum(args, list(args.files) or list(config.cache_key.files), bool(args.files))
 
 
+def _say(line: str = "") -> None:
+    """One line of text output. Names in it come from the CI file and the repository (anyone who can push a branch
+    writes them): an escape sequence or a line break in one is shown as ``\\x1b`` or ``\\n``, never sent to the
+    terminal as it is."""
+    from cidash.textsafe import clean
+
+    print(clean(line))
+
+
 def _out(text: str) -> None:
     sys.stdout.flush()
     sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
@@ -122,12 +131,12 @@ def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) ->
             files = listed or files
         result = check_file(target, files, root)
         if result.ok:
-            print(f"{args.check} is up to date ({len(files)} files)")
+            _say(f"{args.check} is up to date ({len(files)} files)")
             return 0
-        print(f"{args.check} is stale:")
-        for line in result.describe():
-            print(f"  {line}")
-        print(f"run: cidash key --write {args.check}{'' if not explicit else ' ' + ' '.join(files)}")
+        _say(f"{args.check} is stale:")
+        for line in result.describe():  # names from the committed file and the repository: shown, never obeyed
+            _say(f"  {line}")
+        _say(f"run: cidash key --write {args.check}{'' if not explicit else ' ' + ' '.join(files)}")
         return 1
     content = checksum_lines(files, root)
     if args.json:
@@ -143,7 +152,7 @@ def _run_checksum(args: argparse.Namespace, files: list[str], explicit: bool) ->
         return 0
     if args.write:
         changed = write_atomic(check_target(args.write, option="--write"), content)
-        print(f"{'wrote' if changed else 'unchanged:'} {args.write} ({len(files)} files)")
+        _say(f"{'wrote' if changed else 'unchanged:'} {args.write} ({len(files)} files)")
         return 0
     _out(content)
     return 0
@@ -284,37 +293,37 @@ def _print_text(
 ) -> None:
     from cidash.cachekey import SUFFIX_EXPLANATION, runner_rewrite_note
 
-    print(f"{display} at {rev} ({sha[:12]})")
+    _say(f"{display} at {rev} ({sha[:12]})")
     version = next((k.version for _, _, k in results if k.version), None)
     if version is not None:
-        print(f"GitLab {version} ({version_source})")
+        _say(f"GitLab {version} ({version_source})")
     elif results:
-        print(
+        _say(
             "GitLab version unknown (no --gitlab-version, none recorded by 'cidash sync'): "
             "each key that applies, with the versions that give it"
         )
     if not results:
-        print("no cache: entry uses key: files: or key: files_commits:")
+        _say("no cache: entry uses key: files: or key: files_commits:")
     for cache, jobs, key in results:
         names = ", ".join(j.name for j in jobs[:6]) + (f" and {len(jobs) - 6} more" if len(jobs) > 6 else "")
         kind = "files_commits" if cache.files_commits else "files"
-        print()
-        print(f"{cache.path}:{cache.line}: cache {cache.index} of {names}")
-        print(f"  {kind}: {', '.join(cache.key_files)}")
+        _say()
+        _say(f"{cache.path}:{cache.line}: cache {cache.index} of {names}")
+        _say(f"  {kind}: {', '.join(cache.key_files)}")
         for variant in key.variants():
             algo = key.content if variant.algorithm == "content" else key.commits
             what = "blob ids" if variant.algorithm == "content" else "last-commit ids"
-            print(f"  key      {variant.key}   ({variant.when}; {what})")
+            _say(f"  key      {variant.key}   ({variant.when}; {what})")
             for path, oid in algo.ids:
-                print(f"           {oid}  {path}")
-            print(f"           {variant.reason}")
+                _say(f"           {oid}  {path}")
+            _say(f"           {variant.reason}")
             note = runner_rewrite_note(variant.key)
             if note:
-                print(f"           the printed key can differ: {note}")
+                _say(f"           the printed key can differ: {note}")
         suffixes = "; ".join(f"{s} ({why})" for s, why in _suffixes(cache, key))
-        print(f"  suffixes {suffixes}")
+        _say(f"  suffixes {suffixes}")
     for u in ci.unresolved:
-        print(f"note: {u.kind} {u.what} not resolved ({u.reason})")
+        _say(f"note: {u.kind} {u.what} not resolved ({u.reason})")
     if results:
-        print()
-        print(SUFFIX_EXPLANATION)
+        _say()
+        _say(SUFFIX_EXPLANATION)
