@@ -172,14 +172,24 @@ def warn_if_insecure(connection: Connection) -> None:
 
 
 def read_token_file(path: str | Path) -> str:
-    """The first non-empty line of a token file (a missing or empty file is a :class:`ConfigError`)."""
+    """The first non-empty line of a token file (a missing or empty file is a :class:`ConfigError`).
+
+    UTF-8, with or without a byte-order mark, or UTF-16 with one (what Windows PowerShell 5 writes with ``>``);
+    anything else is a :class:`ConfigError`, never a decoding traceback."""
     p = Path(path).expanduser()
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"token file {p} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"token file {p} cannot be read: {exc.strerror}") from None
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"token file {p} is not UTF-8 text", hint="save it as UTF-8 (or plain ASCII): the token on its first line"
+        ) from None
     for line in text.splitlines():
         if line.strip():
             return line.strip()

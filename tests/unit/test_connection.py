@@ -175,3 +175,31 @@ def test_a_token_of_visible_ascii_is_taken_as_it_is() -> None:
     token = "glpat-AZaz09_-.~!+/=abc"
     c = resolve_connection(cfg(projects=("a/b",)), env={"GITLAB_URL": "https://g.example", "GITLAB_TOKEN": token})
     assert c.token is not None and c.token.reveal() == token
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"glpat-abc_DEF\n", "glpat-abc_DEF"),
+        (b"\xef\xbb\xbfglpat-abc_DEF\r\n", "glpat-abc_DEF"),  # UTF-8 with a byte-order mark (Notepad)
+        ("glpat-abc_DEF\r\n".encode("utf-16"), "glpat-abc_DEF"),  # PowerShell 5's `echo $t > file`
+        ("\ufeffglpat-abc_DEF\n".encode("utf-16-be"), "glpat-abc_DEF"),
+        (b"\n  \nglpat-abc_DEF\n", "glpat-abc_DEF"),
+    ],
+)
+def test_token_file_encodings_a_user_meets(data: bytes, expected: str, tmp_path: Path) -> None:
+    from cidash.connection import read_token_file
+
+    path = tmp_path / "token"
+    path.write_bytes(data)
+    assert read_token_file(path) == expected
+
+
+@pytest.mark.parametrize("data", [b"\xffglpat-abc\n", b"glpat-\xc3(abc\n", b"\x80\x81"])
+def test_a_token_file_that_is_not_text_is_one_line(data: bytes, tmp_path: Path) -> None:
+    from cidash.connection import read_token_file
+
+    path = tmp_path / "token"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        read_token_file(path)
