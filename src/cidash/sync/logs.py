@@ -197,7 +197,7 @@ def _sync_logs(ctx: _Ctx) -> None:
     def commit() -> None:
         if not taken:
             return
-        # The logs left whole are parsed here, one after another: ~100-250 us of CPU a log less than one at a time
+        # The logs left whole are parsed here, one after another: ~100-150 us of CPU a log less than one at a time
         # between the workers' socket calls (bench/README.md, "Sync", 2026-12-04).
         results = [_parsed(ctx, fetched) for fetched in taken]
         taken.clear()
