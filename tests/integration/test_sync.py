@@ -530,3 +530,84 @@ def test_logs_held_for_a_step_that_fails_are_given_back(
     ):
         sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
     assert taken[0] == 3 and context._HELD.bytes == 0
+
+
+class _PrefixProxy:
+    """GitLab installed under a relative URL root (``https://host/gitlab``): requests under ``/gitlab`` go to the
+    simulator without the prefix, and the ``Link`` headers it answers with name the prefix, as such a GitLab's do."""
+
+    PREFIX = "/gitlab"
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        up = urlsplit(upstream)
+        self.paths: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                del format, args
+
+            def forward(self) -> None:
+                proxy.paths.append(self.path)
+                if not self.path.startswith(proxy.PREFIX + "/"):
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                conn = http.client.HTTPConnection(up.hostname or "127.0.0.1", up.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path[len(proxy.PREFIX) :], headers=headers)
+                answer = conn.getresponse()
+                body = answer.read()
+                conn.close()
+                self.send_response(answer.status)
+                mine = proxy.url + "/"
+                for name, value in answer.getheaders():
+                    if name.lower() in ("content-length", "transfer-encoding", "connection"):
+                        continue
+                    if name.lower() == "link":
+                        value = value.replace(f"{up.scheme}://{up.netloc}/", mine)
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}{self.PREFIX}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("trailing_slash", [False, True])
+def test_a_gitlab_under_a_relative_url_root_syncs_whole(
+    small_sim: SimulatedGitLab, tmp_path: Path, trailing_slash: bool
+) -> None:
+    """``[gitlab] url = "https://host/gitlab"``: every request, the keyset pages the jobs' ``Link`` headers name
+    included, goes under ``/gitlab/api/v4``, and the store ends as a sync at the root leaves it."""
+    proxy = _PrefixProxy(small_sim.url)
+    try:
+        url = proxy.url + ("/" if trailing_slash else "")
+        connection = Connection(url=url, token=Secret(small_sim.token), max_rps=0, concurrency=6)
+        with Store.open(str(tmp_path / "s.db")) as store, GitLabClient(connection) as client:
+            report = sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
+            assert report.first_sync and report.pipelines == small_sim.truth.pipelines
+            assert_matches_world(small_sim, store)
+    finally:
+        proxy.close()
+    assert proxy.paths and all(p.startswith("/gitlab/api/v4/") for p in proxy.paths)
+    assert any("/jobs?" in p and "cursor=" in p for p in proxy.paths)  # a next page from a Link header
