@@ -459,3 +459,30 @@ def test_a_silent_connection_is_closed_after_the_idle_time(
         assert partial.recv(1024) == b""
         partial.close()
         assert request(r.url + "/healthz")[0] == 200
+
+
+def test_a_webhook_secret_with_non_ascii_characters_matches(group_sim: SimulatedGitLab, tmp_path: Path) -> None:
+    """GitLab sends the secret token's UTF-8 bytes; the HTTP server reads a header as Latin-1: compared byte for
+    byte, a secret such as 'pässwörd-秘密' matches (before, it was 401 for ever), and a near miss does not."""
+    import http.client
+
+    secret = "pässwörd-秘密"
+    with serving(group_sim, tmp_path, webhook_secret=secret) as r:
+        wait_ready(r.url)
+        body = pipeline_hook(group_sim.project_id, group_sim.project_path)
+
+        def deliver(token: bytes) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", r.app.port, timeout=30)
+            conn.putrequest("POST", "/webhook")
+            conn.putheader("X-Gitlab-Event", "Pipeline Hook")
+            conn.putheader("X-Gitlab-Token", token)  # bytes: sent as they are
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+            status = conn.getresponse().status
+            conn.close()
+            return status
+
+        assert deliver(secret.encode("utf-8")) == 202
+        assert deliver("pässwörd-秘".encode()) == 401
+        assert deliver(secret.encode("latin-1", "replace")) == 401

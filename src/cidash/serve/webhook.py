@@ -35,10 +35,16 @@ class BadDelivery(Exception):
 
 
 def token_ok(received: str | None, secret: str) -> bool:
-    """Constant-time comparison of the ``X-Gitlab-Token`` header with the configured secret."""
+    """Constant-time comparison of the ``X-Gitlab-Token`` header with the configured secret, byte for byte: the
+    HTTP server decodes a header as Latin-1, so encoding it back gives the bytes GitLab sent (UTF-8 for a secret
+    with non-ASCII characters, which therefore matches the secret's UTF-8)."""
     if received is None or not secret:
         return False
-    return hmac.compare_digest(received.encode("utf-8", "surrogateescape"), secret.encode("utf-8"))
+    try:
+        got = received.encode("latin-1")
+    except UnicodeEncodeError:  # not from the HTTP server's Latin-1 decoding
+        got = received.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(got, secret.encode("utf-8"))
 
 
 def event_label(header: str | None) -> str:
