@@ -140,6 +140,11 @@ class Config:
     tui: TuiSettings = field(default_factory=TuiSettings)
     #: The files this config was read from, in order (for ``--verbose`` and error messages).
     sources: tuple[str, ...] = ()
+    #: The project's file in the working directory (``./cidash.toml`` or ``pyproject.toml``) when it sets a
+    #: ``[gitlab] url`` whose origin no file of the user's own names: a checkout anyone can push to chose that
+    #: server, so the user's token is not sent there unless the user names it too (see
+    #: :func:`cidash.connection.resolve_connection`).
+    project_url_from: str | None = None
 
     def store_target(self, env: Mapping[str, str] | None = None) -> str:
         """What to pass to :meth:`cidash.store.Store.open`: ``CIDASH_DB`` (a file or a ``postgresql://`` URL), else
@@ -240,14 +245,34 @@ def load_config(
             if not isinstance(values, dict):
                 raise ConfigError(f"{source}: '{section}' must be a table like [{section}]")
             merged.setdefault(section, {}).update(values)
-    return config_from_dict(merged, sources=tuple(s for s, _ in layers))
+    config = config_from_dict(merged, sources=tuple(s for s, _ in layers))
+    if explicit is None and layers and layers[-1][0] != str(user):  # the working directory's file, not a chosen one
+        project_source, project = layers[-1]
+        url = (project.get("gitlab") or {}).get("url")
+        own = ((layers[0][1].get("gitlab") or {}).get("url")) if layers[0][0] == str(user) else None
+        if isinstance(url, str) and url.strip() and not (isinstance(own, str) and url_origin(own) == url_origin(url)):
+            config = dataclasses.replace(config, project_url_from=project_source)
+    return config
+
+
+def url_origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the default port filled in; an unreadable port gives port None."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), port or {"https": 443, "http": 80}.get(scheme)
 
 
 def config_from_dict(data: dict[str, Any], *, sources: tuple[str, ...] = ()) -> Config:
     where = sources[-1] if sources else "config"
     sections: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        if f.name == "sources":
+        if f.name in ("sources", "project_url_from"):
             continue
         cls = _SECTION_TYPES[f.name]
         sections[f.name] = _build(cls, data.get(f.name, {}), f.name, where)

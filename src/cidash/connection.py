@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cidash.config import Config, check_url, is_ci, url_without_userinfo
+from cidash.config import Config, check_url, is_ci, url_origin, url_without_userinfo
 from cidash.errors import ConfigError, register_secret
 
 TokenKind = Literal["private", "job", "oauth"]
@@ -541,6 +541,26 @@ def glab_token(url: str, env: Mapping[str, str], *, repository: Path | None = No
     return None
 
 
+def _check_project_url(config: Config, url: str, sources: Mapping[str, str], *, ci: bool) -> None:
+    """The user's own token goes only to a GitLab the user named. A ``[gitlab] url`` from the working directory's
+    ``cidash.toml`` or ``pyproject.toml`` was chosen by whoever can push to that checkout: with a token from
+    ``GITLAB_TOKEN``, ``--token-file`` or ``[gitlab] token_file`` it is refused unless a file of the user's own
+    names the same origin (or ``--url`` / ``GITLAB_URL`` name it, which take precedence anyway). The tokens glab
+    and python-gitlab keep are bound to their own hosts already, and inside CI the job runs the checkout's code."""
+    project_file = config.project_url_from
+    if ci or project_file is None or not sources.get("url", "").startswith("[gitlab] url"):
+        return
+    token_source = sources.get("token", "")
+    if not token_source.startswith(("GITLAB_TOKEN", "--token-file", "[gitlab] token_file")):
+        return
+    shown = url_without_userinfo(url)
+    raise ConfigError(
+        f"{project_file} (in the current directory) sets [gitlab] url = {shown!r}, which none of your own settings "
+        f"name: cidash does not send your token (from {token_source}) to a server a checkout chose",
+        hint=f"if it is your GitLab, say so once: export GITLAB_URL={shown} or put the url in your own cidash.toml",
+    )
+
+
 def _check_token(token: str, source: str) -> None:
     """A token goes out as an HTTP header's value: visible ASCII only. A line break would end the header and start
     another (``GITLAB_TOKEN`` set from a file of two lines), and a character outside Latin-1 (a pasted zero-width
@@ -554,14 +574,6 @@ def _check_token(token: str, source: str) -> None:
                 f"of {len(token)}); a GitLab token has only letters, digits and a few marks such as '-', '_' and '.'",
                 hint="copy the token again, without spaces or line breaks",
             )
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url.strip())
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def resolve_connection(
@@ -635,7 +647,7 @@ def resolve_connection(
     else:
         pg = section if explicit_section else implicit_section()
         if pg is not None and pg.has_token:
-            if pg.url and _origin(pg.url) != _origin(resolved_url):
+            if pg.url and url_origin(pg.url) != url_origin(resolved_url):
                 if explicit_section:
                     raise ConfigError(
                         f"{pg.source} is for {pg.url}, but the GitLab URL in use is {resolved_url} "
@@ -654,6 +666,7 @@ def resolve_connection(
 
     if token:
         _check_token(token, sources["token"])
+        _check_project_url(config, resolved_url, sources, ci=ci)
 
     project_list: tuple[str, ...] = ()
     if projects:
@@ -677,7 +690,9 @@ def resolve_connection(
         )
     verify: bool | str = gl.verify_tls
     sources["tls"] = "[gitlab] verify_tls" if not gl.verify_tls else "default"
-    same_server = section is not None and bool(section.url) and _origin(section.url or "") == _origin(resolved_url)
+    same_server = (
+        section is not None and bool(section.url) and url_origin(section.url or "") == url_origin(resolved_url)
+    )
     if section is not None and same_server and section.ssl_verify is not True and gl.verify_tls:
         verify = section.ssl_verify
         sources["tls"] = f"{section.source} ssl_verify in {section.file}"

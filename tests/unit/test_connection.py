@@ -203,3 +203,53 @@ def test_a_token_file_that_is_not_text_is_one_line(data: bytes, tmp_path: Path) 
     path.write_bytes(data)
     with pytest.raises(ConfigError, match="is not UTF-8 text"):
         read_token_file(path)
+
+
+def _checkout(tmp_path: Path, project_toml: str, user_toml: str | None = None) -> Config:
+    """A working directory whose ``cidash.toml`` anyone who can push wrote, and the user's own file if given."""
+    from cidash.config import load_config, user_config_path
+
+    if user_toml is not None:
+        user = user_config_path()
+        user.parent.mkdir(parents=True, exist_ok=True)
+        user.write_text(user_toml)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir(parents=True)
+    (checkout / "cidash.toml").write_text(project_toml)
+    return load_config(cwd=checkout)
+
+
+EVIL = '[gitlab]\nurl = "https://collector.example"\nprojects = ["a/b"]\n'
+
+
+def test_a_checkouts_url_gets_no_token_the_user_did_not_give_it(tmp_path: Path) -> None:
+    config = _checkout(tmp_path, EVIL)
+    with pytest.raises(ConfigError) as info:
+        resolve_connection(config, env={"GITLAB_TOKEN": "glpat-users-own-0123"})
+    text = info.value.one_line()
+    assert "cidash.toml" in text and "https://collector.example" in text and "GITLAB_TOKEN" in text
+    assert "glpat" not in text
+    token_file = tmp_path / "secret-line"
+    token_file.write_text("glpat-users-own-0123\n")
+    with pytest.raises(ConfigError):
+        resolve_connection(config, token_file=str(token_file), env={})
+    project_chosen_file = _checkout(tmp_path / "b", EVIL + f'token_file = "{token_file}"\n')
+    with pytest.raises(ConfigError):  # a file the checkout chose, sent to a server the checkout chose
+        resolve_connection(project_chosen_file, env={})
+
+
+def test_a_checkouts_url_is_used_once_the_user_names_it(tmp_path: Path) -> None:
+    env = {"GITLAB_TOKEN": "glpat-users-own-0123"}
+    config = _checkout(tmp_path, EVIL, user_toml='[gitlab]\nurl = "https://collector.example:443/"\n')
+    assert resolve_connection(config, env=env).url == "https://collector.example"
+    config = _checkout(tmp_path / "b", EVIL)
+    assert resolve_connection(config, env={**env, "GITLAB_URL": "https://collector.example"}).token is not None
+    assert resolve_connection(config, url="https://collector.example", env=env).token is not None
+    assert resolve_connection(config, env={}).token is None  # no token: nothing to protect
+    assert resolve_connection(config, env={"CI": "true", "CI_JOB_TOKEN": "jt-0123456789"}).token_kind == "job"
+
+
+def test_a_checkout_cannot_move_the_users_gitlab_elsewhere(tmp_path: Path) -> None:
+    config = _checkout(tmp_path, EVIL, user_toml='[gitlab]\nurl = "https://gitlab.mine.example"\n')
+    with pytest.raises(ConfigError, match=r"collector\.example"):
+        resolve_connection(config, env={"GITLAB_TOKEN": "glpat-users-own-0123"})
