@@ -6,7 +6,7 @@ import random
 import statistics
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cidash.stats import bootstrap_median_change, median, pct_change, quantile, rate, summarize
@@ -87,22 +87,25 @@ def test_bootstrap_without_data() -> None:
         bootstrap_median_change([1.0], [1.0], confidence=1.0)
 
 
-@settings(max_examples=3, deadline=None)
-@given(st.integers(min_value=0, max_value=10_000))
-def test_bootstrap_interval_covers_the_true_change_at_about_the_nominal_rate(master_seed: int) -> None:
-    """Synthetic samples whose true change in median is known: the 95 % interval should cover it ~95 % of the time."""
-    rng = random.Random(master_seed)
-    trials, covered = 120, 0
+def test_bootstrap_interval_covers_the_true_change_at_about_the_nominal_rate() -> None:
+    """Synthetic samples whose true change in median is known: the 95 % interval should cover it ~95 % of the time.
+
+    Fixed seeds, 360 trials pooled: a calibration check, not a search (drawn seeds made it flaky: one seed in a
+    few hundred covers 120 of 120, past the upper bound)."""
+    trials, covered = 0, 0
     true_change = (75.0 - 100.0) / 100.0 * 100.0  # normal distributions: median = mean
-    for t in range(trials):
-        base = [rng.gauss(100.0, 15.0) for _ in range(40)]
-        cand = [rng.gauss(75.0, 15.0) for _ in range(40)]
-        ci = bootstrap_median_change(base, cand, resamples=300, seed=t)
-        assert ci.low_pct is not None and ci.high_pct is not None
-        covered += ci.low_pct <= true_change <= ci.high_pct
+    for master_seed in range(3):
+        rng = random.Random(master_seed)
+        for t in range(120):
+            base = [rng.gauss(100.0, 15.0) for _ in range(40)]
+            cand = [rng.gauss(75.0, 15.0) for _ in range(40)]
+            ci = bootstrap_median_change(base, cand, resamples=300, seed=t)
+            assert ci.low_pct is not None and ci.high_pct is not None
+            covered += ci.low_pct <= true_change <= ci.high_pct
+            trials += 1
     coverage = covered / trials
-    # Binomial sd at p=0.95, n=120 is 0.02; the percentile bootstrap of a median runs a little narrow.
-    assert 0.85 <= coverage <= 0.995, coverage
+    # Binomial sd at p=0.95, n=360 is 0.011; the percentile bootstrap of a median runs a little narrow.
+    assert 0.88 <= coverage <= 0.99, coverage
 
 
 def test_resampled_median_matches_brute_force_distribution() -> None:
