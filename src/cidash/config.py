@@ -145,6 +145,9 @@ class Config:
     #: server, so the user's token is not sent there unless the user names it too (see
     #: :func:`cidash.connection.resolve_connection`).
     project_url_from: str | None = None
+    #: Likewise, that file when it sets a ``[store] url`` no file of the user's own names: what a sync reads from the
+    #: user's GitLab is not written to a database a checkout chose (see :func:`store_target_source`).
+    project_store_url_from: str | None = None
 
     def store_target(self, env: Mapping[str, str] | None = None) -> str:
         """What to pass to :meth:`cidash.store.Store.open`: ``CIDASH_DB`` (a file or a ``postgresql://`` URL), else
@@ -175,6 +178,15 @@ def store_target_source(config: Config, env: Mapping[str, str] | None = None) ->
     if given and is_store_url(given):
         return given, "CIDASH_DB"
     if not given and config.store.url:
+        if config.project_store_url_from is not None and not is_ci(env):
+            shown = url_without_userinfo(config.store.url.strip())
+            raise ConfigError(
+                f"{config.project_store_url_from} (in the current directory) sets [store] url = {shown!r}, which none "
+                "of your own settings name: cidash does not write what it reads from your GitLab to a database a "
+                "checkout chose",
+                hint="if it is your store, say so once: export CIDASH_DB=<its URL>, pass --db, or put it in your own "
+                "cidash.toml",
+            )
         return config.store.url.strip(), "[store] url"
     path, origin = store_path_source(config, env)
     return str(path), origin
@@ -252,6 +264,10 @@ def load_config(
         own = ((layers[0][1].get("gitlab") or {}).get("url")) if layers[0][0] == str(user) else None
         if isinstance(url, str) and url.strip() and not (isinstance(own, str) and url_origin(own) == url_origin(url)):
             config = dataclasses.replace(config, project_url_from=project_source)
+        store = (project.get("store") or {}).get("url")
+        own_store = ((layers[0][1].get("store") or {}).get("url")) if layers[0][0] == str(user) else None
+        if isinstance(store, str) and store.strip() and store.strip() != (own_store or "").strip():
+            config = dataclasses.replace(config, project_store_url_from=project_source)
     return config
 
 
@@ -272,7 +288,7 @@ def config_from_dict(data: dict[str, Any], *, sources: tuple[str, ...] = ()) -> 
     where = sources[-1] if sources else "config"
     sections: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        if f.name in ("sources", "project_url_from"):
+        if f.name not in _SECTION_TYPES:  # where the settings came from, not a section
             continue
         cls = _SECTION_TYPES[f.name]
         sections[f.name] = _build(cls, data.get(f.name, {}), f.name, where)

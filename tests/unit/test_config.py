@@ -59,3 +59,22 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, needle: str) -> 
 def test_explicit_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml", cwd=tmp_path)
+
+
+def test_a_checkouts_store_url_gets_nothing_the_user_did_not_name(tmp_path: Path) -> None:
+    """A pushed cidash.toml must not make a sync write what it reads from the user's GitLab to another database."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    evil = "postgresql://cidash:pw@collector.example/loot"
+    (checkout / "cidash.toml").write_text(f'[store]\nurl = "{evil}"\n')
+    config = load_config(cwd=checkout)
+    with pytest.raises(ConfigError) as info:
+        config.store_target(env={})
+    text = info.value.one_line()
+    assert "collector.example" in text and "cidash.toml" in text and "pw" not in text
+    assert config.store_target(env={"CIDASH_DB": "/tmp/mine.db"}) == "/tmp/mine.db"
+    assert config.store_target(env={"CI": "true"}) == evil  # a CI job runs the checkout's code anyway
+    user = user_config_path()
+    user.parent.mkdir(parents=True)
+    user.write_text(f'[store]\nurl = "{evil}"\n')  # the user's own file names it: theirs
+    assert load_config(cwd=checkout).store_target(env={}) == evil
