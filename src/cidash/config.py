@@ -271,17 +271,20 @@ def load_config(
     return config
 
 
-def url_origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) of a URL, the default port filled in; an unreadable port gives port None."""
+def url_origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL, lower-cased, with the scheme's default port filled in (the one origin
+    comparison: :func:`cidash.remote.policy.origin_of` is this)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
     try:
         port = parts.port
     except ValueError:
         port = None
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), port or {"https": 443, "http": 80}.get(scheme)
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return scheme, (parts.hostname or "").lower(), port
 
 
 def config_from_dict(data: dict[str, Any], *, sources: tuple[str, ...] = ()) -> Config:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from cidash.config import url_origin
 from cidash.errors import (
     AuthError,
     NotFound,
@@ -45,15 +46,7 @@ Origin = tuple[str, str, int]
 
 def origin_of(url: str) -> Origin:
     """(scheme, host, port) of a URL, lower-cased, with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    return scheme, (parts.hostname or "").lower(), port
+    return url_origin(url)
 
 
 def same_origin(url: str, other: str | Origin) -> bool:
