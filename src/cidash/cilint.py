@@ -37,6 +37,7 @@ from cidash.cachekey import (
 from cidash.ciconfig import CacheSpec, CiConfig, CiJob
 from cidash.config import DEFAULT_CRITICAL_FILES, Config
 from cidash.errors import CidashError, GitError
+from cidash.formatting import fmt_list
 
 Severity = Literal["error", "warning", "info"]
 
@@ -435,7 +436,7 @@ def _writer_findings(ci: CiConfig) -> Iterable[Finding]:
         if len(jobs) < 2:
             continue
         rgroups = {j.resource_group for j, _ in members}
-        names = _some(jobs)  # once per key: every writer's finding names the others
+        names = fmt_list(sorted(jobs), _NAMES_SHOWN)  # once per key: every writer's finding names the others
         for job, cache in members:
             key = _describe_key(cache)
             if job.resource_group is None:
@@ -461,13 +462,6 @@ def _writer_findings(ci: CiConfig) -> Iterable[Finding]:
 #: Job names a finding lists before "and N more": a key written by thousands of jobs made each of their findings
 #: list all of them (quadratic: a CI file of 60,000 such jobs took lint past 20 GB).
 _NAMES_SHOWN = 10
-
-
-def _some(names: Iterable[str]) -> str:
-    ordered = sorted(names)
-    shown = ", ".join(ordered[:_NAMES_SHOWN])
-    more = len(ordered) - _NAMES_SHOWN
-    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _describe_key(cache: CacheSpec) -> str:

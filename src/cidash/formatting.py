@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -39,6 +40,13 @@ def _tidy(doc: Any) -> Any:
     if isinstance(doc, list | tuple):
         return [_tidy(v) for v in doc]
     return doc
+
+
+def fmt_list(items: Sequence[str], keep: int) -> str:
+    """The first ``keep`` items joined with ", ", then "and N more" for the rest: a list in a sentence stays short
+    however many there are."""
+    shown = ", ".join(items[:keep])
+    return f"{shown} and {len(items) - keep} more" if len(items) > keep else shown
 
 
 def fmt_seconds(value: float | None) -> str:

@@ -37,6 +37,7 @@ from cidash.cachekey import (
 )
 from cidash.config import Config
 from cidash.errors import ActionRefused, InputError
+from cidash.formatting import fmt_list
 from cidash.models import CiConfig, FileChecksum, Job, Project, StoredCacheEvent
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ def plan_key_recompute_local(root: Path, config: Config, *, files: Sequence[str]
     except OSError as exc:
         raise InputError(f"cannot read {target}: {exc.strerror}") from None
     what = [c.path for c in result.changed] + list(result.added) + list(result.removed)
-    reason = ", ".join(what[:3]) + (f" and {len(what) - 3} more" if len(what) > 3 else "")
+    reason = fmt_list(what, 3)
     message = f"Recompute {relpath}" + (f" ({reason} changed)" if reason and result.exists else "")
     commands = (f"git add {shlex.quote(relpath)} && git commit -m {shlex.quote(message)}",)
     return KeyPlan(

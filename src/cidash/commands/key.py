@@ -292,6 +292,7 @@ def _print_text(
     version_source: str,
 ) -> None:
     from cidash.cachekey import SUFFIX_EXPLANATION, runner_rewrite_note
+    from cidash.formatting import fmt_list
 
     _say(f"{display} at {rev} ({sha[:12]})")
     version = next((k.version for _, _, k in results if k.version), None)
@@ -305,7 +306,7 @@ def _print_text(
     if not results:
         _say("no cache: entry uses key: files: or key: files_commits:")
     for cache, jobs, key in results:
-        names = ", ".join(j.name for j in jobs[:6]) + (f" and {len(jobs) - 6} more" if len(jobs) > 6 else "")
+        names = fmt_list([j.name for j in jobs], 6)
         kind = "files_commits" if cache.files_commits else "files"
         _say()
         _say(f"{cache.path}:{cache.line}: cache {cache.index} of {names}")

@@ -28,6 +28,7 @@ from cidash.formatting import (
     fmt_change,
     fmt_day,
     fmt_digest,
+    fmt_list,
     fmt_pct,
     fmt_result,
     fmt_seconds,
@@ -557,7 +558,7 @@ def local_key_status(
         keys = gitlab_keys_at(root, config.cache_key.ci_file, rev="HEAD", version=GitLabVersion.maybe(gitlab_version))
         head = keys.sha
         for _cache, jobs, key in keys.results[:3]:
-            names = ", ".join(j.name for j in jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+            names = fmt_list([j.name for j in jobs], 3)
             job_text = f"job {e(names)}" if len(jobs) == 1 else f"jobs {e(names)}"
             variants = key.variants()
             if len(variants) == 1:
