@@ -260,15 +260,20 @@ def load_config(
     config = config_from_dict(merged, sources=tuple(s for s, _ in layers))
     if explicit is None and layers and layers[-1][0] != str(user):  # the working directory's file, not a chosen one
         project_source, project = layers[-1]
-        url = (project.get("gitlab") or {}).get("url")
-        own = ((layers[0][1].get("gitlab") or {}).get("url")) if layers[0][0] == str(user) else None
-        if isinstance(url, str) and url.strip() and not (isinstance(own, str) and url_origin(own) == url_origin(url)):
+        own = layers[0][1] if layers[0][0] == str(user) else {}
+        url, own_url = _url_in(project, "gitlab"), _url_in(own, "gitlab")
+        if url and not (own_url and url_origin(own_url) == url_origin(url)):
             config = dataclasses.replace(config, project_url_from=project_source)
-        store = (project.get("store") or {}).get("url")
-        own_store = ((layers[0][1].get("store") or {}).get("url")) if layers[0][0] == str(user) else None
-        if isinstance(store, str) and store.strip() and store.strip() != (own_store or "").strip():
+        store = _url_in(project, "store")
+        if store and store != _url_in(own, "store"):
             config = dataclasses.replace(config, project_store_url_from=project_source)
     return config
+
+
+def _url_in(layer: Mapping[str, Any], section: str) -> str | None:
+    """A file's ``[section] url``, stripped (None when unset or empty)."""
+    value = (layer.get(section) or {}).get("url")
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def url_origin(url: str) -> tuple[str, str, int]:
