@@ -527,3 +527,132 @@ def test_proxy_detection_agrees_with_urllib_for_every_spelling(
         proxies = urllib.request.getproxies()
         expected = bool(proxies.get(scheme) or proxies.get("all")) and not urllib.request.proxy_bypass("127.0.0.1")
         assert _proxied(scheme, "127.0.0.1") is expected
+
+
+# -- answers that never end ------------------------------------------------------------------------------------
+
+
+def _endless(head: bytes, repeat: bytes) -> tuple[str, list[int], Callable[[], None]]:
+    """A server that answers every request with ``head``, then ``repeat`` again and again until the client hangs
+    up (its connections counted in the list)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections: list[int] = []
+    block = repeat * max(1, 65536 // len(repeat))
+
+    def feed(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(head)
+                while True:
+                    conn.sendall(block)
+            except OSError:
+                return
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(1)
+            threading.Thread(target=feed, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", connections, listener.close
+
+
+WIRE = f"an answer still going past {2 * 1024 * 1024 + 256 * 1024:,} bytes on the wire"
+ENDLESS = {
+    "interim answers": (b"", b"HTTP/1.1 100 Continue\r\n\r\n", "more than 16 interim (1xx) answers", WIRE),
+    "trailers": (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n",
+        b"X-Trailer: 1\r\n",
+        "trailers over 64 KiB",
+        "",  # h11 refuses trailers past 16 KiB itself
+    ),
+    "chunk extensions": (  # a byte of body per 4 KB of framing: the body stays tiny, the answer never ends
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"1;" + b"x" * 4000 + b"\r\n \r\n",
+        WIRE,
+        WIRE,
+    ),
+}
+
+
+@pytest.mark.parametrize("path", ["fast", "httpx"])
+@pytest.mark.parametrize("case", list(ENDLESS), ids=list(ENDLESS))
+def test_an_answer_that_never_ends_is_refused(case: str, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Endless interim answers, trailers or framing carry no body bytes, so no cap on the body ends them: on the
+    sync's own connections each has its own bound, and on either HTTP stack no answer may take much more than
+    twice its body's cap on the wire (here 1 MiB)."""
+    from cidash.errors import CidashError
+    from cidash.remote import RetryPolicy, policy
+    from cidash.remote import http as remote_http
+
+    monkeypatch.setattr(policy, "MAX_ANSWER_BYTES", 1024 * 1024)
+    if path == "httpx":
+        monkeypatch.setattr(remote_http.HttpClient, "_fast_connection", lambda self: None)
+    head, repeat, fast_message, httpx_message = ENDLESS[case]
+    url, connections, stop = _endless(head, repeat)
+    outcome: list[BaseException | None] = []
+
+    def call() -> None:
+        connection = Connection(url=url, token=Secret("glpat-secret-value-123"), max_rps=0, timeout=5)
+        try:
+            with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
+                client.http.get_json("/version")
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    try:
+        caller.start()
+        caller.join(60)
+        assert not caller.is_alive(), "the client is still reading an answer that never ends"
+    finally:
+        stop()
+    error = outcome[0]
+    assert isinstance(error, CidashError), error
+    assert (fast_message if path == "fast" else httpx_message) in error.one_line()
+    assert "glpat-secret-value-123" not in error.one_line()
+    assert len(connections) == 2  # retried once on a fresh connection, as any malformed answer
+
+
+@pytest.mark.parametrize("path", ["fast", "httpx"])
+def test_a_log_that_never_ends_is_read_to_its_cap_and_kept_truncated(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log streams into its parser, so it has no answer cap; one that never ends stops at MAX_LOG_BYTES (here
+    256 KiB) with the facts of what was read, marked truncated, without a retry."""
+    from cidash.logparse import parse_bytes
+    from cidash.remote import http as remote_http
+    from cidash.remote import policy
+    from cidash.sync.logs import _LogCut, _LogSink
+    from paths import DATA
+
+    monkeypatch.setattr(policy, "MAX_LOG_BYTES", 256 * 1024)
+    if path == "httpx":
+        monkeypatch.setattr(remote_http.HttpClient, "_fast_connection", lambda self: None)
+    log = (DATA / "logs" / "runner-19-timestamps.log").read_bytes()
+    script = log.index(b"step_script") + log[log.index(b"step_script") :].index(b"\n") + 1
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"the same line of script output\n" * 100
+    url, connections, stop = _endless(
+        head + b"%x\r\n%s\r\n" % (script, log[:script]), b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    )
+    sink = _LogSink()
+    try:
+        with _client(url) as client:
+            with pytest.raises(_LogCut):
+                client.http.stream_trace(1, 2, sink)
+            assert client.stats.retries == 0
+    finally:
+        stop()
+    assert sink.cut and sink.bytes == 256 * 1024 and len(connections) == 1
+    facts, whole = sink.facts(), parse_bytes(log)
+    assert facts.truncated and not whole.truncated
+    assert facts.startup_seconds == whole.startup_seconds is not None  # what came before the cut still counts

@@ -611,3 +611,37 @@ def test_a_gitlab_under_a_relative_url_root_syncs_whole(
         proxy.close()
     assert proxy.paths and all(p.startswith("/gitlab/api/v4/") for p in proxy.paths)
     assert any("/jobs?" in p and "cursor=" in p for p in proxy.paths)  # a next page from a Link header
+
+
+def test_a_log_past_the_cap_is_kept_truncated_with_a_warning(
+    small_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_LOG_BYTES (here 1,500 bytes: most of the simulator's logs are longer) the sync stops reading a log,
+    keeps the facts of what it read marked truncated, says so once per log, and neither fails nor defers it."""
+    import dataclasses
+
+    from cidash.logparse import parse_bytes
+    from cidash.remote import policy
+
+    with make_client(small_sim) as client:
+        logs: dict[int, bytes] = {}
+        for job in small_sim.world.all_jobs(small_sim.project_id):
+            parts: list[bytes] = []
+            if client.http.stream_trace(small_sim.project_id, job.id, lambda: parts.append):  # noqa: B023
+                logs[job.id] = b"".join(parts)
+    long_logs = {i for i, log in logs.items() if len(log) > 1500}
+    assert long_logs and len(long_logs) < len(logs)
+
+    monkeypatch.setattr(policy, "MAX_LOG_BYTES", 1500)
+    with make_client(small_sim) as client, Store.open(tmp_path / "cut.db") as cut:
+        report = sync_project(client, cut, small_sim.project_path, options=options(), now=NOW)
+        rows = _log_rows(cut, small_sim.project_id)
+    assert rows and report.logs == len(rows) and not report.deferred
+    for job_id, facts in rows.items():
+        if job_id in long_logs:
+            assert facts == dataclasses.replace(parse_bytes(logs[job_id][:1500]), truncated=True)
+        else:
+            assert facts == parse_bytes(logs[job_id])
+    cut_warnings = [w for w in report.warnings if "read only to 1.5 kB: its facts are marked truncated" in w]
+    assert len(cut_warnings) == min(len(long_logs & set(rows)), len(report.warnings))
+    assert report.warnings_total >= len(long_logs & set(rows))

@@ -30,6 +30,6 @@ def test_a_plain_connection_keeps_its_timeout_in_the_kernel(silent_server: socke
         assert conn.sock.gettimeout() is None  # blocking: no poll() before each recv/send
         assert conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16) != bytes(16)
         with pytest.raises(TimeoutError, match="timed out"):  # as Python's own socket timeout says it
-            conn.request("GET", "/api/v4/version", b"")
+            conn.request("GET", "/api/v4/version", b"", 1 << 20)
     finally:
         conn.close()

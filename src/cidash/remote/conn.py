@@ -22,6 +22,9 @@ import time
 from collections.abc import Callable, Iterator
 
 MAX_HEADER_BYTES = 64 * 1024
+#: Interim answers (``100 Continue``, ``103 Early Hints``) taken before the real one; a server that keeps sending
+#: them is not answering.
+MAX_INTERIM = 16
 #: The most digits a Content-Length (decimal) or a chunk size (hex) may have: beyond any real body, and short of
 #: the 4,300 digits past which Python refuses to turn a number into text (an error message would raise instead).
 MAX_LENGTH_DIGITS = 18
@@ -111,6 +114,7 @@ class RawConnection:
         self.buf = b""
         self.keep = True
         self.last_used = 0.0
+        self.wire_limit = self.wire_left = 0  # bytes this exchange may receive, and has left (see request)
 
     # -- connection --------------------------------------------------------------------------------------------
 
@@ -144,8 +148,11 @@ class RawConnection:
 
     # -- one exchange ------------------------------------------------------------------------------------------
 
-    def request(self, method: str, target: str, headers: bytes) -> RawResponse:
+    def request(self, method: str, target: str, headers: bytes, wire_limit: int) -> RawResponse:
         """Send a request (``headers``: ready-made ``Name: value\\r\\n`` lines) and read the status and headers.
+
+        At most ``wire_limit`` bytes are received for the whole answer (status lines, headers, framing, body): one
+        that goes on past it is a :class:`ProtocolFailure`, whatever its framing announced.
 
         Raises :class:`PeerClosed` when the connection ends before any answer byte, :class:`ProtocolFailure`
         for a malformed answer, ``OSError`` for the socket's own failures."""
@@ -156,11 +163,13 @@ class RawConnection:
             )
         except BlockingIOError:  # the kernel's send timeout (see _kernel_timeouts)
             raise TimeoutError("timed out") from None
-        while True:
+        self.wire_limit = self.wire_left = wire_limit
+        for _ in range(MAX_INTERIM + 1):
             response = self._read_head()
             if not 100 <= response.status < 200:
                 return response
             # an interim answer (100 Continue, 103 Early Hints): the real one follows
+        raise ProtocolFailure(f"more than {MAX_INTERIM} interim (1xx) answers", incomplete=False)
 
     def finished(self) -> None:
         """The body was read to its end: keep the connection for the next request, or close it."""
@@ -211,9 +220,14 @@ class RawConnection:
     def _recv(self) -> bytes:
         assert self.sock is not None
         try:
-            return self.sock.recv(RECV)
+            data = self.sock.recv(RECV)
         except BlockingIOError:  # the kernel's receive timeout (see _kernel_timeouts)
             raise TimeoutError("timed out") from None
+        self.wire_left -= len(data)
+        if self.wire_left < 0:
+            self.keep = False
+            raise ProtocolFailure(f"an answer still going past {self.wire_limit:,} bytes on the wire")
+        return data
 
     def read_exactly(self, length: int) -> Iterator[bytes]:
         """Up to ``length`` bytes; fewer when the connection closes first (the caller sees what is missing)."""
@@ -253,8 +267,11 @@ class RawConnection:
                 raise ProtocolFailure(f"an unreadable chunk size {size_text[:20]!r}")
             size = int(size_text, 16)
             if size == 0:
-                while self._line():  # trailers, up to the empty line
-                    pass
+                trailers = 0
+                while line := self._line():  # trailers, up to the empty line
+                    trailers += len(line) + 2
+                    if trailers > MAX_HEADER_BYTES:
+                        raise ProtocolFailure("trailers over 64 KiB")
                 return
             got = 0
             for piece in self.read_exactly(size):

@@ -116,13 +116,21 @@ class _Reply:
 
 class _TransportFailure(Exception):
     """No complete HTTP answer (connection refused/reset, timeout, TLS, a body cut short or badly framed): ``text``
-    describes it without the token; ``incomplete``: an answer started but its body did not end as framed."""
+    describes it without the token; ``incomplete``: an answer started but its body did not end as framed;
+    ``malformed``: ``text`` is cidash's own words for an answer that is not HTTP as GitLab speaks it (shown as is,
+    not boiled down like a library's exception text)."""
 
-    def __init__(self, text: str, *, tls: bool = False, incomplete: bool = False) -> None:
+    def __init__(self, text: str, *, tls: bool = False, incomplete: bool = False, malformed: bool = False) -> None:
         super().__init__(text)
         self.text = text
         self.tls = tls
         self.incomplete = incomplete
+        self.malformed = malformed
+
+
+def _past_wire_limit(exc: BaseException) -> bool:
+    """httpx's error for an answer ended by :mod:`cidash.remote.httpx_wire` (its text is cidash's own)."""
+    return "bytes on the wire" in str(exc)
 
 
 class _BadPayload(Exception):
@@ -246,13 +254,17 @@ class HttpClient:
 
         # No credential in the client's own headers and no automatic redirects: each request carries the token
         # only when it goes to the configured origin (see _exchange).
-        return httpx.Client(
+        from cidash.remote.httpx_wire import count_wire
+
+        client = httpx.Client(
             headers={"User-Agent": "cidash"},
             verify=self._context(),
             timeout=self.connection.timeout,
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
             follow_redirects=False,
         )
+        count_wire(client)  # the answer's wire limit, as on the fast path
+        return client
 
     @property
     def client(self) -> httpx.Client:
@@ -322,9 +334,10 @@ class HttpClient:
         reused = conn.sock is not None
         if not reused:
             self._connect(conn)
+        wire = policy.wire_limit(sink_factory is not None)
         try:
             try:
-                response = conn.request(method, target, self._raw_headers)
+                response = conn.request(method, target, self._raw_headers, wire)
             except (PeerClosed, ConnectionResetError, BrokenPipeError):
                 if not reused or method not in ("GET", "HEAD"):
                     raise
@@ -333,7 +346,7 @@ class HttpClient:
                 # on a fresh connection, as urllib3 does. Not a retry of a failed request.
                 conn.close()
                 self._connect(conn)
-                response = conn.request(method, target, self._raw_headers)
+                response = conn.request(method, target, self._raw_headers, wire)
             status = response.status
             headers = _Headers(response.headers)
             self.limiter.observe(headers, status)
@@ -383,7 +396,7 @@ class HttpClient:
             raise _TransportFailure("the connection closed before an answer", incomplete=False) from None
         except ProtocolFailure as exc:
             conn.close()
-            raise _TransportFailure(exc.text, incomplete=exc.incomplete) from None
+            raise _TransportFailure(exc.text, incomplete=exc.incomplete, malformed=True) from None
         except (OSError, zlib.error) as exc:
             conn.close()
             raise _TransportFailure(repr(exc)) from None
@@ -414,14 +427,19 @@ class HttpClient:
         """One request through httpx (proxies, other origins): credentials only when ``own`` (configured origin)."""
         import httpx
 
+        from cidash.remote.httpx_wire import expect
+
         try:
             client = self.client
             headers = {**self._auth, "Accept-Encoding": "gzip"} if own else {"Accept-Encoding": "gzip"}
             request = client.build_request(method, url, headers=headers)
+            expect(policy.wire_limit(sink_factory is not None))
             response = client.send(request, stream=True)
         except httpx.TransportError as exc:
             if isinstance(exc, httpx.RemoteProtocolError) and "content-length" in str(exc).lower():
                 raise _TransportFailure("conflicting Content-Length headers", incomplete=True) from None
+            if _past_wire_limit(exc):
+                raise _TransportFailure(str(exc), malformed=True) from None
             raise _TransportFailure(repr(exc), tls=isinstance(exc, httpx.ConnectError) and _is_tls_error(exc)) from None
         try:
             status = response.status_code
@@ -453,6 +471,8 @@ class HttpClient:
             self.stats.record(method, record_as, status, nbytes)
             return _Reply(status, response.headers, b"" if sink is not None else b"".join(parts))
         except (httpx.TransportError, httpx.DecodingError, zlib.error) as exc:
+            if _past_wire_limit(exc):
+                raise _TransportFailure(str(exc), incomplete=True, malformed=True) from None
             raise _TransportFailure(f"body ended early: {describe_network_error(repr(exc))}", incomplete=True) from None
         finally:
             response.close()
@@ -560,6 +580,11 @@ class HttpClient:
                 if exc.incomplete:
                     raise TruncatedBody(
                         f"incomplete answer from GitLab at {self.connection.url} on {what}: {exc.text} "
+                        f"({attempt} tries)"
+                    ) from None
+                if exc.malformed:
+                    raise ConnectError(
+                        f"GitLab at {self.connection.url} sent a malformed answer to {what}: {exc.text} "
                         f"({attempt} tries)"
                     ) from None
                 raise ConnectError(

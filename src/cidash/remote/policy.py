@@ -86,6 +86,20 @@ def instance_url(url: str) -> str:
 #: a thousand times smaller (a "zip bomb" from a proxy or a hostile server) would otherwise fill the memory.
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
+#: A job log is streamed into its parser, never held whole, so MAX_ANSWER_BYTES is not its limit; past this many
+#: decoded bytes the sync stops reading it and keeps the facts of what it read, marked truncated. GitLab's own
+#: limit is 100 MB unless an administrator raised ``ci_jobs_trace_size_limit`` (docs, "Maximum file size for job
+#: logs"); this is ten times that, and a log that never ends stops here instead of holding a sync for ever.
+MAX_LOG_BYTES = 1024**3
+
+
+def wire_limit(streamed: bool) -> int:
+    """The most bytes one answer may take on the wire (status lines, headers, framing, body): twice what its body
+    may decode to (:data:`MAX_LOG_BYTES` for a log streamed into a sink, else :data:`MAX_ANSWER_BYTES`) and 256 KiB
+    for its headers and the last read, so the body's own cap is met first. Ends an answer that never does,
+    whatever its framing says: endless interim answers, chunk extensions, bodies."""
+    return 2 * (MAX_LOG_BYTES if streamed else MAX_ANSWER_BYTES) + 256 * 1024
+
 
 def too_long(nbytes: int) -> str:
     """What an answer past :data:`MAX_ANSWER_BYTES` is, for the error."""

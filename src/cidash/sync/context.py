@@ -353,14 +353,19 @@ class _Ctx:
             yield done
 
 
+_WARN_LOCK = threading.Lock()
+
+
 def _warn(ctx: _Ctx, message: str) -> None:
-    """One warning for the report (the same text twice counts once: a listing and a detail may both say it)."""
-    if message in ctx.seen_warnings:
-        return
-    ctx.seen_warnings.add(message)
-    ctx.warnings_total += 1
-    if len(ctx.warnings) < MAX_WARNINGS:
-        ctx.warnings.append(message)
+    """One warning for the report (the same text twice counts once: a listing and a detail may both say it). Safe
+    from a pool worker."""
+    with _WARN_LOCK:
+        if message in ctx.seen_warnings:
+            return
+        ctx.seen_warnings.add(message)
+        ctx.warnings_total += 1
+        if len(ctx.warnings) < MAX_WARNINGS:
+            ctx.warnings.append(message)
 
 
 def _is_fatal(exc: BaseException) -> bool:

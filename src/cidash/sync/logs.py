@@ -4,6 +4,7 @@ a long one streamed into its parser on the worker."""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import itertools
 import threading
@@ -30,6 +31,7 @@ from cidash.sync.context import (
     FINISHED_JOB_STATUSES,
     _Ctx,
     _Fetched,
+    _human_bytes,
     _is_fatal,
     _LogResult,
     _warn,
@@ -47,42 +49,57 @@ def _wanted(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+class _LogCut(Exception):
+    """Raised by a :class:`_LogSink` past :data:`~cidash.remote.policy.MAX_LOG_BYTES`: the download stops there
+    (the HTTP client closes its connection mid-answer) and the facts of what was read are kept."""
+
+
 class _LogSink:
     """One download attempt's log (a retried download starts afresh: no parser is ever fed twice). A log that
     arrives in one piece (received whole after its slot was given back: the usual small log) is kept as ``body``;
-    one that arrives in chunks (a long log, streamed) goes into a parser chunk by chunk from its first."""
+    one that arrives in chunks (a long log, streamed) goes into a parser chunk by chunk from its first. Past
+    :data:`~cidash.remote.policy.MAX_LOG_BYTES` the rest is not read (``cut``, :class:`_LogCut`)."""
 
     def __init__(self) -> None:
         self.parser: TraceParser | None = None
         self.body: bytes | None = None
         self.bytes = 0
+        self.cut = False
 
     def __call__(self) -> Callable[[bytes], None]:
-        self.parser, self.body, self.bytes = None, None, 0
+        self.parser, self.body, self.bytes, self.cut = None, None, 0, False
+        from cidash.remote.policy import MAX_LOG_BYTES
 
         def sink(chunk: bytes) -> None:
+            if self.bytes + len(chunk) > MAX_LOG_BYTES:
+                self.cut = True
+                chunk = chunk[: MAX_LOG_BYTES - self.bytes]
             self.bytes += len(chunk)
             parser = self.parser
-            if parser is None:
-                if self.body is None:
-                    self.body = chunk
-                    return
-                from cidash.logparse import TraceParser
+            if parser is None and self.body is None:
+                self.body = chunk
+            else:
+                if parser is None:
+                    from cidash.logparse import TraceParser
 
-                parser = self.parser = TraceParser()
-                parser.feed(self.body)
-                self.body = None
-            parser.feed(chunk)
+                    parser = self.parser = TraceParser()
+                    parser.feed(self.body or b"")
+                    self.body = None
+                parser.feed(chunk)
+            if self.cut:
+                raise _LogCut()
 
         return sink
 
     def facts(self) -> TraceFacts:
-        """The log's facts (parsed here if it came in one piece)."""
+        """The log's facts (parsed here if it came in one piece); a log cut short here is truncated."""
         if self.parser is None:
             from cidash.logparse import parse_bytes
 
-            return parse_bytes(self.body or b"")
-        return self.parser.finish()
+            facts = parse_bytes(self.body or b"")
+        else:
+            facts = self.parser.finish()
+        return dataclasses.replace(facts, truncated=True) if self.cut and not facts.truncated else facts
 
 
 class _LogFailed(Exception):
@@ -100,13 +117,20 @@ def _fetch_log(ctx: _Ctx, job: Job) -> _Fetched:
     sink = _LogSink()
     try:
         found = remote_jobs.stream_log(ctx.client.http, ctx.project.id, job.id, sink)
+    except _LogCut:
+        from cidash.remote.policy import MAX_LOG_BYTES
+
+        found = True  # sink.cut: its facts are parsed here (never held for the logs step, which would lose that)
+        _warn(
+            ctx, f"log of {_job_label(job)} read only to {_human_bytes(MAX_LOG_BYTES)}: its facts are marked truncated"
+        )
     except CidashError as exc:
         if _is_fatal(exc):
             raise
         raise _LogFailed(job, exc) from None
     if not found or sink.bytes == 0:
         return job, None, sink.bytes, _NO_PHASES
-    if sink.body is not None and ctx.hold_log(len(sink.body)):
+    if sink.body is not None and not sink.cut and ctx.hold_log(len(sink.body)):
         return job, sink.body, sink.bytes, _NO_PHASES
     return _with_phases(job, sink.facts(), sink.bytes)
 
