@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 from collections.abc import Iterator
@@ -459,6 +460,49 @@ def test_a_silent_connection_is_closed_after_the_idle_time(
         assert partial.recv(1024) == b""
         partial.close()
         assert request(r.url + "/healthz")[0] == 200
+
+
+def test_a_request_not_whole_in_time_is_closed(
+    group_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that trickles its request (a byte of one header every 0.1 s) meets no read's timeout: its request
+    must be whole REQUEST_SECONDS after its first byte (here 1 s), else the connection is closed and logged once;
+    a keep-alive connection waiting for its next request is not counted against it."""
+    import threading
+
+    from cidash.serve import http as serve_http
+
+    monkeypatch.setattr(serve_http, "REQUEST_SECONDS", 1.0)
+    with serving(group_sim, tmp_path) as r:
+        wait_ready(r.url)
+        slow = socket.create_connection(("127.0.0.1", r.app.port), timeout=30)  # (30 s: a bound for a hung test)
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        stop = threading.Event()
+
+        def trickle() -> None:
+            while not stop.wait(0.1):
+                try:
+                    slow.sendall(b"a")
+                except OSError:
+                    return
+
+        threading.Thread(target=trickle, daemon=True).start()
+        try:
+            try:
+                answered = slow.recv(1024)
+            except ConnectionResetError:
+                answered = b""
+        finally:
+            stop.set()
+        assert answered == b""  # closed unanswered, long before the client's own 30 s bound
+        slow.close()
+        assert "request not whole in time" in r.log.getvalue()
+        keep = http.client.HTTPConnection("127.0.0.1", r.app.port, timeout=30)
+        for _ in range(2):  # the same connection, idle between its requests for longer than the deadline
+            keep.request("GET", "/healthz")
+            assert keep.getresponse().read() and keep.sock is not None
+            stop.wait(1.5)
+        keep.close()
 
 
 def test_a_webhook_secret_with_non_ascii_characters_matches(group_sim: SimulatedGitLab, tmp_path: Path) -> None:

@@ -5,20 +5,24 @@
 methods; this module only speaks HTTP. A failure inside a handler is one log line and a 500, never a traceback.
 
 Each connection has a thread of its own while it lasts, so the connections are bounded: at most
-:data:`MAX_CONNECTIONS` at once (one more is closed as it is accepted, and logged), and one that sends nothing for
+:data:`MAX_CONNECTIONS` at once (one more is closed as it is accepted, and logged), one that sends nothing for
 :data:`IDLE_SECONDS` (a request line, a header, a piece of a body, or the next request of a keep-alive
-connection) is closed. Without them, sockets opened and left silent made a thread each, for ever.
+connection) is closed, and so is one whose request, once begun, is not whole :data:`REQUEST_SECONDS` later (a
+client trickling a byte now and then, which no read's timeout ends). Without them, sockets opened and left silent
+or trickling made a thread each, for ever, and 64 of them held every slot.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cidash.errors import ConfigError, UsageError
 from cidash.serve.webhook import MAX_BODY_BYTES
@@ -32,6 +36,9 @@ DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
 MAX_CONNECTIONS = 64
 #: A connection silent this long is closed (Prometheus and GitLab send a whole request in milliseconds).
 IDLE_SECONDS = 30.0
+#: A request must be whole (request line, headers, body) this long after its first byte, else its connection is
+#: closed.
+REQUEST_SECONDS = 10.0
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -66,7 +73,40 @@ class _Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self.connections = 0  # being served now
         self._refused = 0
+        self._slow = 0
+        self._reading: dict[_Handler, float] = {}  # a request being read -> when its connection is closed
+        self._closed = threading.Event()
         super().server_activate()
+        threading.Thread(target=self._reap, name="cidash-serve-reaper", daemon=True).start()
+
+    def reading(self, handler: _Handler, deadline: float | None) -> None:
+        """``handler``'s request began (it must be whole by ``deadline``), or was read (None)."""
+        with self._lock:
+            if deadline is None:
+                self._reading.pop(handler, None)
+            else:
+                self._reading[handler] = deadline
+
+    def _reap(self) -> None:
+        """Close the connections whose request is not whole by its deadline: the thread reading it sees the end."""
+        while not self._closed.wait(min(1.0, REQUEST_SECONDS / 4)):
+            now = time.monotonic()
+            with self._lock:
+                late = [h for h, deadline in self._reading.items() if deadline <= now]
+                for handler in late:
+                    del self._reading[handler]
+            for handler in late:
+                self._slow += 1
+                if self._slow == 1 or self._slow % 1000 == 0:
+                    self.app.log("http_refused", "warning", reason="request not whole in time", refused=self._slow)
+                with contextlib.suppress(OSError):
+                    handler.connection.shutdown(socket.SHUT_RDWR)
+
+    def server_close(self) -> None:
+        closed = getattr(self, "_closed", None)  # (not there when the port could not be bound)
+        if closed is not None:
+            closed.set()
+        super().server_close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._lock:
@@ -115,6 +155,26 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # events are logged by the app, one line each; scrapes are not events
 
+    def handle_one_request(self) -> None:
+        # The request's deadline starts with its first byte, not with the wait for it (that is IDLE_SECONDS').
+        try:
+            first = cast(io.BufferedReader, self.rfile).peek(1)  # (rbufsize -1: always buffered)
+        except (OSError, ValueError):
+            self.close_connection = True
+            return
+        if not first:
+            self.close_connection = True
+            return
+        self.server.reading(self, time.monotonic() + REQUEST_SECONDS)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.reading(self, None)
+
+    def _read(self) -> None:
+        """The request is whole: its deadline no longer applies (the answer is the app's work)."""
+        self.server.reading(self, None)
+
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -150,6 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._guard(self._post)
 
     def _get(self) -> None:
+        self._read()
         app = self.server.app
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
@@ -193,7 +254,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         if len(body) != length:
             self.close_connection = True
-            return  # the client went away mid-body: nothing to answer
+            return  # the client went away mid-body (or took too long): nothing to answer
+        self._read()
         status, doc = app.webhook(self.headers.get("X-Gitlab-Token"), self.headers.get("X-Gitlab-Event"), body)
         self._json(status, doc)
 
