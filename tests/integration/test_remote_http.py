@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -532,14 +533,15 @@ def test_proxy_detection_agrees_with_urllib_for_every_spelling(
 # -- answers that never end ------------------------------------------------------------------------------------
 
 
-def _endless(head: bytes, repeat: bytes) -> tuple[str, list[int], Callable[[], None]]:
+def _endless(head: bytes, repeat: bytes, pause: float = 0.0) -> tuple[str, list[int], Callable[[], None]]:
     """A server that answers every request with ``head``, then ``repeat`` again and again until the client hangs
-    up (its connections counted in the list)."""
+    up (its connections counted in the list); with ``pause``, one ``repeat`` per pause (a trickle)."""
     import socket
+    import time
 
     listener = socket.create_server(("127.0.0.1", 0))
     connections: list[int] = []
-    block = repeat * max(1, 65536 // len(repeat))
+    block = repeat if pause else repeat * max(1, 65536 // len(repeat))
 
     def feed(conn: socket.socket) -> None:
         with conn:
@@ -548,6 +550,8 @@ def _endless(head: bytes, repeat: bytes) -> tuple[str, list[int], Callable[[], N
                 conn.sendall(head)
                 while True:
                     conn.sendall(block)
+                    if pause:
+                        time.sleep(pause)
             except OSError:
                 return
 
@@ -562,6 +566,48 @@ def _endless(head: bytes, repeat: bytes) -> tuple[str, list[int], Callable[[], N
 
     threading.Thread(target=serve, daemon=True).start()
     return f"http://127.0.0.1:{listener.getsockname()[1]}", connections, listener.close
+
+
+@pytest.mark.parametrize("path", ["fast", "httpx"])
+@pytest.mark.parametrize("what", ["an API answer", "a log"])
+def test_an_answer_that_trickles_is_ended(path: str, what: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that sends a byte every 20 ms meets no read's timeout: an answer must be whole within SLOW_TIMEOUTS
+    x [gitlab] timeout (here 10 x 0.2 s) plus a second per 64 KiB it brought; this one is ended after ~2 s, on
+    either HTTP stack, for an answer held whole or a log streamed into its parser, and then retried once."""
+    from cidash.errors import CidashError
+    from cidash.remote import RetryPolicy
+    from cidash.remote import http as remote_http
+
+    if path == "httpx":
+        monkeypatch.setattr(remote_http.HttpClient, "_fast_connection", lambda self: None)
+    kind = "application/json" if what == "an API answer" else "text/plain"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: 1000000\r\n\r\n" % kind.encode()
+    url, connections, stop = _endless(head, b"a", pause=0.02)
+    outcome: list[BaseException | None] = []
+
+    def call() -> None:
+        connection = Connection(url=url, token=Secret("glpat-secret-value-123"), max_rps=0, timeout=0.2)
+        try:
+            with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
+                if what == "a log":
+                    client.http.stream_trace(1, 2, lambda: lambda chunk: None)
+                else:
+                    client.http.get_json("/version")
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    try:
+        caller.start()
+        caller.join(60)
+        assert not caller.is_alive(), "the client is still reading an answer that trickles"
+    finally:
+        stop()
+    error = outcome[0]
+    assert isinstance(error, CidashError), error
+    assert re.search(r"an answer too slow: still arriving \d+ s after the request, at under 64 KiB/s", error.one_line())
+    assert len(connections) == 2
 
 
 WIRE = f"an answer still going past {2 * 1024 * 1024 + 256 * 1024:,} bytes on the wire"

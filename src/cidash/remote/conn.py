@@ -32,6 +32,11 @@ MAX_LENGTH_DIGITS = 18
 _LENGTH = re.compile(rf"[0-9]{{1,{MAX_LENGTH_DIGITS}}}")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,%d}" % (MAX_LENGTH_DIGITS - 3))  # 1*HEXDIG (no "0x", "_" or sign)
 RECV = 64 * 1024
+#: An answer must be whole within SLOW_TIMEOUTS x the connection's timeout of its request, plus a second for each
+#: MIN_RATE bytes it brought: no read's timeout ends a server that trickles a byte now and then. (GitLab ends a
+#: request that runs 60 s itself; a real answer arrives at many times MIN_RATE.)
+SLOW_TIMEOUTS = 10
+MIN_RATE = 64 * 1024
 #: A connection idle this long is checked for a close from the server before it is reused (a select() call);
 #: a fresher one is simply used, and a close that races the request is caught by :attr:`RawResponse.nothing_read`.
 IDLE_CHECK_SECONDS = 1.0
@@ -115,6 +120,7 @@ class RawConnection:
         self.keep = True
         self.last_used = 0.0
         self.wire_limit = self.wire_left = 0  # bytes this exchange may receive, and has left (see request)
+        self.due = 0.0  # when this exchange's answer is late, before counting what it brought (see SLOW_TIMEOUTS)
 
     # -- connection --------------------------------------------------------------------------------------------
 
@@ -164,6 +170,7 @@ class RawConnection:
         except BlockingIOError:  # the kernel's send timeout (see _kernel_timeouts)
             raise TimeoutError("timed out") from None
         self.wire_limit = self.wire_left = wire_limit
+        self.due = time.monotonic() + SLOW_TIMEOUTS * self.timeout
         for _ in range(MAX_INTERIM + 1):
             response = self._read_head()
             if not 100 <= response.status < 200:
@@ -227,6 +234,9 @@ class RawConnection:
         if self.wire_left < 0:
             self.keep = False
             raise ProtocolFailure(f"an answer still going past {self.wire_limit:,} bytes on the wire")
+        if (late := time.monotonic() - self.due) > 0 and late > (self.wire_limit - self.wire_left) / MIN_RATE:
+            self.keep = False
+            raise ProtocolFailure(too_slow(SLOW_TIMEOUTS * self.timeout + late))
         return data
 
     def read_exactly(self, length: int) -> Iterator[bytes]:
@@ -281,6 +291,11 @@ class RawConnection:
                 raise ProtocolFailure(f"body ended early ({size - got} bytes short in a chunk)")
             if self._line():
                 raise ProtocolFailure("a chunk not followed by CRLF")
+
+
+def too_slow(seconds: float) -> str:
+    """The error of an answer past its time (see :data:`SLOW_TIMEOUTS`)."""
+    return f"an answer too slow: still arriving {seconds:.0f} s after the request, at under {MIN_RATE // 1024} KiB/s"
 
 
 def _kernel_timeouts(sock: socket.socket, timeout: float) -> None:

@@ -130,7 +130,8 @@ class _TransportFailure(Exception):
 
 def _past_wire_limit(exc: BaseException) -> bool:
     """httpx's error for an answer ended by :mod:`cidash.remote.httpx_wire` (its text is cidash's own)."""
-    return "bytes on the wire" in str(exc)
+    text = str(exc)
+    return "bytes on the wire" in text or "an answer too slow" in text
 
 
 class _BadPayload(Exception):

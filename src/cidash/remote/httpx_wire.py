@@ -1,20 +1,25 @@
-"""The wire limit of :func:`cidash.remote.policy.wire_limit` on httpx's connections (proxies, other origins).
+"""The wire limit of :func:`cidash.remote.policy.wire_limit` and the time limit of :data:`cidash.remote.conn.
+SLOW_TIMEOUTS` on httpx's connections (proxies, other origins), as on the sync's own.
 
 httpx reads interim answers (``100 Continue``), chunk framing and trailers inside httpcore, where no cap on a
-body sees them: a server sending them for ever holds the request for ever. httpcore takes a network backend; this
-one counts the bytes read on each connection since the last request was written there (HTTP/1.1 answers one
-request at a time on a connection, so a write starts the next answer) and ends the answer past its limit, which
-the sending thread sets for each request (:func:`expect`).
+body sees them: a server sending them for ever holds the request for ever, and one trickling a byte now and then
+meets no read's timeout. httpcore takes a network backend; this one counts the bytes read on each connection since
+the last request was written there (HTTP/1.1 answers one request at a time on a connection, so a write starts the
+next answer) and ends the answer past its limit, which the sending thread sets for each request (:func:`expect`),
+or past its time.
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
+import time
 import typing
 
 import httpcore
 import httpx
+
+from cidash.remote import conn
 
 _limit = threading.local()
 
@@ -31,9 +36,11 @@ class _CountedStream(httpcore.NetworkStream):
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
         self._limit = self._left = 0
+        self._sent = 0.0
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._limit = self._left = getattr(_limit, "value", 0)
+        self._sent = time.monotonic()
         self._inner.write(buffer, timeout)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -42,6 +49,10 @@ class _CountedStream(httpcore.NetworkStream):
             self._left -= len(data)
             if self._left < 0:
                 raise httpcore.RemoteProtocolError(PAST_LIMIT.format(limit=self._limit))
+            if timeout:
+                took = time.monotonic() - self._sent
+                if took > conn.SLOW_TIMEOUTS * timeout + (self._limit - self._left) / conn.MIN_RATE:
+                    raise httpcore.RemoteProtocolError(conn.too_slow(took))
         return data
 
     def close(self) -> None:
