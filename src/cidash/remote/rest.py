@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 import gitlab
 import gitlab.exceptions
@@ -342,13 +342,6 @@ class RestClient:
         with self._mapped(f"GET /projects/{ref}", "project"):
             obj = self.gl.projects.get(key)
         return project_from_json(obj.attributes)
-
-    def group_projects(self, group: str, *, log: WireLog | None = None) -> list[Project]:
-        """Every non-archived project of a group and its subgroups (``log``: as for :meth:`pipeline_pages`)."""
-        path = f"/groups/{quote(group, safe='')}/projects"
-        params = {"include_subgroups": "true", "archived": "false", "per_page": PER_PAGE}
-        items = (p for page in self.pages(path, params, missing="group") for p in page)
-        return list(_accepted(items, lambda d: project_from_json(d, log), log))
 
     # -- pipelines ---------------------------------------------------------------------------------------------
 
