@@ -568,31 +568,18 @@ def _endless(head: bytes, repeat: bytes, pause: float = 0.0) -> tuple[str, list[
     return f"http://127.0.0.1:{listener.getsockname()[1]}", connections, listener.close
 
 
-@pytest.mark.parametrize("path", ["fast", "httpx"])
-@pytest.mark.parametrize("what", ["an API answer", "a log"])
-def test_an_answer_that_trickles_is_ended(path: str, what: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A server that sends a byte every 20 ms meets no read's timeout: an answer must be whole within SLOW_TIMEOUTS
-    x [gitlab] timeout (here 10 x 0.2 s) plus a second per 64 KiB it brought; this one is ended after ~2 s, on
-    either HTTP stack, for an answer held whole or a log streamed into its parser, and then retried once."""
-    from cidash.errors import CidashError
+def _error_of(url: str, timeout: float, request: Callable[[GitLabClient], object], stop: Callable[[], None]) -> Any:
+    """The error ``request`` ends in against ``url`` (two tries, no pause), run on a thread given 60 s: an answer
+    that never ends would hold the test for ever otherwise. ``stop`` ends the server after it."""
     from cidash.remote import RetryPolicy
-    from cidash.remote import http as remote_http
 
-    if path == "httpx":
-        monkeypatch.setattr(remote_http.HttpClient, "_fast_connection", lambda self: None)
-    kind = "application/json" if what == "an API answer" else "text/plain"
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: 1000000\r\n\r\n" % kind.encode()
-    url, connections, stop = _endless(head, b"a", pause=0.02)
     outcome: list[BaseException | None] = []
 
     def call() -> None:
-        connection = Connection(url=url, token=Secret("glpat-secret-value-123"), max_rps=0, timeout=0.2)
+        connection = Connection(url=url, token=Secret("glpat-secret-value-123"), max_rps=0, timeout=timeout)
         try:
             with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
-                if what == "a log":
-                    client.http.stream_trace(1, 2, lambda: lambda chunk: None)
-                else:
-                    client.http.get_json("/version")
+                request(client)
             outcome.append(None)
         except BaseException as exc:
             outcome.append(exc)
@@ -601,10 +588,33 @@ def test_an_answer_that_trickles_is_ended(path: str, what: str, monkeypatch: pyt
     try:
         caller.start()
         caller.join(60)
-        assert not caller.is_alive(), "the client is still reading an answer that trickles"
+        assert not caller.is_alive(), "the client is still reading an answer that does not end"
     finally:
         stop()
-    error = outcome[0]
+    return outcome[0]
+
+
+@pytest.mark.parametrize("path", ["fast", "httpx"])
+@pytest.mark.parametrize("what", ["an API answer", "a log"])
+def test_an_answer_that_trickles_is_ended(path: str, what: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that sends a byte every 20 ms meets no read's timeout: an answer must be whole within SLOW_TIMEOUTS
+    x [gitlab] timeout (here 10 x 0.2 s) plus a second per 64 KiB it brought; this one is ended after ~2 s, on
+    either HTTP stack, for an answer held whole or a log streamed into its parser, and then retried once."""
+    from cidash.errors import CidashError
+    from cidash.remote import http as remote_http
+
+    if path == "httpx":
+        monkeypatch.setattr(remote_http.HttpClient, "_fast_connection", lambda self: None)
+    kind = "application/json" if what == "an API answer" else "text/plain"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: 1000000\r\n\r\n" % kind.encode()
+    url, connections, stop = _endless(head, b"a", pause=0.02)
+
+    def request(client: GitLabClient) -> object:
+        if what == "a log":
+            return client.http.stream_trace(1, 2, lambda: lambda chunk: None)
+        return client.http.get_json("/version")
+
+    error = _error_of(url, 0.2, request, stop)
     assert isinstance(error, CidashError), error
     assert re.search(r"an answer too slow: still arriving \d+ s after the request, at under 64 KiB/s", error.one_line())
     assert len(connections) == 2
@@ -635,33 +645,15 @@ def test_an_answer_that_never_ends_is_refused(case: str, path: str, monkeypatch:
     sync's own connections each has its own bound, and on either HTTP stack no answer may take much more than
     twice its body's cap on the wire (here 1 MiB)."""
     from cidash.errors import CidashError
-    from cidash.remote import RetryPolicy, policy
     from cidash.remote import http as remote_http
+    from cidash.remote import policy
 
     monkeypatch.setattr(policy, "MAX_ANSWER_BYTES", 1024 * 1024)
     if path == "httpx":
         monkeypatch.setattr(remote_http.HttpClient, "_fast_connection", lambda self: None)
     head, repeat, fast_message, httpx_message = ENDLESS[case]
     url, connections, stop = _endless(head, repeat)
-    outcome: list[BaseException | None] = []
-
-    def call() -> None:
-        connection = Connection(url=url, token=Secret("glpat-secret-value-123"), max_rps=0, timeout=5)
-        try:
-            with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
-                client.http.get_json("/version")
-            outcome.append(None)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    caller = threading.Thread(target=call, daemon=True)
-    try:
-        caller.start()
-        caller.join(60)
-        assert not caller.is_alive(), "the client is still reading an answer that never ends"
-    finally:
-        stop()
-    error = outcome[0]
+    error = _error_of(url, 5, lambda client: client.http.get_json("/version"), stop)
     assert isinstance(error, CidashError), error
     assert (fast_message if path == "fast" else httpx_message) in error.one_line()
     assert "glpat-secret-value-123" not in error.one_line()

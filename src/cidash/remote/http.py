@@ -128,7 +128,7 @@ class _TransportFailure(Exception):
         self.malformed = malformed
 
 
-def _past_wire_limit(exc: BaseException) -> bool:
+def _ended_by_httpx_wire(exc: BaseException) -> bool:
     """httpx's error for an answer ended by :mod:`cidash.remote.httpx_wire` (its text is cidash's own)."""
     text = str(exc)
     return "bytes on the wire" in text or "an answer too slow" in text
@@ -439,7 +439,7 @@ class HttpClient:
         except httpx.TransportError as exc:
             if isinstance(exc, httpx.RemoteProtocolError) and "content-length" in str(exc).lower():
                 raise _TransportFailure("conflicting Content-Length headers", incomplete=True) from None
-            if _past_wire_limit(exc):
+            if _ended_by_httpx_wire(exc):
                 raise _TransportFailure(str(exc), malformed=True) from None
             raise _TransportFailure(repr(exc), tls=isinstance(exc, httpx.ConnectError) and _is_tls_error(exc)) from None
         try:
@@ -472,7 +472,7 @@ class HttpClient:
             self.stats.record(method, record_as, status, nbytes)
             return _Reply(status, response.headers, b"" if sink is not None else b"".join(parts))
         except (httpx.TransportError, httpx.DecodingError, zlib.error) as exc:
-            if _past_wire_limit(exc):
+            if _ended_by_httpx_wire(exc):
                 raise _TransportFailure(str(exc), incomplete=True, malformed=True) from None
             raise _TransportFailure(f"body ended early: {describe_network_error(repr(exc))}", incomplete=True) from None
         finally:
