@@ -233,7 +233,7 @@ class RawConnection:
         self.wire_left -= len(data)
         if self.wire_left < 0:
             self.keep = False
-            raise ProtocolFailure(f"an answer still going past {self.wire_limit:,} bytes on the wire")
+            raise ProtocolFailure(past_wire_limit(self.wire_limit))
         if (late := time.monotonic() - self.due) > 0 and late > (self.wire_limit - self.wire_left) / MIN_RATE:
             self.keep = False
             raise ProtocolFailure(too_slow(SLOW_TIMEOUTS * self.timeout + late))
@@ -291,6 +291,11 @@ class RawConnection:
                 raise ProtocolFailure(f"body ended early ({size - got} bytes short in a chunk)")
             if self._line():
                 raise ProtocolFailure("a chunk not followed by CRLF")
+
+
+def past_wire_limit(limit: int) -> str:
+    """The error of an answer that goes on past its limit on the wire (see ``wire_limit`` in :meth:`request`)."""
+    return f"an answer still going past {limit:,} bytes on the wire"
 
 
 def too_slow(seconds: float) -> str:

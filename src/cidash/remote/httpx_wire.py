@@ -23,9 +23,6 @@ from cidash.remote import conn
 
 _limit = threading.local()
 
-#: The text of the error that ends an answer past its limit (:func:`cidash.remote.http` reports it as is).
-PAST_LIMIT = "an answer still going past {limit:,} bytes on the wire"
-
 
 def expect(limit: int) -> None:
     """The wire limit of the next answer this thread reads through httpx."""
@@ -48,7 +45,7 @@ class _CountedStream(httpcore.NetworkStream):
         if self._limit:
             self._left -= len(data)
             if self._left < 0:
-                raise httpcore.RemoteProtocolError(PAST_LIMIT.format(limit=self._limit))
+                raise httpcore.RemoteProtocolError(conn.past_wire_limit(self._limit))
             if timeout:
                 took = time.monotonic() - self._sent
                 if took > conn.SLOW_TIMEOUTS * timeout + (self._limit - self._left) / conn.MIN_RATE:
