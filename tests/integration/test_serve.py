@@ -505,6 +505,43 @@ def test_a_request_not_whole_in_time_is_closed(
         keep.close()
 
 
+def test_an_answer_not_taken_in_time_is_cut(
+    group_sim: SimulatedGitLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that reads its answer slowly (64 KiB every 50 ms) meets no write's timeout: the answer must be taken
+    ANSWER_SECONDS after it is ready (here 1 s, for 16 MB that would take it ~13 s), else the connection is closed
+    and logged once."""
+    import threading
+
+    from cidash.serve import http as serve_http
+    from cidash.serve.app import ServeApp
+
+    size = 16_000_000
+    monkeypatch.setattr(serve_http, "ANSWER_SECONDS", 1.0)
+    monkeypatch.setattr(ServeApp, "metrics", lambda self, accept: (b"x" * size, "text/plain"))
+    with serving(group_sim, tmp_path) as r:
+        wait_ready(r.url)
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        slow.settimeout(30)  # (a bound for a hung test)
+        slow.connect(("127.0.0.1", r.app.port))
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        got, pause = 0, threading.Event()
+        while True:
+            try:
+                data = slow.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            got += len(data)
+            pause.wait(0.05)
+        slow.close()
+        assert got < size  # cut, not written whole
+        assert "answer not taken in time" in r.log.getvalue()
+        assert request(r.url + "/healthz")[0] == 200
+
+
 def test_a_webhook_secret_with_non_ascii_characters_matches(group_sim: SimulatedGitLab, tmp_path: Path) -> None:
     """GitLab sends the secret token's UTF-8 bytes; the HTTP server reads a header as Latin-1: compared byte for
     byte, a secret such as 'pässwörd-秘密' matches (before, it was 401 for ever), and a near miss does not."""

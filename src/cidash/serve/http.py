@@ -8,8 +8,9 @@ Each connection has a thread of its own while it lasts, so the connections are b
 :data:`MAX_CONNECTIONS` at once (one more is closed as it is accepted, and logged), one that sends nothing for
 :data:`IDLE_SECONDS` (a request line, a header, a piece of a body, or the next request of a keep-alive
 connection) is closed, and so is one whose request, once begun, is not whole :data:`REQUEST_SECONDS` later (a
-client trickling a byte now and then, which no read's timeout ends). Without them, sockets opened and left silent
-or trickling made a thread each, for ever, and 64 of them held every slot.
+client trickling a byte now and then, which no read's timeout ends) or whose answer is not taken
+:data:`ANSWER_SECONDS` after it is ready (a client reading a byte now and then). Without them, sockets opened and
+left silent or trickling made a thread each, for ever, and 64 of them held every slot.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ IDLE_SECONDS = 30.0
 #: A request must be whole (request line, headers, body) this long after its first byte, else its connection is
 #: closed.
 REQUEST_SECONDS = 10.0
+#: An answer must be taken by the client (written whole) this long after it is ready, else its connection is closed.
+ANSWER_SECONDS = 30.0
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -74,31 +77,33 @@ class _Server(ThreadingHTTPServer):
         self.connections = 0  # being served now
         self._refused = 0
         self._slow = 0
-        self._reading: dict[_Handler, float] = {}  # a request being read -> when its connection is closed
+        self._due: dict[_Handler, tuple[float, str]] = {}  # a request read or an answer written -> by when, what
         self._closed = threading.Event()
         super().server_activate()
         threading.Thread(target=self._reap, name="cidash-serve-reaper", daemon=True).start()
 
-    def reading(self, handler: _Handler, deadline: float | None) -> None:
-        """``handler``'s request began (it must be whole by ``deadline``), or was read (None)."""
+    def due(self, handler: _Handler, deadline: float | None, what: str = "") -> None:
+        """``handler``'s connection is closed at ``deadline`` unless this is called again first (None: no deadline);
+        ``what`` is logged then."""
         with self._lock:
             if deadline is None:
-                self._reading.pop(handler, None)
+                self._due.pop(handler, None)
             else:
-                self._reading[handler] = deadline
+                self._due[handler] = (deadline, what)
 
     def _reap(self) -> None:
-        """Close the connections whose request is not whole by its deadline: the thread reading it sees the end."""
+        """Close the connections past their deadline (a request not whole, an answer not taken): the thread reading or
+        writing there sees the end."""
         while not self._closed.wait(min(1.0, REQUEST_SECONDS / 4)):
             now = time.monotonic()
             with self._lock:
-                late = [h for h, deadline in self._reading.items() if deadline <= now]
-                for handler in late:
-                    del self._reading[handler]
-            for handler in late:
+                late = [(h, what) for h, (deadline, what) in self._due.items() if deadline <= now]
+                for handler, _ in late:
+                    del self._due[handler]
+            for handler, what in late:
                 self._slow += 1
                 if self._slow == 1 or self._slow % 1000 == 0:
-                    self.app.log("http_refused", "warning", reason="request not whole in time", refused=self._slow)
+                    self.app.log("http_refused", "warning", reason=what, refused=self._slow)
                 with contextlib.suppress(OSError):
                     handler.connection.shutdown(socket.SHUT_RDWR)
 
@@ -165,17 +170,18 @@ class _Handler(BaseHTTPRequestHandler):
         if not first:
             self.close_connection = True
             return
-        self.server.reading(self, time.monotonic() + REQUEST_SECONDS)
+        self.server.due(self, time.monotonic() + REQUEST_SECONDS, "request not whole in time")
         try:
             super().handle_one_request()
         finally:
-            self.server.reading(self, None)
+            self.server.due(self, None)
 
     def _read(self) -> None:
         """The request is whole: its deadline no longer applies (the answer is the app's work)."""
-        self.server.reading(self, None)
+        self.server.due(self, None)
 
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.server.due(self, time.monotonic() + ANSWER_SECONDS, "answer not taken in time")
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
