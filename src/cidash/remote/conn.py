@@ -43,12 +43,14 @@ IDLE_CHECK_SECONDS = 1.0
 
 
 class ProtocolFailure(Exception):
-    """The answer is not well-framed HTTP/1.1 (``incomplete``: it started, but its body did not end as framed)."""
+    """The answer is not well-framed HTTP/1.1 (``incomplete``: it started, but its body did not end as framed;
+    ``slow``: it was past its time, see :data:`SLOW_TIMEOUTS`)."""
 
-    def __init__(self, text: str, *, incomplete: bool = True) -> None:
+    def __init__(self, text: str, *, incomplete: bool = True, slow: bool = False) -> None:
         super().__init__(text)
         self.text = text
         self.incomplete = incomplete
+        self.slow = slow
 
 
 class PeerClosed(Exception):
@@ -236,7 +238,7 @@ class RawConnection:
             raise ProtocolFailure(past_wire_limit(self.wire_limit))
         if (late := time.monotonic() - self.due) > 0 and late > (self.wire_limit - self.wire_left) / MIN_RATE:
             self.keep = False
-            raise ProtocolFailure(too_slow(SLOW_TIMEOUTS * self.timeout + late))
+            raise ProtocolFailure(too_slow(SLOW_TIMEOUTS * self.timeout + late), slow=True)
         return data
 
     def read_exactly(self, length: int) -> Iterator[bytes]:

@@ -118,20 +118,32 @@ class _TransportFailure(Exception):
     """No complete HTTP answer (connection refused/reset, timeout, TLS, a body cut short or badly framed): ``text``
     describes it without the token; ``incomplete``: an answer started but its body did not end as framed;
     ``malformed``: ``text`` is cidash's own words for an answer that is not HTTP as GitLab speaks it (shown as is,
-    not boiled down like a library's exception text)."""
+    not boiled down like a library's exception text); ``slow``: past its time (never retried: a try that took
+    minutes would take as long again)."""
 
-    def __init__(self, text: str, *, tls: bool = False, incomplete: bool = False, malformed: bool = False) -> None:
+    def __init__(
+        self, text: str, *, tls: bool = False, incomplete: bool = False, malformed: bool = False, slow: bool = False
+    ) -> None:
         super().__init__(text)
         self.text = text
         self.tls = tls
         self.incomplete = incomplete
         self.malformed = malformed
+        self.slow = slow
 
 
-def _ended_by_httpx_wire(exc: BaseException) -> bool:
-    """httpx's error for an answer ended by :mod:`cidash.remote.httpx_wire` (its text is cidash's own)."""
+def _tries(n: int) -> str:
+    return "1 try" if n == 1 else f"{n} tries"
+
+
+def _ended_by_httpx_wire(exc: BaseException, *, incomplete: bool) -> _TransportFailure | None:
+    """httpx's error for an answer ended by :mod:`cidash.remote.httpx_wire` (its text is cidash's own), as the fast
+    path reports it; None for any other error."""
     text = str(exc)
-    return "bytes on the wire" in text or "an answer too slow" in text
+    slow = text.startswith("an answer too slow")
+    if not slow and "bytes on the wire" not in text:
+        return None
+    return _TransportFailure(text, incomplete=incomplete or slow, malformed=True, slow=slow)
 
 
 class _BadPayload(Exception):
@@ -397,7 +409,7 @@ class HttpClient:
             raise _TransportFailure("the connection closed before an answer", incomplete=False) from None
         except ProtocolFailure as exc:
             conn.close()
-            raise _TransportFailure(exc.text, incomplete=exc.incomplete, malformed=True) from None
+            raise _TransportFailure(exc.text, incomplete=exc.incomplete, malformed=True, slow=exc.slow) from None
         except (OSError, zlib.error) as exc:
             conn.close()
             raise _TransportFailure(repr(exc)) from None
@@ -439,8 +451,8 @@ class HttpClient:
         except httpx.TransportError as exc:
             if isinstance(exc, httpx.RemoteProtocolError) and "content-length" in str(exc).lower():
                 raise _TransportFailure("conflicting Content-Length headers", incomplete=True) from None
-            if _ended_by_httpx_wire(exc):
-                raise _TransportFailure(str(exc), malformed=True) from None
+            if (ended := _ended_by_httpx_wire(exc, incomplete=False)) is not None:
+                raise ended from None
             raise _TransportFailure(repr(exc), tls=isinstance(exc, httpx.ConnectError) and _is_tls_error(exc)) from None
         try:
             status = response.status_code
@@ -472,8 +484,8 @@ class HttpClient:
             self.stats.record(method, record_as, status, nbytes)
             return _Reply(status, response.headers, b"" if sink is not None else b"".join(parts))
         except (httpx.TransportError, httpx.DecodingError, zlib.error) as exc:
-            if _ended_by_httpx_wire(exc):
-                raise _TransportFailure(str(exc), incomplete=True, malformed=True) from None
+            if (ended := _ended_by_httpx_wire(exc, incomplete=True)) is not None:
+                raise ended from None
             raise _TransportFailure(f"body ended early: {describe_network_error(repr(exc))}", incomplete=True) from None
         finally:
             response.close()
@@ -574,19 +586,19 @@ class HttpClient:
                         hint="check the URL, or set [gitlab] ca_file to your CA bundle, or verify_tls = false",
                     ) from None
                 self.stats.record(method, path, 599, 0)
-                if attempt < self.retry.attempts:
+                if attempt < self.retry.attempts and not exc.slow:
                     self.stats.retried()
                     time.sleep(self.retry.delay(attempt))
                     continue
                 if exc.incomplete:
                     raise TruncatedBody(
                         f"incomplete answer from GitLab at {self.connection.url} on {what}: {exc.text} "
-                        f"({attempt} tries)"
+                        f"({_tries(attempt)})"
                     ) from None
                 if exc.malformed:
                     raise ConnectError(
                         f"GitLab at {self.connection.url} sent a malformed answer to {what}: {exc.text} "
-                        f"({attempt} tries)"
+                        f"({_tries(attempt)})"
                     ) from None
                 raise ConnectError(
                     f"cannot reach GitLab at {self.connection.url}: {describe_network_error(exc.text)} (on {what})"
@@ -597,7 +609,7 @@ class HttpClient:
                     time.sleep(self.retry.delay(attempt))
                     continue
                 raise BadPayload(
-                    f"GitLab at {self.connection.url} answered {what} with {exc.text} ({attempt} tries)"
+                    f"GitLab at {self.connection.url} answered {what} with {exc.text} ({_tries(attempt)})"
                 ) from None
             status = response.status_code
             if status in RETRYABLE_STATUSES:
