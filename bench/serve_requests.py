@@ -36,6 +36,7 @@ from pathlib import Path
 from cidash.config import Config
 from cidash.connection import Connection, Secret
 from cidash.remote import GitLabClient
+from cidash.remote.projects import group_projects
 from cidash.serve.app import options_for
 from cidash.serve.scheduler import ProjectState, Scheduler
 from cidash.sim import Scenario, SimulatedGitLab
@@ -76,7 +77,7 @@ def run_day(
         }[mode]
         sched = Scheduler(sync, jitter=0.1, debounce=debounce, clock=clock, rng=random.Random(seed), **settings)
         sched._pool = ThreadPoolExecutor(max_workers=1)  # driven tick by tick below, no scheduler thread
-        for p in client.rest.group_projects("platform"):
+        for p in group_projects(client.http, "platform"):
             sched.add(p)
 
         def settle() -> None:
