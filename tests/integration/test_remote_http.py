@@ -695,3 +695,25 @@ def test_a_log_that_never_ends_is_read_to_its_cap_and_kept_truncated(
     facts, whole = sink.facts(), parse_bytes(log)
     assert facts.truncated and not whole.truncated
     assert facts.startup_seconds == whole.startup_seconds is not None  # what came before the cut still counts
+
+
+@pytest.mark.parametrize("case", ["interim answers", "trickle"])
+def test_an_action_is_sent_once_and_its_answer_is_bounded_like_a_read(case: str) -> None:
+    """An action's POST goes through the sync's own client: an answer that never ends (interim answers for ever) or
+    trickles is ended by the same bounds as a read's, and the POST is never sent again (one connection): it may
+    or may not have taken effect. Through python-gitlab's session, the interim answers held it for ever."""
+    from cidash.errors import ConnectError
+    from cidash.models import API_PREFIX, HttpCall
+    from cidash.remote.mutations import ActionsRemote
+
+    if case == "trickle":
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        url, connections, stop = _endless(head, b" ", pause=0.02)
+    else:
+        url, connections, stop = _endless(b"", b"HTTP/1.1 100 Continue\r\n\r\n")
+    call = HttpCall("POST", f"{API_PREFIX}/projects/1/jobs/2/retry", {"reason": "test"})
+    error = _error_of(url, 0.2, lambda client: ActionsRemote(client).send(call), stop)
+    assert isinstance(error, ConnectError), error
+    assert "may or may not have taken effect" in error.one_line()
+    assert ("more than 16 interim" if case != "trickle" else "an answer too slow") in error.one_line()
+    assert len(connections) == 1

@@ -156,8 +156,9 @@ class RawConnection:
 
     # -- one exchange ------------------------------------------------------------------------------------------
 
-    def request(self, method: str, target: str, headers: bytes, wire_limit: int) -> RawResponse:
-        """Send a request (``headers``: ready-made ``Name: value\\r\\n`` lines) and read the status and headers.
+    def request(self, method: str, target: str, headers: bytes, wire_limit: int, body: bytes = b"") -> RawResponse:
+        """Send a request (``headers``: ready-made ``Name: value\\r\\n`` lines, ``body`` after them, framed by the
+        caller's ``Content-Length``) and read the status and headers.
 
         At most ``wire_limit`` bytes are received for the whole answer (status lines, headers, framing, body): one
         that goes on past it is a :class:`ProtocolFailure`, whatever its framing announced.
@@ -167,7 +168,10 @@ class RawConnection:
         assert self.sock is not None
         try:
             self.sock.sendall(
-                f"{method} {target} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode("latin-1") + headers + b"\r\n"
+                f"{method} {target} HTTP/1.1\r\nHost: {self.host_header}\r\n".encode("latin-1")
+                + headers
+                + b"\r\n"
+                + body
             )
         except BlockingIOError:  # the kernel's send timeout (see _kernel_timeouts)
             raise TimeoutError("timed out") from None

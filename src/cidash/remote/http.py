@@ -338,8 +338,11 @@ class HttpClient:
         target: str,
         record_as: str,
         sink_factory: Callable[[], Callable[[bytes], None]] | None,
+        *,
+        body: bytes = b"",
     ) -> _Reply:
-        """One request over this thread's :class:`~cidash.remote.conn.RawConnection` to the configured origin.
+        """One request over this thread's :class:`~cidash.remote.conn.RawConnection` to the configured origin
+        (``body``: JSON, see :meth:`post_json`).
 
         A body counts only when its framing says it is complete: ``Content-Length`` bytes, the chunked end, and
         the gzip end.
@@ -348,9 +351,10 @@ class HttpClient:
         if not reused:
             self._connect(conn)
         wire = policy.wire_limit(sink_factory is not None)
+        sent = self._raw_headers + _json_headers(body) if body else self._raw_headers
         try:
             try:
-                response = conn.request(method, target, self._raw_headers, wire)
+                response = conn.request(method, target, sent, wire, body)
             except (PeerClosed, ConnectionResetError, BrokenPipeError):
                 if not reused or method not in ("GET", "HEAD"):
                     raise
@@ -359,7 +363,7 @@ class HttpClient:
                 # on a fresh connection, as urllib3 does. Not a retry of a failed request.
                 conn.close()
                 self._connect(conn)
-                response = conn.request(method, target, self._raw_headers, wire)
+                response = conn.request(method, target, sent, wire, body)
             status = response.status
             headers = _Headers(response.headers)
             self.limiter.observe(headers, status)
@@ -436,6 +440,7 @@ class HttpClient:
         sink_factory: Callable[[], Callable[[bytes], None]] | None,
         *,
         own: bool,
+        body: bytes = b"",
     ) -> _Reply:
         """One request through httpx (proxies, other origins): credentials only when ``own`` (configured origin)."""
         import httpx
@@ -445,7 +450,9 @@ class HttpClient:
         try:
             client = self.client
             headers = {**self._auth, "Accept-Encoding": "gzip"} if own else {"Accept-Encoding": "gzip"}
-            request = client.build_request(method, url, headers=headers)
+            if body:
+                headers["Content-Type"] = "application/json"
+            request = client.build_request(method, url, headers=headers, content=body or None)
             expect(policy.wire_limit(sink_factory is not None))
             response = client.send(request, stream=True)
         except httpx.TransportError as exc:
@@ -498,8 +505,9 @@ class HttpClient:
         sink_factory: Callable[[], Callable[[bytes], None]] | None,
         *,
         cross_origin: bool,
+        body: bytes = b"",
     ) -> _Reply:
-        """Send one request, following at most MAX_REDIRECTS redirects.
+        """Send one request, following at most MAX_REDIRECTS redirects (a ``POST``: none).
 
         The credential goes only to the configured origin (scheme, host, port). A redirect to another origin is
         followed without any credential when ``cross_origin`` (downloads such as logs and raw files, which an
@@ -521,13 +529,19 @@ class HttpClient:
                 record_as, target = parts.path, parts.path + (f"?{parts.query}" if parts.query else "")
             conn = self._fast_connection() if own and target is not None else None
             if conn is not None and target is not None:
-                reply = self._send_fast(conn, method, target, record_as, sink_factory)
+                reply = self._send_fast(conn, method, target, record_as, sink_factory, body=body)
             else:
-                reply = self._send_httpx(method, url, record_as, sink_factory, own=own)
+                reply = self._send_httpx(method, url, record_as, sink_factory, own=own, body=body)
             location = reply.headers.get("location")
             if reply.status_code not in REDIRECT_STATUSES or not location:
                 return reply if own else dataclasses.replace(reply, foreign=show_origin(url))
             nxt = urljoin(url, location.strip())
+            if method == "POST":  # as python-gitlab: a POST is never sent again, to any address
+                where = "the same origin" if same_origin(nxt, self._origin) else f"another origin ({show_origin(nxt)})"
+                raise RedirectRefused(
+                    f"{what} was redirected ({reply.status_code}) to {where}; not followed: an action is sent once",
+                    hint="if GitLab moved, set [gitlab] url to its new address (https:// if it redirects there)",
+                )
             if urlsplit(nxt).scheme.lower() not in ("http", "https"):
                 raise RedirectRefused(f"{what} was redirected to a non-HTTP location; not followed")
             if not same_origin(nxt, self._origin) and not cross_origin:
@@ -656,6 +670,44 @@ class HttpClient:
         response = self._request("GET", path, params=params, missing=missing, expect="json")
         assert response is not None
         return response.data
+
+    def post_json(self, path: str, payload: Mapping[str, Any] | None) -> _Reply:
+        """One ``POST`` of ``payload`` as JSON to the configured origin, sent once and never again, to any address
+        (an action: a try without a complete answer may or may not have taken effect). Any status is returned, the
+        caller decides (a 429 has paused every sender already); a 2xx's body is parsed JSON (``.data``). Raises
+        :class:`ConnectError` / :class:`TruncatedBody` without a complete answer, :class:`RedirectRefused` on a
+        redirect, :class:`BadPayload` for a 2xx that is not JSON."""
+        import json
+
+        body = json.dumps(payload).encode() if payload else b""
+        what = f"POST {path}"
+        ticket = self.limiter.enter(endpoint_kind("POST", path))
+        answered: int | None = None
+        try:
+            reply = self._exchange("POST", path, None, None, cross_origin=False, body=body)
+            answered = reply.status_code
+        except _TransportFailure as exc:
+            self.stats.record("POST", path, 599, 0)
+            if exc.tls:
+                raise TLSError(
+                    f"TLS handshake with {self.connection.url} failed: {describe_network_error(exc.text)}"
+                ) from None
+            text = exc.text if exc.malformed else describe_network_error(exc.text)
+            error = TruncatedBody if exc.incomplete else ConnectError
+            raise error(f"no complete answer from GitLab at {self.connection.url} to {what}: {text}") from None
+        finally:
+            self.limiter.leave(ticket, answered)
+        if 200 <= reply.status_code < 300:
+            try:
+                return self._checked(reply, "json")
+            except _BadPayload as exc:
+                raise BadPayload(f"GitLab at {self.connection.url} answered {what} with {exc.text}") from None
+        return reply
+
+    @staticmethod
+    def message(reply: _Reply) -> str | None:
+        """GitLab's own ``message`` (or ``error``) in an answer's JSON body, at most 200 characters."""
+        return _message(reply)
 
     def get_pages(
         self, path: str, *, params: dict[str, Any] | None = None, missing: Missing = "endpoint"
@@ -874,6 +926,10 @@ def _object_id(headers: Mapping[str, str], name: str, what: str, *, sha256: bool
     if not (_SHA256.fullmatch(value) if sha256 else is_object_id(value)):
         raise BadPayload(f"{what}: {name} {show(value)} is not {'a SHA-256' if sha256 else 'a git object id'}")
     return value
+
+
+def _json_headers(body: bytes) -> bytes:
+    return b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
 
 
 def _message(response: _Reply) -> str | None:

@@ -1,12 +1,13 @@
 """The GitLab side of :mod:`cidash.actions`: the reads a plan needs and the mutating calls (play, retry, cancel,
-create pipeline), through python-gitlab.
+create pipeline), over the sync's own HTTP client (:class:`cidash.remote.http.HttpClient`).
 
-Built on :class:`cidash.remote.GitLabClient`: reads use its python-gitlab client (shared rate limiter, request
-counters, bounded retries of transient errors). Mutating calls use a second python-gitlab client on the same
-connection, limiter and counters but **without** automatic retries of 5xx answers and dropped connections: a
-``POST .../pipeline`` that timed out may have created the pipeline, and sending it again would create a second
-one. Only ``429 Too Many Requests`` (GitLab did not process the request) is retried, at most
-``MUTATION_ATTEMPTS`` times, each after the pause the shared limiter takes from ``Retry-After``.
+Built on :class:`cidash.remote.GitLabClient`: reads are the client's GETs (shared rate limiter, request counters,
+bounded retries of transient errors, every limit on what an answer may be). A mutating call is
+:meth:`~cidash.remote.http.HttpClient.post_json`: sent once, **without** retries of 5xx answers and dropped
+connections, never re-sent to a redirect's address: a ``POST .../pipeline`` that timed out may have created the
+pipeline, and sending it again would create a second one. Only ``429 Too Many Requests`` (GitLab did not process
+the request) is sent again, at most ``MUTATION_ATTEMPTS`` times, each after the pause the shared limiter takes from
+``Retry-After``.
 
 Implements :class:`cidash.actions.ActionRemote`; returns :mod:`cidash.models` dataclasses only.
 """
@@ -17,16 +18,19 @@ import contextlib
 from typing import Any
 from urllib.parse import quote
 
-import gitlab
-import gitlab.exceptions
-import requests
-
-from cidash.errors import ActionHttpError, BadPayload, ConnectError, RateLimited, RemoteError
+from cidash.errors import ActionHttpError, BadPayload, ConnectError, RemoteError
 from cidash.models import API_PREFIX, FileChecksum, HttpCall, Job, Pipeline, Project
 from cidash.remote import GitLabClient
-from cidash.remote.policy import RetryPolicy, error_for_status
-from cidash.remote.rest import RestClient, job_from_json, pipeline_from_json, project_from_json
-from cidash.remote.wire import RejectedRecord, is_decimal, is_object_id, show
+from cidash.remote.policy import Missing, parse_retry_after
+from cidash.remote.wire import (
+    RejectedRecord,
+    is_decimal,
+    is_object_id,
+    job_from_json,
+    pipeline_from_json,
+    project_from_json,
+    show,
+)
 from cidash.textsafe import storable
 
 #: Tries per mutating call when GitLab answers 429 (the pause between them is the limiter's Retry-After wait).
@@ -39,11 +43,13 @@ ACTIVE_SCOPES = ("created", "pending", "running", "waiting_for_resource")
 MAX_ACTIVE_PAGES = 5
 
 
-def _server_message(exc: gitlab.exceptions.GitlabError) -> str:
-    msg: object = exc.error_message
-    if isinstance(msg, bytes):
-        msg = msg.decode("utf-8", "replace")
-    if isinstance(msg, dict):  # {"base": ["Reference not found"]} -> "Reference not found"
+def _server_message(data: object) -> str:
+    """GitLab's ``message`` (or ``error``) in an error answer's JSON, in words: ``{"base": ["Reference not found"]}``
+    -> ``Reference not found``."""
+    msg: object = None
+    if isinstance(data, dict):
+        msg = data.get("message", data.get("error"))
+    if isinstance(msg, dict):
         parts: list[str] = []
         for key, value in msg.items():
             values = value if isinstance(value, list) else [value]
@@ -62,49 +68,15 @@ class ActionsRemote:
     def __init__(self, client: GitLabClient, *, owns_client: bool = False) -> None:
         self.client = client
         self.owns_client = owns_client  # close() also closes the client
-        self._mutator: RestClient | None = None
-
-    @property
-    def gl(self) -> gitlab.Gitlab:
-        return self.client.rest.gl
-
-    @property
-    def mutator(self) -> gitlab.Gitlab:
-        if self._mutator is None:
-            self._mutator = RestClient(
-                self.client.connection,
-                limiter=self.client.limiter,
-                stats=self.client.stats,
-                retry=RetryPolicy(attempts=1),
-            )
-        return self._mutator.gl
 
     def close(self) -> None:
-        if self._mutator is not None:
-            self._mutator.close()
-            self._mutator = None
         if self.owns_client:
             self.client.close()
 
     # -- reads -------------------------------------------------------------------------------------------------
 
-    def _get(self, path: str, query: dict[str, Any] | None = None, *, missing: str = "resource") -> Any:
-        what = f"GET {API_PREFIX}{path}"
-        try:
-            return self.gl.http_get(path, query_data=query or {})
-        except gitlab.exceptions.GitlabError as exc:
-            status = exc.response_code or 0
-            if status == 0:
-                raise RemoteError(f"{what} failed: {_server_message(exc)}") from None
-            raise error_for_status(
-                status,
-                what,
-                missing=missing,  # type: ignore[arg-type]
-                message=_server_message(exc) if status != 401 else None,
-                token_sent=self.client.connection.token is not None,
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise ConnectError(f"{what} failed: {type(exc).__name__}") from None
+    def _get(self, path: str, query: dict[str, Any] | None = None, *, missing: Missing = "resource") -> Any:
+        return self.client.http.get_json(path, params=query or None, missing=missing)
 
     def project(self, ident: str | int) -> Project:
         key = str(ident)
@@ -152,7 +124,8 @@ class ActionsRemote:
         """
         path = f"/projects/{project_id}/jobs"
         out: list[Job] = []
-        pages = self.client.rest.pages(path, {"scope[]": list(ACTIVE_SCOPES), "per_page": 100}, missing="project")
+        params = {"scope[]": list(ACTIVE_SCOPES), "per_page": 100}
+        pages = self.client.http.get_link_pages(path, params, missing="project")
         for n, page in enumerate(pages):
             out.extend(job_from_json(project_id, item) for item in page if _named(item, name))
             if n + 1 >= MAX_ACTIVE_PAGES:
@@ -205,31 +178,30 @@ class ActionsRemote:
         while True:
             attempt += 1
             try:
-                data = self.mutator.http_post(path, post_data=dict(call.body) if call.body else None)
-                break
-            except RateLimited as exc:
-                wait = exc.retry_after or 1.0
+                reply = self.client.http.post_json(path, dict(call.body) if call.body else None)
+            except ConnectError as exc:  # no complete answer (incl. a cut or garbled body): never sent again
+                raise type(exc)(f"{call.line}: {exc.message}: it may or may not have taken effect") from None
+            status = reply.status_code
+            if status == 429:
+                wait = parse_retry_after(reply.headers.get("Retry-After")) or 1.0
                 if attempt >= MUTATION_ATTEMPTS or wait > MAX_MUTATION_WAIT:
                     raise ActionHttpError(
                         f"rate limited (429) on {call.line}", status=429, call=call, server_message="429"
-                    ) from None
-                # the shared limiter already holds every sender back until Retry-After has passed
-                continue
-            except gitlab.exceptions.GitlabError as exc:
-                status = exc.response_code or 0
-                message = _server_message(exc)
+                    )
+                continue  # the shared limiter already holds every sender back until Retry-After has passed
+            if status >= 300:
+                try:
+                    message = _server_message(reply.json())
+                except ValueError:
+                    message = ""
                 raise ActionHttpError(
                     f"GitLab answered {status} on {call.line}" + (f": {message}" if message and status != 401 else ""),
                     status=status,
                     call=call,
                     server_message=message if status != 401 else "",
-                ) from None
-            except requests.exceptions.RequestException as exc:
-                raise ConnectError(
-                    f"{call.line} failed ({type(exc).__name__}): it may or may not have taken effect"
-                ) from None
-            except ConnectError as exc:  # no complete answer (incl. a cut or garbled body): never sent again
-                raise type(exc)(f"{call.line}: {exc.message}: it may or may not have taken effect") from None
+                )
+            data = reply.data
+            break
         if not isinstance(data, dict):
             raise RemoteError(f"{call.line} returned something that is not a JSON object")
         if path.endswith("/pipeline"):
