@@ -231,7 +231,7 @@ def _measure(
         )
 
     # Warm-up (untimed): the simulator generates every log once, Python caches the bytecode of every client.
-    warm = [sys.executable, "-c", "import gitlab, cidash.logparse, cidash.sync, cidash.remote.http, cidash.remote.rest"]
+    warm = [sys.executable, "-c", "import gitlab, cidash.logparse, cidash.sync, cidash.remote.http"]
     subprocess.run(warm, env=env, check=True)
     run_child(cmd(Path(tmp) / "warmup.db"), env, sim)
     if not args.skip_sequential and not args.cidash_only:

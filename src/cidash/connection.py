@@ -131,7 +131,7 @@ CA_ENV_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_B
 def tls_verify(verify: bool | str, env: Mapping[str, str] | None = None) -> Literal[False] | str:
     """False (no verification) or the CA file/directory to verify GitLab's certificate with.
 
-    One answer for the python-gitlab (requests), http.client and httpx paths alike: ``verify`` as a path wins,
+    One answer for both HTTP paths (the sync's own connections and httpx): ``verify`` as a path wins,
     then the first of :data:`CA_ENV_VARS` that is set, then certifi's bundle.
     """
     if verify is False:

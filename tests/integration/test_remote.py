@@ -12,6 +12,9 @@ import pytest
 from cidash.connection import Connection, Secret
 from cidash.errors import AuthError, NotFound, PermissionDenied, RateLimited, RemoteError, Unsupported
 from cidash.remote import GitLabClient
+from cidash.remote import jobs as remote_jobs
+from cidash.remote import pipelines as remote_pipelines
+from cidash.remote import projects as remote_projects
 from cidash.remote.policy import (
     RateLimiter,
     RetryPolicy,
@@ -20,7 +23,7 @@ from cidash.remote.policy import (
     error_for_status,
     parse_retry_after,
 )
-from cidash.remote.rest import job_from_json, pipeline_from_json
+from cidash.remote.wire import job_from_json, pipeline_from_json
 from cidash.sim import SimulatedGitLab
 
 
@@ -151,15 +154,15 @@ def test_conversions() -> None:
 def test_clients_against_the_simulator(small_sim: SimulatedGitLab) -> None:
     conn = Connection(url=small_sim.url, token=Secret(small_sim.token), max_rps=0)
     with GitLabClient(conn) as client:
-        project = client.rest.project(small_sim.project_path)
+        project = remote_projects.project(client.http, small_sim.project_path)
         assert project.id == small_sim.project_id
-        assert client.rest.project(str(small_sim.project_id)).path == small_sim.project_path
+        assert remote_projects.project(client.http, str(small_sim.project_id)).path == small_sim.project_path
         with pytest.raises(NotFound, match="project not found"):
-            client.rest.project("no/such")
-        pages = list(client.rest.pipeline_pages(project.id, updated_after=None))
+            remote_projects.project(client.http, "no/such")
+        pages = list(remote_pipelines.pipeline_pages(client.http, project.id, updated_after=None))
         assert sum(len(p) for p in pages) == small_sim.truth.pipelines
         assert all(a.updated_at <= b.updated_at for page in pages for a, b in itertools.pairwise(page))
-        ids = [j.id for j in client.rest.jobs_newest_first(project.id)]
+        ids = [j.id for j in remote_jobs.jobs_newest_first(client.http, project.id)]
         assert ids == sorted(ids, reverse=True) and len(ids) == small_sim.truth.jobs
         heads = client.http.file_head(project.id, ".gitlab-ci.yml", "main")
         assert heads is not None and heads.blob_id and heads.content_sha256
@@ -171,7 +174,7 @@ def test_clients_against_the_simulator(small_sim: SimulatedGitLab) -> None:
         assert requests == small_sim.stats.total_requests and nbytes > 0
     bad = Connection(url=small_sim.url, token=Secret("glpat-wrong-0123456789"), max_rps=0)
     with GitLabClient(bad) as client, pytest.raises(AuthError) as info:
-        client.rest.project(small_sim.project_path)
+        remote_projects.project(client.http, small_sim.project_path)
     assert "glpat-wrong-0123456789" not in info.value.one_line()
     with GitLabClient(bad) as client, pytest.raises(AuthError):
         client.http.registry_repositories(small_sim.project_id)

@@ -401,8 +401,6 @@ def test_a_huge_integer_costs_its_field_and_deep_nesting_is_a_bad_payload(json_s
         (page,) = remote_pipelines.pipeline_pages(client.http, 1, updated_after=None, log=log)
         assert [(p.id, p.iid) for p in page] == [(11, 1), (12, None)]
         assert any("iid" in issue for issue in log.issues), log.issues
-        (rest_page,) = client.rest.pipeline_pages(1, updated_after=None, log=WireLog())
-        assert [(p.id, p.iid) for p in rest_page] == [(11, 1), (12, None)]
         with pytest.raises(BadPayload, match="nested too deep"):
             client.http.get_json("/projects/1/pipelines/7")
         with pytest.raises(Unsupported):  # its 404's body is unreadable: the error stands without its message
@@ -463,14 +461,14 @@ def test_what_the_actions_read_is_checked_like_the_sync(json_server: str) -> Non
             remote.ref_head(1, "odd")
 
 
-@pytest.mark.parametrize("path", ["fast", "httpx", "python-gitlab"])
+@pytest.mark.parametrize("path", ["fast", "httpx"])
 def test_an_answer_held_whole_past_its_cap_is_refused_a_streamed_log_is_not(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A gzip body a thousand times smaller than what it decodes to (from a proxy or a hostile server) would fill
     the memory of any answer held whole: past MAX_ANSWER_BYTES it is a bad answer (here with the cap at 1 MiB and
-    a 2 MiB answer in 2 KB of gzip), on the sync's two HTTP stacks and python-gitlab's session alike. A log
-    streamed into its parser is never held, so never refused."""
+    a 2 MiB answer in 2 KB of gzip), on both HTTP stacks. A log streamed into its parser is never held, so never
+    refused."""
     from cidash.errors import BadPayload
     from cidash.remote import RetryPolicy, policy
     from cidash.remote import http as remote_http
@@ -488,10 +486,7 @@ def test_an_answer_held_whole_past_its_cap_is_refused_a_streamed_log_is_not(
         connection = Connection(url=url, token=Secret("glpat-secret-value-123"), max_rps=0)
         with GitLabClient(connection, retry=RetryPolicy(attempts=2, base_delay=0)) as client:
             with pytest.raises(BadPayload, match="longer than 1 MiB"):
-                if path == "python-gitlab":
-                    list(client.rest.pipeline_pages(1, updated_after=None))
-                else:
-                    client.http.get_json("/projects/1/pipelines/3")
+                client.http.get_json("/projects/1/pipelines/3")
             size = [0]
             assert client.http.stream_trace(1, 2, lambda: lambda chunk: size.__setitem__(0, size[0] + len(chunk)))
             assert size[0] == 2 * 1024 * 1024 + 2

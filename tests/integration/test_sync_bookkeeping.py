@@ -19,6 +19,7 @@ import pytest
 from cidash.cli import main
 from cidash.models import MAX_DURATION_SECONDS, MAX_IMAGE_BYTES
 from cidash.remote import RetryPolicy
+from cidash.remote import projects as remote_projects
 from cidash.sim import Scenario, SimulatedGitLab
 from cidash.sim.faults import FaultPlan, FaultRule
 from cidash.sim.hostile_numbers import HostileNumbers
@@ -368,7 +369,7 @@ def test_the_dashboards_background_sync_goes_through_the_lease(small_sim: Simula
     from cidash.tui.adapters import sync_refresher
 
     with make_client(small_sim) as client:
-        project = client.rest.project(small_sim.project_path)
+        project = remote_projects.project(client.http, small_sim.project_path)
     store.upsert_project(project)
     # Another live sync (this very process, another owner) holds the project.
     now = datetime.now(UTC)
@@ -404,7 +405,7 @@ def test_a_sync_that_may_not_wait_skips_a_project_another_process_holds(
     from cidash.sync import _HOST, LEASE_TTL
 
     with make_client(small_sim) as client:
-        project = client.rest.project(small_sim.project_path)
+        project = remote_projects.project(client.http, small_sim.project_path)
         store.upsert_project(project)
         now = datetime.now(UTC)
         assert (

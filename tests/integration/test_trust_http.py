@@ -33,9 +33,10 @@ from cidash.errors import (
     TLSError,
     TruncatedBody,
 )
-from cidash.remote import GitLabClient, RetryPolicy, policy, rest
+from cidash.remote import GitLabClient, RetryPolicy, policy
 from cidash.remote import jobs as remote_jobs
 from cidash.remote import pipelines as remote_pipelines
+from cidash.remote import projects as remote_projects
 from cidash.remote.mutations import ActionsRemote
 from cidash.sim import Scenario, SimulatedGitLab
 from cidash.sim.faults import FaultPlan, FaultRule
@@ -125,7 +126,7 @@ def _no_credentials(recorder: Recorder, token: str) -> None:
 
 def _via(proxy: FaultProxy, transport: str, monkeypatch: pytest.MonkeyPatch, upstream: str) -> str:
     """The URL a client uses to go through ``proxy`` with ``transport``: the proxy itself as GitLab for the
-    http.client path, or GitLab's own URL with the proxy in HTTP_PROXY for httpx (and python-gitlab)."""
+    http.client path, or GitLab's own URL with the proxy in HTTP_PROXY for httpx."""
     if transport == "httpx":
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         return upstream
@@ -139,8 +140,8 @@ def _via(proxy: FaultProxy, transport: str, monkeypatch: pytest.MonkeyPatch, ups
     ("endpoint", "followed"),
     [
         (TRACE, True),  # a download: followed to object storage, without any credential
-        ("GET /projects/:id/pipelines", False),  # python-gitlab (requests)
-        ("GET /projects/:id/jobs", False),  # python-gitlab keyset listing
+        ("GET /projects/:id/pipelines", False),  # an offset listing
+        ("GET /projects/:id/jobs", False),  # a keyset listing
         ("GET /projects/:id/pipelines/:pipeline_id", False),  # JSON through http.client/httpx
         ("GET /projects/:id/registry/repositories", False),  # the registry, through GitLab's API
         ("HEAD /projects/:id/repository/files/:file_path", False),  # API metadata, not a download
@@ -216,7 +217,7 @@ def test_a_redirect_loop_on_gitlab_itself_stops_after_five_hops(world: Simulated
             with pytest.raises(RedirectRefused, match="more than 5 redirects"):
                 client.http.stream_trace(world.project_id, 1, lambda: lambda chunk: None)
             with pytest.raises(RedirectRefused, match="more than 5 redirects"):
-                client.rest.project(world.project_id)
+                remote_projects.project(client.http, world.project_id)
     assert proxy.fired["redirect"] == 6 + 6
 
 
@@ -234,26 +235,9 @@ def test_a_refusal_from_the_redirect_target_is_not_blamed_on_the_token(world: Si
     _no_credentials(other, world.token)
 
 
-def test_a_pagination_link_to_another_host_is_read_from_gitlab(world: SimulatedGitLab) -> None:
-    """python-gitlab would send the token wherever a Link header points; cidash takes only its path."""
-    with Recorder() as other, _client(world.url, world.token) as client:
-        original = client.rest.gl.http_request
-
-        def rewritten(*args: Any, **kwargs: Any) -> Any:
-            response = original(*args, **kwargs)
-            link = response.headers.get("Link", "")
-            response.headers["Link"] = link.replace(world.url, other.url)
-            return response
-
-        client.rest.gl.http_request = rewritten
-        params = {"pagination": "keyset", "order_by": "id", "sort": "desc", "per_page": 10}
-        pages = list(client.rest.pages(f"/projects/{world.project_id}/jobs", params))
-    assert len(pages) > 2 and sum(map(len, pages)) == len(world.world.all_jobs(world.project_id))
-    assert other.seen == []
-
-
 def test_the_sync_pager_reads_a_next_link_to_another_host_from_gitlab(world: SimulatedGitLab) -> None:
-    """The sync's own pager (remote.http.get_link_pages) takes only the path of a Link header, as python-gitlab's."""
+    """The pager (remote.http.get_link_pages) takes only the path of a Link header (python-gitlab's would send the
+    token wherever it points; cidash's takes it as a path on the configured origin, as keep_base_url does)."""
     from cidash.remote import http as remote_http
 
     with Recorder() as other, _client(world.url, world.token) as client:
@@ -371,8 +355,6 @@ def test_truncated_body_is_a_typed_transient_error(world: SimulatedGitLab, trans
 @pytest.mark.parametrize(
     ("endpoint", "call"),
     [
-        ("GET /projects/:id/pipelines", lambda c, pid: list(c.rest.pipeline_pages(pid, updated_after=None))),
-        ("GET /projects/:id/jobs", lambda c, pid: list(c.rest.jobs_newest_first(pid))),
         ("GET /projects/:id/repository/commits", lambda c, pid: list(c.http.commits(pid, "main"))),
         (
             "GET /projects/:id/pipelines",
@@ -380,7 +362,7 @@ def test_truncated_body_is_a_typed_transient_error(world: SimulatedGitLab, trans
         ),
         ("GET /projects/:id/jobs", lambda c, pid: list(remote_jobs.jobs_newest_first(c.http, pid))),
     ],
-    ids=["offset-python-gitlab", "keyset", "offset-http", "offset-sync", "keyset-sync"],
+    ids=["offset-http", "offset-sync", "keyset-sync"],
 )
 def test_a_looping_next_page_ends_the_listing_with_an_error(world: SimulatedGitLab, endpoint: str, call: Any) -> None:
     world.set_faults(FaultPlan(rules=(FaultRule(endpoint=endpoint, page_loop=True),)))
@@ -397,26 +379,20 @@ def test_a_looping_next_page_ends_the_listing_with_an_error(world: SimulatedGitL
 
 def test_the_page_cap_is_a_second_guard(world: SimulatedGitLab, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(policy, "MAX_PAGES", 2)
-    monkeypatch.setattr(rest, "PER_PAGE", 10)
+    monkeypatch.setattr(remote_jobs, "PER_PAGE", 10)
     with _client(world.url, world.token) as client, pytest.raises(PaginationError, match="more than 2 pages"):
-        list(client.rest.jobs_newest_first(world.project_id))
+        list(remote_jobs.jobs_newest_first(client.http, world.project_id))
 
 
 def test_a_keyset_cursor_that_does_not_advance_is_caught_by_the_ids(
     world: SimulatedGitLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rest, "PER_PAGE", 10)
     with _client(world.url, world.token) as client:
-        original = client.rest.gl.http_request
-
-        def stuck(*args: Any, **kwargs: Any) -> Any:  # every page answers with the first page's jobs
-            response = original("get", f"/projects/{world.project_id}/jobs", query_data={"per_page": 10})
-            response.headers["Link"] = original(*args, **kwargs).headers.get("Link", "")
-            return response
-
-        client.rest.gl.http_request = stuck
+        first = next(client.http.get_link_pages(f"/projects/{world.project_id}/jobs", {"per_page": 10}))
+        # every page answers with the first page's jobs, under a next link that changes (so no page is "read")
+        monkeypatch.setattr(client.http, "get_link_pages", lambda *args, **kwargs: iter([first, list(first)]))
         with pytest.raises(PaginationError, match="keyset cursor does not advance"):
-            list(client.rest.jobs_newest_first(world.project_id))
+            list(remote_jobs.jobs_newest_first(client.http, world.project_id))
 
 
 # -- TLS -----------------------------------------------------------------------------------------------------
@@ -457,7 +433,7 @@ def tls_url() -> Iterator[str]:
 def _both_paths(connection: Connection) -> tuple[str, bytes]:
     chunks: list[bytes] = []
     with GitLabClient(connection, retry=RetryPolicy(attempts=1)) as client:
-        project = client.rest.project(1)
+        project = remote_projects.project(client.http, 1)
         client.http.stream_trace(1, 2, lambda: chunks.append)
     return project.path, b"".join(chunks)
 
@@ -477,7 +453,7 @@ def test_tls_ca_file_and_ssl_cert_file_serve_every_path(
     with_ca = Config(gitlab=GitLabSettings(url=tls_url, projects=("g/p",), ca_file=str(TLS_DIR / "cert.pem")))
     assert _both_paths(resolve_connection(with_ca, env={})) == ("g/p", b"Running with gitlab-runner 19.1.0\n")
     monkeypatch.setenv("SSL_CERT_FILE", str(TLS_DIR / "cert.pem"))
-    assert _both_paths(resolve_connection(config, env={}))[0] == "g/p"  # python-gitlab (requests) too
+    assert _both_paths(resolve_connection(config, env={}))[0] == "g/p"
     with pytest.raises(ConfigError, match=r"\[gitlab\] ca_file .*missing\.pem does not exist"):
         missing = GitLabSettings(url=tls_url, ca_file=str(tmp_path / "missing.pem"))
         resolve_connection(Config(gitlab=missing), env={}, require_project=False)

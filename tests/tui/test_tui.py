@@ -31,6 +31,7 @@ from cidash.connection import Connection, Secret
 from cidash.criteria import REGISTRY, evaluate
 from cidash.dataset import load_dataset
 from cidash.remote import GitLabClient
+from cidash.remote import projects as remote_projects
 from cidash.sim import FaultPlan, FaultRule, Scenario, SimulatedGitLab
 from cidash.store import Store
 from cidash.sync import SyncOptions, sync_project
@@ -649,7 +650,7 @@ def test_the_tui_commands_client_factory_makes_a_client_per_call(live_sim: Simul
     with make() as first, make() as second:
         assert isinstance(first, GitLabClient) and first is not second
         assert first.connection is conn
-        assert first.rest.project(live_sim.project_path).path == live_sim.project_path
+        assert remote_projects.project(first.http, live_sim.project_path).path == live_sim.project_path
 
 
 async def test_pipeline_filter_and_drill_down(store: Store, tmp_path: Path, live_sim: SimulatedGitLab) -> None:

@@ -11,7 +11,7 @@ An action is two steps so a CLI prompt or a TUI modal can sit between them:
 Then :func:`follow` polls the triggered job (bounded, with back-off) until it starts.
 
 Everything GitLab-specific goes through :class:`ActionRemote`; :class:`cidash.remote.mutations.ActionsRemote` is
-the python-gitlab implementation. Errors come back in words (:func:`explain_error`).
+the implementation over the sync's HTTP client. Errors come back in words (:func:`explain_error`).
 """
 
 from __future__ import annotations

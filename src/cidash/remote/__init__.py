@@ -1,7 +1,9 @@
-"""Talking to GitLab: :class:`GitLabClient` bundles the python-gitlab REST client (:mod:`.rest`), the httpx
-client for logs, files and registry (:mod:`.http`), and the rate limiter and counters they share (:mod:`.policy`).
+"""Talking to GitLab: :class:`GitLabClient` bundles the HTTP client every request goes through (:mod:`.http`:
+keep-alive connections of its own, httpx for proxies and other origins), and the rate limiter and counters it
+shares (:mod:`.policy`); the REST paths and their decoding live in one module per resource family
+(:mod:`.projects`, :mod:`.pipelines`, :mod:`.jobs`, :mod:`.mutations`).
 
-Domain code gets :mod:`cidash.models` dataclasses back, never python-gitlab objects or raw JSON.
+Domain code gets :mod:`cidash.models` dataclasses back, never raw JSON.
 """
 
 from __future__ import annotations
@@ -13,15 +15,14 @@ from cidash.remote.policy import RateLimiter, RequestStats, RetryPolicy
 
 if TYPE_CHECKING:
     from cidash.remote.http import HttpClient
-    from cidash.remote.rest import RestClient
 
 __all__ = ["GitLabClient", "RateLimiter", "RequestStats", "RetryPolicy"]
 
 
 class GitLabClient:
-    """One GitLab instance: ``.rest`` (python-gitlab), ``.http`` (httpx), shared ``.limiter`` and ``.stats``.
+    """One GitLab instance: ``.http`` (created on first use), shared ``.limiter`` and ``.stats``.
 
-    Both sub-clients are created on first use. Thread-safe; close it (or use ``with``) when done.
+    Thread-safe; close it (or use ``with``) when done.
     """
 
     def __init__(
@@ -39,16 +40,7 @@ class GitLabClient:
         )
         self.stats = stats or RequestStats()
         self.retry = retry or RetryPolicy()
-        self._rest: RestClient | None = None
         self._http: HttpClient | None = None
-
-    @property
-    def rest(self) -> RestClient:
-        if self._rest is None:
-            from cidash.remote.rest import RestClient
-
-            self._rest = RestClient(self.connection, limiter=self.limiter, stats=self.stats, retry=self.retry)
-        return self._rest
 
     @property
     def http(self) -> HttpClient:
@@ -59,8 +51,6 @@ class GitLabClient:
         return self._http
 
     def close(self) -> None:
-        if self._rest is not None:
-            self._rest.close()
         if self._http is not None:
             self._http.close()
 

@@ -1,8 +1,8 @@
 """What every request to GitLab shares: the rate limiter, the retry policy, request accounting, error mapping.
 
-One :class:`RateLimiter` and one :class:`RequestStats` are shared by the python-gitlab session
-(:mod:`cidash.remote.rest`) and the httpx client (:mod:`cidash.remote.http`), so the ceiling and GitLab's own
-``RateLimit-*`` headers hold across both and across all worker threads.
+One :class:`RateLimiter` and one :class:`RequestStats` are shared by every request of the HTTP client
+(:mod:`cidash.remote.http`: its own connections and httpx), so the ceiling and GitLab's own ``RateLimit-*``
+headers hold across both and across all worker threads.
 """
 
 from __future__ import annotations
