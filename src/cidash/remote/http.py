@@ -704,11 +704,6 @@ class HttpClient:
                 raise BadPayload(f"GitLab at {self.connection.url} answered {what} with {exc.text}") from None
         return reply
 
-    @staticmethod
-    def message(reply: _Reply) -> str | None:
-        """GitLab's own ``message`` (or ``error``) in an answer's JSON body, at most 200 characters."""
-        return _message(reply)
-
     def get_pages(
         self, path: str, *, params: dict[str, Any] | None = None, missing: Missing = "endpoint"
     ) -> Iterator[Any]:
