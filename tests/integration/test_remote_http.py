@@ -212,6 +212,9 @@ def _canned(answers: list[bytes]) -> tuple[str, list[bytes], Callable[[], None]]
                         data += got
                     if not data:
                         break
+                    length = re.search(rb"\r\ncontent-length: *(\d+)", data.split(b"\r\n\r\n")[0], re.I)
+                    while length and len(data.split(b"\r\n\r\n", 1)[1]) < int(length[1]):
+                        data += conn.recv(65536)  # the body, when the request has one
                     requests.append(data)
                     answer = pending.pop(0)
                     conn.sendall(answer)
@@ -712,3 +715,29 @@ def test_an_action_is_sent_once_and_its_answer_is_bounded_like_a_read(case: str)
     assert "may or may not have taken effect" in error.one_line()
     assert ("more than 16 interim" if case != "trickle" else "an answer too slow") in error.one_line()
     assert len(connections) == 1
+
+
+@pytest.mark.parametrize("path", ["fast", "httpx"])
+def test_a_post_carries_its_json_body_and_an_empty_one_says_content_length_0(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an action sends, on either stack: a JSON body with its type and length, and a POST without a body
+    with ``Content-Length: 0`` (as requests sent it: a server may refuse a POST without a length)."""
+    from cidash.remote import http as remote_http
+
+    if path == "httpx":
+        monkeypatch.setattr(remote_http.HttpClient, "_fast_connection", lambda self: None)
+    answer = b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{"id": 1}'
+    url, requests, stop = _canned([answer, answer])
+    try:
+        with _client(url) as client:
+            assert client.http.post_json("/projects/1/pipeline", {"ref": "main"}).data == {"id": 1}
+            assert client.http.post_json("/projects/1/jobs/2/play", None).data == {"id": 1}
+    finally:
+        stop()
+    with_body, empty = (r.lower() for r in requests)
+    assert with_body.startswith(b"post /api/v4/projects/1/pipeline http/1.1\r\n")
+    assert b"\r\ncontent-type: application/json\r\n" in with_body and with_body.endswith(b'\r\n\r\n{"ref": "main"}')
+    assert b"\r\ncontent-length: 15\r\n" in with_body
+    assert empty.startswith(b"post /api/v4/projects/1/jobs/2/play http/1.1\r\n")
+    assert b"\r\ncontent-length: 0\r\n" in empty and empty.endswith(b"\r\n\r\n")

@@ -351,7 +351,7 @@ class HttpClient:
         if not reused:
             self._connect(conn)
         wire = policy.wire_limit(sink_factory is not None)
-        sent = self._raw_headers + _json_headers(body) if body else self._raw_headers
+        sent = self._raw_headers + _body_headers(body) if body or method == "POST" else self._raw_headers
         try:
             try:
                 response = conn.request(method, target, sent, wire, body)
@@ -452,7 +452,7 @@ class HttpClient:
             headers = {**self._auth, "Accept-Encoding": "gzip"} if own else {"Accept-Encoding": "gzip"}
             if body:
                 headers["Content-Type"] = "application/json"
-            request = client.build_request(method, url, headers=headers, content=body or None)
+            request = client.build_request(method, url, headers=headers, content=body if method == "POST" else None)
             expect(policy.wire_limit(sink_factory is not None))
             response = client.send(request, stream=True)
         except httpx.TransportError as exc:
@@ -923,7 +923,10 @@ def _object_id(headers: Mapping[str, str], name: str, what: str, *, sha256: bool
     return value
 
 
-def _json_headers(body: bytes) -> bytes:
+def _body_headers(body: bytes) -> bytes:
+    """A request body's headers: JSON, or ``Content-Length: 0`` for a POST without one (as requests sends it)."""
+    if not body:
+        return b"Content-Length: 0\r\n"
     return b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
 
 
