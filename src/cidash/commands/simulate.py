@@ -121,7 +121,7 @@ def banner(
         "Try it:",
         f"  curl -H 'PRIVATE-TOKEN: {token}' '{url}/api/v4/projects/{encoded}/pipelines?per_page=5'",
         "",
-        "  python - <<'EOF'",
+        "  python - <<'EOF'   # with python-gitlab installed (pip install python-gitlab): cidash does not need it",
         "  import gitlab",
         f"  gl = gitlab.Gitlab('{url}', private_token='{token}')",
         f"  project = gl.projects.get('{project_path}')",
