@@ -595,28 +595,13 @@ class HttpClient:
                     response = self._checked(response, expect)
             except _TransportFailure as exc:
                 if exc.tls:
-                    raise TLSError(
-                        f"TLS handshake with {self.connection.url} failed: {describe_network_error(exc.text)}",
-                        hint="check the URL, or set [gitlab] ca_file to your CA bundle, or verify_tls = false",
-                    ) from None
+                    raise self._failed(exc, what, attempt) from None
                 self.stats.record(method, path, 599, 0)
                 if attempt < self.retry.attempts and not exc.slow:
                     self.stats.retried()
                     time.sleep(self.retry.delay(attempt))
                     continue
-                if exc.incomplete:
-                    raise TruncatedBody(
-                        f"incomplete answer from GitLab at {self.connection.url} on {what}: {exc.text} "
-                        f"({_tries(attempt)})"
-                    ) from None
-                if exc.malformed:
-                    raise ConnectError(
-                        f"GitLab at {self.connection.url} sent a malformed answer to {what}: {exc.text} "
-                        f"({_tries(attempt)})"
-                    ) from None
-                raise ConnectError(
-                    f"cannot reach GitLab at {self.connection.url}: {describe_network_error(exc.text)} (on {what})"
-                ) from None
+                raise self._failed(exc, what, attempt) from None
             except _BadPayload as exc:
                 if attempt < self.retry.attempts:
                     self.stats.retried()
@@ -671,6 +656,20 @@ class HttpClient:
         assert response is not None
         return response.data
 
+    def _failed(self, exc: _TransportFailure, what: str, attempt: int) -> ConnectError:
+        """The error for a request that got no complete answer on its last try (``attempt``)."""
+        url = self.connection.url
+        if exc.tls:
+            return TLSError(
+                f"TLS handshake with {url} failed: {describe_network_error(exc.text)}",
+                hint="check the URL, or set [gitlab] ca_file to your CA bundle, or verify_tls = false",
+            )
+        if exc.incomplete:
+            return TruncatedBody(f"incomplete answer from GitLab at {url} on {what}: {exc.text} ({_tries(attempt)})")
+        if exc.malformed:
+            return ConnectError(f"GitLab at {url} sent a malformed answer to {what}: {exc.text} ({_tries(attempt)})")
+        return ConnectError(f"cannot reach GitLab at {url}: {describe_network_error(exc.text)} (on {what})")
+
     def post_json(self, path: str, payload: Mapping[str, Any] | None) -> _Reply:
         """One ``POST`` of ``payload`` as JSON to the configured origin, sent once and never again, to any address
         (an action: a try without a complete answer may or may not have taken effect). Any status is returned, the
@@ -687,14 +686,9 @@ class HttpClient:
             reply = self._exchange("POST", path, None, None, cross_origin=False, body=body)
             answered = reply.status_code
         except _TransportFailure as exc:
-            self.stats.record("POST", path, 599, 0)
-            if exc.tls:
-                raise TLSError(
-                    f"TLS handshake with {self.connection.url} failed: {describe_network_error(exc.text)}"
-                ) from None
-            text = exc.text if exc.malformed else describe_network_error(exc.text)
-            error = TruncatedBody if exc.incomplete else ConnectError
-            raise error(f"no complete answer from GitLab at {self.connection.url} to {what}: {text}") from None
+            if not exc.tls:
+                self.stats.record("POST", path, 599, 0)
+            raise self._failed(exc, what, 1) from None
         finally:
             self.limiter.leave(ticket, answered)
         if 200 <= reply.status_code < 300:
