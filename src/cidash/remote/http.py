@@ -352,6 +352,8 @@ class HttpClient:
             self._connect(conn)
         wire = policy.wire_limit(sink_factory is not None)
         sent = self._raw_headers + _body_headers(body) if body or method == "POST" else self._raw_headers
+        sink: Callable[[bytes], None] | None = None
+        status = nbytes = 0
         try:
             try:
                 response = conn.request(method, target, sent, wire, body)
@@ -373,7 +375,6 @@ class HttpClient:
             decoder = _decoder(headers.get("content-encoding", "").strip().lower())
             streamed = status == 200 and sink_factory is not None and not is_html(headers.get("content-type"))
             # A sink's body is held back (fed after the slot is free) while it stays under SINK_AFTER_SLOT bytes.
-            sink: Callable[[bytes], None] | None = None
             parts: list[bytes] = []
             out = parts.append
             nbytes = raw = 0
@@ -419,6 +420,8 @@ class HttpClient:
             raise _TransportFailure(repr(exc)) from None
         except BaseException:
             conn.close()  # e.g. the sink raised mid-body: the connection is mid-response, never reuse it
+            if sink is not None:  # the sink stopped the download (a log past its cap): what came still counts
+                self.stats.record(method, record_as, status, nbytes)
             raise
 
     @staticmethod
@@ -461,6 +464,8 @@ class HttpClient:
             if (ended := _ended_by_httpx_wire(exc, incomplete=False)) is not None:
                 raise ended from None
             raise _TransportFailure(repr(exc), tls=isinstance(exc, httpx.ConnectError) and _is_tls_error(exc)) from None
+        sink: Callable[[bytes], None] | None = None
+        status = nbytes = 0
         try:
             status = response.status_code
             if own:
@@ -494,6 +499,12 @@ class HttpClient:
             if (ended := _ended_by_httpx_wire(exc, incomplete=True)) is not None:
                 raise ended from None
             raise _TransportFailure(f"body ended early: {describe_network_error(repr(exc))}", incomplete=True) from None
+        except (_TransportFailure, _BadPayload):
+            raise
+        except BaseException:
+            if sink is not None:  # the sink stopped the download (a log past its cap): what came still counts
+                self.stats.record(method, record_as, status, nbytes)
+            raise
         finally:
             response.close()
 
