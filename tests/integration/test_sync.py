@@ -236,7 +236,8 @@ def test_a_project_stored_by_another_process_at_the_same_moment_is_used(
 def _first_jobs_page_before_last_pipeline_detail(sim: SimulatedGitLab) -> bool:
     log = [path for _, path, _ in sim.stats.log]
     first_jobs = next(i for i, path in enumerate(log) if path.endswith("/jobs"))
-    last_detail = max(i for i, path in enumerate(log) if "/pipelines/" in path and not path.endswith("/jobs"))
+    details = [i for i, path in enumerate(log) if path == "/api/graphql" or "/pipelines/" in path]
+    last_detail = max(i for i in details if not log[i].endswith("/jobs"))
     return first_jobs < last_detail
 
 

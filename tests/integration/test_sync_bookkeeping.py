@@ -200,7 +200,9 @@ def test_a_pipeline_whose_details_fail_is_stored_from_the_listing_and_completed_
     small_sim: SimulatedGitLab, store: Store
 ) -> None:
     pid = small_sim.project_id
-    small_sim.set_faults(FaultPlan(rules=(FaultRule(endpoint=PIPELINE, status=500, every=3),)))
+    # GraphQL failing too (the details' first way, see test_pipeline_details.py): every detail is asked over REST
+    graphql = FaultRule(endpoint="POST /api/graphql", status=500)
+    small_sim.set_faults(FaultPlan(rules=(graphql, FaultRule(endpoint=PIPELINE, status=500, every=3))))
     with make_client(small_sim, retry=RetryPolicy(attempts=1, base_delay=0.01)) as client:
         report = sync_project(client, store, small_sim.project_path, options=options(), now=NOW)
     assert len(store.pipelines(pid)) == small_sim.truth.pipelines  # none lost

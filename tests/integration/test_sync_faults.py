@@ -18,7 +18,6 @@ from test_sync import NOW, assert_matches_world, make_client, options
 TRACE = "GET /projects/:id/jobs/:job_id/trace"
 JOBS = "GET /projects/:id/jobs"
 PIPELINES = "GET /projects/:id/pipelines"
-PIPELINE = "GET /projects/:id/pipelines/:pipeline_id"
 FILES = "HEAD /projects/:id/repository/files/:file_path"
 
 
@@ -41,7 +40,7 @@ RECOVERABLE = {
     "429 on logs, Retry-After": FaultRule(endpoint=TRACE, status=429, retry_after=0.05, first=3),
     "500 on the pipeline listing": FaultRule(endpoint=PIPELINES, status=500, first=1),
     "502 on the jobs listing": FaultRule(endpoint=JOBS, status=502, first=2),
-    "503 on pipeline details": FaultRule(endpoint=PIPELINE, status=503, every=3),
+    "503 on pipeline details": FaultRule(endpoint="POST /api/graphql", status=503, first=1),
     "connection reset mid-log": FaultRule(endpoint=TRACE, reset=True, first=6),
     "connection reset on listings": FaultRule(endpoint=JOBS, reset=True, first=1),
     "latency and jitter": FaultRule(endpoint="*", latency_ms=5, jitter_ms=10),

@@ -145,12 +145,19 @@ def _via(proxy: FaultProxy, transport: str, monkeypatch: pytest.MonkeyPatch, ups
         ("GET /projects/:id/pipelines/:pipeline_id", False),  # JSON through http.client/httpx
         ("GET /projects/:id/registry/repositories", False),  # the registry, through GitLab's API
         ("HEAD /projects/:id/repository/files/:file_path", False),  # API metadata, not a download
+        ("POST /api/graphql", False),  # the pipelines' details, many to a query
     ],
-    ids=["trace", "pipelines", "jobs", "pipeline", "registry", "file-head"],
+    ids=["trace", "pipelines", "jobs", "pipeline", "registry", "file-head", "graphql"],
 )
 def test_sync_never_sends_the_token_to_another_host(
     world: SimulatedGitLab, db: Path, transport: str, monkeypatch: pytest.MonkeyPatch, endpoint: str, followed: bool
 ) -> None:
+    if endpoint == "GET /projects/:id/pipelines/:pipeline_id":  # asked for over REST only when GraphQL refuses
+
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            raise remote_pipelines.GraphQLRefused("not in this test")
+
+        monkeypatch.setattr(remote_pipelines, "pipeline_details", refused)
     with Recorder() as other, FaultProxy(world.url) as proxy:
         url = _via(proxy, transport, monkeypatch, world.url)
         world.set_faults(FaultPlan(rules=(FaultRule(endpoint=endpoint, redirect_to=other.url + "{path}", first=1),)))
@@ -267,8 +274,8 @@ RIDDEN_OUT = {
     "chunked log cut": ProxyFault("chunk_cut", "*/trace", first=2),
     "conflicting Content-Length": ProxyFault("conflicting_len", "*/trace", first=2),
     "HTML 200 for a log": ProxyFault("html200", "*/trace", first=2),
-    "garbage reply": ProxyFault("garbage", "GET /api/v4/projects/*/pipelines/*", first=2),
-    "empty 200 for JSON": ProxyFault("empty200", "GET /api/v4/projects/*/pipelines/*", first=2),
+    "garbage reply": ProxyFault("garbage", "POST /api/graphql", first=1),  # the pipelines' details
+    "empty 200 for JSON": ProxyFault("empty200", "POST /api/graphql", first=1),
     "HTML 200 on a listing": ProxyFault("html200", "GET /api/v4/projects/*/jobs", first=1),
     "truncated JSON listing": ProxyFault("truncated_json", "GET /api/v4/projects/*/pipelines", first=1),
     "listing cut mid-body": ProxyFault("close_mid_body", "GET /api/v4/projects/*/jobs", first=1),

@@ -517,15 +517,17 @@ class HttpClient:
         *,
         cross_origin: bool,
         body: bytes = b"",
+        url: str | None = None,
     ) -> _Reply:
-        """Send one request, following at most MAX_REDIRECTS redirects (a ``POST``: none).
+        """Send one request, following at most MAX_REDIRECTS redirects (a ``POST``: none). ``url``: instead of
+        the API's URL for ``path`` (GraphQL's endpoint, beside the REST API on the configured origin).
 
         The credential goes only to the configured origin (scheme, host, port). A redirect to another origin is
         followed without any credential when ``cross_origin`` (downloads such as logs and raw files, which an
         instance may serve from object storage), else refused: an API answer from another host is not GitLab's.
         """
         what = f"{method} {path}"
-        url = self.connection.api_url + path
+        url = self.connection.api_url + path if url is None else url
         if params:
             url += "?" + urlencode(params, doseq=True, quote_via=quote)
         for hop in range(MAX_REDIRECTS + 1):
@@ -574,6 +576,8 @@ class HttpClient:
         sink_factory: Callable[[], Callable[[bytes], None]] | None = None,
         expect: Literal["json", "text", "bytes"] = "bytes",
         download: bool = False,
+        body: bytes = b"",
+        url: str | None = None,
     ) -> _Reply | None:
         """Send with rate limiting and bounded retries. ``None`` for 404 when ``missing`` is None.
 
@@ -593,7 +597,9 @@ class HttpClient:
             answered: int | None = None
             try:
                 try:
-                    response = self._exchange(method, path, params, sink_factory, cross_origin=download)
+                    response = self._exchange(
+                        method, path, params, sink_factory, cross_origin=download, body=body, url=url
+                    )
                     answered = response.status_code
                 finally:
                     self.limiter.leave(ticket, answered)  # the slot is free before any retry pause (and parsing)
@@ -664,6 +670,18 @@ class HttpClient:
 
     def get_json(self, path: str, *, params: dict[str, Any] | None = None, missing: Missing = "endpoint") -> Any:
         response = self._request("GET", path, params=params, missing=missing, expect="json")
+        assert response is not None
+        return response.data
+
+    def graphql(self, query: str, variables: Mapping[str, Any]) -> Any:
+        """A GraphQL query (a read, retried like one) to GitLab's ``/api/graphql`` on the configured origin: the
+        answer's parsed JSON, whatever it holds (``data``, ``errors``: the caller judges). Raises as
+        :meth:`get_json` for a failed request or an error status; a redirect is refused (a ``POST``)."""
+        import json
+
+        payload = json.dumps({"query": query, "variables": dict(variables)}).encode()
+        url = self.connection.url.rstrip("/") + "/api/graphql"
+        response = self._request("POST", "/graphql", missing="endpoint", expect="json", body=payload, url=url)
         assert response is not None
         return response.data
 

@@ -33,7 +33,7 @@ import math
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -324,6 +324,34 @@ def pipeline_from_json(project_id: int, d: Any, log: WireLog | None = None) -> P
         duration=f.seconds("duration"),
         queued_duration=f.seconds("queued_duration"),
         web_url=f.text("web_url"),
+    )
+
+
+def pipeline_details_from_graphql(listed: Pipeline, node: Any, log: WireLog | None = None) -> Pipeline | None:
+    """``listed`` with the details a GraphQL ``pipeline(iid:)`` node gave (``startedAt``, ``finishedAt``,
+    ``duration``, ``queuedDuration``: the fields the REST listing omits); None when the node is not this pipeline's
+    (no object, another global ID or iid): the caller asks the REST API instead. A field that is not usable is kept
+    as unknown and reported to ``log``, as for a REST record."""
+    if not isinstance(node, Mapping) or listed.iid is None:
+        return None
+    if node.get("id") != f"gid://gitlab/Ci::Pipeline/{listed.id}" or str(node.get("iid")) != str(listed.iid):
+        return None
+    f = _Fields(
+        {
+            "started_at": node.get("startedAt"),
+            "finished_at": node.get("finishedAt"),
+            "duration": node.get("duration"),
+            "queued_duration": node.get("queuedDuration"),
+        },
+        f"pipeline {listed.id}",
+        log,
+    )
+    return replace(
+        listed,
+        started_at=f.time("started_at"),
+        finished_at=f.time("finished_at"),
+        duration=f.seconds("duration"),
+        queued_duration=f.seconds("queued_duration"),
     )
 
 

@@ -273,6 +273,9 @@ class _Ctx:
     #: Bytes of this project's downloaded logs waiting, unparsed, for its logs step (:data:`_HELD_LOG_BYTES`).
     held_log_bytes: int = 0
     held_closed: bool = False
+    #: Pipelines' details asked for by GraphQL, many to a request (:func:`cidash.sync.pipelines._details`); False
+    #: once GitLab refused that in this sync, and for a CI job token (GitLab's GraphQL API does not take one).
+    graphql: bool = True
 
     def hold_log(self, size: int) -> bool:
         """Whether a downloaded log of ``size`` bytes may wait unparsed for the logs step (counted, here and in the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cidash.errors import CidashError
+from cidash.errors import CidashError, ConfigError, StoreError, UsageError
 from cidash.models import Pipeline
 from cidash.remote import pipelines as remote_pipelines
 from cidash.remote.readahead import read_ahead
@@ -36,8 +36,7 @@ def _sync_pipelines(ctx: _Ctx) -> None:
         ]
         detailed: list[Pipeline] = []
         deferred: list[tuple[int, str]] = []
-        for future in ctx.bounded(lambda p: _pipeline_detail(ctx, p), changed):
-            pipeline, problem = future.result()
+        for pipeline, problem in _details(ctx, changed):
             detailed.append(pipeline)
             if problem is not None:
                 # Keep the listing's fields (the pipeline is usable); fetch the details again next sync.
@@ -59,6 +58,43 @@ def _sync_pipelines(ctx: _Ctx) -> None:
 def _read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
     """``items``, the next page requested while the caller still works on this one (:class:`ReadAhead`)."""
     return read_ahead(items, depth, "cidash-sync-pages")
+
+
+def _details(ctx: _Ctx, changed: list[Pipeline]) -> Iterator[tuple[Pipeline, str | None]]:
+    """Each changed pipeline with its details (and the reason when they could not be had), in order.
+
+    By GraphQL first, :data:`~cidash.remote.pipelines.GRAPHQL_PIPELINES` pipelines a request (queries in the pool
+    side by side): a first sync of 300 pipelines asks 11 times instead of 300, which counts under GitLab.com's
+    2,000 requests a minute. A pipeline GraphQL did not give is asked for over REST, one request each, as are all
+    when GitLab refuses the query (an error, a project it does not show this token: warned once, and REST for the
+    rest of the sync) and for a CI job token, which GitLab's GraphQL API does not accept."""
+    found: dict[int, Pipeline] = {}
+    if ctx.graphql and ctx.client.connection.token_kind == "job":
+        ctx.graphql = False
+    if ctx.graphql and changed:
+        size = remote_pipelines.GRAPHQL_PIPELINES
+        batches = [changed[i : i + size] for i in range(0, len(changed), size)]
+        for future in ctx.bounded(lambda batch: _graphql_details(ctx, batch), batches):
+            found.update(future.result())
+    rest = [p for p in changed if p.id not in found]
+    answers = dict(future.result() for future in ctx.bounded(lambda p: (p.id, _pipeline_detail(ctx, p)), rest))
+    for pipeline in changed:
+        yield (found[pipeline.id], None) if pipeline.id in found else answers[pipeline.id]
+
+
+def _graphql_details(ctx: _Ctx, batch: list[Pipeline]) -> dict[int, Pipeline]:
+    if not ctx.graphql:  # refused by an earlier query of this sync
+        return {}
+    try:
+        return remote_pipelines.pipeline_details(ctx.client.http, ctx.project.path, batch, ctx.wire)
+    except (CidashError, remote_pipelines.GraphQLRefused) as exc:
+        if isinstance(exc, (StoreError, UsageError, ConfigError)):
+            raise  # not GitLab's answer: REST would not do better (a token GraphQL refuses is REST's to judge)
+        if ctx.graphql:
+            ctx.graphql = False
+            why = exc.one_line() if isinstance(exc, CidashError) else str(exc)
+            _warn(ctx, f"pipelines' details asked for one by one (GraphQL did not give them: {why})")
+        return {}
 
 
 def _pipeline_detail(ctx: _Ctx, listed: Pipeline) -> tuple[Pipeline, str | None]:

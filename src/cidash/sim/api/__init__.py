@@ -6,6 +6,7 @@ One module per resource family; :class:`Api` combines them and holds the route t
 from __future__ import annotations
 
 from cidash.sim.api.base import ApiBase, ApiError, Host, Json, Request, Response, iso, parse_time
+from cidash.sim.api.graphql import GraphQLApi
 from cidash.sim.api.instance import InstanceApi
 from cidash.sim.api.mutations import MutationsApi
 from cidash.sim.api.pipelines import PipelinesApi
@@ -16,8 +17,9 @@ from cidash.sim.api.traces import TracesApi
 __all__ = ["Api", "ApiBase", "ApiError", "Json", "Request", "Response", "iso", "parse_time"]
 
 
-class Api(InstanceApi, PipelinesApi, TracesApi, RepositoryApi, RegistryApi, MutationsApi):
-    """Every route GitLab's REST API v4 has in the simulator (see ``src/cidash/sim/README.md``)."""
+class Api(InstanceApi, PipelinesApi, TracesApi, RepositoryApi, RegistryApi, MutationsApi, GraphQLApi):
+    """Every route GitLab's REST API v4 has in the simulator, and the part of its GraphQL API cidash reads (see
+    ``src/cidash/sim/README.md``)."""
 
     def __init__(self, sim: Host) -> None:
         super().__init__(sim)
@@ -56,5 +58,6 @@ class Api(InstanceApi, PipelinesApi, TracesApi, RepositoryApi, RegistryApi, Muta
         r("GET", "/api/v4/projects/:id/resource_groups", Api.resource_groups)
         r("GET", "/api/v4/projects/:id/resource_groups/:key", Api.resource_group)
         r("GET", "/api/v4/projects/:id/resource_groups/:key/upcoming_jobs", Api.resource_group_upcoming)
+        r("POST", "/api/graphql", Api.graphql)
         r("GET", "/jwt/auth", Api.jwt_auth)
         r("GET", "/v2/:name+/manifests/:reference", Api.manifest)

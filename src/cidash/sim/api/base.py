@@ -318,14 +318,20 @@ class ApiBase:
         }
         return self._hostile("pipeline", out)
 
+    @staticmethod
+    def pipeline_durations(
+        pipeline: SimPipeline, started: float | None, finished: float | None, now: float
+    ) -> tuple[int | None, float | None]:
+        """(duration, queued_duration) as the REST detail and GraphQL both give them (the same model's values)."""
+        if started is None:
+            return None, None
+        return round((finished if finished is not None else now) - started), round(started - pipeline.created_at, 3)
+
     def pipeline_detail(self, project: SimProject, pipeline: SimPipeline, now: float) -> dict[str, Any]:
         started, finished, _updated = self.world.pipeline_times(project, pipeline, now)
         status = self.world.pipeline_status(project, pipeline, now)
         out = self.pipeline_basic(project, pipeline, now)
-        duration = None
-        if started is not None:
-            duration = round((finished if finished is not None else now) - started)
-        queued = round(started - pipeline.created_at, 3) if started is not None else None
+        duration, queued = self.pipeline_durations(pipeline, started, finished, now)
         out.update(
             {
                 "before_sha": pipeline.before_sha,
