@@ -14,12 +14,13 @@ import pytest
 from cidash.config import Config
 from cidash.connection import Connection, Secret
 from cidash.models import Pipeline
-from cidash.remote import GitLabClient
+from cidash.remote import GitLabClient, RetryPolicy
 from cidash.remote import pipelines as remote_pipelines
 from cidash.remote.wire import WireLog
-from cidash.sim import Scenario, SimulatedGitLab
+from cidash.sim import FaultPlan, FaultRule, Scenario, SimulatedGitLab
 from cidash.store import Store
 from cidash.sync import SyncOptions, sync_project
+from cidash.sync.context import CURSOR_GRAPHQL_REFUSED
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 DETAILS = ("started_at", "finished_at", "duration", "queued_duration")
@@ -31,8 +32,8 @@ def sim() -> Any:
         yield server
 
 
-def _client(sim: SimulatedGitLab, **kw: Any) -> GitLabClient:
-    return GitLabClient(Connection(url=sim.url, token=Secret(sim.token), max_rps=0, concurrency=6, **kw))
+def _client(sim: SimulatedGitLab, retry: RetryPolicy | None = None, **kw: Any) -> GitLabClient:
+    return GitLabClient(Connection(url=sim.url, token=Secret(sim.token), max_rps=0, concurrency=6, **kw), retry=retry)
 
 
 def _options() -> SyncOptions:
@@ -54,11 +55,22 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _sync(sim: SimulatedGitLab, db: Path, **kw: Any) -> tuple[Any, dict[int, Pipeline]]:
+def _sync(sim: SimulatedGitLab, db: Path, now: datetime = NOW, **kw: Any) -> tuple[Any, dict[int, Pipeline]]:
     sim.stats.reset()
     with Store.open(db) as store, _client(sim, **kw) as client:
-        report = sync_project(client, store, sim.project_path, options=_options(), now=NOW)
+        report = sync_project(client, store, sim.project_path, options=_options(), now=now)
         return report, {p.id: p for p in store.pipelines(sim.project_id)}
+
+
+def _refused_at(sim: SimulatedGitLab, db: Path) -> str | None:
+    with Store.open(db) as store:
+        return store.cursor(sim.project_id, CURSOR_GRAPHQL_REFUSED)
+
+
+def _new_pipeline(sim: SimulatedGitLab) -> None:
+    headers = {"PRIVATE-TOKEN": sim.token}
+    url = f"{sim.url}/api/v4/projects/{sim.project_id}/pipeline"
+    httpx.post(url, json={"ref": "main"}, headers=headers).raise_for_status()
 
 
 def test_a_first_sync_asks_for_the_details_by_graphql_thirty_pipelines_a_request(
@@ -99,10 +111,37 @@ def test_when_graphql_refuses_the_query_the_details_come_over_rest_with_one_warn
     assert report.requests_by_kind["GET pipeline"] == len(rest)
     [warning] = [w for w in report.warnings if "GraphQL" in w]
     assert f"complexity of {1 + 7 * len(rest)}, which exceeds max complexity of 250" in warning
+    assert "for a day" in warning
     for pid, detail in rest.items():
         got = stored[pid]
         assert (got.started_at, got.finished_at) == (_time(detail["started_at"]), _time(detail["finished_at"]))
         assert (got.duration, got.queued_duration) == (detail["duration"], detail["queued_duration"])
+    # The refusal is remembered a day: the next sync asks REST at once and says nothing more ...
+    assert _refused_at(sim, tmp_path / "s.db") is not None
+    monkeypatch.setattr(remote_pipelines, "GRAPHQL_PIPELINES", 30)  # a query GitLab would take, not asked for
+    _new_pipeline(sim)
+    later, _ = _sync(sim, tmp_path / "s.db", now=NOW + timedelta(hours=23))
+    assert "POST graphql" not in later.requests_by_kind and later.requests_by_kind["GET pipeline"] == 1
+    assert not [w for w in later.warnings if "GraphQL" in w]
+    # ... and GraphQL is asked again once the day has passed.
+    sim.advance(60)  # (the simulated clock stands still: a pipeline created a minute later is a new update)
+    _new_pipeline(sim)
+    next_day, _ = _sync(sim, tmp_path / "s.db", now=NOW + timedelta(hours=25))
+    assert next_day.requests_by_kind.get("POST graphql") == 1, (next_day.requests_by_kind, next_day.warnings)
+    assert "GET pipeline" not in next_day.requests_by_kind
+
+
+def test_a_graphql_query_without_an_answer_falls_back_for_this_sync_only(sim: SimulatedGitLab, tmp_path: Path) -> None:
+    """A 503 after its retries may be gone by the next sync: REST this time, nothing remembered."""
+    sim.set_faults(FaultPlan(rules=(FaultRule(endpoint="POST /api/graphql", status=503),)))
+    try:
+        report, stored = _sync(sim, tmp_path / "s.db", retry=RetryPolicy(attempts=1, base_delay=0.01))
+    finally:
+        sim.set_faults(None)
+    [warning] = [w for w in report.warnings if "GraphQL" in w]
+    assert "in this sync (GraphQL did not answer" in warning and "503" in warning
+    assert report.requests_by_kind["GET pipeline"] == len(stored) > 0
+    assert _refused_at(sim, tmp_path / "s.db") is None
 
 
 def test_a_ci_job_token_asks_over_rest(sim: SimulatedGitLab, tmp_path: Path) -> None:

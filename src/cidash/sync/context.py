@@ -48,6 +48,10 @@ CURSOR_LAST_SYNC = "last_sync"
 CURSOR_REGISTRY = "registry_fetched_at"
 CURSOR_RESOURCE_GROUPS = "resource_groups_fetched_at"
 CURSOR_INSTANCE_VERSION = "instance_version_checked_at"
+#: When GitLab last refused this project's pipelines' details by GraphQL (an error, a missing project, a refused
+#: redirect, ...): the details go over REST, without asking GraphQL or warning again, until a day has passed.
+CURSOR_GRAPHQL_REFUSED = "graphql_refused_at"
+GRAPHQL_RETRY_AFTER = timedelta(days=1)
 
 _LOG_COMMIT_BATCH = 100  # parsed logs per transaction (a few statements per batch, not per log)
 
@@ -276,6 +280,9 @@ class _Ctx:
     #: Pipelines' details asked for by GraphQL, many to a request (:func:`cidash.sync.pipelines._details`); False
     #: once GitLab refused that in this sync, and for a CI job token (GitLab's GraphQL API does not take one).
     graphql: bool = True
+    #: Set (on a pool thread) when GitLab refused the query in a way the next sync would meet again: the pipelines
+    #: step records it (:data:`CURSOR_GRAPHQL_REFUSED`). A transient failure only turns ``graphql`` off.
+    graphql_refused: bool = False
 
     def hold_log(self, size: int) -> bool:
         """Whether a downloaded log of ``size`` bytes may wait unparsed for the logs step (counted, here and in the

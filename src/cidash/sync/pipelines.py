@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cidash.errors import CidashError, ConfigError, StoreError, UsageError
+from cidash.errors import (
+    BadPayload,
+    CidashError,
+    ConfigError,
+    ConnectError,
+    RateLimited,
+    RemoteError,
+    StoreError,
+    UsageError,
+)
 from cidash.models import Pipeline
 from cidash.remote import pipelines as remote_pipelines
 from cidash.remote.readahead import read_ahead
 from cidash.store import from_db_time, to_db_time
 from cidash.sync.context import (
     _T,
+    CURSOR_GRAPHQL_REFUSED,
     CURSOR_PIPELINES,
+    GRAPHQL_RETRY_AFTER,
     _absorb_wire,
     _Ctx,
     _is_fatal,
@@ -23,6 +34,9 @@ def _sync_pipelines(ctx: _Ctx) -> None:
     store, pid = ctx.store, ctx.project.id
     cursor = store.cursor(pid, CURSOR_PIPELINES)
     updated_after = from_db_time(cursor) if cursor else ctx.options.since
+    refused = from_db_time(store.cursor(pid, CURSOR_GRAPHQL_REFUSED))
+    if refused is not None and ctx.now - refused < GRAPHQL_RETRY_AFTER:
+        ctx.graphql = False  # said when it happened: asked over REST until a day has passed
     ctx.emit("pipelines")
     listing = remote_pipelines.pipeline_pages(ctx.client.http, pid, updated_after=updated_after, log=ctx.wire)
     pages = _read_ahead(listing)
@@ -49,6 +63,9 @@ def _sync_pipelines(ctx: _Ctx) -> None:
             if deferred:
                 store.defer(pid, "pipeline", deferred, now=ctx.now)
             store.set_cursor(pid, CURSOR_PIPELINES, to_db_time(newest) or "")
+            if ctx.graphql_refused and refused != ctx.now:
+                store.set_cursor(pid, CURSOR_GRAPHQL_REFUSED, to_db_time(ctx.now) or "")
+                refused = ctx.now
         ctx.pipelines += len(detailed)
         _absorb_wire(ctx)
         ctx.emit("pipelines")
@@ -93,8 +110,20 @@ def _graphql_details(ctx: _Ctx, batch: list[Pipeline]) -> dict[int, Pipeline]:
         if ctx.graphql:
             ctx.graphql = False
             why = exc.one_line() if isinstance(exc, CidashError) else str(exc)
-            _warn(ctx, f"pipelines' details asked for one by one (GraphQL did not give them: {why})")
+            if _transient(exc):
+                _warn(ctx, f"pipelines' details asked for one by one in this sync (GraphQL did not answer: {why})")
+            else:
+                ctx.graphql_refused = True
+                _warn(ctx, f"pipelines' details asked for one by one for a day (GraphQL refused them: {why})")
         return {}
+
+
+def _transient(exc: Exception) -> bool:
+    """A failure the next sync may not meet (no answer, a 5xx after retries, rate limiting); anything else (an
+    error in GraphQL's answer, 4xx, a refused redirect, an answer that is not JSON) would come again."""
+    if isinstance(exc, RateLimited) or (isinstance(exc, ConnectError) and not isinstance(exc, BadPayload)):
+        return True
+    return isinstance(exc, RemoteError) and type(exc) is RemoteError and (exc.status or 500) >= 500
 
 
 def _pipeline_detail(ctx: _Ctx, listed: Pipeline) -> tuple[Pipeline, str | None]:
