@@ -39,6 +39,25 @@ def test_healthy_setup_says_where_everything_comes_from(
     assert f"{tmp_path / 'store.db'} (from CIDASH_DB) does not exist yet" in out
     assert "no problems found" in out and env.token not in out + err
     assert env.stats.count("GET /personal_access_tokens/self") == 1
+    assert f"graphql     shows {env.project_path}: the sync asks for pipelines' details 30 a request" in out
+    assert env.stats.count("POST /api/graphql") == 1
+
+
+def test_graphql_that_cannot_serve_the_sync_is_said_not_a_problem(
+    env: SimulatedGitLab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sync then asks for each pipeline's details over REST: information, not a problem (exit 0)."""
+    from cidash.sim import FaultPlan, FaultRule
+
+    code, out, _ = run(capsys)  # no project to ask about
+    assert code == 0 and "not checked without a project given by its path" in out
+    env.set_faults(FaultPlan(rules=(FaultRule(endpoint="POST /api/graphql", status=404),)))
+    try:
+        code, out, _ = run(capsys, "--project", env.project_path)
+    finally:
+        env.set_faults(None)
+    line = next(line for line in out.splitlines() if line.startswith("--    graphql"))
+    assert code == 0 and "POST /api/graphql (404)" in line and "a REST request of its own" in line
 
 
 def test_store_backend_schema_and_size(

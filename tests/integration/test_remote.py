@@ -119,6 +119,7 @@ def test_error_message_from_the_body_is_said_once() -> None:
 
 def test_endpoint_kinds_and_network_reasons() -> None:
     assert endpoint_kind("GET", "/api/v4/projects/42/jobs/7/trace") == "GET trace"
+    assert endpoint_kind("POST", "/api/graphql") == "POST graphql"  # GraphQL's endpoint, beside /api/v4
     assert endpoint_kind("GET", "/api/v4/projects/42/pipelines?page=2") == "GET pipelines"
     assert endpoint_kind("GET", "/api/v4/projects/42/pipelines/9") == "GET pipeline"
     assert endpoint_kind("HEAD", "/api/v4/projects/42/repository/files/go.mod") == "HEAD files"

@@ -26,8 +26,9 @@ DETAIL = "POST /api/graphql"  # the pipelines' details, 30 a query
 
 @pytest.fixture
 def slow_details() -> Iterator[SimulatedGitLab]:
-    """Pipeline details answer after 60 ms, everything else at once: what overlaps them shows in the log."""
-    plan = FaultPlan(rules=[FaultRule(endpoint=DETAIL, latency_ms=60)])
+    """Pipeline details answer after 300 ms (one GraphQL query: it alone has to leave room for what overlaps it),
+    everything else at once: what overlaps them shows in the log."""
+    plan = FaultPlan(rules=[FaultRule(endpoint=DETAIL, latency_ms=300)])
     with SimulatedGitLab(Scenario(days=3, pipelines_per_day=5, migration_day=2), faults=plan) as server:
         yield server
 

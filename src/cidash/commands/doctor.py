@@ -260,6 +260,7 @@ def _check_remote(d: Diagnosis, c: Connection, today: date) -> None:
         d.add("gitlab", "ok", f"GitLab {text} at {c.url}")
         if c.token is not None:
             _check_token(d, client, c, today)
+            _check_graphql(d, client, c)
         state = client.limiter.state
         gitlab["rate_limit"] = {"limit": state.limit, "remaining": state.remaining}
         if state.remaining is None:
@@ -274,6 +275,28 @@ def _check_remote(d: Diagnosis, c: Connection, today: date) -> None:
         else:
             limit = state.limit if state.limit is not None else "?"
             d.add("rate-limit", "ok", f"{state.remaining} of {limit} requests left in this window")
+
+
+def _check_graphql(d: Diagnosis, client: GitLabClient, c: Connection) -> None:
+    """Whether the sync can ask for the pipelines' details by GraphQL, 30 a request (else one REST request each)."""
+    from cidash.errors import CidashError
+    from cidash.remote.pipelines import GRAPHQL_PIPELINES, GraphQLRefused, graphql_probe
+
+    rest = "the sync asks for each pipeline's details in a REST request of its own"
+    if c.token_kind == "job":
+        d.add("graphql", "info", f"not used with a CI job token, which GitLab's GraphQL API does not take: {rest}")
+        return
+    path = next((p for p in c.projects if not p.isdigit()), None)
+    if path is None:
+        d.add("graphql", "info", "not checked without a project given by its path (--project group/name)")
+        return
+    try:
+        graphql_probe(client.http, path)
+    except (CidashError, GraphQLRefused) as exc:
+        why = exc.one_line() if isinstance(exc, CidashError) else str(exc)
+        d.add("graphql", "info", f"{why}: {rest}")
+        return
+    d.add("graphql", "ok", f"shows {clean(path)}: the sync asks for pipelines' details {GRAPHQL_PIPELINES} a request")
 
 
 def _check_token(d: Diagnosis, client: GitLabClient, c: Connection, today: date) -> None:

@@ -681,7 +681,7 @@ class HttpClient:
 
         payload = json.dumps({"query": query, "variables": dict(variables)}).encode()
         url = self.connection.url.rstrip("/") + "/api/graphql"
-        response = self._request("POST", "/graphql", missing="endpoint", expect="json", body=payload, url=url)
+        response = self._request("POST", "/api/graphql", missing="endpoint", expect="json", body=payload, url=url)
         assert response is not None
         return response.data
 

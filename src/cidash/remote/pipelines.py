@@ -71,13 +71,32 @@ def pipeline_details(
     Returns the pipelines it could fill in, by id; one GitLab did not name (deleted, another iid, an unusable node)
     is left out for the caller to ask the REST API about. Raises :class:`GraphQLRefused` when the answer carries
     errors or no project, and what :meth:`HttpClient.graphql` raises for a failed request."""
-    from cidash.remote.wire import pipeline_details_from_graphql, show
+    from cidash.remote.wire import pipeline_details_from_graphql
 
     asked = {f"p{n}": p for n, p in enumerate(listed) if p.iid is not None}
     if not asked:
         return {}
     fields = " ".join(f'{alias}: pipeline(iid: "{p.iid}") {{ {_DETAIL_FIELDS} }}' for alias, p in asked.items())
     answer = http.graphql(f"query($path: ID!) {{ project(fullPath: $path) {{ {fields} }} }}", {"path": project_path})
+    project = _project(answer)
+    found: dict[int, Pipeline] = {}
+    for alias, pipeline in asked.items():
+        detailed = pipeline_details_from_graphql(pipeline, project.get(alias), log)
+        if detailed is not None:
+            found[pipeline.id] = detailed
+    return found
+
+
+def graphql_probe(http: HttpClient, project_path: str) -> None:
+    """Whether GitLab's GraphQL API shows ``project_path`` to this token (what the sync's details query needs):
+    returns, or raises :class:`GraphQLRefused` / what :meth:`HttpClient.graphql` raises. One request."""
+    _project(http.graphql("query($path: ID!) { project(fullPath: $path) { id } }", {"path": project_path}))
+
+
+def _project(answer: Any) -> dict[str, Any]:
+    """The ``project`` object of a GraphQL answer, or :class:`GraphQLRefused` saying why there is none."""
+    from cidash.remote.wire import show
+
     errors = answer.get("errors") if isinstance(answer, dict) else None
     if errors:
         first = errors[0] if isinstance(errors, list) and errors else errors
@@ -87,9 +106,4 @@ def pipeline_details(
     project = data.get("project") if isinstance(data, dict) else None
     if not isinstance(project, dict):
         raise GraphQLRefused("GitLab's GraphQL API does not show this project to this token")
-    found: dict[int, Pipeline] = {}
-    for alias, pipeline in asked.items():
-        detailed = pipeline_details_from_graphql(pipeline, project.get(alias), log)
-        if detailed is not None:
-            found[pipeline.id] = detailed
-    return found
+    return project

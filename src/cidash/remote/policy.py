@@ -511,6 +511,8 @@ def endpoint_kind(method: str, path: str) -> str:
     parts = [p for p in path.split("/") if p]
     if parts[:2] == ["api", "v4"]:
         parts = parts[2:]
+    elif parts == ["api", "graphql"]:  # GraphQL's endpoint, beside the REST API
+        parts = parts[1:]
     kind = "other"
     if parts[:1] == ["projects"]:
         rest = parts[2:]

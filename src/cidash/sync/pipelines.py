@@ -81,10 +81,11 @@ def _details(ctx: _Ctx, changed: list[Pipeline]) -> Iterator[tuple[Pipeline, str
     """Each changed pipeline with its details (and the reason when they could not be had), in order.
 
     By GraphQL first, :data:`~cidash.remote.pipelines.GRAPHQL_PIPELINES` pipelines a request (queries in the pool
-    side by side): a first sync of 300 pipelines asks 11 times instead of 300, which counts under GitLab.com's
-    2,000 requests a minute. A pipeline GraphQL did not give is asked for over REST, one request each, as are all
-    when GitLab refuses the query (an error, a project it does not show this token: warned once, and REST for the
-    rest of the sync) and for a CI job token, which GitLab's GraphQL API does not accept."""
+    side by side): a first sync of 300 pipelines (three pages of 100) asks 12 times instead of 300, which counts
+    under GitLab.com's 2,000 requests a minute. A pipeline GraphQL did not give is asked for over REST, one
+    request each, as are all when GraphQL fails (:func:`_graphql_details`: warned once; a refusal is remembered a
+    day, :data:`~cidash.sync.context.CURSOR_GRAPHQL_REFUSED`) and for a CI job token, which GitLab's GraphQL API
+    does not accept."""
     found: dict[int, Pipeline] = {}
     if ctx.graphql and ctx.client.connection.token_kind == "job":
         ctx.graphql = False
@@ -100,6 +101,8 @@ def _details(ctx: _Ctx, changed: list[Pipeline]) -> Iterator[tuple[Pipeline, str
 
 
 def _graphql_details(ctx: _Ctx, batch: list[Pipeline]) -> dict[int, Pipeline]:
+    """One batch's details by GraphQL (on a pool thread); {} when GraphQL failed, which turns it off for the rest of
+    the sync with one warning, and marks a refusal the next sync would meet again for the pipelines step to store."""
     if not ctx.graphql:  # refused by an earlier query of this sync
         return {}
     try:
