@@ -334,3 +334,29 @@ def test_serve_workers_sync_projects_at_once_each_counting_its_own_requests(tmp_
     syncs = [line for line in lines if line["event"] == "sync"]
     assert sorted(s["project"] for s in syncs) == sorted(p.path for p in world.projects.values())
     assert listing >= 1 and sum(int(s["requests"]) for s in syncs) + listing == served
+
+
+@pytest.mark.parametrize("at_once", [1, 4])
+def test_a_graphql_refusal_every_project_meets_is_met_once_a_run(
+    group_sim: SimulatedGitLab, tmp_path: Path, at_once: int
+) -> None:
+    """An instance without GraphQL's endpoint (404 here) refuses every project's details query: the first project
+    to meet it says so, the projects that start after it ask REST at once and silently, and every project
+    remembers it for a day (the next run asks GraphQL nothing)."""
+    group_sim.set_faults(FaultPlan(rules=(FaultRule(endpoint="POST /api/graphql", status=404),)))
+    try:
+        with Store.open(tmp_path / "s.db") as store:
+            reports = sync_group(group_sim, store, project_concurrency=at_once)
+            said = [w for r in reports for w in r.warnings if "GraphQL" in w]
+            asked = group_sim.stats.count("POST /api/graphql")
+            assert all(r.error is None for r in reports) and len(reports) == 8
+            assert 1 <= len(said) <= asked <= at_once and "POST /api/graphql (404)" in said[0]
+            if at_once == 1:
+                assert len(said) == asked == 1
+            details = sum(r.requests_by_kind.get("GET pipeline", 0) for r in reports)
+            assert details == sum(len(store.pipelines(r.project.id)) for r in reports) > 0
+            group_sim.stats.reset()
+            for project in (r.project for r in reports):  # new pipelines would be asked over REST, not GraphQL
+                assert store.cursor(project.id, "graphql_refused_at") is not None
+    finally:
+        group_sim.set_faults(None)

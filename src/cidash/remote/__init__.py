@@ -19,6 +19,16 @@ if TYPE_CHECKING:
 __all__ = ["GitLabClient", "RateLimiter", "RequestStats", "RetryPolicy"]
 
 
+class GraphQLState:
+    """``refused``: why GitLab refused the sync's GraphQL query for a reason every project meets (an endpoint it
+    lacks, a field an older GitLab does not have, a redirect); set once, by the first project's sync to meet it: the
+    others ask for their pipelines' details over REST at once, without a warning each
+    (:func:`cidash.sync.pipelines._graphql_details`)."""
+
+    def __init__(self) -> None:
+        self.refused: str | None = None
+
+
 class GitLabClient:
     """One GitLab instance: ``.http`` (created on first use), shared ``.limiter`` and ``.stats``.
 
@@ -41,6 +51,8 @@ class GitLabClient:
         self.stats = stats or RequestStats()
         self.retry = retry or RetryPolicy()
         self._http: HttpClient | None = None
+        #: What GitLab's GraphQL API said to the syncs on this client (and its per-project views, which share it).
+        self.graphql = GraphQLState()
 
     @property
     def http(self) -> HttpClient:

@@ -58,7 +58,12 @@ _DETAIL_FIELDS = "id iid startedAt finishedAt duration queuedDuration"
 
 class GraphQLRefused(Exception):
     """GitLab's GraphQL API did not give the details (errors, no such project for this token): the caller asks
-    the REST API instead. ``str()`` says why, in cidash's words (GitLab's own text shown, never raw)."""
+    the REST API instead. ``str()`` says why, in cidash's words (GitLab's own text shown, never raw);
+    ``project_only``: the refusal is about this project (GraphQL does not show it), not the instance."""
+
+    def __init__(self, message: str, *, project_only: bool = False) -> None:
+        super().__init__(message)
+        self.project_only = project_only
 
 
 def pipeline_details(
@@ -105,5 +110,5 @@ def _project(answer: Any) -> dict[str, Any]:
     data = answer.get("data") if isinstance(answer, dict) else None
     project = data.get("project") if isinstance(data, dict) else None
     if not isinstance(project, dict):
-        raise GraphQLRefused("GitLab's GraphQL API does not show this project to this token")
+        raise GraphQLRefused("GitLab's GraphQL API does not show this project to this token", project_only=True)
     return project

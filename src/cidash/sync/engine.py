@@ -504,6 +504,7 @@ def project_client(client: GitLabClient) -> GitLabClient:
     view = GitLabClient(
         client.connection, limiter=client.limiter, stats=_ProjectStats(client.stats), retry=client.retry
     )
+    view.graphql = client.graphql  # one project's GraphQL refusal is known to the others
     shared = client.http
     if shared._scheme == "https":  # the TLS context costs ~30 ms of CPU to build: built once, shared by every view
         view.http._ssl_context = shared._context()

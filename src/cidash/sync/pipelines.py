@@ -105,6 +105,9 @@ def _graphql_details(ctx: _Ctx, batch: list[Pipeline]) -> dict[int, Pipeline]:
     the sync with one warning, and marks a refusal the next sync would meet again for the pipelines step to store."""
     if not ctx.graphql:  # refused by an earlier query of this sync
         return {}
+    if _refused_elsewhere(ctx):  # refused to another project of this run, for every project
+        ctx.graphql, ctx.graphql_refused = False, True
+        return {}
     try:
         return remote_pipelines.pipeline_details(ctx.client.http, ctx.project.path, batch, ctx.wire)
     except (CidashError, remote_pipelines.GraphQLRefused) as exc:
@@ -115,10 +118,20 @@ def _graphql_details(ctx: _Ctx, batch: list[Pipeline]) -> dict[int, Pipeline]:
             why = exc.one_line() if isinstance(exc, CidashError) else str(exc)
             if _transient(exc):
                 _warn(ctx, f"pipelines' details asked for one by one in this sync (GraphQL did not answer: {why})")
+            elif not _refused_elsewhere(ctx):  # (another project may have met it meanwhile: said there)
+                ctx.graphql_refused = True
+                if not (isinstance(exc, remote_pipelines.GraphQLRefused) and exc.project_only):
+                    ctx.client.graphql.refused = why
+                _warn(ctx, f"pipelines' details asked for one by one for a day (GraphQL refused them: {why})")
             else:
                 ctx.graphql_refused = True
-                _warn(ctx, f"pipelines' details asked for one by one for a day (GraphQL refused them: {why})")
         return {}
+
+
+def _refused_elsewhere(ctx: _Ctx) -> bool:
+    """Whether another project's sync on this client met a refusal every project meets (a pool thread may set it
+    at any moment: read it afresh each time)."""
+    return ctx.client.graphql.refused is not None
 
 
 def _transient(exc: Exception) -> bool:
