@@ -8,7 +8,14 @@ from typing import Any
 
 from cidash.models import Pipeline
 from cidash.remote.http import HttpClient
-from cidash.remote.wire import RejectedRecord, WireLog, iso, pipeline_from_json
+from cidash.remote.wire import (
+    RejectedRecord,
+    WireLog,
+    iso,
+    pipeline_details_from_graphql,
+    pipeline_from_json,
+    show,
+)
 
 PER_PAGE = 100
 
@@ -76,8 +83,6 @@ def pipeline_details(
     Returns the pipelines it could fill in, by id; one GitLab did not name (deleted, another iid, an unusable node)
     is left out for the caller to ask the REST API about. Raises :class:`GraphQLRefused` when the answer carries
     errors or no project, and what :meth:`HttpClient.graphql` raises for a failed request."""
-    from cidash.remote.wire import pipeline_details_from_graphql
-
     asked = {f"p{n}": p for n, p in enumerate(listed) if p.iid is not None}
     if not asked:
         return {}
@@ -100,8 +105,6 @@ def graphql_probe(http: HttpClient, project_path: str) -> None:
 
 def _project(answer: Any) -> dict[str, Any]:
     """The ``project`` object of a GraphQL answer, or :class:`GraphQLRefused` saying why there is none."""
-    from cidash.remote.wire import show
-
     errors = answer.get("errors") if isinstance(answer, dict) else None
     if errors:
         first = errors[0] if isinstance(errors, list) and errors else errors
