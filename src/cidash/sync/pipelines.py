@@ -35,7 +35,9 @@ def _sync_pipelines(ctx: _Ctx) -> None:
     cursor = store.cursor(pid, CURSOR_PIPELINES)
     updated_after = from_db_time(cursor) if cursor else ctx.options.since
     refused = from_db_time(store.cursor(pid, CURSOR_GRAPHQL_REFUSED))
-    if refused is not None and ctx.now - refused < GRAPHQL_RETRY_AFTER:
+    if ctx.client.connection.token_kind == "job":
+        ctx.graphql = False  # GitLab's GraphQL API takes no CI job token
+    elif refused is not None and ctx.now - refused < GRAPHQL_RETRY_AFTER:
         ctx.graphql = False  # said when it happened: asked over REST until a day has passed
     ctx.emit("pipelines")
     listing = remote_pipelines.pipeline_pages(ctx.client.http, pid, updated_after=updated_after, log=ctx.wire)
@@ -87,8 +89,6 @@ def _details(ctx: _Ctx, changed: list[Pipeline]) -> Iterator[tuple[Pipeline, str
     day, :data:`~cidash.sync.context.CURSOR_GRAPHQL_REFUSED`) and for a CI job token, which GitLab's GraphQL API
     does not accept."""
     found: dict[int, Pipeline] = {}
-    if ctx.graphql and ctx.client.connection.token_kind == "job":
-        ctx.graphql = False
     if ctx.graphql and changed:
         size = remote_pipelines.GRAPHQL_PIPELINES
         batches = [changed[i : i + size] for i in range(0, len(changed), size)]

@@ -44,6 +44,9 @@ PIPELINE_FIELDS = (
     "finishedAt",
 )
 PROJECT_FIELDS = ("id", "fullPath", "name", "pipeline")
+#: Each type's fields, and the type of the fields that hold an object (the others are scalars).
+_TYPE_FIELDS = {"Query": ("project",), "Project": PROJECT_FIELDS, "Pipeline": PIPELINE_FIELDS}
+_OBJECT_FIELDS = {"project": "Project", "pipeline": "Pipeline"}
 
 _TOKEN = re.compile(
     r"""(?P<skip>[\s,\ufeff]+|\#[^\n\r]*)
@@ -171,6 +174,15 @@ class _Parser:
         raise GraphQLError(f'Parse error on "{text[:20]}"')
 
 
+def _check(fields: list[_Field], type_name: str) -> None:
+    """GraphQL's "doesn't exist" error for the first field ``type_name`` (or an object field's type) lacks."""
+    for f in fields:
+        if f.name not in _TYPE_FIELDS[type_name]:
+            raise GraphQLError(f"Field '{f.name}' doesn't exist on type '{type_name}'")
+        if f.name in _OBJECT_FIELDS:
+            _check(f.children, _OBJECT_FIELDS[f.name])
+
+
 def _time(t: float | None) -> str | None:
     """``Types::TimeType``: ``Time#iso8601``, whole seconds."""
     if t is None:
@@ -197,23 +209,16 @@ class GraphQLApi(ApiBase):
         complexity = sum(f.complexity() for f in fields)
         if complexity > limit:
             raise GraphQLError(f"Query has complexity of {complexity}, which exceeds max complexity of {limit}")
-        self._check(fields, "Query", {"project": PROJECT_FIELDS})
+        _check(fields, "Query")
         out: dict[str, Any] = {}
         for f in fields:
             path = self._arg(f, "fullPath", variables)
             project = self.world.project(str(path)) if isinstance(path, str) and not path.isdigit() else None
-            visible = project is not None and req.user != "anonymous"  # every simulated project is private
-            out[f.alias] = self._project_node(project, f.children, variables) if visible and project else None
+            if project is None or req.user == "anonymous":  # every simulated project is private
+                out[f.alias] = None
+            else:
+                out[f.alias] = self._project_node(project, f.children, variables)
         return out
-
-    def _check(self, fields: list[_Field], type_name: str, known: dict[str, tuple[str, ...]]) -> None:
-        for f in fields:
-            if f.name not in known:
-                raise GraphQLError(f"Field '{f.name}' doesn't exist on type '{type_name}'")
-            if f.name == "project":
-                self._check(f.children, "Project", dict.fromkeys(PROJECT_FIELDS, PIPELINE_FIELDS))
-            elif f.name == "pipeline":
-                self._check(f.children, "Pipeline", dict.fromkeys(PIPELINE_FIELDS, ()))
 
     @staticmethod
     def _arg(f: _Field, name: str, variables: dict[str, Any]) -> Any:
