@@ -49,8 +49,9 @@ class GitLabSettings:
     #: Hard ceiling on requests per second across the whole sync; 0 (the default): none, the adaptive policy of
     #: :class:`cidash.remote.policy.RateLimiter` alone (GitLab's ``RateLimit-*`` headers, 429/503 back-off).
     max_rps: float = 0.0
-    #: Most requests in flight at once (the adaptive window's ceiling); at most 16 while the server sends no
-    #: ``RateLimit-*`` headers (see docs/commands.md, "Rate policy").
+    #: Most requests in flight at once (the adaptive window's ceiling). Left unset, at most 16 while the server
+    #: sends no ``RateLimit-*`` headers; set (here or by ``--concurrency``), it holds for such a server too (see
+    #: docs/commands.md, "Rate policy").
     concurrency: int = 32
 
 
@@ -148,6 +149,9 @@ class Config:
     #: Likewise, that file when it sets a ``[store] url`` no file of the user's own names: what a sync reads from the
     #: user's GitLab is not written to a database a checkout chose (see :func:`store_target_source`).
     project_store_url_from: str | None = None
+    #: Every setting a file sets, as ``"section.key"``: a setting left to its default and one set to the same
+    #: value can mean different things (``gitlab.concurrency``, see :func:`cidash.connection.resolve_connection`).
+    keys_set: frozenset[str] = frozenset()
 
     def store_target(self, env: Mapping[str, str] | None = None) -> str:
         """What to pass to :meth:`cidash.store.Store.open`: ``CIDASH_DB`` (a file or a ``postgresql://`` URL), else
@@ -326,7 +330,8 @@ def config_from_dict(data: dict[str, Any], *, sources: tuple[str, ...] = ()) -> 
             parse_migration(crit.migration)
         except UsageError as exc:
             raise ConfigError(f"{where}: [criteria] migration: {exc}") from None
-    return Config(**sections, sources=sources)
+    keys_set = frozenset(f"{name}.{key}" for name, values in data.items() if isinstance(values, dict) for key in values)
+    return Config(**sections, sources=sources, keys_set=keys_set)
 
 
 _T = TypeVar("_T")

@@ -88,6 +88,10 @@ class Connection:
     timeout: float = 30.0
     max_rps: float = 0.0
     concurrency: int = 32
+    #: ``concurrency`` was chosen (``--concurrency``, or ``[gitlab] concurrency`` in a file), not left to its
+    #: default: it then holds while the server sends no ``RateLimit-*`` headers too, instead of
+    #: :data:`cidash.remote.policy.UNADVERTISED_CONCURRENCY`.
+    concurrency_chosen: bool = False
     #: Human-readable origins, for ``--verbose``: e.g. {"url": "GITLAB_URL", "token": "--token-file /x"}.
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -684,6 +688,10 @@ def resolve_connection(
     if not rps >= 0 or rps == float("inf"):  # also nan
         raise ConfigError(f"max_rps must be 0 (no ceiling) or more, not {rps:g}", hint="--max-rps or [gitlab] max_rps")
     workers = gl.concurrency if concurrency is None else concurrency
+    chosen = concurrency is not None or "gitlab.concurrency" in config.keys_set
+    sources["concurrency"] = (
+        "--concurrency" if concurrency is not None else "[gitlab] concurrency" if chosen else "default"
+    )
     if workers < 1:
         raise ConfigError(
             f"concurrency must be at least 1, not {workers}", hint="--concurrency or [gitlab] concurrency"
@@ -719,5 +727,6 @@ def resolve_connection(
         timeout=timeout,
         max_rps=rps,
         concurrency=workers,
+        concurrency_chosen=chosen,
         sources=sources,
     )

@@ -60,6 +60,37 @@ def test_graphql_that_cannot_serve_the_sync_is_said_not_a_problem(
     assert code == 0 and "POST /api/graphql (404)" in line and "a REST request of its own" in line
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        ((), "a sync holds at most 16 requests in flight (set [gitlab] concurrency to choose another number)"),
+        (("--config", "{tmp}/chosen/cidash.toml"), "a sync holds up to 24 requests in flight ([gitlab] concurrency)"),
+    ],
+)
+def test_an_instance_that_publishes_no_rate_limit_is_said_with_what_the_sync_does(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: tuple[str, ...],
+    said: str,
+) -> None:
+    """A self-managed GitLab with its throttles off sends no RateLimit-* headers: doctor says so, and how many
+    requests a sync will then hold in flight (the default's 16, or the concurrency chosen)."""
+    from cidash.sim import Scenario
+
+    (tmp_path / "chosen").mkdir()
+    (tmp_path / "chosen" / "cidash.toml").write_text("[gitlab]\nconcurrency = 24\n")
+    argv = tuple(a.format(tmp=tmp_path) for a in argv)
+    with SimulatedGitLab(Scenario(days=2, pipelines_per_day=2, migration_day=1), rate_limit_advertised=None) as sim:
+        monkeypatch.setenv("GITLAB_URL", sim.url)
+        monkeypatch.setenv("GITLAB_TOKEN", sim.token)
+        monkeypatch.setenv("CIDASH_DB", str(tmp_path / "store.db"))
+        code, out, err = run(capsys, *argv)
+    line = next(line for line in out.splitlines() if "rate-limit" in line)
+    assert code == 0, out + err
+    assert f"not reported by this instance: {said}" in line
+
+
 def test_store_backend_schema_and_size(
     env: SimulatedGitLab, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

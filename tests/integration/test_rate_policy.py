@@ -72,6 +72,19 @@ def test_window_grows_by_slow_start_then_is_capped_without_headers() -> None:
     assert rl.limit() == 64  # the server publishes its limit: the configured ceiling applies
 
 
+@pytest.mark.parametrize(("chosen", "ceiling"), [(False, UNADVERTISED_CONCURRENCY), (True, 24)])
+def test_a_chosen_concurrency_holds_while_the_server_publishes_no_limit(chosen: bool, ceiling: int) -> None:
+    """The client's policy: left to its default, at most 16 in flight until GitLab sends RateLimit-* headers; a
+    concurrency the user chose (``--concurrency``, ``[gitlab] concurrency``) is the ceiling from the start."""
+    conn = Connection(url="https://gitlab.example", concurrency=24, concurrency_chosen=chosen)
+    rl = GitLabClient(conn).limiter
+    for _ in range(6):
+        round_trip(rl, 200)
+    assert not rl.advertised and rl.limit() == ceiling
+    round_trip(rl, 200, headers=HEADERS)
+    assert rl.limit() == 24  # a published limit: the ceiling is concurrency either way
+
+
 def test_congestion_halves_once_per_round_trip_and_grows_back() -> None:
     rl = limiter(FakeTime(), max_concurrency=32, initial_concurrency=32)
     rl.advertised = True
@@ -269,6 +282,24 @@ def test_window_shrinks_on_congestion_and_grows_back(store: Store, status: int) 
         assert rl.cuts >= 1
         assert rl.low_window <= 8  # halved at least once from 16
         assert rl.limit() > rl.low_window  # and grew back after
+
+
+@pytest.mark.parametrize("chosen", [False, True])
+def test_sync_against_a_server_without_rate_limit_headers(store: Store, chosen: bool) -> None:
+    """A self-managed GitLab with its throttles off sends no RateLimit-* header: a sync at the default stays at
+    16 in flight; with ``concurrency`` chosen it may use all of it. Either way the sync is complete."""
+    scenario = Scenario(days=3, pipelines_per_day=4, migration_day=2, with_docs_project=False)
+    with SimulatedGitLab(scenario, rate_limit_advertised=None, latency_ms=5) as sim:
+        conn = Connection(url=sim.url, token=Secret(sim.token), concurrency=24, concurrency_chosen=chosen)
+        with GitLabClient(conn) as client:
+            report = sync_project(client, store, sim.project_path, options=_options(24), now=NOW)
+        rl = client.limiter
+        assert report.pipelines == sim.truth.pipelines and report.logs_failed == 0
+        assert report.requests > 60  # enough answers for slow start to pass 16
+        assert not rl.advertised
+        assert rl.limit() == (24 if chosen else UNADVERTISED_CONCURRENCY)
+        if not chosen:
+            assert rl.peak_in_flight <= UNADVERTISED_CONCURRENCY
 
 
 def test_a_thread_holding_a_slot_is_not_held_back_by_its_own_redirect() -> None:

@@ -78,3 +78,13 @@ def test_a_checkouts_store_url_gets_nothing_the_user_did_not_name(tmp_path: Path
     user.parent.mkdir(parents=True)
     user.write_text(f'[store]\nurl = "{evil}"\n')  # the user's own file names it: theirs
     assert load_config(cwd=checkout).store_target(env={}) == evil
+
+
+def test_the_settings_a_file_sets_are_known_apart_from_defaults(tmp_path: Path) -> None:
+    """A setting written in a file, even to its default value, is told apart from one left to its default (the
+    in-flight ceiling means more when chosen: tests/unit/test_connection.py)."""
+    assert load_config(cwd=tmp_path).keys_set == frozenset()
+    (tmp_path / "cidash.toml").write_text("[gitlab]\nconcurrency = 32\n[criteria]\nmin_n = 3\n")
+    cfg = load_config(cwd=tmp_path)
+    assert cfg.gitlab.concurrency == 32  # the default's value, but set
+    assert cfg.keys_set == {"gitlab.concurrency", "criteria.min_n"}

@@ -253,3 +253,22 @@ def test_a_checkout_cannot_move_the_users_gitlab_elsewhere(tmp_path: Path) -> No
     config = _checkout(tmp_path, EVIL, user_toml='[gitlab]\nurl = "https://gitlab.mine.example"\n')
     with pytest.raises(ConfigError, match=r"collector\.example"):
         resolve_connection(config, env={"GITLAB_TOKEN": "glpat-users-own-0123"})
+
+
+def test_a_chosen_concurrency_is_known_from_the_default() -> None:
+    """``--concurrency`` or ``[gitlab] concurrency`` in a file is the user's choice; the built-in 32 is not (the
+    rate policy then keeps to 16 in flight while GitLab publishes no limit: tests/integration/test_rate_policy.py)."""
+    env = {"GITLAB_URL": "https://gitlab.example", "GITLAB_TOKEN": "glpat-0123456789abcdef"}
+    default = resolve_connection(cfg(projects=("a/b",)), env=env)
+    assert (default.concurrency, default.concurrency_chosen, default.sources["concurrency"]) == (32, False, "default")
+    flag = resolve_connection(cfg(projects=("a/b",)), concurrency=24, env=env)
+    assert (flag.concurrency, flag.concurrency_chosen, flag.sources["concurrency"]) == (24, True, "--concurrency")
+    in_file = Config(
+        gitlab=GitLabSettings(projects=("a/b",), concurrency=32), keys_set=frozenset({"gitlab.concurrency"})
+    )
+    chosen = resolve_connection(in_file, env=env)
+    assert (chosen.concurrency, chosen.concurrency_chosen, chosen.sources["concurrency"]) == (
+        32,
+        True,
+        "[gitlab] concurrency",
+    )

@@ -25,7 +25,8 @@ Check the set-up and say, one line each, where every setting comes from and whet
   gitlab      the instance's version (GET /version): is it reachable, is the token accepted
   scopes      the token's scopes, state and expiry (GET /personal_access_tokens/self, GitLab >= 15.5,
               personal, project and group access tokens)
-  rate-limit  the headroom GitLab reports (RateLimit-Remaining of RateLimit-Limit)
+  rate-limit  the headroom GitLab reports (RateLimit-Remaining of RateLimit-Limit); when it reports
+              none, how many requests a sync holds in flight ([gitlab] concurrency)
   store       the store's path and where it comes from (--db, CIDASH_DB, [store] path), backend,
               schema version and size; the GitLab it was synced from (origin)
   projects    the projects cidash syncs
@@ -264,7 +265,7 @@ def _check_remote(d: Diagnosis, c: Connection, today: date) -> None:
         state = client.limiter.state
         gitlab["rate_limit"] = {"limit": state.limit, "remaining": state.remaining}
         if state.remaining is None:
-            d.add("rate-limit", "info", "not reported by this instance")
+            d.add("rate-limit", "info", f"not reported by this instance: {_unadvertised_window(c)}")
         elif state.limit and state.remaining < state.limit * 0.1:
             d.add(
                 "rate-limit",
@@ -275,6 +276,16 @@ def _check_remote(d: Diagnosis, c: Connection, today: date) -> None:
         else:
             limit = state.limit if state.limit is not None else "?"
             d.add("rate-limit", "ok", f"{state.remaining} of {limit} requests left in this window")
+
+
+def _unadvertised_window(c: Connection) -> str:
+    """How many requests a sync holds in flight against a server that publishes no rate limit."""
+    from cidash.remote.policy import UNADVERTISED_CONCURRENCY
+
+    if c.concurrency_chosen:
+        return f"a sync holds up to {c.concurrency} requests in flight ({c.sources.get('concurrency', 'concurrency')})"
+    window = min(c.concurrency, UNADVERTISED_CONCURRENCY)
+    return f"a sync holds at most {window} requests in flight (set [gitlab] concurrency to choose another number)"
 
 
 def _check_graphql(d: Diagnosis, client: GitLabClient, c: Connection) -> None:

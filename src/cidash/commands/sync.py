@@ -68,7 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=int,
         metavar="N",
-        help="requests in flight at once (default [gitlab] concurrency)",
+        help="most requests in flight at once (default [gitlab] concurrency, else 32, and then at most 16 while "
+        "GitLab sends no RateLimit headers; a number chosen here or in the file holds for such a server too)",
     )
     parser.add_argument(
         "--project-concurrency",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cidash.connection import Connection
-from cidash.remote.policy import RateLimiter, RequestStats, RetryPolicy
+from cidash.remote.policy import UNADVERTISED_CONCURRENCY, RateLimiter, RequestStats, RetryPolicy
 
 if TYPE_CHECKING:
     from cidash.remote.http import HttpClient
@@ -44,9 +44,15 @@ class GitLabClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.connection = connection
-        # Keep as many requests in reserve as can be in flight, so a burst never runs past GitLab's limit.
+        # Keep as many requests in reserve as can be in flight, so a burst never runs past GitLab's limit. A
+        # concurrency the user chose holds for a server that publishes no limit too (else the cautious default).
         self.limiter = limiter or RateLimiter(
-            connection.max_rps, reserve=connection.concurrency + 2, max_concurrency=connection.concurrency
+            connection.max_rps,
+            reserve=connection.concurrency + 2,
+            max_concurrency=connection.concurrency,
+            unadvertised_concurrency=(
+                connection.concurrency if connection.concurrency_chosen else UNADVERTISED_CONCURRENCY
+            ),
         )
         self.stats = stats or RequestStats()
         self.retry = retry or RetryPolicy()
