@@ -361,7 +361,9 @@ def main() -> int:
     from cidash.remote.policy import UNADVERTISED_CONCURRENCY
 
     ceiling = args.concurrency or GitLabSettings().concurrency
-    in_flight = min(ceiling, UNADVERTISED_CONCURRENCY) if args.no_ratelimit_headers else ceiling
+    # Without RateLimit headers the default keeps to 16; a --concurrency passed on (chosen) holds all the same.
+    unadvertised = args.no_ratelimit_headers and args.concurrency is None
+    in_flight = min(ceiling, UNADVERTISED_CONCURRENCY) if unadvertised else ceiling
     bound = cidash[1] * args.latency_ms / 1000 / in_flight
     print()
     if "(b)" in by:
