@@ -280,11 +280,11 @@ def _check_remote(d: Diagnosis, c: Connection, today: date) -> None:
 
 def _unadvertised_window(c: Connection) -> str:
     """How many requests a sync holds in flight against a server that publishes no rate limit."""
-    from cidash.remote.policy import UNADVERTISED_CONCURRENCY
+    from cidash.remote.policy import unadvertised_window
 
+    window = unadvertised_window(c.concurrency, chosen=c.concurrency_chosen)
     if c.concurrency_chosen:
-        return f"a sync holds up to {c.concurrency} requests in flight ({c.sources.get('concurrency', 'concurrency')})"
-    window = min(c.concurrency, UNADVERTISED_CONCURRENCY)
+        return f"a sync holds up to {window} requests in flight ({c.sources.get('concurrency', 'concurrency')})"
     return f"a sync holds at most {window} requests in flight (set [gitlab] concurrency to choose another number)"
 
 

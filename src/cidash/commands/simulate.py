@@ -81,6 +81,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="answer 429 + Retry-After past N requests a minute (default: no limit)",
     )
     parser.add_argument(
+        "--no-ratelimit-headers",
+        action="store_true",
+        help="send no RateLimit-* headers, as a self-managed GitLab with its throttles off (the default there); "
+        "without it every answer carries GitLab.com's (2,000 requests a minute)",
+    )
+    parser.add_argument(
         "--group-projects",
         type=bounded(1, 5_000, integer=True),
         metavar="N",
@@ -105,10 +111,12 @@ def banner(
     *,
     since: str | None = None,
     group_path: str | None = None,
+    advertised: bool = True,
 ) -> str:
     """What the simulator is and commands that work when pasted. ``since`` (an ISO date a week before the
     simulated clock) keeps the suggested first sync under the 2,000 requests a minute the simulator advertises,
-    as GitLab.com does; ``group_path`` suggests a group sync instead of the project."""
+    as GitLab.com does; ``group_path`` suggests a group sync instead of the project; ``advertised`` False: it
+    sends no RateLimit-* headers (``--no-ratelimit-headers``)."""
     encoded = project_path.replace("/", "%2F")
     lines = [
         f"Simulated GitLab serving {project_path} (id {project_id}) at {url}",
@@ -144,11 +152,16 @@ def banner(
             f"    {env} cidash sync --project {project_path}{window}",
             f"    {env} cidash tui --project {project_path}",
         ]
-        if since:
+        if since and advertised:
             lines += [
                 "  The whole story (--since all) can take more requests than the 2,000 a minute this simulator",
                 "  advertises (GitLab.com's limit, in RateLimit-* headers): that first sync waits for one reset.",
             ]
+    if not advertised:
+        lines += [
+            "  No RateLimit-* headers (as a self-managed GitLab with its throttles off): a sync holds at most 16",
+            "  requests in flight unless you choose a concurrency (--concurrency N, [gitlab] concurrency).",
+        ]
     lines += [
         "",
         "Request counts: " + url + "/__sim/stats   Stop with Ctrl-C.",
@@ -166,6 +179,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--pipelines must be at least 1")
     if args.days < 1:
         raise UsageError("--days must be at least 1")
+    if args.no_ratelimit_headers and args.rate_limit is not None:
+        raise UsageError(
+            "--rate-limit and --no-ratelimit-headers contradict each other: an enforced limit is announced in the "
+            "RateLimit-* headers",
+            hint="keep one of the two",
+        )
     if args.time_scale < 0:
         raise UsageError("--time-scale must not be negative")
     migration_day = max(1, min(16, args.days // 2 + 1))
@@ -187,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms,
         rate_limit=args.rate_limit,
+        rate_limit_advertised=None if args.no_ratelimit_headers else 2000,
         time_scale=args.time_scale,
         port=args.port,
     )
@@ -204,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
             sim.project_id,
             since=since,
             group_path=None if world is None else world.group_path,
+            advertised=not args.no_ratelimit_headers,
         ),
         flush=True,
     )

@@ -126,11 +126,17 @@ def run(args: argparse.Namespace) -> int:
         options = dataclasses.replace(options, project_concurrency=args.project_concurrency)
     err = sys.stderr
     if args.verbose:
+        from cidash.remote.policy import unadvertised_window
+
         print(f"cidash sync: {connection.describe()}", file=err)
+        in_flight = f"up to {connection.concurrency} in flight"
+        unadvertised = unadvertised_window(connection.concurrency, chosen=connection.concurrency_chosen)
+        if unadvertised < connection.concurrency:
+            in_flight += f" ({unadvertised} while GitLab sends no RateLimit headers)"
         print(
             f"cidash sync: store {store_label(store_path_from_args(args, config))}; ceiling "
             f"{f'{connection.max_rps:g} req/s' if connection.max_rps > 0 else 'none'}, "
-            f"up to {connection.concurrency} in flight over up to {options.project_concurrency} projects at once; "
+            f"{in_flight} over up to {options.project_concurrency} projects at once; "
             "first-sync window "
             f"{'everything' if options.since is None else 'since ' + options.since.strftime('%Y-%m-%d %H:%M UTC')}",
             file=err,

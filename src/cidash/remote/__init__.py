@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cidash.connection import Connection
-from cidash.remote.policy import UNADVERTISED_CONCURRENCY, RateLimiter, RequestStats, RetryPolicy
+from cidash.remote.policy import RateLimiter, RequestStats, RetryPolicy, unadvertised_window
 
 if TYPE_CHECKING:
     from cidash.remote.http import HttpClient
@@ -50,9 +50,7 @@ class GitLabClient:
             connection.max_rps,
             reserve=connection.concurrency + 2,
             max_concurrency=connection.concurrency,
-            unadvertised_concurrency=(
-                connection.concurrency if connection.concurrency_chosen else UNADVERTISED_CONCURRENCY
-            ),
+            unadvertised_concurrency=unadvertised_window(connection.concurrency, chosen=connection.concurrency_chosen),
         )
         self.stats = stats or RequestStats()
         self.retry = retry or RetryPolicy()

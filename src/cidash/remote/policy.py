@@ -236,6 +236,15 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
 #: throttles off, the default): as many as a 16-thread script would hold, which a platform engineer already
 #: accepts; more only once the server publishes a limit it enforces (then its headers govern, see below).
 UNADVERTISED_CONCURRENCY = 16
+
+
+def unadvertised_window(concurrency: int, *, chosen: bool) -> int:
+    """The most requests in flight while the server has sent no ``RateLimit-*`` header: a ``concurrency`` the
+    user chose (``--concurrency``, ``[gitlab] concurrency`` in a file) holds; the default keeps to
+    :data:`UNADVERTISED_CONCURRENCY`."""
+    return concurrency if chosen else min(concurrency, UNADVERTISED_CONCURRENCY)
+
+
 #: Per-endpoint budgets GitLab.com enforces on top of the per-user one (gitlab-facts.md §3): kind -> (requests,
 #: per seconds). Kept on every instance: a sync never comes near them, so they cost nothing elsewhere.
 ENDPOINT_BUDGETS: dict[str, tuple[int, float]] = {"GET jobs": (600, 60.0)}
