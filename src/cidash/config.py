@@ -49,9 +49,9 @@ class GitLabSettings:
     #: Hard ceiling on requests per second across the whole sync; 0 (the default): none, the adaptive policy of
     #: :class:`cidash.remote.policy.RateLimiter` alone (GitLab's ``RateLimit-*`` headers, 429/503 back-off).
     max_rps: float = 0.0
-    #: Most requests in flight at once (the adaptive window's ceiling). Left unset, at most 16 while the server
-    #: sends no ``RateLimit-*`` headers; set (here or by ``--concurrency``), it holds for such a server too (see
-    #: docs/commands.md, "Rate policy").
+    #: Most requests in flight at once (the adaptive window's ceiling). Left unset, while the server sends no
+    #: ``RateLimit-*`` headers, a sync starts from 16 and takes more only while answers keep their pace; set (here
+    #: or by ``--concurrency``), it holds from the start (see docs/commands.md, "Rate policy").
     concurrency: int = 32
 
 

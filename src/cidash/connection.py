@@ -89,8 +89,8 @@ class Connection:
     max_rps: float = 0.0
     concurrency: int = 32
     #: ``concurrency`` was chosen (``--concurrency``, or ``[gitlab] concurrency`` in a file), not left to its
-    #: default: it then holds while the server sends no ``RateLimit-*`` headers too, instead of
-    #: :data:`cidash.remote.policy.UNADVERTISED_CONCURRENCY`.
+    #: default: it then holds from the start while the server sends no ``RateLimit-*`` headers too, instead of
+    #: growing from :data:`cidash.remote.policy.UNADVERTISED_CONCURRENCY` (see ``PROBE_STEP`` there).
     concurrency_chosen: bool = False
     #: Human-readable origins, for ``--verbose``: e.g. {"url": "GITLAB_URL", "token": "--token-file /x"}.
     sources: dict[str, str] = field(default_factory=dict)

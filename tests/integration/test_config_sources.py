@@ -303,6 +303,6 @@ def test_sync_verbose_says_where_url_and_token_came_from(
     assert f"private token (from glab config {path} (host {host}))" in err
     assert small_sim.token not in err
     # the in-flight ceiling, and the default's smaller one for a server that publishes no rate limit
-    assert "up to 32 in flight (16 while GitLab sends no RateLimit headers) over up to 8 projects" in err
+    assert "up to 32 in flight (from 16 while GitLab sends no RateLimit headers) over up to 8 projects" in err
     assert main([*argv, "--concurrency", "24"]) == 0
     assert "up to 24 in flight over up to 8 projects" in capsys.readouterr().err

@@ -63,7 +63,11 @@ def test_graphql_that_cannot_serve_the_sync_is_said_not_a_problem(
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
-        ((), "a sync holds at most 16 requests in flight (set [gitlab] concurrency to choose another number)"),
+        (
+            (),
+            "a sync starts at 16 requests in flight and takes up to 32 while the answers keep their pace "
+            "(set [gitlab] concurrency to hold one number)",
+        ),
         (("--config", "{tmp}/chosen/cidash.toml"), "a sync holds up to 24 requests in flight ([gitlab] concurrency)"),
     ],
 )
@@ -75,7 +79,7 @@ def test_an_instance_that_publishes_no_rate_limit_is_said_with_what_the_sync_doe
     said: str,
 ) -> None:
     """A self-managed GitLab with its throttles off sends no RateLimit-* headers: doctor says so, and how many
-    requests a sync will then hold in flight (the default's 16, or the concurrency chosen)."""
+    requests a sync will then hold in flight (from the default's 16 up, or the concurrency chosen)."""
     from cidash.sim import Scenario
 
     (tmp_path / "chosen").mkdir()

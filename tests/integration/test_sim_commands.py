@@ -111,13 +111,15 @@ def test_simulate_without_ratelimit_headers_is_a_self_managed_gitlab_with_its_th
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """--no-ratelimit-headers: no answer carries RateLimit-*, and the banner says what a sync then does."""
-    proc, banner = _banner_of(["--pipelines", "5", "--days", "2", "--no-ratelimit-headers"])
+    proc, banner = _banner_of(["--pipelines", "5", "--days", "2", "--no-ratelimit-headers", "--capacity", "4"])
     try:
         url = next(w for w in banner.split() if w.startswith("http://127.0.0.1:"))
         answer = httpx.get(url + "/api/v4/projects/platform%2Fapp", headers={"PRIVATE-TOKEN": "demo-token"})
         assert answer.status_code == 200
         assert not [name for name in answer.headers if name.lower().startswith("ratelimit")]
         assert "No RateLimit-* headers" in banner and "2,000 a minute" not in banner
+        stats = httpx.get(url + "/__sim/stats").json()  # the control endpoint never waits for a request thread
+        assert stats["total_requests"] == 1
     finally:
         _stop(proc)
     assert main(["simulate", "--no-ratelimit-headers", "--rate-limit", "10"]) == 2

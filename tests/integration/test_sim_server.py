@@ -525,3 +525,19 @@ def test_latency_counts_the_time_spent_answering(monkeypatch: pytest.MonkeyPatch
         with _client(sim) as client:
             assert client.get("/version").status_code == 200
     assert slept == [pytest.approx(0.030)]
+
+
+def test_a_capacity_serves_so_many_requests_at_once_and_queues_the_rest() -> None:
+    """``capacity=N`` is a GitLab of N request threads: six requests at once are all answered, never more than
+    two served at the same time (the others wait their turn); without it nothing is queued or counted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    scenario = Scenario(days=2, pipelines_per_day=2, migration_day=1)
+    with SimulatedGitLab(scenario, capacity=2, latency_ms=200) as sim:
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(lambda _: _client(sim).get(f"/projects/{sim.project_id}").status_code, range(6)))
+        assert statuses == [200] * 6
+        assert sim.peak_serving == 2 and sim.serving == 0
+    with SimulatedGitLab(scenario, latency_ms=0) as sim:
+        assert _client(sim).get(f"/projects/{sim.project_id}").status_code == 200
+        assert sim.workers is None and sim.peak_serving == 0

@@ -279,13 +279,17 @@ def _check_remote(d: Diagnosis, c: Connection, today: date) -> None:
 
 
 def _unadvertised_window(c: Connection) -> str:
-    """How many requests a sync holds in flight against a server that publishes no rate limit."""
+    """How many requests a sync holds in flight against a server that publishes no rate limit (see
+    :data:`cidash.remote.policy.PROBE_STEP`)."""
     from cidash.remote.policy import unadvertised_window
 
-    window = unadvertised_window(c.concurrency, chosen=c.concurrency_chosen)
-    if c.concurrency_chosen:
-        return f"a sync holds up to {window} requests in flight ({c.sources.get('concurrency', 'concurrency')})"
-    return f"a sync holds at most {window} requests in flight (set [gitlab] concurrency to choose another number)"
+    start = unadvertised_window(c.concurrency, chosen=c.concurrency_chosen)
+    if c.concurrency_chosen or start >= c.concurrency:
+        return f"a sync holds up to {start} requests in flight ({c.sources.get('concurrency', 'concurrency')})"
+    return (
+        f"a sync starts at {start} requests in flight and takes up to {c.concurrency} while the answers keep their "
+        "pace (set [gitlab] concurrency to hold one number)"
+    )
 
 
 def _check_graphql(d: Diagnosis, client: GitLabClient, c: Connection) -> None:

@@ -87,6 +87,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "without it every answer carries GitLab.com's (2,000 requests a minute)",
     )
     parser.add_argument(
+        "--capacity",
+        type=bounded(1, 10_000, integer=True),
+        metavar="N",
+        default=None,
+        help="serve at most N requests at once, as a GitLab of N Puma threads: the others wait their turn, and "
+        "their latency counts from then (default: no queue)",
+    )
+    parser.add_argument(
         "--group-projects",
         type=bounded(1, 5_000, integer=True),
         metavar="N",
@@ -159,8 +167,9 @@ def banner(
             ]
     if not advertised:
         lines += [
-            "  No RateLimit-* headers (as a self-managed GitLab with its throttles off): a sync holds at most 16",
-            "  requests in flight unless you choose a concurrency (--concurrency N, [gitlab] concurrency).",
+            "  No RateLimit-* headers (as a self-managed GitLab with its throttles off): a sync starts at 16",
+            "  requests in flight and takes more, up to its concurrency, while the answers keep their pace",
+            "  (--capacity N serves at most N at once); a concurrency you choose holds from the start.",
         ]
     lines += [
         "",
@@ -207,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         jitter_ms=args.jitter_ms,
         rate_limit=args.rate_limit,
         rate_limit_advertised=None if args.no_ratelimit_headers else 2000,
+        capacity=args.capacity,
         time_scale=args.time_scale,
         port=args.port,
     )

@@ -68,8 +68,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=int,
         metavar="N",
-        help="most requests in flight at once (default [gitlab] concurrency, else 32, and then at most 16 while "
-        "GitLab sends no RateLimit headers; a number chosen here or in the file holds for such a server too)",
+        help="most requests in flight at once (default [gitlab] concurrency, else 32: then, while GitLab sends no "
+        "RateLimit headers, from 16, more only while its answers keep their pace; a number chosen here or in the "
+        "file holds from the start)",
     )
     parser.add_argument(
         "--project-concurrency",
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         in_flight = f"up to {connection.concurrency} in flight"
         unadvertised = unadvertised_window(connection.concurrency, chosen=connection.concurrency_chosen)
         if unadvertised < connection.concurrency:
-            in_flight += f" ({unadvertised} while GitLab sends no RateLimit headers)"
+            in_flight += f" (from {unadvertised} while GitLab sends no RateLimit headers)"
         print(
             f"cidash sync: store {store_label(store_path_from_args(args, config))}; ceiling "
             f"{f'{connection.max_rps:g} req/s' if connection.max_rps > 0 else 'none'}, "

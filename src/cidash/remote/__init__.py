@@ -45,7 +45,7 @@ class GitLabClient:
     ) -> None:
         self.connection = connection
         # Keep as many requests in reserve as can be in flight, so a burst never runs past GitLab's limit. A
-        # concurrency the user chose holds for a server that publishes no limit too (else the cautious default).
+        # concurrency the user chose holds for a server that publishes no limit too (else it starts lower).
         self.limiter = limiter or RateLimiter(
             connection.max_rps,
             reserve=connection.concurrency + 2,

@@ -7,6 +7,7 @@ headers hold across both and across all worker threads.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import math
@@ -234,14 +235,36 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
 
 #: In-flight requests while the server has sent no ``RateLimit-*`` header (a self-managed GitLab with its
 #: throttles off, the default): as many as a 16-thread script would hold, which a platform engineer already
-#: accepts; more only once the server publishes a limit it enforces (then its headers govern, see below).
+#: accepts; more only while the server answers as fast as it did (below), or once it publishes a limit it
+#: enforces (then its headers govern).
 UNADVERTISED_CONCURRENCY = 16
+
+#: While the server publishes no limit, the in-flight ceiling grows past :data:`UNADVERTISED_CONCURRENCY` (up to
+#: ``concurrency``) by :data:`PROBE_STEP` after each round of answers that kept their pace: the mean, over a
+#: round of answers to requests sent at the current ceiling, of each one's time to its first byte against the
+#: median of its kind's at :data:`UNADVERTISED_CONCURRENCY`, within :data:`ON_TIME`. Past :data:`QUEUED` it shrinks
+#: by a quarter (never below :data:`UNADVERTISED_CONCURRENCY`) and waits :data:`PROBE_HOLD` rounds before it tries
+#: again. A server with request threads to spare answers as fast with more requests in flight; one without queues
+#: them (Puma serves one request a thread), and all its answers come later: the sync then keeps to about what the
+#: server serves at once.
+PROBE_STEP = 2
+ON_TIME = 1.15
+QUEUED = 1.4
+PROBE_HOLD = 8
+#: Answers of a kind at :data:`UNADVERTISED_CONCURRENCY` that make its reference pace (the first ones), and how
+#: many it takes, of all kinds, before the first step (two rounds at the start).
+_REFERENCE_ANSWERS = 256
+_MIN_REFERENCE = 8
+_FIRST_STEP = 2 * UNADVERTISED_CONCURRENCY
+#: An answer counts at most this many times the usual pace in a round's mean (one big download does not stop it).
+_RATIO_CAP = 3.0
 
 
 def unadvertised_window(concurrency: int, *, chosen: bool) -> int:
-    """The most requests in flight while the server has sent no ``RateLimit-*`` header: a ``concurrency`` the
-    user chose (``--concurrency``, ``[gitlab] concurrency`` in a file) holds; the default keeps to
-    :data:`UNADVERTISED_CONCURRENCY`."""
+    """The requests in flight a sync starts from while the server has sent no ``RateLimit-*`` header: a
+    ``concurrency`` the user chose (``--concurrency``, ``[gitlab] concurrency`` in a file) holds from the start;
+    the default starts from :data:`UNADVERTISED_CONCURRENCY` and grows to ``concurrency`` only while answers keep
+    their pace (:data:`PROBE_STEP`)."""
     return concurrency if chosen else min(concurrency, UNADVERTISED_CONCURRENCY)
 
 
@@ -257,13 +280,18 @@ BULK_KINDS = frozenset({"GET trace"})
 
 
 class Ticket:
-    """One request's hold on a slot of the in-flight window (see :meth:`RateLimiter.enter`)."""
+    """One request's hold on a slot of the in-flight window (see :meth:`RateLimiter.enter`): its kind, when it was
+    sent (after any pacing) and when its answer's headers came (:meth:`RateLimiter.observe`)."""
 
-    __slots__ = ("epoch", "left")
+    __slots__ = ("answered", "epoch", "kind", "left", "level", "sent")
 
-    def __init__(self, epoch: int) -> None:
+    def __init__(self, epoch: int, kind: str | None, level: float) -> None:
         self.epoch = epoch
+        self.kind = kind
+        self.level = level  # the unadvertised ceiling when it was sent
         self.left = False
+        self.sent: float | None = None
+        self.answered: float | None = None
 
 
 class RateLimiter:
@@ -274,8 +302,10 @@ class RateLimiter:
       ``initial_concurrency``, doubles per round of successes up to the first congestion signal (slow start), then
       grows by one per window of successes (additive increase); a 429 or 503 halves it (multiplicative decrease,
       at most once per round trip: answers to requests sent before the last cut do not cut again). It never
-      exceeds ``max_concurrency``, nor :data:`UNADVERTISED_CONCURRENCY` until the server has sent ``RateLimit-*``
-      headers. A free slot goes to a waiting request of any other kind before one of :data:`BULK_KINDS`.
+      exceeds ``max_concurrency``, nor, until the server has sent ``RateLimit-*`` headers, the unadvertised
+      ceiling: ``unadvertised_concurrency``, grown towards ``max_concurrency`` while answers keep their pace
+      (:data:`PROBE_STEP`). A free slot goes to a waiting request of any other kind before one of
+      :data:`BULK_KINDS`.
     - **Budget**: ``RateLimit-Remaining`` minus what was sent since; at ``reserve`` or below every sender waits for
       ``RateLimit-Reset``, so the server's limit is never run past (the reserve covers requests in flight).
     - **429**: every sender waits ``Retry-After`` (else until ``RateLimit-Reset``, else 1 s).
@@ -333,6 +363,17 @@ class RateLimiter:
         self.peak_window = self.window
         self.low_window = self.window  # the smallest the window was cut to
         self.peak_in_flight = 0
+        # The ceiling while no RateLimit-* header came: from unadvertised_concurrency, grown while answers keep
+        # their pace (PROBE_STEP): each kind's mean time to the first byte at the start (count, mean), and the
+        # current round's answers against it.
+        self._probe_floor = float(min(self.unadvertised_concurrency, self.max_concurrency))
+        self.probe = self._probe_floor
+        self.peak_probe = self.probe
+        self._reference: dict[str | None, list[float]] = {}  # sorted
+        self._ratios: list[float] = []
+        self._answers = 0  # answers in the current round
+        self._round_peak = 0  # the most in flight during the current round
+        self._hold = 0  # rounds to wait before growing again (after a shrink)
         self._endpoint_sent: dict[str, list[float]] = {}
         self._held = threading.local()  # slots the current thread holds
 
@@ -346,7 +387,7 @@ class RateLimiter:
 
     def limit(self) -> int:
         """How many requests may be in flight now."""
-        cap = self.max_concurrency if self.advertised else min(self.max_concurrency, self.unadvertised_concurrency)
+        cap = self.max_concurrency if self.advertised else int(self.probe)
         return max(1, min(int(self.window), cap))
 
     def enter(self, kind: str | None = None) -> Ticket:
@@ -373,7 +414,8 @@ class RateLimiter:
                         self._waiting -= 1
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-            ticket = Ticket(self._epoch)
+            self._round_peak = max(self._round_peak, self._in_flight)
+            ticket = Ticket(self._epoch, kind, self.probe)
             self._wake()  # a slot may still be free for a sender this one held back
         self._held.n = held + 1
         try:
@@ -381,6 +423,9 @@ class RateLimiter:
         except BaseException:
             self.leave(ticket, None)
             raise
+        if held == 0:  # a redirect hop's answer is timed as its request's
+            ticket.sent = self._clock()
+            self._held.ticket = ticket
         return ticket
 
     def _wake(self) -> None:
@@ -402,6 +447,16 @@ class RateLimiter:
             ticket.left = True
             self._in_flight -= 1
             self._held.n = max(0, getattr(self._held, "n", 1) - 1)
+            if getattr(self._held, "ticket", None) is ticket:
+                self._held.ticket = None
+            if (
+                status is not None
+                and status < 500
+                and not self.advertised
+                and ticket.sent is not None
+                and ticket.answered is not None
+            ):
+                self._paced(ticket, ticket.answered - ticket.sent)
             if status in CONGESTION_STATUSES:
                 if ticket.epoch == self._epoch:  # the first signal of this round trip
                     self.window = max(1.0, self.window / 2)
@@ -417,6 +472,45 @@ class RateLimiter:
                     self.window = min(cap, self.window + 1.0 / self.window)  # +1 per round
                 self.peak_window = max(self.peak_window, self.window)
             self._wake()
+
+    def _paced(self, ticket: Ticket, waited: float) -> None:
+        """One answer's time to its first byte (call with the lock held): after each round of answers, grow or
+        shrink the ceiling that holds while the server publishes no limit (:data:`PROBE_STEP`)."""
+        if self._probe_floor >= self.max_concurrency:
+            return  # nothing to grow into (a chosen concurrency holds from the start)
+        reference = self._reference.setdefault(ticket.kind, [])
+        if ticket.level <= self._probe_floor and len(reference) < _REFERENCE_ANSWERS:
+            bisect.insort(reference, waited)
+        if ticket.level != self.probe:
+            return  # sent before the ceiling last changed: it says nothing of this one
+        # A round: twice as many answers to requests sent at this ceiling as it holds; the first half only lets
+        # a queue the step made build up (the answers to the first requests sent at it come before it has).
+        self._answers += 1
+        size = max(8, int(self.probe))
+        if ticket.level > self._probe_floor and len(reference) >= _MIN_REFERENCE and self._answers > size:
+            usual = reference[len(reference) // 2]
+            self._ratios.append(min(waited / usual, _RATIO_CAP) if usual > 0 else 1.0)
+        if self._answers < 2 * size:
+            return
+        used = self._round_peak >= int(self.probe)  # the round filled the ceiling: its pace says something of it
+        ratios, self._ratios = self._ratios, []
+        self._answers, self._round_peak = 0, self._in_flight
+        pace = sum(ratios) / len(ratios) if len(ratios) >= _MIN_REFERENCE else None  # else: too few to tell
+        if pace is not None and pace > QUEUED:
+            self.probe = max(self._probe_floor, self.probe * 0.75)
+            self._hold = PROBE_HOLD
+        elif self._hold > 0:
+            self._hold -= 1
+        else:
+            # At the start, once a kind's reference pace is taken; above it, when the answers kept their pace.
+            if self.probe <= self._probe_floor:
+                on_pace = sum(len(r) for r in self._reference.values()) >= _FIRST_STEP
+            else:
+                on_pace = pace is not None and pace <= ON_TIME
+            if used and on_pace and self.probe < self.max_concurrency:  # the ceiling in use: try a little more
+                self.probe = min(float(self.max_concurrency), self.probe + PROBE_STEP)
+                self.peak_probe = max(self.peak_probe, self.probe)
+                self._wake()
 
     @contextlib.contextmanager
     def slot(self, kind: str | None = None) -> Iterator[list[int]]:
@@ -470,6 +564,9 @@ class RateLimiter:
             self.on_pause(pause, why)
 
     def observe(self, headers: Mapping[str, str], status: int) -> None:
+        ticket = getattr(self._held, "ticket", None)
+        if ticket is not None and ticket.answered is None:  # the first answer of this thread's request
+            ticket.answered = self._clock()
         limit = _int_header(headers, "RateLimit-Limit")
         remaining = _int_header(headers, "RateLimit-Remaining")
         reset = _int_header(headers, "RateLimit-Reset")

@@ -10,7 +10,10 @@ Public API::
     SimulatedGitLab(scenario=Scenario(), token="demo-token", readonly_token="demo-readonly-token",
                     latency_ms=0, jitter_ms=0, faults=FaultPlan(), rate_limit=None, rate_limit_window=60.0,
                     rate_limit_advertised=2000, time_scale=0.0, world=None, port=0, clock_start=None,
-                    hostile_numbers=None)
+                    hostile_numbers=None, capacity=None)
+
+Capacity: ``capacity=N`` serves at most N requests at once, as a GitLab of N Puma threads: the others wait in a
+queue and their latency counts from when a thread takes them (None, the default: no queue).
 
 Rate limits: every response carries ``RateLimit-Limit/Observed/Remaining/Reset`` for a fixed window of
 ``rate_limit_window`` seconds per user; the advertised limit is ``rate_limit`` if set (and then exceeding it
@@ -203,6 +206,24 @@ class _Handler(BaseHTTPRequestHandler):
         sim = self.sim
         arrived = getattr(self, "arrived", None) or time.monotonic()
         body = self._read_body()
+        workers = sim.workers
+        if workers is None or self.path.startswith("/__sim/"):
+            self._serve(method, arrived, body)
+            return
+        # A server of ``capacity`` request threads (Puma's): a request waits in its queue for a free one, and its
+        # latency counts from then, so more requests in flight than threads come back later, not faster.
+        with workers:
+            with sim.rng_lock:
+                sim.serving += 1
+                sim.peak_serving = max(sim.peak_serving, sim.serving)
+            try:
+                self._serve(method, max(arrived, time.monotonic()), body)
+            finally:
+                with sim.rng_lock:
+                    sim.serving -= 1
+
+    def _serve(self, method: str, arrived: float, body: bytes) -> None:
+        sim = self.sim
         split = urlsplit(self.path)
         path = split.path
         query = parse_qs(split.query, keep_blank_values=True)
@@ -546,6 +567,7 @@ class SimulatedGitLab:
         seed: int | None = None,
         clock_start: datetime | None = None,
         hostile_numbers: HostileNumbers | None = None,
+        capacity: int | None = None,
     ) -> None:
         if scenario is None and world is not None:
             scenario = world.scenario
@@ -571,6 +593,11 @@ class SimulatedGitLab:
         self.fault_state = FaultState(faults or FaultPlan())
         self.hostile_numbers = hostile_numbers
         self.rate_limiter = RateLimiter(rate_limit, rate_limit_window, rate_limit_advertised)
+        #: At most ``capacity`` requests served at once (None: as many as arrive); the rest wait their turn.
+        self.capacity = capacity
+        self.workers = threading.BoundedSemaphore(capacity) if capacity is not None else None
+        self.serving = 0  # requests being served now, and the most at once (counted only with a capacity)
+        self.peak_serving = 0
         self.stats = Stats()
         self.host = host
         self.port = port
