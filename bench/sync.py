@@ -4,6 +4,7 @@
     .venv/bin/python bench/sync.py --pipelines 40 --skip-sequential   # a quick run
     .venv/bin/python bench/sync.py --skip-sequential --rounds 5       # 5 pairs (b)/(c) alternating: ratios' median
     .venv/bin/python bench/sync.py --no-ratelimit-headers             # a server that sends no RateLimit headers
+    .venv/bin/python bench/sync.py --no-ratelimit-headers --server-capacity 16   # ... whose 16 threads are busy
     .venv/bin/python bench/sync.py --pipelines 1000 --cidash-only     # scaling runs
 
 The simulated GitLab (``--latency-ms`` added to every answer) and every client run in their own process, one
@@ -92,9 +93,10 @@ SERVER = r"""
 import json, sys
 from cidash.sim import Scenario, SimulatedGitLab
 
-pipelines, latency_ms, advertised = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+pipelines, latency_ms, advertised, capacity = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 scenario = Scenario(days=10, total_pipelines=pipelines, migration_day=6, with_docs_project=False)
-sim = SimulatedGitLab(scenario, latency_ms=latency_ms, rate_limit_advertised=advertised or None)
+sim = SimulatedGitLab(scenario, latency_ms=latency_ms, rate_limit_advertised=advertised or None,
+                      capacity=capacity or None)
 sim.start()
 truth = sim.truth
 # The fewest requests that can tell every pipeline SHA's critical-file checksums: one HEAD per distinct version
@@ -127,9 +129,11 @@ print(json.dumps({"rc": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024,
 class Server:
     """The simulated GitLab in a child process (``SERVER``); stats over HTTP, CPU time from /proc."""
 
-    def __init__(self, pipelines: int, latency_ms: float, advertised: int, env: dict[str, str]) -> None:
+    def __init__(
+        self, pipelines: int, latency_ms: float, advertised: int, env: dict[str, str], capacity: int = 0
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(pipelines), str(latency_ms), str(advertised)],
+            [sys.executable, "-c", SERVER, str(pipelines), str(latency_ms), str(advertised), str(capacity)],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -304,11 +308,12 @@ def _measure(
 
 
 def _server_mode(args: argparse.Namespace) -> str:
+    capacity = f"; at most {args.server_capacity} requests served at once" if args.server_capacity else ""
     if args.no_ratelimit_headers:
-        return "no RateLimit headers (a self-managed GitLab with its throttles off)"
+        return "no RateLimit headers (a self-managed GitLab with its throttles off)" + capacity
     if args.gitlab_com_limit:
-        return "RateLimit headers advertising GitLab.com's 2,000 requests/min"
-    return "RateLimit headers advertising a limit this sync does not reach"
+        return "RateLimit headers advertising GitLab.com's 2,000 requests/min" + capacity
+    return "RateLimit headers advertising a limit this sync does not reach" + capacity
 
 
 def main() -> int:
@@ -329,6 +334,13 @@ def main() -> int:
     ap.add_argument("--cidash-only", action="store_true", help="only cidash (for scaling runs): no scripts")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--gitlab-com-limit", action="store_true", help="advertise GitLab.com's 2,000 requests/min")
+    ap.add_argument(
+        "--server-capacity",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the simulator serves at most N requests at once (a GitLab of N Puma threads); default: no queue",
+    )
     mode.add_argument(
         "--no-ratelimit-headers", action="store_true", help="send no RateLimit headers (self-managed default)"
     )
@@ -340,7 +352,7 @@ def main() -> int:
         # cache warm after syncing, and that is part of what it costs.
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "CI")}
         env.update({"HOME": tmp, "XDG_DATA_HOME": tmp, "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pyc")})
-        server = Server(args.pipelines, args.latency_ms, advertised, env)
+        server = Server(args.pipelines, args.latency_ms, advertised, env, args.server_capacity or 0)
         try:
             rows, server_cpu, extra = _measure(args, server, {**env, "GITLAB_TOKEN": server.info["token"]}, tmp)
         finally:
@@ -358,12 +370,11 @@ def main() -> int:
     by = {r[0][:3]: r for r in rows}
     cidash, idle = by["(c)"], by["(d)"]
     from cidash.config import GitLabSettings
-    from cidash.remote.policy import UNADVERTISED_CONCURRENCY
 
     ceiling = args.concurrency or GitLabSettings().concurrency
-    # Without RateLimit headers the default keeps to 16; a --concurrency passed on (chosen) holds all the same.
-    unadvertised = args.no_ratelimit_headers and args.concurrency is None
-    in_flight = min(ceiling, UNADVERTISED_CONCURRENCY) if unadvertised else ceiling
+    # The most in flight that can shorten the sync: cidash's ceiling (without RateLimit headers the default grows
+    # to it from 16 while answers keep their pace), and no more than the server serves at once.
+    in_flight = min(ceiling, args.server_capacity) if args.server_capacity else ceiling
     bound = cidash[1] * args.latency_ms / 1000 / in_flight
     print()
     if "(b)" in by:
