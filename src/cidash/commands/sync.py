@@ -68,9 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=int,
         metavar="N",
-        help="most requests in flight at once (default [gitlab] concurrency, else 32: then, while GitLab sends no "
-        "RateLimit headers, from 16, more only while its answers keep their pace; a number chosen here or in the "
-        "file holds from the start)",
+        help="requests in flight at once (default [gitlab] concurrency; see docs/commands.md)",
     )
     parser.add_argument(
         "--project-concurrency",
