@@ -364,12 +364,12 @@ class RateLimiter:
         self.low_window = self.window  # the smallest the window was cut to
         self.peak_in_flight = 0
         # The ceiling while no RateLimit-* header came: from unadvertised_concurrency, grown while answers keep
-        # their pace (PROBE_STEP): each kind's mean time to the first byte at the start (count, mean), and the
-        # current round's answers against it.
+        # their pace (PROBE_STEP): each kind's times to the first byte at the start (sorted, for their median),
+        # and the current round's answers against it.
         self._probe_floor = float(min(self.unadvertised_concurrency, self.max_concurrency))
         self.probe = self._probe_floor
         self.peak_probe = self.probe
-        self._reference: dict[str | None, list[float]] = {}  # sorted
+        self._reference: dict[str | None, list[float]] = {}
         self._ratios: list[float] = []
         self._answers = 0  # answers in the current round
         self._round_peak = 0  # the most in flight during the current round
@@ -474,8 +474,9 @@ class RateLimiter:
             self._wake()
 
     def _paced(self, ticket: Ticket, waited: float) -> None:
-        """One answer's time to its first byte (call with the lock held): after each round of answers, grow or
-        shrink the ceiling that holds while the server publishes no limit (:data:`PROBE_STEP`)."""
+        """One answer's time to its first byte (call with the lock held; :meth:`leave` then wakes the senders a
+        grown ceiling lets in): after each round of answers, grow or shrink the ceiling that holds while the
+        server publishes no limit (:data:`PROBE_STEP`)."""
         if self._probe_floor >= self.max_concurrency:
             return  # nothing to grow into (a chosen concurrency holds from the start)
         reference = self._reference.setdefault(ticket.kind, [])
@@ -510,7 +511,6 @@ class RateLimiter:
             if used and on_pace and self.probe < self.max_concurrency:  # the ceiling in use: try a little more
                 self.probe = min(float(self.max_concurrency), self.probe + PROBE_STEP)
                 self.peak_probe = max(self.peak_probe, self.probe)
-                self._wake()
 
     @contextlib.contextmanager
     def slot(self, kind: str | None = None) -> Iterator[list[int]]:
