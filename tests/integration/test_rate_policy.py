@@ -132,6 +132,24 @@ def test_without_rate_limit_headers_the_window_grows_while_answers_keep_their_pa
     assert max(limits[-1000:]) <= UNADVERTISED_CONCURRENCY + 2  # now and then a step, taken back
 
 
+def test_an_answer_is_timed_from_when_its_request_left_not_from_its_connection() -> None:
+    """The pace is the server's: a request on a new connection is timed from after the handshake
+    (``sending``), to its answer's headers (``observe``); one on a kept connection from when it took its slot."""
+    rl = limiter(t := FakeTime(), max_concurrency=32)
+    fresh = rl.enter("GET trace")
+    t.now += 1.0  # TCP and TLS handshakes
+    rl.sending()
+    t.now += 0.03
+    rl.observe({}, 200)
+    rl.leave(fresh, 200)
+    kept = rl.enter("GET trace")
+    t.now += 0.05
+    rl.observe({}, 200)
+    t.now += 2.0  # reading a long body: not the server's answer time either
+    rl.leave(kept, 200)
+    assert rl._reference["GET trace"] == pytest.approx([0.03, 0.05])
+
+
 def test_congestion_halves_once_per_round_trip_and_grows_back() -> None:
     rl = limiter(FakeTime(), max_concurrency=32, initial_concurrency=32)
     rl.advertised = True

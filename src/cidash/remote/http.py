@@ -350,6 +350,7 @@ class HttpClient:
         reused = conn.sock is not None
         if not reused:
             self._connect(conn)
+            self.limiter.sending()  # a new connection's handshake is not the server's answer time
         wire = policy.wire_limit(sink_factory is not None)
         sent = self._raw_headers + _body_headers(body) if body or method == "POST" else self._raw_headers
         sink: Callable[[bytes], None] | None = None

@@ -563,6 +563,12 @@ class RateLimiter:
         if self.on_pause is not None and pause >= 1.0:
             self.on_pause(pause, why)
 
+    def sending(self) -> None:
+        """The current thread's request leaves now (its connection just opened): its answer is timed from here."""
+        ticket = getattr(self._held, "ticket", None)
+        if ticket is not None and ticket.answered is None:
+            ticket.sent = self._clock()
+
     def observe(self, headers: Mapping[str, str], status: int) -> None:
         ticket = getattr(self._held, "ticket", None)
         if ticket is not None and ticket.answered is None:  # the first answer of this thread's request
