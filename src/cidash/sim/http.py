@@ -213,13 +213,13 @@ class _Handler(BaseHTTPRequestHandler):
         # A server of ``capacity`` request threads (Puma's): a request waits in its queue for a free one, and its
         # latency counts from then, so more requests in flight than threads come back later, not faster.
         with workers:
-            with sim.rng_lock:
+            with sim.serving_lock:
                 sim.serving += 1
                 sim.peak_serving = max(sim.peak_serving, sim.serving)
             try:
                 self._serve(method, max(arrived, time.monotonic()), body)
             finally:
-                with sim.rng_lock:
+                with sim.serving_lock:
                     sim.serving -= 1
 
     def _serve(self, method: str, arrived: float, body: bytes) -> None:
@@ -598,6 +598,7 @@ class SimulatedGitLab:
         self.workers = threading.BoundedSemaphore(capacity) if capacity is not None else None
         self.serving = 0  # requests being served now, and the most at once (counted only with a capacity)
         self.peak_serving = 0
+        self.serving_lock = threading.Lock()
         self.stats = Stats()
         self.host = host
         self.port = port
