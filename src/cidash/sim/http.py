@@ -594,7 +594,6 @@ class SimulatedGitLab:
         self.hostile_numbers = hostile_numbers
         self.rate_limiter = RateLimiter(rate_limit, rate_limit_window, rate_limit_advertised)
         #: At most ``capacity`` requests served at once (None: as many as arrive); the rest wait their turn.
-        self.capacity = capacity
         self.workers = threading.BoundedSemaphore(capacity) if capacity is not None else None
         self.serving = 0  # requests being served now, and the most at once (counted only with a capacity)
         self.peak_serving = 0
